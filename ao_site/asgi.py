@@ -1,0 +1,31 @@
+"""ASGI entry point: HTTP through Django, websockets through Channels (origin + login checked)."""
+
+from __future__ import annotations
+
+import os
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ao_site.settings")
+django.setup()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.core.asgi import get_asgi_application  # noqa: E402
+
+from ao_site.routing import websocket_urlpatterns  # noqa: E402
+from sessions import realtime  # noqa: E402
+
+_router = ProtocolTypeRouter(
+    {
+        "http": get_asgi_application(),
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+    }
+)
+
+
+async def application(scope, receive, send):
+    # Background threads (the embedded Celery worker) broadcast through the server's own loop.
+    realtime.bind_server_loop()
+    return await _router(scope, receive, send)

@@ -1,0 +1,25 @@
+"""The Celery application. Tasks live in each app's ``tasks.py`` and stay thin."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ao_site.settings")
+
+app = Celery("ao")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+
+def _beat_schedule() -> dict:
+    from django.conf import settings
+
+    tick = min(5.0, float(settings.AO_SWEEP_INTERVAL))
+    return {"sweep-due-projects": {"task": "sessions.sweep_due_projects", "schedule": tick}}
+
+
+@app.on_after_finalize.connect
+def _setup_periodic_tasks(sender: Celery, **kwargs) -> None:
+    sender.conf.beat_schedule = _beat_schedule()

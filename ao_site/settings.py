@@ -1,0 +1,203 @@
+"""ao's one settings module: everything comes from the environment.
+
+Embedded default (nothing set): SQLite in ``AO_HOME``, in-memory channel layer, Celery on an
+in-memory transport with worker and beat inside the ``ao start`` process.
+``DATABASE_URL`` switches to PostgreSQL; ``REDIS_URL`` to Redis for the Celery broker and the
+channel layer, and ``ao web`` / ``ao worker`` / ``ao beat`` then run as separate processes.
+``AO_ENV=production`` turns on the deployment hardening that ``manage.py check --deploy`` wants.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+
+from ao_site.home import ao_home, read_or_create_secret
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+AO_ENV = env.str("AO_ENV", default="development")
+if AO_ENV not in ("development", "production"):
+    raise environ.ImproperlyConfigured(f"AO_ENV must be 'development' or 'production', not {AO_ENV!r}")
+PRODUCTION = AO_ENV == "production"
+
+AO_HOME = ao_home()
+AO_URL = env.str("AO_URL", default="http://127.0.0.1:8000").rstrip("/")
+AO_WORKSPACES_ROOT = Path(env.str("AO_WORKSPACES_ROOT", default=str(AO_HOME / "workspaces")))
+AO_CONFIG = env.str("AO_CONFIG", default="")
+# Tests that need PostgreSQL or Redis fail instead of skipping when this is set (CI sets it).
+AO_REQUIRE_SERVICES = env.bool("AO_REQUIRE_SERVICES", default=False)
+# Default reconciliation sweep interval in seconds (projects may override in config).
+AO_SWEEP_INTERVAL = env.float("AO_SWEEP_INTERVAL", default=30.0)
+
+SECRET_KEY = env.str("AO_SECRET_KEY", default="") or read_or_create_secret(AO_HOME / "secret_key")
+DEBUG = env.bool("AO_DEBUG", default=False)
+
+_url_host = AO_URL.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+ALLOWED_HOSTS = env.list("AO_ALLOWED_HOSTS", default=sorted({_url_host, "localhost", "127.0.0.1", "[::1]"}))
+CSRF_TRUSTED_ORIGINS = env.list("AO_CSRF_TRUSTED_ORIGINS", default=[AO_URL])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "channels",
+    "rest_framework",
+    "django_htmx",
+    "sessions.apps.AgentSessionsConfig",
+    "integrations.apps.IntegrationsConfig",
+    "reactions.apps.ReactionsConfig",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "ao_site.urls"
+WSGI_APPLICATION = None
+ASGI_APPLICATION = "ao_site.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- data -------------------------------------------------------------------------------------
+if env.str("DATABASE_URL", default=""):
+    DATABASES = {"default": env.db("DATABASE_URL")}
+    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": AO_HOME / "ao.sqlite3",
+            "OPTIONS": {
+                # WAL lets the dashboard read while background work writes; IMMEDIATE takes the
+                # write lock at BEGIN so concurrent writers queue instead of failing mid-transaction.
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- background work and channel layer ----------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+# Embedded: one `ao start` process holds web, worker and beat. With Redis: separate processes.
+AO_EMBEDDED = not REDIS_URL
+
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    # redis-py 8 defaults to a 5 s socket timeout, which drops idle pub/sub connections of the
+    # channel layer; keep connections alive and let health checks find dead ones instead.
+    _redis_host = {
+        "address": REDIS_URL,
+        "socket_timeout": None,
+        "socket_connect_timeout": 5,
+        "socket_keepalive": True,
+        "health_check_interval": 30,
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [_redis_host], "prefix": env.str("AO_CHANNEL_PREFIX", default="ao")},
+        }
+    }
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": None, "socket_keepalive": True}
+else:
+    CELERY_BROKER_URL = "memory://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"polling_interval": 0.1}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "ao"
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TIMEZONE = "UTC"
+
+# --- auth, i18n, static ---------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = AO_HOME / "static"
+# Serve straight from the app and project static dirs: no collectstatic step for `ao start`.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+}
+
+# --- production hardening (`manage.py check --deploy` is clean with AO_ENV=production) -----------
+if PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env.bool("AO_SECURE_SSL_REDIRECT", default=True)
+    SECURE_HSTS_SECONDS = env.int("AO_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("AO_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("AO_HSTS_PRELOAD", default=True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    # /healthz is probed over plain HTTP by load balancers.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- logging: secrets never reach the log -------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "ao_site.logredact.RedactSecretsFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
+    "root": {"handlers": ["console"], "level": env.str("AO_LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "django.channels.server": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+        "celery": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,191 @@
+"""The plugin slots: small interfaces holding only what ao's core calls, plus shared errors.
+
+Each plugin class declares a pydantic ``Config`` model for its settings and is registered
+under the key users write in config (see ``integrations.registry``).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+
+class IntegrationError(Exception):
+    """Base for errors raised by plugins."""
+
+
+class TransientIntegrationError(IntegrationError):
+    """Worth retrying: network errors, 5xx, rate limits."""
+
+
+class PermanentIntegrationError(IntegrationError):
+    """Not worth retrying: bad credentials, missing binary, invalid input. Record and tell a human."""
+
+
+class PluginConfig(BaseModel):
+    """Base for plugin settings models: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Plugin:
+    """Every plugin: a key (set by the registry), a settings model and its validated settings."""
+
+    key: ClassVar[str] = ""
+    slot: ClassVar[str] = ""
+    Config: ClassVar[type[PluginConfig]] = PluginConfig
+
+    def __init__(self, config: PluginConfig | None = None) -> None:
+        self.config = config if config is not None else self.Config()
+
+
+# --- runtime ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RuntimeHandle:
+    """Enough to find a running agent again, stored as JSON on the session."""
+
+    runtime: str
+    name: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Runtime(Plugin, abc.ABC):
+    slot = "runtime"
+
+    @abc.abstractmethod
+    def start(self, *, name: str, cwd: Path, command: list[str], env: dict[str, str]) -> RuntimeHandle: ...
+
+    @abc.abstractmethod
+    def send_text(self, handle: RuntimeHandle, text: str) -> None: ...
+
+    @abc.abstractmethod
+    def read_output(self, handle: RuntimeHandle, *, lines: int = 200) -> str: ...
+
+    @abc.abstractmethod
+    def is_alive(self, handle: RuntimeHandle) -> bool: ...
+
+    @abc.abstractmethod
+    def kill(self, handle: RuntimeHandle) -> None: ...
+
+
+# --- agent ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ActivityReading:
+    state: str  # a sessions.lifecycle.Activity value
+    at: datetime | None
+    weak: bool = False  # True for terminal heuristics
+    summary: str = ""
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cost_usd: float | None = None
+
+
+class Agent(Plugin, abc.ABC):
+    slot = "agent"
+    binary: ClassVar[str] = ""
+    install_hint: ClassVar[str] = ""
+    prompt_in_command: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def launch_command(
+        self, *, workspace: Path, prompt: str | None, resume: str | None = None
+    ) -> list[str]: ...
+
+    @abc.abstractmethod
+    def detect_activity(self, *, workspace: Path, pane_text: str) -> ActivityReading: ...
+
+
+# --- workspace -----------------------------------------------------------------------------------
+class Workspace(Plugin, abc.ABC):
+    slot = "workspace"
+
+    @abc.abstractmethod
+    def create(self, *, repo_path: Path, root: Path, name: str, branch: str, base: str) -> Path: ...
+
+    @abc.abstractmethod
+    def remove(self, *, repo_path: Path, root: Path, path: Path, force: bool = False) -> None: ...
+
+
+# --- tracker -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Issue:
+    ref: str
+    title: str
+    body: str = ""
+    url: str = ""
+    labels: tuple[str, ...] = ()
+    branch_name: str = ""
+    state: str = "open"
+
+
+class IssueNotFound(PermanentIntegrationError):
+    pass
+
+
+class Tracker(Plugin, abc.ABC):
+    slot = "tracker"
+
+    @abc.abstractmethod
+    def get_issue(self, ref: str) -> Issue: ...
+
+    @abc.abstractmethod
+    def list_issues(self, *, label: str | None = None, limit: int = 50) -> list[Issue]: ...
+
+    @abc.abstractmethod
+    def comment(self, ref: str, body: str) -> None: ...
+
+
+# --- scm -----------------------------------------------------------------------------------------
+class SCM(Plugin, abc.ABC):
+    slot = "scm"
+
+    @abc.abstractmethod
+    def find_pull_request(self, *, branch: str) -> dict[str, Any] | None: ...
+
+    @abc.abstractmethod
+    def merge(self, *, number: int, method: str = "squash") -> None: ...
+
+    @abc.abstractmethod
+    def comment(self, *, number: int, body: str) -> None: ...
+
+
+# --- notifier ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Notification:
+    title: str
+    body: str
+    priority: str = "info"  # urgent | action | warning | info
+    url: str = ""
+    session_id: str = ""
+    project_key: str = ""
+
+
+class Notifier(Plugin, abc.ABC):
+    slot = "notifier"
+
+    @abc.abstractmethod
+    def send(self, notification: Notification) -> None: ...
+
+
+# --- terminal ------------------------------------------------------------------------------------
+class Terminal(Plugin, abc.ABC):
+    slot = "terminal"
+
+    @abc.abstractmethod
+    def url_for(self, *, session_id: str) -> str: ...
+
+
+SLOT_INTERFACES: dict[str, type[Plugin]] = {
+    "runtime": Runtime,
+    "agent": Agent,
+    "workspace": Workspace,
+    "tracker": Tracker,
+    "scm": SCM,
+    "notifier": Notifier,
+    "terminal": Terminal,
+}

@@ -1,0 +1,140 @@
+"""One registry per plugin slot, keyed by the names users write in config.
+
+ao's own plugins register when their module is imported (``load_builtin_plugins``); third-party
+packages declare an entry point in the ``ao.plugins`` group whose target is a module (imported
+for its registrations) or a plugin class (registered under the entry point's name).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Callable, Iterable
+from importlib.metadata import entry_points
+from typing import Any, Generic, TypeVar
+
+from pydantic import ValidationError
+
+from integrations.base import SLOT_INTERFACES, Plugin
+
+log = logging.getLogger(__name__)
+
+P = TypeVar("P", bound=Plugin)
+
+ENTRY_POINT_GROUP = "ao.plugins"
+
+
+class ConfigurationError(Exception):
+    """A configuration problem a person must fix. The message names where and how."""
+
+    def __init__(self, message: str, *, path: str = "", choices: Iterable[str] = ()) -> None:
+        self.path = path
+        self.choices = tuple(choices)
+        super().__init__(message)
+
+
+class Registry(Generic[P]):
+    def __init__(self, slot: str) -> None:
+        self.slot = slot
+        self._plugins: dict[str, type[P]] = {}
+
+    def register(self, key: str) -> Callable[[type[P]], type[P]]:
+        def decorator(cls: type[P]) -> type[P]:
+            self.add(key, cls)
+            return cls
+
+        return decorator
+
+    def add(self, key: str, cls: type[P]) -> None:
+        interface = SLOT_INTERFACES[self.slot]
+        if not (isinstance(cls, type) and issubclass(cls, interface)):
+            raise TypeError(f"{cls!r} is not a {interface.__name__} plugin")
+        existing = self._plugins.get(key)
+        if existing is not None and existing is not cls:
+            raise ValueError(f"{self.slot} plugin {key!r} is already registered by {existing.__module__}")
+        cls.key = key
+        self._plugins[key] = cls
+
+    def keys(self) -> list[str]:
+        return sorted(self._plugins)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._plugins
+
+    def get(self, key: str, *, where: str = "") -> type[P]:
+        try:
+            return self._plugins[key]
+        except KeyError:
+            location = f"{where}: " if where else ""
+            raise ConfigurationError(
+                f"{location}unknown {self.slot} plugin {key!r}; valid choices: {', '.join(self.keys()) or '(none)'}",
+                path=where,
+                choices=self.keys(),
+            ) from None
+
+    def validate_settings(self, key: str, settings: dict[str, Any] | None, *, where: str = "") -> Any:
+        """Validate ``settings`` against the plugin's Config model; raise ConfigurationError."""
+        cls = self.get(key, where=where)
+        try:
+            return cls.Config.model_validate(settings or {})
+        except ValidationError as exc:
+            problems = []
+            for error in exc.errors():
+                loc = ".".join(str(part) for part in error["loc"])
+                full = ".".join(part for part in (where, loc) if part)
+                problems.append(f"{full}: {error['msg']}")
+            raise ConfigurationError(
+                f"invalid settings for {self.slot} plugin {key!r}: " + "; ".join(problems), path=where
+            ) from None
+
+    def create(self, key: str, settings: dict[str, Any] | None = None, *, where: str = "") -> P:
+        config = self.validate_settings(key, settings, where=where)
+        return self.get(key, where=where)(config)
+
+
+runtimes: Registry = Registry("runtime")
+agents: Registry = Registry("agent")
+workspaces: Registry = Registry("workspace")
+trackers: Registry = Registry("tracker")
+scms: Registry = Registry("scm")
+notifiers: Registry = Registry("notifier")
+terminals: Registry = Registry("terminal")
+
+REGISTRIES: dict[str, Registry] = {
+    r.slot: r for r in (runtimes, agents, workspaces, trackers, scms, notifiers, terminals)
+}
+
+# Modules holding ao's own plugins; each registers its classes on import.
+BUILTIN_PLUGIN_MODULES: list[str] = []
+
+
+def registry_for(slot: str) -> Registry:
+    try:
+        return REGISTRIES[slot]
+    except KeyError:
+        raise ConfigurationError(
+            f"unknown plugin slot {slot!r}; valid slots: {', '.join(sorted(REGISTRIES))}", choices=REGISTRIES
+        ) from None
+
+
+def load_builtin_plugins() -> None:
+    for module in BUILTIN_PLUGIN_MODULES:
+        importlib.import_module(module)
+
+
+def load_entry_point_plugins() -> None:
+    """Import third-party plugins. A broken plugin is logged, never fatal to ao."""
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            target = ep.load()
+        except Exception:
+            log.exception("could not load ao plugin entry point %r (%s)", ep.name, ep.value)
+            continue
+        if isinstance(target, type) and issubclass(target, Plugin):
+            if not target.slot:
+                log.error("ao plugin %r (%s) does not subclass a slot interface", ep.name, ep.value)
+                continue
+            try:
+                registry_for(target.slot).add(ep.name, target)
+            except (TypeError, ValueError) as exc:
+                log.error("ao plugin %r not registered: %s", ep.name, exc)

@@ -1,0 +1,76 @@
+"""Reachability of what ao depends on: database, channel layer, Celery broker."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import connection
+
+TIMEOUT = 3.0
+
+
+def _timed(check) -> dict[str, Any]:
+    started = time.monotonic()
+    try:
+        detail = check()
+        result: dict[str, Any] = {"ok": True}
+        if detail:
+            result["detail"] = detail
+    except Exception as exc:  # a health check reports every failure, whatever it is
+        result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    result["ms"] = round((time.monotonic() - started) * 1000, 1)
+    return result
+
+
+def check_database() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return connection.vendor
+
+
+def check_channel_layer() -> str:
+    layer = get_channel_layer()
+    if layer is None:
+        raise RuntimeError("no channel layer configured")
+
+    async def roundtrip() -> None:
+        import asyncio
+
+        channel = await layer.new_channel("healthz.")
+        token = uuid.uuid4().hex
+        await layer.send(channel, {"type": "healthz", "token": token})
+        message = await asyncio.wait_for(layer.receive(channel), TIMEOUT)
+        if message.get("token") != token:
+            raise RuntimeError("channel layer returned a different message")
+
+    async_to_sync(roundtrip)()
+    return type(layer).__name__
+
+
+def check_broker() -> str:
+    from ao_site.celery import app
+
+    if settings.AO_EMBEDDED:
+        return "in-process (memory)"
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=TIMEOUT)
+    return conn.transport_cls if isinstance(conn.transport_cls, str) else "redis"
+
+
+def check_all() -> dict[str, Any]:
+    checks = {
+        "database": _timed(check_database),
+        "channel_layer": _timed(check_channel_layer),
+        "broker": _timed(check_broker),
+    }
+    return {
+        "status": "ok" if all(c["ok"] for c in checks.values()) else "error",
+        "mode": "embedded" if settings.AO_EMBEDDED else "distributed",
+        "checks": checks,
+    }

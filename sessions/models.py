@@ -1,0 +1,336 @@
+"""What ao stores: projects, sessions and the facts observed about them, and their timeline.
+
+Models hold fields, constraints, choices and pure properties. Writes go through
+``sessions.services``; the ``status``/``zone`` columns are written only from
+``sessions.lifecycle.derive``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import RegexValidator
+from django.db import models
+
+from sessions.lifecycle import (
+    Activity,
+    CIState,
+    Phase,
+    PRState,
+    Reported,
+    ReviewDecision,
+    RuntimeState,
+    Status,
+    Zone,
+)
+
+SESSION_PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
+SESSION_ID_RE = re.compile(r"^(?P<prefix>[a-z][a-z0-9]{0,15})-(?P<number>[1-9][0-9]{0,8}|orchestrator)$")
+PROJECT_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+prefix_validator = RegexValidator(
+    SESSION_PREFIX_RE, "A session prefix is 1-16 lowercase letters or digits, starting with a letter."
+)
+project_key_validator = RegexValidator(
+    PROJECT_KEY_RE, "A project key is lowercase letters, digits, '-' or '_' (at most 63), starting alnum."
+)
+
+
+def validate_session_id(value: str) -> None:
+    if not SESSION_ID_RE.match(value or ""):
+        raise ValidationError(
+            f"{value!r} is not a session id: expected <prefix>-<n> (e.g. ao-12) or <prefix>-orchestrator"
+        )
+
+
+class Project(models.Model):
+    SLOTS = ("agent", "runtime", "workspace", "tracker", "scm")
+
+    key = models.SlugField(max_length=63, unique=True, validators=[project_key_validator])
+    name = models.CharField(max_length=200, blank=True)
+    repo = models.CharField(max_length=200, blank=True, help_text="owner/name on the SCM, if any")
+    path = models.CharField(max_length=1024, help_text="absolute path of the project's own checkout")
+    default_branch = models.CharField(max_length=255, default="main")
+    session_prefix = models.CharField(max_length=16, unique=True, validators=[prefix_validator])
+    next_session_number = models.PositiveIntegerField(default=1, editable=False)
+
+    agent = models.CharField(max_length=64, default="claude-code")
+    runtime = models.CharField(max_length=64, default="tmux")
+    workspace = models.CharField(max_length=64, default="worktree")
+    tracker = models.CharField(max_length=64, default="local")
+    scm = models.CharField(max_length=64, default="local")
+    plugin_settings = models.JSONField(
+        default=dict, blank=True, help_text="validated settings per slot: {slot: {...}}"
+    )
+
+    agent_rules = models.TextField(blank=True)
+    agent_rules_file = models.CharField(max_length=1024, blank=True)
+    symlinks = models.JSONField(default=list, blank=True)
+    post_create = models.JSONField(default=list, blank=True)
+    reactions = models.JSONField(default=dict, blank=True, help_text="per-project reaction overrides")
+    max_sessions = models.PositiveIntegerField(null=True, blank=True, help_text="cap on live sessions")
+    sweep_interval = models.FloatField(null=True, blank=True, help_text="seconds; default from settings")
+
+    config_source = models.CharField(max_length=1024, blank=True, help_text="config file it came from")
+    # Sweep lease: claimed by a conditional UPDATE so two sweeps of one project never overlap;
+    # a crashed sweep's lease simply expires.
+    sweep_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    last_swept_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+    def plugin_key(self, slot: str) -> str:
+        return getattr(self, slot)
+
+    def settings_for(self, slot: str) -> dict:
+        return dict((self.plugin_settings or {}).get(slot, {}))
+
+
+class Session(models.Model):
+    class Kind(models.TextChoices):
+        WORKER = "worker", "Worker"
+        ORCHESTRATOR = "orchestrator", "Orchestrator"
+
+    id = models.CharField(max_length=40, primary_key=True, validators=[validate_session_id])
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="sessions")
+    number = models.PositiveIntegerField(null=True, blank=True)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.WORKER)
+
+    issue_ref = models.CharField(max_length=200, blank=True)
+    issue_title = models.CharField(max_length=500, blank=True)
+    issue_url = models.URLField(max_length=1000, blank=True)
+    prompt = models.TextField(blank=True)
+    branch = models.CharField(max_length=255, blank=True)
+    workspace_path = models.CharField(max_length=1024, blank=True)
+    host = models.CharField(max_length=255, blank=True, help_text="agent host whose worker owns the runtime")
+    runtime_handle = models.JSONField(default=dict, blank=True)
+    agent = models.CharField(max_length=64, blank=True)
+    model = models.CharField(max_length=128, blank=True)
+    agent_session_ref = models.CharField(max_length=255, blank=True, help_text="agent conversation id")
+
+    # --- observed facts --------------------------------------------------------------------
+    phase = models.CharField(max_length=16, choices=Phase.choices, default=Phase.SPAWNING)
+    runtime_state = models.CharField(
+        max_length=16, choices=RuntimeState.choices, default=RuntimeState.UNKNOWN
+    )
+    runtime_checked_at = models.DateTimeField(null=True, blank=True)
+    detecting_attempts = models.PositiveSmallIntegerField(default=0)
+    activity = models.CharField(max_length=16, choices=Activity.choices, default=Activity.UNKNOWN)
+    activity_at = models.DateTimeField(null=True, blank=True)
+    activity_weak = models.BooleanField(default=False)
+    activity_summary = models.CharField(max_length=500, blank=True)
+    reported_state = models.CharField(
+        max_length=16, choices=Reported.choices, default=Reported.NONE, blank=True
+    )
+    reported_at = models.DateTimeField(null=True, blank=True)
+    tokens_in = models.BigIntegerField(default=0)
+    tokens_out = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=4, default=0)
+    error = models.TextField(blank=True)
+
+    # --- derived (written only from lifecycle.derive) ------------------------------------------
+    status = models.CharField(max_length=24, choices=Status.choices, default=Status.SPAWNING, db_index=True)
+    zone = models.CharField(max_length=16, choices=Zone.choices, default=Zone.WORKING, db_index=True)
+    status_reason = models.CharField(max_length=300, blank=True)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "number"], name="session_number_unique_per_project"),
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=models.Q(kind="orchestrator"),
+                name="one_orchestrator_per_project",
+            ),
+        ]
+        indexes = [models.Index(fields=["project", "zone"])]
+
+    def __str__(self) -> str:
+        return self.id
+
+    @property
+    def is_live(self) -> bool:
+        return self.zone != Zone.DONE and self.phase not in (Phase.KILLED, Phase.CLEANED, Phase.ERRORED)
+
+
+class PullRequest(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="pull_requests")
+    session = models.OneToOneField(
+        Session, null=True, blank=True, on_delete=models.SET_NULL, related_name="pull_request"
+    )
+    number = models.PositiveIntegerField()
+    url = models.URLField(max_length=1000, blank=True)
+    title = models.CharField(max_length=500, blank=True)
+    branch = models.CharField(max_length=255)
+    base_branch = models.CharField(max_length=255, blank=True)
+    state = models.CharField(max_length=16, choices=PRState.choices, default=PRState.OPEN)
+    draft = models.BooleanField(default=False)
+    head_sha = models.CharField(max_length=64, blank=True)
+    mergeable = models.BooleanField(null=True, blank=True)
+    conflicts = models.BooleanField(default=False)
+    behind = models.BooleanField(default=False)
+    review_decision = models.CharField(
+        max_length=24, choices=ReviewDecision.choices, default=ReviewDecision.NONE
+    )
+    # Summary of the check runs on head_sha, recomputed whenever they are recorded.
+    ci_state = models.CharField(max_length=16, choices=CIState.choices, default=CIState.NONE)
+    synced_at = models.DateTimeField(null=True, blank=True)
+    stale_since = models.DateTimeField(null=True, blank=True, help_text="last sync failed since then")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "number"], name="pr_number_unique_per_project"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project.key}#{self.number}"
+
+
+class CheckRun(models.Model):
+    class Source(models.TextChoices):
+        CHECK_RUN = "check_run", "Check run"
+        STATUS = "status", "Commit status"
+        LOCAL = "local", "Local CI"
+
+    pull_request = models.ForeignKey(PullRequest, on_delete=models.CASCADE, related_name="checks")
+    head_sha = models.CharField(max_length=64)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.CHECK_RUN)
+    name = models.CharField(max_length=255)
+    status = models.CharField(max_length=16, default="queued", help_text="queued / in_progress / completed")
+    conclusion = models.CharField(max_length=32, blank=True)
+    url = models.URLField(max_length=1000, blank=True)
+    log_excerpt = models.TextField(blank=True)
+    external_id = models.CharField(max_length=64, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    FAILED_CONCLUSIONS = frozenset(
+        {"failure", "timed_out", "cancelled", "action_required", "startup_failure", "error"}
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["pull_request", "head_sha", "source", "name"], name="check_unique_per_commit"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.conclusion or self.status}"
+
+    @property
+    def failed(self) -> bool:
+        return self.status == "completed" and self.conclusion in self.FAILED_CONCLUSIONS
+
+
+class ReviewThread(models.Model):
+    pull_request = models.ForeignKey(PullRequest, on_delete=models.CASCADE, related_name="threads")
+    external_id = models.CharField(max_length=128)
+    path = models.CharField(max_length=1024, blank=True)
+    line = models.PositiveIntegerField(null=True, blank=True)
+    author = models.CharField(max_length=255, blank=True)
+    author_association = models.CharField(max_length=32, blank=True)
+    body = models.TextField(blank=True)
+    url = models.URLField(max_length=1000, blank=True)
+    resolved = models.BooleanField(default=False)
+    is_bot = models.BooleanField(default=False)
+    created_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["pull_request", "external_id"], name="thread_unique_per_pr"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line} ({self.author})"
+
+
+class Actor(models.TextChoices):
+    USER = "user", "User"
+    REACTION = "reaction", "Reaction"
+    ORCHESTRATOR = "orchestrator", "Orchestrator"
+    AGENT = "agent", "Agent"
+    SYSTEM = "system", "System"
+
+
+class Event(models.Model):
+    """Append-only timeline entry. Never updated or deleted by ao."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="events")
+    session = models.ForeignKey(
+        Session, null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+    )
+    kind = models.CharField(max_length=64, db_index=True, help_text="e.g. status.changed, message.queued")
+    actor = models.CharField(max_length=16, choices=Actor.choices, default=Actor.SYSTEM)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=255, blank=True, help_text="rule name, agent id, bot name")
+    summary = models.CharField(max_length=500)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["session", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.summary}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not self._state.adding:
+            raise ValueError("events are append-only")
+        super().save(*args, **kwargs)
+
+
+class Message(models.Model):
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        DELIVERED = "delivered", "Delivered"
+        CONFIRMED = "confirmed", "Confirmed"
+        FAILED = "failed", "Failed"
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="messages")
+    text = models.TextField()
+    sender = models.CharField(max_length=16, choices=Actor.choices, default=Actor.USER)
+    sender_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    sender_name = models.CharField(max_length=255, blank=True)
+    # A human may choose to answer a permission prompt; nothing else is ever typed into one.
+    answers_prompt = models.BooleanField(default=False)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.QUEUED, db_index=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.session_id}: {self.text[:40]}"
