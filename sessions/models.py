@@ -26,9 +26,9 @@ from sessions.lifecycle import (
     Zone,
 )
 
-SESSION_PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
-SESSION_ID_RE = re.compile(r"^(?P<prefix>[a-z][a-z0-9]{0,15})-(?P<number>[1-9][0-9]{0,8}|orchestrator)$")
-PROJECT_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+SESSION_PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,15}\Z")
+SESSION_ID_RE = re.compile(r"^(?P<prefix>[a-z][a-z0-9]{0,15})-(?P<number>[1-9][0-9]{0,8}|orchestrator)\Z")
+PROJECT_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}\Z")
 
 prefix_validator = RegexValidator(
     SESSION_PREFIX_RE, "A session prefix is 1-16 lowercase letters or digits, starting with a letter."

@@ -1,0 +1,349 @@
+"""Table-driven tests of the one status/zone derivation function."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from sessions.lifecycle import (
+    MAX_DETECTING_ATTEMPTS,
+    STICKY,
+    ZONE_OF,
+    Activity,
+    CIState,
+    Facts,
+    Phase,
+    PRFacts,
+    PRState,
+    Reported,
+    ReviewDecision,
+    RuntimeState,
+    Status,
+    Zone,
+    derive,
+)
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+MIN = timedelta(minutes=1)
+
+BASE = Facts(now=NOW, phase=Phase.RUNNING, runtime=RuntimeState.ALIVE, previous=Status.WORKING)
+GREEN = PRFacts(ci=CIState.PASSING, review=ReviewDecision.APPROVED, mergeable=True)
+
+
+def facts(**changes) -> Facts:
+    return replace(BASE, **changes)
+
+
+def pr(**changes) -> PRFacts:
+    return replace(GREEN, **changes)
+
+
+CASES = [
+    # (id, facts, expected status)
+    # --- ao's own phase outranks everything observed
+    ("queued", facts(phase=Phase.QUEUED, pr=pr(state=PRState.MERGED)), Status.QUEUED),
+    ("spawning", facts(phase=Phase.SPAWNING, runtime=RuntimeState.UNKNOWN), Status.SPAWNING),
+    ("killed", facts(phase=Phase.KILLED, runtime=RuntimeState.LOST), Status.KILLED),
+    ("errored", facts(phase=Phase.ERRORED, activity=Activity.WAITING_INPUT), Status.ERRORED),
+    ("cleaned", facts(phase=Phase.CLEANED, pr=pr(state=PRState.MERGED)), Status.DONE),
+    # --- merged PR outranks a lost runtime and an exited agent
+    ("merged-runtime-lost", facts(runtime=RuntimeState.LOST, pr=pr(state=PRState.MERGED)), Status.MERGED),
+    ("merged-agent-exited", facts(activity=Activity.EXITED, pr=pr(state=PRState.MERGED)), Status.MERGED),
+    # --- runtime gone outranks agent and PR facts
+    ("runtime-lost", facts(runtime=RuntimeState.LOST), Status.RUNTIME_LOST),
+    (
+        "runtime-lost-over-input",
+        facts(runtime=RuntimeState.LOST, activity=Activity.WAITING_INPUT),
+        Status.RUNTIME_LOST,
+    ),
+    (
+        "runtime-lost-over-ci",
+        facts(runtime=RuntimeState.LOST, pr=pr(ci=CIState.FAILING)),
+        Status.RUNTIME_LOST,
+    ),
+    (
+        "runtime-lost-over-closed",
+        facts(runtime=RuntimeState.LOST, pr=pr(state=PRState.CLOSED)),
+        Status.RUNTIME_LOST,
+    ),
+    # --- inconclusive probes: detecting for a bounded number of sweeps, then stuck
+    ("probe-failed-first", facts(runtime=RuntimeState.PROBE_FAILED, detecting_attempts=0), Status.DETECTING),
+    (
+        "probe-failed-below-max",
+        facts(runtime=RuntimeState.PROBE_FAILED, detecting_attempts=MAX_DETECTING_ATTEMPTS - 1),
+        Status.DETECTING,
+    ),
+    (
+        "probe-failed-at-max",
+        facts(runtime=RuntimeState.PROBE_FAILED, detecting_attempts=MAX_DETECTING_ATTEMPTS),
+        Status.STUCK,
+    ),
+    (
+        "probe-failed-over-ci",
+        facts(runtime=RuntimeState.PROBE_FAILED, pr=pr(ci=CIState.FAILING)),
+        Status.DETECTING,
+    ),
+    # --- the agent itself: exited, waiting for input, blocked outrank PR facts
+    ("process-exited", facts(runtime=RuntimeState.EXITED), Status.EXITED),
+    ("activity-exited", facts(activity=Activity.EXITED), Status.EXITED),
+    ("waiting-input", facts(activity=Activity.WAITING_INPUT), Status.NEEDS_INPUT),
+    (
+        "waiting-input-over-ci",
+        facts(activity=Activity.WAITING_INPUT, pr=pr(ci=CIState.FAILING)),
+        Status.NEEDS_INPUT,
+    ),
+    ("waiting-input-over-mergeable", facts(activity=Activity.WAITING_INPUT, pr=pr()), Status.NEEDS_INPUT),
+    (
+        "weak-waiting-input-still-counts",
+        facts(activity=Activity.WAITING_INPUT, activity_weak=True),
+        Status.NEEDS_INPUT,
+    ),
+    ("blocked", facts(activity=Activity.BLOCKED), Status.BLOCKED),
+    ("exited-over-input", facts(runtime=RuntimeState.EXITED, activity=Activity.WAITING_INPUT), Status.EXITED),
+    # --- weak evidence never downgrades needs_input or stuck
+    (
+        "weak-active-keeps-needs-input",
+        facts(activity=Activity.ACTIVE, activity_weak=True, previous=Status.NEEDS_INPUT),
+        Status.NEEDS_INPUT,
+    ),
+    (
+        "weak-ready-keeps-stuck",
+        facts(activity=Activity.READY, activity_weak=True, activity_at=NOW, previous=Status.STUCK),
+        Status.STUCK,
+    ),
+    (
+        "weak-active-keeps-needs-input-over-ci",
+        facts(
+            activity=Activity.ACTIVE,
+            activity_weak=True,
+            previous=Status.NEEDS_INPUT,
+            pr=pr(ci=CIState.FAILING),
+        ),
+        Status.NEEDS_INPUT,
+    ),
+    (
+        "strong-active-clears-needs-input",
+        facts(activity=Activity.ACTIVE, activity_weak=False, previous=Status.NEEDS_INPUT),
+        Status.WORKING,
+    ),
+    (
+        "strong-ready-clears-stuck",
+        facts(activity=Activity.READY, activity_at=NOW - MIN, previous=Status.STUCK),
+        Status.IDLE,
+    ),
+    (
+        "weak-active-from-working",
+        facts(activity=Activity.ACTIVE, activity_weak=True, previous=Status.WORKING),
+        Status.WORKING,
+    ),
+    (
+        "merged-clears-sticky-even-with-weak",
+        facts(
+            activity=Activity.ACTIVE, activity_weak=True, previous=Status.STUCK, pr=pr(state=PRState.MERGED)
+        ),
+        Status.MERGED,
+    ),
+    (
+        "lost-clears-sticky",
+        facts(runtime=RuntimeState.LOST, activity_weak=True, previous=Status.NEEDS_INPUT),
+        Status.RUNTIME_LOST,
+    ),
+    # --- PR facts, in their own precedence
+    ("pr-closed", facts(pr=pr(state=PRState.CLOSED)), Status.PR_CLOSED),
+    ("pr-closed-over-ci", facts(pr=pr(state=PRState.CLOSED, ci=CIState.FAILING)), Status.PR_CLOSED),
+    ("ci-failing", facts(pr=pr(ci=CIState.FAILING)), Status.CI_FAILED),
+    (
+        "ci-failing-over-changes",
+        facts(pr=pr(ci=CIState.FAILING, review=ReviewDecision.CHANGES_REQUESTED)),
+        Status.CI_FAILED,
+    ),
+    ("ci-failing-on-draft", facts(pr=pr(ci=CIState.FAILING, draft=True)), Status.CI_FAILED),
+    ("changes-requested", facts(pr=pr(review=ReviewDecision.CHANGES_REQUESTED)), Status.CHANGES_REQUESTED),
+    (
+        "changes-requested-over-conflicts",
+        facts(pr=pr(review=ReviewDecision.CHANGES_REQUESTED, conflicts=True)),
+        Status.CHANGES_REQUESTED,
+    ),
+    ("conflicts", facts(pr=pr(conflicts=True)), Status.MERGE_CONFLICTS),
+    ("conflicts-over-pending-ci", facts(pr=pr(conflicts=True, ci=CIState.PENDING)), Status.MERGE_CONFLICTS),
+    ("ci-pending", facts(pr=pr(ci=CIState.PENDING)), Status.CI_PENDING),
+    (
+        "ci-pending-over-review",
+        facts(pr=pr(ci=CIState.PENDING, review=ReviewDecision.REQUIRED)),
+        Status.CI_PENDING,
+    ),
+    ("review-required", facts(pr=pr(review=ReviewDecision.REQUIRED)), Status.REVIEW_PENDING),
+    ("mergeable", facts(pr=pr()), Status.MERGEABLE),
+    ("mergeable-no-review-required", facts(pr=pr(review=ReviewDecision.NONE)), Status.MERGEABLE),
+    ("mergeable-no-checks", facts(pr=pr(ci=CIState.NONE)), Status.MERGEABLE),
+    ("approved-behind", facts(pr=pr(behind=True)), Status.APPROVED),
+    ("approved-not-mergeable", facts(pr=pr(mergeable=False)), Status.APPROVED),
+    ("approved-mergeability-unknown", facts(pr=pr(mergeable=None)), Status.APPROVED),
+    # --- drafts are work in progress: the agent's own state decides
+    ("draft-working", facts(pr=pr(draft=True), activity=Activity.ACTIVE), Status.WORKING),
+    (
+        "draft-idle-too-long",
+        facts(pr=pr(draft=True), activity=Activity.IDLE, activity_at=NOW - 11 * MIN),
+        Status.STUCK,
+    ),
+    ("draft-ci-pending", facts(pr=pr(draft=True, ci=CIState.PENDING)), Status.WORKING),
+    # --- PR facts outrank self-reports
+    (
+        "pr-over-report",
+        facts(pr=pr(ci=CIState.FAILING), reported=Reported.WORKING, reported_at=NOW),
+        Status.CI_FAILED,
+    ),
+    # --- fresh self-reports
+    ("report-needs-input", facts(reported=Reported.NEEDS_INPUT, reported_at=NOW - MIN), Status.NEEDS_INPUT),
+    ("report-blocked", facts(reported=Reported.BLOCKED, reported_at=NOW), Status.BLOCKED),
+    ("report-done", facts(reported=Reported.DONE, reported_at=NOW), Status.IDLE),
+    ("report-working", facts(reported=Reported.WORKING, reported_at=NOW), Status.WORKING),
+    (
+        "report-working-over-idle",
+        facts(reported=Reported.WORKING, reported_at=NOW, activity=Activity.IDLE, activity_at=NOW - 30 * MIN),
+        Status.WORKING,
+    ),
+    ("report-stale-ignored", facts(reported=Reported.NEEDS_INPUT, reported_at=NOW - 6 * MIN), Status.WORKING),
+    ("report-without-time-ignored", facts(reported=Reported.BLOCKED, reported_at=None), Status.WORKING),
+    (
+        "report-exactly-at-freshness-limit",
+        facts(reported=Reported.BLOCKED, reported_at=NOW - 5 * MIN),
+        Status.BLOCKED,
+    ),
+    # --- idle and the stuck threshold
+    ("idle-recent", facts(activity=Activity.IDLE, activity_at=NOW - 9 * MIN), Status.IDLE),
+    ("ready-recent", facts(activity=Activity.READY, activity_at=NOW), Status.IDLE),
+    ("idle-at-threshold", facts(activity=Activity.IDLE, activity_at=NOW - 10 * MIN), Status.STUCK),
+    ("idle-beyond-threshold", facts(activity=Activity.IDLE, activity_at=NOW - 60 * MIN), Status.STUCK),
+    ("ready-beyond-threshold", facts(activity=Activity.READY, activity_at=NOW - 11 * MIN), Status.STUCK),
+    (
+        "custom-threshold",
+        facts(activity=Activity.IDLE, activity_at=NOW - 3 * MIN, stuck_after=2 * MIN),
+        Status.STUCK,
+    ),
+    ("idle-unknown-age", facts(activity=Activity.IDLE, activity_at=None), Status.IDLE),
+    # --- otherwise working
+    ("active", facts(activity=Activity.ACTIVE, activity_at=NOW - 60 * MIN), Status.WORKING),
+    ("unknown-activity", facts(activity=Activity.UNKNOWN), Status.WORKING),
+    ("runtime-unknown-running", facts(runtime=RuntimeState.UNKNOWN), Status.WORKING),
+]
+
+
+@pytest.mark.parametrize(("given", "expected"), [(f, s) for _, f, s in CASES], ids=[c[0] for c in CASES])
+def test_derive(given: Facts, expected: Status) -> None:
+    result = derive(given)
+    assert result.status == expected
+    assert result.zone == ZONE_OF[expected]
+    assert result.reason
+
+
+def test_every_status_has_a_zone() -> None:
+    assert set(ZONE_OF) == set(Status)
+
+
+def test_zones_of_note() -> None:
+    assert ZONE_OF[Status.MERGEABLE] == Zone.MERGE
+    assert {s for s, z in ZONE_OF.items() if z == Zone.REVIEW} == {
+        Status.CI_FAILED,
+        Status.CHANGES_REQUESTED,
+        Status.MERGE_CONFLICTS,
+    }
+    assert {Status.NEEDS_INPUT, Status.STUCK, Status.ERRORED, Status.RUNTIME_LOST} <= {
+        s for s, z in ZONE_OF.items() if z == Zone.RESPOND
+    }
+    assert ZONE_OF[Status.QUEUED] == Zone.PENDING
+
+
+def test_every_status_is_reachable() -> None:
+    reached = {derive(f).status for _, f, _ in CASES}
+    assert reached == set(Status)
+
+
+# Exhaustive sweep over the fact space: invariants that must hold for every combination.
+PR_OPTIONS = [None] + [
+    PRFacts(
+        state=state,
+        draft=draft,
+        ci=ci,
+        review=review,
+        mergeable=mergeable,
+        conflicts=conflicts,
+        behind=behind,
+    )
+    for state, draft, ci, review, mergeable, conflicts, behind in itertools.product(
+        PRState, (False, True), CIState, ReviewDecision, (None, False, True), (False, True), (False, True)
+    )
+]
+AGENT_OPTIONS = list(
+    itertools.product(
+        RuntimeState,
+        Activity,
+        (False, True),  # weak
+        (None, NOW, NOW - 30 * MIN),  # activity_at
+        (Reported.NONE, Reported.NEEDS_INPUT, Reported.DONE),
+        (Status.WORKING, Status.NEEDS_INPUT, Status.STUCK),
+    )
+)
+
+
+def _all_running_facts():
+    for pr_facts in [*PR_OPTIONS[::7], None]:
+        for runtime, activity, weak, at, reported, previous in AGENT_OPTIONS:
+            yield Facts(
+                now=NOW,
+                runtime=runtime,
+                activity=activity,
+                activity_weak=weak,
+                activity_at=at,
+                reported=reported,
+                reported_at=NOW,
+                pr=pr_facts,
+                previous=previous,
+            )
+
+
+def test_invariants_over_the_fact_space() -> None:
+    count = 0
+    for f in _all_running_facts():
+        count += 1
+        result = derive(f)
+        assert result.zone == ZONE_OF[result.status]
+        # derive is deterministic
+        assert derive(f) == result
+        if f.pr is not None and f.pr.state == PRState.MERGED:
+            assert result.status == Status.MERGED
+        elif f.runtime == RuntimeState.LOST:
+            assert result.status == Status.RUNTIME_LOST
+        elif f.runtime == RuntimeState.PROBE_FAILED:
+            assert result.status == Status.DETECTING
+        elif f.runtime == RuntimeState.EXITED or f.activity == Activity.EXITED:
+            assert result.status == Status.EXITED
+        elif (
+            f.activity_weak
+            and f.previous in STICKY
+            and f.activity not in (Activity.WAITING_INPUT, Activity.BLOCKED)
+        ):
+            assert result.status == f.previous, "weak evidence must not downgrade a sticky status"
+        # only these phases produce these statuses
+        assert result.status not in (
+            Status.QUEUED,
+            Status.SPAWNING,
+            Status.KILLED,
+            Status.ERRORED,
+            Status.DONE,
+        )
+    assert count > 10_000
+
+
+@pytest.mark.parametrize("phase", [p for p in Phase if p != Phase.RUNNING])
+def test_phase_decides_alone(phase: Phase) -> None:
+    statuses = {
+        derive(facts(phase=phase, runtime=runtime, activity=activity, pr=pr_facts)).status
+        for runtime in RuntimeState
+        for activity in Activity
+        for pr_facts in (None, pr(), pr(state=PRState.MERGED), pr(ci=CIState.FAILING))
+    }
+    assert len(statuses) == 1
