@@ -164,6 +164,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = AO_HOME / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 # Serve straight from the app and project static dirs: no collectstatic step for `ao start`.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG

@@ -1,15 +1,12 @@
-"""Shared fixtures. Every test runs with its own AO_HOME under pytest's tmp dir."""
+"""Shared fixtures."""
 
 from __future__ import annotations
 
 import os
-import tempfile
 
 import pytest
 
-# Settings read AO_HOME at import: point it at a throwaway directory before Django loads.
-os.environ["AO_HOME"] = tempfile.mkdtemp(prefix="ao-test-home-")
-os.environ.setdefault("AO_SECRET_KEY", "test-secret-key-not-for-production-use-0123456789abcdef")
+# AO_HOME and the embedded-mode environment are set by the root conftest.py, before Django loads.
 
 POSTGRES_URL = os.environ.get("AO_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("AO_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

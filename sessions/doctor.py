@@ -1,0 +1,116 @@
+"""`ao doctor`: check what ao needs and say how to fix each problem."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from sessions import health
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+    required: bool = True  # a failed optional check is a warning
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _version(argv: list[str]) -> str:
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"({exc})"
+    return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr).strip() else ""
+
+
+def check_binary(name: str, *, version_args: list[str], fix: str, required: bool = True) -> Check:
+    path = shutil.which(name)
+    if path is None:
+        return Check(name, False, f"{name} not found on PATH", fix, required)
+    return Check(name, True, _version([path, *version_args]) or path, "", required)
+
+
+def check_agents() -> list[Check]:
+    from integrations.registry import agents
+
+    checks = []
+    for key in agents.keys():
+        cls = agents.get(key)
+        binary = getattr(cls, "binary", "")
+        if not binary:
+            continue
+        hint = getattr(cls, "install_hint", "") or f"install {binary}"
+        found = check_binary(binary, version_args=["--version"], fix=hint, required=False)
+        checks.append(Check(f"agent {key}", found.ok, found.detail, found.fix, required=False))
+    return checks
+
+
+def check_database() -> Check:
+    result = health._timed(health.check_database)
+    if result["ok"]:
+        return Check("database", True, f"{result['detail']} ({result['ms']} ms)")
+    fix = (
+        "check DATABASE_URL and that PostgreSQL is running"
+        if settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
+        else f"check that {settings.AO_HOME} is writable"
+    )
+    return Check("database", False, result["error"], fix)
+
+
+def check_redis() -> Check | None:
+    if not settings.REDIS_URL:
+        return None
+    import redis
+
+    try:
+        redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3, socket_timeout=3).ping()
+    except redis.RedisError as exc:
+        return Check("redis", False, str(exc), "check REDIS_URL and that Redis is running")
+    return Check("redis", True, "reachable")
+
+
+def check_config(start: Path | None = None) -> Check:
+    try:
+        from sessions import config
+    except ImportError:  # pragma: no cover - the config module is part of ao
+        return Check("config", False, "config support missing", "reinstall ao")
+    path = config.config_discover(start)
+    if path is None:
+        return Check(
+            "config", False, "no ao.config.yaml found here or above", "run `ao init` in your repository"
+        )
+    try:
+        config.config_load(path)
+    except config.ConfigError as exc:
+        return Check(
+            "config", False, f"{path}: {len(exc.problems)} problem(s)\n" + str(exc), "fix the lines above"
+        )
+    return Check("config", True, str(path))
+
+
+def run_checks(*, start: Path | None = None) -> list[Check]:
+    checks = [
+        check_binary("git", version_args=["--version"], fix="install git (apt install git)"),
+        check_binary(
+            "tmux",
+            version_args=["-V"],
+            fix="install tmux (apt install tmux) or use `runtime: process`",
+            required=False,
+        ),
+        check_database(),
+    ]
+    redis_check = check_redis()
+    if redis_check is not None:
+        checks.append(redis_check)
+    checks.append(check_config(start))
+    checks.extend(check_agents())
+    return checks
