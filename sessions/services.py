@@ -195,3 +195,165 @@ def projects_due_for_sweep(*, now: datetime | None = None) -> list[int]:
         if last is None or now - last >= every:
             due.append(pk)
     return due
+
+
+from pathlib import Path  # noqa: E402 -- config_apply's block was appended after the rest
+
+
+def config_apply(*, config, source: Path) -> list[str]:
+    """Create or update the Project rows of a loaded config (``sessions.config.config_load``).
+
+    One transaction: either every project is written or none is. Projects in the database but
+    not in the file are left alone and reported. A session prefix already held by another
+    project (in the file or in the database) is a ConfigError and nothing is written.
+    Returns human-readable lines describing what changed.
+    """
+    from sessions.config import ConfigError, ConfigProblem
+
+    if config.source is None:
+        raise ValueError("config_apply needs a config returned by sessions.config.config_load")
+    file = str(source)
+    labels = {
+        "name": "name",
+        "repo": "repo",
+        "path": "path",
+        "default_branch": "defaultBranch",
+        "session_prefix": "sessionPrefix",
+        "agent": "agent",
+        "runtime": "runtime",
+        "workspace": "workspace",
+        "tracker": "tracker",
+        "scm": "scm",
+        "plugin_settings": "plugin settings",
+        "agent_rules": "agentRules",
+        "agent_rules_file": "agentRulesFile",
+        "symlinks": "symlinks",
+        "post_create": "postCreate",
+        "reactions": "reactions",
+        "max_sessions": "maxSessions",
+        "sweep_interval": "sweepInterval",
+        "config_source": "config source",
+    }
+    wanted: dict[str, dict[str, Any]] = {}
+    for key, spec in config.projects.items():
+        wanted[key] = {
+            "name": spec.name or key,
+            "repo": spec.repo or "",
+            "path": spec.path,
+            "default_branch": spec.default_branch,
+            "session_prefix": spec.session_prefix,
+            **{slot: spec.plugin_key(slot) for slot in Project.SLOTS},
+            "plugin_settings": {
+                slot: spec.settings_for(slot) for slot in Project.SLOTS if spec.settings_for(slot)
+            },
+            "agent_rules": spec.agent_rules or "",
+            "agent_rules_file": spec.agent_rules_file or "",
+            "symlinks": list(spec.symlinks),
+            "post_create": list(spec.post_create),
+            "reactions": {
+                rule: reaction.model_dump(mode="json", by_alias=True, exclude_none=True)
+                for rule, reaction in spec.reactions.items()
+            },
+            "max_sessions": spec.max_sessions,
+            "sweep_interval": spec.sweep_interval,
+            "config_source": file,
+        }
+
+    def problem(key: str, message: str, *where: str) -> ConfigProblem:
+        path = ("projects", key, *where)
+        return ConfigProblem(file, config.line_of(*path), ".".join(path), message)
+
+    changes: list[str] = []
+    with transaction.atomic():
+        existing = {p.key: p for p in Project.objects.select_for_update().order_by("key")}
+        problems = []
+        claimed: dict[str, str] = {}
+        holders = {p.session_prefix: p.key for p in existing.values()}
+        for key, values in wanted.items():
+            prefix = values["session_prefix"]
+            if prefix in claimed:
+                problems.append(
+                    problem(
+                        key,
+                        f"session prefix {prefix!r} is also claimed by project {claimed[prefix]!r}",
+                        "sessionPrefix",
+                    )
+                )
+            elif holders.get(prefix, key) != key:
+                problems.append(
+                    problem(
+                        key,
+                        f"session prefix {prefix!r} is already used by project "
+                        f"{holders[prefix]!r} in the database; choose another sessionPrefix",
+                        "sessionPrefix",
+                    )
+                )
+            claimed.setdefault(prefix, key)
+        if problems:
+            raise ConfigError(problems)
+
+        for key, values in wanted.items():
+            project = existing.get(key)
+            if project is None:
+                project = Project(key=key, **values)
+                project.full_clean(validate_unique=False)
+                project.save(force_insert=True)
+                changes.append(
+                    f"created project {key} (prefix {project.session_prefix}, agent {project.agent}, "
+                    f"path {project.path})"
+                )
+                event_record(
+                    project=project,
+                    session=None,
+                    kind="project.created",
+                    summary=f"project {key} created from {file}",
+                )
+                continue
+            diffs = [
+                (field, getattr(project, field), value)
+                for field, value in values.items()
+                if getattr(project, field) != value
+            ]
+            if not diffs:
+                changes.append(f"unchanged project {key}")
+                continue
+            for field, _old, value in diffs:
+                setattr(project, field, value)
+            project.full_clean(validate_unique=False)
+            project.save(update_fields=[field for field, _, _ in diffs] + ["updated_at"])
+            described = "; ".join(
+                f"{labels[field]}: {old!r} → {new!r}"
+                if field not in ("plugin_settings", "reactions", "agent_rules")
+                else f"{labels[field]} changed"
+                for field, old, new in diffs
+            )
+            changes.append(f"updated project {key}: {described}")
+            event_record(
+                project=project,
+                session=None,
+                kind="project.updated",
+                summary=f"project {key} updated from {file}: {described}",
+                data={"fields": [field for field, _, _ in diffs]},
+            )
+        for key in sorted(set(existing) - set(wanted)):
+            changes.append(f"left alone project {key}: in the database but not in {file}")
+    return changes
+
+
+def session_report(*, session: Session, state: str, note: str = "", pr: str = "") -> None:
+    """Record an agent's self-reported state (from `ao report`) and re-derive."""
+    now = timezone.now()
+    with transaction.atomic():
+        Session.objects.filter(pk=session.pk).update(reported_state=state, reported_at=now)
+        session.reported_state, session.reported_at = state, now
+        summary = f"agent reports {state}" + (f": {note}" if note else "") + (f" (PR {pr})" if pr else "")
+        event_record(
+            project=session.project,
+            session=session,
+            kind="agent.report",
+            summary=summary,
+            actor=Actor.AGENT,
+            actor_name=session.id,
+            data={"state": state, "note": note, "pr": pr},
+        )
+        session_rederive(session=session, actor=Actor.AGENT)
