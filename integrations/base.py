@@ -7,6 +7,7 @@ under the key users write in config (see ``integrations.registry``).
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -54,7 +55,19 @@ class RuntimeHandle:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+class RuntimeGone(PermanentIntegrationError):
+    """The runtime behind a handle no longer exists (session killed, server gone, ao restarted)."""
+
+
 class Runtime(Plugin, abc.ABC):
+    """Where an agent process runs. ``name`` is the session id; the handle is stored on the session.
+
+    ``start`` runs ``command`` as an argv list (never a shell string) in ``cwd`` with ``env``
+    layered over the runtime's environment. ``send_text`` delivers a message the way TUIs take
+    it (clear line, type or bracketed-paste, Enter) and raises RuntimeGone when there is no
+    runtime. ``probe`` returns a ``sessions.lifecycle.RuntimeState`` value and never raises.
+    """
+
     slot = "runtime"
 
     @abc.abstractmethod
@@ -71,6 +84,17 @@ class Runtime(Plugin, abc.ABC):
 
     @abc.abstractmethod
     def kill(self, handle: RuntimeHandle) -> None: ...
+
+    def probe(self, handle: RuntimeHandle) -> str:
+        """One of RuntimeState's values: "alive", "exited", "lost" or "probe_failed". Never raises."""
+        try:
+            return "alive" if self.is_alive(handle) else "lost"
+        except Exception:
+            return "probe_failed"
+
+    def attach_command(self, handle: RuntimeHandle) -> list[str]:
+        """argv a person can run on the agent host to watch/drive the agent; [] when not attachable."""
+        return []
 
 
 # --- agent ----------------------------------------------------------------------------------------
@@ -101,7 +125,35 @@ class Agent(Plugin, abc.ABC):
 
 
 # --- workspace -----------------------------------------------------------------------------------
+class WorkspaceRefused(PermanentIntegrationError):
+    """ao will not do this to a workspace (outside the managed root, unpushed commits, dirty tree)."""
+
+
+@dataclass(frozen=True)
+class CommandOutput:
+    """What one setup step did, for the session's timeline."""
+
+    argv: tuple[str, ...]
+    returncode: int | None  # None when it timed out or could not start
+    output: str = ""  # stdout and stderr interleaved, truncated
+    duration_s: float = 0.0
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
 class Workspace(Plugin, abc.ABC):
+    """A checkout of the project for one session, on its own branch, under ao's managed root.
+
+    ``create`` makes ``<root>/<name>`` on a new ``branch`` from ``base`` and returns its path;
+    ``setup`` then links the project's ``symlinks`` into it and runs its ``post_create``
+    commands, returning their output for the timeline; ``remove`` deletes it, refusing
+    (WorkspaceRefused) paths outside ``root``, the project's own checkout, unpushed commits
+    and uncommitted changes unless ``force``.
+    """
+
     slot = "workspace"
 
     @abc.abstractmethod
@@ -109,6 +161,21 @@ class Workspace(Plugin, abc.ABC):
 
     @abc.abstractmethod
     def remove(self, *, repo_path: Path, root: Path, path: Path, force: bool = False) -> None: ...
+
+    def setup(
+        self,
+        *,
+        repo_path: Path,
+        path: Path,
+        symlinks: Sequence[str] = (),
+        post_create: Sequence[str | Sequence[str]] = (),
+        timeout: float = 600.0,
+    ) -> list[CommandOutput]:
+        from integrations.workspace import setup_workspace
+
+        return setup_workspace(
+            repo_path=repo_path, path=path, symlinks=symlinks, post_create=post_create, timeout=timeout
+        )
 
 
 # --- tracker -------------------------------------------------------------------------------------

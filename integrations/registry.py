@@ -105,7 +105,12 @@ REGISTRIES: dict[str, Registry] = {
 }
 
 # Modules holding ao's own plugins; each registers its classes on import.
-BUILTIN_PLUGIN_MODULES: list[str] = []
+BUILTIN_PLUGIN_MODULES: list[str] = [
+    "integrations.runtime.tmux",
+    "integrations.runtime.process",
+    "integrations.workspace.worktree",
+    "integrations.workspace.clone",
+]
 
 
 def registry_for(slot: str) -> Registry:

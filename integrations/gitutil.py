@@ -1,0 +1,270 @@
+"""Shared git helpers: run git with an argv list and a timeout; validate and derive branch names.
+
+Nothing here builds a shell string. Branch names are data (``x$(id)`` is a valid git branch
+name): they travel to git as single argv elements, after a ``--`` or as an option's value,
+never through a shell.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import unicodedata
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from integrations.base import PermanentIntegrationError, TransientIntegrationError
+
+DEFAULT_TIMEOUT = 60.0
+SLUG_MAX = 60
+BRANCH_MAX = 200
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+# Characters git refuses anywhere in a ref (git-check-ref-format(1)), plus whitespace.
+_REF_FORBIDDEN_RE = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+_SAFE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
+
+
+class GitError(PermanentIntegrationError):
+    """git exited non-zero. ``stderr`` holds what it said."""
+
+    def __init__(
+        self, message: str, *, argv: Sequence[str] = (), returncode: int | None = None, stderr: str = ""
+    ):
+        self.argv = tuple(argv)
+        self.returncode = returncode
+        self.stderr = stderr
+        super().__init__(message)
+
+
+class GitTimeout(TransientIntegrationError):
+    """git did not finish within its timeout."""
+
+
+class BranchNameError(PermanentIntegrationError, ValueError):
+    """A branch name that ao will not use."""
+
+
+def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Environment for git: never prompt, stable (untranslated) messages."""
+    env = dict(os.environ)
+    env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "LANG": "C", "GIT_ASKPASS": "", "SSH_ASKPASS": ""})
+    env.pop("GIT_DIR", None)
+    env.pop("GIT_WORK_TREE", None)
+    env.pop("GIT_INDEX_FILE", None)
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run_git(
+    args: Sequence[str],
+    *,
+    cwd: Path | str,
+    timeout: float = DEFAULT_TIMEOUT,
+    check: bool = True,
+    input: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``git <args>`` in ``cwd`` (argv, no shell) and return the completed process.
+
+    Raises GitError on a non-zero exit when ``check`` is true, GitTimeout on timeout and
+    PermanentIntegrationError when git is not installed.
+    """
+    argv = ["git", "-c", "protocol.ext.allow=never", *[str(a) for a in args]]
+    try:
+        proc = subprocess.run(
+            argv,
+            cwd=str(cwd),
+            capture_output=True,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            timeout=timeout,
+            input=input,
+            env=git_env(env),
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise GitTimeout(f"git {' '.join(argv[3:5])} timed out after {timeout:g}s in {cwd}") from exc
+    except FileNotFoundError as exc:
+        if not Path(cwd).is_dir():
+            raise PermanentIntegrationError(f"directory {cwd} does not exist") from exc
+        raise PermanentIntegrationError("git is not installed (not found on PATH)") from exc
+    if check and proc.returncode != 0:
+        what = " ".join(argv[3:5])
+        raise GitError(
+            f"git {what} failed ({proc.returncode}) in {cwd}: {proc.stderr.strip() or proc.stdout.strip()}",
+            argv=argv,
+            returncode=proc.returncode,
+            stderr=proc.stderr,
+        )
+    return proc
+
+
+def git_out(args: Sequence[str], *, cwd: Path | str, timeout: float = DEFAULT_TIMEOUT) -> str:
+    """``run_git`` and return stdout without the trailing newline."""
+    return run_git(args, cwd=cwd, timeout=timeout).stdout.rstrip("\n")
+
+
+# --- names ---------------------------------------------------------------------------------------
+def validate_safe_name(name: str, *, what: str = "name") -> str:
+    """A name used as one path component or tmux session name: ``[A-Za-z0-9][A-Za-z0-9._-]*``, no ``..``."""
+    if not isinstance(name, str) or not _SAFE_NAME_RE.match(name) or ".." in name:
+        raise BranchNameError(
+            f"invalid {what} {name!r}: use letters, digits, '.', '_' or '-' (at most 100), "
+            "starting with a letter or digit, without '..'"
+        )
+    return name
+
+
+def validate_branch_name(name: str, *, cwd: Path | str | None = None) -> str:
+    """Return ``name`` if it is a branch name ao will use, else raise BranchNameError.
+
+    Cheap checks first (leading ``-``, ``..``, control characters, whitespace, characters git
+    forbids, length), then ``git check-ref-format --branch`` as the authority.
+    """
+    if not isinstance(name, str) or not name:
+        raise BranchNameError("a branch name must not be empty")
+    problems = []
+    if name.startswith("-"):
+        problems.append("starts with '-'")
+    if ".." in name:
+        problems.append("contains '..'")
+    if _CONTROL_RE.search(name):
+        problems.append("contains control characters")
+    elif _REF_FORBIDDEN_RE.search(name):
+        problems.append("contains whitespace or one of ~ ^ : ? * [ \\")
+    if "@{" in name or name == "@":
+        problems.append("contains '@{' or is '@'")
+    if len(name) > BRANCH_MAX:
+        problems.append(f"is longer than {BRANCH_MAX} characters")
+    if any(part.startswith(".") or part.endswith(".lock") for part in name.split("/")):
+        problems.append("has a component starting with '.' or ending with '.lock'")
+    if name.endswith(("/", ".")) or name.startswith("/") or "//" in name:
+        problems.append("has an empty component or ends with '/' or '.'")
+    if problems:
+        raise BranchNameError(f"invalid branch name {name!r}: {', '.join(problems)}")
+    proc = run_git(["check-ref-format", "--branch", name], cwd=cwd or "/", check=False, timeout=10)
+    if proc.returncode != 0 or proc.stdout.strip() != name:
+        raise BranchNameError(f"invalid branch name {name!r}: git check-ref-format rejects it")
+    return name
+
+
+def is_valid_branch_name(name: str, *, cwd: Path | str | None = None) -> bool:
+    try:
+        validate_branch_name(name, cwd=cwd)
+    except BranchNameError:
+        return False
+    return True
+
+
+def slugify(text: str, *, max_length: int = SLUG_MAX) -> str:
+    """Lower-kebab ASCII slug of ``text`` (``[a-z0-9-]``), cut at a word boundary to ``max_length``."""
+    ascii_text = unicodedata.normalize("NFKD", text or "").encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    if len(slug) > max_length:
+        cut = slug[:max_length]
+        if slug[max_length] != "-" and "-" in cut:
+            cut = cut.rsplit("-", 1)[0]
+        slug = cut.strip("-")
+    return slug
+
+
+def branch_name_for(
+    *,
+    session_id: str,
+    explicit: str | None = None,
+    tracker_branch: str | None = None,
+    issue_ref: str | None = None,
+    issue_title: str | None = None,
+    prefix: str = "feat",
+    cwd: Path | str | None = None,
+) -> str:
+    """Choose a session's branch: explicit > tracker's branch name > ``<prefix>/<issue-slug>`` > ``session/<id>``.
+
+    An invalid explicit name is an error (a person typed it and must fix it); an invalid
+    tracker-suggested name is untrusted data and falls through to the slug.
+    """
+    if explicit:
+        return validate_branch_name(explicit, cwd=cwd)
+    if tracker_branch and is_valid_branch_name(tracker_branch, cwd=cwd):
+        return tracker_branch
+    issue_text = " ".join(part for part in (issue_ref, issue_title) if part)
+    slug = slugify(issue_text)
+    if slug:
+        candidate = f"{prefix}/{slug}"
+        if is_valid_branch_name(candidate, cwd=cwd):
+            return candidate
+    validate_safe_name(session_id, what="session id")
+    return validate_branch_name(f"session/{session_id}", cwd=cwd)
+
+
+# --- repository facts ----------------------------------------------------------------------------
+def resolve_commit(repo: Path | str, rev: str, *, timeout: float = DEFAULT_TIMEOUT) -> str:
+    """Full SHA of ``rev`` in ``repo``; GitError naming the rev when it does not exist."""
+    if not rev or rev.startswith("-") or _CONTROL_RE.search(rev):
+        raise GitError(f"invalid revision {rev!r}")
+    proc = run_git(
+        ["rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}"],
+        cwd=repo,
+        check=False,
+        timeout=timeout,
+    )
+    if proc.returncode != 0:
+        raise GitError(f"revision {rev!r} does not exist in {repo}", returncode=proc.returncode)
+    return proc.stdout.strip()
+
+
+def branch_exists(repo: Path | str, branch: str) -> bool:
+    proc = run_git(["show-ref", "--verify", "--quiet", f"refs/heads/{branch}"], cwd=repo, check=False)
+    return proc.returncode == 0
+
+
+def current_branch(worktree: Path | str) -> str | None:
+    """The branch checked out in ``worktree``, or None when HEAD is detached."""
+    proc = run_git(["symbolic-ref", "-q", "--short", "HEAD"], cwd=worktree, check=False)
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
+
+
+def unpushed_commits(worktree: Path | str, *, ref: str = "HEAD", limit: int = 20) -> list[str]:
+    """Commits reachable from ``ref`` that no remote-tracking ref has (``git rev-list ref --not --remotes``).
+
+    A repository without any remote has every commit unpushed.
+    """
+    out = git_out(
+        [
+            "rev-list",
+            f"--max-count={limit}",
+            "--format=%h %s",
+            "--no-commit-header",
+            ref,
+            "--not",
+            "--remotes",
+        ],
+        cwd=worktree,
+    )
+    return [line for line in out.splitlines() if line]
+
+
+def status_entries(worktree: Path | str) -> list[tuple[str, str]]:
+    """``git status --porcelain -z`` as (two-letter code, path) pairs; empty when clean."""
+    out = run_git(["status", "--porcelain=v1", "-z", "--untracked-files=all"], cwd=worktree).stdout
+    entries: list[tuple[str, str]] = []
+    fields = out.split("\0")
+    i = 0
+    while i < len(fields):
+        field = fields[i]
+        i += 1
+        if len(field) < 4:
+            continue
+        code, path = field[:2], field[3:]
+        if code[0] in "RC":
+            i += 1  # the rename/copy source follows as its own field
+        entries.append((code, path))
+    return entries
+
+
+def remote_url(repo: Path | str, name: str = "origin") -> str | None:
+    proc = run_git(["remote", "get-url", "--", name], cwd=repo, check=False)
+    return proc.stdout.strip() or None if proc.returncode == 0 else None

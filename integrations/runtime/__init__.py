@@ -1,0 +1,115 @@
+"""Runtime plugins (``tmux``, ``process``) and what they share.
+
+Both start the agent through the same tiny launcher (:data:`LAUNCHER`): ``python -I -c
+LAUNCHER <spec.json>``. The spec file (mode 0600, deleted by the launcher as soon as it is
+read) holds the argv, the working directory and the environment; the launcher changes
+directory, layers the environment over its own and ``execvp``s the argv. So the agent's
+command line never passes through a shell or through tmux's own argument parsing (tmux
+runs a lone command string with ``sh -c`` and treats any argument ending in ``;`` as a
+command separator), and secrets in the environment are not visible on any command line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from integrations.base import PermanentIntegrationError
+
+# Executed as ``python -I -c LAUNCHER <spec-path> [ctty]``: stdlib only, no ao imports, so it
+# runs under any working directory and ignores PYTHON* variables meant for the agent.
+LAUNCHER = """\
+import json, os, sys
+path = sys.argv[1]
+with open(path, encoding="utf-8") as f:
+    spec = json.load(f)
+os.unlink(path)
+if spec.get("ctty"):
+    import fcntl, termios
+    try:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    except OSError:
+        pass
+env = dict(os.environ)
+env.update(spec["env"])
+argv = spec["argv"]
+try:
+    os.chdir(spec["cwd"])
+    os.execvpe(argv[0], argv, env)
+except OSError as exc:
+    sys.stderr.write("ao: cannot run %r: %s\\n" % (argv[0], exc))
+    sys.stderr.flush()
+    sys.exit(127)
+"""
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}\Z")
+_STRIP_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+
+LONG_TEXT = 200  # characters: longer (or multi-line) text is pasted, shorter is typed
+BRACKETED_PASTE_START = "\x1b[200~"
+BRACKETED_PASTE_END = "\x1b[201~"
+
+
+def validate_name(name: str) -> str:
+    """A runtime session name (the session id): letters, digits, ``_`` and ``-``; no ``.``/``:`` (tmux)."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise PermanentIntegrationError(
+            f"invalid runtime session name {name!r}: use letters, digits, '_' or '-' (at most 100), "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def clean_text(text: str) -> str:
+    """Normalise line endings to ``\\n`` and strip control characters other than newline and tab."""
+    return _STRIP_RE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def needs_paste(text: str, *, threshold: int = LONG_TEXT) -> bool:
+    return "\n" in text or len(text) > threshold
+
+
+def validate_command(command: Sequence[str], env: Mapping[str, str]) -> None:
+    if isinstance(command, str) or not command or not all(isinstance(a, str) for a in command):
+        raise PermanentIntegrationError(f"a runtime command must be a non-empty argv list, not {command!r}")
+    if any("\0" in a for a in command):
+        raise PermanentIntegrationError("a runtime command argument contains a NUL byte")
+    for key, value in env.items():
+        if not _ENV_KEY_RE.match(key) or not isinstance(value, str) or "\0" in value:
+            raise PermanentIntegrationError(f"invalid environment variable {key!r}")
+
+
+def write_launch_spec(
+    *, command: Sequence[str], cwd: Path, env: Mapping[str, str], ctty: bool = False
+) -> str:
+    """Write the launcher's spec to a private temp file and return its path."""
+    validate_command(command, env)
+    if not Path(cwd).is_dir():
+        raise PermanentIntegrationError(f"working directory {cwd} does not exist")
+    fd, path = tempfile.mkstemp(prefix="ao-launch-", suffix=".json")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        json.dump({"argv": list(command), "cwd": str(cwd), "env": dict(env), "ctty": ctty}, f)
+    return path
+
+
+def launcher_argv(spec_path: str) -> list[str]:
+    return [sys.executable, "-I", "-c", LAUNCHER, spec_path]
+
+
+def discard_launch_spec(path: str | None) -> None:
+    """Delete a spec file the launcher never got to read (the agent was killed first)."""
+    if not path:
+        return
+    spec = Path(path)
+    if spec.parent == Path(tempfile.gettempdir()) and re.match(
+        r"^ao-launch-[A-Za-z0-9_]+\.json\Z", spec.name
+    ):
+        with contextlib.suppress(OSError):
+            spec.unlink()

@@ -1,0 +1,74 @@
+"""``worktree`` workspace (the default): a git worktree of the project's checkout per session."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from pydantic import Field
+
+from integrations import gitutil
+from integrations.base import PermanentIntegrationError, PluginConfig, Workspace, WorkspaceRefused
+from integrations.registry import workspaces
+from integrations.workspace import _resolve, check_clean, check_removable, workspace_path
+
+
+def _registered_worktrees(repo_path: Path, *, timeout: float) -> dict[Path, str | None]:
+    """Resolved worktree path -> its branch (None when detached) from ``git worktree list --porcelain -z``."""
+    out = gitutil.run_git(["worktree", "list", "--porcelain", "-z"], cwd=repo_path, timeout=timeout).stdout
+    trees: dict[Path, str | None] = {}
+    current: Path | None = None
+    for field in out.split("\0"):
+        if field.startswith("worktree "):
+            current = _resolve(field[len("worktree ") :])
+            trees[current] = None
+        elif field.startswith("branch ") and current is not None:
+            trees[current] = field[len("branch ") :].removeprefix("refs/heads/")
+    return trees
+
+
+@workspaces.register("worktree")
+class WorktreeWorkspace(Workspace):
+    """``git worktree add -b <branch> <root>/<name> <base>``; an existing local branch is checked out as is."""
+
+    class Config(PluginConfig):
+        git_timeout: float = Field(default=120.0, gt=0, description="seconds for each git command")
+
+    def create(self, *, repo_path: Path, root: Path, name: str, branch: str, base: str) -> Path:
+        timeout = self.config.git_timeout
+        repo_path = _resolve(repo_path)
+        path = workspace_path(root=root, name=name)
+        gitutil.validate_branch_name(branch, cwd=repo_path)
+        if path.exists() or path.is_symlink():
+            raise PermanentIntegrationError(f"workspace {path} already exists")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if gitutil.branch_exists(repo_path, branch):
+            # Restoring a session, or an explicit branch a person wants continued.
+            args = ["worktree", "add", "--", str(path), branch]
+        else:
+            commit = gitutil.resolve_commit(repo_path, base, timeout=timeout)
+            args = ["worktree", "add", "--no-track", "-b", branch, "--", str(path), commit]
+        gitutil.run_git(args, cwd=repo_path, timeout=timeout)
+        return path
+
+    def remove(self, *, repo_path: Path, root: Path, path: Path, force: bool = False) -> None:
+        timeout = self.config.git_timeout
+        real = check_removable(repo_path=repo_path, root=root, path=path)
+        trees = _registered_worktrees(_resolve(repo_path), timeout=timeout)
+        if real in trees and real.is_dir():
+            if not force:
+                check_clean(path=real, repo_path=repo_path, timeout=timeout)
+            # --force twice also removes a locked worktree; our checks above are the gate.
+            gitutil.run_git(
+                ["worktree", "remove", "--force", "--force", "--", str(real)], cwd=repo_path, timeout=timeout
+            )
+        elif real.exists() or real.is_symlink():
+            if not force:
+                raise WorkspaceRefused(
+                    f"refusing to remove {path}: it is not a worktree of {repo_path}; remove with force"
+                )
+            if real.is_dir() and not real.is_symlink():
+                shutil.rmtree(real)
+            else:
+                real.unlink()
+        gitutil.run_git(["worktree", "prune"], cwd=repo_path, timeout=timeout)

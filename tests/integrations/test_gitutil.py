@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from integrations import gitutil
+from integrations.gitutil import BranchNameError, branch_name_for, slugify, validate_branch_name
+
+HOSTILE_TITLES = [
+    "$(touch PWNED)",
+    "`touch PWNED`",
+    "fix; touch PWNED",
+    'it\'s "quoted" & <angled>',
+    "line one\nline two\r\n",
+    "../../etc/passwd",
+    "--upload-pack=touch PWNED",
+    "-rf /",
+    "Ünïcødé — ☃ 日本語 title",
+    "a" * 300,
+    "refs/heads/../x",
+    "x@{1}~^:?*[\\",
+]
+
+
+@pytest.mark.parametrize("name", ["feat/x", "session/ao-1", "x$(id)", "fix/it's", "a;b", "ünï"])
+def test_valid_branch_names_are_accepted_as_is(name: str) -> None:
+    assert validate_branch_name(name) == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "-x", "--force", "a..b", "a b", "a\nb", "a\x1bb", "a~1", "a^", "a:b", "a?", "a*", "a[", "a\\b",
+     "a@{1}", "@", "/a", "a/", "a//b", "a.", ".a", "a/.b", "a.lock", "x" * 201],
+)  # fmt: skip
+def test_invalid_branch_names_are_rejected(name: str) -> None:
+    with pytest.raises(BranchNameError):
+        validate_branch_name(name)
+
+
+def test_slugify_is_lower_kebab_ascii_and_bounded() -> None:
+    assert slugify("Fix the LOGIN bug!!") == "fix-the-login-bug"
+    assert slugify("Ünïcödé — title") == "unicode-title"
+    assert slugify("$(touch /tmp/pwned)") == "touch-tmp-pwned"
+    assert slugify("日本語") == ""
+    long = slugify("word " * 40)
+    assert len(long) <= 60 and not long.endswith("-") and long.startswith("word-word")
+
+
+def test_branch_precedence() -> None:
+    assert (
+        branch_name_for(session_id="ao-1", explicit="mine", tracker_branch="t/x", issue_title="T") == "mine"
+    )
+    assert branch_name_for(session_id="ao-1", tracker_branch="t/x", issue_title="T") == "t/x"
+    assert branch_name_for(session_id="ao-1", issue_ref="#12", issue_title="Fix login") == "feat/12-fix-login"
+    assert branch_name_for(session_id="ao-1") == "session/ao-1"
+    assert branch_name_for(session_id="ao-1", issue_title="日本語") == "session/ao-1"
+
+
+def test_explicit_invalid_branch_is_an_error_but_tracker_garbage_falls_through() -> None:
+    with pytest.raises(BranchNameError):
+        branch_name_for(session_id="ao-1", explicit="-x")
+    assert branch_name_for(session_id="ao-1", tracker_branch="a..b", issue_title="Do it") == "feat/do-it"
+
+
+@pytest.mark.parametrize("title", HOSTILE_TITLES)
+def test_hostile_issue_titles_make_safe_branches(title: str, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    branch = branch_name_for(session_id="ao-7", issue_title=title.replace("PWNED", str(tmp_path / "pwned")))
+    assert branch == "session/ao-7" or (branch.startswith("feat/") and len(branch) <= 65)
+    assert all(c.isascii() and (c.isalnum() or c in "-/") for c in branch)
+    assert validate_branch_name(branch) == branch
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_session_id_is_validated() -> None:
+    with pytest.raises(BranchNameError):
+        branch_name_for(session_id="../x")
+
+
+def test_run_git_errors_and_timeout(tmp_path: Path) -> None:
+    with pytest.raises(gitutil.GitError) as err:
+        gitutil.run_git(["rev-parse", "--verify", "nope"], cwd=tmp_path)
+    assert "rev-parse" in str(err.value)
+    proc = gitutil.run_git(["--version"], cwd=tmp_path)
+    assert proc.stdout.startswith("git version")
+    with pytest.raises(gitutil.GitError):
+        gitutil.resolve_commit(tmp_path, "--output=/tmp/x")
+
+
+def test_repo_facts(repo) -> None:
+    head = gitutil.resolve_commit(repo.path, "main")
+    assert len(head) == 40
+    assert gitutil.branch_exists(repo.path, "main")
+    assert not gitutil.branch_exists(repo.path, "x$(id)")
+    assert gitutil.current_branch(repo.path) == "main"
+    assert gitutil.unpushed_commits(repo.path) == []
+    assert gitutil.status_entries(repo.path) == []
+    assert gitutil.remote_url(repo.path) == str(repo.origin)
+    repo.commit_file(repo.path, "new.txt", message="local only")
+    assert [c.split(" ", 1)[1] for c in gitutil.unpushed_commits(repo.path)] == ["local only"]
+    (repo.path / "README.md").write_text("changed\n")
+    (repo.path / "untracked file").write_text("u\n")
+    assert sorted(gitutil.status_entries(repo.path)) == [(" M", "README.md"), ("??", "untracked file")]
