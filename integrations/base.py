@@ -100,28 +100,88 @@ class Runtime(Plugin, abc.ABC):
 # --- agent ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ActivityReading:
+    """One observation of what an agent is doing, from ``Agent.detect_activity``.
+
+    ``at`` is when the evidence was produced (the transcript entry's time for native readings,
+    the observation time for terminal heuristics), so the lifecycle can tell a fresh "ready"
+    from one that has sat for an hour. Token and cost figures are the conversation's running
+    totals where the agent's transcript has them, else None.
+    """
+
     state: str  # a sessions.lifecycle.Activity value
     at: datetime | None
     weak: bool = False  # True for terminal heuristics
-    summary: str = ""
-    tokens_in: int | None = None
+    summary: str = ""  # one line: "Editing src/app.py", or the start of the last reply
+    tokens_in: int | None = None  # input incl. cache reads and writes
     tokens_out: int | None = None
     cost_usd: float | None = None
+    source: str = ""  # "transcript" | "terminal" | "process"
+    conversation_id: str = ""  # the agent's own conversation id, for resume_command
+    evidence: str = ""  # what decided the state, for the timeline and for debugging
 
 
 class Agent(Plugin, abc.ABC):
+    """A coding-agent CLI run inside a runtime.
+
+    Starting one: ``check_installed()``, then ``prepare_workspace()`` (pre-answers start-up
+    dialogs through the agent's own settings files), then ``launch_command()``. When
+    ``prompt_in_command`` is False the prompt is not part of the argv: the caller sends it
+    through the runtime once ``detect_activity`` reports the agent ready. ``resume_command``
+    continues an earlier conversation (its id comes from ``ActivityReading.conversation_id``),
+    or is None when the CLI cannot.
+    """
+
     slot = "agent"
     binary: ClassVar[str] = ""
     install_hint: ClassVar[str] = ""
     prompt_in_command: ClassVar[bool] = False
 
+    def executable(self) -> str:
+        """The command to run: the settings' ``binary`` override, else the plugin's default."""
+        return getattr(self.config, "binary", None) or self.binary
+
+    def check_installed(self, *, path: str | None = None) -> str:
+        """Return the executable's full path; raise PermanentIntegrationError saying how to install it.
+
+        ``path`` is a PATH-style search list (default: this process's PATH).
+        """
+        import shutil
+
+        executable = self.executable()
+        found = shutil.which(executable, path=path)
+        if found is None:
+            how = f"; install it with: {self.install_hint}" if self.install_hint else ""
+            who = self.key or type(self).__name__
+            raise PermanentIntegrationError(f"{who} agent: {executable!r} was not found on PATH{how}")
+        return found
+
     @abc.abstractmethod
     def launch_command(
         self, *, workspace: Path, prompt: str | None, resume: str | None = None
-    ) -> list[str]: ...
+    ) -> list[str]:
+        """argv to start the agent in ``workspace``. ``prompt`` is used only when ``prompt_in_command``;
+        ``resume`` (a conversation id) delegates to ``resume_command`` and raises
+        PermanentIntegrationError when the agent cannot resume."""
+
+    def resume_command(
+        self, *, workspace: Path, conversation_id: str, prompt: str | None = None
+    ) -> list[str] | None:
+        """argv continuing conversation ``conversation_id``; None when the CLI cannot resume."""
+        return None
+
+    def prepare_workspace(self, workspace: Path, *, allow_trust: bool) -> list[str]:
+        """Pre-answer start-up dialogs through the agent's settings files; return what was done.
+
+        With ``allow_trust`` False nothing that grants trust is written; any dialog left is
+        reported by ``detect_activity`` as waiting_input, never answered blindly.
+        """
+        return []
 
     @abc.abstractmethod
-    def detect_activity(self, *, workspace: Path, pane_text: str) -> ActivityReading: ...
+    def detect_activity(
+        self, *, workspace: Path, pane_text: str, now: datetime, process_alive: bool
+    ) -> ActivityReading:
+        """What the agent is doing now: its own transcript first, terminal heuristics as fallback."""
 
 
 # --- workspace -----------------------------------------------------------------------------------

@@ -106,6 +106,12 @@ REGISTRIES: dict[str, Registry] = {
 
 # Modules holding ao's own plugins; each registers its classes on import.
 BUILTIN_PLUGIN_MODULES: list[str] = [
+    "integrations.agent.claude_code",
+    "integrations.agent.codex",
+    "integrations.agent.aider",
+    "integrations.agent.opencode",
+    "integrations.agent.gemini",
+    "integrations.agent.custom",
     "integrations.runtime.tmux",
     "integrations.runtime.process",
     "integrations.workspace.worktree",

@@ -1,0 +1,457 @@
+"""Claude Code (``claude``): launch argv, transcript-based activity, start-up dialogs.
+
+Claude Code writes one JSONL transcript per conversation under
+``~/.claude/projects/<encoded cwd>/<session id>.jsonl`` (``$CLAUDE_CONFIG_DIR`` replaces
+``~/.claude``). The directory name is the absolute working directory with every character
+other than ASCII letters and digits replaced by ``-`` (``/work/my_repo`` ->
+``-work-my-repo``); this encoding is undocumented, so paths of over 200 characters, which newer
+versions encode differently, are also looked up by prefix and checked against the ``cwd``
+recorded in the entries.
+
+Entry types read: ``assistant`` (content blocks, ``stop_reason``, ``usage``, ``costUSD`` in
+older versions, ``isApiErrorMessage``), ``user`` (prompts and ``tool_result`` blocks) and
+``system`` (``level: "error"``). Every other type (``summary``, ``file-history-snapshot``,
+``queue-operation``, ...) is not evidence of activity. Pending permission and trust dialogs are
+not written to the transcript; they are read from the pane.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from integrations.agent.common import (
+    ACTIVE,
+    BLOCKED,
+    DEFAULT_PANE_PATTERNS,
+    IDLE,
+    AgentConfig,
+    JsonlTotals,
+    age_state,
+    check_conversation_id,
+    decide,
+    git_exclude,
+    load_json_object,
+    mtime_of,
+    newest_file,
+    one_line,
+    parse_jsonl,
+    read_instructions,
+    read_tail_lines,
+    resume_or_fail,
+    terminal_reading,
+    time_of,
+    workspace_keys,
+    write_atomically,
+)
+from integrations.base import ActivityReading, Agent
+from integrations.registry import agents
+
+PERMISSION_ARGS = {
+    "default": [],
+    "auto-edit": ["--permission-mode", "acceptEdits"],
+    "skip-permissions": ["--dangerously-skip-permissions"],
+}
+SETTINGS_MODE = {"default": None, "auto-edit": "acceptEdits", "skip-permissions": "bypassPermissions"}
+FINISHED_STOP_REASONS = {"end_turn", "stop_sequence", "max_tokens", "refusal", "pause_turn"}
+SETTLE_SECONDS = 10.0  # a text reply without a stop reason counts as finished after this long
+LONG_NAME = 200
+_ENCODE_RE = re.compile(r"[^A-Za-z0-9]")
+
+
+def encode_project_path(path: str | Path) -> str:
+    """Claude Code's directory name for a working directory: non-alphanumerics become ``-``."""
+    return _ENCODE_RE.sub("-", str(path))
+
+
+def claude_config_dir(home: Path | None) -> Path:
+    if home is not None:
+        return home / ".claude"
+    configured = os.environ.get("CLAUDE_CONFIG_DIR")
+    return Path(configured) if configured else Path.home() / ".claude"
+
+
+def claude_state_file(home: Path | None) -> Path:
+    """``~/.claude.json``: per-project trust and onboarding flags (inside ``$CLAUDE_CONFIG_DIR`` if set)."""
+    if home is not None:
+        return home / ".claude.json"
+    configured = os.environ.get("CLAUDE_CONFIG_DIR")
+    return Path(configured) / ".claude.json" if configured else Path.home() / ".claude.json"
+
+
+# --- transcript --------------------------------------------------------------------------------------
+def _usage_fold(state: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    """Sum usage per API message. Claude Code writes one entry per content block, repeating the
+    message's usage on each, so only the last entry of each message id counts."""
+    if entry.get("type") != "assistant" or entry.get("isApiErrorMessage"):
+        return state
+    message = entry.get("message")
+    if not isinstance(message, dict) or not isinstance(message.get("usage"), dict):
+        return state
+    message_id = message.get("id") or entry.get("requestId") or entry.get("uuid")
+    if message_id != state["current_id"]:
+        _commit(state)
+        state["current_id"] = message_id
+    state["current"] = (message["usage"], entry.get("costUSD"))
+    return state
+
+
+def _commit(state: dict[str, Any]) -> None:
+    if state["current"] is None:
+        return
+    usage, cost = state["current"]
+    state["in"] += _int(usage.get("input_tokens"))
+    state["cache_write"] += _int(usage.get("cache_creation_input_tokens"))
+    state["cache_read"] += _int(usage.get("cache_read_input_tokens"))
+    state["out"] += _int(usage.get("output_tokens"))
+    if isinstance(cost, (int, float)):
+        state["cost"] = (state["cost"] or 0.0) + float(cost)
+    state["current"] = None
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and value > 0 else 0
+
+
+def _usage_initial() -> dict[str, Any]:
+    return {
+        "in": 0,
+        "out": 0,
+        "cache_read": 0,
+        "cache_write": 0,
+        "cost": None,
+        "current_id": None,
+        "current": None,
+    }
+
+
+_usage = JsonlTotals(_usage_fold, _usage_initial)
+
+
+def usage_totals(path: Path) -> tuple[int, int, float | None]:
+    """(input tokens incl. cache reads and writes, output tokens, cost in USD or None) so far."""
+    state = dict(_usage.read(path))
+    _commit(state)
+    return state["in"] + state["cache_read"] + state["cache_write"], state["out"], state["cost"]
+
+
+def _blocks(entry: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
+    message = entry.get("message")
+    if not isinstance(message, dict):
+        return [], None
+    content = message.get("content")
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}], message.get("stop_reason")
+    if isinstance(content, list):
+        return [block for block in content if isinstance(block, dict)], message.get("stop_reason")
+    return [], message.get("stop_reason")
+
+
+def _is_interruption(text: str) -> bool:
+    return text.lstrip().startswith("[Request interrupted by user")
+
+
+def entry_state(entry: dict[str, Any]) -> tuple[str, str] | None:
+    """(state, evidence) one transcript entry implies, or None when it is not evidence.
+
+    The state "finished" means the turn ended: ready or idle depending on its age; "reply"
+    means a text reply with no stop reason yet, finished once it has settled.
+    """
+    kind = entry.get("type")
+    if kind == "system":
+        level = str(entry.get("level") or "").lower()
+        subtype = str(entry.get("subtype") or "").lower()
+        if level == "error" or "error" in subtype:
+            return BLOCKED, "system error: " + one_line(str(entry.get("content") or subtype or "error"), 80)
+        return None
+    if kind == "assistant":
+        if entry.get("isApiErrorMessage") or entry.get("error"):
+            blocks, _ = _blocks(entry)
+            text = next((b.get("text", "") for b in blocks if b.get("type") == "text"), "") or "API error"
+            return BLOCKED, "API error: " + one_line(text, 80)
+        blocks, stop_reason = _blocks(entry)
+        types = {block.get("type") for block in blocks}
+        if types & {"tool_use", "server_tool_use"} or stop_reason == "tool_use":
+            return ACTIVE, "tool call in progress"
+        if stop_reason in FINISHED_STOP_REASONS:
+            return "finished", f"turn ended ({stop_reason})"
+        if types and types <= {"thinking", "redacted_thinking"}:
+            return ACTIVE, "thinking"
+        if "text" in types:
+            return "reply", "text reply"
+        return None
+    if kind == "user":
+        if entry.get("isMeta"):
+            return None
+        blocks, _ = _blocks(entry)
+        texts = [str(block.get("text", "")) for block in blocks if block.get("type") == "text"]
+        if any(_is_interruption(text) for text in texts):
+            return "finished", "interrupted by the user"
+        if any("<local-command-stdout>" in text for text in texts):
+            return "finished", "local command output"
+        if any(block.get("type") == "tool_result" for block in blocks):
+            return ACTIVE, "tool result returned"
+        if blocks:
+            return ACTIVE, "prompt received"
+        return None
+    return None
+
+
+def _relative(path: str, workspace: Path | None) -> str:
+    if workspace is not None:
+        for key in workspace_keys(workspace):
+            if path.startswith(key.rstrip("/") + "/"):
+                return path[len(key.rstrip("/")) + 1 :]
+    return path
+
+
+def describe_tool(name: str, tool_input: Any, workspace: Path | None = None) -> str:
+    """A one-line description of a tool call: "Editing src/app.py", "Running pytest -q"."""
+    data = tool_input if isinstance(tool_input, dict) else {}
+    path = data.get("file_path") or data.get("notebook_path") or data.get("path")
+    target = _relative(str(path), workspace) if path else ""
+    if name in ("Edit", "MultiEdit", "NotebookEdit") and target:
+        return one_line(f"Editing {target}")
+    if name == "Write" and target:
+        return one_line(f"Writing {target}")
+    if name == "Read" and target:
+        return one_line(f"Reading {target}")
+    if name == "Bash" and data.get("command"):
+        return one_line(f"Running {data['command']}")
+    if name in ("Grep", "Glob") and data.get("pattern"):
+        return one_line(f"Searching for {data['pattern']}")
+    if name == "WebFetch" and data.get("url"):
+        return one_line(f"Fetching {data['url']}")
+    if name == "WebSearch" and data.get("query"):
+        return one_line(f"Searching the web for {data['query']}")
+    if name in ("Task", "Agent") and data.get("description"):
+        return one_line(f"Delegating: {data['description']}")
+    if name == "TodoWrite":
+        return "Updating the to-do list"
+    return one_line(f"Using {name or 'a tool'}")
+
+
+def summarize(entries: list[dict[str, Any]], workspace: Path | None = None) -> str:
+    """What the agent did last: its last tool call, or the first line of its last reply."""
+    for entry in reversed(entries):
+        if entry.get("type") != "assistant" or entry.get("isApiErrorMessage"):
+            continue
+        blocks, _ = _blocks(entry)
+        for block in reversed(blocks):
+            if block.get("type") in ("tool_use", "server_tool_use"):
+                return describe_tool(str(block.get("name") or ""), block.get("input"), workspace)
+            if block.get("type") == "text" and str(block.get("text", "")).strip():
+                return one_line(str(block["text"]))
+    return ""
+
+
+def classify(
+    entries: list[dict[str, Any]],
+    *,
+    now: datetime,
+    file_time: datetime | None = None,
+    ready_window: float = 120.0,
+    stale_after: float = 900.0,
+    workspace: Path | None = None,
+) -> ActivityReading | None:
+    """The reading a transcript tail implies, from its last entry that is evidence; None if none is."""
+    conversation_id = next((str(e["sessionId"]) for e in reversed(entries) if e.get("sessionId")), "")
+    for entry in reversed(entries):
+        decided = entry_state(entry)
+        if decided is None:
+            continue
+        state, evidence = decided
+        at = time_of(entry, file_time)
+        age = (now - at).total_seconds() if at is not None else 0.0
+        if state == "reply":
+            state = "finished" if age >= SETTLE_SECONDS else ACTIVE
+        if state == "finished":
+            state = age_state(at, now, ready_window)
+        elif state == ACTIVE and age > stale_after:
+            state, evidence = IDLE, f"{evidence}; no transcript writes for {int(age // 60)} min"
+        return ActivityReading(
+            state=state,
+            at=at,
+            summary=summarize(entries, workspace),
+            source="transcript",
+            conversation_id=conversation_id,
+            evidence=evidence,
+        )
+    return None
+
+
+# --- the plugin ------------------------------------------------------------------------------------
+@agents.register("claude-code")
+class ClaudeCodeAgent(Agent):
+    binary = "claude"
+    install_hint = "npm install -g @anthropic-ai/claude-code"
+    prompt_in_command = True
+    pane_patterns: ClassVar = DEFAULT_PANE_PATTERNS
+
+    class Config(AgentConfig):
+        allow: list[str] = Field(
+            default_factory=list,
+            description='permission rules pre-approved in .claude/settings.local.json, e.g. "Bash(npm test:*)"',
+        )
+
+    config: Config
+
+    def _options(self, workspace: Path) -> list[str]:
+        config = self.config
+        argv = list(PERMISSION_ARGS[config.permissions])
+        if config.model:
+            argv += ["--model", config.model]
+        if config.system_prompt_file:
+            argv.append("--append-system-prompt=" + read_instructions(workspace, config.system_prompt_file))
+        return argv + list(config.extra_args)
+
+    def launch_command(self, *, workspace: Path, prompt: str | None, resume: str | None = None) -> list[str]:
+        if resume:
+            return resume_or_fail(self, workspace=workspace, conversation_id=resume, prompt=prompt)
+        argv = [self.executable(), *self._options(workspace)]
+        if prompt:
+            argv += ["--", prompt]
+        return argv
+
+    def resume_command(
+        self, *, workspace: Path, conversation_id: str, prompt: str | None = None
+    ) -> list[str] | None:
+        argv = [
+            self.executable(),
+            "--resume",
+            check_conversation_id(conversation_id),
+            *self._options(workspace),
+        ]
+        if prompt:
+            argv += ["--", prompt]
+        return argv
+
+    # --- transcript ---
+    def transcript_dir(self, workspace: Path) -> Path | None:
+        projects = claude_config_dir(self.config.home) / "projects"
+        keys = workspace_keys(workspace)
+        for key in keys:
+            candidate = projects / encode_project_path(key)
+            if candidate.is_dir():
+                return candidate
+        for key in keys:  # long paths: newer versions shorten the name; match by prefix and cwd
+            encoded = encode_project_path(key)
+            if len(encoded) <= LONG_NAME:
+                continue
+            try:
+                candidates = [p for p in projects.iterdir() if p.name.startswith(encoded[:LONG_NAME])]
+            except OSError:
+                return None
+            for candidate in candidates:
+                newest = newest_file(candidate, "*.jsonl")
+                entries = parse_jsonl(read_tail_lines(newest)) if newest else []
+                if any(entry.get("cwd") in keys for entry in entries):
+                    return candidate
+        return None
+
+    def transcript_path(self, workspace: Path) -> Path | None:
+        directory = self.transcript_dir(workspace)
+        return newest_file(directory, "*.jsonl") if directory else None
+
+    def transcript_reading(self, workspace: Path, now: datetime) -> ActivityReading | None:
+        path = self.transcript_path(workspace)
+        if path is None:
+            return None
+        reading = classify(
+            parse_jsonl(read_tail_lines(path)),
+            now=now,
+            file_time=mtime_of(path),
+            ready_window=self.config.ready_window_seconds,
+            stale_after=self.config.stale_after_seconds,
+            workspace=workspace,
+        )
+        if reading is None:
+            return None
+        tokens_in, tokens_out, cost = usage_totals(path)
+        return ActivityReading(
+            state=reading.state,
+            at=reading.at,
+            summary=reading.summary,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            cost_usd=cost,
+            source=reading.source,
+            conversation_id=reading.conversation_id or path.stem,
+            evidence=reading.evidence,
+        )
+
+    def detect_activity(
+        self, *, workspace: Path, pane_text: str, now: datetime, process_alive: bool
+    ) -> ActivityReading:
+        native = self.transcript_reading(workspace, now)
+        pane = terminal_reading(pane_text, now=now, patterns=self.pane_patterns)
+        return decide(native, pane, now=now, process_alive=process_alive)
+
+    # --- start-up dialogs ---
+    def prepare_workspace(self, workspace: Path, *, allow_trust: bool) -> list[str]:
+        """Write the workspace's ``.claude/settings.local.json`` permissions (kept out of git via
+        info/exclude) and, when ``allow_trust``, mark the folder trusted in ``~/.claude.json``
+        (``projects[<path>].hasTrustDialogAccepted``), accepting the bypass-permissions warning
+        (``bypassPermissionsModeAccepted``) only when skip-permissions is configured.
+
+        API-key confirmation ("Do you want to use this API key?") is never pre-answered: it
+        needs the key itself, and keys stay out of ao's writes. It reads as waiting_input.
+        """
+        done: list[str] = []
+        done += self._write_settings(workspace)
+        if allow_trust:
+            done += self._write_trust(workspace)
+        return done
+
+    def _write_settings(self, workspace: Path) -> list[str]:
+        mode = SETTINGS_MODE[self.config.permissions]
+        if mode is None and not self.config.allow:
+            return []
+        path = workspace / ".claude" / "settings.local.json"
+        settings = load_json_object(path)
+        if settings is None or not isinstance(settings.get("permissions", {}), dict):
+            return [f"left {path} unchanged: it is not a JSON object of the expected shape"]
+        permissions = dict(settings.get("permissions") or {})
+        if mode is not None:
+            permissions["defaultMode"] = mode
+        allow = [rule for rule in permissions.get("allow", []) if isinstance(rule, str)]
+        for rule in self.config.allow:
+            if rule not in allow:
+                allow.append(rule)
+        if allow:
+            permissions["allow"] = allow
+        if settings.get("permissions") == permissions:
+            return []
+        settings["permissions"] = permissions
+        write_atomically(path, json.dumps(settings, indent=2) + "\n")
+        git_exclude(workspace, "/.claude/settings.local.json")
+        return [f"wrote permissions to {path}"]
+
+    def _write_trust(self, workspace: Path) -> list[str]:
+        path = claude_state_file(self.config.home)
+        state = load_json_object(path)
+        if state is None or not isinstance(state.get("projects", {}), dict):
+            return [f"could not mark the folder trusted: {path} is not a JSON object; the dialog will show"]
+        before = json.dumps(state, sort_keys=True)
+        projects = state.setdefault("projects", {})
+        for key in workspace_keys(workspace):
+            project = projects.get(key)
+            project = dict(project) if isinstance(project, dict) else {}
+            project["hasTrustDialogAccepted"] = True
+            project.setdefault("hasCompletedProjectOnboarding", True)
+            projects[key] = project
+        if self.config.permissions == "skip-permissions":
+            state["bypassPermissionsModeAccepted"] = True
+        if json.dumps(state, sort_keys=True) == before:
+            return []
+        write_atomically(path, json.dumps(state, indent=2) + "\n")
+        done = [f"marked {workspace} trusted in {path}"]
+        if self.config.permissions == "skip-permissions":
+            done.append(f"accepted the bypass-permissions warning in {path}")
+        return done

@@ -1,0 +1,406 @@
+"""OpenAI Codex CLI (``codex``): launch argv, rollout-based activity, folder trust.
+
+Codex records each conversation as ``$CODEX_HOME/sessions/YYYY/MM/DD/rollout-<time>-<id>.jsonl``
+(``CODEX_HOME`` defaults to ``~/.codex``). Every line is ``{"timestamp", "type", "payload"}``;
+the first is ``session_meta`` with the conversation ``id`` and the ``cwd``, which is how a
+rollout is matched to a workspace. ``event_msg`` payloads (``task_started``, ``task_complete``,
+``turn_aborted``, ``token_count``, ``agent_message``, ``error``...) and ``response_item``
+payloads (``message``, ``function_call``, ``reasoning``...) drive the state; unknown types are
+skipped. Approval prompts are normally not persisted, so they are read from the pane.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import tomllib
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+from integrations.agent.common import (
+    ACTIVE,
+    BLOCKED,
+    DEFAULT_PANE_PATTERNS,
+    IDLE,
+    WAITING_INPUT,
+    AgentConfig,
+    JsonlTotals,
+    age_state,
+    check_conversation_id,
+    decide,
+    mtime_of,
+    one_line,
+    parse_jsonl,
+    read_head_line,
+    read_instructions,
+    read_tail_lines,
+    resume_or_fail,
+    terminal_reading,
+    time_of,
+    workspace_keys,
+    write_atomically,
+)
+from integrations.base import ActivityReading, Agent
+from integrations.registry import agents
+
+PERMISSION_ARGS = {
+    "default": [],
+    "auto-edit": ["--full-auto"],
+    "skip-permissions": ["--dangerously-bypass-approvals-and-sandbox"],
+}
+SETTLE_SECONDS = 10.0
+SEARCH_DAYS = 14  # how many of the newest day directories to look through for a workspace's rollout
+
+ACTIVE_EVENTS = {
+    "task_started",
+    "user_message",
+    "agent_reasoning",
+    "agent_reasoning_raw_content",
+    "agent_reasoning_section_break",
+    "exec_command_begin",
+    "exec_command_end",
+    "patch_apply_begin",
+    "patch_apply_end",
+    "mcp_tool_call_begin",
+    "mcp_tool_call_end",
+    "web_search_begin",
+    "web_search_end",
+}
+FINISHED_EVENTS = {"task_complete", "turn_aborted"}
+WAITING_EVENTS = {"exec_approval_request", "apply_patch_approval_request", "request_user_input"}
+ERROR_EVENTS = {"error", "stream_error"}
+ACTIVE_ITEMS = {
+    "function_call",
+    "function_call_output",
+    "custom_tool_call",
+    "custom_tool_call_output",
+    "local_shell_call",
+    "web_search_call",
+    "reasoning",
+}
+CONTEXT_PREFIXES = ("<environment_context>", "<user_instructions>", "# AGENTS.md")
+
+
+def codex_home(home: Path | None) -> Path:
+    if home is not None:
+        return home / ".codex"
+    configured = os.environ.get("CODEX_HOME")
+    return Path(configured) if configured else Path.home() / ".codex"
+
+
+# --- rollouts ------------------------------------------------------------------------------------------
+_meta_lock = threading.Lock()
+_meta_cache: dict[str, dict[str, Any]] = {}
+
+
+def session_meta(path: Path) -> dict[str, Any]:
+    """The ``session_meta`` payload of a rollout ({} when the first line is something else)."""
+    key = str(path)
+    with _meta_lock:
+        if key in _meta_cache:
+            return _meta_cache[key]
+    head = read_head_line(path)
+    payload = head.get("payload") if head and head.get("type") == "session_meta" else None
+    meta = payload if isinstance(payload, dict) else {}
+    if head is not None:  # cache only complete first lines: they never change afterwards
+        with _meta_lock:
+            if len(_meta_cache) > 4096:
+                _meta_cache.clear()
+            _meta_cache[key] = {"id": meta.get("id"), "cwd": meta.get("cwd")}
+    return meta
+
+
+def _numbered_dirs(directory: Path) -> list[Path]:
+    try:
+        return sorted((p for p in directory.iterdir() if p.is_dir() and p.name.isdigit()), reverse=True)
+    except OSError:
+        return []
+
+
+def find_rollout(sessions: Path, workspace: Path, *, days: int = SEARCH_DAYS) -> Path | None:
+    """The most recently written rollout whose ``session_meta.cwd`` is ``workspace``."""
+    keys = set(workspace_keys(workspace))
+    day_dirs: list[Path] = []
+    for year in _numbered_dirs(sessions):
+        for month in _numbered_dirs(year):
+            for day in _numbered_dirs(month):
+                day_dirs.append(day)
+                if len(day_dirs) >= days:
+                    break
+            if len(day_dirs) >= days:
+                break
+        if len(day_dirs) >= days:
+            break
+    best: tuple[float, Path] | None = None
+    for day in day_dirs:
+        try:
+            files = list(day.glob("rollout-*.jsonl"))
+        except OSError:
+            continue
+        for path in files:
+            if session_meta(path).get("cwd") not in keys:
+                continue
+            try:
+                mtime = path.stat().st_mtime
+            except OSError:
+                continue
+            if best is None or mtime > best[0]:
+                best = (mtime, path)
+    return best[1] if best else None
+
+
+def _message_text(payload: dict[str, Any]) -> str:
+    content = payload.get("content")
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return ""
+
+
+def entry_state(entry: dict[str, Any]) -> tuple[str, str] | None:
+    """(state, evidence) one rollout line implies, or None when it is not evidence ("finished" and
+    "reply" as in the Claude Code detector)."""
+    payload = entry.get("payload")
+    if not isinstance(payload, dict):
+        return None
+    kind, subtype = entry.get("type"), payload.get("type")
+    if kind == "event_msg":
+        if subtype in WAITING_EVENTS:
+            return WAITING_INPUT, f"approval requested ({subtype})"
+        if subtype in ERROR_EVENTS:
+            return BLOCKED, "error: " + one_line(str(payload.get("message") or subtype), 80)
+        if subtype in FINISHED_EVENTS:
+            return "finished", f"turn ended ({subtype})"
+        if subtype in ACTIVE_EVENTS:
+            return ACTIVE, str(subtype)
+        if subtype == "agent_message":
+            return "reply", "agent message"
+        return None
+    if kind == "response_item":
+        if subtype == "message":
+            role = payload.get("role")
+            if role == "user":
+                if _message_text(payload).lstrip().startswith(CONTEXT_PREFIXES):
+                    return None
+                return ACTIVE, "prompt received"
+            if role == "assistant":
+                return "reply", "assistant message"
+            return None
+        if subtype in ACTIVE_ITEMS:
+            return ACTIVE, str(subtype)
+        return None
+    return None
+
+
+_PATCH_FILE_RE = re.compile(r"^\*\*\* (Update|Add|Delete) File: (.+)$", re.MULTILINE)
+
+
+def describe_call(payload: dict[str, Any]) -> str:
+    name = str(payload.get("name") or "")
+    raw = payload.get("arguments") if "arguments" in payload else payload.get("input")
+    if name == "apply_patch" or (isinstance(raw, str) and "*** Begin Patch" in raw):
+        match = _PATCH_FILE_RE.search(raw if isinstance(raw, str) else "")
+        if match:
+            verb = {"Update": "Editing", "Add": "Adding", "Delete": "Deleting"}[match.group(1)]
+            return one_line(f"{verb} {match.group(2).strip()}")
+        return "Editing files"
+    args: Any = raw
+    if isinstance(raw, str):
+        try:
+            args = json.loads(raw)
+        except ValueError:
+            args = {}
+    command = args.get("command") or args.get("cmd") if isinstance(args, dict) else None
+    if payload.get("type") == "local_shell_call":
+        action = payload.get("action")
+        command = action.get("command") if isinstance(action, dict) else command
+    if isinstance(command, list):
+        words = [str(word) for word in command]
+        if len(words) >= 3 and words[1] in ("-lc", "-c"):
+            words = words[2:]
+        command = " ".join(words)
+    if command:
+        return one_line(f"Running {command}")
+    return one_line(f"Using {name or 'a tool'}")
+
+
+def summarize(entries: list[dict[str, Any]]) -> str:
+    for entry in reversed(entries):
+        payload = entry.get("payload")
+        if not isinstance(payload, dict):
+            continue
+        subtype = payload.get("type")
+        if entry.get("type") == "response_item":
+            if subtype in ("function_call", "custom_tool_call", "local_shell_call"):
+                return describe_call(payload)
+            if subtype == "message" and payload.get("role") == "assistant" and _message_text(payload).strip():
+                return one_line(_message_text(payload))
+        if entry.get("type") == "event_msg" and subtype == "agent_message" and payload.get("message"):
+            return one_line(str(payload["message"]))
+    return ""
+
+
+def classify(
+    entries: list[dict[str, Any]],
+    *,
+    now: datetime,
+    file_time: datetime | None = None,
+    ready_window: float = 120.0,
+    stale_after: float = 900.0,
+) -> ActivityReading | None:
+    for entry in reversed(entries):
+        decided = entry_state(entry)
+        if decided is None:
+            continue
+        state, evidence = decided
+        at = time_of(entry, file_time)
+        age = (now - at).total_seconds() if at is not None else 0.0
+        if state == "reply":
+            state = "finished" if age >= SETTLE_SECONDS else ACTIVE
+        if state == "finished":
+            state = age_state(at, now, ready_window)
+        elif state == ACTIVE and age > stale_after:
+            state, evidence = IDLE, f"{evidence}; no rollout writes for {int(age // 60)} min"
+        return ActivityReading(
+            state=state, at=at, summary=summarize(entries), source="transcript", evidence=evidence
+        )
+    return None
+
+
+def _tokens_fold(state: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    payload = entry.get("payload")
+    if (
+        entry.get("type") != "event_msg"
+        or not isinstance(payload, dict)
+        or payload.get("type") != "token_count"
+    ):
+        return state
+    info = payload.get("info")
+    total = info.get("total_token_usage") if isinstance(info, dict) else None
+    if isinstance(total, dict):
+        state["in"] = int(total.get("input_tokens") or 0)
+        state["out"] = int(total.get("output_tokens") or 0)
+        state["seen"] = True
+    return state
+
+
+_tokens = JsonlTotals(_tokens_fold, lambda: {"in": 0, "out": 0, "seen": False})
+
+
+# --- the plugin ------------------------------------------------------------------------------------
+@agents.register("codex")
+class CodexAgent(Agent):
+    binary = "codex"
+    install_hint = "npm install -g @openai/codex"
+    prompt_in_command = True
+    pane_patterns: ClassVar = DEFAULT_PANE_PATTERNS
+
+    class Config(AgentConfig):
+        pass
+
+    config: Config
+
+    def _options(self, workspace: Path) -> list[str]:
+        config = self.config
+        argv = list(PERMISSION_ARGS[config.permissions])
+        if config.model:
+            argv += ["--model", config.model]
+        if config.system_prompt_file:
+            # developer_instructions are added to Codex's own prompt (model_instructions_file
+            # would replace it). -c values are TOML; a JSON string is a valid TOML string.
+            text = read_instructions(workspace, config.system_prompt_file)
+            argv += ["-c", "developer_instructions=" + json.dumps(text)]
+        return argv + list(config.extra_args)
+
+    def launch_command(self, *, workspace: Path, prompt: str | None, resume: str | None = None) -> list[str]:
+        if resume:
+            return resume_or_fail(self, workspace=workspace, conversation_id=resume, prompt=prompt)
+        argv = [self.executable(), *self._options(workspace)]
+        if prompt:
+            argv += ["--", prompt]
+        return argv
+
+    def resume_command(
+        self, *, workspace: Path, conversation_id: str, prompt: str | None = None
+    ) -> list[str] | None:
+        argv = [
+            self.executable(),
+            "resume",
+            *self._options(workspace),
+            "--",
+            check_conversation_id(conversation_id),
+        ]
+        if prompt:
+            argv.append(prompt)
+        return argv
+
+    def rollout_path(self, workspace: Path) -> Path | None:
+        return find_rollout(codex_home(self.config.home) / "sessions", workspace)
+
+    def transcript_reading(self, workspace: Path, now: datetime) -> ActivityReading | None:
+        path = self.rollout_path(workspace)
+        if path is None:
+            return None
+        reading = classify(
+            parse_jsonl(read_tail_lines(path)),
+            now=now,
+            file_time=mtime_of(path),
+            ready_window=self.config.ready_window_seconds,
+            stale_after=self.config.stale_after_seconds,
+        )
+        if reading is None:
+            return None
+        tokens = _tokens.read(path)
+        return ActivityReading(
+            state=reading.state,
+            at=reading.at,
+            summary=reading.summary,
+            tokens_in=tokens["in"] if tokens["seen"] else None,
+            tokens_out=tokens["out"] if tokens["seen"] else None,
+            source=reading.source,
+            conversation_id=str(session_meta(path).get("id") or ""),
+            evidence=reading.evidence,
+        )
+
+    def detect_activity(
+        self, *, workspace: Path, pane_text: str, now: datetime, process_alive: bool
+    ) -> ActivityReading:
+        native = self.transcript_reading(workspace, now)
+        pane = terminal_reading(pane_text, now=now, patterns=self.pane_patterns)
+        return decide(native, pane, now=now, process_alive=process_alive)
+
+    def prepare_workspace(self, workspace: Path, *, allow_trust: bool) -> list[str]:
+        """When ``allow_trust``, add ``[projects."<path>"] trust_level = "trusted"`` to
+        ``$CODEX_HOME/config.toml`` (appended as a new table; the file is checked to still parse
+        and is left alone when the project already has a table or the file cannot be parsed)."""
+        if not allow_trust:
+            return []
+        path = codex_home(self.config.home) / "config.toml"
+        try:
+            text = path.read_text(encoding="utf-8") if path.exists() else ""
+            projects = tomllib.loads(text).get("projects", {})
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            return [f"could not mark the folder trusted: {path} cannot be read ({exc}); the dialog will show"]
+        if not isinstance(projects, dict):
+            return [f"could not mark the folder trusted: 'projects' in {path} is not a table"]
+        added = ""
+        for key in workspace_keys(workspace):
+            existing = projects.get(key)
+            if isinstance(existing, dict):
+                if existing.get("trust_level") != "trusted":
+                    return [f"left {path} unchanged: it already has a [projects] entry for {key}"]
+                continue
+            added += f'\n[projects.{json.dumps(key)}]\ntrust_level = "trusted"\n'
+        if not added:
+            return []
+        updated = text + ("\n" if text and not text.endswith("\n") else "") + added
+        try:
+            tomllib.loads(updated)
+        except tomllib.TOMLDecodeError:
+            return [f"left {path} unchanged: adding a [projects] table would not parse (inline table?)"]
+        write_atomically(path, updated)
+        return [f"marked {workspace} trusted in {path}"]

@@ -1,0 +1,82 @@
+"""Any agent command (``custom``): an argv list from settings, terminal-based activity.
+
+The first prompt goes on the command line (``prompt_mode: argv``, after ``prompt_flag`` when
+set) or is sent through the runtime once the agent shows its prompt (``prompt_mode: send``).
+``ready_pattern`` and ``waiting_pattern`` add regular expressions, matched against the last
+lines of the pane, to the built-in prompt and question heuristics.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from integrations.agent.common import DEFAULT_PANE_PATTERNS, PanePatterns, decide, terminal_reading
+from integrations.base import ActivityReading, Agent, PermanentIntegrationError, PluginConfig
+from integrations.registry import agents
+
+
+@agents.register("custom")
+class CustomAgent(Agent):
+    install_hint = "install the command named in the agent's settings"
+
+    class Config(PluginConfig):
+        command: list[str] = Field(min_length=1, description='argv of the agent, e.g. ["my-agent", "--tui"]')
+        prompt_mode: Literal["argv", "send"] = "send"
+        prompt_flag: str | None = Field(
+            default=None, description='with prompt_mode argv: put the prompt after this, e.g. "--prompt"'
+        )
+        ready_pattern: str | None = Field(default=None, description="regex for the agent's input prompt line")
+        waiting_pattern: str | None = Field(default=None, description="regex for a question the agent asks")
+        extra_args: list[str] = Field(default_factory=list)
+
+        @field_validator("command")
+        @classmethod
+        def _command(cls, value: list[str]) -> list[str]:
+            if not value[0].strip():
+                raise ValueError("the command's first element must name a program")
+            return value
+
+        @field_validator("ready_pattern", "waiting_pattern")
+        @classmethod
+        def _regex(cls, value: str | None) -> str | None:
+            if value is not None:
+                try:
+                    re.compile(value)
+                except re.error as exc:
+                    raise ValueError(f"not a valid regular expression: {exc}") from None
+            return value
+
+    config: Config
+
+    @property
+    def prompt_in_command(self) -> bool:  # type: ignore[override]
+        return self.config.prompt_mode == "argv"
+
+    @property
+    def pane_patterns(self) -> PanePatterns:
+        return DEFAULT_PANE_PATTERNS.extended(
+            ready=[self.config.ready_pattern] if self.config.ready_pattern else [],
+            waiting=[self.config.waiting_pattern] if self.config.waiting_pattern else [],
+        )
+
+    def executable(self) -> str:
+        return self.config.command[0]
+
+    def launch_command(self, *, workspace: Path, prompt: str | None, resume: str | None = None) -> list[str]:
+        if resume:
+            raise PermanentIntegrationError("custom agent cannot resume a conversation")
+        argv = [*self.config.command, *self.config.extra_args]
+        if prompt and self.prompt_in_command:
+            argv += [self.config.prompt_flag, prompt] if self.config.prompt_flag else [prompt]
+        return argv
+
+    def detect_activity(
+        self, *, workspace: Path, pane_text: str, now: datetime, process_alive: bool
+    ) -> ActivityReading:
+        pane = terminal_reading(pane_text, now=now, patterns=self.pane_patterns)
+        return decide(None, pane, now=now, process_alive=process_alive)

@@ -1,0 +1,429 @@
+"""Agent plugins: registration, settings validation, launch/resume argv, install checks, start-up dialogs."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from integrations.agent.aider import AiderAgent
+from integrations.agent.claude_code import ClaudeCodeAgent
+from integrations.agent.codex import CodexAgent
+from integrations.agent.custom import CustomAgent
+from integrations.agent.gemini import GeminiAgent
+from integrations.agent.opencode import OpenCodeAgent
+from integrations.base import PermanentIntegrationError
+from integrations.registry import BUILTIN_PLUGIN_MODULES, ConfigurationError, agents
+
+WS = Path("/srv/ao/ws/proj-1")
+
+
+def make(key: str, **settings):
+    return agents.create(key, settings)
+
+
+def test_every_agent_is_registered_under_its_config_key() -> None:
+    expected = {
+        "claude-code": ClaudeCodeAgent,
+        "codex": CodexAgent,
+        "aider": AiderAgent,
+        "opencode": OpenCodeAgent,
+        "gemini": GeminiAgent,
+        "custom": CustomAgent,
+    }
+
+    assert {key: agents.get(key) for key in expected} == expected
+    assert {
+        f"integrations.agent.{m}" for m in ("claude_code", "codex", "aider", "opencode", "gemini", "custom")
+    } <= set(BUILTIN_PLUGIN_MODULES)
+
+
+LAUNCH_CASES = [
+    # (agent key, settings, prompt, expected argv)
+    ("claude-code", {}, "fix the bug", ["claude", "--", "fix the bug"]),
+    (
+        "claude-code",
+        {"permissions": "auto-edit", "model": "opus"},
+        None,
+        ["claude", "--permission-mode", "acceptEdits", "--model", "opus"],
+    ),
+    (
+        "claude-code",
+        {"permissions": "skip-permissions"},
+        "-x starts with a dash",
+        ["claude", "--dangerously-skip-permissions", "--", "-x starts with a dash"],
+    ),
+    (
+        "claude-code",
+        {"binary": "/opt/bin/claude", "extra_args": ["--verbose"]},
+        None,
+        ["/opt/bin/claude", "--verbose"],
+    ),
+    ("codex", {}, "fix it", ["codex", "--", "fix it"]),
+    (
+        "codex",
+        {"permissions": "auto-edit", "model": "gpt-5-codex"},
+        None,
+        ["codex", "--full-auto", "--model", "gpt-5-codex"],
+    ),
+    (
+        "codex",
+        {"permissions": "skip-permissions"},
+        "go",
+        ["codex", "--dangerously-bypass-approvals-and-sandbox", "--", "go"],
+    ),
+    ("aider", {}, "ignored: sent after launch", ["aider"]),
+    (
+        "aider",
+        {"permissions": "skip-permissions", "model": "sonnet"},
+        None,
+        ["aider", "--yes-always", "--model", "sonnet"],
+    ),
+    ("aider", {"permissions": "auto-edit"}, None, ["aider"]),
+    ("opencode", {}, "fix it", ["opencode", "--prompt=fix it"]),
+    (
+        "opencode",
+        {"permissions": "skip-permissions", "model": "anthropic/claude-sonnet-4"},
+        None,
+        ["opencode", "--auto", "--model", "anthropic/claude-sonnet-4"],
+    ),
+    ("gemini", {}, "-fix it", ["gemini", "--prompt-interactive=-fix it"]),
+    ("gemini", {"permissions": "auto-edit"}, None, ["gemini", "--approval-mode", "auto_edit"]),
+    (
+        "gemini",
+        {"permissions": "skip-permissions", "model": "pro"},
+        None,
+        ["gemini", "--approval-mode", "yolo", "--model", "pro"],
+    ),
+    ("custom", {"command": ["python3", "agent.py"]}, "sent later", ["python3", "agent.py"]),
+    ("custom", {"command": ["my-agent"], "prompt_mode": "argv"}, "do it", ["my-agent", "do it"]),
+    (
+        "custom",
+        {"command": ["my-agent"], "prompt_mode": "argv", "prompt_flag": "--prompt", "extra_args": ["-v"]},
+        "do it",
+        ["my-agent", "-v", "--prompt", "do it"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("key", "settings", "prompt", "argv"), LAUNCH_CASES)
+def test_launch_command(key: str, settings: dict, prompt: str | None, argv: list[str]) -> None:
+    assert make(key, **settings).launch_command(workspace=WS, prompt=prompt) == argv
+
+
+@pytest.mark.parametrize(
+    ("key", "settings", "in_command"),
+    [
+        ("claude-code", {}, True),
+        ("codex", {}, True),
+        ("aider", {}, False),
+        ("opencode", {}, True),
+        ("gemini", {}, True),
+        ("custom", {"command": ["a"]}, False),
+        ("custom", {"command": ["a"], "prompt_mode": "argv"}, True),
+    ],
+)
+def test_prompt_in_command(key: str, settings: dict, in_command: bool) -> None:
+    assert make(key, **settings).prompt_in_command is in_command
+
+
+RESUME_CASES = [
+    (
+        "claude-code",
+        {"permissions": "auto-edit"},
+        "continue",
+        ["claude", "--resume", "5f0c-77", "--permission-mode", "acceptEdits", "--", "continue"],
+    ),
+    ("codex", {"model": "o3"}, None, ["codex", "resume", "--model", "o3", "--", "5f0c-77"]),
+    ("codex", {}, "continue", ["codex", "resume", "--", "5f0c-77", "continue"]),
+    ("aider", {"model": "sonnet"}, None, ["aider", "--model", "sonnet", "--restore-chat-history"]),
+    ("opencode", {}, "continue", ["opencode", "--session", "5f0c-77", "--prompt=continue"]),
+    ("gemini", {}, None, ["gemini", "--resume", "5f0c-77"]),
+]
+
+
+@pytest.mark.parametrize(("key", "settings", "prompt", "argv"), RESUME_CASES)
+def test_resume_command(key: str, settings: dict, prompt: str | None, argv: list[str]) -> None:
+    agent = make(key, **settings)
+
+    assert agent.resume_command(workspace=WS, conversation_id="5f0c-77", prompt=prompt) == argv
+    assert agent.launch_command(workspace=WS, prompt=prompt, resume="5f0c-77") == argv
+
+
+def test_custom_agent_cannot_resume() -> None:
+    agent = make("custom", command=["my-agent"])
+
+    assert agent.resume_command(workspace=WS, conversation_id="abc") is None
+    with pytest.raises(PermanentIntegrationError, match="cannot resume"):
+        agent.launch_command(workspace=WS, prompt=None, resume="abc")
+
+
+@pytest.mark.parametrize("conversation_id", ["--dangerously-skip-permissions", "a b", "", "x;id"])
+def test_resume_refuses_ids_that_are_not_plain_tokens(conversation_id: str) -> None:
+    with pytest.raises(PermanentIntegrationError, match="not a valid conversation id"):
+        make("claude-code").resume_command(workspace=WS, conversation_id=conversation_id)
+
+
+def test_system_prompt_file_is_read_relative_to_the_workspace(tmp_path: Path) -> None:
+    (tmp_path / "rules.md").write_text('- be brief\n- say "done"\n')
+
+    claude_argv = make("claude-code", system_prompt_file="rules.md").launch_command(
+        workspace=tmp_path, prompt=None
+    )
+    codex_argv = make("codex", system_prompt_file="rules.md").launch_command(workspace=tmp_path, prompt=None)
+    aider_argv = make("aider", system_prompt_file="rules.md").launch_command(workspace=tmp_path, prompt=None)
+
+    assert claude_argv == ["claude", '--append-system-prompt=- be brief\n- say "done"\n']
+    assert codex_argv[:2] == ["codex", "-c"]
+    key, _, value = codex_argv[2].partition("=")
+    assert (key, tomllib.loads("v = " + value)["v"]) == (
+        "developer_instructions",
+        '- be brief\n- say "done"\n',
+    )
+    assert aider_argv == ["aider", "--read", str(tmp_path / "rules.md")]
+
+
+def test_missing_system_prompt_file_is_a_permanent_error(tmp_path: Path) -> None:
+    with pytest.raises(PermanentIntegrationError, match="cannot read system_prompt_file"):
+        make("claude-code", system_prompt_file="nope.md").launch_command(workspace=tmp_path, prompt=None)
+
+
+@pytest.mark.parametrize(
+    ("key", "settings", "message"),
+    [
+        ("claude-code", {"permissions": "yolo"}, "permissions"),
+        ("claude-code", {"unknown_setting": 1}, "unknown_setting"),
+        ("opencode", {"system_prompt_file": "x.md"}, "AGENTS.md"),
+        ("gemini", {"system_prompt_file": "x.md"}, "GEMINI.md"),
+        ("custom", {}, "command"),
+        ("custom", {"command": []}, "command"),
+        ("custom", {"command": ["a"], "ready_pattern": "("}, "not a valid regular expression"),
+        ("custom", {"command": ["a"], "permissions": "auto-edit"}, "permissions"),
+    ],
+)
+def test_invalid_settings_are_configuration_errors(key: str, settings: dict, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        agents.validate_settings(key, settings, where="projects.demo.agent")
+
+
+# --- install checks --------------------------------------------------------------------------------------
+def executable(path: Path) -> Path:
+    path.write_text("#!/bin/sh\nexit 0\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("key", "binary", "hint"),
+    [
+        ("claude-code", "claude", "npm install -g @anthropic-ai/claude-code"),
+        ("codex", "codex", "npm install -g @openai/codex"),
+        ("aider", "aider", "python -m pip install aider-install && aider-install"),
+        ("opencode", "opencode", "npm install -g opencode-ai"),
+        ("gemini", "gemini", "npm install -g @google/gemini-cli"),
+    ],
+)
+def test_missing_binary_names_it_and_how_to_install(tmp_path: Path, key: str, binary: str, hint: str) -> None:
+    with pytest.raises(PermanentIntegrationError) as caught:
+        make(key).check_installed(path=str(tmp_path))
+
+    assert str(caught.value) == f"{key} agent: {binary!r} was not found on PATH; install it with: {hint}"
+
+
+def test_installed_binary_is_found(tmp_path: Path) -> None:
+    found = executable(tmp_path / "claude")
+
+    assert make("claude-code").check_installed(path=str(tmp_path)) == str(found)
+
+
+def test_binary_override_is_checked(tmp_path: Path) -> None:
+    found = executable(tmp_path / "claude-nightly")
+
+    assert make("claude-code", binary=str(found)).check_installed(path="") == str(found)
+    with pytest.raises(PermanentIntegrationError, match="'claude-beta'"):
+        make("claude-code", binary="claude-beta").check_installed(path=str(tmp_path))
+
+
+def test_custom_agent_checks_its_command(tmp_path: Path) -> None:
+    with pytest.raises(PermanentIntegrationError, match="custom agent: 'my-agent' was not found on PATH"):
+        make("custom", command=["my-agent", "--tui"]).check_installed(path=str(tmp_path))
+
+
+# --- start-up dialogs ---------------------------------------------------------------------------------
+@pytest.fixture
+def git_workspace(tmp_path: Path) -> Path:
+    path = tmp_path / "ws_1"
+    subprocess.run(["git", "init", "-q", str(path)], check=True, timeout=30)
+    return path
+
+
+def test_claude_trust_is_written_to_claude_json_keeping_other_state(
+    tmp_path: Path, git_workspace: Path
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".claude.json").write_text(
+        json.dumps({"userID": "u1", "projects": {"/other": {"allowedTools": ["x"]}}})
+    )
+    agent = make("claude-code", home=str(home))
+
+    done = agent.prepare_workspace(git_workspace, allow_trust=True)
+    again = agent.prepare_workspace(git_workspace, allow_trust=True)
+
+    state = json.loads((home / ".claude.json").read_text())
+    assert state["userID"] == "u1"
+    assert state["projects"]["/other"] == {"allowedTools": ["x"]}
+    assert state["projects"][str(git_workspace)] == {
+        "hasTrustDialogAccepted": True,
+        "hasCompletedProjectOnboarding": True,
+    }
+    assert "bypassPermissionsModeAccepted" not in state
+    assert done == [f"marked {git_workspace} trusted in {home / '.claude.json'}"]
+    assert again == []
+    assert not (git_workspace / ".claude").exists()
+
+
+def test_claude_without_allow_trust_writes_no_trust(tmp_path: Path, git_workspace: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+
+    done = make("claude-code", home=str(home)).prepare_workspace(git_workspace, allow_trust=False)
+
+    assert done == []
+    assert not (home / ".claude.json").exists()
+
+
+def test_claude_skip_permissions_accepts_the_bypass_warning_only_with_trust(
+    tmp_path: Path, git_workspace: Path
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    agent = make("claude-code", home=str(home), permissions="skip-permissions")
+
+    agent.prepare_workspace(git_workspace, allow_trust=False)
+    assert not (home / ".claude.json").exists()
+    agent.prepare_workspace(git_workspace, allow_trust=True)
+
+    assert json.loads((home / ".claude.json").read_text())["bypassPermissionsModeAccepted"] is True
+
+
+def test_claude_permissions_go_to_settings_local_json_and_stay_out_of_git(
+    tmp_path: Path, git_workspace: Path
+) -> None:
+    settings = git_workspace / ".claude" / "settings.local.json"
+    settings.parent.mkdir()
+    settings.write_text(json.dumps({"permissions": {"allow": ["Read"]}, "env": {"A": "1"}}))
+    agent = make(
+        "claude-code", home=str(tmp_path), permissions="auto-edit", allow=["Bash(npm test:*)", "Read"]
+    )
+
+    done = agent.prepare_workspace(git_workspace, allow_trust=False)
+
+    assert json.loads(settings.read_text()) == {
+        "permissions": {"allow": ["Read", "Bash(npm test:*)"], "defaultMode": "acceptEdits"},
+        "env": {"A": "1"},
+    }
+    assert done == [f"wrote permissions to {settings}"]
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=git_workspace,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert status.stdout == ""
+
+
+def test_claude_leaves_an_unparsable_claude_json_alone(tmp_path: Path, git_workspace: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".claude.json").write_text("{not json")
+
+    done = make("claude-code", home=str(home)).prepare_workspace(git_workspace, allow_trust=True)
+
+    assert (home / ".claude.json").read_text() == "{not json"
+    assert len(done) == 1 and "is not a JSON object" in done[0]
+
+
+def test_codex_trust_is_appended_to_config_toml(tmp_path: Path, git_workspace: Path) -> None:
+    codex_home = tmp_path / ".codex"
+    codex_home.mkdir()
+    (codex_home / "config.toml").write_text(
+        'model = "o3"  # mine\n\n[projects."/other"]\ntrust_level = "trusted"'
+    )
+    agent = make("codex", home=str(tmp_path))
+
+    done = agent.prepare_workspace(git_workspace, allow_trust=True)
+    again = agent.prepare_workspace(git_workspace, allow_trust=True)
+
+    text = (codex_home / "config.toml").read_text()
+    assert text.startswith('model = "o3"  # mine\n')
+    assert tomllib.loads(text)["projects"] == {
+        "/other": {"trust_level": "trusted"},
+        str(git_workspace): {"trust_level": "trusted"},
+    }
+    assert done == [f"marked {git_workspace} trusted in {codex_home / 'config.toml'}"]
+    assert again == []
+
+
+def test_codex_leaves_inline_projects_tables_alone(tmp_path: Path, git_workspace: Path) -> None:
+    (tmp_path / ".codex").mkdir()
+    original = 'projects = { "/other" = { trust_level = "trusted" } }\n'
+    (tmp_path / ".codex" / "config.toml").write_text(original)
+
+    done = make("codex", home=str(tmp_path)).prepare_workspace(git_workspace, allow_trust=True)
+
+    assert (tmp_path / ".codex" / "config.toml").read_text() == original
+    assert len(done) == 1 and "unchanged" in done[0]
+
+
+def test_codex_without_allow_trust_writes_nothing(tmp_path: Path, git_workspace: Path) -> None:
+    assert make("codex", home=str(tmp_path)).prepare_workspace(git_workspace, allow_trust=False) == []
+    assert not (tmp_path / ".codex").exists()
+
+
+def test_gemini_trust_goes_to_trusted_folders(tmp_path: Path, git_workspace: Path) -> None:
+    (tmp_path / ".gemini").mkdir()
+    (tmp_path / ".gemini" / "trustedFolders.json").write_text(json.dumps({"/other": "DO_NOT_TRUST"}))
+
+    done = make("gemini", home=str(tmp_path)).prepare_workspace(git_workspace, allow_trust=True)
+
+    assert json.loads((tmp_path / ".gemini" / "trustedFolders.json").read_text()) == {
+        "/other": "DO_NOT_TRUST",
+        str(git_workspace): "TRUST_FOLDER",
+    }
+    assert len(done) == 1
+
+
+def test_aider_files_are_kept_out_of_git(git_workspace: Path) -> None:
+    (git_workspace / ".aider.chat.history.md").write_text("# chat\n")
+
+    done = make("aider").prepare_workspace(git_workspace, allow_trust=False)
+
+    status = subprocess.run(
+        ["git", "status", "--porcelain"], cwd=git_workspace, capture_output=True, text=True, timeout=30
+    )
+    assert status.stdout == ""
+    assert done == ["excluded .aider* from git in this repository"]
+
+
+def test_prepare_outside_a_git_repository_still_writes_settings(tmp_path: Path) -> None:
+    workspace = tmp_path / "plain"
+    workspace.mkdir()
+    env_home = tmp_path / "home"
+    env_home.mkdir()
+
+    done = make("claude-code", home=str(env_home), permissions="auto-edit").prepare_workspace(
+        workspace, allow_trust=False
+    )
+
+    assert json.loads((workspace / ".claude" / "settings.local.json").read_text()) == {
+        "permissions": {"defaultMode": "acceptEdits"}
+    }
+    assert len(done) == 1
+    assert os.listdir(workspace) == [".claude"]
