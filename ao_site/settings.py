@@ -32,6 +32,12 @@ AO_CONFIG = env.str("AO_CONFIG", default="")
 AO_REQUIRE_SERVICES = env.bool("AO_REQUIRE_SERVICES", default=False)
 # Default reconciliation sweep interval in seconds (projects may override in config).
 AO_SWEEP_INTERVAL = env.float("AO_SWEEP_INTERVAL", default=30.0)
+# This machine's name as an agent host: its worker consumes the queue "host.<name>".
+AO_HOST_NAME = env.str("AO_HOST_NAME", default="") or __import__("socket").gethostname()
+# Live sessions one agent host may run at once (admission control; projects add their own cap).
+AO_MAX_SESSIONS_PER_HOST = env.int("AO_MAX_SESSIONS_PER_HOST", default=10)
+# Largest prompt or message ao accepts, in characters.
+AO_MAX_PROMPT_CHARS = env.int("AO_MAX_PROMPT_CHARS", default=100_000)
 
 SECRET_KEY = env.str("AO_SECRET_KEY", default="") or read_or_create_secret(AO_HOME / "secret_key")
 DEBUG = env.bool("AO_DEBUG", default=False)
@@ -93,6 +99,9 @@ if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db("DATABASE_URL")}
     DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        # An unreachable host fails in seconds instead of hanging `ao start`.
+        DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 10)
 else:
     DATABASES = {
         "default": {
@@ -133,10 +142,14 @@ if REDIS_URL:
     }
     CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": None, "socket_keepalive": True}
 else:
-    CELERY_BROKER_URL = "memory://"
+    CELERY_BROKER_URL = "memory://localhost/"
     CELERY_BROKER_TRANSPORT_OPTIONS = {"polling_interval": 0.1}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# Embedded mode: processes without a worker (the CLI, a shell) run background work inline;
+# `ao start` sets AO_EMBEDDED_SERVER=1 for itself and hands work to its worker threads.
+CELERY_TASK_ALWAYS_EAGER = AO_EMBEDDED and not env.bool("AO_EMBEDDED_SERVER", default=False)
+CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -144,6 +157,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "ao"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
+# Keep Django's LOGGING (and its secret-redacting filter) in `ao worker` / `ao beat` too.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- auth, i18n, static ---------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

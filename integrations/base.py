@@ -41,8 +41,11 @@ class Plugin:
     slot: ClassVar[str] = ""
     Config: ClassVar[type[PluginConfig]] = PluginConfig
 
-    def __init__(self, config: PluginConfig | None = None) -> None:
+    def __init__(self, config: PluginConfig | None = None, *, project: Any = None) -> None:
         self.config = config if config is not None else self.Config()
+        # The sessions.models.Project this instance serves, for plugins that need one
+        # (trackers, SCMs); None for project-independent use.
+        self.project = project
 
 
 # --- runtime ------------------------------------------------------------------------------------
@@ -156,9 +159,7 @@ class Agent(Plugin, abc.ABC):
         return found
 
     @abc.abstractmethod
-    def launch_command(
-        self, *, workspace: Path, prompt: str | None, resume: str | None = None
-    ) -> list[str]:
+    def launch_command(self, *, workspace: Path, prompt: str | None, resume: str | None = None) -> list[str]:
         """argv to start the agent in ``workspace``. ``prompt`` is used only when ``prompt_in_command``;
         ``resume`` (a conversation id) delegates to ``resume_command`` and raises
         PermanentIntegrationError when the agent cannot resume."""

@@ -87,9 +87,11 @@ class Registry(Generic[P]):
                 f"invalid settings for {self.slot} plugin {key!r}: " + "; ".join(problems), path=where
             ) from None
 
-    def create(self, key: str, settings: dict[str, Any] | None = None, *, where: str = "") -> P:
+    def create(
+        self, key: str, settings: dict[str, Any] | None = None, *, where: str = "", project: Any = None
+    ) -> P:
         config = self.validate_settings(key, settings, where=where)
-        return self.get(key, where=where)(config)
+        return self.get(key, where=where)(config, project=project)
 
 
 runtimes: Registry = Registry("runtime")
@@ -116,7 +118,18 @@ BUILTIN_PLUGIN_MODULES: list[str] = [
     "integrations.runtime.process",
     "integrations.workspace.worktree",
     "integrations.workspace.clone",
+    "integrations.tracker.local",
 ]
+
+
+def plugin_for(project: Any, slot: str) -> Plugin:
+    """The project's configured plugin for ``slot``, with its validated settings, bound to it."""
+    return registry_for(slot).create(
+        project.plugin_key(slot),
+        project.settings_for(slot),
+        where=f"projects.{project.key}.{slot}",
+        project=project,
+    )
 
 
 def registry_for(slot: str) -> Registry:

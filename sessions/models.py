@@ -71,6 +71,16 @@ class Project(models.Model):
     post_create = models.JSONField(default=list, blank=True)
     reactions = models.JSONField(default=dict, blank=True, help_text="per-project reaction overrides")
     max_sessions = models.PositiveIntegerField(null=True, blank=True, help_text="cap on live sessions")
+    refuse_over_cap = models.BooleanField(
+        default=False, help_text="refuse spawns over the cap instead of queueing them"
+    )
+    allow_agent_trust = models.BooleanField(
+        default=True,
+        help_text="let ao pre-answer the agent's folder-trust dialog through the agent's own settings files",
+    )
+    pass_tokens_to_agents = models.BooleanField(
+        default=False, help_text="pass ao's SCM/tracker tokens into the agents' environment"
+    )
     sweep_interval = models.FloatField(null=True, blank=True, help_text="seconds; default from settings")
 
     config_source = models.CharField(max_length=1024, blank=True, help_text="config file it came from")
@@ -141,6 +151,11 @@ class Session(models.Model):
     zone = models.CharField(max_length=16, choices=Zone.choices, default=Zone.WORKING, db_index=True)
     status_reason = models.CharField(max_length=300, blank=True)
     status_changed_at = models.DateTimeField(null=True, blank=True)
+
+    # Per-session API token for `ao report` (only its SHA-256 is kept).
+    api_token_hash = models.CharField(max_length=64, blank=True, editable=False)
+    # Set by the one worker that claims the start (tasks may be delivered twice).
+    start_claimed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

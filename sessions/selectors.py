@@ -22,3 +22,42 @@ def sessions_for_board(*, project: Project | None = None, include_done: bool = T
 
 def session_for_card(*, session_id: str) -> Session | None:
     return Session.objects.select_related("project", "pull_request").filter(pk=session_id).first()
+
+
+class NotFound(Exception):
+    """A project or session the caller named does not exist. The message says what exists."""
+
+
+def project_resolve(*, key: str | None) -> Project:
+    """The project named ``key``; without a key, the only project (an error if there are several)."""
+    if key:
+        project = Project.objects.filter(key=key).first()
+        if project is None:
+            known = ", ".join(Project.objects.values_list("key", flat=True)) or "none"
+            raise NotFound(f"no project {key!r}; projects: {known}")
+        return project
+    projects = list(Project.objects.all()[:2])
+    if not projects:
+        raise NotFound("no projects yet: run `ao init` in your repository, then `ao start`")
+    if len(projects) > 1:
+        known = ", ".join(Project.objects.values_list("key", flat=True))
+        raise NotFound(f"several projects ({known}): choose one with --project")
+    return projects[0]
+
+
+def session_summary(session: Session) -> dict:
+    """The stable JSON shape of a session for `ao session ls --json` and `ao status --json`."""
+    return {
+        "id": session.id,
+        "project": session.project.key,
+        "kind": session.kind,
+        "status": session.status,
+        "zone": session.zone,
+        "reason": session.status_reason,
+        "agent": session.agent,
+        "issue": session.issue_ref,
+        "title": session.issue_title,
+        "branch": session.branch,
+        "activity": session.activity,
+        "created_at": session.created_at.isoformat(),
+    }

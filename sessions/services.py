@@ -176,10 +176,13 @@ def project_sweep_release(*, project_id: int) -> None:
     Project.objects.filter(pk=project_id).update(sweep_lease_until=None, last_swept_at=timezone.now())
 
 
-def project_sweep(*, project: Project, now: datetime | None = None) -> int:
-    """Re-observe every live session of the project and re-derive its status. Returns changes."""
+def project_sweep(*, project: Project, now: datetime | None = None, exclude_phase: str | None = None) -> int:
+    """Re-derive the status of every live session of the project from its stored facts
+    (time alone can change it: idle turns into stuck). Returns how many changed."""
     changes = 0
     live = Session.objects.filter(project=project).exclude(zone=Zone.DONE).select_related("project")
+    if exclude_phase:
+        live = live.exclude(phase=exclude_phase)
     for session in live:
         with transaction.atomic():
             if session_rederive(session=session, now=now):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from sessions import services
-from sessions.models import Project
+from sessions import agents, services
+from sessions.models import Project, Session
 
 
 @shared_task(name="sessions.sweep_due_projects", ignore_result=True)
@@ -22,6 +22,25 @@ def project_sweep_task(project_id: int) -> None:
     try:
         project = Project.objects.filter(pk=project_id).first()
         if project is not None:
-            services.project_sweep(project=project)
+            agents.project_sweep(project=project)
     finally:
         services.project_sweep_release(project_id=project_id)
+
+
+@shared_task(name="sessions.start", ignore_result=True, acks_late=True)
+def session_start_task(session_id: str) -> None:
+    agents.session_start(session_id=session_id)
+
+
+@shared_task(name="sessions.observe", ignore_result=True)
+def session_observe_task(session_id: str) -> None:
+    session = Session.objects.select_related("project").filter(pk=session_id).first()
+    if session is not None:
+        agents.session_observe(session=session)
+
+
+@shared_task(name="sessions.deliver_messages", ignore_result=True, acks_late=True)
+def messages_deliver_task(session_id: str) -> None:
+    from sessions import messaging
+
+    messaging.messages_deliver(session_id=session_id)

@@ -13,6 +13,7 @@ Shared rules:
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import time
 from collections.abc import Sequence
@@ -115,23 +116,27 @@ def link_symlinks(*, repo_path: Path, path: Path, symlinks: Sequence[str]) -> li
 
 
 def post_create_argv(entry: str | Sequence[str], *, path: Path) -> list[str]:
-    """An argv list as given, or a script file path relative to the workspace run directly.
+    """The argv for one ``postCreate`` entry; nothing is ever given to a shell.
 
-    A string is never split or given to a shell: it names a script inside the workspace
-    (run as ``sh <script>`` unless it is executable, so a missing exec bit is not fatal).
+    - a list is an argv, used as given;
+    - a string naming a script file inside the workspace runs that script (``sh <script>``
+      unless it is executable);
+    - any other string is split into words like a shell would (``shlex.split``: quotes work)
+      and run directly, so pipes, redirects, ``&&`` and ``$VARS`` have no effect: put those in
+      a script.
     """
     if isinstance(entry, str):
-        if not entry or "\0" in entry or Path(entry).is_absolute():
-            raise PermanentIntegrationError(
-                f"post_create script {entry!r} must be a path relative to the repo"
-            )
-        script = _resolve(path / entry)
-        if not script.is_relative_to(_resolve(path)) or not script.is_file():
-            raise PermanentIntegrationError(
-                f"post_create entry {entry!r} is not a script file in the repository; "
-                'write commands as argv lists, e.g. ["npm", "ci"]'
-            )
-        return [str(script)] if os.access(script, os.X_OK) else ["sh", str(script)]
+        if not entry.strip() or "\0" in entry:
+            raise PermanentIntegrationError(f"post_create command {entry!r} is empty or contains NUL")
+        if not Path(entry).is_absolute():
+            script = _resolve(path / entry)
+            if script.is_relative_to(_resolve(path)) and script.is_file():
+                return [str(script)] if os.access(script, os.X_OK) else ["sh", str(script)]
+        try:
+            words = shlex.split(entry)
+        except ValueError as exc:
+            raise PermanentIntegrationError(f"post_create command {entry!r} cannot be split: {exc}") from exc
+        return post_create_argv(words, path=path)
     argv = list(entry)
     if not argv or not all(isinstance(a, str) and "\0" not in a for a in argv):
         raise PermanentIntegrationError(f"post_create command {entry!r} must be a non-empty list of strings")

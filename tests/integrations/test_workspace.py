@@ -230,13 +230,25 @@ def test_symlinks_escaping_the_project_are_refused(repo: Repo, entry: str) -> No
     assert sorted(os.listdir(path)) == [".git", ".gitignore", "README.md"]
 
 
-@pytest.mark.parametrize("entry", ["echo hi; touch pwned", "npm ci", "/bin/sh", [], ["ok", 1]])
-def test_post_create_shell_strings_are_refused(repo: Repo, entry) -> None:
+def test_post_create_strings_are_split_into_words_never_given_to_a_shell(repo: Repo) -> None:
+    ws = WorktreeWorkspace()
+    path = ws.create(repo_path=repo.path, root=repo.root, name="ao-13", branch="feat/cmds", base="main")
+    (step,) = ws.setup(
+        repo_path=repo.path, path=path, post_create=["echo 'a b' hi; touch pwned && echo $HOME `id`"]
+    )
+    assert step.ok
+    assert step.argv == ("echo", "a b", "hi;", "touch", "pwned", "&&", "echo", "$HOME", "`id`")
+    assert step.output.strip() == "a b hi; touch pwned && echo $HOME `id`"
+    assert not (path / "pwned").exists()
+
+
+@pytest.mark.parametrize("entry", ["", "   ", "unterminated 'quote", [], ["ok", 1]])
+def test_post_create_malformed_entries_are_refused(repo: Repo, entry) -> None:
     ws = WorktreeWorkspace()
     path = ws.create(repo_path=repo.path, root=repo.root, name="ao-13", branch="feat/cmds", base="main")
     with pytest.raises(PermanentIntegrationError):
         ws.setup(repo_path=repo.path, path=path, symlinks=[".env"], post_create=[entry])
-    assert not (path / "pwned").exists() and not (path / ".env").exists()
+    assert not (path / ".env").exists()
 
 
 # --- clone ------------------------------------------------------------------------------------------

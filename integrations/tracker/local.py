@@ -1,0 +1,80 @@
+"""The `local` tracker: issues kept in ao's own database (dashboard, API, `ao issue add`)."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from integrations.base import Issue, IssueNotFound, PluginConfig, Tracker
+from integrations.models import LocalIssue
+from integrations.registry import trackers
+
+
+def _as_issue(row: LocalIssue) -> Issue:
+    return Issue(
+        ref=str(row.number),
+        title=row.title,
+        body=row.body,
+        url="",
+        labels=tuple(row.labels),
+        state=row.state,
+    )
+
+
+@trackers.register("local")
+class LocalTracker(Tracker):
+    class Config(PluginConfig):
+        pass
+
+    def _rows(self):
+        if self.project is None:
+            raise RuntimeError("the local tracker must be bound to a project")
+        return LocalIssue.objects.filter(project=self.project)
+
+    def _get(self, ref: str) -> LocalIssue:
+        number = str(ref).lstrip("#")
+        if not number.isdigit():
+            raise IssueNotFound(f"{ref!r} is not a local issue number")
+        row = self._rows().filter(number=int(number)).first()
+        if row is None:
+            raise IssueNotFound(f"issue #{number} not found in project {self.project.key}")
+        return row
+
+    def get_issue(self, ref: str) -> Issue:
+        return _as_issue(self._get(ref))
+
+    def list_issues(self, *, label: str | None = None, limit: int = 50) -> list[Issue]:
+        rows = self._rows().filter(state=LocalIssue.State.OPEN)
+        issues = [_as_issue(row) for row in rows[: limit * 4] if label is None or label in row.labels]
+        return issues[:limit]
+
+    def comment(self, ref: str, body: str) -> None:
+        with transaction.atomic():
+            row = self._rows().select_for_update().get(pk=self._get(ref).pk)
+            row.comments = [*row.comments, {"body": body, "at": timezone.now().isoformat()}]
+            row.save(update_fields=["comments", "updated_at"])
+
+    def create_issue(self, *, title: str, body: str = "", labels: list[str] | None = None) -> Issue:
+        title = title.strip()
+        if not title:
+            raise ValueError("an issue needs a title")
+        with transaction.atomic():
+            last = self._rows().select_for_update().aggregate(n=Max("number"))["n"] or 0
+            row = LocalIssue.objects.create(
+                project=self.project, number=last + 1, title=title[:500], body=body, labels=list(labels or [])
+            )
+        return _as_issue(row)
+
+    def set_labels(self, ref: str, *, add: list[str] = (), remove: list[str] = ()) -> None:
+        with transaction.atomic():
+            row = self._rows().select_for_update().get(pk=self._get(ref).pk)
+            labels = [lbl for lbl in row.labels if lbl not in remove]
+            labels += [lbl for lbl in add if lbl not in labels]
+            row.labels = labels
+            row.save(update_fields=["labels", "updated_at"])
+
+    def close(self, ref: str) -> None:
+        self._rows().filter(pk=self._get(ref).pk).update(
+            state=LocalIssue.State.CLOSED, updated_at=timezone.now()
+        )

@@ -1,0 +1,634 @@
+"""Services that run agents: spawn, start, observe, kill, restore, clean up.
+
+`session_spawn` runs where the request is made (dashboard, API, CLI): it validates, fetches
+the issue, applies admission control and writes the session row. Everything that touches the
+workspace and the runtime (`session_start`, `session_observe`, `session_kill`, ...) runs on the
+session's agent host, in the Celery queue ``host.<name>`` (in embedded mode: this process).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from integrations import gitutil
+from integrations.base import (
+    Agent,
+    IntegrationError,
+    IssueNotFound,
+    PermanentIntegrationError,
+    Runtime,
+    RuntimeHandle,
+    Workspace,
+)
+from integrations.registry import ConfigurationError, agents, plugin_for, registry_for
+from sessions import prompts, services
+from sessions.lifecycle import Activity, Phase, RuntimeState, Zone
+from sessions.models import Actor, Project, Session
+from sessions.text import clean_text
+
+log = logging.getLogger(__name__)
+
+RULES_FILE_MAX = 64 * 1024
+PANE_LINES = 120
+
+
+class SpawnRefused(Exception):
+    """The spawn was not accepted (over the cap with refusal configured, bad input)."""
+
+
+@dataclass(frozen=True)
+class AgentContext:
+    """The plugins serving one session, built from its project's configuration."""
+
+    agent: Agent
+    runtime: Runtime
+    workspace: Workspace
+
+
+def host_queue(host: str) -> str:
+    return f"host.{host}"
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _agent_for(project: Project, key: str) -> Agent:
+    where = f"projects.{project.key}.agent"
+    agent_settings = project.settings_for("agent") if key == project.agent else {}
+    return agents.create(key, agent_settings, where=where, project=project)
+
+
+def context_for(session: Session) -> AgentContext:
+    project = session.project
+    runtime_key = (session.runtime_handle or {}).get("runtime") or project.runtime
+    runtime_settings = project.settings_for("runtime") if runtime_key == project.runtime else {}
+    return AgentContext(
+        agent=_agent_for(project, session.agent or project.agent),
+        runtime=registry_for("runtime").create(
+            runtime_key, runtime_settings, where=f"projects.{project.key}.runtime", project=project
+        ),
+        workspace=plugin_for(project, "workspace"),
+    )
+
+
+def _handle(session: Session) -> RuntimeHandle | None:
+    data = session.runtime_handle or {}
+    if not data.get("name"):
+        return None
+    return RuntimeHandle(runtime=data["runtime"], name=data["name"], data=data.get("data", {}))
+
+
+def workspaces_root(project: Project) -> Path:
+    return Path(settings.AO_WORKSPACES_ROOT) / project.key
+
+
+def live_sessions(*, project: Project | None = None, host: str | None = None):
+    qs = Session.objects.filter(kind=Session.Kind.WORKER).exclude(zone=Zone.DONE)
+    qs = qs.exclude(phase__in=[Phase.QUEUED, Phase.ERRORED, Phase.KILLED, Phase.CLEANED])
+    if project is not None:
+        qs = qs.filter(project=project)
+    if host is not None:
+        qs = qs.filter(host=host)
+    return qs
+
+
+def admission_check(*, project: Project, host: str) -> str:
+    """Empty when a new session may start now, else the reason it may not."""
+    if project.max_sessions is not None:
+        count = live_sessions(project=project).count()
+        if count >= project.max_sessions:
+            return f"project {project.key} has {count} live sessions (cap {project.max_sessions})"
+    host_count = live_sessions(host=host).count()
+    if host_count >= settings.AO_MAX_SESSIONS_PER_HOST:
+        return f"host {host} runs {host_count} live sessions (cap {settings.AO_MAX_SESSIONS_PER_HOST})"
+    return ""
+
+
+# --- spawn (request side) ----------------------------------------------------------------------
+def session_spawn(
+    *,
+    project: Project,
+    issue_ref: str | None = None,
+    prompt: str | None = None,
+    agent: str | None = None,
+    branch: str | None = None,
+    by=None,
+    actor: str = Actor.USER,
+    actor_name: str = "",
+) -> Session:
+    """Accept a spawn request: validate, fetch the issue, admit or queue, write the session.
+
+    The start itself runs in the background on the agent host. Raises SpawnRefused,
+    ConfigurationError or PermanentIntegrationError without writing anything.
+    """
+    agent_key = agent or project.agent
+    _agent_for(project, agent_key)  # unknown agent or bad settings: ConfigurationError, nothing written
+    task = clean_text(prompt or "", max_chars=settings.AO_MAX_PROMPT_CHARS, what="prompt", allow_empty=True)
+    if branch:
+        try:
+            gitutil.validate_branch_name(branch)
+        except ValueError as exc:
+            raise SpawnRefused(str(exc)) from exc
+    if issue_ref is not None:
+        issue_ref = issue_ref.strip().lstrip("#")
+        if not issue_ref or len(issue_ref) > 100 or any(c.isspace() for c in issue_ref):
+            raise SpawnRefused(f"{issue_ref!r} is not an issue reference")
+
+    issue = None
+    issue_note = ""
+    if issue_ref:
+        tracker = plugin_for(project, "tracker")
+        try:
+            issue = tracker.get_issue(issue_ref)
+        except IssueNotFound as exc:
+            issue_note = f"issue {issue_ref} not found ({exc}); spawned without issue context"
+        # Any other tracker error (auth, network) propagates: nothing has been written.
+
+    host = settings.AO_HOST_NAME
+    with transaction.atomic():
+        reason = admission_check(project=project, host=host)
+        if reason and project.refuse_over_cap:
+            raise SpawnRefused(f"not spawned: {reason}")
+        session = services.session_create(
+            project=project,
+            issue_ref=issue_ref or "",
+            issue_title=issue.title if issue else "",
+            prompt=task,
+            agent=agent_key,
+            by=by,
+        )
+        session.issue_url = issue.url if issue else ""
+        session.host = host
+        session.branch = branch or ""
+        session.phase = Phase.QUEUED if reason else Phase.SPAWNING
+        session.runtime_handle = {"runtime": project.runtime}
+        session.save(update_fields=["issue_url", "host", "branch", "phase", "runtime_handle", "updated_at"])
+        if issue is not None:
+            # Kept for the prompt; the tracker stays the source of truth.
+            session._issue = issue
+        if issue_note:
+            services.event_record(
+                project=project, session=session, kind="spawn.issue_missing", summary=issue_note
+            )
+        if reason:
+            services.event_record(
+                project=project, session=session, kind="spawn.queued", summary=f"queued: {reason}"
+            )
+        services.session_rederive(session=session, actor=actor)
+        if not reason:
+            _enqueue_start(session)
+    return session
+
+
+def _enqueue_start(session: Session) -> None:
+    from sessions import tasks
+
+    session_id, queue = session.id, host_queue(session.host or settings.AO_HOST_NAME)
+    transaction.on_commit(lambda: tasks.session_start_task.apply_async(args=[session_id], queue=queue))
+
+
+def queued_sessions_admit(*, project: Project) -> list[str]:
+    """Start queued sessions of the project while there is room under the caps. Oldest first."""
+    started = []
+    for session in Session.objects.filter(project=project, phase=Phase.QUEUED).order_by("created_at"):
+        with transaction.atomic():
+            if admission_check(project=project, host=session.host or settings.AO_HOST_NAME):
+                break
+            claimed = Session.objects.filter(pk=session.pk, phase=Phase.QUEUED).update(phase=Phase.SPAWNING)
+            if claimed != 1:
+                continue
+            session.refresh_from_db()
+            services.event_record(
+                project=project, session=session, kind="spawn.admitted", summary="a slot freed up: starting"
+            )
+            services.session_rederive(session=session)
+            _enqueue_start(session)
+            started.append(session.id)
+    return started
+
+
+# --- start (agent host) ------------------------------------------------------------------------
+def _issue_for(session: Session):
+    cached = getattr(session, "_issue", None)
+    if cached is not None or not session.issue_ref:
+        return cached
+    try:
+        return plugin_for(session.project, "tracker").get_issue(session.issue_ref)
+    except IntegrationError:
+        return None
+
+
+def _agent_rules(project: Project) -> str:
+    rules = project.agent_rules or ""
+    if project.agent_rules_file:
+        base = Path(project.path).resolve()
+        path = (base / project.agent_rules_file).resolve()
+        if not path.is_relative_to(base):
+            raise ConfigurationError(
+                f"projects.{project.key}.agentRulesFile: {project.agent_rules_file!r} is outside the project"
+            )
+        try:
+            text = path.read_text(errors="replace")[:RULES_FILE_MAX]
+        except OSError as exc:
+            raise ConfigurationError(
+                f"projects.{project.key}.agentRulesFile: cannot read {path}: {exc}"
+            ) from exc
+        rules = f"{rules}\n\n{text}".strip()
+    return rules
+
+
+def worker_prompt(session: Session) -> str:
+    project = session.project
+    issue = _issue_for(session)
+    by = session.created_by.get_username() if session.created_by_id else ""
+    return prompts.build_worker_prompt(
+        prompts.PromptContext(
+            session_id=session.id,
+            project=project.name or project.key,
+            repo=project.repo,
+            scm=project.scm,
+            branch=session.branch,
+            base=project.default_branch,
+            issue_ref=session.issue_ref,
+            issue_title=issue.title if issue else session.issue_title,
+            issue_url=issue.url if issue else session.issue_url,
+            issue_body=issue.body if issue else "",
+            agent_rules=_agent_rules(project),
+            task=session.prompt,
+            task_from=by,
+        )
+    )
+
+
+def agent_environment(session: Session, *, token: str) -> dict[str, str]:
+    env = {
+        "AO_SESSION": session.id,
+        "AO_PROJECT": session.project.key,
+        "AO_ISSUE": session.issue_ref,
+        "AO_URL": settings.AO_URL,
+        "AO_TOKEN": token,
+    }
+    return env
+
+
+def session_start(*, session_id: str) -> bool:
+    """Create the workspace, start the agent, deliver the prompt. Idempotent; False if not claimed.
+
+    Any failure part-way removes what was created and records why on the session.
+    """
+    claimed = Session.objects.filter(
+        pk=session_id, phase=Phase.SPAWNING, start_claimed_at__isnull=True
+    ).update(start_claimed_at=timezone.now())
+    if claimed != 1:
+        return False
+    session = Session.objects.select_related("project", "created_by").get(pk=session_id)
+    project = session.project
+    created_workspace: Path | None = None
+    handle: RuntimeHandle | None = None
+    ctx: AgentContext | None = None
+    try:
+        ctx = context_for(session)
+        ctx.agent.check_installed()
+        repo = Path(project.path)
+        if not session.branch:
+            issue = _issue_for(session)
+            branch = gitutil.branch_name_for(
+                session_id=session.id,
+                tracker_branch=issue.branch_name if issue else None,
+                issue_ref=session.issue_ref,
+                issue_title=issue.title if issue else session.issue_title,
+                cwd=repo,
+            )
+            if gitutil.branch_exists(repo, branch):
+                branch = gitutil.validate_branch_name(f"{branch}-{session.id}", cwd=repo)
+            session.branch = branch
+        root = workspaces_root(project)
+        root.mkdir(parents=True, exist_ok=True)
+        created_workspace = ctx.workspace.create(
+            repo_path=repo, root=root, name=session.id, branch=session.branch, base=project.default_branch
+        )
+        session.workspace_path = str(created_workspace)
+        Session.objects.filter(pk=session.pk).update(
+            branch=session.branch, workspace_path=session.workspace_path
+        )
+        services.event_record(
+            project=project,
+            session=session,
+            kind="workspace.created",
+            summary=f"workspace {created_workspace} on branch {session.branch}",
+        )
+        for step in ctx.workspace.setup(
+            repo_path=repo, path=created_workspace, symlinks=project.symlinks, post_create=project.post_create
+        ):
+            services.event_record(
+                project=project,
+                session=session,
+                kind="workspace.setup",
+                summary=f"{' '.join(step.argv)[:200]} → {'ok' if step.ok else 'failed'}",
+                data={"argv": list(step.argv), "returncode": step.returncode, "output": step.output[-4000:]},
+            )
+            if not step.ok:
+                raise PermanentIntegrationError(f"setup step failed: {' '.join(step.argv)}")
+        for note in ctx.agent.prepare_workspace(created_workspace, allow_trust=project.allow_agent_trust):
+            services.event_record(project=project, session=session, kind="agent.prepared", summary=note)
+
+        prompt = worker_prompt(session)
+        token = secrets.token_urlsafe(32)
+        argv = ctx.agent.launch_command(
+            workspace=created_workspace, prompt=prompt if ctx.agent.prompt_in_command else None
+        )
+        handle = ctx.runtime.start(
+            name=session.id, cwd=created_workspace, command=argv, env=agent_environment(session, token=token)
+        )
+        with transaction.atomic():
+            Session.objects.filter(pk=session.pk).update(
+                runtime_handle={"runtime": handle.runtime, "name": handle.name, "data": handle.data},
+                api_token_hash=token_hash(token),
+                phase=Phase.RUNNING,
+                runtime_state=RuntimeState.ALIVE,
+                runtime_checked_at=timezone.now(),
+                error="",
+            )
+            session.refresh_from_db()
+            services.event_record(
+                project=project,
+                session=session,
+                kind="agent.started",
+                summary=f"{session.agent} started in {ctx.runtime.key} session {handle.name}",
+                data={"argv": argv[:1]},
+            )
+            if not ctx.agent.prompt_in_command:
+                from sessions import messaging
+
+                messaging.message_queue(session=session, text=prompt, sender=Actor.SYSTEM, sender_name="ao")
+            services.session_rederive(session=session)
+        return True
+    except Exception as exc:
+        _start_failed(session, exc, ctx=ctx, handle=handle, workspace=created_workspace)
+        if not isinstance(exc, IntegrationError | ConfigurationError | ValueError):
+            log.exception("unexpected error starting %s", session_id)
+        return True
+
+
+def _start_failed(
+    session: Session,
+    exc: Exception,
+    *,
+    ctx: AgentContext | None,
+    handle: RuntimeHandle | None,
+    workspace: Path | None,
+) -> None:
+    cleanup_notes = []
+    if ctx is not None and handle is not None:
+        try:
+            ctx.runtime.kill(handle)
+            cleanup_notes.append("runtime killed")
+        except Exception as kill_exc:
+            cleanup_notes.append(f"runtime kill failed: {kill_exc}")
+    if ctx is not None and workspace is not None:
+        try:
+            ctx.workspace.remove(
+                repo_path=Path(session.project.path),
+                root=workspaces_root(session.project),
+                path=workspace,
+                force=True,
+            )
+            _delete_branch_if_fresh(session)
+            cleanup_notes.append("workspace removed")
+        except Exception as rm_exc:
+            cleanup_notes.append(f"workspace removal failed: {rm_exc}")
+    reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, IntegrationError) else str(exc)
+    with transaction.atomic():
+        Session.objects.filter(pk=session.pk).update(
+            phase=Phase.ERRORED, error=reason[:2000], workspace_path="", runtime_handle={}
+        )
+        session.refresh_from_db()
+        services.event_record(
+            project=session.project,
+            session=session,
+            kind="spawn.failed",
+            summary=f"failed to start: {reason}"[:500],
+            data={"cleanup": cleanup_notes},
+        )
+        services.session_rederive(session=session)
+
+
+def _delete_branch_if_fresh(session: Session) -> None:
+    """Delete the session's branch if it has no commits of its own (it was just created)."""
+    repo = Path(session.project.path)
+    if not session.branch or not gitutil.branch_exists(repo, session.branch):
+        return
+    ahead = gitutil.git_out(
+        ["rev-list", "--count", f"{session.project.default_branch}..{session.branch}"], cwd=repo
+    )
+    if ahead.strip() == "0":
+        gitutil.run_git(["branch", "-D", "--", session.branch], cwd=repo)
+
+
+# --- observe (agent host) ---------------------------------------------------------------------
+def session_observe(*, session: Session) -> bool:
+    """Probe the runtime and the agent's activity, store the facts, re-derive. True if status changed."""
+    if session.phase != Phase.RUNNING:
+        return services.session_rederive(session=session)
+    handle = _handle(session)
+    now = timezone.now()
+    ctx = context_for(session)
+    state = ctx.runtime.probe(handle) if handle else RuntimeState.LOST
+    fields: dict = {"runtime_state": state, "runtime_checked_at": now}
+    fields["detecting_attempts"] = session.detecting_attempts + 1 if state == RuntimeState.PROBE_FAILED else 0
+    if state in (RuntimeState.ALIVE, RuntimeState.EXITED) and session.workspace_path:
+        pane = ""
+        try:
+            pane = ctx.runtime.read_output(handle, lines=PANE_LINES)
+        except IntegrationError:
+            pass
+        reading = ctx.agent.detect_activity(
+            workspace=Path(session.workspace_path),
+            pane_text=pane,
+            now=now,
+            process_alive=state == RuntimeState.ALIVE,
+        )
+        fields.update(activity=reading.state, activity_at=reading.at or now, activity_weak=reading.weak)
+        if reading.summary:
+            fields["activity_summary"] = reading.summary[:500]
+        if reading.tokens_in is not None:
+            fields["tokens_in"] = reading.tokens_in
+        if reading.tokens_out is not None:
+            fields["tokens_out"] = reading.tokens_out
+        if reading.cost_usd is not None:
+            fields["cost_usd"] = round(reading.cost_usd, 4)
+        if reading.conversation_id:
+            fields["agent_session_ref"] = reading.conversation_id[:255]
+    with transaction.atomic():
+        Session.objects.filter(pk=session.pk).update(**fields)
+        for name, value in fields.items():
+            setattr(session, name, value)
+        return services.session_rederive(session=session)
+
+
+# --- kill / restore / cleanup ------------------------------------------------------------------
+def session_kill(*, session: Session, by=None, actor: str = Actor.USER, reason: str = "") -> None:
+    """Stop the agent. The workspace and branch stay, so the session can be restored."""
+    handle = _handle(session)
+    if handle is not None:
+        context_for(session).runtime.kill(handle)
+    with transaction.atomic():
+        Session.objects.filter(pk=session.pk).update(
+            phase=Phase.KILLED, runtime_state=RuntimeState.LOST, runtime_checked_at=timezone.now()
+        )
+        session.refresh_from_db()
+        services.event_record(
+            project=session.project,
+            session=session,
+            kind="session.killed",
+            summary=f"killed{': ' + reason if reason else ''}",
+            actor=actor,
+            actor_user=by,
+        )
+        services.session_rederive(session=session, actor=actor)
+        queued_project = session.project
+    queued_sessions_admit(project=queued_project)
+
+
+def session_restore(*, session: Session, by=None, actor: str = Actor.USER) -> None:
+    """Bring a killed, exited or lost session back in the same workspace and branch.
+
+    Resumes the agent's conversation where the agent supports it; otherwise starts it afresh
+    with a note to continue the work already on the branch.
+    """
+    if session.phase in (Phase.CLEANED,) or not session.workspace_path:
+        raise SpawnRefused(f"{session.id} has no workspace any more; spawn a new session instead")
+    workspace = Path(session.workspace_path)
+    if not workspace.is_dir():
+        raise SpawnRefused(f"{session.id}'s workspace {workspace} is gone; spawn a new session instead")
+    ctx = context_for(session)
+    old = _handle(session)
+    if old is not None and ctx.runtime.probe(old) == RuntimeState.ALIVE:
+        raise SpawnRefused(f"{session.id} is still running")
+    if old is not None:
+        ctx.runtime.kill(old)
+    ctx.agent.check_installed()
+    argv = None
+    if session.agent_session_ref:
+        argv = ctx.agent.resume_command(workspace=workspace, conversation_id=session.agent_session_ref)
+    note = "resumed its conversation" if argv else "started afresh"
+    first_message = None
+    if argv is None:
+        prompt = worker_prompt(session) + (
+            "\nYou are being restored: the work so far is committed on your branch or in the working tree. "
+            "Review `git status` and `git log`, then continue.\n"
+        )
+        argv = ctx.agent.launch_command(
+            workspace=workspace, prompt=prompt if ctx.agent.prompt_in_command else None
+        )
+        first_message = None if ctx.agent.prompt_in_command else prompt
+    token = secrets.token_urlsafe(32)
+    handle = ctx.runtime.start(
+        name=session.id, cwd=workspace, command=argv, env=agent_environment(session, token=token)
+    )
+    with transaction.atomic():
+        Session.objects.filter(pk=session.pk).update(
+            runtime_handle={"runtime": handle.runtime, "name": handle.name, "data": handle.data},
+            api_token_hash=token_hash(token),
+            phase=Phase.RUNNING,
+            runtime_state=RuntimeState.ALIVE,
+            runtime_checked_at=timezone.now(),
+            activity=Activity.UNKNOWN,
+            detecting_attempts=0,
+            ended_at=None,
+            error="",
+        )
+        session.refresh_from_db()
+        services.event_record(
+            project=session.project,
+            session=session,
+            kind="session.restored",
+            summary=f"restored ({note})",
+            actor=actor,
+            actor_user=by,
+        )
+        if first_message:
+            from sessions import messaging
+
+            messaging.message_queue(
+                session=session, text=first_message, sender=Actor.SYSTEM, sender_name="ao"
+            )
+        services.session_rederive(session=session, actor=actor)
+
+
+def cleanup_candidates(*, project: Project | None = None):
+    """Worker sessions whose PR merged or closed, or whose runtime is gone. Never orchestrators."""
+    qs = (
+        Session.objects.filter(kind=Session.Kind.WORKER)
+        .exclude(phase=Phase.CLEANED)
+        .select_related("project")
+    )
+    if project is not None:
+        qs = qs.filter(project=project)
+    return qs.filter(
+        Q(pull_request__state__in=["merged", "closed"])
+        | Q(runtime_state=RuntimeState.LOST)
+        | Q(phase__in=[Phase.KILLED, Phase.ERRORED])
+    )
+
+
+def session_cleanup(*, session: Session, force: bool = False, by=None, actor: str = Actor.USER) -> str:
+    """End the session and remove its workspace; refuses unpushed work unless forced."""
+    if session.kind == Session.Kind.ORCHESTRATOR:
+        raise SpawnRefused("orchestrator sessions are never cleaned up")
+    ctx = context_for(session)
+    handle = _handle(session)
+    if handle is not None and ctx.runtime.probe(handle) == RuntimeState.ALIVE:
+        ctx.runtime.kill(handle)
+    if session.workspace_path and Path(session.workspace_path).exists():
+        ctx.workspace.remove(
+            repo_path=Path(session.project.path),
+            root=workspaces_root(session.project),
+            path=Path(session.workspace_path),
+            force=force,
+        )
+    with transaction.atomic():
+        Session.objects.filter(pk=session.pk).update(phase=Phase.CLEANED, runtime_state=RuntimeState.LOST)
+        session.refresh_from_db()
+        services.event_record(
+            project=session.project,
+            session=session,
+            kind="session.cleaned",
+            summary="session ended and workspace removed" + (" (forced)" if force else ""),
+            actor=actor,
+            actor_user=by,
+        )
+        services.session_rederive(session=session, actor=actor)
+    return session.id
+
+
+def project_sweep(*, project: Project) -> int:
+    """One reconciliation pass over a project: observe running sessions (on their own host),
+    deliver queued messages, re-derive everything else, admit queued spawns. Returns changes."""
+    from sessions import tasks
+
+    changes = 0
+    running = Session.objects.filter(project=project, phase=Phase.RUNNING).exclude(zone=Zone.DONE)
+    for session in running.select_related("project"):
+        if (session.host or settings.AO_HOST_NAME) != settings.AO_HOST_NAME:
+            tasks.session_observe_task.apply_async(args=[session.pk], queue=host_queue(session.host))
+            continue
+        try:
+            changes += int(session_observe(session=session))
+        except (IntegrationError, ConfigurationError) as exc:
+            log.warning("observing %s failed: %s", session.pk, exc)
+        if session.messages.filter(state__in=["queued", "delivered"]).exists():
+            tasks.messages_deliver_task.apply_async(args=[session.pk], queue=host_queue(session.host))
+    changes += services.project_sweep(project=project, exclude_phase=Phase.RUNNING)
+    queued_sessions_admit(project=project)
+    return changes

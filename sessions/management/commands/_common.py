@@ -1,0 +1,46 @@
+"""Shared bits of ao's management commands: one way to turn domain errors into CLI errors."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from django.core.exceptions import ValidationError
+from django.core.management.base import CommandError
+
+from integrations.base import IntegrationError
+from integrations.registry import ConfigurationError
+from sessions import selectors
+from sessions.agents import SpawnRefused
+from sessions.models import Session, validate_session_id
+from sessions.text import TextRejected
+
+DOMAIN_ERRORS = (
+    ConfigurationError,
+    IntegrationError,
+    SpawnRefused,
+    TextRejected,
+    selectors.NotFound,
+    ValidationError,
+    ValueError,
+)
+
+
+@contextmanager
+def cli_errors():
+    """Report expected failures as one clear line (CommandError), not a traceback."""
+    try:
+        yield
+    except DOMAIN_ERRORS as exc:
+        message = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+        raise CommandError(message) from exc
+
+
+def get_session(session_id: str) -> Session:
+    try:
+        validate_session_id(session_id)
+    except ValidationError as exc:
+        raise CommandError(exc.messages[0]) from exc
+    session = Session.objects.select_related("project").filter(pk=session_id).first()
+    if session is None:
+        raise CommandError(f"no session {session_id!r} (see `ao session ls`)")
+    return session

@@ -1,0 +1,64 @@
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from integrations.base import IntegrationError
+from integrations.registry import ConfigurationError, plugin_for
+from sessions import selectors
+
+
+class Command(BaseCommand):
+    help = "Issues of a project's tracker: `ao issue add TITLE`, `ao issue ls`, `ao issue show N`."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--project", "-p", help="project key (default: the only project)")
+        sub = parser.add_subparsers(dest="action", required=True)
+        add = sub.add_parser("add", help="create an issue (local tracker)")
+        add.add_argument("title")
+        add.add_argument("--body", default="")
+        add.add_argument("--label", action="append", default=[], dest="labels")
+        ls = sub.add_parser("ls", help="list open issues")
+        ls.add_argument("--label")
+        ls.add_argument("--json", action="store_true")
+        show = sub.add_parser("show", help="show one issue")
+        show.add_argument("ref")
+        show.add_argument("--json", action="store_true")
+
+    def handle(self, *args, **options):
+        try:
+            project = selectors.project_resolve(key=options["project"])
+            tracker = plugin_for(project, "tracker")
+            action = options["action"]
+            if action == "add":
+                if not hasattr(tracker, "create_issue"):
+                    raise CommandError(f"the {project.tracker} tracker does not take new issues from ao")
+                issue = tracker.create_issue(
+                    title=options["title"], body=options["body"], labels=options["labels"]
+                )
+                self.stdout.write(f"created #{issue.ref}: {issue.title}")
+            elif action == "ls":
+                issues = tracker.list_issues(label=options["label"])
+                if options["json"]:
+                    self.stdout.write(json.dumps([_issue_dict(i) for i in issues], indent=2))
+                for issue in [] if options["json"] else issues:
+                    labels = f"  [{', '.join(issue.labels)}]" if issue.labels else ""
+                    self.stdout.write(f"#{issue.ref:<6} {issue.title}{labels}")
+            else:
+                issue = tracker.get_issue(options["ref"])
+                if options["json"]:
+                    self.stdout.write(json.dumps(_issue_dict(issue), indent=2))
+                else:
+                    self.stdout.write(f"#{issue.ref} {issue.title} ({issue.state})\n\n{issue.body}")
+        except (ConfigurationError, IntegrationError, ValueError, selectors.NotFound) as exc:
+            raise CommandError(str(exc)) from exc
+
+
+def _issue_dict(issue) -> dict:
+    return {
+        "ref": issue.ref,
+        "title": issue.title,
+        "body": issue.body,
+        "url": issue.url,
+        "labels": list(issue.labels),
+        "state": issue.state,
+    }

@@ -1,0 +1,115 @@
+import json
+import os
+import shutil
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from sessions import agents, selectors
+from sessions.management.commands._common import DOMAIN_ERRORS, cli_errors, get_session
+from sessions.models import Actor
+
+
+class Command(BaseCommand):
+    help = "Agent sessions: ls, kill, restore, cleanup, attach."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        ls = sub.add_parser("ls", help="list sessions")
+        ls.add_argument("--json", action="store_true")
+        ls.add_argument("--include-terminated", action="store_true", help="also list done sessions")
+        ls.add_argument("--project", "-p")
+        kill = sub.add_parser("kill", help="stop a session's agent (its workspace stays)")
+        kill.add_argument("session")
+        restore = sub.add_parser("restore", help="restart a session in its workspace, resuming the agent")
+        restore.add_argument("session")
+        cleanup = sub.add_parser(
+            "cleanup",
+            help="end sessions whose PR merged/closed or whose runtime is gone and remove workspaces",
+        )
+        cleanup.add_argument("--project", "-p")
+        cleanup.add_argument("--dry-run", action="store_true")
+        cleanup.add_argument("--force", action="store_true", help="also remove workspaces with unpushed work")
+        attach = sub.add_parser("attach", help="attach your terminal to the session's tmux session")
+        attach.add_argument("session")
+        attach.add_argument("--print", action="store_true", help="only print the command")
+
+    def handle(self, *args, **options):
+        getattr(self, "_" + options["action"])(options)
+
+    def _ls(self, options):
+        with cli_errors():
+            project = selectors.project_resolve(key=options["project"]) if options["project"] else None
+        sessions = selectors.sessions_for_board(project=project, include_done=options["include_terminated"])
+        rows = [selectors.session_summary(s) for s in sessions]
+        if options["json"]:
+            self.stdout.write(json.dumps(rows, indent=2))
+            return
+        if not rows:
+            self.stdout.write("no sessions")
+            return
+        self.stdout.write(
+            f"{'SESSION':<18} {'STATUS':<18} {'ZONE':<8} {'AGENT':<12} {'ISSUE':<8} {'AGE':<6} TITLE"
+        )
+        now = timezone.now()
+        for s, row in zip(sessions, rows, strict=True):
+            age = _age(now - s.created_at)
+            self.stdout.write(
+                f"{row['id']:<18} {row['status']:<18} {row['zone']:<8} {row['agent']:<12} "
+                f"{row['issue'] or '-':<8} {age:<6} {row['title'][:50]}"
+            )
+
+    def _kill(self, options):
+        session = get_session(options["session"])
+        with cli_errors():
+            agents.session_kill(session=session, actor=Actor.USER, reason="ao session kill")
+        self.stdout.write(f"{session.id} killed; `ao session restore {session.id}` brings it back")
+
+    def _restore(self, options):
+        session = get_session(options["session"])
+        with cli_errors():
+            agents.session_restore(session=session, actor=Actor.USER)
+        session.refresh_from_db()
+        self.stdout.write(f"{session.id} restored: {session.status_reason}")
+
+    def _cleanup(self, options):
+        with cli_errors():
+            project = selectors.project_resolve(key=options["project"]) if options["project"] else None
+        candidates = list(agents.cleanup_candidates(project=project))
+        if not candidates:
+            self.stdout.write("nothing to clean up")
+            return
+        refused = 0
+        for session in candidates:
+            if options["dry_run"]:
+                self.stdout.write(f"would clean up {session.id} ({session.get_status_display().lower()})")
+                continue
+            try:
+                agents.session_cleanup(session=session, force=options["force"], actor=Actor.USER)
+            except DOMAIN_ERRORS as exc:
+                refused += 1
+                self.stderr.write(f"{session.id}: kept: {exc}")
+                continue
+            self.stdout.write(f"cleaned up {session.id}")
+        if refused:
+            raise CommandError(f"{refused} session(s) kept; use --force to remove unpushed work")
+
+    def _attach(self, options):
+        session = get_session(options["session"])
+        with cli_errors():
+            handle = agents._handle(session)
+            argv = agents.context_for(session).runtime.attach_command(handle) if handle else []
+        if not argv:
+            raise CommandError(f"{session.id} has no attachable runtime (runtime: {session.runtime_state})")
+        if options["print"] or not os.isatty(1) or shutil.which(argv[0]) is None:
+            self.stdout.write(" ".join(argv))
+            return
+        os.execvp(argv[0], argv)  # noqa: S606 - an argv list, no shell
+
+
+def _age(delta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

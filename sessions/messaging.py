@@ -1,0 +1,211 @@
+"""Messages into agents: queued, delivered when the agent is ready, confirmed, retried, bounded.
+
+A message is never typed into an agent that is mid-turn, and never into a permission prompt
+unless a person chose to answer it (``answers_prompt``).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from integrations.base import IntegrationError
+from sessions import agents, services
+from sessions.lifecycle import Activity, Phase, RuntimeState
+from sessions.models import Actor, Message, Session
+from sessions.text import clean_text
+
+MAX_ATTEMPTS = 5
+CONFIRM_WAIT = 3.0  # seconds to watch the pane right after sending
+CONFIRM_WINDOW = timedelta(seconds=60)  # after this, an unconfirmed delivery is retried
+STARTUP_GRACE = timedelta(seconds=5)  # an agent with no readable state yet is assumed ready after this
+
+
+def message_queue(
+    *,
+    session: Session,
+    text: str,
+    sender: str = Actor.USER,
+    sender_user=None,
+    sender_name: str = "",
+    answers_prompt: bool = False,
+) -> Message:
+    text = clean_text(text, max_chars=settings.AO_MAX_PROMPT_CHARS, what="message")
+    if answers_prompt and sender != Actor.USER:
+        raise ValueError("only a person may answer an agent's permission prompt")
+    message = Message.objects.create(
+        session=session,
+        text=text,
+        sender=sender,
+        sender_user=sender_user,
+        sender_name=sender_name,
+        answers_prompt=answers_prompt,
+    )
+    who = sender_user.get_username() if sender_user else (sender_name or sender)
+    first_line = text.strip().splitlines()[0][:120]
+    services.event_record(
+        project=session.project,
+        session=session,
+        kind="message.queued",
+        summary=f"message from {who}: {first_line}",
+        actor=sender,
+        actor_user=sender_user,
+        actor_name=sender_name,
+        data={"message": message.pk, "chars": len(text)},
+    )
+    _enqueue_delivery(session)
+    return message
+
+
+def _enqueue_delivery(session: Session) -> None:
+    from sessions import tasks
+
+    session_id, queue = session.pk, agents.host_queue(session.host or settings.AO_HOST_NAME)
+    transaction.on_commit(lambda: tasks.messages_deliver_task.apply_async(args=[session_id], queue=queue))
+
+
+def _snippet(text: str) -> str:
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return line[:30]
+
+
+def ready_for(message: Message, *, activity: str, now, started_at) -> tuple[bool, str]:
+    """Whether the agent can take this message now, and if not, why (pure)."""
+    if activity == Activity.WAITING_INPUT:
+        if message.answers_prompt:
+            return True, ""
+        return False, "the agent is at a permission prompt"
+    if activity == Activity.ACTIVE:
+        return False, "the agent is mid-turn"
+    if activity in (Activity.EXITED, Activity.BLOCKED):
+        return False, f"the agent is {activity}"
+    if activity in (Activity.READY, Activity.IDLE):
+        return True, ""
+    if started_at is not None and now - started_at >= STARTUP_GRACE:
+        return True, ""
+    return False, "the agent has not shown a prompt yet"
+
+
+def messages_deliver(*, session_id: str) -> int:
+    """Deliver the oldest queued message if the agent is ready; confirm earlier deliveries.
+
+    Returns the number of messages sent now (0 or 1): one at a time, so the agent finishes
+    a turn before the next message arrives.
+    """
+    session = Session.objects.select_related("project").filter(pk=session_id).first()
+    if session is None or session.phase != Phase.RUNNING:
+        return 0
+    agents.session_observe(session=session)
+    session.refresh_from_db()
+    _confirm_deliveries(session)
+    if session.runtime_state != RuntimeState.ALIVE:
+        return 0
+    message = session.messages.filter(state=Message.State.QUEUED).order_by("created_at", "pk").first()
+    if message is None:
+        return 0
+    now = timezone.now()
+    ok, _why = ready_for(
+        message,
+        activity=session.activity,
+        now=now,
+        started_at=session.start_claimed_at,
+    )
+    if not ok:
+        return 0
+    claimed = Message.objects.filter(
+        pk=message.pk, state=Message.State.QUEUED, attempts=message.attempts
+    ).update(attempts=F("attempts") + 1)
+    if claimed != 1:
+        return 0
+    message.refresh_from_db()
+    ctx = agents.context_for(session)
+    handle = agents._handle(session)
+    try:
+        ctx.runtime.send_text(handle, message.text)
+    except IntegrationError as exc:
+        _delivery_failed(session, message, str(exc))
+        return 0
+    Message.objects.filter(pk=message.pk).update(state=Message.State.DELIVERED, delivered_at=timezone.now())
+    services.event_record(
+        project=session.project,
+        session=session,
+        kind="message.delivered",
+        summary=f"message {message.pk} delivered (attempt {message.attempts})",
+        actor=message.sender,
+        actor_user=message.sender_user,
+        data={"message": message.pk},
+    )
+    _watch_for_confirmation(session, message, ctx=ctx, handle=handle)
+    return 1
+
+
+def _watch_for_confirmation(session: Session, message: Message, *, ctx, handle) -> None:
+    snippet = _snippet(message.text)
+    deadline = time.monotonic() + CONFIRM_WAIT
+    while time.monotonic() < deadline:
+        time.sleep(0.25)
+        try:
+            pane = ctx.runtime.read_output(handle, lines=agents.PANE_LINES)
+        except IntegrationError:
+            return
+        reading = ctx.agent.detect_activity(
+            workspace=Path(session.workspace_path), pane_text=pane, now=timezone.now(), process_alive=True
+        )
+        if (snippet and snippet in pane) or reading.state == Activity.ACTIVE:
+            _confirmed(
+                session, message, how="seen in the pane" if snippet in pane else "the agent started working"
+            )
+            return
+
+
+def _confirmed(session: Session, message: Message, *, how: str) -> None:
+    updated = Message.objects.filter(pk=message.pk, state=Message.State.DELIVERED).update(
+        state=Message.State.CONFIRMED, confirmed_at=timezone.now()
+    )
+    if updated:
+        services.event_record(
+            project=session.project,
+            session=session,
+            kind="message.confirmed",
+            summary=f"message {message.pk} confirmed ({how})",
+            data={"message": message.pk},
+        )
+
+
+def _confirm_deliveries(session: Session) -> None:
+    """Confirm deliveries the agent has since acted on; retry ones it never took up."""
+    now = timezone.now()
+    for message in session.messages.filter(state=Message.State.DELIVERED):
+        acted = session.activity == Activity.ACTIVE or (
+            session.activity_at is not None
+            and message.delivered_at
+            and session.activity_at > message.delivered_at
+        )
+        if acted and session.activity != Activity.WAITING_INPUT:
+            _confirmed(session, message, how="the agent's activity changed")
+        elif message.delivered_at and now - message.delivered_at > CONFIRM_WINDOW:
+            _delivery_failed(session, message, "not confirmed by the agent")
+
+
+def _delivery_failed(session: Session, message: Message, error: str) -> None:
+    final = message.attempts >= MAX_ATTEMPTS
+    Message.objects.filter(pk=message.pk).update(
+        state=Message.State.FAILED if final else Message.State.QUEUED, last_error=error[:2000]
+    )
+    services.event_record(
+        project=session.project,
+        session=session,
+        kind="message.failed" if final else "message.retry",
+        summary=(
+            f"message {message.pk} failed after {message.attempts} attempts: {error}"
+            if final
+            else f"message {message.pk} attempt {message.attempts} failed: {error}; will retry"
+        )[:500],
+        data={"message": message.pk},
+    )
