@@ -66,7 +66,7 @@ class Runtime(Plugin, abc.ABC):
     """Where an agent process runs. ``name`` is the session id; the handle is stored on the session.
 
     ``start`` runs ``command`` as an argv list (never a shell string) in ``cwd`` with ``env``
-    layered over the runtime's environment. ``send_text`` delivers a message the way TUIs take
+    layered over the runtime's environment (a None value removes the variable). ``send_text`` delivers a message the way TUIs take
     it (clear line, type or bracketed-paste, Enter) and raises RuntimeGone when there is no
     runtime. ``probe`` returns a ``sessions.lifecycle.RuntimeState`` value and never raises.
     """
@@ -74,7 +74,9 @@ class Runtime(Plugin, abc.ABC):
     slot = "runtime"
 
     @abc.abstractmethod
-    def start(self, *, name: str, cwd: Path, command: list[str], env: dict[str, str]) -> RuntimeHandle: ...
+    def start(
+        self, *, name: str, cwd: Path, command: list[str], env: dict[str, str | None]
+    ) -> RuntimeHandle: ...
 
     @abc.abstractmethod
     def send_text(self, handle: RuntimeHandle, text: str) -> None: ...

@@ -270,14 +270,32 @@ def worker_prompt(session: Session) -> str:
     )
 
 
-def agent_environment(session: Session, *, token: str) -> dict[str, str]:
-    env = {
-        "AO_SESSION": session.id,
-        "AO_PROJECT": session.project.key,
-        "AO_ISSUE": session.issue_ref,
-        "AO_URL": settings.AO_URL,
-        "AO_TOKEN": token,
-    }
+# ao's own credentials and internals: removed from an agent's environment (the agent's own
+# model API keys, e.g. ANTHROPIC_API_KEY, pass through untouched).
+AO_INTERNAL_ENV = (
+    "AO_SECRET_KEY",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "AO_HOME",
+    "DJANGO_SETTINGS_MODULE",
+    "AO_CONFIG",
+)
+AO_SERVICE_TOKENS = ("GITHUB_TOKEN", "GH_TOKEN", "GH_ENTERPRISE_TOKEN", "LINEAR_API_KEY", "SLACK_WEBHOOK_URL")
+
+
+def agent_environment(session: Session, *, token: str) -> dict[str, str | None]:
+    """The agent's environment on top of the runtime's: its identity for `ao report`, and ao's
+    own secrets removed (None) unless the project passes its SCM/tracker tokens on."""
+    env: dict[str, str | None] = dict.fromkeys(AO_INTERNAL_ENV)
+    if not session.project.pass_tokens_to_agents:
+        env.update(dict.fromkeys(AO_SERVICE_TOKENS))
+    env.update(
+        AO_SESSION=session.id,
+        AO_PROJECT=session.project.key,
+        AO_ISSUE=session.issue_ref,
+        AO_URL=settings.AO_URL,
+        AO_TOKEN=token,
+    )
     return env
 
 

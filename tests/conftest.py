@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+pytest_plugins = ["tests.helpers.fixtures"]
+
 # AO_HOME and the embedded-mode environment are set by the root conftest.py, before Django loads.
 
 POSTGRES_URL = os.environ.get("AO_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")

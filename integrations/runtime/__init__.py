@@ -3,7 +3,8 @@
 Both start the agent through the same tiny launcher (:data:`LAUNCHER`): ``python -I -c
 LAUNCHER <spec.json>``. The spec file (mode 0600, deleted by the launcher as soon as it is
 read) holds the argv, the working directory and the environment; the launcher changes
-directory, layers the environment over its own and ``execvp``s the argv. So the agent's
+directory, layers the environment over its own (a variable given as None is removed, so ao's
+own secrets need not reach the agent) and ``execvp``s the argv. So the agent's
 command line never passes through a shell or through tmux's own argument parsing (tmux
 runs a lone command string with ``sh -c`` and treats any argument ending in ``;`` as a
 command separator), and secrets in the environment are not visible on any command line.
@@ -37,6 +38,8 @@ if spec.get("ctty"):
     except OSError:
         pass
 env = dict(os.environ)
+for name in spec.get("unset", ()):
+    env.pop(name, None)
 env.update(spec["env"])
 argv = spec["argv"]
 try:
@@ -82,6 +85,8 @@ def validate_command(command: Sequence[str], env: Mapping[str, str]) -> None:
     if any("\0" in a for a in command):
         raise PermanentIntegrationError("a runtime command argument contains a NUL byte")
     for key, value in env.items():
+        if value is None and _ENV_KEY_RE.match(key):
+            continue  # removed from the agent's environment
         if not _ENV_KEY_RE.match(key) or not isinstance(value, str) or "\0" in value:
             raise PermanentIntegrationError(f"invalid environment variable {key!r}")
 
@@ -95,7 +100,16 @@ def write_launch_spec(
         raise PermanentIntegrationError(f"working directory {cwd} does not exist")
     fd, path = tempfile.mkstemp(prefix="ao-launch-", suffix=".json")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump({"argv": list(command), "cwd": str(cwd), "env": dict(env), "ctty": ctty}, f)
+        json.dump(
+            {
+                "argv": list(command),
+                "cwd": str(cwd),
+                "env": {k: v for k, v in env.items() if v is not None},
+                "unset": sorted(k for k, v in env.items() if v is None),
+                "ctty": ctty,
+            },
+            f,
+        )
     return path
 
 

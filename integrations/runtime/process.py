@@ -130,7 +130,7 @@ class ProcessRuntime(Runtime):
         )
         kill_timeout: float = Field(default=3.0, gt=0, description="seconds between SIGTERM and SIGKILL")
 
-    def start(self, *, name: str, cwd: Path, command: list[str], env: dict[str, str]) -> RuntimeHandle:
+    def start(self, *, name: str, cwd: Path, command: list[str], env: dict[str, str | None]) -> RuntimeHandle:
         validate_name(name)
         with _LIVE_LOCK:
             if name in _LIVE:

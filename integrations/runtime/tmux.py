@@ -140,7 +140,7 @@ class TmuxRuntime(Runtime):
         return libtmux.Server(socket_name=self._socket(handle))
 
     # --- Runtime -----------------------------------------------------------------------------
-    def start(self, *, name: str, cwd: Path, command: list[str], env: dict[str, str]) -> RuntimeHandle:
+    def start(self, *, name: str, cwd: Path, command: list[str], env: dict[str, str | None]) -> RuntimeHandle:
         validate_name(name)
         socket_name = self.config.socket_name
         exists = self._tmux(["has-session", "-t", f"={name}"], socket_name=socket_name, check=False)

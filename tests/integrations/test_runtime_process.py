@@ -13,8 +13,7 @@ from integrations.registry import runtimes
 from integrations.runtime import process as process_module
 from integrations.runtime.process import ProcessRuntime, render_output
 from sessions.lifecycle import RuntimeState
-
-from .conftest import ECHO_PROGRAM, wait_for
+from tests.helpers.fixtures import ECHO_PROGRAM, wait_for
 
 
 def unique() -> str:

@@ -11,8 +11,7 @@ from integrations.base import PermanentIntegrationError, RuntimeGone, RuntimeHan
 from integrations.registry import runtimes
 from integrations.runtime.tmux import TmuxRuntime
 from sessions.lifecycle import RuntimeState
-
-from .conftest import ECHO_PROGRAM, kill_tmux_server, wait_for
+from tests.helpers.fixtures import ECHO_PROGRAM, kill_tmux_server, wait_for
 
 
 def unique(prefix: str = "t") -> str:

@@ -10,8 +10,7 @@ from integrations.base import CommandOutput, PermanentIntegrationError, Workspac
 from integrations.registry import workspaces
 from integrations.workspace.clone import CloneWorkspace
 from integrations.workspace.worktree import WorktreeWorkspace
-
-from .conftest import Repo, git
+from tests.helpers.fixtures import Repo, git
 
 
 def worktrees(repo: Repo) -> list[str]:

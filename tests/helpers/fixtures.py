@@ -1,4 +1,4 @@
-"""Fixtures for plugin tests that run the real thing: git repos with a bare origin, tmux, ptys."""
+"""Fixtures shared by tests that run the real thing: git repos with a bare origin, tmux, ptys."""
 
 from __future__ import annotations
 
