@@ -7,7 +7,7 @@ under the key users write in config (see ``integrations.registry``).
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -271,17 +271,100 @@ class Tracker(Plugin, abc.ABC):
 
 
 # --- scm -----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CheckInfo:
+    """One CI check on a commit: a GitHub check run, a commit status, or a local CI run."""
+
+    name: str
+    source: str = "check_run"  # check_run | status | local
+    status: str = "queued"  # queued | in_progress | completed
+    conclusion: str = (
+        ""  # success | failure | neutral | cancelled | skipped | timed_out | action_required | error
+    )
+    url: str = ""
+    external_id: str = ""
+    log_excerpt: str = ""  # bounded excerpt of the failing step's log (failed checks only)
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ThreadInfo:
+    """One review thread (or top-level review comment) on a pull request."""
+
+    external_id: str
+    path: str = ""
+    line: int | None = None
+    author: str = ""
+    author_association: str = ""  # OWNER | MEMBER | COLLABORATOR | CONTRIBUTOR | NONE ...
+    body: str = ""
+    url: str = ""
+    resolved: bool = False
+    is_bot: bool = False
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PullRequestInfo:
+    """What the SCM says about one pull request right now."""
+
+    number: int
+    branch: str
+    url: str = ""
+    title: str = ""
+    base_branch: str = ""
+    state: str = "open"  # open | merged | closed
+    draft: bool = False
+    head_sha: str = ""
+    mergeable: bool | None = None  # None: not computed yet
+    conflicts: bool = False
+    behind: bool = False
+    review_decision: str = "none"  # none | review_required | approved | changes_requested
+    checks: tuple[CheckInfo, ...] = ()
+    threads: tuple[ThreadInfo, ...] = ()
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RateStatus:
+    """The SCM credential's budget, for the dashboard and `ao doctor`."""
+
+    limit: int
+    remaining: int
+    reset_at: datetime | None
+    exhausted: bool = False
+
+
 class SCM(Plugin, abc.ABC):
+    """Pull requests, their checks and reviews. Reads are batched: a sweep asks once for all.
+
+    ``previous`` lets a plugin skip details that cannot have changed (e.g. fetch a failed job's
+    log only when the check is new or its conclusion changed; use ETags for follow-up reads).
+    Transient failures (network, 5xx, rate limits) raise TransientIntegrationError; the caller
+    keeps the last known facts and marks them stale.
+    """
+
     slot = "scm"
 
     @abc.abstractmethod
-    def find_pull_request(self, *, branch: str) -> dict[str, Any] | None: ...
+    def find_pull_requests(self, *, branches: Sequence[str]) -> dict[str, PullRequestInfo]:
+        """The open (or most recent) PR whose head is each branch; branches without one are absent."""
 
     @abc.abstractmethod
-    def merge(self, *, number: int, method: str = "squash") -> None: ...
+    def fetch_pull_requests(
+        self, *, numbers: Sequence[int], previous: Mapping[int, PullRequestInfo] | None = None
+    ) -> dict[int, PullRequestInfo]:
+        """Current state, checks and threads of these PRs, in as few requests as the SCM allows."""
+
+    @abc.abstractmethod
+    def merge(self, *, number: int, method: str = "squash", expected_head_sha: str = "") -> None: ...
 
     @abc.abstractmethod
     def comment(self, *, number: int, body: str) -> None: ...
+
+    def rate_status(self) -> RateStatus | None:
+        """The credential's remaining budget, when the SCM has one."""
+        return None
 
 
 # --- notifier ------------------------------------------------------------------------------------
