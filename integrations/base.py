@@ -269,6 +269,17 @@ class Tracker(Plugin, abc.ABC):
     @abc.abstractmethod
     def comment(self, ref: str, body: str) -> None: ...
 
+    def set_labels(self, ref: str, *, add: Sequence[str] = (), remove: Sequence[str] = ()) -> None:
+        """Add and remove labels (or, for trackers without labels, the closest equivalent)."""
+        raise PermanentIntegrationError(f"the {self.key} tracker cannot change labels")
+
+    def close(self, ref: str) -> None:
+        """Close the issue (or move it to the tracker's done state)."""
+        raise PermanentIntegrationError(f"the {self.key} tracker cannot close issues")
+
+    def create_issue(self, *, title: str, body: str = "", labels: Sequence[str] = ()) -> Issue:
+        raise PermanentIntegrationError(f"the {self.key} tracker does not take new issues from ao")
+
 
 # --- scm -----------------------------------------------------------------------------------------
 @dataclass(frozen=True)

@@ -30,8 +30,6 @@ class Command(BaseCommand):
             tracker = plugin_for(project, "tracker")
             action = options["action"]
             if action == "add":
-                if not hasattr(tracker, "create_issue"):
-                    raise CommandError(f"the {project.tracker} tracker does not take new issues from ao")
                 issue = tracker.create_issue(
                     title=options["title"], body=options["body"], labels=options["labels"]
                 )
