@@ -38,6 +38,13 @@ AO_HOST_NAME = env.str("AO_HOST_NAME", default="") or __import__("socket").getho
 AO_MAX_SESSIONS_PER_HOST = env.int("AO_MAX_SESSIONS_PER_HOST", default=10)
 # Largest prompt or message ao accepts, in characters.
 AO_MAX_PROMPT_CHARS = env.int("AO_MAX_PROMPT_CHARS", default=100_000)
+# Shared secret of the GitHub webhook (Settings → Webhooks); unsigned deliveries are refused.
+AO_GITHUB_WEBHOOK_SECRET = env.str("AO_GITHUB_WEBHOOK_SECRET", default="")
+# Largest webhook body accepted (GitHub caps payloads at 25 MB; the events ao uses are small).
+AO_WEBHOOK_MAX_BYTES = env.int("AO_WEBHOOK_MAX_BYTES", default=5 * 1024 * 1024)
+# PR facts are read every sweep while CI is pending or a session has no PR yet; otherwise
+# every this many seconds (webhooks bring changes sooner).
+AO_PR_SYNC_IDLE_INTERVAL = env.float("AO_PR_SYNC_IDLE_INTERVAL", default=150.0)
 
 SECRET_KEY = env.str("AO_SECRET_KEY", default="") or read_or_create_secret(AO_HOME / "secret_key")
 DEBUG = env.bool("AO_DEBUG", default=False)

@@ -6,6 +6,7 @@ from sessions import views
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
+    path("webhooks/github/<str:project_key>", views.github_webhook, name="github-webhook"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("sessions.api.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

@@ -633,9 +633,14 @@ def session_cleanup(*, session: Session, force: bool = False, by=None, actor: st
 def project_sweep(*, project: Project) -> int:
     """One reconciliation pass over a project: observe running sessions (on their own host),
     deliver queued messages, re-derive everything else, admit queued spawns. Returns changes."""
-    from sessions import tasks
+    from sessions import prsync, tasks
 
     changes = 0
+    if prsync.pr_sync_due(project=project):
+        try:
+            prsync.pull_requests_sync(project=project)
+        except ConfigurationError as exc:
+            log.warning("PR sync of %s skipped: %s", project.key, exc)
     running = Session.objects.filter(project=project, phase=Phase.RUNNING).exclude(zone=Zone.DONE)
     for session in running.select_related("project"):
         if (session.host or settings.AO_HOST_NAME) != settings.AO_HOST_NAME:

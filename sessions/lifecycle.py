@@ -277,6 +277,22 @@ def _from_pr(pr: PRFacts) -> Derived | None:
     return _result(Status.MERGEABLE, "approved, green and mergeable")
 
 
+FAILED_CONCLUSIONS = frozenset(
+    {"failure", "timed_out", "cancelled", "action_required", "startup_failure", "error"}
+)
+
+
+def ci_summary(checks: list[tuple[str, str]]) -> CIState:
+    """Summarise (status, conclusion) pairs of the checks on one commit."""
+    if not checks:
+        return CIState.NONE
+    if any(status == "completed" and conclusion in FAILED_CONCLUSIONS for status, conclusion in checks):
+        return CIState.FAILING
+    if any(status != "completed" for status, _ in checks):
+        return CIState.PENDING
+    return CIState.PASSING
+
+
 def _report_is_fresh(facts: Facts) -> bool:
     return (
         facts.reported != Reported.NONE

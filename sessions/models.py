@@ -15,6 +15,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 
 from sessions.lifecycle import (
+    FAILED_CONCLUSIONS,
     Activity,
     CIState,
     Phase,
@@ -88,6 +89,7 @@ class Project(models.Model):
     # a crashed sweep's lease simply expires.
     sweep_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
     last_swept_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_pr_sync_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -239,10 +241,6 @@ class CheckRun(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    FAILED_CONCLUSIONS = frozenset(
-        {"failure", "timed_out", "cancelled", "action_required", "startup_failure", "error"}
-    )
-
     class Meta:
         ordering = ["name"]
         constraints = [
@@ -256,7 +254,7 @@ class CheckRun(models.Model):
 
     @property
     def failed(self) -> bool:
-        return self.status == "completed" and self.conclusion in self.FAILED_CONCLUSIONS
+        return self.status == "completed" and self.conclusion in FAILED_CONCLUSIONS
 
 
 class ReviewThread(models.Model):
@@ -281,6 +279,26 @@ class ReviewThread(models.Model):
 
     def __str__(self) -> str:
         return f"{self.path}:{self.line} ({self.author})"
+
+
+class WebhookDelivery(models.Model):
+    """One received webhook delivery, kept to drop redeliveries (GitHub's X-GitHub-Delivery)."""
+
+    source = models.CharField(max_length=16, default="github")
+    delivery_id = models.CharField(max_length=100)
+    event = models.CharField(max_length=64)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="webhook_deliveries")
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    summary = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "delivery_id"], name="webhook_delivery_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.event} {self.delivery_id}"
 
 
 class Actor(models.TextChoices):

@@ -44,3 +44,20 @@ def messages_deliver_task(session_id: str) -> None:
     from sessions import messaging
 
     messaging.messages_deliver(session_id=session_id)
+
+
+@shared_task(name="sessions.webhook_refresh", ignore_result=True, acks_late=True)
+def webhook_refresh_task(project_id: int, refs: dict) -> None:
+    from sessions import prsync
+
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return
+    session_ids = prsync.sessions_for_refs(
+        project=project,
+        numbers=refs.get("numbers", ()),
+        branches=refs.get("branches", ()),
+        shas=refs.get("shas", ()),
+    )
+    if session_ids:
+        prsync.pull_requests_sync(project=project, session_ids=session_ids)

@@ -1,0 +1,288 @@
+"""PR facts: read them from the project's SCM (batched), store them, re-derive, record changes.
+
+Called by the sweep (pull) and by webhook refreshes (push). A transient SCM failure leaves the
+last known facts in place, marked stale with the time, and the next sweep tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from integrations.base import CheckInfo, PullRequestInfo, ThreadInfo, TransientIntegrationError
+from integrations.registry import plugin_for
+from sessions import services
+from sessions.lifecycle import FAILED_CONCLUSIONS, CIState, Phase, PRState, ci_summary
+from sessions.models import CheckRun, Project, PullRequest, ReviewThread, Session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SyncResult:
+    synced: list[int] = field(default_factory=list)  # PR numbers read
+    opened: list[int] = field(default_factory=list)  # PRs newly linked to a session
+    stale: bool = False
+    error: str = ""
+
+
+def _watched_sessions(project: Project, session_ids: Iterable[str] | None):
+    qs = (
+        Session.objects.filter(project=project, kind=Session.Kind.WORKER)
+        .exclude(branch="")
+        .exclude(phase__in=[Phase.CLEANED, Phase.ERRORED, Phase.QUEUED])
+        .select_related("project")
+    )
+    if session_ids is not None:
+        qs = qs.filter(pk__in=list(session_ids))
+    return list(qs)
+
+
+def info_from_row(pr: PullRequest) -> PullRequestInfo:
+    """The stored facts of a PR in the SCM interface's shape (the ``previous`` a plugin diffs against)."""
+    checks = tuple(
+        CheckInfo(
+            name=c.name,
+            source=c.source,
+            status=c.status,
+            conclusion=c.conclusion,
+            url=c.url,
+            external_id=c.external_id,
+            log_excerpt=c.log_excerpt,
+            started_at=c.started_at,
+            completed_at=c.completed_at,
+        )
+        for c in pr.checks.all()
+        if c.head_sha == pr.head_sha
+    )
+    threads = tuple(
+        ThreadInfo(
+            external_id=t.external_id,
+            path=t.path,
+            line=t.line,
+            author=t.author,
+            author_association=t.author_association,
+            body=t.body,
+            url=t.url,
+            resolved=t.resolved,
+            is_bot=t.is_bot,
+            created_at=t.created_at,
+        )
+        for t in pr.threads.all()
+    )
+    return PullRequestInfo(
+        number=pr.number,
+        branch=pr.branch,
+        url=pr.url,
+        title=pr.title,
+        base_branch=pr.base_branch,
+        state=pr.state,
+        draft=pr.draft,
+        head_sha=pr.head_sha,
+        mergeable=pr.mergeable,
+        conflicts=pr.conflicts,
+        behind=pr.behind,
+        review_decision=pr.review_decision,
+        checks=checks,
+        threads=threads,
+    )
+
+
+def pull_requests_sync(*, project: Project, session_ids: Iterable[str] | None = None) -> SyncResult:
+    """Read the PRs of the project's sessions (all, or these) and store what changed."""
+    result = SyncResult()
+    sessions = _watched_sessions(project, session_ids)
+    if not sessions:
+        return result
+    known = {
+        pr.session_id: pr
+        for pr in PullRequest.objects.filter(session__in=sessions).prefetch_related("checks", "threads")
+    }
+    scm = plugin_for(project, "scm")
+    try:
+        without_pr = [s for s in sessions if s.pk not in known]
+        found = scm.find_pull_requests(branches=[s.branch for s in without_pr]) if without_pr else {}
+        by_branch = {s.branch: s for s in without_pr}
+        session_for: dict[int, Session] = {}
+        for pr in known.values():
+            if pr.state == PRState.OPEN or session_ids is not None:
+                session_for[pr.number] = next(s for s in sessions if s.pk == pr.session_id)
+        for branch, info in found.items():
+            if branch in by_branch:
+                session_for[info.number] = by_branch[branch]
+        previous = {pr.number: info_from_row(pr) for pr in known.values() if pr.number in session_for}
+        infos = scm.fetch_pull_requests(numbers=sorted(session_for), previous=previous) if session_for else {}
+    except TransientIntegrationError as exc:
+        now = timezone.now()
+        PullRequest.objects.filter(session__in=sessions, stale_since__isnull=True).update(stale_since=now)
+        result.stale, result.error = True, str(exc)
+        log.warning("PR sync of %s failed, keeping last known facts: %s", project.key, exc)
+        return result
+    for number, info in infos.items():
+        session = session_for.get(number)
+        if session is None:
+            continue
+        created = pull_request_record(project=project, session=session, info=info)
+        result.synced.append(number)
+        if created:
+            result.opened.append(number)
+    Project.objects.filter(pk=project.pk).update(last_pr_sync_at=timezone.now())
+    return result
+
+
+def pull_request_record(*, project: Project, session: Session, info: PullRequestInfo) -> bool:
+    """Store one PR's facts, its checks and threads; record what changed; re-derive. True if new."""
+    now = timezone.now()
+    with transaction.atomic():
+        pr = PullRequest.objects.select_for_update().filter(project=project, number=info.number).first()
+        created = pr is None
+        before = None if created else _snapshot(pr)
+        if created:
+            pr = PullRequest(project=project, number=info.number)
+        pr.session = session
+        pr.url, pr.title, pr.branch, pr.base_branch = (
+            info.url,
+            info.title[:500],
+            info.branch,
+            info.base_branch,
+        )
+        pr.state, pr.draft, pr.head_sha = info.state, info.draft, info.head_sha
+        pr.mergeable, pr.conflicts, pr.behind = info.mergeable, info.conflicts, info.behind
+        pr.review_decision = info.review_decision
+        pr.synced_at, pr.stale_since = now, None
+        pr.ci_state = ci_summary([(c.status, c.conclusion) for c in info.checks])
+        pr.save()
+        _record_checks(pr, info)
+        _record_threads(pr, info.threads)
+        after = _snapshot(pr)
+        for kind, summary, data in _changes(before, after, pr, info):
+            services.event_record(project=project, session=session, kind=kind, summary=summary, data=data)
+        session.refresh_from_db()
+        services.session_rederive(session=session)
+    return created
+
+
+def _record_checks(pr: PullRequest, info: PullRequestInfo) -> None:
+    for check in info.checks:
+        CheckRun.objects.update_or_create(
+            pull_request=pr,
+            head_sha=info.head_sha,
+            source=check.source,
+            name=check.name[:255],
+            defaults={
+                "status": check.status,
+                "conclusion": check.conclusion,
+                "url": check.url[:1000],
+                "log_excerpt": check.log_excerpt,
+                "external_id": check.external_id[:64],
+                "started_at": check.started_at,
+                "completed_at": check.completed_at,
+            },
+        )
+
+
+def _record_threads(pr: PullRequest, threads: Iterable[ThreadInfo]) -> None:
+    for thread in threads:
+        ReviewThread.objects.update_or_create(
+            pull_request=pr,
+            external_id=thread.external_id[:128],
+            defaults={
+                "path": thread.path[:1024],
+                "line": thread.line,
+                "author": thread.author[:255],
+                "author_association": thread.author_association[:32],
+                "body": thread.body,
+                "url": thread.url[:1000],
+                "resolved": thread.resolved,
+                "is_bot": thread.is_bot,
+                "created_at": thread.created_at,
+            },
+        )
+
+
+def _snapshot(pr: PullRequest) -> dict:
+    return {
+        "state": pr.state,
+        "draft": pr.draft,
+        "head_sha": pr.head_sha,
+        "ci_state": pr.ci_state,
+        "review_decision": pr.review_decision,
+        "conflicts": pr.conflicts,
+        "mergeable": pr.mergeable,
+    }
+
+
+def _changes(before: dict | None, after: dict, pr: PullRequest, info: PullRequestInfo):
+    """Timeline entries for what changed between two snapshots of a PR."""
+    label = f"PR #{pr.number}"
+    if before is None:
+        yield "pr.opened", f"{label} opened: {pr.title}", {"number": pr.number, "url": pr.url}
+        before = {"state": "open", "draft": False, "head_sha": "", "ci_state": CIState.NONE,
+                  "review_decision": "none", "conflicts": False, "mergeable": None}  # fmt: skip
+    if after["state"] != before["state"]:
+        yield f"pr.{after['state']}", f"{label} {after['state']}", {"number": pr.number}
+    if after["head_sha"] != before["head_sha"] and before["head_sha"]:
+        yield "pr.pushed", f"{label}: new commit {after['head_sha'][:7]}", {"sha": after["head_sha"]}
+    if after["ci_state"] != before["ci_state"] or (
+        after["ci_state"] == CIState.FAILING and after["head_sha"] != before["head_sha"]
+    ):
+        failed = sorted(
+            c.name for c in info.checks if c.status == "completed" and c.conclusion in FAILED_CONCLUSIONS
+        )
+        detail = f": {', '.join(failed)}" if failed else ""
+        yield (
+            "ci.changed",
+            f"{label} CI {after['ci_state']}{detail} ({after['head_sha'][:7]})",
+            {"ci": after["ci_state"], "failed": failed, "sha": after["head_sha"]},
+        )
+    if after["review_decision"] != before["review_decision"]:
+        yield (
+            "review.changed",
+            f"{label} review: {after['review_decision'].replace('_', ' ')}",
+            {"review": after["review_decision"]},
+        )
+    if after["conflicts"] != before["conflicts"]:
+        yield (
+            "pr.conflicts",
+            f"{label} {'conflicts with' if after['conflicts'] else 'no longer conflicts with'} {pr.base_branch}",
+            {"conflicts": after["conflicts"]},
+        )
+
+
+def pr_sync_due(*, project: Project, now: datetime | None = None) -> bool:
+    """Every sweep while a session waits for CI or has no PR yet; otherwise at the idle interval."""
+    now = now or timezone.now()
+    last = project.last_pr_sync_at
+    if last is None or now - last >= timedelta(seconds=settings.AO_PR_SYNC_IDLE_INTERVAL):
+        return True
+    sessions = Session.objects.filter(project=project, kind=Session.Kind.WORKER, phase=Phase.RUNNING).exclude(
+        branch=""
+    )
+    if sessions.filter(pull_request__isnull=True).exists():
+        return True
+    return sessions.filter(pull_request__ci_state=CIState.PENDING).exists()
+
+
+def sessions_for_refs(
+    *, project: Project, numbers: Iterable[int] = (), branches: Iterable[str] = (), shas: Iterable[str] = ()
+) -> list[str]:
+    """Session ids a webhook's PR numbers, head branches or head SHAs point at."""
+    from django.db.models import Q
+
+    numbers, branches, shas = set(numbers), set(branches), set(shas)
+    if not (numbers or branches or shas):
+        return []
+    query = Q()
+    if numbers:
+        query |= Q(pull_request__number__in=numbers)
+    if branches:
+        query |= Q(branch__in=branches)
+    if shas:
+        query |= Q(pull_request__head_sha__in=shas)
+    return list(Session.objects.filter(project=project).filter(query).values_list("pk", flat=True).distinct())

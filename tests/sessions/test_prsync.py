@@ -1,0 +1,189 @@
+"""Storing PR facts from the SCM and deriving status from them (through a scripted SCM plugin)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from integrations.base import (
+    SCM,
+    CheckInfo,
+    PluginConfig,
+    PullRequestInfo,
+    ThreadInfo,
+    TransientIntegrationError,
+)
+from integrations.registry import scms
+from sessions import prsync
+from sessions.models import CheckRun, Event, PullRequest, ReviewThread
+from tests.factories import ProjectFactory, SessionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+class ScriptedSCM(SCM):
+    """An SCM whose answers the test sets; it records every call it gets."""
+
+    class Config(PluginConfig):
+        pass
+
+    prs: dict[int, PullRequestInfo] = {}
+    calls: list[tuple] = []
+    fail: Exception | None = None
+
+    def find_pull_requests(self, *, branches):
+        self.calls.append(("find", tuple(branches)))
+        if self.fail:
+            raise self.fail
+        return {pr.branch: pr for pr in self.prs.values() if pr.branch in branches}
+
+    def fetch_pull_requests(self, *, numbers, previous=None):
+        self.calls.append(("fetch", tuple(numbers), tuple(sorted(previous or {}))))
+        if self.fail:
+            raise self.fail
+        return {n: self.prs[n] for n in numbers if n in self.prs}
+
+    def merge(self, *, number, method="squash", expected_head_sha=""):
+        raise NotImplementedError
+
+    def comment(self, *, number, body):
+        raise NotImplementedError
+
+
+@pytest.fixture
+def scm():
+    saved = dict(scms._plugins)
+    scms.add("scripted", ScriptedSCM)
+    ScriptedSCM.prs, ScriptedSCM.calls, ScriptedSCM.fail = {}, [], None
+    yield ScriptedSCM
+    scms._plugins.clear()
+    scms._plugins.update(saved)
+
+
+def pr(number=5, branch="feat/login", sha="a" * 40, checks=(), **kw) -> PullRequestInfo:
+    return PullRequestInfo(number=number, branch=branch, head_sha=sha, base_branch="main", title="Fix login",
+                           url=f"https://example.test/pull/{number}", checks=tuple(checks), **kw)  # fmt: skip
+
+
+FAIL = CheckInfo(name="lint", status="completed", conclusion="failure", log_excerpt="E501 line too long")
+PASS = CheckInfo(name="test", status="completed", conclusion="success")
+RUNNING = CheckInfo(name="test", status="in_progress")
+
+
+@pytest.fixture
+def session(scm):
+    project = ProjectFactory(scm="scripted")
+    return SessionFactory(project=project, branch="feat/login")
+
+
+def kinds(session) -> list[str]:
+    return list(Event.objects.filter(session=session).order_by("pk").values_list("kind", flat=True))
+
+
+def test_pr_found_by_branch_is_linked_and_status_follows(scm, session):
+    scm.prs = {5: pr(checks=[RUNNING])}
+
+    result = prsync.pull_requests_sync(project=session.project)
+
+    assert result.opened == [5]
+    stored = PullRequest.objects.get(session=session)
+    assert (stored.number, stored.ci_state, stored.head_sha) == (5, "pending", "a" * 40)
+    session.refresh_from_db()
+    assert (session.status, session.zone) == ("ci_pending", "pending")
+    assert kinds(session) == ["pr.opened", "ci.changed", "status.changed"]
+    # one batched find and one batched fetch
+    assert [c[0] for c in scm.calls] == ["find", "fetch"]
+
+
+def test_ci_failure_is_recorded_once_and_again_for_a_new_commit(scm, session):
+    scm.prs = {5: pr(checks=[FAIL, PASS])}
+    prsync.pull_requests_sync(project=session.project)
+    prsync.pull_requests_sync(project=session.project)  # same facts observed twice
+
+    session.refresh_from_db()
+    assert (session.status, session.zone) == ("ci_failed", "review")
+    ci_events = Event.objects.filter(session=session, kind="ci.changed")
+    assert ci_events.count() == 1
+    assert ci_events.get().data == {"ci": "failing", "failed": ["lint"], "sha": "a" * 40}
+    assert CheckRun.objects.get(name="lint").log_excerpt == "E501 line too long"
+
+    # the second sync passed the stored facts as `previous` and skipped `find`
+    assert scm.calls[-1] == ("fetch", (5,), (5,))
+
+    scm.prs = {5: pr(sha="b" * 40, checks=[FAIL])}  # new push, same failing check
+    prsync.pull_requests_sync(project=session.project)
+    assert Event.objects.filter(session=session, kind="ci.changed").count() == 2
+    assert Event.objects.filter(session=session, kind="pr.pushed").count() == 1
+    # both commits' checks are kept
+    assert set(CheckRun.objects.values_list("head_sha", flat=True)) == {"a" * 40, "b" * 40}
+
+
+def test_reviews_threads_and_merge(scm, session):
+    thread = ThreadInfo(
+        external_id="T1", path="app.py", line=3, author="ana", author_association="MEMBER", body="rename"
+    )
+    scm.prs = {5: pr(checks=[PASS], review_decision="changes_requested", threads=(thread,))}
+    prsync.pull_requests_sync(project=session.project)
+    session.refresh_from_db()
+    assert session.status == "changes_requested"
+    assert ReviewThread.objects.get().body == "rename"
+
+    scm.prs = {5: pr(checks=[PASS], review_decision="approved", mergeable=True)}
+    prsync.pull_requests_sync(project=session.project)
+    session.refresh_from_db()
+    assert (session.status, session.zone) == ("mergeable", "merge")
+
+    scm.prs = {5: pr(checks=[PASS], review_decision="approved", state="merged")}
+    prsync.pull_requests_sync(project=session.project)
+    session.refresh_from_db()
+    assert (session.status, session.zone) == ("merged", "done")
+    assert "pr.merged" in kinds(session)
+
+
+def test_transient_failure_keeps_facts_and_marks_them_stale(scm, session):
+    scm.prs = {5: pr(checks=[FAIL])}
+    prsync.pull_requests_sync(project=session.project)
+    events_before = Event.objects.count()
+
+    scm.fail = TransientIntegrationError("GitHub 502")
+    result = prsync.pull_requests_sync(project=session.project)
+
+    assert result.stale and "502" in result.error
+    stored = PullRequest.objects.get()
+    assert stored.stale_since is not None
+    assert stored.ci_state == "failing"
+    session.refresh_from_db()
+    assert session.status == "ci_failed"
+    assert Event.objects.count() == events_before
+
+    scm.fail = None
+    prsync.pull_requests_sync(project=session.project)
+    assert PullRequest.objects.get().stale_since is None
+
+
+def test_sync_due(scm, session, settings):
+    settings.AO_PR_SYNC_IDLE_INTERVAL = 150
+    project = session.project
+    project.last_pr_sync_at = timezone.now()
+    project.save()
+    assert prsync.pr_sync_due(project=project)  # a running session without a PR yet
+
+    scm.prs = {5: pr(checks=[PASS], review_decision="review_required")}
+    prsync.pull_requests_sync(project=project)
+    project.refresh_from_db()
+    assert not prsync.pr_sync_due(project=project)  # PR known, CI settled: wait for the idle interval
+    assert prsync.pr_sync_due(project=project, now=timezone.now() + timedelta(seconds=151))
+
+    PullRequest.objects.update(ci_state="pending")
+    assert prsync.pr_sync_due(project=project)
+
+
+def test_unknown_scm_plugin_is_a_configuration_error(session):
+    from integrations.registry import ConfigurationError
+
+    session.project.scm = "nope"
+    session.project.save()
+    with pytest.raises(ConfigurationError, match="unknown scm plugin 'nope'"):
+        prsync.pull_requests_sync(project=session.project)
