@@ -149,7 +149,7 @@ def _watch_for_confirmation(session: Session, message: Message, *, ctx, handle) 
     snippet = _snippet(message.text)
     deadline = time.monotonic() + CONFIRM_WAIT
     while time.monotonic() < deadline:
-        time.sleep(0.25)
+        time.sleep(0.1)
         try:
             pane = ctx.runtime.read_output(handle, lines=agents.PANE_LINES)
         except IntegrationError:

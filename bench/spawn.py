@@ -1,0 +1,181 @@
+"""Benchmark: spawn latency and message latency with real git worktrees, tmux and the stand-in agent.
+
+Measures, in embedded mode (SQLite, tasks run in-process):
+- time from a spawn request to the stand-in agent's first prompt visible in its tmux pane,
+  for 1 spawn and for N concurrent spawns (threads calling the same service the CLI calls);
+- time from queueing a message (what `ao send` does) to its text appearing in the agent's pane.
+
+Run: `.venv/bin/python bench/spawn.py [--concurrent 20] [--messages 20]`. Prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+STANDIN = REPO / "tests" / "agent_standin" / "standin_agent.py"
+
+
+def git(*args: str, cwd: Path) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+def make_repo(base: Path) -> Path:
+    origin, project = base / "origin.git", base / "project"
+    git("init", "-q", "--bare", "-b", "main", str(origin), cwd=base)
+    git("init", "-q", "-b", "main", str(project), cwd=base)
+    (project / "README.md").write_text("bench\n")
+    git("add", "README.md", cwd=project)
+    git("commit", "-q", "-m", "initial", cwd=project)
+    git("remote", "add", "origin", str(origin), cwd=project)
+    git("push", "-q", "-u", "origin", "main", cwd=project)
+    return project
+
+
+def pane(socket: str, name: str) -> str:
+    out = subprocess.run(
+        ["tmux", "-L", socket, "capture-pane", "-p", "-J", "-t", f"={name}:", "-S", "-50"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+    )
+    return out.stdout
+
+
+def wait_for_text(socket: str, name: str, text: str, *, timeout: float = 60.0) -> float:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in pane(socket, name):
+            return time.monotonic()
+        time.sleep(0.01)
+    raise TimeoutError(f"{text!r} never appeared in {name}")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--concurrent", type=int, default=20)
+    parser.add_argument("--messages", type=int, default=20)
+    args = parser.parse_args()
+
+    base = Path(tempfile.mkdtemp(prefix="ao-bench-spawn-"))
+    os.environ.update(
+        AO_HOME=str(base / "home"),
+        AO_MAX_SESSIONS_PER_HOST=str(args.concurrent + 5),
+        HOME=str(base / "agent-home"),
+        STANDIN_WORK_SECONDS="0.2",
+        GIT_AUTHOR_NAME="ao bench",
+        GIT_AUTHOR_EMAIL="bench@example.invalid",
+        GIT_COMMITTER_NAME="ao bench",
+        GIT_COMMITTER_EMAIL="bench@example.invalid",
+    )
+    for name in ("DATABASE_URL", "REDIS_URL", "AO_CONFIG"):
+        os.environ.pop(name, None)
+    (base / "agent-home").mkdir()
+    sys.path.insert(0, str(REPO))
+    os.environ["DJANGO_SETTINGS_MODULE"] = "ao_site.settings"
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from sessions import agents, messaging
+    from sessions.models import Project
+
+    socket = f"ao-bench-{uuid.uuid4().hex[:6]}"
+    bin_dir = base / "bin"
+    bin_dir.mkdir()
+    shim = bin_dir / "claude"
+    shim.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(str(STANDIN))} "$@"\n')
+    shim.chmod(0o755)
+    project = Project.objects.create(
+        key="bench",
+        path=str(make_repo(base)),
+        session_prefix="b",
+        agent="claude-code",
+        runtime="tmux",
+        workspace="worktree",
+        tracker="local",
+        plugin_settings={"agent": {"binary": str(shim), "home": str(base / "agent-home")},
+                         "runtime": {"socket_name": socket, "enter_delay": 0.05}},
+    )  # fmt: skip
+    from django.conf import settings
+
+    settings.AO_WORKSPACES_ROOT = base / "workspaces"
+
+    def spawn_and_wait(n: int) -> float:
+        from django.db import connection
+
+        started = time.monotonic()
+        session = agents.session_spawn(project=project, prompt=f"bench task {n}")
+        session.refresh_from_db()
+        if session.phase != "running":
+            raise RuntimeError(f"{session.id}: {session.error}")
+        seen = wait_for_text(socket, session.id, "> ")
+        connection.close()
+        return seen - started
+
+    try:
+        single = [spawn_and_wait(0)]
+        with ThreadPoolExecutor(max_workers=args.concurrent) as pool:
+            t0 = time.monotonic()
+            concurrent = list(pool.map(spawn_and_wait, range(1, args.concurrent + 1)))
+            wall = time.monotonic() - t0
+
+        # message latency: queue a message the way `ao send` does, wait until the pane shows it
+        target = project.sessions.order_by("created_at").first()
+        wait_for_text(socket, target.id, "received: You are", timeout=60)
+        message_times = []
+        for i in range(args.messages):
+            while True:  # wait until the agent is at its prompt again
+                agents.session_observe(session=target)
+                target.refresh_from_db()
+                if target.activity in ("ready", "idle"):
+                    break
+                time.sleep(0.05)
+            text = f"ping-{i}-{uuid.uuid4().hex[:6]}"
+            seen: list[float] = []
+            watcher = threading.Thread(
+                target=lambda text=text, seen=seen: seen.append(
+                    wait_for_text(socket, target.id, f"received: {text}")
+                )
+            )
+            watcher.start()
+            t = time.monotonic()
+            # delivery (and the delivery service's own confirmation watch) runs inline, as in `ao send`
+            messaging.message_queue(session=target, text=text, sender_name="bench")
+            watcher.join(timeout=60)
+            message_times.append(seen[0] - t)
+    finally:
+        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=10)
+
+    print(f"spawn → first prompt visible, 1 spawn:          {single[0] * 1000:8.0f} ms")
+    print(
+        f"spawn → first prompt visible, {args.concurrent} concurrent:     "
+        f"p50 {statistics.median(concurrent) * 1000:6.0f} ms  p95 {pct(concurrent, 0.95) * 1000:6.0f} ms  "
+        f"max {max(concurrent) * 1000:6.0f} ms  (all {args.concurrent} ready after {wall * 1000:.0f} ms)"
+    )
+    print(
+        f"ao send → text in the agent's pane ({args.messages} msgs): "
+        f"p50 {statistics.median(message_times) * 1000:6.0f} ms  p95 {pct(message_times, 0.95) * 1000:6.0f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
