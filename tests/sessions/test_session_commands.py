@@ -1,0 +1,186 @@
+"""`ao spawn / send / session ... / report` as a person or an agent runs them (real git + tmux)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from sessions import agents
+from sessions.models import Event, Message, Session
+from tests.factories import ProjectFactory
+from tests.helpers.fixtures import kill_tmux_server
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+# A line-oriented agent: prints a prompt, echoes what it gets, exits on "quit".
+ECHO_AGENT = (
+    "import sys\n"
+    "print('> ', end='', flush=True)\n"
+    "for line in sys.stdin:\n"
+    "    line = line.strip().replace('\\x1b[200~', '').replace('\\x1b[201~', '')\n"
+    "    if line == 'quit':\n"
+    "        break\n"
+    "    print('received: ' + line, flush=True)\n"
+    "    print('> ', end='', flush=True)\n"
+)
+
+
+@pytest.fixture
+def tmux_server():
+    name = f"ao-cmd-{uuid.uuid4().hex[:8]}"
+    yield name
+    kill_tmux_server(name)
+
+
+@pytest.fixture
+def project(repo, tmux_server, settings, tmp_path):
+    settings.AO_WORKSPACES_ROOT = tmp_path / "workspaces"
+    return ProjectFactory(
+        key="web",
+        session_prefix="web",
+        path=str(repo.path),
+        agent="custom",
+        runtime="tmux",
+        tracker="local",
+        plugin_settings={
+            "agent": {"command": [sys.executable, "-u", "-c", ECHO_AGENT], "ready_pattern": r"^> ?$"},
+            "runtime": {"socket_name": tmux_server, "enter_delay": 0.05},
+        },
+    )
+
+
+def run(*args: str) -> str:
+    from io import StringIO
+
+    out = StringIO()
+    call_command(*args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def pane(socket: str, name: str) -> str:
+    import subprocess
+
+    return subprocess.run(
+        ["tmux", "-L", socket, "capture-pane", "-p", "-J", "-t", f"={name}:"], capture_output=True, text=True
+    ).stdout
+
+
+def eventually(predicate, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return value
+
+
+def test_spawn_send_ls_kill_restore_cleanup(project, tmux_server, repo):
+    call_command("issue", "add", "Add a health check")
+    out = run("spawn", "1")
+    assert out.startswith("web-1: ")
+    session = Session.objects.get(pk="web-1")
+    assert session.phase == "running", session.error
+    assert session.branch == "feat/1-add-a-health-check"
+    assert eventually(lambda: "> " in pane(tmux_server, "web-1"))
+
+    out = run("send", "web-1", "hello", "agent")
+    assert "message" in out and "web-1" in out
+    assert eventually(lambda: "received: hello agent" in pane(tmux_server, "web-1"))
+    message = Message.objects.get(session=session, text="hello agent")
+    assert message.sender == "user" and message.sender_name == "cli"
+    assert message.state in ("delivered", "confirmed")
+
+    listed = json.loads(run("session", "ls", "--json"))
+    assert [row["id"] for row in listed] == ["web-1"]
+    assert listed[0]["branch"] == "feat/1-add-a-health-check"
+    assert "web-1" in run("session", "ls")
+
+    attach = run("session", "attach", "web-1", "--print")
+    assert attach.split()[:3] == ["tmux", "-L", tmux_server]
+
+    assert "killed" in run("session", "kill", "web-1")
+    assert json.loads(run("session", "ls", "--json")) == []
+    assert [r["id"] for r in json.loads(run("session", "ls", "--json", "--include-terminated"))] == ["web-1"]
+
+    run("session", "restore", "web-1")
+    assert eventually(lambda: "> " in pane(tmux_server, "web-1"))
+    session.refresh_from_db()
+    assert session.phase == "running"
+
+    # the agent commits work that is not pushed: cleanup refuses without --force
+    workspace = Path(session.workspace_path)
+    (workspace / "work.txt").write_text("work\n")
+    import subprocess
+
+    subprocess.run(["git", "add", "work.txt"], cwd=workspace, check=True)
+    subprocess.run(["git", "commit", "-qm", "work"], cwd=workspace, check=True)
+    call_command("session", "kill", "web-1")
+    with pytest.raises(CommandError, match="kept"):
+        call_command("session", "cleanup")
+    assert workspace.exists()
+    run("session", "cleanup", "--force")
+    assert not workspace.exists()
+    session.refresh_from_db()
+    assert (session.phase, session.status) == ("cleaned", "done")
+    # the branch (and its commit) survive the workspace
+    branches = subprocess.run(
+        ["git", "branch", "--list", session.branch], cwd=repo.path, capture_output=True, text=True
+    )
+    assert session.branch in branches.stdout
+
+
+def test_dead_tmux_server_marks_sessions_runtime_lost(project, tmux_server):
+    run("spawn", "--prompt", "do things")
+    assert eventually(lambda: "> " in pane(tmux_server, "web-1"))
+    kill_tmux_server(tmux_server)
+
+    session = Session.objects.get(pk="web-1")
+    agents.session_observe(session=session)
+    session.refresh_from_db()
+
+    assert (session.runtime_state, session.status, session.zone) == ("lost", "runtime_lost", "respond")
+    assert Event.objects.filter(
+        session=session, kind="status.changed", summary__contains="runtime_lost"
+    ).exists()
+
+
+def test_batch_spawn_and_bad_input(project):
+    for title in ("One", "Two"):
+        call_command("issue", "add", title)
+    out = run("batch-spawn", "1", "2", "1")  # each issue once
+    assert [line.split()[:2] for line in out.splitlines()] == [["1:", "web-1"], ["2:", "web-2"]]
+    with pytest.raises(CommandError, match="is not a session id"):
+        call_command("send", "web-1;rm", "x")
+    with pytest.raises(CommandError, match="no session 'web-99'"):
+        call_command("send", "web-99", "x")
+    with pytest.raises(CommandError, match="message is empty"):
+        call_command("send", "web-1", "\x1b\x07")
+    with pytest.raises(CommandError, match="unknown agent plugin 'clod'"):
+        call_command("spawn", "--agent", "clod")
+
+
+def test_ao_report_from_the_agents_environment(project, live_server, settings, monkeypatch):
+    from sessions.agents import token_hash
+
+    session = Session.objects.create(id="web-7", project=project, number=7, phase="running", runtime_state="alive",
+                                     api_token_hash=token_hash("agent-token"))  # fmt: skip
+    monkeypatch.setenv("AO_URL", live_server.url)
+    monkeypatch.setenv("AO_SESSION", "web-7")
+    monkeypatch.setenv("AO_TOKEN", "agent-token")
+
+    out = run("report", "needs_input", "Which", "database?")
+
+    assert "web-7 is now needs_input" in out
+    session.refresh_from_db()
+    assert (session.reported_state, session.status) == ("needs_input", "needs_input")
+
+    monkeypatch.setenv("AO_TOKEN", "stolen-or-wrong")
+    with pytest.raises(CommandError, match=r"refused the report \(401\)"):
+        call_command("report", "done")
+    monkeypatch.delenv("AO_TOKEN")
+    with pytest.raises(CommandError, match="AO_TOKEN not set"):
+        call_command("report", "done")
