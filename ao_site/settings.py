@@ -45,6 +45,9 @@ AO_WEBHOOK_MAX_BYTES = env.int("AO_WEBHOOK_MAX_BYTES", default=5 * 1024 * 1024)
 # PR facts are read every sweep while CI is pending or a session has no PR yet; otherwise
 # every this many seconds (webhooks bring changes sooner).
 AO_PR_SYNC_IDLE_INTERVAL = env.float("AO_PR_SYNC_IDLE_INTERVAL", default=150.0)
+# Without a worker (the CLI in embedded mode), how long `ao spawn`/`ao send` watch a busy or
+# starting agent to deliver messages before leaving them queued for `ao start`'s sweeps.
+AO_INLINE_DELIVERY_WAIT = env.float("AO_INLINE_DELIVERY_WAIT", default=30.0)
 
 SECRET_KEY = env.str("AO_SECRET_KEY", default="") or read_or_create_secret(AO_HOME / "secret_key")
 DEBUG = env.bool("AO_DEBUG", default=False)

@@ -651,7 +651,12 @@ def project_sweep(*, project: Project) -> int:
         except (IntegrationError, ConfigurationError) as exc:
             log.warning("observing %s failed: %s", session.pk, exc)
         if session.messages.filter(state__in=["queued", "delivered"]).exists():
-            tasks.messages_deliver_task.apply_async(args=[session.pk], queue=host_queue(session.host))
+            # one attempt: a held message is looked at again by the next sweep
+            tasks.messages_deliver_task.apply_async(
+                args=[session.pk],
+                kwargs={"rounds": tasks.DELIVERY_RETRY_ROUNDS},
+                queue=host_queue(session.host),
+            )
     changes += services.project_sweep(project=project, exclude_phase=Phase.RUNNING)
     queued_sessions_admit(project=project)
     return changes

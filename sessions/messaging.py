@@ -25,6 +25,7 @@ MAX_ATTEMPTS = 5
 CONFIRM_WAIT = 3.0  # seconds to watch the pane right after sending
 CONFIRM_WINDOW = timedelta(seconds=60)  # after this, an unconfirmed delivery is retried
 STARTUP_GRACE = timedelta(seconds=5)  # an agent with no readable state yet is assumed ready after this
+HELD_POLL = 0.3  # seconds between looks at an agent that is not ready yet
 
 
 def message_queue(
@@ -67,7 +68,11 @@ def _enqueue_delivery(session: Session) -> None:
     from sessions import tasks
 
     session_id, queue = session.pk, agents.host_queue(session.host or settings.AO_HOST_NAME)
-    transaction.on_commit(lambda: tasks.messages_deliver_task.apply_async(args=[session_id], queue=queue))
+    # Inline (CLI, no worker): watch the agent for a while; a worker re-schedules itself instead.
+    wait = settings.AO_INLINE_DELIVERY_WAIT if settings.CELERY_TASK_ALWAYS_EAGER else 0.0
+    transaction.on_commit(
+        lambda: tasks.messages_deliver_task.apply_async(args=[session_id], kwargs={"wait": wait}, queue=queue)
+    )
 
 
 def _snippet(text: str) -> str:
@@ -92,37 +97,49 @@ def ready_for(message: Message, *, activity: str, now, started_at) -> tuple[bool
     return False, "the agent has not shown a prompt yet"
 
 
-def messages_deliver(*, session_id: str) -> int:
-    """Deliver the oldest queued message if the agent is ready; confirm earlier deliveries.
+def messages_deliver(*, session_id: str, wait: float = 0.0) -> tuple[int, bool]:
+    """Deliver queued messages in order, each only when the agent is ready for it.
 
-    Returns the number of messages sent now (0 or 1): one at a time, so the agent finishes
-    a turn before the next message arrives.
+    One message per agent turn: after a delivery the agent is busy, so the next one waits.
+    With ``wait`` > 0, keep watching the agent for that many seconds while messages are held
+    (the CLI does this; a worker re-schedules instead). Returns (messages sent, any still queued).
     """
+    deadline = time.monotonic() + wait
+    sent = 0
+    while True:
+        outcome = _deliver_next(session_id)
+        if outcome == "sent":
+            sent += 1
+            continue
+        if outcome == "held" and time.monotonic() < deadline:
+            time.sleep(HELD_POLL)
+            continue
+        return sent, outcome == "held"
+
+
+def _deliver_next(session_id: str) -> str:
+    """Try the oldest queued message once: "sent", "held" (agent not ready), or "idle" (nothing to do)."""
     session = Session.objects.select_related("project").filter(pk=session_id).first()
     if session is None or session.phase != Phase.RUNNING:
-        return 0
+        return "idle"
     agents.session_observe(session=session)
     session.refresh_from_db()
     _confirm_deliveries(session)
-    if session.runtime_state != RuntimeState.ALIVE:
-        return 0
     message = session.messages.filter(state=Message.State.QUEUED).order_by("created_at", "pk").first()
     if message is None:
-        return 0
-    now = timezone.now()
+        return "idle"
+    if session.runtime_state != RuntimeState.ALIVE:
+        return "held"
     ok, _why = ready_for(
-        message,
-        activity=session.activity,
-        now=now,
-        started_at=session.start_claimed_at,
+        message, activity=session.activity, now=timezone.now(), started_at=session.start_claimed_at
     )
     if not ok:
-        return 0
+        return "held"
     claimed = Message.objects.filter(
         pk=message.pk, state=Message.State.QUEUED, attempts=message.attempts
     ).update(attempts=F("attempts") + 1)
     if claimed != 1:
-        return 0
+        return "held"
     message.refresh_from_db()
     ctx = agents.context_for(session)
     handle = agents._handle(session)
@@ -130,7 +147,7 @@ def messages_deliver(*, session_id: str) -> int:
         ctx.runtime.send_text(handle, message.text)
     except IntegrationError as exc:
         _delivery_failed(session, message, str(exc))
-        return 0
+        return "held"
     Message.objects.filter(pk=message.pk).update(state=Message.State.DELIVERED, delivered_at=timezone.now())
     services.event_record(
         project=session.project,
@@ -142,7 +159,7 @@ def messages_deliver(*, session_id: str) -> int:
         data={"message": message.pk},
     )
     _watch_for_confirmation(session, message, ctx=ctx, handle=handle)
-    return 1
+    return "sent"
 
 
 def _watch_for_confirmation(session: Session, message: Message, *, ctx, handle) -> None:

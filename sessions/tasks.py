@@ -39,11 +39,25 @@ def session_observe_task(session_id: str) -> None:
         agents.session_observe(session=session)
 
 
+DELIVERY_RETRY_SECONDS = 2
+DELIVERY_RETRY_ROUNDS = 150  # then the sweep keeps trying at its own pace
+
+
 @shared_task(name="sessions.deliver_messages", ignore_result=True, acks_late=True)
-def messages_deliver_task(session_id: str) -> None:
+def messages_deliver_task(session_id: str, wait: float = 0.0, rounds: int = 0) -> None:
+    from django.conf import settings
+
     from sessions import messaging
 
-    messaging.messages_deliver(session_id=session_id)
+    _sent, held = messaging.messages_deliver(session_id=session_id, wait=wait)
+    if held and not settings.CELERY_TASK_ALWAYS_EAGER and rounds < DELIVERY_RETRY_ROUNDS:
+        host = Session.objects.filter(pk=session_id).values_list("host", flat=True).first()
+        messages_deliver_task.apply_async(
+            args=[session_id],
+            kwargs={"rounds": rounds + 1},
+            countdown=DELIVERY_RETRY_SECONDS,
+            queue=agents.host_queue(host or settings.AO_HOST_NAME),
+        )
 
 
 @shared_task(name="sessions.webhook_refresh", ignore_result=True, acks_late=True)
