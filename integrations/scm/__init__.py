@@ -1,0 +1,1 @@
+"""SCM plugins: pull requests, their checks and reviews."""

@@ -1,0 +1,206 @@
+"""`ao pr`: pull requests of the `local` SCM, from an agent's worktree or a person's shell.
+
+``ao pr create`` is what an agent runs when its work is ready: it pushes the branch checked out
+in the current directory (or ``--branch``) to the project's bare remote and records the PR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import getpass
+import json
+import os
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from integrations import gitutil
+from integrations.registry import plugin_for
+from integrations.scm.local import LocalSCM
+from sessions import selectors
+from sessions.management.commands._common import cli_errors, get_session
+from sessions.models import Project, Session
+
+
+class Command(BaseCommand):
+    help = (
+        "Local pull requests: `ao pr create`, `ao pr ls`, `ao pr show N`, "
+        "`ao pr review N --approve|--request-changes|--comment`, `ao pr merge N`, `ao pr ci N`."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--project", "-p", help="project key (default: from AO_SESSION, the cwd, or the only one)"
+        )
+        sub = parser.add_subparsers(dest="action", required=True)
+        create = sub.add_parser("create", help="push the current branch and open a PR for it")
+        create.add_argument("--title", default="")
+        create.add_argument("--body", default="")
+        create.add_argument("--branch", help="branch to open (default: the one checked out here)")
+        create.add_argument("--base", help="branch to merge into (default: the project's default)")
+        create.add_argument("--session", help="session opening it (default: $AO_SESSION)")
+        create.add_argument("--force", action="store_true", help="force-push the branch")
+        ls = sub.add_parser("ls", help="list PRs")
+        ls.add_argument("--all", action="store_true", help="include merged and closed PRs")
+        ls.add_argument("--json", action="store_true")
+        show = sub.add_parser("show", help="one PR with checks, reviews and conflicts")
+        show.add_argument("number", type=int)
+        review = sub.add_parser("review", help="approve, request changes or comment")
+        review.add_argument("number", type=int)
+        verdict = review.add_mutually_exclusive_group(required=True)
+        verdict.add_argument("--approve", dest="state", action="store_const", const="approved")
+        verdict.add_argument(
+            "--request-changes", dest="state", action="store_const", const="changes_requested"
+        )
+        verdict.add_argument("--comment", dest="state", action="store_const", const="commented")
+        review.add_argument("--body", default="")
+        review.add_argument("--path", default="")
+        review.add_argument("--line", type=int)
+        review.add_argument(
+            "--as", dest="reviewer", help="reviewer name (default: $AO_SESSION or your login)"
+        )
+        merge = sub.add_parser("merge", help="merge into the base branch in the remote")
+        merge.add_argument("number", type=int)
+        merge.add_argument("--method", choices=["squash", "ff", "merge"])
+        merge.add_argument("--expect-head", default="", help="refuse unless the head is this sha")
+        close = sub.add_parser("close", help="close without merging")
+        close.add_argument("number", type=int)
+        ci = sub.add_parser("ci", help="run the check command on the PR's head now")
+        ci.add_argument("number", type=int)
+        ci.add_argument("--force", action="store_true", help="rerun even if this head was checked")
+        for each in (create, ls, show, review, merge, close, ci):  # `ao pr ls -p web` works too
+            each.add_argument("--project", "-p", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+    def handle(self, *args, **options):
+        with cli_errors():
+            session = _session(options.get("session"))
+            project = _project(options["project"], session)
+            scm = plugin_for(project, "scm")
+            if not isinstance(scm, LocalSCM):
+                raise CommandError(
+                    f"project {project.key} uses the {project.scm!r} SCM: use its own tools (e.g. gh)"
+                )
+            getattr(self, "_" + options["action"])(scm, session, options)
+
+    def _create(self, scm: LocalSCM, session: Session | None, options) -> None:
+        cwd = Path.cwd()
+        in_git = _in_git(cwd)
+        branch = (
+            options["branch"]
+            or (gitutil.current_branch(cwd) if in_git else None)
+            or (session.branch if session else None)
+        )
+        if not branch:
+            raise CommandError("no branch checked out here: run in your worktree or pass --branch")
+        source = cwd if in_git and gitutil.branch_exists(cwd, branch) else Path(scm.project.path)
+        if gitutil.branch_exists(source, branch):
+            pushed = scm.push_branch(source=source, branch=branch, force=options["force"])
+            if pushed:
+                self.stdout.write(f"pushed {branch} to {scm.remote_path()}")
+        row, created = scm.open_pull_request(
+            branch=branch,
+            title=options["title"],
+            body=options["body"],
+            base=options["base"],
+            created_by=session.id if session else "",
+        )
+        verb = "opened" if created else "updated"
+        self.stdout.write(f"{verb} PR #{row.number}: {row.title} ({row.branch} → {row.base})")
+
+    def _ls(self, scm: LocalSCM, session: Session | None, options) -> None:
+        rows = scm._rows().order_by("number")
+        if not options["all"]:
+            rows = rows.filter(state="open")
+        infos = scm.fetch_pull_requests(numbers=[row.number for row in rows])
+        if options["json"]:
+            self.stdout.write(json.dumps([_info_dict(infos[n]) for n in sorted(infos)], indent=2))
+            return
+        if not infos:
+            self.stdout.write("no pull requests")
+        for number in sorted(infos):
+            info = infos[number]
+            ci = ",".join(f"{c.name}:{c.conclusion or c.status}" for c in info.checks) or "-"
+            flags = " conflicts" if info.conflicts else (" behind" if info.behind else "")
+            self.stdout.write(
+                f"#{number:<5} {info.state:<7} {info.branch:<30} ci={ci} review={info.review_decision}"
+                f"{flags}  {info.title}"
+            )
+
+    def _show(self, scm: LocalSCM, session: Session | None, options) -> None:
+        infos = scm.fetch_pull_requests(numbers=[options["number"]])
+        if options["number"] not in infos:
+            scm._get(options["number"])
+        self.stdout.write(json.dumps(_info_dict(infos[options["number"]]), indent=2))
+
+    def _review(self, scm: LocalSCM, session: Session | None, options) -> None:
+        reviewer = options["reviewer"] or os.environ.get("AO_SESSION") or getpass.getuser()
+        review = scm.review(
+            number=options["number"],
+            reviewer=reviewer,
+            state=options["state"],
+            body=options["body"],
+            path=options["path"],
+            line=options["line"],
+        )
+        self.stdout.write(f"PR #{options['number']}: {review.state.replace('_', ' ')} by {review.reviewer}")
+
+    def _merge(self, scm: LocalSCM, session: Session | None, options) -> None:
+        scm.merge(
+            number=options["number"], method=options["method"], expected_head_sha=options["expect_head"]
+        )
+        row = scm._get(options["number"])
+        self.stdout.write(f"merged PR #{row.number} into {row.base} at {row.merged_sha[:12]}")
+
+    def _close(self, scm: LocalSCM, session: Session | None, options) -> None:
+        scm.close_pull_request(number=options["number"])
+        self.stdout.write(f"closed PR #{options['number']}")
+
+    def _ci(self, scm: LocalSCM, session: Session | None, options) -> None:
+        run = scm.run_checks(number=options["number"], force=options["force"])
+        if run is None:
+            raise CommandError("nothing to run: no check_command configured, or the PR is not open")
+        self.stdout.write(f"{run.name} on {run.head_sha[:12]}: {run.conclusion or run.status}")
+        if run.failed and run.log_excerpt:
+            self.stdout.write(run.log_excerpt)
+
+
+def _in_git(cwd: Path) -> bool:
+    proc = gitutil.run_git(["rev-parse", "--is-inside-work-tree"], cwd=cwd, check=False, timeout=10)
+    return proc.returncode == 0 and proc.stdout.strip() == "true"
+
+
+def _session(explicit: str | None) -> Session | None:
+    session_id = explicit or os.environ.get("AO_SESSION", "")
+    return get_session(session_id) if session_id else None
+
+
+def _project(key: str | None, session: Session | None) -> Project:
+    if key or session is None:
+        if not key:
+            found = _project_for_cwd(Path.cwd())
+            if found is not None:
+                return found
+        return selectors.project_resolve(key=key)
+    return session.project
+
+
+def _project_for_cwd(cwd: Path) -> Project | None:
+    """The project whose repository the current directory (a checkout or worktree of it) belongs to."""
+    if not _in_git(cwd):
+        return None
+    common = gitutil.run_git(
+        ["rev-parse", "--path-format=absolute", "--git-common-dir"], cwd=cwd, check=False
+    ).stdout.strip()
+    if not common:
+        return None
+    common_dir = Path(common).resolve()
+    for project in Project.objects.all():
+        if (Path(project.path) / ".git").resolve() == common_dir:
+            return project
+    return None
+
+
+def _info_dict(info) -> dict:
+    data = dataclasses.asdict(info)
+    return json.loads(json.dumps(data, default=str))
