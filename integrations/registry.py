@@ -119,6 +119,7 @@ BUILTIN_PLUGIN_MODULES: list[str] = [
     "integrations.workspace.worktree",
     "integrations.workspace.clone",
     "integrations.tracker.local",
+    "integrations.tracker.linear",
     "integrations.scm.local",
 ]
 
