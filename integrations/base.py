@@ -377,6 +377,29 @@ class SCM(Plugin, abc.ABC):
         """The credential's remaining budget, when the SCM has one."""
         return None
 
+    # --- for SCMs where ao itself hosts PRs and CI (`local`); hosted SCMs keep the defaults ---
+    def detect_pushed_branches(self) -> list[str]:
+        """Branches pushed with commits the default branch lacks and no PR yet."""
+        return []
+
+    def push_branch(self, *, source: Path, branch: str, force: bool = False) -> bool:
+        raise PermanentIntegrationError(f"the {self.key} SCM does not take pushes through ao")
+
+    def open_pull_request(self, *, branch: str, title: str = "", body: str = "", base: str | None = None,
+                          created_by: str = "") -> tuple[Any, bool]:  # fmt: skip
+        """Open (or update) the PR for ``branch``; (row, created)."""
+        raise PermanentIntegrationError(
+            f"the {self.key} SCM has agents open PRs with its own tools (e.g. `gh pr create`)"
+        )
+
+    def checks_due(self) -> list[int]:
+        """Open PRs whose head still needs ao to run its checks."""
+        return []
+
+    def run_checks(self, *, number: int, force: bool = False) -> Any:
+        """Run ao-hosted checks on a PR's head (once per head unless ``force``)."""
+        return None
+
 
 # --- notifier ------------------------------------------------------------------------------------
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ temporary directory, check out the head detached, run the argv (never a shell) w
 in its own process group and an environment without ao's secrets, keep the tail of the output,
 and remove the directory. ``ci_run`` records it as a ``LocalCIRun``, at most once per
 (PR, head sha, check name): a second call for the same sha returns the recorded run unless
-``force`` is given. ``local_ci_run_task`` runs it in the background for the sweep.
+``force`` is given. The sweep runs it in the background (``sessions.tasks.checks_run_task``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from celery import shared_task
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -236,26 +235,10 @@ def _run_row(*, pr: LocalPullRequest, head_sha: str, name: str) -> LocalCIRun:
         return LocalCIRun.objects.get(pr=pr, head_sha=head_sha, name=name)
 
 
-@shared_task(name="integrations.local_ci_run", ignore_result=True, acks_late=True)
-def local_ci_run_task(project_id: int, number: int, force: bool = False) -> None:
-    """Run the local CI of PR ``number`` on its current head (idempotent per head sha)."""
-    from integrations.registry import plugin_for
-    from integrations.scm.local import LocalSCM
-    from sessions.models import Project
-
-    project = Project.objects.filter(pk=project_id).first()
-    if project is None:
-        return
-    scm = plugin_for(project, "scm")
-    if isinstance(scm, LocalSCM):
-        scm.run_checks(number=number, force=force)
-
-
 __all__ = [
     "CheckResult",
     "ci_environment",
     "ci_run",
-    "local_ci_run_task",
     "run_check_command",
     "tail_excerpt",
 ]

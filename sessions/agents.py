@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import secrets
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -289,7 +291,10 @@ def agent_environment(session: Session, *, token: str) -> dict[str, str | None]:
     env: dict[str, str | None] = dict.fromkeys(AO_INTERNAL_ENV)
     if not session.project.pass_tokens_to_agents:
         env.update(dict.fromkeys(AO_SERVICE_TOKENS))
+    ao_bin = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
     env.update(
+        PATH=path if ao_bin in path.split(os.pathsep) else os.pathsep.join([ao_bin, path]),
         AO_SESSION=session.id,
         AO_PROJECT=session.project.key,
         AO_ISSUE=session.issue_ref,
@@ -636,11 +641,13 @@ def project_sweep(*, project: Project) -> int:
     from sessions import prsync, tasks
 
     changes = 0
-    if prsync.pr_sync_due(project=project):
-        try:
+    try:
+        for note in prsync.scm_housekeeping(project=project):
+            log.info("%s: %s", project.key, note)
+        if prsync.pr_sync_due(project=project):
             prsync.pull_requests_sync(project=project)
-        except ConfigurationError as exc:
-            log.warning("PR sync of %s skipped: %s", project.key, exc)
+    except (ConfigurationError, IntegrationError) as exc:
+        log.warning("PR sync of %s skipped: %s", project.key, exc)
     running = Session.objects.filter(project=project, phase=Phase.RUNNING).exclude(zone=Zone.DONE)
     for session in running.select_related("project"):
         if (session.host or settings.AO_HOST_NAME) != settings.AO_HOST_NAME:

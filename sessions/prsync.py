@@ -15,7 +15,13 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from integrations.base import CheckInfo, PullRequestInfo, ThreadInfo, TransientIntegrationError
+from integrations.base import (
+    CheckInfo,
+    PermanentIntegrationError,
+    PullRequestInfo,
+    ThreadInfo,
+    TransientIntegrationError,
+)
 from integrations.registry import plugin_for
 from sessions import services
 from sessions.lifecycle import FAILED_CONCLUSIONS, CIState, Phase, PRState, ci_summary
@@ -286,3 +292,48 @@ def sessions_for_refs(
     if shas:
         query |= Q(pull_request__head_sha__in=shas)
     return list(Session.objects.filter(project=project).filter(query).values_list("pk", flat=True).distinct())
+
+
+def session_pull_request_open(
+    *, session: Session, title: str = "", body: str = "", force: bool = False
+) -> dict:
+    """Open (or update) the PR for a session's branch, for SCMs where ao opens PRs (`local`).
+
+    Pushes the branch from the session's workspace to the SCM's remote first. Raises
+    PermanentIntegrationError when the SCM has agents open PRs with its own tools (GitHub: gh).
+    """
+    from pathlib import Path
+
+    scm = plugin_for(session.project, "scm")
+    if not session.branch or not session.workspace_path:
+        raise PermanentIntegrationError(f"{session.id} has no branch or workspace")
+    scm.push_branch(source=Path(session.workspace_path), branch=session.branch, force=force)
+    row, created = scm.open_pull_request(
+        branch=session.branch,
+        title=title or session.issue_title or session.branch,
+        body=body,
+        created_by=session.id,
+    )
+    pull_requests_sync(project=session.project, session_ids=[session.id])
+    return {"number": row.number, "created": created, "branch": session.branch, "title": row.title, "url": ""}
+
+
+def scm_housekeeping(*, project: Project) -> list[str]:
+    """Once per sweep, for SCMs where ao hosts PRs and CI: open PRs for session branches that were
+    pushed without one, and schedule checks for new heads. Returns notes of what it did."""
+    from sessions import tasks
+
+    scm = plugin_for(project, "scm")
+    notes = []
+    pushed = set(scm.detect_pushed_branches())
+    if pushed:
+        for session in _watched_sessions(project, None):
+            if session.branch in pushed and not PullRequest.objects.filter(session=session).exists():
+                row, _created = scm.open_pull_request(
+                    branch=session.branch, title=session.issue_title or session.branch, created_by=session.id
+                )
+                notes.append(f"opened PR #{row.number} for {session.id} (pushed {session.branch})")
+    for number in scm.checks_due():
+        tasks.checks_run_task.delay(project.pk, number)
+        notes.append(f"checks scheduled for PR #{number}")
+    return notes

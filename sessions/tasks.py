@@ -75,3 +75,18 @@ def webhook_refresh_task(project_id: int, refs: dict) -> None:
     )
     if session_ids:
         prsync.pull_requests_sync(project=project, session_ids=session_ids)
+
+
+@shared_task(name="sessions.run_checks", ignore_result=True, acks_late=True)
+def checks_run_task(project_id: int, number: int, force: bool = False) -> None:
+    """Run ao-hosted checks (local CI) on a PR's head, then refresh the session that owns it."""
+    from integrations.registry import plugin_for
+    from sessions import prsync
+
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return
+    plugin_for(project, "scm").run_checks(number=number, force=force)
+    session_ids = prsync.sessions_for_refs(project=project, numbers=[number])
+    if session_ids:
+        prsync.pull_requests_sync(project=project, session_ids=session_ids)

@@ -179,7 +179,7 @@ def test_ao_report_from_the_agents_environment(project, live_server, settings, m
     assert (session.reported_state, session.status) == ("needs_input", "needs_input")
 
     monkeypatch.setenv("AO_TOKEN", "stolen-or-wrong")
-    with pytest.raises(CommandError, match=r"refused the report \(401\)"):
+    with pytest.raises(CommandError, match=r"refused the request \(401\)"):
         call_command("report", "done")
     monkeypatch.delenv("AO_TOKEN")
     with pytest.raises(CommandError, match="AO_TOKEN not set"):

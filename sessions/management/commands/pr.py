@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError
 from integrations import gitutil
 from integrations.registry import plugin_for
 from integrations.scm.local import LocalSCM
-from sessions import selectors
+from sessions import agent_client, selectors
 from sessions.management.commands._common import cli_errors, get_session
 from sessions.models import Project, Session
 
@@ -73,6 +73,19 @@ class Command(BaseCommand):
             each.add_argument("--project", "-p", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     def handle(self, *args, **options):
+        if options["action"] == "create" and agent_client.agent_identity() and not options["branch"]:
+            # Inside an agent's session: ao (maybe on another machine) pushes and opens it.
+            try:
+                result = agent_client.post(
+                    "pr", {"title": options["title"], "body": options["body"], "force": options["force"]}
+                )
+            except agent_client.AgentClientError as exc:
+                raise CommandError(str(exc)) from exc
+            verb = "opened" if result["created"] else "updated"
+            self.stdout.write(
+                f"{verb} PR #{result['number']} for {result['branch']}: {result['url'] or result['title']}"
+            )
+            return
         with cli_errors():
             session = _session(options.get("session"))
             project = _project(options["project"], session)
