@@ -11,6 +11,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ao_site.settings")
 app = Celery("ao")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Celery's "current app" is per thread: make ao's app the fallback in every thread (daphne's
+# sync-view threads, the embedded worker's pool), or shared tasks there would use a default app
+# with an AMQP broker.
+app.set_default()
 
 
 def _beat_schedule() -> dict:

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from sessions import views
+from sessions import views, views_auth
 
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
@@ -11,5 +11,6 @@ urlpatterns = [
     path("api/v1/", include("sessions.api.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/one-time/<uidb64>/<token>/", views_auth.one_time_login, name="one_time_login"),
     path("", include("sessions.urls")),
 ]

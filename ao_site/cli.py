@@ -1,0 +1,129 @@
+"""The ``ao`` command: a friendly front for ao's Django management commands.
+
+``ao <command> [options]`` runs the management command of that name with ``prog`` set to
+``ao``. ao's own commands report a failure as one ``ao: <what> — <fix>`` line on stderr and a
+non-zero exit status; every other Django command (``ao migrate``, ``ao createsuperuser``,
+``ao shell``) is passed through to Django unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+AO_APPS = ("sessions", "integrations", "reactions")
+# The order ``ao --help`` lists the core commands in; other ao commands follow alphabetically.
+CORE_ORDER = ("start", "stop", "status", "web", "worker", "beat", "version")
+HELP_FLAGS = ("-h", "--help", "help")
+
+
+def _setup() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ao_site.settings")
+    import django
+
+    django.setup()
+    # Make ao's Celery app the default in every thread before any task is sent.
+    import ao_site.celery  # noqa: F401
+
+
+def ao_commands() -> dict[str, str]:
+    """ao's own management commands (name -> app), core commands first."""
+    from django.core.management import get_commands
+
+    found = {name: app for name, app in get_commands().items() if app in AO_APPS}
+    core = [name for name in CORE_ORDER if name in found]
+    rest = sorted(name for name in found if name not in CORE_ORDER)
+    return {name: found[name] for name in core + rest}
+
+
+def _one_line_help(app: str, name: str) -> str:
+    from django.core.management import load_command_class
+
+    try:
+        text = load_command_class(app, name).help or ""
+    except Exception as exc:  # a broken command must not break `ao --help`
+        return f"(cannot load: {type(exc).__name__})"
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def print_help() -> None:
+    from ao_site import __version__
+
+    commands = ao_commands()
+    width = max((len(name) for name in commands), default=8) + 2
+    lines = [
+        f"ao {__version__}: run a fleet of AI coding agents and supervise them.",
+        "",
+        "usage: ao <command> [options]     (ao <command> --help for its options)",
+        "",
+        "commands:",
+    ]
+    lines += [f"  {name.ljust(width)}{_one_line_help(app, name)}" for name, app in commands.items()]
+    lines += [
+        "",
+        "Any Django management command works too, e.g. `ao migrate`, `ao createsuperuser`,",
+        "`ao changepassword <user>`; `ao help --all` lists them.",
+    ]
+    print("\n".join(lines))
+
+
+def _run_ao_command(app: str, name: str, args: list[str]) -> int:
+    """Run one of ao's commands; a CommandError becomes one ``ao: ...`` line and its exit code."""
+    from django.core.management import load_command_class
+    from django.core.management.base import CommandError, handle_default_options
+    from django.db import connections
+
+    command = load_command_class(app, name)
+    parser = command.create_parser("ao", name)
+    options = parser.parse_args(args)
+    handle_default_options(options)
+    cmd_options = vars(options)
+    positional = cmd_options.pop("args", ())
+    try:
+        command.execute(*positional, **cmd_options)
+    except CommandError as exc:
+        if cmd_options.get("traceback"):
+            raise
+        sys.stderr.write(f"ao: {exc}\n")
+        return exc.returncode
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        try:
+            connections.close_all()
+        except Exception:  # noqa: S110 - closing at exit must not mask the real outcome
+            pass
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        _setup()
+    except Exception as exc:  # settings that cannot load: say what and stop
+        sys.stderr.write(f"ao: cannot load settings: {exc}\n")
+        return 2
+
+    if not argv or (len(argv) == 1 and argv[0] in HELP_FLAGS):
+        print_help()
+        return 0
+    if argv[0] == "help" and len(argv) == 2 and argv[1] in ao_commands():
+        argv = [argv[1], "--help"]
+    if argv[0] in ("--version", "-V"):
+        argv = ["version"]
+
+    commands = ao_commands()
+    if argv[0] in commands:
+        return _run_ao_command(commands[argv[0]], argv[0], argv[1:])
+
+    from django.core.management import ManagementUtility
+
+    try:
+        ManagementUtility(["ao", *argv]).execute()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

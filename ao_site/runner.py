@@ -1,0 +1,383 @@
+"""What ``ao start`` / ``ao web`` / ``ao worker`` / ``ao beat`` share: preflight checks that
+fail in one line with the fix, the pid file ``ao stop`` reads, first-run admin and config.
+
+Every check raises ``CommandError`` with a message of the form "<what is wrong> — <the fix>";
+``ao_site.cli`` prints it as one ``ao: ...`` line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import importlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.management.base import CommandError
+
+PID_FILE_NAME = "ao.pid"
+HOST_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
+EXIT_CONFIG = 2
+
+
+# --- preflight ------------------------------------------------------------------------------------
+def check_port_free(host: str, port: int) -> None:
+    """Fail if ``host:port`` cannot be listened on (busy, or not allowed)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # Twisted sets SO_REUSEADDR too, so a port in TIME_WAIT is not reported as busy.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CommandError(
+                    f"port {port} is in use — stop the other process or run `ao start --port {port + 1}`"
+                ) from None
+            if exc.errno == errno.EACCES:
+                raise CommandError(
+                    f"not allowed to listen on port {port} — use a port above 1024, e.g. `--port 8000`"
+                ) from None
+            if exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT) or isinstance(exc, socket.gaierror):
+                raise CommandError(
+                    f"cannot listen on {host!r}: no such local address — use `--host 127.0.0.1`"
+                ) from None
+            raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _database_where() -> str:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("sqlite3"):
+        return str(db["NAME"])
+    host = db.get("HOST") or "localhost"
+    port = db.get("PORT") or ""
+    return f"{host}:{port}" if port else host
+
+
+def check_database() -> None:
+    """Fail in one line when the database cannot be reached."""
+    from django.db import connections
+
+    connection = connections["default"]
+    try:
+        connection.ensure_connection()
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        if connection.vendor == "sqlite":
+            raise CommandError(
+                f"cannot open the database {_database_where()} ({reason}) — check that AO_HOME is writable"
+            ) from None
+        raise CommandError(
+            f"cannot reach the database at {_database_where()} ({reason[:160]}) — start it or fix "
+            "DATABASE_URL (unset it to use the built-in SQLite database)"
+        ) from None
+
+
+def redis_where(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.hostname or 'localhost'}:{parts.port or 6379}"
+
+
+def check_redis() -> None:
+    import redis
+
+    url = settings.REDIS_URL
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+        client.ping()
+        client.close()
+    except redis.RedisError as exc:
+        raise CommandError(
+            f"cannot reach Redis at {redis_where(url)} ({exc}) — start Redis or fix REDIS_URL "
+            "(unset it to run everything in one `ao start` process)"
+        ) from None
+
+
+def require_scale_out(command: str) -> None:
+    if settings.AO_EMBEDDED:
+        raise CommandError(
+            f"`ao {command}` is for scale-out and needs REDIS_URL — without it, `ao start` runs the web "
+            "server, worker and beat in one process"
+        )
+
+
+def warn_if_no_tmux(stderr) -> None:
+    if shutil.which("tmux") is None:
+        stderr.write(
+            "ao: warning: tmux is not installed — install it (e.g. `apt install tmux`) for the tmux runtime; "
+            "projects using the `process` runtime still work"
+        )
+
+
+def warn_if_host_not_allowed(host: str, stderr) -> None:
+    """Requests naming a host outside ALLOWED_HOSTS get 400; say how to allow it up front."""
+    from django.http.request import validate_host
+
+    if os.environ.get("AO_URL") or os.environ.get("AO_ALLOWED_HOSTS"):
+        return
+    if host in ("0.0.0.0", "::"):  # noqa: S104 - comparing, not binding
+        stderr.write(
+            "ao: warning: listening on every interface, but only localhost names are accepted — set "
+            "AO_URL to the address people will use, e.g. `AO_URL=http://myhost:8000`"
+        )
+    elif not validate_host(host, settings.ALLOWED_HOSTS):
+        stderr.write(f"ao: warning: {host} is not an accepted host name — set `AO_URL=http://{host}:<port>`")
+
+
+def check_migrations_applied() -> None:
+    from django.db import connections
+    from django.db.migrations.executor import MigrationExecutor
+
+    executor = MigrationExecutor(connections["default"])
+    plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    if plan:
+        raise CommandError(
+            f"the database has {len(plan)} unapplied migration(s) — run `ao migrate` once, then start again"
+        )
+
+
+def validate_host_name(name: str) -> str:
+    if not HOST_NAME_RE.match(name or ""):
+        raise CommandError(
+            f"{name!r} is not a valid agent host name — use 1-63 letters, digits, '.', '_' or '-', "
+            "e.g. `--host build-1`"
+        )
+    return name
+
+
+def default_host_name() -> str:
+    """This machine's agent host name: AO_HOST_NAME when set, else the short host name."""
+    name = getattr(settings, "AO_HOST_NAME", "") or socket.gethostname()
+    if os.environ.get("AO_HOST_NAME"):
+        return validate_host_name(name)
+    name = name.split(".")[0]
+    return name if HOST_NAME_RE.match(name) else "localhost"
+
+
+# --- URLs -----------------------------------------------------------------------------------------
+def dashboard_url(host: str, port: int) -> str:
+    """The URL to print: AO_URL when set explicitly, else derived from where we listen."""
+    if os.environ.get("AO_URL"):
+        return settings.AO_URL + "/"
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - comparing, not binding
+    if ":" in shown:
+        shown = f"[{shown}]"
+    return f"http://{shown}:{port}/"
+
+
+# --- pid file -------------------------------------------------------------------------------------
+def pid_file() -> Path:
+    return Path(settings.AO_HOME) / PID_FILE_NAME
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped) is not running.
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+            return False
+    return True
+
+
+def read_pid_file() -> dict[str, Any] | None:
+    """The running ``ao start``'s pid file contents, or None (a stale file is removed)."""
+    path = pid_file()
+    try:
+        info = json.loads(path.read_text())
+        pid = int(info["pid"])
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError):
+        path.unlink(missing_ok=True)
+        return None
+    if not pid_alive(pid):
+        path.unlink(missing_ok=True)
+        return None
+    return info
+
+
+@contextlib.contextmanager
+def pid_file_held(info: dict[str, Any]) -> Iterator[Path]:
+    """Write the pid file (refusing if another ``ao start`` of this AO_HOME runs); remove on exit."""
+    running = read_pid_file()
+    if running is not None:
+        raise CommandError(
+            f"ao is already running from {settings.AO_HOME} (pid {running['pid']}, {running.get('url', '')}) "
+            "— run `ao stop` first"
+        )
+    path = pid_file()
+    payload = {"pid": os.getpid(), "started_at": time.time(), **info}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload))
+    tmp.replace(path)
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError, ValueError, KeyError):
+            if int(json.loads(path.read_text())["pid"]) == os.getpid():
+                path.unlink()
+
+
+def stop_running(*, timeout: float) -> tuple[int | None, bool]:
+    """SIGTERM the running ``ao start`` and wait. Returns (pid or None, stopped)."""
+    info = read_pid_file()
+    if info is None:
+        return None, True
+    pid = int(info["pid"])
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return pid, True
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return pid, True
+        time.sleep(0.1)
+    return pid, False
+
+
+# --- first run: an admin account and a one-time login link ----------------------------------------
+def admin_ensure() -> tuple[Any | None, bool]:
+    """Create the first superuser if none exists. Returns (user needing a link or None, created).
+
+    The account gets an unusable password; the one-time link is how its owner gets in. While no
+    superuser has a usable password, each start offers a fresh link (nobody could log in otherwise).
+    """
+    from django.contrib.auth import get_user_model
+
+    user_model = get_user_model()
+    superusers = user_model.objects.filter(is_superuser=True, is_active=True).order_by("pk")
+    if superusers.exists():
+        if any(user.has_usable_password() for user in superusers):
+            return None, False
+        return superusers.first(), False
+    validator = user_model.username_validator
+    candidates = [os.environ.get("USER", ""), "admin", "ao-admin"]
+    for name in candidates:
+        name = name.strip()
+        if not name or len(name) > 150:
+            continue
+        try:
+            validator(name)
+        except Exception:  # noqa: S112 - an invalid $USER just falls through to "admin"
+            continue
+        if user_model.objects.filter(username=name).exists():
+            continue
+        user = user_model(username=name, is_staff=True, is_superuser=True)
+        user.set_unusable_password()
+        user.save()
+        return user, True
+    raise CommandError("cannot create the first admin account — run `ao createsuperuser`")
+
+
+# --- config ---------------------------------------------------------------------------------------
+def _config_api() -> tuple[Any, Callable[..., list[str]]] | None:
+    """The config module and ``services.config_apply``, or None when this build has no config support."""
+    if importlib.util.find_spec("sessions.config") is None:
+        return None
+    config = importlib.import_module("sessions.config")
+    from sessions import services
+
+    names = ("config_discover", "config_load", "config_init")
+    if not all(hasattr(config, name) for name in names) or not hasattr(services, "config_apply"):
+        return None
+    return config, services.config_apply
+
+
+def git_toplevel(path: Path) -> Path | None:
+    git = shutil.which("git")
+    if git is None:
+        return None
+    try:
+        result = subprocess.run(
+            [git, "rev-parse", "--show-toplevel"], cwd=path, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if result.returncode != 0 or not result.stdout.strip():
+        return None
+    return Path(result.stdout.strip())
+
+
+def _config_problems(exc: Exception) -> list[str]:
+    for attr in ("problems", "errors", "messages"):
+        value = getattr(exc, attr, None)
+        if isinstance(value, list | tuple) and value:
+            return [str(item) for item in value]
+    text = str(exc).strip()
+    return text.splitlines() if text else [type(exc).__name__]
+
+
+def config_load_and_apply(stdout, stderr) -> None:
+    """Find (or, in a git repo, create) the config, load it and apply it to the database.
+
+    A ConfigError prints each problem on its own line and exits with status 2.
+    """
+    api = _config_api()
+    if api is None:
+        return  # this build has no config module; projects are managed in the admin
+    config, config_apply = api
+    error_cls = getattr(config, "ConfigError", None) or ValueError
+    path = None
+    try:
+        path = config.config_discover(None)
+        if path is None:
+            repo = git_toplevel(Path.cwd())
+            if repo is None:
+                stdout.write(
+                    "No ao config found — run `ao start` inside a git repository (or set AO_CONFIG) to "
+                    "create one; starting without projects."
+                )
+                return
+            path = config.config_init(repo=repo)
+            stdout.write(f"Created {path} for {repo}")
+        loaded = config.config_load(path)
+        notes = config_apply(config=loaded, source=str(path)) or []
+    except error_cls as exc:
+        where = f"the config {path}" if path is not None else "the ao config"
+        stderr.write(f"ao: {where} has problems — fix them and run `ao start` again:")
+        for line in _config_problems(exc):
+            stderr.write(f"  {line}")
+        raise SystemExit(EXIT_CONFIG) from None
+    stdout.write(f"Config: {path}")
+    for note in notes:
+        stdout.write(f"  {note}")
+
+
+# --- child processes (scale-out `ao start`) -------------------------------------------------------
+def ao_child(args: list[str]) -> subprocess.Popen:
+    """Start ``ao <args>`` as a child process in its own session (signals are forwarded by us)."""
+    return subprocess.Popen([sys.executable, "-m", "ao_site.cli", *args], start_new_session=True)
+
+
+def stop_children(children: list[subprocess.Popen], *, timeout: float = 15.0) -> None:
+    for child in children:
+        if child.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for child in children:
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()

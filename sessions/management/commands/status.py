@@ -1,0 +1,187 @@
+"""``ao status``: projects and sessions from the database, as a table or JSON."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from ao_site import runner
+from sessions import selectors
+
+CLEAR = "\x1b[H\x1b[2J"
+SESSION_COLUMNS = ("id", "project", "status", "zone", "agent", "issue", "age")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _age(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+    return f"{seconds // 86400}d{(seconds % 86400) // 3600}h"
+
+
+def status_snapshot(*, include_done: bool = True) -> dict:
+    """The data ``ao status --json`` prints (keys are stable; see the command's help)."""
+    now = timezone.now()
+    server = runner.read_pid_file()
+    projects = []
+    counts: dict[int, list[int]] = {}
+    sessions = []
+    for session in selectors.sessions_for_board(include_done=include_done):
+        live, total = counts.setdefault(session.project_id, [0, 0])
+        counts[session.project_id] = [live + (session.zone != "done"), total + 1]
+        sessions.append(
+            {
+                "id": session.id,
+                "project": session.project.key,
+                "kind": session.kind,
+                "status": session.status,
+                "zone": session.zone,
+                "reason": session.status_reason,
+                "agent": session.agent,
+                "issue": session.issue_ref,
+                "issue_title": session.issue_title,
+                "branch": session.branch,
+                "host": session.host,
+                "created_at": _iso(session.created_at),
+                "status_changed_at": _iso(session.status_changed_at),
+                "age_seconds": round((now - session.created_at).total_seconds(), 1),
+            }
+        )
+    for project in selectors.projects_all():
+        live, total = counts.get(project.pk, [0, 0])
+        projects.append(
+            {
+                "key": project.key,
+                "name": project.name,
+                "repo": project.repo,
+                "path": project.path,
+                "default_branch": project.default_branch,
+                "session_prefix": project.session_prefix,
+                "live_sessions": live,
+                "sessions": total,
+            }
+        )
+    return {
+        "generated_at": now.isoformat(),
+        "mode": "embedded" if settings.AO_EMBEDDED else "scale-out",
+        "server": {
+            "running": server is not None,
+            "pid": server["pid"] if server else None,
+            "url": server.get("url") if server else None,
+        },
+        "projects": projects,
+        "sessions": sessions,
+    }
+
+
+def _table(rows: list[list[str]], headers: tuple[str, ...]) -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = "  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()
+    out = [line]
+    for row in rows:
+        out.append("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return out
+
+
+def render_table(snapshot: dict) -> str:
+    server = snapshot["server"]
+    head = (
+        f"ao is running at {server['url']} (pid {server['pid']})"
+        if server["running"]
+        else "ao is not running from this AO_HOME (`ao start` starts it)"
+    )
+    lines = [head, ""]
+    if snapshot["projects"]:
+        rows = [
+            [p["key"], p["path"], f"{p['live_sessions']} live / {p['sessions']}"]
+            for p in snapshot["projects"]
+        ]
+        lines += _table(rows, ("project", "path", "sessions"))
+    else:
+        lines.append("No projects yet: run `ao start` inside a git repository to add it.")
+    lines.append("")
+    if snapshot["sessions"]:
+        rows = [
+            [
+                s["id"],
+                s["project"],
+                s["status"],
+                s["zone"],
+                s["agent"] or "-",
+                s["issue"] or "-",
+                _age(s["age_seconds"]),
+            ]
+            for s in snapshot["sessions"]
+        ]
+        lines += _table(rows, SESSION_COLUMNS)
+    else:
+        lines.append("No sessions.")
+    return "\n".join(lines)
+
+
+class Command(BaseCommand):
+    help = "Show projects and sessions (id, project, status, zone, agent, issue, age)."
+    requires_system_checks = []
+    requires_migrations_checks = False
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--json",
+            dest="as_json",
+            action="store_true",
+            help="print JSON: {generated_at, mode, server{running,pid,url}, projects[], sessions[]}",
+        )
+        parser.add_argument(
+            "--watch",
+            nargs="?",
+            type=float,
+            const=2.0,
+            default=None,
+            metavar="SECONDS",
+            help="redraw every SECONDS (default 2) until Ctrl-C; with --json prints one JSON line each time",
+        )
+        parser.add_argument("--live", action="store_true", help="leave out finished sessions")
+
+    def handle(self, *args, as_json: bool, watch: float | None, live: bool, **options) -> None:
+        runner.check_database()
+        if watch is not None and watch <= 0:
+            raise CommandError(f"--watch needs a positive number of seconds, not {watch}")
+        try:
+            self._check_schema()
+            while True:
+                snapshot = status_snapshot(include_done=not live)
+                if as_json:
+                    self.stdout.write(_dumps(snapshot, compact=watch is not None))
+                else:
+                    self.stdout.write((CLEAR if watch is not None else "") + render_table(snapshot))
+                self.stdout.flush()
+                if watch is None:
+                    return
+                time.sleep(watch)
+        except KeyboardInterrupt:
+            return
+
+    def _check_schema(self) -> None:
+        from django.db import connection
+
+        if "agent_sessions_session" not in connection.introspection.table_names():
+            raise CommandError("the database has no ao tables yet — run `ao start` (or `ao migrate`) first")
+
+
+def _dumps(data: dict, *, compact: bool) -> str:
+    if compact:
+        return json.dumps(data, separators=(",", ":"))
+    return json.dumps(data, indent=2)

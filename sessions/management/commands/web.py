@@ -1,0 +1,40 @@
+"""``ao web``: the web role alone (daphne), for scale-out behind a proxy."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from ao_site import runner
+
+
+class Command(BaseCommand):
+    help = "Serve the dashboard, API, webhooks and websockets (scale-out; needs REDIS_URL)."
+    requires_system_checks = []
+    requires_migrations_checks = False
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+        parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+
+    def handle(self, *args, port: int, host: str, **options) -> None:
+        runner.require_scale_out("web")
+        if not 0 < port < 65536:
+            raise CommandError(f"{port} is not a port number — use e.g. `--port 8000`")
+        runner.check_port_free(host, port)
+        runner.check_database()
+        self.check(display_num_errors=False)
+        runner.warn_if_host_not_allowed(host, self.stderr)
+        runner.check_redis()
+        runner.check_migrations_applied()
+
+        from ao_site import embedded
+
+        url = runner.dashboard_url(host, port)
+
+        def ready() -> None:
+            self.stdout.write(f"ao web is serving {url} (Ctrl-C stops).")
+            self.stdout.flush()
+
+        if not embedded.serve(host=host, port=port, on_ready=ready):
+            raise CommandError(f"could not listen on {host}:{port} — run `ao web --port {port + 1}`")
+        self.stdout.write("ao web stopped.")

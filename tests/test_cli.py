@@ -1,0 +1,182 @@
+"""The `ao` command as a user runs it: help, version, status, and one-line failures."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import platform
+import socket
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import django
+import pytest
+
+import ao_site
+from tests.test_embedded import SEED_SESSION, ao_env, django_shell, free_port, run_ao
+
+
+def run_many(*calls: tuple[list[str], dict[str, str]]) -> list[subprocess.CompletedProcess]:
+    """Run several `ao` commands at once (each one starts Django: about 2 s)."""
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        return list(pool.map(lambda call: run_ao(*call), calls))
+
+
+CORE_COMMANDS = ("start", "stop", "status", "web", "worker", "beat", "version")
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    path = tmp_path / "home"
+    path.mkdir()
+    return path
+
+
+@pytest.mark.slow
+def test_help_lists_aos_commands_with_one_line_each(home: Path) -> None:
+    for result in run_many(([], ao_env(home)), (["--help"], ao_env(home))):
+        assert result.returncode == 0, result.stderr
+        listed = {
+            line.split()[0]: line
+            for line in result.stdout.splitlines()
+            if line.startswith("  ") and line.strip()
+        }
+        for name in CORE_COMMANDS:
+            assert name in listed, result.stdout
+            assert len(listed[name].split()) > 2, f"{name} has no help line"
+    assert "migrate" not in listed  # Django's own commands are not listed, only mentioned
+
+
+@pytest.mark.slow
+def test_version_prints_ao_python_and_django(home: Path) -> None:
+    result = run_ao(["version"], ao_env(home))
+
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:3] == [
+        f"ao {ao_site.__version__}",
+        f"Python {platform.python_version()}",
+        f"Django {django.get_version()}",
+    ]
+
+
+@pytest.mark.slow
+def test_status_json_lists_seeded_projects_and_sessions(home: Path, tmp_path: Path) -> None:
+    env = ao_env(home)
+    seed = SEED_SESSION.format(key="web", path=str(tmp_path), prefix="web", session_id="web-1")
+    django_shell(
+        env, "from django.core.management import call_command\ncall_command('migrate', verbosity=0)" + seed
+    )
+
+    result, table = run_many((["status", "--json"], env), (["status"], env))
+
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert set(data) == {"generated_at", "mode", "server", "projects", "sessions"}
+    assert data["mode"] == "embedded"
+    assert data["server"] == {"running": False, "pid": None, "url": None}
+    assert [
+        (p["key"], p["path"], p["session_prefix"], p["live_sessions"], p["sessions"])
+        for p in data["projects"]
+    ] == [("web", str(tmp_path), "web", 1, 1)]
+    [session] = data["sessions"]
+    assert {k: session[k] for k in ("id", "project", "status", "zone", "agent", "issue", "kind")} == {
+        "id": "web-1",
+        "project": "web",
+        "status": "working",
+        "zone": "working",
+        "agent": "claude-code",
+        "issue": "42",
+        "kind": "worker",
+    }
+    assert set(session) == {
+        "id", "project", "kind", "status", "zone", "reason", "agent", "issue", "issue_title",
+        "branch", "host", "created_at", "status_changed_at", "age_seconds",
+    }  # fmt: skip
+    assert session["age_seconds"] >= 0
+
+    assert table.returncode == 0, table.stderr
+    header = next(line for line in table.stdout.splitlines() if line.startswith("ID"))
+    assert header.split() == ["ID", "PROJECT", "STATUS", "ZONE", "AGENT", "ISSUE", "AGE"]
+    assert any(line.split()[:6] == ["web-1", "web", "working", "working", "claude-code", "42"] for line in
+               table.stdout.splitlines())  # fmt: skip
+
+
+@pytest.mark.slow
+def test_start_on_a_busy_port_says_so_in_one_line(home: Path, tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+
+        result = run_ao(["start", "--port", str(port)], ao_env(home), cwd=tmp_path)
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"ao: port {port} is in use — stop the other process or run `ao start --port {port + 1}`"
+    ]
+    assert not (home / "ao.sqlite3").exists()  # nothing was started or migrated
+    assert not (home / "ao.pid").exists()
+
+
+@pytest.mark.slow
+def test_start_with_unreachable_database_says_so_in_one_line(home: Path, tmp_path: Path) -> None:
+    env = ao_env(home, DATABASE_URL="postgres://postgres@127.0.0.1:1/x")
+
+    result = run_ao(["start", "--port", str(free_port())], env, cwd=tmp_path)
+
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("ao: cannot reach the database at 127.0.0.1:1 (")
+    assert line.endswith("— start it or fix DATABASE_URL (unset it to use the built-in SQLite database)")
+    assert not (home / "ao.pid").exists()
+
+
+@pytest.mark.slow
+def test_scale_out_roles_need_redis(home: Path) -> None:
+    roles = ("web", "worker", "beat")
+    for role, result in zip(roles, run_many(*(([role], ao_env(home)) for role in roles)), strict=True):
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines() == [
+            f"ao: `ao {role}` is for scale-out and needs REDIS_URL — without it, `ao start` runs the web "
+            "server, worker and beat in one process"
+        ]
+
+
+@pytest.mark.slow
+def test_worker_rejects_a_bad_host_name(home: Path) -> None:
+    result = run_ao(["worker", "--host", "x;rm -rf /"], ao_env(home, REDIS_URL="redis://127.0.0.1:1/0"))
+
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "ao: 'x;rm -rf /' is not a valid agent host name — use 1-63 letters, digits, '.', '_' or '-', "
+        "e.g. `--host build-1`"
+    ]
+
+
+@pytest.mark.slow
+def test_stop_when_nothing_runs(home: Path) -> None:
+    result = run_ao(["stop"], ao_env(home))
+
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"ao is not running (no live pid file in {home})."
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    importlib.util.find_spec("sessions.config") is None, reason="no config module in this build"
+)
+def test_start_with_a_broken_config_lists_problems_and_exits_2(home: Path, tmp_path: Path) -> None:
+    config = tmp_path / "ao.config.yaml"
+    config.write_text("projects:\n  web:\n    path: 12\n    bogusKey: true\n")
+
+    result = run_ao(["start", "--port", str(free_port())], ao_env(home, AO_CONFIG=str(config)), cwd=tmp_path)
+
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("ao: warning:")]
+    assert lines[0] == f"ao: the config {config} has problems — fix them and run `ao start` again:"
+    assert len(lines) >= 2
+    assert all(line.startswith(f"  {config}") for line in lines[1:]), lines
+    assert "ao is running" not in result.stdout
+    assert not (home / "ao.pid").exists()
