@@ -121,6 +121,8 @@ BUILTIN_PLUGIN_MODULES: list[str] = [
     "integrations.tracker.local",
     "integrations.tracker.linear",
     "integrations.scm.local",
+    "integrations.scm.github",
+    "integrations.tracker.github",
 ]
 
 

@@ -1,0 +1,370 @@
+"""The `github` SCM: pull requests, checks and review threads from GitHub (or GitHub Enterprise).
+
+Reads are batched: ``find_pull_requests`` and ``fetch_pull_requests`` send one GraphQL query
+per ``batch_size`` PRs/branches (aliases per item) with ``rateLimit { cost remaining resetAt }``.
+Failed GitHub Actions jobs get a REST log fetch only when the check is new or changed since
+``previous``; otherwise the previous excerpt is reused.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from integrations.base import (
+    SCM,
+    CheckInfo,
+    PermanentIntegrationError,
+    PullRequestInfo,
+    RateStatus,
+    ThreadInfo,
+    TransientIntegrationError,
+)
+from integrations.github import GitHubError, GitHubNotFound, GitHubPluginMixin, GitHubSettings
+from integrations.registry import scms
+
+log = logging.getLogger(__name__)
+
+CHECK_FIELDS = """
+        __typename
+        ... on CheckRun { databaseId name status conclusion detailsUrl startedAt completedAt }
+        ... on StatusContext { context state targetUrl createdAt }"""
+
+PR_FRAGMENT = """
+fragment AoPull on PullRequest {
+  number url title headRefName baseRefName state isDraft merged headRefOid
+  mergeable mergeStateStatus reviewDecision updatedAt isCrossRepository
+  commits(last: 1) { nodes { commit { oid statusCheckRollup {
+    contexts(first: %(contexts)d) { pageInfo { hasNextPage } nodes { %(checks)s } } } } } }
+  reviewThreads(first: %(threads)d) { pageInfo { hasNextPage } nodes {
+    id isResolved path line
+    comments(first: 1) { nodes { id path line body url createdAt authorAssociation author { login __typename } } } } }
+}
+"""
+
+FAILED_CONCLUSIONS = {"failure", "timed_out"}
+ERROR_MARK = "##[error]"
+_TIMESTAMP = re.compile(r"^\ufeff?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ?")
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def _dt(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def log_excerpt(text: str, *, max_lines: int = 60, max_bytes: int = 8000) -> str:
+    """The failing step's tail: up to ``max_lines`` lines ending at the first ``##[error]`` (or the end).
+
+    Timestamps and ANSI colours are stripped; the window starts no earlier than the failing
+    step's ``##[group]Run`` line; the result is at most ``max_bytes`` UTF-8 bytes (cut at the front).
+    """
+    lines = [_ANSI.sub("", _TIMESTAMP.sub("", line)) for line in text.splitlines()]
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        return ""
+    error_at = next((i for i, line in enumerate(lines) if ERROR_MARK in line), None)
+    if error_at is None:
+        end = len(lines)
+        start = max(0, end - max_lines)
+    else:
+        end = error_at + 1
+        while end < len(lines) and ERROR_MARK in lines[end]:
+            end += 1
+        step_start = 0
+        for i in range(error_at, -1, -1):
+            if lines[i].startswith("##[group]Run "):
+                step_start = i
+                break
+        start = max(step_start, end - max_lines)
+    window = lines[start:end]
+    out = "\n".join(window)
+    while len(out.encode()) > max_bytes and len(window) > 1:
+        window = window[1:]
+        out = "\n".join(window)
+    if len(out.encode()) > max_bytes:
+        out = out.encode()[-max_bytes:].decode("utf-8", errors="ignore")
+    return out
+
+
+@scms.register("github")
+class GitHubSCM(GitHubPluginMixin, SCM):
+    class Config(GitHubSettings):
+        merge_method: Literal["squash", "merge", "rebase"] = "squash"
+        log_excerpt_lines: int = Field(60, ge=1, le=2000)
+        log_excerpt_bytes: int = Field(8000, ge=200, le=200_000)
+        log_download_bytes: int = Field(
+            1_000_000, ge=10_000, le=50_000_000, description="tail of the job log read"
+        )
+        batch_size: int = Field(50, ge=1, le=100, description="PRs or branches per GraphQL query")
+        max_checks: int = Field(100, ge=1, le=100, description="check contexts read per PR")
+        max_threads: int = Field(50, ge=1, le=100, description="review threads read per PR")
+
+    config: Config
+
+    # --- queries -------------------------------------------------------------------------------
+    def _fragment(self) -> str:
+        return PR_FRAGMENT % {
+            "contexts": self.config.max_checks,
+            "threads": self.config.max_threads,
+            "checks": CHECK_FIELDS,
+        }
+
+    def _run(self, aliases: list[str], var_decls: list[str], variables: dict[str, Any]) -> dict[str, Any]:
+        owner, name = self.repo_full_name.split("/", 1)
+        query = (
+            "query AoPulls($owner: String!, $name: String!"
+            + "".join(", " + d for d in var_decls)
+            + ") {\n  rateLimit { cost remaining resetAt limit }\n  repository(owner: $owner, name: $name) {\n    "
+            + "\n    ".join(aliases)
+            + "\n  }\n}\n"
+            + self._fragment()
+        )
+        result = self.client().graphql(query, {"owner": owner, "name": name, **variables})
+        repository = result.data.get("repository")
+        if repository is None:
+            raise PermanentIntegrationError(
+                f"GitHub repository {self.repo_full_name} not found, or the token cannot see it"
+            )
+        for error in result.errors:
+            if error.get("type") != "NOT_FOUND":
+                log.warning(
+                    "GitHub GraphQL partial error for %s: %s",
+                    self.repo_full_name,
+                    str(error.get("message"))[:200],
+                )
+        return repository
+
+    def find_pull_requests(self, *, branches: Sequence[str]) -> dict[str, PullRequestInfo]:
+        wanted = list(dict.fromkeys(b for b in branches if b))
+        found: dict[str, PullRequestInfo] = {}
+        for chunk in _chunks(wanted, self.config.batch_size):
+            aliases, decls, variables = [], [], {}
+            for i, branch in enumerate(chunk):
+                decls.append(f"$b{i}: String!")
+                variables[f"b{i}"] = branch
+                # The open PR if any, else the most recent one: two cheap aliases per branch.
+                aliases.append(
+                    f"o{i}: pullRequests(headRefName: $b{i}, states: [OPEN], first: 1, "
+                    f"orderBy: {{field: CREATED_AT, direction: DESC}}) {{ nodes {{ ...AoPull }} }}"
+                )
+                aliases.append(
+                    f"r{i}: pullRequests(headRefName: $b{i}, first: 1, "
+                    f"orderBy: {{field: CREATED_AT, direction: DESC}}) {{ nodes {{ ...AoPull }} }}"
+                )
+            repository = self._run(aliases, decls, variables)
+            for i, branch in enumerate(chunk):
+                candidates = [
+                    node
+                    for alias in (f"o{i}", f"r{i}")
+                    for node in ((repository.get(alias) or {}).get("nodes") or ())
+                    if node and not node.get("isCrossRepository")  # a fork's branch of the same name
+                ]
+                if candidates:
+                    found[branch] = self._with_logs(self._pull_info(candidates[0]), None)
+        return found
+
+    def fetch_pull_requests(
+        self, *, numbers: Sequence[int], previous: Mapping[int, PullRequestInfo] | None = None
+    ) -> dict[int, PullRequestInfo]:
+        wanted = list(dict.fromkeys(int(n) for n in numbers))
+        out: dict[int, PullRequestInfo] = {}
+        for chunk in _chunks(wanted, self.config.batch_size):
+            aliases, decls, variables = [], [], {}
+            for i, number in enumerate(chunk):
+                decls.append(f"$n{i}: Int!")
+                variables[f"n{i}"] = number
+                aliases.append(f"pr{i}: pullRequest(number: $n{i}) {{ ...AoPull }}")
+            repository = self._run(aliases, decls, variables)
+            for i, number in enumerate(chunk):
+                node = repository.get(f"pr{i}")
+                if node:
+                    info = self._pull_info(node)
+                    out[number] = self._with_logs(info, (previous or {}).get(number))
+        return out
+
+    # --- mapping -------------------------------------------------------------------------------
+    def _pull_info(self, node: Mapping[str, Any]) -> PullRequestInfo:
+        mergeable = node.get("mergeable")
+        merge_state = node.get("mergeStateStatus") or ""
+        state = {"OPEN": "open", "MERGED": "merged", "CLOSED": "closed"}.get(node.get("state") or "", "open")
+        if node.get("merged"):
+            state = "merged"
+        commits = ((node.get("commits") or {}).get("nodes") or [None])[-1] or {}
+        rollup = ((commits.get("commit") or {}).get("statusCheckRollup") or {}).get("contexts") or {}
+        checks = tuple(
+            c for c in (self._check(ctx) for ctx in rollup.get("nodes") or () if ctx) if c is not None
+        )
+        threads = tuple(self._thread(t) for t in ((node.get("reviewThreads") or {}).get("nodes") or ()) if t)
+        return PullRequestInfo(
+            number=int(node["number"]),
+            branch=node.get("headRefName") or "",
+            url=node.get("url") or "",
+            title=node.get("title") or "",
+            base_branch=node.get("baseRefName") or "",
+            state=state,
+            draft=bool(node.get("isDraft")),
+            head_sha=node.get("headRefOid") or "",
+            mergeable={"MERGEABLE": True, "CONFLICTING": False}.get(mergeable or ""),
+            conflicts=mergeable == "CONFLICTING" or merge_state == "DIRTY",
+            behind=merge_state == "BEHIND",
+            review_decision=(node.get("reviewDecision") or "none").lower(),
+            checks=checks,
+            threads=threads,
+            updated_at=_dt(node.get("updatedAt")),
+        )
+
+    @staticmethod
+    def _check(ctx: Mapping[str, Any]) -> CheckInfo | None:
+        if ctx.get("__typename") == "CheckRun":
+            status = (ctx.get("status") or "").lower()
+            status = status if status in ("queued", "in_progress", "completed") else "queued"
+            conclusion = (ctx.get("conclusion") or "").lower()
+            conclusion = {"startup_failure": "failure", "stale": "skipped"}.get(conclusion, conclusion)
+            return CheckInfo(
+                name=ctx.get("name") or "",
+                source="check_run",
+                status=status,
+                conclusion=conclusion if status == "completed" else "",
+                url=ctx.get("detailsUrl") or "",
+                external_id=str(ctx.get("databaseId") or ""),
+                started_at=_dt(ctx.get("startedAt")),
+                completed_at=_dt(ctx.get("completedAt")),
+            )
+        if ctx.get("__typename") == "StatusContext":
+            state = (ctx.get("state") or "").upper()
+            status, conclusion = {
+                "SUCCESS": ("completed", "success"),
+                "FAILURE": ("completed", "failure"),
+                "ERROR": ("completed", "error"),
+                "PENDING": ("in_progress", ""),
+                "EXPECTED": ("queued", ""),
+            }.get(state, ("queued", ""))
+            return CheckInfo(
+                name=ctx.get("context") or "",
+                source="status",
+                status=status,
+                conclusion=conclusion,
+                url=ctx.get("targetUrl") or "",
+                external_id=f"status:{ctx.get('context') or ''}",
+                started_at=_dt(ctx.get("createdAt")),
+            )
+        return None
+
+    @staticmethod
+    def _thread(node: Mapping[str, Any]) -> ThreadInfo:
+        first = ((node.get("comments") or {}).get("nodes") or [None])[0] or {}
+        author = first.get("author") or {}
+        line = node.get("line") if node.get("line") is not None else first.get("line")
+        return ThreadInfo(
+            external_id=node.get("id") or first.get("id") or "",
+            path=node.get("path") or first.get("path") or "",
+            line=int(line) if isinstance(line, int) else None,
+            author=author.get("login") or "",
+            author_association=first.get("authorAssociation") or "",
+            body=first.get("body") or "",
+            url=first.get("url") or "",
+            resolved=bool(node.get("isResolved")),
+            is_bot=author.get("__typename") == "Bot",
+            created_at=_dt(first.get("createdAt")),
+        )
+
+    # --- failed job logs, only on change -------------------------------------------------------
+    def _with_logs(self, info: PullRequestInfo, previous: PullRequestInfo | None) -> PullRequestInfo:
+        before = {c.external_id: c for c in (previous.checks if previous else ()) if c.external_id}
+        changed = False
+        checks = []
+        for check in info.checks:
+            if check.conclusion in FAILED_CONCLUSIONS and _is_actions_job(check):
+                old = before.get(check.external_id)
+                if old is not None and old.conclusion == check.conclusion and old.log_excerpt:
+                    excerpt = old.log_excerpt
+                else:
+                    excerpt = self._job_excerpt(check.external_id)
+                if excerpt:
+                    check = replace(check, log_excerpt=excerpt)
+                    changed = True
+            checks.append(check)
+        if not changed:
+            return info
+        return replace(info, checks=tuple(checks))
+
+    def _job_excerpt(self, job_id: str) -> str:
+        if not job_id.isdigit():
+            return ""
+        try:
+            text = self.client().download_log(
+                f"/repos/{self.repo_full_name}/actions/jobs/{job_id}/logs",
+                max_bytes=self.config.log_download_bytes,
+            )
+        except GitHubNotFound:
+            return "(GitHub no longer has this job's log)"
+        except (TransientIntegrationError, GitHubError) as exc:
+            log.info("could not read GitHub Actions job %s log for %s: %s", job_id, self.repo_full_name, exc)
+            return ""
+        return log_excerpt(
+            text, max_lines=self.config.log_excerpt_lines, max_bytes=self.config.log_excerpt_bytes
+        )
+
+    # --- writes --------------------------------------------------------------------------------
+    def merge(self, *, number: int, method: str = "", expected_head_sha: str = "") -> None:
+        """Merge with ``method`` (default: the configured merge_method), only if the head is still
+        ``expected_head_sha`` when given. Refusals (not mergeable, head moved) are permanent."""
+        method = method or self.config.merge_method
+        if method not in ("squash", "merge", "rebase"):
+            raise PermanentIntegrationError(f"unknown merge method {method!r}; use squash, merge or rebase")
+        body: dict[str, Any] = {"merge_method": method}
+        if expected_head_sha:
+            body["sha"] = expected_head_sha
+        try:
+            self.client().request(
+                "PUT",
+                f"/repos/{self.repo_full_name}/pulls/{int(number)}/merge",
+                json_body=body,
+                essential=True,
+            )
+        except GitHubNotFound:
+            raise PermanentIntegrationError(f"GitHub has no PR #{number} in {self.repo_full_name}") from None
+        except GitHubError as exc:
+            if exc.status in (405, 409, 422):
+                raise PermanentIntegrationError(
+                    f"GitHub refused to merge PR #{number}: {exc.gh_message or exc.status}"
+                ) from None
+            raise
+
+    def comment(self, *, number: int, body: str) -> None:
+        try:
+            self.client().request(
+                "POST",
+                f"/repos/{self.repo_full_name}/issues/{int(number)}/comments",
+                json_body={"body": body},
+            )
+        except GitHubNotFound:
+            raise PermanentIntegrationError(f"GitHub has no PR #{number} in {self.repo_full_name}") from None
+
+    def rate_status(self) -> RateStatus | None:
+        """The shared client's view of the credential's budget; None when unknown or unconfigured."""
+        try:
+            return self.client().rate_status()
+        except PermanentIntegrationError:
+            return None
+
+
+def _is_actions_job(check: CheckInfo) -> bool:
+    """A GitHub Actions job: its check run id is the job id, and its page is under /actions/runs/."""
+    return check.source == "check_run" and check.external_id.isdigit() and "/actions/runs/" in check.url
+
+
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -1,0 +1,292 @@
+"""The github SCM plugin, through its real code, against the fake GitHub."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from integrations.base import PermanentIntegrationError, TransientIntegrationError
+from integrations.github.client import forget_clients
+from integrations.registry import ConfigurationError, plugin_for, scms
+from integrations.scm.github import GitHubSCM, log_excerpt
+from tests.fakes.github import FakeGitHub
+
+TOKEN_ENV = "AO_TEST_GITHUB_TOKEN"
+FAST = {"backoff": 0.01, "secondary_wait": 0.05, "max_wait": 2.0, "write_interval": 0, "timeout": 5}
+
+FAILING_LOG = "\n".join(
+    [
+        "2024-05-01T10:00:00.0000000Z ##[group]Run actions/checkout@v4",
+        "2024-05-01T10:00:01.0000000Z checked out",
+        "2024-05-01T10:00:02.0000000Z ##[endgroup]",
+        "2024-05-01T10:00:03.0000000Z ##[group]Run pytest -q",
+        "2024-05-01T10:00:04.0000000Z \x1b[31mF\x1b[0m....",
+        "2024-05-01T10:00:05.0000000Z FAILED tests/test_login.py::test_redirect - AssertionError: 302 != 200",
+        "2024-05-01T10:00:06.0000000Z 1 failed, 4 passed",
+        "2024-05-01T10:00:07.0000000Z ##[error]Process completed with exit code 1.",
+        "2024-05-01T10:00:08.0000000Z Post job cleanup.",
+    ]
+)
+
+
+@pytest.fixture
+def gh(monkeypatch: pytest.MonkeyPatch):
+    with FakeGitHub() as fake:
+        fake.add_repo("acme/widgets")
+        monkeypatch.setenv(TOKEN_ENV, fake.token)
+        yield fake
+    forget_clients()
+
+
+def make_scm(gh: FakeGitHub, **settings) -> GitHubSCM:
+    config = scms.validate_settings(
+        "github",
+        {"repo": "acme/widgets", "base_url": gh.base_url, "token_env": TOKEN_ENV, **FAST, **settings},
+    )
+    return GitHubSCM(config)
+
+
+def test_n_pull_requests_cost_one_graphql_request(gh: FakeGitHub) -> None:
+    repo = gh.repo("acme/widgets")
+    pulls = [repo.add_pull(f"feat/{i}") for i in range(12)]
+    scm = make_scm(gh)
+
+    infos = scm.fetch_pull_requests(numbers=[p.number for p in pulls] + [999])
+
+    assert sorted(infos) == [p.number for p in pulls]  # 999 does not exist: absent
+    assert (gh.counts["graphql"], gh.counts["rest"]) == (1, 0)
+    assert "rateLimit" in gh.queries[0]
+    assert scm.client().stats.graphql_points == gh.graphql_points >= 1
+    assert infos[pulls[3].number].branch == "feat/3"
+
+
+def test_batches_split_by_batch_size(gh: FakeGitHub) -> None:
+    repo = gh.repo("acme/widgets")
+    numbers = [repo.add_pull(f"feat/{i}").number for i in range(7)]
+    assert len(make_scm(gh, batch_size=3).fetch_pull_requests(numbers=numbers)) == 7
+    assert gh.counts["graphql"] == 3
+
+
+def test_states_checks_and_threads_are_mapped(gh: FakeGitHub) -> None:
+    repo = gh.repo("acme/widgets")
+    dirty = repo.add_pull("feat/dirty", mergeable_state="dirty")
+    behind = repo.add_pull("feat/behind", mergeable_state="behind", draft=True)
+    unknown = repo.add_pull("feat/unknown", mergeable_state="unknown")
+    repo.add_check_run(dirty.head_sha, "lint", status="in_progress")
+    repo.add_check_run(dirty.head_sha, "build", conclusion="success", app_slug="circleci")
+    repo.add_status(dirty.head_sha, "ci/jenkins", "error")
+    repo.add_status(dirty.head_sha, "deploy/preview", "pending")
+    gh.add_review(behind, state="CHANGES_REQUESTED")
+    gh.add_thread(dirty, body="Please rename", path="src/a.py", line=12, author="alice", association="MEMBER")
+    gh.add_thread(dirty, body="Nit", author="coderabbitai[bot]", bot=True, association="NONE", resolved=True)
+
+    infos = make_scm(gh).fetch_pull_requests(numbers=[dirty.number, behind.number, unknown.number])
+
+    d, b, u = infos[dirty.number], infos[behind.number], infos[unknown.number]
+    assert (d.mergeable, d.conflicts, d.behind, d.draft, d.state) == (False, True, False, False, "open")
+    assert (b.mergeable, b.conflicts, b.behind, b.draft) == (True, False, True, True)
+    assert (u.mergeable, u.conflicts) == (None, False)
+    assert (d.review_decision, b.review_decision) == ("none", "changes_requested")
+    assert d.head_sha == dirty.head_sha and d.base_branch == "main"
+    assert d.url == f"https://github.com/acme/widgets/pull/{dirty.number}"
+    checks = {c.name: c for c in d.checks}
+    assert (checks["lint"].status, checks["lint"].conclusion) == ("in_progress", "")
+    assert (checks["build"].source, checks["build"].conclusion) == ("check_run", "success")
+    assert (checks["ci/jenkins"].source, checks["ci/jenkins"].status, checks["ci/jenkins"].conclusion) == (
+        "status",
+        "completed",
+        "error",
+    )
+    assert (checks["deploy/preview"].status, checks["deploy/preview"].conclusion) == ("in_progress", "")
+    human, bot = d.threads
+    assert (human.path, human.line, human.author, human.author_association, human.body) == (
+        "src/a.py",
+        12,
+        "alice",
+        "MEMBER",
+        "Please rename",
+    )
+    assert (human.resolved, human.is_bot) == (False, False)
+    assert (bot.author, bot.resolved, bot.is_bot) == ("coderabbitai[bot]", True, True)
+    assert human.url.endswith(f"/pull/{dirty.number}#discussion_r{dirty.threads[0].comments[0].id}")
+
+
+def test_merged_and_closed_states(gh: FakeGitHub) -> None:
+    repo = gh.repo("acme/widgets")
+    merged = repo.add_pull("feat/m")
+    merged.merged, merged.state = True, "closed"
+    closed = repo.add_pull("feat/c", state="closed")
+    infos = make_scm(gh).fetch_pull_requests(numbers=[merged.number, closed.number])
+    assert (infos[merged.number].state, infos[closed.number].state) == ("merged", "closed")
+
+
+def test_failed_actions_log_is_fetched_once_not_twice(gh: FakeGitHub) -> None:
+    repo = gh.repo("acme/widgets")
+    pull = repo.add_pull("feat/login")
+    failed = repo.add_check_run(pull.head_sha, "tests", conclusion="failure", log=FAILING_LOG)
+    repo.add_check_run(pull.head_sha, "external", conclusion="failure", app_slug="buildkite")
+    scm = make_scm(gh)
+
+    first = scm.fetch_pull_requests(numbers=[pull.number])
+    check = next(c for c in first[pull.number].checks if c.name == "tests")
+    assert check.external_id == str(failed.id)
+    assert check.log_excerpt.splitlines() == [
+        "##[group]Run pytest -q",
+        "F....",
+        "FAILED tests/test_login.py::test_redirect - AssertionError: 302 != 200",
+        "1 failed, 4 passed",
+        "##[error]Process completed with exit code 1.",
+    ]
+    assert next(c for c in first[pull.number].checks if c.name == "external").log_excerpt == ""
+    assert (gh.counts["rest"], gh.counts["blob"]) == (1, 1)
+
+    second = scm.fetch_pull_requests(numbers=[pull.number], previous=first)
+    assert second[pull.number].checks == first[pull.number].checks
+    assert (gh.counts["rest"], gh.counts["blob"], gh.counts["graphql"]) == (1, 1, 2)
+
+    # A re-run on a new commit is a new check: its log is fetched.
+    sha = gh.push(pull)
+    repo.add_check_run(sha, "tests", conclusion="failure", log="boom\n##[error]again\n")
+    third = scm.fetch_pull_requests(numbers=[pull.number], previous=second)
+    assert (
+        next(c for c in third[pull.number].checks if c.name == "tests").log_excerpt == "boom\n##[error]again"
+    )
+    assert gh.counts["blob"] == 2
+
+
+def test_expired_log_is_noted_and_not_refetched(gh: FakeGitHub) -> None:
+    repo = gh.repo("acme/widgets")
+    pull = repo.add_pull("feat/x")
+    check = repo.add_check_run(pull.head_sha, "tests", conclusion="timed_out", log="x")
+    gh.fail(404, path=f"/actions/jobs/{check.id}/logs", message="Not Found")
+    scm = make_scm(gh)
+    first = scm.fetch_pull_requests(numbers=[pull.number])
+    assert first[pull.number].checks[0].log_excerpt == "(GitHub no longer has this job's log)"
+    scm.fetch_pull_requests(numbers=[pull.number], previous=first)
+    assert gh.counts["fault"] == 1 and gh.counts["rest"] == 0
+
+
+def test_log_excerpt_is_bounded() -> None:
+    text = "\n".join(f"line {i}" for i in range(1000))
+    assert log_excerpt(text, max_lines=5).splitlines() == [f"line {i}" for i in range(995, 1000)]
+    bounded = log_excerpt(text + "\n##[error]x" * 3, max_lines=500, max_bytes=300)
+    assert len(bounded.encode()) <= 300 and bounded.endswith("##[error]x")
+
+
+def test_find_pull_requests_by_branch_in_one_query(gh: FakeGitHub) -> None:
+    repo = gh.repo("acme/widgets")
+    old = repo.add_pull("feat/a", state="closed")
+    current = repo.add_pull("feat/a")
+    done = repo.add_pull("feat/b", state="closed")
+    repo.add_pull("feat/c", cross_repository=True)  # a fork's branch with our name: not ours
+
+    found = make_scm(gh).find_pull_requests(branches=["feat/a", "feat/b", "feat/c", "feat/none"])
+
+    assert {b: p.number for b, p in found.items()} == {"feat/a": current.number, "feat/b": done.number}
+    assert old.number != current.number
+    assert gh.counts["graphql"] == 1
+
+
+def test_merge_with_sha_guard_and_method(gh: FakeGitHub) -> None:
+    repo = gh.repo("acme/widgets")
+    pull = repo.add_pull("feat/a")
+    scm = make_scm(gh, merge_method="rebase")
+
+    with pytest.raises(PermanentIntegrationError, match="Head branch was modified"):
+        scm.merge(number=pull.number, expected_head_sha="f" * 40)
+    assert not pull.merged
+
+    scm.merge(number=pull.number, expected_head_sha=pull.head_sha)
+    assert (pull.merged, pull.state) == (True, "closed")
+    assert gh.requests[-1].method == "PUT"
+
+
+def test_merge_refused_when_conflicting(gh: FakeGitHub) -> None:
+    pull = gh.repo("acme/widgets").add_pull("feat/a", mergeable_state="dirty")
+    with pytest.raises(PermanentIntegrationError, match="not mergeable"):
+        make_scm(gh).merge(number=pull.number)
+
+
+def test_comment(gh: FakeGitHub) -> None:
+    pull = gh.repo("acme/widgets").add_pull("feat/a")
+    make_scm(gh).comment(number=pull.number, body="ao: CI is green")
+    assert [c.body for c in pull.comments] == ["ao: CI is green"]
+    with pytest.raises(PermanentIntegrationError):
+        make_scm(gh).comment(number=999, body="x")
+
+
+def test_rate_status_and_exhaustion(gh: FakeGitHub) -> None:
+    pull = gh.repo("acme/widgets").add_pull("feat/a")
+    scm = make_scm(gh)
+    assert scm.rate_status() is None  # nothing known before the first call
+    scm.fetch_pull_requests(numbers=[pull.number])
+    status = scm.rate_status()
+    assert status.limit == 5000 and status.remaining < 5000 and not status.exhausted
+
+    gh.set_remaining("graphql", 0, reset_in=900)
+    with pytest.raises(TransientIntegrationError, match="rate limited until"):
+        scm.fetch_pull_requests(numbers=[pull.number])
+    with pytest.raises(TransientIntegrationError, match="rate limited until"):
+        scm.fetch_pull_requests(numbers=[pull.number])
+    assert gh.counts["graphql"] == 2  # the second sweep never left the process
+    assert scm.rate_status().exhausted is True
+
+
+def test_5xx_and_bad_token(gh: FakeGitHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    pull = gh.repo("acme/widgets").add_pull("feat/a")
+    gh.fail(502, times=5)
+    with pytest.raises(TransientIntegrationError):
+        make_scm(gh, max_retries=1).fetch_pull_requests(numbers=[pull.number])
+
+    monkeypatch.setenv(TOKEN_ENV, "ghp_wrong")
+    with pytest.raises(PermanentIntegrationError, match="GitHub refused the token") as info:
+        make_scm(gh).fetch_pull_requests(numbers=[pull.number])
+    assert "ghp_wrong" not in str(info.value)
+
+    monkeypatch.delenv(TOKEN_ENV)
+    with pytest.raises(PermanentIntegrationError, match=TOKEN_ENV):
+        make_scm(gh).fetch_pull_requests(numbers=[pull.number])
+
+
+def test_unknown_repository_is_permanent(gh: FakeGitHub) -> None:
+    with pytest.raises(PermanentIntegrationError, match="acme/nope not found"):
+        make_scm(gh, repo="acme/nope").fetch_pull_requests(numbers=[1])
+
+
+def test_enterprise_host() -> None:
+    with FakeGitHub(enterprise=True) as ghe, pytest.MonkeyPatch.context() as mp:
+        mp.setenv(TOKEN_ENV, ghe.token)
+        repo = ghe.add_repo("acme/widgets")
+        pull = repo.add_pull("feat/a")
+        repo.add_check_run(pull.head_sha, "tests", conclusion="failure", log="x\n##[error]bad\n")
+        scm = make_scm(ghe)
+        infos = scm.fetch_pull_requests(numbers=[pull.number])
+        assert infos[pull.number].checks[0].log_excerpt == "x\n##[error]bad"
+        scm.comment(number=pull.number, body="hi")
+        assert (ghe.counts["graphql"], ghe.counts["rest"]) == (1, 2)
+    forget_clients()
+
+
+def test_config_never_takes_a_token() -> None:
+    with pytest.raises(ConfigurationError, match="tokens never go in ao's config"):
+        scms.validate_settings("github", {"token": "ghp_x"})
+    with pytest.raises(ValidationError):
+        GitHubSCM.Config(repo="not a repo")
+    with pytest.raises(ValidationError):
+        GitHubSCM.Config(merge_method="octopus")
+    assert GitHubSCM.Config().base_url == "https://api.github.com"
+
+
+@pytest.mark.django_db
+def test_through_the_registry_with_the_projects_repo(gh: FakeGitHub) -> None:
+    from tests.factories import ProjectFactory
+
+    pull = gh.repo("acme/widgets").add_pull("feat/a")
+    project = ProjectFactory(
+        repo="acme/widgets",
+        scm="github",
+        plugin_settings={"scm": {"base_url": gh.base_url, "token_env": TOKEN_ENV, **FAST}},
+    )
+    scm = plugin_for(project, "scm")
+    assert isinstance(scm, GitHubSCM)
+    assert scm.fetch_pull_requests(numbers=[pull.number])[pull.number].branch == "feat/a"

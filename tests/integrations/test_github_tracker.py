@@ -1,0 +1,146 @@
+"""The github tracker plugin, through its real code, against the fake GitHub."""
+
+from __future__ import annotations
+
+import pytest
+
+from integrations.base import IssueNotFound, PermanentIntegrationError
+from integrations.github.client import forget_clients
+from integrations.registry import trackers
+from integrations.tracker.github import GitHubTracker
+from tests.fakes.github import FakeGitHub
+
+TOKEN_ENV = "AO_TEST_GITHUB_TOKEN"
+FAST = {"backoff": 0.01, "secondary_wait": 0.05, "max_wait": 2.0, "write_interval": 0, "timeout": 5}
+
+
+@pytest.fixture
+def gh(monkeypatch: pytest.MonkeyPatch):
+    with FakeGitHub() as fake:
+        fake.add_repo("acme/widgets")
+        monkeypatch.setenv(TOKEN_ENV, fake.token)
+        yield fake
+    forget_clients()
+
+
+def make_tracker(gh: FakeGitHub, **settings) -> GitHubTracker:
+    config = trackers.validate_settings(
+        "github",
+        {"repo": "acme/widgets", "base_url": gh.base_url, "token_env": TOKEN_ENV, **FAST, **settings},
+    )
+    return GitHubTracker(config)
+
+
+def test_get_issue(gh: FakeGitHub) -> None:
+    issue = gh.repo("acme/widgets").add_issue(
+        "Fix the login redirect!", body="It 500s", labels=["bug", "agent"]
+    )
+    tracker = make_tracker(gh)
+
+    got = tracker.get_issue(f"#{issue.number}")
+
+    assert got.ref == str(issue.number)
+    assert (got.title, got.body, got.labels, got.state) == (
+        "Fix the login redirect!",
+        "It 500s",
+        ("bug", "agent"),
+        "open",
+    )
+    assert got.url == f"https://github.com/acme/widgets/issues/{issue.number}"
+    assert got.branch_name == f"feat/{issue.number}-fix-the-login-redirect"
+    assert tracker.get_issue(got.url) == got
+    assert tracker.get_issue(f"acme/widgets#{issue.number}") == got
+    assert (gh.counts["rest"], gh.counts["304"]) == (1, 2)  # re-reads are conditional and free
+
+
+def test_branch_prefix_and_title_without_slug(gh: FakeGitHub) -> None:
+    issue = gh.repo("acme/widgets").add_issue("🚀🚀")
+    assert (
+        make_tracker(gh, branch_prefix="ao").get_issue(str(issue.number)).branch_name
+        == f"ao/issue-{issue.number}"
+    )
+
+
+@pytest.mark.parametrize(
+    "ref", ["999", "abc", "1;rm -rf /", "", "other/repo#1", "https://github.com/other/repo/issues/1"]
+)
+def test_not_found(gh: FakeGitHub, ref: str) -> None:
+    gh.repo("acme/widgets").add_issue("exists")
+    with pytest.raises(IssueNotFound):
+        make_tracker(gh).get_issue(ref)
+
+
+def test_a_pull_request_is_not_an_issue(gh: FakeGitHub) -> None:
+    pull = gh.repo("acme/widgets").add_pull("feat/a")
+    with pytest.raises(IssueNotFound, match="pull request"):
+        make_tracker(gh).get_issue(str(pull.number))
+
+
+def test_list_issues_by_label_skips_pull_requests_and_closed(gh: FakeGitHub) -> None:
+    repo = gh.repo("acme/widgets")
+    a = repo.add_issue("A", labels=["agent:backlog"])
+    repo.add_issue("B")
+    repo.add_pull("feat/x", labels=["agent:backlog"])
+    repo.add_issue("C", labels=["agent:backlog"], state="closed")
+    d = repo.add_issue("D", labels=["agent:backlog", "bug"])
+    tracker = make_tracker(gh)
+
+    assert [i.ref for i in tracker.list_issues(label="agent:backlog")] == [str(d.number), str(a.number)]
+    assert [i.title for i in tracker.list_issues()] == ["D", "B", "A"]
+    assert [i.title for i in tracker.list_issues(limit=1)] == ["D"]
+
+
+def test_list_issues_pages(gh: FakeGitHub) -> None:
+    repo = gh.repo("acme/widgets")
+    for i in range(120):
+        repo.add_issue(f"issue {i}")
+    issues = make_tracker(gh).list_issues(limit=110)
+    assert len(issues) == 110
+    assert gh.counts["rest"] == 2
+
+
+def test_comment_labels_close(gh: FakeGitHub) -> None:
+    issue = gh.repo("acme/widgets").add_issue("Fix login", labels=["agent:backlog", "bug"])
+    tracker = make_tracker(gh)
+
+    tracker.comment(str(issue.number), "Working on it in ao-3")
+    tracker.set_labels(str(issue.number), add=["agent:in-progress"], remove=["agent:backlog", "not-there"])
+    tracker.close(str(issue.number))
+
+    assert [c.body for c in issue.comments] == ["Working on it in ao-3"]
+    assert issue.labels == ["bug", "agent:in-progress"]
+    assert (issue.state, issue.state_reason) == ("closed", "completed")
+    assert tracker.get_issue(str(issue.number)).state == "closed"
+    assert tracker.list_issues() == []
+
+
+def test_writes_to_a_missing_issue(gh: FakeGitHub) -> None:
+    tracker = make_tracker(gh)
+    with pytest.raises(IssueNotFound):
+        tracker.comment("404", "x")
+    with pytest.raises(IssueNotFound):
+        tracker.close("404")
+
+
+def test_create_issue(gh: FakeGitHub) -> None:
+    created = make_tracker(gh).create_issue(title="New thing", body="details", labels=["agent"])
+    stored = gh.repo("acme/widgets").issues[int(created.ref)]
+    assert (stored.title, stored.body, stored.labels) == ("New thing", "details", ["agent"])
+
+
+def test_refused_token(gh: FakeGitHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    issue = gh.repo("acme/widgets").add_issue("x")
+    monkeypatch.setenv(TOKEN_ENV, "ghp_revoked_token_value")
+    with pytest.raises(PermanentIntegrationError, match="GitHub refused the token") as info:
+        make_tracker(gh).get_issue(str(issue.number))
+    assert "ghp_revoked_token_value" not in str(info.value)
+
+    monkeypatch.setenv(TOKEN_ENV, gh.token)
+    gh.fail(403, message="Resource not accessible by personal access token")
+    with pytest.raises(PermanentIntegrationError, match="GitHub refused the token"):
+        make_tracker(gh).get_issue(str(issue.number))
+
+
+def test_needs_a_repo(gh: FakeGitHub) -> None:
+    with pytest.raises(PermanentIntegrationError, match="no GitHub repository"):
+        make_tracker(gh, repo="").get_issue("1")
