@@ -119,11 +119,13 @@ def pull_requests_sync(*, project: Project, session_ids: Iterable[str] | None = 
         for pr in known.values():
             if pr.state == PRState.OPEN or session_ids is not None:
                 session_for[pr.number] = next(s for s in sessions if s.pk == pr.session_id)
-        for branch, info in found.items():
-            if branch in by_branch:
-                session_for[info.number] = by_branch[branch]
         previous = {pr.number: info_from_row(pr) for pr in known.values() if pr.number in session_for}
         infos = scm.fetch_pull_requests(numbers=sorted(session_for), previous=previous) if session_for else {}
+        # a PR found by its branch comes with its full state already: no second read
+        for branch, info in found.items():
+            if branch in by_branch and info.number not in infos:
+                session_for[info.number] = by_branch[branch]
+                infos[info.number] = info
     except TransientIntegrationError as exc:
         now = timezone.now()
         PullRequest.objects.filter(session__in=sessions, stale_since__isnull=True).update(stale_since=now)

@@ -93,8 +93,8 @@ def test_pr_found_by_branch_is_linked_and_status_follows(scm, session):
     session.refresh_from_db()
     assert (session.status, session.zone) == ("ci_pending", "pending")
     assert kinds(session) == ["pr.opened", "ci.changed", "status.changed"]
-    # one batched find and one batched fetch
-    assert [c[0] for c in scm.calls] == ["find", "fetch"]
+    # one batched find, which brings the PR's state with it: no second read
+    assert [c[0] for c in scm.calls] == ["find"]
 
 
 def test_ci_failure_is_recorded_once_and_again_for_a_new_commit(scm, session):
