@@ -97,6 +97,43 @@ def check_config(start: Path | None = None) -> Check:
     return Check("config", True, str(path))
 
 
+def check_scm_state() -> list[Check]:
+    """Each project's SCM as the last sweep saw it: failures in a row, and the rate budget."""
+    from sessions.models import Project
+
+    checks = []
+    for project in Project.objects.order_by("key"):
+        rate = project.scm_rate or {}
+        budget = (
+            f"{rate['remaining']}/{rate['limit']} requests left"
+            if rate.get("limit")
+            else "no budget reported"
+        )
+        if rate.get("exhausted"):
+            checks.append(
+                Check(
+                    f"scm {project.key}",
+                    False,
+                    f"rate limit exhausted until {rate.get('reset_at')}; only essential calls are made",
+                    "wait for the reset, add webhooks, or use a token with a larger budget (a GitHub App)",
+                    required=False,
+                )
+            )
+        elif project.pr_sync_failures:
+            checks.append(
+                Check(
+                    f"scm {project.key}",
+                    False,
+                    f"{project.pr_sync_failures} failed syncs in a row ({project.pr_sync_error}); backing off",
+                    "check the SCM's status and the token; ao retries by itself",
+                    required=False,
+                )
+            )
+        elif project.last_pr_sync_at:
+            checks.append(Check(f"scm {project.key}", True, f"{project.scm}: {budget}"))
+    return checks
+
+
 def run_checks(*, start: Path | None = None) -> list[Check]:
     checks = [
         check_binary("git", version_args=["--version"], fix="install git (apt install git)"),
@@ -113,4 +150,6 @@ def run_checks(*, start: Path | None = None) -> list[Check]:
         checks.append(redis_check)
     checks.append(check_config(start))
     checks.extend(check_agents())
+    if checks[2].ok:  # the database is reachable
+        checks.extend(check_scm_state())
     return checks

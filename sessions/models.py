@@ -90,6 +90,12 @@ class Project(models.Model):
     sweep_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
     last_swept_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_pr_sync_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # After SCM failures the PR sync backs off (doubling, at most 10 minutes) and then resumes.
+    pr_sync_failures = models.PositiveIntegerField(default=0, editable=False)
+    pr_sync_backoff_until = models.DateTimeField(null=True, blank=True, editable=False)
+    pr_sync_error = models.CharField(max_length=500, blank=True, editable=False)
+    # The SCM credential's budget as last seen: {"limit", "remaining", "reset_at", "exhausted"}.
+    scm_rate = models.JSONField(default=dict, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -29,6 +29,9 @@ from sessions.models import CheckRun, Project, PullRequest, ReviewThread, Sessio
 
 log = logging.getLogger(__name__)
 
+BACKOFF_BASE = timedelta(seconds=30)
+BACKOFF_MAX = timedelta(minutes=10)
+
 
 @dataclass
 class SyncResult:
@@ -129,8 +132,18 @@ def pull_requests_sync(*, project: Project, session_ids: Iterable[str] | None = 
     except TransientIntegrationError as exc:
         now = timezone.now()
         PullRequest.objects.filter(session__in=sessions, stale_since__isnull=True).update(stale_since=now)
+        failures = project.pr_sync_failures + 1
+        backoff = min(BACKOFF_BASE * 2 ** (failures - 1), BACKOFF_MAX)
+        Project.objects.filter(pk=project.pk).update(
+            pr_sync_failures=failures,
+            pr_sync_backoff_until=now + backoff,
+            pr_sync_error=str(exc)[:500],
+            scm_rate=_rate(scm),
+        )
         result.stale, result.error = True, str(exc)
-        log.warning("PR sync of %s failed, keeping last known facts: %s", project.key, exc)
+        log.warning(
+            "PR sync of %s failed (%d in a row), keeping last known facts: %s", project.key, failures, exc
+        )
         return result
     for number, info in infos.items():
         session = session_for.get(number)
@@ -140,8 +153,26 @@ def pull_requests_sync(*, project: Project, session_ids: Iterable[str] | None = 
         result.synced.append(number)
         if created:
             result.opened.append(number)
-    Project.objects.filter(pk=project.pk).update(last_pr_sync_at=timezone.now())
+    Project.objects.filter(pk=project.pk).update(
+        last_pr_sync_at=timezone.now(),
+        pr_sync_failures=0,
+        pr_sync_backoff_until=None,
+        pr_sync_error="",
+        scm_rate=_rate(scm),
+    )
     return result
+
+
+def _rate(scm) -> dict:
+    status = scm.rate_status()
+    if status is None:
+        return {}
+    return {
+        "limit": status.limit,
+        "remaining": status.remaining,
+        "reset_at": status.reset_at.isoformat() if status.reset_at else None,
+        "exhausted": status.exhausted,
+    }
 
 
 def pull_request_record(*, project: Project, session: Session, info: PullRequestInfo) -> bool:
@@ -266,6 +297,8 @@ def _changes(before: dict | None, after: dict, pr: PullRequest, info: PullReques
 def pr_sync_due(*, project: Project, now: datetime | None = None) -> bool:
     """Every sweep while a session waits for CI or has no PR yet; otherwise at the idle interval."""
     now = now or timezone.now()
+    if project.pr_sync_backoff_until is not None and now < project.pr_sync_backoff_until:
+        return False
     last = project.last_pr_sync_at
     if last is None or now - last >= timedelta(seconds=settings.AO_PR_SYNC_IDLE_INTERVAL):
         return True

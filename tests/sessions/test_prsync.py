@@ -158,9 +158,25 @@ def test_transient_failure_keeps_facts_and_marks_them_stale(scm, session):
     assert session.status == "ci_failed"
     assert Event.objects.count() == events_before
 
+    # polling backs off (doubling) and resumes
+    project = session.project
+    project.refresh_from_db()
+    assert project.pr_sync_failures == 1 and "502" in project.pr_sync_error
+    PullRequest.objects.update(ci_state="pending")  # would be due every sweep, but for the back-off
+    assert not prsync.pr_sync_due(project=project)
+    assert prsync.pr_sync_due(
+        project=project, now=timezone.now() + prsync.BACKOFF_BASE + timedelta(seconds=1)
+    )
+    prsync.pull_requests_sync(project=project)
+    project.refresh_from_db()
+    assert project.pr_sync_failures == 2
+    assert project.pr_sync_backoff_until - timezone.now() > prsync.BACKOFF_BASE
+
     scm.fail = None
-    prsync.pull_requests_sync(project=session.project)
+    prsync.pull_requests_sync(project=project)
     assert PullRequest.objects.get().stale_since is None
+    project.refresh_from_db()
+    assert (project.pr_sync_failures, project.pr_sync_backoff_until, project.pr_sync_error) == (0, None, "")
 
 
 def test_sync_due(scm, session, settings):

@@ -1,0 +1,100 @@
+"""`ao doctor`: every check says what is wrong and how to fix it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from tests.factories import ProjectFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def doctor(*args: str) -> tuple[dict, bool]:
+    out = StringIO()
+    try:
+        call_command("doctor", "--json", *args, stdout=out)
+        failed = False
+    except CommandError:
+        failed = True
+    return json.loads(out.getvalue()), failed
+
+
+def by_name(report: dict) -> dict:
+    return {check["name"]: check for check in report["checks"]}
+
+
+@pytest.fixture
+def bin_without_tmux(tmp_path, monkeypatch) -> Path:
+    """A PATH with git (and python) but no tmux and no agent CLIs."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("git",):
+        (bin_dir / name).symlink_to(shutil.which(name))
+    monkeypatch.setenv("PATH", str(bin_dir))
+    return bin_dir
+
+
+def write_config(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "ao.config.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_missing_config_fails_and_says_to_run_init(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    report, failed = doctor("--path", str(tmp_path))
+    checks = by_name(report)
+    assert failed and report["ok"] is False
+    assert checks["config"]["ok"] is False
+    assert "ao init" in checks["config"]["fix"]
+    assert checks["git"]["ok"] and checks["database"]["ok"]
+    assert checks["database"]["detail"].startswith("sqlite")
+
+
+def test_valid_config_and_missing_tmux_is_only_a_warning(tmp_path, bin_without_tmux):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    write_config(tmp_path, f"projects:\n  web:\n    path: {repo}\n    agent: claude-code\n")
+    report, failed = doctor("--path", str(tmp_path))
+    checks = by_name(report)
+    assert not failed, report
+    assert checks["config"]["ok"]
+    assert checks["tmux"]["ok"] is False and checks["tmux"]["required"] is False
+    assert "apt install tmux" in checks["tmux"]["fix"]
+    claude = checks["agent claude-code"]
+    assert claude["ok"] is False and "npm install" in claude["fix"]
+
+
+def test_broken_config_names_file_line_and_key(tmp_path):
+    write_config(tmp_path, "projects:\n  web:\n    path: /nonexistent/ao-doctor\n    agent: clod\n")
+    report, failed = doctor("--path", str(tmp_path))
+    config = by_name(report)["config"]
+    assert failed and config["ok"] is False
+    assert "ao.config.yaml:4" in config["detail"] and "projects.web.agent" in config["detail"]
+    assert "clod" in config["detail"]
+
+
+def test_scm_trouble_is_reported_with_a_fix(tmp_path):
+    ProjectFactory(key="web", scm="github", pr_sync_failures=3, pr_sync_error="GitHub 502")
+    ProjectFactory(key="api", scm="github", scm_rate={"limit": 5000, "remaining": 0, "exhausted": True,
+                                                      "reset_at": "2026-11-25T13:00:00+00:00"})  # fmt: skip
+    report, _ = doctor("--path", str(tmp_path))
+    checks = by_name(report)
+    assert "3 failed syncs in a row (GitHub 502)" in checks["scm web"]["detail"]
+    assert "rate limit exhausted until 2026-11-25T13:00" in checks["scm api"]["detail"]
+    assert checks["scm api"]["fix"]
+
+
+def test_human_output_marks_and_fixes(tmp_path, capsys):
+    out = StringIO()
+    with pytest.raises(CommandError, match="check\\(s\\) failed: config"):
+        call_command("doctor", "--path", str(tmp_path), stdout=out)
+    text = out.getvalue()
+    assert "FAIL config:" in text and "fix: run `ao init`" in text
+    assert any(line.startswith("ok   git:") for line in text.splitlines())
