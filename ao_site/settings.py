@@ -42,9 +42,11 @@ AO_MAX_PROMPT_CHARS = env.int("AO_MAX_PROMPT_CHARS", default=100_000)
 AO_GITHUB_WEBHOOK_SECRET = env.str("AO_GITHUB_WEBHOOK_SECRET", default="")
 # Largest webhook body accepted (GitHub caps payloads at 25 MB; the events ao uses are small).
 AO_WEBHOOK_MAX_BYTES = env.int("AO_WEBHOOK_MAX_BYTES", default=5 * 1024 * 1024)
-# PR facts are read every sweep while CI is pending or a session has no PR yet; otherwise
-# every this many seconds (webhooks bring changes sooner).
+# PR facts of sessions without a PR or with CI pending are read every sweep; all of a project's
+# PRs every this many seconds (webhooks bring changes sooner).
 AO_PR_SYNC_IDLE_INTERVAL = env.float("AO_PR_SYNC_IDLE_INTERVAL", default=150.0)
+# While webhooks arrive for a project, they bring the changes: a safety sync this often is enough.
+AO_PR_SYNC_WEBHOOK_INTERVAL = env.float("AO_PR_SYNC_WEBHOOK_INTERVAL", default=600.0)
 # Without a worker (the CLI in embedded mode), how long `ao spawn`/`ao send` watch a busy or
 # starting agent to deliver messages before leaving them queued for `ao start`'s sweeps.
 AO_INLINE_DELIVERY_WAIT = env.float("AO_INLINE_DELIVERY_WAIT", default=30.0)

@@ -644,8 +644,9 @@ def project_sweep(*, project: Project) -> int:
     try:
         for note in prsync.scm_housekeeping(project=project):
             log.info("%s: %s", project.key, note)
-        if prsync.pr_sync_due(project=project):
-            prsync.pull_requests_sync(project=project)
+        plan = prsync.pr_sync_plan(project=project)
+        if plan is prsync.ALL or plan:
+            prsync.pull_requests_sync(project=project, session_ids=plan)
     except (ConfigurationError, IntegrationError) as exc:
         log.warning("PR sync of %s skipped: %s", project.key, exc)
     running = Session.objects.filter(project=project, phase=Phase.RUNNING).exclude(zone=Zone.DONE)

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from integrations.base import (
@@ -25,7 +26,7 @@ from integrations.base import (
 from integrations.registry import plugin_for
 from sessions import services
 from sessions.lifecycle import FAILED_CONCLUSIONS, CIState, Phase, PRState, ci_summary
-from sessions.models import CheckRun, Project, PullRequest, ReviewThread, Session
+from sessions.models import CheckRun, Project, PullRequest, ReviewThread, Session, WebhookDelivery
 
 log = logging.getLogger(__name__)
 
@@ -153,13 +154,10 @@ def pull_requests_sync(*, project: Project, session_ids: Iterable[str] | None = 
         result.synced.append(number)
         if created:
             result.opened.append(number)
-    Project.objects.filter(pk=project.pk).update(
-        last_pr_sync_at=timezone.now(),
-        pr_sync_failures=0,
-        pr_sync_backoff_until=None,
-        pr_sync_error="",
-        scm_rate=_rate(scm),
-    )
+    done = {"pr_sync_failures": 0, "pr_sync_backoff_until": None, "pr_sync_error": "", "scm_rate": _rate(scm)}
+    if session_ids is None:  # a full sync restarts the safety interval; partial ones do not
+        done["last_pr_sync_at"] = timezone.now()
+    Project.objects.filter(pk=project.pk).update(**done)
     return result
 
 
@@ -294,28 +292,41 @@ def _changes(before: dict | None, after: dict, pr: PullRequest, info: PullReques
         )
 
 
-def pr_sync_due(*, project: Project, now: datetime | None = None) -> bool:
-    """Every sweep while a session waits for CI or has no PR yet; otherwise at the idle interval."""
+ALL = None  # a plan that reads every watched PR
+
+
+def pr_sync_plan(*, project: Project, now: datetime | None = None) -> list[str] | None:
+    """What this sweep should read from the SCM: ALL (None), some session ids, or nothing ([]).
+
+    - backing off after failures: nothing;
+    - the safety interval has passed: ALL (`AO_PR_SYNC_IDLE_INTERVAL`, or the longer
+      `AO_PR_SYNC_WEBHOOK_INTERVAL` while webhooks are arriving for the project);
+    - otherwise, without recent webhooks, only sessions still without a PR or with CI pending:
+      unchanged PRs cost nothing between safety syncs. With webhooks, those changes are pushed.
+    """
     now = now or timezone.now()
     if project.pr_sync_backoff_until is not None and now < project.pr_sync_backoff_until:
-        return False
+        return []
+    hooked = WebhookDelivery.objects.filter(
+        project=project, received_at__gte=now - timedelta(seconds=settings.AO_PR_SYNC_WEBHOOK_INTERVAL)
+    ).exists()
+    interval = settings.AO_PR_SYNC_WEBHOOK_INTERVAL if hooked else settings.AO_PR_SYNC_IDLE_INTERVAL
     last = project.last_pr_sync_at
-    if last is None or now - last >= timedelta(seconds=settings.AO_PR_SYNC_IDLE_INTERVAL):
-        return True
+    if last is None or now - last >= timedelta(seconds=interval):
+        return ALL
+    if hooked:
+        return []
     sessions = Session.objects.filter(project=project, kind=Session.Kind.WORKER, phase=Phase.RUNNING).exclude(
         branch=""
     )
-    if sessions.filter(pull_request__isnull=True).exists():
-        return True
-    return sessions.filter(pull_request__ci_state=CIState.PENDING).exists()
+    wanted = sessions.filter(Q(pull_request__isnull=True) | Q(pull_request__ci_state=CIState.PENDING))
+    return list(wanted.values_list("pk", flat=True))
 
 
 def sessions_for_refs(
     *, project: Project, numbers: Iterable[int] = (), branches: Iterable[str] = (), shas: Iterable[str] = ()
 ) -> list[str]:
     """Session ids a webhook's PR numbers, head branches or head SHAs point at."""
-    from django.db.models import Q
-
     numbers, branches, shas = set(numbers), set(branches), set(shas)
     if not (numbers or branches or shas):
         return []

@@ -17,7 +17,7 @@ from integrations.base import (
 )
 from integrations.registry import scms
 from sessions import prsync
-from sessions.models import CheckRun, Event, PullRequest, ReviewThread
+from sessions.models import CheckRun, Event, PullRequest, ReviewThread, WebhookDelivery
 from tests.factories import ProjectFactory, SessionFactory
 
 pytestmark = pytest.mark.django_db
@@ -162,11 +162,10 @@ def test_transient_failure_keeps_facts_and_marks_them_stale(scm, session):
     project = session.project
     project.refresh_from_db()
     assert project.pr_sync_failures == 1 and "502" in project.pr_sync_error
-    PullRequest.objects.update(ci_state="pending")  # would be due every sweep, but for the back-off
-    assert not prsync.pr_sync_due(project=project)
-    assert prsync.pr_sync_due(
-        project=project, now=timezone.now() + prsync.BACKOFF_BASE + timedelta(seconds=1)
-    )
+    PullRequest.objects.update(ci_state="pending")  # would be read every sweep, but for the back-off
+    assert prsync.pr_sync_plan(project=project) == []
+    later = timezone.now() + prsync.BACKOFF_BASE + timedelta(seconds=1)
+    assert prsync.pr_sync_plan(project=project, now=later) == [session.pk]
     prsync.pull_requests_sync(project=project)
     project.refresh_from_db()
     assert project.pr_sync_failures == 2
@@ -179,21 +178,33 @@ def test_transient_failure_keeps_facts_and_marks_them_stale(scm, session):
     assert (project.pr_sync_failures, project.pr_sync_backoff_until, project.pr_sync_error) == (0, None, "")
 
 
-def test_sync_due(scm, session, settings):
+def test_sync_plan_reads_only_what_can_have_changed(scm, session, settings):
     settings.AO_PR_SYNC_IDLE_INTERVAL = 150
+    settings.AO_PR_SYNC_WEBHOOK_INTERVAL = 600
     project = session.project
-    project.last_pr_sync_at = timezone.now()
-    project.save()
-    assert prsync.pr_sync_due(project=project)  # a running session without a PR yet
+    waiting = SessionFactory(project=project, branch="feat/waiting", phase="running")
+    assert prsync.pr_sync_plan(project=project) is prsync.ALL  # never synced
 
     scm.prs = {5: pr(checks=[PASS], review_decision="review_required")}
     prsync.pull_requests_sync(project=project)
     project.refresh_from_db()
-    assert not prsync.pr_sync_due(project=project)  # PR known, CI settled: wait for the idle interval
-    assert prsync.pr_sync_due(project=project, now=timezone.now() + timedelta(seconds=151))
-
+    # PR known and settled: only the session still without a PR is read until the safety interval
+    assert prsync.pr_sync_plan(project=project) == [waiting.pk]
     PullRequest.objects.update(ci_state="pending")
-    assert prsync.pr_sync_due(project=project)
+    assert sorted(prsync.pr_sync_plan(project=project)) == sorted([session.pk, waiting.pk])
+    assert prsync.pr_sync_plan(project=project, now=timezone.now() + timedelta(seconds=151)) is prsync.ALL
+
+    # a partial sync does not restart the safety interval
+    last = project.last_pr_sync_at
+    prsync.pull_requests_sync(project=project, session_ids=[session.pk])
+    project.refresh_from_db()
+    assert project.last_pr_sync_at == last
+
+    # while webhooks arrive, they bring the changes: only the longer safety sync remains
+    WebhookDelivery.objects.create(project=project, delivery_id="d1", event="check_run")
+    assert prsync.pr_sync_plan(project=project) == []
+    assert prsync.pr_sync_plan(project=project, now=timezone.now() + timedelta(seconds=151)) == []
+    assert prsync.pr_sync_plan(project=project, now=timezone.now() + timedelta(seconds=601)) is prsync.ALL
 
 
 def test_unknown_scm_plugin_is_a_configuration_error(session):
