@@ -1,0 +1,96 @@
+"""Settings come from the environment: embedded defaults, PostgreSQL/Redis, production hardening."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+
+from tests.helpers.procs import manage
+
+PRINT = (
+    "import json; from django.conf import settings as s; print(json.dumps({"
+    "'db': s.DATABASES['default']['ENGINE'], 'db_name': str(s.DATABASES['default']['NAME']),"
+    "'layer': s.CHANNEL_LAYERS['default']['BACKEND'], 'broker': s.CELERY_BROKER_URL,"
+    "'embedded': s.AO_EMBEDDED, 'eager': s.CELERY_TASK_ALWAYS_EAGER, 'debug': s.DEBUG,"
+    "'hosts': s.CHANNEL_LAYERS['default'].get('CONFIG', {}).get('hosts')}))"
+)
+
+
+def settings_in(env: dict[str, str]) -> dict:
+    out = manage("shell", "-c", PRINT, env=env).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_embedded_defaults_live_in_ao_home(tmp_path):
+    home = tmp_path / "home"
+    env = {"AO_HOME": str(home), "AO_SECRET_KEY": "", "DATABASE_URL": "", "REDIS_URL": ""}
+    found = settings_in(env)
+    assert found["db"] == "django.db.backends.sqlite3"
+    assert found["db_name"] == str(home / "ao.sqlite3")
+    assert found["layer"] == "channels.layers.InMemoryChannelLayer"
+    assert found["broker"].startswith("memory://")
+    assert found["embedded"] is True and found["debug"] is False
+    # the secret key is generated once, kept with mode 0600 and reused
+    key_file = home / "secret_key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    first = key_file.read_text()
+    settings_in(env)
+    assert key_file.read_text() == first and len(first.strip()) >= 50
+
+
+def test_database_and_redis_urls_switch_backends(tmp_path):
+    env = {
+        "AO_HOME": str(tmp_path),
+        "DATABASE_URL": "postgres://ao@db.example:5432/ao",
+        "REDIS_URL": "redis://cache.example:6379/2",
+    }
+    found = settings_in(env)
+    assert found["db"] == "django.db.backends.postgresql"
+    assert found["layer"] == "channels_redis.pubsub.RedisPubSubChannelLayer"
+    assert found["broker"] == "redis://cache.example:6379/2"
+    assert found["embedded"] is False and found["eager"] is False
+    # idle pub/sub connections must not hit redis-py's default 5 s socket timeout
+    (host,) = found["hosts"]
+    assert host["socket_timeout"] is None and host["socket_keepalive"] is True
+
+
+def test_check_deploy_is_clean_in_production(tmp_path):
+    env = {
+        "AO_HOME": str(tmp_path),
+        "AO_ENV": "production",
+        "AO_SECRET_KEY": os.urandom(40).hex(),
+        "AO_URL": "https://ao.example.com",
+    }
+    result = manage("check", "--deploy", "--fail-level", "WARNING", env=env, check=False)
+    assert result.returncode == 0, result.stderr + result.stdout
+    assert "no issues" in result.stdout
+
+
+def test_an_unknown_ao_env_is_refused(tmp_path):
+    result = manage("check", env={"AO_HOME": str(tmp_path), "AO_ENV": "staging"}, check=False)
+    assert result.returncode != 0
+    assert "AO_ENV must be 'development' or 'production'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "hidden"),
+    [
+        ("token ghp_abcdefghijklmnopqrstuvwxyz0123456789", "ghp_abcdefghijklmnopqrstuvwxyz0123456789"),
+        ("url https://hooks.slack.com/services/T000/B000/XXXXYYYY", "T000/B000/XXXXYYYY"),
+        ("Authorization: Bearer abcdefghijklmnop1234", "abcdefghijklmnop1234"),
+        ("key lin_api_0123456789abcdefghijABCDEFGHIJ", "lin_api_0123456789abcdefghijABCDEFGHIJ"),
+    ],
+)
+def test_tokens_never_reach_the_log(text, hidden):
+    import logging
+
+    from ao_site.logredact import RedactSecretsFilter
+
+    record = logging.LogRecord("ao", logging.INFO, __file__, 1, "sending %s", (text,), None)
+    RedactSecretsFilter().filter(record)
+    assert hidden not in record.getMessage()
+    assert "[redacted]" in record.getMessage()
