@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 
@@ -34,3 +35,67 @@ class ReactionAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"{self.session_id} {self.rule} {self.fingerprint[:12]} x{self.attempts}"
+
+
+class Priority(models.TextChoices):
+    URGENT = "urgent", "Urgent"
+    ACTION = "action", "Action"
+    WARNING = "warning", "Warning"
+    INFO = "info", "Info"
+
+
+class Notification(models.Model):
+    """Something a person should know, recorded once and sent through the routed notifiers.
+
+    Also the in-app inbox: every notification is listed for the project's members; ``read_by``
+    holds who has seen it.
+    """
+
+    project = models.ForeignKey(
+        "agent_sessions.Project", on_delete=models.CASCADE, related_name="notifications"
+    )
+    session = models.ForeignKey(
+        "agent_sessions.Session",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="notifications",
+    )
+    priority = models.CharField(max_length=16, choices=Priority.choices, default=Priority.INFO, db_index=True)
+    rule = models.CharField(max_length=64, blank=True, help_text="the reaction rule that raised it, if any")
+    title = models.CharField(max_length=300)
+    body = models.TextField(blank=True)
+    url = models.URLField(max_length=1000, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    read_by = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="notifications_read")
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"[{self.priority}] {self.title}"
+
+
+class NotificationDelivery(models.Model):
+    """One notifier's attempt(s) to deliver one notification; failures stay visible."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="deliveries")
+    notifier = models.CharField(max_length=100, help_text="the notifier instance's name from config")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["notification", "notifier"]
+        constraints = [
+            models.UniqueConstraint(fields=["notification", "notifier"], name="one_delivery_per_notifier"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.notifier}: {self.state}"

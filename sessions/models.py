@@ -112,6 +112,29 @@ class Project(models.Model):
         return dict((self.plugin_settings or {}).get(slot, {}))
 
 
+class Membership(models.Model):
+    """A person's role in a project. Superusers may do everything everywhere."""
+
+    class Role(models.TextChoices):
+        VIEWER = "viewer", "Viewer (read)"
+        OPERATOR = "operator", "Operator (spawn, send, kill, restore, type in terminals)"
+        ADMIN = "admin", "Admin (configure)"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    RANK = {Role.VIEWER: 1, Role.OPERATOR: 2, Role.ADMIN: 3}
+
+    class Meta:
+        ordering = ["project", "user"]
+        constraints = [models.UniqueConstraint(fields=["user", "project"], name="one_membership_per_project")]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.role} in {self.project}"
+
+
 class Session(models.Model):
     class Kind(models.TextChoices):
         WORKER = "worker", "Worker"

@@ -61,3 +61,34 @@ def session_summary(session: Session) -> dict:
         "activity": session.activity,
         "created_at": session.created_at.isoformat(),
     }
+
+
+# --- who may do what -----------------------------------------------------------------------------
+VIEW, OPERATE, ADMIN = "viewer", "operator", "admin"
+
+
+def role_for(user, project: Project) -> str | None:
+    """The user's role in the project (superusers: admin), or None."""
+    from sessions.models import Membership
+
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    if user.is_superuser:
+        return ADMIN
+    return Membership.objects.filter(user=user, project=project).values_list("role", flat=True).first()
+
+
+def can(user, project: Project, need: str) -> bool:
+    """Whether the user's role in the project is at least ``need`` (viewer < operator < admin)."""
+    from sessions.models import Membership
+
+    role = role_for(user, project)
+    return role is not None and Membership.RANK[role] >= Membership.RANK[need]
+
+
+def projects_visible_to(user) -> QuerySet[Project]:
+    if user is None or not getattr(user, "is_authenticated", False):
+        return Project.objects.none()
+    if user.is_superuser:
+        return Project.objects.all()
+    return Project.objects.filter(memberships__user=user).distinct()

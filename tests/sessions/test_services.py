@@ -210,3 +210,23 @@ def test_concurrent_spawns_get_distinct_ids_on_postgres(tmp_path, postgres_url) 
     with fresh_postgres_database(postgres_url) as url:
         env = {"AO_HOME": str(tmp_path), "DATABASE_URL": url, "REDIS_URL": ""}
         assert _race(env) == EXPECTED_RACE_IDS
+
+
+def test_roles_rank_and_visibility() -> None:
+    from sessions import selectors
+    from sessions.models import Membership
+
+    web, api = ProjectFactory(), ProjectFactory()
+    viewer, operator, outsider = UserFactory(), UserFactory(), UserFactory()
+    root = UserFactory(is_superuser=True)
+    Membership.objects.create(user=viewer, project=web, role="viewer")
+    Membership.objects.create(user=operator, project=web, role="operator")
+
+    assert selectors.can(viewer, web, "viewer") and not selectors.can(viewer, web, "operator")
+    assert selectors.can(operator, web, "operator") and not selectors.can(operator, web, "admin")
+    assert not selectors.can(operator, api, "viewer")
+    assert not selectors.can(outsider, web, "viewer")
+    assert selectors.can(root, api, "admin")
+    assert list(selectors.projects_visible_to(viewer)) == [web]
+    assert list(selectors.projects_visible_to(outsider)) == []
+    assert set(selectors.projects_visible_to(root)) == {web, api}
