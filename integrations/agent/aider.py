@@ -37,7 +37,8 @@ class AiderAgent(Agent):
     prompt_in_command = False
     pane_patterns: ClassVar = DEFAULT_PANE_PATTERNS.extended(
         ready=[r"^\s*(ask|code|architect|help|context|multi)?\s*>\s*$"],
-        active=[r"^\s*(Waiting for|Thinking)\b.*"],
+        # "        ░█ Waiting for openai/gpt-4o" with a spinner in front
+        active=[r"^\W*(Waiting for|Thinking)\b"],
     )
 
     class Config(AgentConfig):

@@ -398,7 +398,8 @@ class ClaudeCodeAgent(Agent):
         """Write the workspace's ``.claude/settings.local.json`` permissions (kept out of git via
         info/exclude) and, when ``allow_trust``, mark the folder trusted in ``~/.claude.json``
         (``projects[<path>].hasTrustDialogAccepted``), accepting the bypass-permissions warning
-        (``bypassPermissionsModeAccepted``) only when skip-permissions is configured.
+        (``bypassPermissionsModeAccepted`` there and ``skipDangerousModePermissionPrompt`` in
+        ``~/.claude/settings.json``) only when skip-permissions is configured.
 
         API-key confirmation ("Do you want to use this API key?") is never pre-answered: it
         needs the key itself, and keys stay out of ao's writes. It reads as waiting_input.
@@ -447,11 +448,28 @@ class ClaudeCodeAgent(Agent):
             project.setdefault("hasCompletedProjectOnboarding", True)
             projects[key] = project
         if self.config.permissions == "skip-permissions":
+            # Read by versions before 2.1; later ones move it to skipDangerousModePermissionPrompt
+            # in ~/.claude/settings.json on start (seen with 2.1.197), which is written below too.
             state["bypassPermissionsModeAccepted"] = True
-        if json.dumps(state, sort_keys=True) == before:
-            return []
-        write_atomically(path, json.dumps(state, indent=2) + "\n")
-        done = [f"marked {workspace} trusted in {path}"]
+        done = []
+        if json.dumps(state, sort_keys=True) != before:
+            write_atomically(path, json.dumps(state, indent=2) + "\n")
+            done.append(f"marked {workspace} trusted in {path}")
         if self.config.permissions == "skip-permissions":
-            done.append(f"accepted the bypass-permissions warning in {path}")
+            done += self._accept_bypass_warning()
         return done
+
+    def _accept_bypass_warning(self) -> list[str]:
+        """``skipDangerousModePermissionPrompt: true`` in the user settings (``~/.claude/settings.json``):
+        what Claude Code 2.1 records when a person accepts the Bypass Permissions warning."""
+        path = claude_config_dir(self.config.home) / "settings.json"
+        settings = load_json_object(path)
+        if settings is None:
+            return [
+                f"left {path} unchanged: it is not a JSON object; the bypass-permissions warning may show"
+            ]
+        if settings.get("skipDangerousModePermissionPrompt") is True:
+            return []
+        settings["skipDangerousModePermissionPrompt"] = True
+        write_atomically(path, json.dumps(settings, indent=2) + "\n")
+        return [f"accepted the bypass-permissions warning in {path}"]

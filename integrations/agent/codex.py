@@ -46,9 +46,11 @@ from integrations.agent.common import (
 from integrations.base import ActivityReading, Agent
 from integrations.registry import agents
 
+# ``--full-auto`` (the old spelling of auto-edit) is gone: codex 0.169 rejects it as an unexpected
+# argument. Its meaning, spelled with flags that every version since 0.2x accepts:
 PERMISSION_ARGS = {
     "default": [],
-    "auto-edit": ["--full-auto"],
+    "auto-edit": ["--sandbox", "workspace-write", "--ask-for-approval", "on-request"],
     "skip-permissions": ["--dangerously-bypass-approvals-and-sandbox"],
 }
 SETTLE_SECONDS = 10.0
@@ -81,7 +83,7 @@ ACTIVE_ITEMS = {
     "web_search_call",
     "reasoning",
 }
-CONTEXT_PREFIXES = ("<environment_context>", "<user_instructions>", "# AGENTS.md")
+CONTEXT_PREFIXES = ("<environment_context>", "<user_instructions>", "# AGENTS.md", "<turn_aborted>")
 
 
 def codex_home(home: Path | None) -> Path:
@@ -297,7 +299,9 @@ class CodexAgent(Agent):
     binary = "codex"
     install_hint = "npm install -g @openai/codex"
     prompt_in_command = True
-    pane_patterns: ClassVar = DEFAULT_PANE_PATTERNS
+    # The composer is a chevron (U+203A) and a placeholder ("Ask Codex to do anything") or typed
+    # text; a chevron before "1. Yes, proceed" marks a dialog's selected option, not the composer.
+    pane_patterns: ClassVar = DEFAULT_PANE_PATTERNS.extended(ready=[r"^\s*›\s+(?!\d+\.\s)\S"])
 
     class Config(AgentConfig):
         pass

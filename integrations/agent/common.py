@@ -229,6 +229,15 @@ def last_lines(pane_text: str, count: int = 12) -> list[str]:
     return [line for line in lines if line.strip()][-count:]
 
 
+# Frame characters TUIs draw around dialogs and input boxes (gemini "│ ... │", opencode "┃").
+_FRAME = "│┃║|╭╮╰╯╹╻"
+
+
+def unboxed(line: str) -> str:
+    """``line`` without the frame characters and blanks around it: "│ Allow x? │" -> "Allow x?"."""
+    return line.strip().strip(_FRAME).strip().strip(_FRAME).strip()
+
+
 def _compile(patterns: Iterable[str]) -> tuple[re.Pattern[str], ...]:
     return tuple(re.compile(p, re.IGNORECASE | re.MULTILINE) for p in patterns)
 
@@ -239,7 +248,8 @@ WAITING_PATTERNS = _compile(
     [
         r"\bDo you want to (proceed|make this edit|create|allow|run|use this API key)\b",
         r"\bDo you want to\b.*\?",
-        r"\(Y\)es/\(N\)o",
+        # aider's confirmations; once answered the line ends with the answer ("[Yes]: n").
+        r"\(Y\)es/\(N\)o[^\[]*(\[\w+\])?:?\s*$",
         r"\[y/N\]|\[Y/n\]|\(y/n\)|\[yes/no\]",
         r"^\W*Allow\b.*\?\s*$",
         r"\bAllow (once|always|for this session)\b",
@@ -254,12 +264,20 @@ WAITING_PATTERNS = _compile(
         r"\bAPI key\b.*[?:]\s*$",
         r"\bSelect login method\b",
         r"\bPress Enter to (continue|retry)\b",
-        r"^\s*[❯›>]\s*1\.\s+(Yes|Allow|Approve|Trust)\b",
+        r"^\s*[❯›>●]\s*1\.\s+(Yes|Allow|Approve|Trust)\b",
+        # Dialog footers and sign-in screens seen in the real CLIs (see docs/AGENTS.md).
+        r"\benter (to )?confirm\b",  # claude "Enter to confirm", codex "Press enter to confirm", opencode
+        r"\(Use Enter to select\)",  # gemini selection dialogs
+        r"\bHow would you like to authenticate\b",  # gemini sign-in
+        r"\bSign in with (ChatGPT|Google|Device Code)\b",  # codex / gemini sign-in
+        r"\bPermission required\b",  # opencode
+        r"\bTab to amend\b",  # claude permission dialog footer
     ]
 )
 ACTIVE_PATTERNS = _compile(
     [
-        r"\besc to (interrupt|cancel)\b",
+        r"\besc to interrupt\b",
+        r"\(esc to cancel\b",  # gemini "⠋ Thinking... (esc to cancel, 4s)"; dialogs say "Esc to cancel" bare
         r"\bctrl\+c to (interrupt|cancel)\b",
         r"^\s*[✻✶✳✢✽·*⏺◐◓◑◒⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]\s+\w[\w ]*…",
         r"^\s*[⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏]\s",
@@ -300,10 +318,22 @@ class PanePatterns:
 DEFAULT_PANE_PATTERNS = PanePatterns()
 
 
-def _last_match(patterns: Sequence[re.Pattern[str]], lines: Sequence[str], window: int) -> int | None:
-    """Index (into ``lines``) of the lowest line within the last ``window`` lines matching a pattern."""
+def _matches(patterns: Sequence[re.Pattern[str]], line: str) -> bool:
+    """Whether a pattern matches ``line`` as drawn or with its dialog frame removed."""
+    bare = unboxed(line)
+    return any(pattern.search(line) or pattern.search(bare) for pattern in patterns)
+
+
+def _last_match(
+    patterns: Sequence[re.Pattern[str]],
+    lines: Sequence[str],
+    window: int,
+    unless: Sequence[re.Pattern[str]] = (),
+) -> int | None:
+    """Index (into ``lines``) of the lowest line within the last ``window`` lines matching a
+    pattern (and none of ``unless``)."""
     for index in range(len(lines) - 1, max(len(lines) - window, 0) - 1, -1):
-        if any(pattern.search(lines[index]) for pattern in patterns):
+        if _matches(patterns, lines[index]) and not (unless and _matches(unless, lines[index])):
             return index
     return None
 
@@ -313,25 +343,29 @@ def terminal_reading(
 ) -> ActivityReading | None:
     """Read the bottom of the pane: a question -> waiting_input, a spinner -> active, a prompt -> ready.
 
-    A question counts only when no input prompt is drawn below it (an answered question that
-    scrolled up is not pending). Readings are weak and stamped ``now``; None when the pane says
-    nothing recognisable.
+    A question counts only when neither an input prompt nor a working indicator is drawn below
+    it (an answered question that scrolled up is not pending). Readings are weak and stamped
+    ``now``; None when the pane says nothing recognisable.
     """
     lines = last_lines(pane_text, max(patterns.waiting_lines, patterns.active_lines, patterns.ready_lines))
     if not lines:
         return None
     question = _last_match(patterns.waiting, lines, patterns.waiting_lines)
     prompt = _last_match(patterns.ready, lines, patterns.ready_lines)
-    if question is not None and (prompt is None or prompt < question):
-        # Name the question itself rather than its "1. Yes" option where one is on screen.
-        asked = next(
-            (
-                line
-                for line in reversed(lines[max(len(lines) - patterns.waiting_lines, 0) : question + 1])
-                if "?" in line and any(pattern.search(line) for pattern in patterns.waiting)
-            ),
-            lines[question],
-        )
+    # A dialog's own footer ("Enter to confirm · Esc to cancel") is not a working indicator.
+    working = _last_match(patterns.active, lines, patterns.active_lines, unless=patterns.waiting)
+    if (
+        question is not None
+        and (prompt is None or prompt < question)
+        and (working is None or working < question)
+    ):
+        # Name the question itself rather than its "1. Yes" option or its footer: the lowest
+        # matching line that asks something, else the first matching line of the dialog.
+        start = max(len(lines) - patterns.waiting_lines, 0)
+        candidates = [
+            unboxed(line) for line in lines[start : question + 1] if _matches(patterns.waiting, line)
+        ]
+        asked = next((line for line in reversed(candidates) if "?" in line), candidates[0])
         return ActivityReading(
             state=WAITING_INPUT,
             at=now,
@@ -340,7 +374,6 @@ def terminal_reading(
             source="terminal",
             evidence="question on screen",
         )
-    working = _last_match(patterns.active, lines, patterns.active_lines)
     if working is not None:
         return ActivityReading(
             state=ACTIVE,

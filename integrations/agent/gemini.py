@@ -11,6 +11,7 @@ enabled it, is recorded in ``~/.gemini/trustedFolders.json`` as ``{"<path>": "TR
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
@@ -39,7 +40,11 @@ PERMISSION_ARGS = {
 
 
 def gemini_dir(home: Path | None) -> Path:
-    return (home if home is not None else Path.home()) / ".gemini"
+    """``~/.gemini``; ``$GEMINI_CLI_HOME`` replaces the home directory, as in the CLI itself."""
+    if home is None:
+        configured = os.environ.get("GEMINI_CLI_HOME")
+        home = Path(configured) if configured else Path.home()
+    return home / ".gemini"
 
 
 @agents.register("gemini")
@@ -47,7 +52,11 @@ class GeminiAgent(Agent):
     binary = "gemini"
     install_hint = "npm install -g @google/gemini-cli"
     prompt_in_command = True
-    pane_patterns: ClassVar = DEFAULT_PANE_PATTERNS
+    # The input line is " >   Type your message or @path/to/file" (no box in 0.61); the ">" is
+    # "*" in YOLO mode and "!" in shell mode.
+    pane_patterns: ClassVar = DEFAULT_PANE_PATTERNS.extended(
+        ready=[r"^\s*[│|]?\s*[>*!]\s+Type your message\b"]
+    )
 
     class Config(AgentConfig):
         @field_validator("system_prompt_file")

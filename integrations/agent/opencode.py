@@ -1,8 +1,9 @@
 """OpenCode (``opencode``): launch argv and terminal-based activity.
 
 ``opencode [project]`` starts the TUI; ``--prompt`` gives the first message, ``--model`` takes
-``provider/model``, ``--session <id>`` continues a conversation and ``--auto`` auto-approves
-permissions that are not explicitly denied (documented for recent versions). OpenCode has no
+``provider/model``, ``--session <id>`` continues a conversation (its ``--prompt`` is then
+ignored) and ``--auto`` auto-approves permissions that are not explicitly denied (all checked
+against opencode 1.18.33, see docs/AGENTS.md). OpenCode has no
 flag for extra system instructions (it reads ``AGENTS.md``), so ``system_prompt_file`` is
 refused at validation rather than silently ignored. Its session store is not read: activity
 comes from the pane.
@@ -24,7 +25,7 @@ from integrations.agent.common import (
     resume_or_fail,
     terminal_reading,
 )
-from integrations.base import ActivityReading, Agent
+from integrations.base import ActivityReading, Agent, PermanentIntegrationError
 from integrations.registry import agents
 
 # OpenCode's default permission set lets the agent edit; only "skip" has a flag of its own.
@@ -36,7 +37,11 @@ class OpenCodeAgent(Agent):
     binary = "opencode"
     install_hint = "npm install -g opencode-ai"
     prompt_in_command = True
-    pane_patterns: ClassVar = DEFAULT_PANE_PATTERNS
+    # The footer reads "<path> ... ctrl+p commands" when idle and starts with a progress bar and
+    # "esc interrupt" while it works (checked first).
+    pane_patterns: ClassVar = DEFAULT_PANE_PATTERNS.extended(
+        ready=[r"\bctrl\+p commands\s*$"], active=[r"\besc interrupt\b"]
+    )
 
     class Config(AgentConfig):
         @field_validator("system_prompt_file")
@@ -65,10 +70,14 @@ class OpenCodeAgent(Agent):
     def resume_command(
         self, *, workspace: Path, conversation_id: str, prompt: str | None = None
     ) -> list[str] | None:
-        argv = [self.executable(), "--session", check_conversation_id(conversation_id), *self._options()]
+        """``opencode --session <id>``. opencode 1.18 silently drops ``--prompt`` when ``--session``
+        is given (checked against the real binary), so a prompt is refused rather than lost:
+        resume without one and send it once the pane reads ready."""
         if prompt:
-            argv.append("--prompt=" + prompt)
-        return argv
+            raise PermanentIntegrationError(
+                "opencode ignores --prompt together with --session; resume without a prompt and send it after"
+            )
+        return [self.executable(), "--session", check_conversation_id(conversation_id), *self._options()]
 
     def detect_activity(
         self, *, workspace: Path, pane_text: str, now: datetime, process_alive: bool

@@ -11,10 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from integrations.agent.aider import AiderAgent
 from integrations.agent.claude_code import ClaudeCodeAgent, encode_project_path
 from integrations.agent.codex import CodexAgent
 from integrations.agent.common import read_tail_lines, terminal_reading
 from integrations.agent.custom import CustomAgent
+from integrations.agent.gemini import GeminiAgent
+from integrations.agent.opencode import OpenCodeAgent
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 SESSION = "5f0c7a4e-1111-2222-3333-444455556666"
@@ -672,3 +675,208 @@ def test_codex_without_a_rollout_for_the_workspace_uses_the_pane(
     )
 
     assert (reading.state, reading.source) == ("waiting_input", "terminal")
+
+
+# --- real captures ---------------------------------------------------------------------------------------
+# Pane captures (`tmux capture-pane -p`) of the real CLIs, taken while checking the plugins against
+# them (see docs/AGENTS.md for versions and how they were produced). Each must read as the state
+# given here from the pane alone: every start-up or permission dialog as waiting_input, never ready.
+PANES = Path(__file__).parent / "fixtures" / "panes"
+AGENT_BY_PREFIX = {
+    "claude": ClaudeCodeAgent,
+    "codex": CodexAgent,
+    "gemini": GeminiAgent,
+    "opencode": OpenCodeAgent,
+    "aider": AiderAgent,
+}
+REAL_PANE_CASES = [
+    # (fixture, state, summary or None when not checked)
+    (
+        "claude-trust.txt",
+        "waiting_input",
+        "Quick safety check: Is this a project you created or one you trust?",
+    ),
+    ("claude-api-key.txt", "waiting_input", "Do you want to use this API key?"),
+    ("claude-bypass-warning.txt", "waiting_input", "WARNING: Claude Code running in Bypass Permissions mode"),
+    ("claude-permission-bash.txt", "waiting_input", "Do you want to proceed?"),
+    ("claude-working.txt", "active", None),
+    ("claude-ready-fresh.txt", "ready", None),
+    ("claude-ready-after-reply.txt", "ready", None),
+    ("claude-ready-acceptedits.txt", "ready", None),
+    ("claude-after-tool.txt", "ready", None),
+    ("codex-login.txt", "waiting_input", None),
+    ("codex-trust.txt", "waiting_input", "Trust this folder?"),
+    ("codex-approval.txt", "waiting_input", "Would you like to run the following command?"),
+    ("codex-working.txt", "active", None),
+    ("codex-ready-fresh.txt", "ready", None),
+    ("codex-ready-after-reply.txt", "ready", None),
+    ("codex-ready-resumed.txt", "ready", None),
+    ("gemini-trust.txt", "waiting_input", "Do you trust the files in this folder?"),
+    ("gemini-auth.txt", "waiting_input", None),
+    ("gemini-permission-shell.txt", "waiting_input", "Allow execution of [Shell]?"),
+    ("gemini-working.txt", "active", None),
+    ("gemini-ready-fresh.txt", "ready", None),
+    ("gemini-ready-after-reply.txt", "ready", None),
+    ("gemini-ready-yolo.txt", "ready", None),  # "*" instead of ">" with --approval-mode yolo
+    ("opencode-permission-bash.txt", "waiting_input", "△ Permission required"),
+    ("opencode-working.txt", "active", None),
+    ("opencode-ready-fresh.txt", "ready", None),
+    ("opencode-ready-after-reply.txt", "ready", None),
+    ("aider-gitignore.txt", "waiting_input", "Add .aider* to .gitignore (recommended)?"),
+    ("aider-model-warning.txt", "waiting_input", "Open documentation url for more info?"),
+    ("aider-release-notes.txt", "waiting_input", "Would you like to see what's new in this version?"),
+    ("aider-working.txt", "active", None),
+    ("aider-ready.txt", "ready", None),
+    ("aider-ready-after-reply.txt", "ready", None),
+]
+
+
+def test_every_pane_fixture_has_a_case() -> None:
+    assert sorted(p.name for p in PANES.glob("*.txt")) == sorted(c[0] for c in REAL_PANE_CASES)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "state", "summary"), REAL_PANE_CASES, ids=[c[0] for c in REAL_PANE_CASES]
+)
+def test_real_pane_captures(tmp_path: Path, fixture: str, state: str, summary: str | None) -> None:
+    agent_class = AGENT_BY_PREFIX[fixture.split("-")[0]]
+    agent = agent_class(agent_class.Config(home=tmp_path))  # an empty home: no transcript, pane only
+    pane = (PANES / fixture).read_text(encoding="utf-8")
+
+    reading = agent.detect_activity(workspace=tmp_path, pane_text=pane, now=NOW, process_alive=True)
+
+    assert (reading.state, reading.source, reading.weak) == (state, "terminal", True)
+    if summary is not None:
+        assert reading.summary.startswith(summary)
+
+
+@pytest.mark.parametrize("fixture", [c[0] for c in REAL_PANE_CASES if c[1] == "waiting_input"])
+def test_real_dialogs_are_never_ready_for_any_agent(tmp_path: Path, fixture: str) -> None:
+    # Whichever plugin's patterns read it, a dialog must not look like an input prompt.
+    pane = (PANES / fixture).read_text(encoding="utf-8")
+    for agent_class in AGENT_BY_PREFIX.values():
+        agent = agent_class(agent_class.Config(home=tmp_path))
+        reading = agent.detect_activity(workspace=tmp_path, pane_text=pane, now=NOW, process_alive=True)
+        assert reading.state == "waiting_input", agent_class.__name__
+
+
+# Real transcripts written by Claude Code 2.1.197 and codex-cli 0.169.0 talking to a local stub
+# model API, long strings cut and bulky fields dropped. The workspace was /tmp/verify/ws-<cli>.
+REAL_CLAUDE_TRANSCRIPT = r"""
+{"type":"mode","mode":"normal","sessionId":"ba5213c2-fd4c-4bdd-ba78-62eb58a4b6e2"}
+{"type":"permission-mode","sessionId":"ba5213c2-fd4c-4bdd-ba78-62eb58a4b6e2"}
+{"type":"file-history-snapshot","isSnapshotUpdate":false}
+{"type":"user","message":{"role":"user","content":"say hello"},"uuid":"881c79d9-dbcd-4223-b4f8-dfc067238884","timestamp":"2026-11-25T01:30:10.862Z","origin":{"kind":"human"},"promptSource":"typed","cwd":"/tmp/verify/ws-claude","sessionId":"ba5213c2-fd4c-4bdd-ba78-62eb58a4b6e2","version":"2.1.197"}
+{"type":"attachment","uuid":"27c64672-dc5b-48c3-b2a9-602079b1ae81","timestamp":"2026-11-25T01:30:10.861Z","cwd":"/tmp/verify/ws-claude","sessionId":"ba5213c2-fd4c-4bdd-ba78-62eb58a4b6e2","version":"2.1.197"}
+{"message":{"id":"msg_80c1739b0f314a8ba7cb","type":"message","role":"assistant","model":"claude-opus-4-8","content":[{"type":"text","text":"Hello from the stub model."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":7}},"type":"assistant","uuid":"090afdbd-f5cb-4bbb-995d-1e4ec05041f6","timestamp":"2026-11-25T01:30:10.938Z","cwd":"/tmp/verify/ws-claude","sessionId":"ba5213c2-fd4c-4bdd-ba78-62eb58a4b6e2","version":"2.1.197"}
+{"type":"system","subtype":"turn_duration","durationMs":90,"messageCount":4,"timestamp":"2026-11-25T01:30:10.955Z","uuid":"1cf0c48f-e82c-48af-968a-abecb31a244f","isMeta":false,"cwd":"/tmp/verify/ws-claude","sessionId":"ba5213c2-fd4c-4bdd-ba78-62eb58a4b6e2","version":"2.1.197"}
+{"type":"user","message":{"role":"user","content":"RUNBASH please"},"uuid":"bef23dfe-8860-4a8c-8f8a-0e9145578286","timestamp":"2026-11-25T01:30:33.558Z","origin":{"kind":"human"},"promptSource":"typed","cwd":"/tmp/verify/ws-claude","sessionId":"ba5213c2-fd4c-4bdd-ba78-62eb58a4b6e2","version":"2.1.197"}
+{"message":{"id":"msg_ac37f9b7b432428d90ea","type":"message","role":"assistant","model":"claude-opus-4-8","content":[{"type":"tool_use","id":"toolu_4ef2d06b6ba340249d60","name":"Bash","input":{"command":"touch made-by-stub.txt","description":"Create a file"}}],"stop_reason":"tool_use","stop_sequence":null,"usage":{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":9}},"type":"assistant","uuid":"bbc9de70-6af1-428e-8545-541436444605","timestamp":"2026-11-25T01:30:33.670Z","cwd":"/tmp/verify/ws-claude","sessionId":"ba5213c2-fd4c-4bdd-ba78-62eb58a4b6e2","version":"2.1.197"}
+{"type":"user","message":{"role":"user","content":[{"tool_use_id":"toolu_4ef2d06b6ba340249d60","type":"tool_result","content":"(Bash completed with no output)","is_error":false}]},"uuid":"f7aca342-52cb-4e8c-9fa4-b2a920d10335","timestamp":"2026-11-25T01:30:42.042Z","cwd":"/tmp/verify/ws-claude","sessionId":"ba5213c2-fd4c-4bdd-ba78-62eb58a4b6e2","version":"2.1.197"}
+{"message":{"id":"msg_3d8bfb83cf9b4dbea839","type":"message","role":"assistant","model":"claude-opus-4-8","content":[{"type":"text","text":"Hello from the stub model."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":7}},"type":"assistant","uuid":"68121055-d623-4a5f-8277-df1b096c7e37","timestamp":"2026-11-25T01:30:42.141Z","cwd":"/tmp/verify/ws-claude","sessionId":"ba5213c2-fd4c-4bdd-ba78-62eb58a4b6e2","version":"2.1.197"}
+{"type":"system","subtype":"turn_duration","durationMs":369,"messageCount":9,"timestamp":"2026-11-25T01:30:42.147Z","uuid":"86cecb7d-69d7-477c-b7a4-7268c6e8f417","isMeta":false,"cwd":"/tmp/verify/ws-claude","sessionId":"ba5213c2-fd4c-4bdd-ba78-62eb58a4b6e2","version":"2.1.197"}
+{"type":"user","message":{"role":"user","content":"SLOW reply please"},"uuid":"4a544523-c414-45e7-b87a-48a53ca2b4c2","timestamp":"2026-11-25T01:30:54.412Z","origin":{"kind":"human"},"promptSource":"typed","cwd":"/tmp/verify/ws-claude","sessionId":"ba5213c2-fd4c-4bdd-ba78-62eb58a4b6e2","version":"2.1.197"}
+{"type":"last-prompt","lastPrompt":"SLOW reply please","leafUuid":"4a544523-c414-45e7-b87a-48a53ca2b4c2","sessionId":"ba5213c2-fd4c-4bdd-ba78-62eb58a4b6e2"}
+{"type":"assistant","uuid":"4ac3ac35-3657-4beb-8a10-c51122dede97","timestamp":"2026-11-25T01:32:30.660Z","message":{"id":"b0c2e14a-e2e4-4cd3-99ef-74bcdba692d0","container":null,"model":"<synthetic>","role":"assistant","stop_reason":"stop_sequence","stop_sequence":"","type":"message","usage":{"input_tokens":0,"output_tokens":0,"cache_creation_input_tokens":0,"cache_read_input_tokens":0},"content":[{"type":"text","text":"No response requested."}],"context_management":null},"isApiErrorMessage":false,"cwd":"/tmp/verify/ws-claude","sessionId":"ba5213c2-fd4c-4bdd-ba78-62eb58a4b6e2","version":"2.1.197"}
+{"type":"user","message":{"role":"user","content":"continue please"},"uuid":"128967d8-35d1-420a-a246-0bdb6bdd6dd6","timestamp":"2026-11-25T01:32:31.281Z","origin":{"kind":"human"},"promptSource":"typed","cwd":"/tmp/verify/ws-claude","sessionId":"ba5213c2-fd4c-4bdd-ba78-62eb58a4b6e2","version":"2.1.197"}
+{"message":{"id":"msg_4879083bb6ff41408b91","type":"message","role":"assistant","model":"claude-sonnet-5","content":[{"type":"text","text":"Hello from the stub model."}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":7}},"type":"assistant","uuid":"1d3de366-5ba1-4030-b729-a7cef3ae5668","timestamp":"2026-11-25T01:32:32.541Z","cwd":"/tmp/verify/ws-claude","sessionId":"ba5213c2-fd4c-4bdd-ba78-62eb58a4b6e2","version":"2.1.197"}
+{"type":"system","subtype":"turn_duration","durationMs":1115,"messageCount":14,"timestamp":"2026-11-25T01:32:32.555Z","uuid":"a4d193a8-8a44-461e-82a1-e76241cd935e","isMeta":false,"cwd":"/tmp/verify/ws-claude","sessionId":"ba5213c2-fd4c-4bdd-ba78-62eb58a4b6e2","version":"2.1.197"}
+""".strip().splitlines()
+REAL_CODEX_ROLLOUT = r"""
+{"timestamp":"2026-11-25T01:33:43.569Z","type":"session_meta","payload":{"account_scoped":true,"session_id":"01a21056-1755-7450-a408-f67615cee920","id":"01a21056-1755-7450-a408-f67615cee920","timestamp":"2026-11-25T01:33:27.291Z","cwd":"/tmp/verify/ws-codex","originator":"codex-tui","cli_version":"0.169.0","source":"vscode","thread_source":"user","model_provider":"stub","history_mode":"paginated"}}
+{"timestamp":"2026-11-25T01:33:43.570Z","type":"event_msg","payload":{"type":"task_started"}}
+{"timestamp":"2026-11-25T01:33:43.596Z","type":"response_item","payload":{"type":"message","id":"msg_01a21056-572b-7b90-9cda-d46f9733630e","role":"user","content":[{"type":"input_text","text":"<environment_context>\n  <cwd>/tmp/verify/ws-codex</cwd>\n ..."}]}}
+{"timestamp":"2026-11-25T01:33:43.608Z","type":"response_item","payload":{"type":"message","id":"msg_01a21056-5738-79c0-a3bf-dd2d17d27158","role":"user","content":[{"type":"input_text","text":"say hello"}]}}
+{"timestamp":"2026-11-25T01:33:43.609Z","type":"event_msg","payload":{"type":"item_completed","started_at_ms":1795570423609,"completed_at_ms":1795570423609}}
+{"timestamp":"2026-11-25T01:33:43.659Z","type":"response_item","payload":{"type":"message","status":"completed","id":"msg_479405b062de4614ab73","role":"assistant","content":[{"type":"output_text","text":"Hello from the stub model.","annotations":[]}]}}
+{"timestamp":"2026-11-25T01:33:43.663Z","type":"event_msg","payload":{"type":"token_count","info":{"total_token_usage":{"input_tokens":20,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":7,"reasoning_output_tokens":0,"total_tokens":27},"last_usage_includes_reasoning":false}}}
+{"timestamp":"2026-11-25T01:33:43.678Z","type":"event_msg","payload":{"type":"task_complete","last_agent_message":"Hello from the stub model."}}
+{"timestamp":"2026-11-25T01:34:04.076Z","type":"event_msg","payload":{"type":"task_started"}}
+{"timestamp":"2026-11-25T01:34:04.092Z","type":"response_item","payload":{"type":"message","id":"msg_01a21056-a73c-7922-bb32-eaf6ab058395","role":"user","content":[{"type":"input_text","text":"RUNBASH please"}]}}
+{"timestamp":"2026-11-25T01:34:04.168Z","type":"response_item","payload":{"type":"function_call","status":"completed","id":"fc_d5b1adfbcd1b","name":"exec_command","arguments":"{\"cmd\": \"touch made-by-stub.txt\", \"sandbox_permissions\": \"require_escalated\", \"justification\": \"Create a file outside the sandbox?\"}","call_id":"call_15241fc981cd"}}
+{"timestamp":"2026-11-25T01:34:15.893Z","type":"response_item","payload":{"type":"function_call_output","id":"fco_01a21056-d555-7541-917d-d2385e7c8137","call_id":"call_15241fc981cd","output":"Chunk ID: ee94dd\nWall time: 0.0000 seconds\nProcess exited..."}}
+{"timestamp":"2026-11-25T01:34:15.894Z","type":"event_msg","payload":{"type":"token_count","info":{"total_token_usage":{"input_tokens":50,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":16,"reasoning_output_tokens":0,"total_tokens":66},"last_usage_includes_reasoning":false}}}
+{"timestamp":"2026-11-25T01:34:15.942Z","type":"response_item","payload":{"type":"message","status":"completed","id":"msg_60527eb5b79c4cd38e4c","role":"assistant","content":[{"type":"output_text","text":"Hello from the stub model.","annotations":[]}]}}
+{"timestamp":"2026-11-25T01:34:15.945Z","type":"event_msg","payload":{"type":"token_count","info":{"total_token_usage":{"input_tokens":70,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":23,"reasoning_output_tokens":0,"total_tokens":93},"last_usage_includes_reasoning":false}}}
+{"timestamp":"2026-11-25T01:34:15.949Z","type":"event_msg","payload":{"type":"task_complete","last_agent_message":"Hello from the stub model."}}
+{"timestamp":"2026-11-25T01:34:21.402Z","type":"event_msg","payload":{"type":"task_started"}}
+{"timestamp":"2026-11-25T01:34:21.429Z","type":"response_item","payload":{"type":"message","id":"msg_01a21056-eaf5-7793-99b0-e7b37866fdf6","role":"user","content":[{"type":"input_text","text":"SLOW please"}]}}
+{"timestamp":"2026-11-25T01:34:21.497Z","type":"response_item","payload":{"type":"message","status":"completed","id":"msg_b666f9b2e5af438a9003","role":"assistant","content":[{"type":"output_text","text":"Hello from the stub model.","annotations":[]}]}}
+{"timestamp":"2026-11-25T01:34:21.499Z","type":"event_msg","payload":{"type":"token_count","info":{"total_token_usage":{"input_tokens":90,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":30,"reasoning_output_tokens":0,"total_tokens":120},"last_usage_includes_reasoning":false}}}
+{"timestamp":"2026-11-25T01:34:21.512Z","type":"event_msg","payload":{"type":"task_complete","last_agent_message":"Hello from the stub model."}}
+{"timestamp":"2026-11-25T01:34:50.065Z","type":"event_msg","payload":{"type":"task_started"}}
+{"timestamp":"2026-11-25T01:34:50.083Z","type":"response_item","payload":{"type":"message","id":"msg_01a21057-5ae3-7262-b0ff-6aebcf463750","role":"user","content":[{"type":"input_text","text":"SLOW again"}]}}
+{"timestamp":"2026-11-25T01:35:05.142Z","type":"response_item","payload":{"type":"message","status":"completed","id":"msg_be0946830edf4b789537","role":"assistant","content":[{"type":"output_text","text":"Hello from the stub model.","annotations":[]}]}}
+{"timestamp":"2026-11-25T01:35:05.146Z","type":"event_msg","payload":{"type":"token_count","info":{"total_token_usage":{"input_tokens":110,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":37,"reasoning_output_tokens":0,"total_tokens":147},"last_usage_includes_reasoning":false}}}
+{"timestamp":"2026-11-25T01:35:05.151Z","type":"event_msg","payload":{"type":"task_complete","last_agent_message":"Hello from the stub model."}}
+{"timestamp":"2026-11-25T01:35:22.623Z","type":"event_msg","payload":{"type":"task_started"}}
+{"timestamp":"2026-11-25T01:35:22.646Z","type":"response_item","payload":{"type":"message","id":"msg_01a21057-da16-7f20-ae86-626a1a6ef5d2","role":"user","content":[{"type":"input_text","text":"continue please"}]}}
+{"timestamp":"2026-11-25T01:35:22.714Z","type":"response_item","payload":{"type":"message","status":"completed","id":"msg_cdc0728c919542b893a9","role":"assistant","content":[{"type":"output_text","text":"Hello from the stub model.","annotations":[]}]}}
+{"timestamp":"2026-11-25T01:35:22.722Z","type":"event_msg","payload":{"type":"token_count","info":{"total_token_usage":{"input_tokens":130,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":44,"reasoning_output_tokens":0,"total_tokens":174},"last_usage_includes_reasoning":false}}}
+{"timestamp":"2026-11-25T01:35:22.727Z","type":"event_msg","payload":{"type":"task_complete","last_agent_message":"Hello from the stub model."}}
+{"timestamp":"2026-11-25T01:35:38.865Z","type":"event_msg","payload":{"type":"task_started"}}
+{"timestamp":"2026-11-25T01:35:38.886Z","type":"response_item","payload":{"type":"message","id":"msg_01a21058-1986-7d70-b070-6e8240a4232f","role":"user","content":[{"type":"input_text","text":"SLOW interrupt me"}]}}
+{"timestamp":"2026-11-25T01:35:41.857Z","type":"event_msg","payload":{"type":"token_count","info":{"total_token_usage":{"input_tokens":130,"cached_input_tokens":0,"cache_write_input_tokens":0,"output_tokens":44,"reasoning_output_tokens":0,"total_tokens":174},"last_usage_includes_reasoning":false}}}
+{"timestamp":"2026-11-25T01:35:41.863Z","type":"response_item","payload":{"type":"message","id":"msg_01a21058-2527-7a50-9191-160a04801acc","role":"user","content":[{"type":"input_text","text":"<turn_aborted>\nThe user interrupted the previous turn on ..."}]}}
+{"timestamp":"2026-11-25T01:35:41.867Z","type":"event_msg","payload":{"type":"turn_aborted","reason":"interrupted"}}
+""".strip().splitlines()
+
+
+def _at(line: str) -> datetime:
+    stamp = json.loads(line).get("timestamp")
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
+
+@pytest.mark.parametrize(
+    ("upto", "state", "summary", "tokens"),
+    [
+        (4, "active", "", (0, 0)),  # the first prompt, nothing back yet
+        (6, "ready", "Hello from the stub model.", (12, 7)),  # end_turn; turn_duration is not evidence
+        (9, "active", "Running touch made-by-stub.txt", (24, 16)),  # Bash tool_use pending
+        (10, "active", "Running touch made-by-stub.txt", (24, 16)),  # its tool_result
+        (12, "ready", "Hello from the stub model.", (36, 23)),
+        (18, "ready", "Hello from the stub model.", (48, 30)),  # after --resume, same file
+    ],
+)
+def test_real_claude_transcript(
+    home: Path, workspace: Path, upto: int, state: str, summary: str, tokens: tuple[int, int]
+) -> None:
+    lines = [line.replace("/tmp/verify/ws-claude", str(workspace)) for line in REAL_CLAUDE_TRANSCRIPT[:upto]]
+    write_claude(home, workspace, lines, name="ba5213c2-fd4c-4bdd-ba78-62eb58a4b6e2")
+    now = max(_at(line) for line in lines if '"timestamp"' in line) + timedelta(seconds=5)
+
+    reading = claude(home).detect_activity(workspace=workspace, pane_text="", now=now, process_alive=True)
+
+    assert (reading.state, reading.source, reading.summary) == (state, "transcript", summary)
+    assert (reading.tokens_in, reading.tokens_out) == tokens
+    assert reading.conversation_id == "ba5213c2-fd4c-4bdd-ba78-62eb58a4b6e2"
+
+
+@pytest.mark.parametrize(
+    ("upto", "state", "summary", "tokens"),
+    [
+        (4, "active", "", None),  # the prompt; the <environment_context> message before it is skipped
+        (8, "ready", "Hello from the stub model.", (20, 7)),  # task_complete
+        (11, "active", "Running touch made-by-stub.txt", (20, 7)),  # exec_command call (approval on screen)
+        (16, "ready", "Hello from the stub model.", (70, 23)),
+        (33, "active", "Hello from the stub model.", (130, 44)),  # a prompt being answered
+        (36, "ready", "Hello from the stub model.", (130, 44)),  # interrupted: <turn_aborted> + turn_aborted
+    ],
+)
+def test_real_codex_rollout(
+    home: Path, workspace: Path, upto: int, state: str, summary: str, tokens: tuple[int, int] | None
+) -> None:
+    lines = [line.replace("/tmp/verify/ws-codex", str(workspace)) for line in REAL_CODEX_ROLLOUT[:upto]]
+    directory = home / ".codex" / "sessions" / "2026" / "11" / "25"
+    directory.mkdir(parents=True)
+    name = "rollout-2026-11-25T01-33-27-01a21056-1755-7450-a408-f67615cee920.jsonl"
+    (directory / name).write_text("".join(line + "\n" for line in lines))
+    now = _at(lines[-1]) + timedelta(seconds=30)
+
+    reading = CodexAgent(CodexAgent.Config(home=home)).detect_activity(
+        workspace=workspace, pane_text="", now=now, process_alive=True
+    )
+
+    assert (reading.state, reading.source, reading.summary) == (state, "transcript", summary)
+    assert (reading.tokens_in, reading.tokens_out) == (tokens if tokens else (None, None))
+    assert reading.conversation_id == "01a21056-1755-7450-a408-f67615cee920"

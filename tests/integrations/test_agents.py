@@ -66,10 +66,19 @@ LAUNCH_CASES = [
     ),
     ("codex", {}, "fix it", ["codex", "--", "fix it"]),
     (
+        # --full-auto was removed (codex 0.169 rejects it); its meaning in flags every version takes
         "codex",
         {"permissions": "auto-edit", "model": "gpt-5-codex"},
         None,
-        ["codex", "--full-auto", "--model", "gpt-5-codex"],
+        [
+            "codex",
+            "--sandbox",
+            "workspace-write",
+            "--ask-for-approval",
+            "on-request",
+            "--model",
+            "gpt-5-codex",
+        ],
     ),
     (
         "codex",
@@ -142,7 +151,7 @@ RESUME_CASES = [
     ("codex", {"model": "o3"}, None, ["codex", "resume", "--model", "o3", "--", "5f0c-77"]),
     ("codex", {}, "continue", ["codex", "resume", "--", "5f0c-77", "continue"]),
     ("aider", {"model": "sonnet"}, None, ["aider", "--model", "sonnet", "--restore-chat-history"]),
-    ("opencode", {}, "continue", ["opencode", "--session", "5f0c-77", "--prompt=continue"]),
+    ("opencode", {"model": "a/b"}, None, ["opencode", "--session", "5f0c-77", "--model", "a/b"]),
     ("gemini", {}, None, ["gemini", "--resume", "5f0c-77"]),
 ]
 
@@ -153,6 +162,12 @@ def test_resume_command(key: str, settings: dict, prompt: str | None, argv: list
 
     assert agent.resume_command(workspace=WS, conversation_id="5f0c-77", prompt=prompt) == argv
     assert agent.launch_command(workspace=WS, prompt=prompt, resume="5f0c-77") == argv
+
+
+def test_opencode_refuses_a_prompt_it_would_drop_on_resume() -> None:
+    # opencode 1.18.33 ignores --prompt when --session is given: the prompt would be lost.
+    with pytest.raises(PermanentIntegrationError, match="ignores --prompt"):
+        make("opencode").resume_command(workspace=WS, conversation_id="ses_1", prompt="continue")
 
 
 def test_custom_agent_cannot_resume() -> None:
@@ -307,9 +322,33 @@ def test_claude_skip_permissions_accepts_the_bypass_warning_only_with_trust(
 
     agent.prepare_workspace(git_workspace, allow_trust=False)
     assert not (home / ".claude.json").exists()
-    agent.prepare_workspace(git_workspace, allow_trust=True)
+    assert not (home / ".claude" / "settings.json").exists()
+    done = agent.prepare_workspace(git_workspace, allow_trust=True)
+    again = agent.prepare_workspace(git_workspace, allow_trust=True)
 
+    # Claude Code 2.1 moves the legacy flag into the user settings on start; both are written.
     assert json.loads((home / ".claude.json").read_text())["bypassPermissionsModeAccepted"] is True
+    assert json.loads((home / ".claude" / "settings.json").read_text()) == {
+        "skipDangerousModePermissionPrompt": True
+    }
+    assert done[-1] == f"accepted the bypass-permissions warning in {home / '.claude' / 'settings.json'}"
+    assert again == []
+
+
+def test_claude_bypass_acceptance_keeps_user_settings(tmp_path: Path, git_workspace: Path) -> None:
+    home = tmp_path / "home"
+    (home / ".claude").mkdir(parents=True)
+    (home / ".claude" / "settings.json").write_text(json.dumps({"model": "opus", "env": {"A": "1"}}))
+
+    make("claude-code", home=str(home), permissions="skip-permissions").prepare_workspace(
+        git_workspace, allow_trust=True
+    )
+
+    assert json.loads((home / ".claude" / "settings.json").read_text()) == {
+        "model": "opus",
+        "env": {"A": "1"},
+        "skipDangerousModePermissionPrompt": True,
+    }
 
 
 def test_claude_permissions_go_to_settings_local_json_and_stay_out_of_git(
@@ -398,6 +437,18 @@ def test_gemini_trust_goes_to_trusted_folders(tmp_path: Path, git_workspace: Pat
         str(git_workspace): "TRUST_FOLDER",
     }
     assert len(done) == 1
+
+
+def test_gemini_honours_gemini_cli_home(
+    tmp_path: Path, git_workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GEMINI_CLI_HOME", str(tmp_path / "gh"))
+
+    make("gemini").prepare_workspace(git_workspace, allow_trust=True)
+
+    assert json.loads((tmp_path / "gh" / ".gemini" / "trustedFolders.json").read_text()) == {
+        str(git_workspace): "TRUST_FOLDER"
+    }
 
 
 def test_aider_files_are_kept_out_of_git(git_workspace: Path) -> None:
