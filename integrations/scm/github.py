@@ -1,7 +1,17 @@
 """The `github` SCM: pull requests, checks and review threads from GitHub (or GitHub Enterprise).
 
-Reads are batched: ``find_pull_requests`` and ``fetch_pull_requests`` send one GraphQL query
-per ``batch_size`` PRs/branches (aliases per item) with ``rateLimit { cost remaining resetAt }``.
+Reads are batched and two-phase, because GitHub charges GraphQL by connections requested, and
+nested connections multiply (review threads x their first comment is most of a full read):
+
+1. state: one query per ``batch_size`` PRs/branches (aliases per item, with ``rateLimit``) for
+   the PR's fields, the head commit's check contexts and the review threads' ids, resolution and
+   position, without their comments: three connections per PR, 2 points per 50 PRs.
+2. thread bodies: a second batched query with each thread's first comment, only for PRs that
+   have a thread ``previous`` does not know (or no ``previous``). Known threads keep their
+   author, body and url from ``previous`` and take resolution and position from phase 1.
+
+When one query of everything costs no more points than the state query (one or two PRs, e.g. a
+webhook refresh), it is sent instead, which saves the second request.
 Failed GitHub Actions jobs get a REST log fetch only when the check is new or changed since
 ``previous``; otherwise the previous excerpt is reused.
 """
@@ -36,17 +46,26 @@ CHECK_FIELDS = """
         ... on CheckRun { databaseId name status conclusion detailsUrl startedAt completedAt }
         ... on StatusContext { context state targetUrl createdAt }"""
 
-PR_FRAGMENT = """
-fragment AoPull on PullRequest {
+PR_STATE = """
   number url title headRefName baseRefName state isDraft merged headRefOid
   mergeable mergeStateStatus reviewDecision updatedAt isCrossRepository
   commits(last: 1) { nodes { commit { oid statusCheckRollup {
-    contexts(first: %(contexts)d) { pageInfo { hasNextPage } nodes { %(checks)s } } } } } }
+    contexts(first: %(contexts)d) { pageInfo { hasNextPage } nodes { %(checks)s } } } } } }"""
+THREAD_IDS = """
+  reviewThreads(first: %(threads)d) { pageInfo { hasNextPage } nodes { id isResolved path line } }"""
+THREAD_BODIES = """
   reviewThreads(first: %(threads)d) { pageInfo { hasNextPage } nodes {
     id isResolved path line
-    comments(first: 1) { nodes { id path line body url createdAt authorAssociation author { login __typename } } } } }
+    comments(first: 1) { nodes { id path line body url createdAt authorAssociation author { login __typename } } } } }"""
+# A query carries exactly one of these (GitHub rejects a document with an unused fragment).
+STATE, FULL, THREADS = "state", "full", "threads"
+FRAGMENTS = {
+    STATE: PR_STATE + THREAD_IDS,  # phase 1: no comments, so nothing multiplies per thread
+    FULL: PR_STATE + THREAD_BODIES,  # everything in one query, when that costs no more points
+    THREADS: "\n  number" + THREAD_BODIES,  # phase 2: thread bodies of the PRs that need them
 }
-"""
+
+STATE_CONNECTIONS = 3  # commits(last: 1), its check contexts, reviewThreads (per PR, phase 1)
 
 FAILED_CONCLUSIONS = {"failure", "timed_out"}
 ERROR_MARK = "##[error]"
@@ -114,14 +133,17 @@ class GitHubSCM(GitHubPluginMixin, SCM):
     config: Config
 
     # --- queries -------------------------------------------------------------------------------
-    def _fragment(self) -> str:
-        return PR_FRAGMENT % {
+    def _fragment(self, kind: str) -> str:
+        body = FRAGMENTS[kind] % {
             "contexts": self.config.max_checks,
             "threads": self.config.max_threads,
             "checks": CHECK_FIELDS,
         }
+        return "fragment AoPull on PullRequest {" + body + "\n}\n"
 
-    def _run(self, aliases: list[str], var_decls: list[str], variables: dict[str, Any]) -> dict[str, Any]:
+    def _run(
+        self, kind: str, aliases: list[str], var_decls: list[str], variables: dict[str, Any]
+    ) -> dict[str, Any]:
         owner, name = self.repo_full_name.split("/", 1)
         query = (
             "query AoPulls($owner: String!, $name: String!"
@@ -129,7 +151,7 @@ class GitHubSCM(GitHubPluginMixin, SCM):
             + ") {\n  rateLimit { cost remaining resetAt limit }\n  repository(owner: $owner, name: $name) {\n    "
             + "\n    ".join(aliases)
             + "\n  }\n}\n"
-            + self._fragment()
+            + self._fragment(kind)
         )
         result = self.client().graphql(query, {"owner": owner, "name": name, **variables})
         repository = result.data.get("repository")
@@ -146,10 +168,19 @@ class GitHubSCM(GitHubPluginMixin, SCM):
                 )
         return repository
 
+    def _first_phase(self, prs: int, outer: int = 0) -> str:
+        """FULL if one query of everything costs no more points than the state query for ``prs``
+        PR selections (each under ``outer`` connections of first: 1), else STATE."""
+        threads = self.config.max_threads
+        state = prs * (outer + STATE_CONNECTIONS)
+        full = prs * (outer + STATE_CONNECTIONS + threads)
+        return FULL if _points(full) <= _points(state) else STATE
+
     def find_pull_requests(self, *, branches: Sequence[str]) -> dict[str, PullRequestInfo]:
         wanted = list(dict.fromkeys(b for b in branches if b))
-        found: dict[str, PullRequestInfo] = {}
+        nodes: dict[str, tuple[Mapping[str, Any], str]] = {}
         for chunk in _chunks(wanted, self.config.batch_size):
+            kind = self._first_phase(2 * len(chunk), outer=1)
             aliases, decls, variables = [], [], {}
             for i, branch in enumerate(chunk):
                 decls.append(f"$b{i}: String!")
@@ -163,7 +194,7 @@ class GitHubSCM(GitHubPluginMixin, SCM):
                     f"r{i}: pullRequests(headRefName: $b{i}, first: 1, "
                     f"orderBy: {{field: CREATED_AT, direction: DESC}}) {{ nodes {{ ...AoPull }} }}"
                 )
-            repository = self._run(aliases, decls, variables)
+            repository = self._run(kind, aliases, decls, variables)
             for i, branch in enumerate(chunk):
                 candidates = [
                     node
@@ -172,30 +203,73 @@ class GitHubSCM(GitHubPluginMixin, SCM):
                     if node and not node.get("isCrossRepository")  # a fork's branch of the same name
                 ]
                 if candidates:
-                    found[branch] = self._with_logs(self._pull_info(candidates[0]), None)
-        return found
+                    nodes[branch] = (candidates[0], kind)
+        return self._complete(nodes, {})
 
     def fetch_pull_requests(
         self, *, numbers: Sequence[int], previous: Mapping[int, PullRequestInfo] | None = None
     ) -> dict[int, PullRequestInfo]:
+        """The PRs' current facts. Review threads are read in full only for PRs with a thread
+        ``previous`` does not know (or no ``previous``); the others reuse ``previous``'s threads."""
         wanted = list(dict.fromkeys(int(n) for n in numbers))
-        out: dict[int, PullRequestInfo] = {}
+        nodes: dict[int, tuple[Mapping[str, Any], str]] = {}
         for chunk in _chunks(wanted, self.config.batch_size):
+            kind = self._first_phase(len(chunk))
             aliases, decls, variables = [], [], {}
             for i, number in enumerate(chunk):
                 decls.append(f"$n{i}: Int!")
                 variables[f"n{i}"] = number
                 aliases.append(f"pr{i}: pullRequest(number: $n{i}) {{ ...AoPull }}")
-            repository = self._run(aliases, decls, variables)
+            repository = self._run(kind, aliases, decls, variables)
             for i, number in enumerate(chunk):
                 node = repository.get(f"pr{i}")
                 if node:
-                    info = self._pull_info(node)
-                    out[number] = self._with_logs(info, (previous or {}).get(number))
+                    nodes[number] = (node, kind)
+        return self._complete(nodes, previous or {})
+
+    def _complete(
+        self, nodes: Mapping[Any, tuple[Mapping[str, Any], str]], previous: Mapping[Any, PullRequestInfo]
+    ) -> dict[Any, PullRequestInfo]:
+        """Phase 2 (thread bodies for the PRs with threads new to ``previous``), then logs."""
+        threads: dict[Any, tuple[ThreadInfo, ...]] = {}
+        unknown: dict[int, list[Any]] = {}  # PR number -> keys whose threads need bodies
+        for key, (node, kind) in nodes.items():
+            if kind == FULL:
+                threads[key] = _threads(node)
+                continue
+            threads[key], new = _merge_threads(node, previous.get(key))
+            if new:
+                unknown.setdefault(int(node["number"]), []).append(key)
+        if unknown:
+            read = self._thread_bodies(list(unknown))
+            for number, keys in unknown.items():
+                for key in keys:
+                    if number in read:  # else (PR gone meanwhile): what phase 1 said
+                        threads[key] = read[number]
+        return {
+            key: self._with_logs(self._pull_info(node, threads[key]), previous.get(key))
+            for key, (node, _kind) in nodes.items()
+        }
+
+    def _thread_bodies(self, numbers: list[int]) -> dict[int, tuple[ThreadInfo, ...]]:
+        out: dict[int, tuple[ThreadInfo, ...]] = {}
+        for chunk in _chunks(numbers, self.config.batch_size):
+            aliases, decls, variables = [], [], {}
+            for i, number in enumerate(chunk):
+                decls.append(f"$n{i}: Int!")
+                variables[f"n{i}"] = number
+                aliases.append(f"pr{i}: pullRequest(number: $n{i}) {{ ...AoPull }}")
+            repository = self._run(THREADS, aliases, decls, variables)
+            for i, number in enumerate(chunk):
+                node = repository.get(f"pr{i}")
+                if node:
+                    out[number] = _threads(node)
         return out
 
     # --- mapping -------------------------------------------------------------------------------
-    def _pull_info(self, node: Mapping[str, Any]) -> PullRequestInfo:
+    def _pull_info(
+        self, node: Mapping[str, Any], threads: tuple[ThreadInfo, ...] | None = None
+    ) -> PullRequestInfo:
         mergeable = node.get("mergeable")
         merge_state = node.get("mergeStateStatus") or ""
         state = {"OPEN": "open", "MERGED": "merged", "CLOSED": "closed"}.get(node.get("state") or "", "open")
@@ -206,7 +280,8 @@ class GitHubSCM(GitHubPluginMixin, SCM):
         checks = tuple(
             c for c in (self._check(ctx) for ctx in rollup.get("nodes") or () if ctx) if c is not None
         )
-        threads = tuple(self._thread(t) for t in ((node.get("reviewThreads") or {}).get("nodes") or ()) if t)
+        if threads is None:
+            threads = _threads(node)
         return PullRequestInfo(
             number=int(node["number"]),
             branch=node.get("headRefName") or "",
@@ -261,24 +336,6 @@ class GitHubSCM(GitHubPluginMixin, SCM):
                 started_at=_dt(ctx.get("createdAt")),
             )
         return None
-
-    @staticmethod
-    def _thread(node: Mapping[str, Any]) -> ThreadInfo:
-        first = ((node.get("comments") or {}).get("nodes") or [None])[0] or {}
-        author = first.get("author") or {}
-        line = node.get("line") if node.get("line") is not None else first.get("line")
-        return ThreadInfo(
-            external_id=node.get("id") or first.get("id") or "",
-            path=node.get("path") or first.get("path") or "",
-            line=int(line) if isinstance(line, int) else None,
-            author=author.get("login") or "",
-            author_association=first.get("authorAssociation") or "",
-            body=first.get("body") or "",
-            url=first.get("url") or "",
-            resolved=bool(node.get("isResolved")),
-            is_bot=author.get("__typename") == "Bot",
-            created_at=_dt(first.get("createdAt")),
-        )
 
     # --- failed job logs, only on change -------------------------------------------------------
     def _with_logs(self, info: PullRequestInfo, previous: PullRequestInfo | None) -> PullRequestInfo:
@@ -368,3 +425,59 @@ def _is_actions_job(check: CheckInfo) -> bool:
 
 def _chunks(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _thread(node: Mapping[str, Any]) -> ThreadInfo:
+    first = ((node.get("comments") or {}).get("nodes") or [None])[0] or {}
+    author = first.get("author") or {}
+    line = node.get("line") if node.get("line") is not None else first.get("line")
+    return ThreadInfo(
+        external_id=node.get("id") or first.get("id") or "",
+        path=node.get("path") or first.get("path") or "",
+        line=int(line) if isinstance(line, int) else None,
+        author=author.get("login") or "",
+        author_association=first.get("authorAssociation") or "",
+        body=first.get("body") or "",
+        url=first.get("url") or "",
+        resolved=bool(node.get("isResolved")),
+        is_bot=author.get("__typename") == "Bot",
+        created_at=_dt(first.get("createdAt")),
+    )
+
+
+def _thread_nodes(node: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [t for t in ((node.get("reviewThreads") or {}).get("nodes") or ()) if t]
+
+
+def _threads(node: Mapping[str, Any]) -> tuple[ThreadInfo, ...]:
+    """Threads from a read with their first comments (phase 2, or a full read)."""
+    return tuple(_thread(t) for t in _thread_nodes(node))
+
+
+def _merge_threads(
+    node: Mapping[str, Any], previous: PullRequestInfo | None
+) -> tuple[tuple[ThreadInfo, ...], bool]:
+    """Threads from phase 1 (ids, resolution, position) with ``previous``'s author, body and url;
+    and whether one of them is new to ``previous`` (then it has no body yet: phase 2 reads it)."""
+    before = {t.external_id: t for t in previous.threads} if previous is not None else {}
+    out, new = [], False
+    for node_thread in _thread_nodes(node):
+        thread_id = node_thread.get("id") or ""
+        old = before.get(thread_id)
+        if old is None:
+            new, old = True, ThreadInfo(external_id=thread_id)
+        line = node_thread.get("line")
+        out.append(
+            replace(
+                old,
+                path=node_thread.get("path") or old.path,
+                line=line if isinstance(line, int) else None,
+                resolved=bool(node_thread.get("isResolved")),
+            )
+        )
+    return tuple(out), new
+
+
+def _points(requests: int) -> int:
+    """GitHub's GraphQL rate-limit cost of a query needing ``requests`` connection requests."""
+    return max(1, round(requests / 100))

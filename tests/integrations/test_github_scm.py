@@ -290,3 +290,106 @@ def test_through_the_registry_with_the_projects_repo(gh: FakeGitHub) -> None:
     scm = plugin_for(project, "scm")
     assert isinstance(scm, GitHubSCM)
     assert scm.fetch_pull_requests(numbers=[pull.number])[pull.number].branch == "feat/a"
+
+
+# --- two-phase reads: thread bodies only when a PR has a thread ao has not seen ----------------
+def _threaded_pulls(gh: FakeGitHub, count: int) -> list:
+    repo = gh.repo("acme/widgets")
+    pulls = []
+    for i in range(count):
+        pull = repo.add_pull(f"feat/{i}")
+        repo.add_check_run(pull.head_sha, "test", status="in_progress")
+        repo.add_check_run(pull.head_sha, "lint", conclusion="success")
+        gh.add_thread(pull, body=f"rename thing {i}", path="app.py", line=i + 1, author="alice")
+        pulls.append(pull)
+    return pulls
+
+
+def test_unchanged_prs_cost_no_thread_query(gh: FakeGitHub) -> None:
+    pulls = _threaded_pulls(gh, 5)
+    repo = gh.repo("acme/widgets")
+    bare = repo.add_pull("feat/no-threads")
+    numbers = [p.number for p in pulls] + [bare.number]
+    scm = make_scm(gh)
+
+    first = scm.fetch_pull_requests(numbers=numbers)
+    # state of all six, then the bodies of the five PRs with threads ao had not seen
+    assert gh.counts["graphql"] == 2
+    assert "comments(" not in gh.queries[0] and "comments(" in gh.queries[1]
+    assert gh.queries[1].count("pullRequest(number:") == 5
+    assert [t.body for t in first[pulls[2].number].threads] == ["rename thing 2"]
+    assert first[bare.number].threads == ()
+
+    gh.reset_counts()
+    second = scm.fetch_pull_requests(numbers=numbers, previous=first)
+    assert (gh.counts["graphql"], gh.graphql_points) == (1, 1)  # the state query only
+    assert "comments(" not in gh.queries[0]
+    assert second == first
+
+
+def test_new_review_thread_reads_bodies_of_that_pr_only(gh: FakeGitHub) -> None:
+    pulls = _threaded_pulls(gh, 5)
+    numbers = [p.number for p in pulls]
+    scm = make_scm(gh)
+    first = scm.fetch_pull_requests(numbers=numbers)
+
+    gh.add_thread(pulls[3], body="and add a test", path="tests/test_app.py", line=7, author="bob")
+    pulls[0].threads[0].resolved = True  # resolution is in the state query: no bodies needed
+    gh.reset_counts()
+    second = scm.fetch_pull_requests(numbers=numbers, previous=first)
+
+    assert gh.counts["graphql"] == 2
+    assert "comments(" not in gh.queries[0]
+    assert "comments(" in gh.queries[1] and gh.queries[1].count("pullRequest(number:") == 1
+    assert [(t.body, t.author, t.path, t.line) for t in second[pulls[3].number].threads] == [
+        ("rename thing 3", "alice", "app.py", 4),
+        ("and add a test", "bob", "tests/test_app.py", 7),
+    ]
+    assert second[pulls[0].number].threads[0].resolved is True
+    assert second[pulls[0].number].threads[0].body == "rename thing 0"  # kept from previous
+    for pull in (pulls[1], pulls[2], pulls[4]):
+        assert second[pull.number] == first[pull.number]
+
+
+def test_steady_state_of_100_prs_costs_a_quarter_of_a_full_read(gh: FakeGitHub) -> None:
+    pulls = _threaded_pulls(gh, 100)
+    numbers = [p.number for p in pulls]
+    scm = make_scm(gh)
+
+    first = scm.fetch_pull_requests(numbers=numbers)  # no previous: every thread body is read
+    first_points = gh.graphql_points
+    assert gh.counts["graphql"] == 4  # 2 state + 2 thread queries of 50 PRs
+    # what one query of everything (the former single-phase read) costs per 50 PRs
+    full_read = 2 * (50 * (3 + scm.config.max_threads) // 100)
+    assert first_points >= full_read == 52
+
+    gh.reset_counts()
+    steady = scm.fetch_pull_requests(numbers=numbers, previous=first)
+    assert steady == first
+    assert gh.counts["graphql"] == 2
+    assert gh.graphql_points == scm.client().stats.graphql_points - first_points == 4
+    assert gh.graphql_points * 4 <= full_read
+
+
+def test_one_pr_is_read_in_one_query_when_that_costs_no_more(gh: FakeGitHub) -> None:
+    (pull,) = _threaded_pulls(gh, 1)
+    scm = make_scm(gh)
+    first = scm.fetch_pull_requests(numbers=[pull.number])
+    assert (gh.counts["graphql"], gh.graphql_points) == (1, 1)
+    assert "comments(" in gh.queries[0]
+    assert first[pull.number].threads[0].body == "rename thing 0"
+
+    found = scm.find_pull_requests(branches=["feat/0"])
+    assert found["feat/0"].threads == first[pull.number].threads
+    assert (gh.counts["graphql"], gh.graphql_points) == (2, 2)
+
+
+def test_found_by_branch_reads_thread_bodies_only_where_there_are_threads(gh: FakeGitHub) -> None:
+    _threaded_pulls(gh, 2)
+    gh.repo("acme/widgets").add_pull("feat/quiet")
+    found = make_scm(gh).find_pull_requests(branches=["feat/0", "feat/1", "feat/quiet", "feat/none"])
+    assert sorted(found) == ["feat/0", "feat/1", "feat/quiet"]
+    assert [t.body for t in found["feat/1"].threads] == ["rename thing 1"]
+    assert found["feat/quiet"].threads == ()
+    assert gh.counts["graphql"] == 2
+    assert gh.queries[1].count("pullRequest(number:") == 2
