@@ -242,6 +242,16 @@ class ProjectConfig(_Model):
         default_factory=dict, description="Per-project overrides of the top-level reactions."
     )
     max_sessions: int | None = Field(None, ge=1, description="Cap on live sessions for this project.")
+    refuse_over_cap: bool = Field(
+        False, description="Refuse spawns over maxSessions instead of queueing them until a slot frees up."
+    )
+    allow_agent_trust: bool = Field(
+        True,
+        description="Let ao pre-answer the agent's folder-trust dialog through the agent's own settings files.",
+    )
+    pass_tokens_to_agents: bool = Field(
+        False, description="Pass ao's SCM/tracker tokens (GITHUB_TOKEN, LINEAR_API_KEY, ...) into agents."
+    )
     sweep_interval: float | None = Field(
         None, ge=1, description="Seconds between reconciliation sweeps; default from ao's settings."
     )

@@ -234,6 +234,9 @@ def config_apply(*, config, source: Path) -> list[str]:
         "post_create": "postCreate",
         "reactions": "reactions",
         "max_sessions": "maxSessions",
+        "refuse_over_cap": "refuseOverCap",
+        "allow_agent_trust": "allowAgentTrust",
+        "pass_tokens_to_agents": "passTokensToAgents",
         "sweep_interval": "sweepInterval",
         "config_source": "config source",
     }
@@ -258,6 +261,9 @@ def config_apply(*, config, source: Path) -> list[str]:
                 for rule, reaction in spec.reactions.items()
             },
             "max_sessions": spec.max_sessions,
+            "refuse_over_cap": spec.refuse_over_cap,
+            "allow_agent_trust": spec.allow_agent_trust,
+            "pass_tokens_to_agents": spec.pass_tokens_to_agents,
             "sweep_interval": spec.sweep_interval,
             "config_source": file,
         }

@@ -985,3 +985,22 @@ def test_examples_validate_against_the_schema(tmp_path):
     bad["projects"]["api-server"]["sessionPrefix"] = "API"
     errors = sorted(e.message for e in validator.iter_errors(bad))
     assert len(errors) == 3, errors
+
+
+@pytest.mark.django_db
+def test_project_policy_flags_reach_the_database(tmp_path):
+    from sessions.config import config_load
+    from sessions.models import Project
+    from sessions.services import config_apply
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    path = tmp_path / "ao.config.yaml"
+    path.write_text(
+        f"projects:\n  web:\n    path: {repo}\n    agent: claude-code\n    maxSessions: 2\n"
+        "    refuseOverCap: true\n    allowAgentTrust: false\n    passTokensToAgents: true\n"
+    )
+    config_apply(config=config_load(path), source=path)
+    project = Project.objects.get(key="web")
+    assert (project.max_sessions, project.refuse_over_cap) == (2, True)
+    assert (project.allow_agent_trust, project.pass_tokens_to_agents) == (False, True)
