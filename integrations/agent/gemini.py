@@ -6,24 +6,37 @@ deprecated spelling); ``--resume <id|latest>`` continues a conversation. Gemini 
 add system instructions (``GEMINI.md`` is its context file; ``GEMINI_SYSTEM_MD`` replaces the
 whole prompt), so ``system_prompt_file`` is refused at validation. Folder trust, when the user
 enabled it, is recorded in ``~/.gemini/trustedFolders.json`` as ``{"<path>": "TRUST_FOLDER"}``.
+
+State comes from the pane. The conversation id (for ``--resume``) and token totals come from
+Gemini's session file, ``~/.gemini/tmp/<project>/chats/session-<time>-<id8>.jsonl`` (checked
+against 0.61.0): ``<project>`` is the short name ``~/.gemini/projects.json`` gives the
+workspace (older versions used the SHA-256 of its path), the first line holds ``sessionId``
+and ``projectHash``, then message lines ``{"id", "type": "user"|"gemini", "tokens"}`` (a
+message is rewritten under the same id as it grows) and ``{"$set": {...}}`` updates, whose
+``messages`` replace the list on resume.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import field_validator
 
 from integrations.agent.common import (
     DEFAULT_PANE_PATTERNS,
     AgentConfig,
+    JsonlTotals,
     check_conversation_id,
     decide,
     load_json_object,
+    newest_file,
+    read_head_line,
     resume_or_fail,
     terminal_reading,
     workspace_keys,
@@ -45,6 +58,73 @@ def gemini_dir(home: Path | None) -> Path:
         configured = os.environ.get("GEMINI_CLI_HOME")
         home = Path(configured) if configured else Path.home()
     return home / ".gemini"
+
+
+# --- session files ---------------------------------------------------------------------------------
+def _project_hash(path: str) -> str:
+    return hashlib.sha256(path.encode("utf-8")).hexdigest()
+
+
+def chats_dirs(gemini: Path, workspace: Path) -> list[Path]:
+    """Where Gemini keeps the workspace's session files, most likely first."""
+    keys = workspace_keys(workspace)
+    registry = load_json_object(gemini / "projects.json") or {}
+    names = registry.get("projects")
+    names = names if isinstance(names, dict) else {}
+    dirs = []
+    for key in keys:
+        name = names.get(key)
+        if isinstance(name, str) and name.strip(".") and "/" not in name:
+            dirs.append(gemini / "tmp" / name / "chats")
+    dirs += [gemini / "tmp" / _project_hash(key) / "chats" for key in keys]
+    return dirs
+
+
+def session_file(gemini: Path, workspace: Path) -> Path | None:
+    """The newest session file recorded for ``workspace`` (checked against its ``projectHash``)."""
+    hashes = {_project_hash(key) for key in workspace_keys(workspace)}
+    for directory in chats_dirs(gemini, workspace):
+        newest = newest_file(directory, "session-*.jsonl")
+        if newest is None:
+            continue
+        head = read_head_line(newest) or {}
+        if head.get("projectHash") in (None, *hashes):
+            return newest
+    return None
+
+
+def _session_fold(state: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    updates = entry.get("$set")
+    if isinstance(updates, dict):
+        if isinstance(updates.get("sessionId"), str):
+            state["id"] = updates["sessionId"]
+        messages = updates.get("messages")
+        if isinstance(messages, list):
+            state["tokens"] = {}
+            for message in messages:
+                if isinstance(message, dict):
+                    _count(state, message)
+        return state
+    if isinstance(entry.get("sessionId"), str) and not state["id"]:
+        state["id"] = entry["sessionId"]
+    _count(state, entry)
+    return state
+
+
+def _count(state: dict[str, Any], message: dict[str, Any]) -> None:
+    tokens = message.get("tokens")
+    if message.get("type") != "gemini" or not isinstance(tokens, dict) or not message.get("id"):
+        return
+
+    def number(key: str) -> int:
+        value = tokens.get(key)
+        return value if isinstance(value, int) and value > 0 else 0
+
+    # "input" is the prompt incl. cached tokens; thinking is billed as output.
+    state["tokens"][str(message["id"])] = (number("input"), number("output") + number("thoughts"))
+
+
+_sessions = JsonlTotals(_session_fold, lambda: {"id": "", "tokens": {}})
 
 
 @agents.register("gemini")
@@ -93,8 +173,21 @@ class GeminiAgent(Agent):
     def detect_activity(
         self, *, workspace: Path, pane_text: str, now: datetime, process_alive: bool
     ) -> ActivityReading:
+        """The pane decides the state; the session file adds the conversation id and tokens."""
         pane = terminal_reading(pane_text, now=now, patterns=self.pane_patterns)
-        return decide(None, pane, now=now, process_alive=process_alive)
+        reading = decide(None, pane, now=now, process_alive=process_alive)
+        path = session_file(gemini_dir(self.config.home), workspace)
+        if path is None:
+            return reading
+        session = _sessions.read(path)
+        conversation_id = session["id"] or str((read_head_line(path) or {}).get("sessionId") or "")
+        totals = list(session["tokens"].values())
+        return replace(
+            reading,
+            conversation_id=conversation_id,
+            tokens_in=sum(t[0] for t in totals) if totals else None,
+            tokens_out=sum(t[1] for t in totals) if totals else None,
+        )
 
     def prepare_workspace(self, workspace: Path, *, allow_trust: bool) -> list[str]:
         if not allow_trust:

@@ -5,6 +5,7 @@ Real files under a temporary home; no mocks. ``NOW`` is fixed and entries are st
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -880,3 +881,100 @@ def test_real_codex_rollout(
     assert (reading.state, reading.source, reading.summary) == (state, "transcript", summary)
     assert (reading.tokens_in, reading.tokens_out) == (tokens if tokens else (None, None))
     assert reading.conversation_id == "01a21056-1755-7450-a408-f67615cee920"
+
+
+# A real Gemini CLI 0.61.0 session file (trimmed): three turns incl. a shell call, then a
+# `gemini --resume <id>` that rewrote the message list through "$set" and added a fourth turn.
+REAL_GEMINI_SESSION = r"""
+{"sessionId":"906fa0a9-f8cc-4eaf-a5cc-71c7ba798504","projectHash":"32734ba9bfbf064ddb9f0a0e31aa48d9d7f820877734c8687b403867c4480920","startTime":"2026-11-25T01:36:29.169Z","lastUpdated":"2026-11-25T01:36:29.169Z","kind":"main"}
+{"$set":{"messages":[{"id":"d04923d38bb0f6017037e74183378ef4","timestamp":"2026-11-25T01:36:29.170Z","type":"user","content":[{"text":"<session_context>\nThis is the Gemini CLI. We ar..."}]}],"lastUpdated":"2026-11-25T01:36:29.170Z"}}
+{"id":"f953123e-9bf3-4553-a6a6-a1aa59c35811","timestamp":"2026-11-25T01:36:37.422Z","type":"user","content":[{"text":"say hello"}]}
+{"$set":{"lastUpdated":"2026-11-25T01:36:37.422Z"}}
+{"id":"dd6b0e4e-2968-4db2-aa98-14dd9a3ff3b9","timestamp":"2026-11-25T01:36:37.497Z","type":"gemini","content":"Hello from the stub model.","tokens":{"input":15,"output":6}}
+{"$set":{"lastUpdated":"2026-11-25T01:36:37.497Z"}}
+{"id":"ba2c49ed-2ef9-4f80-8077-bcba3480fb16","timestamp":"2026-11-25T01:36:59.557Z","type":"user","content":[{"text":"RUNBASH please"}]}
+{"$set":{"lastUpdated":"2026-11-25T01:36:59.558Z"}}
+{"id":"b6f04fd3-d8a0-4d2f-9272-926cc3d9ce18","timestamp":"2026-11-25T01:36:59.679Z","type":"gemini","content":"","tokens":{"input":15,"output":6}}
+{"$set":{"lastUpdated":"2026-11-25T01:36:59.679Z"}}
+{"id":"b6f04fd3-d8a0-4d2f-9272-926cc3d9ce18","timestamp":"2026-11-25T01:36:59.679Z","type":"gemini","content":"","tokens":{"input":15,"output":6},"toolCalls":[{"id":"run_shell_command__run_shell_command_1795570619...","name":"run_shell_command","args":{"command":"touch made-by-stub.txt"},"status":"success","timestamp":"2026-11-25T01:37:10.169Z"}]}
+{"id":"f10e3efa-b2bf-4d36-8682-3ef264e6da1e","timestamp":"2026-11-25T01:37:10.175Z","type":"user","content":[{"functionResponse":{"id":"run_shell_command__run_shell_command_1795570619...","name":"run_shell_command","response":{"output":"<untrusted_context>\nOutput: (empty)\nProcess Gro..."}}}]}
+{"$set":{"lastUpdated":"2026-11-25T01:37:10.175Z"}}
+{"id":"d493d5b7-279c-42e6-b92c-2e69448b97d3","timestamp":"2026-11-25T01:37:10.282Z","type":"gemini","content":"Hello from the stub model.","tokens":{"input":15,"output":6}}
+{"$set":{"lastUpdated":"2026-11-25T01:37:10.282Z"}}
+{"id":"e8e4dc92-8da9-44d6-a5bb-4e0adc4b72b3","timestamp":"2026-11-25T01:37:15.456Z","type":"user","content":[{"text":"SLOW please"}]}
+{"$set":{"lastUpdated":"2026-11-25T01:37:15.456Z"}}
+{"id":"01fdb57c-73f2-49b0-a298-619e646fc6b3","timestamp":"2026-11-25T01:37:30.491Z","type":"gemini","content":"Hello from the stub model.","tokens":{"input":15,"output":6}}
+{"$set":{"lastUpdated":"2026-11-25T01:37:30.491Z"}}
+{"$set":{"sessionId":"906fa0a9-f8cc-4eaf-a5cc-71c7ba798504"}}
+{"$set":{"messages":[{"id":"d04923d38bb0f6017037e74183378ef4","timestamp":"2026-11-25T01:36:29.170Z","type":"user","content":[{"text":"<session_context>\nThis is the Gemini CLI. We ar..."}]},{"id":"f953123e-9bf3-4553-a6a6-a1aa59c35811","timestamp":"2026-11-25T01:36:37.422Z","type":"user","content":[{"text":"say hello"}]},{"id":"dd6b0e4e-2968-4db2-aa98-14dd9a3ff3b9","timestamp":"2026-11-25T01:36:37.497Z","type":"gemini","content":[{"text":"Hello from the stub model."}],"tokens":{"input":15,"output":6}},{"id":"ba2c49ed-2ef9-4f80-8077-bcba3480fb16","timestamp":"2026-11-25T01:36:59.557Z","type":"user","content":[{"text":"RUNBASH please"}]},{"id":"b6f04fd3-d8a0-4d2f-9272-926cc3d9ce18","timestamp":"2026-11-25T01:36:59.679Z","type":"gemini","content":[{"functionCall":{"id":"run_shell_command__run_shell_command_1795570619...","name":"run_shell_command","args":{"command":"touch made-by-stub.txt"}}}],"tokens":{"input":15,"output":6},"toolCalls":[{"id":"run_shell_command__run_shell_command_1795570619...","name":"run_shell_command","args":{"command":"touch made-by-stub.txt"},"status":"success","timestamp":"2026-11-25T01:37:10.169Z"}]},{"id":"b6f04fd3-d8a0-4d2f-9272-926cc3d9ce18_response","timestamp":"2026-11-25T01:53:25.635Z","type":"user","content":[{"functionResponse":{"id":"run_shell_command__run_shell_command_1795570619...","name":"run_shell_command","response":{"output":"<untrusted_context>\nOutput: (empty)\nProcess Gro..."}}}]},{"id":"f10e3efa-b2bf-4d36-8682-3ef264e6da1e","timestamp":"2026-11-25T01:37:10.175Z","type":"user","content":[{"functionResponse":{"id":"run_shell_command__run_shell_command_1795570619...","name":"run_shell_command","response":{"output":"<untrusted_context>\nOutput: (empty)\nProcess Gro..."}}}]},{"id":"d493d5b7-279c-42e6-b92c-2e69448b97d3","timestamp":"2026-11-25T01:37:10.282Z","type":"gemini","content":[{"text":"Hello from the stub model."}],"tokens":{"input":15,"output":6}},{"id":"e8e4dc92-8da9-44d6-a5bb-4e0adc4b72b3","timestamp":"2026-11-25T01:37:15.456Z","type":"user","content":[{"text":"SLOW please"}]},{"id":"01fdb57c-73f2-49b0-a298-619e646fc6b3","timestamp":"2026-11-25T01:37:30.491Z","type":"gemini","content":[{"text":"Hello from the stub model."}],"tokens":{"input":15,"output":6}}],"lastUpdated":"2026-11-25T01:53:25.635Z"}}
+{"id":"905d44e2-4406-471e-b385-fc72116300b3","timestamp":"2026-11-25T01:53:26.148Z","type":"user","content":[{"text":"continue please"}]}
+{"$set":{"lastUpdated":"2026-11-25T01:53:26.148Z"}}
+{"id":"fa87fea2-5c4a-4964-bdd5-15dc35c67e74","timestamp":"2026-11-25T01:53:26.357Z","type":"gemini","content":"Hello from the stub model.","tokens":{"input":15,"output":6}}
+{"$set":{"lastUpdated":"2026-11-25T01:53:26.357Z"}}
+""".strip().splitlines()
+REAL_GEMINI_HASH = "32734ba9bfbf064ddb9f0a0e31aa48d9d7f820877734c8687b403867c4480920"  # sha256 of its cwd
+
+
+def write_gemini(home: Path, workspace: Path, lines: list[str], *, by_name: bool = True) -> Path:
+    gemini = home / ".gemini"
+    project = hashlib.sha256(str(workspace).encode()).hexdigest()
+    if by_name:
+        gemini.mkdir(parents=True, exist_ok=True)
+        (gemini / "projects.json").write_text(json.dumps({"projects": {str(workspace): "proj-1"}}))
+        chats = gemini / "tmp" / "proj-1" / "chats"
+    else:  # older versions: the directory is named by the project hash
+        chats = gemini / "tmp" / project / "chats"
+    chats.mkdir(parents=True, exist_ok=True)
+    path = chats / "session-2026-11-25T01-36-906fa0a9.jsonl"
+    path.write_text("".join(line.replace(REAL_GEMINI_HASH, project) + "\n" for line in lines))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("upto", "tokens"),
+    [
+        (1, (None, None)),  # the header only
+        (5, (15, 6)),  # one reply
+        (11, (30, 12)),  # the tool-call message was written twice under one id: counted once
+        (25, (75, 30)),  # after the resume's "$set" of the whole list and one more turn
+    ],
+)
+@pytest.mark.parametrize("by_name", [True, False])
+def test_real_gemini_session_gives_conversation_and_tokens(
+    home: Path, workspace: Path, upto: int, tokens: tuple, by_name: bool
+) -> None:
+    write_gemini(home, workspace, REAL_GEMINI_SESSION[:upto], by_name=by_name)
+    pane = (PANES / "gemini-ready-after-reply.txt").read_text(encoding="utf-8")
+
+    reading = GeminiAgent(GeminiAgent.Config(home=home)).detect_activity(
+        workspace=workspace, pane_text=pane, now=NOW, process_alive=True
+    )
+
+    assert (reading.state, reading.source) == ("ready", "terminal")  # the pane decides the state
+    assert reading.conversation_id == "906fa0a9-f8cc-4eaf-a5cc-71c7ba798504"
+    assert (reading.tokens_in, reading.tokens_out) == tokens
+
+
+def test_gemini_session_of_another_project_is_ignored(home: Path, workspace: Path) -> None:
+    path = write_gemini(home, workspace, REAL_GEMINI_SESSION)
+    path.write_text(path.read_text().replace(hashlib.sha256(str(workspace).encode()).hexdigest(), "0" * 64))
+
+    reading = GeminiAgent(GeminiAgent.Config(home=home)).detect_activity(
+        workspace=workspace, pane_text="", now=NOW, process_alive=True
+    )
+
+    assert (reading.state, reading.conversation_id, reading.tokens_in) == ("unknown", "", None)
+
+
+def test_gemini_exited_keeps_the_conversation_for_resume(home: Path, workspace: Path) -> None:
+    write_gemini(home, workspace, REAL_GEMINI_SESSION)
+    agent = GeminiAgent(GeminiAgent.Config(home=home))
+
+    reading = agent.detect_activity(workspace=workspace, pane_text="", now=NOW, process_alive=False)
+
+    assert (reading.state, reading.conversation_id) == ("exited", "906fa0a9-f8cc-4eaf-a5cc-71c7ba798504")
+    assert agent.resume_command(workspace=workspace, conversation_id=reading.conversation_id) == [
+        "gemini",
+        "--resume",
+        "906fa0a9-f8cc-4eaf-a5cc-71c7ba798504",
+    ]
