@@ -136,3 +136,17 @@ while True:
     print("got:" + line, flush=True)
 print("bye", flush=True)
 """
+
+
+@pytest.fixture
+def tmux_server() -> Iterator[str]:
+    """A tmux server of the test's own (``-L`` name), started on first use and killed afterwards.
+
+    Unlike ``tmux_socket`` it is fresh per test, so it inherits the environment the test set up
+    (HOME, PATH) when the runtime starts it.
+    """
+    if not shutil.which("tmux"):
+        pytest.skip("tmux is not installed")
+    name = f"ao-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    kill_tmux_server(name)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from io import StringIO
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from sessions import agents
 from sessions.agents import token_hash
 from sessions.models import CheckRun, Event, Session
 from tests.factories import ProjectFactory
-from tests.helpers.fixtures import kill_tmux_server
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -28,13 +26,6 @@ AGENT = "import sys, time\nprint('> ', flush=True)\ntime.sleep(120)\n"
 CHECK = (
     "import pathlib, sys\nprint('checking ok.txt')\nsys.exit(0 if pathlib.Path('ok.txt').exists() else 1)\n"
 )
-
-
-@pytest.fixture
-def tmux_server():
-    name = f"ao-loop-{uuid.uuid4().hex[:8]}"
-    yield name
-    kill_tmux_server(name)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -29,13 +28,6 @@ ECHO_AGENT = (
     "    print('received: ' + line, flush=True)\n"
     "    print('> ', end='', flush=True)\n"
 )
-
-
-@pytest.fixture
-def tmux_server():
-    name = f"ao-cmd-{uuid.uuid4().hex[:8]}"
-    yield name
-    kill_tmux_server(name)
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ from integrations.registry import plugin_for
 from sessions import agents, messaging
 from sessions.models import Event, Message, Session
 from tests.factories import ProjectFactory
-from tests.helpers.fixtures import kill_tmux_server
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -36,11 +35,9 @@ def agent_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture
-def tmux_server(agent_home: Path):
-    """A tmux server of this test's own, started after HOME is set, so agents inherit it."""
-    name = f"ao-e2e-{uuid.uuid4().hex[:8]}"
-    yield name
-    kill_tmux_server(name)
+def tmux_server(agent_home: Path, tmux_server: str) -> str:
+    """The test's own tmux server, started only after HOME is set, so agents inherit it."""
+    return tmux_server
 
 
 @pytest.fixture
