@@ -1,0 +1,258 @@
+"""The relay against a real tmux (isolated socket) and a real program in the pane, no mocks."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import sys
+import time
+
+import pytest
+
+from integrations.base import RuntimeHandle
+from sessions import terminal
+from sessions.terminal import TerminalTarget
+from tests.helpers.fixtures import wait_for
+from tests.terminal.conftest import PROMPT, at_prompt, pane_text, tmux
+
+pytestmark = pytest.mark.slow
+
+
+def target(socket_name: str, name: str, *, runtime: str = "tmux", data: dict | None = None) -> TerminalTarget:
+    return TerminalTarget(
+        session_id=name,
+        project_id=1,
+        handle=RuntimeHandle(runtime=runtime, name=name, data=data or {"socket_name": socket_name}),
+        socket_name=socket_name if runtime == "tmux" else None,
+        cols=80,
+        rows=24,
+        may_type=True,
+    )
+
+
+async def collect(sub: terminal.Subscriber, until: bytes, timeout: float = 5.0) -> bytes:
+    """Read a subscriber until ``until`` shows up in its data; fail after ``timeout``."""
+    seen = bytearray()
+    deadline = time.monotonic() + timeout
+    while until not in seen:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"{until!r} not received within {timeout} s; got {bytes(seen[-500:])!r}")
+        try:
+            kind, value = await asyncio.wait_for(sub.get(), remaining)
+        except TimeoutError:
+            continue
+        if kind in ("data", "resync"):
+            seen += value
+        assert kind != "closed", value
+    return bytes(seen)
+
+
+async def wait_until(predicate, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+def test_output_arrives_and_operator_input_reaches_the_pane(tmux_socket: str, shell_session: str) -> None:
+    async def scenario() -> None:
+        relay, sub, _ = await terminal.relay_join(target(tmux_socket, shell_session), may_type=True)
+        try:
+            await collect(sub, PROMPT.encode())  # tmux draws the screen on attach
+            relay.write(b"echo relay-$((40+2))\r")
+            await collect(sub, b"relay-42")
+        finally:
+            terminal.relay_leave(relay, sub)
+        assert relay.ended
+        assert terminal.relays_running() == []
+
+    asyncio.run(scenario())
+    assert "relay-42" in pane_text(tmux_socket, shell_session)
+
+
+def test_two_viewers_share_one_relay_and_a_late_joiner_gets_the_replay(
+    tmux_socket: str, shell_session: str
+) -> None:
+    async def scenario() -> None:
+        first_relay, first, _ = await terminal.relay_join(target(tmux_socket, shell_session), may_type=True)
+        first_relay.write(b"echo early-$((1+1))\r")
+        await collect(first, b"early-2")
+
+        relay, second, replay = await terminal.relay_join(target(tmux_socket, shell_session), may_type=False)
+        assert relay is first_relay and len(relay.subscribers) == 2
+        assert b"early-2" in replay
+
+        relay.write(b"echo both-$((2+2))\r")
+        await collect(first, b"both-4")
+        await collect(second, b"both-4")
+
+        terminal.relay_leave(relay, first)
+        assert not relay.ended  # one viewer left
+        terminal.relay_leave(relay, second)
+        assert relay.ended
+
+    asyncio.run(scenario())
+    assert tmux(tmux_socket, "list-clients", "-F", "#{client_tty}").strip() == "" or wait_for(
+        lambda: tmux(tmux_socket, "list-clients", "-F", "#{client_tty}").strip() == "", timeout=3
+    )
+
+
+def test_operator_resize_changes_the_window_and_a_viewer_resize_does_not(
+    tmux_socket: str, shell_session: str
+) -> None:
+    def size() -> str:
+        return tmux(
+            tmux_socket, "display", "-p", "-t", f"={shell_session}:", "#{window_width}x#{window_height}"
+        )
+
+    async def scenario() -> None:
+        relay, operator, _ = await terminal.relay_join(target(tmux_socket, shell_session), may_type=True)
+        _, viewer, _ = await terminal.relay_join(target(tmux_socket, shell_session), may_type=False)
+        try:
+            assert relay.resize(viewer, 50, 10) is False
+            assert relay.resize(operator, 100, 30) is True
+            assert await wait_until(lambda: size().strip() == "100x29")  # one row is tmux's status line
+            assert viewer.get_nowait() == ("size", (100, 30))  # every viewer adopts the shared size
+        finally:
+            terminal.relay_leave(relay, operator)
+            terminal.relay_leave(relay, viewer)
+
+    asyncio.run(scenario())
+
+
+def test_flood_keeps_memory_bounded_and_ctrl_c_stops_it_promptly(
+    tmux_socket: str, shell_session: str
+) -> None:
+    samples: list[tuple[int, int, int]] = []
+
+    async def scenario() -> float:
+        relay, fast, _ = await terminal.relay_join(target(tmux_socket, shell_session), may_type=True)
+        _, stuck, _ = await terminal.relay_join(target(tmux_socket, shell_session), may_type=False)
+        received = 0
+
+        async def read_fast() -> None:
+            nonlocal received
+            while True:
+                kind, value = await fast.get()
+                if kind in ("data", "resync"):
+                    received += len(value)
+
+        reader = asyncio.create_task(read_fast())
+        try:
+            relay.write(b"yes flood-flood-flood-flood-flood-flood-flood-flood\r")
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline:
+                samples.append((stuck.pending, fast.pending, len(relay.replay)))
+                await asyncio.sleep(0.01)
+            assert relay.bytes_in > 1024 * 1024, relay.bytes_in  # a real flood went through
+            assert stuck.resyncs >= 1  # the viewer who never reads was resynced, not queued forever
+
+            sent = time.monotonic()
+            relay.write(b"\x03")
+            stopped = await wait_until(lambda: at_prompt(tmux_socket, shell_session), 3.0)
+            elapsed = time.monotonic() - sent
+            assert stopped, pane_text(tmux_socket, shell_session)
+            return elapsed
+        finally:
+            reader.cancel()
+            terminal.relay_leave(relay, fast)
+            terminal.relay_leave(relay, stuck)
+
+    elapsed = asyncio.run(scenario())
+    assert max(s[0] for s in samples) <= terminal.VIEWER_QUEUE_BYTES
+    assert max(s[1] for s in samples) <= terminal.VIEWER_QUEUE_BYTES
+    assert max(s[2] for s in samples) <= terminal.REPLAY_BYTES
+    assert elapsed < 1.0
+
+
+def test_reader_pauses_when_every_viewer_is_saturated_and_ctrl_c_still_gets_through(
+    tmux_socket: str, shell_session: str
+) -> None:
+    async def scenario() -> None:
+        relay, stuck, _ = await terminal.relay_join(target(tmux_socket, shell_session), may_type=True)
+        try:
+            relay.write(b"yes\r")
+            assert await wait_until(lambda: relay.paused, 3.0)
+            await asyncio.sleep(0.5)
+            assert relay.paused
+            assert stuck.pending <= terminal.VIEWER_QUEUE_BYTES
+            relay.write(b"\x03")
+            assert await wait_until(lambda: at_prompt(tmux_socket, shell_session), 3.0)
+        finally:
+            terminal.relay_leave(relay, stuck)
+
+    asyncio.run(scenario())
+
+
+def test_osc52_from_the_pane_never_reaches_viewers(tmux_socket: str, shell_session: str) -> None:
+    # With set-clipboard on, tmux forwards an application's OSC 52 to its attached clients.
+    tmux(tmux_socket, "set-option", "-s", "set-clipboard", "on")
+    payload = base64.b64encode(b"rm -rf ~").decode()
+
+    # The typed command holds neither the sequence's introducer nor its payload, only the pane's output.
+    command = "printf '\\033]5%s;c;%s\\a' 2 \"$(printf 'rm -rf ~' | base64)\"; echo clip-$((3*3))\r"
+
+    async def scenario() -> tuple[bytes, int]:
+        relay, sub, _ = await terminal.relay_join(target(tmux_socket, shell_session), may_type=True)
+        try:
+            await collect(sub, PROMPT.encode())
+            relay.write(command.encode())
+            return await collect(sub, b"clip-9"), relay._filter.stripped
+        finally:
+            terminal.relay_leave(relay, sub)
+
+    try:
+        seen, stripped = asyncio.run(scenario())
+        forwarded = tmux(tmux_socket, "list-buffers", "-F", "#{buffer_sample}")
+    finally:
+        tmux(tmux_socket, "set-option", "-s", "set-clipboard", "external")
+    assert "rm -rf ~" in forwarded  # tmux did take the clipboard write ...
+    assert stripped == 1  # ... forwarded it to the relay's client, and the relay removed it:
+    assert b"\x1b]52" not in seen
+    assert payload.encode() not in seen
+
+
+def test_process_runtime_session_streams_through_its_ring_buffer(process_runtime, tmp_path) -> None:
+    program = (
+        "import sys, time\n"
+        "sys.stdout.write('hello-proc\\r\\n\\x1b]5'); sys.stdout.flush(); time.sleep(0.2)\n"
+        "sys.stdout.write('2;c;ZXZpbA==\\x07after-clip\\r\\n'); sys.stdout.flush()\n"
+        "for line in sys.stdin:\n    print('got:' + line.strip(), flush=True)\n"
+    )
+    handle = process_runtime.start(
+        name="proc-term", cwd=tmp_path, command=[sys.executable, "-u", "-c", program], env={}
+    )
+
+    async def scenario() -> tuple[bytes, bytes]:
+        relay, sub, replay = await terminal.relay_join(
+            target("", "proc-term", runtime="process", data=handle.data), may_type=True
+        )
+        try:
+            seen = await collect(sub, b"after-clip") if b"after-clip" not in replay else replay
+            relay.write(b"typed\r")
+            seen += await collect(sub, b"got:typed")
+            return replay, seen
+        finally:
+            terminal.relay_leave(relay, sub)
+
+    try:
+        replay, seen = asyncio.run(scenario())
+    finally:
+        process_runtime.kill(handle)
+    assert b"hello-proc" in replay + seen
+    assert b"]52" not in replay + seen and b"ZXZpbA" not in replay + seen
+
+
+def test_process_session_of_another_ao_process_is_not_attachable() -> None:
+    async def scenario() -> None:
+        with pytest.raises(terminal.NotAttachable, match="not running in this ao process"):
+            await terminal.relay_join(
+                target("", "proc-elsewhere", runtime="process", data={"pid": 1, "owner_pid": 1}),
+                may_type=True,
+            )
+
+    asyncio.run(scenario())
+    assert terminal.relays_running() == []
