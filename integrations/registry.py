@@ -123,6 +123,12 @@ BUILTIN_PLUGIN_MODULES: list[str] = [
     "integrations.scm.local",
     "integrations.scm.github",
     "integrations.tracker.github",
+    "integrations.notifier.desktop",
+    "integrations.notifier.slack",
+    "integrations.notifier.discord",
+    "integrations.notifier.webhook",
+    "integrations.notifier.email",
+    "integrations.notifier.inapp",
 ]
 
 

@@ -99,3 +99,43 @@ class NotificationDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.notifier}: {self.state}"
+
+
+class NotifierInstance(models.Model):
+    """A named notifier from config (``notifiers:``): a plugin key plus its validated settings.
+
+    Written only by ``reactions.notify.notifiers_apply``; the config file is the source of truth.
+    Settings may hold a webhook URL until secrets management exists; they are never logged.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    plugin = models.CharField(max_length=64)
+    settings = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.plugin})"
+
+
+class NotificationRoute(models.Model):
+    """Which notifier instances get one priority (``notificationRouting``), in order.
+
+    ``priority`` "default" holds ``defaults.notifiers``: used for priorities with no route.
+    """
+
+    DEFAULT = "default"
+
+    priority = models.CharField(
+        max_length=16, unique=True, choices=[*Priority.choices, (DEFAULT, "Default (unrouted priorities)")]
+    )
+    notifiers = models.JSONField(default=list, blank=True, help_text="notifier instance names, in order")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["priority"]
+
+    def __str__(self) -> str:
+        return f"{self.priority}: {', '.join(self.notifiers)}"

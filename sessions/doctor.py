@@ -153,3 +153,40 @@ def run_checks(*, start: Path | None = None) -> list[Check]:
     if checks[2].ok:  # the database is reachable
         checks.extend(check_scm_state())
     return checks
+
+
+def check_notifiers_send(start: Path | None = None) -> list[Check]:
+    """`ao doctor --test-notify`: a test notification through each notifier, one try each.
+
+    Tests the notifiers of the discovered ao.config.yaml when it loads, else the stored ones.
+    """
+    from reactions.notify import notifiers_test
+    from sessions import config
+
+    loaded = None
+    path = config.config_discover(start)
+    if path is not None:
+        try:
+            loaded = config.config_load(path)
+        except config.ConfigError:
+            loaded = None  # reported by the config check; fall back to the stored notifiers
+    results = notifiers_test(config=loaded)
+    if not results:
+        return [
+            Check(
+                "notify",
+                True,
+                "no notifiers configured: notifications go to the in-app inbox only",
+                "add notifiers: and notificationRouting: to ao.config.yaml",
+                required=False,
+            )
+        ]
+    return [
+        Check(
+            f"notify {r.name}",
+            r.ok,
+            r.detail if r.detail.startswith(f"{r.plugin}:") else f"{r.plugin}: {r.detail}",
+            r.fix,
+        )
+        for r in results
+    ]

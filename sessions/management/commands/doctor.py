@@ -3,7 +3,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions.doctor import run_checks
+from sessions.doctor import check_notifiers_send, run_checks
 
 
 class Command(BaseCommand):
@@ -12,9 +12,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--json", action="store_true", help="print the checks as JSON")
         parser.add_argument("--path", type=Path, default=None, help="where to look for ao.config.yaml")
+        parser.add_argument(
+            "--test-notify",
+            action="store_true",
+            help="send a test notification through each configured notifier and report each result",
+        )
 
     def handle(self, *args, **options):
         checks = run_checks(start=options["path"])
+        if options["test_notify"]:
+            checks.extend(check_notifiers_send(options["path"]))
         failed = [c for c in checks if not c.ok and c.required]
         if options["json"]:
             self.stdout.write(

@@ -1,0 +1,292 @@
+"""Notifier plugins: desktop, slack, discord, webhook, email and in-app.
+
+Shared here: the settings every notifier has (timeout and retry policy), the errors a send
+raises (``NotifyFailed``: do not retry; ``NotifyUnavailable``: retry, honouring
+``retry_after``), a JSON POST helper that maps HTTP answers onto them, and reading secrets from
+the environment. Error messages never contain a webhook URL or a secret: only the host.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import json
+import os
+import re
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator, model_validator
+from pydantic.alias_generators import to_snake
+
+from integrations.base import (
+    Notification,
+    PermanentIntegrationError,
+    PluginConfig,
+    TransientIntegrationError,
+)
+
+PRIORITIES = ("urgent", "action", "warning", "info")
+USER_AGENT = "ao-notifier/1"
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class NotifyFailed(PermanentIntegrationError):
+    """The notifier refused or cannot work as configured: record it, tell a human, never retry."""
+
+    def __init__(self, message: str, *, fix: str = "") -> None:
+        super().__init__(message)
+        self.fix = fix
+
+
+class NotifyUnavailable(TransientIntegrationError):
+    """Worth another try later (network, timeout, 5xx, 429); ``retry_after`` is the server's wish."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, fix: str = "") -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.fix = fix
+
+
+@dataclass(frozen=True)
+class OutboundNotification(Notification):
+    """What ao sends: the plugin-facing Notification plus the stored row's id, rule and time."""
+
+    id: int | None = None
+    rule: str = ""
+    project_name: str = ""
+    created_at: datetime | None = None
+
+
+class NotifierConfig(PluginConfig):
+    """Settings every notifier takes; keys may be written snake_case or camelCase."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_camel_case(cls, data: Any) -> Any:
+        """ao.config.yaml writes keys camelCase (webhookUrlEnv); the settings are snake_case."""
+        if not isinstance(data, dict):
+            return data
+        out = {}
+        for key, value in data.items():
+            snake = to_snake(key) if isinstance(key, str) else key
+            out[snake if snake in cls.model_fields and snake not in data else key] = value
+        return out
+
+    timeout: float = Field(
+        default=10.0, gt=0, le=120, description="Seconds per send (HTTP request, command)."
+    )
+    retries: int = Field(default=4, ge=0, le=10, description="Further tries after a transient failure.")
+    backoff: float = Field(
+        default=2.0, ge=0, le=600, description="Seconds before the first retry; doubled for each further one."
+    )
+    max_delay: float = Field(
+        default=300.0,
+        ge=0,
+        le=3600,
+        description="Longest wait between tries, also for a server's Retry-After.",
+    )
+
+    def retry_delay(self, *, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after failed try number ``attempt`` (1-based)."""
+        if retry_after is not None and retry_after >= 0:
+            return min(self.max_delay, retry_after)
+        return min(self.max_delay, self.backoff * (2 ** max(0, attempt - 1)))
+
+
+def env_name(value: str | None) -> str | None:
+    if value is not None and not ENV_NAME_RE.fullmatch(value):
+        raise ValueError("must be an environment variable name, e.g. SLACK_WEBHOOK_URL")
+    return value
+
+
+def http_url(value: str | None) -> str | None:
+    if value is not None and not re.match(r"^https?://[^\s/]+", value):
+        raise ValueError("must be an http:// or https:// URL")
+    return value
+
+
+class WebhookURLConfig(NotifierConfig):
+    """A webhook URL given directly (``webhook_url``) or by environment variable (``webhook_url_env``)."""
+
+    webhook_url: str | None = Field(default=None, description="The webhook URL (prefer webhook_url_env).")
+    webhook_url_env: str | None = Field(default=None, description="Environment variable holding the URL.")
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return http_url(value)
+
+    @field_validator("webhook_url_env")
+    @classmethod
+    def _env(cls, value: str | None) -> str | None:
+        return env_name(value)
+
+    @model_validator(mode="after")
+    def _one_url(self) -> WebhookURLConfig:
+        if (self.webhook_url is None) == (self.webhook_url_env is None):
+            raise ValueError("set exactly one of webhook_url_env (recommended) or webhook_url")
+        return self
+
+
+def secret_from_env(name: str, *, what: str, who: str) -> str:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        raise NotifyFailed(
+            f"{who}: the environment variable {name} holding the {what} is not set",
+            fix=f"export {name}=... in the environment of ao's worker (and of `ao doctor`)",
+        )
+    return value
+
+
+def webhook_url_of(config: WebhookURLConfig, *, who: str) -> str:
+    if config.webhook_url_env:
+        url = secret_from_env(config.webhook_url_env, what="webhook URL", who=who)
+        if http_url_or_none(url) is None:
+            raise NotifyFailed(
+                f"{who}: ${config.webhook_url_env} is not an http(s) URL",
+                fix=f"set {config.webhook_url_env} to the webhook URL",
+            )
+        return url
+    return config.webhook_url or ""
+
+
+def http_url_or_none(value: str) -> str | None:
+    try:
+        return http_url(value)
+    except ValueError:
+        return None
+
+
+def host_of(url: str) -> str:
+    """The host (and port) of a URL: safe to show, unlike its path and query."""
+    try:
+        parts = urlsplit(url)
+        return parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else "?"
+    except ValueError:
+        return "?"
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds: a number, or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+@dataclass(frozen=True)
+class HTTPAnswer:
+    status: int
+    headers: Mapping[str, str]
+    text: str
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None  # a 3xx becomes an HTTPError: webhooks are configured with their final URL
+
+
+# urllib, not requests: urllib3 logs every request's URL at DEBUG, and webhook URLs are secrets.
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
+def _detail(text: str) -> str:
+    text = text.strip().replace("\n", " ")
+    return f": {text[:200]}" if text else ""
+
+
+def post_json(
+    url: str,
+    payload: Any,
+    *,
+    timeout: float,
+    who: str,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+) -> HTTPAnswer:
+    """POST JSON; 2xx returns, 429/5xx/network raise NotifyUnavailable, other answers NotifyFailed.
+
+    ``body`` (already-encoded ``payload``) lets a caller sign exactly the bytes sent.
+    """
+    host = host_of(url)
+    data = body if body is not None else json.dumps(payload, ensure_ascii=False).encode()
+    if not url.lower().startswith(("http://", "https://")):
+        raise NotifyFailed(f"{who}: the webhook URL must be http:// or https://")
+    request = urllib.request.Request(  # noqa: S310 -- the scheme is checked just above
+        url,
+        data=data,
+        method="POST",
+        headers={
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": USER_AGENT,
+            **(headers or {}),
+        },
+    )
+    try:
+        with _opener.open(request, timeout=timeout) as response:
+            return HTTPAnswer(response.status, response.headers, _read(response))
+    except urllib.error.HTTPError as exc:
+        answer = HTTPAnswer(exc.code, exc.headers, _read(exc))
+    except (TimeoutError, urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        if isinstance(reason, TimeoutError):
+            raise NotifyUnavailable(
+                f"{who}: {host} did not answer within {timeout:g} s",
+                fix=f"check that {host} is reachable from this machine; ao retries by itself",
+            ) from None
+        raise NotifyUnavailable(
+            f"{who}: could not reach {host} ({type(reason).__name__})",
+            fix=f"check network access and DNS for {host}; ao retries by itself",
+        ) from None
+    status, detail = answer.status, _detail(answer.text)
+    if status == 429:
+        retry_after = parse_retry_after(answer.headers.get("Retry-After"))
+        if retry_after is None:
+            try:  # Discord puts it in the body too
+                retry_after = float(json.loads(answer.text).get("retry_after"))
+            except (ValueError, TypeError, AttributeError):
+                retry_after = None
+        raise NotifyUnavailable(
+            f"{who}: {host} is rate limiting (HTTP 429){detail}",
+            retry_after=retry_after,
+            fix="send fewer notifications to this notifier (route low priorities elsewhere)",
+        )
+    if status >= 500:
+        raise NotifyUnavailable(
+            f"{who}: {host} failed (HTTP {status}){detail}",
+            retry_after=parse_retry_after(answer.headers.get("Retry-After")) if status == 503 else None,
+            fix=f"{host} is having trouble; ao retries by itself",
+        )
+    if status in (401, 403, 404, 410):
+        fix = "the webhook URL or credentials were refused or revoked: create a new one and update the config"
+    elif 300 <= status < 400:
+        fix = "the URL redirects: configure the final URL"
+    else:
+        fix = "the notifier refused the message; check its settings (this is not retried)"
+    raise NotifyFailed(f"{who}: {host} refused the message (HTTP {status}){detail}", fix=fix)
+
+
+def _read(response: Any, limit: int = 64 * 1024) -> str:
+    try:
+        return response.read(limit).decode("utf-8", "replace")
+    except (OSError, http.client.HTTPException):
+        return ""
+
+
+def priority_of(notification: Notification) -> str:
+    return notification.priority if notification.priority in PRIORITIES else "info"

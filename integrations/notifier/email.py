@@ -1,0 +1,98 @@
+"""Email through Django's configured email backend (SMTP in production; locmem in tests)."""
+
+from __future__ import annotations
+
+import re
+import smtplib
+
+from django.conf import settings
+from django.core.mail import BadHeaderError, get_connection, send_mail
+from pydantic import Field, field_validator
+
+from integrations.base import Notification, Notifier
+from integrations.notifier import NotifierConfig, NotifyFailed, NotifyUnavailable, priority_of
+from integrations.registry import notifiers
+
+ADDRESS_RE = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+
+
+def _address(value: str) -> str:
+    value = value.strip()
+    if not ADDRESS_RE.match(value):
+        raise ValueError(f"{value!r} is not an email address")
+    return value
+
+
+def email_subject(notification: Notification, *, prefix: str) -> str:
+    priority = priority_of(notification)
+    tag = f"[{priority.upper()}] " if priority in ("urgent", "action") else ""
+    subject = " ".join(f"{prefix} {tag}{notification.title}".split())  # no newlines in headers
+    return subject[:250]
+
+
+def email_body(notification: Notification) -> str:
+    lines = [notification.body.strip()] if notification.body.strip() else []
+    facts = []
+    if notification.project_key:
+        facts.append(f"Project: {notification.project_key}")
+    if notification.session_id:
+        facts.append(f"Session: {notification.session_id}")
+    facts.append(f"Priority: {priority_of(notification)}")
+    if notification.url:
+        facts.append(f"Open: {notification.url}")
+    return "\n\n".join([*lines, "\n".join(facts)]) + "\n\n-- \nSent by ao\n"
+
+
+@notifiers.register("email")
+class EmailNotifier(Notifier):
+    class Config(NotifierConfig):
+        to: list[str] = Field(min_length=1, description="Recipients.")
+        from_email: str | None = Field(
+            default=None, description="Sender; default: Django's DEFAULT_FROM_EMAIL."
+        )
+        subject_prefix: str = Field(default="[ao]", max_length=40)
+
+        @field_validator("to")
+        @classmethod
+        def _recipients(cls, value: list[str]) -> list[str]:
+            return [_address(v) for v in value]
+
+        @field_validator("from_email")
+        @classmethod
+        def _sender(cls, value: str | None) -> str | None:
+            return _address(value) if value is not None else None
+
+    def send(self, notification: Notification) -> None:
+        connection = get_connection(timeout=self.config.timeout)
+        try:
+            send_mail(
+                email_subject(notification, prefix=self.config.subject_prefix),
+                email_body(notification),
+                self.config.from_email or settings.DEFAULT_FROM_EMAIL,
+                list(self.config.to),
+                fail_silently=False,
+                connection=connection,
+            )
+        except BadHeaderError as exc:
+            raise NotifyFailed(f"email: {exc}") from None
+        except (
+            smtplib.SMTPAuthenticationError,
+            smtplib.SMTPRecipientsRefused,
+            smtplib.SMTPSenderRefused,
+        ) as exc:
+            raise NotifyFailed(
+                f"email: the mail server refused the message ({type(exc).__name__})",
+                fix="check EMAIL_HOST_USER/EMAIL_HOST_PASSWORD and the recipients",
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            message = f"email: the mail server answered {exc.smtp_code}"
+            if 400 <= exc.smtp_code < 500:
+                raise NotifyUnavailable(
+                    message, fix="the mail server is busy; ao retries by itself"
+                ) from None
+            raise NotifyFailed(message, fix="check the mail server's settings") from None
+        except (smtplib.SMTPException, OSError) as exc:  # socket timeouts are OSErrors
+            raise NotifyUnavailable(
+                f"email: could not talk to the mail server ({type(exc).__name__})",
+                fix="check EMAIL_HOST/EMAIL_PORT and that the mail server is reachable",
+            ) from None
