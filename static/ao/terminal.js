@@ -1,0 +1,144 @@
+/* The browser terminal: xterm.js on /ws/terminal/<session>/ (server: sessions/consumers_terminal.py).
+ *
+ * Binary frames are terminal output, decoded with one streaming TextDecoder per connection (a
+ * UTF-8 character split across frames is completed by the next frame). Text frames are JSON
+ * control messages. The browser acknowledges what it has drawn ({type: "ack"}), which is how the
+ * server bounds what is in flight. Keystrokes are sent only when the server's "hello" says this
+ * user may type (the server drops them otherwise anyway). The terminal takes the size the server
+ * announces; an operator's fitted size is proposed on connect and on window resize.
+ * Output is handed to xterm.js as text to draw, never to the DOM as HTML.
+ */
+(function () {
+  "use strict";
+  if (window.aoTerminal) { window.aoTerminal.scan(document); return; }
+
+  var ACK_EVERY = 32 * 1024;
+  var NO_RECONNECT = { 4403: "not allowed", 4404: "not attachable", 4410: "ended" };
+
+  function AoTerminal(root) {
+    this.root = root;
+    this.statusEl = root.querySelector("[data-role=status]");
+    this.screen = root.querySelector("[data-role=screen]");
+    this.mayType = root.dataset.canType === "true";
+    this.attempt = 0;
+    this.stopped = false;
+    this.term = new window.Terminal({
+      cursorBlink: true,
+      scrollback: 5000,
+      fontSize: 13,
+      fontFamily: "ui-monospace, SFMono-Regular, Menlo, Consolas, monospace",
+      theme: { background: "#07090d" },
+      disableStdin: !this.mayType,
+    });
+    this.fit = new window.FitAddon.FitAddon();
+    this.term.loadAddon(this.fit);
+    this.term.open(this.screen);
+    try { this.fit.fit(); } catch (e) { /* not visible yet */ }
+    var self = this;
+    this.term.onData(function (data) { self.sendInput(data); });
+    this.term.onBinary(function (data) { self.sendInput(data); });
+    this.resizeTimer = null;
+    window.addEventListener("resize", function () {
+      clearTimeout(self.resizeTimer);
+      self.resizeTimer = setTimeout(function () { self.proposeSize(); }, 150);
+    });
+    this.connect();
+  }
+
+  AoTerminal.prototype.setStatus = function (state, text) {
+    this.statusEl.dataset.state = state;
+    this.statusEl.textContent = text || state;
+    this.root.dataset.state = state;
+  };
+
+  AoTerminal.prototype.url = function () {
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    return scheme + window.location.host + this.root.dataset.wsPath;
+  };
+
+  AoTerminal.prototype.connect = function () {
+    if (this.stopped) { return; }
+    var self = this;
+    var ws = new WebSocket(this.url());
+    ws.binaryType = "arraybuffer";
+    this.ws = ws;
+    this.decoder = new TextDecoder("utf-8");
+    this.drawn = 0;
+    this.acked = 0;
+    ws.onmessage = function (event) {
+      if (ws !== self.ws) { return; }
+      if (typeof event.data === "string") { self.control(JSON.parse(event.data)); return; }
+      var bytes = new Uint8Array(event.data);
+      self.term.write(self.decoder.decode(bytes, { stream: true }), function () {
+        if (ws !== self.ws) { return; }
+        self.drawn += bytes.length;
+        if (self.drawn - self.acked >= ACK_EVERY) {
+          self.acked = self.drawn;
+          self.send({ type: "ack", bytes: self.drawn });
+        }
+      });
+    };
+    ws.onclose = function (event) {
+      if (ws !== self.ws) { return; }
+      self.ws = null;
+      if (!document.body.contains(self.root)) { self.stopped = true; return; }
+      if (NO_RECONNECT[event.code]) {
+        if (self.root.dataset.state !== "error") { self.setStatus("ended", NO_RECONNECT[event.code]); }
+        return;
+      }
+      var delay = Math.min(15000, 500 * Math.pow(2, self.attempt++)) * (0.75 + Math.random() / 2);
+      self.setStatus("reconnecting", "reconnecting…");
+      setTimeout(function () { self.connect(); }, delay);
+    };
+  };
+
+  AoTerminal.prototype.control = function (msg) {
+    if (msg.type === "hello") {
+      this.attempt = 0;
+      this.term.reset(); // the server replays recent output to every new connection
+      this.mayType = !!msg.may_type;
+      this.term.options.disableStdin = !this.mayType;
+      this.setStatus(this.mayType ? "live" : "read-only", this.mayType ? "live" : "read-only");
+      this.proposeSize();
+    } else if (msg.type === "size") {
+      if (msg.cols !== this.term.cols || msg.rows !== this.term.rows) { this.term.resize(msg.cols, msg.rows); }
+    } else if (msg.type === "resync") {
+      this.decoder = new TextDecoder("utf-8"); // bytes were skipped: start decoding afresh
+    } else if (msg.type === "readonly") {
+      this.mayType = false;
+      this.term.options.disableStdin = true;
+      this.setStatus("read-only", "read-only (input not sent)");
+    } else if (msg.type === "error") {
+      this.setStatus("error", msg.message);
+    } else if (msg.type === "closed") {
+      this.setStatus("ended", msg.message || "ended");
+    }
+  };
+
+  AoTerminal.prototype.send = function (msg) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) { this.ws.send(JSON.stringify(msg)); }
+  };
+
+  AoTerminal.prototype.sendInput = function (data) {
+    if (this.mayType) { this.send({ type: "input", data: data }); }
+  };
+
+  AoTerminal.prototype.proposeSize = function () {
+    if (!this.mayType) { return; } // viewers take the operator's size
+    var dims = null;
+    try { dims = this.fit.proposeDimensions(); } catch (e) { dims = null; }
+    if (dims && dims.cols > 0 && dims.rows > 0) {
+      this.send({ type: "resize", cols: dims.cols, rows: dims.rows });
+    }
+  };
+
+  function scan(scope) {
+    (scope || document).querySelectorAll("[data-ao-terminal]").forEach(function (el) {
+      if (!el.aoTerminal) { el.aoTerminal = new AoTerminal(el); }
+    });
+  }
+
+  window.aoTerminal = { scan: scan, AoTerminal: AoTerminal };
+  scan(document);
+  document.addEventListener("htmx:load", function (event) { scan(event.target); });
+})();

@@ -1,0 +1,156 @@
+"""The terminal websocket against a real `ao start` (daphne, auth, origin check) and a real tmux pane."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+from tests.helpers.fixtures import wait_for
+from tests.terminal.conftest import Server, pane_text, tmux
+
+pytestmark = pytest.mark.slow
+
+
+def open_terminal(server: Server, *, who: str | None, session: str = "term-1", origin: str | None = None):
+    headers = {"Cookie": server.cookies[who]} if who else {}
+    return connect(
+        f"ws://127.0.0.1:{server.port}/ws/terminal/{session}/",
+        origin=origin or server.base,
+        additional_headers=headers,
+        open_timeout=10,
+        max_size=None,
+    )
+
+
+def refused(server: Server, **kwargs) -> int:
+    with pytest.raises(InvalidStatus) as exc:
+        open_terminal(server, **kwargs).close()
+    return exc.value.response.status_code
+
+
+class Reader:
+    """Collects a terminal socket's output and control messages; acks like the browser does."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws, self.output, self.controls = ws, bytearray(), []
+
+    def until(self, predicate, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate(self):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(
+                    f"timed out; controls={self.controls} output tail={bytes(self.output[-400:])!r}"
+                )
+            try:
+                message = self.ws.recv(timeout=remaining)
+            except TimeoutError:
+                continue
+            if isinstance(message, bytes):
+                self.output += message
+                self.ws.send(json.dumps({"type": "ack", "bytes": len(self.output)}))
+            else:
+                self.controls.append(json.loads(message))
+
+    def control(self, kind: str, timeout: float = 5.0) -> dict:
+        self.until(lambda r: any(c["type"] == kind for c in r.controls), timeout)
+        return next(c for c in self.controls if c["type"] == kind)
+
+    def sees(self, text: bytes, timeout: float = 5.0) -> None:
+        self.until(lambda r: text in r.output, timeout)
+
+
+def send(ws: ClientConnection, **message) -> None:
+    ws.send(json.dumps(message))
+
+
+def test_anonymous_upgrade_is_refused(server: Server) -> None:
+    assert refused(server, who=None) == 403
+
+
+def test_cross_origin_upgrade_is_refused_even_with_a_login(server: Server) -> None:
+    assert refused(server, who="admin", origin="http://evil.example") == 403
+
+
+def test_user_without_a_role_in_the_project_is_refused(server: Server) -> None:
+    assert refused(server, who="outsider") == 403
+
+
+def test_unknown_session_is_refused_like_a_forbidden_one(server: Server) -> None:
+    assert refused(server, who="admin", session="term-404") == 403
+
+
+def test_operator_types_and_sees_the_echo(server: Server) -> None:
+    with open_terminal(server, who="operator") as ws:
+        reader = Reader(ws)
+        assert reader.control("hello")["may_type"] is True
+        reader.sees(b"ao-prompt$")
+
+        send(ws, type="input", data="echo typed-$((6*7))\r")
+
+        reader.sees(b"typed-42")
+    assert "typed-42" in pane_text(server.socket_name, server.session)
+
+
+def test_viewer_input_is_dropped_by_the_server(server: Server) -> None:
+    with open_terminal(server, who="viewer") as viewer, open_terminal(server, who="admin") as admin:
+        seen = Reader(viewer)
+        assert seen.control("hello")["may_type"] is False
+        Reader(admin).control("hello")
+
+        # A viewer's client sends input anyway (a modified browser could).
+        send(viewer, type="input", data="echo viewer-sneaked-$((1+1))\r")
+        assert seen.control("readonly") == {"type": "readonly"}
+        send(admin, type="input", data="echo admin-after-$((2+3))\r")
+
+        seen.sees(b"admin-after-5")  # the viewer still watches live output
+    pane = pane_text(server.socket_name, server.session)
+    assert "admin-after-5" in pane
+    assert "viewer-sneaked" not in pane
+    assert b"viewer-sneaked" not in seen.output
+
+
+def test_operator_resize_is_applied_and_announced_to_every_viewer(server: Server) -> None:
+    def window() -> str:
+        return tmux(
+            server.socket_name, "display", "-p", "-t", "=term-1:", "#{window_width}x#{window_height}"
+        ).strip()
+
+    with open_terminal(server, who="operator") as operator, open_terminal(server, who="viewer") as viewer:
+        ops, views = Reader(operator), Reader(viewer)
+        ops.control("hello")
+        views.control("hello")
+        views.controls.clear()
+
+        send(viewer, type="resize", cols=40, rows=10)  # ignored: viewers never resize the pane
+        send(operator, type="resize", cols=100, rows=30)
+
+        views.until(lambda r: {"type": "size", "cols": 100, "rows": 30} in r.controls)
+        assert {"type": "size", "cols": 40, "rows": 10} not in views.controls
+        assert wait_for(lambda: window() == "100x29", timeout=3), window()  # one row: tmux's status line
+
+
+def test_session_on_another_agent_host_says_where_its_terminal_is(server: Server) -> None:
+    with open_terminal(server, who="admin", session="term-2") as ws:
+        reader = Reader(ws)
+        error = reader.control("error")
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+    assert "runs on agent host 'some-other-host'" in error["message"]
+    assert "`ao web` running on that host" in error["message"]
+    assert closed.value.rcvd.code == 4404
+
+
+def test_relay_stops_when_the_last_viewer_leaves(server: Server) -> None:
+    def clients() -> list[str]:
+        return tmux(server.socket_name, "list-clients", "-t", "=term-1", "-F", "#{client_tty}").split()
+
+    with open_terminal(server, who="admin") as first, open_terminal(server, who="viewer") as second:
+        Reader(first).control("hello")
+        Reader(second).control("hello")
+        assert len(clients()) == 1  # one shared tmux client for both viewers
+    assert wait_for(lambda: clients() == [], timeout=5), clients()
