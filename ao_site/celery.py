@@ -21,7 +21,11 @@ def _beat_schedule() -> dict:
     from django.conf import settings
 
     tick = min(5.0, float(settings.AO_SWEEP_INTERVAL))
-    return {"sweep-due-projects": {"task": "sessions.sweep_due_projects", "schedule": tick}}
+    return {
+        "sweep-due-projects": {"task": "sessions.sweep_due_projects", "schedule": tick},
+        # deliveries whose retry was lost (restart, in-memory broker) are picked up again
+        "resume-notification-deliveries": {"task": "reactions.resume_deliveries", "schedule": 300.0},
+    }
 
 
 @app.on_after_finalize.connect

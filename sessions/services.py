@@ -4,6 +4,7 @@ enqueue tasks and broadcast (after commit)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -200,9 +201,6 @@ def projects_due_for_sweep(*, now: datetime | None = None) -> list[int]:
     return due
 
 
-from pathlib import Path  # noqa: E402 -- config_apply's block was appended after the rest
-
-
 def config_apply(*, config, source: Path) -> list[str]:
     """Create or update the Project rows of a loaded config (``sessions.config.config_load``).
 
@@ -346,6 +344,9 @@ def config_apply(*, config, source: Path) -> list[str]:
             )
         for key in sorted(set(existing) - set(wanted)):
             changes.append(f"left alone project {key}: in the database but not in {file}")
+        from reactions.notify import notifiers_apply
+
+        changes.extend(notifiers_apply(config))
     return changes
 
 

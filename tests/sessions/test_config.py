@@ -853,11 +853,13 @@ def test_apply_creates_updates_and_leaves_alone(plugins, tmp_path, checkouts):
 
     changes = services.config_apply(config=config, source=path)
 
-    assert changes == [
+    assert changes[:3] == [
         f"created project web (prefix web, agent claude-code, path {checkouts / 'web'})",
         f"created project api-server (prefix as, agent codex, path {checkouts / 'api'})",
         f"left alone project legacy: in the database but not in {path}",
     ]
+    # the notifiers and their routing are stored in the same transaction
+    assert "created notifier team (slack)" in changes[3:]
     web = Project.objects.get(key="web")
     assert (web.name, web.repo, web.path, web.default_branch, web.session_prefix) == (
         "Web shop",
