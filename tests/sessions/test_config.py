@@ -900,6 +900,7 @@ def test_apply_creates_updates_and_leaves_alone(plugins, tmp_path, checkouts):
         "unchanged project web",
         "unchanged project api-server",
         f"left alone project legacy: in the database but not in {path}",
+        "unchanged notifier team",
     ]
 
     # Change a few keys and drop a project.
@@ -917,6 +918,7 @@ def test_apply_creates_updates_and_leaves_alone(plugins, tmp_path, checkouts):
         f"created project api (prefix api, agent aider, path {checkouts / 'api'})",
         f"left alone project api-server: in the database but not in {path}",
         f"left alone project legacy: in the database but not in {path}",
+        "unchanged notifier team",
     ]
     assert Project.objects.get(key="web").max_sessions == 2
     assert Project.objects.get(key="api-server").agent == "codex"  # left alone, not deleted
