@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from sessions import realtime
@@ -9,19 +12,62 @@ from sessions import realtime
 CLOSE_FORBIDDEN = 4403
 
 
+@database_sync_to_async
+def board_groups(user, *, project_key: str, session_id: str) -> list[str] | None:
+    """The groups this user's board socket joins, or None when the user may not see what it asks for.
+
+    ``?session=<id>``: that session only (the detail page). ``?project=<key>``: that project.
+    Neither: every project the user can see (superusers: the all-projects group, so projects
+    created later are included).
+    """
+    from sessions import selectors
+    from sessions.models import Project, Session
+
+    if session_id:
+        session = Session.objects.select_related("project").filter(pk=session_id).first()
+        if session is None or not selectors.can(user, session.project, selectors.VIEW):
+            return None
+        return [realtime.session_group(session.pk)]
+    if project_key:
+        project = Project.objects.filter(key=project_key).first()
+        if project is None or not selectors.can(user, project, selectors.VIEW):
+            return None
+        return [realtime.project_group(project.pk)]
+    if user.is_superuser:
+        return [realtime.BOARD_GROUP]
+    return [
+        realtime.project_group(pk) for pk in selectors.projects_visible_to(user).values_list("pk", flat=True)
+    ]
+
+
 class BoardConsumer(AsyncWebsocketConsumer):
-    group = realtime.BOARD_GROUP
+    """Push-only: card fragments rendered once per change by ``realtime.card_changed``."""
+
+    groups_joined: list[str]
 
     async def connect(self) -> None:
+        self.groups_joined = []
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        query = parse_qs((self.scope.get("query_string") or b"").decode("latin-1"))
+        groups = await board_groups(
+            user,
+            project_key=(query.get("project") or [""])[0],
+            session_id=(query.get("session") or [""])[0],
+        )
+        if groups is None:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        self.groups_joined = groups
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
-        await self.channel_layer.group_discard(self.group, self.channel_name)
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         return  # the board is push-only

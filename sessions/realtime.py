@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -20,7 +21,7 @@ from channels.layers import get_channel_layer
 
 log = logging.getLogger(__name__)
 
-BOARD_GROUP = "board"
+BOARD_GROUP = "board"  # every project: superusers' boards
 SEND_TIMEOUT = 5.0
 
 _server_loop: asyncio.AbstractEventLoop | None = None
@@ -67,15 +68,119 @@ def group_send(group: str, message: dict[str, Any]) -> None:
     async_to_sync(layer.group_send)(group, message)
 
 
-def card_changed(session_id: str) -> None:
-    """Render the session's board card once and push it to every board viewer."""
-    from sessions import selectors
-    from sessions.views import render_card
+# --- card pushes, coalesced ---------------------------------------------------------------------
+COALESCE_SECONDS = 0.25  # at most one render per session per this interval
+_pending: set[str] = set()
+_render_pool: ThreadPoolExecutor | None = None
 
-    session = selectors.session_for_card(session_id=session_id)
-    if session is None:
+
+def card_changed(session_id: str) -> None:
+    """Push the session's card to everyone who may see it, rendered once per change.
+
+    In the web server's process (embedded mode, or `ao web`), calls from any thread are folded
+    onto the server loop: the first change arms a 250 ms timer, further changes of the same
+    session before it fires ride along, and the render reads the latest stored state. Without a
+    server loop (CLI commands, separate workers) the card is rendered and sent at once.
+    """
+    loop = _server_loop
+    if loop is not None and loop.is_running() and not loop.is_closed():
+        loop.call_soon_threadsafe(_arm, loop, session_id)
         return
-    html = render_card(session)
-    message = {"type": "card.html", "html": html, "session": session.id, "zone": session.zone}
-    group_send(BOARD_GROUP, message)
-    group_send(project_group(session.project_id), message)
+    message = card_message(session_id)
+    if message is not None:
+        _fan_out(message)
+
+
+def _arm(loop: asyncio.AbstractEventLoop, session_id: str) -> None:
+    if session_id in _pending:
+        return  # a render is already due: it will read this change too
+    _pending.add(session_id)
+    loop.call_later(COALESCE_SECONDS, lambda: loop.create_task(_flush(session_id)))
+
+
+async def _flush(session_id: str) -> None:
+    global _render_pool
+    _pending.discard(session_id)  # a change from now on arms a new render
+    if _render_pool is None:
+        _render_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ao-card-render")
+    loop = asyncio.get_running_loop()
+    try:
+        message = await loop.run_in_executor(_render_pool, _render_closing, session_id)
+    except Exception:
+        log.exception("rendering the card of %s failed", session_id)
+        return
+    if message is None:
+        return
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for group in _groups(message):
+        try:
+            await layer.group_send(group, message)
+        except Exception:
+            log.exception("broadcast to %s failed", group)
+
+
+def _render_closing(session_id: str) -> dict[str, Any] | None:
+    from django.db import close_old_connections
+
+    close_old_connections()
+    return card_message(session_id)
+
+
+def card_message(session_id: str) -> dict[str, Any] | None:
+    """The one websocket message for a session's card (None when the session is gone)."""
+    from sessions.views import card_session, render_card_push
+
+    session = card_session(session_id)
+    if session is None:
+        return None
+    return {
+        "type": "card.html",
+        "html": render_card_push(session),
+        "session": session.id,
+        "project": session.project_id,
+        "zone": session.zone,
+    }
+
+
+def _groups(message: dict[str, Any]) -> list[str]:
+    return [BOARD_GROUP, project_group(message["project"]), session_group(message["session"])]
+
+
+def _fan_out(message: dict[str, Any]) -> None:
+    for group in _groups(message):
+        group_send(group, message)
+
+
+# --- timeline events for API streams (sessions.api.sse) --------------------------------------------
+def events_group(project_id: int) -> str:
+    return f"events-{project_id}"
+
+
+def event_payload(event) -> dict[str, Any]:
+    """The JSON shape of a timeline event on ``/api/v1/events/stream`` (as in ``/api/v1/events/``)."""
+    return {
+        "id": event.pk,
+        "project": event.project.key,
+        "session": event.session_id,
+        "kind": event.kind,
+        "actor": event.actor,
+        "actor_user": event.actor_user.get_username() if event.actor_user_id else None,
+        "actor_name": event.actor_name,
+        "summary": event.summary,
+        "data": event.data,
+        "created_at": event.created_at.isoformat(),
+    }
+
+
+def event_created(event) -> None:
+    """Announce a new timeline event to API event streams (called after commit)."""
+    from django.conf import settings
+
+    if _server_loop is None and not settings.REDIS_URL:
+        return  # embedded mode outside the server (CLI): no stream can listen in this process
+    try:
+        group_send(events_group(event.project_id), {"type": "event.created", "event": event_payload(event)})
+    except Exception:
+        log.exception("announcing event %s failed", event.pk)

@@ -5,5 +5,16 @@ from sessions import views
 app_name = "sessions"
 
 urlpatterns = [
-    path("", views.index, name="index"),
+    path("", views.board, name="index"),
+    path("p/<slug:key>/", views.project_board, name="project"),
+    path("p/<slug:key>/spawn/", views.spawn, name="spawn"),
+    path("p/<slug:key>/spawn/batch/", views.spawn_batch, name="spawn-batch"),
+    path("p/<slug:key>/orchestrator/", views.orchestrator, name="orchestrator"),
+    path("s/<str:session_id>/", views.session_detail, name="detail"),
+    path("s/<str:session_id>/timeline/", views.session_timeline, name="timeline"),
+    path("s/<str:session_id>/send/", views.session_send, name="send"),
+    path("s/<str:session_id>/threads/<int:thread_id>/ask/", views.thread_ask_fix, name="ask-fix"),
+    path("s/<str:session_id>/kill/", views.session_kill_view, name="kill"),
+    path("s/<str:session_id>/restore/", views.session_restore_view, name="restore"),
+    path("s/<str:session_id>/merge/", views.session_merge, name="merge"),
 ]

@@ -21,7 +21,7 @@ def test_index_lists_projects_and_sessions(client) -> None:
     SessionFactory(
         project=project, id="p-7", number=7, issue_title="Fix the login redirect", status="ci_failed"
     )
-    client.force_login(UserFactory())
+    client.force_login(UserFactory(is_superuser=True))  # sees every project
 
     response = client.get("/")
 
@@ -35,7 +35,7 @@ def test_index_lists_projects_and_sessions(client) -> None:
 
 def test_index_escapes_untrusted_issue_titles(client) -> None:
     SessionFactory(issue_title="<script>alert(1)</script>")
-    client.force_login(UserFactory())
+    client.force_login(UserFactory(is_superuser=True))
     body = client.get("/").content.decode()
     assert "<script>alert(1)</script>" not in body
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in body

@@ -1,0 +1,71 @@
+"""Dashboard forms: parse and validate what a person typed; the services do the rest."""
+
+from __future__ import annotations
+
+from django import forms
+
+QUICK_REPLIES = ("continue", "run the tests", "open a PR")
+
+
+def agent_keys() -> list[str]:
+    from integrations.registry import registry_for
+
+    return sorted(registry_for("agent").keys())
+
+
+class SpawnForm(forms.Form):
+    issue = forms.CharField(
+        required=False,
+        max_length=100,
+        label="Issue",
+        help_text="an issue reference from the tracker, e.g. 42 or ENG-12",
+        widget=forms.TextInput(attrs={"placeholder": "42", "list": "backlog-refs", "autocomplete": "off"}),
+    )
+    prompt = forms.CharField(
+        required=False,
+        label="Prompt",
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "What should the agent do?"}),
+    )
+    agent = forms.ChoiceField(required=False, label="Agent")
+    branch = forms.CharField(required=False, max_length=255, label="Branch (optional)")
+
+    def __init__(self, *args, agents: list[str] | None = None, default_agent: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = [(key, key) for key in (agents or [])]
+        if default_agent and default_agent not in dict(choices):
+            choices.insert(0, (default_agent, default_agent))
+        self.fields["agent"].choices = [
+            ("", f"project default ({default_agent})" if default_agent else "default"),
+            *choices,
+        ]
+
+    def clean(self):
+        data = super().clean()
+        if not (data.get("issue") or "").strip() and not (data.get("prompt") or "").strip():
+            raise forms.ValidationError("Pick an issue or write a prompt.")
+        return data
+
+
+class BatchSpawnForm(forms.Form):
+    agent = forms.CharField(required=False, max_length=64)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.issues = [ref.strip() for ref in self.data.getlist("issues") if ref.strip()] if self.data else []
+
+    def clean(self):
+        data = super().clean()
+        if not self.issues:
+            raise forms.ValidationError("Tick at least one issue to spawn.")
+        if len(self.issues) > 50:
+            raise forms.ValidationError("At most 50 issues at a time.")
+        return data
+
+
+class MessageForm(forms.Form):
+    text = forms.CharField(
+        label="Message",
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "Tell the agent what to do next"}),
+        strip=False,
+    )
+    answers_prompt = forms.BooleanField(required=False, label="This answers the agent's permission prompt")

@@ -1,0 +1,199 @@
+"""Live updates: the pushed fragment, coalescing on the server loop, and who receives what."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+from channels.layers import get_channel_layer
+from channels.testing import WebsocketCommunicator
+
+from sessions import realtime
+from sessions.consumers import BoardConsumer
+from sessions.models import Membership
+from tests.factories import PullRequestFactory, ReviewThreadFactory, UserFactory
+
+
+@pytest.mark.django_db
+def test_the_push_deletes_the_old_card_and_inserts_it_at_the_top_of_its_zone(team) -> None:
+    pr = PullRequestFactory(session=team.session, number=9, ci_state="failing")
+    ReviewThreadFactory(pull_request=pr)
+    team.session.status, team.session.zone = "ci_failed", "review"
+    team.session.save()
+
+    message = realtime.card_message("web-1")
+
+    assert message is not None
+    assert (message["type"], message["session"], message["project"], message["zone"]) == (
+        "card.html",
+        "web-1",
+        team.project.pk,
+        "review",
+    )
+    html = message["html"]
+    assert html.startswith('<div id="card-web-1" hx-swap-oob="delete"></div>')
+    assert '<div hx-swap-oob="afterbegin:.drop-review"><article class="card zone-review' in html
+    assert "CI failing" in html and "1 thread" in html
+    assert realtime.card_message("nope-1") is None
+
+
+class FakeLayer:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict]] = []
+
+    async def group_send(self, group: str, message: dict) -> None:
+        self.sent.append((group, message))
+
+
+@pytest.fixture
+def server_loop(monkeypatch):
+    """A running loop in a thread, bound as the web server's loop."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def bind() -> None:
+        realtime.bind_server_loop()
+
+    asyncio.run_coroutine_threadsafe(bind(), loop).result(5)
+    yield loop
+    monkeypatch.setattr(realtime, "_server_loop", None)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+
+
+def test_a_burst_of_changes_is_rendered_once_and_sent_to_each_group(server_loop, monkeypatch) -> None:
+    layer = FakeLayer()
+    renders: list[str] = []
+
+    def fake_message(session_id: str) -> dict:
+        renders.append(session_id)
+        return {
+            "type": "card.html",
+            "html": f"<b>{len(renders)}</b>",
+            "session": session_id,
+            "project": 3,
+            "zone": "working",
+        }
+
+    monkeypatch.setattr(realtime, "card_message", fake_message)
+    monkeypatch.setattr(realtime, "get_channel_layer", lambda: layer)
+
+    for _ in range(25):  # e.g. a sweep, a webhook and an observer touching the same session
+        realtime.card_changed("p-1")
+    realtime.card_changed("p-2")
+    time.sleep(realtime.COALESCE_SECONDS + 0.3)
+
+    assert sorted(renders) == ["p-1", "p-2"]
+    assert sorted(group for group, _ in layer.sent) == sorted(
+        ["board", "project-3", "session-p-1", "board", "project-3", "session-p-2"]
+    )
+
+    # a change after the render is not lost: it gets its own render
+    realtime.card_changed("p-1")
+    time.sleep(realtime.COALESCE_SECONDS + 0.3)
+    assert renders.count("p-1") == 2
+
+
+def test_without_a_server_loop_the_card_is_sent_at_once(monkeypatch) -> None:
+    sent: list[str] = []
+    monkeypatch.setattr(realtime, "_server_loop", None)
+    monkeypatch.setattr(
+        realtime,
+        "card_message",
+        lambda sid: {"type": "card.html", "html": "x", "session": sid, "project": 1, "zone": "done"},
+    )
+    monkeypatch.setattr(realtime, "group_send", lambda group, message: sent.append(group))
+
+    realtime.card_changed("p-1")
+
+    assert sent == ["board", "project-1", "session-p-1"]
+
+
+# --- the consumer ----------------------------------------------------------------------------------------
+async def _connect(user, path: str) -> tuple[WebsocketCommunicator, bool, int | None]:
+    communicator = WebsocketCommunicator(BoardConsumer.as_asgi(), path)
+    communicator.scope["user"] = user
+    connected, code = await communicator.connect(timeout=5)
+    return communicator, connected, code
+
+
+def _run(coro):
+    return asyncio.run(coro)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_anonymous_and_outsiders_are_closed_with_4403(team) -> None:
+    from django.contrib.auth.models import AnonymousUser
+
+    async def scenario():
+        results = []
+        for user, path in (
+            (AnonymousUser(), "/ws/board/"),
+            (team.outsider, "/ws/board/?project=webapp"),
+            (team.outsider, "/ws/board/?session=web-1"),
+            (team.viewer, "/ws/board/?project=nope"),
+        ):
+            communicator, connected, code = await _connect(user, path)
+            results.append((connected, code))
+            await communicator.disconnect()
+        return results
+
+    assert _run(scenario()) == [(False, 4403)] * 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_viewers_receive_only_the_projects_they_can_see(team) -> None:
+    layer = get_channel_layer()
+
+    async def scenario():
+        viewer, ok, _ = await _connect(team.viewer, "/ws/board/")
+        outsider, ok2, _ = await _connect(team.outsider, "/ws/board/")
+        detail, ok3, _ = await _connect(team.viewer, "/ws/board/?session=web-1")
+        assert ok and ok2 and ok3
+        await layer.group_send(
+            realtime.project_group(team.project.pk), {"type": "card.html", "html": "<i>web</i>"}
+        )
+        await layer.group_send(
+            realtime.project_group(team.other.pk), {"type": "card.html", "html": "<i>secret</i>"}
+        )
+        await layer.group_send(realtime.session_group("web-1"), {"type": "card.html", "html": "<i>one</i>"})
+        got = {
+            "viewer": await viewer.receive_from(timeout=2),
+            "viewer_more": await viewer.receive_nothing(timeout=0.3),
+            "outsider": await outsider.receive_from(timeout=2),
+            "outsider_more": await outsider.receive_nothing(timeout=0.3),
+            "detail": await detail.receive_from(timeout=2),
+            "detail_more": await detail.receive_nothing(timeout=0.3),
+        }
+        for c in (viewer, outsider, detail):
+            await c.disconnect()
+        return got
+
+    assert _run(scenario()) == {
+        "viewer": "<i>web</i>",
+        "viewer_more": True,
+        "outsider": "<i>secret</i>",
+        "outsider_more": True,
+        "detail": "<i>one</i>",
+        "detail_more": True,
+    }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_superuser_board_follows_every_project(team) -> None:
+    root = UserFactory(username="root", is_superuser=True)
+    Membership.objects.filter(user=root).delete()
+    layer = get_channel_layer()
+
+    async def scenario():
+        board, ok, _ = await _connect(root, "/ws/board/")
+        assert ok
+        await layer.group_send(realtime.BOARD_GROUP, {"type": "card.html", "html": "<i>any</i>"})
+        text = await board.receive_from(timeout=2)
+        await board.disconnect()
+        return text
+
+    assert _run(scenario()) == "<i>any</i>"
