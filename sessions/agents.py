@@ -496,6 +496,9 @@ def session_observe(*, session: Session) -> bool:
         Session.objects.filter(pk=session.pk).update(**fields)
         for name, value in fields.items():
             setattr(session, name, value)
+        from reactions import services as reactions  # reactions act on these facts after commit
+
+        reactions.session_react_after_commit(session_id=session.pk)
         return services.session_rederive(session=session)
 
 

@@ -202,6 +202,9 @@ def pull_request_record(*, project: Project, session: Session, info: PullRequest
             services.event_record(project=project, session=session, kind=kind, summary=summary, data=data)
         session.refresh_from_db()
         services.session_rederive(session=session)
+        from reactions import services as reactions  # reactions act on these facts after commit
+
+        reactions.session_react_after_commit(session_id=session.pk)
     return created
 
 

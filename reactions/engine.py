@@ -1,0 +1,516 @@
+"""Deciding what to do about a session's current facts.
+
+``facts_for`` reads the stored facts of a session (one small set of queries) into plain
+frozen dataclasses; ``decide`` turns facts + effective rules into :class:`Decision` s; and
+``plan_attempt`` says, for one decision and its durable bookkeeping row, whether to act now,
+escalate to a person, or wait. ``decide`` and ``plan_attempt`` are pure: no database, no clock.
+
+Each decision carries a *fingerprint*: the identity of the situation it reacts to. Reactions
+happen at most once per (session, rule, fingerprint) — the services claim a unique
+``ReactionAttempt`` row — so a duplicate webhook, a re-run sweep, a restarted worker or two
+workers at once never act twice, while a new situation (a new push that fails the same check)
+has a new fingerprint and is acted on afresh:
+
+| rule | fingerprint |
+| --- | --- |
+| ci-failed | head SHA + sorted names of the failing checks |
+| changes-requested | sorted ids of the unresolved, trusted human review threads (or the head SHA when changes were requested without threads) |
+| bot-review-comments | sorted ids of the unresolved, trusted bot threads |
+| merge-conflicts | base branch + the conflict episode (the timeline entry where conflicts began) |
+| approved-and-green | head SHA + outcome (ready / merge / not merged) |
+| agent-stuck, agent-needs-input, agent-exited | status + when it began (``status_changed_at``) |
+| agent-idle | constant per session: repeated idleness is a retry of the same nudge |
+| pr-closed | PR number |
+| all-complete | the set of the project's worker sessions (anchored on the newest one) |
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from reactions import messages
+from reactions import rules as R
+from sessions.lifecycle import (
+    DEFAULT_STUCK_AFTER,
+    Activity,
+    CIState,
+    Phase,
+    PRState,
+    ReviewDecision,
+    RuntimeState,
+    Status,
+    Zone,
+)
+
+ACT = "act"
+ESCALATE = "escalate"
+WAIT = "wait"
+
+UNTRUSTED = "untrusted-comment"  # bookkeeping rule: one timeline entry per skipped thread
+AUTO_CLEANUP = "auto-cleanup"  # bookkeeping rule: one cleanup per merged PR
+
+
+@dataclass(frozen=True)
+class CheckFact:
+    name: str
+    conclusion: str
+    url: str = ""
+    log_excerpt: str = ""
+
+
+@dataclass(frozen=True)
+class ThreadFact:
+    external_id: str
+    path: str = ""
+    line: int | None = None
+    author: str = ""
+    association: str = ""
+    body: str = ""
+    url: str = ""
+    is_bot: bool = False
+
+
+@dataclass(frozen=True)
+class PRFact:
+    number: int
+    url: str = ""
+    title: str = ""
+    branch: str = ""
+    base: str = "main"
+    state: str = PRState.OPEN
+    draft: bool = False
+    head_sha: str = ""
+    mergeable: bool | None = None
+    conflicts: bool = False
+    behind: bool = False
+    review_decision: str = ReviewDecision.NONE
+    ci_state: str = CIState.NONE
+    failing: tuple[CheckFact, ...] = ()  # failed checks on head_sha
+    threads: tuple[ThreadFact, ...] = ()  # unresolved threads
+    conflict_episode: str = ""  # id of the timeline entry where the current conflicts began
+
+
+@dataclass(frozen=True)
+class SessionFacts:
+    session_id: str
+    project_key: str
+    now: datetime
+    kind: str = "worker"
+    phase: str = Phase.RUNNING
+    runtime_state: str = RuntimeState.ALIVE
+    status: str = Status.WORKING
+    zone: str = Zone.WORKING
+    status_reason: str = ""
+    status_changed_at: datetime | None = None
+    activity: str = Activity.UNKNOWN
+    activity_at: datetime | None = None
+    activity_summary: str = ""
+    branch: str = ""
+    has_runtime: bool = True  # a runtime handle to type into
+    pr: PRFact | None = None
+    pending_messages: int = 0  # queued or delivered but not yet taken up
+    # When every worker session of the project is done: their ids, newest last; else ().
+    all_done: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Decision:
+    rule: str
+    action: str  # send-to-agent | notify | auto-merge | skip (untrusted)
+    fingerprint: str
+    priority: str
+    title: str  # for people (notifications, escalations)
+    text: str  # the message for the agent, or the notification's body
+    url: str = ""
+    session_id: str = ""  # where the bookkeeping row lives, if not the observed session
+    data: dict = field(default_factory=dict, compare=False)
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:24]
+
+
+def _episode(facts: SessionFacts) -> str:
+    at = facts.status_changed_at.isoformat() if facts.status_changed_at else "unknown"
+    return f"{facts.status}@{at}"
+
+
+# --- deciding ------------------------------------------------------------------------------------------
+def decide(facts: SessionFacts, rules: dict[str, R.Rule]) -> list[Decision]:
+    """Every reaction the facts call for under these rules, before deduplication. Pure."""
+    out: list[Decision] = []
+    values = messages.placeholders(facts)
+    agent_reachable = (
+        facts.phase == Phase.RUNNING and facts.runtime_state == RuntimeState.ALIVE and facts.has_runtime
+    )
+    pr = facts.pr
+
+    def add(
+        rule_name: str,
+        *,
+        fingerprint: str,
+        title: str,
+        lead: str,
+        details: str = "",
+        url: str = "",
+        action: str | None = None,
+        session_id: str = "",
+        data: dict | None = None,
+    ) -> None:
+        rule = rules.get(rule_name)
+        if rule is None or not rule.enabled:
+            return
+        act = action or rule.effective_action
+        text = messages.compose(template=rule.message, lead=lead, details=details, values=values)
+        out.append(
+            Decision(
+                rule=rule_name,
+                action=act,
+                fingerprint=fingerprint,
+                priority=rule.priority,
+                title=title,
+                text=text,
+                url=url,
+                session_id=session_id,
+                data=data or {},
+            )
+        )
+
+    if facts.kind == "worker" and pr is not None and pr.state == PRState.OPEN and agent_reachable:
+        _pr_rules(facts, pr, rules, add, out)
+    if facts.kind == "worker" and pr is not None and pr.state == PRState.CLOSED:
+        add(
+            R.PR_CLOSED,
+            fingerprint=f"pr-{pr.number}-closed",
+            url=pr.url,
+            title=f"{facts.session_id}: PR #{pr.number} was closed without merging",
+            lead=f"PR #{pr.number} ({pr.title or pr.branch}) was closed without merging: {pr.url}",
+        )
+
+    if facts.phase == Phase.RUNNING:
+        _agent_rules(facts, rules, add)
+
+    if facts.all_done:
+        count = len(facts.all_done)
+        add(
+            R.ALL_COMPLETE,
+            fingerprint=_digest(*sorted(facts.all_done)),
+            session_id=facts.all_done[-1],
+            title=f"{facts.project_key}: all {count} session{'s' if count != 1 else ''} are done",
+            lead=f"Every worker session of {facts.project_key} is done: {', '.join(facts.all_done)}.",
+            data={"sessions": list(facts.all_done)},
+        )
+    return out
+
+
+def _pr_rules(facts: SessionFacts, pr: PRFact, rules, add, out) -> None:
+    # CI
+    if pr.ci_state == CIState.FAILING and pr.failing:
+        names = sorted(c.name for c in pr.failing)
+        add(
+            R.CI_FAILED,
+            fingerprint=f"{pr.head_sha[:40]}:{_digest(*names)[:16]}",
+            url=pr.url,
+            title=f"{facts.session_id}: CI failing on PR #{pr.number} ({', '.join(names)})",
+            lead=messages.ci_failed_lead(pr),
+            details=messages.ci_failed_details(pr, pr.failing),
+            data={"sha": pr.head_sha, "checks": names},
+        )
+
+    # review threads: trusted ones are forwarded; untrusted ones are recorded as skipped
+    bots_rule = rules.get(R.BOT_REVIEW_COMMENTS)
+    trusted_bots = bots_rule.trusted_bots if bots_rule else ()
+    human, bots = [], []
+    for thread in pr.threads:
+        trusted = R.is_trusted(
+            author=thread.author,
+            association=thread.association,
+            is_bot=thread.is_bot,
+            trusted_bots=trusted_bots,
+        )
+        if not trusted:
+            out.append(
+                Decision(
+                    rule=UNTRUSTED,
+                    action="skip",
+                    fingerprint=thread.external_id[:128],
+                    priority="info",
+                    url=thread.url,
+                    text="",
+                    title=f"review comment by @{thread.author or 'unknown'} "
+                    f"({thread.association or 'no association'}) not forwarded: untrusted author",
+                    data={"thread": thread.external_id, "author": thread.author},
+                )
+            )
+        elif thread.is_bot:
+            bots.append(thread)
+        else:
+            human.append(thread)
+    if human or pr.review_decision == ReviewDecision.CHANGES_REQUESTED:
+        ids = sorted(t.external_id for t in human)
+        add(
+            R.CHANGES_REQUESTED,
+            fingerprint=_digest(*ids) if ids else f"decision:{pr.head_sha[:40]}",
+            url=pr.url,
+            title=f"{facts.session_id}: changes requested on PR #{pr.number}",
+            lead=messages.changes_requested_lead(pr, len(human)),
+            details=messages.threads_details(tuple(human)),
+            data={"threads": ids},
+        )
+    if bots:
+        ids = sorted(t.external_id for t in bots)
+        add(
+            R.BOT_REVIEW_COMMENTS,
+            fingerprint=_digest(*ids),
+            url=pr.url,
+            title=f"{facts.session_id}: automated review comments on PR #{pr.number}",
+            lead=messages.bot_comments_lead(pr, len(bots)),
+            details=messages.threads_details(tuple(bots), label="bot review comment"),
+            data={"threads": ids},
+        )
+
+    if pr.conflicts:
+        episode = pr.conflict_episode or pr.head_sha[:40]
+        add(
+            R.MERGE_CONFLICTS,
+            fingerprint=f"{pr.base[:60]}:{episode}"[:128],
+            url=pr.url,
+            title=f"{facts.session_id}: PR #{pr.number} conflicts with {pr.base}",
+            lead=messages.merge_conflicts_lead(pr),
+            details=messages.merge_conflicts_details(pr),
+            data={"base": pr.base, "episode": episode},
+        )
+
+    green = pr.ci_state in (CIState.PASSING, CIState.NONE)
+    reviewed = pr.review_decision in (ReviewDecision.APPROVED, ReviewDecision.NONE)
+    if (
+        green and reviewed and not pr.draft and not pr.conflicts and not human
+    ):  # open trusted threads: not yet
+        _approved_and_green(facts, pr, rules, add)
+
+
+def _approved_and_green(facts: SessionFacts, pr: PRFact, rules, add) -> None:
+    rule = rules.get(R.APPROVED_AND_GREEN)
+    if rule is None:
+        return
+    if pr.mergeable is None and not pr.behind:
+        return  # the SCM is still computing mergeability: decide once it knows
+    ready = pr.mergeable is True and not pr.behind
+    why = "behind its base branch" if pr.behind else "the SCM reports it not mergeable"
+    label = f"PR #{pr.number} ({pr.title or pr.branch})"
+    if rule.effective_action == R.AUTO_MERGE:
+        if ready:
+            add(
+                R.APPROVED_AND_GREEN,
+                action=R.AUTO_MERGE,
+                fingerprint=f"{pr.head_sha[:40]}:merge",
+                url=pr.url,
+                title=f"{facts.session_id}: merging {label}",
+                lead=f"{label} is approved and green: merging.",
+                data={"sha": pr.head_sha},
+            )
+        else:
+            add(
+                R.APPROVED_AND_GREEN,
+                action=R.NOTIFY,
+                fingerprint=f"{pr.head_sha[:40]}:not-merged",
+                url=pr.url,
+                title=f"{facts.session_id}: {label} approved and green but not merged automatically",
+                lead=f"{label} is approved and green but was not merged automatically: {why}. {pr.url}",
+                data={"sha": pr.head_sha, "why": why},
+            )
+        return
+    note = "" if ready else f" (but {why})"
+    add(
+        R.APPROVED_AND_GREEN,
+        fingerprint=f"{pr.head_sha[:40]}:ready",
+        url=pr.url,
+        title=f"{facts.session_id}: {label} is approved and green{note}",
+        lead=f"{label} is approved and green{note}; ready to merge: {pr.url}",
+        data={"sha": pr.head_sha},
+    )
+
+
+def _agent_rules(facts: SessionFacts, rules, add) -> None:
+    since = facts.status_changed_at
+    lasted = (facts.now - since) if since else timedelta(0)
+    sid = facts.session_id
+    if facts.status == Status.STUCK:
+        rule = rules.get(R.AGENT_STUCK)
+        idle_since = facts.activity_at or since
+        idle_for = (facts.now - idle_since) if idle_since else timedelta(0)
+        # the lifecycle already waited its own stuck threshold; a longer rule threshold waits more
+        if rule is not None and (
+            rule.threshold is None
+            or rule.threshold <= DEFAULT_STUCK_AFTER
+            or idle_for >= rule.threshold
+            or lasted >= rule.threshold
+        ):
+            add(
+                R.AGENT_STUCK,
+                fingerprint=_episode(facts),
+                title=f"{sid} is stuck: {facts.status_reason or 'no progress'}",
+                lead=f"{sid} is stuck: {facts.status_reason}. Last activity: {facts.activity_summary or 'unknown'}.",
+            )
+    elif facts.status in (Status.NEEDS_INPUT, Status.BLOCKED):
+        question = facts.activity_summary or facts.status_reason
+        add(
+            R.AGENT_NEEDS_INPUT,
+            fingerprint=_episode(facts),
+            title=f"{sid} needs input: {question}"[:300],
+            lead=f"{sid} needs a person: {facts.status_reason}. On screen: {question}",
+        )
+    elif facts.status in (Status.EXITED, Status.RUNTIME_LOST):
+        add(
+            R.AGENT_EXITED,
+            fingerprint=_episode(facts),
+            title=f"{sid}: {facts.status_reason or 'the agent exited'}",
+            lead=f"{sid}: {facts.status_reason}. Restore it (`ao session restore {sid}`) or clean it up.",
+        )
+    elif (
+        facts.status == Status.IDLE
+        and facts.kind == "worker"
+        and facts.pr is None
+        and facts.runtime_state == RuntimeState.ALIVE
+        and facts.has_runtime
+        and facts.pending_messages == 0
+    ):
+        rule = rules.get(R.AGENT_IDLE)
+        if rule is not None and (rule.threshold is None or lasted >= rule.threshold):
+            add(
+                R.AGENT_IDLE,
+                fingerprint="no-pr",
+                title=f"{sid} keeps stopping without a pull request",
+                lead=messages.idle_nudge_lead(facts),
+            )
+
+
+# --- attempts ----------------------------------------------------------------------------------------------
+def plan_attempt(
+    rule: R.Rule,
+    *,
+    action: str,
+    attempts: int,
+    first_at: datetime,
+    escalated: bool,
+    now: datetime,
+    rearmed: bool,
+) -> str:
+    """ACT, ESCALATE or WAIT for one fingerprint, given its bookkeeping so far. Pure.
+
+    - The first time a fingerprint is seen: act (or escalate at once with ``retries: 0``).
+    - Notifications and merges happen once per fingerprint.
+    - For send-to-agent, the same fingerprint seen again is a *retry* only when re-armed (the
+      services decide: the agent took the last message and finished a turn since, and a
+      cool-down passed) — the failure persisted after the agent said it dealt with it.
+      Attempt n escalates instead when n > ``retries`` or n > ``escalateAfter`` (a count).
+    - ``escalateAfter`` as a duration escalates as soon as the same fingerprint is still
+      observed that long after its first attempt, re-armed or not.
+    - After an escalation nothing more happens for that fingerprint.
+    """
+    if escalated:
+        return WAIT
+    if attempts > 0:
+        if action != R.SEND:
+            return WAIT
+        if isinstance(rule.escalate_after, timedelta) and now - first_at >= rule.escalate_after:
+            return ESCALATE
+        if not rearmed:
+            return WAIT
+    if action != R.SEND:
+        return ACT
+    n = attempts + 1
+    if rule.retries is not None and n > rule.retries:
+        return ESCALATE
+    if isinstance(rule.escalate_after, int) and n > rule.escalate_after:
+        return ESCALATE
+    return ACT
+
+
+# --- reading the facts ----------------------------------------------------------------------------------------
+def facts_for(session, *, now: datetime) -> SessionFacts:
+    """The stored facts of a session, as the engine sees them (a few queries, no writes)."""
+    from sessions.models import Event, Message, Session
+
+    pr_row = getattr(session, "pull_request", None)
+    pr = None
+    if pr_row is not None:
+        failing = tuple(
+            CheckFact(name=c.name, conclusion=c.conclusion, url=c.url, log_excerpt=c.log_excerpt)
+            for c in pr_row.checks.filter(head_sha=pr_row.head_sha).order_by("name")
+            if c.failed
+        )
+        threads = tuple(
+            ThreadFact(
+                external_id=t.external_id,
+                path=t.path,
+                line=t.line,
+                author=t.author,
+                association=t.author_association,
+                body=t.body,
+                url=t.url,
+                is_bot=t.is_bot,
+            )
+            for t in pr_row.threads.filter(resolved=False).order_by("created_at", "pk")
+        )
+        episode = ""
+        if pr_row.conflicts:
+            began = (
+                Event.objects.filter(session=session, kind="pr.conflicts", data__conflicts=True)
+                .order_by("-created_at", "-pk")
+                .values_list("pk", flat=True)
+                .first()
+            )
+            episode = f"e{began}" if began else ""
+        pr = PRFact(
+            number=pr_row.number,
+            url=pr_row.url,
+            title=pr_row.title,
+            branch=pr_row.branch,
+            base=pr_row.base_branch or session.project.default_branch,
+            state=pr_row.state,
+            draft=pr_row.draft,
+            head_sha=pr_row.head_sha,
+            mergeable=pr_row.mergeable,
+            conflicts=pr_row.conflicts,
+            behind=pr_row.behind,
+            review_decision=pr_row.review_decision,
+            ci_state=pr_row.ci_state,
+            failing=failing,
+            threads=threads,
+            conflict_episode=episode,
+        )
+    all_done: tuple[str, ...] = ()
+    if session.kind == Session.Kind.WORKER and session.zone == Zone.DONE:
+        workers = list(
+            Session.objects.filter(project_id=session.project_id, kind=Session.Kind.WORKER)
+            .order_by("number", "created_at")
+            .values_list("pk", "zone")
+        )
+        if workers and all(zone == Zone.DONE for _, zone in workers):
+            all_done = tuple(pk for pk, _ in workers)
+    pending = Message.objects.filter(
+        session=session, state__in=[Message.State.QUEUED, Message.State.DELIVERED]
+    ).count()
+    return SessionFacts(
+        session_id=session.pk,
+        project_key=session.project.key,
+        now=now,
+        kind=session.kind,
+        phase=session.phase,
+        runtime_state=session.runtime_state,
+        status=session.status,
+        zone=session.zone,
+        status_reason=session.status_reason,
+        status_changed_at=session.status_changed_at,
+        activity=session.activity,
+        activity_at=session.activity_at,
+        activity_summary=session.activity_summary,
+        branch=session.branch,
+        has_runtime=bool((session.runtime_handle or {}).get("name")),
+        pr=pr,
+        pending_messages=pending,
+        all_done=all_done,
+    )

@@ -1,0 +1,225 @@
+"""Reaction rules: what ao does about each kind of change, with defaults and overrides.
+
+A rule has a name users write in config (``ci-failed``), an action (``send-to-agent``,
+``notify`` or ``auto-merge``), a message template, a priority, and how it retries and
+escalates. The effective rules of a project are the defaults below, then the top-level
+``reactions`` of the config file, then the project's own ``reactions`` (stored on
+``Project.reactions`` with the config's camelCase keys); each layer overrides only the keys it
+sets. Pure: no database access here (``global_overrides_current`` reads the config file).
+
+Project-level switches that are not rules live next to them in ``Project.reactions``:
+``autoCleanupOnMerge: true`` ends a session and removes its workspace after its PR merged.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SEND = "send-to-agent"
+NOTIFY = "notify"
+AUTO_MERGE = "auto-merge"
+ACTIONS = (SEND, NOTIFY, AUTO_MERGE)
+PRIORITIES = ("urgent", "action", "warning", "info")
+
+CI_FAILED = "ci-failed"
+CHANGES_REQUESTED = "changes-requested"
+BOT_REVIEW_COMMENTS = "bot-review-comments"
+MERGE_CONFLICTS = "merge-conflicts"
+APPROVED_AND_GREEN = "approved-and-green"
+AGENT_STUCK = "agent-stuck"
+AGENT_NEEDS_INPUT = "agent-needs-input"
+AGENT_EXITED = "agent-exited"
+AGENT_IDLE = "agent-idle"
+PR_CLOSED = "pr-closed"
+ALL_COMPLETE = "all-complete"
+
+# Review comments are forwarded to agents only from these GitHub author associations, or from
+# bots named in the bot-review-comments rule's ``trustedBots``.
+TRUSTED_ASSOCIATIONS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
+AUTO_CLEANUP_KEY = "autoCleanupOnMerge"
+
+_DURATION_RE = re.compile(r"^([0-9]{1,9})(ms|s|m|h|d)$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: str) -> timedelta:
+    """``"30m"`` → 30 minutes. Units ms, s, m, h, d (the config file's duration syntax)."""
+    match = _DURATION_RE.match(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"{value!r} is not a duration such as 30m (units ms, s, m, h, d)")
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One effective rule. ``escalate_after`` is a count of attempts or a duration since the first."""
+
+    name: str
+    action: str
+    priority: str = "info"
+    auto: bool = True
+    message: str = ""  # a template with {facts}; empty: the rule's built-in message
+    retries: int | None = None  # sends per fingerprint before escalating; None: no limit
+    escalate_after: int | timedelta | None = None
+    threshold: timedelta | None = None  # how long the condition must last first
+    trusted_bots: tuple[str, ...] = ()
+    include_summary: bool = False
+
+    @property
+    def effective_action(self) -> str:
+        """``auto: false`` turns any action into a notification for a person."""
+        return self.action if self.auto else NOTIFY
+
+    @property
+    def enabled(self) -> bool:
+        return self.action in ACTIONS
+
+
+# The defaults: what ao does with no reactions configured.
+DEFAULT_RULES: dict[str, Rule] = {
+    rule.name: rule
+    for rule in (
+        Rule(CI_FAILED, SEND, priority="urgent", retries=2),
+        Rule(CHANGES_REQUESTED, SEND, priority="urgent", retries=2, escalate_after=timedelta(minutes=30)),
+        Rule(BOT_REVIEW_COMMENTS, SEND, priority="warning", retries=2),
+        Rule(MERGE_CONFLICTS, SEND, priority="urgent", retries=2, escalate_after=timedelta(minutes=15)),
+        Rule(APPROVED_AND_GREEN, NOTIFY, priority="action"),
+        Rule(AGENT_STUCK, NOTIFY, priority="urgent", threshold=timedelta(minutes=10)),
+        Rule(AGENT_NEEDS_INPUT, NOTIFY, priority="urgent"),
+        Rule(AGENT_EXITED, NOTIFY, priority="urgent"),
+        Rule(AGENT_IDLE, SEND, priority="warning", retries=2, threshold=timedelta(minutes=2)),
+        Rule(PR_CLOSED, NOTIFY, priority="info"),
+        Rule(ALL_COMPLETE, NOTIFY, priority="info"),
+    )
+}
+RULE_NAMES = tuple(DEFAULT_RULES)
+
+
+def _override(rule: Rule, values: Mapping[str, Any], *, where: str) -> Rule:
+    """Apply one layer of camelCase settings (``escalateAfter``, ``trustedBots``...) to a rule."""
+    changes: dict[str, Any] = {}
+    for key, value in values.items():
+        if value is None:
+            continue
+        try:
+            if key == "auto" and isinstance(value, bool):
+                changes["auto"] = value
+            elif key == "action" and value in ACTIONS:
+                changes["action"] = value
+            elif key == "message" and isinstance(value, str):
+                changes["message"] = value
+            elif key == "priority" and value in PRIORITIES:
+                changes["priority"] = value
+            elif key == "retries" and isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                changes["retries"] = value
+            elif key == "escalateAfter":
+                if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                    changes["escalate_after"] = value
+                else:
+                    changes["escalate_after"] = parse_duration(value)
+            elif key == "threshold":
+                changes["threshold"] = parse_duration(value)
+            elif key == "trustedBots" and isinstance(value, list | tuple):
+                changes["trusted_bots"] = tuple(str(v) for v in value)
+            elif key == "includeSummary" and isinstance(value, bool):
+                changes["include_summary"] = value
+            else:
+                raise ValueError(f"unexpected value {value!r}")
+        except ValueError as exc:
+            log.warning("%s.%s ignored: %s", where, key, exc)
+    return replace(rule, **changes)
+
+
+def _as_mapping(value: Any) -> Mapping[str, Any]:
+    """A ReactionConfig (pydantic) or a plain mapping, as camelCase keys."""
+    if isinstance(value, Mapping):
+        return value
+    dump = getattr(value, "model_dump", None)
+    if dump is not None:
+        return dump(mode="json", by_alias=True, exclude_none=True)
+    return {}
+
+
+def rules_merge(*layers: tuple[str, Mapping[str, Any] | None]) -> dict[str, Rule]:
+    """Defaults, then each ``(where, {rule-name: settings})`` layer in order. Unknown rule names
+    and non-mapping entries (project switches such as autoCleanupOnMerge) are skipped."""
+    rules = dict(DEFAULT_RULES)
+    for where, layer in layers:
+        for name, values in (layer or {}).items():
+            if name not in rules:
+                if name != AUTO_CLEANUP_KEY:
+                    log.warning(
+                        "%s.%s: unknown reaction rule (known: %s)", where, name, ", ".join(RULE_NAMES)
+                    )
+                continue
+            rules[name] = _override(rules[name], _as_mapping(values), where=f"{where}.{name}")
+    return rules
+
+
+def rules_for(project, *, global_overrides: Mapping[str, Any] | None = None) -> dict[str, Rule]:
+    """The effective rules of a project: defaults < top-level ``reactions`` < the project's own."""
+    if global_overrides is None:
+        global_overrides = global_overrides_current()
+    return rules_merge(
+        ("reactions", global_overrides), (f"projects.{project.key}.reactions", project.reactions)
+    )
+
+
+def auto_cleanup_on_merge(project) -> bool:
+    return (project.reactions or {}).get(AUTO_CLEANUP_KEY) is True
+
+
+def is_trusted(*, author: str, association: str, is_bot: bool, trusted_bots: tuple[str, ...]) -> bool:
+    """Whether a review comment may be forwarded to an agent.
+
+    People: only OWNER, MEMBER or COLLABORATOR. Bots: only those named in ``trustedBots``
+    (compared without the ``[bot]`` suffix, case-insensitively).
+    """
+    if is_bot:
+        wanted = {_bot_name(b) for b in trusted_bots}
+        return _bot_name(author) in wanted
+    return association.upper() in TRUSTED_ASSOCIATIONS
+
+
+def _bot_name(login: str) -> str:
+    login = login.strip().lower()
+    return login[: -len("[bot]")] if login.endswith("[bot]") else login
+
+
+# --- the top-level reactions of the config file ----------------------------------------------------
+@dataclass
+class _Cache:
+    key: tuple = ()
+    value: dict = field(default_factory=dict)
+
+
+_cache = _Cache()
+
+
+def global_overrides_current() -> dict[str, Any]:
+    """The top-level ``reactions`` of the config file in use (AO_CONFIG or found upwards), cached
+    until the file changes. No file, or a file that does not load: no overrides (logged)."""
+    from sessions import config
+
+    try:
+        path = config.config_discover()
+        if path is None:
+            return {}
+        stat = Path(path).stat()
+        key = (str(path), stat.st_mtime_ns, stat.st_size)
+        if key != _cache.key:
+            loaded = config.config_load(path)
+            _cache.key = key
+            _cache.value = {name: _as_mapping(rule) for name, rule in loaded.reactions.items()}
+        return _cache.value
+    except Exception as exc:  # a broken config must not stop reactions; ao doctor reports it
+        log.warning("reactions: top-level reactions not loaded: %s", exc)
+        return {}

@@ -1,0 +1,438 @@
+"""Reactions: the writes. Claim, then act — at most once per (session, rule, fingerprint).
+
+``session_react`` reads a session's stored facts, asks ``reactions.engine`` what the rules
+call for, and for each decision claims its durable ``ReactionAttempt`` row before acting:
+
+- the row is unique per (session, rule, fingerprint): ``get_or_create`` inside a transaction,
+  then a conditional ``UPDATE ... SET attempts = attempts + 1 WHERE attempts = <seen>`` so
+  exactly one caller (of two workers, a duplicate webhook, a re-run sweep, a restarted worker)
+  wins each attempt; the loser does nothing;
+- **send-to-agent** queues the text with ``sessions.messaging.message_queue`` (sender
+  ``reaction``, sender name = the rule), so it waits while the agent is mid-turn or at a
+  permission prompt;
+- **notify** goes through ``reactions.notify.notify``; a notification for the same rule and
+  session within ``COALESCE_WINDOW`` is coalesced (recorded on the timeline, not sent);
+- **auto-merge** merges through the project's SCM plugin with the expected head SHA;
+- **retries**: the same send-to-agent fingerprint observed again is re-armed only when the
+  agent received the last message, finished a turn after it (activity idle/ready since the
+  delivery) and ``RETRY_COOLDOWN`` has passed — the failure persisted although the agent dealt
+  with it. Attempt n beyond ``retries`` or a count ``escalateAfter``, or the same fingerprint
+  still seen a duration ``escalateAfter`` after its first attempt, becomes an **escalation**: a
+  notification to a person at the rule's priority and a ``reaction.escalated`` timeline entry,
+  once; nothing more is sent for that fingerprint.
+
+Auto-cleanup (``autoCleanupOnMerge: true`` in the project's reactions): once a session's PR has
+merged, the session is ended and its workspace removed when the agent is not mid-turn (or
+after ``CLEANUP_GRACE``), through ``sessions.agents.session_cleanup(force=False)``: unpushed
+work is never removed; a refusal is recorded and a person told.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from reactions import engine
+from reactions import rules as R
+from reactions.models import Notification, ReactionAttempt
+from sessions import services as session_services
+from sessions.lifecycle import Activity, Phase, PRState, RuntimeState
+from sessions.models import Actor, Message, Session
+
+log = logging.getLogger(__name__)
+
+RETRY_COOLDOWN = timedelta(minutes=2)
+COALESCE_WINDOW = timedelta(minutes=10)
+CLEANUP_GRACE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one reaction did: sent, notified, escalated, coalesced, merged, merge_failed,
+    skipped_untrusted, cleaned, cleanup_refused."""
+
+    rule: str
+    fingerprint: str
+    did: str
+    attempt: int = 0
+    session_id: str = ""
+
+
+def session_react(
+    *, session: Session, now: datetime | None = None, global_overrides: dict | None = None
+) -> list[Outcome]:
+    """Decide and act on a session's current stored facts. Safe to call any number of times."""
+    now = now or timezone.now()
+    session = Session.objects.select_related("project").filter(pk=session.pk).first()
+    if session is None:
+        return []
+    rules = R.rules_for(session.project, global_overrides=global_overrides)
+    facts = engine.facts_for(session, now=now)
+    outcomes: list[Outcome] = []
+    for decision in engine.decide(facts, rules):
+        try:
+            outcome = _apply(session, decision, rules, now=now)
+        except Exception:  # one rule's failure must not stop the others, nor the observer
+            log.exception("reaction %s on %s failed", decision.rule, session.pk)
+            continue
+        if outcome is not None:
+            outcomes.append(outcome)
+    try:
+        outcomes += _auto_cleanups(session, now=now)
+    except Exception:
+        log.exception("auto-cleanup check for %s failed", session.pk)
+    return outcomes
+
+
+def session_react_after_commit(*, session_id: str) -> None:
+    """Run ``session_react`` once the caller's transaction has committed (observers call this)."""
+    transaction.on_commit(lambda: _react_safely(session_id))
+
+
+def _react_safely(session_id: str) -> None:
+    try:
+        session = Session.objects.filter(pk=session_id).first()
+        if session is not None:
+            session_react(session=session)
+    except Exception:  # reactions never break the sweep or the webhook refresh
+        log.exception("reactions for %s failed", session_id)
+
+
+# --- claiming ----------------------------------------------------------------------------------------
+def _row(session_id: str, rule: str, fingerprint: str, *, now: datetime, detail: dict) -> ReactionAttempt:
+    row, created = ReactionAttempt.objects.get_or_create(
+        session_id=session_id, rule=rule, fingerprint=fingerprint, defaults={"detail": detail}
+    )
+    if created:  # first_at/last_at are auto fields; an UPDATE sets them to the caller's clock
+        ReactionAttempt.objects.filter(pk=row.pk).update(first_at=now, last_at=now)
+        row.first_at = row.last_at = now
+    return row
+
+
+def _claim(row: ReactionAttempt, *, now: datetime, escalate: bool = False) -> bool:
+    """Take attempt ``row.attempts + 1`` (or the escalation); False if someone else did first."""
+    values = {"attempts": F("attempts") + 1, "last_at": now}
+    if escalate:
+        values.update(escalated=True, escalated_at=now)
+    won = ReactionAttempt.objects.filter(pk=row.pk, attempts=row.attempts, escalated=False).update(**values)
+    return won == 1
+
+
+def _rearmed(session: Session, row: ReactionAttempt, *, now: datetime) -> bool:
+    """A send-to-agent fingerprint seen again counts as a new attempt only when the agent took the
+    last message and has finished a turn since, and the cool-down has passed."""
+    if now - row.last_at < RETRY_COOLDOWN:
+        return False
+    message = Message.objects.filter(pk=(row.detail or {}).get("message")).first()
+    if message is None or message.delivered_at is None:
+        return False
+    if message.state not in (Message.State.DELIVERED, Message.State.CONFIRMED):
+        return False
+    return (
+        session.activity in (Activity.IDLE, Activity.READY)
+        and session.activity_at is not None
+        and session.activity_at > message.delivered_at
+    )
+
+
+# --- acting --------------------------------------------------------------------------------------------
+def _apply(session: Session, decision: engine.Decision, rules: dict, *, now: datetime) -> Outcome | None:
+    if decision.action == "skip":
+        return _skip_untrusted(session, decision, now=now)
+    rule = rules[decision.rule]
+    target = session
+    if decision.session_id and decision.session_id != session.pk:
+        target = Session.objects.select_related("project").get(pk=decision.session_id)
+    merge = False
+    with transaction.atomic():
+        row = _row(target.pk, decision.rule, decision.fingerprint, now=now, detail=decision.data)
+        rearmed = bool(row.attempts) and decision.action == R.SEND and _rearmed(target, row, now=now)
+        step = engine.plan_attempt(
+            rule,
+            action=decision.action,
+            attempts=row.attempts,
+            first_at=row.first_at,
+            escalated=row.escalated,
+            now=now,
+            rearmed=rearmed,
+        )
+        if step == engine.WAIT or not _claim(row, now=now, escalate=step == engine.ESCALATE):
+            return None
+        attempt = row.attempts + 1
+        if step == engine.ESCALATE:
+            _escalate(target, decision, rule, row, attempt=attempt, now=now)
+            return Outcome(decision.rule, decision.fingerprint, "escalated", attempt, target.pk)
+        if decision.action == R.SEND:
+            _send(target, decision, row, attempt=attempt)
+            return Outcome(decision.rule, decision.fingerprint, "sent", attempt, target.pk)
+        if decision.action == R.NOTIFY:
+            did = _notify(target, decision, now=now)
+            return Outcome(decision.rule, decision.fingerprint, did, attempt, target.pk)
+        merge = decision.action == R.AUTO_MERGE
+    if merge:  # outside the claim's transaction: no lock held during the SCM call
+        return _merge(target, decision, row, attempt=attempt)
+    return None
+
+
+def _send(session: Session, decision: engine.Decision, row: ReactionAttempt, *, attempt: int) -> None:
+    from sessions import messaging
+
+    message = messaging.message_queue(
+        session=session, text=decision.text, sender=Actor.REACTION, sender_name=decision.rule
+    )
+    ReactionAttempt.objects.filter(pk=row.pk).update(
+        detail={**decision.data, **_history(row), "message": message.pk}
+    )
+    session_services.event_record(
+        project=session.project,
+        session=session,
+        kind="reaction.sent",
+        summary=f"{decision.rule}: message sent to the agent"
+        + (f" (attempt {attempt})" if attempt > 1 else ""),
+        actor=Actor.REACTION,
+        actor_name=decision.rule,
+        data={
+            "rule": decision.rule,
+            "fingerprint": decision.fingerprint,
+            "attempt": attempt,
+            "message": message.pk,
+        },
+    )
+
+
+def _history(row: ReactionAttempt) -> dict:
+    previous = (row.detail or {}).get("message")
+    messages = [*(row.detail or {}).get("messages", []), *([previous] if previous else [])]
+    return {"messages": messages} if messages else {}
+
+
+def _notify(session: Session, decision: engine.Decision, *, now: datetime) -> str:
+    """Tell a person, unless this rule told them about this session within the window."""
+    from reactions.notify import notify
+
+    recent = Notification.objects.filter(
+        session=session, rule=decision.rule, created_at__gt=now - COALESCE_WINDOW
+    ).exists()
+    if recent:
+        session_services.event_record(
+            project=session.project,
+            session=session,
+            kind="reaction.coalesced",
+            summary=f"{decision.rule}: not notified again within {int(COALESCE_WINDOW.total_seconds() // 60)} min",
+            actor=Actor.REACTION,
+            actor_name=decision.rule,
+            data={"rule": decision.rule, "fingerprint": decision.fingerprint},
+        )
+        return "coalesced"
+    notification = notify(
+        project=session.project,
+        session=session,
+        title=decision.title,
+        body=decision.text,
+        priority=decision.priority,
+        rule=decision.rule,
+        url=decision.url,
+    )
+    session_services.event_record(
+        project=session.project,
+        session=session,
+        kind="reaction.notified",
+        summary=f"{decision.rule}: {decision.title}",
+        actor=Actor.REACTION,
+        actor_name=decision.rule,
+        data={"rule": decision.rule, "fingerprint": decision.fingerprint, "notification": notification.pk},
+    )
+    return "notified"
+
+
+def _escalate(
+    session: Session,
+    decision: engine.Decision,
+    rule: R.Rule,
+    row: ReactionAttempt,
+    *,
+    attempt: int,
+    now: datetime,
+) -> None:
+    from reactions import messages
+    from reactions.notify import notify
+
+    sent = row.attempts if decision.action == R.SEND else 0
+    title = messages.escalation_title(session.pk, decision.rule, sent)
+    body = f"ao stopped acting on its own. Last time it would have sent:\n\n{decision.text}"
+    notification = notify(
+        project=session.project,
+        session=session,
+        title=title,
+        body=body,
+        priority=rule.priority,
+        rule=decision.rule,
+        url=decision.url,
+    )
+    session_services.event_record(
+        project=session.project,
+        session=session,
+        kind="reaction.escalated",
+        summary=title,
+        actor=Actor.REACTION,
+        actor_name=decision.rule,
+        data={
+            "rule": decision.rule,
+            "fingerprint": decision.fingerprint,
+            "attempts": sent,
+            "since": row.first_at.isoformat(),
+            "notification": notification.pk,
+        },
+    )
+
+
+def _merge(session: Session, decision: engine.Decision, row: ReactionAttempt, *, attempt: int) -> Outcome:
+    from integrations.base import IntegrationError, TransientIntegrationError
+    from integrations.registry import ConfigurationError, plugin_for
+    from reactions.notify import notify
+
+    pr = session.pull_request
+    project = session.project
+
+    def record(kind: str, summary: str, **data) -> None:
+        session_services.event_record(
+            project=project,
+            session=session,
+            kind=kind,
+            summary=summary,
+            actor=Actor.REACTION,
+            actor_name=decision.rule,
+            data={"number": pr.number, "sha": pr.head_sha, **data},
+        )
+
+    try:
+        plugin_for(project, "scm").merge(number=pr.number, expected_head_sha=pr.head_sha)
+    except TransientIntegrationError as exc:
+        # give the attempt back: the next observation tries again
+        ReactionAttempt.objects.filter(pk=row.pk, attempts=attempt).update(attempts=F("attempts") - 1)
+        record("reaction.merge_failed", f"auto-merge of PR #{pr.number} failed, will retry: {exc}")
+        return Outcome(decision.rule, decision.fingerprint, "merge_failed", attempt, session.pk)
+    except (IntegrationError, ConfigurationError) as exc:
+        record("reaction.merge_failed", f"auto-merge of PR #{pr.number} refused: {exc}", error=str(exc)[:500])
+        notify(
+            project=project,
+            session=session,
+            priority="action",
+            rule=decision.rule,
+            url=decision.url,
+            title=f"{session.pk}: auto-merge of PR #{pr.number} refused",
+            body=f"{exc}\n\n{decision.text}",
+        )
+        return Outcome(decision.rule, decision.fingerprint, "merge_failed", attempt, session.pk)
+    record("reaction.merged", f"PR #{pr.number} merged automatically at {pr.head_sha[:7]}")
+    notify(
+        project=project,
+        session=session,
+        priority="info",
+        rule=decision.rule,
+        url=decision.url,
+        title=f"{session.pk}: PR #{pr.number} merged automatically",
+        body=decision.text,
+    )
+    _refresh(session)
+    return Outcome(decision.rule, decision.fingerprint, "merged", attempt, session.pk)
+
+
+def _refresh(session: Session) -> None:
+    """Read the merged PR back so the session moves on (and auto-cleanup can follow)."""
+    from sessions import prsync
+
+    try:
+        prsync.pull_requests_sync(project=session.project, session_ids=[session.pk])
+    except Exception as exc:
+        log.warning("refreshing %s after the merge failed (the next sweep will): %s", session.pk, exc)
+
+
+def _skip_untrusted(session: Session, decision: engine.Decision, *, now: datetime) -> Outcome | None:
+    with transaction.atomic():
+        row = _row(session.pk, engine.UNTRUSTED, decision.fingerprint, now=now, detail=decision.data)
+        if row.attempts or not _claim(row, now=now):
+            return None
+        session_services.event_record(
+            project=session.project,
+            session=session,
+            kind="reaction.untrusted_skipped",
+            summary=decision.title,
+            actor=Actor.REACTION,
+            actor_name=engine.UNTRUSTED,
+            data=decision.data,
+        )
+    return Outcome(engine.UNTRUSTED, decision.fingerprint, "skipped_untrusted", 1, session.pk)
+
+
+# --- auto-cleanup after merge -------------------------------------------------------------------------
+def _auto_cleanups(session: Session, *, now: datetime) -> list[Outcome]:
+    """Clean up this session if its PR merged, and any of the project's sessions whose cleanup
+    was deferred because their agent was mid-turn (they are no longer observed once done)."""
+    project = session.project
+    if not R.auto_cleanup_on_merge(project):
+        return []
+    candidates = [session]
+    deferred = (
+        ReactionAttempt.objects.filter(session__project=project, rule=engine.AUTO_CLEANUP, attempts=0)
+        .exclude(session=session)
+        .exclude(session__phase=Phase.CLEANED)
+        .values_list("session_id", flat=True)
+    )
+    candidates += list(Session.objects.select_related("project").filter(pk__in=list(deferred)))
+    outcomes = []
+    for candidate in candidates:
+        outcome = _auto_cleanup(candidate, now=now)
+        if outcome is not None:
+            outcomes.append(outcome)
+    return outcomes
+
+
+def _auto_cleanup(session: Session, *, now: datetime) -> Outcome | None:
+    from sessions import agents
+
+    pr = getattr(session, "pull_request", None)
+    if (
+        pr is None
+        or pr.state != PRState.MERGED
+        or session.kind != Session.Kind.WORKER
+        or session.phase == Phase.CLEANED
+    ):
+        return None
+    fingerprint = f"pr-{pr.number}"
+    with transaction.atomic():
+        row = _row(session.pk, engine.AUTO_CLEANUP, fingerprint, now=now, detail={"number": pr.number})
+        busy = session.runtime_state == RuntimeState.ALIVE and session.activity == Activity.ACTIVE
+        if row.attempts or (busy and now - row.first_at < CLEANUP_GRACE):
+            return None  # done already, or wait for the agent's turn to end (or the grace period)
+        if not _claim(row, now=now):
+            return None
+    try:
+        agents.session_cleanup(session=session, force=False, actor=Actor.REACTION)
+    except Exception as exc:  # refused (unpushed work) or failed: keep everything, tell a person
+        from reactions.notify import notify
+
+        session_services.event_record(
+            project=session.project,
+            session=session,
+            kind="reaction.cleanup_refused",
+            summary=f"auto-cleanup after PR #{pr.number} merged refused: {exc}"[:500],
+            actor=Actor.REACTION,
+            actor_name=engine.AUTO_CLEANUP,
+            data={"error": str(exc)[:1000]},
+        )
+        notify(
+            project=session.project,
+            session=session,
+            priority="warning",
+            rule=engine.AUTO_CLEANUP,
+            title=f"{session.pk}: workspace kept after merge",
+            body=str(exc),
+        )
+        return Outcome(engine.AUTO_CLEANUP, fingerprint, "cleanup_refused", 1, session.pk)
+    return Outcome(engine.AUTO_CLEANUP, fingerprint, "cleaned", 1, session.pk)

@@ -1,0 +1,161 @@
+"""Reaction rules: defaults, global and per-project overrides, trust, durations."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from types import SimpleNamespace
+
+import pytest
+
+from reactions import rules as R
+
+
+def project(reactions=None, key="web"):
+    return SimpleNamespace(key=key, reactions=reactions or {})
+
+
+DEFAULTS = [
+    # rule, action, priority, retries, escalate_after, threshold
+    ("ci-failed", "send-to-agent", "urgent", 2, None, None),
+    ("changes-requested", "send-to-agent", "urgent", 2, timedelta(minutes=30), None),
+    ("bot-review-comments", "send-to-agent", "warning", 2, None, None),
+    ("merge-conflicts", "send-to-agent", "urgent", 2, timedelta(minutes=15), None),
+    ("approved-and-green", "notify", "action", None, None, None),
+    ("agent-stuck", "notify", "urgent", None, None, timedelta(minutes=10)),
+    ("agent-needs-input", "notify", "urgent", None, None, None),
+    ("agent-exited", "notify", "urgent", None, None, None),
+    ("agent-idle", "send-to-agent", "warning", 2, None, timedelta(minutes=2)),
+    ("pr-closed", "notify", "info", None, None, None),
+    ("all-complete", "notify", "info", None, None, None),
+]
+
+
+@pytest.mark.parametrize(("name", "action", "priority", "retries", "escalate_after", "threshold"), DEFAULTS)
+def test_defaults(name, action, priority, retries, escalate_after, threshold):
+    rule = R.rules_for(project(), global_overrides={})[name]
+
+    assert (rule.action, rule.priority, rule.retries, rule.escalate_after, rule.threshold) == (
+        action,
+        priority,
+        retries,
+        escalate_after,
+        threshold,
+    )
+    assert rule.auto is True and rule.message == ""
+
+
+def test_every_rule_has_a_default():
+    assert set(R.RULE_NAMES) == {row[0] for row in DEFAULTS}
+
+
+def test_project_overrides_global_overrides_defaults_key_by_key():
+    global_overrides = {
+        "ci-failed": {"retries": 5, "escalateAfter": "1h", "message": "Fix CI on {pr}"},
+        "agent-stuck": {"threshold": "20m", "priority": "action"},
+    }
+    proj = project(
+        {
+            "ci-failed": {"retries": 1},
+            "approved-and-green": {"action": "auto-merge"},
+            "bot-review-comments": {"trustedBots": ["coderabbitai[bot]"]},
+            "autoCleanupOnMerge": True,
+        }
+    )
+
+    rules = R.rules_for(proj, global_overrides=global_overrides)
+
+    ci = rules["ci-failed"]
+    assert (ci.retries, ci.escalate_after, ci.message) == (1, timedelta(hours=1), "Fix CI on {pr}")
+    assert (rules["agent-stuck"].threshold, rules["agent-stuck"].priority) == (
+        timedelta(minutes=20),
+        "action",
+    )
+    assert rules["approved-and-green"].action == "auto-merge"
+    assert rules["bot-review-comments"].trusted_bots == ("coderabbitai[bot]",)
+    assert rules["changes-requested"] == R.DEFAULT_RULES["changes-requested"]
+    assert R.auto_cleanup_on_merge(proj) is True
+    assert R.auto_cleanup_on_merge(project()) is False
+
+
+def test_escalate_after_count_and_auto_false():
+    rules = R.rules_merge(("p", {"merge-conflicts": {"escalateAfter": 3, "auto": False}}))
+
+    rule = rules["merge-conflicts"]
+    assert rule.escalate_after == 3
+    assert rule.effective_action == "notify"  # auto: false only tells a person
+
+
+def test_global_overrides_accept_pydantic_reaction_configs():
+    from sessions.config import ReactionConfig
+
+    config = ReactionConfig.model_validate({"retries": 4, "escalateAfter": "10m", "priority": "warning"})
+
+    rule = R.rules_for(project(), global_overrides={"ci-failed": config})["ci-failed"]
+
+    assert (rule.retries, rule.escalate_after, rule.priority) == (4, timedelta(minutes=10), "warning")
+
+
+def test_bad_values_and_unknown_rules_are_ignored_not_fatal(caplog):
+    rules = R.rules_merge(
+        ("p", {"ci-failed": {"retries": "3", "escalateAfter": "soon", "action": "explode"}, "no-such": {}})
+    )
+
+    assert rules["ci-failed"] == R.DEFAULT_RULES["ci-failed"]
+    assert "no-such" not in rules
+    assert "unknown reaction rule" in caplog.text and "escalateAfter ignored" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("30m", timedelta(minutes=30)),
+        ("45s", timedelta(seconds=45)),
+        ("2h", timedelta(hours=2)),
+        ("1d", timedelta(days=1)),
+        ("1500ms", timedelta(seconds=1.5)),
+    ],
+)
+def test_durations(text, expected):
+    assert R.parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "10", "m", "1w", "-5m", "5 m"])
+def test_bad_durations(text):
+    with pytest.raises(ValueError, match="not a duration"):
+        R.parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("author", "association", "is_bot", "bots", "trusted"),
+    [
+        ("alice", "OWNER", False, (), True),
+        ("bob", "MEMBER", False, (), True),
+        ("carol", "COLLABORATOR", False, (), True),
+        ("mallory", "CONTRIBUTOR", False, (), False),
+        ("eve", "NONE", False, (), False),
+        ("eve", "FIRST_TIME_CONTRIBUTOR", False, (), False),
+        ("coderabbitai", "NONE", True, ("coderabbitai[bot]",), True),
+        ("CodeRabbitAI[bot]", "NONE", True, ("coderabbitai",), True),
+        ("spambot", "NONE", True, ("coderabbitai[bot]",), False),
+        ("spambot", "MEMBER", True, (), False),  # bots only by name
+    ],
+)
+def test_trust(author, association, is_bot, bots, trusted):
+    assert R.is_trusted(author=author, association=association, is_bot=is_bot, trusted_bots=bots) is trusted
+
+
+def test_top_level_reactions_come_from_the_config_file(tmp_path, monkeypatch, settings):
+    (tmp_path / "repo").mkdir()
+    config = tmp_path / "ao.config.yaml"
+    config.write_text(
+        "projects:\n  web:\n    path: repo\n    agent: custom\n"
+        "    agentConfig:\n      command: [echo]\n"
+        "reactions:\n  ci-failed:\n    retries: 7\n"
+    )
+    settings.AO_CONFIG = str(config)
+
+    assert R.global_overrides_current() == {"ci-failed": {"retries": 7}}
+    assert R.rules_for(project())["ci-failed"].retries == 7
+
+    settings.AO_CONFIG = str(tmp_path / "missing.yaml")
+    assert R.global_overrides_current() == {}  # a broken config never stops reactions
