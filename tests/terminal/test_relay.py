@@ -142,12 +142,15 @@ def test_flood_keeps_memory_bounded_and_ctrl_c_stops_it_promptly(
 
         reader = asyncio.create_task(read_fast())
         try:
-            relay.write(b"yes flood-flood-flood-flood-flood-flood-flood-flood\r")
-            deadline = time.monotonic() + 2.0
-            while time.monotonic() < deadline:
+            relay.write(b"yes " + b"flood-" * 20 + b"\r")
+            # Flood for 2 s, and (on a loaded machine) until the stuck viewer's cap has been hit.
+            started = time.monotonic()
+            while time.monotonic() - started < 2.0 or (
+                stuck.resyncs == 0 and time.monotonic() - started < 10
+            ):
                 samples.append((stuck.pending, fast.pending, len(relay.replay)))
                 await asyncio.sleep(0.01)
-            assert relay.bytes_in > 1024 * 1024, relay.bytes_in  # a real flood went through
+            assert relay.bytes_in > terminal.VIEWER_QUEUE_BYTES  # a real flood went through
             assert stuck.resyncs >= 1  # the viewer who never reads was resynced, not queued forever
 
             sent = time.monotonic()

@@ -152,5 +152,7 @@ def test_relay_stops_when_the_last_viewer_leaves(server: Server) -> None:
     with open_terminal(server, who="admin") as first, open_terminal(server, who="viewer") as second:
         Reader(first).control("hello")
         Reader(second).control("hello")
-        assert len(clients()) == 1  # one shared tmux client for both viewers
+        assert wait_for(lambda: len(clients()) == 1, timeout=3)  # one tmux client shared by both
+        time.sleep(0.2)
+        assert len(clients()) == 1
     assert wait_for(lambda: clients() == [], timeout=5), clients()
