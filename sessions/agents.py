@@ -366,23 +366,11 @@ def session_start(*, session_id: str) -> bool:
             services.event_record(project=project, session=session, kind="agent.prepared", summary=note)
 
         prompt = worker_prompt(session)
-        token = secrets.token_urlsafe(32)
         argv = ctx.agent.launch_command(
             workspace=created_workspace, prompt=prompt if ctx.agent.prompt_in_command else None
         )
-        handle = ctx.runtime.start(
-            name=session.id, cwd=created_workspace, command=argv, env=agent_environment(session, token=token)
-        )
         with transaction.atomic():
-            Session.objects.filter(pk=session.pk).update(
-                runtime_handle={"runtime": handle.runtime, "name": handle.name, "data": handle.data},
-                api_token_hash=token_hash(token),
-                phase=Phase.RUNNING,
-                runtime_state=RuntimeState.ALIVE,
-                runtime_checked_at=timezone.now(),
-                error="",
-            )
-            session.refresh_from_db()
+            handle = _launch(session, ctx, cwd=created_workspace, argv=argv)
             services.event_record(
                 project=project,
                 session=session,
@@ -401,6 +389,25 @@ def session_start(*, session_id: str) -> bool:
         if not isinstance(exc, IntegrationError | ConfigurationError | ValueError):
             log.exception("unexpected error starting %s", session_id)
         return True
+
+
+def _launch(session: Session, ctx: AgentContext, *, cwd: Path, argv: list[str], **facts) -> RuntimeHandle:
+    """Start the agent in its runtime with a fresh session token and record it running."""
+    token = secrets.token_urlsafe(32)
+    handle = ctx.runtime.start(
+        name=session.id, cwd=cwd, command=argv, env=agent_environment(session, token=token)
+    )
+    Session.objects.filter(pk=session.pk).update(
+        runtime_handle={"runtime": handle.runtime, "name": handle.name, "data": handle.data},
+        api_token_hash=token_hash(token),
+        phase=Phase.RUNNING,
+        runtime_state=RuntimeState.ALIVE,
+        runtime_checked_at=timezone.now(),
+        error="",
+        **facts,
+    )
+    session.refresh_from_db()
+    return handle
 
 
 def _start_failed(
@@ -558,23 +565,16 @@ def session_restore(*, session: Session, by=None, actor: str = Actor.USER) -> No
             workspace=workspace, prompt=prompt if ctx.agent.prompt_in_command else None
         )
         first_message = None if ctx.agent.prompt_in_command else prompt
-    token = secrets.token_urlsafe(32)
-    handle = ctx.runtime.start(
-        name=session.id, cwd=workspace, command=argv, env=agent_environment(session, token=token)
-    )
     with transaction.atomic():
-        Session.objects.filter(pk=session.pk).update(
-            runtime_handle={"runtime": handle.runtime, "name": handle.name, "data": handle.data},
-            api_token_hash=token_hash(token),
-            phase=Phase.RUNNING,
-            runtime_state=RuntimeState.ALIVE,
-            runtime_checked_at=timezone.now(),
+        _launch(
+            session,
+            ctx,
+            cwd=workspace,
+            argv=argv,
             activity=Activity.UNKNOWN,
             detecting_attempts=0,
             ended_at=None,
-            error="",
         )
-        session.refresh_from_db()
         services.event_record(
             project=session.project,
             session=session,
