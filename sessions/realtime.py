@@ -71,6 +71,7 @@ def group_send(group: str, message: dict[str, Any]) -> None:
 # --- card pushes, coalesced ---------------------------------------------------------------------
 COALESCE_SECONDS = 0.25  # at most one render per session per this interval
 _pending: set[str] = set()
+_last_render: dict[str, float] = {}  # session id -> loop time of its last render
 _render_pool: ThreadPoolExecutor | None = None
 
 
@@ -78,9 +79,10 @@ def card_changed(session_id: str) -> None:
     """Push the session's card to everyone who may see it, rendered once per change.
 
     In the web server's process (embedded mode, or `ao web`), calls from any thread are folded
-    onto the server loop: the first change arms a 250 ms timer, further changes of the same
-    session before it fires ride along, and the render reads the latest stored state. Without a
-    server loop (CLI commands, separate workers) the card is rendered and sent at once.
+    onto the server loop, at most one render per session per ``COALESCE_SECONDS``: a change to
+    a quiet session renders at once; changes that follow within the window ride on one render
+    at its end, which reads the latest stored state (nothing is lost, bursts cost one render).
+    Without a server loop (CLI commands, separate workers) the card is rendered and sent at once.
     """
     loop = _server_loop
     if loop is not None and loop.is_running() and not loop.is_closed():
@@ -95,12 +97,18 @@ def _arm(loop: asyncio.AbstractEventLoop, session_id: str) -> None:
     if session_id in _pending:
         return  # a render is already due: it will read this change too
     _pending.add(session_id)
-    loop.call_later(COALESCE_SECONDS, lambda: loop.create_task(_flush(session_id)))
+    delay = max(0.0, _last_render.get(session_id, float("-inf")) + COALESCE_SECONDS - loop.time())
+    loop.call_later(delay, lambda: loop.create_task(_flush(session_id)))
+    if len(_last_render) > 10_000:  # forget sessions that went quiet
+        cutoff = loop.time() - COALESCE_SECONDS
+        for key in [k for k, t in _last_render.items() if t < cutoff]:
+            del _last_render[key]
 
 
 async def _flush(session_id: str) -> None:
     global _render_pool
     _pending.discard(session_id)  # a change from now on arms a new render
+    _last_render[session_id] = asyncio.get_running_loop().time()
     if _render_pool is None:
         _render_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ao-card-render")
     loop = asyncio.get_running_loop()

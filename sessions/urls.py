@@ -6,6 +6,7 @@ app_name = "sessions"
 
 urlpatterns = [
     path("", views.board, name="index"),
+    path("inbox/", views.inbox, name="inbox"),
     path("p/<slug:key>/", views.project_board, name="project"),
     path("p/<slug:key>/spawn/", views.spawn, name="spawn"),
     path("p/<slug:key>/spawn/batch/", views.spawn_batch, name="spawn-batch"),

@@ -668,6 +668,36 @@ def orchestrator(request: HttpRequest, key: str) -> HttpResponse:
     return render(request, "sessions/orchestrator.html", _common(request, **context))
 
 
+# --- inbox ----------------------------------------------------------------------------------------
+INBOX_SHOWN = 100
+
+
+@login_required
+def inbox(request: HttpRequest) -> HttpResponse:
+    """The person's notifications (projects they can see), newest first; POST marks them read."""
+    try:
+        from reactions import notify
+    except ImportError:
+        return render(request, "sessions/inbox.html", _common(request, notifications=[], unread_ids=set()))
+    if request.method == "POST":
+        ids = request.POST.getlist("ids") or list(
+            notify.inbox_for(request.user, unread_only=True).values_list("pk", flat=True)[:INBOX_SHOWN]
+        )
+        notify.mark_read(request.user, ids)
+        return redirect("sessions:inbox")
+    if request.method != "GET":
+        return HttpResponse(status=405)
+    notifications = list(notify.inbox_for(request.user).order_by("-created_at", "-pk")[:INBOX_SHOWN])
+    unread_ids = set(
+        notify.inbox_for(request.user, unread_only=True)
+        .filter(pk__in=[n.pk for n in notifications])
+        .values_list("pk", flat=True)
+    )
+    return render(
+        request, "sessions/inbox.html", _common(request, notifications=notifications, unread_ids=unread_ids)
+    )
+
+
 # --- health and webhooks -----------------------------------------------------------------------------
 @require_GET
 @never_cache

@@ -567,3 +567,24 @@ def test_other_project_pages_work_for_their_members(client) -> None:
     client.force_login(user)
     assert client.get("/p/solo/").status_code == 200
     assert client.get("/p/solo/spawn/").status_code == 200
+
+
+# --- inbox ----------------------------------------------------------------------------------------------
+def test_the_inbox_lists_visible_notifications_and_marks_them_read(client, team) -> None:
+    from reactions import notify
+    from reactions.models import Notification
+
+    mine = Notification.objects.create(
+        project=team.project, session=team.session, priority="urgent", title="web-1 needs input"
+    )
+    Notification.objects.create(project=team.other, session=team.hidden, title="secret thing")
+    client.force_login(team.viewer)
+
+    body = client.get("/inbox/").content.decode()
+
+    assert "web-1 needs input" in body and "secret thing" not in body
+    assert f'class="unread" id="notification-{mine.pk}"' in body
+    assert "Inbox <b>1</b>" in body  # the header count
+    assert client.post("/inbox/").status_code == 302
+    assert notify.unread_count(team.viewer) == 0
+    assert "Inbox <b>0</b>" in client.get("/").content.decode()
