@@ -69,6 +69,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "sessions.apps.AgentSessionsConfig",
     "integrations.apps.IntegrationsConfig",
@@ -85,6 +87,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "sessions.audit.AuditContextMiddleware",
 ]
 
 ROOT_URLCONF = "ao_site.urls"
@@ -196,9 +199,49 @@ STATIC_ROOT.mkdir(exist_ok=True)
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
+# --- REST API (/api/v1/, sessions/api/) --------------------------------------------------------------
+# Bearer ao_... user tokens first (their 401 carries WWW-Authenticate), then an agent's session
+# token (report/pr only), then the browser's session with CSRF.
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "sessions.api.auth.ApiTokenAuthentication",
+        "sessions.api.auth.SessionTokenAuthentication",
+        "sessions.api.auth.CsrfSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["sessions.api.permissions.IsPersonOrBot"],
+    "DEFAULT_THROTTLE_CLASSES": ["sessions.api.permissions.TokenRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "sessions.api.pagination.AoCursorPagination",
+    "DEFAULT_SCHEMA_CLASS": "sessions.api.schema.AoAutoSchema",
+    "EXCEPTION_HANDLER": "sessions.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+# Requests per token (or signed-in user, or address) and period; empty turns throttling off.
+AO_API_THROTTLE_RATE = env.str("AO_API_THROTTLE_RATE", default="1200/min") or None
+# Largest API request body (a prompt of AO_MAX_PROMPT_CHARS fits); bigger is refused with 413.
+AO_API_MAX_BODY_BYTES = env.int("AO_API_MAX_BODY_BYTES", default=1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(AO_API_MAX_BODY_BYTES, AO_WEBHOOK_MAX_BYTES)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ao API",
+    "DESCRIPTION": (
+        "Drive ao from bots, orchestrators and scripts. Authenticate with `Authorization: Bearer ao_...` "
+        "(`ao token create NAME`). Errors are `{\"error\": {\"code\", \"message\", \"field\"?}}`. "
+        "Live timeline: `GET /api/v1/events/stream` (server-sent events)."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI and Redoc from the drf-spectacular-sidecar package: served locally, no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "ActorEnum": "sessions.models.Actor",
+        "MessageStateEnum": "sessions.models.Message.State",
+        "PullRequestStateEnum": "sessions.lifecycle.PRState",
+    },
 }
 
 # --- production hardening (`manage.py check --deploy` is clean with AO_ENV=production) -----------

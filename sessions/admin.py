@@ -1,14 +1,387 @@
-from django.contrib import admin
+"""The admin: projects (plugins and their settings validated by the plugins), members and roles,
+API tokens (the raw token shown once), write-only secrets, the read-only timeline and audit log,
+and ao.config.yaml import/export."""
 
-from sessions.models import CheckRun, Event, Message, Project, PullRequest, ReviewThread, Session
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.http import HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path
+from django.utils.html import format_html
+from pydantic import ValidationError as PydanticValidationError
+
+from integrations.registry import ConfigurationError, registry_for
+from sessions import audit
+from sessions.models import (
+    ApiToken,
+    AuditEntry,
+    CheckRun,
+    Event,
+    Membership,
+    Message,
+    Project,
+    PullRequest,
+    ReviewThread,
+    Secret,
+    Session,
+)
+
+
+# --- projects -------------------------------------------------------------------------------------
+class ProjectAdminForm(forms.ModelForm):
+    """Each slot's plugin key and settings are checked by the plugin's own settings model;
+    reaction overrides by ao's ReactionConfig. Problems are shown on the field."""
+
+    class Meta:
+        model = Project
+        fields = "__all__"  # noqa: DJ007 - the admin shows every editable field of a project
+
+    def clean(self):
+        from sessions.config import ReactionConfig
+
+        cleaned = super().clean()
+        plugin_settings = cleaned.get("plugin_settings") or {}
+        if not isinstance(plugin_settings, dict):
+            self.add_error("plugin_settings", "a mapping {slot: {setting: value}}")
+            return cleaned
+        unknown = sorted(set(plugin_settings) - set(Project.SLOTS))
+        if unknown:
+            self.add_error(
+                "plugin_settings", f"unknown slot(s) {', '.join(unknown)}; slots: {', '.join(Project.SLOTS)}"
+            )
+        key = cleaned.get("key") or "project"
+        for slot in Project.SLOTS:
+            plugin = cleaned.get(slot)
+            if not plugin:
+                continue
+            try:
+                registry_for(slot).validate_settings(
+                    plugin, plugin_settings.get(slot) or {}, where=f"projects.{key}.{slot}"
+                )
+            except ConfigurationError as exc:
+                field = slot if exc.choices else "plugin_settings"
+                self.add_error(field, str(exc))
+        reactions = cleaned.get("reactions") or {}
+        if not isinstance(reactions, dict):
+            self.add_error("reactions", "a mapping {rule: {auto, action, message, ...}}")
+        else:
+            for rule, value in reactions.items():
+                try:
+                    ReactionConfig.model_validate(value)
+                except PydanticValidationError as exc:
+                    problems = "; ".join(
+                        f"{'.'.join(str(p) for p in e['loc']) or rule}: {e['msg']}" for e in exc.errors()
+                    )
+                    self.add_error("reactions", f"{rule}: {problems}")
+        return cleaned
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ()
 
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
+    form = ProjectAdminForm
     list_display = ("key", "repo", "session_prefix", "agent", "runtime", "tracker", "scm", "max_sessions")
     search_fields = ("key", "repo", "path")
+    inlines = [MembershipInline]
+    actions = ["recheck_config", "export_config"]
+    change_list_template = "admin/agent_sessions/project/change_list.html"
+
+    def get_urls(self):
+        return [
+            path(
+                "import-config/", self.admin_site.admin_view(self.import_config_view), name="ao-import-config"
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.action(description="Re-check the config file these projects came from")
+    def recheck_config(self, request, queryset):
+        from sessions.config import ConfigError, config_load
+
+        sources = sorted({p.config_source for p in queryset if p.config_source})
+        for project in queryset.filter(config_source=""):
+            messages.warning(request, f"{project.key}: not loaded from a config file")
+        for source in sources:
+            try:
+                config = config_load(source)
+            except ConfigError as exc:
+                for problem in exc.problems:
+                    messages.error(request, str(problem))
+                continue
+            except (OSError, ConfigurationError) as exc:
+                messages.error(request, f"{source}: {exc}")
+                continue
+            for warning in config.warnings:
+                messages.warning(request, str(warning))
+            messages.success(request, f"{source}: valid ({len(config.projects)} project(s))")
+
+    @admin.action(description="Export as ao.config.yaml")
+    def export_config(self, request, queryset):
+        text = config_yaml_for(queryset)
+        audit.record(
+            action="config.export", target=("config", "admin"), data={"projects": [p.key for p in queryset]}
+        )
+        response = HttpResponse(text, content_type="application/yaml; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="ao.config.yaml"'
+        return response
+
+    def import_config_view(self, request):
+        from sessions import services
+        from sessions.config import ConfigError, config_load
+
+        form = ConfigImportForm(request.POST or None)
+        changes: list[str] = []
+        problems: list[str] = []
+        if request.method == "POST" and form.is_valid():
+            source = Path(form.cleaned_data["path"]).expanduser()
+            try:
+                config = config_load(source)
+                changes = services.config_apply(config=config, source=source)
+            except ConfigError as exc:
+                problems = [str(p) for p in exc.problems]
+            except (OSError, ConfigurationError) as exc:
+                problems = [str(exc)]
+            if changes and not problems:
+                for line in changes:
+                    messages.success(request, line)
+                return redirect("admin:agent_sessions_project_changelist")
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Import ao.config.yaml",
+            "form": form,
+            "problems": problems,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/agent_sessions/project/import_config.html", context)
 
 
+class ConfigImportForm(forms.Form):
+    path = forms.CharField(
+        max_length=1024,
+        help_text="Path of the ao.config.yaml on the server; its projects are created or updated.",
+    )
+
+
+def config_yaml_for(projects) -> str:
+    """ao.config.yaml for these Project rows (keys as the config file spells them)."""
+    out: dict = {"projects": {}}
+    for project in projects:
+        entry: dict = {
+            "name": project.name or project.key,
+            "path": project.path,
+            "defaultBranch": project.default_branch,
+            "sessionPrefix": project.session_prefix,
+        }
+        if project.repo:
+            entry["repo"] = project.repo
+        for slot in Project.SLOTS:
+            settings = project.settings_for(slot)
+            entry[slot] = (
+                {"plugin": project.plugin_key(slot), **settings} if settings else project.plugin_key(slot)
+            )
+        for field, name in (
+            ("agent_rules", "agentRules"),
+            ("agent_rules_file", "agentRulesFile"),
+            ("max_sessions", "maxSessions"),
+            ("sweep_interval", "sweepInterval"),
+        ):
+            value = getattr(project, field)
+            if value not in ("", None):
+                entry[name] = value
+        for field, name in (
+            ("symlinks", "symlinks"),
+            ("post_create", "postCreate"),
+            ("reactions", "reactions"),
+        ):
+            if getattr(project, field):
+                entry[name] = getattr(project, field)
+        entry["refuseOverCap"] = project.refuse_over_cap
+        entry["allowAgentTrust"] = project.allow_agent_trust
+        entry["passTokensToAgents"] = project.pass_tokens_to_agents
+        out["projects"][project.key] = entry
+    return yaml.safe_dump(out, sort_keys=False, allow_unicode=True)
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ("user", "project", "role", "created_at")
+    list_filter = ("role", "project")
+    search_fields = ("user__username", "project__key")
+
+
+# --- users: memberships and tokens inline ----------------------------------------------------------
+class UserMembershipInline(admin.TabularInline):
+    model = Membership
+    fk_name = "user"
+    extra = 0
+
+
+class UserApiTokenInline(admin.TabularInline):
+    model = ApiToken
+    extra = 0
+    fields = ("name", "prefix", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False  # tokens are created from the API tokens page, which shows the raw token once
+
+
+User = get_user_model()
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+
+
+@admin.register(User)
+class AoUserAdmin(DjangoUserAdmin):
+    inlines = [UserMembershipInline, UserApiTokenInline]
+
+
+# --- API tokens -----------------------------------------------------------------------------------
+class ApiTokenAddForm(forms.ModelForm):
+    class Meta:
+        model = ApiToken
+        fields = ("user", "name")
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ("name", "user", "prefix", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("revoked_at",)
+    search_fields = ("name", "prefix", "user__username")
+    actions = ["revoke"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = ApiTokenAddForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else ("user", "name", "prefix", "created_at", "last_used_at", "revoked_at")
+
+    def get_fields(self, request, obj=None):
+        return (
+            ("user", "name")
+            if obj is None
+            else ("user", "name", "prefix", "created_at", "last_used_at", "revoked_at")
+        )
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return
+        from sessions.api.tokens import api_token_create
+
+        token, raw = api_token_create(user=form.cleaned_data["user"], name=form.cleaned_data["name"])
+        obj.pk, obj.prefix, obj.token_hash = token.pk, token.prefix, token.token_hash
+        obj._state.adding = False
+        messages.warning(
+            request,
+            format_html(
+                "API token <b>{}</b> for {}: <code>{}</code> — copy it now, it is not shown again.",
+                token.name,
+                token.user,
+                raw,
+            ),
+        )
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # revoke instead: the audit log keeps referring to it
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request, queryset):
+        from sessions.api.tokens import api_token_revoke
+
+        count = sum(api_token_revoke(token=token) for token in queryset)
+        messages.success(request, f"{count} token(s) revoked")
+
+
+# --- secrets --------------------------------------------------------------------------------------
+class SecretForm(forms.ModelForm):
+    replace = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="The value (write-only: never shown back). Leave empty to keep the current value.",
+    )
+
+    class Meta:
+        model = Secret
+        fields = ("name",)
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.instance.pk is None and not cleaned.get("replace"):
+            self.add_error("replace", "a new secret needs a value")
+        return cleaned
+
+
+@admin.register(Secret)
+class SecretAdmin(admin.ModelAdmin):
+    """Write-only: the list and the form show the name and when it changed, never the value."""
+
+    form = SecretForm
+    list_display = ("name", "updated_at")
+    search_fields = ("name",)
+    fields = ("name", "replace", "updated_at")
+    readonly_fields = ("updated_at",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("name", "updated_at") if obj is not None else ("updated_at",)
+
+    def save_model(self, request, obj, form, change):
+        from sessions import secrets
+
+        value = form.cleaned_data.get("replace")
+        if value:
+            row = secrets.secret_set(name=obj.name, value=value)
+            obj.pk, obj.ciphertext = row.pk, row.ciphertext
+            obj._state.adding = False
+
+    def delete_model(self, request, obj):
+        audit.record(action="secret.delete", target=obj)
+        super().delete_model(request, obj)
+
+
+# --- audit ----------------------------------------------------------------------------------------
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ("at", "actor_kind", "actor_user", "actor_name", "source", "action", "target", "project")
+    list_filter = ("actor_kind", "source", "action", "project")
+    search_fields = ("action", "target_id", "actor_name", "actor_user__username")
+    date_hierarchy = "at"
+
+    @admin.display(description="target")
+    def target(self, entry: AuditEntry) -> str:
+        return f"{entry.target_type}:{entry.target_id}" if entry.target_type else ""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+# --- sessions and their facts ---------------------------------------------------------------------
 @admin.register(Session)
 class SessionAdmin(admin.ModelAdmin):
     list_display = ("id", "project", "kind", "status", "zone", "agent", "issue_ref", "created_at")

@@ -16,7 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from integrations.base import IntegrationError
-from sessions import agents, services
+from sessions import agents, audit, services
 from sessions.lifecycle import Activity, Phase, RuntimeState
 from sessions.models import Actor, Message, Session
 from sessions.text import clean_text
@@ -60,6 +60,7 @@ def message_queue(
         actor_name=sender_name,
         data={"message": message.pk, "chars": len(text)},
     )
+    audit.record(action="message.queue", target=message, project=session.project, data={"to": session.pk})
     _enqueue_delivery(session)
     return message
 

@@ -396,3 +396,88 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.session_id}: {self.text[:40]}"
+
+
+# --- API tokens, audit, secrets (the API/admin issue) ------------------------------------------------
+class ApiToken(models.Model):
+    """A person's (or a bot account's) API token. Only its SHA-256 is stored; the raw token is
+    shown once, at creation. ``prefix`` (e.g. ``ao_AbCdEfGh``) identifies it in lists."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, editable=False)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class AuditEntry(models.Model):
+    """Who did what, from where: every human, bot and orchestrator action. Append-only."""
+
+    class Kind(models.TextChoices):
+        USER = "user", "User"
+        BOT = "bot", "Bot (API token)"
+        ORCHESTRATOR = "orchestrator", "Orchestrator"
+        AGENT = "agent", "Agent"
+        SYSTEM = "system", "System"
+
+    class Source(models.TextChoices):
+        BROWSER = "browser", "Browser"
+        API = "api", "API"
+        CLI = "cli", "CLI"
+        WEBHOOK = "webhook", "Webhook"
+        SYSTEM = "system", "System"
+
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.SYSTEM)
+    actor_name = models.CharField(max_length=150, blank=True, help_text="token name, session id, OS user")
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.SYSTEM)
+    action = models.CharField(max_length=64, db_index=True, help_text="e.g. session.spawn, token.create")
+    target_type = models.CharField(max_length=64, blank=True)
+    target_id = models.CharField(max_length=100, blank=True)
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries"
+    )
+    data = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target_type}:{self.target_id}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not self._state.adding:
+            raise ValueError("audit entries are append-only")
+        super().save(*args, **kwargs)
+
+
+class Secret(models.Model):
+    """A named secret (e.g. ``github-prod``) that plugin settings refer to by name. The value is
+    encrypted at rest (``sessions.secrets``) and never shown back."""
+
+    name = models.SlugField(max_length=100, unique=True)
+    ciphertext = models.TextField(editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

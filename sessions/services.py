@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from sessions import lifecycle, realtime
+from sessions import audit, lifecycle, realtime
 from sessions.lifecycle import CIState, Facts, PRFacts, PRState, ReviewDecision, Zone
 from sessions.models import Actor, Event, Project, Session
 
@@ -30,7 +30,7 @@ def event_record(
     actor_name: str = "",
     data: dict[str, Any] | None = None,
 ) -> Event:
-    return Event.objects.create(
+    event = Event.objects.create(
         project=project,
         session=session,
         kind=kind,
@@ -40,6 +40,8 @@ def event_record(
         actor_name=actor_name,
         data=data or {},
     )
+    transaction.on_commit(lambda: realtime.event_created(event))  # API event streams (sessions.api.sse)
+    return event
 
 
 def session_create(
@@ -347,6 +349,7 @@ def config_apply(*, config, source: Path) -> list[str]:
         from reactions.notify import notifiers_apply
 
         changes.extend(notifiers_apply(config))
+        audit.record(action="config.apply", target=("config", file), data={"changes": changes})  # audit
     return changes
 
 
@@ -366,4 +369,5 @@ def session_report(*, session: Session, state: str, note: str = "", pr: str = ""
             actor_name=session.id,
             data={"state": state, "note": note, "pr": pr},
         )
+        audit.record(action="session.report", target=session, project=session.project, data={"state": state})
         session_rederive(session=session, actor=Actor.AGENT)

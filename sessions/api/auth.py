@@ -1,4 +1,11 @@
-"""API authentication: the per-session token an agent gets in AO_TOKEN."""
+"""API authentication.
+
+- ``ApiTokenAuthentication``: ``Authorization: Bearer ao_...``, a person's (or bot account's)
+  token; ``request.user`` is that user and ``request.auth`` the ``ApiToken``.
+- ``SessionTokenAuthentication``: the per-session token an agent gets in AO_TOKEN, with
+  ``X-AO-Session``; it may only act for its own session, on the report and pr endpoints.
+- Browsers use Django's session with CSRF (DRF's ``SessionAuthentication``).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ import hmac
 from rest_framework import authentication, exceptions
 
 from sessions.agents import token_hash
+from sessions.api.tokens import TOKEN_PREFIX, api_token_authenticate
 from sessions.models import Session
 
 
@@ -15,12 +23,43 @@ class AgentPrincipal:
 
     is_authenticated = True
     is_anonymous = False
+    is_superuser = False
+    is_active = True
+    pk = None
 
     def __init__(self, session: Session) -> None:
         self.session = session
 
     def __str__(self) -> str:
         return f"agent {self.session.id}"
+
+    def get_username(self) -> str:
+        return self.session.id
+
+
+def _bearer(request) -> str | None:
+    header = authentication.get_authorization_header(request).decode("latin-1")
+    if not header.startswith("Bearer "):
+        return None
+    return header[len("Bearer ") :].strip()
+
+
+class ApiTokenAuthentication(authentication.BaseAuthentication):
+    """``Authorization: Bearer ao_...``: a user's API token, compared by SHA-256."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request):
+        raw = _bearer(request)
+        if raw is None or request.headers.get("X-AO-Session") or not raw.startswith(TOKEN_PREFIX):
+            return None  # not ours: an agent's session token, or no token at all
+        token = api_token_authenticate(raw)
+        if token is None:
+            raise exceptions.AuthenticationFailed("invalid or revoked API token")
+        return token.user, token
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="ao"'
 
 
 class SessionTokenAuthentication(authentication.BaseAuthentication):
@@ -29,11 +68,10 @@ class SessionTokenAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
     def authenticate(self, request):
-        header = authentication.get_authorization_header(request).decode("latin-1")
+        token = _bearer(request)
         session_id = request.headers.get("X-AO-Session", "")
-        if not header.startswith(self.keyword + " ") or not session_id:
+        if token is None or not session_id:
             return None
-        token = header[len(self.keyword) + 1 :].strip()
         session = Session.objects.select_related("project").filter(pk=session_id[:40]).first()
         if session is None or not session.api_token_hash:
             raise exceptions.AuthenticationFailed("invalid session token")
@@ -43,3 +81,7 @@ class SessionTokenAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request) -> str:
         return self.keyword
+
+
+class CsrfSessionAuthentication(authentication.SessionAuthentication):
+    """The browser's Django session; unsafe methods need the CSRF token (DRF enforces it)."""

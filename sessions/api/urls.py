@@ -1,8 +1,37 @@
 from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from sessions.api import views
+from sessions.api import sse, views
 
 urlpatterns = [
+    path("me", views.MeView.as_view(), name="api-me"),
+    path("projects/", views.ProjectListView.as_view(), name="api-projects"),
+    path("projects/<str:key>/", views.ProjectDetailView.as_view(), name="api-project"),
+    path("projects/<str:key>/issues/", views.IssueListView.as_view(), name="api-issues"),
+    path("projects/<str:key>/issues/<str:ref>/", views.IssueDetailView.as_view(), name="api-issue"),
+    path("projects/<str:key>/spawn", views.SpawnView.as_view(), name="api-spawn"),
+    path("projects/<str:key>/batch-spawn", views.BatchSpawnView.as_view(), name="api-batch-spawn"),
+    path("sessions/", views.SessionListView.as_view(), name="api-sessions"),
+    path("sessions/<str:session_id>/", views.SessionDetailView.as_view(), name="api-session"),
+    path("sessions/<str:session_id>/messages/", views.SessionMessagesView.as_view(), name="api-messages"),
+    path("sessions/<str:session_id>/send", views.SessionSendView.as_view(), name="api-send"),
+    path("sessions/<str:session_id>/kill", views.SessionKillView.as_view(), name="api-kill"),
+    path("sessions/<str:session_id>/restore", views.SessionRestoreView.as_view(), name="api-restore"),
+    path("sessions/<str:session_id>/merge", views.SessionMergeView.as_view(), name="api-merge"),
+    path(
+        "sessions/<str:session_id>/claim-pr", views.SessionClaimPullRequestView.as_view(), name="api-claim-pr"
+    ),
     path("sessions/<str:session_id>/report", views.ReportView.as_view(), name="api-session-report"),
     path("sessions/<str:session_id>/pr", views.PullRequestOpenView.as_view(), name="api-session-pr"),
+    path("events/", views.EventListView.as_view(), name="api-events"),
+    path("events/stream", sse.events_stream, name="api-events-stream"),
+    path("reactions/attempts/", views.ReactionAttemptListView.as_view(), name="api-reaction-attempts"),
+    path("notifications/", views.NotificationListView.as_view(), name="api-notifications"),
+    path("notifications/<int:pk>/read", views.NotificationReadView.as_view(), name="api-notification-read"),
+    path("audit/", views.AuditListView.as_view(), name="api-audit"),
+    path("tokens/", views.TokenListView.as_view(), name="api-tokens"),
+    path("tokens/<int:pk>/", views.TokenDetailView.as_view(), name="api-token"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
 ]

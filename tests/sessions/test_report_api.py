@@ -78,4 +78,4 @@ def test_invalid_state_is_400_with_the_field() -> None:
         f"/api/v1/sessions/{session.id}/report", {"state": "sleeping"}, format="json"
     )
     assert response.status_code == 400
-    assert "state" in response.json()
+    assert response.json()["error"]["field"] == "state"

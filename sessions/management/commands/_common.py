@@ -44,3 +44,31 @@ def get_session(session_id: str) -> Session:
     if session is None:
         raise CommandError(f"no session {session_id!r} (see `ao session ls`)")
     return session
+
+
+# --- audit and remote mode (REST API issue) -----------------------------------------------------------
+@contextmanager
+def cli_audit():
+    """What the command does is audited as the person (or orchestrator/agent) at this terminal."""
+    from sessions import audit
+
+    with audit.audit_context(source=audit.CLI, **audit.cli_context_kwargs()):
+        yield
+
+
+def remote_client():
+    """The API client when AO_URL + a user AO_TOKEN are set (and AO_SESSION is not): the command
+    then works against that ao over its API instead of the local database. Else None."""
+    from sessions import apiclient
+
+    return apiclient.client_from_env()
+
+
+@contextmanager
+def remote_errors():
+    from sessions.apiclient import ApiError
+
+    try:
+        yield
+    except ApiError as exc:
+        raise CommandError(str(exc)) from exc

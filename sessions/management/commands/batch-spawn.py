@@ -1,8 +1,14 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions import selectors
+from sessions import apiclient, selectors
 from sessions.agents import session_spawn
-from sessions.management.commands._common import DOMAIN_ERRORS, cli_errors
+from sessions.management.commands._common import (
+    DOMAIN_ERRORS,
+    cli_audit,
+    cli_errors,
+    remote_client,
+    remote_errors,
+)
 from sessions.models import Actor
 
 
@@ -15,14 +21,32 @@ class Command(BaseCommand):
         parser.add_argument("--agent", "-a")
 
     def handle(self, *args, **options):
+        client = remote_client()
+        if client is not None:  # AO_URL + AO_TOKEN: a remote ao, over its API
+            with remote_errors():
+                ok, failed = apiclient.batch_spawn(
+                    client, project=options["project"], issues=options["issues"], agent=options["agent"]
+                )
+            for line in ok:
+                self.stdout.write(line)
+            for line in failed:
+                self.stderr.write(line)
+            if failed:
+                raise CommandError(f"{len(failed)} of {len(ok) + len(failed)} spawns failed")
+            return
         with cli_errors():
             project = selectors.project_resolve(key=options["project"])
         failures = 0
         for ref in dict.fromkeys(options["issues"]):  # each issue once, in the order given
             try:
-                session = session_spawn(
-                    project=project, issue_ref=ref, agent=options["agent"], actor=Actor.USER, actor_name="cli"
-                )
+                with cli_audit():
+                    session = session_spawn(
+                        project=project,
+                        issue_ref=ref,
+                        agent=options["agent"],
+                        actor=Actor.USER,
+                        actor_name="cli",
+                    )
             except DOMAIN_ERRORS as exc:
                 failures += 1
                 self.stderr.write(f"{ref}: not spawned: {exc}")

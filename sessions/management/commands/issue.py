@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError, plugin_for
-from sessions import selectors
+from sessions import audit, selectors
 
 
 class Command(BaseCommand):
@@ -25,6 +25,21 @@ class Command(BaseCommand):
         show.add_argument("--json", action="store_true")
 
     def handle(self, *args, **options):
+        from sessions import apiclient
+        from sessions.management.commands._common import cli_audit, remote_client, remote_errors
+
+        client = remote_client()
+        if client is not None:  # AO_URL + AO_TOKEN: a remote ao, over its API
+            with remote_errors():
+                lines = apiclient.issue(
+                    client, project=options["project"], action=options["action"], options=options
+                )
+            self.stdout.write("\n".join(lines))
+            return
+        with cli_audit():
+            self._local(options)
+
+    def _local(self, options):
         try:
             project = selectors.project_resolve(key=options["project"])
             tracker = plugin_for(project, "tracker")
@@ -33,6 +48,7 @@ class Command(BaseCommand):
                 issue = tracker.create_issue(
                     title=options["title"], body=options["body"], labels=options["labels"]
                 )
+                audit.record(action="issue.create", target=("issue", issue.ref), project=project)
                 self.stdout.write(f"created #{issue.ref}: {issue.title}")
             elif action == "ls":
                 issues = tracker.list_issues(label=options["label"])

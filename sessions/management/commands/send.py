@@ -1,6 +1,13 @@
 from django.core.management.base import BaseCommand
 
-from sessions.management.commands._common import cli_errors, get_session
+from sessions import apiclient
+from sessions.management.commands._common import (
+    cli_audit,
+    cli_errors,
+    get_session,
+    remote_client,
+    remote_errors,
+)
 from sessions.messaging import message_queue
 from sessions.models import Actor, Message
 
@@ -18,8 +25,19 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
+        client = remote_client()
+        if client is not None:  # AO_URL + AO_TOKEN: a remote ao, over its API
+            with remote_errors():
+                lines = apiclient.send(
+                    client,
+                    session=options["session"],
+                    text=" ".join(options["text"]),
+                    answers_prompt=options["answer_prompt"],
+                )
+            self.stdout.write("\n".join(lines))
+            return
         session = get_session(options["session"])
-        with cli_errors():
+        with cli_errors(), cli_audit():
             message = message_queue(
                 session=session,
                 text=" ".join(options["text"]),

@@ -5,8 +5,15 @@ import shutil
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from sessions import agents, selectors
-from sessions.management.commands._common import DOMAIN_ERRORS, cli_errors, get_session
+from sessions import agents, apiclient, selectors
+from sessions.management.commands._common import (
+    DOMAIN_ERRORS,
+    cli_audit,
+    cli_errors,
+    get_session,
+    remote_client,
+    remote_errors,
+)
 from sessions.models import Actor
 
 
@@ -35,7 +42,32 @@ class Command(BaseCommand):
         attach.add_argument("--print", action="store_true", help="only print the command")
 
     def handle(self, *args, **options):
-        getattr(self, "_" + options["action"])(options)
+        client = remote_client()
+        if client is not None:  # AO_URL + AO_TOKEN: a remote ao, over its API
+            self._remote(client, options)
+            return
+        with cli_audit():
+            getattr(self, "_" + options["action"])(options)
+
+    def _remote(self, client, options):
+        action = options["action"]
+        with remote_errors():
+            if action == "ls":
+                lines = apiclient.session_ls(
+                    client,
+                    project=options["project"],
+                    include_done=options["include_terminated"],
+                    as_json=options["json"],
+                )
+            elif action == "kill":
+                lines = apiclient.session_kill(client, session=options["session"])
+            elif action == "restore":
+                lines = apiclient.session_restore(client, session=options["session"])
+            else:
+                raise CommandError(
+                    f"`ao session {action}` runs on the agent host; it is not available over the API"
+                )
+        self.stdout.write("\n".join(lines))
 
     def _ls(self, options):
         with cli_errors():

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand
 
-from sessions import selectors
+from sessions import apiclient, selectors
 from sessions.agents import session_spawn
-from sessions.management.commands._common import cli_errors
+from sessions.management.commands._common import cli_audit, cli_errors, remote_client, remote_errors
 from sessions.models import Actor
 
 
@@ -17,7 +17,13 @@ class Command(BaseCommand):
         parser.add_argument("--branch", help="branch name (default: derived from the issue)")
 
     def handle(self, *args, **options):
-        with cli_errors():
+        client = remote_client()
+        if client is not None:  # AO_URL + AO_TOKEN: a remote ao, over its API
+            with remote_errors():
+                keys = ("project", "issue", "prompt", "agent", "branch")
+                self.stdout.write("\n".join(apiclient.spawn(client, **{k: options[k] for k in keys})))
+            return
+        with cli_errors(), cli_audit():
             project = selectors.project_resolve(key=options["project"])
             session = session_spawn(
                 project=project,

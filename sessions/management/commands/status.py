@@ -156,6 +156,15 @@ class Command(BaseCommand):
         parser.add_argument("--live", action="store_true", help="leave out finished sessions")
 
     def handle(self, *args, as_json: bool, watch: float | None, live: bool, **options) -> None:
+        from sessions import apiclient
+        from sessions.management.commands._common import remote_client, remote_errors
+
+        client = remote_client()
+        if client is not None:  # AO_URL + AO_TOKEN: a remote ao, over its API
+            with remote_errors():
+                snapshot = apiclient.status_snapshot(client, include_done=not live)
+            self.stdout.write(_dumps(snapshot, compact=False) if as_json else render_table(snapshot))
+            return
         runner.check_database()
         if watch is not None and watch <= 0:
             raise CommandError(f"--watch needs a positive number of seconds, not {watch}")

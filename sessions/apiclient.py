@@ -1,0 +1,274 @@
+"""``ao`` against a remote ao: the CLI over the REST API with AO_URL + AO_TOKEN (a user token).
+
+When AO_URL and AO_TOKEN (``ao_...``, from ``ao token create``) are set and AO_SESSION is not
+(agents keep using ``sessions.agent_client`` with their session token), ``ao spawn``, ``ao
+batch-spawn``, ``ao send``, ``ao session ls|kill|restore``, ``ao status`` and ``ao issue`` call
+the API instead of the local database. Each function here returns the lines the command prints
+and raises ``ApiError`` with the server's message on failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+from django.utils import timezone
+
+USER_TOKEN_PREFIX = "ao_"  # noqa: S105 - a prefix, not a secret
+
+
+class ApiError(Exception):
+    def __init__(self, message: str, *, status: int = 0, code: str = "", field: str = "") -> None:
+        super().__init__(message)
+        self.status, self.code, self.field = status, code, field
+
+
+class ApiClient:
+    def __init__(self, base_url: str, token: str, *, timeout: float = 30.0) -> None:
+        base_url = base_url.rstrip("/")
+        if not base_url.startswith(("http://", "https://")):
+            raise ApiError(f"AO_URL must be an http(s) URL, not {base_url!r}")
+        self.base_url, self.token, self.timeout = base_url, token, timeout
+
+    def request(self, method: str, path: str, *, body: Any = None, params: dict | None = None) -> Any:
+        url = (
+            path if path.startswith(("http://", "https://")) else f"{self.base_url}/api/v1/{path.lstrip('/')}"
+        )
+        if params:
+            query = {k: v for k, v in params.items() if v not in (None, "")}
+            url += ("&" if "?" in url else "?") + urllib.parse.urlencode(query)
+        if not url.startswith(self.base_url + "/"):
+            raise ApiError(f"refusing to follow a link off {self.base_url}: {url}")
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
+            url,
+            data=data,
+            method=method,
+            headers={
+                "Authorization": f"Bearer {self.token}",
+                "Accept": "application/json",
+                "Content-Type": "application/json",
+                "X-AO-Client": "cli",
+            },
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()[:4000]
+            try:
+                error = json.loads(raw)["error"]
+                message = error.get("message") or str(error)
+                if error.get("field"):
+                    message = f"{error['field']}: {message}"
+                raise ApiError(
+                    message, status=exc.code, code=error.get("code", ""), field=error.get("field", "")
+                ) from exc
+            except (ValueError, KeyError, TypeError):
+                raise ApiError(f"ao at {self.base_url} answered {exc.code}", status=exc.code) from exc
+        except (urllib.error.URLError, TimeoutError, OSError) as exc:
+            raise ApiError(f"cannot reach ao at {self.base_url}: {exc}") from exc
+        return json.loads(raw) if raw else None
+
+    def get(self, path: str, **params) -> Any:
+        return self.request("GET", path, params=params)
+
+    def post(self, path: str, body: Any = None) -> Any:
+        return self.request("POST", path, body=body if body is not None else {})
+
+    def paginate(self, path: str, *, limit: int = 1000, **params) -> Iterator[dict]:
+        page = self.get(path, limit=200, **params)
+        count = 0
+        while True:
+            for row in page["results"]:
+                yield row
+                count += 1
+                if count >= limit:
+                    return
+            if not page.get("next"):
+                return
+            page = self.request("GET", page["next"])
+
+
+def client_from_env() -> ApiClient | None:
+    """The remote client when AO_URL + a user AO_TOKEN are set and this is not an agent, else None."""
+    url, token = os.environ.get("AO_URL", ""), os.environ.get("AO_TOKEN", "")
+    if not url or not token.startswith(USER_TOKEN_PREFIX) or os.environ.get("AO_SESSION"):
+        return None
+    return ApiClient(url, token)
+
+
+def _project_key(client: ApiClient, key: str | None) -> str:
+    if key:
+        return key
+    projects = list(client.paginate("projects/"))
+    if len(projects) == 1:
+        return projects[0]["key"]
+    if not projects:
+        raise ApiError("no projects visible to your token")
+    raise ApiError(f"several projects ({', '.join(p['key'] for p in projects)}): choose one with --project")
+
+
+def _session_line(row: dict) -> str:
+    return f"{row['id']}: {row['status'].replace('_', ' ')} — {row['reason']}"
+
+
+# --- commands -------------------------------------------------------------------------------------
+def spawn(client: ApiClient, *, project, issue, prompt, agent, branch) -> list[str]:
+    key = _project_key(client, project)
+    body = {
+        k: v for k, v in {"issue": issue, "prompt": prompt, "agent": agent, "branch": branch}.items() if v
+    }
+    return [_session_line(client.post(f"projects/{key}/spawn", body))]
+
+
+def batch_spawn(client: ApiClient, *, project, issues, agent) -> tuple[list[str], list[str]]:
+    key = _project_key(client, project)
+    result = client.post(f"projects/{key}/batch-spawn", {"issues": list(issues), "agent": agent or ""})
+    ok = [
+        f"{r['issue']}: {r['session']['id']} {r['session']['status']}"
+        for r in result["results"]
+        if r["session"]
+    ]
+    failed = [f"{r['issue']}: not spawned: {r['error']['message']}" for r in result["results"] if r["error"]]
+    return ok, failed
+
+
+def send(client: ApiClient, *, session: str, text: str, answers_prompt: bool) -> list[str]:
+    message = client.post(f"sessions/{session}/send", {"text": text, "answers_prompt": answers_prompt})
+    return [f"message {message['id']} to {session}: {message['state']}"]
+
+
+def session_kill(client: ApiClient, *, session: str) -> list[str]:
+    client.post(f"sessions/{session}/kill", {"reason": "ao session kill"})
+    return [f"{session} killed; `ao session restore {session}` brings it back"]
+
+
+def session_restore(client: ApiClient, *, session: str) -> list[str]:
+    row = client.post(f"sessions/{session}/restore")
+    return [f"{session} restored: {row['reason']}"]
+
+
+SUMMARY_KEYS = (
+    "id",
+    "project",
+    "kind",
+    "status",
+    "zone",
+    "reason",
+    "agent",
+    "issue",
+    "title",
+    "branch",
+    "activity",
+    "created_at",
+)
+
+
+def sessions_list(client: ApiClient, *, project=None, include_done=True) -> list[dict]:
+    params = {"project": project, "include_done": "true" if include_done else "false"}
+    return list(client.paginate("sessions/", **params))
+
+
+def session_ls(client: ApiClient, *, project, include_done: bool, as_json: bool) -> list[str]:
+    rows = [
+        {k: row.get(k) for k in SUMMARY_KEYS}
+        for row in sessions_list(client, project=project, include_done=include_done)
+    ]
+    if as_json:
+        return [json.dumps(rows, indent=2)]
+    if not rows:
+        return ["no sessions"]
+    lines = [f"{'SESSION':<18} {'STATUS':<18} {'ZONE':<8} {'AGENT':<12} {'ISSUE':<8} TITLE"]
+    for row in rows:
+        lines.append(
+            f"{row['id']:<18} {row['status']:<18} {row['zone']:<8} {row['agent']:<12} "
+            f"{row['issue'] or '-':<8} {(row['title'] or '')[:50]}"
+        )
+    return lines
+
+
+def status_snapshot(client: ApiClient, *, include_done: bool = True) -> dict:
+    """``ao status --json``'s shape, from the API."""
+    now = timezone.now()
+    sessions = []
+    counts: dict[str, list[int]] = {}
+    for row in sessions_list(client, include_done=include_done):
+        created = datetime.fromisoformat(row["created_at"])
+        live, total = counts.setdefault(row["project"], [0, 0])
+        counts[row["project"]] = [live + (row["zone"] != "done"), total + 1]
+        sessions.append(
+            {
+                "id": row["id"],
+                "project": row["project"],
+                "kind": row["kind"],
+                "status": row["status"],
+                "zone": row["zone"],
+                "reason": row["reason"],
+                "agent": row["agent"],
+                "issue": row["issue"],
+                "issue_title": row["title"],
+                "branch": row["branch"],
+                "host": row["host"],
+                "created_at": row["created_at"],
+                "status_changed_at": row["status_changed_at"],
+                "age_seconds": round((now - created).total_seconds(), 1),
+            }
+        )
+    projects = []
+    for project in client.paginate("projects/"):
+        live, total = counts.get(project["key"], [0, 0])
+        projects.append(
+            {
+                "key": project["key"],
+                "name": project["name"],
+                "repo": project["repo"],
+                "path": "",
+                "default_branch": project["default_branch"],
+                "session_prefix": project["session_prefix"],
+                "live_sessions": live,
+                "sessions": total,
+            }
+        )
+    return {
+        "generated_at": now.isoformat(),
+        "mode": "remote",
+        "server": {"running": True, "pid": None, "url": client.base_url},
+        "projects": projects,
+        "sessions": sessions,
+    }
+
+
+def issue(client: ApiClient, *, project, action: str, options: dict) -> list[str]:
+    key = _project_key(client, project)
+    if action == "add":
+        created = client.post(
+            f"projects/{key}/issues/",
+            {"title": options["title"], "body": options["body"], "labels": options["labels"]},
+        )
+        return [f"created #{created['ref']}: {created['title']}"]
+    if action == "ls":
+        issues = client.get(f"projects/{key}/issues/", label=options.get("label"))
+        if options.get("json"):
+            return [
+                json.dumps(
+                    [{k: i[k] for k in ("ref", "title", "body", "url", "labels", "state")} for i in issues],
+                    indent=2,
+                )
+            ]
+        return [
+            f"#{i['ref']:<6} {i['title']}" + (f"  [{', '.join(i['labels'])}]" if i["labels"] else "")
+            for i in issues
+        ]
+    found = client.get(f"projects/{key}/issues/{urllib.parse.quote(options['ref'], safe='')}/")
+    if options.get("json"):
+        return [
+            json.dumps({k: found[k] for k in ("ref", "title", "body", "url", "labels", "state")}, indent=2)
+        ]
+    return [f"#{found['ref']} {found['title']} ({found['state']})\n\n{found['body']}"]
