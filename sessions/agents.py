@@ -32,7 +32,7 @@ from integrations.base import (
     Workspace,
 )
 from integrations.registry import ConfigurationError, agents, plugin_for, registry_for
-from sessions import audit, prompts, services
+from sessions import prompts, services
 from sessions.lifecycle import Activity, Phase, RuntimeState, Zone
 from sessions.models import Actor, Project, Session
 from sessions.text import clean_text
@@ -187,7 +187,6 @@ def session_spawn(
                 project=project, session=session, kind="spawn.queued", summary=f"queued: {reason}"
             )
         services.session_rederive(session=session, actor=actor)
-        audit.record(action="session.spawn", target=session, project=project, data={"issue": issue_ref or ""})
         if not reason:
             _enqueue_start(session)
     return session
@@ -529,7 +528,6 @@ def session_kill(*, session: Session, by=None, actor: str = Actor.USER, reason: 
             actor=actor,
             actor_user=by,
         )
-        audit.record(action="session.kill", target=session, project=session.project, data={"reason": reason})
         services.session_rederive(session=session, actor=actor)
         queued_project = session.project
     queued_sessions_admit(project=queued_project)
@@ -585,7 +583,6 @@ def session_restore(*, session: Session, by=None, actor: str = Actor.USER) -> No
             actor=actor,
             actor_user=by,
         )
-        audit.record(action="session.restore", target=session, project=session.project, data={"how": note})
         if first_message:
             from sessions import messaging
 
@@ -637,7 +634,6 @@ def session_cleanup(*, session: Session, force: bool = False, by=None, actor: st
             actor=actor,
             actor_user=by,
         )
-        audit.record(action="session.cleanup", target=session, project=session.project, data={"force": force})
         services.session_rederive(session=session, actor=actor)
     return session.id
 
@@ -673,5 +669,13 @@ def project_sweep(*, project: Project) -> int:
                 queue=host_queue(session.host),
             )
     changes += services.project_sweep(project=project, exclude_phase=Phase.RUNNING)
+    # Finished sessions whose agent still runs are no longer observed: reactions still decide
+    # their clean-up after merge and whether the whole project is complete.
+    from reactions import services as reactions
+
+    for session_id in Session.objects.filter(
+        project=project, phase=Phase.RUNNING, zone=Zone.DONE
+    ).values_list("pk", flat=True):
+        reactions.session_react_after_commit(session_id=session_id)
     queued_sessions_admit(project=project)
     return changes

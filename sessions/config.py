@@ -189,6 +189,10 @@ class ReactionConfig(_Model):
     )
     threshold: Duration | None = Field(None, description="How long a condition must last first, e.g. 10m.")
     include_summary: bool | None = Field(None, description="Include a fleet summary in the notification.")
+    trusted_bots: list[str] | None = Field(
+        None,
+        description="bot-review-comments: bot logins whose review comments are forwarded (e.g. coderabbitai).",
+    )
 
 
 class Defaults(_Model):
@@ -242,6 +246,10 @@ class ProjectConfig(_Model):
         default_factory=dict, description="Per-project overrides of the top-level reactions."
     )
     max_sessions: int | None = Field(None, ge=1, description="Cap on live sessions for this project.")
+    auto_cleanup_on_merge: bool | None = Field(
+        None,
+        description="End a session and remove its workspace once its PR merged (never losing unpushed work).",
+    )
     refuse_over_cap: bool = Field(
         False, description="Refuse spawns over maxSessions instead of queueing them until a slot frees up."
     )

@@ -257,8 +257,16 @@ def config_apply(*, config, source: Path) -> list[str]:
             "symlinks": list(spec.symlinks),
             "post_create": list(spec.post_create),
             "reactions": {
-                rule: reaction.model_dump(mode="json", by_alias=True, exclude_none=True)
-                for rule, reaction in spec.reactions.items()
+                **{
+                    rule: reaction.model_dump(mode="json", by_alias=True, exclude_none=True)
+                    for rule, reaction in spec.reactions.items()
+                },
+                # a project switch the reactions engine reads next to the rule overrides
+                **(
+                    {"autoCleanupOnMerge": spec.auto_cleanup_on_merge}
+                    if spec.auto_cleanup_on_merge is not None
+                    else {}
+                ),
             },
             "max_sessions": spec.max_sessions,
             "refuse_over_cap": spec.refuse_over_cap,
