@@ -158,6 +158,38 @@ def test_on_a_phone_the_columns_stack(live: Live, browser, shots) -> None:  # no
     context.close()
 
 
+def test_after_a_reconnect_the_board_body_is_fetched_again(live: Live, admin_page) -> None:  # noqa: F811
+    page = admin_page
+    page.goto(f"{live.base}/p/e2e/")
+    page.wait_for_selector("#live-indicator[data-state=live]")
+    # A change that pushed nothing (a title edited behind ao's back) stands for what a browser
+    # misses while its socket is down; the resync that ao.js fires on a reconnect picks it up.
+    live.shell(
+        "from sessions.models import Session\n"
+        "print(Session.objects.filter(pk='e2e-1').update(issue_title='Renamed while offline'))"
+    )
+    assert "Renamed while offline" not in page.inner_text("#card-e2e-1")
+    page.evaluate("htmx.trigger(document.body, 'ao:resync')")
+    page.wait_for_selector("#card-e2e-1 >> text=Renamed while offline", timeout=5_000)
+    assert page.locator("#board-body").count() == 1
+
+
+def test_spawn_page_with_the_backlog(live: Live, admin_page, shots) -> None:  # noqa: F811
+    page = admin_page
+    live.shell(
+        "from integrations.models import LocalIssue\nfrom sessions.models import Project\n"
+        "p = Project.objects.get(key='e2e')\n"
+        "LocalIssue.objects.create(project=p, number=1, title='Add a dark mode toggle', labels=['ui'])\n"
+        "LocalIssue.objects.create(project=p, number=2, title='Flaky checkout test')\nprint('ok')"
+    )
+    page.goto(f"{live.base}/p/e2e/spawn/")
+    page.wait_for_selector("#batch-form >> text=Add a dark mode toggle")
+    page.fill("#id_prompt", "")
+    page.click("#spawn-form button[type=submit]")
+    page.wait_for_selector("text=Pick an issue or write a prompt.")
+    page.screenshot(path=str(shots / "spawn.png"), full_page=True)
+
+
 def test_screenshots_were_written(shots) -> None:
     names = {p.name for p in shots.glob("*.png")}
     assert {"board-working.png", "board-needs-input.png", "board-mergeable.png", "detail.png"} <= names
