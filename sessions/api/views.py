@@ -17,6 +17,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.generics import GenericAPIView
+from rest_framework.mixins import ListModelMixin
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
@@ -95,13 +96,17 @@ class AoAPIView(GenericAPIView):
         return self.get_paginated_response(data)
 
 
+class AoListView(ListModelMixin, AoAPIView):
+    """A cursor-paginated list (ListModelMixin tells the schema generator the response is paginated)."""
+
+
 def _actor_fields(request) -> dict:
     """How services record who acted on the timeline: a person (or their bot token) is a user."""
     return {"by": request.user, "actor": Actor.USER}
 
 
 # --- projects -------------------------------------------------------------------------------------
-class ProjectListView(AoAPIView):
+class ProjectListView(AoListView):
     """Projects visible to you, with your role in each."""
 
     pagination_class = cursor_by("key")
@@ -145,6 +150,7 @@ def _live_by_issue(project) -> dict[str, str]:
 class IssueListView(AoAPIView):
     """The project's backlog from its tracker; POST creates an issue (trackers that take them: local)."""
 
+    pagination_class = None
     serializer_class = s.IssueSerializer
 
     @extend_schema(
@@ -246,7 +252,7 @@ class BatchSpawnView(AoAPIView):
 
 
 # --- sessions -------------------------------------------------------------------------------------
-class SessionListView(AoAPIView):
+class SessionListView(AoListView):
     """Sessions of your projects, newest first; filter by project, status, zone, agent, kind."""
 
     pagination_class = cursor_by("-created_at")
@@ -276,7 +282,7 @@ class SessionDetailView(AoAPIView):
         return Response(s.SessionDetailSerializer(session_for(request, session_id)).data)
 
 
-class SessionMessagesView(AoAPIView):
+class SessionMessagesView(AoListView):
     """A session's messages (oldest first); POST queues one (operator), like `ao send`."""
 
     pagination_class = cursor_by("pk")
@@ -422,7 +428,7 @@ class SessionClaimPullRequestView(AoAPIView):
 
 
 # --- timeline, reactions, notifications ------------------------------------------------------------
-class EventListView(AoAPIView):
+class EventListView(AoListView):
     """The timeline of your projects, newest first; filter by project, session, kind, since."""
 
     pagination_class = cursor_by("-pk")
@@ -445,7 +451,7 @@ class EventListView(AoAPIView):
         return self.page(qs, s.EventSerializer)
 
 
-class ReactionAttemptListView(AoAPIView):
+class ReactionAttemptListView(AoListView):
     pagination_class = cursor_by("-pk")
     serializer_class = s.ReactionAttemptSerializer
 
@@ -469,7 +475,7 @@ class ReactionAttemptListView(AoAPIView):
         return self.page(qs, s.ReactionAttemptSerializer)
 
 
-class NotificationListView(AoAPIView):
+class NotificationListView(AoListView):
     """Notifications of your projects, newest first; ``?unread=true`` for the unread ones."""
 
     pagination_class = cursor_by("-pk")
@@ -517,7 +523,7 @@ class NotificationReadView(AoAPIView):
 
 
 # --- audit ----------------------------------------------------------------------------------------
-class AuditListView(AoAPIView):
+class AuditListView(AoListView):
     """The audit log: superusers see all of it, project admins their projects' entries."""
 
     pagination_class = cursor_by("-pk")
@@ -582,6 +588,7 @@ class MeView(AoAPIView):
 class TokenListView(AoAPIView):
     """Your API tokens (prefix only); POST creates one and returns the raw token once."""
 
+    pagination_class = None
     serializer_class = s.ApiTokenSerializer
 
     @extend_schema(operation_id="tokens_list", responses=s.ApiTokenSerializer(many=True))

@@ -13,7 +13,7 @@ from integrations.base import SCM, PluginConfig, PullRequestInfo
 from integrations.registry import scms
 from sessions.agents import token_hash
 from sessions.api.tokens import api_token_create
-from sessions.models import Membership
+from sessions.models import Membership, Project
 from tests.factories import ProjectFactory, SessionFactory, UserFactory
 
 
@@ -61,7 +61,9 @@ class World:
         if who == "anonymous":
             return client
         if who == "agent":
-            client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.agent_token}", HTTP_X_AO_SESSION=self.session.id)
+            client.credentials(
+                HTTP_AUTHORIZATION=f"Bearer {self.agent_token}", HTTP_X_AO_SESSION=self.session.id
+            )
             return client
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {self.tokens[who]}")
         return client
@@ -87,6 +89,7 @@ def _fresh_throttle_cache():
 def world(db) -> World:
     project = ProjectFactory(key="web", session_prefix="web", scm="apitest")
     session = SessionFactory(project=project, api_token_hash=token_hash("agent-secret"))
+    Project.objects.filter(pk=project.pk).update(next_session_number=1000)  # spawns never meet factory ids
     users, tokens = {}, {}
     for role in ROLES:
         user = UserFactory(username=role)

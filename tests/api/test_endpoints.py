@@ -6,7 +6,7 @@ import pytest
 
 from reactions.models import Notification
 from sessions.lifecycle import Phase
-from sessions.models import ApiToken, AuditEntry, Message, PullRequest, Session
+from sessions.models import ApiToken, AuditEntry, Message, Project, PullRequest, Session
 from tests.factories import (
     CheckRunFactory,
     EventFactory,
@@ -29,7 +29,13 @@ def _error(response) -> dict:
 # --- reads ----------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("who", "status", "count"),
-    [("anonymous", 401, None), ("agent", 403, None), ("outsider", 200, 0), ("viewer", 200, 1), ("root", 200, 1)],
+    [
+        ("anonymous", 401, None),
+        ("agent", 403, None),
+        ("outsider", 200, 0),
+        ("viewer", 200, 1),
+        ("root", 200, 1),
+    ],
 )
 def test_projects_list_shows_only_visible_projects(world, who, status, count) -> None:
     response = world.client(who).get("/api/v1/projects/")
@@ -53,7 +59,9 @@ def test_project_detail_of_someone_elses_project_is_404(world) -> None:
 
 def test_sessions_list_filters_and_cursor_pagination(world) -> None:
     for zone in ("review", "review", "merge"):
-        SessionFactory(project=world.project, zone=zone, status="ci_failed" if zone == "review" else "mergeable")
+        SessionFactory(
+            project=world.project, zone=zone, status="ci_failed" if zone == "review" else "mergeable"
+        )
     SessionFactory()  # another project: never listed
     client = world.client("viewer")
 
@@ -114,7 +122,15 @@ def test_reaction_attempts_and_notifications(world) -> None:
 
 
 # --- actions: the role matrix ------------------------------------------------------------------------
-SEND_STATUS = {"anonymous": 401, "agent": 403, "outsider": 404, "viewer": 403, "operator": 201, "admin": 201, "root": 201}
+SEND_STATUS = {
+    "anonymous": 401,
+    "agent": 403,
+    "outsider": 404,
+    "viewer": 403,
+    "operator": 201,
+    "admin": 201,
+    "root": 201,
+}
 
 
 @pytest.mark.parametrize("who", WHO)
@@ -173,7 +189,10 @@ def test_spawn_and_audit(world) -> None:
     assert session.created_by == world.users["operator"]
     entry = AuditEntry.objects.get(action="session.spawn")
     assert (entry.target_id, entry.source, entry.actor_kind) == (session.id, "api", "bot")
-    assert world.client("viewer").post("/api/v1/projects/web/spawn", {"prompt": "x"}, format="json").status_code == 403
+    assert (
+        world.client("viewer").post("/api/v1/projects/web/spawn", {"prompt": "x"}, format="json").status_code
+        == 403
+    )
 
 
 def test_spawn_validation(world, settings) -> None:
@@ -201,10 +220,11 @@ def test_batch_spawn_reports_per_issue(world) -> None:
 
 
 def test_issues_local_tracker(world) -> None:
-    world.project.tracker = "local"
-    world.project.save()
+    Project.objects.filter(pk=world.project.pk).update(tracker="local")
     client = world.client("operator")
-    created = client.post("/api/v1/projects/web/issues/", {"title": "Fix login", "labels": ["bug"]}, format="json")
+    created = client.post(
+        "/api/v1/projects/web/issues/", {"title": "Fix login", "labels": ["bug"]}, format="json"
+    )
     assert created.status_code == 201, created.content
     ref = created.json()["ref"]
     rows = world.client("viewer").get("/api/v1/projects/web/issues/").json()
@@ -249,7 +269,9 @@ def test_claim_pr(world) -> None:
     missing = client.post(f"/api/v1/sessions/{world.session.id}/claim-pr", {"number": 8}, format="json")
     assert missing.status_code == 404
     response = client.post(
-        f"/api/v1/sessions/{world.session.id}/claim-pr", {"url": "https://example.test/acme/web/pull/7"}, format="json"
+        f"/api/v1/sessions/{world.session.id}/claim-pr",
+        {"url": "https://example.test/acme/web/pull/7"},
+        format="json",
     )
     assert response.status_code == 200, response.content
     assert response.json()["pull_request"]["number"] == 7
@@ -265,7 +287,9 @@ def test_audit_visible_to_admins_only(world) -> None:
     world.client("operator").post(f"/api/v1/sessions/{world.session.id}/send", {"text": "x"}, format="json")
     assert world.client("operator").get("/api/v1/audit/").status_code == 403
     rows = world.client("admin").get("/api/v1/audit/", {"action": "message.queue"}).json()["results"]
-    assert [(r["action"], r["actor_user"], r["project"]) for r in rows] == [("message.queue", "operator", "web")]
+    assert [(r["action"], r["actor_user"], r["project"]) for r in rows] == [
+        ("message.queue", "operator", "web")
+    ]
     assert len(world.client("root").get("/api/v1/audit/").json()["results"]) >= 1
 
 

@@ -1,0 +1,74 @@
+"""`ao` against a remote ao: AO_URL + AO_TOKEN make the commands use the API (a live server)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from sessions.models import AuditEntry, Message, Project, Session
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def _ao(*args: str) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+@pytest.fixture
+def remote(transactional_db, live_server, world, monkeypatch, settings):
+    settings.AO_INLINE_DELIVERY_WAIT = 0.0
+    Project.objects.filter(pk=world.project.pk).update(tracker="local")
+    monkeypatch.setenv("AO_URL", live_server.url)
+    monkeypatch.setenv("AO_TOKEN", world.tokens["operator"])
+    monkeypatch.delenv("AO_SESSION", raising=False)
+    return world
+
+
+def test_cli_commands_go_through_the_api(remote) -> None:
+    created = _ao("issue", "add", "Fix the login page")
+    assert created.startswith("created #1")
+    assert "#1" in _ao("issue", "ls") and "Fix the login page" in _ao("issue", "show", "1")
+
+    line = _ao("spawn", "--prompt", "add a health check", "--agent", "claude-code")
+    session_id = line.split(":")[0]
+    session = Session.objects.get(pk=session_id)
+    assert session.created_by == remote.users["operator"] and session.prompt == "add a health check"
+
+    listed = json.loads(_ao("session", "ls", "--json"))
+    assert session_id in [row["id"] for row in listed]
+    assert set(listed[0]) >= {"id", "project", "status", "zone", "reason", "agent", "issue"}
+
+    assert "message" in _ao("send", remote.session.id, "please", "rebase")
+    assert Message.objects.get(session=remote.session).text == "please rebase"
+
+    assert "killed" in _ao("session", "kill", remote.session.id)
+    status = json.loads(_ao("status", "--json"))
+    assert status["mode"] == "remote" and status["projects"][0]["key"] == "web"
+    assert remote.session.id in [s["id"] for s in status["sessions"]]
+
+    entries = AuditEntry.objects.filter(actor_user=remote.users["operator"])
+    actions = set(entries.values_list("action", flat=True))
+    assert {"issue.create", "session.spawn", "message.queue", "session.kill"} <= actions
+    assert set(entries.values_list("source", "actor_kind")) == {("cli", "user")}
+
+
+def test_cli_remote_errors_are_one_line(remote, monkeypatch) -> None:
+    with pytest.raises(CommandError, match="this needs the operator role"):
+        monkeypatch.setenv("AO_TOKEN", remote.tokens["viewer"])
+        _ao("send", remote.session.id, "hi")
+    monkeypatch.setenv("AO_TOKEN", "ao_revoked-or-wrong")
+    with pytest.raises(CommandError, match="invalid or revoked API token"):
+        _ao("session", "ls")
+
+
+def test_agents_keep_their_own_client(remote, monkeypatch) -> None:
+    from sessions import apiclient
+
+    monkeypatch.setenv("AO_SESSION", remote.session.id)
+    assert apiclient.client_from_env() is None

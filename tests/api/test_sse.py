@@ -1,0 +1,125 @@
+"""``/api/v1/events/stream`` delivers a timeline event as it happens, through the real ASGI app."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.db import transaction
+
+from sessions import realtime, services
+from sessions.api.tokens import api_token_create
+from sessions.models import Membership
+from tests.factories import ProjectFactory, SessionFactory, UserFactory
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(30)]
+
+
+@pytest.fixture(autouse=True)
+def _unbind_server_loop():
+    yield
+    realtime._server_loop = None  # the test's loop is closed after it
+
+
+def _setup():
+    user = UserFactory(username="bot-owner")
+    project = ProjectFactory(key="web", session_prefix="web")
+    other = ProjectFactory(key="secret-project", session_prefix="sec")
+    Membership.objects.create(user=user, project=project, role="viewer")
+    return (
+        api_token_create(user=user, name="sse")[1],
+        SessionFactory(project=project),
+        SessionFactory(project=other),
+    )
+
+
+def _record(session, kind: str) -> int:
+    with transaction.atomic():
+        return services.event_record(
+            project=session.project, session=session, kind=kind, summary=f"{kind}!"
+        ).pk
+
+
+async def _open_stream(app, headers: list[tuple[bytes, bytes]], query: bytes = b""):
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/api/v1/events/stream",
+        "raw_path": b"/api/v1/events/stream",
+        "query_string": query,
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), *headers],
+        "client": ("127.0.0.1", 5555),
+        "server": ("127.0.0.1", 8000),
+    }
+    inbox: asyncio.Queue = asyncio.Queue()
+    outbox: asyncio.Queue = asyncio.Queue()
+    await inbox.put({"type": "http.request", "body": b"", "more_body": False})
+    task = asyncio.create_task(app(scope, inbox.get, outbox.put))
+    return task, inbox, outbox
+
+
+async def _read_until(outbox: asyncio.Queue, needle: str, timeout: float = 10.0) -> str:
+    seen = ""
+    async with asyncio.timeout(timeout):
+        while needle not in seen:
+            message = await outbox.get()
+            if message["type"] == "http.response.body":
+                seen += message.get("body", b"").decode()
+    return seen
+
+
+def test_stream_delivers_events_of_visible_projects_only() -> None:
+    asyncio.run(_stream_delivers())
+
+
+async def _stream_delivers() -> None:
+    from ao_site.asgi import application
+
+    raw, session, foreign = await sync_to_async(_setup)()
+    missed = await sync_to_async(_record)(session, "before.connect")
+    task, inbox, outbox = await _open_stream(
+        application,
+        [(b"authorization", f"Bearer {raw}".encode()), (b"last-event-id", str(missed - 1).encode())],
+    )
+    start = await outbox.get()
+    assert start["type"] == "http.response.start" and start["status"] == 200
+    assert dict(start["headers"])[b"Content-Type"] == b"text/event-stream"
+    replayed = await _read_until(outbox, "before.connect")  # what it missed comes first
+    assert f"id: {missed}" in replayed
+
+    await sync_to_async(_record, thread_sensitive=False)(foreign, "foreign.kind")
+    event_id = await sync_to_async(_record, thread_sensitive=False)(session, "ci.failed")
+    text = await _read_until(outbox, "event: ci.failed")
+    assert "foreign.kind" not in text
+    block = text[text.index(f"id: {event_id}") :].split("\n\n")[0]
+    data = json.loads(block.split("data: ", 1)[1])
+    assert (data["kind"], data["session"], data["project"], data["summary"]) == (
+        "ci.failed",
+        session.id,
+        "web",
+        "ci.failed!",
+    )
+
+    await inbox.put({"type": "http.disconnect"})
+    await asyncio.wait_for(task, timeout=10)
+
+
+def test_stream_needs_a_token() -> None:
+    asyncio.run(_needs_token())
+
+
+async def _needs_token() -> None:
+    from ao_site.asgi import application
+
+    task, _inbox, outbox = await _open_stream(application, [(b"authorization", b"Bearer ao_wrong")])
+    start = await outbox.get()
+    assert start["status"] == 401
+    body = await outbox.get()
+    assert json.loads(body["body"])["error"]["code"] == "not_authenticated"
+    await asyncio.wait_for(task, timeout=10)
