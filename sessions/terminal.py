@@ -80,7 +80,7 @@ VIEWER_QUEUE_BYTES = 256 * 1024  # per-viewer backlog cap; over it: drop + resyn
 HIGH_WATER = 128 * 1024  # every viewer at least this far behind: pause the pty reader
 LOW_WATER = 32 * 1024  # a viewer drained below this: resume reading
 READ_BYTES = 64 * 1024  # one pty read
-SEND_BYTES = 64 * 1024  # at most this much in one websocket frame
+SEND_BYTES = 256 * 1024  # at most this much in one websocket frame
 INPUT_BACKLOG_BYTES = 64 * 1024  # input not yet taken by the pty (a stuck pane); more is dropped
 PROCESS_INBOX_BYTES = 1024 * 1024  # process runtime: output waiting for the loop; more: resync all
 RESYNC_TAIL_BYTES = 64 * 1024  # process runtime: replay tail sent on a resync
@@ -507,17 +507,24 @@ class TmuxRelay(Relay):
     def _on_readable(self) -> None:
         if self._master is None:
             return
-        try:
-            chunk = os.read(self._master, READ_BYTES)
-        except BlockingIOError:
-            return
-        except OSError:  # EIO: the tmux client exited (session killed, detached, server gone)
-            chunk = b""
-        if not chunk:
+        data = bytearray()
+        ended = False
+        while len(data) < READ_BYTES * 4:  # drain what is there: fewer, larger frames to send
+            try:
+                chunk = os.read(self._master, READ_BYTES)
+            except BlockingIOError:
+                break
+            except OSError:  # EIO: the tmux client exited (session killed, detached, server gone)
+                chunk = b""
+            if not chunk:
+                ended = True
+                break
+            data += chunk
+        if data:
+            self._feed(bytes(data))
+        if ended:
             self._end("the tmux session ended")
             self.stop()
-            return
-        self._feed(chunk)
 
     def _pause_reading(self) -> None:
         if self._reading and self._master is not None:
