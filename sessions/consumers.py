@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
@@ -10,6 +11,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from sessions import realtime
 
 CLOSE_FORBIDDEN = 4403
+RECHECK_EVERY = 30.0  # seconds: a role taken away reaches open sockets within this
 
 
 @database_sync_to_async
@@ -52,18 +54,35 @@ class BoardConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         query = parse_qs((self.scope.get("query_string") or b"").decode("latin-1"))
-        groups = await board_groups(
-            user,
-            project_key=(query.get("project") or [""])[0],
-            session_id=(query.get("session") or [""])[0],
-        )
+        self.asked = {
+            "project_key": (query.get("project") or [""])[0],
+            "session_id": (query.get("session") or [""])[0],
+        }
+        groups = await board_groups(user, **self.asked)
         if groups is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        for group in groups:
+        await self._join(groups)
+        await self.accept()
+
+    async def _join(self, groups: list[str]) -> None:
+        for group in set(self.groups_joined) - set(groups):
+            await self.channel_layer.group_discard(group, self.channel_name)
+        for group in set(groups) - set(self.groups_joined):
             await self.channel_layer.group_add(group, self.channel_name)
         self.groups_joined = groups
-        await self.accept()
+        self.checked_at = time.monotonic()
+
+    async def _still_allowed(self) -> bool:
+        """Re-check the person's roles now and then: revoked access closes the socket."""
+        if time.monotonic() - self.checked_at < RECHECK_EVERY:
+            return True
+        groups = await board_groups(self.scope["user"], **self.asked)
+        if groups is None:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return False
+        await self._join(groups)
+        return True
 
     async def disconnect(self, code: int) -> None:
         for group in getattr(self, "groups_joined", []):
@@ -73,4 +92,6 @@ class BoardConsumer(AsyncWebsocketConsumer):
         return  # the board is push-only
 
     async def card_html(self, event: dict) -> None:
+        if not await self._still_allowed():
+            return
         await self.send(text_data=event["html"])

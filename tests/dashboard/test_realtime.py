@@ -208,3 +208,24 @@ def test_a_superuser_board_follows_every_project(team) -> None:
         return text
 
     assert _run(scenario()) == "<i>any</i>"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_revoked_role_closes_the_open_socket(team, monkeypatch) -> None:
+    from sessions import consumers
+
+    layer = get_channel_layer()
+
+    async def scenario():
+        viewer, ok, _ = await _connect(team.viewer, "/ws/board/?project=webapp")
+        assert ok
+        await Membership.objects.filter(user=team.viewer).adelete()
+        monkeypatch.setattr(consumers, "RECHECK_EVERY", 0.0)
+        await layer.group_send(
+            realtime.project_group(team.project.pk), {"type": "card.html", "html": "<i>web</i>"}
+        )
+        output = await viewer.receive_output(timeout=2)
+        await viewer.disconnect()
+        return output
+
+    assert _run(scenario()) == {"type": "websocket.close", "code": 4403}
