@@ -32,7 +32,7 @@ from integrations.base import (
     Workspace,
 )
 from integrations.registry import ConfigurationError, agents, plugin_for, registry_for
-from sessions import prompts, services
+from sessions import audit, prompts, services
 from sessions.lifecycle import Activity, Phase, RuntimeState, Zone
 from sessions.models import Actor, Project, Session
 from sessions.text import clean_text
@@ -187,6 +187,7 @@ def session_spawn(
                 project=project, session=session, kind="spawn.queued", summary=f"queued: {reason}"
             )
         services.session_rederive(session=session, actor=actor)
+        audit.record(action="session.spawn", target=session, project=project, data={"issue": issue_ref or ""})
         if not reason:
             _enqueue_start(session)
     return session
@@ -528,6 +529,7 @@ def session_kill(*, session: Session, by=None, actor: str = Actor.USER, reason: 
             actor=actor,
             actor_user=by,
         )
+        audit.record(action="session.kill", target=session, project=session.project, data={"reason": reason})
         services.session_rederive(session=session, actor=actor)
         queued_project = session.project
     queued_sessions_admit(project=queued_project)
@@ -583,6 +585,7 @@ def session_restore(*, session: Session, by=None, actor: str = Actor.USER) -> No
             actor=actor,
             actor_user=by,
         )
+        audit.record(action="session.restore", target=session, project=session.project, data={"how": note})
         if first_message:
             from sessions import messaging
 
@@ -634,6 +637,7 @@ def session_cleanup(*, session: Session, force: bool = False, by=None, actor: st
             actor=actor,
             actor_user=by,
         )
+        audit.record(action="session.cleanup", target=session, project=session.project, data={"force": force})
         services.session_rederive(session=session, actor=actor)
     return session.id
 
