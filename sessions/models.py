@@ -96,6 +96,25 @@ class Project(models.Model):
     pr_sync_error = models.CharField(max_length=500, blank=True, editable=False)
     # The SCM credential's budget as last seen: {"limit", "remaining", "reset_at", "exhausted"}.
     scm_rate = models.JSONField(default=dict, blank=True, editable=False)
+    # --- the orchestrator agent and backlog intake (sessions/orchestrator.py, sessions/intake.py) ---
+    orchestrator_enabled = models.BooleanField(
+        default=True, help_text="`ao start` starts the project's orchestrator agent and sweeps keep it alive"
+    )
+    orchestrator_agent = models.CharField(
+        max_length=64, blank=True, help_text="agent plugin of the orchestrator; empty: the project's agent"
+    )
+    orchestrator_agent_settings = models.JSONField(default=dict, blank=True)
+    orchestrator_rules = models.TextField(blank=True)
+    orchestrator_rules_file = models.CharField(max_length=1024, blank=True)
+    # Keep-alive bookkeeping: restarts since the orchestrator last ran healthy, next allowed restart.
+    orchestrator_restarts = models.PositiveSmallIntegerField(default=0, editable=False)
+    orchestrator_restart_after = models.DateTimeField(null=True, blank=True, editable=False)
+    intake_enabled = models.BooleanField(
+        default=False, help_text="claim issues carrying intake_label and spawn workers for them"
+    )
+    intake_label = models.CharField(max_length=100, default="agent:backlog")
+    intake_in_progress_label = models.CharField(max_length=100, default="agent:in-progress")
+    intake_done_label = models.CharField(max_length=100, default="agent:done")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -481,3 +500,61 @@ class Secret(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+# --- backlog intake and conflict watch (sessions/intake.py, sessions/conflicts.py) ------------------
+class IntakeClaim(models.Model):
+    """One backlog issue claimed by intake. The unique row is taken *before* the worker is spawned,
+    so two sweeps never spawn twice for one issue."""
+
+    class State(models.TextChoices):
+        CLAIMED = "claimed", "Claimed"
+        SPAWNED = "spawned", "Worker spawned"
+        DONE = "done", "Done (PR merged)"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="intake_claims")
+    issue_ref = models.CharField(max_length=200)
+    issue_title = models.CharField(max_length=500, blank=True)
+    session = models.ForeignKey(
+        Session, null=True, blank=True, on_delete=models.SET_NULL, related_name="intake_claims"
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.CLAIMED, db_index=True)
+    error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "issue_ref"], name="intake_claim_unique_per_issue"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project_id}#{self.issue_ref}: {self.state}"
+
+
+class FileOverlap(models.Model):
+    """Two live workers of a project changing the same files (``session_a`` < ``session_b`` by id).
+
+    ``fingerprint`` identifies the current set of files: people and the orchestrator are told once
+    per set. ``rebase_sent_at`` marks the one rebase message after one side merged."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="file_overlaps")
+    session_a = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="+")
+    session_b = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="+")
+    files = models.JSONField(default=list, blank=True)
+    fingerprint = models.CharField(max_length=64, blank=True)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    rebase_sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_seen", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["session_a", "session_b"], name="file_overlap_unique_pair"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.session_a_id} ∩ {self.session_b_id}: {len(self.files)} files"
