@@ -558,3 +558,90 @@ class FileOverlap(models.Model):
 
     def __str__(self) -> str:
         return f"{self.session_a_id} ∩ {self.session_b_id}: {len(self.files)} files"
+
+
+# --- the learning loop: outcomes and lessons (sessions/outcomes.py, sessions/lessons.py) --------------
+class Outcome(models.Model):
+    """What one finished worker session came to, computed from its timeline and rows by
+    ``sessions.outcomes.outcome_compute``; recomputed (same row) if the session changes again."""
+
+    class Result(models.TextChoices):
+        MERGED = "merged", "Merged"
+        ABANDONED = "abandoned", "Abandoned"
+
+    session = models.OneToOneField(Session, on_delete=models.CASCADE, related_name="outcome")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="outcomes")
+    result = models.CharField(max_length=16, choices=Result.choices, db_index=True)
+    end_status = models.CharField(max_length=24, blank=True, help_text="the session's status when it ended")
+    agent = models.CharField(max_length=64, blank=True)
+    model = models.CharField(max_length=128, blank=True)
+    started_at = models.DateTimeField(db_index=True)
+    ended_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    first_pr_seconds = models.FloatField(null=True, blank=True, help_text="session start → first PR")
+    merge_seconds = models.FloatField(null=True, blank=True, help_text="session start → merged")
+    ci_ran = models.BooleanField(default=False, help_text="any CI result was seen")
+    ci_failure_cycles = models.PositiveIntegerField(default=0, help_text="distinct head commits with failing CI")
+    failed_checks = models.JSONField(default=dict, blank=True, help_text="{check name: failing cycles}")
+    first_failed_checks = models.JSONField(default=list, blank=True, help_text="checks of the first failing cycle")
+    review_rounds = models.PositiveIntegerField(default=0, help_text="times changes were requested")
+    human_messages = models.PositiveIntegerField(default=0)
+    reaction_messages = models.PositiveIntegerField(default=0)
+    orchestrator_messages = models.PositiveIntegerField(default=0)
+    escalations = models.PositiveIntegerField(default=0)
+    needed_human = models.BooleanField(default=False)
+    human_reasons = models.JSONField(default=list, blank=True, help_text="why people were needed")
+    tokens_in = models.BigIntegerField(default=0)
+    tokens_out = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(max_digits=12, decimal_places=4, default=0)
+    data = models.JSONField(default=dict, blank=True, help_text="the rest of outcome_compute's result")
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-ended_at", "-pk"]
+        indexes = [models.Index(fields=["project", "ended_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.session_id}: {self.result}"
+
+
+class Lesson(models.Model):
+    """A change ao proposes from the outcomes, with its evidence; people accept or reject it.
+
+    ``pattern`` identifies what was seen (e.g. ``first-failing-check:lint``): one lesson per
+    pattern and project, so proposing again refreshes the evidence instead of duplicating it.
+    Accepted ``worker_rule`` lessons are added to the prompt of later workers of the project.
+    """
+
+    class Kind(models.TextChoices):
+        WORKER_RULE = "worker_rule", "Worker rule"
+        AGENT_SETTINGS = "agent_settings", "Agent settings"
+
+    class State(models.TextChoices):
+        PROPOSED = "proposed", "Proposed"
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="lessons")
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    pattern = models.CharField(max_length=200)
+    text = models.TextField(help_text="the proposal, for people")
+    prompt_text = models.TextField(blank=True, help_text="what later workers are told, once accepted")
+    evidence = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=State.choices, default=State.PROPOSED, db_index=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    baseline = models.JSONField(default=dict, blank=True, help_text="the metric before acceptance")
+    later = models.JSONField(default=dict, blank=True, help_text="the same metric since acceptance")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["status", "-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "pattern"], name="lesson_unique_pattern_per_project"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.pattern} ({self.status})"
