@@ -226,7 +226,7 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "ao API",
     "DESCRIPTION": (
         "Drive ao from bots, orchestrators and scripts. Authenticate with `Authorization: Bearer ao_...` "
-        "(`ao token create NAME`). Errors are `{\"error\": {\"code\", \"message\", \"field\"?}}`. "
+        '(`ao token create NAME`). Errors are `{"error": {"code", "message", "field"?}}`. '
         "Live timeline: `GET /api/v1/events/stream` (server-sent events)."
     ),
     "VERSION": "1",
