@@ -8,6 +8,12 @@ Measures:
   (15 reading and acknowledging like a browser, 5 connected but never reading);
 - the flood delivered to the reading viewers, and the relay's Ctrl-C → prompt time under it.
 
+The viewers run in a child process (their own GIL) so they do not slow the measuring client.
+Ctrl-C is sent from a second operator socket that does not read: with Python's sync websockets
+client, a socket busy receiving a flood can starve its own ``send`` for a second or more (its
+reader thread holds the connection's mutex), which would measure the client, not ao. The
+machine is shared: run it on a quiet one, numbers under load are several times worse.
+
 Run: `.venv/bin/python bench/terminal.py [--keys 200] [--viewers 20] [--flood-seconds 10]`.
 Prints a table. Uses an isolated tmux server (-L) and a throwaway AO_HOME.
 """
