@@ -50,6 +50,22 @@ AO_PR_SYNC_WEBHOOK_INTERVAL = env.float("AO_PR_SYNC_WEBHOOK_INTERVAL", default=6
 # Without a worker (the CLI in embedded mode), how long `ao spawn`/`ao send` watch a busy or
 # starting agent to deliver messages before leaving them queued for `ao start`'s sweeps.
 AO_INLINE_DELIVERY_WAIT = env.float("AO_INLINE_DELIVERY_WAIT", default=30.0)
+# Chat (sessions/views_chat.py): Slack's app signing secret (Basic Information → Signing Secret),
+# the secret_token given to Telegram's setWebhook, and the Telegram bot token (for outbound calls
+# such as setWebhook; replies ride on the webhook response). Unset: that platform's endpoint
+# refuses every request (401).
+AO_SLACK_SIGNING_SECRET = env.str("AO_SLACK_SIGNING_SECRET", default="")
+AO_TELEGRAM_SECRET_TOKEN = env.str("AO_TELEGRAM_SECRET_TOKEN", default="")
+AO_TELEGRAM_BOT_TOKEN = env.str("AO_TELEGRAM_BOT_TOKEN", default="")
+# Drift watch (sessions/drift.py): how often a project is checked, and its thresholds.
+AO_DRIFT_INTERVAL = env.float("AO_DRIFT_INTERVAL", default=300.0)
+AO_DRIFT_NO_COMMIT_MINUTES = env.float("AO_DRIFT_NO_COMMIT_MINUTES", default=45.0)
+AO_DRIFT_MAX_LINES = env.int("AO_DRIFT_MAX_LINES", default=800)
+AO_DRIFT_MAX_FILES = env.int("AO_DRIFT_MAX_FILES", default=30)
+AO_DRIFT_OUTSIDE_FILES = env.int("AO_DRIFT_OUTSIDE_FILES", default=5)
+AO_DRIFT_SAME_CHECK_CYCLES = env.int("AO_DRIFT_SAME_CHECK_CYCLES", default=3)
+# A check flagged flaky stays flagged this many hours (sessions/decisions.py is_flaky).
+AO_FLAKY_CHECK_HOURS = env.float("AO_FLAKY_CHECK_HOURS", default=72.0)
 
 SECRET_KEY = env.str("AO_SECRET_KEY", default="") or read_or_create_secret(AO_HOME / "secret_key")
 DEBUG = env.bool("AO_DEBUG", default=False)

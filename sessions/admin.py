@@ -426,3 +426,30 @@ class EventAdmin(admin.ModelAdmin):
 class MessageAdmin(admin.ModelAdmin):
     list_display = ("created_at", "session", "sender", "state", "attempts")
     list_filter = ("state", "sender")
+
+
+# --- chat identities and flaky-check flags (sessions/chat.py, sessions/decisions.py) -------------------
+from sessions.models import ChatIdentity, FlakyCheck  # noqa: E402 -- kept with the admin classes below
+
+
+@admin.register(ChatIdentity)
+class ChatIdentityAdmin(admin.ModelAdmin):
+    """Which Slack or Telegram account is which ao user: only mapped accounts may use chat commands."""
+
+    list_display = ("platform", "external_id", "user", "note", "created_at")
+    list_filter = ("platform",)
+    search_fields = ("external_id", "user__username", "note")
+    autocomplete_fields = ("user",)
+
+
+@admin.register(FlakyCheck)
+class FlakyCheckAdmin(admin.ModelAdmin):
+    """Checks ao treats as flaky (agents are not sent to fix them); delete a row to clear the flag."""
+
+    list_display = ("detected_at", "project", "name", "reason", "head_sha", "detail")
+    list_filter = ("project", "reason")
+    search_fields = ("name", "detail")
+    readonly_fields = ("project", "name", "reason", "head_sha", "pull_request", "sessions", "detail")
+
+    def has_add_permission(self, request) -> bool:
+        return False

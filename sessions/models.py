@@ -645,3 +645,108 @@ class Lesson(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.pattern} ({self.status})"
+
+
+# --- chat and the learning loop (talk from anywhere; decisions; drift) ---------------------------------
+class ChatIdentity(models.Model):
+    """Who a chat account is in ao: a Slack user id or a Telegram user id mapped to an ao user.
+
+    Only mapped accounts may use the chat commands, and only with their ao user's project roles.
+    Managed in the admin."""
+
+    class Platform(models.TextChoices):
+        SLACK = "slack", "Slack"
+        TELEGRAM = "telegram", "Telegram"
+
+    platform = models.CharField(max_length=16, choices=Platform.choices)
+    external_id = models.CharField(
+        max_length=64, help_text="Slack user id (U…/W…) or Telegram numeric user id (from.id)"
+    )
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_identities")
+    note = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["platform", "external_id"]
+        verbose_name_plural = "chat identities"
+        constraints = [
+            models.UniqueConstraint(fields=["platform", "external_id"], name="chat_identity_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.external_id} → {self.user}"
+
+
+class ChatDelivery(models.Model):
+    """One chat request handled (Telegram ``update_id``, Slack ``trigger_id``), kept so a retry
+    or a replay never runs a command twice."""
+
+    platform = models.CharField(max_length=16)
+    delivery_id = models.CharField(max_length=128)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    summary = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["platform", "delivery_id"], name="chat_delivery_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.platform} {self.delivery_id}"
+
+
+class ChatConfirmation(models.Model):
+    """A merge asked for in chat, waiting for the same person to confirm it (a Slack button or a
+    Telegram reply). It merges exactly the head the person saw."""
+
+    token = models.CharField(max_length=32, unique=True)
+    platform = models.CharField(max_length=16)
+    external_id = models.CharField(max_length=64)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="chat_confirmations")
+    action = models.CharField(max_length=16, default="merge")
+    number = models.PositiveIntegerField()
+    head_sha = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.session_id} ({self.token[:6]}…)"
+
+
+class FlakyCheck(models.Model):
+    """A check ao believes is flaky, so agents are not sent to "fix" it.
+
+    ``flip``: it failed and passed (either order) on the same commit of one PR. ``spread``: it
+    failed on several sessions whose changes touch no common file. Delete a row in the admin to
+    clear the flag."""
+
+    class Reason(models.TextChoices):
+        FLIP = "flip", "Failed and passed on the same commit"
+        SPREAD = "spread", "Failing across unrelated sessions"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="flaky_checks")
+    name = models.CharField(max_length=255)
+    reason = models.CharField(max_length=16, choices=Reason.choices)
+    head_sha = models.CharField(max_length=64, blank=True, help_text="the commit it flipped on (flip)")
+    pull_request = models.ForeignKey(
+        PullRequest, null=True, blank=True, on_delete=models.SET_NULL, related_name="flaky_checks"
+    )
+    sessions = models.JSONField(default=list, blank=True, help_text="the sessions it failed on (spread)")
+    detail = models.CharField(max_length=500, blank=True)
+    detected_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-detected_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name", "reason", "head_sha"], name="flaky_check_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project.key}: {self.name} ({self.reason})"
