@@ -437,10 +437,13 @@ def facts_for(session, *, now: datetime) -> SessionFacts:
     pr_row = getattr(session, "pull_request", None)
     pr = None
     if pr_row is not None:
+        from sessions.decisions import flaky_names
+
+        flaky = flaky_names(session.project, now=now)  # flaky checks: agents are not sent to "fix" them
         failing = tuple(
             CheckFact(name=c.name, conclusion=c.conclusion, url=c.url, log_excerpt=c.log_excerpt)
             for c in pr_row.checks.filter(head_sha=pr_row.head_sha).order_by("name")
-            if c.failed
+            if c.failed and c.name not in flaky
         )
         threads = tuple(
             ThreadFact(

@@ -195,6 +195,11 @@ def pull_request_record(*, project: Project, session: Session, info: PullRequest
         pr.synced_at, pr.stale_since = now, None
         pr.ci_state = ci_summary([(c.status, c.conclusion) for c in info.checks])
         pr.save()
+        # Flaky checks: before the stored results for this commit are overwritten, flag checks that
+        # flipped failed <-> passed on it (sessions/decisions.py; never raises).
+        from sessions.decisions import check_flips_record
+
+        check_flips_record(pr=pr, info=info)
         _record_checks(pr, info)
         _record_threads(pr, info.threads)
         after = _snapshot(pr)

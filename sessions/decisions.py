@@ -1,0 +1,505 @@
+"""Decisions, not data: the few things that most need a person now, each with its reason.
+
+``decisions_for(user, project=None, limit=5)`` ranks, over the projects the user may view:
+
+| kind | what | base score |
+| --- | --- | --- |
+| ``blocking`` | an open PR other live sessions wait on: live sessions whose files overlap it (``sessions.conflicts.overlaps_for``) and that have no PR yet or a newer one (the older PR merges first, the others rebase), or tracker "blocked by" links when the tracker plugin exposes ``blocked_by(ref)`` (GitHub, Linear and local do not today: overlaps only) | 90, +2 per session it blocks |
+| ``stuck`` | a session in the respond zone (stuck, needs input, blocked, exited, runtime lost, errored) | 70 |
+| ``flaky-check`` | a check flagged flaky (``FlakyCheck``) failing on a live PR, or flagged on one recently | 60 |
+| ``review-comment`` | the oldest unresolved review thread from a trusted author on an open PR | 50 |
+| ``merge-ready`` | a PR approved and green, waiting for someone to merge it | 40 |
+
+Within a kind the oldest situation ranks first: the score adds up to 19.9 for its age in hours
+(since the status changed, the thread was opened, the flag was raised). One decision per session
+(its highest). ``decisions_digest(project)`` is the same list as text, for the orchestrator's
+status digest and for chat replies.
+
+Flaky checks. ``CheckRun`` keeps one row per (PR, commit, source, name), updated in place, so a
+re-run that flips a check on the same commit would leave no trace. ``check_flips_record`` is
+called by ``sessions.prsync`` before it stores a PR's checks: a check that goes failed → success
+(or success → failed) on the same commit is recorded as a ``FlakyCheck`` (reason ``flip``) with a
+``ci.flaky`` timeline entry. A check that newly fails is also looked at across the project: when
+the same check name fails on at least ``SPREAD_MIN_SESSIONS`` sessions whose diffs share no file,
+it is flagged (reason ``spread``). ``is_flaky(project, name)`` is true while a flag is younger
+than ``AO_FLAKY_CHECK_HOURS``; the reactions engine leaves flaky checks out of ``ci-failed``, so
+agents are not sent to "fix" them. Delete the row in the admin to clear a flag.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from sessions import selectors
+from sessions.lifecycle import FAILED_CONCLUSIONS, Phase, PRState, Status, Zone
+from sessions.models import Actor, CheckRun, FlakyCheck, Project, PullRequest, Session
+
+log = logging.getLogger(__name__)
+
+BLOCKING, STUCK, FLAKY, REVIEW, MERGE_READY = (
+    "blocking",
+    "stuck",
+    "flaky-check",
+    "review-comment",
+    "merge-ready",
+)
+BASE_SCORE = {BLOCKING: 90.0, STUCK: 70.0, FLAKY: 60.0, REVIEW: 50.0, MERGE_READY: 40.0}
+AGE_CAP = 19.9  # hours of age that still add to the score (kinds stay 10+ points apart otherwise)
+SPREAD_MIN_SESSIONS = 3
+SPREAD_WINDOW = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Decision:
+    kind: str
+    session: Session
+    reason: str
+    score: float
+    url: str
+
+    def as_text(self) -> str:
+        return f"[{self.kind}] {self.session.pk}: {self.reason}"
+
+
+# --- flaky checks --------------------------------------------------------------------------------------
+def _window_start(now: datetime | None = None) -> datetime:
+    return (now or timezone.now()) - timedelta(hours=settings.AO_FLAKY_CHECK_HOURS)
+
+
+def is_flaky(project: Project, check_name: str, *, now: datetime | None = None) -> bool:
+    """Whether ``check_name`` is flagged flaky in the project (a flag younger than AO_FLAKY_CHECK_HOURS)."""
+    return FlakyCheck.objects.filter(
+        project=project, name=check_name[:255], detected_at__gte=_window_start(now)
+    ).exists()
+
+
+def flaky_names(project: Project, *, now: datetime | None = None) -> set[str]:
+    return set(
+        FlakyCheck.objects.filter(project=project, detected_at__gte=_window_start(now)).values_list(
+            "name", flat=True
+        )
+    )
+
+
+def _failed(status: str, conclusion: str) -> bool:
+    return status == "completed" and conclusion in FAILED_CONCLUSIONS
+
+
+def _passed(status: str, conclusion: str) -> bool:
+    return status == "completed" and conclusion == "success"
+
+
+def check_flips_record(*, pr: PullRequest, info) -> list[str]:
+    """Called by prsync *before* it stores ``info.checks`` for ``info.head_sha``: flag checks that
+    flip between failed and passed on the same commit, and look across the project at checks
+    that newly fail. Returns the names flagged now. Never raises into the PR sync."""
+    try:
+        with transaction.atomic():  # a savepoint: a failure here leaves the caller's transaction usable
+            return _check_flips_record(pr=pr, info=info)
+    except Exception:  # flakiness is advice; the PR facts must still be stored
+        log.exception("flaky-check detection for %s failed", pr)
+        return []
+
+
+def _check_flips_record(*, pr: PullRequest, info) -> list[str]:
+    stored = {
+        (c.source, c.name): (c.status, c.conclusion)
+        for c in CheckRun.objects.filter(pull_request=pr, head_sha=info.head_sha)
+    }
+    flagged: list[str] = []
+    newly_failing: list[str] = []
+    for check in info.checks:
+        name = check.name[:255]
+        before = stored.get((check.source, name))
+        now_failed = _failed(check.status, check.conclusion)
+        if before is not None:
+            was_failed, was_passed = _failed(*before), _passed(*before)
+            if (was_failed and _passed(check.status, check.conclusion)) or (was_passed and now_failed):
+                verb = "failed, then passed" if was_failed else "passed, then failed"
+                if _flag(
+                    project=pr.project,
+                    name=name,
+                    reason=FlakyCheck.Reason.FLIP,
+                    head_sha=info.head_sha[:64],
+                    pull_request=pr,
+                    sessions=[pr.session_id] if pr.session_id else [],
+                    detail=f"{name} {verb} on the same commit {info.head_sha[:7]} of PR #{pr.number}",
+                ):
+                    flagged.append(name)
+        if now_failed and (before is None or not _failed(*before)):
+            newly_failing.append(name)
+    for name in newly_failing:
+        if name not in flagged and _spread_check(pr=pr, name=name):
+            flagged.append(name)
+    return flagged
+
+
+def _flag(*, project, name, reason, head_sha, pull_request, sessions, detail) -> bool:
+    """Write the flag and its ``ci.flaky`` timeline entry once; True if it is new (or renewed)."""
+    from sessions import services
+
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            row, created = FlakyCheck.objects.get_or_create(
+                project=project,
+                name=name,
+                reason=reason,
+                head_sha=head_sha,
+                defaults={"pull_request": pull_request, "sessions": sessions, "detail": detail[:500]},
+            )
+    except IntegrityError:  # a concurrent sync flagged it first
+        return False
+    if not created:
+        if row.detected_at >= _window_start(now):
+            return False
+        # an expired flag seen again: renew it (FlakyCheck rows are bookkeeping, not the timeline)
+        FlakyCheck.objects.filter(pk=row.pk).update(detected_at=now, sessions=sessions, detail=detail[:500])
+    session = Session.objects.filter(pk=pull_request.session_id).first() if pull_request else None
+    services.event_record(
+        project=project,
+        session=session,
+        kind="ci.flaky",
+        summary=f"check {name} flagged flaky: {detail}; agents will not be sent to fix it"[:500],
+        actor=Actor.SYSTEM,
+        data={"check": name, "reason": reason, "sha": head_sha, "sessions": sessions},
+    )
+    return True
+
+
+def _spread_check(*, pr: PullRequest, name: str) -> bool:
+    """The same check failing on >= SPREAD_MIN_SESSIONS sessions whose diffs share no file."""
+    since = timezone.now() - SPREAD_WINDOW
+    failing = set(
+        CheckRun.objects.filter(
+            pull_request__project=pr.project,
+            pull_request__session__isnull=False,
+            name=name,
+            status="completed",
+            conclusion__in=FAILED_CONCLUSIONS,
+            updated_at__gte=since,
+        ).values_list("pull_request__session_id", flat=True)
+    )
+    if pr.session_id:
+        failing.add(pr.session_id)
+    if len(failing) < SPREAD_MIN_SESSIONS:
+        return False
+    sessions = list(Session.objects.filter(pk__in=failing).select_related("project"))
+    unrelated = _pairwise_unrelated(sessions)
+    if len(unrelated) < SPREAD_MIN_SESSIONS:
+        return False
+    ids = sorted(s.pk for s in unrelated)
+    return _flag(
+        project=pr.project,
+        name=name,
+        reason=FlakyCheck.Reason.SPREAD,
+        head_sha="",
+        pull_request=pr,
+        sessions=ids,
+        detail=f"{name} fails on {len(ids)} sessions whose changes share no file ({', '.join(ids)})",
+    )
+
+
+def _pairwise_unrelated(sessions: list[Session]) -> list[Session]:
+    """The largest group (greedy, oldest first) of sessions whose changed files are pairwise
+    disjoint. Sessions whose changes cannot be read (no workspace here) are left out: ao only
+    calls a failure unrelated when it can see that it is."""
+    from sessions import drift
+
+    chosen: list[Session] = []
+    seen: set[str] = set()
+    for session in sorted(sessions, key=lambda s: (s.created_at, s.pk)):
+        paths = drift.changed_paths(session)
+        if not paths:
+            continue
+        related = _overlaps(session)  # the conflict watch's view, when it is there
+        if seen.isdisjoint(paths) and not related & {c.pk for c in chosen}:
+            chosen.append(session)
+            seen |= set(paths)
+    return chosen
+
+
+# --- the decisions ---------------------------------------------------------------------------------------
+def _session_url(session: Session) -> str:
+    return settings.AO_URL + reverse("sessions:detail", args=[session.pk])
+
+
+def _hours(now: datetime, since: datetime | None) -> float:
+    if since is None:
+        return 0.0
+    return max(0.0, (now - since).total_seconds() / 3600)
+
+
+def _score(kind: str, *, now: datetime, since: datetime | None, extra: float = 0.0) -> float:
+    return round(BASE_SCORE[kind] + extra + min(_hours(now, since), AGE_CAP), 3)
+
+
+def _age(now: datetime, since: datetime | None) -> str:
+    if since is None:
+        return ""
+    minutes = int((now - since).total_seconds() // 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        return f"{minutes // 60} h {minutes % 60:02d} min"
+    return f"{minutes // 1440} days"
+
+
+def _live(project: Project):
+    return (
+        Session.objects.filter(project=project)
+        .exclude(zone=Zone.DONE)
+        .exclude(phase__in=[Phase.KILLED, Phase.CLEANED])
+        .select_related("project", "pull_request")
+    )
+
+
+def _overlaps(session: Session) -> set[str]:
+    """Sessions the conflict watch (``sessions.conflicts.overlaps_for``) says share files with
+    this one; empty where the watch is not available."""
+    try:
+        from sessions import conflicts
+    except ImportError:
+        return set()
+    overlaps_for = getattr(conflicts, "overlaps_for", None)
+    if overlaps_for is None:
+        return set()
+    try:
+        return {str(o.other) for o in overlaps_for(session) if getattr(o, "other", None)}
+    except Exception:  # advice only: a failing conflict watch must not hide the other decisions
+        log.exception("overlaps_for(%s) failed", session.pk)
+        return set()
+
+
+def _overlap_blocked(session: Session, by_id: dict[str, Session]) -> set[str]:
+    """Live sessions whose changes overlap this one's open PR and that come after it: no PR of
+    their own yet, or a newer one. The older PR merges first; the others rebase onto it."""
+    pr = getattr(session, "pull_request", None)
+    out = set()
+    for other_id in _overlaps(session):
+        other = by_id.get(other_id)
+        if other is None:
+            continue
+        other_pr = getattr(other, "pull_request", None)
+        if other_pr is None or other_pr.state != PRState.OPEN or other_pr.number > pr.number:
+            out.add(other_id)
+    return out
+
+
+def _tracker_blocked(project: Project, live: list[Session]) -> dict[str, set[str]]:
+    """{session id: sessions blocked by its issue}, from tracker "blocked by" links when the
+    tracker plugin exposes ``blocked_by(ref) -> list[ref]``; else {} (graceful degradation)."""
+    from integrations.registry import plugin_for
+
+    try:
+        tracker = plugin_for(project, "tracker")
+    except Exception:
+        return {}
+    blocked_by = getattr(tracker, "blocked_by", None)
+    if blocked_by is None:
+        return {}
+    by_issue = {s.issue_ref: s.pk for s in live if s.issue_ref}
+    out: dict[str, set[str]] = {}
+    for session in live:
+        if not session.issue_ref:
+            continue
+        try:
+            refs = blocked_by(session.issue_ref) or []
+        except Exception as exc:
+            log.info("tracker blocked-by for %s unavailable: %s", session.pk, exc)
+            return out
+        for ref in refs:
+            blocker = by_issue.get(str(ref).lstrip("#"))
+            if blocker and blocker != session.pk:
+                out.setdefault(blocker, set()).add(session.pk)
+    return out
+
+
+def _project_decisions(project: Project, *, now: datetime) -> list[Decision]:
+    from reactions import rules as R
+
+    live = list(_live(project))
+    by_id = {s.pk: s for s in live}
+    out: list[Decision] = []
+
+    # blocking PRs
+    blocks = _tracker_blocked(project, live)
+    for session in live:
+        pr = getattr(session, "pull_request", None)
+        if session.kind != Session.Kind.WORKER or pr is None or pr.state != PRState.OPEN:
+            continue
+        blocked = {b for b in blocks.get(session.pk, set()) | _overlap_blocked(session, by_id) if b in by_id}
+        if blocked:
+            names = ", ".join(sorted(blocked))
+            out.append(
+                Decision(
+                    BLOCKING,
+                    session,
+                    f"PR #{pr.number} blocks {names}: review and merge it first",
+                    _score(BLOCKING, now=now, since=pr.created_at, extra=2.0 * len(blocked)),
+                    pr.url or _session_url(session),
+                )
+            )
+
+    # stuck longest
+    for session in live:
+        if session.zone != Zone.RESPOND:
+            continue
+        since = session.status_changed_at or session.activity_at or session.created_at
+        age = _age(now, since)
+        what = session.get_status_display().lower()
+        reason = f"{what} for {age}" if age else what
+        if session.status_reason:
+            reason += f": {session.status_reason}"
+        out.append(
+            Decision(STUCK, session, reason[:300], _score(STUCK, now=now, since=since), _session_url(session))
+        )
+
+    # flaky checks: failing on a live PR now, or flagged recently on one
+    flags = list(
+        FlakyCheck.objects.filter(project=project, detected_at__gte=_window_start(now)).order_by(
+            "detected_at"
+        )
+    )
+    if flags:
+        flag_by_name = {}
+        for flag in flags:
+            flag_by_name.setdefault(flag.name, flag)
+        seen: set[str] = set()
+        failing = CheckRun.objects.filter(
+            pull_request__session__in=live, name__in=list(flag_by_name), status="completed",
+            conclusion__in=FAILED_CONCLUSIONS,
+        ).select_related("pull_request")  # fmt: skip
+        for check in failing:
+            pr = check.pull_request
+            if check.head_sha != pr.head_sha or pr.session_id not in by_id:
+                continue
+            flag = flag_by_name[check.name]
+            seen.add(pr.session_id)
+            out.append(
+                Decision(
+                    FLAKY,
+                    by_id[pr.session_id],
+                    f"check {check.name} fails on PR #{pr.number} but is flaky ({flag.detail}); "
+                    "agents are not sent to fix it: re-run it, or fix or quarantine the test",
+                    _score(FLAKY, now=now, since=flag.detected_at, extra=1.0),
+                    check.url or _session_url(by_id[pr.session_id]),
+                )
+            )
+        for flag in flags:
+            sid = flag.pull_request.session_id if flag.pull_request_id else None
+            if sid in by_id and sid not in seen:
+                seen.add(sid)
+                out.append(
+                    Decision(
+                        FLAKY,
+                        by_id[sid],
+                        f"check {flag.name} is flaky ({flag.detail}): fix or quarantine the test",
+                        _score(FLAKY, now=now, since=flag.detected_at),
+                        _session_url(by_id[sid]),
+                    )
+                )
+
+    # the review comment that matters most: unresolved, trusted, oldest (one per session)
+    rules = R.rules_for(project)
+    bots_rule = rules.get(R.BOT_REVIEW_COMMENTS)
+    trusted_bots = bots_rule.trusted_bots if bots_rule else ()
+    for session in live:
+        pr = getattr(session, "pull_request", None)
+        if pr is None or pr.state != PRState.OPEN:
+            continue
+        for thread in pr.threads.filter(resolved=False).order_by("created_at", "pk"):
+            if not R.is_trusted(
+                author=thread.author,
+                association=thread.author_association,
+                is_bot=thread.is_bot,
+                trusted_bots=trusted_bots,
+            ):
+                continue
+            since = thread.created_at or pr.created_at
+            where = f"{thread.path}:{thread.line}" if thread.path else f"PR #{pr.number}"
+            body = " ".join(thread.body.split())[:120]
+            age = _age(now, since)
+            out.append(
+                Decision(
+                    REVIEW,
+                    session,
+                    f"@{thread.author} on {where}{f' ({age} open)' if age else ''}: “{body}”",
+                    _score(REVIEW, now=now, since=since),
+                    thread.url or pr.url or _session_url(session),
+                )
+            )
+            break
+
+    # ready to merge
+    for session in live:
+        pr = getattr(session, "pull_request", None)
+        if session.status == Status.MERGEABLE and pr is not None:
+            since = session.status_changed_at
+            out.append(
+                Decision(
+                    MERGE_READY,
+                    session,
+                    f"PR #{pr.number} is approved and green: merge it (`merge {session.pk}`)",
+                    _score(MERGE_READY, now=now, since=since),
+                    pr.url or _session_url(session),
+                )
+            )
+    return out
+
+
+def _rank(decisions: list[Decision], limit: int) -> list[Decision]:
+    best: dict[str, Decision] = {}
+    for decision in decisions:
+        current = best.get(decision.session.pk)
+        if current is None or decision.score > current.score:
+            best[decision.session.pk] = decision
+    ranked = sorted(best.values(), key=lambda d: (-d.score, d.session.created_at, d.session.pk))
+    return ranked[: max(0, limit)]
+
+
+def decisions_for(
+    user, project: Project | None = None, limit: int = 5, *, now: datetime | None = None
+) -> list[Decision]:
+    """The ``limit`` things that most need a person, over the projects ``user`` may view (or just
+    ``project``, if they may view it). Highest score first."""
+    now = now or timezone.now()
+    projects = selectors.projects_visible_to(user)
+    if project is not None:
+        projects = projects.filter(pk=project.pk)
+    out: list[Decision] = []
+    for visible in projects:
+        out += _project_decisions(visible, now=now)
+    return _rank(out, limit)
+
+
+def project_decisions(project: Project, *, limit: int = 5, now: datetime | None = None) -> list[Decision]:
+    """``decisions_for`` without a person (the orchestrator's digest, the drift watch)."""
+    return _rank(_project_decisions(project, now=now or timezone.now()), limit)
+
+
+def decisions_text(decisions: list[Decision]) -> str:
+    if not decisions:
+        return "Nothing needs a person right now."
+    lines = [f"{i}. {d.as_text()} — {d.url}" for i, d in enumerate(decisions, 1)]
+    return "\n".join(lines)
+
+
+def decisions_digest(project: Project, *, limit: int = 5, now: datetime | None = None) -> str:
+    """What needs a person in ``project``, ranked, as plain text (one line each, with its link)."""
+    decisions = project_decisions(project, limit=limit, now=now)
+    head = f"{project.key}: " + (
+        f"{len(decisions)} thing{'s' if len(decisions) != 1 else ''} need{'s' if len(decisions) == 1 else ''} a person"
+        if decisions
+        else "nothing needs a person right now"
+    )
+    if not decisions:
+        return head + "."
+    return head + ":\n" + decisions_text(decisions)

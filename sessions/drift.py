@@ -1,0 +1,455 @@
+"""Drift watch: signals that an agent is going the wrong way, told to whoever can correct it.
+
+``drift_check(project)`` runs from the sweep (at most every ``AO_DRIFT_INTERVAL`` seconds per
+project) over the running worker sessions whose workspace is on this host, and looks for:
+
+| signal | when | episode (fingerprint) |
+| --- | --- | --- |
+| ``no_commit`` | the agent has been active (activity within the last 15 min, zone working) and its branch has no commit for more than ``AO_DRIFT_NO_COMMIT_MINUTES`` (45): the time of the branch's last own commit (``git log``), or the session's start when it has none | the head commit |
+| ``diff_size`` | the diff against the merge base with the default branch (working tree included, ``git diff --shortstat``) exceeds ``AO_DRIFT_MAX_LINES`` (800) lines or ``AO_DRIFT_MAX_FILES`` (30) files | the size bucket: once past 1, 2, 4... times the threshold |
+| ``out_of_area`` | at least ``AO_DRIFT_OUTSIDE_FILES`` (5) changed files lie outside the paths the issue names | the top-level directories of those files |
+| ``same_check`` | the same check failed on ``AO_DRIFT_SAME_CHECK_CYCLES`` (3) different commits in a row (``ci.changed`` timeline entries), and it is not flagged flaky | the check + the first commit of the streak |
+
+The *area* heuristic: path-like words in the issue's title and body (``sessions/chat.py``,
+``docs/``, ``README.md``; URLs are dropped) name the area. A changed file is inside it when it
+is a named file, lies in a named directory, or sits in the directory of a named file (or has the
+named file name anywhere). Tests, docs and lock files are always inside (changing them is part of
+most work). An issue that names no paths has no area: no signal.
+
+Each new signal episode is claimed once (a ``ReactionAttempt`` row with rule ``drift-<signal>``
+and the episode as fingerprint, unique, so re-runs and concurrent sweeps never repeat it) and
+recorded on the session's timeline (``drift.<signal>``, with what was done). The pass's new
+signals are summarised in one message to the project's orchestrator session (sender ``system``),
+which can send a course correction or escalate; without a live orchestrator a person is notified
+at ``warning``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path, PurePosixPath
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from integrations import gitutil
+from integrations.base import IntegrationError
+from sessions.lifecycle import CIState, Phase, Zone
+from sessions.models import Actor, Event, Project, Session
+
+log = logging.getLogger(__name__)
+
+NO_COMMIT, DIFF_SIZE, OUT_OF_AREA, SAME_CHECK = "no_commit", "diff_size", "out_of_area", "same_check"
+SIGNALS = (NO_COMMIT, DIFF_SIZE, OUT_OF_AREA, SAME_CHECK)
+RECENT_ACTIVITY = timedelta(minutes=15)
+GIT_TIMEOUT = 5.0
+MAX_PATHS = 5000
+ISSUE_CACHE_SECONDS = 3600
+SENDER_NAME = "drift-watch"
+
+
+@dataclass(frozen=True)
+class Signal:
+    session: Session
+    kind: str
+    fingerprint: str
+    summary: str
+    data: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def rule(self) -> str:
+        return "drift-" + self.kind.replace("_", "-")
+
+
+# --- reading the workspace -----------------------------------------------------------------------------
+def _workspace(session: Session) -> Path | None:
+    if not session.workspace_path:
+        return None
+    path = Path(session.workspace_path)
+    return path if path.is_dir() else None
+
+
+def _git(cwd: Path, args: list[str]) -> str | None:
+    try:
+        proc = gitutil.run_git(args, cwd=cwd, timeout=GIT_TIMEOUT, check=False)
+    except (IntegrationError, OSError) as exc:
+        log.info("drift: git %s in %s failed: %s", args[0], cwd, exc)
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def _merge_base(session: Session, cwd: Path) -> str | None:
+    base = session.project.default_branch
+    for ref in (base, f"origin/{base}"):
+        found = _git(cwd, ["merge-base", ref, "HEAD"])
+        if found:
+            return found
+    return None
+
+
+def changed_paths(session: Session) -> list[str] | None:
+    """Files the session's branch changes against its merge base (working tree included), or None
+    when its workspace cannot be read from here."""
+    cwd = _workspace(session)
+    if cwd is None:
+        return None
+    base = _merge_base(session, cwd)
+    if base is None:
+        return None
+    out = _git(cwd, ["diff", "--no-renames", "--name-only", base, "--"])
+    if out is None:
+        return None
+    return [line for line in out.splitlines() if line][:MAX_PATHS]
+
+
+_SHORTSTAT_RE = re.compile(r"(\d+) files? changed(?:, (\d+) insertions?\(\+\))?(?:, (\d+) deletions?\(-\))?")
+
+
+def parse_shortstat(text: str) -> tuple[int, int]:
+    """``git diff --shortstat`` → (files, lines changed). Pure."""
+    match = _SHORTSTAT_RE.search(text or "")
+    if match is None:
+        return 0, 0
+    files, ins, dels = (int(g or 0) for g in match.groups())
+    return files, ins + dels
+
+
+# --- the area an issue names -----------------------------------------------------------------------------
+_URL_RE = re.compile(r"\b[a-z][a-z0-9+.-]*://\S+", re.IGNORECASE)
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_.\-/]+")
+_EXT_RE = re.compile(r"^[^.].*\.[A-Za-z][A-Za-z0-9]{0,7}$")
+INCIDENTAL_RE = re.compile(
+    r"(^|/)(tests?|testing|__tests__|spec|docs?)/|(^|/)test_[^/]*$|_test\.[^/]+$|\.(test|spec)\.[^/]+$"
+    r"|(^|/)(CHANGELOG|CHANGES|README)[^/]*$|(^|/)[^/]*\.lock$|(^|/)(package-lock\.json|go\.sum)$",
+    re.IGNORECASE,
+)
+
+
+def issue_paths(text: str) -> list[str]:
+    """Path-like words of an issue (files and directories), normalised. Pure."""
+    text = _URL_RE.sub(" ", text or "")
+    found: list[str] = []
+    for token in _TOKEN_RE.findall(text):
+        token = token.strip(".-")
+        while token.startswith("./"):
+            token = token[2:]
+        if not token or token.startswith("/") or ".." in token.split("/"):
+            continue
+        if "/" in token:
+            if len(token.strip("/")) < 2:
+                continue
+            found.append(token)
+        elif _EXT_RE.match(token) and not token.replace(".", "").isdigit():
+            found.append(token)
+    return list(dict.fromkeys(found))
+
+
+def outside_area(changed: list[str], mentioned: list[str]) -> list[str]:
+    """The changed files outside the area the mentioned paths name (see the module doc). Pure."""
+    if not mentioned:
+        return []
+    dirs, files, names = set(), set(), set()
+    for m in mentioned:
+        m = m.rstrip("/") if m.endswith("/") else m
+        last = PurePosixPath(m).name
+        if "/" not in m:
+            names.add(m)
+        elif _EXT_RE.match(last):
+            files.add(m)
+            parent = str(PurePosixPath(m).parent)
+            if parent not in ("", "."):
+                dirs.add(parent)
+        else:
+            dirs.add(m)
+    out = []
+    for path in changed:
+        if INCIDENTAL_RE.search(path):
+            continue
+        if path in files or PurePosixPath(path).name in names:
+            continue
+        if any(path == d or path.startswith(d + "/") for d in dirs):
+            continue
+        out.append(path)
+    return out
+
+
+def _issue_text(session: Session) -> str:
+    text = session.issue_title or ""
+    if not session.issue_ref:
+        return text
+    key = f"ao:drift:issue:{session.project_id}:{session.issue_ref}"
+    body = cache.get(key)
+    if body is None:
+        from integrations.registry import plugin_for
+
+        try:
+            body = plugin_for(session.project, "tracker").get_issue(session.issue_ref).body or ""
+        except Exception as exc:  # no body: the title alone names the area
+            log.info("drift: issue %s of %s unavailable: %s", session.issue_ref, session.pk, exc)
+            body = ""
+        cache.set(key, body, ISSUE_CACHE_SECONDS)
+    return f"{text}\n{body}"
+
+
+# --- the signals of one session -------------------------------------------------------------------------
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+
+
+def _no_commit(session: Session, cwd: Path, base: str | None, now: datetime) -> Signal | None:
+    if session.zone != Zone.WORKING or session.activity_at is None:
+        return None
+    if now - session.activity_at > RECENT_ACTIVITY:
+        return None  # not active: idleness is the lifecycle's "stuck", not drift
+    head = _git(cwd, ["rev-parse", "HEAD"]) or ""
+    since = session.start_claimed_at or session.created_at
+    last_commit = ""
+    if head and base and head != base:
+        stamp = _git(cwd, ["log", "-1", "--format=%ct", "HEAD"])
+        if stamp and stamp.isdigit():
+            since = datetime.fromtimestamp(int(stamp), tz=UTC)
+            last_commit = head
+    limit = timedelta(minutes=settings.AO_DRIFT_NO_COMMIT_MINUTES)
+    if now - since <= limit:
+        return None
+    minutes = int((now - since).total_seconds() // 60)
+    what = f"last commit {last_commit[:7]}" if last_commit else "no commit on its branch yet"
+    return Signal(
+        session,
+        NO_COMMIT,
+        f"head:{(last_commit or 'none')[:40]}",
+        f"working for {minutes} min without a commit ({what})",
+        {"minutes": minutes, "last_commit": last_commit},
+    )
+
+
+def _diff_size(session: Session, cwd: Path, base: str | None) -> Signal | None:
+    if base is None:
+        return None
+    stat = _git(cwd, ["diff", "--shortstat", base, "--"])
+    if stat is None:
+        return None
+    files, lines = parse_shortstat(stat)
+    max_lines, max_files = settings.AO_DRIFT_MAX_LINES, settings.AO_DRIFT_MAX_FILES
+    if lines <= max_lines and files <= max_files:
+        return None
+    bucket = max(lines // max(max_lines, 1), files // max(max_files, 1), 1).bit_length()
+    return Signal(
+        session,
+        DIFF_SIZE,
+        f"x{2 ** (bucket - 1)}",
+        f"diff has grown to {lines} lines in {files} files (thresholds {max_lines} lines / {max_files} files)"
+        + (f" for issue #{session.issue_ref}" if session.issue_ref else ""),
+        {"lines": lines, "files": files},
+    )
+
+
+def _out_of_area(session: Session, changed: list[str] | None) -> Signal | None:
+    if not changed:
+        return None
+    mentioned = issue_paths(_issue_text(session))
+    outside = outside_area(changed, mentioned)
+    if not outside or len(outside) < settings.AO_DRIFT_OUTSIDE_FILES:
+        return None
+    tops = sorted({p.split("/", 1)[0] if "/" in p else "/" for p in outside})
+    sample = ", ".join(outside[:5]) + ("…" if len(outside) > 5 else "")
+    return Signal(
+        session,
+        OUT_OF_AREA,
+        _digest(*tops),
+        f"{len(outside)} changed files lie outside what the issue names ({', '.join(mentioned[:5])}): {sample}",
+        {"outside": outside[:50], "mentioned": mentioned[:20]},
+    )
+
+
+def same_check_streaks(events: list[dict], *, skip: set[str] = frozenset()) -> dict[str, list[str]]:
+    """{check: shas} of checks failing on consecutive distinct commits, from ``ci.changed`` data in
+    time order. A passing CI or a failing CI without that check ends its streak. Pure."""
+    streaks: dict[str, list[str]] = {}
+    for data in events:
+        state, sha = data.get("ci"), data.get("sha") or ""
+        failed = set(data.get("failed") or []) - skip
+        if state != CIState.FAILING:
+            if state == CIState.PASSING:
+                streaks = {}
+            continue
+        for name in list(streaks):
+            if name not in failed:
+                del streaks[name]
+        for name in failed:
+            shas = streaks.setdefault(name, [])
+            if sha and sha not in shas:
+                shas.append(sha)
+    return streaks
+
+
+def _same_check(session: Session, flaky: set[str]) -> list[Signal]:
+    rows = Event.objects.filter(session=session, kind="ci.changed").order_by("created_at", "pk")
+    events = [row.data or {} for row in rows]
+    out = []
+    cycles = settings.AO_DRIFT_SAME_CHECK_CYCLES
+    for name, shas in sorted(same_check_streaks(events, skip=flaky).items()):
+        if len(shas) >= cycles:
+            out.append(
+                Signal(
+                    session,
+                    SAME_CHECK,
+                    f"{name[:80]}:{shas[0][:12]}",
+                    f"check {name} has failed on {len(shas)} commits in a row "
+                    f"({', '.join(s[:7] for s in shas[-cycles:])}): the fixes are not working",
+                    {"check": name, "shas": shas},
+                )
+            )
+    return out
+
+
+def session_signals(
+    session: Session, *, now: datetime | None = None, flaky: set[str] | None = None
+) -> list[Signal]:
+    """Every drift signal a session shows now (reads only)."""
+    now = now or timezone.now()
+    if flaky is None:
+        from sessions.decisions import flaky_names
+
+        flaky = flaky_names(session.project, now=now)
+    out: list[Signal] = []
+    cwd = _workspace(session)
+    if cwd is not None:
+        base = _merge_base(session, cwd)
+        for found in (_no_commit(session, cwd, base, now), _diff_size(session, cwd, base)):
+            if found is not None:
+                out.append(found)
+        found = _out_of_area(session, changed_paths(session) if base else None)
+        if found is not None:
+            out.append(found)
+    out += _same_check(session, flaky)
+    return out
+
+
+# --- acting -----------------------------------------------------------------------------------------------
+def _claim(signal: Signal, *, now: datetime) -> bool:
+    """Claim the signal's episode: True exactly once per (session, drift rule, fingerprint)."""
+    from reactions.models import ReactionAttempt
+
+    try:
+        with transaction.atomic():
+            row, _ = ReactionAttempt.objects.get_or_create(
+                session=signal.session,
+                rule=signal.rule,
+                fingerprint=signal.fingerprint[:128],
+                defaults={"detail": {"summary": signal.summary[:300]}},
+            )
+    except IntegrityError:
+        return False
+    if row.attempts:
+        return False
+    return (
+        ReactionAttempt.objects.filter(pk=row.pk, attempts=0).update(attempts=F("attempts") + 1, last_at=now)
+        == 1
+    )
+
+
+def _orchestrator(project: Project) -> Session | None:
+    return (
+        Session.objects.filter(project=project, kind=Session.Kind.ORCHESTRATOR)
+        .exclude(phase__in=[Phase.KILLED, Phase.CLEANED, Phase.ERRORED])
+        .first()
+    )
+
+
+def drift_message(project: Project, signals: list[Signal]) -> str:
+    lines = [f"ao drift watch ({project.key}): sessions that may be going the wrong way."]
+    for signal in signals:
+        issue = f" (issue #{signal.session.issue_ref})" if signal.session.issue_ref else ""
+        lines.append(f"- {signal.session.pk}{issue}: {signal.summary}")
+    lines.append(
+        "For each: look at its diff and timeline, then send it a course correction "
+        '(ao send <session> "...") or escalate to a person.'
+    )
+    return "\n".join(lines)
+
+
+def drift_check(project: Project, *, now: datetime | None = None, force: bool = False) -> list[Signal]:
+    """Look for drift in the project's running sessions; tell the orchestrator (or a person) about
+    each new signal episode, once, and put it on the session's timeline. Returns the new signals.
+    Never raises into the sweep."""
+    interval = settings.AO_DRIFT_INTERVAL
+    if not force and interval > 0 and not cache.add(f"ao:drift:due:{project.pk}", 1, timeout=interval):
+        return []
+    try:
+        return _drift_check(project, now=now or timezone.now())
+    except Exception:  # advice only: the sweep goes on
+        log.exception("drift check of %s failed", project.key)
+        return []
+
+
+def _drift_check(project: Project, *, now: datetime) -> list[Signal]:
+    from sessions.decisions import flaky_names
+
+    flaky = flaky_names(project, now=now)
+    sessions = (
+        Session.objects.filter(project=project, kind=Session.Kind.WORKER, phase=Phase.RUNNING)
+        .exclude(zone=Zone.DONE)
+        .select_related("project")
+        .order_by("created_at", "pk")
+    )
+    found: list[Signal] = []
+    for session in sessions:
+        if (session.host or settings.AO_HOST_NAME) != settings.AO_HOST_NAME:
+            continue  # its workspace lives on another agent host
+        try:
+            found += session_signals(session, now=now, flaky=flaky)
+        except Exception:
+            log.exception("drift signals of %s failed", session.pk)
+    if not found:
+        return []
+    with transaction.atomic():  # claimed and told together: a failure to tell releases the claims
+        fresh = [s for s in found if _claim(s, now=now)]
+        if fresh:
+            _tell(project, fresh)
+    return fresh
+
+
+def _tell(project: Project, signals: list[Signal]) -> None:
+    from sessions import messaging, services
+
+    text = drift_message(project, signals)
+    orchestrator = _orchestrator(project)
+    data: dict = {}
+    if orchestrator is not None:
+        message = messaging.message_queue(
+            session=orchestrator, text=text, sender=Actor.SYSTEM, sender_name=SENDER_NAME
+        )
+        done = f"told the orchestrator {orchestrator.pk}"
+        data = {"orchestrator": orchestrator.pk, "message": message.pk}
+    else:
+        from reactions.notify import notify
+
+        one = signals[0].session if len({s.session.pk for s in signals}) == 1 else None
+        title = (
+            f"{one.pk}: drift — {signals[0].summary}"
+            if one is not None and len(signals) == 1
+            else f"{project.key}: {len(signals)} drift signals"
+        )
+        notification = notify(
+            project=project, session=one, title=title, body=text, priority="warning", rule="drift"
+        )
+        done = "notified a person (no orchestrator session)"
+        data = {"notification": notification.pk}
+    for signal in signals:
+        services.event_record(
+            project=project,
+            session=signal.session,
+            kind=f"drift.{signal.kind}",
+            summary=f"drift: {signal.summary}; {done}",
+            actor=Actor.SYSTEM,
+            actor_name=SENDER_NAME,
+            data={**signal.data, "fingerprint": signal.fingerprint, **data},
+        )
