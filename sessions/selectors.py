@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
+from sessions.lifecycle import CIState, PRState, ReviewDecision, Status
 from sessions.models import Project, Session
 
 
@@ -92,3 +93,34 @@ def projects_visible_to(user) -> QuerySet[Project]:
     if user.is_superuser:
         return Project.objects.all()
     return Project.objects.filter(memberships__user=user).distinct()
+
+
+def merge_blockers(session: Session) -> list[str]:
+    """Why the session's PR cannot be merged now; empty when it can."""
+    pr = getattr(session, "pull_request", None)
+    if pr is None:
+        return ["no pull request yet"]
+    blockers = []
+    if pr.state != PRState.OPEN:
+        blockers.append(f"the PR is {pr.get_state_display().lower()}")
+    if pr.draft:
+        blockers.append("the PR is a draft")
+    if pr.ci_state == CIState.FAILING:
+        blockers.append("CI is failing")
+    elif pr.ci_state == CIState.PENDING:
+        blockers.append("CI is still running")
+    if pr.review_decision == ReviewDecision.CHANGES_REQUESTED:
+        blockers.append("a reviewer requested changes")
+    elif pr.review_decision == ReviewDecision.REQUIRED:
+        blockers.append("a review is required")
+    if pr.conflicts:
+        blockers.append("it conflicts with its base branch")
+    if pr.behind:
+        blockers.append("it is behind its base branch")
+    if pr.mergeable is False and not pr.conflicts:
+        blockers.append("the SCM reports it not mergeable")
+    elif pr.mergeable is None and not blockers:
+        blockers.append("mergeability not computed yet")
+    if not blockers and session.status != Status.MERGEABLE:
+        blockers.append(f"status is {session.get_status_display().lower()}")
+    return blockers

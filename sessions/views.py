@@ -30,8 +30,9 @@ from django.views.decorators.http import require_GET, require_POST
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError, plugin_for
 from sessions import forms, health, selectors, webhooks
-from sessions.lifecycle import CIState, PRState, ReviewDecision, Status, Zone
+from sessions.lifecycle import Status, Zone
 from sessions.models import Actor, CheckRun, Event, Message, Project, ReviewThread, Session
+from sessions.selectors import merge_blockers
 from sessions.text import TextRejected, fence
 
 log = logging.getLogger(__name__)
@@ -262,37 +263,6 @@ GIT_TIMEOUT = 5.0
 GIT_MAX_CHARS = 6000
 
 
-def merge_blockers(session: Session) -> list[str]:
-    """Why the session's PR cannot be merged now; empty when it can."""
-    pr = getattr(session, "pull_request", None)
-    if pr is None:
-        return ["no pull request yet"]
-    blockers = []
-    if pr.state != PRState.OPEN:
-        blockers.append(f"the PR is {pr.get_state_display().lower()}")
-    if pr.draft:
-        blockers.append("the PR is a draft")
-    if pr.ci_state == CIState.FAILING:
-        blockers.append("CI is failing")
-    elif pr.ci_state == CIState.PENDING:
-        blockers.append("CI is still running")
-    if pr.review_decision == ReviewDecision.CHANGES_REQUESTED:
-        blockers.append("a reviewer requested changes")
-    elif pr.review_decision == ReviewDecision.REQUIRED:
-        blockers.append("a review is required")
-    if pr.conflicts:
-        blockers.append("it conflicts with its base branch")
-    if pr.behind:
-        blockers.append("it is behind its base branch")
-    if pr.mergeable is False and not pr.conflicts:
-        blockers.append("the SCM reports it not mergeable")
-    elif pr.mergeable is None and not blockers:
-        blockers.append("mergeability not computed yet")
-    if not blockers and session.status != Status.MERGEABLE:
-        blockers.append(f"status is {session.get_status_display().lower()}")
-    return blockers
-
-
 def _git_section(session: Session) -> dict | None:
     """Recent commits and the diff stat against the base branch, bounded; None without a workspace."""
     from integrations import gitutil
@@ -496,30 +466,15 @@ def session_restore_view(request: HttpRequest, session_id: str) -> HttpResponse:
 @login_required
 @require_POST
 def session_merge(request: HttpRequest, session_id: str) -> HttpResponse:
-    from sessions import prsync, services
+    from sessions import merge
 
     session = _session_for(request, session_id, selectors.OPERATE)
-    blockers = merge_blockers(session)
-    if blockers:
-        return _after_action(request, session, error="Not merged: " + "; ".join(blockers))
-    pr = session.pull_request
     try:
-        plugin_for(session.project, "scm").merge(number=pr.number, expected_head_sha=pr.head_sha)
+        pr = merge.session_pull_request_merge(session=session, by=request.user, via="the dashboard")
+    except merge.MergeRefused as exc:
+        return _after_action(request, session, error=f"Not merged: {exc}")
     except (IntegrationError, ConfigurationError) as exc:
         return _after_action(request, session, error=f"Merge failed: {exc}")
-    services.event_record(
-        project=session.project,
-        session=session,
-        kind="pr.merge_requested",
-        summary=f"#{pr.number} merged by {request.user.get_username()} from the dashboard",
-        actor=Actor.USER,
-        actor_user=request.user,
-        data={"number": pr.number, "head_sha": pr.head_sha},
-    )
-    try:
-        prsync.pull_requests_sync(project=session.project, session_ids=[session.pk])
-    except (IntegrationError, ConfigurationError) as exc:  # the next sweep or webhook catches up
-        log.warning("PR sync after merging %s failed: %s", session.pk, exc)
     return _after_action(request, session, ok=f"#{pr.number} merged")
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Exists, OuterRef
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -363,35 +362,13 @@ class SessionMergeView(AoAPIView):
 
     @extend_schema(operation_id="sessions_merge", request=None, responses=s.MergeResponseSerializer)
     def post(self, request, session_id: str):
-        from sessions.views import merge_blockers  # the dashboard's rule for "can be merged now"
+        from sessions import merge
 
         session = session_for(request, session_id, OPERATE)
-        blockers = merge_blockers(session)
-        if blockers:
-            raise Conflict("not mergeable: " + "; ".join(blockers), code="not_mergeable", blockers=blockers)
-        pr = session.pull_request
-        plugin_for(session.project, "scm").merge(number=pr.number, expected_head_sha=pr.head_sha)
-        with transaction.atomic():
-            services.event_record(
-                project=session.project,
-                session=session,
-                kind="pr.merge_requested",
-                summary=f"#{pr.number} merged by {request.user.get_username()} via the API",
-                actor=Actor.USER,
-                actor_user=request.user,
-                data={"number": pr.number, "head_sha": pr.head_sha},
-            )
-            audit.record(
-                action="pr.merge",
-                target=session,
-                project=session.project,
-                data={"number": pr.number, "head_sha": pr.head_sha},
-            )
         try:
-            prsync.pull_requests_sync(project=session.project, session_ids=[session.pk])
-        except (IntegrationError, ConfigurationError) as exc:  # the next sweep or webhook catches up
-            log.warning("PR sync after merging %s failed: %s", session.pk, exc)
-        pr.refresh_from_db()
+            pr = merge.session_pull_request_merge(session=session, by=request.user, via="the API")
+        except merge.MergeRefused as exc:
+            raise Conflict(f"not mergeable: {exc}", code="not_mergeable", blockers=exc.blockers) from exc
         return Response(
             {"session": session.id, "number": pr.number, "merged": pr.state == "merged", "state": pr.state}
         )

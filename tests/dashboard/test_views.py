@@ -9,7 +9,6 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from integrations.models import LocalIssue
-from sessions import views
 from sessions.models import Event, Message, Session
 from tests.factories import (
     CheckRunFactory,
@@ -380,18 +379,27 @@ def test_restore_without_a_workspace_explains_why(client, team) -> None:
     assert "has no workspace any more" in response.content.decode()
 
 
-class FakeSCM:
-    def __init__(self) -> None:
-        self.merged: list[tuple[int, str]] = []
+@pytest.fixture
+def github(team, monkeypatch):
+    """The project's SCM is the real GitHub plugin, talking to the fake GitHub."""
+    from integrations.github.client import forget_clients
+    from tests.fakes.github import FakeGitHub
 
-    def merge(self, *, number: int, method: str = "squash", expected_head_sha: str = "") -> None:
-        self.merged.append((number, expected_head_sha))
+    with FakeGitHub() as fake:
+        fake.add_repo("acme/webapp")
+        monkeypatch.setenv("GITHUB_TOKEN", fake.token)
+        team.project.scm = "github"
+        team.project.plugin_settings = {"scm": {"base_url": fake.base_url, "write_interval": 0}}
+        team.project.save()
+        yield fake
+    forget_clients()
 
 
-def test_merge_is_refused_with_the_blockers_unless_mergeable(client, team, monkeypatch) -> None:
-    scm = FakeSCM()
-    monkeypatch.setattr(views, "plugin_for", lambda project, slot: scm)
-    PullRequestFactory(session=team.session, number=5, ci_state="pending", review_decision="review_required")
+def test_merge_is_refused_with_the_blockers_unless_mergeable(client, team, github) -> None:
+    pull = github.repo("acme/webapp").add_pull("feat/board")
+    PullRequestFactory(
+        session=team.session, number=pull.number, ci_state="pending", review_decision="review_required"
+    )
     client.force_login(team.operator)
 
     response = client.post("/s/web-1/merge/", HTTP_HX_REQUEST="true")
@@ -399,25 +407,28 @@ def test_merge_is_refused_with_the_blockers_unless_mergeable(client, team, monke
     assert response.status_code == 422
     assert "CI is still running" in response.content.decode()
     assert "a review is required" in response.content.decode()
-    assert scm.merged == []
+    assert not pull.merged
+    assert github.count("rest") == 0
 
 
-def test_merge_calls_the_scm_with_the_expected_head(client, team, monkeypatch) -> None:
-    scm = FakeSCM()
-    monkeypatch.setattr(views, "plugin_for", lambda project, slot: scm)
-    monkeypatch.setattr("sessions.prsync.pull_requests_sync", lambda **kw: None)
-    PullRequestFactory(session=team.session, number=5, ci_state="passing", mergeable=True, head_sha="f" * 40)
-    Session.objects.filter(pk="web-1").update(status="mergeable", zone="merge")
+def test_merge_merges_with_the_expected_head_and_the_session_is_done(client, team, github) -> None:
+    pull = github.repo("acme/webapp").add_pull("feat/board")
+    PullRequestFactory(
+        session=team.session, number=pull.number, ci_state="passing", mergeable=True, head_sha=pull.head_sha
+    )
+    Session.objects.filter(pk="web-1").update(status="mergeable", zone="merge", branch="feat/board")
     client.force_login(team.operator)
 
     body = client.get("/s/web-1/").content.decode()
-    assert "Merge #5" in body
+    assert f"Merge #{pull.number}" in body
 
     response = client.post("/s/web-1/merge/", HTTP_HX_REQUEST="true")
 
     assert response.status_code == 200, response.content.decode()
-    assert scm.merged == [(5, "f" * 40)]
+    assert pull.merged
     assert Event.objects.get(kind="pr.merge_requested").actor_user == team.operator
+    session = Session.objects.get(pk="web-1")
+    assert (session.status, session.zone) == ("merged", "done")  # facts re-read from the SCM at once
 
 
 # --- spawn and backlog -------------------------------------------------------------------------------------

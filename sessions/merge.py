@@ -1,0 +1,55 @@
+"""Merging a session's PR on a person's word (dashboard, API, chat): one path for all of them."""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+
+from integrations.base import IntegrationError
+from integrations.registry import ConfigurationError, plugin_for
+from sessions import audit, prsync, selectors, services
+from sessions.models import Actor, PullRequest, Session
+
+log = logging.getLogger(__name__)
+
+
+class MergeRefused(Exception):
+    """The PR cannot be merged now; ``blockers`` says why."""
+
+    def __init__(self, blockers: list[str]) -> None:
+        self.blockers = blockers
+        super().__init__("; ".join(blockers))
+
+
+def session_pull_request_merge(
+    *, session: Session, by=None, via: str = "", actor: str = Actor.USER
+) -> PullRequest:
+    """Merge the session's PR through the project's SCM when nothing blocks it, then refresh its facts.
+
+    Raises MergeRefused with the blockers, or the SCM's IntegrationError.
+    """
+    blockers = selectors.merge_blockers(session)
+    if blockers:
+        raise MergeRefused(blockers)
+    pr = session.pull_request
+    plugin_for(session.project, "scm").merge(number=pr.number, expected_head_sha=pr.head_sha)
+    who = by.get_username() if by is not None else actor
+    with transaction.atomic():
+        services.event_record(
+            project=session.project,
+            session=session,
+            kind="pr.merge_requested",
+            summary=f"#{pr.number} merged by {who}" + (f" via {via}" if via else ""),
+            actor=actor,
+            actor_user=by,
+            data={"number": pr.number, "head_sha": pr.head_sha},
+        )
+        audit.record(action="pr.merge", target=session, project=session.project,
+                     data={"number": pr.number, "head_sha": pr.head_sha})  # fmt: skip
+    try:
+        prsync.pull_requests_sync(project=session.project, session_ids=[session.pk])
+    except (IntegrationError, ConfigurationError) as exc:  # the next sweep or webhook catches up
+        log.warning("PR sync after merging %s failed: %s", session.pk, exc)
+    pr.refresh_from_db()
+    return pr
