@@ -33,8 +33,10 @@ from integrations.base import (
 )
 from integrations.registry import ConfigurationError, agents, plugin_for, registry_for
 from sessions import audit, prompts, services
+from sessions.lessons import lessons_for_prompt  # the learning loop
 from sessions.lifecycle import Activity, Phase, RuntimeState, Zone
 from sessions.models import Actor, Project, Session
+from sessions.outcomes import workspace_commit_trailers  # the learning loop
 from sessions.text import clean_text
 
 log = logging.getLogger(__name__)
@@ -269,6 +271,7 @@ def worker_prompt(session: Session) -> str:
             agent_rules=_agent_rules(project),
             task=session.prompt,
             task_from=by,
+            lessons=lessons_for_prompt(project=project),  # accepted lessons (the learning loop)
         )
     )
 
@@ -363,6 +366,8 @@ def session_start(*, session_id: str) -> bool:
             )
             if not step.ok:
                 raise PermanentIntegrationError(f"setup step failed: {' '.join(step.argv)}")
+        # Commits in the worktree carry Ao-Session / Ao-Agent trailers (the learning loop).
+        workspace_commit_trailers(created_workspace, session)
         for note in ctx.agent.prepare_workspace(created_workspace, allow_trust=project.allow_agent_trust):
             services.event_record(project=project, session=session, kind="agent.prepared", summary=note)
 

@@ -283,8 +283,6 @@ def _send(user, rest: str, *, who: str) -> Reply:
 
 
 def _merge_ask(user, args: list[str], *, platform: str, external_id: str) -> Reply:
-    from sessions.views import merge_blockers  # the dashboard's rule for "can be merged now"
-
     if len(args) != 1:
         return Reply("Usage: merge <session>", ok=False)
     session = _session_for(user, args[0])
@@ -292,7 +290,7 @@ def _merge_ask(user, args: list[str], *, platform: str, external_id: str) -> Rep
         return Reply(f"No session {args[0][:40]} that you can see.", ok=False)
     if not selectors.can(user, session.project, selectors.OPERATE):
         return Reply(f"You need the operator role in {session.project.key} to merge.", ok=False)
-    blockers = merge_blockers(session)
+    blockers = selectors.merge_blockers(session)
     if blockers:
         return Reply(f"{session.pk} cannot be merged now: " + "; ".join(blockers) + ".", ok=False)
     pr = session.pull_request
@@ -325,9 +323,8 @@ def confirm(*, platform: str, external_id: str, token: str, approve: bool) -> Re
 
 def _confirm(user, *, platform: str, external_id: str, token: str, approve: bool) -> Reply:
     from integrations.base import IntegrationError
-    from integrations.registry import ConfigurationError, plugin_for
-    from sessions import prsync, services
-    from sessions.views import merge_blockers
+    from integrations.registry import ConfigurationError
+    from sessions import merge
 
     now = timezone.now()
     claimed = ChatConfirmation.objects.filter(
@@ -362,27 +359,10 @@ def _confirm(user, *, platform: str, external_id: str, token: str, approve: bool
             f"Ask again with merge {session.pk}.",
             ok=False,
         )
-    blockers = merge_blockers(session)
-    if blockers:
-        return done("Not merged: " + "; ".join(blockers) + ".", ok=False)
-    try:
-        plugin_for(project, "scm").merge(number=pr.number, expected_head_sha=row.head_sha)
+    try:  # the one merge path (dashboard, API, chat): blockers re-checked, event, audit, refresh
+        merge.session_pull_request_merge(session=session, by=user, via=platform.title())
+    except merge.MergeRefused as exc:
+        return done("Not merged: " + "; ".join(exc.blockers) + ".", ok=False)
     except (IntegrationError, ConfigurationError) as exc:
         return done(f"Merge failed: {exc}", ok=False)
-    services.event_record(
-        project=project,
-        session=session,
-        kind="pr.merge_requested",
-        summary=f"#{pr.number} merged by {user.get_username()} from {platform.title()}",
-        actor=Actor.USER,
-        actor_user=user,
-        data={"number": pr.number, "head_sha": row.head_sha, "via": platform},
-    )
-    audit.record(
-        action="pr.merge", target=session, project=project, data={"number": pr.number, "via": platform}
-    )
-    try:
-        prsync.pull_requests_sync(project=project, session_ids=[session.pk])
-    except (IntegrationError, ConfigurationError) as exc:  # the next sweep or webhook catches up
-        log.warning("PR sync after merging %s failed: %s", session.pk, exc)
     return done(f"Merged PR #{pr.number} of {session.pk} at {row.head_sha[:7]}.", public=True)

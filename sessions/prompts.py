@@ -42,6 +42,7 @@ class PromptContext:
     agent_rules: str = ""
     task: str = ""  # a prompt written by a person or the orchestrator
     task_from: str = ""
+    lessons: tuple[str, ...] = ()  # accepted lessons from earlier sessions (sessions/lessons.py)
 
 
 def build_worker_prompt(ctx: PromptContext) -> str:
@@ -59,6 +60,9 @@ def build_worker_prompt(ctx: PromptContext) -> str:
         layers.append(issue)
     if ctx.agent_rules.strip():
         layers.append(f"Project rules:\n{ctx.agent_rules.strip()}")
+    if any(text.strip() for text in ctx.lessons):
+        learned = "\n".join(f"- {text.strip()}" for text in ctx.lessons if text.strip())
+        layers.append(f"Lessons from earlier sessions of this project (accepted by the team):\n{learned}")
     if ctx.task.strip():
         who = f" from {ctx.task_from}" if ctx.task_from else ""
         layers.append(f"Task{who}:\n{ctx.task.strip()}")
