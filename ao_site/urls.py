@@ -12,5 +12,6 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/one-time/<uidb64>/<token>/", views_auth.one_time_login, name="one_time_login"),
+    path("", include("sessions.urls_learning")),  # retro page + lesson decisions
     path("", include("sessions.urls")),
 ]

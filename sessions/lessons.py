@@ -224,7 +224,9 @@ def lesson_effect(lesson: Lesson) -> dict:
         return {"before": lesson.baseline or None, "after": None, "verdict": "not accepted"}
     before = lesson.baseline or {}
     after = metric(lesson.pattern, _since_acceptance(lesson))
-    if after["sessions"] < MIN_AFTER or before.get("rate") is None:
+    if before.get("rate") is None:
+        verdict = "no baseline: no sessions before acceptance"
+    elif after["sessions"] < MIN_AFTER:
         verdict = f"too early: {after['sessions']} session(s) since"
     elif after["rate"] < before["rate"]:
         verdict = "dropped"
