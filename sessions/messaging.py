@@ -131,14 +131,18 @@ def _deliver_next(session_id: str) -> str:
         return "idle"
     if session.runtime_state != RuntimeState.ALIVE:
         return "held"
+    if session.messages.filter(state=Message.State.DELIVERED).exists():
+        return "held"  # one message in flight at a time: wait for it to be confirmed (or retried)
     ok, _why = ready_for(
         message, activity=session.activity, now=timezone.now(), started_at=session.start_claimed_at
     )
     if not ok:
         return "held"
-    claimed = Message.objects.filter(
-        pk=message.pk, state=Message.State.QUEUED, attempts=message.attempts
-    ).update(attempts=F("attempts") + 1)
+    # Claim before typing: the state moves out of QUEUED in one conditional UPDATE, so two
+    # deliverers (a worker, the sweep, the CLI) never type the same message twice.
+    claimed = Message.objects.filter(pk=message.pk, state=Message.State.QUEUED).update(
+        state=Message.State.DELIVERED, attempts=F("attempts") + 1, delivered_at=timezone.now()
+    )
     if claimed != 1:
         return "held"
     message.refresh_from_db()
@@ -149,7 +153,6 @@ def _deliver_next(session_id: str) -> str:
     except IntegrationError as exc:
         _delivery_failed(session, message, str(exc))
         return "held"
-    Message.objects.filter(pk=message.pk).update(state=Message.State.DELIVERED, delivered_at=timezone.now())
     services.event_record(
         project=session.project,
         session=session,

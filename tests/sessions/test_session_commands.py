@@ -176,3 +176,38 @@ def test_ao_report_from_the_agents_environment(project, live_server, settings, m
     monkeypatch.delenv("AO_TOKEN")
     with pytest.raises(CommandError, match="AO_TOKEN not set"):
         call_command("report", "done")
+
+
+def test_one_message_in_flight_at_a_time(project, tmux_server, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from sessions import messaging
+
+    run("spawn", "--prompt", "do things")
+    assert eventually(lambda: "received: You are web-1" in pane(tmux_server, "web-1"))
+    settings.AO_INLINE_DELIVERY_WAIT = 0
+    session = Session.objects.get(pk="web-1")
+    # typed a moment ago and not yet confirmed (the agent has not reacted since)
+    in_flight = Message.objects.create(
+        session=session,
+        text="first",
+        state=Message.State.DELIVERED,
+        attempts=1,
+        delivered_at=timezone.now() + timedelta(seconds=30),
+    )
+
+    second = messaging.message_queue(session=session, text="second one")
+    sent, held = messaging.messages_deliver(session_id=session.pk)
+
+    second.refresh_from_db()
+    assert (sent, held, second.state) == (0, True, "queued")
+    assert "received: second one" not in pane(tmux_server, "web-1")
+
+    Message.objects.filter(pk=in_flight.pk).update(state=Message.State.CONFIRMED)
+    sent, held = messaging.messages_deliver(session_id=session.pk)
+    assert (sent, held) == (1, False)
+    assert eventually(lambda: "received: second one" in pane(tmux_server, "web-1"))
+    second.refresh_from_db()
+    assert second.state in ("delivered", "confirmed") and second.attempts == 1
