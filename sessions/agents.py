@@ -73,6 +73,8 @@ def _agent_for(project: Project, key: str) -> Agent:
 
 
 def context_for(session: Session) -> AgentContext:
+    if session.kind == Session.Kind.ORCHESTRATOR:  # the orchestrator issue: its own agent and settings
+        return __import__("sessions.orchestrator").orchestrator.orchestrator_context(session)
     project = session.project
     runtime_key = (session.runtime_handle or {}).get("runtime") or project.runtime
     runtime_settings = project.settings_for("runtime") if runtime_key == project.runtime else {}
@@ -253,6 +255,8 @@ def _agent_rules(project: Project) -> str:
 
 
 def worker_prompt(session: Session) -> str:
+    if session.kind == Session.Kind.ORCHESTRATOR:  # the orchestrator issue: e.g. `ao session restore`
+        return __import__("sessions.orchestrator").orchestrator.orchestrator_prompt(session.project)
     project = session.project
     issue = _issue_for(session)
     by = session.created_by.get_username() if session.created_by_id else ""
@@ -650,7 +654,7 @@ def session_cleanup(*, session: Session, force: bool = False, by=None, actor: st
 def project_sweep(*, project: Project) -> int:
     """One reconciliation pass over a project: observe running sessions (on their own host),
     deliver queued messages, re-derive everything else, admit queued spawns. Returns changes."""
-    from sessions import prsync, tasks
+    from sessions import orchestrator, prsync, tasks
 
     changes = 0
     try:
@@ -687,4 +691,6 @@ def project_sweep(*, project: Project) -> int:
     ).values_list("pk", flat=True):
         reactions.session_react_after_commit(session_id=session_id)
     queued_sessions_admit(project=project)
+    # the orchestrator issue: orchestrator keep-alive, backlog intake, conflict watch
+    changes += orchestrator.project_sweep_hooks(project=project)
     return changes

@@ -208,6 +208,47 @@ class Defaults(_Model):
     )
 
 
+class OrchestratorConfig(_Model):
+    """The project's orchestrator agent: one session (<prefix>-orchestrator) that coordinates the workers."""
+
+    enabled: bool = Field(
+        True,
+        description="Start the orchestrator with `ao start` and keep it alive (restarted by the sweeps).",
+    )
+    agent: PluginChoice | None = Field(
+        None,
+        description="Agent plugin of the orchestrator (key or {plugin, ...settings}); default: the project's.",
+    )
+    rules: str | None = Field(None, description="Instructions added to the orchestrator's prompt.")
+    rules_file: str | None = Field(
+        None, description="File in the checkout holding orchestrator rules (relative path)."
+    )
+
+    @field_validator("rules_file")
+    @classmethod
+    def _rules_file_stays_inside(cls, value: str | None) -> str | None:
+        problem = _relative_path_problem(value) if value is not None else ""
+        if problem:
+            raise ValueError(f"{value!r} {problem}")
+        return value
+
+
+class IntakeConfig(_Model):
+    """Backlog intake: issues with ``label`` are claimed and given to a worker, up to maxSessions."""
+
+    enabled: bool | None = Field(
+        None,
+        description="Claim labelled issues automatically. Unset: keep what `ao intake on|off` chose (off at first).",
+    )
+    label: str = Field("agent:backlog", min_length=1, max_length=100, description="Label of issues to claim.")
+    in_progress_label: str = Field(
+        "agent:in-progress", min_length=1, max_length=100, description="Label set when a worker is spawned."
+    )
+    done_label: str = Field(
+        "agent:done", min_length=1, max_length=100, description="Label set when the worker's PR merged."
+    )
+
+
 class ProjectConfig(_Model):
     """One repository ao runs agents on. Its key is its name under ``projects``."""
 
@@ -263,6 +304,13 @@ class ProjectConfig(_Model):
     sweep_interval: float | None = Field(
         None, ge=1, description="Seconds between reconciliation sweeps; default from ao's settings."
     )
+    orchestrator: OrchestratorConfig = Field(
+        default_factory=OrchestratorConfig, description="The project's orchestrator agent."
+    )
+    orchestrator_rules: str | None = Field(
+        None, description="agent-orchestrator's key for orchestrator.rules (both may be set: joined)."
+    )
+    intake: IntakeConfig = Field(default_factory=IntakeConfig, description="Backlog intake from the tracker.")
 
     @field_validator("repo")
     @classmethod
@@ -851,6 +899,17 @@ def _resolve(
             else:
                 slots[slot] = checked
 
+        # the orchestrator's own agent (orchestrator issue): validated like the slots above
+        orchestrator = project.orchestrator
+        if orchestrator.agent is not None:
+            checked = _validate_plugin(out, "agent", orchestrator.agent, (*where, "orchestrator", "agent"))
+            ok = ok and checked is not None
+            orchestrator = orchestrator.model_copy(update={"agent": checked})
+        rules_file = orchestrator.rules_file
+        if rules_file and path is not None and not (path / rules_file).is_file():
+            out.add(
+                (*where, "orchestrator", "rulesFile"), f"{rules_file!r} is not a file in {path}", warning=True
+            )
         if project.agent_rules_file and path is not None and not (path / project.agent_rules_file).is_file():
             out.add(
                 (*where, "agentRulesFile"),
@@ -864,6 +923,7 @@ def _resolve(
                     "path": str(path),
                     "session_prefix": prefix,
                     **slots,
+                    "orchestrator": orchestrator,
                 }
             )
 

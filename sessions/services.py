@@ -239,6 +239,7 @@ def config_apply(*, config, source: Path) -> list[str]:
         "pass_tokens_to_agents": "passTokensToAgents",
         "sweep_interval": "sweepInterval",
         "config_source": "config source",
+        **ORCHESTRATOR_LABELS,
     }
     wanted: dict[str, dict[str, Any]] = {}
     for key, spec in config.projects.items():
@@ -274,6 +275,7 @@ def config_apply(*, config, source: Path) -> list[str]:
             "pass_tokens_to_agents": spec.pass_tokens_to_agents,
             "sweep_interval": spec.sweep_interval,
             "config_source": file,
+            **orchestrator_fields(spec),
         }
 
     def problem(key: str, message: str, *where: str) -> ConfigProblem:
@@ -340,7 +342,7 @@ def config_apply(*, config, source: Path) -> list[str]:
             project.save(update_fields=[field for field, _, _ in diffs] + ["updated_at"])
             described = "; ".join(
                 f"{labels[field]}: {old!r} → {new!r}"
-                if field not in ("plugin_settings", "reactions", "agent_rules")
+                if field not in ("plugin_settings", "reactions", "agent_rules", *ORCHESTRATOR_OPAQUE)
                 else f"{labels[field]} changed"
                 for field, old, new in diffs
             )
@@ -359,6 +361,41 @@ def config_apply(*, config, source: Path) -> list[str]:
         changes.extend(notifiers_apply(config))
         audit.record(action="config.apply", target=("config", file), data={"changes": changes})  # audit
     return changes
+
+
+# --- orchestrator + intake config (orchestrator issue): ProjectConfig -> Project fields ---------------
+ORCHESTRATOR_LABELS = {
+    "orchestrator_enabled": "orchestrator.enabled",
+    "orchestrator_agent": "orchestrator.agent",
+    "orchestrator_agent_settings": "orchestrator.agent settings",
+    "orchestrator_rules": "orchestrator.rules",
+    "orchestrator_rules_file": "orchestrator.rulesFile",
+    "intake_enabled": "intake.enabled",
+    "intake_label": "intake.label",
+    "intake_in_progress_label": "intake.inProgressLabel",
+    "intake_done_label": "intake.doneLabel",
+}
+ORCHESTRATOR_OPAQUE = ("orchestrator_agent_settings", "orchestrator_rules")
+
+
+def orchestrator_fields(spec) -> dict[str, Any]:
+    """The Project fields of a project's ``orchestrator`` and ``intake`` config. ``intake.enabled``
+    left unset keeps what `ao intake on|off` chose."""
+    orch, intake = spec.orchestrator, spec.intake
+    rules = "\n\n".join(r.strip() for r in (orch.rules, spec.orchestrator_rules) if r and r.strip())
+    fields: dict[str, Any] = {
+        "orchestrator_enabled": orch.enabled,
+        "orchestrator_agent": orch.agent.plugin if orch.agent is not None else "",
+        "orchestrator_agent_settings": orch.agent.settings if orch.agent is not None else {},
+        "orchestrator_rules": rules,
+        "orchestrator_rules_file": orch.rules_file or "",
+        "intake_label": intake.label,
+        "intake_in_progress_label": intake.in_progress_label,
+        "intake_done_label": intake.done_label,
+    }
+    if intake.enabled is not None:
+        fields["intake_enabled"] = intake.enabled
+    return fields
 
 
 def session_report(*, session: Session, state: str, note: str = "", pr: str = "") -> None:

@@ -90,3 +90,11 @@ def checks_run_task(project_id: int, number: int, force: bool = False) -> None:
     session_ids = prsync.sessions_for_refs(project=project, numbers=[number])
     if session_ids:
         prsync.pull_requests_sync(project=project, session_ids=session_ids)
+
+
+# --- the orchestrator agent (sessions/orchestrator.py) ------------------------------------------------
+@shared_task(name="sessions.orchestrator_launch", ignore_result=True, acks_late=True)
+def orchestrator_launch_task(session_id: str) -> None:
+    from sessions import orchestrator
+
+    orchestrator.orchestrator_launch(session_id=session_id)

@@ -759,7 +759,7 @@ def test_the_same_keys_are_errors_in_ao_config_yaml(plugins, tmp_path, checkouts
         (
             26,
             "projects.ao.orchestratorAgentConfig",
-            "unknown key 'orchestratorAgentConfig'; did you mean 'agentConfig'?",
+            "unknown key 'orchestratorAgentConfig'; did you mean 'orchestrator'?",
         ),
         (
             32,

@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from ao_site import runner
+from sessions.orchestrator import orchestrators_start_all
 
 
 class Command(BaseCommand):
@@ -42,6 +43,7 @@ class Command(BaseCommand):
         with runner.pid_file_held({"url": url, "host": host, "port": port}):
             call_command("migrate", interactive=False, verbosity=0)
             runner.config_load_and_apply(self.stdout, self.stderr)
+            orchestrators_start_all(stdout=self.stdout, stderr=self.stderr)  # orchestrator.enabled
             user, created = runner.admin_ensure()
             if settings.AO_EMBEDDED:
                 ok = self._serve_embedded(

@@ -1,0 +1,200 @@
+"""Backlog intake: claims up to the cap, labels on claim and on merge, idempotent across racing sweeps."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+
+from integrations.models import LocalIssue
+from integrations.registry import plugin_for
+from sessions import agents, intake, services
+from sessions.models import Event, IntakeClaim, Session
+from tests.factories import ProjectFactory, PullRequestFactory
+from tests.helpers.procs import REPO, fresh_postgres_database, manage
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def no_start(monkeypatch):
+    """Spawns are accepted and written; their start (worktree, agent) is not what is tested here."""
+    monkeypatch.setattr(agents, "_enqueue_start", lambda session: None)
+
+
+@pytest.fixture
+def project(no_start):
+    project = ProjectFactory(
+        key="web", session_prefix="web", tracker="local", max_sessions=2, intake_enabled=True
+    )
+    tracker = plugin_for(project, "tracker")
+    for title, labels in (
+        ("First", ["agent:backlog"]),
+        ("Second", ["agent:backlog", "bug"]),
+        ("Not for agents", []),
+        ("Third", ["agent:backlog"]),
+    ):
+        tracker.create_issue(title=title, labels=labels)
+    return project
+
+
+def labels(project, number: int) -> list[str]:
+    return LocalIssue.objects.get(project=project, number=number).labels
+
+
+def test_claims_up_to_the_cap_and_moves_labels_on_claim_and_merge(project) -> None:
+    notes = intake.intake_sweep(project=project)
+    assert notes[:2] == ["#1 → web-1", "#2 → web-2"]
+    assert notes[2].startswith("stopped: project web has 2 live sessions (cap 2)")
+    assert sorted(Session.objects.values_list("id", "issue_ref")) == [("web-1", "1"), ("web-2", "2")]
+    assert labels(project, 1) == ["agent:in-progress"]
+    assert labels(project, 2) == ["bug", "agent:in-progress"]
+    assert labels(project, 3) == [] and labels(project, 4) == ["agent:backlog"]
+    assert Event.objects.get(session_id="web-1", kind="intake.claimed").summary.startswith(
+        "claimed backlog issue 1"
+    )
+
+    assert intake.intake_sweep(project=project) == ["stopped: project web has 2 live sessions (cap 2)"]
+    assert Session.objects.count() == 2
+
+    # web-1's PR merges: #1 is done, and the slot goes to #4
+    Session.objects.filter(pk="web-1").update(phase="running")
+    web1 = Session.objects.get(pk="web-1")
+    PullRequestFactory(session=web1, state="merged")
+    web1.refresh_from_db()
+    services.session_rederive(session=web1)
+    assert web1.zone == "done"
+    assert intake.intake_sweep(project=project) == ["#1 done", "#4 → web-3"]
+    assert labels(project, 1) == ["agent:done"]
+    assert labels(project, 4) == ["agent:in-progress"]
+    assert intake.intake_sweep(project=project) == []  # nothing labelled for intake is left
+    assert Event.objects.filter(kind="intake.done").count() == 1
+    assert IntakeClaim.objects.get(issue_ref="1").state == "done"
+
+    out = StringIO()
+    call_command("intake", "status", "--json", stdout=out)
+    status = json.loads(out.getvalue())
+    assert status["enabled"] is True
+    assert sorted((c["issue"], c["state"], c["session"]) for c in status["claims"]) == [
+        ("1", "done", "web-1"),
+        ("2", "spawned", "web-2"),
+        ("4", "spawned", "web-3"),
+    ]
+
+
+def test_off_claims_nothing_and_an_issue_with_a_worker_is_adopted(project) -> None:
+    call_command("intake", "off", stdout=StringIO())
+    project.refresh_from_db()
+    assert intake.intake_sweep(project=project) == []
+    assert not IntakeClaim.objects.exists() and labels(project, 1) == ["agent:backlog"]
+
+    spawned = agents.session_spawn(project=project, issue_ref="2")  # a person got there first
+    call_command("intake", "on", stdout=StringIO())
+    assert intake.intake_sweep(project=project) == [
+        "#1 → web-2",
+        "#2 adopted by web-1",
+        "stopped: project web has 2 live sessions (cap 2)",
+    ]
+    assert spawned.id == "web-1"
+    assert Session.objects.filter(issue_ref="2").count() == 1
+    assert labels(project, 2) == ["bug", "agent:in-progress"]
+    assert Event.objects.filter(kind="intake.switched").count() == 2
+
+
+def test_a_failed_spawn_is_recorded_and_retried_when_intake_is_turned_on(project, monkeypatch) -> None:
+    from integrations.base import PermanentIntegrationError
+    from reactions.models import Notification
+
+    def broken(**kwargs):
+        raise PermanentIntegrationError("tracker said no")
+
+    monkeypatch.setattr(agents, "session_spawn", broken)
+    assert intake.intake_sweep(project=project)[0] == "#1 failed: tracker said no"
+    assert IntakeClaim.objects.get(issue_ref="1").state == "failed"
+    assert labels(project, 1) == ["agent:backlog"]
+    assert Notification.objects.filter(rule="intake-failed").exists()
+    monkeypatch.undo()
+    monkeypatch.setattr(agents, "_enqueue_start", lambda session: None)
+    assert "#1" not in " ".join(intake.intake_sweep(project=project))  # failed claims wait for a person
+    assert intake.intake_set(project=project, enabled=True) == [
+        "released 3 failed claim(s): they are tried again"
+    ]
+    assert intake.intake_sweep(project=project)[0].startswith("#1 → ")
+
+
+# --- two sweeps racing, in two processes, on SQLite and PostgreSQL ---------------------------------------
+SETUP = """
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from integrations.registry import plugin_for
+from tests.factories import ProjectFactory
+project = ProjectFactory(key="race", session_prefix="r", tracker="local", intake_enabled=True)
+for n in range(4):
+    plugin_for(project, "tracker").create_issue(title=f"issue {n}", labels=["agent:backlog"])
+"""
+
+SWEEP = """
+import os, time
+from sessions import agents, intake
+from sessions.models import Project
+agents._enqueue_start = lambda session: None
+project = Project.objects.get(key="race")
+go = float(os.environ["AO_TEST_GO_AT"])
+while time.time() < go:
+    time.sleep(0.002)
+print(intake.intake_sweep(project=project))
+"""
+
+
+def _race(env: dict[str, str], query) -> None:
+    manage("shell", "-c", SETUP, env=env)
+    env = {**os.environ, **env, "AO_TEST_GO_AT": str(time.time() + 2.0)}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(REPO / "manage.py"), "shell", "-c", SWEEP],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err
+    sessions = query("SELECT issue_ref FROM agent_sessions_session ORDER BY issue_ref")
+    claims = query("SELECT issue_ref, state FROM agent_sessions_intakeclaim ORDER BY issue_ref")
+    assert [row[0] for row in sessions] == ["1", "2", "3", "4"]
+    assert claims == [("1", "spawned"), ("2", "spawned"), ("3", "spawned"), ("4", "spawned")]
+
+
+@pytest.mark.slow
+def test_two_racing_sweeps_spawn_once_per_issue_on_sqlite(tmp_path) -> None:
+    def query(sql):
+        with sqlite3.connect(tmp_path / "ao.sqlite3") as conn:
+            return [tuple(row) for row in conn.execute(sql)]
+
+    _race({"AO_HOME": str(tmp_path), "DATABASE_URL": "", "REDIS_URL": ""}, query)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_two_racing_sweeps_spawn_once_per_issue_on_postgres(tmp_path, postgres_url) -> None:
+    import psycopg
+
+    with fresh_postgres_database(postgres_url) as url:
+
+        def query(sql):
+            with psycopg.connect(url.replace("postgres://", "postgresql://")) as conn:
+                return [tuple(row) for row in conn.execute(sql)]
+
+        _race({"AO_HOME": str(tmp_path), "DATABASE_URL": url, "REDIS_URL": ""}, query)
