@@ -13,6 +13,7 @@ _PATTERNS = [
     re.compile(r"(?i)\b(?:bearer|token)\s+([A-Za-z0-9._~+/=-]{16,})"),
     re.compile(r"(?i)[?&](?:token|access_token|secret|key)=([^&\s]+)"),
     re.compile(r"https://hooks\.slack\.com/services/([A-Za-z0-9/]+)"),
+    re.compile(r"\b(\d{6,12}:[A-Za-z0-9_-]{30,})"),  # Telegram bot tokens
 ]
 
 

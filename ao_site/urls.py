@@ -13,5 +13,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/one-time/<uidb64>/<token>/", views_auth.one_time_login, name="one_time_login"),
     path("", include("sessions.urls_learning")),  # retro page + lesson decisions
+    path("chat/", include("sessions.urls_chat")),
     path("", include("sessions.urls")),
 ]

@@ -682,6 +682,9 @@ def project_sweep(*, project: Project) -> int:
                 queue=host_queue(session.host),
             )
     changes += services.project_sweep(project=project, exclude_phase=Phase.RUNNING)
+    from sessions import outcomes
+
+    outcomes.outcomes_record_due(project=project)  # the learning loop: outcomes of newly finished sessions
     # Finished sessions whose agent still runs are no longer observed: reactions still decide
     # their clean-up after merge and whether the whole project is complete.
     from reactions import services as reactions

@@ -360,7 +360,9 @@ def _confirm(user, *, platform: str, external_id: str, token: str, approve: bool
             ok=False,
         )
     try:  # the one merge path (dashboard, API, chat): blockers re-checked, event, audit, refresh
-        merge.session_pull_request_merge(session=session, by=user, via=platform.title())
+        merge.session_pull_request_merge(
+            session=session, by=user, via=platform.title(), expected_head_sha=row.head_sha
+        )
     except merge.MergeRefused as exc:
         return done("Not merged: " + "; ".join(exc.blockers) + ".", ok=False)
     except (IntegrationError, ConfigurationError) as exc:

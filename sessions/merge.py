@@ -23,16 +23,19 @@ class MergeRefused(Exception):
 
 
 def session_pull_request_merge(
-    *, session: Session, by=None, via: str = "", actor: str = Actor.USER
+    *, session: Session, by=None, via: str = "", actor: str = Actor.USER, expected_head_sha: str = ""
 ) -> PullRequest:
     """Merge the session's PR through the project's SCM when nothing blocks it, then refresh its facts.
 
+    ``expected_head_sha``: the commit the person approved (e.g. in chat); refuse if the head moved.
     Raises MergeRefused with the blockers, or the SCM's IntegrationError.
     """
     blockers = selectors.merge_blockers(session)
+    pr = getattr(session, "pull_request", None)
+    if not blockers and expected_head_sha and pr.head_sha != expected_head_sha:
+        blockers = [f"the PR's head moved to {pr.head_sha[:7]} since {expected_head_sha[:7]} was approved"]
     if blockers:
         raise MergeRefused(blockers)
-    pr = session.pull_request
     plugin_for(session.project, "scm").merge(number=pr.number, expected_head_sha=pr.head_sha)
     who = by.get_username() if by is not None else actor
     with transaction.atomic():
