@@ -289,6 +289,10 @@ AO_INTERNAL_ENV = (
     "AO_HOME",
     "DJANGO_SETTINGS_MODULE",
     "AO_CONFIG",
+    "AO_GITHUB_WEBHOOK_SECRET",
+    "AO_SLACK_SIGNING_SECRET",
+    "AO_TELEGRAM_SECRET_TOKEN",
+    "AO_TELEGRAM_BOT_TOKEN",
 )
 AO_SERVICE_TOKENS = ("GITHUB_TOKEN", "GH_TOKEN", "GH_ENTERPRISE_TOKEN", "LINEAR_API_KEY", "SLACK_WEBHOOK_URL")
 
@@ -693,6 +697,9 @@ def project_sweep(*, project: Project) -> int:
         project=project, phase=Phase.RUNNING, zone=Zone.DONE
     ).values_list("pk", flat=True):
         reactions.session_react_after_commit(session_id=session_id)
+    from sessions import drift
+
+    drift.drift_check(project)  # signals that an agent goes the wrong way, to the orchestrator (rate-limited)
     queued_sessions_admit(project=project)
     # the orchestrator issue: orchestrator keep-alive, backlog intake, conflict watch
     changes += orchestrator.project_sweep_hooks(project=project)
