@@ -83,7 +83,10 @@ def test_an_unknown_ao_env_is_refused(tmp_path):
         ("url https://hooks.slack.com/services/T000/B000/XXXXYYYY", "T000/B000/XXXXYYYY"),
         ("Authorization: Bearer abcdefghijklmnop1234", "abcdefghijklmnop1234"),
         ("key lin_api_0123456789abcdefghijABCDEFGHIJ", "lin_api_0123456789abcdefghijABCDEFGHIJ"),
-        ("bot 123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ", "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ"),
+        (
+            "bot 123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ",
+            "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawQ",
+        ),
     ],
 )
 def test_tokens_never_reach_the_log(text, hidden):

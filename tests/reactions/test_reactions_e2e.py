@@ -129,7 +129,9 @@ def gh(monkeypatch, settings):
     forget_clients()
 
 
-def test_failing_check_by_webhook_reaches_the_agents_screen(client, gh, repo, tmux_server, settings, tmp_path):
+def test_failing_check_by_webhook_reaches_the_agents_screen(
+    client, gh, repo, tmux_server, settings, tmp_path
+):
     settings.AO_WORKSPACES_ROOT = tmp_path / "workspaces"
     scm = {"scm": {"base_url": gh.base_url, "write_interval": 0, "backoff": 0.01}}
     project = ProjectFactory(key="web", session_prefix="web", path=str(repo.path), agent="custom", repo="acme/web",
@@ -143,7 +145,9 @@ def test_failing_check_by_webhook_reaches_the_agents_screen(client, gh, repo, tm
     headers = {
         f"HTTP_{k.upper().replace('-', '_')}": v for k, v in delivery.headers.items() if k != "Content-Type"
     }
-    response = client.post("/webhooks/github/web", data=delivery.body, content_type="application/json", **headers)
+    response = client.post(
+        "/webhooks/github/web", data=delivery.body, content_type="application/json", **headers
+    )
 
     assert response.status_code == 202
     screen = eventually(lambda: (p := pane(tmux_server, session.id)) and "F401" in p and p, timeout=15)
