@@ -580,9 +580,13 @@ class Outcome(models.Model):
     first_pr_seconds = models.FloatField(null=True, blank=True, help_text="session start → first PR")
     merge_seconds = models.FloatField(null=True, blank=True, help_text="session start → merged")
     ci_ran = models.BooleanField(default=False, help_text="any CI result was seen")
-    ci_failure_cycles = models.PositiveIntegerField(default=0, help_text="distinct head commits with failing CI")
+    ci_failure_cycles = models.PositiveIntegerField(
+        default=0, help_text="distinct head commits with failing CI"
+    )
     failed_checks = models.JSONField(default=dict, blank=True, help_text="{check name: failing cycles}")
-    first_failed_checks = models.JSONField(default=list, blank=True, help_text="checks of the first failing cycle")
+    first_failed_checks = models.JSONField(
+        default=list, blank=True, help_text="checks of the first failing cycle"
+    )
     review_rounds = models.PositiveIntegerField(default=0, help_text="times changes were requested")
     human_messages = models.PositiveIntegerField(default=0)
     reaction_messages = models.PositiveIntegerField(default=0)
@@ -662,7 +666,9 @@ class ChatIdentity(models.Model):
     external_id = models.CharField(
         max_length=64, help_text="Slack user id (U…/W…) or Telegram numeric user id (from.id)"
     )
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_identities")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_identities"
+    )
     note = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -745,7 +751,9 @@ class FlakyCheck(models.Model):
     class Meta:
         ordering = ["-detected_at"]
         constraints = [
-            models.UniqueConstraint(fields=["project", "name", "reason", "head_sha"], name="flaky_check_unique"),
+            models.UniqueConstraint(
+                fields=["project", "name", "reason", "head_sha"], name="flaky_check_unique"
+            ),
         ]
 
     def __str__(self) -> str:
