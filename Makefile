@@ -28,8 +28,9 @@ lint: $(VENV)/.installed-test
 	$(BIN)/python manage.py check
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
+# Two workers: the suite is dominated by real processes (daphne, tmux, git, Chromium) waiting.
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 test-fast: $(VENV)/.installed-test
 	$(BIN)/pytest -m 'not slow'

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import os
 import subprocess
 import sys
 from datetime import timedelta
@@ -156,27 +156,28 @@ def test_events_are_append_only() -> None:
         event.save()
 
 
+SETUP_SCRIPT = """
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from tests.factories import ProjectFactory
+ProjectFactory(key="race", session_prefix="r")
+"""
+
 CREATE_SCRIPT = """
 from sessions import services
 from sessions.models import Project
 project = Project.objects.get(key="race")
-for _ in range(5):
-    services.session_create(project=project)
+print("IDS", *(services.session_create(project=project).id for _ in range(5)))
 """
 
 
 def _race(env: dict[str, str]) -> list[str]:
-    manage("migrate", "--noinput", env=env)
-    manage(
-        "shell",
-        "-c",
-        "from tests.factories import ProjectFactory; ProjectFactory(key='race', session_prefix='r')",
-        env=env,
-    )
+    """Four processes create five sessions each at the same time; return every id they got."""
+    manage("shell", "-c", SETUP_SCRIPT, env=env)
     procs = [
         subprocess.Popen(
             [sys.executable, str(REPO / "manage.py"), "shell", "-c", CREATE_SCRIPT],
-            env={**__import__("os").environ, **env},
+            env={**os.environ, **env},
             cwd=REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -184,16 +185,12 @@ def _race(env: dict[str, str]) -> list[str]:
         )
         for _ in range(4)
     ]
+    ids = []
     for proc in procs:
-        _, err = proc.communicate(timeout=120)
+        out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
-    out = manage(
-        "shell",
-        "-c",
-        "import json; from sessions.models import Session; print(json.dumps(sorted(Session.objects.values_list('id', flat=True))))",
-        env=env,
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])
+        ids += next(line for line in out.splitlines() if line.startswith("IDS ")).split()[1:]
+    return sorted(ids)
 
 
 EXPECTED_RACE_IDS = sorted(f"r-{n}" for n in range(1, 21))
