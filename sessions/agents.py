@@ -32,7 +32,7 @@ from integrations.base import (
     Workspace,
 )
 from integrations.registry import ConfigurationError, agents, plugin_for, registry_for
-from sessions import audit, prompts, services
+from sessions import audit, prompts, realtime, services
 from sessions.lessons import lessons_for_prompt  # the learning loop
 from sessions.lifecycle import Activity, Phase, RuntimeState, Zone
 from sessions.models import Actor, Project, Session
@@ -513,14 +513,25 @@ def session_observe(*, session: Session) -> bool:
             fields["cost_usd"] = round(reading.cost_usd, 4)
         if reading.conversation_id:
             fields["agent_session_ref"] = reading.conversation_id[:255]
+    shown = ("runtime_state", "activity", "activity_summary", "tokens_in", "tokens_out", "cost_usd")
+    card_stale = any(
+        name in fields and _card_value(name, fields[name]) != _card_value(name, getattr(session, name))
+        for name in shown
+    )
     with transaction.atomic():
         Session.objects.filter(pk=session.pk).update(**fields)
         for name, value in fields.items():
             setattr(session, name, value)
+        if card_stale:  # the card shows these facts even when the status stays the same
+            transaction.on_commit(lambda: realtime.card_changed(session.pk))
         from reactions import services as reactions  # reactions act on these facts after commit
 
         reactions.session_react_after_commit(session_id=session.pk)
         return services.session_rederive(session=session)
+
+
+def _card_value(name: str, value):
+    return round(float(value), 4) if name == "cost_usd" else value
 
 
 # --- kill / restore / cleanup ------------------------------------------------------------------

@@ -41,6 +41,10 @@ def event_record(
         data=data or {},
     )
     transaction.on_commit(lambda: realtime.event_created(event))  # API event streams (sessions.api.sse)
+    if session is not None:
+        # the card shows the last event: every timeline entry refreshes it (coalesced per session)
+        session_id = session.pk
+        transaction.on_commit(lambda: realtime.card_changed(session_id))
     return event
 
 
@@ -90,7 +94,6 @@ def session_create(
             actor=Actor.USER if by else Actor.SYSTEM,
             actor_user=by,
         )
-        transaction.on_commit(lambda: realtime.card_changed(session.id))
     return session
 
 
@@ -159,8 +162,6 @@ def session_rederive(
         actor=actor,
         data={"before": before, "after": {"status": derived.status, "zone": derived.zone}},
     )
-    session_id = session.pk
-    transaction.on_commit(lambda: realtime.card_changed(session_id))
     return True
 
 
