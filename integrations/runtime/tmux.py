@@ -154,7 +154,14 @@ class TmuxRuntime(Runtime):
             ";", "set-option", "-w", "-t", f"={name}:", "remain-on-exit", "on",
         ]  # fmt: skip
         try:
-            proc = self._tmux(args, socket_name=socket_name)
+            try:
+                proc = self._tmux(args, socket_name=socket_name)
+            except TmuxError as exc:
+                # The server was shutting down (its last session just ended) as we connected:
+                # the next attempt starts a fresh server.
+                if "server exited unexpectedly" not in exc.stderr:
+                    raise
+                proc = self._tmux(args, socket_name=socket_name)
         except Exception:
             with contextlib.suppress(OSError):
                 os.unlink(spec)

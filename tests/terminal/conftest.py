@@ -40,11 +40,14 @@ def at_prompt(socket_name: str, name: str) -> bool:
 def start_shell(socket_name: str, name: str, *, cols: int = 80, rows: int = 24) -> None:
     """A tmux session running a plain interactive bash with a known prompt."""
     env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
-    subprocess.run(
-        ["tmux", "-L", socket_name, "new-session", "-d", "-s", name, "-x", str(cols), "-y", str(rows),
-         "--", "env", f"PS1={PROMPT}", "HISTFILE=/dev/null", "bash", "--norc", "--noprofile", "-i"],
-        env=env, check=True, timeout=10,
-    )  # fmt: skip
+    argv = ["tmux", "-L", socket_name, "new-session", "-d", "-s", name, "-x", str(cols), "-y", str(rows),
+            "--", "env", f"PS1={PROMPT}", "HISTFILE=/dev/null", "bash", "--norc", "--noprofile", "-i"]  # fmt: skip
+    for attempt in (1, 2):
+        proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=10)
+        # a server whose last session just ended may exit under our feet: start a new one
+        if proc.returncode == 0 or attempt == 2 or "server exited unexpectedly" not in proc.stderr:
+            break
+    assert proc.returncode == 0, proc.stderr
 
 
 @pytest.fixture
