@@ -6,11 +6,15 @@ app_name = "sessions"
 
 urlpatterns = [
     path("", views.board, name="index"),
+    path("needs-you/", views.needs_you, name="needs-you"),
     path("inbox/", views.inbox, name="inbox"),
     path("p/<slug:key>/", views.project_board, name="project"),
+    path("p/<slug:key>/needs-you/", views.project_needs_you, name="project-needs-you"),
     path("p/<slug:key>/spawn/", views.spawn, name="spawn"),
     path("p/<slug:key>/spawn/batch/", views.spawn_batch, name="spawn-batch"),
     path("p/<slug:key>/orchestrator/", views.orchestrator, name="orchestrator"),
+    path("p/<slug:key>/orchestrator/start/", views.orchestrator_start_view, name="orchestrator-start"),
+    path("p/<slug:key>/orchestrator/stop/", views.orchestrator_stop_view, name="orchestrator-stop"),
     path("s/<str:session_id>/", views.session_detail, name="detail"),
     path("s/<str:session_id>/timeline/", views.session_timeline, name="timeline"),
     path("s/<str:session_id>/send/", views.session_send, name="send"),

@@ -30,7 +30,7 @@ from django.views.decorators.http import require_GET, require_POST
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError, plugin_for
 from sessions import forms, health, selectors, webhooks
-from sessions.lifecycle import Status, Zone
+from sessions.lifecycle import Phase, Status, Zone
 from sessions.models import Actor, CheckRun, Event, Message, Project, ReviewThread, Session
 from sessions.selectors import merge_blockers
 from sessions.text import TextRejected, fence
@@ -87,7 +87,26 @@ def board_queryset() -> QuerySet[Session]:
 
 
 def card_session(session_id: str) -> Session | None:
-    return board_queryset().filter(pk=session_id).first()
+    """One card's session, with its open file overlaps (pushes and the detail page)."""
+    from sessions import conflicts
+
+    session = board_queryset().filter(pk=session_id).first()
+    if session is not None:
+        session.card_overlaps = conflicts.overlaps_for(session)
+    return session
+
+
+def _attach_overlaps(sessions: list[Session], projects) -> None:
+    """Give each card its open file overlaps: one query per project rendered, not per card."""
+    from sessions import conflicts
+
+    shown = {s.project_id for s in sessions}
+    by_session: dict[str, list] = {}
+    for project in projects:
+        if project.pk in shown:
+            by_session.update(conflicts.overlaps_by_session(project=project))
+    for session in sessions:
+        session.card_overlaps = by_session.get(session.pk, [])
 
 
 def render_card(session: Session) -> str:
@@ -153,6 +172,7 @@ def _board_context(request: HttpRequest, *, project: Project | None) -> dict:
     done_qs = qs.filter(zone=Zone.DONE)
     done = list(done_qs[:DONE_SHOWN])
     done_total = done_qs.count()
+    _attach_overlaps(live + done, scope)
 
     mode = _mode(request)
     zone_counts = {zone.value: 0 for zone in Zone}
@@ -212,6 +232,12 @@ def _board_context(request: HttpRequest, *, project: Project | None) -> dict:
         "ws_url": "/ws/board/" + (f"?{urlencode(ws_query)}" if ws_query else ""),
         "show_project": project is None and len(visible) > 1,
         "can_spawn": project is not None and selectors.can(request.user, project, selectors.OPERATE),
+        "needs_you_url": (
+            reverse("sessions:project-needs-you", args=[project.key])
+            if project is not None
+            else reverse("sessions:needs-you")
+            + (f"?{urlencode({'project': f_project})}" if f_project else "")
+        ),
     }
 
 
@@ -240,6 +266,49 @@ index = board
 def project_board(request: HttpRequest, key: str) -> HttpResponse:
     project = _project_for(request, key, selectors.VIEW)
     return _board_response(request, project=project)
+
+
+# --- "needs you": the decisions strip at the top of the board ---------------------------------------
+# Loaded by the board after it rendered (and again on resync/pushes): ranking the decisions reads
+# each live session's PR threads and overlaps, so it would make the board's query count grow with
+# the number of sessions.
+def _needs_you_response(request: HttpRequest, *, project: Project | None) -> HttpResponse:
+    from sessions import decisions
+
+    error = ""
+    try:
+        items = decisions.decisions_for(request.user, project=project)
+    except Exception as exc:  # advice only: never break the board
+        log.exception("decisions for %s failed", request.user)
+        items, error = [], f"Could not rank what needs you: {exc.__class__.__name__}"
+    context = {
+        "decisions": items,
+        "decisions_error": error,
+        "needs_you_url": request.get_full_path(),
+        "loaded": True,
+    }
+    return render(request, "sessions/_needs_you.html", context)
+
+
+@login_required
+@require_GET
+def needs_you(request: HttpRequest) -> HttpResponse:
+    """The strip of the all-projects board (``?project=`` as the board's filter; a project one
+    cannot see is ignored, not leaked)."""
+    key = request.GET.get("project", "")
+    project = None
+    if key:
+        project = Project.objects.filter(key=key).first()
+        if project is None or not selectors.can(request.user, project, selectors.VIEW):
+            project = None
+    return _needs_you_response(request, project=project)
+
+
+@login_required
+@require_GET
+def project_needs_you(request: HttpRequest, key: str) -> HttpResponse:
+    project = _project_for(request, key, selectors.VIEW)
+    return _needs_you_response(request, project=project)
 
 
 # --- permission helpers ----------------------------------------------------------------------------
@@ -322,6 +391,7 @@ def _detail_context(request: HttpRequest, session: Session, **extra) -> dict:
         "checks": checks,
         "threads": threads,
         "blockers": merge_blockers(session),
+        "overlaps": card.card_overlaps if card is not None else _overlaps_for(session),
         "git": _git_section(session),
         "attach": _attach_command(session),
         "messages_list": list(
@@ -337,6 +407,12 @@ def _detail_context(request: HttpRequest, session: Session, **extra) -> dict:
     }
     context.update(extra)
     return _common(request, **context)
+
+
+def _overlaps_for(session: Session) -> list:
+    from sessions import conflicts
+
+    return conflicts.overlaps_for(session)
 
 
 def _notifications_for(session: Session) -> list:
@@ -598,19 +674,16 @@ def spawn_batch(request: HttpRequest, key: str) -> HttpResponse:
 
 
 # --- orchestrator ----------------------------------------------------------------------------------
-@login_required
-@require_GET
-def orchestrator(request: HttpRequest, key: str) -> HttpResponse:
-    project = _project_for(request, key, selectors.VIEW)
+def _orchestrator_context(request: HttpRequest, project: Project, **extra) -> dict:
     session = (
         Session.objects.select_related("project", "pull_request")
         .filter(project=project, kind=Session.Kind.ORCHESTRATOR)
         .first()
     )
-    context = {"project": project, "session": session}
+    can_operate = selectors.can(request.user, project, selectors.OPERATE)
+    context = {"project": project, "session": session, "can_operate": can_operate}
     if session is not None:
         context.update(
-            can_operate=selectors.can(request.user, project, selectors.OPERATE),
             message_form=forms.MessageForm(),
             quick_replies=forms.QUICK_REPLIES,
             **_timeline_context(request, session),
@@ -620,7 +693,66 @@ def orchestrator(request: HttpRequest, key: str) -> HttpResponse:
                 .order_by("-created_at", "-pk")[:20]
             ),
         )
-    return render(request, "sessions/orchestrator.html", _common(request, **context))
+    context.update(extra)
+    return _common(request, **context)
+
+
+@login_required
+@require_GET
+def orchestrator(request: HttpRequest, key: str) -> HttpResponse:
+    project = _project_for(request, key, selectors.VIEW)
+    return render(request, "sessions/orchestrator.html", _orchestrator_context(request, project))
+
+
+def _orchestrator_error(request: HttpRequest, project: Project, error: str) -> HttpResponse:
+    context = _orchestrator_context(request, project, orchestrator_error=error)
+    return render(request, "sessions/orchestrator.html", context, status=422)
+
+
+ORCHESTRATOR_ERRORS = (IntegrationError, ConfigurationError, ValueError, OSError)
+
+
+@login_required
+@require_POST
+def orchestrator_start_view(request: HttpRequest, key: str) -> HttpResponse:
+    from sessions import agents
+    from sessions import orchestrator as orch
+
+    project = _project_for(request, key, selectors.OPERATE)
+    try:
+        session = orch.orchestrator_start(project=project, by=request.user)
+    except (*ORCHESTRATOR_ERRORS, agents.SpawnRefused) as exc:
+        return _orchestrator_error(request, project, f"The orchestrator did not start: {exc}")
+    except ValidationError as exc:
+        return _orchestrator_error(
+            request, project, "The orchestrator did not start: " + "; ".join(exc.messages)
+        )
+    if session is None:  # another start won a race and its session is gone again
+        return _orchestrator_error(request, project, "The orchestrator did not start: try again")
+    session.refresh_from_db()
+    if session.phase == Phase.ERRORED:  # launched at once (no worker queue) and failed
+        return _orchestrator_error(
+            request, project, f"The orchestrator did not start: {session.error or 'its launch failed'}"
+        )
+    messages.success(request, f"{session.id}: {session.get_status_display().lower()}")
+    return redirect("sessions:orchestrator", key=project.key)
+
+
+@login_required
+@require_POST
+def orchestrator_stop_view(request: HttpRequest, key: str) -> HttpResponse:
+    from sessions import agents
+    from sessions import orchestrator as orch
+
+    project = _project_for(request, key, selectors.OPERATE)
+    try:
+        session = orch.orchestrator_stop(project=project, by=request.user)
+    except (*ORCHESTRATOR_ERRORS, agents.SpawnRefused) as exc:
+        return _orchestrator_error(request, project, f"The orchestrator did not stop: {exc}")
+    if session is None:
+        return _orchestrator_error(request, project, f"{project.key} has no orchestrator to stop")
+    messages.success(request, f"{session.id} stopped; its workspace is kept")
+    return redirect("sessions:orchestrator", key=project.key)
 
 
 # --- inbox ----------------------------------------------------------------------------------------

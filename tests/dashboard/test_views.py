@@ -7,9 +7,10 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from integrations.models import LocalIssue
-from sessions.models import Event, Message, Session
+from sessions.models import Event, FileOverlap, Message, Session
 from tests.factories import (
     CheckRunFactory,
     EventFactory,
@@ -29,6 +30,7 @@ PAGES = [
     ("sessions:timeline", {"session_id": "web-1"}),
     ("sessions:orchestrator", {"key": "webapp"}),
     ("sessions:spawn", {"key": "webapp"}),
+    ("sessions:project-needs-you", {"key": "webapp"}),
 ]
 ACTIONS = [
     ("sessions:send", {"session_id": "web-1"}, {"text": "continue"}),
@@ -37,6 +39,8 @@ ACTIONS = [
     ("sessions:merge", {"session_id": "web-1"}, {}),
     ("sessions:spawn", {"key": "webapp"}, {"prompt": "do it"}),
     ("sessions:spawn-batch", {"key": "webapp"}, {"issues": ["1"]}),
+    ("sessions:orchestrator-start", {"key": "webapp"}, {}),
+    ("sessions:orchestrator-stop", {"key": "webapp"}, {}),
 ]
 
 
@@ -192,7 +196,15 @@ def test_a_card_shows_pr_ci_review_conflicts_threads_cost_and_last_event(client,
         assert text in card, text
 
 
+def _overlap(a, b, files=("app.py",)):
+    now = timezone.now()
+    return FileOverlap.objects.create(
+        project=a.project, session_a=a, session_b=b, files=list(files), first_seen=now, last_seen=now
+    )
+
+
 def _populate(project, n: int, start: int) -> None:
+    previous = None
     for i in range(start, start + n):
         session = SessionFactory(project=project, id=f"{project.session_prefix}-{i}", number=i)
         pr = PullRequestFactory(session=session, number=i)
@@ -200,6 +212,9 @@ def _populate(project, n: int, start: int) -> None:
         CheckRunFactory(pull_request=pr)
         EventFactory(session=session)
         EventFactory(session=session, summary="later")
+        if previous is not None:  # every session overlaps the one before it
+            _overlap(previous, session, files=("app.py", f"mod{i}.py"))
+        previous = session
 
 
 def test_the_board_renders_in_a_constant_number_of_queries(client, team, django_assert_num_queries) -> None:
@@ -210,7 +225,7 @@ def test_the_board_renders_in_a_constant_number_of_queries(client, team, django_
         with CaptureQueriesContext(connection) as small:
             assert client.get(url).status_code == 200
         counts[url] = len(small.captured_queries)
-    assert counts["/p/webapp/"] <= 11
+    assert counts["/p/webapp/"] <= 12  # the overlaps: one query per project rendered
 
     _populate(team.project, 40, 100)
     SessionFactory(project=team.project, id="web-999", number=999, zone="done", status="merged")
@@ -218,7 +233,9 @@ def test_the_board_renders_in_a_constant_number_of_queries(client, team, django_
     for url, expected in counts.items():
         with django_assert_num_queries(expected):
             response = client.get(url)
-        assert response.content.decode().count('class="card ') == 45, url
+        body = response.content.decode()
+        assert body.count('class="card ') == 45, url
+        assert body.count('class="badge overlap"') == 2 * 41, url  # 2 + 39 pairs, both cards each
 
 
 # --- session detail ---------------------------------------------------------------------------------------
@@ -599,3 +616,198 @@ def test_the_inbox_lists_visible_notifications_and_marks_them_read(client, team)
     assert client.post("/inbox/").status_code == 302
     assert notify.unread_count(team.viewer) == 0
     assert "Inbox <b>0</b>" in client.get("/").content.decode()
+
+
+# --- file overlaps ------------------------------------------------------------------------------------------
+def test_a_card_shows_its_overlaps_with_the_files_in_its_title(client, team) -> None:
+    other = _zone_session(team.project, 2, "working", "working")
+    _overlap(team.session, other, files=("src/board.py", "src/views.py"))
+    client.force_login(team.viewer)
+
+    body = client.get("/p/webapp/").content.decode()
+
+    card = body.split('id="card-web-1"', 1)[1].split("</article>", 1)[0]
+    assert 'title="src/board.py, src/views.py">overlaps web-2 (2 files)</span>' in card
+    card2 = body.split('id="card-web-2"', 1)[1].split("</article>", 1)[0]
+    assert "overlaps web-1 (2 files)" in card2
+    # a resolved overlap is not shown; the pushed card (realtime) carries the badge too
+    from sessions.views import card_session, render_card_push
+
+    assert "overlaps web-2 (2 files)" in render_card_push(card_session("web-1"))
+    FileOverlap.objects.update(resolved_at=timezone.now())
+    assert "overlaps web-" not in client.get("/p/webapp/").content.decode()
+
+
+def test_the_detail_page_lists_the_overlaps(client, team) -> None:
+    other = _zone_session(team.project, 2, "working", "working")
+    _overlap(team.session, other, files=("src/board.py",))
+    client.force_login(team.viewer)
+
+    body = client.get("/s/web-1/").content.decode()
+
+    panel = body.split('id="overlaps-panel"', 1)[1].split("</section>", 1)[0]
+    assert 'href="/s/web-2/"' in panel and "1 file " in panel and "<li>src/board.py</li>" in panel
+    assert "overlaps web-2 (1 file)" in body  # the live card on the page too
+    other_side = client.get("/s/web-2/").content.decode().split('id="overlaps-panel"', 1)[1]
+    assert 'href="/s/web-1/"' in other_side.split("</section>", 1)[0]
+    FileOverlap.objects.update(resolved_at=timezone.now())
+    assert 'id="overlaps-panel"' not in client.get("/s/web-1/").content.decode()
+
+
+# --- "needs you" ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("board", ["/", "/p/webapp/"])
+def test_the_board_loads_the_needs_you_strip(client, team, board) -> None:
+    client.force_login(team.viewer)
+    body = client.get(board).content.decode()
+    strip = body.split('id="needs-you"', 1)[1].split("</section>", 1)[0]
+    expected = "/p/webapp/needs-you/" if board != "/" else "/needs-you/"
+    assert f'hx-get="{expected}"' in strip and 'hx-trigger="load, ' in strip
+    assert body.index('id="needs-you"') < body.index('id="board-body"')  # at the top
+    assert 'hx-get="/needs-you/?project=webapp"' in client.get("/?project=webapp").content.decode()
+
+
+@pytest.mark.parametrize("url", ["/needs-you/", "/p/webapp/needs-you/", "/needs-you/?project=webapp"])
+def test_the_needs_you_strip_shows_each_decision_with_its_reason_and_link(client, team, url) -> None:
+    _zone_session(team.project, 2, "needs_input", "respond", status_reason="asks which database to use")
+    _zone_session(team.other, 2, "needs_input", "respond", status_reason="a secret question")
+    client.force_login(team.viewer)
+
+    response = client.get(url, HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 200
+    strip = response.content.decode()
+    assert 'class="need need-stuck"' in strip
+    assert "asks which database to use" in strip
+    assert 'href="/s/web-2/"' in strip
+    assert "web-2/" in strip.split('class="need-link small" href="', 1)[1].split('"', 1)[0]
+    assert "a secret question" not in strip and "sec-2" not in strip
+    assert f'hx-get="{url}"' in strip and "load, " not in strip  # keeps refreshing, not reloading
+
+
+def test_the_needs_you_strip_says_when_nothing_needs_a_person(client, team) -> None:
+    client.force_login(team.viewer)
+    body = client.get("/p/webapp/needs-you/").content.decode()
+    assert "Nothing needs a person right now." in body
+    # a project one cannot see is ignored on the all-projects strip, not leaked
+    _zone_session(team.other, 2, "needs_input", "respond", status_reason="a secret question")
+    assert "a secret question" not in client.get("/needs-you/?project=secret").content.decode()
+
+
+def test_the_project_board_links_its_retro(client, team) -> None:
+    client.force_login(team.viewer)
+    body = client.get("/p/webapp/").content.decode()
+    assert f'href="{reverse("learning:retro", args=["webapp"])}" id="retro-link">Retro</a>' in body
+    assert 'id="retro-link"' not in client.get("/").content.decode()
+
+
+# --- orchestrator start and stop ------------------------------------------------------------------------------
+def test_only_operators_see_the_start_button(client, team) -> None:
+    client.force_login(team.viewer)
+    body = client.get("/p/webapp/orchestrator/").content.decode()
+    assert 'id="orchestrator-start"' not in body and "Operators of webapp can start it." in body
+    client.force_login(team.operator)
+    body = client.get("/p/webapp/orchestrator/").content.decode()
+    assert 'action="/p/webapp/orchestrator/start/"' in body
+
+
+def test_starting_a_misconfigured_orchestrator_shows_the_error(client, team) -> None:
+    team.project.orchestrator_agent = "nonesuch"
+    team.project.save()
+    client.force_login(team.operator)
+
+    response = client.post("/p/webapp/orchestrator/start/")
+
+    assert response.status_code == 422
+    body = response.content.decode()
+    assert 'id="orchestrator-error"' in body and "The orchestrator did not start:" in body
+    assert "nonesuch" in body
+    assert not Session.objects.filter(kind="orchestrator").exists()
+
+
+def test_start_needs_csrf(team) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(team.operator)
+    assert client.post("/p/webapp/orchestrator/start/").status_code == 403
+    assert not Session.objects.filter(kind="orchestrator").exists()
+
+
+def test_stop_without_an_orchestrator_is_an_error_not_a_crash(client, team) -> None:
+    client.force_login(team.operator)
+    response = client.post("/p/webapp/orchestrator/stop/")
+    assert response.status_code == 422
+    assert "webapp has no orchestrator to stop" in response.content.decode()
+
+
+@pytest.fixture
+def orchestrated(team, repo, settings, tmp_path):
+    """The team's project on a real repository, its orchestrator a custom agent (in tmux when used)."""
+    settings.AO_WORKSPACES_ROOT = tmp_path / "workspaces"
+    team.project.path = str(repo.path)
+    team.project.tracker = "local"
+    team.project.orchestrator_agent = "custom"
+    team.project.save()
+    return team
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_orchestrator_whose_agent_is_missing_shows_why_it_did_not_start(client, orchestrated) -> None:
+    team = orchestrated
+    team.project.orchestrator_agent_settings = {"command": ["/nonexistent/ao-test-agent"]}
+    team.project.save()
+    client.force_login(team.operator)
+
+    response = client.post("/p/webapp/orchestrator/start/")
+
+    assert response.status_code == 422
+    body = response.content.decode()
+    assert "The orchestrator did not start:" in body and "ao-test-agent" in body
+    session = Session.objects.get(kind="orchestrator")
+    assert session.phase == "errored"
+    # the page offers to start it again
+    page = client.get("/p/webapp/orchestrator/").content.decode()
+    assert 'action="/p/webapp/orchestrator/start/"' in page and "ao-test-agent" in page
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_an_operator_starts_and_stops_the_orchestrator(client, orchestrated, tmux_server) -> None:
+    import subprocess
+    import sys
+
+    team = orchestrated
+    team.project.orchestrator_agent_settings = {
+        "command": [sys.executable, "-c", "import time; time.sleep(30)"]
+    }
+    team.project.runtime = "tmux"
+    team.project.plugin_settings = {"runtime": {"socket_name": tmux_server, "enter_delay": 0.05}}
+    team.project.save()
+    client.force_login(team.operator)
+
+    response = client.post("/p/webapp/orchestrator/start/")
+
+    session = Session.objects.get(kind="orchestrator")
+    assert response.status_code == 302, response.content.decode()[:2000]
+    assert response["Location"] == "/p/webapp/orchestrator/"
+    assert session.phase == "running", session.error
+    assert Event.objects.get(session=session, kind="orchestrator.starting").actor_user == team.operator
+    alive = subprocess.run(["tmux", "-L", tmux_server, "has-session", "-t", f"={session.pk}"], check=False)
+    assert alive.returncode == 0
+    page = client.get("/p/webapp/orchestrator/").content.decode()
+    assert 'action="/p/webapp/orchestrator/stop/"' in page
+    assert 'data-can-type="true"' in page
+
+    response = client.post("/p/webapp/orchestrator/stop/")
+
+    assert response.status_code == 302
+    session.refresh_from_db()
+    assert session.phase == "killed"
+    page = client.get("/p/webapp/orchestrator/").content.decode()
+    assert 'action="/p/webapp/orchestrator/start/"' in page and "stopped; its workspace is kept" in page
+
+
+def test_the_terminal_is_typable_for_operators_only(client, team) -> None:
+    SessionFactory(project=team.project, id="web-orchestrator", number=None, kind="orchestrator")
+    for user, can_type in ((team.viewer, "false"), (team.operator, "true")):
+        client.force_login(user)
+        for url in ("/s/web-1/", "/p/webapp/orchestrator/"):
+            assert f'data-can-type="{can_type}"' in client.get(url).content.decode(), (user, url)
