@@ -2,50 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from integrations.base import SCM, PluginConfig, PullRequestInfo
-from integrations.registry import scms
 from sessions.agents import token_hash
 from sessions.api.tokens import api_token_create
 from sessions.models import Membership, Project
 from tests.factories import ProjectFactory, SessionFactory, UserFactory
+from tests.helpers.scm import in_memory_scm
 
-
-class ApiTestSCM(SCM):
-    """An in-memory SCM: PRs in a class-level dict, merges recorded."""
-
-    class Config(PluginConfig):
-        pass
-
-    prs: dict[int, PullRequestInfo] = {}
-    merged: list[tuple[int, str]] = []
-
-    def find_pull_requests(self, *, branches: Sequence[str]) -> dict[str, PullRequestInfo]:
-        return {pr.branch: pr for pr in self.prs.values() if pr.branch in branches}
-
-    def fetch_pull_requests(
-        self, *, numbers: Sequence[int], previous: Mapping[int, PullRequestInfo] | None = None
-    ) -> dict[int, PullRequestInfo]:
-        return {n: self.prs[n] for n in numbers if n in self.prs}
-
-    def merge(self, *, number: int, method: str = "squash", expected_head_sha: str = "") -> None:
-        self.merged.append((number, expected_head_sha))
-        from dataclasses import replace
-
-        self.prs[number] = replace(self.prs[number], state="merged")
-
-    def comment(self, *, number: int, body: str) -> None:
-        pass
-
-
-if "apitest" not in scms:
-    scms.add("apitest", ApiTestSCM)
+ApiTestSCM = in_memory_scm("apitest")
 
 
 @dataclass

@@ -7,48 +7,20 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from urllib.parse import urlencode
 
 import pytest
 
-from integrations.base import SCM, PluginConfig, PullRequestInfo
-from integrations.registry import scms
 from sessions.models import ChatIdentity, Membership, Project
 from tests.factories import ProjectFactory, SessionFactory, UserFactory
+from tests.helpers.scm import in_memory_scm
 
 SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 TELEGRAM_SECRET = "tg-secret_Token-123"
 
 
-class ChatTestSCM(SCM):
-    """PRs in a class-level dict; merges recorded (number, expected head)."""
-
-    class Config(PluginConfig):
-        pass
-
-    prs: dict[int, PullRequestInfo] = {}
-    merged: list[tuple[int, str]] = []
-
-    def find_pull_requests(self, *, branches: Sequence[str]) -> dict[str, PullRequestInfo]:
-        return {pr.branch: pr for pr in self.prs.values() if pr.branch in branches}
-
-    def fetch_pull_requests(
-        self, *, numbers: Sequence[int], previous: Mapping[int, PullRequestInfo] | None = None
-    ) -> dict[int, PullRequestInfo]:
-        return {n: self.prs[n] for n in numbers if n in self.prs}
-
-    def merge(self, *, number: int, method: str = "squash", expected_head_sha: str = "") -> None:
-        self.merged.append((number, expected_head_sha))
-        self.prs[number] = replace(self.prs[number], state="merged")
-
-    def comment(self, *, number: int, body: str) -> None:
-        pass
-
-
-if "chattest" not in scms:
-    scms.add("chattest", ChatTestSCM)
+ChatTestSCM = in_memory_scm("chattest")
 
 
 @pytest.fixture(autouse=True)
