@@ -7,32 +7,17 @@ from pathlib import Path
 
 import pytest
 
+from tests.dashboard.browser import chromium, require_browser
 from tests.terminal.conftest import Server, pane_text
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]  # fmt: skip
-
 
 @pytest.fixture(scope="module")
 def browser():
-    missing = None
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        missing = "the playwright package is not installed (pip install -e '.[test]')"
-    if missing is None and not CHROMIUM.exists():
-        missing = f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
-    if missing:
-        if os.environ.get("AO_REQUIRE_SERVICES", "") not in ("", "0", "false", "no"):
-            pytest.fail(missing + " and AO_REQUIRE_SERVICES is set", pytrace=False)
-        pytest.skip(missing)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        yield browser
-        browser.close()
+    require_browser()
+    with chromium() as launched:
+        yield launched
 
 
 def page_as(browser, server: Server, who: str):
