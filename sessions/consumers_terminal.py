@@ -29,6 +29,7 @@ import contextlib
 import json
 import logging
 
+from autobahn.exception import Disconnected
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
@@ -140,6 +141,10 @@ class TerminalConsumer(AsyncWebsocketConsumer):
                 await self._output(value)
         except asyncio.CancelledError:
             raise
+        except Disconnected:
+            # The browser went away between the relay's output and our send: disconnect() is
+            # on its way and will cancel this pump and leave the relay. Nothing to report.
+            return
         except Exception:
             log.exception("terminal %s: output pump failed", self.target.session_id)
             await self.close(code=1011)

@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -96,6 +96,7 @@ class Server:
     socket_name: str
     session: str  # a tmux session (bash) the seeded session term-1 points at
     cookies: dict[str, str]
+    log: Callable[[], str]  # what `ao start` has printed so far
 
     @property
     def base(self) -> str:
@@ -125,7 +126,14 @@ def server(tmp_path_factory, tmux_socket: str) -> Iterator[Server]:
             output = django_shell(env, SEED.format(path=str(workdir), socket=tmux_socket))
             cookies = json.loads(output.split("COOKIES=", 1)[1])
             cookies["admin"] = login_with_link(link)
-            yield Server(port=port, env=env, socket_name=tmux_socket, session="term-1", cookies=cookies)
+            yield Server(
+                port=port,
+                env=env,
+                socket_name=tmux_socket,
+                session="term-1",
+                cookies=cookies,
+                log=lambda: process.output,
+            )
             assert "Traceback" not in process.output, process.output
     finally:
         tmux(tmux_socket, "kill-session", "-t", "=term-1", check=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 import pytest
@@ -10,7 +11,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from tests.helpers.fixtures import wait_for
-from tests.terminal.conftest import Server, pane_text, tmux
+from tests.terminal.conftest import Server, at_prompt, pane_text, tmux
 
 pytestmark = pytest.mark.slow
 
@@ -156,3 +157,20 @@ def test_relay_stops_when_the_last_viewer_leaves(server: Server) -> None:
         time.sleep(0.2)
         assert len(clients()) == 1
     assert wait_for(lambda: clients() == [], timeout=5), clients()
+
+
+def test_a_viewer_leaving_mid_flood_is_not_an_error(server: Server) -> None:
+    """Output the relay had queued for a browser that just went away is dropped quietly."""
+    with open_terminal(server, who="operator") as operator:
+        reader = Reader(operator)
+        reader.control("hello")
+        send(operator, type="input", data="timeout 60 yes ao-flood; clear\r")
+        reader.until(lambda r: len(r.output) > 64 * 1024)
+        for n in range(10):  # viewers drawing the flood drop (with and without a close handshake)
+            with open_terminal(server, who="viewer") as ws:
+                Reader(ws).until(lambda r: len(r.output) > 64 * 1024)
+                if n % 2:
+                    ws.socket.shutdown(socket.SHUT_RDWR)
+        send(operator, type="input", data="\x03")
+        assert wait_for(lambda: at_prompt(server.socket_name, server.session), timeout=15)
+    assert "Traceback" not in server.log()
