@@ -111,6 +111,9 @@ class SessionFacts:
     has_runtime: bool = True  # a runtime handle to type into
     pr: PRFact | None = None
     pending_messages: int = 0  # queued or delivered but not yet taken up
+    # The orchestrator's keep-alive restarts this session when it stops and tells people once when it
+    # gives up (sessions/orchestrator.py): agent-exited stays quiet for it.
+    kept_alive: bool = False
     # When every worker session of the project is done: their ids, newest last; else ().
     all_done: tuple[str, ...] = ()
 
@@ -363,6 +366,8 @@ def _agent_rules(facts: SessionFacts, rules, add) -> None:
             lead=f"{sid} needs a person: {facts.status_reason}. On screen: {question}",
         )
     elif facts.status in (Status.EXITED, Status.RUNTIME_LOST):
+        if facts.kept_alive:
+            return
         add(
             R.AGENT_EXITED,
             fingerprint=_episode(facts),
@@ -515,5 +520,6 @@ def facts_for(session, *, now: datetime) -> SessionFacts:
         has_runtime=bool((session.runtime_handle or {}).get("name")),
         pr=pr,
         pending_messages=pending,
+        kept_alive=session.kind == Session.Kind.ORCHESTRATOR and session.project.orchestrator_enabled,
         all_done=all_done,
     )

@@ -101,6 +101,10 @@ CASES = [
     ("idle, message pending", facts(status="idle", pending_messages=1), RULES, []),
     ("idle with a PR", facts(status="idle", pr=pr(review_decision="review_required")), RULES, []),
     ("idle, orchestrator", facts(status="idle", kind="orchestrator"), RULES, []),
+    ("exited, orchestrator kept alive",
+     facts(status="exited", runtime_state="exited", kind="orchestrator", kept_alive=True), RULES, []),
+    ("exited, orchestrator without keep-alive", facts(status="exited", runtime_state="exited", kind="orchestrator"),
+     RULES, [("agent-exited", "notify")]),
     ("pr closed", facts(status="pr_closed", zone="done", pr=pr(state="closed")), RULES,
      [("pr-closed", "notify")]),
     ("merged", facts(status="merged", zone="done", pr=pr(state="merged")), RULES, []),
@@ -419,6 +423,20 @@ def test_no_rule_means_no_reaction():
     assert not ReactionAttempt.objects.exists()
     assert not Notification.objects.exists()
     assert not Event.objects.filter(kind__startswith="reaction.").exists()
+
+
+@pytestmark_db
+@pytest.mark.parametrize("kept_alive", [True, False])
+def test_an_exited_orchestrator_is_left_to_its_keep_alive(kept_alive):
+    project = ProjectFactory(orchestrator_enabled=kept_alive)
+    session = SessionFactory(project=project, kind="orchestrator", status="exited", runtime_state="exited",
+                             runtime_handle={"name": "x"})  # fmt: skip
+
+    outcomes = react(session)
+
+    # kept alive: restarted by the sweep, and people hear once if it gives up (orchestrator-keep-alive)
+    assert [o.rule for o in outcomes] == ([] if kept_alive else ["agent-exited"])
+    assert Notification.objects.filter(rule="agent-exited").count() == (0 if kept_alive else 1)
 
 
 @pytestmark_db
