@@ -2,8 +2,8 @@
 
 Embedded default (nothing set): SQLite in ``AO_HOME``, in-memory channel layer, Celery on an
 in-memory transport with worker and beat inside the ``ao start`` process.
-``DATABASE_URL`` switches to PostgreSQL; ``REDIS_URL`` to Redis for the Celery broker and the
-channel layer, and ``ao web`` / ``ao worker`` / ``ao beat`` then run as separate processes.
+``DATABASE_URL`` switches to PostgreSQL; ``REDIS_URL`` to Redis for the Celery broker, the
+channel layer and the cache, and ``ao web`` / ``ao worker`` / ``ao beat`` then run as separate processes.
 ``AO_ENV=production`` turns on the deployment hardening that ``manage.py check --deploy`` wants.
 """
 
@@ -172,6 +172,16 @@ if REDIS_URL:
         }
     }
     CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": None, "socket_keepalive": True}
+    # One cache for every process: API throttling per token and "is it due?" marks (drift watch)
+    # would otherwise count per process.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env.str("AO_CHANNEL_PREFIX", default="ao"),
+            "OPTIONS": {"socket_connect_timeout": 5, "socket_timeout": 5},
+        }
+    }
 else:
     CELERY_BROKER_URL = "memory://localhost/"
     CELERY_BROKER_TRANSPORT_OPTIONS = {"polling_interval": 0.1}

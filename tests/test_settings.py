@@ -58,6 +58,17 @@ def test_database_and_redis_urls_switch_backends(tmp_path):
     assert host["socket_timeout"] is None and host["socket_keepalive"] is True
 
 
+def test_with_redis_every_process_shares_one_cache(tmp_path, redis_url):
+    """API throttling per token and the drift watch's "due" marks count across web and worker processes."""
+    env = {"AO_HOME": str(tmp_path), "REDIS_URL": redis_url, "AO_CHANNEL_PREFIX": f"ao-test-{os.getpid()}"}
+    key = f"shared-{os.urandom(4).hex()}"
+    manage("shell", "-c", f"from django.core.cache import cache; cache.set({key!r}, 'from-one', 30)", env=env)
+    out = manage(
+        "shell", "-c", f"from django.core.cache import cache; print(cache.get({key!r}))", env=env
+    ).stdout
+    assert out.strip().splitlines()[-1] == "from-one"
+
+
 def test_check_deploy_is_clean_in_production(tmp_path):
     env = {
         "AO_HOME": str(tmp_path),
