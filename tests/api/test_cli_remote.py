@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from sessions.models import AuditEntry, Message, Project, Session
+from tests.helpers.cli import CtrlCAfter
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -72,3 +73,15 @@ def test_agents_keep_their_own_client(remote, monkeypatch) -> None:
 
     monkeypatch.setenv("AO_SESSION", remote.session.id)
     assert apiclient.client_from_env() is None
+
+
+def test_remote_status_watch_redraws_until_ctrl_c(remote) -> None:
+    from tests.factories import SessionFactory
+
+    out = CtrlCAfter(frames=2, between=lambda: SessionFactory(project=remote.project, number=77))
+    call_command("status", "--json", "--watch", "0.05", stdout=out, stderr=io.StringIO())
+
+    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    assert first["mode"] == second["mode"] == "remote"
+    assert "web-77" not in [s["id"] for s in first["sessions"]]
+    assert "web-77" in [s["id"] for s in second["sessions"]]  # read again over the API, not a copy

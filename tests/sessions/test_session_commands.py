@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import time
@@ -13,6 +14,7 @@ from django.core.management import CommandError, call_command
 from sessions import agents
 from sessions.models import Event, Message, Session
 from tests.factories import ProjectFactory
+from tests.helpers.cli import CtrlCAfter
 from tests.helpers.fixtures import kill_tmux_server
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -211,3 +213,16 @@ def test_one_message_in_flight_at_a_time(project, tmux_server, settings):
     assert eventually(lambda: "received: second one" in pane(tmux_server, "web-1"))
     second.refresh_from_db()
     assert second.state in ("delivered", "confirmed") and second.attempts == 1
+
+
+def test_status_watch_redraws_until_ctrl_c(project):
+    from tests.factories import SessionFactory
+
+    out = CtrlCAfter(frames=2, between=lambda: SessionFactory(project=project, number=5))
+    call_command("status", "--json", "--watch", "0.05", stdout=out, stderr=io.StringIO())
+
+    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    assert "web-5" not in [s["id"] for s in first["sessions"]]
+    assert "web-5" in [s["id"] for s in second["sessions"]]
+    with pytest.raises(CommandError, match="--watch needs a positive number of seconds"):
+        call_command("status", "--watch", "0")

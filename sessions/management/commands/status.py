@@ -159,19 +159,24 @@ class Command(BaseCommand):
         from sessions import apiclient
         from sessions.management.commands._common import remote_client, remote_errors
 
-        client = remote_client()
-        if client is not None:  # AO_URL + AO_TOKEN: a remote ao, over its API
-            with remote_errors():
-                snapshot = apiclient.status_snapshot(client, include_done=not live)
-            self.stdout.write(_dumps(snapshot, compact=False) if as_json else render_table(snapshot))
-            return
-        runner.check_database()
         if watch is not None and watch <= 0:
             raise CommandError(f"--watch needs a positive number of seconds, not {watch}")
-        try:
+        client = remote_client()
+        if client is not None:  # AO_URL + AO_TOKEN: a remote ao, over its API
+
+            def snapshot_now() -> dict:
+                with remote_errors():
+                    return apiclient.status_snapshot(client, include_done=not live)
+        else:
+            runner.check_database()
             self._check_schema()
+
+            def snapshot_now() -> dict:
+                return status_snapshot(include_done=not live)
+
+        try:
             while True:
-                snapshot = status_snapshot(include_done=not live)
+                snapshot = snapshot_now()
                 if as_json:
                     self.stdout.write(_dumps(snapshot, compact=watch is not None))
                 else:
