@@ -50,7 +50,7 @@ from integrations.agent.common import (
     workspace_keys,
     write_atomically,
 )
-from integrations.base import ActivityReading, Agent
+from integrations.base import ActivityReading, Agent, PermanentIntegrationError
 from integrations.registry import agents
 
 PERMISSION_ARGS = {
@@ -287,6 +287,19 @@ def classify(
 
 
 # --- the plugin ------------------------------------------------------------------------------------
+def root_refusal(permissions: str, *, euid: int, environ) -> str:
+    """Claude Code will not start with --dangerously-skip-permissions as root unless IS_SANDBOX is
+    set (it prints a warning and exits): say so before spawning, with the fix, instead of a session
+    that reads ``exited``. ao never sets IS_SANDBOX itself."""
+    if permissions != "skip-permissions" or euid != 0 or environ.get("IS_SANDBOX"):
+        return ""
+    return (
+        "claude-code agent: Claude Code refuses skip-permissions when run as root; run ao as a normal "
+        "user, choose permissions: auto-edit, or, if this machine is a disposable sandbox, set "
+        "IS_SANDBOX=1 in ao's environment"
+    )
+
+
 @agents.register("claude-code")
 class ClaudeCodeAgent(Agent):
     binary = "claude"
@@ -301,6 +314,13 @@ class ClaudeCodeAgent(Agent):
         )
 
     config: Config
+
+    def check_installed(self, *, path: str | None = None) -> str:
+        found = super().check_installed(path=path)
+        refusal = root_refusal(self.config.permissions, euid=os.geteuid(), environ=os.environ)
+        if refusal:
+            raise PermanentIntegrationError(refusal)
+        return found
 
     def _options(self, workspace: Path) -> list[str]:
         config = self.config

@@ -264,6 +264,32 @@ def test_binary_override_is_checked(tmp_path: Path) -> None:
         make("claude-code", binary="claude-beta").check_installed(path=str(tmp_path))
 
 
+@pytest.mark.parametrize(
+    ("permissions", "euid", "environ", "refused"),
+    [
+        ("skip-permissions", 0, {}, True),
+        ("skip-permissions", 0, {"IS_SANDBOX": "1"}, False),
+        ("skip-permissions", 1000, {}, False),
+        ("auto-edit", 0, {}, False),
+    ],
+)
+def test_claude_skip_permissions_as_root_needs_a_sandbox(permissions, euid, environ, refused) -> None:
+    from integrations.agent.claude_code import root_refusal
+
+    assert bool(root_refusal(permissions, euid=euid, environ=environ)) is refused
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the refusal is about running as root")
+def test_claude_skip_permissions_as_root_is_refused_before_spawning(tmp_path: Path, monkeypatch) -> None:
+    executable(tmp_path / "claude")
+    monkeypatch.delenv("IS_SANDBOX", raising=False)
+
+    with pytest.raises(PermanentIntegrationError, match="refuses skip-permissions when run as root"):
+        make("claude-code", permissions="skip-permissions").check_installed(path=str(tmp_path))
+    monkeypatch.setenv("IS_SANDBOX", "1")
+    assert make("claude-code", permissions="skip-permissions").check_installed(path=str(tmp_path))
+
+
 def test_custom_agent_checks_its_command(tmp_path: Path) -> None:
     with pytest.raises(PermanentIntegrationError, match="custom agent: 'my-agent' was not found on PATH"):
         make("custom", command=["my-agent", "--tui"]).check_installed(path=str(tmp_path))
