@@ -6,6 +6,10 @@ Each sweep (while ``Project.intake_enabled``) lists the tracker's open issues wi
 so two sweeps racing never spawn twice for one issue —, moves the labels (in progress on, backlog
 off) and spawns a worker on the issue. An issue that already has a live worker is adopted
 instead of spawned again. When a claimed worker's PR merged, the labels move to done (once).
+When a claimed worker finished without a merged PR (killed by a person, PR closed, failed to
+start: ``outcomes.finished_sessions`` minus merged), the claim is *released*: the in-progress
+label comes off, the backlog label is not put back (someone stopped the work on purpose), and the
+claim row is deleted, so labelling the issue for intake again makes a later sweep claim it anew.
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ import logging
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from integrations.base import IntegrationError
+from integrations.base import IntegrationError, IssueNotFound
 from integrations.registry import ConfigurationError, plugin_for
-from sessions import agents, audit, services
-from sessions.lifecycle import Phase, PRState, Zone
+from sessions import agents, audit, outcomes, services
+from sessions.lifecycle import Phase, PRState, Status, Zone
 from sessions.models import Actor, IntakeClaim, Project, Session
 
 log = logging.getLogger(__name__)
@@ -69,9 +74,11 @@ def intake_claims(*, project: Project):
 
 # --- the sweep ----------------------------------------------------------------------------------------
 def intake_sweep(*, project: Project) -> list[str]:
-    """Move labels of merged work to done, then (intake on) claim backlog issues up to the cap."""
+    """Move labels of merged work to done, release the claims of abandoned work, then (intake on)
+    claim backlog issues up to the cap."""
     project.refresh_from_db(fields=["intake_enabled", "max_sessions"])
     notes = intake_complete(project=project)
+    notes += intake_release(project=project)
     if project.intake_enabled:
         notes += intake_claim(project=project)
     return notes
@@ -113,6 +120,83 @@ def intake_complete(*, project: Project) -> list[str]:
                 data={"issue": claim.issue_ref},
             )
         notes.append(f"#{claim.issue_ref} done")
+    return notes
+
+
+# A merged session, as ``outcomes.outcome_compute`` decides it (its Outcome ``merged`` vs ``abandoned``).
+_MERGED = (
+    Q(session__pull_request__state=PRState.MERGED)
+    | Q(session__status=Status.MERGED)
+    | Q(session__events__kind="pr.merged")
+)
+
+
+def _ended_why(session: Session) -> tuple[str, str]:
+    """(reason key, words) for a finished session that did not merge."""
+    if session.phase == Phase.KILLED:
+        return "killed", "its worker was killed"
+    if session.phase == Phase.ERRORED:
+        return "errored", "its worker failed to start"
+    if session.status == Status.PR_CLOSED:
+        return "pr_closed", "its PR was closed without merging"
+    if session.phase == Phase.CLEANED:
+        return "cleaned", "its worker was cleaned up without a merged PR"
+    return "ended", f"its worker ended ({session.status}) without a merged PR"
+
+
+def intake_release(*, project: Project) -> list[str]:
+    """Claims whose worker finished without a merged PR (the outcomes' ``abandoned``): the
+    in-progress label comes off — the backlog label is *not* put back: a person stopped the work —
+    and the claim row is deleted, so labelling the issue for intake again claims it anew.
+
+    Idempotent across repeated and racing sweeps: the label change is idempotent, and only the sweep
+    whose conditional DELETE removed the row records ``intake.released``. A tracker error leaves the
+    claim in place: the next sweep tries again."""
+    abandoned = (
+        IntakeClaim.objects.filter(
+            project=project,
+            state=IntakeClaim.State.SPAWNED,
+            session__in=outcomes.finished_sessions(project=project),
+        )
+        .exclude(_MERGED)
+        .select_related("session")
+    )
+    if not abandoned.exists():
+        return []
+    tracker = plugin_for(project, "tracker")
+    notes = []
+    for claim in abandoned:
+        try:
+            tracker.set_labels(claim.issue_ref, remove=[project.intake_in_progress_label])
+        except IssueNotFound:
+            pass  # the issue is gone: no label to take off, the claim is released all the same
+        except IntegrationError as exc:
+            log.warning("intake: %s not released, in-progress label not removed: %s", claim.issue_ref, exc)
+            continue
+        reason, why = _ended_why(claim.session)
+        with transaction.atomic():
+            released, _ = IntakeClaim.objects.filter(
+                pk=claim.pk, state=IntakeClaim.State.SPAWNED, session=claim.session
+            ).delete()
+            if not released:
+                continue  # another sweep released (or completed) it first
+            on_purpose = (
+                "a failed start is not retried by itself"
+                if reason == "errored"
+                else "it was stopped on purpose"
+            )
+            services.event_record(
+                project=project,
+                session=claim.session,
+                kind="intake.released",
+                summary=(
+                    f"issue {claim.issue_ref} released: {why}; {project.intake_in_progress_label} removed, "
+                    f"{project.intake_label} not put back ({on_purpose}): label the issue "
+                    f"{project.intake_label} again to have intake take it up"
+                ),
+                data={"issue": claim.issue_ref, "reason": reason},
+            )
+        notes.append(f"#{claim.issue_ref} released ({reason})")
     return notes
 
 

@@ -1,4 +1,5 @@
-"""Backlog intake: claims up to the cap, labels on claim and on merge, idempotent across racing sweeps."""
+"""Backlog intake: claims up to the cap, labels on claim, merge and release, idempotent across racing
+sweeps."""
 
 from __future__ import annotations
 
@@ -127,6 +128,105 @@ def test_a_failed_spawn_is_recorded_and_retried_when_intake_is_turned_on(project
         "released 3 failed claim(s): they are tried again"
     ]
     assert intake.intake_sweep(project=project)[0].startswith("#1 → ")
+
+
+def _released(session_id: str) -> list[Event]:
+    return list(Event.objects.filter(session_id=session_id, kind="intake.released"))
+
+
+def test_a_killed_worker_releases_its_issue_once_and_a_new_backlog_label_claims_it_again(project) -> None:
+    assert intake.intake_sweep(project=project)[:2] == ["#1 → web-1", "#2 → web-2"]
+    assert labels(project, 1) == ["agent:in-progress"]
+
+    call_command("session", "kill", "web-1", stdout=StringIO())  # a person stops the worker
+    assert Session.objects.get(pk="web-1").phase == "killed"
+    assert intake.intake_sweep(project=project) == ["#1 released (killed)", "#4 → web-3"]
+    assert labels(project, 1) == []  # in progress off, and not back in the backlog
+    assert labels(project, 4) == ["agent:in-progress"]
+    assert not IntakeClaim.objects.filter(issue_ref="1").exists()
+    (event,) = _released("web-1")
+    assert event.data == {"issue": "1", "reason": "killed"}
+    assert "agent:backlog not put back (it was stopped on purpose)" in event.summary
+
+    # sweeping again changes nothing: one event, no new worker for #1 (nothing is labelled for intake)
+    assert intake.intake_sweep(project=project) == []
+    assert len(_released("web-1")) == 1
+    assert Session.objects.filter(issue_ref="1").count() == 1
+
+    # a person puts #1 back in the backlog: once a slot frees up, intake takes it up again
+    plugin_for(project, "tracker").set_labels("1", add=["agent:backlog"])
+    agents.session_kill(session=Session.objects.get(pk="web-3"), reason="dashboard")
+    assert intake.intake_sweep(project=project) == ["#4 released (killed)", "#1 → web-4"]
+    assert labels(project, 1) == ["agent:in-progress"]
+    claim = IntakeClaim.objects.get(issue_ref="1")
+    assert (claim.state, claim.session_id) == ("spawned", "web-4")
+    assert Event.objects.get(session_id="web-4", kind="intake.claimed").data == {"issue": "1"}
+    assert len(_released("web-1")) == 1 and len(_released("web-3")) == 1
+
+
+def test_merged_work_goes_to_done_and_a_closed_pr_releases_its_issue(project) -> None:
+    intake.intake_sweep(project=project)
+    Session.objects.filter(pk__in=["web-1", "web-2"]).update(phase="running")
+    for session_id, state in (("web-1", "merged"), ("web-2", "closed")):
+        session = Session.objects.get(pk=session_id)
+        PullRequestFactory(session=session, state=state)
+        session.refresh_from_db()
+        services.session_rederive(session=session)
+    # a merged worker killed afterwards is still merged work, never released
+    agents.session_kill(session=Session.objects.get(pk="web-1"), reason="after the merge")
+    assert Session.objects.get(pk="web-2").status == "pr_closed"
+    assert intake.intake_release(project=project) == ["#2 released (pr_closed)"]
+    assert IntakeClaim.objects.get(issue_ref="1").state == "spawned"
+
+    assert intake.intake_sweep(project=project) == ["#1 done", "#4 → web-3"]
+    assert labels(project, 1) == ["agent:done"]
+    assert labels(project, 2) == ["bug"]
+    assert _released("web-1") == [] and len(_released("web-2")) == 1
+    assert "its PR was closed without merging" in _released("web-2")[0].summary
+    assert sorted(IntakeClaim.objects.values_list("issue_ref", "state")) == [("1", "done"), ("4", "spawned")]
+
+
+def test_a_tracker_error_on_release_is_logged_and_retried_next_sweep(project, monkeypatch, caplog) -> None:
+    from integrations.base import TransientIntegrationError
+    from integrations.tracker.local import LocalTracker
+
+    intake.intake_sweep(project=project)
+    agents.session_kill(session=Session.objects.get(pk="web-1"))
+    real = LocalTracker.set_labels
+
+    def down(self, ref, **kwargs):
+        raise TransientIntegrationError("tracker unreachable")
+
+    monkeypatch.setattr(LocalTracker, "set_labels", down)
+    assert intake.intake_release(project=project) == []
+    assert "1 not released" in caplog.text and "tracker unreachable" in caplog.text
+    assert IntakeClaim.objects.get(issue_ref="1").state == "spawned"
+    assert labels(project, 1) == ["agent:in-progress"] and _released("web-1") == []
+
+    monkeypatch.setattr(LocalTracker, "set_labels", real)
+    assert intake.intake_release(project=project) == ["#1 released (killed)"]
+    assert labels(project, 1) == [] and len(_released("web-1")) == 1
+
+
+def test_a_sweep_racing_another_release_records_it_once(project, monkeypatch) -> None:
+    """Sweep B runs whole while sweep A is between its label change and its DELETE."""
+    from integrations.tracker.local import LocalTracker
+
+    intake.intake_sweep(project=project)
+    agents.session_kill(session=Session.objects.get(pk="web-1"))
+    real = LocalTracker.set_labels
+    inner: list = []
+
+    def racing(self, ref, **kwargs):
+        real(self, ref, **kwargs)
+        if not inner:
+            inner.append("B runs")
+            inner.append(intake.intake_release(project=project))  # sweep B, to the end
+
+    monkeypatch.setattr(LocalTracker, "set_labels", racing)
+    assert intake.intake_release(project=project) == []  # sweep A: B released it first
+    assert inner == ["B runs", ["#1 released (killed)"]]
+    assert len(_released("web-1")) == 1 and not IntakeClaim.objects.filter(issue_ref="1").exists()
 
 
 # --- two sweeps racing, in two processes, on SQLite and PostgreSQL ---------------------------------------
