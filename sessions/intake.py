@@ -18,7 +18,6 @@ import logging
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from integrations.base import IntegrationError, IssueNotFound
@@ -123,14 +122,6 @@ def intake_complete(*, project: Project) -> list[str]:
     return notes
 
 
-# A merged session, as ``outcomes.outcome_compute`` decides it (its Outcome ``merged`` vs ``abandoned``).
-_MERGED = (
-    Q(session__pull_request__state=PRState.MERGED)
-    | Q(session__status=Status.MERGED)
-    | Q(session__events__kind="pr.merged")
-)
-
-
 def _ended_why(session: Session) -> tuple[str, str]:
     """(reason key, words) for a finished session that did not merge."""
     if session.phase == Phase.KILLED:
@@ -158,7 +149,7 @@ def intake_release(*, project: Project) -> list[str]:
             state=IntakeClaim.State.SPAWNED,
             session__in=outcomes.finished_sessions(project=project),
         )
-        .exclude(_MERGED)
+        .exclude(outcomes.merged_q("session__"))
         .select_related("session")
     )
     if not abandoned.exists():

@@ -160,6 +160,17 @@ def finished_sessions(*, project: Project | None = None):
     return qs.filter(project=project) if project is not None else qs
 
 
+def merged_q(prefix: str = "") -> Q:
+    """Sessions that merged, as a query: the three signs ``outcome_compute`` reads (a ``pr.merged``
+    event, the PR's state, the status). ``prefix`` reaches a session from another model
+    (``"session__"``)."""
+    return (
+        Q(**{f"{prefix}events__kind": "pr.merged"})
+        | Q(**{f"{prefix}pull_request__state": PRState.MERGED})
+        | Q(**{f"{prefix}status": Status.MERGED})
+    )
+
+
 def _seconds(start: datetime | None, end: datetime | None) -> float | None:
     if start is None or end is None:
         return None
