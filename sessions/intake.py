@@ -15,6 +15,7 @@ claim row is deleted, so labelling the issue for intake again makes a later swee
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -29,6 +30,9 @@ from sessions.models import Actor, IntakeClaim, Project, Session
 log = logging.getLogger(__name__)
 
 LIST_LIMIT = 50
+# A claim still without a worker after this long was left by a sweep that died between claiming and
+# spawning (a spawn takes well under a second): the next sweep finishes it.
+CLAIM_STALE = timedelta(minutes=2)
 
 
 def _order(ref: str) -> tuple:
@@ -79,6 +83,7 @@ def intake_sweep(*, project: Project) -> list[str]:
     notes = intake_complete(project=project)
     notes += intake_release(project=project)
     if project.intake_enabled:
+        notes += intake_resume(project=project)
         notes += intake_claim(project=project)
     return notes
 
@@ -188,6 +193,41 @@ def intake_release(*, project: Project) -> list[str]:
                 data={"issue": claim.issue_ref, "reason": reason},
             )
         notes.append(f"#{claim.issue_ref} released ({reason})")
+    return notes
+
+
+def intake_resume(*, project: Project, now=None) -> list[str]:
+    """Finish claims a crashed sweep left without a worker: adopt the issue's live worker if one
+    exists, else move the labels (again: idempotent) and spawn. Each stale claim is taken by one
+    sweep with a conditional UPDATE that restarts its clock."""
+    now = now or timezone.now()
+    stale = IntakeClaim.objects.filter(
+        project=project,
+        state=IntakeClaim.State.CLAIMED,
+        session__isnull=True,
+        created_at__lt=now - CLAIM_STALE,
+    )
+    notes: list[str] = []
+    tracker = None
+    for claim in stale.order_by("created_at"):
+        if not IntakeClaim.objects.filter(pk=claim.pk, created_at=claim.created_at).update(created_at=now):
+            continue  # another sweep took it
+        existing = _live_worker_for(project, claim.issue_ref)
+        if existing is not None:
+            IntakeClaim.objects.filter(pk=claim.pk).update(session=existing, state=IntakeClaim.State.SPAWNED)
+            notes.append(f"#{claim.issue_ref} adopted by {existing.id}")
+            continue
+        tracker = tracker or plugin_for(project, "tracker")
+        try:
+            tracker.set_labels(
+                claim.issue_ref, add=[project.intake_in_progress_label], remove=[project.intake_label]
+            )
+        except IntegrationError as exc:
+            notes.append(f"#{claim.issue_ref}: labels not changed ({exc}); tried again next sweep")
+            continue
+        notes.append(_spawn(project=project, claim=claim, tracker=tracker))
+        if notes[-1].startswith("stopped"):
+            break
     return notes
 
 

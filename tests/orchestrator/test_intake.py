@@ -109,6 +109,31 @@ def test_off_claims_nothing_and_an_issue_with_a_worker_is_adopted(project) -> No
     assert Event.objects.filter(kind="intake.switched").count() == 2
 
 
+def test_a_claim_left_without_a_worker_by_a_crashed_sweep_is_finished_by_the_next(project) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    # a sweep died after writing its claims: #1 before moving labels, #2 after its worker was spawned
+    long_ago = timezone.now() - intake.CLAIM_STALE - timedelta(seconds=1)
+    IntakeClaim.objects.create(project=project, issue_ref="1", state="claimed")
+    IntakeClaim.objects.create(project=project, issue_ref="2", state="claimed")
+    worker = agents.session_spawn(project=project, issue_ref="2")
+    IntakeClaim.objects.update(created_at=long_ago)
+    fresh = IntakeClaim.objects.create(project=project, issue_ref="4", state="claimed")  # a live sweep's
+
+    notes = intake.intake_sweep(project=project)
+
+    assert notes[:2] == ["#1 → web-2", "#2 adopted by web-1"] and worker.id == "web-1"
+    assert labels(project, 1) == ["agent:in-progress"]
+    claims = {c.issue_ref: (c.state, c.session_id) for c in IntakeClaim.objects.all()}
+    assert claims == {"1": ("spawned", "web-2"), "2": ("spawned", "web-1"), "4": ("claimed", None)}
+    assert IntakeClaim.objects.get(pk=fresh.pk).created_at == fresh.created_at  # not touched
+    assert Session.objects.filter(issue_ref="2").count() == 1
+    intake.intake_sweep(project=project)
+    assert Session.objects.count() == 2  # finished once
+
+
 def test_a_failed_spawn_is_recorded_and_retried_when_intake_is_turned_on(project, monkeypatch) -> None:
     from integrations.base import PermanentIntegrationError
     from reactions.models import Notification
