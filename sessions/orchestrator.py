@@ -582,6 +582,9 @@ def orchestrators_start_all(*, stdout=None, stderr=None) -> list[str]:
     started = []
     for project in Project.objects.filter(orchestrator_enabled=True).order_by("key"):
         try:
+            # `ao start` runs on the agent host: an agent CLI missing here is said now, in one line,
+            # instead of a session that fails to start and is restarted in vain
+            _agent_checked(project).check_installed()
             session = orchestrator_start(project=project, actor=Actor.SYSTEM)
         except (IntegrationError, ConfigurationError, ValueError) as exc:
             if stderr is not None:

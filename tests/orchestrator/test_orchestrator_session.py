@@ -193,3 +193,17 @@ def test_ao_start_starts_enabled_orchestrators_only(project, tmux_server) -> Non
     assert not Session.objects.filter(project=off).exists()
     # the keep-alive also leaves a disabled project's orchestrator alone
     assert orchestrator.orchestrator_keep_alive(project=off) == ""
+
+
+def test_ao_start_says_in_one_line_when_the_orchestrators_agent_is_not_installed(
+    project, tmux_server
+) -> None:
+    missing = ProjectFactory(key="bare", session_prefix="bare", orchestrator_enabled=True, agent="claude-code",
+                             plugin_settings={"agent": {"binary": "claude-not-installed-here"}})  # fmt: skip
+    out, err = StringIO(), StringIO()
+
+    assert orchestrator.orchestrators_start_all(stdout=out, stderr=err) == ["web-orchestrator"]
+
+    assert err.getvalue().startswith("ao: the orchestrator of bare did not start: claude-code agent: ")
+    assert "'claude-not-installed-here' was not found on PATH" in err.getvalue()
+    assert not Session.objects.filter(project=missing).exists()  # nothing for the keep-alive to retry
