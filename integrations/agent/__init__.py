@@ -1,6 +1,7 @@
 """Agent plugins: one module per coding-agent CLI, each registering itself on import.
 
-``common`` holds what they share (settings, transcript tail reading, terminal heuristics).
+``common`` holds what they share: settings, transcript tail reading, terminal heuristics, and
+``CliAgent``, the base whose hooks each plugin fills in (see docs/AGENTS.md).
 """
 
 MODULES = (

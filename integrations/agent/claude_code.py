@@ -29,13 +29,11 @@ from pydantic import Field
 from integrations.agent.common import (
     ACTIVE,
     BLOCKED,
-    DEFAULT_PANE_PATTERNS,
     IDLE,
     AgentConfig,
+    CliAgent,
     JsonlTotals,
     age_state,
-    check_conversation_id,
-    decide,
     git_exclude,
     load_json_object,
     mtime_of,
@@ -44,20 +42,13 @@ from integrations.agent.common import (
     parse_jsonl,
     read_instructions,
     read_tail_lines,
-    resume_or_fail,
-    terminal_reading,
     time_of,
     workspace_keys,
     write_atomically,
 )
-from integrations.base import ActivityReading, Agent, PermanentIntegrationError
+from integrations.base import ActivityReading, PermanentIntegrationError
 from integrations.registry import agents
 
-PERMISSION_ARGS = {
-    "default": [],
-    "auto-edit": ["--permission-mode", "acceptEdits"],
-    "skip-permissions": ["--dangerously-skip-permissions"],
-}
 SETTINGS_MODE = {"default": None, "auto-edit": "acceptEdits", "skip-permissions": "bypassPermissions"}
 FINISHED_STOP_REASONS = {"end_turn", "stop_sequence", "max_tokens", "refusal", "pause_turn"}
 SETTLE_SECONDS = 10.0  # a text reply without a stop reason counts as finished after this long
@@ -301,11 +292,16 @@ def root_refusal(permissions: str, *, euid: int, environ) -> str:
 
 
 @agents.register("claude-code")
-class ClaudeCodeAgent(Agent):
+class ClaudeCodeAgent(CliAgent):
     binary = "claude"
     install_hint = "npm install -g @anthropic-ai/claude-code"
     prompt_in_command = True
-    pane_patterns: ClassVar = DEFAULT_PANE_PATTERNS
+    resume_flag = "--resume"
+    permission_args: ClassVar = {
+        "default": [],
+        "auto-edit": ["--permission-mode", "acceptEdits"],
+        "skip-permissions": ["--dangerously-skip-permissions"],
+    }
 
     class Config(AgentConfig):
         allow: list[str] = Field(
@@ -322,35 +318,8 @@ class ClaudeCodeAgent(Agent):
             raise PermanentIntegrationError(refusal)
         return found
 
-    def _options(self, workspace: Path) -> list[str]:
-        config = self.config
-        argv = list(PERMISSION_ARGS[config.permissions])
-        if config.model:
-            argv += ["--model", config.model]
-        if config.system_prompt_file:
-            argv.append("--append-system-prompt=" + read_instructions(workspace, config.system_prompt_file))
-        return argv + list(config.extra_args)
-
-    def launch_command(self, *, workspace: Path, prompt: str | None, resume: str | None = None) -> list[str]:
-        if resume:
-            return resume_or_fail(self, workspace=workspace, conversation_id=resume, prompt=prompt)
-        argv = [self.executable(), *self._options(workspace)]
-        if prompt:
-            argv += ["--", prompt]
-        return argv
-
-    def resume_command(
-        self, *, workspace: Path, conversation_id: str, prompt: str | None = None
-    ) -> list[str] | None:
-        argv = [
-            self.executable(),
-            "--resume",
-            check_conversation_id(conversation_id),
-            *self._options(workspace),
-        ]
-        if prompt:
-            argv += ["--", prompt]
-        return argv
+    def instructions_args(self, path: Path) -> list[str]:
+        return ["--append-system-prompt=" + read_instructions(path)]
 
     # --- transcript ---
     def transcript_dir(self, workspace: Path) -> Path | None:
@@ -405,13 +374,6 @@ class ClaudeCodeAgent(Agent):
             conversation_id=reading.conversation_id or path.stem,
             evidence=reading.evidence,
         )
-
-    def detect_activity(
-        self, *, workspace: Path, pane_text: str, now: datetime, process_alive: bool
-    ) -> ActivityReading:
-        native = self.transcript_reading(workspace, now)
-        pane = terminal_reading(pane_text, now=now, patterns=self.pane_patterns)
-        return decide(native, pane, now=now, process_alive=process_alive)
 
     # --- start-up dialogs ---
     def prepare_workspace(self, workspace: Path, *, allow_trust: bool) -> list[str]:

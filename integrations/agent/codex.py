@@ -26,33 +26,23 @@ from integrations.agent.common import (
     DEFAULT_PANE_PATTERNS,
     IDLE,
     WAITING_INPUT,
-    AgentConfig,
+    CliAgent,
     JsonlTotals,
     age_state,
     check_conversation_id,
-    decide,
     mtime_of,
     one_line,
     parse_jsonl,
     read_head_line,
     read_instructions,
     read_tail_lines,
-    resume_or_fail,
-    terminal_reading,
     time_of,
     workspace_keys,
     write_atomically,
 )
-from integrations.base import ActivityReading, Agent
+from integrations.base import ActivityReading
 from integrations.registry import agents
 
-# ``--full-auto`` (the old spelling of auto-edit) is gone: codex 0.169 rejects it as an unexpected
-# argument. Its meaning, spelled with flags that every version since 0.2x accepts:
-PERMISSION_ARGS = {
-    "default": [],
-    "auto-edit": ["--sandbox", "workspace-write", "--ask-for-approval", "on-request"],
-    "skip-permissions": ["--dangerously-bypass-approvals-and-sandbox"],
-}
 SETTLE_SECONDS = 10.0
 SEARCH_DAYS = 14  # how many of the newest day directories to look through for a workspace's rollout
 
@@ -295,38 +285,25 @@ _tokens = JsonlTotals(_tokens_fold, lambda: {"in": 0, "out": 0, "seen": False})
 
 # --- the plugin ------------------------------------------------------------------------------------
 @agents.register("codex")
-class CodexAgent(Agent):
+class CodexAgent(CliAgent):
     binary = "codex"
     install_hint = "npm install -g @openai/codex"
     prompt_in_command = True
+    # ``--full-auto`` (the old spelling of auto-edit) is gone: codex 0.169 rejects it as an
+    # unexpected argument. Its meaning, spelled with flags that every version since 0.2x accepts:
+    permission_args: ClassVar = {
+        "default": [],
+        "auto-edit": ["--sandbox", "workspace-write", "--ask-for-approval", "on-request"],
+        "skip-permissions": ["--dangerously-bypass-approvals-and-sandbox"],
+    }
     # The composer is a chevron (U+203A) and a placeholder ("Ask Codex to do anything") or typed
     # text; a chevron before "1. Yes, proceed" marks a dialog's selected option, not the composer.
     pane_patterns: ClassVar = DEFAULT_PANE_PATTERNS.extended(ready=[r"^\s*›\s+(?!\d+\.\s)\S"])
 
-    class Config(AgentConfig):
-        pass
-
-    config: Config
-
-    def _options(self, workspace: Path) -> list[str]:
-        config = self.config
-        argv = list(PERMISSION_ARGS[config.permissions])
-        if config.model:
-            argv += ["--model", config.model]
-        if config.system_prompt_file:
-            # developer_instructions are added to Codex's own prompt (model_instructions_file
-            # would replace it). -c values are TOML; a JSON string is a valid TOML string.
-            text = read_instructions(workspace, config.system_prompt_file)
-            argv += ["-c", "developer_instructions=" + json.dumps(text)]
-        return argv + list(config.extra_args)
-
-    def launch_command(self, *, workspace: Path, prompt: str | None, resume: str | None = None) -> list[str]:
-        if resume:
-            return resume_or_fail(self, workspace=workspace, conversation_id=resume, prompt=prompt)
-        argv = [self.executable(), *self._options(workspace)]
-        if prompt:
-            argv += ["--", prompt]
-        return argv
+    def instructions_args(self, path: Path) -> list[str]:
+        # developer_instructions are added to Codex's own prompt (model_instructions_file would
+        # replace it). -c values are TOML; a JSON string is a valid TOML string.
+        return ["-c", "developer_instructions=" + json.dumps(read_instructions(path))]
 
     def resume_command(
         self, *, workspace: Path, conversation_id: str, prompt: str | None = None
@@ -369,13 +346,6 @@ class CodexAgent(Agent):
             conversation_id=str(session_meta(path).get("id") or ""),
             evidence=reading.evidence,
         )
-
-    def detect_activity(
-        self, *, workspace: Path, pane_text: str, now: datetime, process_alive: bool
-    ) -> ActivityReading:
-        native = self.transcript_reading(workspace, now)
-        pane = terminal_reading(pane_text, now=now, patterns=self.pane_patterns)
-        return decide(native, pane, now=now, process_alive=process_alive)
 
     def prepare_workspace(self, workspace: Path, *, allow_trust: bool) -> list[str]:
         """When ``allow_trust``, add ``[projects."<path>"] trust_level = "trusted"`` to

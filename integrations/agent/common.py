@@ -1,4 +1,5 @@
-"""Shared pieces of the agent plugins: settings, JSONL tail reading, terminal heuristics, argv helpers.
+"""Shared pieces of the agent plugins: settings, JSONL tail reading, terminal heuristics, and
+``CliAgent``, the base that builds the launch and resume argv from a few per-CLI hooks.
 
 Activity detection reads the agent's own transcript first (see ``claude_code`` and ``codex``)
 and falls back to the terminal: the last non-empty lines of the pane. Transcripts are read from
@@ -17,9 +18,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from integrations.base import ActivityReading, Agent, PermanentIntegrationError, PluginConfig
 
@@ -59,6 +60,20 @@ class AgentConfig(PluginConfig):
         gt=0,
         description="an unfinished turn with no transcript writes for this long counts as idle",
     )
+
+
+class NoInstructionsConfig(AgentConfig):
+    """Settings of an agent with no option to add instructions: ``system_prompt_file`` is refused
+    at validation (saying ``instructions_refusal``) rather than silently ignored."""
+
+    instructions_refusal: ClassVar[str] = "this agent has no option to add instructions"
+
+    @field_validator("system_prompt_file")
+    @classmethod
+    def _no_system_prompt_file(cls, value: str | None) -> str | None:
+        if value:
+            raise ValueError(cls.instructions_refusal)
+        return value
 
 
 # --- small helpers -----------------------------------------------------------------------------------
@@ -116,9 +131,8 @@ def resolve_in(workspace: Path, name: str) -> Path:
     return path if path.is_absolute() else workspace / path
 
 
-def read_instructions(workspace: Path, name: str) -> str:
+def read_instructions(path: Path) -> str:
     """The text of a system-prompt file; PermanentIntegrationError when it cannot be read."""
-    path = resolve_in(workspace, name)
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -555,3 +569,83 @@ def workspace_keys(workspace: Path) -> list[str]:
     if resolved not in keys:
         keys.append(resolved)
     return keys
+
+
+# --- the base of the CLI plugins ------------------------------------------------------------------
+class CliAgent(Agent):
+    """An agent CLI whose argv is ``<binary> <options> <prompt>``: each plugin declares only what
+    differs between CLIs.
+
+    - ``permission_args``: the flags for each ``permissions`` setting (every value must be there).
+    - ``instructions_args(path)``: the flags adding ``system_prompt_file`` (resolved against the
+      workspace); the default refuses it. For a CLI without such a flag, base the settings on
+      ``NoInstructionsConfig`` so that it is refused at validation.
+    - ``prompt_args(prompt)``: how the first prompt is passed when ``prompt_in_command``
+      (default ``-- <prompt>``).
+    - ``resume_flag``: the flag taking a conversation id (``claude --resume <id> <options>``);
+      empty when the CLI cannot resume. Other forms override ``resume_command``.
+    - ``transcript_reading(workspace, now)``: the agent's own record of its state, when it keeps
+      one; the pane (``pane_patterns``) decides otherwise, and always for a question on screen.
+
+    ``_options(workspace)`` assembles the flags between the program and the prompt: permissions,
+    ``--model``, instructions, then ``extra_args``.
+    """
+
+    Config = AgentConfig
+    config: AgentConfig
+    permission_args: ClassVar[dict[str, list[str]]] = {}
+    resume_flag: ClassVar[str] = ""
+    pane_patterns: ClassVar[PanePatterns] = DEFAULT_PANE_PATTERNS
+
+    def instructions_args(self, path: Path) -> list[str]:
+        raise PermanentIntegrationError(f"{self.key or type(self).__name__} agent cannot add instructions")
+
+    def prompt_args(self, prompt: str) -> list[str]:
+        return ["--", prompt]
+
+    def _options(self, workspace: Path) -> list[str]:
+        config = self.config
+        permissions = self.permission_args.get(config.permissions)
+        if permissions is None:
+            raise PermanentIntegrationError(
+                f"{self.key or type(self).__name__} agent has no flags for permissions {config.permissions!r}"
+            )
+        argv = list(permissions)
+        if config.model:
+            argv += ["--model", config.model]
+        if config.system_prompt_file:
+            argv += self.instructions_args(resolve_in(workspace, config.system_prompt_file))
+        return argv + list(config.extra_args)
+
+    def launch_command(self, *, workspace: Path, prompt: str | None, resume: str | None = None) -> list[str]:
+        if resume:
+            return resume_or_fail(self, workspace=workspace, conversation_id=resume, prompt=prompt)
+        argv = [self.executable(), *self._options(workspace)]
+        if prompt and self.prompt_in_command:
+            argv += self.prompt_args(prompt)
+        return argv
+
+    def resume_command(
+        self, *, workspace: Path, conversation_id: str, prompt: str | None = None
+    ) -> list[str] | None:
+        if not self.resume_flag:
+            return None
+        argv = [
+            self.executable(),
+            self.resume_flag,
+            check_conversation_id(conversation_id),
+            *self._options(workspace),
+        ]
+        if prompt and self.prompt_in_command:
+            argv += self.prompt_args(prompt)
+        return argv
+
+    def transcript_reading(self, workspace: Path, now: datetime) -> ActivityReading | None:
+        return None
+
+    def detect_activity(
+        self, *, workspace: Path, pane_text: str, now: datetime, process_alive: bool
+    ) -> ActivityReading:
+        native = self.transcript_reading(workspace, now)
+        pane = terminal_reading(pane_text, now=now, patterns=self.pane_patterns)
+        return decide(native, pane, now=now, process_alive=process_alive)

@@ -9,19 +9,18 @@ lines of the pane, to the built-in prompt and question heuristics.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
 
-from integrations.agent.common import DEFAULT_PANE_PATTERNS, PanePatterns, decide, terminal_reading
-from integrations.base import ActivityReading, Agent, PermanentIntegrationError, PluginConfig
+from integrations.agent.common import DEFAULT_PANE_PATTERNS, CliAgent, PanePatterns
+from integrations.base import PluginConfig
 from integrations.registry import agents
 
 
 @agents.register("custom")
-class CustomAgent(Agent):
+class CustomAgent(CliAgent):
     install_hint = "install the command named in the agent's settings"
 
     class Config(PluginConfig):
@@ -67,16 +66,10 @@ class CustomAgent(Agent):
     def executable(self) -> str:
         return self.config.command[0]
 
-    def launch_command(self, *, workspace: Path, prompt: str | None, resume: str | None = None) -> list[str]:
-        if resume:
-            raise PermanentIntegrationError("custom agent cannot resume a conversation")
-        argv = [*self.config.command, *self.config.extra_args]
-        if prompt and self.prompt_in_command:
-            argv += [self.config.prompt_flag, prompt] if self.config.prompt_flag else [prompt]
-        return argv
+    def _options(self, workspace: Path) -> list[str]:
+        """The command's own arguments and ``extra_args``: custom agents have no permissions,
+        model or instructions settings."""
+        return [*self.config.command[1:], *self.config.extra_args]
 
-    def detect_activity(
-        self, *, workspace: Path, pane_text: str, now: datetime, process_alive: bool
-    ) -> ActivityReading:
-        pane = terminal_reading(pane_text, now=now, patterns=self.pane_patterns)
-        return decide(None, pane, now=now, process_alive=process_alive)
+    def prompt_args(self, prompt: str) -> list[str]:
+        return [self.config.prompt_flag, prompt] if self.config.prompt_flag else [prompt]

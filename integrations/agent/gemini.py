@@ -26,30 +26,19 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import field_validator
-
 from integrations.agent.common import (
     DEFAULT_PANE_PATTERNS,
-    AgentConfig,
+    CliAgent,
     JsonlTotals,
-    check_conversation_id,
-    decide,
+    NoInstructionsConfig,
     load_json_object,
     newest_file,
     read_head_line,
-    resume_or_fail,
-    terminal_reading,
     workspace_keys,
     write_atomically,
 )
-from integrations.base import ActivityReading, Agent
+from integrations.base import ActivityReading
 from integrations.registry import agents
-
-PERMISSION_ARGS = {
-    "default": [],
-    "auto-edit": ["--approval-mode", "auto_edit"],
-    "skip-permissions": ["--approval-mode", "yolo"],
-}
 
 
 def gemini_dir(home: Path | None) -> Path:
@@ -128,54 +117,37 @@ _sessions = JsonlTotals(_session_fold, lambda: {"id": "", "tokens": {}})
 
 
 @agents.register("gemini")
-class GeminiAgent(Agent):
+class GeminiAgent(CliAgent):
     binary = "gemini"
     install_hint = "npm install -g @google/gemini-cli"
     prompt_in_command = True
+    resume_flag = "--resume"
+    permission_args: ClassVar = {
+        "default": [],
+        "auto-edit": ["--approval-mode", "auto_edit"],
+        "skip-permissions": ["--approval-mode", "yolo"],
+    }
     # The input line is " >   Type your message or @path/to/file" (no box in 0.61); the ">" is
     # "*" in YOLO mode and "!" in shell mode.
     pane_patterns: ClassVar = DEFAULT_PANE_PATTERNS.extended(
         ready=[r"^\s*[│|]?\s*[>*!]\s+Type your message\b"]
     )
 
-    class Config(AgentConfig):
-        @field_validator("system_prompt_file")
-        @classmethod
-        def _no_system_prompt_file(cls, value: str | None) -> str | None:
-            if value:
-                raise ValueError("gemini has no option to add instructions; put them in GEMINI.md")
-            return value
+    class Config(NoInstructionsConfig):
+        instructions_refusal = "gemini has no option to add instructions; put them in GEMINI.md"
 
     config: Config
 
-    def _options(self) -> list[str]:
-        argv = list(PERMISSION_ARGS[self.config.permissions])
-        if self.config.model:
-            argv += ["--model", self.config.model]
-        return argv + list(self.config.extra_args)
-
-    def launch_command(self, *, workspace: Path, prompt: str | None, resume: str | None = None) -> list[str]:
-        if resume:
-            return resume_or_fail(self, workspace=workspace, conversation_id=resume, prompt=prompt)
-        argv = [self.executable(), *self._options()]
-        if prompt:
-            argv.append("--prompt-interactive=" + prompt)
-        return argv
-
-    def resume_command(
-        self, *, workspace: Path, conversation_id: str, prompt: str | None = None
-    ) -> list[str] | None:
-        argv = [self.executable(), "--resume", check_conversation_id(conversation_id), *self._options()]
-        if prompt:
-            argv.append("--prompt-interactive=" + prompt)
-        return argv
+    def prompt_args(self, prompt: str) -> list[str]:
+        return ["--prompt-interactive=" + prompt]
 
     def detect_activity(
         self, *, workspace: Path, pane_text: str, now: datetime, process_alive: bool
     ) -> ActivityReading:
         """The pane decides the state; the session file adds the conversation id and tokens."""
-        pane = terminal_reading(pane_text, now=now, patterns=self.pane_patterns)
-        reading = decide(None, pane, now=now, process_alive=process_alive)
+        reading = super().detect_activity(
+            workspace=workspace, pane_text=pane_text, now=now, process_alive=process_alive
+        )
         path = session_file(gemini_dir(self.config.home), workspace)
         if path is None:
             return reading

@@ -11,61 +11,35 @@ comes from the pane.
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import field_validator
-
-from integrations.agent.common import (
-    DEFAULT_PANE_PATTERNS,
-    AgentConfig,
-    check_conversation_id,
-    decide,
-    resume_or_fail,
-    terminal_reading,
-)
-from integrations.base import ActivityReading, Agent, PermanentIntegrationError
+from integrations.agent.common import DEFAULT_PANE_PATTERNS, CliAgent, NoInstructionsConfig
+from integrations.base import PermanentIntegrationError
 from integrations.registry import agents
-
-# OpenCode's default permission set lets the agent edit; only "skip" has a flag of its own.
-PERMISSION_ARGS = {"default": [], "auto-edit": [], "skip-permissions": ["--auto"]}
 
 
 @agents.register("opencode")
-class OpenCodeAgent(Agent):
+class OpenCodeAgent(CliAgent):
     binary = "opencode"
     install_hint = "npm install -g opencode-ai"
     prompt_in_command = True
+    resume_flag = "--session"
+    # OpenCode's default permission set lets the agent edit; only "skip" has a flag of its own.
+    permission_args: ClassVar = {"default": [], "auto-edit": [], "skip-permissions": ["--auto"]}
     # The footer reads "<path> ... ctrl+p commands" when idle and starts with a progress bar and
     # "esc interrupt" while it works (checked first).
     pane_patterns: ClassVar = DEFAULT_PANE_PATTERNS.extended(
         ready=[r"\bctrl\+p commands\s*$"], active=[r"\besc interrupt\b"]
     )
 
-    class Config(AgentConfig):
-        @field_validator("system_prompt_file")
-        @classmethod
-        def _no_system_prompt_file(cls, value: str | None) -> str | None:
-            if value:
-                raise ValueError("opencode has no option for extra instructions; put them in AGENTS.md")
-            return value
+    class Config(NoInstructionsConfig):
+        instructions_refusal = "opencode has no option for extra instructions; put them in AGENTS.md"
 
     config: Config
 
-    def _options(self) -> list[str]:
-        argv = list(PERMISSION_ARGS[self.config.permissions])
-        if self.config.model:
-            argv += ["--model", self.config.model]
-        return argv + list(self.config.extra_args)
-
-    def launch_command(self, *, workspace: Path, prompt: str | None, resume: str | None = None) -> list[str]:
-        if resume:
-            return resume_or_fail(self, workspace=workspace, conversation_id=resume, prompt=prompt)
-        argv = [self.executable(), *self._options()]
-        if prompt:
-            argv.append("--prompt=" + prompt)
-        return argv
+    def prompt_args(self, prompt: str) -> list[str]:
+        return ["--prompt=" + prompt]
 
     def resume_command(
         self, *, workspace: Path, conversation_id: str, prompt: str | None = None
@@ -77,10 +51,4 @@ class OpenCodeAgent(Agent):
             raise PermanentIntegrationError(
                 "opencode ignores --prompt together with --session; resume without a prompt and send it after"
             )
-        return [self.executable(), "--session", check_conversation_id(conversation_id), *self._options()]
-
-    def detect_activity(
-        self, *, workspace: Path, pane_text: str, now: datetime, process_alive: bool
-    ) -> ActivityReading:
-        pane = terminal_reading(pane_text, now=now, patterns=self.pane_patterns)
-        return decide(None, pane, now=now, process_alive=process_alive)
+        return super().resume_command(workspace=workspace, conversation_id=conversation_id)

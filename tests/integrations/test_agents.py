@@ -7,13 +7,16 @@ import os
 import stat
 import subprocess
 import tomllib
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 from integrations.agent.aider import AiderAgent
 from integrations.agent.claude_code import ClaudeCodeAgent
 from integrations.agent.codex import CodexAgent
+from integrations.agent.common import AgentConfig, CliAgent
 from integrations.agent.custom import CustomAgent
 from integrations.agent.gemini import GeminiAgent
 from integrations.agent.opencode import OpenCodeAgent
@@ -206,6 +209,59 @@ def test_system_prompt_file_is_read_relative_to_the_workspace(tmp_path: Path) ->
 def test_missing_system_prompt_file_is_a_permanent_error(tmp_path: Path) -> None:
     with pytest.raises(PermanentIntegrationError, match="cannot read system_prompt_file"):
         make("claude-code", system_prompt_file="nope.md").launch_command(workspace=tmp_path, prompt=None)
+
+
+# --- CliAgent: the hooks a third-party plugin fills in ---------------------------------------------
+class MinimalCli(CliAgent):
+    """A plugin declaring only a binary and its permission flags: every other hook at its default."""
+
+    binary = "mini"
+    prompt_in_command = True
+    permission_args: ClassVar = {"default": [], "skip-permissions": ["--yolo"]}
+
+
+def test_cli_agent_defaults_pass_the_prompt_after_a_double_dash() -> None:
+    agent = MinimalCli(AgentConfig(permissions="skip-permissions", model="m", extra_args=["-v"]))
+
+    assert agent.launch_command(workspace=WS, prompt="-go") == [
+        "mini",
+        "--yolo",
+        "--model",
+        "m",
+        "-v",
+        "--",
+        "-go",
+    ]
+
+
+def test_cli_agent_refuses_what_its_hooks_do_not_cover(tmp_path: Path) -> None:
+    with pytest.raises(PermanentIntegrationError, match="no flags for permissions 'auto-edit'"):
+        MinimalCli(AgentConfig(permissions="auto-edit")).launch_command(workspace=WS, prompt=None)
+    (tmp_path / "rules.md").write_text("be brief")
+    with pytest.raises(PermanentIntegrationError, match="MinimalCli agent cannot add instructions"):
+        MinimalCli(AgentConfig(system_prompt_file="rules.md")).launch_command(workspace=tmp_path, prompt=None)
+    agent = MinimalCli(AgentConfig())
+    assert agent.resume_command(workspace=WS, conversation_id="abc") is None
+    with pytest.raises(PermanentIntegrationError, match="MinimalCli agent cannot resume"):
+        agent.launch_command(workspace=WS, prompt=None, resume="abc")
+
+
+def test_cli_agent_resume_flag_and_pane_reading() -> None:
+    class Resuming(MinimalCli):
+        resume_flag = "--continue"
+
+    agent = Resuming(AgentConfig())
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+
+    assert agent.launch_command(workspace=WS, prompt="more", resume="c-1") == [
+        "mini",
+        "--continue",
+        "c-1",
+        "--",
+        "more",
+    ]
+    # No transcript_reading: the pane decides.
+    assert agent.detect_activity(workspace=WS, pane_text="> ", now=now, process_alive=True).state == "ready"
 
 
 @pytest.mark.parametrize(
