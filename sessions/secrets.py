@@ -1,10 +1,12 @@
 """Named secrets, encrypted at rest, referenced from plugin settings by name.
 
 A plugin setting such as ``token_secret: github-prod`` names a ``Secret`` row; the plugin asks
-:func:`secret_value` for the value when it needs it. Values are encrypted with Fernet
-(AES-128-CBC + HMAC-SHA256, from ``cryptography``) under a key derived from ``SECRET_KEY`` with
-HKDF; rotating ``SECRET_KEY`` therefore makes stored secrets unreadable (re-enter them in the
-admin). Values are write-only: nothing in ao shows them back.
+for the value each time it needs it (``integrations.credentials.credential``, which calls
+:func:`secret_value`), so a replaced secret is used from the next call on. Secrets are added in
+the admin under Secrets or with ``ao secret set NAME`` (the value on stdin or a hidden prompt).
+Values are encrypted with Fernet (AES-128-CBC + HMAC-SHA256, from ``cryptography``) under a key
+derived from ``SECRET_KEY`` with HKDF; rotating ``SECRET_KEY`` therefore makes stored secrets
+unreadable (re-enter them in the admin). Values are write-only: nothing in ao shows them back.
 """
 
 from __future__ import annotations
@@ -22,6 +24,25 @@ MAX_SECRET_CHARS = 16 * 1024
 
 class SecretUnavailable(LookupError):
     """No such secret, or it cannot be decrypted (SECRET_KEY changed). The message says which."""
+
+
+class SecretMissing(SecretUnavailable):
+    """No secret of that name is stored."""
+
+
+class SecretUnreadable(SecretUnavailable):
+    """The secret is stored but cannot be decrypted (SECRET_KEY changed)."""
+
+
+def validate_secret_name(name: str) -> str:
+    """A secret's name: letters, digits, - or _, at most 100 characters. ValueError otherwise."""
+    from integrations.credentials import SECRET_NAME_RE
+
+    if not isinstance(name, str) or not SECRET_NAME_RE.fullmatch(name):
+        raise ValueError(
+            f"{name!r} is not a secret name: use letters, digits, - or _ (at most 100 characters)"
+        )
+    return name
 
 
 @lru_cache(maxsize=4)
@@ -45,6 +66,7 @@ def secret_set(*, name: str, value: str):
     from sessions import audit
     from sessions.models import Secret
 
+    validate_secret_name(name)
     if not value or len(value) > MAX_SECRET_CHARS:
         raise ValueError(f"a secret value is 1 to {MAX_SECRET_CHARS} characters")
     row, created = Secret.objects.update_or_create(name=name, defaults={"ciphertext": encrypt(value)})
@@ -58,10 +80,26 @@ def secret_value(name: str) -> str:
 
     row = Secret.objects.filter(name=name).only("ciphertext").first()
     if row is None:
-        raise SecretUnavailable(f"no secret named {name!r} (add it in the admin under Secrets)")
+        raise SecretMissing(
+            f"no secret named {name!r} (add it in the admin under Secrets or with `ao secret set {name}`)"
+        )
     try:
         return decrypt(row.ciphertext)
-    except (InvalidToken, ValueError) as exc:
-        raise SecretUnavailable(
-            f"secret {name!r} cannot be decrypted (was SECRET_KEY changed?); replace it in the admin"
-        ) from exc
+    except (InvalidToken, ValueError):
+        raise SecretUnreadable(
+            f"secret {name!r} cannot be decrypted (was SECRET_KEY changed?); replace it in the admin "
+            f"or with `ao secret set {name}`"
+        ) from None
+
+
+def secret_delete(name: str) -> bool:
+    """Delete the secret ``name``; False if there was none."""
+    from sessions import audit
+    from sessions.models import Secret
+
+    row = Secret.objects.filter(name=name).first()
+    if row is None:
+        return False
+    audit.record(action="secret.delete", target=row)  # audit
+    row.delete()
+    return True

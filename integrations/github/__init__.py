@@ -2,18 +2,20 @@
 
 ``client.get_client`` gives the one rate-aware client per credential; ``GitHubSettings`` is the
 settings both plugins share (repo, host, where the token lives, waits) and ``GitHubPluginMixin``
-turns them into a client for the plugin's project.
+turns them into a client for the plugin's project. The token comes from the environment variable
+named by ``token_env`` (default ``GITHUB_TOKEN``) or from the secret stored in ao named by
+``token_secret``, read on every ``client()`` call (clients are shared per token).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
 from integrations.base import PermanentIntegrationError, PluginConfig
+from integrations.credentials import SecretName, credential, one_source, secret_name
 from integrations.github.client import (
     DEFAULT_BASE_URL,
     GitHubAuthError,
@@ -47,6 +49,9 @@ class GitHubSettings(PluginConfig):
         description="API root: https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise Server",
     )
     token_env: str = Field("GITHUB_TOKEN", description="environment variable holding the token")
+    token_secret: str | None = SecretName(
+        "name of the secret stored in ao holding the token (not with token_env)"
+    )
     timeout: float = Field(15.0, gt=0, le=300, description="seconds per HTTP request")
     max_concurrency: int = Field(4, ge=1, le=32, description="parallel calls per credential")
     max_retries: int = Field(
@@ -64,10 +69,16 @@ class GitHubSettings(PluginConfig):
     def _no_token_in_config(cls, data: Any) -> Any:
         if isinstance(data, dict) and any(key in data for key in ("token", "api_token", "access_token")):
             raise ValueError(
-                "tokens never go in ao's config: put it in an environment variable and name that "
-                "variable in token_env (default GITHUB_TOKEN)"
+                "tokens never go in ao's config: store it with `ao secret set NAME` and set "
+                "token_secret: NAME, or put it in an environment variable named by token_env "
+                "(default GITHUB_TOKEN)"
             )
         return data
+
+    @model_validator(mode="after")
+    def _one_token_source(self) -> GitHubSettings:
+        one_source(self, "token_env", "token_secret")
+        return self
 
     @field_validator("repo")
     @classmethod
@@ -94,6 +105,11 @@ class GitHubSettings(PluginConfig):
             raise ValueError("expected an environment variable name such as GITHUB_TOKEN")
         return value
 
+    @field_validator("token_secret")
+    @classmethod
+    def _secret_name(cls, value: str | None) -> str | None:
+        return secret_name(value)
+
 
 class GitHubPluginMixin:
     """For plugins whose Config subclasses GitHubSettings and which have ``self.project``."""
@@ -112,12 +128,15 @@ class GitHubPluginMixin:
         return repo
 
     def client(self) -> GitHubClient:
-        token = os.environ.get(self.config.token_env, "").strip()
-        if not token:
-            raise PermanentIntegrationError(
-                f"no GitHub token: set the {self.config.token_env} environment variable for ao's processes"
-            )
         c = self.config
+        token = credential(
+            env=c.token_env,
+            secret=c.token_secret,
+            what="GitHub token",
+            who="github",
+            hint="a personal access token or fine-grained token with repo access",
+            stored_as="token_secret",
+        )
         return get_client(
             token=token,
             base_url=c.base_url,

@@ -2,8 +2,10 @@
 
 Shared here: the settings every notifier has (timeout and retry policy), the errors a send
 raises (``NotifyFailed``: do not retry; ``NotifyUnavailable``: retry, honouring
-``retry_after``), a JSON POST helper that maps HTTP answers onto them, and reading secrets from
-the environment. Error messages never contain a webhook URL or a secret: only the host.
+``retry_after``), a JSON POST helper that maps HTTP answers onto them, and reading secrets (from
+an environment variable, ``*_env``, or a secret stored in ao, ``*_secret``, through
+``integrations.credentials``). Error messages never contain a webhook URL or a secret: only the
+host, or the variable's or secret's name.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import email.utils
 import http.client
 import json
-import os
 import re
 import time
 import urllib.error
@@ -31,6 +32,7 @@ from integrations.base import (
     PluginConfig,
     TransientIntegrationError,
 )
+from integrations.credentials import SecretName, credential, credential_source, one_source, secret_name
 
 PRIORITIES = ("urgent", "action", "warning", "info")
 USER_AGENT = "ao-notifier/1"
@@ -113,10 +115,14 @@ def http_url(value: str | None) -> str | None:
 
 
 class WebhookURLConfig(NotifierConfig):
-    """A webhook URL given directly (``webhook_url``) or by environment variable (``webhook_url_env``)."""
+    """A webhook URL given by environment variable (``webhook_url_env``), by the name of a secret
+    stored in ao (``webhook_url_secret``) or directly (``webhook_url``)."""
 
-    webhook_url: str | None = Field(default=None, description="The webhook URL (prefer webhook_url_env).")
+    webhook_url: str | None = Field(
+        default=None, description="The webhook URL (prefer webhook_url_env or webhook_url_secret)."
+    )
     webhook_url_env: str | None = Field(default=None, description="Environment variable holding the URL.")
+    webhook_url_secret: str | None = SecretName("Name of the secret stored in ao holding the URL.")
 
     @field_validator("webhook_url")
     @classmethod
@@ -128,32 +134,50 @@ class WebhookURLConfig(NotifierConfig):
     def _env(cls, value: str | None) -> str | None:
         return env_name(value)
 
+    @field_validator("webhook_url_secret")
+    @classmethod
+    def _secret(cls, value: str | None) -> str | None:
+        return secret_name(value)
+
     @model_validator(mode="after")
     def _one_url(self) -> WebhookURLConfig:
-        if (self.webhook_url is None) == (self.webhook_url_env is None):
-            raise ValueError("set exactly one of webhook_url_env (recommended) or webhook_url")
+        one_source(self, "webhook_url_env", "webhook_url_secret")
+        given = [self.webhook_url, self.webhook_url_env, self.webhook_url_secret]
+        if sum(value is not None for value in given) != 1:
+            raise ValueError(
+                "set exactly one of webhook_url_env (recommended), webhook_url_secret or webhook_url"
+            )
         return self
 
 
+def secret_from(*, env: str | None, secret: str | None, what: str, who: str, stored_as: str = "") -> str:
+    """A notifier's secret, read now from ``$env`` or the stored secret ``secret``; NotifyFailed if
+    it is missing (never retried: a person must add it)."""
+    return credential(env=env, secret=secret, what=what, who=who, stored_as=stored_as, error=NotifyFailed)
+
+
 def secret_from_env(name: str, *, what: str, who: str) -> str:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        raise NotifyFailed(
-            f"{who}: the environment variable {name} holding the {what} is not set",
-            fix=f"export {name}=... in the environment of ao's worker (and of `ao doctor`)",
-        )
-    return value
+    """``secret_from`` for an environment variable only (kept for third-party notifiers)."""
+    return secret_from(env=name, secret=None, what=what, who=who)
+
+
+def url_from(*, env: str | None, secret: str | None, who: str, stored_as: str = "") -> str:
+    """A webhook URL kept as a secret (``$env`` or a stored secret), checked to be http(s)."""
+    url = secret_from(env=env, secret=secret, what="webhook URL", who=who, stored_as=stored_as)
+    if http_url_or_none(url) is None:
+        source = credential_source(env=env, secret=secret)
+        raise NotifyFailed(f"{who}: {source} is not an http(s) URL", fix=f"set {source} to the webhook URL")
+    return url
 
 
 def webhook_url_of(config: WebhookURLConfig, *, who: str) -> str:
-    if config.webhook_url_env:
-        url = secret_from_env(config.webhook_url_env, what="webhook URL", who=who)
-        if http_url_or_none(url) is None:
-            raise NotifyFailed(
-                f"{who}: ${config.webhook_url_env} is not an http(s) URL",
-                fix=f"set {config.webhook_url_env} to the webhook URL",
-            )
-        return url
+    if config.webhook_url_env or config.webhook_url_secret:
+        return url_from(
+            env=config.webhook_url_env,
+            secret=config.webhook_url_secret,
+            who=who,
+            stored_as="webhook_url_secret",
+        )
     return config.webhook_url or ""
 
 

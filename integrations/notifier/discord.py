@@ -1,7 +1,7 @@
 """Discord through a channel webhook: one embed, coloured by priority, mentions disabled.
 
-The webhook URL holds its token: read it from ``webhook_url_env`` (or ``webhook_url``); it never
-appears in errors or logs.
+The webhook URL holds its token: read it from ``webhook_url_env``, from the secret stored in ao
+named by ``webhook_url_secret`` (or ``webhook_url``); it never appears in errors or logs.
 """
 
 from __future__ import annotations

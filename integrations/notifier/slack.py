@@ -1,7 +1,8 @@
 """Slack through an incoming webhook, as Block Kit.
 
 The webhook URL is a secret: read it from the environment variable named by ``webhook_url_env``
-(or, until ao manages secrets, from ``webhook_url``); it never appears in errors or logs.
+or from the secret stored in ao named by ``webhook_url_secret`` (or, written into the config,
+``webhook_url``); it never appears in errors or logs.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 Headers: ``X-AO-Timestamp`` (unix seconds, also in the body as ``timestamp``) and
 ``X-AO-Signature-256: sha256=<hex HMAC-SHA256(secret, raw body)>``. A receiver recomputes the
 HMAC over the exact bytes it got, compares in constant time, and rejects stale timestamps.
-The secret comes from the environment variable named by ``secret_env``.
+The URL is given directly (``url``), by environment variable (``url_env``) or by the name of a
+secret stored in ao (``url_secret``); the signing secret comes from the environment variable
+named by ``secret_env`` or from the stored secret named by ``signing_secret``.
 """
 
 from __future__ import annotations
@@ -17,15 +19,15 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from integrations.base import Notification, Notifier
+from integrations.credentials import SecretName, one_source, secret_name
 from integrations.notifier import (
     NotifierConfig,
-    NotifyFailed,
     env_name,
     http_url,
-    http_url_or_none,
     post_json,
     priority_of,
-    secret_from_env,
+    secret_from,
+    url_from,
 )
 from integrations.registry import notifiers
 
@@ -62,9 +64,15 @@ def webhook_payload(notification: Notification, *, timestamp: int) -> dict[str, 
 @notifiers.register("webhook")
 class WebhookNotifier(Notifier):
     class Config(NotifierConfig):
-        url: str | None = Field(default=None, description="Where to POST (or url_env).")
+        url: str | None = Field(default=None, description="Where to POST (or url_env / url_secret).")
         url_env: str | None = Field(default=None, description="Environment variable holding the URL.")
-        secret_env: str = Field(description="Environment variable holding the HMAC signing secret.")
+        url_secret: str | None = SecretName("Name of the secret stored in ao holding the URL.")
+        secret_env: str | None = Field(
+            default=None, description="Environment variable holding the HMAC signing secret."
+        )
+        signing_secret: str | None = SecretName(
+            "Name of the secret stored in ao holding the HMAC signing secret (instead of secret_env)."
+        )
 
         @field_validator("url")
         @classmethod
@@ -76,23 +84,37 @@ class WebhookNotifier(Notifier):
         def _env(cls, value: str | None) -> str | None:
             return env_name(value)
 
+        @field_validator("url_secret", "signing_secret")
+        @classmethod
+        def _secret(cls, value: str | None) -> str | None:
+            return secret_name(value)
+
         @model_validator(mode="after")
-        def _one_url(self) -> WebhookNotifier.Config:
-            if (self.url is None) == (self.url_env is None):
-                raise ValueError("set exactly one of url or url_env")
+        def _sources(self) -> WebhookNotifier.Config:
+            one_source(self, "url_env", "url_secret")
+            one_source(self, "secret_env", "signing_secret")
+            if sum(value is not None for value in (self.url, self.url_env, self.url_secret)) != 1:
+                raise ValueError("set exactly one of url, url_env or url_secret")
+            if self.secret_env is None and self.signing_secret is None:
+                raise ValueError("set secret_env or signing_secret: where the HMAC signing secret is")
             return self
 
     def target(self) -> str:
-        if self.config.url_env:
-            url = secret_from_env(self.config.url_env, what="webhook URL", who="webhook")
-            if http_url_or_none(url) is None:
-                raise NotifyFailed(f"webhook: ${self.config.url_env} is not an http(s) URL")
-            return url
+        if self.config.url_env or self.config.url_secret:
+            return url_from(
+                env=self.config.url_env, secret=self.config.url_secret, who="webhook", stored_as="url_secret"
+            )
         return self.config.url or ""
 
     def send(self, notification: Notification) -> None:
         url = self.target()
-        secret = secret_from_env(self.config.secret_env, what="signing secret", who="webhook")
+        secret = secret_from(
+            env=self.config.secret_env,
+            secret=self.config.signing_secret,
+            what="signing secret",
+            who="webhook",
+            stored_as="signing_secret",
+        )
         timestamp = int(time.time())
         body = json.dumps(webhook_payload(notification, timestamp=timestamp), ensure_ascii=False).encode()
         headers = {

@@ -13,7 +13,8 @@ and a ``code`` ("INPUT_ERROR", "AUTHENTICATION_ERROR", "RATELIMITED", ...). They
 - HTTP 429 / "ratelimited", HTTP 5xx, timeouts, network   -> TransientIntegrationError
 - anything else Linear rejects                            -> PermanentIntegrationError
 
-The API key is read from the environment variable named by ``api_key_env`` on each call and
+The API key is read on each call from the environment variable named by ``api_key_env``
+(default ``LINEAR_API_KEY``) or from the secret stored in ao named by ``api_key_secret``, and
 never appears in an error message or a log line.
 """
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 import http.client
 import json
 import logging
-import os
 import re
 import time
 import urllib.error
@@ -30,7 +30,7 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from integrations.base import (
     Issue,
@@ -40,6 +40,7 @@ from integrations.base import (
     Tracker,
     TransientIntegrationError,
 )
+from integrations.credentials import SecretName, credential, credential_source, one_source, secret_name
 from integrations.registry import trackers
 
 log = logging.getLogger(__name__)
@@ -203,6 +204,9 @@ class LinearTracker(Tracker):
         api_key_env: str = Field(
             default="LINEAR_API_KEY", description="Environment variable holding the key."
         )
+        api_key_secret: str | None = SecretName(
+            "Name of the secret stored in ao holding the key (instead of api_key_env)."
+        )
         in_progress_state: str = "In Progress"
         done_state: str = "Done"
         timeout: float = Field(default=15.0, gt=0, le=300, description="Seconds per HTTP request.")
@@ -228,6 +232,16 @@ class LinearTracker(Tracker):
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
                 raise ValueError("must be an environment variable name")
             return value
+
+        @field_validator("api_key_secret")
+        @classmethod
+        def _secret_name(cls, value: str | None) -> str | None:
+            return secret_name(value)
+
+        @model_validator(mode="after")
+        def _one_key_source(self) -> LinearTracker.Config:
+            one_source(self, "api_key_env", "api_key_secret")
+            return self
 
         @field_validator("in_progress_state", "done_state")
         @classmethod
@@ -403,13 +417,18 @@ class LinearTracker(Tracker):
         return payload
 
     def _api_key(self) -> str:
-        key = os.environ.get(self.config.api_key_env, "").strip()
-        if not key:
-            raise PermanentIntegrationError(
-                f"no Linear API key: set the {self.config.api_key_env} environment variable "
-                "to a personal API key (Linear settings > Security & access)"
-            )
-        return key
+        return credential(
+            env=self.config.api_key_env,
+            secret=self.config.api_key_secret,
+            what="Linear API key",
+            who="linear",
+            hint="a personal API key from Linear settings > Security & access",
+            stored_as="api_key_secret",
+        )
+
+    @property
+    def _key_source(self) -> str:
+        return credential_source(env=self.config.api_key_env, secret=self.config.api_key_secret)
 
     def _graphql(self, query: str, variables: dict[str, Any], *, ref: str | None = None) -> dict[str, Any]:
         """POST one GraphQL document; return ``data`` or raise the matching integration error."""
@@ -467,11 +486,11 @@ class LinearTracker(Tracker):
         if status in (401, 403) or "authentication error" in types or "AUTHENTICATION_ERROR" in codes:
             detail = f": {_first_message(errors)}" if errors else ""
             raise PermanentIntegrationError(
-                f"Linear refused the API key from ${self.config.api_key_env} (HTTP {status}){detail}"
+                f"Linear refused the API key from {self._key_source} (HTTP {status}){detail}"
             )
         if "forbidden" in types or "FORBIDDEN" in codes:
             raise PermanentIntegrationError(
-                f"Linear refused the request: the API key from ${self.config.api_key_env} lacks permission: "
+                f"Linear refused the request: the API key from {self._key_source} lacks permission: "
                 f"{_first_message(errors)}"
             )
         if status >= 500:

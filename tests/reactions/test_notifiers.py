@@ -266,7 +266,7 @@ def test_webhook_without_its_secret_sends_nothing(hooks, monkeypatch):
 def test_webhook_settings_are_validated():
     with pytest.raises(ConfigurationError, match="secret_env"):
         notifiers.create("webhook", {"url": "http://a.test/"})
-    with pytest.raises(ConfigurationError, match="exactly one of url or url_env"):
+    with pytest.raises(ConfigurationError, match="exactly one of url, url_env or url_secret"):
         notifiers.create("webhook", {"secret_env": "S"})
     with pytest.raises(ConfigurationError, match="environment variable name"):
         notifiers.create("webhook", {"url": "http://a.test/", "secret_env": "not a name"})

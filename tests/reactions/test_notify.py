@@ -346,7 +346,8 @@ def test_doctor_test_notify_reports_each_notifier(hooks, tmp_path, monkeypatch):
     assert notify_lines == [
         "FAIL notify hook: webhook: the environment variable AO_TEST_NO_SECRET holding the signing "
         "secret is not set",
-        "     fix: export AO_TEST_NO_SECRET=... in the environment of ao's worker (and of `ao doctor`)",
+        "     fix: export AO_TEST_NO_SECRET=... in the environment of ao's worker (and of `ao doctor`), "
+        "or store it with `ao secret set NAME` and set signing_secret: NAME",
         "ok   notify in-app: in-app: in the ao inbox",
         "FAIL notify laptop: desktop: /nonexistent/notify-send not found; install libnotify-bin",
         "     fix: install libnotify-bin (apt install libnotify-bin), or remove the desktop notifier on machines "
