@@ -1,13 +1,16 @@
 """GitHub webhooks: verify, dedupe, and turn an event into the sessions it concerns.
 
 The view answers within milliseconds; the refresh of the affected sessions runs in the
-background. Nothing is recorded for a delivery that fails verification.
+background. Nothing is recorded for a delivery that fails verification. A delivery is verified
+with the project's own webhook secret when its github SCM names one (``webhook_secret``: a
+secret stored in ao), else with ``AO_GITHUB_WEBHOOK_SECRET``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
@@ -31,6 +34,8 @@ REFRESH_EVENTS = frozenset(
     }
 )
 KNOWN_EVENTS = REFRESH_EVENTS | {"issues", "ping"}
+
+log = logging.getLogger(__name__)
 
 
 class WebhookRejected(Exception):
@@ -61,6 +66,31 @@ def verify_signature(*, secret: str, body: bytes, header: str) -> None:
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected.encode(), header.strip().encode("latin-1", "replace")):
         raise WebhookRejected(401, "signature does not match")
+
+
+def webhook_secret_for(project: Project) -> str:
+    """The secret GitHub signs this project's deliveries with, read now (a replaced secret counts
+    at once): the github SCM's ``webhook_secret`` when set, else ``AO_GITHUB_WEBHOOK_SECRET``.
+
+    A named secret that is missing or unreadable refuses the delivery (401) and logs why, naming
+    the secret (never a value); it does not fall back to the global secret.
+    """
+    from django.conf import settings
+
+    from integrations.base import IntegrationError
+    from integrations.registry import ConfigurationError, plugin_for
+
+    if project.plugin_key("scm") == "github" and project.settings_for("scm").get("webhook_secret"):
+        try:
+            value = plugin_for(project, "scm").webhook_signing_secret()
+        except (ConfigurationError, IntegrationError) as exc:
+            log.warning("webhook for project %s refused: %s", project.key, exc)
+            raise WebhookRejected(
+                401, f"the webhook secret of project {project.key} is not available on this ao (see its log)"
+            ) from None
+        if value:
+            return value
+    return settings.AO_GITHUB_WEBHOOK_SECRET
 
 
 def _dig(data, *path):
@@ -144,12 +174,10 @@ def github_webhook_receive(
     """
     import json
 
-    from django.conf import settings
-
     project = Project.objects.filter(key=project_key[:63]).first()
     if project is None:
         raise WebhookRejected(404, f"no project {project_key!r}")
-    verify_signature(secret=settings.AO_GITHUB_WEBHOOK_SECRET, body=body, header=signature)
+    verify_signature(secret=webhook_secret_for(project), body=body, header=signature)
     if content_type.split(";", 1)[0].strip().lower() != "application/json":
         raise WebhookRejected(415, "send webhooks as application/json (Content type in the webhook settings)")
     if not event or len(event) > 64:

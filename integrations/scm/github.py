@@ -25,7 +25,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from integrations.base import (
     SCM,
@@ -36,6 +36,7 @@ from integrations.base import (
     ThreadInfo,
     TransientIntegrationError,
 )
+from integrations.credentials import SecretName, credential, secret_name
 from integrations.github import GitHubError, GitHubNotFound, GitHubPluginMixin, GitHubSettings
 from integrations.registry import scms
 
@@ -129,8 +130,32 @@ class GitHubSCM(GitHubPluginMixin, SCM):
         batch_size: int = Field(50, ge=1, le=100, description="PRs or branches per GraphQL query")
         max_checks: int = Field(100, ge=1, le=100, description="check contexts read per PR")
         max_threads: int = Field(50, ge=1, le=100, description="review threads read per PR")
+        webhook_secret: str | None = SecretName(
+            "name of the secret stored in ao that GitHub signs this project's webhooks with "
+            "(default: AO_GITHUB_WEBHOOK_SECRET)"
+        )
+
+        @field_validator("webhook_secret")
+        @classmethod
+        def _webhook_secret_name(cls, value: str | None) -> str | None:
+            return secret_name(value)
 
     config: Config
+
+    def webhook_signing_secret(self) -> str | None:
+        """The value of the project's own webhook secret, read now; None when it names none.
+
+        Raises CredentialUnavailable when the named secret is missing or unreadable.
+        """
+        if not self.config.webhook_secret:
+            return None
+        return credential(
+            env=None,
+            secret=self.config.webhook_secret,
+            what="webhook secret",
+            who="github",
+            hint="the Secret of the repository's webhook on GitHub",
+        )
 
     # --- queries -------------------------------------------------------------------------------
     def _fragment(self, kind: str) -> str:

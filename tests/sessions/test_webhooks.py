@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from sessions import secrets
 from sessions.models import Event, PullRequest, Session, WebhookDelivery
 from sessions.webhooks import extract_refs
 from tests.factories import ProjectFactory, PullRequestFactory, SessionFactory
@@ -142,6 +143,70 @@ def test_ping_and_unused_events(client, project):
 
 def test_get_is_not_allowed(client, project):
     assert client.get("/webhooks/github/web").status_code == 405
+
+
+# --- a project's own webhook secret (a secret stored in ao, named by the github scm) -------------
+PROJECT_SECRET = "per-project-hook-secret"
+
+
+@pytest.fixture
+def own_secret_project():
+    secrets.secret_set(name="web-hook", value=PROJECT_SECRET)
+    return ProjectFactory(
+        key="web", repo="acme/web", scm="github", plugin_settings={"scm": {"webhook_secret": "web-hook"}}
+    )
+
+
+def test_a_project_webhook_secret_verifies_its_deliveries(client, own_secret_project):
+    body = json.dumps(pr_payload()).encode()
+
+    right = deliver(client, "web", "pull_request", body, signature=sign(body, PROJECT_SECRET))
+    assert right.status_code == 202
+    assert WebhookDelivery.objects.count() == 1
+
+    for signature in (sign(body, "wrong"), sign(body), ""):  # sign(body): AO_GITHUB_WEBHOOK_SECRET
+        wrong = deliver(client, "web", "pull_request", body, delivery="d-2", signature=signature)
+        assert wrong.status_code == 401
+    assert WebhookDelivery.objects.count() == 1  # nothing recorded for the refused ones
+
+
+def test_a_replaced_project_secret_counts_for_the_next_delivery(client, own_secret_project):
+    secrets.secret_set(name="web-hook", value="rotated-hook-secret")
+    body = json.dumps(pr_payload()).encode()
+
+    assert (
+        deliver(client, "web", "pull_request", body, signature=sign(body, PROJECT_SECRET)).status_code == 401
+    )
+    assert (
+        deliver(client, "web", "pull_request", body, signature=sign(body, "rotated-hook-secret")).status_code
+        == 202
+    )
+
+
+def test_other_projects_fall_back_to_the_global_secret(client, own_secret_project):
+    ProjectFactory(key="api", repo="acme/api", scm="github")
+    web_body = json.dumps(pr_payload()).encode()
+    api_body = json.dumps(pr_payload(repo="acme/api")).encode()
+
+    web = deliver(client, "web", "pull_request", web_body, signature=sign(web_body, PROJECT_SECRET))
+    api_own = deliver(client, "api", "pull_request", api_body, signature=sign(api_body, PROJECT_SECRET))
+    api_global = deliver(client, "api", "pull_request", api_body, delivery="d-2")
+
+    assert (web.status_code, api_own.status_code, api_global.status_code) == (202, 401, 202)
+
+
+def test_a_missing_project_secret_refuses_and_logs_its_name_not_falling_back(client, caplog):
+    ProjectFactory(
+        key="web", repo="acme/web", scm="github", plugin_settings={"scm": {"webhook_secret": "gone"}}
+    )
+
+    response = deliver(client, "web", "pull_request", pr_payload())  # signed with the global secret
+
+    assert response.status_code == 401
+    assert "webhook secret of project web is not available" in response.json()["error"]["message"]
+    assert "no secret named 'gone'" in caplog.text and "ao secret set gone" in caplog.text
+    assert SECRET not in caplog.text
+    assert not WebhookDelivery.objects.exists()
 
 
 SHA = "b" * 40
