@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -29,20 +30,16 @@ from pydantic import Field
 from integrations.agent.common import (
     ACTIVE,
     BLOCKED,
-    IDLE,
     AgentConfig,
     CliAgent,
     JsonlTotals,
-    age_state,
     git_exclude,
     load_json_object,
-    mtime_of,
     newest_file,
     one_line,
     parse_jsonl,
     read_instructions,
     read_tail_lines,
-    time_of,
     workspace_keys,
     write_atomically,
 )
@@ -51,7 +48,6 @@ from integrations.registry import agents
 
 SETTINGS_MODE = {"default": None, "auto-edit": "acceptEdits", "skip-permissions": "bypassPermissions"}
 FINISHED_STOP_REASONS = {"end_turn", "stop_sequence", "max_tokens", "refusal", "pause_turn"}
-SETTLE_SECONDS = 10.0  # a text reply without a stop reason counts as finished after this long
 LONG_NAME = 200
 _ENCODE_RE = re.compile(r"[^A-Za-z0-9]")
 
@@ -242,41 +238,6 @@ def summarize(entries: list[dict[str, Any]], workspace: Path | None = None) -> s
     return ""
 
 
-def classify(
-    entries: list[dict[str, Any]],
-    *,
-    now: datetime,
-    file_time: datetime | None = None,
-    ready_window: float = 120.0,
-    stale_after: float = 900.0,
-    workspace: Path | None = None,
-) -> ActivityReading | None:
-    """The reading a transcript tail implies, from its last entry that is evidence; None if none is."""
-    conversation_id = next((str(e["sessionId"]) for e in reversed(entries) if e.get("sessionId")), "")
-    for entry in reversed(entries):
-        decided = entry_state(entry)
-        if decided is None:
-            continue
-        state, evidence = decided
-        at = time_of(entry, file_time)
-        age = (now - at).total_seconds() if at is not None else 0.0
-        if state == "reply":
-            state = "finished" if age >= SETTLE_SECONDS else ACTIVE
-        if state == "finished":
-            state = age_state(at, now, ready_window)
-        elif state == ACTIVE and age > stale_after:
-            state, evidence = IDLE, f"{evidence}; no transcript writes for {int(age // 60)} min"
-        return ActivityReading(
-            state=state,
-            at=at,
-            summary=summarize(entries, workspace),
-            source="transcript",
-            conversation_id=conversation_id,
-            evidence=evidence,
-        )
-    return None
-
-
 # --- the plugin ------------------------------------------------------------------------------------
 def root_refusal(permissions: str, *, euid: int, environ) -> str:
     """Claude Code will not start with --dangerously-skip-permissions as root unless IS_SANDBOX is
@@ -350,29 +311,18 @@ class ClaudeCodeAgent(CliAgent):
 
     def transcript_reading(self, workspace: Path, now: datetime) -> ActivityReading | None:
         path = self.transcript_path(workspace)
-        if path is None:
-            return None
-        reading = classify(
-            parse_jsonl(read_tail_lines(path)),
-            now=now,
-            file_time=mtime_of(path),
-            ready_window=self.config.ready_window_seconds,
-            stale_after=self.config.stale_after_seconds,
-            workspace=workspace,
-        )
-        if reading is None:
+        reading, entries = self.transcript_evidence(path, entry_state, now)
+        if path is None or reading is None:
             return None
         tokens_in, tokens_out, cost = usage_totals(path)
-        return ActivityReading(
-            state=reading.state,
-            at=reading.at,
-            summary=reading.summary,
+        conversation_id = next((str(e["sessionId"]) for e in reversed(entries) if e.get("sessionId")), "")
+        return replace(
+            reading,
+            summary=summarize(entries, workspace),
             tokens_in=tokens_in,
             tokens_out=tokens_out,
             cost_usd=cost,
-            source=reading.source,
-            conversation_id=reading.conversation_id or path.stem,
-            evidence=reading.evidence,
+            conversation_id=conversation_id or path.stem,
         )
 
     # --- start-up dialogs ---

@@ -16,6 +16,7 @@ import os
 import re
 import threading
 import tomllib
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -24,26 +25,19 @@ from integrations.agent.common import (
     ACTIVE,
     BLOCKED,
     DEFAULT_PANE_PATTERNS,
-    IDLE,
     WAITING_INPUT,
     CliAgent,
     JsonlTotals,
-    age_state,
     check_conversation_id,
-    mtime_of,
     one_line,
-    parse_jsonl,
     read_head_line,
     read_instructions,
-    read_tail_lines,
-    time_of,
     workspace_keys,
     write_atomically,
 )
 from integrations.base import ActivityReading
 from integrations.registry import agents
 
-SETTLE_SECONDS = 10.0
 SEARCH_DAYS = 14  # how many of the newest day directories to look through for a workspace's rollout
 
 ACTIVE_EVENTS = {
@@ -236,33 +230,6 @@ def summarize(entries: list[dict[str, Any]]) -> str:
     return ""
 
 
-def classify(
-    entries: list[dict[str, Any]],
-    *,
-    now: datetime,
-    file_time: datetime | None = None,
-    ready_window: float = 120.0,
-    stale_after: float = 900.0,
-) -> ActivityReading | None:
-    for entry in reversed(entries):
-        decided = entry_state(entry)
-        if decided is None:
-            continue
-        state, evidence = decided
-        at = time_of(entry, file_time)
-        age = (now - at).total_seconds() if at is not None else 0.0
-        if state == "reply":
-            state = "finished" if age >= SETTLE_SECONDS else ACTIVE
-        if state == "finished":
-            state = age_state(at, now, ready_window)
-        elif state == ACTIVE and age > stale_after:
-            state, evidence = IDLE, f"{evidence}; no rollout writes for {int(age // 60)} min"
-        return ActivityReading(
-            state=state, at=at, summary=summarize(entries), source="transcript", evidence=evidence
-        )
-    return None
-
-
 def _tokens_fold(state: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
     payload = entry.get("payload")
     if (
@@ -324,27 +291,16 @@ class CodexAgent(CliAgent):
 
     def transcript_reading(self, workspace: Path, now: datetime) -> ActivityReading | None:
         path = self.rollout_path(workspace)
-        if path is None:
-            return None
-        reading = classify(
-            parse_jsonl(read_tail_lines(path)),
-            now=now,
-            file_time=mtime_of(path),
-            ready_window=self.config.ready_window_seconds,
-            stale_after=self.config.stale_after_seconds,
-        )
-        if reading is None:
+        reading, entries = self.transcript_evidence(path, entry_state, now, record="rollout")
+        if path is None or reading is None:
             return None
         tokens = _tokens.read(path)
-        return ActivityReading(
-            state=reading.state,
-            at=reading.at,
-            summary=reading.summary,
+        return replace(
+            reading,
+            summary=summarize(entries),
             tokens_in=tokens["in"] if tokens["seen"] else None,
             tokens_out=tokens["out"] if tokens["seen"] else None,
-            source=reading.source,
             conversation_id=str(session_meta(path).get("id") or ""),
-            evidence=reading.evidence,
         )
 
     def prepare_workspace(self, workspace: Path, *, allow_trust: bool) -> list[str]:

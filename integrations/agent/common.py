@@ -26,6 +26,7 @@ from integrations.base import ActivityReading, Agent, PermanentIntegrationError,
 
 TAIL_BYTES = 64 * 1024
 SUMMARY_MAX = 120
+SETTLE_SECONDS = 10.0  # a text reply without a stop reason counts as finished after this long
 
 # sessions.lifecycle.Activity values; plain strings so this module needs no Django import.
 ACTIVE = "active"
@@ -407,6 +408,18 @@ def exited_reading(now: datetime) -> ActivityReading:
     return ActivityReading(state=EXITED, at=now, source="process", evidence="agent process is not running")
 
 
+def with_totals(reading: ActivityReading, native: ActivityReading, *, summary: str) -> ActivityReading:
+    """``reading`` keeping the transcript's token and cost totals and conversation id."""
+    return replace(
+        reading,
+        summary=summary,
+        tokens_in=native.tokens_in,
+        tokens_out=native.tokens_out,
+        cost_usd=native.cost_usd,
+        conversation_id=native.conversation_id,
+    )
+
+
 def combine(
     native: ActivityReading | None, pane: ActivityReading | None, *, now: datetime
 ) -> ActivityReading:
@@ -420,14 +433,7 @@ def combine(
     if pane is not None and pane.state == WAITING_INPUT:
         if native is None:
             return pane
-        return replace(
-            pane,
-            summary=pane.summary or native.summary,
-            tokens_in=native.tokens_in,
-            tokens_out=native.tokens_out,
-            cost_usd=native.cost_usd,
-            conversation_id=native.conversation_id,
-        )
+        return with_totals(pane, native, summary=pane.summary or native.summary)
     if native is not None:
         if pane is not None and pane.state == ACTIVE and native.state in (READY, IDLE):
             # The turn looked finished (or a reply had no stop reason yet) but the agent is
@@ -547,14 +553,7 @@ def decide(
     if not process_alive:
         reading = exited_reading(now)
         if native is not None:
-            reading = replace(
-                reading,
-                summary=native.summary,
-                tokens_in=native.tokens_in,
-                tokens_out=native.tokens_out,
-                cost_usd=native.cost_usd,
-                conversation_id=native.conversation_id,
-            )
+            reading = with_totals(reading, native, summary=native.summary)
         return reading
     return combine(native, pane, now=now)
 
@@ -585,7 +584,8 @@ class CliAgent(Agent):
     - ``resume_flag``: the flag taking a conversation id (``claude --resume <id> <options>``);
       empty when the CLI cannot resume. Other forms override ``resume_command``.
     - ``transcript_reading(workspace, now)``: the agent's own record of its state, when it keeps
-      one; the pane (``pane_patterns``) decides otherwise, and always for a question on screen.
+      one (``transcript_evidence`` reads a JSONL one); the pane (``pane_patterns``) decides
+      otherwise, and always for a question on screen.
 
     ``_options(workspace)`` assembles the flags between the program and the prompt: permissions,
     ``--model``, instructions, then ``extra_args``.
@@ -642,6 +642,43 @@ class CliAgent(Agent):
 
     def transcript_reading(self, workspace: Path, now: datetime) -> ActivityReading | None:
         return None
+
+    def transcript_evidence(
+        self,
+        path: Path | None,
+        entry_state: Callable[[dict[str, Any]], tuple[str, str] | None],
+        now: datetime,
+        *,
+        record: str = "transcript",
+    ) -> tuple[ActivityReading | None, list[dict[str, Any]]]:
+        """For ``transcript_reading``: the reading the newest entry of the tail of ``path`` that
+        ``entry_state`` takes as evidence implies (None without one), and the tail's entries.
+
+        ``entry_state`` gives (state, evidence) or None. Its state "finished" (the turn ended) is
+        ready within ``ready_window_seconds``, idle after; "reply" (a text reply with no stop
+        reason yet) is active until it has settled, then finished; active with no writes to the
+        ``record`` for ``stale_after_seconds`` is idle. Entries without a timestamp take the
+        file's modification time.
+        """
+        if path is None:
+            return None, []
+        entries = parse_jsonl(read_tail_lines(path))
+        file_time = mtime_of(path)
+        for entry in reversed(entries):
+            decided = entry_state(entry)
+            if decided is None:
+                continue
+            state, evidence = decided
+            at = time_of(entry, file_time)
+            age = (now - at).total_seconds() if at is not None else 0.0
+            if state == "reply":
+                state = "finished" if age >= SETTLE_SECONDS else ACTIVE
+            if state == "finished":
+                state = age_state(at, now, self.config.ready_window_seconds)
+            elif state == ACTIVE and age > self.config.stale_after_seconds:
+                state, evidence = IDLE, f"{evidence}; no {record} writes for {int(age // 60)} min"
+            return ActivityReading(state=state, at=at, source="transcript", evidence=evidence), entries
+        return None, entries
 
     def detect_activity(
         self, *, workspace: Path, pane_text: str, now: datetime, process_alive: bool

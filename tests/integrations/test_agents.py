@@ -7,7 +7,7 @@ import os
 import stat
 import subprocess
 import tomllib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
 
@@ -262,6 +262,31 @@ def test_cli_agent_resume_flag_and_pane_reading() -> None:
     ]
     # No transcript_reading: the pane decides.
     assert agent.detect_activity(workspace=WS, pane_text="> ", now=now, process_alive=True).state == "ready"
+
+
+def test_cli_agent_transcript_evidence_ages_the_newest_evidence(tmp_path: Path) -> None:
+    log = tmp_path / "log.jsonl"
+    log.write_text(
+        '{"timestamp": "2026-01-01T10:00:00Z", "kind": "done"}\n'
+        '{"timestamp": "2026-01-01T10:01:00Z", "kind": "noise"}\n'
+        '{"timestamp": "2026-01-01T10:02:00Z", "kind": "working"}\n'
+    )
+    states = {"done": ("finished", "turn ended"), "working": ("active", "tool call")}
+
+    def entry_state(entry: dict) -> tuple[str, str] | None:
+        return states.get(entry["kind"])
+
+    agent = MinimalCli(AgentConfig(stale_after_seconds=600))
+    at = datetime(2026, 1, 1, 10, 2, tzinfo=UTC)
+
+    reading, entries = agent.transcript_evidence(log, entry_state, at + timedelta(minutes=1))
+    assert (reading.state, reading.at, reading.evidence, len(entries)) == ("active", at, "tool call", 3)
+    reading, _ = agent.transcript_evidence(log, entry_state, at + timedelta(minutes=11), record="log")
+    assert (reading.state, reading.evidence) == ("idle", "tool call; no log writes for 11 min")
+    del states["working"]
+    reading, _ = agent.transcript_evidence(log, entry_state, at - timedelta(minutes=1))
+    assert (reading.state, reading.source) == ("ready", "transcript")
+    assert agent.transcript_evidence(None, entry_state, at) == (None, [])
 
 
 @pytest.mark.parametrize(
