@@ -32,6 +32,7 @@ class CredentialUnavailable(PermanentIntegrationError):
 
     def __init__(self, message: str, *, fix: str = "") -> None:
         super().__init__(f"{message}: {fix}" if fix else message)
+        self.problem = message
         self.fix = fix
 
 
@@ -72,7 +73,7 @@ def one_source(config: BaseModel, env_key: str, secret_key: str) -> None:
         )
 
 
-def stored_ass(config: BaseModel) -> dict[str, str]:
+def secret_settings(config: BaseModel) -> dict[str, str]:
     """The settings of ``config`` naming a stored secret: {setting: secret name}."""
     found = {}
     for key, field in type(config).model_fields.items():

@@ -134,6 +134,47 @@ def check_scm_state() -> list[Check]:
     return checks
 
 
+def check_secrets() -> list[Check]:
+    """Each secret that a project's plugin settings or a notifier name (``token_secret``, ...): it
+    must be stored and readable. Only names and times are shown, never a value."""
+    from integrations.credentials import CredentialUnavailable, credential, secret_settings
+    from integrations.registry import ConfigurationError, registry_for
+    from reactions.models import NotifierInstance
+    from sessions.models import Project, Secret
+
+    users: dict[str, list[str]] = {}
+
+    def collect(slot: str, plugin: str, plugin_settings: dict, where: str) -> None:
+        try:
+            config = registry_for(slot).validate_settings(plugin, plugin_settings, where=where)
+        except ConfigurationError:
+            return  # reported where the settings are checked
+        for key, name in secret_settings(config).items():
+            users.setdefault(name, []).append(f"{where}.{key}")
+
+    for project in Project.objects.order_by("key"):
+        for slot in Project.SLOTS:
+            collect(
+                slot, project.plugin_key(slot), project.settings_for(slot), f"projects.{project.key}.{slot}"
+            )
+    for row in NotifierInstance.objects.order_by("name"):
+        collect("notifier", row.plugin, row.settings or {}, f"notifiers.{row.name}")
+    updated = dict(Secret.objects.filter(name__in=users).values_list("name", "updated_at"))
+    checks = []
+    for name, wheres in sorted(users.items()):
+        used_by = f"used by {', '.join(wheres)}"
+        try:
+            credential(env=None, secret=name, what="credential", who="ao")
+        except CredentialUnavailable as exc:
+            problem = exc.problem.removeprefix("ao: ")
+            checks.append(Check(f"secret {name}", False, f"{problem} ({used_by})", exc.fix))
+        else:
+            when = updated[name].isoformat() if name in updated else "?"
+            checks.append(Check(f"secret {name}", True, f"stored, updated {when} ({used_by})"))
+
+    return checks
+
+
 def run_checks(*, start: Path | None = None) -> list[Check]:
     checks = [
         check_binary("git", version_args=["--version"], fix="install git (apt install git)"),
@@ -152,6 +193,7 @@ def run_checks(*, start: Path | None = None) -> list[Check]:
     checks.extend(check_agents())
     if checks[2].ok:  # the database is reachable
         checks.extend(check_scm_state())
+        checks.extend(check_secrets())
     return checks
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from reactions.models import NotifierInstance
+from sessions import secrets
 from tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db
@@ -98,3 +100,29 @@ def test_human_output_marks_and_fixes(tmp_path, capsys):
     text = out.getvalue()
     assert "FAIL config:" in text and "fix: run `ao init`" in text
     assert any(line.startswith("ok   git:") for line in text.splitlines())
+
+
+def test_named_secrets_are_checked_by_name_without_showing_values(tmp_path):
+    secrets.secret_set(name="github-prod", value="ghp_" + "v4lue" * 7)
+    ProjectFactory(
+        key="web",
+        scm="github",
+        plugin_settings={"scm": {"token_secret": "github-prod", "webhook_secret": "web-hook"}},
+    )
+    NotifierInstance.objects.create(
+        name="team", plugin="slack", settings={"webhook_url_secret": "slack-team"}
+    )
+
+    report, failed = doctor("--path", str(tmp_path))
+
+    checks = by_name(report)
+    assert checks["secret github-prod"]["ok"]
+    assert "(used by projects.web.scm.token_secret)" in checks["secret github-prod"]["detail"]
+    missing = checks["secret web-hook"]
+    assert not missing["ok"] and missing["required"]
+    assert "no secret named 'web-hook'" in missing["detail"]
+    assert "projects.web.scm.webhook_secret" in missing["detail"]
+    assert "`ao secret set web-hook`" in missing["fix"] and "admin under Secrets" in missing["fix"]
+    assert "notifiers.team.webhook_url_secret" in checks["secret slack-team"]["detail"]
+    assert failed
+    assert "v4lue" not in json.dumps(report)
