@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import importlib
-import importlib.util
 import json
 import os
 import re
@@ -20,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -290,19 +288,6 @@ def admin_ensure() -> tuple[Any | None, bool]:
 
 
 # --- config ---------------------------------------------------------------------------------------
-def _config_api() -> tuple[Any, Callable[..., list[str]]] | None:
-    """The config module and ``services.config_apply``, or None when this build has no config support."""
-    if importlib.util.find_spec("sessions.config") is None:
-        return None
-    config = importlib.import_module("sessions.config")
-    from sessions import services
-
-    names = ("config_discover", "config_load", "config_init")
-    if not all(hasattr(config, name) for name in names) or not hasattr(services, "config_apply"):
-        return None
-    return config, services.config_apply
-
-
 def git_toplevel(path: Path) -> Path | None:
     git = shutil.which("git")
     if git is None:
@@ -318,25 +303,13 @@ def git_toplevel(path: Path) -> Path | None:
     return Path(result.stdout.strip())
 
 
-def _config_problems(exc: Exception) -> list[str]:
-    for attr in ("problems", "errors", "messages"):
-        value = getattr(exc, attr, None)
-        if isinstance(value, list | tuple) and value:
-            return [str(item) for item in value]
-    text = str(exc).strip()
-    return text.splitlines() if text else [type(exc).__name__]
-
-
 def config_load_and_apply(stdout, stderr) -> None:
     """Find (or, in a git repo, create) the config, load it and apply it to the database.
 
     A ConfigError prints each problem on its own line and exits with status 2.
     """
-    api = _config_api()
-    if api is None:
-        return  # this build has no config module; projects are managed in the admin
-    config, config_apply = api
-    error_cls = getattr(config, "ConfigError", None) or ValueError
+    from sessions import config, services
+
     path = None
     try:
         path = config.config_discover(None)
@@ -351,12 +324,12 @@ def config_load_and_apply(stdout, stderr) -> None:
             path = config.config_init(repo=repo)
             stdout.write(f"Created {path} for {repo}")
         loaded = config.config_load(path)
-        notes = config_apply(config=loaded, source=str(path)) or []
-    except error_cls as exc:
+        notes = services.config_apply(config=loaded, source=str(path))
+    except config.ConfigError as exc:
         where = f"the config {path}" if path is not None else "the ao config"
         stderr.write(f"ao: {where} has problems — fix them and run `ao start` again:")
-        for line in _config_problems(exc):
-            stderr.write(f"  {line}")
+        for problem in exc.problems:
+            stderr.write(f"  {problem}")
         raise SystemExit(EXIT_CONFIG) from None
     stdout.write(f"Config: {path}")
     for note in notes:

@@ -1008,3 +1008,48 @@ def test_project_policy_flags_reach_the_database(tmp_path):
     project = Project.objects.get(key="web")
     assert (project.max_sessions, project.refuse_over_cap) == (2, True)
     assert (project.allow_agent_trust, project.pass_tokens_to_agents) == (False, True)
+
+
+# --- ao config check|apply ------------------------------------------------------------------------------
+def _ao_config(*args: str) -> tuple[int, str, str]:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out, err = StringIO(), StringIO()
+    try:
+        call_command("config", *args, stdout=out, stderr=err)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.django_db
+def test_ao_config_check_and_apply_without_a_restart(plugins, tmp_path, checkouts):
+    path = write(tmp_path, f"projects:\n  web:\n    path: {checkouts}/web\n    agent: claude-code\n")
+
+    assert _ao_config("check", str(path)) == (0, f"{path}: OK (1 projects)\n", "")
+    assert not Project.objects.exists()  # check changes nothing
+    code, out, _ = _ao_config("apply", str(path))
+    assert code == 0 and out.startswith(f"applied {path}\n  created project web")
+    assert Project.objects.get(key="web").agent == "claude-code"
+
+    # the person edits the file while ao runs: apply picks it up, a bad edit changes nothing
+    write(tmp_path, f"projects:\n  web:\n    path: {checkouts}/web\n    agent: codex\n")
+    assert _ao_config("apply", str(path))[0] == 0
+    assert Project.objects.get(key="web").agent == "codex"
+    write(tmp_path, f"projects:\n  web:\n    path: {checkouts}/web\n    agent: clod\n    maxSessions: lots\n")
+    code, out, err = _ao_config("apply", str(path))
+    assert code == 2 and out == ""
+    assert "projects.web.agent: unknown agent plugin 'clod'" in err and "projects.web.maxSessions" in err
+    assert err.splitlines()[-1] == f"ao: {path} has 2 problem(s); nothing was changed"
+    assert Project.objects.get(key="web").agent == "codex"
+
+
+def test_ao_config_without_a_file_says_where_it_looked(no_ao_config, tmp_path, monkeypatch):
+    from django.core.management import CommandError, call_command
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CommandError, match=r"no ao\.config\.yaml here or above"):
+        call_command("config", "check")
