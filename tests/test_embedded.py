@@ -310,6 +310,18 @@ def test_one_time_link_logs_in_once(embedded: Embedded) -> None:
 
 
 @pytest.mark.slow
+def test_login_link_gives_a_fresh_link_to_the_running_server(embedded: Embedded) -> None:
+    result = run_ao(["login-link"], embedded.env)
+
+    assert result.returncode == 0, result.stderr
+    link = LINK_RE.search(result.stdout).group(1)
+    assert link.startswith(f"{embedded.base}/accounts/one-time/") and link != embedded.link
+    assert login_with_link(link)  # it works (once), whatever happened to the first one
+    unknown = run_ao(["login-link", "nobody"], embedded.env)
+    assert unknown.returncode == 1 and "no active account 'nobody'" in unknown.stderr
+
+
+@pytest.mark.slow
 def test_cross_origin_websocket_is_refused(embedded: Embedded) -> None:
     assert embedded.cookie, "needs the login from test_one_time_link_logs_in_once"
     assert refused_status(embedded.port, cookie=embedded.cookie, origin="http://evil.example") == 403
