@@ -50,6 +50,13 @@ BLOCKING, STUCK, FLAKY, REVIEW, MERGE_READY = (
     "review-comment",
     "merge-ready",
 )
+LABELS = {
+    BLOCKING: "blocking",
+    STUCK: "stuck",
+    FLAKY: "flaky check",
+    REVIEW: "review",
+    MERGE_READY: "ready to merge",
+}
 BASE_SCORE = {BLOCKING: 90.0, STUCK: 70.0, FLAKY: 60.0, REVIEW: 50.0, MERGE_READY: 40.0}
 AGE_CAP = 19.9  # hours of age that still add to the score (kinds stay 10+ points apart otherwise)
 SPREAD_MIN_SESSIONS = 3
@@ -66,6 +73,14 @@ class Decision:
 
     def as_text(self) -> str:
         return f"[{self.kind}] {self.session.pk}: {self.reason}"
+
+    @property
+    def label(self) -> str:
+        """What the badge says: a respond-zone session's own status ("errored", "needs input"), else
+        the kind in words."""
+        if self.kind == STUCK:
+            return self.session.get_status_display().lower()
+        return LABELS[self.kind]
 
 
 # --- flaky checks --------------------------------------------------------------------------------------

@@ -580,6 +580,18 @@ def test_orchestrator_page_shows_its_terminal_and_chat(client, team) -> None:
     assert Message.objects.get().session_id == "web-orchestrator"
 
 
+def test_the_orchestrators_card_and_page_title_name_it(client, team) -> None:
+    SessionFactory(project=team.project, id="web-orchestrator", number=None, kind="orchestrator",
+                   issue_ref="", issue_title="", prompt="", status="errored", zone="respond")  # fmt: skip
+    client.force_login(team.viewer)
+
+    card = (
+        client.get("/").content.decode().split('id="card-web-orchestrator"', 1)[1].split("</article>", 1)[0]
+    )
+    assert ">Orchestrator</a>" in card and "(no issue)" not in card
+    assert "Orchestrator</span></h1>" in client.get("/s/web-orchestrator/").content.decode()
+
+
 def test_send_ignores_an_offsite_next(client, team) -> None:
     client.force_login(team.operator)
     response = client.post("/s/web-1/send/", {"text": "hi", "next": "https://evil.example/"})
@@ -676,7 +688,7 @@ def test_the_needs_you_strip_shows_each_decision_with_its_reason_and_link(client
 
     assert response.status_code == 200
     strip = response.content.decode()
-    assert 'class="need need-stuck"' in strip
+    assert 'class="need need-stuck"><span class="need-kind">needs input</span>' in strip  # its own status
     assert "asks which database to use" in strip
     assert 'href="/s/web-2/"' in strip
     assert "web-2/" in strip.split('class="need-link small" href="', 1)[1].split('"', 1)[0]
