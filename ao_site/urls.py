@@ -16,3 +16,6 @@ urlpatterns = [
     path("chat/", include("sessions.urls_chat")),
     path("", include("sessions.urls")),
 ]
+
+handler404 = "ao_site.errors.not_found"
+handler500 = "ao_site.errors.server_error"

@@ -57,6 +57,11 @@ def test_error_shapes(world) -> None:
     viewer = world.client("viewer")
     missing = viewer.get("/api/v1/sessions/nope-1/")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    no_endpoint = viewer.get("/api/v1/no-such-thing/")  # outside DRF's views: still the API's JSON
+    assert no_endpoint.status_code == 404
+    assert no_endpoint.json() == {
+        "error": {"code": "not_found", "message": "no such endpoint: /api/v1/no-such-thing/"}
+    }
     wrong_method = viewer.delete("/api/v1/sessions/")
     assert wrong_method.status_code == 405 and wrong_method.json()["error"]["code"] == "method_not_allowed"
     not_json = world.client("operator").post(
@@ -208,3 +213,13 @@ def test_schema_and_docs_are_served_without_a_cdn(world, client) -> None:
 def test_a_new_token_via_the_service(world) -> None:
     token, raw = api_token_create(user=world.users["viewer"], name="x")
     assert token.prefix == raw[:11] and token.is_active
+
+
+def test_a_server_error_answers_machines_in_json_and_people_with_a_page(rf) -> None:
+    from ao_site.errors import server_error
+
+    api = server_error(rf.get("/api/v1/sessions/"))
+    assert api.status_code == 500 and api["Content-Type"] == "application/json"
+    assert json.loads(api.content)["error"]["code"] == "server_error"
+    page = server_error(rf.get("/s/web-1/"))
+    assert page.status_code == 500 and b"Something went wrong in ao" in page.content

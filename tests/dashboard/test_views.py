@@ -110,7 +110,10 @@ def test_a_superuser_sees_every_project(client, team) -> None:
 def test_unknown_project_and_session_are_404(client, team) -> None:
     client.force_login(team.admin)
     assert client.get("/p/nope/").status_code == 404
-    assert client.get("/s/web-99/").status_code == 404
+    missing = client.get("/s/web-99/")
+    assert missing.status_code == 404
+    page = missing.content.decode()  # ao's page, with the way back, not a bare server page
+    assert "<h1>Not found</h1>" in page and "/s/web-99/" in page and 'href="/">Back to the board' in page
 
 
 def test_a_person_with_no_role_anywhere_sees_an_empty_board(client, team) -> None:
