@@ -249,7 +249,17 @@ class Embedded:
     def __init__(self, process: AoProcess, port: int, env: dict[str, str], link: str) -> None:
         self.process, self.port, self.env, self.link = process, port, env, link
         self.base = f"http://127.0.0.1:{port}"
-        self.cookie: str | None = None
+        self._cookie: str | None = None
+
+    @property
+    def cookie(self) -> str:
+        """A logged-in admin's Cookie header, from a fresh `ao login-link` (the printed link is
+        tested on its own, so no test depends on another's order)."""
+        if self._cookie is None:
+            result = run_ao(["login-link"], self.env)
+            assert result.returncode == 0, result.stderr
+            self._cookie = login_with_link(LINK_RE.search(result.stdout).group(1))
+        return self._cookie
 
 
 @pytest.fixture(scope="module")
@@ -300,7 +310,7 @@ def test_websocket_without_login_is_refused(embedded: Embedded) -> None:
 
 @pytest.mark.slow
 def test_one_time_link_logs_in_once(embedded: Embedded) -> None:
-    embedded.cookie = login_with_link(embedded.link)
+    assert login_with_link(embedded.link)
 
     with httpx.Client(timeout=10) as client:
         again = client.get(embedded.link)
@@ -323,13 +333,11 @@ def test_login_link_gives_a_fresh_link_to_the_running_server(embedded: Embedded)
 
 @pytest.mark.slow
 def test_cross_origin_websocket_is_refused(embedded: Embedded) -> None:
-    assert embedded.cookie, "needs the login from test_one_time_link_logs_in_once"
     assert refused_status(embedded.port, cookie=embedded.cookie, origin="http://evil.example") == 403
 
 
 @pytest.mark.slow
 def test_background_sweep_pushes_card_to_connected_websocket(embedded: Embedded, tmp_path: Path) -> None:
-    assert embedded.cookie, "needs the login from test_one_time_link_logs_in_once"
     django_shell(
         embedded.env,
         SEED_SESSION.format(key="e2e", path=str(tmp_path), prefix="e2e", session_id="e2e-1"),
