@@ -40,6 +40,8 @@ def check_binary(name: str, *, version_args: list[str], fix: str, required: bool
 
 
 def check_agents() -> list[Check]:
+    """Every agent CLI ao knows: found or not, with how to install it (warnings: a missing one only
+    matters when a project uses it, which :func:`check_project_agents` checks)."""
     from integrations.registry import agents
 
     checks = []
@@ -52,6 +54,39 @@ def check_agents() -> list[Check]:
         found = check_binary(binary, version_args=["--version"], fix=hint, required=False)
         checks.append(Check(f"agent {key}", found.ok, found.detail, found.fix, required=False))
     return checks
+
+
+def check_project_agents() -> list[Check]:
+    """The agents the projects use (workers, and the orchestrator when it has its own), each built
+    from the project's settings and asked whether it can start here (``Agent.check_installed``:
+    the binary or custom command, and the agent's own preconditions). A problem fails the doctor."""
+    from integrations.base import IntegrationError
+    from integrations.registry import ConfigurationError, agents
+    from sessions.models import Project
+
+    checks = []
+    for project in Project.objects.order_by("key"):
+        uses = [("workers", project.agent, project.settings_for("agent"))]
+        if project.orchestrator_enabled and project.orchestrator_agent:
+            uses.append(("orchestrator", project.orchestrator_agent, project.orchestrator_agent_settings))
+        for role, key, agent_settings in uses:
+            name = f"agent for {project.key} {role}"
+            try:
+                agent = agents.create(
+                    key, agent_settings, where=f"projects.{project.key}.agent", project=project
+                )
+                path = agent.check_installed()
+            except (ConfigurationError, IntegrationError) as exc:
+                checks.append(Check(name, False, str(exc), AGENT_FIX))
+            else:
+                checks.append(Check(name, True, f"{key}: {path}"))
+    return checks
+
+
+AGENT_FIX = (
+    "make it runnable here (the message says how), or change the project's agent / agentConfig in "
+    "ao.config.yaml and run `ao config apply`"
+)
 
 
 def check_database() -> Check:
@@ -192,6 +227,7 @@ def run_checks(*, start: Path | None = None) -> list[Check]:
     checks.append(check_config(start))
     checks.extend(check_agents())
     if checks[2].ok:  # the database is reachable
+        checks.extend(check_project_agents())
         checks.extend(check_scm_state())
         checks.extend(check_secrets())
     return checks

@@ -21,7 +21,7 @@ from integrations.registry import agents
 
 @agents.register("custom")
 class CustomAgent(CliAgent):
-    install_hint = "install the command named in the agent's settings"
+    install_hint = ""  # the command is the project's own: nothing to suggest
 
     class Config(PluginConfig):
         command: list[str] = Field(min_length=1, description='argv of the agent, e.g. ["my-agent", "--tui"]')

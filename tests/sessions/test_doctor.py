@@ -126,3 +126,29 @@ def test_named_secrets_are_checked_by_name_without_showing_values(tmp_path):
     assert "notifiers.team.webhook_url_secret" in checks["secret slack-team"]["detail"]
     assert failed
     assert "v4lue" not in json.dumps(report)
+
+
+def test_the_agents_projects_use_must_be_runnable(tmp_path, bin_without_tmux):
+    fake = tmp_path / "my-agent"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    ProjectFactory(
+        key="ok", session_prefix="ok", agent="custom", plugin_settings={"agent": {"command": [str(fake)]}}
+    )
+    ProjectFactory(key="broken", session_prefix="br", agent="claude-code")
+    write_config(tmp_path, "projects: {}\n")
+
+    report, failed = doctor("--path", str(tmp_path))
+
+    checks = by_name(report)
+    assert (
+        checks["agent for ok workers"]["ok"] and checks["agent for ok workers"]["detail"] == f"custom: {fake}"
+    )
+    broken = checks["agent for broken workers"]
+    assert not broken["ok"] and broken["required"]
+    assert (
+        "'claude' was not found on PATH; install it with: npm install -g @anthropic-ai/claude-code"
+        in broken["detail"]
+    )
+    assert "`ao config apply`" in broken["fix"]
+    assert failed
