@@ -260,7 +260,10 @@ def orchestrator_prompt(project: Project) -> str:
         "Commands you may run (generated from ao's own CLI; add `--project "
         f"{project.key}` when ao has several projects):\n" + command_reference_text(),
         "Reading session status: `ao status --json` lists every session with `status`, `zone` and "
-        "`reason` (why ao derived that status). Zones, with the statuses in each:\n" + _status_table(),
+        "`reason` (why ao derived that status), and for each project `needs_you`: what most needs a "
+        "decision now, ranked (a PR blocking others, the session stuck longest, a flaky check, a review "
+        "comment, a PR ready to merge) — settle what you can, escalate the rest. Zones, with the "
+        "statuses in each:\n" + _status_table(),
         ESCALATE,
         "The same actions exist on ao's REST API under "
         f"{settings.AO_URL}/api/v1/ (projects, sessions, spawn, batch-spawn, send, kill, restore, "

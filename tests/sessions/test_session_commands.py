@@ -226,3 +226,25 @@ def test_status_watch_redraws_until_ctrl_c(project):
     assert "web-5" in [s["id"] for s in second["sessions"]]
     with pytest.raises(CommandError, match="--watch needs a positive number of seconds"):
         call_command("status", "--watch", "0")
+
+
+def test_status_ranks_what_needs_a_person_for_the_orchestrator(project):
+    from tests.factories import SessionFactory
+
+    SessionFactory(
+        project=project, number=7, status="needs_input", zone="respond", status_reason="asks which DB"
+    )
+    SessionFactory(project=project, number=8, status="working", zone="working")
+
+    (row,) = json.loads(run("status", "--json"))["projects"]
+    assert [(n["session"], n["label"], n["kind"]) for n in row["needs_you"]] == [
+        ("web-7", "needs input", "stuck")
+    ]
+    assert row["needs_you"][0]["reason"].endswith("asks which DB")
+    assert row["needs_you"][0]["url"].endswith("/s/web-7/")
+    table = run("status")
+    assert (
+        "NEEDS YOU" in table
+        and "web-7  needs input: " in table
+        and "web-8  " not in table.split("NEEDS YOU")[1]
+    )

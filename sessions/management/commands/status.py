@@ -11,10 +11,11 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from ao_site import runner
-from sessions import selectors
+from sessions import decisions, selectors
 
 CLEAR = "\x1b[H\x1b[2J"
 SESSION_COLUMNS = ("id", "project", "status", "zone", "agent", "issue", "age")
+NEEDS_YOU_LIMIT = 3  # per project
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -62,6 +63,11 @@ def status_snapshot(*, include_done: bool = True) -> dict:
         )
     for project in selectors.projects_all():
         live, total = counts.get(project.pk, [0, 0])
+        # what most needs a person, ranked (sessions.decisions): the orchestrator's digest too
+        needs_you = [
+            {"kind": d.kind, "label": d.label, "session": d.session.pk, "reason": d.reason, "url": d.url}
+            for d in decisions.project_decisions(project, limit=NEEDS_YOU_LIMIT, now=now)
+        ]
         projects.append(
             {
                 "key": project.key,
@@ -72,6 +78,7 @@ def status_snapshot(*, include_done: bool = True) -> dict:
                 "session_prefix": project.session_prefix,
                 "live_sessions": live,
                 "sessions": total,
+                "needs_you": needs_you,
             }
         )
     return {
@@ -129,6 +136,10 @@ def render_table(snapshot: dict) -> str:
         lines += _table(rows, SESSION_COLUMNS)
     else:
         lines.append("No sessions.")
+    needs = [(p["key"], n) for p in snapshot["projects"] for n in p.get("needs_you", [])]
+    if needs:
+        lines += ["", "NEEDS YOU"]
+        lines += [f"  {key}  {n['session']}  {n['label']}: {n['reason']}  {n['url']}" for key, n in needs]
     return "\n".join(lines)
 
 
