@@ -144,7 +144,9 @@ def render_table(snapshot: dict) -> str:
 
 
 class Command(BaseCommand):
-    help = "Show projects and sessions (id, project, status, zone, agent, issue, age)."
+    help = (
+        "Show projects and sessions (id, project, status, zone, agent, issue, age), and what needs a person."
+    )
     requires_system_checks = []
     requires_migrations_checks = False
 
@@ -153,7 +155,8 @@ class Command(BaseCommand):
             "--json",
             dest="as_json",
             action="store_true",
-            help="print JSON: {generated_at, mode, server{running,pid,url}, projects[], sessions[]}",
+            help="print JSON: {generated_at, mode, server{running,pid,url}, projects[] (with needs_you[], "
+            "except against a remote ao), sessions[]}",
         )
         parser.add_argument(
             "--watch",
