@@ -8,6 +8,7 @@ check that a viewer sees no buttons and is refused on POST. Screenshots land in 
 from __future__ import annotations
 
 import re
+import subprocess
 
 import pytest
 
@@ -101,6 +102,11 @@ def test_send_a_message_from_the_detail_page(live: Live, admin_page, shots) -> N
     page.wait_for_selector("#timeline >> text=message from admin", timeout=PUSH_TIMEOUT)
     # The worker types it into the agent's pane and confirms it there.
     page.wait_for_selector("#messages .mstate-delivered, #messages .mstate-confirmed", timeout=20_000)
+    pane = subprocess.run(
+        ["tmux", "-L", live.socket, "capture-pane", "-p", "-J", "-t", "=e2e-1:"],
+        capture_output=True, text=True, timeout=10, check=True,
+    ).stdout  # fmt: skip
+    assert "please run the linters before you push" in pane  # in the agent's own terminal
     page.screenshot(path=str(shots / "detail.png"), full_page=True)
 
 
