@@ -71,7 +71,7 @@ def _run_ao_command(app: str, name: str, args: list[str]) -> int:
     """Run one of ao's commands; a CommandError becomes one ``ao: ...`` line and its exit code."""
     from django.core.management import load_command_class
     from django.core.management.base import CommandError, handle_default_options
-    from django.db import connections
+    from django.db import DatabaseError, connections
 
     command = load_command_class(app, name)
     parser = command.create_parser("ao", name)
@@ -86,6 +86,15 @@ def _run_ao_command(app: str, name: str, args: list[str]) -> int:
             raise
         sys.stderr.write(f"ao: {exc}\n")
         return exc.returncode
+    except DatabaseError as exc:  # no tables yet, or the database is unreachable: one line, the fix
+        if cmd_options.get("traceback"):
+            raise
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        sys.stderr.write(
+            f"ao: the database failed: {first} — if ao's tables are missing run `ao start` (or `ao migrate`), "
+            "else check DATABASE_URL and that the database is running\n"
+        )
+        return 1
     except KeyboardInterrupt:
         return 130
     finally:

@@ -134,6 +134,22 @@ def test_start_with_unreachable_database_says_so_in_one_line(home: Path, tmp_pat
 
 
 @pytest.mark.slow
+def test_commands_before_the_first_start_say_so_in_one_line(home: Path) -> None:
+    fresh, unreachable = run_many(
+        (["session", "ls"], ao_env(home)),
+        (["spawn", "1"], ao_env(home, DATABASE_URL="postgres://postgres@127.0.0.1:1/x")),
+    )
+
+    assert fresh.returncode == 1 and "Traceback" not in fresh.stderr
+    [line] = fresh.stderr.strip().splitlines()
+    assert line.startswith("ao: the database failed: no such table: ")
+    assert "run `ao start` (or `ao migrate`)" in line
+    assert unreachable.returncode == 1 and "Traceback" not in unreachable.stderr
+    assert unreachable.stderr.startswith("ao: the database failed: ")
+    assert "check DATABASE_URL" in unreachable.stderr
+
+
+@pytest.mark.slow
 def test_scale_out_roles_need_redis(home: Path) -> None:
     roles = ("web", "worker", "beat")
     for role, result in zip(roles, run_many(*(([role], ao_env(home)) for role in roles)), strict=True):

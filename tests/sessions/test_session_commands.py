@@ -248,3 +248,19 @@ def test_status_ranks_what_needs_a_person_for_the_orchestrator(project):
         and "web-7  needs input: " in table
         and "web-8  " not in table.split("NEEDS YOU")[1]
     )
+
+
+def test_a_spawn_that_does_not_start_fails_the_command(project):
+    project.plugin_settings = {**project.plugin_settings, "agent": {"command": ["no-such-agent-binary"]}}
+    project.save()
+    out, err = io.StringIO(), io.StringIO()
+
+    with pytest.raises(
+        CommandError, match=r"^web-1 did not start: custom agent: 'no-such-agent-binary' was not"
+    ):
+        call_command("spawn", "--prompt", "do things", stdout=out, stderr=err)
+    assert out.getvalue().startswith("web-1: errored")  # what happened is still printed first
+    call_command("issue", "add", "Add a health check", stdout=out)
+    with pytest.raises(CommandError, match="1 of 1 spawns failed"):
+        call_command("batch-spawn", "1", stdout=out, stderr=err)
+    assert "1: web-2 did not start: custom agent:" in err.getvalue()

@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from sessions import apiclient, selectors
 from sessions.agents import session_spawn
+from sessions.lifecycle import Phase
 from sessions.management.commands._common import (
     DOMAIN_ERRORS,
     cli_audit,
@@ -53,5 +54,8 @@ class Command(BaseCommand):
                 continue
             session.refresh_from_db()
             self.stdout.write(f"{ref}: {session.id} {session.get_status_display().lower()}")
+            if session.phase == Phase.ERRORED:
+                failures += 1
+                self.stderr.write(f"{ref}: {session.id} did not start: {session.error}")
         if failures:
             raise CommandError(f"{failures} of {len(options['issues'])} spawns failed")

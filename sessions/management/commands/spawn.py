@@ -1,7 +1,8 @@
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from sessions import apiclient, selectors
 from sessions.agents import session_spawn
+from sessions.lifecycle import Phase
 from sessions.management.commands._common import cli_audit, cli_errors, remote_client, remote_errors
 from sessions.models import Actor
 
@@ -36,7 +37,7 @@ class Command(BaseCommand):
             )
         session.refresh_from_db()
         self.stdout.write(f"{session.id}: {session.get_status_display().lower()} — {session.status_reason}")
-        if session.error:
-            self.stderr.write(f"error: {session.error}")
         if session.workspace_path:
             self.stdout.write(f"  workspace: {session.workspace_path} (branch {session.branch})")
+        if session.phase == Phase.ERRORED:  # scripts see it in the exit status, people in one line
+            raise CommandError(f"{session.id} did not start: {session.error}")
