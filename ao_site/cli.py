@@ -123,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
 
     commands = ao_commands()
     if argv[0] in commands:
+        from sessions.apiclient import remote_refusal
+
+        if refusal := remote_refusal(argv[0]):
+            sys.stderr.write(f"ao: {refusal}\n")
+            return 1
         return _run_ao_command(commands[argv[0]], argv[0], argv[1:])
 
     from django.core.management import ManagementUtility

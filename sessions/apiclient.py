@@ -21,6 +21,14 @@ from typing import Any
 from django.utils import timezone
 
 USER_TOKEN_PREFIX = "ao_"  # noqa: S105 - a prefix, not a secret
+# ao's commands that talk to a remote ao over the API; the others that act on ao's data refuse
+# in remote mode instead of silently using this machine's database.
+REMOTE_COMMANDS = frozenset({"spawn", "batch-spawn", "send", "session", "status", "issue"})
+LOCAL_DATA_COMMANDS = frozenset(
+    {"intake", "pr", "retro", "lessons", "orchestrator", "token", "secret", "login-link", "config"}
+)
+# Commands about this machine (its processes, its tools) or for agents (their own session token).
+HOST_COMMANDS = frozenset({"start", "stop", "web", "worker", "beat", "version", "doctor", "init", "report"})
 
 
 class ApiError(Exception):
@@ -102,6 +110,16 @@ def client_from_env() -> ApiClient | None:
     if not url or not token.startswith(USER_TOKEN_PREFIX) or os.environ.get("AO_SESSION"):
         return None
     return ApiClient(url, token)
+
+
+def remote_refusal(command: str) -> str:
+    """Why ``ao <command>`` will not run here in remote mode, or "" when it may."""
+    if command not in LOCAL_DATA_COMMANDS or client_from_env() is None:
+        return ""
+    return (
+        f"`ao {command}` works on the ao host only, not over the API (AO_URL and AO_TOKEN are set): run it "
+        f"there, or unset AO_TOKEN to use this machine's ao"
+    )
 
 
 def _project_key(client: ApiClient, key: str | None) -> str:

@@ -85,3 +85,16 @@ def test_remote_status_watch_redraws_until_ctrl_c(remote) -> None:
     assert first["mode"] == second["mode"] == "remote"
     assert "web-77" not in [s["id"] for s in first["sessions"]]
     assert "web-77" in [s["id"] for s in second["sessions"]]  # read again over the API, not a copy
+
+
+def test_commands_without_an_api_refuse_instead_of_using_the_local_database(remote, capsys) -> None:
+    from ao_site import cli
+    from sessions import apiclient
+
+    assert cli.main(["intake", "status"]) == 1
+    assert "`ao intake` works on the ao host only, not over the API" in capsys.readouterr().err
+    assert "unset AO_TOKEN" in apiclient.remote_refusal("token")
+    assert apiclient.remote_refusal("spawn") == ""  # goes over the API
+    # every ao command is one of: over the API, refused remotely, or about this machine
+    known = apiclient.REMOTE_COMMANDS | apiclient.LOCAL_DATA_COMMANDS | apiclient.HOST_COMMANDS
+    assert set(cli.ao_commands()) <= known, set(cli.ao_commands()) - known
