@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 PID_FILE_NAME = "ao.pid"
 HOST_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -304,7 +305,9 @@ def git_toplevel(path: Path) -> Path | None:
 
 
 def config_load_and_apply(stdout, stderr) -> None:
-    """Find (or, in a git repo, create) the config, load it and apply it to the database.
+    """Find (or, in a git repo, create) the config, load it and apply it to the database if it
+    changed since it was last applied (its sha256 differs from the recorded one): an unchanged
+    file is only checked, so edits made in the admin survive a restart.
 
     A ConfigError prints each problem on its own line and exits with status 2.
     """
@@ -324,13 +327,20 @@ def config_load_and_apply(stdout, stderr) -> None:
             path = config.config_init(repo=repo)
             stdout.write(f"Created {path} for {repo}")
         loaded = config.config_load(path)
-        notes = services.config_apply(config=loaded, source=str(path))
+        applied = services.config_applied(config=loaded)
+        notes = (
+            [] if applied else services.config_apply(config=loaded, source=str(path), applied_by="ao start")
+        )
     except config.ConfigError as exc:
         where = f"the config {path}" if path is not None else "the ao config"
         stderr.write(f"ao: {where} has problems — fix them and run `ao start` again:")
         for problem in exc.problems:
             stderr.write(f"  {problem}")
         raise SystemExit(EXIT_CONFIG) from None
+    if applied:
+        when = timezone.localtime(applied.applied_at).strftime("%Y-%m-%d %H:%M")
+        stdout.write(f"Config: {path} (unchanged since {when}; edits made in the admin are kept)")
+        return
     stdout.write(f"Config: {path}")
     for note in notes:
         stdout.write(f"  {note}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import hashlib
 import json
 import os
 import re
@@ -380,6 +381,8 @@ class AoConfig(_Model):
     )
 
     _source: Path | None = PrivateAttr(default=None)
+    _name: str = PrivateAttr(default="")
+    _sha256: str = PrivateAttr(default="")
     _warnings: list[ConfigProblem] = PrivateAttr(default_factory=list)
     _lines: dict[tuple, int] = PrivateAttr(default_factory=dict)
 
@@ -387,6 +390,16 @@ class AoConfig(_Model):
     def source(self) -> Path | None:
         """The file this config was loaded from (None unless made by config_load)."""
         return self._source
+
+    @property
+    def sha256(self) -> str:
+        """The sha256 of the bytes loaded ("" unless made by config_load or config_load_text)."""
+        return self._sha256
+
+    @property
+    def name(self) -> str:
+        """The file name shown in problems (the path, or the uploaded file's name)."""
+        return self._name
 
     @property
     def warnings(self) -> list[ConfigProblem]:
@@ -496,7 +509,7 @@ class _Loader(yaml.SafeLoader):
             self._depth -= 1
 
 
-def _read_text(path: Path, file: str) -> str:
+def _read_bytes(path: Path, file: str) -> bytes:
     try:
         info = path.stat()
     except FileNotFoundError:
@@ -509,9 +522,12 @@ def _read_text(path: Path, file: str) -> str:
         raise _problem_error(file, f"file is {info.st_size} bytes; the limit is {MAX_CONFIG_BYTES} (1 MiB)")
     try:
         with path.open("rb") as handle:
-            raw = handle.read(MAX_CONFIG_BYTES + 1)
+            return handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise _problem_error(file, f"cannot read the file: {exc}") from None
+
+
+def _decode(raw: bytes, file: str) -> str:
     if len(raw) > MAX_CONFIG_BYTES:
         raise _problem_error(file, f"file is larger than the limit of {MAX_CONFIG_BYTES} bytes (1 MiB)")
     try:
@@ -718,7 +734,7 @@ def _validate_piece(model: type[BaseModel], data: Any) -> Any:
     return None
 
 
-def _resolve_path(raw: str, base_dir: Path, where: tuple, out: _Collector) -> Path | None:
+def _resolve_path(raw: str, base_dir: Path | None, where: tuple, out: _Collector) -> Path | None:
     if not raw.strip():
         out.add(where, "must not be empty")
         return None
@@ -728,6 +744,13 @@ def _resolve_path(raw: str, base_dir: Path, where: tuple, out: _Collector) -> Pa
     expanded = Path(os.path.expanduser(raw))
     if raw.startswith("~") and not expanded.is_absolute():
         out.add(where, f"{raw[:200]!r}: cannot expand '~' (unknown user?)")
+        return None
+    if base_dir is None and not expanded.is_absolute():
+        out.add(
+            where,
+            f"{raw[:200]!r} is relative, and an uploaded file has no directory: write the absolute path "
+            "on the server (the admin's export does)",
+        )
         return None
     candidate = expanded if expanded.is_absolute() else base_dir / expanded
     shown_raw = repr(raw) if len(raw) <= 200 else repr(raw[:100] + "..." + raw[-20:])
@@ -787,7 +810,7 @@ def _validate_plugin(
 
 
 def _resolve(
-    config: AoConfig | None, data: dict, base_dir: Path, out: _Collector, *, reference: bool
+    config: AoConfig | None, data: dict, base_dir: Path | None, out: _Collector, *, reference: bool
 ) -> AoConfig | None:
     """Semantic checks (keys, paths, prefixes, plugins); returns the effective config."""
     from sessions.models import PROJECT_KEY_RE, SESSION_PREFIX_RE
@@ -957,10 +980,28 @@ def config_load(path: Path | str) -> AoConfig:
 
     The result is the effective config: project paths resolved, session prefixes and plugins
     filled in from defaults, plugin settings validated by their plugins. Never touches the database.
+    ``sha256`` is the digest of the bytes read (what ``ao start`` compares to decide whether the
+    file changed since it was last applied).
     """
     path = Path(path)
     file = str(path)
-    text = _read_text(path, file)
+    raw = _read_bytes(path, file)
+    effective = _load(raw, file, path.resolve().parent, reference=_is_reference_file(path))
+    effective._source = path.resolve()
+    return effective
+
+
+def config_load_text(raw: bytes | str, *, name: str) -> AoConfig:
+    """Validate config text that is not a file on the server (an upload in the admin), exactly as
+    ``config_load`` does, except that a relative project ``path`` is a problem (there is no file
+    directory to resolve it from). ``name`` is shown in problems; ``source`` stays None."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8")
+    return _load(raw, name, None, reference=_is_reference_file(Path(name)))
+
+
+def _load(raw: bytes, file: str, base_dir: Path | None, *, reference: bool) -> AoConfig:
+    text = _decode(raw, file)
     data, lines, parse_problems = _parse(text, file)
     out = _Collector(file, lines)
     out.problems.extend(parse_problems)
@@ -970,20 +1011,19 @@ def config_load(path: Path | str) -> AoConfig:
         raise _problem_error(
             file, f"the top level must be a mapping with a 'projects' key, not {_describe(data)}", line=1
         )
-    reference = _is_reference_file(path)
     _check_keys(AoConfig, data, (), out, lenient=reference)
     try:
         config: AoConfig | None = AoConfig.model_validate(data)
     except ValidationError as exc:
         out.add_validation_error(exc, data)
         config = None
-    base_dir = path.resolve().parent
     effective = _resolve(config, data, base_dir, out, reference=reference)
     if out.problems or effective is None:
         raise ConfigError(out.sorted(out.problems))
-    effective._source = path.resolve()
     effective._warnings = out.sorted(out.warnings)
     effective._lines = lines
+    effective._sha256 = hashlib.sha256(raw).hexdigest()
+    effective._name = file
     return effective
 
 

@@ -758,3 +758,22 @@ class FlakyCheck(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project.key}: {self.name} ({self.reason})"
+
+
+class AppliedConfig(models.Model):
+    """The config file last applied to the database, by resolved path: its sha256 and when.
+
+    ``ao start`` applies the file only when its sha256 differs from the one recorded here, so
+    edits made in the admin survive restarts; ``ao config apply`` always applies (and records).
+    """
+
+    path = models.CharField(max_length=1024, unique=True)
+    sha256 = models.CharField(max_length=64)
+    applied_at = models.DateTimeField()
+    applied_by = models.CharField(max_length=100, blank=True, help_text="ao start, ao config apply, ...")
+
+    class Meta:
+        ordering = ["-applied_at"]
+
+    def __str__(self) -> str:
+        return f"{self.path} ({self.sha256[:12]}, {self.applied_at:%Y-%m-%d %H:%M})"

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from sessions import audit, lifecycle, realtime
 from sessions.lifecycle import CIState, Facts, PRFacts, PRState, ReviewDecision, Zone
-from sessions.models import Actor, Event, Project, Session
+from sessions.models import Actor, AppliedConfig, Event, Project, Session
 
 SWEEP_LEASE = timedelta(minutes=5)
 
@@ -204,19 +204,32 @@ def projects_due_for_sweep(*, now: datetime | None = None) -> list[int]:
     return due
 
 
-def config_apply(*, config, source: Path) -> list[str]:
-    """Create or update the Project rows of a loaded config (``sessions.config.config_load``).
+def config_applied(*, config) -> AppliedConfig | None:
+    """The record of this config's file if it was last applied with the same sha256 (unchanged
+    since), else None. Always None for an upload (no file on the server)."""
+    if config.source is None or not config.sha256:
+        return None
+    return AppliedConfig.objects.filter(path=str(config.source), sha256=config.sha256).first()
+
+
+def config_apply(*, config, source: Path | str, applied_by: str = "") -> list[str]:
+    """Create or update the Project rows of a loaded config (``sessions.config.config_load``, or
+    ``config_load_text`` for an upload), and its notifiers and routing.
 
     One transaction: either every project is written or none is. Projects in the database but
     not in the file are left alone and reported. A session prefix already held by another
     project (in the file or in the database) is a ConfigError and nothing is written.
+    A config loaded from a file is recorded (path, sha256, when, ``applied_by``) in AppliedConfig:
+    ``ao start`` skips a file whose sha256 is unchanged. An upload keeps each existing project's
+    ``config_source`` (the file that still defines it) and gives new projects none.
     Returns human-readable lines describing what changed.
     """
     from sessions.config import ConfigError, ConfigProblem
 
-    if config.source is None:
+    if not config.sha256:
         raise ValueError("config_apply needs a config returned by sessions.config.config_load")
     file = str(source)
+    uploaded = config.source is None
     labels = {
         "name": "name",
         "repo": "repo",
@@ -278,6 +291,8 @@ def config_apply(*, config, source: Path) -> list[str]:
             "config_source": file,
             **orchestrator_fields(spec),
         }
+        if uploaded:
+            del wanted[key]["config_source"]
 
     def problem(key: str, message: str, *where: str) -> ConfigProblem:
         path = ("projects", key, *where)
@@ -360,6 +375,11 @@ def config_apply(*, config, source: Path) -> list[str]:
         from reactions.notify import notifiers_apply
 
         changes.extend(notifiers_apply(config))
+        if not uploaded:
+            AppliedConfig.objects.update_or_create(
+                path=str(config.source),
+                defaults={"sha256": config.sha256, "applied_at": timezone.now(), "applied_by": applied_by},
+            )
         audit.record(action="config.apply", target=("config", file), data={"changes": changes})  # audit
     return changes
 

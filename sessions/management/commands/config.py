@@ -41,7 +41,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"{path}: OK ({len(loaded.projects)} projects)")
                 return
             with cli_audit():
-                notes = services.config_apply(config=loaded, source=str(path))
+                notes = services.config_apply(config=loaded, source=str(path), applied_by="ao config apply")
         except config.ConfigError as exc:  # the file, or a clash with the database (apply)
             for problem in exc.problems:
                 self.stderr.write(str(problem))
