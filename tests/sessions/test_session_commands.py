@@ -264,3 +264,14 @@ def test_a_spawn_that_does_not_start_fails_the_command(project):
     with pytest.raises(CommandError, match="1 of 1 spawns failed"):
         call_command("batch-spawn", "1", stdout=out, stderr=err)
     assert "1: web-2 did not start: custom agent:" in err.getvalue()
+
+
+def test_the_cli_refuses_the_process_runtime_whose_agents_would_die_with_it(project):
+    project.runtime = "process"
+    project.save()
+
+    with pytest.raises(
+        CommandError, match="uses the process runtime, whose agents live inside the ao process"
+    ):
+        call_command("spawn", "--prompt", "do things")
+    assert not Session.objects.exists()  # nothing half-started

@@ -35,6 +35,18 @@ def cli_errors():
         raise CommandError(message) from exc
 
 
+def refuse_runtime_without_a_server(project) -> None:
+    """The ``process`` runtime keeps an agent as a child of the process that starts it; from the CLI
+    (which starts agents itself, inline) that agent would die with the command. Say so instead."""
+    from django.conf import settings
+
+    if project.plugin_key("runtime") == "process" and settings.CELERY_TASK_ALWAYS_EAGER:
+        raise CommandError(
+            f"project {project.key} uses the process runtime, whose agents live inside the ao process that "
+            "starts them: start them from the dashboard or API of the running `ao start`, or use runtime: tmux"
+        )
+
+
 def get_session(session_id: str) -> Session:
     try:
         validate_session_id(session_id)

@@ -7,6 +7,7 @@ from sessions.management.commands._common import (
     DOMAIN_ERRORS,
     cli_audit,
     cli_errors,
+    refuse_runtime_without_a_server,
     remote_client,
     remote_errors,
 )
@@ -37,6 +38,7 @@ class Command(BaseCommand):
             return
         with cli_errors():
             project = selectors.project_resolve(key=options["project"])
+            refuse_runtime_without_a_server(project)
         failures = 0
         for ref in dict.fromkeys(options["issues"]):  # each issue once, in the order given
             try:

@@ -11,6 +11,7 @@ from sessions.management.commands._common import (
     cli_audit,
     cli_errors,
     get_session,
+    refuse_runtime_without_a_server,
     remote_client,
     remote_errors,
 )
@@ -99,6 +100,7 @@ class Command(BaseCommand):
 
     def _restore(self, options):
         session = get_session(options["session"])
+        refuse_runtime_without_a_server(session.project)
         with cli_errors():
             agents.session_restore(session=session, actor=Actor.USER)
         session.refresh_from_db()

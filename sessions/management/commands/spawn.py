@@ -3,7 +3,13 @@ from django.core.management.base import BaseCommand, CommandError
 from sessions import apiclient, selectors
 from sessions.agents import session_spawn
 from sessions.lifecycle import Phase
-from sessions.management.commands._common import cli_audit, cli_errors, remote_client, remote_errors
+from sessions.management.commands._common import (
+    cli_audit,
+    cli_errors,
+    refuse_runtime_without_a_server,
+    remote_client,
+    remote_errors,
+)
 from sessions.models import Actor
 
 
@@ -26,6 +32,7 @@ class Command(BaseCommand):
             return
         with cli_errors(), cli_audit():
             project = selectors.project_resolve(key=options["project"])
+            refuse_runtime_without_a_server(project)
             session = session_spawn(
                 project=project,
                 issue_ref=options["issue"],
