@@ -10,9 +10,10 @@ from reactions.models import (
     NotifierInstance,
     ReactionAttempt,
 )
+from sessions.admin_audit import AuditedModelAdmin
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(AuditedModelAdmin):
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
@@ -24,7 +25,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(ReactionAttempt)
-class ReactionAttemptAdmin(admin.ModelAdmin):
+class ReactionAttemptAdmin(AuditedModelAdmin):
     list_display = ("session", "rule", "fingerprint", "attempts", "escalated", "last_at")
     list_filter = ("rule", "escalated")
     search_fields = ("session__id", "rule", "fingerprint")

@@ -10,7 +10,9 @@ import yaml
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.models import Group
 from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -20,6 +22,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from integrations.registry import ConfigurationError, registry_for
 from sessions import audit
+from sessions.admin_audit import AuditedAdminMixin, AuditedModelAdmin
 from sessions.models import (
     ApiToken,
     AuditEntry,
@@ -91,7 +94,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(AuditedModelAdmin):
     form = ProjectAdminForm
     list_display = ("key", "repo", "session_prefix", "agent", "runtime", "tracker", "scm", "max_sessions")
     search_fields = ("key", "repo", "path")
@@ -216,7 +219,7 @@ def config_yaml_for(projects) -> str:
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(AuditedModelAdmin):
     list_display = ("user", "project", "role", "created_at")
     list_filter = ("role", "project")
     search_fields = ("user__username", "project__key")
@@ -247,8 +250,17 @@ if admin.site.is_registered(User):
 
 
 @admin.register(User)
-class AoUserAdmin(DjangoUserAdmin):
+class AoUserAdmin(AuditedAdminMixin, DjangoUserAdmin):
     inlines = [UserMembershipInline, UserApiTokenInline]
+
+
+if admin.site.is_registered(Group):
+    admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class AoGroupAdmin(AuditedAdminMixin, DjangoGroupAdmin):
+    """Django's group admin, audited like the rest."""
 
 
 # --- API tokens -----------------------------------------------------------------------------------
@@ -259,11 +271,12 @@ class ApiTokenAddForm(forms.ModelForm):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(AuditedModelAdmin):
     list_display = ("name", "user", "prefix", "created_at", "last_used_at", "revoked_at")
     list_filter = ("revoked_at",)
     search_fields = ("name", "prefix", "user__username")
     actions = ["revoke"]
+    audit_saves = False  # api_token_create / api_token_revoke record token.create / token.revoke
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
@@ -333,7 +346,7 @@ class SecretForm(forms.ModelForm):
 
 
 @admin.register(Secret)
-class SecretAdmin(admin.ModelAdmin):
+class SecretAdmin(AuditedModelAdmin):
     """Write-only: the list and the form show the name and when it changed, never the value."""
 
     form = SecretForm
@@ -341,6 +354,7 @@ class SecretAdmin(admin.ModelAdmin):
     search_fields = ("name",)
     fields = ("name", "replace", "updated_at")
     readonly_fields = ("updated_at",)
+    audit_saves = False  # secrets.secret_set records secret.create / secret.replace
 
     def get_readonly_fields(self, request, obj=None):
         return ("name", "updated_at") if obj is not None else ("updated_at",)
@@ -354,14 +368,10 @@ class SecretAdmin(admin.ModelAdmin):
             obj.pk, obj.ciphertext = row.pk, row.ciphertext
             obj._state.adding = False
 
-    def delete_model(self, request, obj):
-        audit.record(action="secret.delete", target=obj)
-        super().delete_model(request, obj)
-
 
 # --- audit ----------------------------------------------------------------------------------------
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(AuditedModelAdmin):
     list_display = ("at", "actor_kind", "actor_user", "actor_name", "source", "action", "target", "project")
     list_filter = ("actor_kind", "source", "action", "project")
     search_fields = ("action", "target_id", "actor_name", "actor_user__username")
@@ -383,7 +393,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
 # --- sessions and their facts ---------------------------------------------------------------------
 @admin.register(Session)
-class SessionAdmin(admin.ModelAdmin):
+class SessionAdmin(AuditedModelAdmin):
     list_display = ("id", "project", "kind", "status", "zone", "agent", "issue_ref", "created_at")
     list_filter = ("project", "kind", "zone", "status", "agent")
     search_fields = ("id", "issue_ref", "issue_title", "branch")
@@ -402,14 +412,14 @@ class ReviewThreadInline(admin.TabularInline):
 
 
 @admin.register(PullRequest)
-class PullRequestAdmin(admin.ModelAdmin):
+class PullRequestAdmin(AuditedModelAdmin):
     list_display = ("__str__", "session", "state", "ci_state", "review_decision", "mergeable")
     list_filter = ("project", "state", "ci_state", "review_decision")
     inlines = [CheckRunInline, ReviewThreadInline]
 
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(AuditedModelAdmin):
     list_display = ("created_at", "project", "session", "kind", "actor", "actor_name", "summary")
     list_filter = ("project", "kind", "actor")
     search_fields = ("summary", "session__id")
@@ -423,7 +433,7 @@ class EventAdmin(admin.ModelAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(AuditedModelAdmin):
     list_display = ("created_at", "session", "sender", "state", "attempts")
     list_filter = ("state", "sender")
 
@@ -433,7 +443,7 @@ from sessions.models import ChatIdentity, FlakyCheck  # noqa: E402 -- kept with 
 
 
 @admin.register(ChatIdentity)
-class ChatIdentityAdmin(admin.ModelAdmin):
+class ChatIdentityAdmin(AuditedModelAdmin):
     """Which Slack or Telegram account is which ao user: only mapped accounts may use chat commands."""
 
     list_display = ("platform", "external_id", "user", "note", "created_at")
@@ -443,7 +453,7 @@ class ChatIdentityAdmin(admin.ModelAdmin):
 
 
 @admin.register(FlakyCheck)
-class FlakyCheckAdmin(admin.ModelAdmin):
+class FlakyCheckAdmin(AuditedModelAdmin):
     """Checks ao treats as flaky (agents are not sent to fix them); delete a row to clear the flag."""
 
     list_display = ("detected_at", "project", "name", "reason", "head_sha", "detail")

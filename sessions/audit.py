@@ -23,7 +23,7 @@ from django.db import models
 log = logging.getLogger(__name__)
 
 USER, BOT, ORCHESTRATOR, AGENT, SYSTEM = "user", "bot", "orchestrator", "agent", "system"
-BROWSER, API, CLI, WEBHOOK = "browser", "api", "cli", "webhook"
+BROWSER, API, CLI, WEBHOOK, ADMIN = "browser", "api", "cli", "webhook", "admin"
 
 
 @dataclass(frozen=True)
@@ -119,8 +119,18 @@ def cli_context_kwargs() -> dict[str, Any]:
     return {"actor": USER, "actor_name": name}
 
 
+def _admin_prefix() -> str:
+    from django.urls import NoReverseMatch, reverse
+
+    try:
+        return reverse("admin:index")
+    except NoReverseMatch:
+        return "\0"  # no admin: no path starts with it
+
+
 class AuditContextMiddleware:
-    """Browser requests (pages, HTMX actions, admin): actions are the signed-in person's.
+    """Browser requests (pages, HTMX actions, the admin): actions are the signed-in person's,
+    from the source ``admin`` under the admin's URL (``sessions.admin_audit``), else ``browser``.
 
     The API sets its own context per request (token, bot or person; ``sessions.api.views``),
     which takes precedence inside its views.
@@ -130,5 +140,6 @@ class AuditContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        with audit_context(source=BROWSER, user=lambda: getattr(request, "user", None)):
+        source = ADMIN if request.path.startswith(_admin_prefix()) else BROWSER
+        with audit_context(source=source, user=lambda: getattr(request, "user", None)):
             return self.get_response(request)

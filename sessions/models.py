@@ -456,6 +456,7 @@ class AuditEntry(models.Model):
         API = "api", "API"
         CLI = "cli", "CLI"
         WEBHOOK = "webhook", "Webhook"
+        ADMIN = "admin", "Admin"
         SYSTEM = "system", "System"
 
     actor_user = models.ForeignKey(

@@ -121,7 +121,7 @@ def test_secrets_are_encrypted_and_write_only(world, client) -> None:
     client.post(f"/admin/agent_sessions/secret/{row.pk}/change/", {"replace": "ghp_new"})
     assert secrets.secret_value("github-prod") == "ghp_new"
     entry = AuditEntry.objects.filter(action="secret.replace").get()
-    assert (entry.source, entry.actor_user) == ("browser", world.users["root"])
+    assert (entry.source, entry.actor_user) == ("admin", world.users["root"])
     assert "ghp_" not in json.dumps(entry.data)
 
 
@@ -190,7 +190,7 @@ def test_admin_import_config(world, client, tmp_path) -> None:
     assert response.status_code == 302, response.content[:2000]
     assert Project.objects.filter(key="shop", path=str(repo)).exists()
     entry = AuditEntry.objects.get(action="config.apply")
-    assert entry.source == "browser"
+    assert entry.source == "admin"
     bad = client.post(
         "/admin/agent_sessions/project/import-config/", {"path": str(tmp_path / "missing.yaml")}
     )
