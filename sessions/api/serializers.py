@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from integrations.registry import agents as agent_registry
-from reactions.models import Notification, ReactionAttempt
+from reactions.models import Notification, NotificationDelivery, ReactionAttempt
 from sessions import selectors
 from sessions.lifecycle import Reported, Status, Zone
 from sessions.models import (
@@ -291,6 +291,18 @@ class MergeResponseSerializer(serializers.Serializer):
     state = serializers.CharField()
 
 
+class ReviewSerializer(serializers.Serializer):
+    decision = serializers.ChoiceField(choices=["approve", "request_changes", "comment"])
+    body = CleanTextField(what="body", max_chars=65536, required=False, allow_empty=True, default="")
+
+
+class ReviewResponseSerializer(serializers.Serializer):
+    session = serializers.CharField()
+    number = serializers.IntegerField()
+    state = serializers.CharField(help_text="the review stored: approved, changes_requested, commented")
+    review_decision = serializers.CharField(help_text="the PR's review decision after it")
+
+
 # --- timeline, messages, reactions, notifications, audit ---------------------------------------
 class EventSerializer(serializers.ModelSerializer):
     project = serializers.SlugRelatedField(slug_field="key", read_only=True)
@@ -362,10 +374,29 @@ class ReactionAttemptSerializer(serializers.ModelSerializer):
         ]
 
 
+class NotificationDeliverySerializer(serializers.ModelSerializer):
+    """One notifier's delivery of a notification: failures are visible to every member."""
+
+    state = serializers.ChoiceField(
+        source="shown_state",
+        read_only=True,
+        choices=["pending", "retrying", "sent", "failed"],
+        help_text="retrying: a try failed and another is scheduled",
+    )
+    error = serializers.CharField(
+        source="shown_error", read_only=True, help_text="the last error (URLs reduced to their host)"
+    )
+
+    class Meta:
+        model = NotificationDelivery
+        fields = ["notifier", "state", "attempts", "error", "updated_at"]
+
+
 class NotificationSerializer(serializers.ModelSerializer):
     project = serializers.SlugRelatedField(slug_field="key", read_only=True)
     session = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     read = serializers.SerializerMethodField()
+    deliveries = NotificationDeliverySerializer(many=True, read_only=True)
 
     class Meta:
         model = Notification
@@ -380,6 +411,7 @@ class NotificationSerializer(serializers.ModelSerializer):
             "url",
             "created_at",
             "read",
+            "deliveries",
         ]
 
     @extend_schema_field(OpenApiTypes.BOOL)

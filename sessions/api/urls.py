@@ -18,6 +18,7 @@ urlpatterns = [
     path("sessions/<str:session_id>/kill", views.SessionKillView.as_view(), name="api-kill"),
     path("sessions/<str:session_id>/restore", views.SessionRestoreView.as_view(), name="api-restore"),
     path("sessions/<str:session_id>/merge", views.SessionMergeView.as_view(), name="api-merge"),
+    path("sessions/<str:session_id>/review", views.SessionReviewView.as_view(), name="api-review"),
     path(
         "sessions/<str:session_id>/claim-pr", views.SessionClaimPullRequestView.as_view(), name="api-claim-pr"
     ),

@@ -24,6 +24,7 @@ from integrations.base import IntegrationError, PermanentIntegrationError
 from integrations.registry import ConfigurationError, plugin_for
 from reactions.models import Notification, ReactionAttempt
 from sessions import agents, audit, messaging, prsync, selectors, services
+from sessions import issues as issue_service
 from sessions.api import serializers as s
 from sessions.api.auth import AgentPrincipal, SessionTokenAuthentication
 from sessions.api.errors import Conflict, PayloadTooLarge
@@ -173,14 +174,11 @@ class IssueListView(AoAPIView):
         project = project_for(request, key, OPERATE)
         data = self.body(s.IssueCreateSerializer)
         try:
-            issue = plugin_for(project, "tracker").create_issue(
-                title=data["title"], body=data["body"], labels=data["labels"]
+            issue = issue_service.issue_create(
+                project=project, title=data["title"], body=data["body"], labels=data["labels"]
             )
         except PermanentIntegrationError as exc:
             raise Conflict(str(exc), code="not_supported") from exc
-        audit.record(
-            action="issue.create", target=("issue", issue.ref), project=project, data={"title": issue.title}
-        )
         return Response(_issue_data(issue, {}), status=status.HTTP_201_CREATED)
 
 
@@ -374,6 +372,48 @@ class SessionMergeView(AoAPIView):
         )
 
 
+class SessionReviewView(AoAPIView):
+    """Approve, request changes on or comment on the session's PR (operator; `local` SCM only, else 409).
+    Requesting changes needs a ``body``. The review is on the timeline and the PR's facts are re-read."""
+
+    serializer_class = s.ReviewSerializer
+
+    @extend_schema(
+        operation_id="sessions_review", request=s.ReviewSerializer, responses=s.ReviewResponseSerializer
+    )
+    def post(self, request, session_id: str):
+        from sessions import reviews
+
+        session = session_for(request, session_id, OPERATE)
+        data = self.body(s.ReviewSerializer)
+        pr = getattr(session, "pull_request", None)
+        if pr is None:
+            raise Conflict(f"{session.id} has no pull request", code="no_pr")
+        try:
+            review = reviews.pull_request_review(
+                project=session.project,
+                number=pr.number,
+                state=reviews.DECISIONS[data["decision"]],
+                reviewer=request.user.get_username(),
+                body=data["body"],
+                **_actor_fields(request),
+                via="the API",
+            )
+        except reviews.ReviewNotSupported as exc:
+            raise Conflict(str(exc), code="not_supported") from exc
+        except (ValueError, PermanentIntegrationError) as exc:
+            raise Conflict(str(exc), code="review_refused") from exc
+        pr.refresh_from_db()
+        return Response(
+            {
+                "session": session.id,
+                "number": pr.number,
+                "state": review.state,
+                "review_decision": pr.review_decision,
+            }
+        )
+
+
 class SessionClaimPullRequestView(AoAPIView):
     """Link an existing PR (number or URL) to the session: its facts are read from the SCM and stored."""
 
@@ -472,6 +512,7 @@ class NotificationListView(AoListView):
         qs = (
             Notification.objects.filter(project__in=selectors.projects_visible_to(request.user))
             .select_related("project")
+            .prefetch_related("deliveries")
             .annotate(is_read=Exists(read))
         )
         unread = request.query_params.get("unread", "").lower()

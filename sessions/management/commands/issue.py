@@ -4,7 +4,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError, plugin_for
-from sessions import audit, selectors
+from sessions import issues as issue_service
+from sessions import selectors
 
 
 class Command(BaseCommand):
@@ -45,10 +46,9 @@ class Command(BaseCommand):
             tracker = plugin_for(project, "tracker")
             action = options["action"]
             if action == "add":
-                issue = tracker.create_issue(
-                    title=options["title"], body=options["body"], labels=options["labels"]
+                issue = issue_service.issue_create(
+                    project=project, title=options["title"], body=options["body"], labels=options["labels"]
                 )
-                audit.record(action="issue.create", target=("issue", issue.ref), project=project)
                 self.stdout.write(f"created #{issue.ref}: {issue.title}")
             elif action == "ls":
                 issues = tracker.list_issues(label=options["label"])

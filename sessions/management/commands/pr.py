@@ -19,8 +19,8 @@ from integrations import gitutil
 from integrations.registry import plugin_for
 from integrations.scm.local import LocalSCM
 from sessions import agent_client, selectors
-from sessions.management.commands._common import cli_errors, get_session
-from sessions.models import Project, Session
+from sessions.management.commands._common import cli_audit, cli_errors, get_session
+from sessions.models import Actor, Project, Session
 
 
 class Command(BaseCommand):
@@ -147,15 +147,22 @@ class Command(BaseCommand):
         self.stdout.write(json.dumps(_info_dict(infos[options["number"]]), indent=2))
 
     def _review(self, scm: LocalSCM, session: Session | None, options) -> None:
+        from sessions import reviews
+
+        as_agent = not options["reviewer"] and bool(os.environ.get("AO_SESSION"))
         reviewer = options["reviewer"] or os.environ.get("AO_SESSION") or getpass.getuser()
-        review = scm.review(
-            number=options["number"],
-            reviewer=reviewer,
-            state=options["state"],
-            body=options["body"],
-            path=options["path"],
-            line=options["line"],
-        )
+        with cli_audit():
+            review = reviews.pull_request_review(
+                project=scm.project,
+                number=options["number"],
+                reviewer=reviewer,
+                state=options["state"],
+                body=options["body"],
+                path=options["path"],
+                line=options["line"],
+                actor=Actor.AGENT if as_agent else Actor.USER,
+                via="ao pr review",
+            )
         self.stdout.write(f"PR #{options['number']}: {review.state.replace('_', ' ')} by {review.reviewer}")
 
     def _merge(self, scm: LocalSCM, session: Session | None, options) -> None:
