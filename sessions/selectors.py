@@ -124,3 +124,33 @@ def merge_blockers(session: Session) -> list[str]:
     if not blockers and session.status != Status.MERGEABLE:
         blockers.append(f"status is {session.get_status_display().lower()}")
     return blockers
+
+
+SCM_NAMES = {"github": "GitHub", "gitlab": "GitLab"}
+
+
+def scm_budgets_exhausted(projects, *, now=None) -> list[dict]:
+    """The projects whose SCM API budget is used up (``Project.scm_rate`` as the last sync saw it) until
+    a reset still to come: ``{"project", "scm", "reset_at"}`` each, for the board's banner. No queries."""
+    from datetime import UTC
+
+    from django.utils import timezone
+    from django.utils.dateparse import parse_datetime
+
+    now = now or timezone.now()
+    out = []
+    for project in projects:
+        rate = project.scm_rate or {}
+        if not rate.get("exhausted"):
+            continue
+        try:
+            reset_at = parse_datetime(rate.get("reset_at") or "")
+        except (TypeError, ValueError):
+            reset_at = None
+        if reset_at is not None and timezone.is_naive(reset_at):
+            reset_at = timezone.make_aware(reset_at, UTC)
+        if reset_at is not None and reset_at <= now:
+            continue  # the budget is back; the next sync records it
+        scm = SCM_NAMES.get(project.scm, project.scm)
+        out.append({"project": project, "scm": scm, "reset_at": reset_at})
+    return out

@@ -231,6 +231,7 @@ def _board_context(request: HttpRequest, *, project: Project | None) -> dict:
         "zones": [(z.value, z.label) for z in Zone],
         "ws_url": "/ws/board/" + (f"?{urlencode(ws_query)}" if ws_query else ""),
         "show_project": project is None and len(visible) > 1,
+        "scm_exhausted": selectors.scm_budgets_exhausted(scope),
         "can_spawn": project is not None and selectors.can(request.user, project, selectors.OPERATE),
         "needs_you_url": (
             reverse("sessions:project-needs-you", args=[project.key])
