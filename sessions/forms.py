@@ -69,3 +69,47 @@ class MessageForm(forms.Form):
         strip=False,
     )
     answers_prompt = forms.BooleanField(required=False, label="This answers the agent's permission prompt")
+
+
+class ReviewForm(forms.Form):
+    """A review of a `local` PR from the session page: Approve or Request changes (which needs a comment)."""
+
+    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("request_changes", "Request changes")])
+    body = forms.CharField(required=False, max_length=65536, label="Comment")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("decision") == "request_changes" and not (data.get("body") or "").strip():
+            raise forms.ValidationError("Requesting changes needs a comment saying what to change.")
+        return data
+
+
+class IssueForm(forms.Form):
+    """A new issue in the project's `local` tracker, from the spawn page."""
+
+    title = forms.CharField(
+        max_length=300, label="Title", widget=forms.TextInput(attrs={"placeholder": "Add dark mode"})
+    )
+    body = forms.CharField(
+        required=False,
+        max_length=65536,
+        label="Description (optional)",
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
+    labels = forms.CharField(
+        required=False,
+        max_length=500,
+        label="Labels (optional)",
+        help_text="comma-separated",
+        widget=forms.TextInput(attrs={"placeholder": "ui, agent:backlog"}),
+    )
+
+    def clean_title(self) -> str:
+        return " ".join(self.cleaned_data["title"].split())
+
+    def clean_labels(self) -> list[str]:
+        labels = [label.strip() for label in self.cleaned_data["labels"].split(",")]
+        labels = list(dict.fromkeys(label for label in labels if label))
+        if len(labels) > 20 or any(len(label) > 50 for label in labels):
+            raise forms.ValidationError("At most 20 labels of at most 50 characters each.")
+        return labels

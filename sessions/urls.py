@@ -1,6 +1,6 @@
 from django.urls import path
 
-from sessions import views
+from sessions import views, views_review
 
 app_name = "sessions"
 
@@ -12,6 +12,7 @@ urlpatterns = [
     path("p/<slug:key>/needs-you/", views.project_needs_you, name="project-needs-you"),
     path("p/<slug:key>/spawn/", views.spawn, name="spawn"),
     path("p/<slug:key>/spawn/batch/", views.spawn_batch, name="spawn-batch"),
+    path("p/<slug:key>/issues/add/", views_review.issue_add, name="issue-add"),
     path("p/<slug:key>/orchestrator/", views.orchestrator, name="orchestrator"),
     path("p/<slug:key>/orchestrator/start/", views.orchestrator_start_view, name="orchestrator-start"),
     path("p/<slug:key>/orchestrator/stop/", views.orchestrator_stop_view, name="orchestrator-stop"),
@@ -22,4 +23,5 @@ urlpatterns = [
     path("s/<str:session_id>/kill/", views.session_kill_view, name="kill"),
     path("s/<str:session_id>/restore/", views.session_restore_view, name="restore"),
     path("s/<str:session_id>/merge/", views.session_merge, name="merge"),
+    path("s/<str:session_id>/review/", views_review.session_review, name="review"),
 ]
