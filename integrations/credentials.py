@@ -3,9 +3,11 @@
 Every credential-bearing plugin setting comes in two forms: ``<what>_env`` names an environment
 variable of ao's processes, ``<what>_secret`` names a secret stored in ao (encrypted, write-only:
 the admin under Secrets, or ``ao secret set NAME``). A plugin declares the secret form with
-:func:`SecretName`, refuses both forms at once with :func:`one_source`, and reads the value with
-:func:`credential` each time it needs it, so a secret replaced in the admin is used on the next
-call without a restart.
+:func:`SecretName` and the variable form with :func:`EnvName` (or names the setting ``*_env``),
+refuses both forms at once with :func:`one_source`, and reads the value with :func:`credential`
+each time it needs it, so a secret replaced in the admin is used on the next call without a
+restart. :func:`env_settings` finds the variables a plugin's settings name: ao removes them from
+every agent's environment.
 
 Values never appear in an error message or a log line: only the variable's or the secret's name.
 """
@@ -25,6 +27,8 @@ SECRET_NAME_RE = re.compile(r"[-a-zA-Z0-9_]{1,100}")
 # A token pasted where its *name* belongs; refused so that it never shows up in an error.
 TOKEN_LIKE_RE = re.compile(r"(gh[pousr]_|github_pat_|lin_api_|lin_oauth_|xox[abposr]-|sk-)", re.IGNORECASE)
 NAME_REF_MARK = "x-ao-secret"
+ENV_REF_MARK = "x-ao-env"
+ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class CredentialUnavailable(PermanentIntegrationError):
@@ -43,6 +47,38 @@ class _ErrorFactory(Protocol):
 def SecretName(description: str) -> Any:
     """A plugin setting holding the *name* of a stored secret (not its value)."""
     return Field(default=None, description=description, json_schema_extra={NAME_REF_MARK: True})
+
+
+def EnvName(description: str, default: str | None = None) -> Any:
+    """A plugin setting holding the *name* of an environment variable that holds a credential."""
+    return Field(default=default, description=description, json_schema_extra={ENV_REF_MARK: True})
+
+
+def env_settings(config: BaseModel) -> dict[str, str]:
+    """The settings of ``config`` naming an environment variable that holds a credential:
+    {setting: variable}. The one place that knows: settings declared with :func:`EnvName`, and by
+    convention (third-party plugins) any setting named ``*_env`` holding a variable name."""
+    found = {}
+    for key, field in type(config).model_fields.items():
+        extra = field.json_schema_extra
+        marked = isinstance(extra, dict) and bool(extra.get(ENV_REF_MARK))
+        value = getattr(config, key, None)
+        if (marked or key.endswith("_env")) and isinstance(value, str) and ENV_NAME_RE.fullmatch(value):
+            found[key] = value
+    return found
+
+
+def env_settings_raw(settings: dict[str, Any]) -> set[str]:
+    """The variables named by unvalidated settings (a plugin that cannot be loaded or whose
+    settings no longer validate), by the naming convention only: ``*_env`` / ``*Env`` keys."""
+    return {
+        value
+        for key, value in (settings or {}).items()
+        if isinstance(key, str)
+        and (key.endswith("_env") or key.endswith("Env"))
+        and isinstance(value, str)
+        and ENV_NAME_RE.fullmatch(value)
+    }
 
 
 def secret_name(value: str | None) -> str | None:

@@ -281,7 +281,8 @@ def worker_prompt(session: Session) -> str:
 
 
 # ao's own credentials and internals: removed from an agent's environment (the agent's own
-# model API keys, e.g. ANTHROPIC_API_KEY, pass through untouched).
+# model API keys, e.g. ANTHROPIC_API_KEY, pass through untouched). AO_TOKEN and AO_URL are
+# replaced by the session's own.
 AO_INTERNAL_ENV = (
     "AO_SECRET_KEY",
     "DATABASE_URL",
@@ -294,21 +295,77 @@ AO_INTERNAL_ENV = (
     "AO_TELEGRAM_SECRET_TOKEN",
     "AO_TELEGRAM_BOT_TOKEN",
 )
-AO_SERVICE_TOKENS = ("GITHUB_TOKEN", "GH_TOKEN", "GH_ENTERPRISE_TOKEN", "LINEAR_API_KEY", "SLACK_WEBHOOK_URL")
+# The usual names of SCM/tracker tokens (passed on with passTokensToAgents) and of notifier URLs
+# (never passed on), removed even when no plugin setting names them.
+AO_SERVICE_TOKENS = ("GITHUB_TOKEN", "GH_TOKEN", "GH_ENTERPRISE_TOKEN", "LINEAR_API_KEY")
+AO_NOTIFIER_ENV = ("SLACK_WEBHOOK_URL",)
+# The slots whose settings may name ao's credentials; the agent's own settings name the
+# agent's own keys, which it needs.
+CREDENTIAL_SLOTS = ("tracker", "scm", "runtime", "workspace")
+TOKEN_SLOTS = ("tracker", "scm")  # what passTokensToAgents passes on
+# Never removed, whatever a (mis)configured setting names: the agent cannot run without them.
+ESSENTIAL_ENV = frozenset({"PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "LANG", "TMPDIR"})
+
+
+def _named_env(registry, key: str, plugin_settings: dict, *, where: str) -> set[str]:
+    """The environment variables a plugin's settings name (``credentials.env_settings``); by the
+    naming convention alone when they cannot be validated (unknown plugin, stale settings)."""
+    from integrations.credentials import env_settings, env_settings_raw
+
+    if not key:
+        return set()
+    try:
+        config = registry.validate_settings(key, plugin_settings, where=where)
+    except ConfigurationError:
+        return env_settings_raw(plugin_settings)
+    return set(env_settings(config).values())
+
+
+def project_credential_env(project: Project, slots=CREDENTIAL_SLOTS) -> set[str]:
+    """The variables holding credentials that the project's plugin settings name."""
+    names: set[str] = set()
+    for slot in slots:
+        names |= _named_env(
+            registry_for(slot),
+            project.plugin_key(slot),
+            project.settings_for(slot),
+            where=f"projects.{project.key}.{slot}",
+        )
+    return names
+
+
+def credential_env_names() -> set[str]:
+    """Every variable holding a credential of ao: named by any project's plugin settings or any
+    notifier instance's, plus the usual names of service tokens and ao's own secrets."""
+    from reactions.models import NotifierInstance
+
+    names = set(AO_INTERNAL_ENV) | set(AO_SERVICE_TOKENS) | set(AO_NOTIFIER_ENV)
+    for project in Project.objects.all():
+        names |= project_credential_env(project)
+    notifier_registry = registry_for("notifier")
+    for instance in NotifierInstance.objects.all():
+        names |= _named_env(
+            notifier_registry, instance.plugin, instance.settings or {}, where=f"notifiers.{instance.name}"
+        )
+    return names
 
 
 def agent_environment(session: Session, *, token: str) -> dict[str, str | None]:
-    """The agent's environment on top of the runtime's: its identity for `ao report`, and ao's
-    own secrets removed (None) unless the project passes its SCM/tracker tokens on."""
-    env: dict[str, str | None] = dict.fromkeys(AO_INTERNAL_ENV)
-    if not session.project.pass_tokens_to_agents:
-        env.update(dict.fromkeys(AO_SERVICE_TOKENS))
+    """The agent's environment on top of the runtime's: its identity for `ao report`, and every
+    credential of ao removed (None): ao's own secrets, and every variable a plugin setting of any
+    project or notifier names. With passTokensToAgents, the project's own SCM/tracker tokens stay."""
+    project = session.project
+    removed = credential_env_names()
+    if project.pass_tokens_to_agents:
+        removed -= set(AO_SERVICE_TOKENS) | project_credential_env(project, TOKEN_SLOTS)
+        removed |= set(AO_INTERNAL_ENV)
+    env: dict[str, str | None] = dict.fromkeys(sorted(removed - ESSENTIAL_ENV))
     ao_bin = str(Path(sys.executable).parent)
     path = os.environ.get("PATH", "")
     env.update(
         PATH=path if ao_bin in path.split(os.pathsep) else os.pathsep.join([ao_bin, path]),
         AO_SESSION=session.id,
-        AO_PROJECT=session.project.key,
+        AO_PROJECT=project.key,
         AO_ISSUE=session.issue_ref,
         AO_URL=settings.AO_URL,
         AO_TOKEN=token,

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from integrations.base import PermanentIntegrationError, PluginConfig
-from integrations.credentials import SecretName, credential, one_source, secret_name
+from integrations.credentials import EnvName, SecretName, credential, one_source, secret_name
 from integrations.github.client import (
     DEFAULT_BASE_URL,
     GitHubAuthError,
@@ -48,7 +48,7 @@ class GitHubSettings(PluginConfig):
         DEFAULT_BASE_URL,
         description="API root: https://api.github.com, or https://HOST/api/v3 for GitHub Enterprise Server",
     )
-    token_env: str = Field("GITHUB_TOKEN", description="environment variable holding the token")
+    token_env: str = EnvName("environment variable holding the token", default="GITHUB_TOKEN")
     token_secret: str | None = SecretName(
         "name of the secret stored in ao holding the token (not with token_env)"
     )

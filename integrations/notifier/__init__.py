@@ -32,7 +32,14 @@ from integrations.base import (
     PluginConfig,
     TransientIntegrationError,
 )
-from integrations.credentials import SecretName, credential, credential_source, one_source, secret_name
+from integrations.credentials import (
+    EnvName,
+    SecretName,
+    credential,
+    credential_source,
+    one_source,
+    secret_name,
+)
 
 PRIORITIES = ("urgent", "action", "warning", "info")
 USER_AGENT = "ao-notifier/1"
@@ -121,7 +128,7 @@ class WebhookURLConfig(NotifierConfig):
     webhook_url: str | None = Field(
         default=None, description="The webhook URL (prefer webhook_url_env or webhook_url_secret)."
     )
-    webhook_url_env: str | None = Field(default=None, description="Environment variable holding the URL.")
+    webhook_url_env: str | None = EnvName("Environment variable holding the URL.")
     webhook_url_secret: str | None = SecretName("Name of the secret stored in ao holding the URL.")
 
     @field_validator("webhook_url")

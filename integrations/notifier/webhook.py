@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from integrations.base import Notification, Notifier
-from integrations.credentials import SecretName, one_source, secret_name
+from integrations.credentials import EnvName, SecretName, one_source, secret_name
 from integrations.notifier import (
     NotifierConfig,
     env_name,
@@ -65,11 +65,9 @@ def webhook_payload(notification: Notification, *, timestamp: int) -> dict[str, 
 class WebhookNotifier(Notifier):
     class Config(NotifierConfig):
         url: str | None = Field(default=None, description="Where to POST (or url_env / url_secret).")
-        url_env: str | None = Field(default=None, description="Environment variable holding the URL.")
+        url_env: str | None = EnvName("Environment variable holding the URL.")
         url_secret: str | None = SecretName("Name of the secret stored in ao holding the URL.")
-        secret_env: str | None = Field(
-            default=None, description="Environment variable holding the HMAC signing secret."
-        )
+        secret_env: str | None = EnvName("Environment variable holding the HMAC signing secret.")
         signing_secret: str | None = SecretName(
             "Name of the secret stored in ao holding the HMAC signing secret (instead of secret_env)."
         )

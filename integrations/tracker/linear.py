@@ -40,7 +40,14 @@ from integrations.base import (
     Tracker,
     TransientIntegrationError,
 )
-from integrations.credentials import SecretName, credential, credential_source, one_source, secret_name
+from integrations.credentials import (
+    EnvName,
+    SecretName,
+    credential,
+    credential_source,
+    one_source,
+    secret_name,
+)
 from integrations.registry import trackers
 
 log = logging.getLogger(__name__)
@@ -201,9 +208,7 @@ class LinearTracker(Tracker):
     class Config(PluginConfig):
         team: str = Field(description="The Linear team key, e.g. ENG (the prefix of its issue identifiers).")
         api_url: str = DEFAULT_API_URL
-        api_key_env: str = Field(
-            default="LINEAR_API_KEY", description="Environment variable holding the key."
-        )
+        api_key_env: str = EnvName("Environment variable holding the key.", default="LINEAR_API_KEY")
         api_key_secret: str | None = SecretName(
             "Name of the secret stored in ao holding the key (instead of api_key_env)."
         )

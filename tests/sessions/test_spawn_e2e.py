@@ -164,15 +164,28 @@ def test_spawn_prompt_message_kill_restore(
     assert not pwned.exists()
 
 
-def test_agent_environment_carries_identity_but_not_ao_secrets(
-    project, tmux_server, monkeypatch, django_capture_on_commit_callbacks, tmp_path
-) -> None:
-    monkeypatch.setenv("GITHUB_TOKEN", "ghp_should_not_leak_0000000000000000000")
-    monkeypatch.setenv("ANTHROPIC_API_KEY", "agent-key-passes")
-    out = tmp_path / "env.txt"
+ENV_KEYS = [
+    "AO_SESSION",
+    "AO_PROJECT",
+    "AO_ISSUE",
+    "AO_URL",
+    "GITHUB_TOKEN",
+    "ANTHROPIC_API_KEY",
+    "DATABASE_URL",
+    "AO_SECRET_KEY",
+    "ACME_GH_TOKEN",
+    "ACME_LINEAR_KEY",
+    "ACME_HOOK_URL",
+    "ACME_HOOK_SIGNING",
+    "OTHER_PROJECT_TOKEN",
+]
+
+
+def _env_dump_project(project, tmux_server: str, out: Path) -> None:
+    """Make the project's agent a script that writes what it sees of ENV_KEYS to ``out``."""
     script = (
         "import os, sys, time\n"
-        "keys = ['AO_SESSION', 'AO_PROJECT', 'AO_ISSUE', 'AO_URL', 'GITHUB_TOKEN', 'ANTHROPIC_API_KEY', 'DATABASE_URL']\n"
+        f"keys = {ENV_KEYS!r}\n"
         f"open({str(out)!r}, 'w').write('\\n'.join(k + '=' + os.environ.get(k, '-') for k in keys)"
         " + '\\ntoken=' + str(len(os.environ.get('AO_TOKEN', ''))))\n"
         "print('> ', flush=True)\n"
@@ -180,24 +193,105 @@ def test_agent_environment_carries_identity_but_not_ao_secrets(
     )
     project.agent = "custom"
     project.plugin_settings = {
+        **project.plugin_settings,
         "agent": {"command": [sys.executable, "-c", script]},
         "runtime": {"socket_name": tmux_server},
     }
     project.save()
 
+
+def _spawn_and_read_env(project, out: Path, django_capture_on_commit_callbacks) -> tuple[Session, dict]:
     with django_capture_on_commit_callbacks(execute=True):
         session = agents.session_spawn(project=project, prompt="look around")
     assert eventually(lambda: out.exists() and "token=" in out.read_text())
+    return session, dict(line.split("=", 1) for line in out.read_text().splitlines())
 
-    seen = dict(line.split("=", 1) for line in out.read_text().splitlines())
+
+@pytest.fixture
+def credential_env(monkeypatch, project):
+    """ao's credentials in its environment, named by plugin settings of projects and notifiers."""
+    from reactions.models import NotifierInstance
+
+    values = {
+        "GITHUB_TOKEN": "ghp_should_not_leak_0000000000000000000",
+        "ANTHROPIC_API_KEY": "agent-key-passes",
+        "AO_SECRET_KEY": "django-secret-should-not-leak",
+        "ACME_GH_TOKEN": "ghp_acme_should_not_leak_000000000000000",
+        "ACME_LINEAR_KEY": "lin_api_should_not_leak",
+        "ACME_HOOK_URL": "https://hooks.example.test/should-not-leak",
+        "ACME_HOOK_SIGNING": "hmac-should-not-leak",
+        "OTHER_PROJECT_TOKEN": "ghp_other_should_not_leak_00000000000000",
+    }
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    # this project's SCM token comes from ACME_GH_TOKEN (the github scm needs no network to be
+    # configured); another project's tracker names OTHER_PROJECT_TOKEN and ACME_LINEAR_KEY
+    project.scm = "github"
+    project.repo = "acme/webapp"
+    project.plugin_settings = {**project.plugin_settings, "scm": {"token_env": "ACME_GH_TOKEN"}}
+    project.save()
+    ProjectFactory(
+        key="other",
+        session_prefix="oth",
+        tracker="linear",
+        scm="github",
+        plugin_settings={
+            "tracker": {"team": "ENG", "api_key_env": "ACME_LINEAR_KEY"},
+            "scm": {"token_env": "OTHER_PROJECT_TOKEN"},
+        },
+    )
+    NotifierInstance.objects.create(
+        name="hook",
+        plugin="webhook",
+        settings={"url_env": "ACME_HOOK_URL", "secret_env": "ACME_HOOK_SIGNING"},
+    )
+    return values
+
+
+def test_agent_environment_carries_identity_but_not_ao_secrets(
+    project, tmux_server, credential_env, django_capture_on_commit_callbacks, tmp_path
+) -> None:
+    out = tmp_path / "env.txt"
+    _env_dump_project(project, tmux_server, out)
+
+    session, seen = _spawn_and_read_env(project, out, django_capture_on_commit_callbacks)
+
     assert seen["AO_SESSION"] == session.id
     assert seen["AO_PROJECT"] == "webapp"
     assert seen["AO_ISSUE"] == ""
     assert seen["AO_URL"].startswith("http")
     assert int(seen["token"]) >= 40
-    assert seen["GITHUB_TOKEN"] == "-"
-    assert seen["DATABASE_URL"] == "-"
     assert seen["ANTHROPIC_API_KEY"] == "agent-key-passes"
+    # ao's own secrets, the usual token names, and every variable a plugin setting names
+    for name in (
+        "GITHUB_TOKEN",
+        "DATABASE_URL",
+        "AO_SECRET_KEY",
+        "ACME_GH_TOKEN",  # this project's scm.token_env
+        "OTHER_PROJECT_TOKEN",  # another project's scm.token_env
+        "ACME_LINEAR_KEY",  # another project's tracker api_key_env
+        "ACME_HOOK_URL",  # a notifier's url_env
+        "ACME_HOOK_SIGNING",  # a notifier's secret_env
+    ):
+        assert seen[name] == "-", name
+
+
+def test_pass_tokens_to_agents_passes_only_the_projects_own_scm_and_tracker_tokens(
+    project, tmux_server, credential_env, django_capture_on_commit_callbacks, tmp_path
+) -> None:
+    project.pass_tokens_to_agents = True
+    project.save()
+    out = tmp_path / "env.txt"
+    _env_dump_project(project, tmux_server, out)
+
+    _session, seen = _spawn_and_read_env(project, out, django_capture_on_commit_callbacks)
+
+    assert seen["ACME_GH_TOKEN"] == credential_env["ACME_GH_TOKEN"]
+    assert seen["GITHUB_TOKEN"] == credential_env["GITHUB_TOKEN"]
+    for name in ("OTHER_PROJECT_TOKEN", "ACME_LINEAR_KEY", "ACME_HOOK_URL", "ACME_HOOK_SIGNING"):
+        assert seen[name] == "-", name
+    assert seen["AO_SECRET_KEY"] == "-"
+    assert seen["DATABASE_URL"] == "-"
 
 
 def test_missing_agent_binary_fails_cleanly_and_leaves_nothing_behind(
