@@ -100,6 +100,21 @@ class NotificationDelivery(models.Model):
     def __str__(self) -> str:
         return f"{self.notifier}: {self.state}"
 
+    @property
+    def shown_state(self) -> str:
+        """What people see: sent, pending (not tried yet), retrying (a try failed, another is
+        scheduled) or failed."""
+        if self.state == self.State.PENDING and self.last_error:
+            return "retrying"
+        return self.state
+
+    @property
+    def shown_error(self) -> str:
+        """The last error, safe to show every member of the project (URLs reduced to their host)."""
+        from reactions.notify import delivery_error_shown
+
+        return delivery_error_shown(self.last_error)
+
 
 class NotifierInstance(models.Model):
     """A named notifier from config (``notifiers:``): a plugin key plus its validated settings.

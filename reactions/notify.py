@@ -25,6 +25,7 @@ binaries and bad settings fail at once.
 from __future__ import annotations
 
 import logging
+import re
 import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from integrations.base import IntegrationError, Notifier, TransientIntegrationError
-from integrations.notifier import NotifierConfig, OutboundNotification
+from integrations.notifier import NotifierConfig, OutboundNotification, host_of
 from integrations.registry import ConfigurationError, notifiers
 from reactions.models import Notification, NotificationDelivery, NotificationRoute, NotifierInstance, Priority
 
@@ -138,6 +139,16 @@ def _default_url(session) -> str:
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]*[^\s'\"<>.,:;)\]]")  # not the ending "." or ":"
+SHOWN_ERROR_CHARS = 300
+
+
+def delivery_error_shown(text: str) -> str:
+    """A delivery's error as members see it (inbox, API): any URL reduced to its host, since a
+    webhook URL is a credential; clipped."""
+    return _clip(_URL.sub(lambda match: host_of(match.group(0)), text or ""), SHOWN_ERROR_CHARS)
 
 
 # --- delivery ------------------------------------------------------------------------------------
@@ -352,8 +363,10 @@ def inbox_for(user, *, unread_only: bool = False) -> QuerySet[Notification]:
     """Notifications of the projects the user can see, newest first."""
     from sessions.selectors import projects_visible_to
 
-    notifications = Notification.objects.filter(project__in=projects_visible_to(user)).select_related(
-        "project", "session"
+    notifications = (
+        Notification.objects.filter(project__in=projects_visible_to(user))
+        .select_related("project", "session")
+        .prefetch_related("deliveries")
     )
     if unread_only:
         notifications = notifications.exclude(read_by=user)
