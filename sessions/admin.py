@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.models import Group
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -107,6 +108,7 @@ class ProjectAdmin(AuditedModelAdmin):
             path(
                 "import-config/", self.admin_site.admin_view(self.import_config_view), name="ao-import-config"
             ),
+            path("export-config/", self.admin_site.admin_view(self.export_all_view), name="ao-export-config"),
             *super().get_urls(),
         ]
 
@@ -131,33 +133,45 @@ class ProjectAdmin(AuditedModelAdmin):
                 messages.warning(request, str(warning))
             messages.success(request, f"{source}: valid ({len(config.projects)} project(s))")
 
-    @admin.action(description="Export as ao.config.yaml")
+    @admin.action(description="Export as ao.config.yaml (with notifiers, routing and reactions)")
     def export_config(self, request, queryset):
-        text = config_yaml_for(queryset)
-        audit.record(
-            action="config.export", target=("config", "admin"), data={"projects": [p.key for p in queryset]}
-        )
-        response = HttpResponse(text, content_type="application/yaml; charset=utf-8")
-        response["Content-Disposition"] = 'attachment; filename="ao.config.yaml"'
-        return response
+        return config_export_response(queryset)
+
+    def export_all_view(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        return config_export_response(Project.objects.all())
 
     def import_config_view(self, request):
+        """Import an uploaded ao.config.yaml, or one on the server by path: checked by ao's config
+        loader first (every problem listed, nothing changed), then applied like `ao config apply`."""
         from sessions import services
-        from sessions.config import ConfigError, config_load
+        from sessions.config import MAX_CONFIG_BYTES, ConfigError, config_load, config_load_text
 
-        form = ConfigImportForm(request.POST or None)
+        if not self.has_change_permission(request):
+            raise PermissionDenied
+        form = ConfigImportForm(request.POST or None, request.FILES or None)
         changes: list[str] = []
         problems: list[str] = []
         if request.method == "POST" and form.is_valid():
-            source = Path(form.cleaned_data["path"]).expanduser()
+            upload = form.cleaned_data.get("file")
             try:
-                config = config_load(source)
-                changes = services.config_apply(config=config, source=source)
+                if upload is not None:
+                    name = Path(upload.name or "ao.config.yaml").name
+                    raw = upload.read(MAX_CONFIG_BYTES + 1)
+                    config = config_load_text(raw, name=name)
+                    source = f"uploaded {name}"
+                else:
+                    source = Path(form.cleaned_data["path"]).expanduser()
+                    config = config_load(source)
+                changes = services.config_apply(config=config, source=source, applied_by="admin import")
             except ConfigError as exc:
                 problems = [str(p) for p in exc.problems]
             except (OSError, ConfigurationError) as exc:
                 problems = [str(exc)]
             if changes and not problems:
+                for warning in config.warnings:
+                    messages.warning(request, str(warning))
                 for line in changes:
                     messages.success(request, line)
                 return redirect("admin:agent_sessions_project_changelist")
@@ -172,50 +186,112 @@ class ProjectAdmin(AuditedModelAdmin):
 
 
 class ConfigImportForm(forms.Form):
+    file = forms.FileField(
+        required=False,
+        help_text="An ao.config.yaml from your computer (project paths must be absolute paths on the server).",
+    )
     path = forms.CharField(
         max_length=1024,
-        help_text="Path of the ao.config.yaml on the server; its projects are created or updated.",
+        required=False,
+        help_text="Or the path of an ao.config.yaml on the server.",
     )
+
+    def clean(self):
+        cleaned = super().clean()
+        if bool(cleaned.get("file")) == bool((cleaned.get("path") or "").strip()):
+            raise forms.ValidationError("Upload a file or give a path on the server (one of the two).")
+        return cleaned
+
+
+def config_export_response(projects) -> HttpResponse:
+    text = config_yaml_for(projects)
+    audit.record(
+        action="config.export", target=("config", "admin"), data={"projects": [p.key for p in projects]}
+    )
+    response = HttpResponse(text, content_type="application/yaml; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="ao.config.yaml"'
+    return response
 
 
 def config_yaml_for(projects) -> str:
-    """ao.config.yaml for these Project rows (keys as the config file spells them)."""
-    out: dict = {"projects": {}}
-    for project in projects:
-        entry: dict = {
-            "name": project.name or project.key,
-            "path": project.path,
-            "defaultBranch": project.default_branch,
-            "sessionPrefix": project.session_prefix,
-        }
-        if project.repo:
-            entry["repo"] = project.repo
-        for slot in Project.SLOTS:
-            settings = project.settings_for(slot)
-            entry[slot] = (
-                {"plugin": project.plugin_key(slot), **settings} if settings else project.plugin_key(slot)
-            )
-        for field, name in (
-            ("agent_rules", "agentRules"),
-            ("agent_rules_file", "agentRulesFile"),
-            ("max_sessions", "maxSessions"),
-            ("sweep_interval", "sweepInterval"),
-        ):
-            value = getattr(project, field)
-            if value not in ("", None):
-                entry[name] = value
-        for field, name in (
-            ("symlinks", "symlinks"),
-            ("post_create", "postCreate"),
-            ("reactions", "reactions"),
-        ):
-            if getattr(project, field):
-                entry[name] = getattr(project, field)
-        entry["refuseOverCap"] = project.refuse_over_cap
-        entry["allowAgentTrust"] = project.allow_agent_trust
-        entry["passTokensToAgents"] = project.pass_tokens_to_agents
-        out["projects"][project.key] = entry
+    """A complete ao.config.yaml for these Project rows (keys as the config file spells them), with
+    the stored notifiers and routing and the top-level reactions of the config file in use.
+    `ao config check` accepts it, and importing it writes the same rows back."""
+    from reactions.models import NotificationRoute, NotifierInstance
+    from reactions.rules import AUTO_CLEANUP_KEY, global_overrides_current
+
+    out: dict = {}
+    routes = {row.priority: list(row.notifiers) for row in NotificationRoute.objects.all()}
+    default_notifiers = routes.pop(NotificationRoute.DEFAULT, None)
+    if default_notifiers:
+        out["defaults"] = {"notifiers": default_notifiers}
+    out["projects"] = {project.key: _project_entry(project, AUTO_CLEANUP_KEY) for project in projects}
+    top_reactions = {name: dict(rule) for name, rule in global_overrides_current().items()}
+    if top_reactions:
+        out["reactions"] = top_reactions
+    notifiers = {
+        row.name: {"plugin": row.plugin, **(row.settings or {})} for row in NotifierInstance.objects.all()
+    }
+    if notifiers:
+        out["notifiers"] = notifiers
+    if routes:
+        out["notificationRouting"] = routes
     return yaml.safe_dump(out, sort_keys=False, allow_unicode=True)
+
+
+def _plugin_value(plugin: str, settings: dict) -> str | dict:
+    return {"plugin": plugin, **settings} if settings else plugin
+
+
+def _project_entry(project: Project, auto_cleanup_key: str) -> dict:
+    entry: dict = {
+        "name": project.name or project.key,
+        "path": project.path,
+        "defaultBranch": project.default_branch,
+        "sessionPrefix": project.session_prefix,
+    }
+    if project.repo:
+        entry["repo"] = project.repo
+    for slot in Project.SLOTS:
+        entry[slot] = _plugin_value(project.plugin_key(slot), project.settings_for(slot))
+    for field, name in (
+        ("agent_rules", "agentRules"),
+        ("agent_rules_file", "agentRulesFile"),
+        ("max_sessions", "maxSessions"),
+        ("sweep_interval", "sweepInterval"),
+    ):
+        value = getattr(project, field)
+        if value not in ("", None):
+            entry[name] = value
+    for field, name in (("symlinks", "symlinks"), ("post_create", "postCreate")):
+        if getattr(project, field):
+            entry[name] = getattr(project, field)
+    reactions = dict(project.reactions or {})
+    auto_cleanup = reactions.pop(auto_cleanup_key, None)
+    if reactions:
+        entry["reactions"] = reactions
+    if auto_cleanup is not None:
+        entry["autoCleanupOnMerge"] = auto_cleanup
+    entry["refuseOverCap"] = project.refuse_over_cap
+    entry["allowAgentTrust"] = project.allow_agent_trust
+    entry["passTokensToAgents"] = project.pass_tokens_to_agents
+    orchestrator: dict = {"enabled": project.orchestrator_enabled}
+    if project.orchestrator_agent:
+        orchestrator["agent"] = _plugin_value(
+            project.orchestrator_agent, dict(project.orchestrator_agent_settings or {})
+        )
+    if project.orchestrator_rules:
+        orchestrator["rules"] = project.orchestrator_rules
+    if project.orchestrator_rules_file:
+        orchestrator["rulesFile"] = project.orchestrator_rules_file
+    entry["orchestrator"] = orchestrator
+    # intake.enabled is left out: it stays what `ao intake on|off` (or the file) chose.
+    entry["intake"] = {
+        "label": project.intake_label,
+        "inProgressLabel": project.intake_in_progress_label,
+        "doneLabel": project.intake_done_label,
+    }
+    return entry
 
 
 @admin.register(Membership)
