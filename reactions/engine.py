@@ -33,7 +33,6 @@ from datetime import datetime, timedelta
 from reactions import messages
 from reactions import rules as R
 from sessions.lifecycle import (
-    DEFAULT_STUCK_AFTER,
     Activity,
     CIState,
     Phase,
@@ -341,22 +340,15 @@ def _agent_rules(facts: SessionFacts, rules, add) -> None:
     lasted = (facts.now - since) if since else timedelta(0)
     sid = facts.session_id
     if facts.status == Status.STUCK:
-        rule = rules.get(R.AGENT_STUCK)
-        idle_since = facts.activity_at or since
-        idle_for = (facts.now - idle_since) if idle_since else timedelta(0)
-        # the lifecycle already waited its own stuck threshold; a longer rule threshold waits more
-        if rule is not None and (
-            rule.threshold is None
-            or rule.threshold <= DEFAULT_STUCK_AFTER
-            or idle_for >= rule.threshold
-            or lasted >= rule.threshold
-        ):
-            add(
-                R.AGENT_STUCK,
-                fingerprint=_episode(facts),
-                title=f"{sid} is stuck: {facts.status_reason or 'no progress'}",
-                lead=f"{sid} is stuck: {facts.status_reason}. Last activity: {facts.activity_summary or 'unknown'}.",
-            )
+        # The lifecycle derived ``stuck`` with this project's agent-stuck threshold as its
+        # stuck_after (reactions.rules.stuck_after): the status is the one source, no second clock.
+        add(
+            R.AGENT_STUCK,
+            fingerprint=_episode(facts),
+            title=f"{sid} is stuck: {facts.status_reason or 'no progress'}",
+            lead=f"{sid} is stuck: {facts.status_reason}. "
+            f"Last activity: {facts.activity_summary or 'unknown'}.",
+        )
     elif facts.status in (Status.NEEDS_INPUT, Status.BLOCKED):
         question = facts.activity_summary or facts.status_reason
         add(

@@ -170,3 +170,11 @@ def idle_nudge_lead(facts: SessionFacts) -> str:
 def escalation_title(session_id: str, rule: str, attempts: int) -> str:
     tried = f"after {attempts} attempt{'s' if attempts != 1 else ''}" if attempts else "for too long"
     return f"{session_id}: {rule} still unresolved {tried}; a person is needed"
+
+
+def fleet_summary(project_key: str, zone_counts: dict[str, int], digest: str) -> str:
+    """``includeSummary``: the project's sessions per board zone, then what needs a person."""
+    from sessions.lifecycle import Zone
+
+    zones = " · ".join(f"{zone_counts.get(zone.value, 0)} {zone.label.lower()}" for zone in Zone)
+    return f"Fleet summary for {project_key}: {zones}.\n{digest}"

@@ -21,6 +21,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from sessions.lifecycle import DEFAULT_STUCK_AFTER
+
 log = logging.getLogger(__name__)
 
 SEND = "send-to-agent"
@@ -69,9 +71,15 @@ class Rule:
     message: str = ""  # a template with {facts}; empty: the rule's built-in message
     retries: int | None = None  # sends per fingerprint before escalating; None: no limit
     escalate_after: int | timedelta | None = None
-    threshold: timedelta | None = None  # how long the condition must last first
+    threshold: timedelta | None = None  # how long the condition must last first (THRESHOLD_RULES)
     trusted_bots: tuple[str, ...] = ()
-    include_summary: bool = False
+    include_summary: bool = False  # append a fleet summary to this rule's notifications
+    priority_set: bool = False  # ``priority`` configured explicitly (not this rule's default)
+
+    @property
+    def escalation_priority(self) -> str:
+        """Escalations go out ``urgent`` unless the config set this rule's priority explicitly."""
+        return self.priority if self.priority_set else "urgent"
 
     @property
     def effective_action(self) -> str:
@@ -92,7 +100,7 @@ DEFAULT_RULES: dict[str, Rule] = {
         Rule(BOT_REVIEW_COMMENTS, SEND, priority="warning", retries=2),
         Rule(MERGE_CONFLICTS, SEND, priority="urgent", retries=2, escalate_after=timedelta(minutes=15)),
         Rule(APPROVED_AND_GREEN, NOTIFY, priority="action"),
-        Rule(AGENT_STUCK, NOTIFY, priority="urgent", threshold=timedelta(minutes=10)),
+        Rule(AGENT_STUCK, NOTIFY, priority="urgent", threshold=DEFAULT_STUCK_AFTER),
         Rule(AGENT_NEEDS_INPUT, NOTIFY, priority="urgent"),
         Rule(AGENT_EXITED, NOTIFY, priority="urgent"),
         Rule(AGENT_IDLE, SEND, priority="warning", retries=2, threshold=timedelta(minutes=2)),
@@ -101,6 +109,9 @@ DEFAULT_RULES: dict[str, Rule] = {
     )
 }
 RULE_NAMES = tuple(DEFAULT_RULES)
+# Keys that only some rules read; set on another rule they are ignored with a warning.
+THRESHOLD_RULES = (AGENT_STUCK, AGENT_IDLE)
+ONLY_FOR = {"threshold": THRESHOLD_RULES, "trustedBots": (BOT_REVIEW_COMMENTS,)}
 
 
 def _override(rule: Rule, values: Mapping[str, Any], *, where: str) -> Rule:
@@ -110,6 +121,8 @@ def _override(rule: Rule, values: Mapping[str, Any], *, where: str) -> Rule:
         if value is None:
             continue
         try:
+            if key in ONLY_FOR and rule.name not in ONLY_FOR[key]:
+                raise ValueError(f"only {' and '.join(ONLY_FOR[key])} read {key}")
             if key == "auto" and isinstance(value, bool):
                 changes["auto"] = value
             elif key == "action" and value in ACTIONS:
@@ -118,6 +131,7 @@ def _override(rule: Rule, values: Mapping[str, Any], *, where: str) -> Rule:
                 changes["message"] = value
             elif key == "priority" and value in PRIORITIES:
                 changes["priority"] = value
+                changes["priority_set"] = True
             elif key == "retries" and isinstance(value, int) and not isinstance(value, bool) and value >= 0:
                 changes["retries"] = value
             elif key == "escalateAfter":
@@ -126,7 +140,10 @@ def _override(rule: Rule, values: Mapping[str, Any], *, where: str) -> Rule:
                 else:
                     changes["escalate_after"] = parse_duration(value)
             elif key == "threshold":
-                changes["threshold"] = parse_duration(value)
+                threshold = parse_duration(value)
+                if not threshold:
+                    raise ValueError("a threshold must be longer than 0")
+                changes["threshold"] = threshold
             elif key == "trustedBots" and isinstance(value, list | tuple):
                 changes["trusted_bots"] = tuple(str(v) for v in value)
             elif key == "includeSummary" and isinstance(value, bool):
@@ -171,6 +188,14 @@ def rules_for(project, *, global_overrides: Mapping[str, Any] | None = None) -> 
     return rules_merge(
         ("reactions", global_overrides), (f"projects.{project.key}.reactions", project.reactions)
     )
+
+
+def stuck_after(project, *, global_overrides: Mapping[str, Any] | None = None) -> timedelta:
+    """How long an agent may sit at its prompt before the lifecycle derives ``stuck``: the
+    project's effective ``agent-stuck`` threshold (the one value for both the status and the
+    agent-stuck notification, which follows the status)."""
+    threshold = rules_for(project, global_overrides=global_overrides)[AGENT_STUCK].threshold
+    return threshold or DEFAULT_STUCK_AFTER
 
 
 def auto_cleanup_on_merge(project) -> bool:

@@ -37,7 +37,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from reactions import engine
+from reactions import engine, messages
 from reactions import rules as R
 from reactions.models import Notification, ReactionAttempt
 from sessions import services as session_services
@@ -171,7 +171,7 @@ def _apply(session: Session, decision: engine.Decision, rules: dict, *, now: dat
             _send(target, decision, row, attempt=attempt)
             return Outcome(decision.rule, decision.fingerprint, "sent", attempt, target.pk)
         if decision.action == R.NOTIFY:
-            did = _notify(target, decision, now=now)
+            did = _notify(target, decision, now=now, summary=rule.include_summary)
             return Outcome(decision.rule, decision.fingerprint, did, attempt, target.pk)
         merge = decision.action == R.AUTO_MERGE
     if merge:  # outside the claim's transaction: no lock held during the SCM call
@@ -207,11 +207,24 @@ def _send(session: Session, decision: engine.Decision, row: ReactionAttempt, *, 
 
 def _history(row: ReactionAttempt) -> dict:
     previous = (row.detail or {}).get("message")
-    messages = [*(row.detail or {}).get("messages", []), *([previous] if previous else [])]
-    return {"messages": messages} if messages else {}
+    earlier = [*(row.detail or {}).get("messages", []), *([previous] if previous else [])]
+    return {"messages": earlier} if earlier else {}
 
 
-def _notify(session: Session, decision: engine.Decision, *, now: datetime) -> str:
+def fleet_summary(project) -> str:
+    """A short picture of the project for a person: its sessions per zone and what needs a person
+    (``includeSummary: true``). Reuses the board's zones and the decisions digest."""
+    from django.db.models import Count
+
+    from sessions.decisions import decisions_digest
+
+    counts = dict(
+        Session.objects.filter(project=project).values_list("zone").annotate(n=Count("pk")).order_by()
+    )
+    return messages.fleet_summary(project.key, counts, decisions_digest(project))
+
+
+def _notify(session: Session, decision: engine.Decision, *, now: datetime, summary: bool = False) -> str:
     """Tell a person, unless this rule told them about this session within the window."""
     from reactions.notify import notify
 
@@ -233,7 +246,7 @@ def _notify(session: Session, decision: engine.Decision, *, now: datetime) -> st
         project=session.project,
         session=session,
         title=decision.title,
-        body=decision.text,
+        body=f"{decision.text}\n\n{fleet_summary(session.project)}" if summary else decision.text,
         priority=decision.priority,
         rule=decision.rule,
         url=decision.url,
@@ -259,18 +272,19 @@ def _escalate(
     attempt: int,
     now: datetime,
 ) -> None:
-    from reactions import messages
     from reactions.notify import notify
 
     sent = row.attempts if decision.action == R.SEND else 0
     title = messages.escalation_title(session.pk, decision.rule, sent)
     body = f"ao stopped acting on its own. Last time it would have sent:\n\n{decision.text}"
+    if rule.include_summary:
+        body = f"{body}\n\n{fleet_summary(session.project)}"
     notification = notify(
         project=session.project,
         session=session,
         title=title,
         body=body,
-        priority=rule.priority,
+        priority=rule.escalation_priority,
         rule=decision.rule,
         url=decision.url,
     )

@@ -98,7 +98,10 @@ def session_create(
 
 
 def session_facts(session: Session, *, now: datetime | None = None) -> Facts:
-    """Gather a session's stored facts for the derivation function."""
+    """Gather a session's stored facts for the derivation function (with the project's
+    agent-stuck threshold as ``stuck_after``)."""
+    from reactions.rules import stuck_after
+
     pr = getattr(session, "pull_request", None) if session.pk else None
     pr_facts = None
     if pr is not None:
@@ -123,6 +126,7 @@ def session_facts(session: Session, *, now: datetime | None = None) -> Facts:
         pr=pr_facts,
         detecting_attempts=session.detecting_attempts,
         previous=lifecycle.Status(session.status),
+        stuck_after=stuck_after(session.project),
     )
 
 

@@ -87,10 +87,11 @@ CASES = [
     ("review required", facts(pr=pr(review_decision="review_required")), RULES, []),
     ("stuck", facts(status="stuck", activity="idle", activity_at=NOW - timedelta(minutes=15)), RULES,
      [("agent-stuck", "notify")]),
-    ("stuck, longer threshold not reached",
-     facts(status="stuck", activity="idle", activity_at=NOW - timedelta(minutes=15),
-           status_changed_at=NOW - timedelta(minutes=5)),
-     with_rules(**{"agent-stuck": {"threshold": "30m"}}), []),
+    # the threshold is the lifecycle's stuck_after (tests/sessions/test_lifecycle.py): the status decides
+    ("stuck, with a threshold", facts(status="stuck", activity="idle", activity_at=NOW - timedelta(minutes=6),
+     status_changed_at=NOW), with_rules(**{"agent-stuck": {"threshold": "5m"}}), [("agent-stuck", "notify")]),
+    ("stuck by inconclusive probes", facts(status="stuck", runtime_state="probe_failed"), RULES,
+     [("agent-stuck", "notify")]),
     ("needs input", facts(status="needs_input", activity="waiting_input", activity_summary="Proceed?"), RULES,
      [("agent-needs-input", "notify")]),
     ("blocked", facts(status="blocked"), RULES, [("agent-needs-input", "notify")]),
@@ -585,3 +586,85 @@ def test_auto_merge_not_enabled_means_no_merge(gh):
     assert [(o.rule, o.did) for o in outcomes] == [("approved-and-green", "notified")]
     assert merge_calls(gh) == []
     assert Notification.objects.get(session=session).priority == "action"
+
+
+# --- escalation priority, fleet summary, the stuck threshold end to end ---------------------------------
+def bot_comment_session(reactions):
+    project = ProjectFactory(key="web", session_prefix="web", reactions=reactions)
+    session = SessionFactory(project=project, status="review_pending", runtime_handle={"name": "x"})
+    pull = PullRequestFactory(session=session, review_decision="review_required", ci_state="passing")
+    ReviewThreadFactory(pull_request=pull, external_id="PRRT_5", author="coderabbitai", is_bot=True,
+                        author_association="NONE", body="Possible None deref.")  # fmt: skip
+    return session
+
+
+@pytestmark_db
+@pytest.mark.parametrize(
+    ("settings_", "priority"),
+    [
+        ({}, "urgent"),  # bot-review-comments' own priority is warning: escalations are urgent
+        ({"priority": "warning"}, "warning"),  # configured explicitly: respected
+        ({"priority": "info"}, "info"),
+    ],
+)
+def test_escalations_are_urgent_unless_the_priority_is_configured(settings_, priority):
+    rule = {"trustedBots": ["coderabbitai"], "retries": 0, **settings_}
+    session = bot_comment_session({"bot-review-comments": rule})
+
+    outcomes = react(session)
+
+    assert [(o.rule, o.did) for o in outcomes] == [("bot-review-comments", "escalated")]
+    assert Notification.objects.get(session=session).priority == priority
+
+
+@pytestmark_db
+def test_include_summary_appends_the_fleet_summary_to_the_notification():
+    project = ProjectFactory(key="web", session_prefix="web",
+                             reactions={"agent-needs-input": {"includeSummary": True}})  # fmt: skip
+    asking = SessionFactory(
+        project=project, status="needs_input", zone="respond", activity_summary="Proceed?"
+    )
+    SessionFactory(project=project, status="working", zone="working")
+    SessionFactory(project=project, status="merged", zone="done")
+    plain = SessionFactory(status="needs_input", zone="respond", activity_summary="Proceed?")
+
+    react(asking)
+    react(plain)
+
+    body = Notification.objects.get(session=asking).body
+    assert "Fleet summary for web: 1 working · 0 pending · 0 review · 1 respond · 0 merge · 1 done." in body
+    assert "web: 1 thing needs a person:" in body and asking.pk in body.split("Fleet summary")[1]
+    assert "Fleet summary" not in Notification.objects.get(session=plain).body  # not asked for
+
+
+@pytestmark_db
+def test_include_summary_on_an_escalation():
+    session = bot_comment_session(
+        {"bot-review-comments": {"trustedBots": ["coderabbitai"], "retries": 0, "includeSummary": True}}
+    )
+
+    react(session)
+
+    assert "Fleet summary for web: " in Notification.objects.get(session=session).body
+
+
+@pytestmark_db
+@pytest.mark.parametrize(("threshold", "minutes", "notified"), [("5m", 6, True), ("20m", 15, False)])
+def test_agent_stuck_threshold_from_idle_to_notification(settings, tmp_path, threshold, minutes, notified):
+    from sessions import services as session_services
+
+    settings.AO_CONFIG = str(tmp_path / "ao.config.yaml")
+    (tmp_path / "ao.config.yaml").write_text("projects:\n  web:\n    path: .\n    agent: custom\n"
+                                            "    agentConfig: {command: [echo]}\n")  # fmt: skip
+    project = ProjectFactory(
+        key="web", session_prefix="web", reactions={"agent-stuck": {"threshold": threshold}}
+    )
+    now = timezone.now()
+    session = SessionFactory(project=project, activity="idle", activity_at=now - timedelta(minutes=minutes),
+                             runtime_handle={"name": "x"})  # fmt: skip
+
+    session_services.session_rederive(session=session, now=now)
+    outcomes = react(session, now=now)
+
+    assert [o.rule for o in outcomes] == (["agent-stuck"] if notified else [])
+    assert Session.objects.get(pk=session.pk).status == ("stuck" if notified else "idle")

@@ -159,3 +159,46 @@ def test_top_level_reactions_come_from_the_config_file(tmp_path, monkeypatch, se
 
     settings.AO_CONFIG = str(tmp_path / "missing.yaml")
     assert R.global_overrides_current() == {}  # a broken config never stops reactions
+
+
+def test_threshold_and_trusted_bots_only_on_the_rules_that_read_them(caplog):
+    rules = R.rules_merge(
+        (
+            "p",
+            {
+                "ci-failed": {"threshold": "5m", "trustedBots": ["coderabbitai"], "retries": 4},
+                "agent-idle": {"threshold": "0m"},
+                "agent-stuck": {"threshold": "3m"},
+            },
+        )
+    )
+
+    assert (rules["ci-failed"].threshold, rules["ci-failed"].trusted_bots, rules["ci-failed"].retries) == (
+        None,
+        (),
+        4,
+    )
+    assert rules["agent-idle"].threshold == timedelta(minutes=2)  # 0 is refused
+    assert rules["agent-stuck"].threshold == timedelta(minutes=3)
+    assert "ci-failed.threshold ignored: only agent-stuck and agent-idle read threshold" in caplog.text
+    assert "ci-failed.trustedBots ignored: only bot-review-comments read trustedBots" in caplog.text
+    assert "agent-idle.threshold ignored: a threshold must be longer than 0" in caplog.text
+
+
+def test_escalation_priority_is_urgent_unless_configured():
+    rules = R.rules_merge(
+        ("reactions", {"ci-failed": {"priority": "info"}}), ("p", {"ci-failed": {"retries": 1}})
+    )
+
+    assert R.DEFAULT_RULES["bot-review-comments"].priority == "warning"
+    assert R.DEFAULT_RULES["bot-review-comments"].escalation_priority == "urgent"
+    assert rules["ci-failed"].escalation_priority == "info"  # an earlier layer set it: kept
+
+
+def test_stuck_after_is_the_effective_agent_stuck_threshold():
+    assert R.stuck_after(project(), global_overrides={}) == timedelta(minutes=10)
+    assert R.stuck_after(project(), global_overrides={"agent-stuck": {"threshold": "4m"}}) == timedelta(
+        minutes=4
+    )
+    proj = project({"agent-stuck": {"threshold": "30m"}})
+    assert R.stuck_after(proj, global_overrides={"agent-stuck": {"threshold": "4m"}}) == timedelta(minutes=30)

@@ -224,6 +224,16 @@ CASES = [
         facts(activity=Activity.IDLE, activity_at=NOW - 3 * MIN, stuck_after=2 * MIN),
         Status.STUCK,
     ),
+    (
+        "longer-threshold-not-reached",
+        facts(activity=Activity.IDLE, activity_at=NOW - 15 * MIN, stuck_after=20 * MIN),
+        Status.IDLE,
+    ),
+    (
+        "longer-threshold-reached",
+        facts(activity=Activity.READY, activity_at=NOW - 20 * MIN, stuck_after=20 * MIN),
+        Status.STUCK,
+    ),
     ("idle-unknown-age", facts(activity=Activity.IDLE, activity_at=None), Status.IDLE),
     # --- otherwise working
     ("active", facts(activity=Activity.ACTIVE, activity_at=NOW - 60 * MIN), Status.WORKING),
@@ -347,3 +357,63 @@ def test_phase_decides_alone(phase: Phase) -> None:
         for pr_facts in (None, pr(), pr(state=PRState.MERGED), pr(ci=CIState.FAILING))
     }
     assert len(statuses) == 1
+
+
+# The status the services derive uses the project's effective agent-stuck threshold as stuck_after.
+STUCK_THRESHOLDS = [
+    # (agent-stuck threshold in the project's reactions, minutes idle, expected status)
+    (None, 9, Status.IDLE),
+    (None, 10, Status.STUCK),
+    ("5m", 4, Status.IDLE),
+    ("5m", 6, Status.STUCK),  # shorter than the default
+    ("20m", 15, Status.IDLE),  # longer than the default
+    ("20m", 21, Status.STUCK),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("threshold", "minutes", "expected"), STUCK_THRESHOLDS)
+def test_the_project_agent_stuck_threshold_decides_stuck(settings, tmp_path, threshold, minutes, expected):
+    from django.utils import timezone
+
+    from sessions import services
+    from tests.factories import ProjectFactory, SessionFactory
+
+    config = tmp_path / "ao.config.yaml"
+    config.write_text(
+        "projects:\n  web:\n    path: .\n    agent: custom\n    agentConfig: {command: [echo]}\n"
+    )
+    settings.AO_CONFIG = str(config)
+    reactions = {"agent-stuck": {"threshold": threshold}} if threshold else {}
+    project = ProjectFactory(key="web", session_prefix="web", reactions=reactions)
+    now = timezone.now()
+    session = SessionFactory(project=project, activity=Activity.IDLE, activity_at=now - minutes * MIN)
+
+    services.session_rederive(session=session, now=now)
+
+    session.refresh_from_db()
+    assert session.status == expected
+
+
+@pytest.mark.django_db
+def test_the_top_level_agent_stuck_threshold_counts_too(settings, tmp_path):
+    from django.utils import timezone
+
+    from sessions import services
+    from tests.factories import ProjectFactory, SessionFactory
+
+    config = tmp_path / "ao.config.yaml"
+    config.write_text(
+        "projects:\n  web:\n    path: .\n    agent: custom\n    agentConfig: {command: [echo]}\n"
+        "reactions:\n  agent-stuck:\n    threshold: 3m\n"
+    )
+    settings.AO_CONFIG = str(config)
+    now = timezone.now()
+    session = SessionFactory(
+        project=ProjectFactory(key="web"), activity=Activity.IDLE, activity_at=now - 4 * MIN
+    )
+
+    services.session_rederive(session=session, now=now)
+
+    session.refresh_from_db()
+    assert (session.status, session.status_reason) == (Status.STUCK, "idle for longer than 3 min")
