@@ -119,7 +119,8 @@ class NotificationDelivery(models.Model):
 class NotifierInstance(models.Model):
     """A named notifier from config (``notifiers:``): a plugin key plus its validated settings.
 
-    Written only by ``reactions.notify.notifiers_apply``; the config file is the source of truth.
+    Written by ``reactions.notify.notifiers_apply`` when a config file is applied, and editable in the
+    admin (settings validated by the plugin); the file wins when it changes.
     Settings may hold a webhook URL until secrets management exists; they are never logged.
     """
 

@@ -260,8 +260,9 @@ def notification_deliveries_resume(*, older_than: timedelta = RESUME_AFTER) -> i
 def notifiers_apply(config) -> list[str]:
     """Store the config's ``notifiers``, ``notificationRouting`` and ``defaults.notifiers``.
 
-    The file is the source of truth: instances and routes it no longer has are removed. One
-    transaction. Returns human-readable lines (never settings values: they may be secrets).
+    The applied file replaces what is stored (also edits made in the admin): instances and routes it
+    does not have are removed. Only called when a file is applied (``ao start`` skips an unchanged
+    file). One transaction. Returns human-readable lines (never settings values: they may be secrets).
     """
     wanted = {name: (spec.plugin, dict(spec.settings)) for name, spec in (config.notifiers or {}).items()}
     routes = {str(priority): list(names) for priority, names in (config.notification_routing or {}).items()}
