@@ -262,7 +262,7 @@ class SessionListView(AoListView):
             project__in=selectors.projects_visible_to(request.user)
         )
         if filters.get("project"):
-            qs = qs.filter(project__key=filters["project"])
+            qs = qs.filter(project=project_for(request, filters["project"]))
         for name in ("status", "zone", "agent", "kind"):
             if filters.get(name):
                 qs = qs.filter(**{name: filters[name]})
@@ -458,7 +458,7 @@ class EventListView(AoListView):
             project__in=selectors.projects_visible_to(request.user)
         )
         if filters.get("project"):
-            qs = qs.filter(project__key=filters["project"])
+            qs = qs.filter(project=project_for(request, filters["project"]))
         if filters.get("session"):
             qs = qs.filter(session_id=filters["session"])
         if filters.get("kind"):
@@ -486,7 +486,7 @@ class ReactionAttemptListView(AoListView):
         if params.get("session"):
             qs = qs.filter(session_id=params["session"][:40])
         if params.get("project"):
-            qs = qs.filter(session__project__key=params["project"][:63])
+            qs = qs.filter(session__project=project_for(request, params["project"]))
         if params.get("rule"):
             qs = qs.filter(rule=params["rule"][:64])
         return self.page(qs, s.ReactionAttemptSerializer)
@@ -519,7 +519,7 @@ class NotificationListView(AoListView):
         if unread in ("1", "true", "yes"):
             qs = qs.filter(is_read=False)
         if request.query_params.get("project"):
-            qs = qs.filter(project__key=request.query_params["project"][:63])
+            qs = qs.filter(project=project_for(request, request.query_params["project"]))
         return self.page(qs, s.NotificationSerializer)
 
 
