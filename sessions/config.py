@@ -277,8 +277,12 @@ class ProjectConfig(_Model):
     symlinks: list[str] = Field(
         default_factory=list, description="Paths in the checkout symlinked into every workspace."
     )
-    post_create: list[str] = Field(
-        default_factory=list, description="Commands run in a new workspace before the agent starts."
+    post_create: list[str | list[str]] = Field(
+        default_factory=list,
+        description=(
+            "Commands run in a new workspace before the agent starts: an argv list, a script in the "
+            "checkout, or a command line split into words (no shell: pipes, && and $VARS do nothing)."
+        ),
     )
     agent_rules: str | None = Field(None, description="Instructions given to every agent of this project.")
     agent_rules_file: str | None = Field(
@@ -346,9 +350,11 @@ class ProjectConfig(_Model):
 
     @field_validator("post_create")
     @classmethod
-    def _commands_not_empty(cls, value: list[str]) -> list[str]:
-        if any(not item.strip() for item in value):
-            raise ValueError("commands must not be empty")
+    def _commands_not_empty(cls, value: list[str | list[str]]) -> list[str | list[str]]:
+        for item in value:
+            words = [item] if isinstance(item, str) else item
+            if not words or any(not word.strip() or "\0" in word for word in words):
+                raise ValueError("commands must not be empty (nor hold empty words or NUL characters)")
         return value
 
     # After loading, each slot holds the effective plugin (defaults applied) with its validated

@@ -189,6 +189,7 @@ projects:
     symlinks: [.env, .claude]
     postCreate:
       - pnpm install
+      - [cp, .env.example, .env]
     agentRules: |
       Run the tests before pushing.
     agentRulesFile: AGENTS.md
@@ -243,7 +244,7 @@ def test_a_good_file_loads_into_the_effective_config(plugins, tmp_path, checkout
     assert web.plugin_key("scm") == "github"
     assert web.settings_for("scm") == {"host": "github.acme.com"}
     assert web.symlinks == [".env", ".claude"]
-    assert web.post_create == ["pnpm install"]
+    assert web.post_create == ["pnpm install", ["cp", ".env.example", ".env"]]  # a line or an argv
     assert web.reactions["ci-failed"].escalate_after == "30m"
     assert web.max_sessions == 4
     assert web.sweep_interval == 60.0
@@ -266,7 +267,7 @@ def test_a_missing_rules_file_is_only_a_warning(plugins, tmp_path, checkouts):
 
     assert config.warnings == [
         ConfigProblem(
-            str(path), 29, "projects.web.agentRulesFile", f"'AGENTS.md' is not a file in {checkouts / 'web'}"
+            str(path), 30, "projects.web.agentRulesFile", f"'AGENTS.md' is not a file in {checkouts / 'web'}"
         )
     ]
 
@@ -882,7 +883,7 @@ def test_apply_creates_updates_and_leaves_alone(plugins, tmp_path, checkouts):
     assert web.agent_rules == "Run the tests before pushing.\n"
     assert web.agent_rules_file == "AGENTS.md"
     assert web.symlinks == [".env", ".claude"]
-    assert web.post_create == ["pnpm install"]
+    assert web.post_create == ["pnpm install", ["cp", ".env.example", ".env"]]
     assert web.reactions == {"ci-failed": {"retries": 3, "escalateAfter": "30m"}}
     assert (web.max_sessions, web.sweep_interval, web.config_source) == (4, 60.0, str(path))
     api = Project.objects.get(key="api-server")
