@@ -126,6 +126,8 @@ def _override(rule: Rule, values: Mapping[str, Any], *, where: str) -> Rule:
             if key == "auto" and isinstance(value, bool):
                 changes["auto"] = value
             elif key == "action" and value in ACTIONS:
+                if value == AUTO_MERGE and rule.name != APPROVED_AND_GREEN:
+                    raise ValueError(f"only {APPROVED_AND_GREEN} can {AUTO_MERGE}")
                 changes["action"] = value
             elif key == "message" and isinstance(value, str):
                 changes["message"] = value

@@ -18,8 +18,10 @@ call for, and for each decision claims its durable ``ReactionAttempt`` row befor
   delivery) and ``RETRY_COOLDOWN`` has passed — the failure persisted although the agent dealt
   with it. Attempt n beyond ``retries`` or a count ``escalateAfter``, or the same fingerprint
   still seen a duration ``escalateAfter`` after its first attempt, becomes an **escalation**: a
-  notification to a person at the rule's priority and a ``reaction.escalated`` timeline entry,
-  once; nothing more is sent for that fingerprint.
+  notification to a person (at the rule's ``priority`` when the config sets one, else ``urgent``)
+  and a ``reaction.escalated`` timeline entry, once; nothing more is sent for that fingerprint.
+  Notify and auto-merge act once per fingerprint and never escalate (a person is already told);
+- ``includeSummary: true`` appends :func:`fleet_summary` to the rule's notifications and escalations.
 
 Auto-cleanup (``autoCleanupOnMerge: true`` in the project's reactions): once a session's PR has
 merged, the session is ended and its workspace removed when the agent is not mid-turn (or

@@ -185,6 +185,16 @@ def test_threshold_and_trusted_bots_only_on_the_rules_that_read_them(caplog):
     assert "agent-idle.threshold ignored: a threshold must be longer than 0" in caplog.text
 
 
+def test_only_approved_and_green_can_auto_merge(caplog):
+    rules = R.rules_merge(
+        ("p", {"ci-failed": {"action": "auto-merge"}, "approved-and-green": {"action": "auto-merge"}})
+    )
+
+    assert rules["ci-failed"].action == "send-to-agent"  # a failing PR is never merged by a rule
+    assert rules["approved-and-green"].action == "auto-merge"
+    assert "ci-failed.action ignored: only approved-and-green can auto-merge" in caplog.text
+
+
 def test_escalation_priority_is_urgent_unless_configured():
     rules = R.rules_merge(
         ("reactions", {"ci-failed": {"priority": "info"}}), ("p", {"ci-failed": {"retries": 1}})
