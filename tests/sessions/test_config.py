@@ -1054,3 +1054,11 @@ def test_ao_config_without_a_file_says_where_it_looked(no_ao_config, tmp_path, m
     monkeypatch.chdir(tmp_path)
     with pytest.raises(CommandError, match=r"no ao\.config\.yaml here or above"):
         call_command("config", "check")
+
+
+def test_ao_config_schema_prints_the_shipped_schema():
+    code, out, _ = _ao_config("schema")
+
+    assert code == 0
+    assert json.loads(out) == config_json_schema()
+    assert out == SCHEMA_FILE.read_text(encoding="utf-8")

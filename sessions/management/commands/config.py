@@ -1,4 +1,5 @@
-"""``ao config check|apply [FILE]``: validate ao.config.yaml, or write it to the database without a restart."""
+"""``ao config check|apply [FILE]``: validate ao.config.yaml, or write it to the database without a restart;
+``ao config schema``: its JSON Schema, for editors."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ class Command(BaseCommand):
         apply = sub.add_parser(
             "apply", help="check, then write the file's projects and rules to the database"
         )
+        sub.add_parser("schema", help="print the JSON Schema of ao.config.yaml (for editors)")
         for each in (check, apply):
             each.add_argument(
                 "file",
@@ -29,7 +31,10 @@ class Command(BaseCommand):
                 help="default: AO_CONFIG, else the nearest ao.config.yaml upwards",
             )
 
-    def handle(self, *args, action: str, file: Path | None, **options):
+    def handle(self, *args, action: str, file: Path | None = None, **options):
+        if action == "schema":
+            self.stdout.write(config.config_json_schema_text(), ending="")
+            return
         path = file or config.config_discover(None)
         if path is None:
             raise CommandError("no ao.config.yaml here or above (set AO_CONFIG, or run `ao init`)")
