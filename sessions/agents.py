@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -108,8 +108,32 @@ def live_sessions(*, project: Project | None = None, host: str | None = None):
     return qs
 
 
+def _host_lock_key(host: str) -> int:
+    """A PostgreSQL advisory-lock key (signed 64-bit) standing for one agent host."""
+    return int.from_bytes(
+        hashlib.sha256(f"ao.admission.host:{host}".encode()).digest()[:8], "big", signed=True
+    )
+
+
+def admission_lock(*, project: Project, host: str) -> None:
+    """Serialise admission decisions: call inside the transaction that then counts
+    (``admission_check``) and creates or admits the session, so that concurrent spawns cannot
+    both see room under a cap. PostgreSQL: the project's row lock, then a transaction-scoped
+    advisory lock standing for the host (always in this order). SQLite: the IMMEDIATE
+    transaction already holds the database's write lock from its BEGIN."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("admission_lock must run inside the transaction that creates the session")
+    if connection.vendor == "sqlite":
+        return
+    list(Project.objects.select_for_update().filter(pk=project.pk).values_list("pk", flat=True))
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_host_lock_key(host)])
+
+
 def admission_check(*, project: Project, host: str) -> str:
-    """Empty when a new session may start now, else the reason it may not."""
+    """Empty when a new session may start now, else the reason it may not. Only a hint unless
+    called after ``admission_lock`` in the transaction that creates or admits the session."""
     if project.max_sessions is not None:
         count = live_sessions(project=project).count()
         if count >= project.max_sessions:
@@ -162,6 +186,7 @@ def session_spawn(
 
     host = settings.AO_HOST_NAME
     with transaction.atomic():
+        admission_lock(project=project, host=host)  # count and create atomically
         reason = admission_check(project=project, host=host)
         if reason and project.refuse_over_cap:
             raise SpawnRefused(f"not spawned: {reason}")
@@ -209,7 +234,9 @@ def queued_sessions_admit(*, project: Project) -> list[str]:
     started = []
     for session in Session.objects.filter(project=project, phase=Phase.QUEUED).order_by("created_at"):
         with transaction.atomic():
-            if admission_check(project=project, host=session.host or settings.AO_HOST_NAME):
+            host = session.host or settings.AO_HOST_NAME
+            admission_lock(project=project, host=host)
+            if admission_check(project=project, host=host):
                 break
             claimed = Session.objects.filter(pk=session.pk, phase=Phase.QUEUED).update(phase=Phase.SPAWNING)
             if claimed != 1:
