@@ -17,10 +17,16 @@ app.autodiscover_tasks()
 app.set_default()
 
 
-def _beat_schedule() -> dict:
+def sweep_tick() -> float:
+    """Seconds between beat's sweep fan-out ticks. A sweep task a tick queued expires after one
+    tick (sessions.tasks): one not started before the next tick is dropped, not piled up."""
     from django.conf import settings
 
-    tick = min(5.0, float(settings.AO_SWEEP_INTERVAL))
+    return min(5.0, float(settings.AO_SWEEP_INTERVAL))
+
+
+def _beat_schedule() -> dict:
+    tick = sweep_tick()
     return {
         "sweep-due-projects": {"task": "sessions.sweep_due_projects", "schedule": tick},
         # deliveries whose retry was lost (restart, in-memory broker) are picked up again

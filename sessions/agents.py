@@ -750,12 +750,20 @@ def session_cleanup(*, session: Session, force: bool = False, by=None, actor: st
     return session.id
 
 
-def project_sweep(*, project: Project) -> int:
+def project_sweep(*, project: Project, keep=None) -> int:
     """One reconciliation pass over a project: observe running sessions (on their own host),
-    deliver queued messages, re-derive everything else, admit queued spawns. Returns changes."""
+    deliver queued messages, re-derive everything else, admit queued spawns. Returns changes.
+
+    ``keep`` (the sweep lease's ``keep``) is called before each step and each session: it renews
+    the lease of a long sweep and raises ``services.SweepLeaseLost`` when it is no longer held."""
     from sessions import orchestrator, prsync, tasks
 
+    def step() -> None:
+        if keep is not None:
+            keep()
+
     changes = 0
+    step()
     try:
         for note in prsync.scm_housekeeping(project=project):
             log.info("%s: %s", project.key, note)
@@ -766,6 +774,7 @@ def project_sweep(*, project: Project) -> int:
         log.warning("PR sync of %s skipped: %s", project.key, exc)
     running = Session.objects.filter(project=project, phase=Phase.RUNNING).exclude(zone=Zone.DONE)
     for session in running.select_related("project"):
+        step()
         if (session.host or settings.AO_HOST_NAME) != settings.AO_HOST_NAME:
             tasks.session_observe_task.apply_async(args=[session.pk], queue=host_queue(session.host))
             continue
@@ -780,7 +789,8 @@ def project_sweep(*, project: Project) -> int:
                 kwargs={"rounds": tasks.DELIVERY_RETRY_ROUNDS},
                 queue=host_queue(session.host),
             )
-    changes += services.project_sweep(project=project, exclude_phase=Phase.RUNNING)
+    changes += services.project_sweep(project=project, exclude_phase=Phase.RUNNING, keep=keep)
+    step()
     from sessions import outcomes
 
     outcomes.outcomes_record_due(project=project)  # the learning loop: outcomes of newly finished sessions
@@ -794,8 +804,11 @@ def project_sweep(*, project: Project) -> int:
         reactions.session_react_after_commit(session_id=session_id)
     from sessions import drift
 
+    step()
     drift.drift_check(project)  # signals that an agent goes the wrong way, to the orchestrator (rate-limited)
+    step()
     queued_sessions_admit(project=project)
+    step()
     # the orchestrator issue: orchestrator keep-alive, backlog intake, conflict watch
     changes += orchestrator.project_sweep_hooks(project=project)
     return changes

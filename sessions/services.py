@@ -3,6 +3,8 @@ enqueue tasks and broadcast (after commit)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from sessions.lifecycle import CIState, Facts, PRFacts, PRState, ReviewDecision,
 from sessions.models import Actor, AppliedConfig, Event, Project, Session
 
 SWEEP_LEASE = timedelta(minutes=5)
+SWEEP_LEASE_RENEW_AFTER = timedelta(seconds=30)  # a running sweep extends its lease at most this often
 
 
 def event_record(
@@ -169,29 +172,88 @@ def session_rederive(
     return True
 
 
-def project_sweep_claim(*, project_id: int, now: datetime | None = None) -> bool:
-    """Claim the project's sweep lease; False if another sweep holds an unexpired one."""
+def _sweep_every(interval: float | None) -> timedelta:
+    return timedelta(seconds=interval or settings.AO_SWEEP_INTERVAL)
+
+
+class SweepLeaseLost(Exception):
+    """The sweep's lease expired and another sweep claimed the project: this one must stop."""
+
+
+@dataclass
+class SweepLease:
+    """A claimed sweep of one project. ``until`` is the value of ``sweep_lease_until`` while the
+    lease is this sweep's: renewals and the release are conditional on it."""
+
+    project_id: int
+    until: datetime
+
+    def keep(self, *, now: datetime | None = None) -> None:
+        """Call at each step of a sweep: renews the lease when it was last renewed more than
+        SWEEP_LEASE_RENEW_AFTER ago; raises SweepLeaseLost when it is no longer this sweep's."""
+        project_sweep_renew(lease=self, now=now)
+
+
+def project_sweep_claim(
+    *, project_id: int, now: datetime | None = None, if_due: bool = True
+) -> SweepLease | None:
+    """Claim the project's sweep lease with a conditional UPDATE; None if another sweep holds an
+    unexpired one or (``if_due``) the project was swept less than its interval ago, so a
+    duplicate task queued while a sweep ran does nothing."""
     now = now or timezone.now()
-    claimed = (
-        Project.objects.filter(pk=project_id)
-        .filter(Q(sweep_lease_until__isnull=True) | Q(sweep_lease_until__lt=now))
-        .update(sweep_lease_until=now + SWEEP_LEASE)
+    until = now + SWEEP_LEASE
+    claim = Project.objects.filter(pk=project_id).filter(
+        Q(sweep_lease_until__isnull=True) | Q(sweep_lease_until__lt=now)
     )
-    return claimed == 1
+    if if_due:
+        interval = Project.objects.filter(pk=project_id).values_list("sweep_interval", flat=True).first()
+        claim = claim.filter(
+            Q(last_swept_at__isnull=True) | Q(last_swept_at__lte=now - _sweep_every(interval))
+        )
+    return (
+        SweepLease(project_id=project_id, until=until) if claim.update(sweep_lease_until=until) == 1 else None
+    )
 
 
-def project_sweep_release(*, project_id: int) -> None:
-    Project.objects.filter(pk=project_id).update(sweep_lease_until=None, last_swept_at=timezone.now())
+def project_sweep_renew(*, lease: SweepLease, now: datetime | None = None, force: bool = False) -> None:
+    """Extend a running sweep's lease by SWEEP_LEASE from now (at most every
+    SWEEP_LEASE_RENEW_AFTER unless ``force``). Raises SweepLeaseLost when it is no longer ours."""
+    now = now or timezone.now()
+    if not force and lease.until - now > SWEEP_LEASE - SWEEP_LEASE_RENEW_AFTER:
+        return
+    until = now + SWEEP_LEASE
+    renewed = Project.objects.filter(pk=lease.project_id, sweep_lease_until=lease.until).update(
+        sweep_lease_until=until
+    )
+    if renewed != 1:
+        raise SweepLeaseLost(f"the sweep lease of project {lease.project_id} expired and was claimed again")
+    lease.until = until
 
 
-def project_sweep(*, project: Project, now: datetime | None = None, exclude_phase: str | None = None) -> int:
+def project_sweep_release(*, lease: SweepLease, now: datetime | None = None) -> None:
+    """Release the lease and record the sweep; nothing when the lease is no longer ours."""
+    Project.objects.filter(pk=lease.project_id, sweep_lease_until=lease.until).update(
+        sweep_lease_until=None, last_swept_at=now or timezone.now()
+    )
+
+
+def project_sweep(
+    *,
+    project: Project,
+    now: datetime | None = None,
+    exclude_phase: str | None = None,
+    keep: Callable[[], None] | None = None,
+) -> int:
     """Re-derive the status of every live session of the project from its stored facts
-    (time alone can change it: idle turns into stuck). Returns how many changed."""
+    (time alone can change it: idle turns into stuck). Returns how many changed. ``keep`` is
+    called before each session (the sweep lease's ``keep``)."""
     changes = 0
     live = Session.objects.filter(project=project).exclude(zone=Zone.DONE).select_related("project")
     if exclude_phase:
         live = live.exclude(phase=exclude_phase)
     for session in live:
+        if keep is not None:
+            keep()
         with transaction.atomic():
             if session_rederive(session=session, now=now):
                 changes += 1
@@ -199,11 +261,13 @@ def project_sweep(*, project: Project, now: datetime | None = None, exclude_phas
 
 
 def projects_due_for_sweep(*, now: datetime | None = None) -> list[int]:
+    """Projects whose interval has passed and whose sweep lease is free (or expired): a project
+    being swept is not queued again."""
     now = now or timezone.now()
     due = []
-    for pk, interval, last in Project.objects.values_list("pk", "sweep_interval", "last_swept_at"):
-        every = timedelta(seconds=interval or settings.AO_SWEEP_INTERVAL)
-        if last is None or now - last >= every:
+    free = Project.objects.filter(Q(sweep_lease_until__isnull=True) | Q(sweep_lease_until__lt=now))
+    for pk, interval, last in free.values_list("pk", "sweep_interval", "last_swept_at"):
+        if last is None or now - last >= _sweep_every(interval):
             due.append(pk)
     return due
 

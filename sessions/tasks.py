@@ -2,29 +2,40 @@
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 
 from sessions import agents, services
 from sessions.models import Project, Session
 
+log = logging.getLogger(__name__)
+
 
 @shared_task(name="sessions.sweep_due_projects", ignore_result=True)
 def sweep_due_projects_task() -> None:
-    """Beat fans out: one sweep task per project that is due."""
+    """Beat fans out: one sweep task per project that is due and not being swept. A task not
+    started within one tick expires (the next tick queues a fresh one if still due)."""
+    from ao_site.celery import sweep_tick
+
+    expires = sweep_tick()
     for project_id in services.projects_due_for_sweep():
-        project_sweep_task.delay(project_id)
+        project_sweep_task.apply_async(args=[project_id], expires=expires)
 
 
 @shared_task(name="sessions.sweep_project", ignore_result=True, acks_late=True)
 def project_sweep_task(project_id: int) -> None:
-    if not services.project_sweep_claim(project_id=project_id):
-        return  # another sweep of this project is running
+    lease = services.project_sweep_claim(project_id=project_id)
+    if lease is None:
+        return  # another sweep of this project is running, or it was just swept
     try:
         project = Project.objects.filter(pk=project_id).first()
         if project is not None:
-            agents.project_sweep(project=project)
+            agents.project_sweep(project=project, keep=lease.keep)
+    except services.SweepLeaseLost as exc:
+        log.warning("sweep stopped: %s", exc)
     finally:
-        services.project_sweep_release(project_id=project_id)
+        services.project_sweep_release(lease=lease)
 
 
 @shared_task(name="sessions.start", ignore_result=True, acks_late=True)

@@ -110,15 +110,18 @@ def test_rederive_reads_pull_request_facts() -> None:
 
 
 def test_sweep_lease_blocks_a_second_sweep_until_released_or_expired() -> None:
-    project = ProjectFactory()
+    project = ProjectFactory(sweep_interval=30)
     now = timezone.now()
 
-    assert services.project_sweep_claim(project_id=project.pk, now=now) is True
-    assert services.project_sweep_claim(project_id=project.pk, now=now + timedelta(seconds=1)) is False
+    first = services.project_sweep_claim(project_id=project.pk, now=now)
+    assert first is not None
+    assert services.project_sweep_claim(project_id=project.pk, now=now + timedelta(seconds=1)) is None
     # a crashed sweep's lease expires
-    assert services.project_sweep_claim(project_id=project.pk, now=now + services.SWEEP_LEASE * 2) is True
-    services.project_sweep_release(project_id=project.pk)
-    assert services.project_sweep_claim(project_id=project.pk) is True
+    later = now + services.SWEEP_LEASE * 2
+    second = services.project_sweep_claim(project_id=project.pk, now=later)
+    assert second is not None
+    services.project_sweep_release(lease=second, now=later)
+    assert services.project_sweep_claim(project_id=project.pk, now=later + timedelta(seconds=31)) is not None
 
 
 def test_sweep_rederives_live_sessions_only() -> None:
