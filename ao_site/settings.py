@@ -66,6 +66,9 @@ AO_DRIFT_OUTSIDE_FILES = env.int("AO_DRIFT_OUTSIDE_FILES", default=5)
 AO_DRIFT_SAME_CHECK_CYCLES = env.int("AO_DRIFT_SAME_CHECK_CYCLES", default=3)
 # A check flagged flaky stays flagged this many hours (sessions/decisions.py is_flaky).
 AO_FLAKY_CHECK_HOURS = env.float("AO_FLAKY_CHECK_HOURS", default=72.0)
+# Open event streams (/api/v1/events/stream) and browser terminals re-check every this many
+# seconds that the token, login and role they were opened with still hold; else they end.
+AO_ACCESS_RECHECK_SECONDS = env.float("AO_ACCESS_RECHECK_SECONDS", default=30.0)
 
 SECRET_KEY = env.str("AO_SECRET_KEY", default="") or read_or_create_secret(AO_HOME / "secret_key")
 DEBUG = env.bool("AO_DEBUG", default=False)

@@ -14,7 +14,9 @@ Wire format:
 Checks: ASGI's ``AllowedHostsOriginValidator`` refuses cross-origin upgrades; here a login and
 the project's viewer role are required to connect (else the upgrade is refused: 403), and the
 operator role is checked again, against the database, on every input message - a viewer's
-keystrokes are dropped here, whatever the browser does. Input goes straight to the relay's pty
+keystrokes are dropped here, whatever the browser does - and the viewer role (and the login)
+every ``AO_ACCESS_RECHECK_SECONDS``: a viewer whose role was removed is disconnected
+(``CLOSE_FORBIDDEN``) instead of watching on. Input goes straight to the relay's pty
 (no Celery, no database write).
 
 Back-pressure: Channels' ``send`` never waits for the network, so the browser acknowledges what
@@ -32,6 +34,7 @@ import logging
 from autobahn.exception import Disconnected
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
 from sessions import terminal
 
@@ -48,6 +51,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
     relay: terminal.Relay | None = None
     sub: terminal.Subscriber | None = None
     pump: asyncio.Task | None = None
+    watch: asyncio.Task | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -76,12 +80,16 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         if replay:
             await self._output(replay)
         self.pump = asyncio.create_task(self._pump())
+        session = self.scope.get("session")
+        self.session_key = getattr(session, "session_key", "") or ""
+        self.watch = asyncio.create_task(self._watch_access())
 
     async def disconnect(self, code: int) -> None:
-        if self.pump is not None:
-            self.pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self.pump
+        for task in (self.pump, self.watch):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         if self.relay is not None and self.sub is not None:
             terminal.relay_leave(self.relay, self.sub)
             self.relay = self.sub = None
@@ -119,6 +127,24 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             return
         if self.relay is not None:
             self.relay.write(data.encode("utf-8", "replace"))
+
+    async def _watch_access(self) -> None:
+        """Every ``AO_ACCESS_RECHECK_SECONDS``: still signed in and a member of the project, or out."""
+        every = float(getattr(settings, "AO_ACCESS_RECHECK_SECONDS", 30.0))
+        while True:
+            await asyncio.sleep(every)
+            try:
+                allowed = await database_sync_to_async(terminal.terminal_may_view)(
+                    user_id=self.user_id, project_id=self.target.project_id, session_key=self.session_key
+                )
+            except Exception:  # a database hiccup is not a reason to cut a terminal: try again later
+                log.warning("terminal %s: access re-check failed", self.target.session_id, exc_info=True)
+                continue
+            if not allowed:
+                with contextlib.suppress(Exception):
+                    await self._control(type="error", message="your access to this session was removed")
+                await self.close(code=CLOSE_FORBIDDEN)
+                return
 
     async def _pump(self) -> None:
         """Relay → browser, within the ack window."""

@@ -798,3 +798,19 @@ def terminal_may_type(*, user_id: int, project_id: int) -> bool:
 
     user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
     return user is not None and selectors.can(user, Project(pk=project_id), selectors.OPERATE)
+
+
+def terminal_may_view(*, user_id: int, project_id: int, session_key: str = "") -> bool:
+    """Checked every ``AO_ACCESS_RECHECK_SECONDS`` while a terminal is open: the user is still
+    active and a member of the project, and (a browser) still signed in."""
+    from importlib import import_module
+
+    from django.contrib.auth import get_user_model
+
+    from sessions import selectors
+    from sessions.models import Project
+
+    if session_key and not import_module(settings.SESSION_ENGINE).SessionStore().exists(session_key):
+        return False
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    return user is not None and selectors.can(user, Project(pk=project_id), selectors.VIEW)

@@ -12,6 +12,10 @@ commit (``realtime.event_created``). Each event is sent as::
 A client that reconnects with ``Last-Event-ID`` (or ``?after=<id>``) first gets what it missed
 (up to ``REPLAY_LIMIT`` events). A comment line every ``KEEPALIVE`` seconds keeps proxies from
 closing an idle stream. ``?project=<key>`` narrows the stream to one project.
+
+Access is re-checked every ``AO_ACCESS_RECHECK_SECONDS`` (30 s), like the board's websocket: a
+revoked token, a deactivated user or a signed-out browser session ends the stream; a project the
+caller lost its role in is dropped from it (the stream ends when none is left).
 Runs under ASGI (daphne): the response is an async generator, one per client, no thread held.
 """
 
@@ -20,16 +24,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.http import JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 
 from sessions import realtime, selectors
 from sessions.api.errors import error_body
 from sessions.api.tokens import api_token_authenticate
-from sessions.models import Event
+from sessions.models import ApiToken, Event
 
 log = logging.getLogger(__name__)
 
@@ -37,19 +44,57 @@ KEEPALIVE = 15.0
 REPLAY_LIMIT = 500
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """What the stream was opened with, to check again later."""
+
+    user_id: int
+    token_id: int | None = None  # an API token
+    session_key: str = ""  # else the browser's session
+
+
 def _caller(request):
-    """The user behind the request (API token first, then the browser session), or None."""
+    """The user behind the request (API token first, then the browser session) and the
+    credentials it came with, or (None, None)."""
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
         token = api_token_authenticate(header[len("Bearer ") :].strip())
-        return token.user if token is not None else None
+        if token is None:
+            return None, None
+        return token.user, Credentials(user_id=token.user_id, token_id=token.pk)
     user = getattr(request, "user", None)
-    return user if user is not None and user.is_authenticated else None
+    if user is None or not user.is_authenticated:
+        return None, None
+    session = getattr(request, "session", None)
+    return user, Credentials(user_id=user.pk, session_key=getattr(session, "session_key", "") or "")
+
+
+def stream_access(credentials: Credentials, project_ids: list[int]) -> list[int]:
+    """The streamed projects the caller may still see: none when the token was revoked, the user
+    deactivated or the browser session ended."""
+    from importlib import import_module
+
+    from django.contrib.auth import get_user_model
+
+    if credentials.token_id is not None:
+        if not ApiToken.objects.filter(
+            pk=credentials.token_id, user_id=credentials.user_id, revoked_at__isnull=True
+        ).exists():
+            return []
+    elif not credentials.session_key or not import_module(settings.SESSION_ENGINE).SessionStore().exists(
+        credentials.session_key
+    ):
+        return []
+    user = get_user_model().objects.filter(pk=credentials.user_id, is_active=True).first()
+    if user is None:
+        return []
+    visible = selectors.projects_visible_to(user).filter(pk__in=project_ids)
+    return sorted(visible.values_list("pk", flat=True))
 
 
 def _subscription(request):
-    """(status, user, project ids, replay events) for the request."""
-    user = _caller(request)
+    """(status, credentials, project ids, replay events) for the request."""
+    user, credentials = _caller(request)
     if user is None:
         return 401, None, [], []
     projects = selectors.projects_visible_to(user)
@@ -68,7 +113,13 @@ def _subscription(request):
             .order_by("pk")[:REPLAY_LIMIT]
         )
         replay = [realtime.event_payload(event) for event in rows]
-    return 200, user, ids, replay
+    return 200, credentials, ids, replay
+
+
+def _project_keys(project_ids: list[int]) -> list[str]:
+    from sessions.models import Project
+
+    return list(Project.objects.filter(pk__in=project_ids).values_list("key", flat=True))
 
 
 def format_event(payload: dict) -> str:
@@ -79,7 +130,7 @@ def format_event(payload: dict) -> str:
 
 @require_GET
 async def events_stream(request):
-    status, _user, project_ids, replay = await sync_to_async(_subscription)(request)
+    status, credentials, project_ids, replay = await sync_to_async(_subscription)(request)
     if status == 401:
         response = JsonResponse(
             error_body("not_authenticated", "send Authorization: Bearer ao_..."), status=401
@@ -92,10 +143,13 @@ async def events_stream(request):
     if layer is None:
         return JsonResponse(error_body("unavailable", "no channel layer configured"), status=503)
 
+    recheck_every = float(getattr(settings, "AO_ACCESS_RECHECK_SECONDS", 30.0))
+
     async def stream():
         channel = await layer.new_channel("ao-sse.")
-        groups = [realtime.events_group(pk) for pk in project_ids]
-        for group in groups:
+        groups = {pk: realtime.events_group(pk) for pk in project_ids}
+        keys = set(await sync_to_async(_project_keys)(list(groups)))
+        for group in groups.values():
             await layer.group_add(group, channel)
         last = 0
         try:
@@ -103,19 +157,36 @@ async def events_stream(request):
             for payload in replay:
                 last = max(last, payload["id"])
                 yield format_event(payload)
+            sent_at = next_check = time.monotonic()
+            next_check += recheck_every
             while True:
+                now = time.monotonic()
+                if now >= next_check:
+                    allowed = set(await sync_to_async(stream_access)(credentials, list(groups)))
+                    for pk in set(groups) - allowed:
+                        await layer.group_discard(groups.pop(pk), channel)
+                    if not groups:
+                        yield ": access revoked\n\n"
+                        return
+                    keys = set(await sync_to_async(_project_keys)(list(groups)))
+                    next_check = now + recheck_every
                 try:
-                    message = await asyncio.wait_for(layer.receive(channel), timeout=KEEPALIVE)
+                    message = await asyncio.wait_for(
+                        layer.receive(channel), timeout=max(0.0, min(sent_at + KEEPALIVE, next_check) - now)
+                    )
                 except TimeoutError:
-                    yield ": keepalive\n\n"
+                    if time.monotonic() - sent_at >= KEEPALIVE:
+                        sent_at = time.monotonic()
+                        yield ": keepalive\n\n"
                     continue
                 payload = message.get("event") or {}
-                if not payload or payload.get("id", 0) <= last:
-                    continue  # already sent during the replay
+                if not payload or payload.get("id", 0) <= last or payload.get("project") not in keys:
+                    continue  # already sent during the replay, or of a project dropped since
                 last = payload["id"]
+                sent_at = time.monotonic()
                 yield format_event(payload)
         finally:
-            for group in groups:
+            for group in groups.values():
                 try:
                     await layer.group_discard(group, channel)
                 except Exception:  # the client is gone; nothing else to do

@@ -123,3 +123,45 @@ async def _needs_token() -> None:
     body = await outbox.get()
     assert json.loads(body["body"])["error"]["code"] == "not_authenticated"
     await asyncio.wait_for(task, timeout=10)
+
+
+def test_stream_ends_when_its_token_is_revoked(settings) -> None:
+    settings.AO_ACCESS_RECHECK_SECONDS = 0.2
+    asyncio.run(_ends_when_revoked())
+
+
+async def _ends_when_revoked() -> None:
+    from ao_site.asgi import application
+    from sessions.api.tokens import api_token_revoke
+    from sessions.models import ApiToken
+
+    raw, _session, _foreign = await sync_to_async(_setup)()
+    task, _inbox, outbox = await _open_stream(application, [(b"authorization", f"Bearer {raw}".encode())])
+    assert (await outbox.get())["status"] == 200
+    await _read_until(outbox, ": connected")
+    await asyncio.sleep(0.5)  # a re-check or two with the token still good: the stream stays open
+    assert not task.done()
+
+    token = await sync_to_async(ApiToken.objects.get)(name="sse")
+    await sync_to_async(api_token_revoke)(token=token)
+    await _read_until(outbox, ": access revoked", timeout=5)
+    await asyncio.wait_for(task, timeout=5)  # the response ended
+    rest = [outbox.get_nowait() for _ in range(outbox.qsize())]
+    assert rest and rest[-1]["type"] == "http.response.body" and not rest[-1].get("more_body")
+
+
+def test_stream_drops_a_project_whose_role_was_removed(settings) -> None:
+    settings.AO_ACCESS_RECHECK_SECONDS = 0.2
+    asyncio.run(_drops_project())
+
+
+async def _drops_project() -> None:
+    from ao_site.asgi import application
+
+    raw, session, _foreign = await sync_to_async(_setup)()
+    task, _inbox, outbox = await _open_stream(application, [(b"authorization", f"Bearer {raw}".encode())])
+    assert (await outbox.get())["status"] == 200
+    await sync_to_async(Membership.objects.filter(project=session.project).delete)()
+    text = await _read_until(outbox, ": access revoked", timeout=5)
+    assert "event:" not in text
+    await asyncio.wait_for(task, timeout=5)

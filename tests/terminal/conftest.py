@@ -77,7 +77,7 @@ def session(sid, host=""):
 session("term-1")
 session("term-2", host="some-other-host")
 cookies = {{}}
-for name, role in (("viewer", "viewer"), ("operator", "operator"), ("outsider", None)):
+for name, role in (("viewer", "viewer"), ("operator", "operator"), ("outsider", None), ("leaver", "viewer")):
     user = User.objects.create_user(name, password=None)
     if role:
         Membership.objects.create(user=user, project=project, role=role)
@@ -119,6 +119,7 @@ def server(tmp_path_factory, tmux_socket: str) -> Iterator[Server]:
     workdir = git_repo(tmp_path_factory.mktemp("repo"))
     port = free_port()
     env = ao_env(home)
+    env["AO_ACCESS_RECHECK_SECONDS"] = "0.5"  # open terminals re-check roles this often (default 30)
     start_shell(tmux_socket, "term-1")
     try:
         with ao_process(["start", "--port", str(port)], env, cwd=workdir) as process:

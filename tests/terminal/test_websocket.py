@@ -115,6 +115,28 @@ def test_viewer_input_is_dropped_by_the_server(server: Server) -> None:
     assert b"viewer-sneaked" not in seen.output
 
 
+def test_viewer_whose_role_is_removed_is_disconnected(server: Server) -> None:
+    from tests.test_embedded import django_shell
+
+    with open_terminal(server, who="leaver") as ws:
+        reader = Reader(ws)
+        reader.control("hello")
+        reader.sees(b"ao-prompt$")
+        with pytest.raises(AssertionError, match="timed out"):  # re-checked every 0.5 s: stays open
+            reader.until(lambda r: False, timeout=1.5)
+
+        django_shell(
+            server.env,
+            "from sessions.models import Membership\n"
+            "Membership.objects.filter(user__username='leaver').delete()",
+        )
+        with pytest.raises(ConnectionClosed) as closed:
+            reader.until(lambda r: False, timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+    assert {"type": "error", "message": "your access to this session was removed"} in reader.controls
+    assert refused(server, who="leaver") == 403
+
+
 def test_operator_resize_is_applied_and_announced_to_every_viewer(server: Server) -> None:
     def window() -> str:
         return tmux(
