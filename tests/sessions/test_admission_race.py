@@ -1,4 +1,6 @@
-"""Admission caps hold under concurrent spawns: real processes racing on SQLite and PostgreSQL."""
+"""Admission caps hold under concurrent spawns: real processes racing on PostgreSQL (READ COMMITTED,
+where counting before locking let them through). SQLite's IMMEDIATE transactions serialize spawns
+anyway (tests/sessions/test_services.py races them for session ids)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from tests.helpers.procs import REPO, fresh_postgres_database, manage
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
-PROCESSES = 6
+PROCESSES = 4
 SPAWNS_EACH = 2
 CAP = 3
 
@@ -101,14 +103,6 @@ def _expect_cap_held(result: tuple[int, int, int]) -> None:
     spawned, refused, live = result
     assert (spawned, live) == (CAP, CAP)
     assert refused == PROCESSES * SPAWNS_EACH - CAP
-
-
-def _sqlite_env(tmp_path: Path) -> dict[str, str]:
-    return {"AO_HOME": str(tmp_path), "DATABASE_URL": "", "REDIS_URL": ""}
-
-
-def test_project_cap_holds_under_concurrent_spawns_on_sqlite(tmp_path) -> None:
-    _expect_cap_held(_race(_sqlite_env(tmp_path), tmp_path, "capped"))
 
 
 def test_project_cap_holds_under_concurrent_spawns_on_postgres(tmp_path, postgres_url) -> None:
