@@ -105,20 +105,11 @@ class NotifierInstanceForm(forms.ModelForm):
 
 
 @admin.register(NotifierInstance)
-class NotifierInstanceAdmin(ReadOnlyAdmin):
+class NotifierInstanceAdmin(AuditedModelAdmin):
+    # Editable: `ao start` re-applies the config file only when it changed, so admin edits stay.
     form = NotifierInstanceForm
     list_display = ("name", "plugin", "setting_keys", "updated_at")
     readonly_fields = ("updated_at",)
-
-    # Editable now that `ao start` no longer re-applies an unchanged config file over admin edits.
-    def has_add_permission(self, request, obj=None) -> bool:
-        return admin.ModelAdmin.has_add_permission(self, request)
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return admin.ModelAdmin.has_change_permission(self, request, obj)
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return admin.ModelAdmin.has_delete_permission(self, request, obj)
 
     @admin.display(description="settings (keys; values may be secrets)")
     def setting_keys(self, obj: NotifierInstance) -> str:
@@ -150,19 +141,10 @@ class NotificationRouteForm(forms.ModelForm):
 
 
 @admin.register(NotificationRoute)
-class NotificationRouteAdmin(ReadOnlyAdmin):
+class NotificationRouteAdmin(AuditedModelAdmin):
     form = NotificationRouteForm
     list_display = ("priority", "targets", "updated_at")
     readonly_fields = ("updated_at",)
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return admin.ModelAdmin.has_add_permission(self, request)
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return admin.ModelAdmin.has_change_permission(self, request, obj)
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return admin.ModelAdmin.has_delete_permission(self, request, obj)
 
     @admin.display(description="notifiers")
     def targets(self, obj: NotificationRoute) -> str:
