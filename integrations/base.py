@@ -180,6 +180,13 @@ class Agent(Plugin, abc.ABC):
         """
         return []
 
+    @property
+    def recognizes_ready(self) -> bool:
+        """Whether ``detect_activity`` can tell when this agent is at its prompt. When it can, a
+        screen it does not recognise (``unknown``) is never typed into; when it cannot (a custom
+        command without ``ready_pattern``), ao types after a short start-up grace."""
+        return True
+
     @abc.abstractmethod
     def detect_activity(
         self, *, workspace: Path, pane_text: str, now: datetime, process_alive: bool

@@ -24,7 +24,13 @@ from sessions.text import clean_text
 MAX_ATTEMPTS = 5
 CONFIRM_WAIT = 3.0  # seconds to watch the pane right after sending
 CONFIRM_WINDOW = timedelta(seconds=60)  # after this, an unconfirmed delivery is retried
-STARTUP_GRACE = timedelta(seconds=5)  # an agent with no readable state yet is assumed ready after this
+# An agent whose readiness ao cannot read (a custom command without ready_pattern) is assumed ready
+# this long after its start; one whose screen ao can read is never typed into while "unknown".
+STARTUP_GRACE = timedelta(seconds=5)
+NOT_RECOGNISED = (
+    "the agent's screen is not recognised, so ao does not type into it: answer it in the terminal "
+    "(or send with --answer-prompt)"
+)
 HELD_POLL = 0.3  # seconds between looks at an agent that is not ready yet
 
 
@@ -81,7 +87,9 @@ def _snippet(text: str) -> str:
     return line[:30]
 
 
-def ready_for(message: Message, *, activity: str, now, started_at) -> tuple[bool, str]:
+def ready_for(
+    message: Message, *, activity: str, now, started_at, recognizes_ready: bool = False
+) -> tuple[bool, str]:
     """Whether the agent can take this message now, and if not, why (pure)."""
     if activity == Activity.WAITING_INPUT:
         if message.answers_prompt:
@@ -93,9 +101,11 @@ def ready_for(message: Message, *, activity: str, now, started_at) -> tuple[bool
         return False, f"the agent is {activity}"
     if activity in (Activity.READY, Activity.IDLE):
         return True, ""
-    if started_at is not None and now - started_at >= STARTUP_GRACE:
-        return True, ""
-    return False, "the agent has not shown a prompt yet"
+    if started_at is None or now - started_at < STARTUP_GRACE:
+        return False, "the agent has not shown a prompt yet"
+    if recognizes_ready and not message.answers_prompt:
+        return False, NOT_RECOGNISED  # never type blindly into a screen ao cannot read
+    return True, ""
 
 
 def messages_deliver(*, session_id: str, wait: float = 0.0) -> tuple[int, bool]:
@@ -133,8 +143,13 @@ def _deliver_next(session_id: str) -> str:
         return "held"
     if session.messages.filter(state=Message.State.DELIVERED).exists():
         return "held"  # one message in flight at a time: wait for it to be confirmed (or retried)
+    ctx = agents.context_for(session)
     ok, _why = ready_for(
-        message, activity=session.activity, now=timezone.now(), started_at=session.start_claimed_at
+        message,
+        activity=session.activity,
+        now=timezone.now(),
+        started_at=session.start_claimed_at,
+        recognizes_ready=ctx.agent.recognizes_ready,
     )
     if not ok:
         return "held"
@@ -146,7 +161,6 @@ def _deliver_next(session_id: str) -> str:
     if claimed != 1:
         return "held"
     message.refresh_from_db()
-    ctx = agents.context_for(session)
     handle = agents._handle(session)
     try:
         ctx.runtime.send_text(handle, message.text)

@@ -63,6 +63,10 @@ class CustomAgent(CliAgent):
             waiting=[self.config.waiting_pattern] if self.config.waiting_pattern else [],
         )
 
+    @property
+    def recognizes_ready(self) -> bool:  # type: ignore[override]
+        return bool(self.config.ready_pattern)
+
     def executable(self) -> str:
         return self.config.command[0]
 

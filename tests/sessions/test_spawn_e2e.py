@@ -426,6 +426,7 @@ def test_delivery_waits_for_a_ready_agent(activity: str, answers: bool, ready: b
 
 
 def test_unknown_activity_is_ready_only_after_the_startup_grace() -> None:
+    """For an agent whose readiness ao cannot read (a custom command without ready_pattern)."""
     from django.utils import timezone
 
     now = timezone.now()
@@ -434,3 +435,23 @@ def test_unknown_activity_is_ready_only_after_the_startup_grace() -> None:
     assert messaging.ready_for(
         message, activity="unknown", now=now, started_at=now - messaging.STARTUP_GRACE
     )[0]
+
+
+def test_a_screen_ao_cannot_read_is_never_typed_into() -> None:
+    from django.utils import timezone
+
+    now, long_ago = timezone.now(), timezone.now() - 10 * messaging.STARTUP_GRACE
+    ok, why = messaging.ready_for(
+        Message(text="x"), activity="unknown", now=now, started_at=long_ago, recognizes_ready=True
+    )
+    assert ok is False and why == messaging.NOT_RECOGNISED
+    answer = Message(text="2", answers_prompt=True)  # a person who looked at the screen may answer it
+    assert messaging.ready_for(
+        answer, activity="unknown", now=now, started_at=long_ago, recognizes_ready=True
+    )[0]
+    # the built-in agents can read their screens; a custom command only with a ready_pattern
+    from integrations.registry import agents as registry
+
+    assert registry.create("claude-code", {}, where="t").recognizes_ready
+    assert not registry.create("custom", {"command": ["x"]}, where="t").recognizes_ready
+    assert registry.create("custom", {"command": ["x"], "ready_pattern": "^> $"}, where="t").recognizes_ready
