@@ -23,15 +23,21 @@ CHECKS = (not_a_server_error, status_code_conformance, content_type_conformance,
 MAX_EXAMPLES = 20
 
 
+def _for_agents(path: str) -> bool:
+    return path.endswith(("/report", "/pr"))
+
+
 def test_api_conforms_to_its_schema(world) -> None:
     PullRequestFactory(session=SessionFactory(project=world.project))
     Project.objects.filter(pk=world.project.pk).update(tracker="local")
     schema = schemathesis.openapi.from_wsgi("/api/v1/schema/", get_wsgi_application())
     auth = {"Authorization": f"Bearer {world.tokens['root']}"}
+    agent = {"Authorization": f"Bearer {world.agent_token}", "X-AO-Session": world.session.id}
     operations = [result.ok() for result in schema.get_all_operations()]
     # revoking tokens would revoke the fuzzer's own; that endpoint has its own tests
     operations = [op for op in operations if not (op.method.upper() == "DELETE" and "/tokens/" in op.path)]
     assert len(operations) >= 25
+    agent_statuses: list[int] = []
     for operation in operations:
 
         @given(case=operation.as_strategy())
@@ -43,8 +49,17 @@ def test_api_conforms_to_its_schema(world) -> None:
             database=None,
         )
         def fuzz(case) -> None:
-            case.headers = {**(case.headers or {}), **auth}
+            if _for_agents(case.operation.path):
+                # the agent endpoints, with the session's own token on its own session
+                case.path_parameters = {**(case.path_parameters or {}), "session_id": world.session.id}
+                case.headers = {**(case.headers or {}), **agent}
+            else:
+                case.headers = {**(case.headers or {}), **auth}
             response = case.call()
+            if _for_agents(case.operation.path):
+                agent_statuses.append(response.status_code)
             case.validate_response(response, checks=CHECKS)
 
         fuzz()
+    # the agent endpoints were reached with valid bodies too, not only refused
+    assert any(200 <= code < 300 for code in agent_statuses), agent_statuses
