@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from sessions.api import sse, views
+from sessions.api import sse, views, views_reactions
 
 urlpatterns = [
     path("me", views.MeView.as_view(), name="api-me"),
@@ -9,6 +9,9 @@ urlpatterns = [
     path("projects/<str:key>/", views.ProjectDetailView.as_view(), name="api-project"),
     path("projects/<str:key>/issues/", views.IssueListView.as_view(), name="api-issues"),
     path("projects/<str:key>/issues/<str:ref>/", views.IssueDetailView.as_view(), name="api-issue"),
+    path(
+        "projects/<str:key>/reactions", views_reactions.ProjectReactionsView.as_view(), name="api-reactions"
+    ),
     path("projects/<str:key>/spawn", views.SpawnView.as_view(), name="api-spawn"),
     path("projects/<str:key>/batch-spawn", views.BatchSpawnView.as_view(), name="api-batch-spawn"),
     path("sessions/", views.SessionListView.as_view(), name="api-sessions"),

@@ -20,6 +20,7 @@ ENDPOINTS = [
     ("get", "/api/v1/tokens/", None, "person"),
     ("get", "/api/v1/projects/web/", None, "viewer"),
     ("get", "/api/v1/projects/web/issues/", None, "viewer"),
+    ("get", "/api/v1/projects/web/reactions", None, "viewer"),
     ("post", "/api/v1/projects/web/spawn", {}, "operator"),
     ("post", "/api/v1/projects/web/batch-spawn", {}, "operator"),
     ("get", "/api/v1/sessions/{sid}/", None, "viewer"),
@@ -89,3 +90,23 @@ def test_an_agent_token_cannot_report_for_another_session(world) -> None:
     assert (
         client.post("/api/v1/sessions/web-2/report", {"state": "working"}, format="json").status_code == 200
     )
+
+
+def test_a_projects_effective_reaction_rules(world) -> None:
+    from sessions.models import Project
+
+    Project.objects.filter(pk=world.project.pk).update(
+        reactions={"ci-failed": {"retries": 5, "escalateAfter": "30m"}, "agent-stuck": {"threshold": "20m"}}
+    )
+
+    response = world.client("viewer").get("/api/v1/projects/web/reactions")
+
+    assert response.status_code == 200, response.content
+    rules = {rule["name"]: rule for rule in response.json()["rules"]}
+    assert {"ci-failed", "changes-requested", "approved-and-green", "agent-stuck", "all-complete"} <= set(
+        rules
+    )
+    assert (rules["ci-failed"]["retries"], rules["ci-failed"]["escalate_after"]) == (5, "1800s")
+    assert rules["ci-failed"]["effective_action"] == "send-to-agent"
+    assert rules["agent-stuck"]["threshold_seconds"] == 1200
+    assert world.client("outsider").get("/api/v1/projects/web/reactions").status_code == 404
