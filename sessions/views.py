@@ -521,10 +521,13 @@ def session_kill_view(request: HttpRequest, session_id: str) -> HttpResponse:
 
     session = _session_for(request, session_id, selectors.OPERATE)
     try:
-        agents.session_kill(session=session, by=request.user, reason=f"by {request.user.get_username()}")
+        requested = agents.session_kill(
+            session=session, by=request.user, reason=f"by {request.user.get_username()}"
+        )
     except (IntegrationError, ConfigurationError, agents.SpawnRefused) as exc:
         return _after_action(request, session, error=f"Kill failed: {exc}")
-    return _after_action(request, session, ok=f"{session.id} killed; its workspace is kept")
+    done = f"{session.id}: {requested}" if requested else f"{session.id} killed; its workspace is kept"
+    return _after_action(request, session, ok=done)
 
 
 @login_required
@@ -534,10 +537,12 @@ def session_restore_view(request: HttpRequest, session_id: str) -> HttpResponse:
 
     session = _session_for(request, session_id, selectors.OPERATE)
     try:
-        agents.session_restore(session=session, by=request.user)
+        requested = agents.session_restore(session=session, by=request.user)
     except (IntegrationError, ConfigurationError, agents.SpawnRefused) as exc:
         return _after_action(request, session, error=f"Restore failed: {exc}")
-    return _after_action(request, session, ok=f"{session.id} restored")
+    return _after_action(
+        request, session, ok=f"{session.id}: {requested}" if requested else f"{session.id} restored"
+    )
 
 
 @login_required

@@ -332,25 +332,37 @@ class SessionSendView(AoAPIView):
 class SessionKillView(AoAPIView):
     serializer_class = s.KillSerializer
 
-    @extend_schema(operation_id="sessions_kill", request=s.KillSerializer, responses=s.SessionSerializer)
+    @extend_schema(
+        operation_id="sessions_kill",
+        request=s.KillSerializer,
+        responses={200: s.SessionSerializer, 202: s.SessionSerializer},
+        description="200: killed. 202: the session runs on another agent host; the kill was "
+        "requested there and its result lands on the session's timeline.",
+    )
     def post(self, request, session_id: str):
         session = session_for(request, session_id, OPERATE)
         data = self.body(s.KillSerializer)
         reason = data["reason"] or f"by {request.user.get_username()} via the API"
-        agents.session_kill(session=session, reason=reason, **_actor_fields(request))
+        requested = agents.session_kill(session=session, reason=reason, **_actor_fields(request))
         session.refresh_from_db()
-        return Response(s.SessionSerializer(session).data)
+        return Response(s.SessionSerializer(session).data, status=202 if requested else 200)
 
 
 class SessionRestoreView(AoAPIView):
     serializer_class = s.SessionSerializer
 
-    @extend_schema(operation_id="sessions_restore", request=None, responses=s.SessionSerializer)
+    @extend_schema(
+        operation_id="sessions_restore",
+        request=None,
+        responses={200: s.SessionSerializer, 202: s.SessionSerializer},
+        description="200: restored. 202: the session runs on another agent host; the restore was "
+        "requested there and its result lands on the session's timeline.",
+    )
     def post(self, request, session_id: str):
         session = session_for(request, session_id, OPERATE)
-        agents.session_restore(session=session, **_actor_fields(request))
+        requested = agents.session_restore(session=session, **_actor_fields(request))
         session.refresh_from_db()
-        return Response(s.SessionSerializer(session).data)
+        return Response(s.SessionSerializer(session).data, status=202 if requested else 200)
 
 
 class SessionMergeView(AoAPIView):
