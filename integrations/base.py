@@ -287,6 +287,12 @@ class Tracker(Plugin, abc.ABC):
     def create_issue(self, *, title: str, body: str = "", labels: Sequence[str] = ()) -> Issue:
         raise PermanentIntegrationError(f"the {self.key} tracker does not take new issues from ao")
 
+    def blocked_by(self, ref: str) -> list[str]:
+        """Refs of the still-open issues this issue is blocked by (the tracker's own "blocked by"
+        links), in the form ``get_issue`` returns as ``Issue.ref``; [] when the tracker has no such
+        links. Issues elsewhere (another repository) keep a ref that names where they are."""
+        return []
+
 
 # --- scm -----------------------------------------------------------------------------------------
 @dataclass(frozen=True)

@@ -21,6 +21,9 @@ class LocalIssue(models.Model):
     labels = models.JSONField(default=list, blank=True)
     state = models.CharField(max_length=16, choices=State.choices, default=State.OPEN)
     comments = models.JSONField(default=list, blank=True)
+    blocked_by = models.JSONField(
+        default=list, blank=True, help_text="numbers of the project's issues this one is blocked by"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -2,6 +2,12 @@
 
 Reads are conditional (ETag), so re-reading an unchanged issue or label list costs nothing.
 Pull requests (which GitHub's issues API also returns) are never treated as issues.
+
+``blocked_by`` reads GitHub's issue dependencies (``GET /repos/{owner}/{repo}/issues/{number}/
+dependencies/blocked_by``: a page of issue objects, the same shape as ``GET .../issues/{number}``),
+keeps the open ones, and names each by its number, or ``owner/repo#number`` when it lives in
+another repository. A 404 there (a GitHub Enterprise Server without issue dependencies) is
+"no links", not an error.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from integrations.registry import trackers
 
 _REF = re.compile(r"^(?:(?P<repo>[\w.-]+/[\w.-]+))?#?(?P<number>\d{1,10})$")
 _URL = re.compile(r"^https?://[^/]+/(?P<repo>[\w.-]+/[\w.-]+)/issues/(?P<number>\d{1,10})/?$")
+_REPO_URL = re.compile(r"/repos/(?P<repo>[\w.-]+/[\w.-]+)/?$")
 MAX_PAGES = 10
+MAX_DEPENDENCY_PAGES = 2  # 200 blockers of one issue is plenty
 
 
 @trackers.register("github")
@@ -148,3 +156,26 @@ class GitHubTracker(GitHubPluginMixin, Tracker):
             json_body={"title": title, "body": body, "labels": list(labels)},
         )
         return self._as_issue(data)
+
+    def blocked_by(self, ref: str) -> list[str]:
+        number = self._number(ref)
+        path = self._issue_path(number) + "/dependencies/blocked_by"
+        found: list[str] = []
+        for page in range(1, MAX_DEPENDENCY_PAGES + 1):
+            try:
+                data = self._call("GET", path, ref=f"#{number}", params={"per_page": 100, "page": page})
+            except IssueNotFound:
+                return found  # no dependencies API here (or the issue is gone: get_issue says so)
+            rows = [row for row in data if isinstance(row, dict)] if isinstance(data, list) else []
+            found += [self._dependency_ref(row) for row in rows if row.get("state") != "closed"]
+            if len(rows) < 100:
+                break
+        return list(dict.fromkeys(r for r in found if r))
+
+    def _dependency_ref(self, row: Mapping[str, Any]) -> str:
+        number = row.get("number")
+        if not isinstance(number, int):
+            return ""
+        match = _REPO_URL.search(str(row.get("repository_url") or ""))
+        repo = match.group("repo") if match else self.repo_full_name
+        return str(number) if repo.lower() == self.repo_full_name.lower() else f"{repo}#{number}"

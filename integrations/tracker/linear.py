@@ -98,6 +98,19 @@ query AoLinearIssues($filter: IssueFilter, $first: Int, $after: String) {
 """
 )
 
+# Relations pointing at the issue (``inverseRelations``): type "blocks" means ``issue`` blocks
+# ``relatedIssue``, so on the blocked issue the blocker is each such relation's ``issue``.
+BLOCKED_BY_QUERY = """
+query AoLinearBlockedBy($id: String!) {
+  issue(id: $id) {
+    identifier
+    inverseRelations(first: 100) {
+      nodes { type issue { identifier state { type } } }
+    }
+  }
+}
+"""
+
 TEAM_QUERY = """
 query AoLinearTeam($filter: TeamFilter) {
   teams(filter: $filter, first: 2) {
@@ -330,6 +343,23 @@ class LinearTracker(Tracker):
         result = self._graphql(ISSUE_CREATE, {"input": input_})
         payload = self._require_success(result, "issueCreate", f"create an issue in team {self.config.team}")
         return _as_issue(payload["issue"])
+
+    def blocked_by(self, ref: str) -> list[str]:
+        """Identifiers of the issues blocking this one (relations of type "blocks" pointing at it),
+        leaving out those already completed or canceled."""
+        identifier = self.identifier_for(ref)
+        node = self._graphql(BLOCKED_BY_QUERY, {"id": identifier}, ref=identifier).get("issue")
+        if not node:
+            raise IssueNotFound(f"Linear issue {identifier} was not found (or the API key cannot see it)")
+        found = []
+        for relation in (node.get("inverseRelations") or {}).get("nodes") or []:
+            blocker = (relation or {}).get("issue") or {}
+            if relation.get("type") != "blocks" or not blocker.get("identifier"):
+                continue
+            if (blocker.get("state") or {}).get("type") in CLOSED_STATE_TYPES:
+                continue
+            found.append(blocker["identifier"])
+        return list(dict.fromkeys(found))
 
     # --- Linear extras ----------------------------------------------------------------------------
     def move(self, ref: str, state_name: str) -> None:

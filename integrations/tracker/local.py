@@ -1,6 +1,12 @@
-"""The `local` tracker: issues kept in ao's own database (dashboard, API, `ao issue add`)."""
+"""The `local` tracker: issues kept in ao's own database (dashboard, API, `ao issue add`).
+
+"Blocked by" links are the numbers in ``LocalIssue.blocked_by`` (``ao issue add --blocked-by 3``,
+or ``set_blocked_by``); ``blocked_by(ref)`` answers those still open.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from django.db import transaction
 from django.db.models import Max
@@ -73,6 +79,28 @@ class LocalTracker(Tracker):
             labels += [lbl for lbl in add if lbl not in labels]
             row.labels = labels
             row.save(update_fields=["labels", "updated_at"])
+
+    def blocked_by(self, ref: str) -> list[str]:
+        numbers = [int(n) for n in self._get(ref).blocked_by if str(n).isdigit()]
+        open_ = set(
+            self._rows()
+            .filter(number__in=numbers, state=LocalIssue.State.OPEN)
+            .values_list("number", flat=True)
+        )
+        return [str(n) for n in dict.fromkeys(numbers) if n in open_]
+
+    def set_blocked_by(self, ref: str, blockers: Sequence[str]) -> list[str]:
+        """Replace the issue's "blocked by" links with ``blockers`` (refs of this project's issues;
+        an unknown one raises IssueNotFound, the issue itself ValueError). Returns their numbers."""
+        row = self._get(ref)
+        numbers = list(dict.fromkeys(self._get(b).number for b in blockers))
+        if row.number in numbers:
+            raise ValueError(f"issue #{row.number} cannot be blocked by itself")
+        with transaction.atomic():
+            row = self._rows().select_for_update().get(pk=row.pk)
+            row.blocked_by = numbers
+            row.save(update_fields=["blocked_by", "updated_at"])
+        return [str(n) for n in numbers]
 
     def close(self, ref: str) -> None:
         self._rows().filter(pk=self._get(ref).pk).update(

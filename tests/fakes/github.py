@@ -1,9 +1,9 @@
 """A local fake of GitHub's REST v3 and GraphQL v4 APIs, for the subset ao calls.
 
 Start one per test (``with FakeGitHub() as gh:``), shape its in-memory state (repos, pull
-requests, check runs, commit statuses, Actions job logs, review threads, issues), point the
-real plugin at ``gh.base_url`` with one of ``gh.tokens``, and assert on what the fake saw
-(``gh.counts``, ``gh.requests``) and on its state afterwards.
+requests, check runs, commit statuses, Actions job logs, review threads, issues and their "blocked
+by" dependencies), point the real plugin at ``gh.base_url`` with one of ``gh.tokens``, and assert
+on what the fake saw (``gh.counts``, ``gh.requests``) and on its state afterwards.
 
 What it speaks, like GitHub does:
 - ``Authorization: token|Bearer <token>`` is required; anything else is ``401 Bad credentials``.
@@ -554,6 +554,8 @@ class FakeIssue:
     created_at: datetime = field(default_factory=_now)
     updated_at: datetime = field(default_factory=_now)
     closed_at: datetime | None = None
+    # issue dependencies: the issues this one is blocked by, as (repo full name, number)
+    blocked_by: list[tuple[str, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -613,6 +615,14 @@ class FakeRepo:
             )
             self.issues[issue.number] = issue
             return issue
+
+    def block(self, issue: FakeIssue, *, by: FakeIssue, by_repo: FakeRepo | None = None) -> None:
+        """Record that ``issue`` is blocked by ``by`` (of ``by_repo``, default this repo), as
+        GitHub's issue dependencies do."""
+        with self.fake.lock:
+            key = ((by_repo or self).full_name.lower(), by.number)
+            if key not in issue.blocked_by:
+                issue.blocked_by.append(key)
 
     def add_pull(
         self,
@@ -2117,7 +2127,7 @@ class _Handler(BaseHTTPRequestHandler):
                 fake.rest_issue(repo, issue),
                 {"Location": fake.api(f"/repos/{repo.full_name}/issues/{issue.number}")},
             )
-        m = re.fullmatch(r"/issues/(\d+)(/comments|/labels(?:/([^/]+))?)?", rest)
+        m = re.fullmatch(r"/issues/(\d+)(/comments|/labels(?:/([^/]+))?|/dependencies/blocked_by)?", rest)
         if m:
             issue = repo.issues.get(int(m.group(1)))
             if issue is None:
@@ -2150,6 +2160,15 @@ class _Handler(BaseHTTPRequestHandler):
                     )
                 issue.updated_at = _now()
                 return 200, fake.rest_issue(repo, issue), {}
+            if sub == "/dependencies/blocked_by" and method == "GET":
+                # GitHub's issue dependencies: a page of the blocking issues, as issue objects
+                blockers = []
+                for repo_name, number in issue.blocked_by:
+                    other = fake.repos.get(repo_name)
+                    blocker = other.issues.get(number) if other is not None else None
+                    if blocker is not None:
+                        blockers.append(fake.rest_issue(other, blocker))
+                return self._page(query, blockers, f"/repos/{repo.full_name}/issues/{issue.number}{sub}")
             if sub == "/comments" and method == "GET":
                 return 200, [fake.rest_comment(repo, issue.number, c) for c in issue.comments], {}
             if sub == "/comments" and method == "POST":

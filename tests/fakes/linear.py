@@ -17,8 +17,11 @@ Wire format, after Linear:
 - ``X-RateLimit-Requests-{Limit,Remaining,Reset}`` on every response; HTTP 429 + ``Retry-After``
   + ``RATELIMITED`` when a fault says so.
 
-Tests drive it directly: ``add_team``, ``add_label``, ``add_issue``, ``issue``, ``comments_on``,
-``requests`` (everything received), ``fail_next`` (401, 5xx, 429) and ``delay_next`` (slow).
+Tests drive it directly: ``add_team``, ``add_label``, ``add_issue``, ``add_relation`` (an issue
+relation: ``type`` "blocks" means ``issue`` blocks ``related``; an issue's ``relations`` are the
+ones it is the source of, its ``inverseRelations`` the ones pointing at it), ``issue``,
+``comments_on``, ``requests`` (everything received), ``fail_next`` (401, 5xx, 429) and
+``delay_next`` (slow).
 """
 
 from __future__ import annotations
@@ -464,6 +467,14 @@ class FakeIssue:
 
 
 @dataclass
+class FakeRelation:
+    id: str
+    type: str  # blocks | duplicate | related | similar
+    issue_id: str  # the source: for "blocks", the blocking issue
+    related_issue_id: str  # the target: for "blocks", the blocked issue
+
+
+@dataclass
 class RecordedRequest:
     """One request the fake received, as the plugin sent it."""
 
@@ -532,6 +543,7 @@ class FakeLinear:
         self.labels: dict[str, FakeLabel] = {}
         self.issues: dict[str, FakeIssue] = {}
         self.comments: list[FakeComment] = []
+        self.relations: list[FakeRelation] = []
         self.requests: list[RecordedRequest] = []
         self._faults: deque[Fault] = deque()
         self._seq = 0
@@ -661,6 +673,16 @@ class FakeLinear:
             self.issues[issue.id] = issue
             return issue
 
+    def add_relation(self, issue: str, related: str, *, type: str = "blocks") -> FakeRelation:
+        """A relation from ``issue`` to ``related`` (identifiers): ``add_relation("ENG-1", "ENG-2")``
+        is "ENG-1 blocks ENG-2", which ENG-2 sees in its ``inverseRelations``."""
+        if type not in ("blocks", "duplicate", "related", "similar"):
+            raise ValueError(f"not an IssueRelationType: {type!r}")
+        with self.lock:
+            relation = FakeRelation(_new_id(), type, self.issue(issue).id, self.issue(related).id)
+            self.relations.append(relation)
+            return relation
+
     def _label_for(self, team: FakeTeam, name: str) -> FakeLabel:
         for team_id in (team.id, None):
             for label in self.labels.values():
@@ -723,11 +745,13 @@ class FakeLinear:
             "team": self._team_obj(self.teams.get(label.team_id)) if label.team_id else None,
         }
 
-    def _issue_obj(self, issue: FakeIssue) -> dict[str, Any]:
+    def _issue_obj(self, issue: FakeIssue, *, relations: bool = True) -> dict[str, Any]:
+        """The issue as GraphQL sees it; the issues inside its relations are shown without their
+        own relations (one level deep, enough for the queries ao sends)."""
         team = self.teams[issue.team_id]
         slug = _slug(issue.title)
         comments = [c for c in self.comments if c.issue_id == issue.id]
-        return {
+        out = {
             "__typename": "Issue",
             "id": issue.id,
             "identifier": issue.identifier,
@@ -743,6 +767,24 @@ class FakeLinear:
                 [self._label_obj(self.labels[i]) for i in issue.label_ids], "IssueLabel"
             ),
             "comments": self._connection([self._comment_obj(c) for c in comments], "Comment"),
+        }
+        if relations:
+            out["relations"] = self._connection(
+                [self._relation_obj(r) for r in self.relations if r.issue_id == issue.id], "IssueRelation"
+            )
+            out["inverseRelations"] = self._connection(
+                [self._relation_obj(r) for r in self.relations if r.related_issue_id == issue.id],
+                "IssueRelation",
+            )
+        return out
+
+    def _relation_obj(self, relation: FakeRelation) -> dict[str, Any]:
+        return {
+            "__typename": "IssueRelation",
+            "id": relation.id,
+            "type": relation.type,
+            "issue": self._issue_obj(self.issues[relation.issue_id], relations=False),
+            "relatedIssue": self._issue_obj(self.issues[relation.related_issue_id], relations=False),
         }
 
     def _comment_obj(self, comment: FakeComment) -> dict[str, Any]:

@@ -144,3 +144,53 @@ def test_refused_token(gh: FakeGitHub, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_needs_a_repo(gh: FakeGitHub) -> None:
     with pytest.raises(PermanentIntegrationError, match="no GitHub repository"):
         make_tracker(gh, repo="").get_issue("1")
+
+
+# --- "blocked by" (GitHub issue dependencies) ----------------------------------------------------
+def test_blocked_by_lists_open_blockers_here_and_in_other_repos(gh: FakeGitHub) -> None:
+    repo, other = gh.repo("acme/widgets"), gh.add_repo("acme/infra")
+    blocker = repo.add_issue("Add the schema")
+    done = repo.add_issue("Old prerequisite", state="closed")
+    elsewhere = other.add_issue("Provision the bucket")
+    target = repo.add_issue("Use the schema")
+    free = repo.add_issue("Unrelated")
+    repo.block(target, by=blocker)
+    repo.block(target, by=done)
+    repo.block(target, by=elsewhere, by_repo=other)
+    tracker = make_tracker(gh)
+
+    assert tracker.blocked_by(f"#{target.number}") == [str(blocker.number), f"acme/infra#{elsewhere.number}"]
+    assert tracker.blocked_by(str(free.number)) == []
+    assert [r.path for r in gh.requests] == [
+        f"/repos/acme/widgets/issues/{target.number}/dependencies/blocked_by",
+        f"/repos/acme/widgets/issues/{free.number}/dependencies/blocked_by",
+    ]
+    assert tracker.blocked_by(str(target.number)) == [str(blocker.number), f"acme/infra#{elsewhere.number}"]
+    assert (gh.counts["rest"], gh.counts["304"]) == (2, 1)  # the re-read is conditional and free
+
+
+def test_blocked_by_pages_and_a_missing_endpoint_is_no_links(gh: FakeGitHub) -> None:
+    repo = gh.repo("acme/widgets")
+    target = repo.add_issue("Big one")
+    for i in range(105):
+        repo.block(target, by=repo.add_issue(f"step {i}"))
+    tracker = make_tracker(gh)
+
+    assert len(tracker.blocked_by(str(target.number))) == 105
+    assert gh.counts["rest"] == 2
+    assert tracker.blocked_by("9999") == []  # 404: no dependencies API here, or no such issue
+    with pytest.raises(IssueNotFound):
+        tracker.blocked_by("other/repo#1")
+
+
+def test_fake_dependencies_endpoint_speaks_the_issue_shape(gh: FakeGitHub) -> None:
+    repo = gh.repo("acme/widgets")
+    blocker, target = repo.add_issue("first"), repo.add_issue("second")
+    repo.block(target, by=blocker)
+    client = make_tracker(gh).client()
+
+    rows = client.request("GET", f"/repos/acme/widgets/issues/{target.number}/dependencies/blocked_by").data
+
+    assert [(r["number"], r["title"], r["state"]) for r in rows] == [(blocker.number, "first", "open")]
+    assert rows[0]["repository_url"] == f"{gh.base_url}/repos/acme/widgets"
+    assert {"id", "node_id", "html_url", "labels", "user"} <= set(rows[0])

@@ -446,3 +446,43 @@ def test_fake_validates_documents_like_a_graphql_server(linear: FakeLinear) -> N
         and '"tema" is not defined by type "IssueFilter"' in bad_filter[1]["errors"][0]["message"]
     )
     assert aliased == (200, {"data": {"me": {"who": "ao bot"}}})
+
+
+# --- "blocked by" (issue relations of type "blocks") ----------------------------------------------
+def test_blocked_by_reads_open_blocking_relations_pointing_at_the_issue(linear: FakeLinear) -> None:
+    for title, state in [("schema", "In Progress"), ("old", "Done"), ("target", "Todo"), ("x", "Todo")]:
+        linear.add_issue("ENG", title, state=state)
+    linear.add_issue("ENG", "dropped", state="Canceled")
+    linear.add_relation("ENG-1", "ENG-3")  # ENG-1 blocks ENG-3
+    linear.add_relation("ENG-2", "ENG-3")  # done: no longer blocks
+    linear.add_relation("ENG-5", "ENG-3")  # canceled: no longer blocks
+    linear.add_relation("ENG-4", "ENG-3", type="related")
+    linear.add_relation("ENG-3", "ENG-4")  # ENG-3 blocks ENG-4: not a blocker of ENG-3
+    tracker = tracker_for(linear)
+
+    assert tracker.blocked_by("ENG-3") == ["ENG-1"]
+    assert tracker.blocked_by("4") == ["ENG-3"]
+    assert tracker.blocked_by("eng-1") == []
+    query = linear.requests[0].payload["query"]
+    assert "inverseRelations" in query and linear.requests[0].variables == {"id": "ENG-3"}
+    with pytest.raises(IssueNotFound, match="ENG-99"):
+        tracker.blocked_by("ENG-99")
+
+
+def test_fake_relations_have_both_directions(linear: FakeLinear) -> None:
+    linear.add_issue("ENG", "a")
+    linear.add_issue("ENG", "b")
+    linear.add_relation("ENG-1", "ENG-2")
+    query = """query Rel($id: String!) { issue(id: $id) {
+      relations { nodes { type issue { identifier } relatedIssue { identifier } } }
+      inverseRelations { nodes { type issue { identifier } relatedIssue { identifier } } } } }"""
+
+    status, one = raw_post(linear, {"query": query, "variables": {"id": "ENG-1"}},
+                           headers={"Authorization": linear.api_key})  # fmt: skip
+    _, two = raw_post(linear, {"query": query, "variables": {"id": "ENG-2"}},
+                      headers={"Authorization": linear.api_key})  # fmt: skip
+
+    edge = {"type": "blocks", "issue": {"identifier": "ENG-1"}, "relatedIssue": {"identifier": "ENG-2"}}
+    assert status == 200
+    assert one["data"]["issue"] == {"relations": {"nodes": [edge]}, "inverseRelations": {"nodes": []}}
+    assert two["data"]["issue"] == {"relations": {"nodes": []}, "inverseRelations": {"nodes": [edge]}}

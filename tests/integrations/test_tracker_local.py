@@ -9,6 +9,7 @@ from django.core.management import CommandError, call_command
 
 from integrations.base import IssueNotFound
 from integrations.registry import plugin_for
+from sessions.models import Project
 from tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db
@@ -68,3 +69,47 @@ def test_ao_issue_needs_a_project_choice_when_there_are_several() -> None:
         call_command("issue", "ls")
     with pytest.raises(CommandError, match="no project 'nope'; projects: api, web"):
         call_command("issue", "--project", "nope", "ls")
+
+
+def test_blocked_by_links_keep_the_open_blockers() -> None:
+    tracker = plugin_for(ProjectFactory(tracker="local"), "tracker")
+    for title in ("Schema", "Old step", "Use the schema"):
+        tracker.create_issue(title=title)
+
+    assert tracker.set_blocked_by("#3", ["1", "#2", "1"]) == ["1", "2"]
+    assert tracker.blocked_by("3") == ["1", "2"]
+    tracker.close("2")
+    assert tracker.blocked_by("3") == ["1"]
+    assert tracker.blocked_by("1") == []
+    with pytest.raises(IssueNotFound):
+        tracker.set_blocked_by("3", ["9"])
+    with pytest.raises(ValueError, match="blocked by itself"):
+        tracker.set_blocked_by("3", ["3"])
+    assert tracker.blocked_by("3") == ["1"]  # a refused change changes nothing
+
+
+def test_ao_issue_add_blocked_by_and_show(capsys) -> None:
+    ProjectFactory(key="web", tracker="local")
+    call_command("issue", "add", "Schema")
+    call_command("issue", "add", "Use it", "--blocked-by", "1", "--body", "after the schema")
+    out = capsys.readouterr().out
+    assert "created #2: Use it\nblocked by #1" in out
+
+    call_command("issue", "show", "2")
+    assert capsys.readouterr().out == "#2 Use it (open)\nblocked by: #1\n\nafter the schema\n"
+    call_command("issue", "show", "2", "--json")
+    assert json.loads(capsys.readouterr().out)["blocked_by"] == ["1"]
+
+    with pytest.raises(CommandError, match="not found"):
+        call_command("issue", "add", "Orphan", "--blocked-by", "7")
+    project = Project.objects.get(key="web")
+    # nothing created for the refused one
+    assert [i.ref for i in plugin_for(project, "tracker").list_issues()] == ["2", "1"]
+
+
+def test_ao_issue_add_blocked_by_refuses_over_the_api(monkeypatch) -> None:
+    from sessions import apiclient
+
+    monkeypatch.setattr(apiclient, "client_from_env", lambda: object())  # AO_URL + AO_TOKEN set
+    with pytest.raises(CommandError, match="--blocked-by is not available over the API"):
+        call_command("issue", "add", "Use it", "--blocked-by", "1")

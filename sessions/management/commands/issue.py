@@ -18,6 +18,14 @@ class Command(BaseCommand):
         add.add_argument("title")
         add.add_argument("--body", default="")
         add.add_argument("--label", action="append", default=[], dest="labels")
+        add.add_argument(
+            "--blocked-by",
+            action="append",
+            default=[],
+            dest="blocked_by",
+            metavar="N",
+            help="an issue this one is blocked by (repeatable; local tracker)",
+        )
         ls = sub.add_parser("ls", help="list open issues")
         ls.add_argument("--label")
         ls.add_argument("--json", action="store_true")
@@ -30,6 +38,10 @@ class Command(BaseCommand):
         from sessions.management.commands._common import cli_audit, remote_client, remote_errors
 
         client = remote_client()
+        if client is not None and options.get("blocked_by"):
+            raise CommandError(
+                "--blocked-by is not available over the API: run `ao issue add` on the ao host"
+            )
         if client is not None:  # AO_URL + AO_TOKEN: a remote ao, over its API
             with remote_errors():
                 lines = apiclient.issue(
@@ -46,10 +58,19 @@ class Command(BaseCommand):
             tracker = plugin_for(project, "tracker")
             action = options["action"]
             if action == "add":
+                blockers = options["blocked_by"]
+                set_blocked_by = getattr(tracker, "set_blocked_by", None)
+                if blockers and set_blocked_by is None:
+                    raise CommandError(f"the {tracker.key} tracker does not take --blocked-by from ao")
+                for ref in blockers:
+                    tracker.get_issue(ref)  # an unknown blocker refuses before anything is created
                 issue = issue_service.issue_create(
                     project=project, title=options["title"], body=options["body"], labels=options["labels"]
                 )
                 self.stdout.write(f"created #{issue.ref}: {issue.title}")
+                if blockers:
+                    numbers = set_blocked_by(issue.ref, blockers)
+                    self.stdout.write(f"blocked by {_refs(numbers)}")
             elif action == "ls":
                 issues = tracker.list_issues(label=options["label"])
                 if options["json"]:
@@ -59,12 +80,25 @@ class Command(BaseCommand):
                     self.stdout.write(f"#{issue.ref:<6} {issue.title}{labels}")
             else:
                 issue = tracker.get_issue(options["ref"])
+                try:
+                    blockers = tracker.blocked_by(issue.ref)
+                except IntegrationError as exc:
+                    blockers, unavailable = None, str(exc)
                 if options["json"]:
-                    self.stdout.write(json.dumps(_issue_dict(issue), indent=2))
+                    self.stdout.write(json.dumps({**_issue_dict(issue), "blocked_by": blockers}, indent=2))
                 else:
-                    self.stdout.write(f"#{issue.ref} {issue.title} ({issue.state})\n\n{issue.body}")
+                    self.stdout.write(f"#{issue.ref} {issue.title} ({issue.state})")
+                    if blockers is None:
+                        self.stdout.write(f"blocked by: unknown ({unavailable})")
+                    elif blockers:
+                        self.stdout.write(f"blocked by: {_refs(blockers)}")
+                    self.stdout.write(f"\n{issue.body}")
         except (ConfigurationError, IntegrationError, ValueError, selectors.NotFound) as exc:
             raise CommandError(str(exc)) from exc
+
+
+def _refs(refs) -> str:
+    return ", ".join(f"#{r}" if str(r).isdigit() else str(r) for r in refs)
 
 
 def _issue_dict(issue) -> dict:
