@@ -4,7 +4,7 @@
 
 | kind | what | base score |
 | --- | --- | --- |
-| ``blocking`` | an open PR other live sessions wait on: live sessions whose files overlap it (``sessions.conflicts.overlaps_for``) and that have no PR yet or a newer one (the older PR merges first, the others rebase), or tracker "blocked by" links when the tracker plugin exposes ``blocked_by(ref)`` (GitHub, Linear and local do not today: overlaps only) | 90, +2 per session it blocks |
+| ``blocking`` | an open PR other live sessions wait on: live sessions whose files overlap it (``sessions.conflicts.overlaps_for``) and that have no PR yet or a newer one (the older PR merges first, the others rebase), and live sessions whose issue the tracker says is blocked by the PR's issue (``Tracker.blocked_by``: GitHub issue dependencies, Linear "blocks" relations, local ``ao issue add --blocked-by``) | 90, +2 per session it blocks |
 | ``stuck`` | a session in the respond zone (stuck, needs input, blocked, exited, runtime lost, errored) | 70 |
 | ``flaky-check`` | a check flagged flaky (``FlakyCheck``) failing on a live PR, or flagged on one recently | 60 |
 | ``review-comment`` | the oldest unresolved review thread from a trusted author on an open PR | 50 |
@@ -14,6 +14,12 @@ Within a kind the oldest situation ranks first: the score adds up to 19.9 for it
 (since the status changed, the thread was opened, the flag was raised). One decision per session
 (its highest). ``decisions_digest(project)`` is the same list as text, for the orchestrator's
 status digest and for chat replies.
+
+Tracker links cost requests, so they are read sparingly: only while some worker has an open PR
+(nothing else can block), for at most ``BLOCKED_BY_LOOKUPS`` live sessions per project, each answer
+cached ``BLOCKED_BY_CACHE_SECONDS`` (GitHub's reads are conditional besides, so an unchanged list
+costs no quota). Refs are compared loosely (``#12``, ``12`` and an issue URL match; case is
+ignored). A tracker that fails or has no links leaves the file overlaps as the only evidence.
 
 Flaky checks. ``CheckRun`` keeps one row per (PR, commit, source, name), updated in place, so a
 re-run that flips a check on the same commit would leave no trace. ``check_flips_record`` is
@@ -28,15 +34,19 @@ agents are not sent to "fix" them. Delete the row in the admin to clear a flag.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from integrations.base import IssueNotFound
 from sessions import selectors
 from sessions.lifecycle import FAILED_CONCLUSIONS, Phase, PRState, Status, Zone
 from sessions.models import Actor, CheckRun, FlakyCheck, Project, PullRequest, Session
@@ -61,6 +71,9 @@ BASE_SCORE = {BLOCKING: 90.0, STUCK: 70.0, FLAKY: 60.0, REVIEW: 50.0, MERGE_READ
 AGE_CAP = 19.9  # hours of age that still add to the score (kinds stay 10+ points apart otherwise)
 SPREAD_MIN_SESSIONS = 3
 SPREAD_WINDOW = timedelta(hours=24)
+BLOCKED_BY_LOOKUPS = 25  # tracker "blocked by" reads per project per ranking, at most
+BLOCKED_BY_CACHE_SECONDS = 300
+_ISSUE_URL_RE = re.compile(r"/issues/(\d+)/?$")
 
 
 @dataclass(frozen=True)
@@ -308,9 +321,29 @@ def _overlap_blocked(session: Session, by_id: dict[str, Session]) -> set[str]:
     return out
 
 
+def _issue_key(ref: str) -> str:
+    """An issue ref as both sides of a "blocked by" link can be compared: ``#12``, ``12`` and a
+    GitHub issue URL are ``12``; ``eng-7`` is ``ENG-7``."""
+    text = str(ref).strip()
+    match = _ISSUE_URL_RE.search(text)
+    return match.group(1) if match else text.lstrip("#").upper()
+
+
 def _tracker_blocked(project: Project, live: list[Session]) -> dict[str, set[str]]:
-    """{session id: sessions blocked by its issue}, from tracker "blocked by" links when the
-    tracker plugin exposes ``blocked_by(ref) -> list[ref]``; else {} (graceful degradation)."""
+    """{session id: live sessions its open PR blocks}, from the tracker's "blocked by" links
+    (``Tracker.blocked_by``): a live session whose issue is blocked by the issue of a worker with an
+    open PR. Asked only when such a PR exists, for at most ``BLOCKED_BY_LOOKUPS`` sessions, each
+    answer cached ``BLOCKED_BY_CACHE_SECONDS``; a tracker that fails leaves the overlaps alone."""
+    blockers = {
+        _issue_key(s.issue_ref): s.pk
+        for s in live
+        if s.issue_ref
+        and s.kind == Session.Kind.WORKER
+        and getattr(s, "pull_request", None) is not None
+        and s.pull_request.state == PRState.OPEN
+    }
+    if not blockers:
+        return {}
     from integrations.registry import plugin_for
 
     try:
@@ -320,18 +353,28 @@ def _tracker_blocked(project: Project, live: list[Session]) -> dict[str, set[str
     blocked_by = getattr(tracker, "blocked_by", None)
     if blocked_by is None:
         return {}
-    by_issue = {s.issue_ref: s.pk for s in live if s.issue_ref}
     out: dict[str, set[str]] = {}
-    for session in live:
+    lookups = 0
+    for session in sorted(live, key=lambda s: (s.created_at, s.pk)):
         if not session.issue_ref:
             continue
-        try:
-            refs = blocked_by(session.issue_ref) or []
-        except Exception as exc:
-            log.info("tracker blocked-by for %s unavailable: %s", session.pk, exc)
-            return out
+        digest = hashlib.sha256(session.issue_ref.encode()).hexdigest()[:16]
+        key = f"ao:decisions:blocked-by:{project.pk}:{project.tracker}:{digest}"
+        refs = cache.get(key)
+        if refs is None:
+            if lookups >= BLOCKED_BY_LOOKUPS:
+                continue
+            lookups += 1
+            try:
+                refs = [str(ref) for ref in blocked_by(session.issue_ref) or []]
+            except IssueNotFound:
+                refs = []  # its issue is gone: nothing to be blocked
+            except Exception as exc:  # advice only: the overlaps still count
+                log.info("tracker blocked-by for %s unavailable: %s", session.pk, exc)
+                return out
+            cache.set(key, refs, BLOCKED_BY_CACHE_SECONDS)
         for ref in refs:
-            blocker = by_issue.get(str(ref).lstrip("#"))
+            blocker = blockers.get(_issue_key(ref))
             if blocker and blocker != session.pk:
                 out.setdefault(blocker, set()).add(session.pk)
     return out
@@ -350,14 +393,19 @@ def _project_decisions(project: Project, *, now: datetime) -> list[Decision]:
         pr = getattr(session, "pull_request", None)
         if session.kind != Session.Kind.WORKER or pr is None or pr.state != PRState.OPEN:
             continue
-        blocked = {b for b in blocks.get(session.pk, set()) | _overlap_blocked(session, by_id) if b in by_id}
+        linked = {b for b in blocks.get(session.pk, set()) if b in by_id}
+        blocked = linked | {b for b in _overlap_blocked(session, by_id) if b in by_id}
         if blocked:
             names = ", ".join(sorted(blocked))
+            via = ""
+            if linked:
+                issue = session.issue_ref if not session.issue_ref.isdigit() else f"#{session.issue_ref}"
+                via = f" (the tracker has {', '.join(sorted(linked))} blocked by its issue {issue})"
             out.append(
                 Decision(
                     BLOCKING,
                     session,
-                    f"PR #{pr.number} blocks {names}: review and merge it first",
+                    f"PR #{pr.number} blocks {names}{via}: review and merge it first",
                     _score(BLOCKING, now=now, since=pr.created_at, extra=2.0 * len(blocked)),
                     pr.url or _session_url(session),
                 )
