@@ -6,7 +6,7 @@ project) over the running worker sessions whose workspace is on this host, and l
 | signal | when | episode (fingerprint) |
 | --- | --- | --- |
 | ``no_commit`` | the agent has been active (activity within the last 15 min, zone working) and its branch has no commit for more than ``AO_DRIFT_NO_COMMIT_MINUTES`` (45): the time of the branch's last own commit (``git log``), or the session's start when it has none | the head commit |
-| ``diff_size`` | the diff against the merge base with the default branch (working tree included, ``git diff --shortstat``) exceeds ``AO_DRIFT_MAX_LINES`` (800) lines or ``AO_DRIFT_MAX_FILES`` (30) files | the size bucket: once past 1, 2, 4... times the threshold |
+| ``diff_size`` | the diff against the merge base with the default branch (working tree included, ``git diff --shortstat``) exceeds the issue's thresholds: ``AO_DRIFT_MAX_LINES`` (800) lines or ``AO_DRIFT_MAX_FILES`` (30) files, scaled down for a small issue (below) | the size bucket: once past 1, 2, 4... times the threshold |
 | ``out_of_area`` | at least ``AO_DRIFT_OUTSIDE_FILES`` (5) changed files lie outside the paths the issue names | the top-level directories of those files |
 | ``same_check`` | the same check failed on ``AO_DRIFT_SAME_CHECK_CYCLES`` (3) different commits in a row (``ci.changed`` timeline entries), and it is not flagged flaky | the check + the first commit of the streak |
 
@@ -15,6 +15,13 @@ The *area* heuristic: path-like words in the issue's title and body (``sessions/
 is a named file, lies in a named directory, or sits in the directory of a named file (or has the
 named file name anywhere). Tests, docs and lock files are always inside (changing them is part of
 most work). An issue that names no paths has no area: no signal.
+
+The *size* of an issue scales the ``diff_size`` thresholds; the settings are the default and the
+upper bound. A size label (``size/XS``, ``size:S``, ``size-M``, ``size/large``...; case ignored)
+takes 1/8 (XS), 1/4 (S), 1/2 (M) or all (L, XL) of them; without one, an issue that names N paths
+(the area words above) takes min(N, 4)/4 of them, so a one-file fix gets a quarter; an issue with
+neither gets them whole. A scaled threshold is never below ``MIN_LINES`` (100) lines / ``MIN_FILES``
+(5) files (nor above the setting). The summary says which hint set the thresholds.
 
 Each new signal episode is claimed once (a ``ReactionAttempt`` row with rule ``drift-<signal>``
 and the episode as fingerprint, unique, so re-runs and concurrent sweeps never repeat it) and
@@ -52,6 +59,10 @@ RECENT_ACTIVITY = timedelta(minutes=15)
 GIT_TIMEOUT = 5.0
 MAX_PATHS = 5000
 ISSUE_CACHE_SECONDS = 3600
+MIN_LINES, MIN_FILES = 100, 5  # the smallest diff_size thresholds an issue's size scales to
+SIZE_FRACTIONS = {"xs": 1 / 8, "s": 1 / 4, "m": 1 / 2, "l": 1.0, "xl": 1.0}
+SIZE_WORDS = {"tiny": "xs", "small": "s", "medium": "m", "large": "l", "huge": "xl"}
+_SIZE_LABEL_RE = re.compile(r"^size\s*[/:\-]?\s*([a-z]+)$", re.IGNORECASE)
 SENDER_NAME = "drift-watch"
 
 
@@ -180,22 +191,65 @@ def outside_area(changed: list[str], mentioned: list[str]) -> list[str]:
     return out
 
 
-def _issue_text(session: Session) -> str:
-    text = session.issue_title or ""
+def _issue_facts(session: Session) -> tuple[str, tuple[str, ...]]:
+    """The issue's body and labels from the tracker (cached ``ISSUE_CACHE_SECONDS``); empty when
+    the session has no issue or the tracker cannot say."""
     if not session.issue_ref:
-        return text
-    key = f"ao:drift:issue:{session.project_id}:{session.issue_ref}"
-    body = cache.get(key)
-    if body is None:
+        return "", ()
+    key = f"ao:drift:issue-facts:{session.project_id}:{session.issue_ref}"
+    facts = cache.get(key)
+    if not isinstance(facts, dict):
         from integrations.registry import plugin_for
 
         try:
-            body = plugin_for(session.project, "tracker").get_issue(session.issue_ref).body or ""
+            issue = plugin_for(session.project, "tracker").get_issue(session.issue_ref)
+            facts = {"body": issue.body or "", "labels": list(issue.labels)}
         except Exception as exc:  # no body: the title alone names the area
             log.info("drift: issue %s of %s unavailable: %s", session.issue_ref, session.pk, exc)
-            body = ""
-        cache.set(key, body, ISSUE_CACHE_SECONDS)
-    return f"{text}\n{body}"
+            facts = {"body": "", "labels": []}
+        cache.set(key, facts, ISSUE_CACHE_SECONDS)
+    return facts.get("body") or "", tuple(facts.get("labels") or ())
+
+
+def _issue_text(session: Session) -> str:
+    body, _labels = _issue_facts(session)
+    return f"{session.issue_title or ''}\n{body}"
+
+
+def size_label(labels) -> str:
+    """``xs``/``s``/``m``/``l``/``xl`` from a size label (``size/S``, ``size:M``, ``size-large``), or
+    "". The first such label wins. Pure."""
+    for label in labels:
+        match = _SIZE_LABEL_RE.match(str(label).strip())
+        if match:
+            size = match.group(1).lower()
+            size = SIZE_WORDS.get(size, size)
+            if size in SIZE_FRACTIONS:
+                return size
+    return ""
+
+
+def diff_thresholds(
+    *, max_lines: int, max_files: int, labels=(), mentioned: list[str] | None = None
+) -> tuple[int, int, str]:
+    """(lines, files, why): the ``diff_size`` thresholds for an issue with these labels and named
+    paths (see the module doc); ``why`` is "" for the settings as they are. Pure."""
+    size = size_label(labels)
+    if size:
+        fraction, why = SIZE_FRACTIONS[size], f"a size/{size.upper()} issue"
+    elif mentioned:
+        count = len(mentioned)
+        fraction = min(count, 4) / 4
+        why = f"an issue naming {count} path{'s' if count != 1 else ''}"
+    else:
+        return max_lines, max_files, ""
+    if fraction >= 1:
+        return max_lines, max_files, ""
+    lines = min(max_lines, max(MIN_LINES, int(max_lines * fraction)))
+    files = min(max_files, max(MIN_FILES, int(max_files * fraction)))
+    if (lines, files) == (max_lines, max_files):
+        return max_lines, max_files, ""
+    return lines, files, why
 
 
 # --- the signals of one session -------------------------------------------------------------------------
@@ -237,17 +291,28 @@ def _diff_size(session: Session, cwd: Path, base: str | None) -> Signal | None:
     if stat is None:
         return None
     files, lines = parse_shortstat(stat)
-    max_lines, max_files = settings.AO_DRIFT_MAX_LINES, settings.AO_DRIFT_MAX_FILES
+    floor_lines = min(MIN_LINES, settings.AO_DRIFT_MAX_LINES)
+    if lines <= floor_lines and files <= min(MIN_FILES, settings.AO_DRIFT_MAX_FILES):
+        return None  # under every threshold an issue can have: no need to read it
+    body, labels = _issue_facts(session)
+    max_lines, max_files, why = diff_thresholds(
+        max_lines=settings.AO_DRIFT_MAX_LINES,
+        max_files=settings.AO_DRIFT_MAX_FILES,
+        labels=labels,
+        mentioned=issue_paths(f"{session.issue_title or ''}\n{body}"),
+    )
     if lines <= max_lines and files <= max_files:
         return None
     bucket = max(lines // max(max_lines, 1), files // max(max_files, 1), 1).bit_length()
+    scaled = f", scaled for {why}" if why else ""
     return Signal(
         session,
         DIFF_SIZE,
         f"x{2 ** (bucket - 1)}",
-        f"diff has grown to {lines} lines in {files} files (thresholds {max_lines} lines / {max_files} files)"
+        f"diff has grown to {lines} lines in {files} files "
+        f"(thresholds {max_lines} lines / {max_files} files{scaled})"
         + (f" for issue #{session.issue_ref}" if session.issue_ref else ""),
-        {"lines": lines, "files": files},
+        {"lines": lines, "files": files, "max_lines": max_lines, "max_files": max_files},
     )
 
 

@@ -219,3 +219,61 @@ def test_parse_shortstat():
     assert drift.parse_shortstat(" 3 files changed, 10 insertions(+), 2 deletions(-)") == (3, 12)
     assert drift.parse_shortstat(" 1 file changed, 1 deletion(-)") == (1, 1)
     assert drift.parse_shortstat("") == (0, 0)
+
+
+# --- diff_size thresholds relative to the issue -----------------------------------------------------
+@pytest.mark.parametrize(
+    ("labels", "size"),
+    [
+        (("bug", "size/S"), "s"),
+        (("Size: XL",), "xl"),
+        (("size-m",), "m"),
+        (("size/large",), "l"),
+        (("size/tiny", "size/L"), "xs"),  # the first size label wins
+        (("size/huge-ish", "sizeable"), ""),
+        ((), ""),
+    ],
+)
+def test_size_label(labels, size):
+    assert drift.size_label(labels) == size
+
+
+def test_diff_thresholds_scale_down_from_the_settings():
+    t = drift.diff_thresholds
+    assert t(max_lines=800, max_files=30) == (800, 30, "")
+    assert t(max_lines=800, max_files=30, labels=["size/M"]) == (400, 15, "a size/M issue")
+    assert t(max_lines=800, max_files=30, labels=["size/XS"]) == (100, 5, "a size/XS issue")  # the floors
+    assert t(max_lines=800, max_files=30, labels=["size/L"]) == (800, 30, "")
+    assert t(max_lines=800, max_files=30, mentioned=["src/a.py"]) == (200, 7, "an issue naming 1 path")
+    assert t(max_lines=800, max_files=30, mentioned=["a/", "b/", "c/", "d/", "e/"]) == (800, 30, "")
+    # a label wins over named paths; the settings stay the upper bound below the floors
+    labelled = t(max_lines=800, max_files=30, labels=["size/S"], mentioned=["a/", "b/", "c/", "d/"])
+    assert labelled == (200, 7, "a size/S issue")
+    assert t(max_lines=50, max_files=3, labels=["size/XS"]) == (50, 3, "")
+
+
+def test_a_small_issue_drifts_at_a_smaller_diff(world, settings):
+    from django.core.cache import cache
+
+    from integrations.registry import plugin_for
+
+    cache.clear()
+    settings.AO_DRIFT_MAX_LINES, settings.AO_DRIFT_MAX_FILES = 800, 30
+    project, repo, worker = world
+    tracker = plugin_for(project, "tracker")
+    tracker.create_issue(title="Fix the parser", labels=["size/S"])
+    tracker.create_issue(title="Rework the parser")
+    _small, ws1 = worker(1, issue_ref="1")
+    _plain, ws2 = worker(2, issue_ref="2", title="Rework the parser")
+    for ws in (ws1, ws2):
+        commit(repo, ws, "parser.py", "".join(f"line {i}\n" for i in range(250)))
+
+    found = drift.drift_check(project)
+
+    assert [(s.session.pk, s.kind, s.fingerprint) for s in found] == [("web-1", "diff_size", "x1")]
+    assert found[0].summary == (
+        "diff has grown to 250 lines in 1 files (thresholds 200 lines / 7 files, scaled for a size/S issue)"
+        " for issue #1"
+    )
+    assert (found[0].data["max_lines"], found[0].data["max_files"]) == (200, 7)
+    cache.clear()
