@@ -26,7 +26,8 @@ call for, and for each decision claims its durable ``ReactionAttempt`` row befor
 Auto-cleanup (``autoCleanupOnMerge: true`` in the project's reactions): once a session's PR has
 merged, the session is ended and its workspace removed when the agent is not mid-turn (or
 after ``CLEANUP_GRACE``), through ``sessions.agents.session_cleanup(force=False)``: unpushed
-work is never removed; a refusal is recorded and a person told.
+work is never removed; a refusal is recorded and a person told. For a session on another agent
+host (scale-out) the clean-up is requested on that host, which records a refusal the same way.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ CLEANUP_GRACE = timedelta(minutes=5)
 @dataclass(frozen=True)
 class Outcome:
     """What one reaction did: sent, notified, escalated, coalesced, merged, merge_failed,
-    skipped_untrusted, cleaned, cleanup_refused."""
+    skipped_untrusted, cleaned, cleanup_refused, cleanup_requested (on the session's host)."""
 
     rule: str
     fingerprint: str
@@ -429,26 +430,36 @@ def _auto_cleanup(session: Session, *, now: datetime) -> Outcome | None:
         if not _claim(row, now=now):
             return None
     try:
-        agents.session_cleanup(session=session, force=False, actor=Actor.REACTION)
+        done = agents.session_cleanup(session=session, force=False, actor=Actor.REACTION)
     except Exception as exc:  # refused (unpushed work) or failed: keep everything, tell a person
-        from reactions.notify import notify
-
-        session_services.event_record(
-            project=session.project,
-            session=session,
-            kind="reaction.cleanup_refused",
-            summary=f"auto-cleanup after PR #{pr.number} merged refused: {exc}"[:500],
-            actor=Actor.REACTION,
-            actor_name=engine.AUTO_CLEANUP,
-            data={"error": str(exc)[:1000]},
-        )
-        notify(
-            project=session.project,
-            session=session,
-            priority="warning",
-            rule=engine.AUTO_CLEANUP,
-            title=f"{session.pk}: workspace kept after merge",
-            body=str(exc),
-        )
+        auto_cleanup_refused(session=session, exc=exc)
         return Outcome(engine.AUTO_CLEANUP, fingerprint, "cleanup_refused", 1, session.pk)
+    if isinstance(done, agents.Requested):  # runs on the session's host; a refusal is handled there
+        return Outcome(engine.AUTO_CLEANUP, fingerprint, "cleanup_requested", 1, session.pk)
     return Outcome(engine.AUTO_CLEANUP, fingerprint, "cleaned", 1, session.pk)
+
+
+def auto_cleanup_refused(*, session: Session, exc: Exception) -> None:
+    """An auto-cleanup was refused (unpushed work) or failed, here or on the session's host:
+    everything is kept; the timeline says why and a person is told."""
+    from reactions.notify import notify
+
+    pr = getattr(session, "pull_request", None)
+    after = f"after PR #{pr.number} merged " if pr is not None else ""
+    session_services.event_record(
+        project=session.project,
+        session=session,
+        kind="reaction.cleanup_refused",
+        summary=f"auto-cleanup {after}refused: {exc}"[:500],
+        actor=Actor.REACTION,
+        actor_name=engine.AUTO_CLEANUP,
+        data={"error": str(exc)[:1000]},
+    )
+    notify(
+        project=session.project,
+        session=session,
+        priority="warning",
+        rule=engine.AUTO_CLEANUP,
+        title=f"{session.pk}: workspace kept after merge",
+        body=str(exc),
+    )

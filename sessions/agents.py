@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -35,7 +36,7 @@ from integrations.registry import ConfigurationError, agents, plugin_for, regist
 from sessions import audit, prompts, realtime, services
 from sessions.lessons import lessons_for_prompt  # the learning loop
 from sessions.lifecycle import Activity, Phase, RuntimeState, Zone
-from sessions.models import Actor, Project, Session
+from sessions.models import Actor, Event, Project, Session
 from sessions.outcomes import workspace_commit_trailers  # the learning loop
 from sessions.text import clean_text
 
@@ -619,8 +620,124 @@ def _card_value(name: str, value):
 
 
 # --- kill / restore / cleanup ------------------------------------------------------------------
-def session_kill(*, session: Session, by=None, actor: str = Actor.USER, reason: str = "") -> None:
-    """Stop the agent. The workspace and branch stay, so the session can be restored."""
+# Each runs on the session's agent host: called elsewhere in scale-out (another `ao web`, a worker
+# of another machine), the service records the request and enqueues `sessions.operate` on the
+# host's queue; there `session_operate` runs the same code (`_kill_here`, ...). Inline otherwise.
+@dataclass(frozen=True)
+class Requested:
+    """A kill, restore or clean-up enqueued on the session's agent host; its result lands on the
+    session's timeline when it has run there."""
+
+    action: str
+    host: str
+
+    def __str__(self) -> str:
+        return f"{self.action} requested; runs on host {self.host}"
+
+
+OPERATIONS = ("kill", "restore", "cleanup")
+# the timeline entries that end an operation (a redelivered task whose request has one does nothing)
+OPERATION_RESULTS = {
+    "kill": ("session.killed", "session.kill_failed"),
+    "restore": ("session.restored", "session.restore_failed"),
+    "cleanup": ("session.cleaned", "session.cleanup_failed", "reaction.cleanup_refused"),
+}
+
+
+def runs_elsewhere(session: Session) -> str:
+    """The session's host when its runtime must be driven there (scale-out, another host), else ''."""
+    host = session.host or settings.AO_HOST_NAME
+    if settings.AO_EMBEDDED or host == settings.AO_HOST_NAME:
+        return ""
+    return host
+
+
+def _request_on_host(session: Session, action: str, *, host: str, by, actor: str, params: dict) -> Requested:
+    """Record the request on the timeline (and the audit log) and enqueue it on the host's queue."""
+    from sessions import tasks
+
+    here = settings.AO_HOST_NAME
+    with transaction.atomic():
+        event = services.event_record(
+            project=session.project,
+            session=session,
+            kind=f"session.{action}_requested",
+            summary=f"{action} requested from {here}; runs on host {host}",
+            actor=actor,
+            actor_user=by,
+            data={"from": here, "host": host, **params},
+        )
+        audit.record(
+            action=f"session.{action}",
+            target=session,
+            project=session.project,
+            data={**params, "host": host, "requested": True},
+        )
+        kwargs = {"request_event": event.pk, "by": getattr(by, "pk", None), "actor": actor, "params": params}
+        session_id, queue = session.pk, host_queue(host)
+        transaction.on_commit(
+            lambda: tasks.session_operate_task.apply_async(
+                args=[session_id, action], kwargs=kwargs, queue=queue
+            )
+        )
+    return Requested(action=action, host=host)
+
+
+def session_operate(
+    *, session_id: str, action: str, request_event: int = 0, by=None, actor: str = Actor.USER, params=None
+) -> None:
+    """Run a requested kill, restore or clean-up here, on the session's host (the `sessions.operate`
+    task). Skipped when the request already has its result (the task may be delivered twice);
+    a failure is recorded on the timeline (an auto-cleanup's refusal also tells people)."""
+    if action not in OPERATIONS:
+        raise ValueError(f"unknown session operation {action!r}")
+    session = Session.objects.select_related("project").filter(pk=session_id).first()
+    if session is None:
+        return
+    if Event.objects.filter(
+        session=session, pk__gt=request_event, kind__in=OPERATION_RESULTS[action]
+    ).exists():
+        return
+    params = params or {}
+    user = get_user_model().objects.filter(pk=by).first() if by else None
+    try:
+        if action == "kill":
+            _kill_here(session=session, by=user, actor=actor, reason=params.get("reason", ""))
+        elif action == "restore":
+            _restore_here(session=session, by=user, actor=actor)
+        else:
+            _cleanup_here(session=session, force=bool(params.get("force")), by=user, actor=actor)
+    except Exception as exc:
+        if not isinstance(exc, IntegrationError | ConfigurationError | SpawnRefused):
+            log.exception("%s of %s failed", action, session_id)
+        session.refresh_from_db()
+        if action == "cleanup" and actor == Actor.REACTION:
+            from reactions import services as reactions
+
+            reactions.auto_cleanup_refused(session=session, exc=exc)
+            return
+        services.event_record(
+            project=session.project,
+            session=session,
+            kind=f"session.{action}_failed",
+            summary=f"{action} failed on host {settings.AO_HOST_NAME}: {exc}"[:500],
+            actor=actor,
+            actor_user=user,
+            data={"error": str(exc)[:1000]},
+        )
+
+
+def session_kill(*, session: Session, by=None, actor: str = Actor.USER, reason: str = "") -> Requested | None:
+    """Stop the agent. The workspace and branch stay, so the session can be restored.
+    On another agent host (scale-out): requested there, returns ``Requested``."""
+    host = runs_elsewhere(session)
+    if host:
+        return _request_on_host(session, "kill", host=host, by=by, actor=actor, params={"reason": reason})
+    _kill_here(session=session, by=by, actor=actor, reason=reason)
+    return None
+
+
+def _kill_here(*, session: Session, by=None, actor: str = Actor.USER, reason: str = "") -> None:
     handle = _handle(session)
     if handle is not None:
         context_for(session).runtime.kill(handle)
@@ -643,12 +760,23 @@ def session_kill(*, session: Session, by=None, actor: str = Actor.USER, reason: 
     queued_sessions_admit(project=queued_project)
 
 
-def session_restore(*, session: Session, by=None, actor: str = Actor.USER) -> None:
+def session_restore(*, session: Session, by=None, actor: str = Actor.USER) -> Requested | None:
     """Bring a killed, exited or lost session back in the same workspace and branch.
 
     Resumes the agent's conversation where the agent supports it; otherwise starts it afresh
-    with a note to continue the work already on the branch.
+    with a note to continue the work already on the branch. On another agent host (scale-out):
+    requested there, returns ``Requested``.
     """
+    if session.phase in (Phase.CLEANED,) or not session.workspace_path:
+        raise SpawnRefused(f"{session.id} has no workspace any more; spawn a new session instead")
+    host = runs_elsewhere(session)
+    if host:
+        return _request_on_host(session, "restore", host=host, by=by, actor=actor, params={})
+    _restore_here(session=session, by=by, actor=actor)
+    return None
+
+
+def _restore_here(*, session: Session, by=None, actor: str = Actor.USER) -> None:
     if session.phase in (Phase.CLEANED,) or not session.workspace_path:
         raise SpawnRefused(f"{session.id} has no workspace any more; spawn a new session instead")
     workspace = Path(session.workspace_path)
@@ -719,8 +847,20 @@ def cleanup_candidates(*, project: Project | None = None):
     )
 
 
-def session_cleanup(*, session: Session, force: bool = False, by=None, actor: str = Actor.USER) -> str:
-    """End the session and remove its workspace; refuses unpushed work unless forced."""
+def session_cleanup(
+    *, session: Session, force: bool = False, by=None, actor: str = Actor.USER
+) -> str | Requested:
+    """End the session and remove its workspace; refuses unpushed work unless forced. Returns
+    the session id; on another agent host (scale-out): requested there, returns ``Requested``."""
+    if session.kind == Session.Kind.ORCHESTRATOR:
+        raise SpawnRefused("orchestrator sessions are never cleaned up")
+    host = runs_elsewhere(session)
+    if host:
+        return _request_on_host(session, "cleanup", host=host, by=by, actor=actor, params={"force": force})
+    return _cleanup_here(session=session, force=force, by=by, actor=actor)
+
+
+def _cleanup_here(*, session: Session, force: bool = False, by=None, actor: str = Actor.USER) -> str:
     if session.kind == Session.Kind.ORCHESTRATOR:
         raise SpawnRefused("orchestrator sessions are never cleaned up")
     ctx = context_for(session)

@@ -43,6 +43,7 @@ class ApiClient:
         if not base_url.startswith(("http://", "https://")):
             raise ApiError(f"AO_URL must be an http(s) URL, not {base_url!r}")
         self.base_url, self.token, self.timeout = base_url, token, timeout
+        self.last_status = 0  # the last answer's HTTP status (202: requested on another host)
 
     def request(self, method: str, path: str, *, body: Any = None, params: dict | None = None) -> Any:
         url = (
@@ -68,6 +69,7 @@ class ApiClient:
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
                 raw = response.read()
+                self.last_status = response.status
         except urllib.error.HTTPError as exc:
             raw = exc.read()[:4000]
             try:
@@ -164,12 +166,16 @@ def send(client: ApiClient, *, session: str, text: str, answers_prompt: bool) ->
 
 
 def session_kill(client: ApiClient, *, session: str) -> list[str]:
-    client.post(f"sessions/{session}/kill", {"reason": "ao session kill"})
+    row = client.post(f"sessions/{session}/kill", {"reason": "ao session kill"})
+    if client.last_status == 202:
+        return [f"{session}: kill requested; runs on host {row['host']}"]
     return [f"{session} killed; `ao session restore {session}` brings it back"]
 
 
 def session_restore(client: ApiClient, *, session: str) -> list[str]:
     row = client.post(f"sessions/{session}/restore")
+    if client.last_status == 202:
+        return [f"{session}: restore requested; runs on host {row['host']}"]
     return [f"{session} restored: {row['reason']}"]
 
 

@@ -7,7 +7,7 @@ import logging
 from celery import shared_task
 
 from sessions import agents, services
-from sessions.models import Project, Session
+from sessions.models import Actor, Project, Session
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,21 @@ def project_sweep_task(project_id: int) -> None:
 @shared_task(name="sessions.start", ignore_result=True, acks_late=True)
 def session_start_task(session_id: str) -> None:
     agents.session_start(session_id=session_id)
+
+
+@shared_task(name="sessions.operate", ignore_result=True, acks_late=True)
+def session_operate_task(
+    session_id: str, action: str, request_event: int = 0, by=None, actor: str = "", params=None
+) -> None:
+    """A kill, restore or clean-up requested from another host, run on the session's host."""
+    agents.session_operate(
+        session_id=session_id,
+        action=action,
+        request_event=request_event,
+        by=by,
+        actor=actor or Actor.USER,
+        params=params,
+    )
 
 
 @shared_task(name="sessions.observe", ignore_result=True)

@@ -95,14 +95,20 @@ class Command(BaseCommand):
     def _kill(self, options):
         session = get_session(options["session"])
         with cli_errors():
-            agents.session_kill(session=session, actor=Actor.USER, reason="ao session kill")
+            requested = agents.session_kill(session=session, actor=Actor.USER, reason="ao session kill")
+        if requested:
+            self.stdout.write(f"{session.id}: {requested}")
+            return
         self.stdout.write(f"{session.id} killed; `ao session restore {session.id}` brings it back")
 
     def _restore(self, options):
         session = get_session(options["session"])
         refuse_runtime_without_a_server(session.project)
         with cli_errors():
-            agents.session_restore(session=session, actor=Actor.USER)
+            requested = agents.session_restore(session=session, actor=Actor.USER)
+        if requested:
+            self.stdout.write(f"{session.id}: {requested}")
+            return
         session.refresh_from_db()
         self.stdout.write(f"{session.id} restored: {session.status_reason}")
 
@@ -119,10 +125,13 @@ class Command(BaseCommand):
                 self.stdout.write(f"would clean up {session.id} ({session.get_status_display().lower()})")
                 continue
             try:
-                agents.session_cleanup(session=session, force=options["force"], actor=Actor.USER)
+                done = agents.session_cleanup(session=session, force=options["force"], actor=Actor.USER)
             except DOMAIN_ERRORS as exc:
                 refused += 1
                 self.stderr.write(f"{session.id}: kept: {exc}")
+                continue
+            if isinstance(done, agents.Requested):
+                self.stdout.write(f"{session.id}: {done}")
                 continue
             self.stdout.write(f"cleaned up {session.id}")
         if refused:
