@@ -338,11 +338,23 @@ class WebhookDelivery(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="webhook_deliveries")
     received_at = models.DateTimeField(auto_now_add=True, db_index=True)
     summary = models.CharField(max_length=300, blank=True)
+    # What the delivery points at (PR numbers, head branches, head SHAs) and whether the refresh
+    # of those sessions is still to run: one delayed task drains every pending delivery of a
+    # project at once (sessions/webhooks.py webhook_refresh), so a burst costs one SCM read.
+    refs = models.JSONField(default=dict, blank=True)
+    refresh_pending = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-received_at"]
         constraints = [
             models.UniqueConstraint(fields=["source", "delivery_id"], name="webhook_delivery_unique"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["project", "received_at"],
+                condition=models.Q(refresh_pending=True),
+                name="webhook_refresh_pending",
+            ),
         ]
 
     def __str__(self) -> str:
