@@ -11,7 +11,6 @@ import contextlib
 import errno
 import json
 import os
-import re
 import shutil
 import signal
 import socket
@@ -27,8 +26,9 @@ from django.conf import settings
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from ao_site.hosts import HOST_NAME_RE
+
 PID_FILE_NAME = "ao.pid"
-HOST_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 EXIT_CONFIG = 2
 
 
@@ -158,12 +158,11 @@ def validate_host_name(name: str) -> str:
 
 
 def default_host_name() -> str:
-    """This machine's agent host name: AO_HOST_NAME when set, else the short host name."""
-    name = getattr(settings, "AO_HOST_NAME", "") or socket.gethostname()
+    """This machine's agent host name: AO_HOST_NAME (checked) when set, else its short host name
+    (``settings.AO_HOST_NAME``, the same name sessions spawned here record)."""
     if os.environ.get("AO_HOST_NAME"):
-        return validate_host_name(name)
-    name = name.split(".")[0]
-    return name if HOST_NAME_RE.match(name) else "localhost"
+        return validate_host_name(settings.AO_HOST_NAME)
+    return settings.AO_HOST_NAME
 
 
 # --- URLs -----------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from pathlib import Path
 import environ
 
 from ao_site.home import ao_home, read_or_create_secret
+from ao_site.hosts import machine_host_name
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -33,7 +34,7 @@ AO_REQUIRE_SERVICES = env.bool("AO_REQUIRE_SERVICES", default=False)
 # Default reconciliation sweep interval in seconds (projects may override in config).
 AO_SWEEP_INTERVAL = env.float("AO_SWEEP_INTERVAL", default=30.0)
 # This machine's name as an agent host: its worker consumes the queue "host.<name>".
-AO_HOST_NAME = env.str("AO_HOST_NAME", default="") or __import__("socket").gethostname()
+AO_HOST_NAME = env.str("AO_HOST_NAME", default="") or machine_host_name()
 # Live sessions one agent host may run at once (admission control; projects add their own cap).
 AO_MAX_SESSIONS_PER_HOST = env.int("AO_MAX_SESSIONS_PER_HOST", default=10)
 # Largest prompt or message ao accepts, in characters.
@@ -42,6 +43,9 @@ AO_MAX_PROMPT_CHARS = env.int("AO_MAX_PROMPT_CHARS", default=100_000)
 AO_GITHUB_WEBHOOK_SECRET = env.str("AO_GITHUB_WEBHOOK_SECRET", default="")
 # Largest webhook body accepted (GitHub caps payloads at 25 MB; the events ao uses are small).
 AO_WEBHOOK_MAX_BYTES = env.int("AO_WEBHOOK_MAX_BYTES", default=5 * 1024 * 1024)
+# Webhook deliveries for a project within this many seconds are refreshed together: one batched
+# read of the union of the sessions they concern (0: a refresh per delivery).
+AO_WEBHOOK_COALESCE_SECONDS = env.float("AO_WEBHOOK_COALESCE_SECONDS", default=2.0)
 # PR facts of sessions without a PR or with CI pending are read every sweep; all of a project's
 # PRs every this many seconds (webhooks bring changes sooner).
 AO_PR_SYNC_IDLE_INTERVAL = env.float("AO_PR_SYNC_IDLE_INTERVAL", default=150.0)

@@ -109,3 +109,19 @@ def test_tokens_never_reach_the_log(text, hidden):
     RedactSecretsFilter().filter(record)
     assert hidden not in record.getMessage()
     assert "[redacted]" in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    ("machine", "host"), [("build-1.example.com", "build-1"), ("vm", "vm"), ("under_score!", "localhost")]
+)
+def test_sessions_and_workers_name_this_host_the_same_way(monkeypatch, machine, host):
+    """A session records settings.AO_HOST_NAME; `ao worker` without --host consumes host.<that>."""
+    import socket
+
+    from ao_site import hosts, runner
+
+    monkeypatch.setattr(socket, "gethostname", lambda: machine)
+    monkeypatch.delenv("AO_HOST_NAME", raising=False)
+    assert hosts.machine_host_name() == host
+    monkeypatch.setattr(runner.settings, "AO_HOST_NAME", hosts.machine_host_name())
+    assert runner.default_host_name() == host

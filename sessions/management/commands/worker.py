@@ -35,6 +35,9 @@ class Command(BaseCommand):
         runner.check_database()
         runner.check_redis()
         runner.warn_if_no_tmux(self.stderr)
+        # this process is that host now: what it spawns or restores records it, and it runs (not
+        # re-queues) the runtime work of the sessions that live here
+        settings.AO_HOST_NAME = name
 
         from ao_site.celery import app
 
