@@ -17,10 +17,13 @@ def sweep_due_projects_task() -> None:
     """Beat fans out: one sweep task per project that is due and not being swept. A task not
     started within one tick expires (the next tick queues a fresh one if still due)."""
     from ao_site.celery import sweep_tick
+    from sessions import webhooks
 
     expires = sweep_tick()
     for project_id in services.projects_due_for_sweep():
         project_sweep_task.apply_async(args=[project_id], expires=expires)
+    for project_id in webhooks.refreshes_overdue():  # a coalesced webhook refresh whose task was lost
+        webhook_refresh_task.apply_async(args=[project_id], expires=expires)
 
 
 @shared_task(name="sessions.sweep_project", ignore_result=True, acks_late=True)
@@ -87,20 +90,34 @@ def messages_deliver_task(session_id: str, wait: float = 0.0, rounds: int = 0) -
 
 
 @shared_task(name="sessions.webhook_refresh", ignore_result=True, acks_late=True)
-def webhook_refresh_task(project_id: int, refs: dict) -> None:
-    from sessions import prsync
+def webhook_refresh_task(project_id: int, refs: dict | None = None) -> None:
+    """The coalesced refresh of every pending webhook delivery of a project (sessions/webhooks.py).
+    ``refs``: what a task queued by an older ao carried; drained along with the rest."""
+    from sessions import webhooks
 
+    project = Project.objects.filter(pk=project_id).first()
+    if project is not None:
+        webhooks.webhook_refresh(project=project, extra=refs)
+
+
+@shared_task(name="sessions.intake_sweep", ignore_result=True, acks_late=True)
+def intake_sweep_task(project_id: int) -> None:
+    """The project's backlog intake, soon after an issue got the intake label (a webhook)."""
+    from integrations.base import IntegrationError
+    from integrations.registry import ConfigurationError
+    from sessions import intake, webhooks
+
+    webhooks.intake_sweep_started(project_id)
     project = Project.objects.filter(pk=project_id).first()
     if project is None:
         return
-    session_ids = prsync.sessions_for_refs(
-        project=project,
-        numbers=refs.get("numbers", ()),
-        branches=refs.get("branches", ()),
-        shas=refs.get("shas", ()),
-    )
-    if session_ids:
-        prsync.pull_requests_sync(project=project, session_ids=session_ids)
+    try:
+        notes = intake.intake_sweep(project=project)
+    except (ConfigurationError, IntegrationError) as exc:
+        log.warning("intake of %s after a webhook failed: %s", project.key, exc)
+        return
+    if notes:
+        log.info("%s: backlog intake (webhook): %s", project.key, notes)
 
 
 @shared_task(name="sessions.run_checks", ignore_result=True, acks_late=True)

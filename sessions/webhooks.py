@@ -4,6 +4,17 @@ The view answers within milliseconds; the refresh of the affected sessions runs 
 background. Nothing is recorded for a delivery that fails verification. A delivery is verified
 with the project's own webhook secret when its github SCM names one (``webhook_secret``: a
 secret stored in ao), else with ``AO_GITHUB_WEBHOOK_SECRET``.
+
+Refreshes are coalesced: a delivery is recorded with its refs and marked ``refresh_pending``;
+the first delivery of a quiet project schedules one task ``AO_WEBHOOK_COALESCE_SECONDS`` later
+(a cache key debounces the rest), and that task refreshes the union of every pending delivery's
+sessions with one batched SCM read, then observes their runtime and activity as a sweep does.
+Nothing is lost: the task clears the debounce key before it reads the pending deliveries (a
+delivery after that schedules a new task), a delivery is marked done only after its refresh,
+and the sweep tick re-queues refreshes still pending after ``REFRESH_OVERDUE``.
+
+``issues`` events refresh the issue title of the sessions working on the issue and, when the
+project's intake label was put on an issue, queue the project's intake sweep (debounced alike).
 """
 
 from __future__ import annotations
@@ -12,8 +23,12 @@ import hashlib
 import hmac
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from sessions.models import Project, WebhookDelivery
 
@@ -36,6 +51,11 @@ REFRESH_EVENTS = frozenset(
 KNOWN_EVENTS = REFRESH_EVENTS | {"issues", "ping"}
 
 log = logging.getLogger(__name__)
+
+REFRESH_KEY = "ao:webhook-refresh:{}"  # set while a coalesced refresh of the project is queued
+INTAKE_KEY = "ao:webhook-intake:{}"  # set while an intake sweep of the project is queued
+REFRESH_OVERDUE = timedelta(seconds=60)  # pending this long: its task was lost, queue another
+DRAIN_LIMIT = 1000  # deliveries one refresh takes; more are left to a follow-up task
 
 
 class WebhookRejected(Exception):
@@ -153,22 +173,181 @@ def repository_matches(project: Project, payload: dict) -> bool:
     return full_name.lower() == project.repo.lower()
 
 
-def delivery_record(*, project: Project, delivery_id: str, event: str, summary: str) -> bool:
-    """Record the delivery; False if it was seen before (a redelivery or a replay)."""
+def delivery_record(
+    *, project: Project, delivery_id: str, event: str, summary: str, refs: Refs | None = None
+) -> bool:
+    """Record the delivery (with a pending refresh when it has refs); False if it was seen
+    before (a redelivery or a replay)."""
     try:
         with transaction.atomic():
             WebhookDelivery.objects.create(
-                project=project, delivery_id=delivery_id[:100], event=event[:64], summary=summary[:300]
+                project=project,
+                delivery_id=delivery_id[:100],
+                event=event[:64],
+                summary=summary[:300],
+                refs=refs.as_dict() if refs else {},
+                refresh_pending=bool(refs),
             )
     except IntegrityError:
         return False
     return True
 
 
+def _debounced(key: str, task, project_id: int) -> None:
+    """Queue ``task(project_id)`` in ``AO_WEBHOOK_COALESCE_SECONDS`` unless one is queued already
+    (``key`` in the cache; the task deletes it when it starts). Without a usable cache, queue."""
+    window = max(0.0, float(settings.AO_WEBHOOK_COALESCE_SECONDS))
+    if window:
+        try:
+            if not cache.add(key, 1, timeout=max(30, int(window * 10))):
+                return
+        except Exception as exc:  # a cache outage must not lose the refresh
+            log.warning("webhook debounce unavailable (%s): queueing without it", exc)
+    task.apply_async(args=[project_id], countdown=window or None)
+
+
+def refresh_schedule(project_id: int) -> None:
+    """After a delivery with refs was recorded: queue the project's coalesced refresh."""
+    from sessions import tasks
+
+    _debounced(REFRESH_KEY.format(project_id), tasks.webhook_refresh_task, project_id)
+
+
+def intake_schedule(project_id: int) -> None:
+    """Queue the project's intake sweep soon (coalesced like refreshes)."""
+    from sessions import tasks
+
+    _debounced(INTAKE_KEY.format(project_id), tasks.intake_sweep_task, project_id)
+
+
+def _forget(key: str) -> None:
+    try:
+        cache.delete(key)
+    except Exception as exc:
+        log.warning("webhook debounce key not cleared (%s)", exc)
+
+
+def intake_sweep_started(project_id: int) -> None:
+    """The intake task begins: a label put on after this queues another one."""
+    _forget(INTAKE_KEY.format(project_id))
+
+
+def webhook_refresh(*, project: Project, extra: dict | None = None) -> list[str]:
+    """Refresh the sessions every pending delivery of the project points at (plus ``extra`` refs):
+    one batched PR sync, then the runtime and activity of the running ones, as a sweep observes
+    them (on their own host). Returns the session ids refreshed."""
+    from integrations.base import IntegrationError
+    from integrations.registry import ConfigurationError
+    from sessions import prsync
+
+    _forget(REFRESH_KEY.format(project.pk))  # from here on, a new delivery queues a new task
+    pending = list(
+        WebhookDelivery.objects.filter(project=project, refresh_pending=True)
+        .order_by("received_at")
+        .values_list("pk", "refs")[:DRAIN_LIMIT]
+    )
+    union = Refs()
+    for data in [refs for _pk, refs in pending] + [extra or {}]:
+        for number in (data or {}).get("numbers", ()):
+            _add_number(union, number)
+        for branch in (data or {}).get("branches", ()):
+            _add_str(union.branches, branch)
+        for sha in (data or {}).get("shas", ()):
+            _add_str(union.shas, sha, limit=64)
+    session_ids = prsync.sessions_for_refs(
+        project=project, numbers=union.numbers, branches=union.branches, shas=union.shas
+    )
+    if session_ids:
+        try:
+            prsync.pull_requests_sync(project=project, session_ids=session_ids)
+        except (ConfigurationError, IntegrationError) as exc:
+            log.warning("webhook refresh of %s: PR sync skipped: %s", project.key, exc)
+        sessions_observe(project=project, session_ids=session_ids)
+    WebhookDelivery.objects.filter(pk__in=[pk for pk, _refs in pending]).update(refresh_pending=False)
+    if len(pending) == DRAIN_LIMIT:
+        refresh_schedule(project.pk)
+    return session_ids
+
+
+def sessions_observe(*, project: Project, session_ids) -> int:
+    """Observe the runtime and activity of these sessions that are running (as the sweep does:
+    agents.session_observe here, or its task on the session's own host). Returns changes."""
+    from integrations.base import IntegrationError
+    from integrations.registry import ConfigurationError
+    from sessions import agents, tasks
+    from sessions.lifecycle import Phase, Zone
+    from sessions.models import Session
+
+    changes = 0
+    running = (
+        Session.objects.filter(project=project, pk__in=list(session_ids), phase=Phase.RUNNING)
+        .exclude(zone=Zone.DONE)
+        .select_related("project")
+    )
+    for session in running:
+        if (session.host or settings.AO_HOST_NAME) != settings.AO_HOST_NAME:
+            tasks.session_observe_task.apply_async(args=[session.pk], queue=agents.host_queue(session.host))
+            continue
+        try:
+            changes += int(agents.session_observe(session=session))
+        except (IntegrationError, ConfigurationError) as exc:
+            log.warning("observing %s failed: %s", session.pk, exc)
+    return changes
+
+
+def refreshes_overdue(*, now=None) -> list[int]:
+    """Projects with a delivery whose refresh is still pending after ``REFRESH_OVERDUE`` (its
+    task was lost: a restart of an in-memory broker, a crashed worker): the sweep tick re-queues."""
+    now = now or timezone.now()
+    return list(
+        WebhookDelivery.objects.filter(refresh_pending=True, received_at__lt=now - REFRESH_OVERDUE)
+        .values_list("project_id", flat=True)
+        .distinct()
+    )
+
+
+def issue_event_apply(*, project: Project, payload: dict, action: str) -> dict:
+    """An ``issues`` delivery: the sessions working on the issue get its current title; an issue
+    given the project's intake label (labelled, or opened/reopened with it) queues the intake
+    sweep soon while intake is on. Only for projects whose tracker is GitHub's issues."""
+    from sessions import realtime
+    from sessions.models import IntakeClaim, Session
+
+    issue = payload.get("issue") if isinstance(payload.get("issue"), dict) else {}
+    number, title = issue.get("number"), issue.get("title")
+    if project.plugin_key("tracker") != "github" or not isinstance(number, int) or isinstance(number, bool):
+        return {"accepted": True, "refresh": False}
+    refs = [str(number), f"#{number}"]
+    renamed: list[str] = []
+    if isinstance(title, str) and title:
+        title = title[:500]
+        stale = Session.objects.filter(project=project, issue_ref__in=refs).exclude(issue_title=title)
+        renamed = list(stale.values_list("pk", flat=True))
+        if renamed:
+            Session.objects.filter(pk__in=renamed).update(issue_title=title)
+            for session_id in renamed:
+                transaction.on_commit(lambda sid=session_id: realtime.card_changed(sid))
+        IntakeClaim.objects.filter(project=project, issue_ref__in=refs).exclude(issue_title=title).update(
+            issue_title=title
+        )
+    label = project.intake_label.lower()
+    names = {
+        (lbl.get("name") or "").lower() if isinstance(lbl, dict) else "" for lbl in issue.get("labels") or ()
+    }
+    labelled = (action == "labeled" and str(_dig(payload, "label", "name") or "").lower() == label) or (
+        action in ("opened", "reopened") and label in names
+    )
+    intake = bool(label and labelled and project.intake_enabled and issue.get("state", "open") == "open")
+    if intake:
+        project_id = project.pk
+        transaction.on_commit(lambda: intake_schedule(project_id))
+    return {"accepted": True, "refresh": False, "renamed": renamed, "intake": intake}
+
+
 def github_webhook_receive(
     *, project_key: str, event: str, delivery_id: str, signature: str, content_type: str, body: bytes
 ) -> tuple[int, dict]:
-    """Verify and record one GitHub delivery; enqueue the refresh of what it concerns.
+    """Verify and record one GitHub delivery; queue the (coalesced) refresh of what it concerns.
 
     Returns (HTTP status, JSON body). Raises WebhookRejected for deliveries to refuse.
     """
@@ -197,12 +376,12 @@ def github_webhook_receive(
     refs = extract_refs(event, payload) if event in REFRESH_EVENTS else Refs()
     action = payload.get("action") if isinstance(payload.get("action"), str) else ""
     summary = f"{event}{'.' + action if action else ''} {refs.as_dict()}"
-    if not delivery_record(project=project, delivery_id=delivery_id, event=event, summary=summary):
+    if not delivery_record(project=project, delivery_id=delivery_id, event=event, summary=summary, refs=refs):
         return 200, {"duplicate": True}
+    if event == "issues":
+        return 202, issue_event_apply(project=project, payload=payload, action=action)
     if not refs:
         return 202, {"accepted": True, "refresh": False}
-    from sessions import tasks
-
-    project_id, ref_data = project.pk, refs.as_dict()
-    transaction.on_commit(lambda: tasks.webhook_refresh_task.delay(project_id, ref_data))
+    project_id = project.pk
+    transaction.on_commit(lambda: refresh_schedule(project_id))
     return 202, {"accepted": True, "refresh": True}

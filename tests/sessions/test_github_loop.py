@@ -51,9 +51,15 @@ def deliver(client, delivery):
 
 
 def test_failing_check_via_webhook_reaches_the_session(
-    client, gh, project, django_capture_on_commit_callbacks
+    client, gh, project, django_capture_on_commit_callbacks, monkeypatch
 ):
-    session = SessionFactory(project=project, branch="feat/login")
+    from integrations.runtime.tmux import TmuxRuntime
+
+    # the refresh also probes the session's runtime (as a sweep does): its agent is alive
+    monkeypatch.setattr(TmuxRuntime, "probe", lambda self, handle: "alive")
+    session = SessionFactory(
+        project=project, branch="feat/login", runtime_handle={"runtime": "tmux", "name": "x"}
+    )
     other = SessionFactory(project=project, branch="feat/other")
     repo = gh.repo("acme/web")
     pull = repo.add_pull("feat/login", title="Fix login")
