@@ -15,6 +15,7 @@ from reactions.models import (
     ReactionAttempt,
 )
 from sessions.admin_audit import AuditedModelAdmin
+from sessions.admin_scope import ProjectScopedAdminMixin
 
 
 class ReadOnlyAdmin(AuditedModelAdmin):
@@ -29,7 +30,8 @@ class ReadOnlyAdmin(AuditedModelAdmin):
 
 
 @admin.register(ReactionAttempt)
-class ReactionAttemptAdmin(AuditedModelAdmin):
+class ReactionAttemptAdmin(ProjectScopedAdminMixin, AuditedModelAdmin):
+    project_path = "session__project"
     list_display = ("session", "rule", "fingerprint", "attempts", "escalated", "last_at")
     list_filter = ("rule", "escalated")
     search_fields = ("session__id", "rule", "fingerprint")
@@ -46,7 +48,7 @@ class NotificationDeliveryInline(admin.TabularInline):
 
 
 @admin.register(Notification)
-class NotificationAdmin(ReadOnlyAdmin):
+class NotificationAdmin(ProjectScopedAdminMixin, ReadOnlyAdmin):
     list_display = ("created_at", "project", "session", "priority", "rule", "title")
     list_filter = ("priority", "project", "rule")
     search_fields = ("title", "body", "session__id")

@@ -24,6 +24,7 @@ from pydantic import ValidationError as PydanticValidationError
 from integrations.registry import ConfigurationError, registry_for
 from sessions import audit
 from sessions.admin_audit import AuditedAdminMixin, AuditedModelAdmin
+from sessions.admin_scope import ProjectScopedAdminMixin, grant_staff_for_admin_role
 from sessions.models import (
     ApiToken,
     AuditEntry,
@@ -88,14 +89,43 @@ class ProjectAdminForm(forms.ModelForm):
         return cleaned
 
 
+class MembershipAdminForm(forms.ModelForm):
+    class Meta:
+        model = Membership
+        fields = ("user", "project", "role")
+        help_texts = {
+            "role": "Admin: configures this project here (not a superuser). Giving the admin role "
+            "also makes the person staff, which the admin needs to be opened at all.",
+        }
+
+
 class MembershipInline(admin.TabularInline):
     model = Membership
+    form = MembershipAdminForm
     extra = 0
     autocomplete_fields = ()
 
 
+# Fields that act on the ao host itself (paths, shell commands, tokens handed to agents, the config
+# file): a project admin who is not a superuser sees them but cannot change them.
+HOST_FIELDS = (
+    "key",
+    "path",
+    "config_source",
+    "agent_rules_file",
+    "orchestrator_rules_file",
+    "symlinks",
+    "post_create",
+    "pass_tokens_to_agents",
+)
+
+
 @admin.register(Project)
-class ProjectAdmin(AuditedModelAdmin):
+class ProjectAdmin(ProjectScopedAdminMixin, AuditedModelAdmin):
+    """Superusers see every project; a staff project admin only the projects they are admin of
+    (``sessions.admin_scope``), without adding or deleting projects or touching HOST_FIELDS."""
+
+    project_path = "pk"
     form = ProjectAdminForm
     list_display = ("key", "repo", "session_prefix", "agent", "runtime", "tracker", "scm", "max_sessions")
     search_fields = ("key", "repo", "path")
@@ -111,6 +141,26 @@ class ProjectAdmin(AuditedModelAdmin):
             path("export-config/", self.admin_site.admin_view(self.export_all_view), name="ao-export-config"),
             *super().get_urls(),
         ]
+
+    def has_add_permission(self, request) -> bool:
+        return request.user.is_superuser and super().has_add_permission(request)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser and super().has_delete_permission(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return fields if request.user.is_superuser else fields + HOST_FIELDS
+
+    def get_actions(self, request):
+        # Re-checking and exporting config files concern the host and every project: superusers only.
+        return super().get_actions(request) if request.user.is_superuser else {}
+
+    def save_formset(self, request, form, formset, change):
+        super().save_formset(request, form, formset, change)
+        for obj in formset.new_objects + [o for o, _fields in formset.changed_objects]:
+            if isinstance(obj, Membership):
+                grant_staff_for_admin_role(request, obj)
 
     @admin.action(description="Re-check the config file these projects came from")
     def recheck_config(self, request, queryset):
@@ -138,7 +188,7 @@ class ProjectAdmin(AuditedModelAdmin):
         return config_export_response(queryset)
 
     def export_all_view(self, request):
-        if not self.has_view_permission(request):
+        if not request.user.is_superuser:
             raise PermissionDenied
         return config_export_response(Project.objects.all())
 
@@ -148,7 +198,7 @@ class ProjectAdmin(AuditedModelAdmin):
         from sessions import services
         from sessions.config import MAX_CONFIG_BYTES, ConfigError, config_load, config_load_text
 
-        if not self.has_change_permission(request):
+        if not request.user.is_superuser:
             raise PermissionDenied
         form = ConfigImportForm(request.POST or None, request.FILES or None)
         changes: list[str] = []
@@ -295,14 +345,21 @@ def _project_entry(project: Project, auto_cleanup_key: str) -> dict:
 
 
 @admin.register(Membership)
-class MembershipAdmin(AuditedModelAdmin):
+class MembershipAdmin(ProjectScopedAdminMixin, AuditedModelAdmin):
+    """A project admin grants roles on their own projects only (the project choices are theirs)."""
+
+    form = MembershipAdminForm
     list_display = ("user", "project", "role", "created_at")
     list_filter = ("role", "project")
     search_fields = ("user__username", "project__key")
 
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        grant_staff_for_admin_role(request, obj)
+
 
 # --- users: memberships and tokens inline ----------------------------------------------------------
-class UserMembershipInline(admin.TabularInline):
+class UserMembershipInline(ProjectScopedAdminMixin, admin.TabularInline):
     model = Membership
     fk_name = "user"
     extra = 0
@@ -447,7 +504,7 @@ class SecretAdmin(AuditedModelAdmin):
 
 # --- audit ----------------------------------------------------------------------------------------
 @admin.register(AuditEntry)
-class AuditEntryAdmin(AuditedModelAdmin):
+class AuditEntryAdmin(ProjectScopedAdminMixin, AuditedModelAdmin):
     list_display = ("at", "actor_kind", "actor_user", "actor_name", "source", "action", "target", "project")
     list_filter = ("actor_kind", "source", "action", "project")
     search_fields = ("action", "target_id", "actor_name", "actor_user__username")
@@ -469,7 +526,7 @@ class AuditEntryAdmin(AuditedModelAdmin):
 
 # --- sessions and their facts ---------------------------------------------------------------------
 @admin.register(Session)
-class SessionAdmin(AuditedModelAdmin):
+class SessionAdmin(ProjectScopedAdminMixin, AuditedModelAdmin):
     list_display = ("id", "project", "kind", "status", "zone", "agent", "issue_ref", "created_at")
     list_filter = ("project", "kind", "zone", "status", "agent")
     search_fields = ("id", "issue_ref", "issue_title", "branch")
@@ -488,14 +545,14 @@ class ReviewThreadInline(admin.TabularInline):
 
 
 @admin.register(PullRequest)
-class PullRequestAdmin(AuditedModelAdmin):
+class PullRequestAdmin(ProjectScopedAdminMixin, AuditedModelAdmin):
     list_display = ("__str__", "session", "state", "ci_state", "review_decision", "mergeable")
     list_filter = ("project", "state", "ci_state", "review_decision")
     inlines = [CheckRunInline, ReviewThreadInline]
 
 
 @admin.register(Event)
-class EventAdmin(AuditedModelAdmin):
+class EventAdmin(ProjectScopedAdminMixin, AuditedModelAdmin):
     list_display = ("created_at", "project", "session", "kind", "actor", "actor_name", "summary")
     list_filter = ("project", "kind", "actor")
     search_fields = ("summary", "session__id")
@@ -509,7 +566,8 @@ class EventAdmin(AuditedModelAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(AuditedModelAdmin):
+class MessageAdmin(ProjectScopedAdminMixin, AuditedModelAdmin):
+    project_path = "session__project"
     list_display = ("created_at", "session", "sender", "state", "attempts")
     list_filter = ("state", "sender")
 
@@ -529,7 +587,7 @@ class ChatIdentityAdmin(AuditedModelAdmin):
 
 
 @admin.register(FlakyCheck)
-class FlakyCheckAdmin(AuditedModelAdmin):
+class FlakyCheckAdmin(ProjectScopedAdminMixin, AuditedModelAdmin):
     """Checks ao treats as flaky (agents are not sent to fix them); delete a row to clear the flag."""
 
     list_display = ("detected_at", "project", "name", "reason", "head_sha", "detail")
