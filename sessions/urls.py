@@ -1,6 +1,6 @@
 from django.urls import path
 
-from sessions import views, views_review
+from sessions import views, views_review, views_tokens
 
 app_name = "sessions"
 
@@ -8,6 +8,8 @@ urlpatterns = [
     path("", views.board, name="index"),
     path("needs-you/", views.needs_you, name="needs-you"),
     path("inbox/", views.inbox, name="inbox"),
+    path("tokens/", views_tokens.tokens, name="tokens"),
+    path("tokens/<int:pk>/revoke/", views_tokens.token_revoke, name="token-revoke"),
     path("p/<slug:key>/", views.project_board, name="project"),
     path("p/<slug:key>/needs-you/", views.project_needs_you, name="project-needs-you"),
     path("p/<slug:key>/spawn/", views.spawn, name="spawn"),
