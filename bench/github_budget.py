@@ -5,7 +5,13 @@ project through sessions.prsync with the real GitHubSCM plugin and rate-aware cl
 them into requests and GraphQL points per hour at ao's default cadence:
 
 - without webhooks: every 30 s sweep reads the PRs with CI pending; all PRs every 150 s;
-- with webhooks: one refresh per delivery (measured), all PRs every 600 s as a safety net;
+- with webhooks, coalesced (what ao does): deliveries within AO_WEBHOOK_COALESCE_SECONDS (2 s)
+  make one refresh of the union of their PRs; all PRs every 600 s as a safety net. The hour of
+  deliveries is simulated (seeded): per PR, 2 bursts of 3 deliveries (a push: push,
+  pull_request.synchronize, check_suite; CI done: check_run, check_run, check_suite), the
+  deliveries of a burst within 1 s, bursts at uniformly random times; each batch's refresh is
+  measured against the fake GitHub;
+- with webhooks, one refresh per delivery (ao before coalescing), for comparison;
 - naive: 5 REST calls per PR every 30 s (what a per-PR poller spends).
 
 Also the wall time of one sync of 500 sessions. Run: `.venv/bin/python bench/github_budget.py`.
@@ -14,6 +20,7 @@ Also the wall time of one sync of 500 sessions. Run: `.venv/bin/python bench/git
 from __future__ import annotations
 
 import os
+import random
 import sys
 import tempfile
 import time
@@ -25,6 +32,9 @@ IDLE = 150.0  # AO_PR_SYNC_IDLE_INTERVAL: full sync without webhooks
 HOOKED = 600.0  # AO_PR_SYNC_WEBHOOK_INTERVAL: full sync while webhooks arrive
 PENDING = 0.2  # share of PRs with CI running at any moment
 EVENTS_PER_PR_HOUR = 6  # e.g. a push, a check suite and its runs completing, a review
+BURSTS_PER_PR_HOUR = 2  # ... arriving as 2 bursts of 3 deliveries
+BURST_SPREAD = 1.0  # seconds over which one burst's deliveries arrive
+WINDOW = 2.0  # AO_WEBHOOK_COALESCE_SECONDS
 TOKEN_BUDGET = 5000  # per hour: REST requests and, separately, GraphQL points
 
 
@@ -89,7 +99,44 @@ def measure(n: int) -> dict:
         plan = prsync.pr_sync_plan(project=Project.objects.get(pk=project.pk))
         partial = _cost(gh, lambda: prsync.pull_requests_sync(project=project, session_ids=plan))
         hook = _cost(gh, lambda: prsync.pull_requests_sync(project=project, session_ids=[f"b{n}-1"]))
-    return {"full": full, "partial": partial, "partial_n": len(plan or []), "hook": hook}
+        batches = coalesced_batches(n)
+        by_size = {}
+        for size in sorted({len(b) for b in batches}):
+            ids = [f"b{n}-{i + 1}" for i in range(size)]
+            by_size[size] = _cost(
+                gh, lambda ids=ids: prsync.pull_requests_sync(project=project, session_ids=ids)
+            )
+        coalesced = {k: sum(by_size[len(b)][k] for b in batches) for k in ("requests", "points")}
+    return {
+        "full": full,
+        "partial": partial,
+        "partial_n": len(plan or []),
+        "hook": hook,
+        "batches": len(batches),
+        "coalesced": coalesced,
+    }
+
+
+def coalesced_batches(n: int, *, seed: int = 1) -> list[set[int]]:
+    """One simulated hour of deliveries for n PRs, through ao's debounce: the first delivery of a
+    quiet project queues a refresh WINDOW seconds later, which takes every delivery received by
+    then. Returns the PRs of each refresh."""
+    rng = random.Random(seed)
+    per_burst = EVENTS_PER_PR_HOUR // BURSTS_PER_PR_HOUR
+    arrivals = sorted(
+        (start + rng.uniform(0, BURST_SPREAD), pr)
+        for pr in range(n)
+        for start in (rng.uniform(0, 3600) for _ in range(BURSTS_PER_PR_HOUR))
+        for _ in range(per_burst)
+    )
+    batches: list[set[int]] = []
+    due = None
+    for at, pr in arrivals:
+        if due is None or at > due:
+            batches.append(set())
+            due = at + WINDOW
+        batches[-1].add(pr)
+    return batches
 
 
 def per_hour(m: dict, n: int) -> dict:
@@ -98,19 +145,21 @@ def per_hour(m: dict, n: int) -> dict:
         k: m["full"][k] * 3600 / IDLE + m["partial"][k] * (3600 / SWEEP - 3600 / IDLE)
         for k in ("requests", "points")
     }
-    hooked = {
+    per_delivery = {
         k: m["full"][k] * 3600 / HOOKED + n * EVENTS_PER_PR_HOUR * m["hook"][k]
         for k in ("requests", "points")
     }
+    hooked = {k: m["full"][k] * 3600 / HOOKED + m["coalesced"][k] for k in ("requests", "points")}
     naive = n * 5 * 3600 / SWEEP
-    return {"polled": polled, "hooked": hooked, "naive": naive}
+    return {"polled": polled, "hooked": hooked, "per_delivery": per_delivery, "naive": naive}
 
 
 def main() -> None:
     setup_django()
     print(
         f"{'PRs':>5} | {'full sync (all PRs)':>22} | {'sweep (pending only)':>21} | "
-        f"{'no webhooks /h':>21} | {'with webhooks /h':>21} | {'naive REST /h':>13} | full sync time"
+        f"{'no webhooks /h':>21} | {'webhooks, coalesced /h':>22} | {'refreshes /h':>12} | "
+        f"{'webhooks, per delivery /h':>25} | {'naive REST /h':>13} | full sync time"
     )
     results = {}
     for n in (10, 100, 500):
@@ -121,15 +170,19 @@ def main() -> None:
             f"{n:>5} | {m['full']['requests']:>3} req {m['full']['points']:>4} pts       | "
             f"{m['partial_n']:>3} PRs {m['partial']['points']:>4} pts     | "
             f"{h['polled']['requests']:>6.0f} req {h['polled']['points']:>6.0f} pts | "
-            f"{h['hooked']['requests']:>6.0f} req {h['hooked']['points']:>6.0f} pts | "
+            f"{h['hooked']['requests']:>7.0f} req {h['hooked']['points']:>6.0f} pts | "
+            f"{m['batches']:>12} | "
+            f"{h['per_delivery']['requests']:>10.0f} req {h['per_delivery']['points']:>6.0f} pts | "
             f"{h['naive']:>13.0f} | {m['full']['seconds'] * 1000:.0f} ms"
         )
     h = results[100]
     print(
         f"\nat 100 sessions ({PENDING:.0%} with CI pending; {EVENTS_PER_PR_HOUR} webhook deliveries per PR per hour): "
         f"GraphQL {h['polled']['points'] / TOKEN_BUDGET:.1%} of the 5,000 points/h budget without webhooks, "
-        f"{h['hooked']['points'] / TOKEN_BUDGET:.1%} with; REST {h['polled']['requests'] / TOKEN_BUDGET:.1%} / "
-        f"{h['hooked']['requests'] / TOKEN_BUDGET:.1%} of 5,000 requests/h; naive polling {h['naive'] / TOKEN_BUDGET:.0%}"
+        f"{h['hooked']['points'] / TOKEN_BUDGET:.1%} with (coalesced; "
+        f"{h['per_delivery']['points'] / TOKEN_BUDGET:.1%} with a refresh per delivery); "
+        f"REST {h['polled']['requests'] / TOKEN_BUDGET:.1%} / {h['hooked']['requests'] / TOKEN_BUDGET:.1%} "
+        f"of 5,000 requests/h; naive polling {h['naive'] / TOKEN_BUDGET:.0%}"
     )
 
 
