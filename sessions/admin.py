@@ -49,6 +49,8 @@ class ProjectAdminForm(forms.ModelForm):
         model = Project
         fields = "__all__"  # noqa: DJ007 - the admin shows every editable field of a project
 
+    guard_credentials = False  # set by ProjectAdmin.get_form for people who are not superusers
+
     def clean(self):
         from sessions.config import ReactionConfig
 
@@ -57,6 +59,15 @@ class ProjectAdminForm(forms.ModelForm):
         if not isinstance(plugin_settings, dict):
             self.add_error("plugin_settings", "a mapping {slot: {setting: value}}")
             return cleaned
+        stored = (self.instance.plugin_settings or {}) if self.instance.pk else {}
+        changed = [s for s in CREDENTIAL_SLOTS if plugin_settings.get(s) != stored.get(s)]
+        if self.guard_credentials and changed:
+            # a credential could be sent elsewhere (another host, another variable or secret)
+            self.add_error(
+                "plugin_settings",
+                f"only a superuser may change the {' and '.join(changed)} settings: they say which "
+                "credentials ao uses and where it sends them",
+            )
         unknown = sorted(set(plugin_settings) - set(Project.SLOTS))
         if unknown:
             self.add_error(
@@ -117,7 +128,11 @@ HOST_FIELDS = (
     "symlinks",
     "post_create",
     "pass_tokens_to_agents",
+    # the slots holding credentials (which env var or secret, and the server it is sent to)
+    "scm",
+    "tracker",
 )
+CREDENTIAL_SLOTS = ("scm", "tracker")
 
 
 @admin.register(Project)
@@ -151,6 +166,11 @@ class ProjectAdmin(ProjectScopedAdminMixin, AuditedModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         fields = tuple(super().get_readonly_fields(request, obj))
         return fields if request.user.is_superuser else fields + HOST_FIELDS
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        form.guard_credentials = not request.user.is_superuser
+        return form
 
     def get_actions(self, request):
         # Re-checking and exporting config files concern the host and every project: superusers only.

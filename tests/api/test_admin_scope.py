@@ -142,3 +142,24 @@ def test_the_board_links_project_admins_to_the_configure_page(client, two) -> No
     Membership.objects.create(user=operator, project=mine, role="operator")
     client.force_login(operator)
     assert url not in client.get(reverse("sessions:project", args=[mine.key])).content.decode()
+
+
+def test_a_project_admin_cannot_redirect_the_projects_credentials(client, two) -> None:
+    mine, _other, admin_user = two
+    Project.objects.filter(pk=mine.pk).update(
+        plugin_settings={"scm": {"token_env": "GITHUB_TOKEN"}, "agent": {"model": "opus"}}
+    )
+    client.force_login(admin_user)
+    url = reverse("admin:agent_sessions_project_change", args=[mine.pk])
+    data = _change_page_data(client.get(url))
+
+    # pointing the SCM at another host or another secret would send ao's token there
+    data["plugin_settings"] = '{"scm": {"token_env": "AO_SECRET_KEY"}, "agent": {"model": "opus"}}'
+    refused = client.post(url, data)
+    assert refused.status_code == 200
+    assert "only a superuser may change the scm settings" in str(refused.context["adminform"].form.errors)
+    # the agent's settings are theirs to change
+    data["plugin_settings"] = '{"scm": {"token_env": "GITHUB_TOKEN"}, "agent": {"model": "sonnet"}}'
+    assert client.post(url, data).status_code == 302
+    mine.refresh_from_db()
+    assert mine.plugin_settings == {"scm": {"token_env": "GITHUB_TOKEN"}, "agent": {"model": "sonnet"}}
