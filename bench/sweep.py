@@ -10,10 +10,11 @@ watch runs git in each workspace: an empty `git init` repository per session), o
 (embedded mode, background work inline).
 
 The runtime is a no-op plugin registered by this script (`bench-noop`): `probe` answers "alive",
-`read_output` returns a fixed Claude Code prompt screen (with the last text sent, as if the agent
-echoed it) and `send_text` (a reaction's message) only remembers the text; no process. Inline message deliveries do not wait for the agent
-(`AO_INLINE_DELIVERY_WAIT=0`; `ao start` delivers in its worker). With tmux each
-probe and pane read is a `tmux` subprocess (a few ms each); that cost is not in these figures.
+`read_output` returns a fixed Claude Code prompt screen (with the last text sent, as if the
+agent echoed it) and `send_text` (a reaction's message) only remembers the text; no process.
+Inline message deliveries do not wait for the agent (`AO_INLINE_DELIVERY_WAIT=0`; `ao start`
+delivers in its worker). With tmux each probe and pane read is a `tmux` subprocess (a few ms
+each); that cost is not in these figures.
 
 Measured: a sweep whose PR sync is partial (the PRs with CI pending: most sweeps), a sweep that
 also reads all 500 PRs (the safety sync, every 150 s without webhooks), and, for where the time
@@ -198,7 +199,8 @@ def main() -> None:
         statuses = sorted(set(Session.objects.filter(project=project).values_list("status", flat=True)))
 
     print(
-        f"{n} running sessions, SQLite, runtime bench-noop (no process), Claude Code activity from transcripts"
+        f"{n} running sessions, SQLite, runtime bench-noop (no process), "
+        "Claude Code activity from transcripts"
     )
     print(f"statuses after the sweeps: {', '.join(statuses)}")
     print(
