@@ -585,3 +585,42 @@ def test_prepare_outside_a_git_repository_still_writes_settings(tmp_path: Path) 
     }
     assert len(done) == 1
     assert os.listdir(workspace) == [".claude"]
+
+
+def test_opencode_learns_its_conversation_id_from_its_store_for_restore(tmp_path: Path) -> None:
+    import sqlite3
+
+    home, workspace, other = tmp_path / "home", tmp_path / "ws", tmp_path / "elsewhere"
+    workspace.mkdir()
+    store = home / ".local" / "share" / "opencode" / "opencode.db"
+    agent = make("opencode", home=str(home))
+    now = datetime.now(UTC)
+
+    def conversation() -> str:
+        return agent.detect_activity(
+            workspace=workspace, pane_text="", now=now, process_alive=True
+        ).conversation_id
+
+    assert conversation() == ""  # no store yet: a restore starts afresh
+    store.parent.mkdir(parents=True)
+    with sqlite3.connect(store) as db:  # the shape opencode 1.18 writes (docs/AGENTS.md)
+        db.execute("CREATE TABLE session (id TEXT PRIMARY KEY, directory TEXT, title TEXT)")
+        db.executemany(
+            "INSERT INTO session VALUES (?, ?, ?)",
+            [
+                ("ses_old1", str(workspace), "a"),
+                ("ses_other", str(other), "b"),
+                ("ses_new2", str(workspace), "c"),
+            ],
+        )
+    assert conversation() == "ses_new2"  # the workspace's newest
+    assert agent.resume_command(workspace=workspace, conversation_id=conversation()) == [
+        "opencode",
+        "--session",
+        "ses_new2",
+    ]
+    with sqlite3.connect(store) as db:  # an id that is not a plain token is never put on a command line
+        db.execute("INSERT INTO session VALUES ('x; rm -rf /', ?, 'd')", (str(workspace),))
+    assert conversation() == ""
+    store.write_bytes(b"not a database")
+    assert conversation() == ""
