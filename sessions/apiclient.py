@@ -274,9 +274,17 @@ def issue(client: ApiClient, *, project, action: str, options: dict) -> list[str
     if action == "add":
         created = client.post(
             f"projects/{key}/issues/",
-            {"title": options["title"], "body": options["body"], "labels": options["labels"]},
+            {
+                "title": options["title"],
+                "body": options["body"],
+                "labels": options["labels"],
+                "blocked_by": options.get("blocked_by") or [],
+            },
         )
-        return [f"created #{created['ref']}: {created['title']}"]
+        lines = [f"created #{created['ref']}: {created['title']}"]
+        if created.get("blocked_by"):
+            lines.append("blocked by " + ", ".join(f"#{n}" for n in created["blocked_by"]))
+        return lines
     if action == "ls":
         issues = client.get(f"projects/{key}/issues/", label=options.get("label"))
         if options.get("json"):

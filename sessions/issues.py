@@ -4,20 +4,43 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from integrations.base import Issue
+from integrations.base import Issue, PermanentIntegrationError
 from integrations.registry import plugin_for
 from sessions import audit
 from sessions.models import Project
 
 
-def issue_create(*, project: Project, title: str, body: str = "", labels: Sequence[str] = ()) -> Issue:
-    """Create the issue through the project's tracker (the `local` one keeps it in ao) and audit it.
+def issue_create(
+    *,
+    project: Project,
+    title: str,
+    body: str = "",
+    labels: Sequence[str] = (),
+    blocked_by: Sequence[str] = (),
+) -> tuple[Issue, list[str]]:
+    """Create the issue through the project's tracker (the `local` one keeps it in ao) and audit it;
+    with ``blocked_by`` (refs of the project's issues) link it to its blockers. Returns the issue
+    and the blockers' numbers.
 
-    Raises ValueError (no title) or the tracker's IntegrationError (e.g. it does not take issues).
+    Raises ValueError (no title), PermanentIntegrationError (the tracker takes no issues or no
+    links from ao) or IssueNotFound (an unknown blocker) before anything is created.
     """
+    tracker = plugin_for(project, "tracker")
+    blockers = list(dict.fromkeys(ref.strip().lstrip("#") for ref in blocked_by if ref.strip()))
+    if blockers:
+        if not hasattr(tracker, "set_blocked_by"):
+            raise PermanentIntegrationError(
+                f"the {project.tracker} tracker does not take blocked-by links from ao"
+            )
+        for ref in blockers:
+            tracker.get_issue(ref)  # an unknown blocker refuses before anything is created
     labels = list(dict.fromkeys(label.strip() for label in labels if label.strip()))
-    issue = plugin_for(project, "tracker").create_issue(title=title, body=body, labels=labels)
+    issue = tracker.create_issue(title=title, body=body, labels=labels)
+    numbers = tracker.set_blocked_by(issue.ref, blockers) if blockers else []
     audit.record(
-        action="issue.create", target=("issue", issue.ref), project=project, data={"title": issue.title}
+        action="issue.create",
+        target=("issue", issue.ref),
+        project=project,
+        data={"title": issue.title, **({"blocked_by": numbers} if numbers else {})},
     )
-    return issue
+    return issue, numbers

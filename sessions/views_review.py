@@ -78,7 +78,7 @@ def issue_add(request: HttpRequest, key: str) -> HttpResponse:
     if form.is_valid():
         data = form.cleaned_data
         try:
-            issue = issues.issue_create(
+            issue, _blockers = issues.issue_create(
                 project=project, title=data["title"], body=data["body"], labels=data["labels"]
             )
         except (ValueError, IntegrationError, ConfigurationError) as exc:

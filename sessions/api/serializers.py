@@ -460,6 +460,13 @@ class IssueCreateSerializer(serializers.Serializer):
     labels = serializers.ListField(
         child=serializers.CharField(max_length=50), required=False, default=list, max_length=20
     )
+    blocked_by = serializers.ListField(
+        child=serializers.CharField(max_length=200),
+        required=False,
+        default=list,
+        max_length=20,
+        help_text="refs of the project's issues this one is blocked by (trackers that take links from ao)",
+    )
 
     def validate_title(self, value: str) -> str:
         return value.replace("\n", " ").strip()

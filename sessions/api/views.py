@@ -20,7 +20,7 @@ from rest_framework.mixins import ListModelMixin
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
-from integrations.base import IntegrationError, PermanentIntegrationError
+from integrations.base import IntegrationError, IssueNotFound, PermanentIntegrationError
 from integrations.registry import ConfigurationError, plugin_for
 from reactions.models import Notification, ReactionAttempt
 from sessions import agents, audit, messaging, prsync, selectors, services
@@ -174,12 +174,18 @@ class IssueListView(AoAPIView):
         project = project_for(request, key, OPERATE)
         data = self.body(s.IssueCreateSerializer)
         try:
-            issue = issue_service.issue_create(
-                project=project, title=data["title"], body=data["body"], labels=data["labels"]
+            issue, blockers = issue_service.issue_create(
+                project=project,
+                title=data["title"],
+                body=data["body"],
+                labels=data["labels"],
+                blocked_by=data["blocked_by"],
             )
+        except IssueNotFound as exc:
+            raise serializers.ValidationError({"blocked_by": [str(exc)]}) from exc
         except PermanentIntegrationError as exc:
             raise Conflict(str(exc), code="not_supported") from exc
-        return Response(_issue_data(issue, {}), status=status.HTTP_201_CREATED)
+        return Response({**_issue_data(issue, {}), "blocked_by": blockers}, status=status.HTTP_201_CREATED)
 
 
 class IssueDetailView(AoAPIView):

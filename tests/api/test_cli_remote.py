@@ -98,3 +98,15 @@ def test_commands_without_an_api_refuse_instead_of_using_the_local_database(remo
     # every ao command is one of: over the API, refused remotely, or about this machine
     known = apiclient.REMOTE_COMMANDS | apiclient.LOCAL_DATA_COMMANDS | apiclient.HOST_COMMANDS
     assert set(cli.ao_commands()) <= known, set(cli.ao_commands()) - known
+
+
+def test_remote_issue_add_with_blockers_goes_over_the_api(remote) -> None:
+    from integrations.models import LocalIssue
+
+    assert _ao("issue", "add", "Design the schema").startswith("created #1")
+    out = _ao("issue", "add", "Build the API", "--blocked-by", "1")
+    assert out.splitlines() == ["created #2: Build the API", "blocked by #1"]
+    assert LocalIssue.objects.get(project=remote.project, number=2).blocked_by == [1]
+    with pytest.raises(CommandError, match="9"):  # an unknown blocker: nothing created
+        _ao("issue", "add", "Ship it", "--blocked-by", "9")
+    assert not LocalIssue.objects.filter(project=remote.project, title="Ship it").exists()

@@ -105,11 +105,3 @@ def test_ao_issue_add_blocked_by_and_show(capsys) -> None:
     project = Project.objects.get(key="web")
     # nothing created for the refused one
     assert [i.ref for i in plugin_for(project, "tracker").list_issues()] == ["2", "1"]
-
-
-def test_ao_issue_add_blocked_by_refuses_over_the_api(monkeypatch) -> None:
-    from sessions import apiclient
-
-    monkeypatch.setattr(apiclient, "client_from_env", lambda: object())  # AO_URL + AO_TOKEN set
-    with pytest.raises(CommandError, match="--blocked-by is not available over the API"):
-        call_command("issue", "add", "Use it", "--blocked-by", "1")

@@ -38,10 +38,6 @@ class Command(BaseCommand):
         from sessions.management.commands._common import cli_audit, remote_client, remote_errors
 
         client = remote_client()
-        if client is not None and options.get("blocked_by"):
-            raise CommandError(
-                "--blocked-by is not available over the API: run `ao issue add` on the ao host"
-            )
         if client is not None:  # AO_URL + AO_TOKEN: a remote ao, over its API
             with remote_errors():
                 lines = apiclient.issue(
@@ -58,19 +54,16 @@ class Command(BaseCommand):
             tracker = plugin_for(project, "tracker")
             action = options["action"]
             if action == "add":
-                blockers = options["blocked_by"]
-                set_blocked_by = getattr(tracker, "set_blocked_by", None)
-                if blockers and set_blocked_by is None:
-                    raise CommandError(f"the {tracker.key} tracker does not take --blocked-by from ao")
-                for ref in blockers:
-                    tracker.get_issue(ref)  # an unknown blocker refuses before anything is created
-                issue = issue_service.issue_create(
-                    project=project, title=options["title"], body=options["body"], labels=options["labels"]
+                issue, blockers = issue_service.issue_create(
+                    project=project,
+                    title=options["title"],
+                    body=options["body"],
+                    labels=options["labels"],
+                    blocked_by=options["blocked_by"] or (),
                 )
                 self.stdout.write(f"created #{issue.ref}: {issue.title}")
                 if blockers:
-                    numbers = set_blocked_by(issue.ref, blockers)
-                    self.stdout.write(f"blocked by {_refs(numbers)}")
+                    self.stdout.write(f"blocked by {_refs(blockers)}")
             elif action == "ls":
                 issues = tracker.list_issues(label=options["label"])
                 if options["json"]:
