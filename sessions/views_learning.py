@@ -5,34 +5,17 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from sessions import lessons, outcomes, selectors
+from sessions import lessons, outcomes, selectors, views
 from sessions.models import Lesson, Project
 
 WINDOWS = (("7d", "7 days"), ("30d", "30 days"), ("90d", "90 days"), ("all", "all time"))
 BAR_MAX = 12  # bars per chart
 BAR_STEP = 24  # pixels per bar
-
-
-def _project_for(request: HttpRequest, key: str, need: str) -> Project:
-    project = get_object_or_404(Project, key=key)
-    if not selectors.can(request.user, project, need):
-        raise PermissionDenied(f"you need the {need} role in {project.key}")
-    return project
-
-
-def _unread(request: HttpRequest) -> int | None:
-    try:
-        from reactions import notify
-
-        return notify.unread_count(request.user)
-    except (ImportError, AttributeError):
-        return None
 
 
 def bars(items: list[tuple[str, float, str]], *, scale: float | None = None) -> dict:
@@ -141,14 +124,13 @@ def _minutes(seconds: float | None) -> str:
 @login_required
 @require_GET
 def retro(request: HttpRequest, key: str) -> HttpResponse:
-    project = _project_for(request, key, selectors.VIEW)
+    project = views._project_for(request, key, selectors.VIEW)
     window = request.GET.get("since") or "30d"
     if window not in dict(WINDOWS):
         window = "30d"
     context = retro_context(project, window)
-    context.update(
-        can_decide=selectors.can(request.user, project, selectors.ADMIN),
-        unread_count=_unread(request),
+    context = views._common(
+        request, **context, can_decide=selectors.can(request.user, project, selectors.ADMIN)
     )
     return render(request, "sessions/retro.html", context)
 
@@ -156,7 +138,7 @@ def retro(request: HttpRequest, key: str) -> HttpResponse:
 @login_required
 @require_POST
 def lesson_decide(request: HttpRequest, key: str, lesson_id: int) -> HttpResponse:
-    project = _project_for(request, key, selectors.ADMIN)
+    project = views._project_for(request, key, selectors.ADMIN)
     lesson = get_object_or_404(Lesson, pk=lesson_id, project=project)
     decision = request.POST.get("decision")
     if decision not in ("accept", "reject"):
