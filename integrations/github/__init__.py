@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from integrations.base import PermanentIntegrationError, PluginConfig
-from integrations.credentials import EnvName, SecretName, credential, one_source, secret_name
+from integrations.credentials import ENV_NAME_RE, EnvName, SecretName, credential, one_source, secret_name
 from integrations.github.client import (
     DEFAULT_BASE_URL,
     GitHubAuthError,
@@ -39,7 +39,6 @@ __all__ = [
 ]
 
 REPO_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")
-ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class GitHubSettings(PluginConfig):
@@ -101,7 +100,7 @@ class GitHubSettings(PluginConfig):
     @field_validator("token_env")
     @classmethod
     def _env_shape(cls, value: str) -> str:
-        if not ENV_NAME_RE.match(value):
+        if not ENV_NAME_RE.fullmatch(value):
             raise ValueError("expected an environment variable name such as GITHUB_TOKEN")
         return value
 

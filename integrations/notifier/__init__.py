@@ -33,6 +33,7 @@ from integrations.base import (
     TransientIntegrationError,
 )
 from integrations.credentials import (
+    ENV_NAME_RE,
     EnvName,
     SecretName,
     credential,
@@ -43,7 +44,6 @@ from integrations.credentials import (
 
 PRIORITIES = ("urgent", "action", "warning", "info")
 USER_AGENT = "ao-notifier/1"
-ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class NotifyFailed(PermanentIntegrationError):

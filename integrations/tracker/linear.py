@@ -41,6 +41,7 @@ from integrations.base import (
     TransientIntegrationError,
 )
 from integrations.credentials import (
+    ENV_NAME_RE,
     EnvName,
     SecretName,
     credential,
@@ -247,7 +248,7 @@ class LinearTracker(Tracker):
         @field_validator("api_key_env")
         @classmethod
         def _env_name(cls, value: str) -> str:
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            if not ENV_NAME_RE.fullmatch(value):
                 raise ValueError("must be an environment variable name")
             return value
 
