@@ -168,7 +168,7 @@ def _apply(session: Session, decision: engine.Decision, rules: dict, *, now: dat
             return None
         attempt = row.attempts + 1
         if step == engine.ESCALATE:
-            _escalate(target, decision, rule, row, attempt=attempt, now=now)
+            _escalate(target, decision, rule, row)
             return Outcome(decision.rule, decision.fingerprint, "escalated", attempt, target.pk)
         if decision.action == R.SEND:
             _send(target, decision, row, attempt=attempt)
@@ -191,21 +191,58 @@ def _send(session: Session, decision: engine.Decision, row: ReactionAttempt, *, 
     ReactionAttempt.objects.filter(pk=row.pk).update(
         detail={**decision.data, **_history(row), "message": message.pk}
     )
-    session_services.event_record(
-        project=session.project,
-        session=session,
+    _record(
+        session,
+        decision,
         kind="reaction.sent",
         summary=f"{decision.rule}: message sent to the agent"
         + (f" (attempt {attempt})" if attempt > 1 else ""),
+        attempt=attempt,
+        message=message.pk,
+    )
+
+
+def _record(session: Session, decision: engine.Decision, *, kind: str, summary: str, **data) -> None:
+    """A reaction's timeline entry (its data starts with the rule and the fingerprint)."""
+    session_services.event_record(
+        project=session.project,
+        session=session,
+        kind=kind,
+        summary=summary,
         actor=Actor.REACTION,
         actor_name=decision.rule,
-        data={
-            "rule": decision.rule,
-            "fingerprint": decision.fingerprint,
-            "attempt": attempt,
-            "message": message.pk,
-        },
+        data={"rule": decision.rule, "fingerprint": decision.fingerprint, **data},
     )
+
+
+def _tell(
+    session: Session,
+    decision: engine.Decision,
+    *,
+    kind: str,
+    line: str,
+    title: str,
+    body: str,
+    priority: str,
+    summary: bool,
+    **data,
+) -> None:
+    """Notify a person (with :func:`fleet_summary` appended when ``summary``) and record ``kind``
+    (``line``) on the timeline with the notification's id."""
+    from reactions.notify import notify
+
+    if summary:
+        body = f"{body}\n\n{fleet_summary(session.project)}"
+    notification = notify(
+        project=session.project,
+        session=session,
+        title=title,
+        body=body,
+        priority=priority,
+        rule=decision.rule,
+        url=decision.url,
+    )
+    _record(session, decision, kind=kind, summary=line, **data, notification=notification.pk)
 
 
 def _history(row: ReactionAttempt) -> dict:
@@ -229,82 +266,43 @@ def fleet_summary(project) -> str:
 
 def _notify(session: Session, decision: engine.Decision, *, now: datetime, summary: bool = False) -> str:
     """Tell a person, unless this rule told them about this session within the window."""
-    from reactions.notify import notify
-
-    recent = Notification.objects.filter(
+    if Notification.objects.filter(
         session=session, rule=decision.rule, created_at__gt=now - COALESCE_WINDOW
-    ).exists()
-    if recent:
-        session_services.event_record(
-            project=session.project,
-            session=session,
+    ).exists():
+        _record(
+            session,
+            decision,
             kind="reaction.coalesced",
             summary=f"{decision.rule}: not notified again within {int(COALESCE_WINDOW.total_seconds() // 60)} min",
-            actor=Actor.REACTION,
-            actor_name=decision.rule,
-            data={"rule": decision.rule, "fingerprint": decision.fingerprint},
         )
         return "coalesced"
-    notification = notify(
-        project=session.project,
-        session=session,
-        title=decision.title,
-        body=f"{decision.text}\n\n{fleet_summary(session.project)}" if summary else decision.text,
-        priority=decision.priority,
-        rule=decision.rule,
-        url=decision.url,
-    )
-    session_services.event_record(
-        project=session.project,
-        session=session,
+    _tell(
+        session,
+        decision,
         kind="reaction.notified",
-        summary=f"{decision.rule}: {decision.title}",
-        actor=Actor.REACTION,
-        actor_name=decision.rule,
-        data={"rule": decision.rule, "fingerprint": decision.fingerprint, "notification": notification.pk},
+        line=f"{decision.rule}: {decision.title}",
+        title=decision.title,
+        body=decision.text,
+        priority=decision.priority,
+        summary=summary,
     )
     return "notified"
 
 
-def _escalate(
-    session: Session,
-    decision: engine.Decision,
-    rule: R.Rule,
-    row: ReactionAttempt,
-    *,
-    attempt: int,
-    now: datetime,
-) -> None:
-    from reactions.notify import notify
-
+def _escalate(session: Session, decision: engine.Decision, rule: R.Rule, row: ReactionAttempt) -> None:
     sent = row.attempts if decision.action == R.SEND else 0
     title = messages.escalation_title(session.pk, decision.rule, sent)
-    body = f"ao stopped acting on its own. Last time it would have sent:\n\n{decision.text}"
-    if rule.include_summary:
-        body = f"{body}\n\n{fleet_summary(session.project)}"
-    notification = notify(
-        project=session.project,
-        session=session,
-        title=title,
-        body=body,
-        priority=rule.escalation_priority,
-        rule=decision.rule,
-        url=decision.url,
-    )
-    session_services.event_record(
-        project=session.project,
-        session=session,
+    _tell(
+        session,
+        decision,
         kind="reaction.escalated",
-        summary=title,
-        actor=Actor.REACTION,
-        actor_name=decision.rule,
-        data={
-            "rule": decision.rule,
-            "fingerprint": decision.fingerprint,
-            "attempts": sent,
-            "since": row.first_at.isoformat(),
-            "notification": notification.pk,
-        },
+        line=title,
+        title=title,
+        body=f"ao stopped acting on its own. Last time it would have sent:\n\n{decision.text}",
+        priority=rule.escalation_priority,
+        summary=rule.include_summary,
+        attempts=sent,
+        since=row.first_at.isoformat(),
     )
 
 
