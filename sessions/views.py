@@ -343,13 +343,15 @@ def _git_section(session: Session) -> dict | None:
     base = session.project.default_branch
     out: dict = {"log": "", "stat": "", "error": ""}
     try:
+        merge_base = gitutil.run_git(["merge-base", base, "HEAD"], cwd=cwd, timeout=GIT_TIMEOUT, check=False)
+        against = merge_base.stdout.strip() if merge_base.returncode == 0 else "HEAD"
+        # the branch's own commits (not the base branch's history)
+        own = "HEAD" if against == "HEAD" else f"{against}..HEAD"
         out["log"] = gitutil.git_out(
-            ["log", "--no-color", "--no-decorate", "--format=%h %s (%cr)", "-n", "15", "HEAD"],
+            ["log", "--no-color", "--no-decorate", "--format=%h %s (%cr)", "-n", "15", own],
             cwd=cwd,
             timeout=GIT_TIMEOUT,
         )[:GIT_MAX_CHARS]
-        merge_base = gitutil.run_git(["merge-base", base, "HEAD"], cwd=cwd, timeout=GIT_TIMEOUT, check=False)
-        against = merge_base.stdout.strip() if merge_base.returncode == 0 else "HEAD"
         out["stat"] = gitutil.git_out(
             ["diff", "--no-color", "--stat=100", against], cwd=cwd, timeout=GIT_TIMEOUT
         )[:GIT_MAX_CHARS]

@@ -826,3 +826,20 @@ def test_the_terminal_is_typable_for_operators_only(client, team) -> None:
         client.force_login(user)
         for url in ("/s/web-1/", "/p/webapp/orchestrator/"):
             assert f'data-can-type="{can_type}"' in client.get(url).content.decode(), (user, url)
+
+
+def test_the_detail_page_lists_the_branchs_own_commits_not_the_base_history(client, team, repo) -> None:
+    from tests.helpers.fixtures import git
+
+    workspace = repo.root / "web-1"
+    git("worktree", "add", "-q", "-b", "feat/x", str(workspace), "main", cwd=repo.path)
+    Session.objects.filter(pk="web-1").update(workspace_path=str(workspace), branch="feat/x")
+    type(team.project).objects.filter(pk=team.project.pk).update(default_branch="main")
+    client.force_login(team.viewer)
+
+    fresh = client.get("/s/web-1/").content.decode()
+    assert "No commits on this branch yet." in fresh and "initial (" not in fresh
+    repo.commit_file(workspace, "health.py", message="Add a health check")
+    page = client.get("/s/web-1/").content.decode()
+    assert "Add a health check" in page and "initial (" not in page
+    assert "health.py" in page  # the diff stat against main
