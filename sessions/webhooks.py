@@ -95,8 +95,6 @@ def webhook_secret_for(project: Project) -> str:
     A named secret that is missing or unreadable refuses the delivery (401) and logs why, naming
     the secret (never a value); it does not fall back to the global secret.
     """
-    from django.conf import settings
-
     from integrations.base import IntegrationError
     from integrations.registry import ConfigurationError, plugin_for
 
