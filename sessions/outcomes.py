@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import re
 import statistics
-import subprocess
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -26,6 +25,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from integrations import gitutil
+from integrations.base import IntegrationError
 from sessions.lifecycle import Phase, PRState, ReviewDecision, Status, Zone
 from sessions.models import Actor, Event, Message, Outcome, Project, PullRequest, Session
 
@@ -88,12 +89,7 @@ exit 0
 
 
 def _git(args: list[str], *, cwd: Path) -> str:
-    proc = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=GIT_TIMEOUT, check=False
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"git {args[0]} failed: {proc.stderr.strip()[:300]}")
-    return proc.stdout.strip()
+    return gitutil.git_out(args, cwd=cwd, timeout=GIT_TIMEOUT).strip()
 
 
 def trailer_value(value: str) -> str:
@@ -130,7 +126,7 @@ def workspace_commit_trailers(path: Path | str, session: Session) -> bool:
         (hooks / "prepare-commit-msg").write_text(PREPARE_COMMIT_MSG)
         (hooks / "prepare-commit-msg").chmod(0o755)
         _git(["config", "--worktree", "core.hooksPath", str(hooks)], cwd=path)
-    except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
+    except (OSError, IntegrationError) as exc:
         log.warning("commit trailers for %s not set up in %s: %s", session.pk, path, exc)
         return False
     return True
