@@ -114,6 +114,10 @@ def changed_paths(session: Session) -> list[str] | None:
     base = _merge_base(session, cwd)
     if base is None:
         return None
+    return _changed_since(cwd, base)
+
+
+def _changed_since(cwd: Path, base: str) -> list[str] | None:
     out = _git(cwd, ["diff", "--no-renames", "--name-only", base, "--"])
     if out is None:
         return None
@@ -391,7 +395,7 @@ def session_signals(
         for found in (_no_commit(session, cwd, base, now), _diff_size(session, cwd, base)):
             if found is not None:
                 out.append(found)
-        found = _out_of_area(session, changed_paths(session) if base else None)
+        found = _out_of_area(session, _changed_since(cwd, base) if base else None)
         if found is not None:
             out.append(found)
     out += _same_check(session, flaky)
