@@ -291,16 +291,11 @@ def _live(project: Project):
 
 def _overlaps(session: Session) -> set[str]:
     """Sessions the conflict watch (``sessions.conflicts.overlaps_for``) says share files with
-    this one; empty where the watch is not available."""
+    this one."""
+    from sessions import conflicts
+
     try:
-        from sessions import conflicts
-    except ImportError:
-        return set()
-    overlaps_for = getattr(conflicts, "overlaps_for", None)
-    if overlaps_for is None:
-        return set()
-    try:
-        return {str(o.other) for o in overlaps_for(session) if getattr(o, "other", None)}
+        return {o.other for o in conflicts.overlaps_for(session)}
     except Exception:  # advice only: a failing conflict watch must not hide the other decisions
         log.exception("overlaps_for(%s) failed", session.pk)
         return set()
@@ -427,9 +422,9 @@ def _project_decisions(project: Project, *, now: datetime) -> list[Decision]:
 
     # flaky checks: failing on a live PR now, or flagged recently on one
     flags = list(
-        FlakyCheck.objects.filter(project=project, detected_at__gte=_window_start(now)).order_by(
-            "detected_at"
-        )
+        FlakyCheck.objects.filter(project=project, detected_at__gte=_window_start(now))
+        .select_related("pull_request")
+        .order_by("detected_at")
     )
     if flags:
         flag_by_name = {}
