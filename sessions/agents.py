@@ -75,7 +75,9 @@ def _agent_for(project: Project, key: str) -> Agent:
 
 def context_for(session: Session) -> AgentContext:
     if session.kind == Session.Kind.ORCHESTRATOR:  # the orchestrator issue: its own agent and settings
-        return __import__("sessions.orchestrator").orchestrator.orchestrator_context(session)
+        from sessions import orchestrator
+
+        return orchestrator.orchestrator_context(session)
     project = session.project
     runtime_key = (session.runtime_handle or {}).get("runtime") or project.runtime
     runtime_settings = project.settings_for("runtime") if runtime_key == project.runtime else {}
@@ -284,7 +286,9 @@ def _agent_rules(project: Project) -> str:
 
 def worker_prompt(session: Session) -> str:
     if session.kind == Session.Kind.ORCHESTRATOR:  # the orchestrator issue: e.g. `ao session restore`
-        return __import__("sessions.orchestrator").orchestrator.orchestrator_prompt(session.project)
+        from sessions import orchestrator
+
+        return orchestrator.orchestrator_prompt(session.project)
     project = session.project
     issue = _issue_for(session)
     by = session.created_by.get_username() if session.created_by_id else ""
