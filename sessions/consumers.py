@@ -7,11 +7,11 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 
 from sessions import realtime
 
 CLOSE_FORBIDDEN = 4403
-RECHECK_EVERY = 30.0  # seconds: a role taken away reaches open sockets within this
 
 
 @database_sync_to_async
@@ -75,7 +75,7 @@ class BoardConsumer(AsyncWebsocketConsumer):
 
     async def _still_allowed(self) -> bool:
         """Re-check the person's roles now and then: revoked access closes the socket."""
-        if time.monotonic() - self.checked_at < RECHECK_EVERY:
+        if time.monotonic() - self.checked_at < settings.AO_ACCESS_RECHECK_SECONDS:
             return True
         groups = await board_groups(self.scope["user"], **self.asked)
         if groups is None:

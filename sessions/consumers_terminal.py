@@ -130,7 +130,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
 
     async def _watch_access(self) -> None:
         """Every ``AO_ACCESS_RECHECK_SECONDS``: still signed in and a member of the project, or out."""
-        every = float(getattr(settings, "AO_ACCESS_RECHECK_SECONDS", 30.0))
+        every = settings.AO_ACCESS_RECHECK_SECONDS
         while True:
             await asyncio.sleep(every)
             try:

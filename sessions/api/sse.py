@@ -143,7 +143,7 @@ async def events_stream(request):
     if layer is None:
         return JsonResponse(error_body("unavailable", "no channel layer configured"), status=503)
 
-    recheck_every = float(getattr(settings, "AO_ACCESS_RECHECK_SECONDS", 30.0))
+    recheck_every = settings.AO_ACCESS_RECHECK_SECONDS
 
     async def stream():
         channel = await layer.new_channel("ao-sse.")
