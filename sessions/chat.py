@@ -189,15 +189,18 @@ def _status(user, args: list[str]) -> Reply:
         project = projects[0] if len(projects) == 1 else None
     if not projects:
         return Reply("You are not a member of any project yet.")
+    counts_by_project: dict[int, dict[str, int]] = {p.pk: {} for p in projects}
+    for project_id, zone, n in (
+        Session.objects.filter(project__in=[p.pk for p in projects])
+        .exclude(zone=Zone.DONE)
+        .values_list("project_id", "zone")
+        .annotate(n=Count("pk"))
+        .order_by()
+    ):
+        counts_by_project[project_id][zone] = n
     lines = []
     for each in projects:
-        counts = dict(
-            Session.objects.filter(project=each)
-            .exclude(zone=Zone.DONE)
-            .values_list("zone")
-            .annotate(n=Count("pk"))
-            .values_list("zone", "n")
-        )
+        counts = counts_by_project[each.pk]
         live = sum(counts.values())
         parts = [f"{zone.label.lower()} {counts[zone.value]}" for zone in Zone if counts.get(zone.value)]
         lines.append(
