@@ -21,10 +21,6 @@ def sessions_for_board(*, project: Project | None = None, include_done: bool = T
     return qs
 
 
-def session_for_card(*, session_id: str) -> Session | None:
-    return Session.objects.select_related("project", "pull_request").filter(pk=session_id).first()
-
-
 class NotFound(Exception):
     """A project or session the caller named does not exist. The message says what exists."""
 
