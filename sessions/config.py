@@ -272,7 +272,11 @@ class ProjectConfig(_Model):
     tracker: PluginChoice | None = Field(None, description="Issue tracker plugin.")
     scm: PluginChoice | None = Field(None, description="SCM plugin (PRs, CI, reviews).")
     agent_config: dict[str, Any] = Field(
-        default_factory=dict, description="The agent plugin's settings, e.g. permissions, model."
+        default_factory=dict,
+        description=(
+            "The agent plugin's settings, e.g. permissions (default, auto-edit, skip-permissions; the "
+            "reference system's permissionless and skip mean skip-permissions, suggest means default), model."
+        ),
     )
     symlinks: list[str] = Field(
         default_factory=list, description="Paths in the checkout symlinked into every workspace."

@@ -38,6 +38,10 @@ EXITED = "exited"
 UNKNOWN = "unknown"
 
 Permissions = Literal["default", "auto-edit", "skip-permissions"]
+# The reference system's names (agent-orchestrator.yaml), read as ao's modes so its files load
+# unchanged: its default ``permissionless`` and its docs' ``skip`` both skip the agent's permission
+# prompts; ``suggest`` asks before every change, as ao's ``default`` does.
+PERMISSION_ALIASES = {"permissionless": "skip-permissions", "skip": "skip-permissions", "suggest": "default"}
 
 
 class AgentConfig(PluginConfig):
@@ -61,6 +65,11 @@ class AgentConfig(PluginConfig):
         gt=0,
         description="an unfinished turn with no transcript writes for this long counts as idle",
     )
+
+    @field_validator("permissions", mode="before")
+    @classmethod
+    def _reference_permissions(cls, value: Any) -> Any:
+        return PERMISSION_ALIASES.get(value, value) if isinstance(value, str) else value
 
 
 class NoInstructionsConfig(AgentConfig):
