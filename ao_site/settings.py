@@ -195,7 +195,7 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # Embedded mode: processes without a worker (the CLI, a shell) run background work inline;
-# `ao start` sets AO_EMBEDDED_SERVER=1 for itself and hands work to its worker threads.
+# `ao start` turns this off for itself once its worker threads run, and hands work to them.
 CELERY_TASK_ALWAYS_EAGER = AO_EMBEDDED and not env.bool("AO_EMBEDDED_SERVER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True

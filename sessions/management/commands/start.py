@@ -64,6 +64,10 @@ class Command(BaseCommand):
 
         background = embedded.Background(app, host=runner.default_host_name())
         background.start()
+        # This process has a worker now: tasks go to its threads instead of running inline in the
+        # request that queued them (an agent's `ao pr create` must not wait for a message to it).
+        settings.CELERY_TASK_ALWAYS_EAGER = False
+        app.conf.task_always_eager = False
         try:
             return embedded.serve(
                 host=host,
