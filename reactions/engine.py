@@ -57,6 +57,7 @@ class CheckFact:
     conclusion: str
     url: str = ""
     log_excerpt: str = ""
+    flaky: bool = False  # it also passed on this commit: still a failure, told with that note
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class PRFact:
     failing: tuple[CheckFact, ...] = ()  # failed checks on head_sha
     threads: tuple[ThreadFact, ...] = ()  # unresolved threads
     conflict_episode: str = ""  # id of the timeline entry where the current conflicts began
+    remote: str = "origin"  # the git remote of the agent's worktree (read only when conflicts)
 
 
 @dataclass(frozen=True)
@@ -427,6 +429,17 @@ def plan_attempt(
 
 
 # --- reading the facts ----------------------------------------------------------------------------------------
+def _workspace_remote(project) -> str:
+    """The remote the project's worktrees fetch from and push to (the rebase commands name it)."""
+    from integrations.base import IntegrationError
+    from integrations.registry import ConfigurationError, plugin_for
+
+    try:
+        return plugin_for(project, "scm").workspace_remote(create=False)
+    except (IntegrationError, ConfigurationError):
+        return "origin"
+
+
 def facts_for(session, *, now: datetime) -> SessionFacts:
     """The stored facts of a session, as the engine sees them (a few queries, no writes)."""
     from sessions.models import Event, Message, Session
@@ -434,13 +447,20 @@ def facts_for(session, *, now: datetime) -> SessionFacts:
     pr_row = getattr(session, "pull_request", None)
     pr = None
     if pr_row is not None:
-        from sessions.decisions import flaky_names
+        from sessions.decisions import flaky_checks
 
-        flaky = flaky_names(session.project, now=now)  # flaky checks: agents are not sent to "fix" them
+        # flaky = flipped on this very commit; the agent is still told, with that noted
+        flaky = {name for name, _sha in flaky_checks(session.project, shas=[pr_row.head_sha], now=now)}
         failing = tuple(
-            CheckFact(name=c.name, conclusion=c.conclusion, url=c.url, log_excerpt=c.log_excerpt)
+            CheckFact(
+                name=c.name,
+                conclusion=c.conclusion,
+                url=c.url,
+                log_excerpt=c.log_excerpt,
+                flaky=c.name in flaky,
+            )
             for c in pr_row.checks.filter(head_sha=pr_row.head_sha).order_by("name")
-            if c.failed and c.name not in flaky
+            if c.failed
         )
         threads = tuple(
             ThreadFact(
@@ -455,7 +475,7 @@ def facts_for(session, *, now: datetime) -> SessionFacts:
             )
             for t in pr_row.threads.filter(resolved=False).order_by("created_at", "pk")
         )
-        episode = ""
+        episode, remote = "", "origin"
         if pr_row.conflicts:
             began = (
                 Event.objects.filter(session=session, kind="pr.conflicts", data__conflicts=True)
@@ -464,6 +484,7 @@ def facts_for(session, *, now: datetime) -> SessionFacts:
                 .first()
             )
             episode = f"e{began}" if began else ""
+            remote = _workspace_remote(session.project)
         pr = PRFact(
             number=pr_row.number,
             url=pr_row.url,
@@ -481,6 +502,7 @@ def facts_for(session, *, now: datetime) -> SessionFacts:
             failing=failing,
             threads=threads,
             conflict_episode=episode,
+            remote=remote,
         )
     all_done: tuple[str, ...] = ()
     if session.kind == Session.Kind.WORKER and session.zone == Zone.DONE:

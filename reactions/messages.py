@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from reactions.engine import CheckFact, PRFact, SessionFacts, ThreadFact
 
 MAX_LOG_CHARS = 2_000  # per failing check
+FLAKY_NOTE = "this check has flipped on this commit before; a re-run may pass"
 MAX_LOG_LINES = 30
 MAX_COMMENT_CHARS = 2_000  # per review comment
 MAX_MESSAGE_CHARS = 20_000
@@ -96,7 +97,9 @@ def ci_failed_details(pr: PRFact, failing: tuple[CheckFact, ...]) -> str:
     parts = [f"Failing checks on {pr.head_sha or '(unknown commit)'}:"]
     for check in failing:
         parts.append(
-            f"- {check.name}: {check.conclusion or 'failed'}" + (f" — {check.url}" if check.url else "")
+            f"- {check.name}: {check.conclusion or 'failed'}"
+            + (f" — {check.url}" if check.url else "")
+            + (f" ({FLAKY_NOTE})" if check.flaky else "")
         )
         if check.log_excerpt.strip():
             parts.append(fence(bounded_excerpt(check.log_excerpt), label=f"log excerpt: {check.name}"))
@@ -147,13 +150,14 @@ def merge_conflicts_lead(pr: PRFact) -> str:
 
 
 def merge_conflicts_details(pr: PRFact) -> str:
-    base = shlex.quote(f"origin/{pr.base}")
+    remote = shlex.quote(pr.remote)
+    base = shlex.quote(f"{pr.remote}/{pr.base}")
     return "\n".join(
         [
             "Resolve them by rebasing onto the base branch:",
-            f"  git fetch origin && git rebase {base}",
+            f"  git fetch {remote} && git rebase {base}",
             "  # fix each conflict, `git add` the files, `git rebase --continue`; run the tests",
-            "  git push --force-with-lease",
+            f"  git push --force-with-lease {remote} {shlex.quote(pr.branch)}",
         ]
     )
 

@@ -608,7 +608,8 @@ class ChatIdentityAdmin(AuditedModelAdmin):
 
 @admin.register(FlakyCheck)
 class FlakyCheckAdmin(ProjectScopedAdminMixin, AuditedModelAdmin):
-    """Checks ao treats as flaky (agents are not sent to fix them); delete a row to clear the flag."""
+    """Checks that passed and failed on one commit: a failure there still reaches the agent, noted
+    as flaky (a re-run may pass). Delete a row to clear the flag."""
 
     list_display = ("detected_at", "project", "name", "reason", "head_sha", "detail")
     list_filter = ("project", "reason")

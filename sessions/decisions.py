@@ -6,7 +6,7 @@
 | --- | --- | --- |
 | ``blocking`` | an open PR other live sessions wait on: live sessions whose files overlap it (``sessions.conflicts.overlaps_for``) and that have no PR yet or a newer one (the older PR merges first, the others rebase), and live sessions whose issue the tracker says is blocked by the PR's issue (``Tracker.blocked_by``: GitHub issue dependencies, Linear "blocks" relations, local ``ao issue add --blocked-by``) | 90, +2 per session it blocks |
 | ``stuck`` | a session in the respond zone (stuck, needs input, blocked, exited, runtime lost, errored) | 70 |
-| ``flaky-check`` | a check flagged flaky (``FlakyCheck``) failing on a live PR, or flagged on one recently | 60 |
+| ``flaky-check`` | a check failing on a live PR's head commit after it passed on that same commit (``FlakyCheck``), or one that flipped on a live PR recently | 60 |
 | ``review-comment`` | the oldest unresolved review thread from a trusted author on an open PR | 50 |
 | ``merge-ready`` | a PR approved and green, waiting for someone to merge it | 40 |
 
@@ -25,11 +25,16 @@ Flaky checks. ``CheckRun`` keeps one row per (PR, commit, source, name), updated
 re-run that flips a check on the same commit would leave no trace. ``check_flips_record`` is
 called by ``sessions.prsync`` before it stores a PR's checks: a check that goes failed → success
 (or success → failed) on the same commit is recorded as a ``FlakyCheck`` (reason ``flip``) with a
-``ci.flaky`` timeline entry. A check that newly fails is also looked at across the project: when
-the same check name fails on at least ``SPREAD_MIN_SESSIONS`` sessions whose diffs share no file,
-it is flagged (reason ``spread``). ``is_flaky(project, name)`` is true while a flag is younger
-than ``AO_FLAKY_CHECK_HOURS``; the reactions engine leaves flaky checks out of ``ci-failed``, so
-agents are not sent to "fix" them. Delete the row in the admin to clear a flag.
+``ci.flaky`` timeline entry. That is the only evidence of flakiness, and it holds for that check
+on that commit only: ``is_flaky(project, name, head_sha=...)`` and ``flaky_checks(project,
+shas=...)`` answer per (check, commit), while a flag is younger than ``AO_FLAKY_CHECK_HOURS``. A
+check failing on several PRs, or on another commit, proves nothing about this failure (the base
+branch may be broken, the change may be wrong): nothing is silenced by it. A flaky failure is
+still a failure: the reactions engine still tells the agent (and, on escalation, people), with
+the note that the check flipped on this commit and a re-run may pass; the drift watch does not
+count a flaky commit's failure towards "the same check failed N commits in a row". Delete the row
+in the admin to clear a flag. (ao once also flagged a check failing across unrelated sessions as
+``spread``; such rows have no commit and no longer count.)
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -46,6 +52,7 @@ from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
+from ao_site import served
 from integrations.base import IssueNotFound
 from sessions import selectors
 from sessions.lifecycle import FAILED_CONCLUSIONS, Phase, PRState, Status, Zone
@@ -69,8 +76,6 @@ LABELS = {
 }
 BASE_SCORE = {BLOCKING: 90.0, STUCK: 70.0, FLAKY: 60.0, REVIEW: 50.0, MERGE_READY: 40.0}
 AGE_CAP = 19.9  # hours of age that still add to the score (kinds stay 10+ points apart otherwise)
-SPREAD_MIN_SESSIONS = 3
-SPREAD_WINDOW = timedelta(hours=24)
 BLOCKED_BY_LOOKUPS = 25  # tracker "blocked by" reads per project per ranking, at most
 BLOCKED_BY_CACHE_SECONDS = 300
 _ISSUE_URL_RE = re.compile(r"/issues/(\d+)/?$")
@@ -101,19 +106,32 @@ def _window_start(now: datetime | None = None) -> datetime:
     return (now or timezone.now()) - timedelta(hours=settings.AO_FLAKY_CHECK_HOURS)
 
 
-def is_flaky(project: Project, check_name: str, *, now: datetime | None = None) -> bool:
-    """Whether ``check_name`` is flagged flaky in the project (a flag younger than AO_FLAKY_CHECK_HOURS)."""
+def _flips(project: Project, now: datetime | None):
+    """Flags backed by evidence: the check passed and failed on one commit (reason ``flip``)."""
     return FlakyCheck.objects.filter(
-        project=project, name=check_name[:255], detected_at__gte=_window_start(now)
-    ).exists()
+        project=project, reason=FlakyCheck.Reason.FLIP, detected_at__gte=_window_start(now)
+    ).exclude(head_sha="")
 
 
-def flaky_names(project: Project, *, now: datetime | None = None) -> set[str]:
-    return set(
-        FlakyCheck.objects.filter(project=project, detected_at__gte=_window_start(now)).values_list(
-            "name", flat=True
-        )
-    )
+def is_flaky(project: Project, check_name: str, *, head_sha: str, now: datetime | None = None) -> bool:
+    """Whether ``check_name`` both passed and failed on commit ``head_sha`` (a flag younger than
+    AO_FLAKY_CHECK_HOURS). Evidence on another commit or another check says nothing about this one."""
+    if not head_sha:
+        return False
+    return _flips(project, now).filter(name=check_name[:255], head_sha=head_sha[:64]).exists()
+
+
+def flaky_checks(
+    project: Project, *, shas: Iterable[str] | None = None, now: datetime | None = None
+) -> set[tuple[str, str]]:
+    """The (check, commit) pairs that flipped on their commit, among ``shas`` (all when None)."""
+    rows = _flips(project, now)
+    if shas is not None:
+        wanted = {sha[:64] for sha in shas if sha}
+        if not wanted:
+            return set()
+        rows = rows.filter(head_sha__in=wanted)
+    return set(rows.values_list("name", "head_sha"))
 
 
 def _failed(status: str, conclusion: str) -> bool:
@@ -126,8 +144,8 @@ def _passed(status: str, conclusion: str) -> bool:
 
 def check_flips_record(*, pr: PullRequest, info) -> list[str]:
     """Called by prsync *before* it stores ``info.checks`` for ``info.head_sha``: flag checks that
-    flip between failed and passed on the same commit, and look across the project at checks
-    that newly fail. Returns the names flagged now. Never raises into the PR sync."""
+    flip between failed and passed on the same commit. Returns the names flagged now. Never
+    raises into the PR sync."""
     try:
         with transaction.atomic():  # a savepoint: a failure here leaves the caller's transaction usable
             return _check_flips_record(pr=pr, info=info)
@@ -142,7 +160,6 @@ def _check_flips_record(*, pr: PullRequest, info) -> list[str]:
         for c in CheckRun.objects.filter(pull_request=pr, head_sha=info.head_sha)
     }
     flagged: list[str] = []
-    newly_failing: list[str] = []
     for check in info.checks:
         name = check.name[:255]
         before = stored.get((check.source, name))
@@ -161,11 +178,6 @@ def _check_flips_record(*, pr: PullRequest, info) -> list[str]:
                     detail=f"{name} {verb} on the same commit {info.head_sha[:7]} of PR #{pr.number}",
                 ):
                     flagged.append(name)
-        if now_failed and (before is None or not _failed(*before)):
-            newly_failing.append(name)
-    for name in newly_failing:
-        if name not in flagged and _spread_check(pr=pr, name=name):
-            flagged.append(name)
     return flagged
 
 
@@ -195,68 +207,19 @@ def _flag(*, project, name, reason, head_sha, pull_request, sessions, detail) ->
         project=project,
         session=session,
         kind="ci.flaky",
-        summary=f"check {name} flagged flaky: {detail}; agents will not be sent to fix it"[:500],
+        summary=(
+            f"check {name} flagged flaky on this commit: {detail}; when it fails here the agent is "
+            "still told, with a note that a re-run may pass"
+        )[:500],
         actor=Actor.SYSTEM,
         data={"check": name, "reason": reason, "sha": head_sha, "sessions": sessions},
     )
     return True
 
 
-def _spread_check(*, pr: PullRequest, name: str) -> bool:
-    """The same check failing on >= SPREAD_MIN_SESSIONS sessions whose diffs share no file."""
-    since = timezone.now() - SPREAD_WINDOW
-    failing = set(
-        CheckRun.objects.filter(
-            pull_request__project=pr.project,
-            pull_request__session__isnull=False,
-            name=name,
-            status="completed",
-            conclusion__in=FAILED_CONCLUSIONS,
-            updated_at__gte=since,
-        ).values_list("pull_request__session_id", flat=True)
-    )
-    if pr.session_id:
-        failing.add(pr.session_id)
-    if len(failing) < SPREAD_MIN_SESSIONS:
-        return False
-    sessions = list(Session.objects.filter(pk__in=failing).select_related("project"))
-    unrelated = _pairwise_unrelated(sessions)
-    if len(unrelated) < SPREAD_MIN_SESSIONS:
-        return False
-    ids = sorted(s.pk for s in unrelated)
-    return _flag(
-        project=pr.project,
-        name=name,
-        reason=FlakyCheck.Reason.SPREAD,
-        head_sha="",
-        pull_request=pr,
-        sessions=ids,
-        detail=f"{name} fails on {len(ids)} sessions whose changes share no file ({', '.join(ids)})",
-    )
-
-
-def _pairwise_unrelated(sessions: list[Session]) -> list[Session]:
-    """The largest group (greedy, oldest first) of sessions whose changed files are pairwise
-    disjoint. Sessions whose changes cannot be read (no workspace here) are left out: ao only
-    calls a failure unrelated when it can see that it is."""
-    from sessions import drift
-
-    chosen: list[Session] = []
-    seen: set[str] = set()
-    for session in sorted(sessions, key=lambda s: (s.created_at, s.pk)):
-        paths = drift.changed_paths(session)
-        if not paths:
-            continue
-        related = _overlaps(session)  # the conflict watch's view, when it is there
-        if seen.isdisjoint(paths) and not related & {c.pk for c in chosen}:
-            chosen.append(session)
-            seen |= set(paths)
-    return chosen
-
-
 # --- the decisions ---------------------------------------------------------------------------------------
 def _session_url(session: Session) -> str:
-    return settings.AO_URL + reverse("sessions:detail", args=[session.pk])
+    return served.agent_url() + reverse("sessions:detail", args=[session.pk])
 
 
 def _hours(now: datetime, since: datetime | None) -> float:
@@ -420,33 +383,29 @@ def _project_decisions(project: Project, *, now: datetime) -> list[Decision]:
             Decision(STUCK, session, reason[:300], _score(STUCK, now=now, since=since), _session_url(session))
         )
 
-    # flaky checks: failing on a live PR now, or flagged recently on one
-    flags = list(
-        FlakyCheck.objects.filter(project=project, detected_at__gte=_window_start(now))
-        .select_related("pull_request")
-        .order_by("detected_at")
-    )
+    # flaky checks: failing on a live PR's head commit after passing on it, or flipped recently on one
+    flags = list(_flips(project, now).select_related("pull_request").order_by("detected_at"))
     if flags:
-        flag_by_name = {}
+        flag_by_key = {}
         for flag in flags:
-            flag_by_name.setdefault(flag.name, flag)
+            flag_by_key.setdefault((flag.name, flag.head_sha), flag)
         seen: set[str] = set()
         failing = CheckRun.objects.filter(
-            pull_request__session__in=live, name__in=list(flag_by_name), status="completed",
-            conclusion__in=FAILED_CONCLUSIONS,
+            pull_request__session__in=live, name__in={f.name for f in flags},
+            head_sha__in={f.head_sha for f in flags}, status="completed", conclusion__in=FAILED_CONCLUSIONS,
         ).select_related("pull_request")  # fmt: skip
         for check in failing:
             pr = check.pull_request
-            if check.head_sha != pr.head_sha or pr.session_id not in by_id:
+            flag = flag_by_key.get((check.name, check.head_sha))
+            if flag is None or check.head_sha != pr.head_sha or pr.session_id not in by_id:
                 continue
-            flag = flag_by_name[check.name]
             seen.add(pr.session_id)
             out.append(
                 Decision(
                     FLAKY,
                     by_id[pr.session_id],
-                    f"check {check.name} fails on PR #{pr.number} but is flaky ({flag.detail}); "
-                    "agents are not sent to fix it: re-run it, or fix or quarantine the test",
+                    f"check {check.name} fails on PR #{pr.number} but flipped on this commit ({flag.detail}); "
+                    "its agent was told a re-run may pass: re-run it, or fix or quarantine the test",
                     _score(FLAKY, now=now, since=flag.detected_at, extra=1.0),
                     check.url or _session_url(by_id[pr.session_id]),
                 )
@@ -459,7 +418,7 @@ def _project_decisions(project: Project, *, now: datetime) -> list[Decision]:
                     Decision(
                         FLAKY,
                         by_id[sid],
-                        f"check {flag.name} is flaky ({flag.detail}): fix or quarantine the test",
+                        f"check {flag.name} is flaky: {flag.detail}; fix or quarantine the test",
                         _score(FLAKY, now=now, since=flag.detected_at),
                         _session_url(by_id[sid]),
                     )

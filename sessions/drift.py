@@ -8,7 +8,7 @@ project) over the running worker sessions whose workspace is on this host, and l
 | ``no_commit`` | the agent has been active (activity within the last 15 min, zone working) and its branch has no commit for more than ``AO_DRIFT_NO_COMMIT_MINUTES`` (45): the time of the branch's last own commit (``git log``), or the session's start when it has none | the head commit |
 | ``diff_size`` | the diff against the merge base with the default branch (working tree included, ``git diff --shortstat``) exceeds the issue's thresholds: ``AO_DRIFT_MAX_LINES`` (800) lines or ``AO_DRIFT_MAX_FILES`` (30) files, scaled down for a small issue (below) | the size bucket: once past 1, 2, 4... times the threshold |
 | ``out_of_area`` | at least ``AO_DRIFT_OUTSIDE_FILES`` (5) changed files lie outside the paths the issue names | the top-level directories of those files |
-| ``same_check`` | the same check failed on ``AO_DRIFT_SAME_CHECK_CYCLES`` (3) different commits in a row (``ci.changed`` timeline entries), and it is not flagged flaky | the check + the first commit of the streak |
+| ``same_check`` | the same check failed on ``AO_DRIFT_SAME_CHECK_CYCLES`` (3) different commits in a row (``ci.changed`` timeline entries); a failure on a commit where that check also passed (flaky *there*, ``sessions.decisions``) is not counted, and does not break the streak | the check + the first commit of the streak |
 
 The *area* heuristic: path-like words in the issue's title and body (``sessions/chat.py``,
 ``docs/``, ``README.md``; URLs are dropped) name the area. A changed file is inside it when it
@@ -48,6 +48,7 @@ from django.utils import timezone
 
 from integrations import gitutil
 from integrations.base import IntegrationError
+from sessions.decisions import flaky_checks
 from sessions.lifecycle import CIState, Phase, Zone
 from sessions.models import Actor, Event, Project, Session
 
@@ -103,18 +104,6 @@ def _merge_base(session: Session, cwd: Path) -> str | None:
         if found:
             return found
     return None
-
-
-def changed_paths(session: Session) -> list[str] | None:
-    """Files the session's branch changes against its merge base (working tree included), or None
-    when its workspace cannot be read from here."""
-    cwd = _workspace(session)
-    if cwd is None:
-        return None
-    base = _merge_base(session, cwd)
-    if base is None:
-        return None
-    return _changed_since(cwd, base)
 
 
 def _changed_since(cwd: Path, base: str) -> list[str] | None:
@@ -338,19 +327,24 @@ def _out_of_area(session: Session, changed: list[str] | None) -> Signal | None:
     )
 
 
-def same_check_streaks(events: list[dict], *, skip: set[str] = frozenset()) -> dict[str, list[str]]:
+def same_check_streaks(
+    events: list[dict], *, skip: set[tuple[str, str]] = frozenset()
+) -> dict[str, list[str]]:
     """{check: shas} of checks failing on consecutive distinct commits, from ``ci.changed`` data in
-    time order. A passing CI or a failing CI without that check ends its streak. Pure."""
+    time order. A passing CI or a failing CI without that check ends its streak. A failure in
+    ``skip`` ((check, commit) pairs: the check flipped on that commit) neither counts nor ends it. Pure."""
     streaks: dict[str, list[str]] = {}
     for data in events:
         state, sha = data.get("ci"), data.get("sha") or ""
-        failed = set(data.get("failed") or []) - skip
+        reported = set(data.get("failed") or [])
+        flaky_here = {name for name in reported if (name, sha) in skip}
+        failed = reported - flaky_here
         if state != CIState.FAILING:
             if state == CIState.PASSING:
                 streaks = {}
             continue
         for name in list(streaks):
-            if name not in failed:
+            if name not in failed and name not in flaky_here:
                 del streaks[name]
         for name in failed:
             shas = streaks.setdefault(name, [])
@@ -359,7 +353,7 @@ def same_check_streaks(events: list[dict], *, skip: set[str] = frozenset()) -> d
     return streaks
 
 
-def _same_check(session: Session, flaky: set[str]) -> list[Signal]:
+def _same_check(session: Session, flaky: set[tuple[str, str]]) -> list[Signal]:
     rows = Event.objects.filter(session=session, kind="ci.changed").order_by("created_at", "pk")
     events = [row.data or {} for row in rows]
     out = []
@@ -380,14 +374,13 @@ def _same_check(session: Session, flaky: set[str]) -> list[Signal]:
 
 
 def session_signals(
-    session: Session, *, now: datetime | None = None, flaky: set[str] | None = None
+    session: Session, *, now: datetime | None = None, flaky: set[tuple[str, str]] | None = None
 ) -> list[Signal]:
-    """Every drift signal a session shows now (reads only)."""
+    """Every drift signal a session shows now (reads only). ``flaky``: the project's (check, commit)
+    pairs that flipped on their commit (``decisions.flaky_checks``), read here when not given."""
     now = now or timezone.now()
     if flaky is None:
-        from sessions.decisions import flaky_names
-
-        flaky = flaky_names(session.project, now=now)
+        flaky = flaky_checks(session.project, now=now)
     out: list[Signal] = []
     cwd = _workspace(session)
     if cwd is not None:
@@ -460,9 +453,7 @@ def drift_check(project: Project, *, now: datetime | None = None, force: bool = 
 
 
 def _drift_check(project: Project, *, now: datetime) -> list[Signal]:
-    from sessions.decisions import flaky_names
-
-    flaky = flaky_names(project, now=now)
+    flaky = flaky_checks(project, now=now)
     sessions = (
         Session.objects.filter(project=project, kind=Session.Kind.WORKER, phase=Phase.RUNNING)
         .exclude(zone=Zone.DONE)

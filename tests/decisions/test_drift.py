@@ -160,15 +160,31 @@ def test_the_same_check_failing_cycle_after_cycle(world):
     assert drift.drift_check(project) == []
 
 
-def test_a_flaky_check_failing_again_is_not_drift(world):
+def test_a_failure_on_a_commit_where_the_check_flipped_does_not_count(world):
     project, _repo, worker = world
     session, _ws = worker(1)
-    FlakyCheck.objects.create(project=project, name="lint", reason="flip", head_sha="z" * 40)
+    FlakyCheck.objects.create(project=project, name="lint", reason="flip", head_sha="b" * 40)
     for sha in ("a" * 40, "b" * 40, "c" * 40):
         EventFactory(
             session=session, kind="ci.changed", data={"ci": "failing", "failed": ["lint"], "sha": sha}
         )
-    assert drift.drift_check(project) == []
+    assert drift.drift_check(project) == []  # a and c: two real failures in a row, not three
+
+
+def test_a_flip_elsewhere_does_not_hide_the_same_check_failing(world):
+    project, _repo, worker = world
+    session, _ws = worker(1)
+    # lint flipped on some other commit (another PR, or earlier): no evidence about these three
+    FlakyCheck.objects.create(project=project, name="lint", reason="flip", head_sha="z" * 40)
+    FlakyCheck.objects.create(project=project, name="lint", reason="spread", head_sha="")
+    for sha in ("a" * 40, "b" * 40, "c" * 40):
+        EventFactory(
+            session=session, kind="ci.changed", data={"ci": "failing", "failed": ["lint"], "sha": sha}
+        )
+
+    found = drift.drift_check(project)
+
+    assert [(s.kind, s.fingerprint) for s in found] == [("same_check", "lint:aaaaaaaaaaaa")]
 
 
 def test_the_interval_throttles_checks(world, settings):
