@@ -243,8 +243,9 @@ def global_overrides_current() -> dict[str, Any]:
         stat = Path(path).stat()
         key = (str(path), stat.st_mtime_ns, stat.st_size)
         if key != _cache.key:
+            # remembered before loading: a broken file is reported once, not on every call
+            _cache.key, _cache.value = key, {}
             loaded = config.config_load(path)
-            _cache.key = key
             _cache.value = {name: _as_mapping(rule) for name, rule in loaded.reactions.items()}
         return _cache.value
     except Exception as exc:  # a broken config must not stop reactions; ao doctor reports it

@@ -50,6 +50,11 @@ class SpawnRefused(Exception):
     """The spawn was not accepted (over the cap with refusal configured, bad input)."""
 
 
+class IssueMissing(SpawnRefused):
+    """The issue named does not exist in the project's tracker (and the caller did not say to go
+    ahead without it): a typo must not start an agent on nothing."""
+
+
 @dataclass(frozen=True)
 class AgentContext:
     """The plugins serving one session, built from its project's configuration."""
@@ -158,11 +163,14 @@ def session_spawn(
     by=None,
     actor: str = Actor.USER,
     actor_name: str = "",
+    missing_issue_ok: bool = False,
 ) -> Session:
     """Accept a spawn request: validate, fetch the issue, admit or queue, write the session.
 
     The start itself runs in the background on the agent host. Raises SpawnRefused,
-    ConfigurationError or PermanentIntegrationError without writing anything.
+    ConfigurationError or PermanentIntegrationError without writing anything; IssueMissing (a
+    SpawnRefused) when the tracker does not know ``issue_ref``, unless ``missing_issue_ok`` (then
+    the agent starts without issue context and the timeline says so).
     """
     agent_key = agent or project.agent
     _agent_for(project, agent_key)  # unknown agent or bad settings: ConfigurationError, nothing written
@@ -184,6 +192,8 @@ def session_spawn(
         try:
             issue = tracker.get_issue(issue_ref)
         except IssueNotFound as exc:
+            if not missing_issue_ok:
+                raise IssueMissing(str(exc) or f"issue {issue_ref} not found") from exc
             issue_note = f"issue {issue_ref} not found ({exc}); spawned without issue context"
         # Any other tracker error (auth, network) propagates: nothing has been written.
 

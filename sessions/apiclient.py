@@ -140,11 +140,16 @@ def _session_line(row: dict) -> str:
 
 
 # --- commands -------------------------------------------------------------------------------------
-def spawn(client: ApiClient, *, project, issue, prompt, agent, branch) -> list[str]:
+def spawn(client: ApiClient, *, project, issue, prompt, agent, branch, missing_issue_ok=False) -> list[str]:
     key = _project_key(client, project)
-    body = {
-        k: v for k, v in {"issue": issue, "prompt": prompt, "agent": agent, "branch": branch}.items() if v
+    fields = {
+        "issue": issue,
+        "prompt": prompt,
+        "agent": agent,
+        "branch": branch,
+        "missing_issue_ok": missing_issue_ok,
     }
+    body = {k: v for k, v in fields.items() if v}
     return [_session_line(client.post(f"projects/{key}/spawn", body))]
 
 

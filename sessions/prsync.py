@@ -362,9 +362,12 @@ def session_pull_request_open(
     if not session.branch or not session.workspace_path:
         raise PermanentIntegrationError(f"{session.id} has no branch or workspace")
     scm.push_branch(source=Path(session.workspace_path), branch=session.branch, force=force)
+    # The issue title is only a first title: re-running `ao pr create` without --title keeps the
+    # one the PR has (perhaps the agent's own).
+    has_pr = PullRequest.objects.filter(session=session, state=PRState.OPEN).exists()
     row, created = scm.open_pull_request(
         branch=session.branch,
-        title=title or session.issue_title or session.branch,
+        title=title or ("" if has_pr else session.issue_title or session.branch),
         body=body,
         created_by=session.id,
     )

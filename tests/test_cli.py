@@ -14,7 +14,7 @@ import django
 import pytest
 
 import ao_site
-from tests.test_embedded import SEED_SESSION, ao_env, django_shell, free_port, run_ao
+from tests.test_embedded import SEED_SESSION, ao_env, django_shell, free_port, git_repo, run_ao
 
 
 def run_many(*calls: tuple[list[str], dict[str, str]]) -> list[subprocess.CompletedProcess]:
@@ -196,3 +196,63 @@ def test_start_with_a_broken_config_lists_problems_and_exits_2(home: Path, tmp_p
     assert all(line.startswith(f"  {config}") for line in lines[1:]), lines
     assert "ao is running" not in result.stdout
     assert not (home / "ao.pid").exists()
+
+
+@pytest.mark.slow
+def test_a_bad_flag_prints_one_usage_line_and_the_error(home: Path) -> None:
+    spawn, pr_create = run_many(
+        (["spawn", "--bogus"], ao_env(home)), (["pr", "create", "--titel", "x"], ao_env(home))
+    )
+
+    assert spawn.returncode == 2
+    assert spawn.stderr.splitlines() == [
+        "usage: ao spawn [options] [issue]",
+        "ao spawn: error: unrecognized arguments: --bogus",
+    ]
+    assert pr_create.returncode == 2
+    assert pr_create.stderr.splitlines() == [
+        "usage: ao pr [options] {create,ls,show,review,merge,close,ci} ...",
+        "ao pr: error: unrecognized arguments: --titel x",
+    ]
+    assert not (home / "ao.sqlite3").exists()  # nothing ran
+
+
+def _local_project(home: Path, repo: Path) -> dict[str, str]:
+    """A project for ``repo`` (local tracker and SCM) applied to the database of ``home``."""
+    env = ao_env(home)
+    for args in (["migrate", "-v", "0"], ["init"], ["config", "apply"]):
+        result = run_ao(args, env, cwd=repo)
+        assert result.returncode == 0, result.stderr
+    return env
+
+
+@pytest.mark.slow
+def test_spawn_on_an_issue_the_tracker_does_not_know_is_refused(home: Path, tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    repo = git_repo(tmp_path / "app")
+    env = _local_project(home, repo)
+
+    result = run_ao(["spawn", "99999"], env, cwd=repo)
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "ao: issue #99999 not found in project app — check the number (`ao issue ls`), or spawn without "
+        "it: `ao spawn 99999 --no-issue-check`"
+    ]
+    listed = run_ao(["session", "ls", "--json"], env, cwd=repo)
+    assert json.loads(listed.stdout) == []  # no session, no agent
+
+
+@pytest.mark.slow
+def test_a_broken_config_is_reported_once_per_command(home: Path, tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    repo = git_repo(tmp_path / "app")
+    env = _local_project(home, repo)
+    assert run_ao(["issue", "add", "Do it"], env, cwd=repo).returncode == 0
+    config = repo / "ao.config.yaml"
+    config.write_text(config.read_text() + "    maxSessions: '3'\n")
+
+    result = run_ao(["spawn", "1"], env, cwd=repo)
+
+    problem = f"{config}:"
+    assert result.stderr.count(problem) == 1, result.stderr

@@ -223,6 +223,11 @@ class SpawnSerializer(serializers.Serializer):
     prompt = CleanTextField(what="prompt", required=False, allow_empty=True, default="")
     agent = serializers.CharField(required=False, allow_blank=True, max_length=64, default="")
     branch = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
+    missing_issue_ok = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="spawn even if the tracker does not know the issue (else 409 refused)",
+    )
 
     def validate_agent(self, value: str) -> str:
         return _validate_agent(value)

@@ -216,6 +216,7 @@ class SpawnView(AoAPIView):
             prompt=data.get("prompt") or None,
             agent=data.get("agent") or None,
             branch=data.get("branch") or None,
+            missing_issue_ok=data.get("missing_issue_ok", False),
             **_actor_fields(request),
         )
         session.refresh_from_db()

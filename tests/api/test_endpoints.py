@@ -209,14 +209,36 @@ def test_spawn_validation(world, settings) -> None:
 
 
 def test_batch_spawn_reports_per_issue(world) -> None:
-    response = world.client("operator").post(
-        "/api/v1/projects/web/batch-spawn", {"issues": ["12", "12", "bad ref"]}, format="json"
+    client = world.client("operator")
+    ref = client.post("/api/v1/projects/web/issues/", {"title": "Fix login"}, format="json").json()["ref"]
+    response = client.post(
+        "/api/v1/projects/web/batch-spawn", {"issues": [ref, ref, "bad ref", "404"]}, format="json"
     )
     assert response.status_code == 200, response.content
     body = response.json()
-    assert (body["spawned"], body["failed"]) == (1, 1)
-    assert body["results"][0]["session"]["issue"] == "12"
+    assert (body["spawned"], body["failed"]) == (1, 2)
+    assert body["results"][0]["session"]["issue"] == ref
     assert body["results"][1]["error"]["code"] == "refused"
+    assert body["results"][2]["error"] == {
+        "code": "refused",
+        "message": "issue #404 not found in project web",
+    }
+
+
+def test_spawn_on_an_unknown_issue_is_refused_unless_told_to_go_ahead(world) -> None:
+    client = world.client("operator")
+    before = set(Session.objects.values_list("pk", flat=True))
+
+    refused = client.post("/api/v1/projects/web/spawn", {"issue": "404"}, format="json")
+
+    assert refused.status_code == 409
+    assert _error(refused)["message"] == "issue #404 not found in project web"
+    assert set(Session.objects.values_list("pk", flat=True)) == before
+    accepted = client.post(
+        "/api/v1/projects/web/spawn", {"issue": "404", "missing_issue_ok": True}, format="json"
+    )
+    assert accepted.status_code == 201, accepted.content
+    assert accepted.json()["issue"] == "404"
 
 
 def test_issues_local_tracker(world) -> None:

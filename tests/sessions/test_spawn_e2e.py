@@ -334,11 +334,15 @@ def test_failing_setup_step_cleans_up_workspace_and_branch(
     assert setup.data["returncode"] != 0 and "definitely-not-a-git-command" in setup.data["output"]
 
 
-def test_unknown_issue_spawns_without_context_but_tracker_errors_write_nothing(
+def test_unknown_issue_is_refused_unless_told_to_go_ahead_and_tracker_errors_write_nothing(
     project, django_capture_on_commit_callbacks
 ) -> None:
+    with pytest.raises(agents.IssueMissing, match="404"):
+        agents.session_spawn(project=project, issue_ref="404")
+    assert not Session.objects.exists() and not Event.objects.exists()
+
     with django_capture_on_commit_callbacks(execute=False):
-        session = agents.session_spawn(project=project, issue_ref="404")
+        session = agents.session_spawn(project=project, issue_ref="404", missing_issue_ok=True)
     assert session.issue_title == ""
     assert Event.objects.filter(session=session, kind="spawn.issue_missing").exists()
 

@@ -1,7 +1,9 @@
+from contextlib import contextmanager
+
 from django.core.management.base import BaseCommand, CommandError
 
 from sessions import apiclient, selectors
-from sessions.agents import session_spawn
+from sessions.agents import IssueMissing, session_spawn
 from sessions.lifecycle import Phase
 from sessions.management.commands._common import (
     cli_audit,
@@ -22,15 +24,23 @@ class Command(BaseCommand):
         parser.add_argument("--agent", "-a", help="agent plugin (default: the project's agent)")
         parser.add_argument("--prompt", help="what to do (with or instead of an issue)")
         parser.add_argument("--branch", help="branch name (default: derived from the issue)")
+        parser.add_argument(
+            "--no-issue-check",
+            action="store_true",
+            help="spawn even if the tracker does not know the issue (the agent gets no issue context)",
+        )
 
     def handle(self, *args, **options):
         client = remote_client()
         if client is not None:  # AO_URL + AO_TOKEN: a remote ao, over its API
             with remote_errors():
                 keys = ("project", "issue", "prompt", "agent", "branch")
-                self.stdout.write("\n".join(apiclient.spawn(client, **{k: options[k] for k in keys})))
+                lines = apiclient.spawn(
+                    client, **{k: options[k] for k in keys}, missing_issue_ok=options["no_issue_check"]
+                )
+                self.stdout.write("\n".join(lines))
             return
-        with cli_errors(), cli_audit():
+        with cli_errors(), cli_audit(), _issue_hint(options["issue"]):
             project = selectors.project_resolve(key=options["project"])
             refuse_runtime_without_a_server(project)
             session = session_spawn(
@@ -41,6 +51,7 @@ class Command(BaseCommand):
                 branch=options["branch"],
                 actor=Actor.USER,
                 actor_name="cli",
+                missing_issue_ok=options["no_issue_check"],
             )
         session.refresh_from_db()
         self.stdout.write(f"{session.id}: {session.get_status_display().lower()} — {session.status_reason}")
@@ -48,3 +59,14 @@ class Command(BaseCommand):
             self.stdout.write(f"  workspace: {session.workspace_path} (branch {session.branch})")
         if session.phase == Phase.ERRORED:  # scripts see it in the exit status, people in one line
             raise CommandError(f"{session.id} did not start: {session.error}")
+
+
+@contextmanager
+def _issue_hint(issue: str | None):
+    """A missing issue is refused with the two ways on: check the number, or go ahead without it."""
+    try:
+        yield
+    except IssueMissing as exc:
+        raise CommandError(
+            f"{exc} — check the number (`ao issue ls`), or spawn without it: `ao spawn {issue} --no-issue-check`"
+        ) from exc
