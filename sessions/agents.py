@@ -602,6 +602,14 @@ def session_observe(*, session: Session) -> bool:
             process_alive=state == RuntimeState.ALIVE,
         )
         fields.update(activity=reading.state, activity_at=reading.at or now, activity_weak=reading.weak)
+        # readings that agree with the previous one extend its run (lifecycle.confirmed)
+        same = session.activity_streak > 0 and reading.state == session.activity and session.activity_since
+        fields.update(
+            activity_since=session.activity_since if same else now,
+            activity_streak=session.activity_streak + 1 if same else 1,
+        )
+    else:  # the screen was not read: the next reading starts a new run
+        fields["activity_streak"] = 0
         if reading.summary:
             fields["activity_summary"] = reading.summary[:500]
         if reading.tokens_in is not None:

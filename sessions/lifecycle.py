@@ -10,12 +10,17 @@ Precedence, highest first (see docs/ARCHITECTURE.md, "Status model"):
 2. a merged PR (the work is done whatever happened to the agent afterwards);
 3. runtime gone (tmux session missing);
 4. conflicting/inconclusive probes -> ``detecting`` for a bounded number of sweeps, then ``stuck``;
-5. the agent waiting for input, blocked, or exited (weak evidence never downgrades ``needs_input``
-   or ``stuck``: a terminal heuristic alone cannot clear them);
+5. the agent: exited; waiting for input; blocked -- from the newest *strong* evidence of what the
+   agent is doing (its transcript, a fresh ``ao report``, a confirmed run of terminal readings),
+   else from the latest terminal reading;
 6. PR facts: closed, CI failing, changes requested, conflicts, mergeable, approved, CI/review pending;
-7. a fresh self-report from the agent (``ao report``);
-8. idle beyond the stuck threshold -> ``stuck``; idle within it -> ``idle``;
-9. otherwise ``working``.
+7. the agent at its prompt beyond the stuck threshold -> ``stuck``; within it -> ``idle``;
+8. otherwise ``working``.
+
+Hysteresis: ``needs_input`` and ``stuck`` (:data:`STICKY`) stay until there is *conclusive*
+evidence of a change (:func:`_conclusive`): strong evidence produced after the status began that
+contradicts it, or a PR fact that changed after it began. One terminal reading is never
+conclusive; ``CONFIRM_READINGS`` concordant ones spanning ``CONFIRM_SPAN`` are.
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ from django.db import models
 MAX_DETECTING_ATTEMPTS = 3
 DEFAULT_STUCK_AFTER = timedelta(minutes=10)
 DEFAULT_REPORT_FRESH_FOR = timedelta(minutes=5)
+# A run of terminal readings (weak evidence) that all say the same thing is conclusive once it has
+# this many readings spanning at least this long: one noisy screen never moves a sticky status.
+CONFIRM_READINGS = 3
+CONFIRM_SPAN = timedelta(seconds=20)
 
 
 class Phase(models.TextChoices):
@@ -146,7 +155,7 @@ ZONE_OF: dict[Status, Zone] = {
     Status.DONE: Zone.DONE,
 }
 
-# Statuses that only strong evidence may clear.
+# Statuses that only conclusive evidence of a change may clear (see _conclusive).
 STICKY = frozenset({Status.NEEDS_INPUT, Status.STUCK})
 
 
@@ -169,11 +178,17 @@ class Facts:
     activity: Activity = Activity.UNKNOWN
     activity_at: datetime | None = None
     activity_weak: bool = False  # terminal heuristics rather than the agent's own transcript
+    # The run of concordant readings the current one belongs to: when its first reading was taken
+    # and how many readings (this one included) said the same state in a row.
+    activity_since: datetime | None = None
+    activity_streak: int = 0
     reported: Reported = Reported.NONE
     reported_at: datetime | None = None
     pr: PRFacts | None = None
+    pr_changed_at: datetime | None = None  # when the PR's facts last changed (prsync)
     detecting_attempts: int = 0
     previous: Status = Status.SPAWNING
+    previous_since: datetime | None = None  # when ``previous`` began (status_changed_at)
     stuck_after: timedelta = DEFAULT_STUCK_AFTER
     report_fresh_for: timedelta = DEFAULT_REPORT_FRESH_FOR
 
@@ -214,42 +229,136 @@ def derive(facts: Facts) -> Derived:
             return _result(Status.STUCK, f"runtime probes inconclusive {facts.detecting_attempts} times")
         return _result(Status.DETECTING, "runtime probes disagree; checking again")
 
-    agent = _from_agent(facts)
-    if agent is not None:
-        return agent
-    if facts.activity_weak and facts.previous in STICKY:
-        return _result(facts.previous, "only weak evidence since; keeping the previous status")
-
-    if pr is not None:
-        from_pr = _from_pr(pr)
-        if from_pr is not None:
-            return from_pr
-
-    if _report_is_fresh(facts):
-        reported = {
-            Reported.NEEDS_INPUT: (Status.NEEDS_INPUT, "the agent reports it needs input"),
-            Reported.BLOCKED: (Status.BLOCKED, "the agent reports it is blocked"),
-            Reported.DONE: (Status.IDLE, "the agent reports it is done"),
-            Reported.WORKING: (Status.WORKING, "the agent reports it is working"),
-        }[facts.reported]
-        return _result(*reported)
-
-    if facts.activity in (Activity.IDLE, Activity.READY):
-        if facts.activity_at is not None and facts.now - facts.activity_at >= facts.stuck_after:
-            return _result(Status.STUCK, f"idle for longer than {_minutes(facts.stuck_after)}")
-        return _result(Status.IDLE, "the agent is at its prompt")
-
-    return _result(Status.WORKING, "the agent is working")
-
-
-def _from_agent(facts: Facts) -> Derived | None:
     if facts.runtime == RuntimeState.EXITED or facts.activity == Activity.EXITED:
-        return _result(Status.EXITED, "the agent process exited")
-    if facts.activity == Activity.WAITING_INPUT:
-        return _result(Status.NEEDS_INPUT, "the agent is waiting for an answer")
-    if facts.activity == Activity.BLOCKED:
-        return _result(Status.BLOCKED, "the agent hit an error it cannot get past")
-    return None
+        return _result(Status.EXITED, "the agent process exited")  # the process table is strong evidence
+
+    agent = agent_evidence(facts)
+    status, reason = _candidate(facts, agent)
+    if facts.previous in STICKY and status != facts.previous and not _conclusive(facts, agent):
+        return _result(facts.previous, f"{_held(facts.previous)}: no conclusive evidence of a change yet")
+    return _result(status, reason)
+
+
+# --- the agent's own state: evidence and its strength ------------------------------------------
+TRANSCRIPT, REPORT, TERMINAL = "transcript", "report", "terminal"
+
+_REPORTED_ACTIVITY = {
+    Reported.WORKING: Activity.ACTIVE,
+    Reported.NEEDS_INPUT: Activity.WAITING_INPUT,
+    Reported.BLOCKED: Activity.BLOCKED,
+    Reported.DONE: Activity.READY,
+}
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What one source says the agent is doing, when that was established, and how strongly."""
+
+    state: Activity
+    at: datetime | None  # transcript: the entry's time; report: when made; terminal: the run's start
+    source: str  # TRANSCRIPT | REPORT | TERMINAL
+    strong: bool
+
+
+def confirmed(facts: Facts) -> bool:
+    """Whether the current run of terminal readings is long enough to count as strong evidence."""
+    return (
+        facts.activity_streak >= CONFIRM_READINGS
+        and facts.activity_since is not None
+        and facts.now - facts.activity_since >= CONFIRM_SPAN
+    )
+
+
+def agent_evidence(facts: Facts) -> Evidence | None:
+    """The evidence that decides what the agent is doing: the newest strong one (the transcript's
+    reading, a fresh report, a confirmed run of terminal readings); without any, the latest
+    terminal reading (weak). None when nothing is known."""
+    candidates: list[Evidence] = []
+    if facts.activity != Activity.UNKNOWN:
+        if facts.activity_weak:
+            candidates.append(
+                Evidence(
+                    facts.activity, facts.activity_since or facts.activity_at, TERMINAL, confirmed(facts)
+                )
+            )
+        else:
+            candidates.append(Evidence(facts.activity, facts.activity_at, TRANSCRIPT, True))
+    if _report_is_fresh(facts):
+        candidates.append(Evidence(_REPORTED_ACTIVITY[facts.reported], facts.reported_at, REPORT, True))
+    strong = [e for e in candidates if e.strong]
+    if strong:  # the newest wins; on a tie the agent's own word (the report) does
+        return max(
+            strong, key=lambda e: (e.at or datetime.min.replace(tzinfo=facts.now.tzinfo), e.source == REPORT)
+        )
+    return candidates[0] if candidates else None
+
+
+_WAITING_REASON = {
+    REPORT: "the agent reports it needs input",
+    TRANSCRIPT: "the agent is waiting for an answer",
+    TERMINAL: "the agent is waiting for an answer",
+}
+_BLOCKED_REASON = {
+    REPORT: "the agent reports it is blocked",
+    TRANSCRIPT: "the agent hit an error it cannot get past",
+    TERMINAL: "the agent hit an error it cannot get past",
+}
+
+
+def _candidate(facts: Facts, agent: Evidence | None) -> tuple[Status, str]:
+    """(status, reason) the current facts imply, before hysteresis."""
+    if agent is not None and agent.state == Activity.WAITING_INPUT:
+        return Status.NEEDS_INPUT, _WAITING_REASON[agent.source]
+    if agent is not None and agent.state == Activity.BLOCKED:
+        return Status.BLOCKED, _BLOCKED_REASON[agent.source]
+
+    if facts.pr is not None:
+        from_pr = _from_pr(facts.pr)
+        if from_pr is not None:
+            return from_pr.status, from_pr.reason
+
+    if agent is not None and agent.state in (Activity.IDLE, Activity.READY):
+        if agent.at is not None and facts.now - agent.at >= facts.stuck_after:
+            return Status.STUCK, f"idle for longer than {_minutes(facts.stuck_after)}"
+        return (
+            Status.IDLE,
+            "the agent reports it is done" if agent.source == REPORT else "the agent is at its prompt",
+        )
+    if agent is not None and agent.source == REPORT:
+        return Status.WORKING, "the agent reports it is working"
+    return Status.WORKING, "the agent is working"
+
+
+def _after(at: datetime | None, since: datetime | None) -> bool:
+    """Whether evidence from ``at`` is newer than a status that began at ``since`` (unknown: yes)."""
+    return since is None or (at is not None and at > since)
+
+
+def _conclusive(facts: Facts, agent: Evidence | None) -> bool:
+    """Whether the facts show the sticky ``facts.previous`` has really ended.
+
+    - a PR fact that changed after the status began (a push, CI, a review, a conflict);
+    - strong evidence of what the agent does (transcript, fresh report, confirmed terminal run),
+      produced after the status began and contradicting it: the agent working, blocked or gone,
+      or a report of any kind. For ``stuck``, an agent at its prompt only contradicts it through
+      its transcript (a new turn); by its screen it has been idle all along.
+    """
+    since = facts.previous_since
+    if facts.pr is not None and facts.pr_changed_at is not None and _after(facts.pr_changed_at, since):
+        return True
+    if agent is None or not agent.strong or not _after(agent.at, since):
+        return False
+    if agent.source == REPORT or agent.state in (Activity.ACTIVE, Activity.WAITING_INPUT, Activity.BLOCKED):
+        return True
+    if agent.state in (Activity.READY, Activity.IDLE):
+        return facts.previous == Status.NEEDS_INPUT or agent.source == TRANSCRIPT
+    return False
+
+
+def _held(status: Status) -> str:
+    return {Status.NEEDS_INPUT: "still waiting for input", Status.STUCK: "still stuck"}.get(
+        status, str(status)
+    )
 
 
 def _from_pr(pr: PRFacts) -> Derived | None:

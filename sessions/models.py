@@ -186,6 +186,9 @@ class Session(models.Model):
     activity = models.CharField(max_length=16, choices=Activity.choices, default=Activity.UNKNOWN)
     activity_at = models.DateTimeField(null=True, blank=True)
     activity_weak = models.BooleanField(default=False)
+    # the run of concordant readings the current activity belongs to (lifecycle.CONFIRM_READINGS)
+    activity_since = models.DateTimeField(null=True, blank=True)
+    activity_streak = models.PositiveIntegerField(default=0)
     activity_summary = models.CharField(max_length=500, blank=True)
     reported_state = models.CharField(
         max_length=16, choices=Reported.choices, default=Reported.NONE, blank=True
@@ -256,6 +259,9 @@ class PullRequest(models.Model):
     # Summary of the check runs on head_sha, recomputed whenever they are recorded.
     ci_state = models.CharField(max_length=16, choices=CIState.choices, default=CIState.NONE)
     synced_at = models.DateTimeField(null=True, blank=True)
+    facts_changed_at = models.DateTimeField(
+        null=True, blank=True, help_text="when state, head, CI, review or conflicts last changed"
+    )
     stale_since = models.DateTimeField(null=True, blank=True, help_text="last sync failed since then")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -194,6 +194,8 @@ def pull_request_record(*, project: Project, session: Session, info: PullRequest
         pr.review_decision = info.review_decision
         pr.synced_at, pr.stale_since = now, None
         pr.ci_state = ci_summary([(c.status, c.conclusion) for c in info.checks])
+        if before is None or _snapshot(pr) != before:  # a new PR fact (it can end needs_input/stuck)
+            pr.facts_changed_at = now
         pr.save()
         # Flaky checks: before the stored results for this commit are overwritten, flag checks that
         # flipped failed <-> passed on it (sessions/decisions.py; never raises).

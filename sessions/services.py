@@ -124,11 +124,15 @@ def session_facts(session: Session, *, now: datetime | None = None) -> Facts:
         activity=lifecycle.Activity(session.activity),
         activity_at=session.activity_at,
         activity_weak=session.activity_weak,
+        activity_since=session.activity_since,
+        activity_streak=session.activity_streak,
         reported=lifecycle.Reported(session.reported_state),
         reported_at=session.reported_at,
         pr=pr_facts,
+        pr_changed_at=pr.facts_changed_at if pr is not None else None,
         detecting_attempts=session.detecting_attempts,
         previous=lifecycle.Status(session.status),
+        previous_since=session.status_changed_at,
         stuck_after=stuck_after(session.project),
     )
 

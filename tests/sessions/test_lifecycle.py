@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sessions.lifecycle import (
+    CONFIRM_READINGS,
+    CONFIRM_SPAN,
     MAX_DETECTING_ATTEMPTS,
     STICKY,
     ZONE_OF,
@@ -39,6 +41,29 @@ def facts(**changes) -> Facts:
 
 def pr(**changes) -> PRFacts:
     return replace(GREEN, **changes)
+
+
+def weak_run(
+    activity: Activity,
+    *,
+    readings: int = CONFIRM_READINGS,
+    span: timedelta = MIN,
+    began: timedelta = 2 * MIN,
+    previous: Status = Status.WORKING,
+    **changes,
+) -> Facts:
+    """Terminal readings: ``readings`` in a row saying ``activity`` over ``span``, the latest now;
+    ``previous`` began ``began`` ago."""
+    return facts(
+        activity=activity,
+        activity_weak=True,
+        activity_at=NOW,
+        activity_since=NOW - span,
+        activity_streak=readings,
+        previous=previous,
+        previous_since=NOW - began,
+        **changes,
+    )
 
 
 CASES = [
@@ -103,7 +128,7 @@ CASES = [
     ),
     ("blocked", facts(activity=Activity.BLOCKED), Status.BLOCKED),
     ("exited-over-input", facts(runtime=RuntimeState.EXITED, activity=Activity.WAITING_INPUT), Status.EXITED),
-    # --- weak evidence never downgrades needs_input or stuck
+    # --- one terminal reading never ends needs_input or stuck ...
     (
         "weak-active-keeps-needs-input",
         facts(activity=Activity.ACTIVE, activity_weak=True, previous=Status.NEEDS_INPUT),
@@ -115,15 +140,70 @@ CASES = [
         Status.STUCK,
     ),
     (
-        "weak-active-keeps-needs-input-over-ci",
+        "weak-active-keeps-needs-input-over-old-ci",
         facts(
             activity=Activity.ACTIVE,
             activity_weak=True,
             previous=Status.NEEDS_INPUT,
+            previous_since=NOW - 2 * MIN,
             pr=pr(ci=CIState.FAILING),
+            pr_changed_at=NOW - 5 * MIN,
         ),
         Status.NEEDS_INPUT,
     ),
+    (
+        "short-run-keeps-needs-input",
+        weak_run(Activity.ACTIVE, readings=CONFIRM_READINGS - 1, span=10 * MIN, previous=Status.NEEDS_INPUT),
+        Status.NEEDS_INPUT,
+    ),
+    (
+        "quick-run-keeps-needs-input",
+        weak_run(Activity.ACTIVE, readings=10, span=CONFIRM_SPAN / 2, previous=Status.NEEDS_INPUT),
+        Status.NEEDS_INPUT,
+    ),
+    (
+        "run-from-before-the-status-keeps-it",
+        weak_run(Activity.ACTIVE, began=MIN // 2, previous=Status.NEEDS_INPUT),
+        Status.NEEDS_INPUT,
+    ),
+    (
+        "unknown-screen-keeps-needs-input",
+        weak_run(Activity.UNKNOWN, previous=Status.NEEDS_INPUT),
+        Status.NEEDS_INPUT,
+    ),
+    # --- ... but concordant readings do (12.1: terminal-read agents)
+    (
+        "confirmed-active-clears-needs-input",
+        weak_run(Activity.ACTIVE, previous=Status.NEEDS_INPUT),
+        Status.WORKING,
+    ),
+    (
+        "confirmed-ready-clears-needs-input",
+        weak_run(Activity.READY, previous=Status.NEEDS_INPUT),
+        Status.IDLE,
+    ),
+    ("confirmed-active-clears-stuck", weak_run(Activity.ACTIVE, previous=Status.STUCK), Status.WORKING),
+    (
+        "confirmed-active-after-probes-clears-stuck",
+        weak_run(Activity.ACTIVE, previous=Status.STUCK, pr=pr(ci=CIState.PENDING)),
+        Status.CI_PENDING,
+    ),
+    (
+        "confirmed-active-shows-old-ci-failure",
+        weak_run(Activity.ACTIVE, previous=Status.NEEDS_INPUT, pr=pr(ci=CIState.FAILING)),
+        Status.CI_FAILED,
+    ),
+    (
+        "confirmed-ready-keeps-stuck",  # by its screen the agent has been idle all along
+        weak_run(Activity.READY, previous=Status.STUCK),
+        Status.STUCK,
+    ),
+    (
+        "exactly-confirmed",
+        weak_run(Activity.ACTIVE, readings=CONFIRM_READINGS, span=CONFIRM_SPAN, previous=Status.NEEDS_INPUT),
+        Status.WORKING,
+    ),
+    # --- strong evidence: the transcript
     (
         "strong-active-clears-needs-input",
         facts(activity=Activity.ACTIVE, activity_weak=False, previous=Status.NEEDS_INPUT),
@@ -133,6 +213,132 @@ CASES = [
         "strong-ready-clears-stuck",
         facts(activity=Activity.READY, activity_at=NOW - MIN, previous=Status.STUCK),
         Status.IDLE,
+    ),
+    (
+        "old-transcript-entry-keeps-needs-input",
+        facts(
+            activity=Activity.ACTIVE,
+            activity_at=NOW - 5 * MIN,
+            previous=Status.NEEDS_INPUT,
+            previous_since=NOW - 2 * MIN,
+        ),
+        Status.NEEDS_INPUT,
+    ),
+    # --- a fresh report is strong evidence; the newest strong evidence decides
+    (
+        "report-working-clears-needs-input",  # `ao report working` after a question was answered
+        facts(
+            activity=Activity.WAITING_INPUT,
+            activity_weak=True,
+            activity_at=NOW - MIN,
+            reported=Reported.WORKING,
+            reported_at=NOW,
+            previous=Status.NEEDS_INPUT,
+            previous_since=NOW - 3 * MIN,
+        ),
+        Status.WORKING,
+    ),
+    (
+        "report-working-clears-stuck",
+        facts(
+            activity=Activity.READY,
+            activity_weak=True,
+            reported=Reported.WORKING,
+            reported_at=NOW,
+            previous=Status.STUCK,
+            previous_since=NOW - 3 * MIN,
+        ),
+        Status.WORKING,
+    ),
+    (
+        "report-then-confirmed-question",
+        replace(
+            weak_run(Activity.WAITING_INPUT, began=MIN // 2),
+            reported=Reported.WORKING,
+            reported_at=NOW - 2 * MIN,
+        ),
+        Status.NEEDS_INPUT,
+    ),
+    (
+        "report-over-unconfirmed-question",
+        facts(
+            activity=Activity.WAITING_INPUT,
+            activity_weak=True,
+            activity_since=NOW,
+            activity_streak=1,
+            reported=Reported.WORKING,
+            reported_at=NOW - MIN,
+        ),
+        Status.WORKING,
+    ),
+    (
+        "newer-transcript-over-report",
+        facts(activity=Activity.READY, activity_at=NOW, reported=Reported.WORKING, reported_at=NOW - MIN),
+        Status.IDLE,
+    ),
+    (
+        "report-over-older-transcript",
+        facts(activity=Activity.READY, activity_at=NOW - 2 * MIN, reported=Reported.WORKING, reported_at=NOW),
+        Status.WORKING,
+    ),
+    (
+        "stale-report-does-not-hold-needs-input",  # a 6-minute-old report no longer decides
+        replace(
+            weak_run(Activity.READY, began=2 * MIN, previous=Status.NEEDS_INPUT),
+            reported=Reported.NEEDS_INPUT,
+            reported_at=NOW - 6 * MIN,
+            previous_since=NOW - 6 * MIN,
+        ),
+        Status.IDLE,
+    ),
+    (
+        "report-that-set-the-status-is-no-change",
+        facts(
+            activity=Activity.ACTIVE,
+            activity_weak=True,
+            reported=Reported.NEEDS_INPUT,
+            reported_at=NOW - MIN,
+            previous=Status.NEEDS_INPUT,
+            previous_since=NOW - MIN,
+        ),
+        Status.NEEDS_INPUT,
+    ),
+    # --- a PR fact that changed after the status began
+    (
+        "new-ci-failure-clears-needs-input",
+        facts(
+            activity=Activity.ACTIVE,
+            activity_weak=True,
+            previous=Status.NEEDS_INPUT,
+            previous_since=NOW - 5 * MIN,
+            pr=pr(ci=CIState.FAILING),
+            pr_changed_at=NOW - MIN,
+        ),
+        Status.CI_FAILED,
+    ),
+    (
+        "new-mergeable-clears-stuck",
+        facts(
+            activity=Activity.READY,
+            activity_weak=True,
+            previous=Status.STUCK,
+            previous_since=NOW - 5 * MIN,
+            pr=pr(),
+            pr_changed_at=NOW - MIN,
+        ),
+        Status.MERGEABLE,
+    ),
+    (
+        "new-pr-fact-does-not-hide-a-question",
+        facts(
+            activity=Activity.WAITING_INPUT,
+            activity_weak=True,
+            previous=Status.NEEDS_INPUT,
+            previous_since=NOW - 5 * MIN,
+            pr=pr(ci=CIState.FAILING),
+            pr_changed_at=NOW - MIN,
+        ),
+        Status.NEEDS_INPUT,
     ),
     (
         "weak-active-from-working",
@@ -150,6 +356,11 @@ CASES = [
         "lost-clears-sticky",
         facts(runtime=RuntimeState.LOST, activity_weak=True, previous=Status.NEEDS_INPUT),
         Status.RUNTIME_LOST,
+    ),
+    (
+        "exit-clears-sticky",
+        facts(runtime=RuntimeState.EXITED, activity_weak=True, previous=Status.STUCK),
+        Status.EXITED,
     ),
     # --- PR facts, in their own precedence
     ("pr-closed", facts(pr=pr(state=PRState.CLOSED)), Status.PR_CLOSED),
@@ -198,6 +409,16 @@ CASES = [
     ),
     # --- fresh self-reports
     ("report-needs-input", facts(reported=Reported.NEEDS_INPUT, reported_at=NOW - MIN), Status.NEEDS_INPUT),
+    (
+        "report-needs-input-over-ci",  # the agent's own question outranks PR facts, as a screen one does
+        facts(pr=pr(ci=CIState.FAILING), reported=Reported.NEEDS_INPUT, reported_at=NOW),
+        Status.NEEDS_INPUT,
+    ),
+    (
+        "report-done-stuck-after-threshold",
+        facts(reported=Reported.DONE, reported_at=NOW - 5 * MIN, stuck_after=4 * MIN),
+        Status.STUCK,
+    ),
     ("report-blocked", facts(reported=Reported.BLOCKED, reported_at=NOW), Status.BLOCKED),
     ("report-done", facts(reported=Reported.DONE, reported_at=NOW), Status.IDLE),
     ("report-working", facts(reported=Reported.WORKING, reported_at=NOW), Status.WORKING),
@@ -293,25 +514,31 @@ AGENT_OPTIONS = list(
         Activity,
         (False, True),  # weak
         (None, NOW, NOW - 30 * MIN),  # activity_at
+        (0, 1, CONFIRM_READINGS),  # activity_streak (its run began a minute ago)
         (Reported.NONE, Reported.NEEDS_INPUT, Reported.DONE),
         (Status.WORKING, Status.NEEDS_INPUT, Status.STUCK),
+        (None, NOW - 5 * MIN),  # pr_changed_at
     )
 )
 
 
 def _all_running_facts():
-    for pr_facts in [*PR_OPTIONS[::7], None]:
-        for runtime, activity, weak, at, reported, previous in AGENT_OPTIONS:
+    for pr_facts in [*PR_OPTIONS[::29], None]:
+        for runtime, activity, weak, at, streak, reported, previous, pr_changed in AGENT_OPTIONS:
             yield Facts(
                 now=NOW,
                 runtime=runtime,
                 activity=activity,
                 activity_weak=weak,
                 activity_at=at,
+                activity_since=NOW - MIN,
+                activity_streak=streak,
                 reported=reported,
-                reported_at=NOW,
+                reported_at=NOW - 2 * MIN,
                 pr=pr_facts,
+                pr_changed_at=pr_changed,
                 previous=previous,
+                previous_since=NOW - 3 * MIN,
             )
 
 
@@ -331,12 +558,17 @@ def test_invariants_over_the_fact_space() -> None:
             assert result.status == Status.DETECTING
         elif f.runtime == RuntimeState.EXITED or f.activity == Activity.EXITED:
             assert result.status == Status.EXITED
-        elif (
-            f.activity_weak
-            and f.previous in STICKY
-            and f.activity not in (Activity.WAITING_INPUT, Activity.BLOCKED)
+        if (
+            f.previous in STICKY
+            and f.activity_weak
+            and f.activity_streak < CONFIRM_READINGS
+            and f.reported == Reported.NONE
+            and f.pr_changed_at is None
+            and f.runtime == RuntimeState.ALIVE
+            and f.activity not in (Activity.WAITING_INPUT, Activity.BLOCKED, Activity.EXITED)
+            and not (f.pr is not None and f.pr.state == PRState.MERGED)
         ):
-            assert result.status == f.previous, "weak evidence must not downgrade a sticky status"
+            assert result.status == f.previous, "one terminal reading must not end a sticky status"
         # only these phases produce these statuses
         assert result.status not in (
             Status.QUEUED,
