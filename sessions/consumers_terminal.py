@@ -17,7 +17,9 @@ operator role is checked again, against the database, on every input message - a
 keystrokes are dropped here, whatever the browser does - and the viewer role (and the login)
 every ``AO_ACCESS_RECHECK_SECONDS``: a viewer whose role was removed is disconnected
 (``CLOSE_FORBIDDEN``) instead of watching on. Input goes straight to the relay's pty
-(no Celery, no database write).
+(no Celery, no database write), without what the browser's terminal emulator answered on its
+own (device attributes, cursor and mode reports, colour and version replies, focus events:
+``terminal.input_keys``): only what a person types or pastes reaches the agent.
 
 Back-pressure: Channels' ``send`` never waits for the network, so the browser acknowledges what
 it has drawn and at most :data:`ACK_WINDOW` bytes are in flight per socket. A browser that falls
@@ -117,6 +119,9 @@ class TerminalConsumer(AsyncWebsocketConsumer):
                     self.window.set()
 
     async def _input(self, data: str) -> None:
+        data = terminal.input_keys(data)  # the browser terminal's own answers are not input
+        if not data:
+            return
         allowed = await database_sync_to_async(terminal.terminal_may_type)(
             user_id=self.user_id, project_id=self.target.project_id
         )

@@ -197,6 +197,97 @@ def _next_osc(data: bytes, start: int) -> int:
     return a if b < 0 else min(a, b)
 
 
+# --- input: keys, not the terminal's own answers ------------------------------------------------
+# A terminal emulator writes to its input stream on its own: answers to queries (tmux asks every
+# client for its device attributes on attach, and each viewer's xterm.js answers the copy in the
+# replay) and focus events. Those belong to the emulator, not to the person; written to the pane
+# they land on the agent's input line (``^[[>0;276;0c``). The browser does not produce them
+# (static/ao/terminal.js); this is the server's guard, whatever a client sends.
+_CSI_PARAM = range(0x30, 0x40)
+_CSI_INTERMEDIATE = range(0x20, 0x30)
+_CSI_FINAL = range(0x40, 0x7F)
+_STRING_INTRODUCERS = "]P_^X"  # OSC, DCS, APC, PM, SOS: no key produces a terminated one
+_PASTE_START, _PASTE_END = "\x1b[200~", "\x1b[201~"
+
+
+def _csi_is_reply(params: str, intermediates: str, final: str) -> bool:
+    """Whether a complete CSI sequence from a terminal is an answer rather than a key.
+
+    Keys never carry a ``?``, ``>`` or ``=`` prefix (``<`` is an SGR mouse report: kept). Without
+    a prefix, replies end in ``c`` (device attributes), ``n`` (status), ``R`` (cursor position;
+    ``1;<modifier>R`` is a modified F3 and kept), ``$y`` (mode report), ``t`` (window report),
+    ``&w`` (locator) or are a bare ``I``/``O`` (focus in/out).
+    """
+    if params[:1] in ("?", ">", "="):
+        return True
+    if final in "cnt" or (final == "y" and intermediates == "$") or (final == "w" and intermediates == "&"):
+        return True
+    if final == "R":
+        first, _, modifier = params.partition(";")
+        return not (first == "1" and modifier.isdigit() and 2 <= int(modifier) <= 16)
+    return final in "IO" and not params and not intermediates
+
+
+def input_keys(text: str) -> str:
+    """``text`` (one input event of a browser terminal) without the terminal's own answers.
+
+    Dropped: device attributes (DA1/DA2/DA3), cursor and status reports (CPR, DECXCPR, DSR),
+    mode reports (DECRPM), window reports, kitty keyboard flags, focus in/out, and every complete
+    OSC/DCS/APC/PM/SOS string (colour replies, XTVERSION, DECRQSS). Kept: everything a key or the
+    mouse sends (arrows, function keys, Alt+x, control characters), and a bracketed paste as is.
+    An unfinished sequence at the end is kept: it is a key (Alt+[ is ``ESC [``, Alt+P ``ESC P``).
+    """
+    if "\x1b" not in text:
+        return text
+    out: list[str] = []
+    i, n = 0, len(text)
+    while i < n:
+        esc = text.find("\x1b", i)
+        if esc < 0:
+            out.append(text[i:])
+            break
+        out.append(text[i:esc])
+        if text.startswith(_PASTE_START, esc):  # a paste is what the person pasted, byte for byte
+            end = text.find(_PASTE_END, esc)
+            stop = n if end < 0 else end + len(_PASTE_END)
+            out.append(text[esc:stop])
+            i = stop
+            continue
+        kind = text[esc + 1 : esc + 2]
+        if kind == "[":
+            j = esc + 2
+            while j < n and ord(text[j]) in _CSI_PARAM:
+                j += 1
+            k = j
+            while k < n and ord(text[k]) in _CSI_INTERMEDIATE:
+                k += 1
+            if k < n and ord(text[k]) in _CSI_FINAL:
+                if not _csi_is_reply(text[esc + 2 : j], text[j:k], text[k]):
+                    out.append(text[esc : k + 1])
+                i = k + 1
+                continue
+        elif kind and kind in _STRING_INTRODUCERS:
+            end = _string_end(text, esc + 2, bel=kind == "]")
+            if end > 0:
+                i = end
+                continue
+        # a key: ESC alone, Alt+<char>, SS3 (ESC O P) or an unfinished sequence
+        out.append("\x1b")
+        i = esc + 1
+    return "".join(out)
+
+
+def _string_end(text: str, start: int, *, bel: bool) -> int:
+    """Where a string sequence that starts at ``start`` ends (after ST, or BEL for OSC); 0 if open."""
+    st = text.find("\x1b\\", start)
+    stop = st + 2 if st >= 0 else 0
+    if bel:
+        b = text.find("\x07", start)
+        if b >= 0 and (not stop or b < st):
+            stop = b + 1
+    return stop
+
+
 # --- subscribers ----------------------------------------------------------------------------------
 class Subscriber:
     """One viewer's bounded output queue. ``get`` yields ``(kind, value)`` items:

@@ -7,6 +7,8 @@
  * user may type (the server drops them otherwise anyway). The terminal takes the size the server
  * announces; an operator's fitted size is proposed on connect and on window resize.
  * Output is handed to xterm.js as text to draw, never to the DOM as HTML.
+ * Only what the person types or pastes is sent: the emulator's own answers to queries and its
+ * focus events are not (see answerNoQueries; sessions/terminal.py input_keys drops them too).
  */
 (function () {
   "use strict";
@@ -14,6 +16,33 @@
 
   var ACK_EVERY = 32 * 1024;
   var NO_RECONNECT = { 4403: "not allowed", 4404: "not attachable", 4410: "ended" };
+
+  var FOCUS_IN = "\x1b[I", FOCUS_OUT = "\x1b[O";
+  var swallow = function () { return true; };
+
+  // xterm.js's onData carries both what the person types and what the emulator answers on its
+  // own: device attributes, cursor/status/mode reports, colour and version replies. tmux asks
+  // every client on attach, and each viewer's terminal would answer the copy in the replay: the
+  // answers would land on the agent's input line. So the queries are consumed here and never
+  // answered; focus reporting is never switched on. (The server drops such answers too.)
+  function answerNoQueries(term) {
+    var p = term.parser;
+    [
+      { final: "c" }, { prefix: ">", final: "c" }, { prefix: "=", final: "c" }, // DA1, DA2, DA3
+      { final: "n" }, { prefix: "?", final: "n" }, // DSR: status, cursor position
+      { intermediates: "$", final: "p" }, { prefix: "?", intermediates: "$", final: "p" }, // DECRQM
+      { prefix: ">", final: "q" }, // XTVERSION
+      { final: "t" }, // window reports
+      { prefix: "?", final: "u" }, // kitty keyboard flags
+    ].forEach(function (id) { p.registerCsiHandler(id, swallow); });
+    p.registerDcsHandler({ intermediates: "$", final: "q" }, swallow); // DECRQSS
+    [4, 10, 11, 12, 17, 19].forEach(function (osc) { // colour queries ("?")
+      p.registerOscHandler(osc, function (data) { return data.split(";").indexOf("?") >= 0; });
+    });
+    p.registerCsiHandler({ prefix: "?", final: "h" }, function (params) { // focus reporting on
+      return params.length === 1 && params[0] === 1004;
+    });
+  }
 
   function AoTerminal(root) {
     this.root = root;
@@ -35,7 +64,11 @@
     this.term.open(this.screen);
     try { this.fit.fit(); } catch (e) { /* not visible yet */ }
     var self = this;
-    this.term.onData(function (data) { self.sendInput(data); });
+    answerNoQueries(this.term);
+    this.term.onData(function (data) {
+      if (data === FOCUS_IN || data === FOCUS_OUT) { return; }
+      self.sendInput(data);
+    });
     this.term.onBinary(function (data) { self.sendInput(data); });
     this.resizeTimer = null;
     window.addEventListener("resize", function () {

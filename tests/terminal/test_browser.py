@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.dashboard.browser import chromium, require_browser
-from tests.terminal.conftest import Server, pane_text
+from tests.helpers.fixtures import wait_for
+from tests.terminal.conftest import Server, pane_text, tmux
 
 pytestmark = pytest.mark.slow
 
@@ -20,8 +21,10 @@ def browser():
         yield launched
 
 
-def page_as(browser, server: Server, who: str):
+def page_as(browser, server: Server, who: str, *, init_script: str = ""):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    if init_script:
+        context.add_init_script(init_script)
     context.add_cookies(
         [{"name": "sessionid", "value": server.cookies[who].split("=", 1)[1], "url": server.base}]
     )
@@ -72,3 +75,52 @@ def test_viewer_sees_the_terminal_read_only(browser, server: Server) -> None:
     assert "from-viewer" not in pane_text(server.socket_name, server.session)
     assert errors == []
     page.context.close()
+
+
+# Records what the page's terminal sends as input (before it leaves for the server).
+RECORD_INPUT = """
+window.aoSentInput = [];
+const send = WebSocket.prototype.send;
+WebSocket.prototype.send = function (data) {
+  try { const m = JSON.parse(data); if (m.type === "input") { window.aoSentInput.push(m.data); } } catch (e) {}
+  return send.call(this, data);
+};
+"""
+
+
+def test_opening_the_terminal_types_nothing_into_the_agent(browser, server: Server) -> None:
+    """tmux asks each client for its device attributes on attach; every viewer's xterm.js gets
+    that question in the replay. Its answer (``ESC[>0;276;0c``) must not reach the agent, whose
+    stand-in here (``cat -v``) shows every byte it receives; neither may any other reply."""
+    from playwright.sync_api import expect
+
+    name, sock = server.session, server.socket_name
+    tmux(sock, "send-keys", "-t", f"={name}:", "C-c", "stty sane; clear; echo ready-$((6*7))", "Enter")
+    assert wait_for(lambda: "ready-42" in pane_text(sock, name))
+    tmux(sock, "send-keys", "-t", f"={name}:", "stty -echo; cat -v; stty echo", "Enter")
+    assert wait_for(lambda: "cat -v; stty echo" in pane_text(sock, name))
+    pages = []
+    try:
+        for _ in range(2):  # two viewers: the second one gets the question from the replay
+            page, errors = page_as(browser, server, "operator", init_script=RECORD_INPUT)
+            terminal = page.locator(f"#terminal-{name}")
+            expect(terminal.locator("[data-role=status]")).to_have_text("live", timeout=10_000)
+            expect(terminal.locator(".xterm-rows")).to_contain_text("cat -v; stty echo", timeout=10_000)
+            pages.append((page, errors, terminal))
+        page, errors, terminal = pages[-1]
+        terminal.locator(".xterm").click()
+        page.keyboard.type("typed")
+        page.keyboard.press("Enter")
+        assert wait_for(lambda: "typed" in pane_text(sock, name))
+        pane = pane_text(sock, name)
+        sent = [p.evaluate("window.aoSentInput") for p, _, _ in pages]
+    finally:
+        tmux(sock, "send-keys", "-t", f"={name}:", "C-c", check=False)
+        tmux(sock, "send-keys", "-t", f"={name}:", "stty sane; clear", "Enter", check=False)
+        for page, _, _ in pages:
+            page.context.close()
+
+    after_cat = pane.split("cat -v; stty echo", 1)[1]
+    assert [line for line in after_cat.splitlines() if line.strip()] == ["typed"], pane
+    assert sent == [[], ["t", "y", "p", "e", "d", "\r"]]
+    assert all(errors == [] for _, errors, _ in pages)

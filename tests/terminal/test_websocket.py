@@ -11,7 +11,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from tests.helpers.fixtures import wait_for
-from tests.terminal.conftest import Server, pane_text, tmux
+from tests.terminal.conftest import Server, at_prompt, pane_text, tmux
 
 pytestmark = pytest.mark.slow
 
@@ -197,3 +197,59 @@ def test_a_viewer_leaving_mid_flood_is_not_an_error(server: Server) -> None:
         send(operator, type="input", data="echo flood-$((6 * 7))\r")
         reader.sees(b"flood-42", timeout=15)  # drawn after the rest of the flood
     assert "Traceback" not in server.log()
+
+
+# What xterm.js (or any terminal) sends on its own, in answer to queries or on focus changes:
+# device attributes (DA1, DA2, DA3), cursor position (CPR, DECXCPR), status (DSR), a mode report
+# (DECRPM), a colour (OSC 11), its version (XTVERSION), a setting (DECRQSS), window size, the
+# kitty keyboard flags, focus in and out.
+TERMINAL_REPLIES = (
+    "\x1b[>0;276;0c",
+    "\x1b[?1;2c",
+    "\x1bP!|00000000\x1b\\",
+    "\x1b[12;40R",
+    "\x1b[?12;40;1R",
+    "\x1b[0n",
+    "\x1b[?2004;2$y",
+    "\x1b]11;rgb:0707/0909/0d0d\x1b\\",
+    "\x1b]10;rgb:ffff/ffff/ffff\x07",
+    "\x1bP>|xterm.js(6.0.0)\x1b\\",
+    "\x1bP1$r0m\x1b\\",
+    "\x1b[8;24;80t",
+    "\x1b[?0u",
+    "\x1b[I",
+    "\x1b[O",
+)
+
+
+def test_terminal_replies_never_reach_the_pane_only_typed_keys_do(server: Server) -> None:
+    """Each message is one data event of the browser terminal: typed keys and the terminal's own
+    answers arrive interleaved; the pane (``cat -v`` shows every byte it gets) sees the keys only."""
+    with open_terminal(server, who="operator") as ws:
+        reader = Reader(ws)
+        reader.control("hello")
+        send(
+            ws, type="input", data="\x03stty sane; clear; echo ready-$((6*7))\r"
+        )  # whatever an earlier test left
+        assert wait_for(lambda: "ready-42" in pane_text(server.socket_name, server.session))
+        send(ws, type="input", data="stty -echo; printf '\\e[?2004h'; cat -v; stty echo\r")
+        assert wait_for(lambda: "cat -v; stty echo" in pane_text(server.socket_name, server.session)), (
+            pane_text(server.socket_name, server.session)
+        )
+        typed = ["t", "y", "p", "e", "d", "\x1b[D", "\x1b[200~pasted\x1b[201~", "\x1bOP", "\x1b[15;5~", "!"]
+        for n, key in enumerate(typed):
+            send(ws, type="input", data=TERMINAL_REPLIES[n % len(TERMINAL_REPLIES)])
+            send(ws, type="input", data=key)
+        for reply in TERMINAL_REPLIES:  # each one at least twice: tmux takes the first DA2 for itself
+            send(ws, type="input", data=reply)
+        send(ws, type="input", data="\r")
+        expected = "typed^[[D^[[200~pasted^[[201~^[OP^[[15;5~!"  # the pane asked for bracketed paste
+        assert wait_for(lambda: expected in pane_text(server.socket_name, server.session)), pane_text(
+            server.socket_name, server.session
+        )
+        pane = pane_text(server.socket_name, server.session)
+        send(ws, type="input", data="\x03")  # Ctrl-C still gets through: cat ends
+        assert wait_for(lambda: at_prompt(server.socket_name, server.session))
+        send(ws, type="input", data="stty sane; clear\r")  # Ctrl-C skipped the stty echo
+    assert [line for line in pane.splitlines() if "typed" in line] == [expected], pane
+    assert "^[[>" not in pane and "^[[I" not in pane and "rgb:" not in pane
