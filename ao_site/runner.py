@@ -122,18 +122,16 @@ def warn_if_no_tmux(stderr) -> None:
 
 
 def warn_if_host_not_allowed(host: str, stderr) -> None:
-    """Requests naming a host outside ALLOWED_HOSTS get 400; say how to allow it up front."""
-    from django.http.request import validate_host
-
+    """Requests naming a host outside ALLOWED_HOSTS get 400; say how to allow it up front. (The
+    address ao listens on is accepted: ``runner.serving``.)"""
     if os.environ.get("AO_URL") or os.environ.get("AO_ALLOWED_HOSTS"):
         return
     if host in ("0.0.0.0", "::"):  # noqa: S104 - comparing, not binding
         stderr.write(
-            "ao: warning: listening on every interface, but only localhost names are accepted — set "
-            "AO_URL to the address people will use, e.g. `AO_URL=http://myhost:8000`"
+            "ao: warning: listening on every interface, but only localhost names are accepted and agents "
+            "are told the loopback address — set AO_URL to the address people and agents will use, e.g. "
+            "`AO_URL=http://myhost:8000`"
         )
-    elif not validate_host(host, settings.ALLOWED_HOSTS):
-        stderr.write(f"ao: warning: {host} is not an accepted host name — set `AO_URL=http://{host}:<port>`")
 
 
 def check_migrations_applied() -> None:
@@ -167,13 +165,23 @@ def default_host_name() -> str:
 
 # --- URLs -----------------------------------------------------------------------------------------
 def dashboard_url(host: str, port: int) -> str:
-    """The URL to print: AO_URL when set explicitly, else derived from where we listen."""
-    if os.environ.get("AO_URL"):
-        return settings.AO_URL + "/"
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - comparing, not binding
-    if ":" in shown:
-        shown = f"[{shown}]"
-    return f"http://{shown}:{port}/"
+    """The URL to print: AO_URL when set explicitly, else derived from where we listen (the same
+    address agents are given: ``ao_site.served``)."""
+    from ao_site import served
+
+    return (served.operator_url() or served.url_for(host, port)) + "/"
+
+
+@contextlib.contextmanager
+def serving(host: str, port: int) -> Iterator[str]:
+    """While this process serves ``host:port``, that is the address agents and links are given
+    (unless AO_URL is set); see ``ao_site.served``."""
+    from ao_site import served
+
+    try:
+        yield served.record(host=host, port=port)
+    finally:
+        served.forget()
 
 
 # --- pid file -------------------------------------------------------------------------------------

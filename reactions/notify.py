@@ -32,12 +32,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import F, QuerySet
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
+from ao_site import served
 from integrations.base import IntegrationError, Notifier, TransientIntegrationError
 from integrations.notifier import NotifierConfig, OutboundNotification, host_of
 from integrations.registry import ConfigurationError, notifiers
@@ -134,7 +134,7 @@ def _default_url(session) -> str:
         path = reverse("sessions:detail", kwargs={"session_id": session.pk})
     except NoReverseMatch:
         path = "/"
-    return f"{settings.AO_URL}{path}"
+    return f"{served.agent_url()}{path}"
 
 
 def _clip(text: str, limit: int) -> str:
@@ -335,7 +335,7 @@ def notifiers_test(*, config=None) -> list[NotifierCheck]:
         title="ao test notification",
         body="If you can read this, this notifier works. Sent by `ao doctor --test-notify`.",
         priority="info",
-        url=f"{settings.AO_URL}/",
+        url=f"{served.agent_url()}/",
         project_key="ao",
     )
     results = []

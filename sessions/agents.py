@@ -22,6 +22,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from ao_site import served
 from integrations import gitutil
 from integrations.base import (
     Agent,
@@ -409,7 +410,7 @@ def agent_environment(session: Session, *, token: str) -> dict[str, str | None]:
         AO_SESSION=session.id,
         AO_PROJECT=project.key,
         AO_ISSUE=session.issue_ref,
-        AO_URL=settings.AO_URL,
+        AO_URL=served.agent_url(),  # where this ao really serves, or the operator's AO_URL
         AO_TOKEN=token,
     )
     return env

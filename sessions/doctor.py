@@ -113,6 +113,53 @@ def check_redis() -> Check | None:
     return Check("redis", True, "reachable")
 
 
+def check_agents_reach_ao(timeout: float = 3.0) -> Check:
+    """Agents get ``AO_URL`` (``ao_site.served.agent_url``) for `ao report` and `ao pr create`:
+    that address must answer ao's health endpoint. Before ao runs there is nothing to reach (a
+    warning); once ao runs (or AO_URL names it) an address that does not answer fails."""
+    import httpx
+
+    from ao_site import served
+
+    url, source = served.where()
+    told = f"agents are told AO_URL={url}"
+    if source == "default":
+        return Check(
+            "agents reach ao",
+            False,
+            f"ao is not running here: {told} (the default)",
+            "start ao (`ao start`), or set AO_URL to the address ao serves",
+            required=False,
+        )
+    fix = (
+        "set AO_URL to an address of ao that agents can reach (e.g. `AO_URL=http://127.0.0.1:8000`)"
+        if source == "AO_URL"
+        else "check that ao is still running (`ao status`), or set AO_URL to an address agents can reach"
+    )
+    try:
+        response = httpx.get(f"{url}/healthz", timeout=timeout, follow_redirects=False)
+    except httpx.HTTPError as exc:
+        return Check("agents reach ao", False, f"{told} (from {source}), which does not answer: {exc}", fix)
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or "status" not in body:
+        hint = (
+            " (the host name is not accepted: add it to AO_ALLOWED_HOSTS)"
+            if response.status_code == 400
+            else ""
+        )
+        return Check(
+            "agents reach ao",
+            False,
+            f"{told} (from {source}), where something other than ao's health check answers "
+            f"(HTTP {response.status_code}){hint}",
+            fix,
+        )
+    return Check("agents reach ao", True, f"{told} (from {source}); /healthz says {body['status']}")
+
+
 def check_config(start: Path | None = None) -> Check:
     try:
         from sessions import config
@@ -225,6 +272,7 @@ def run_checks(*, start: Path | None = None) -> list[Check]:
     if redis_check is not None:
         checks.append(redis_check)
     checks.append(check_config(start))
+    checks.append(check_agents_reach_ao())
     checks.extend(check_agents())
     if checks[2].ok:  # the database is reachable
         checks.extend(check_project_agents())

@@ -25,6 +25,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from ao_site import served
 from integrations.base import IntegrationError, PermanentIntegrationError
 from integrations.registry import ConfigurationError, plugin_for, registry_for
 from integrations.registry import agents as agent_registry
@@ -266,7 +267,7 @@ def orchestrator_prompt(project: Project) -> str:
         "statuses in each:\n" + _status_table(),
         ESCALATE,
         "The same actions exist on ao's REST API under "
-        f"{settings.AO_URL}/api/v1/ (projects, sessions, spawn, batch-spawn, send, kill, restore, "
+        f"{served.agent_url()}/api/v1/ (projects, sessions, spawn, batch-spawn, send, kill, restore, "
         "events, issues) for tools that prefer HTTP; the CLI above is the way for you.",
         "Backlog intake: issues labelled "
         f"`{project.intake_label}` are claimed automatically (labelled `{project.intake_in_progress_label}`, "

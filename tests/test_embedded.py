@@ -352,6 +352,56 @@ def test_background_sweep_pushes_card_to_connected_websocket(embedded: Embedded,
     assert 'data-zone="done"' in seen[-1]
 
 
+# An agent that writes the address ao gave it (AO_URL) to a file, then waits like an agent would.
+TELL_AO_URL = "import os, pathlib, sys, time\npathlib.Path(sys.argv[1]).write_text(os.environ['AO_URL'])\ntime.sleep(120)\n"
+
+
+@pytest.mark.slow
+def test_agents_are_told_the_address_ao_serves(embedded: Embedded, tmp_path: Path) -> None:
+    """ao serves on a port other than 8000: an agent spawned by the server (API) and one spawned by
+    the CLI (inline, in embedded mode) both get that address, and `ao doctor` finds it answering."""
+    repo = git_repo(tmp_path)
+    socket_name = f"ao-url-{os.getpid()}"
+    (repo / "ao.config.yaml").write_text(
+        "projects:\n  urls:\n    path: .\n    sessionPrefix: urls\n"
+        f"    runtime: {{plugin: tmux, socket_name: {socket_name}}}\n"
+        "    agent:\n      plugin: custom\n"
+        f"      command: [{json.dumps(sys.executable)}, -c, {json.dumps(TELL_AO_URL)}, {json.dumps(str(tmp_path / 'url'))}]\n"
+    )
+    assert run_ao(["config", "apply", str(repo / "ao.config.yaml")], embedded.env, cwd=repo).returncode == 0
+    token = run_ao(["token", "create", "agents-url"], embedded.env).stdout.strip()
+    try:
+        spawned = httpx.post(
+            f"{embedded.base}/api/v1/projects/urls/spawn",
+            json={"prompt": "say where ao is"},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
+        assert spawned.status_code == 201, spawned.text
+        by_server = wait_file(tmp_path / "url")
+        (tmp_path / "url").unlink()
+        by_cli = run_ao(["spawn", "--project", "urls", "--prompt", "say where ao is"], embedded.env, cwd=repo)
+        assert by_cli.returncode == 0, by_cli.stderr
+
+        assert by_server == embedded.base
+        assert wait_file(tmp_path / "url") == embedded.base
+    finally:
+        subprocess.run(["tmux", "-L", socket_name, "kill-server"], capture_output=True, timeout=30)
+    doctor = json.loads(run_ao(["doctor", "--json"], embedded.env).stdout)
+    [reach] = [check for check in doctor["checks"] if check["name"] == "agents reach ao"]
+    assert reach["ok"] is True
+    assert reach["detail"].startswith(f"agents are told AO_URL={embedded.base} (from ao start)")
+
+
+def wait_file(path: Path, timeout: float = STARTUP_TIMEOUT) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text():
+            return path.read_text()
+        time.sleep(0.1)
+    raise AssertionError(f"{path} was never written")
+
+
 @pytest.mark.slow
 def test_ao_stop_shuts_it_down_cleanly(embedded: Embedded) -> None:
     result = run_ao(["stop", "--timeout", "30"], embedded.env)

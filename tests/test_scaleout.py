@@ -136,3 +136,25 @@ def test_fact_change_reaches_websocket_through_worker_and_redis(
         for process in (web, worker, beat):
             assert process.proc.poll() is None, process.output
             assert "Traceback" not in process.output, process.output
+
+
+@pytest.mark.slow
+@pytest.mark.redis
+def test_workers_learn_the_address_ao_web_serves(tmp_path: Path, fresh_redis: str) -> None:
+    """`ao web` records the address it serves in the shared cache; an `ao worker` elsewhere (its
+    own AO_HOME) tells its agents that address, unless the operator set AO_URL."""
+    port = free_port()
+    web_env = ao_env(tmp_path / "web-home", REDIS_URL=fresh_redis)
+    migrated = run_ao(["migrate", "-v", "0"], web_env)
+    assert migrated.returncode == 0, migrated.stderr
+    told = "from ao_site import served\nprint(served.agent_url())"
+    worker_env = ao_env(tmp_path / "worker-home", REDIS_URL=fresh_redis)
+
+    assert django_shell(worker_env, told).strip() == "http://127.0.0.1:8000"  # nothing serves yet
+    wildcard = "0.0.0.0"  # noqa: S104 - the wildcard bind is what is tested
+    with ao_process(["web", "--port", str(port), "--host", wildcard], web_env, cwd=tmp_path) as web:
+        web.wait_for(rf"ao web is serving http://127\.0\.0\.1:{port}/")
+
+        assert django_shell(worker_env, told).strip() == f"http://127.0.0.1:{port}"
+        operator = ao_env(tmp_path / "worker-home", REDIS_URL=fresh_redis, AO_URL="https://ao.example/")
+        assert django_shell(operator, told).strip() == "https://ao.example"

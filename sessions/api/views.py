@@ -20,6 +20,7 @@ from rest_framework.mixins import ListModelMixin
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
+from ao_site import served
 from integrations.base import IntegrationError, IssueNotFound, PermanentIntegrationError
 from integrations.registry import ConfigurationError, plugin_for
 from reactions.models import Notification, ReactionAttempt
@@ -689,7 +690,7 @@ class ReportView(AgentAPIView):
         services.session_report(session=session, **data)
         session.refresh_from_db()
         return Response(
-            {"session": session.id, "status": session.status, "zone": session.zone, "url": settings.AO_URL}
+            {"session": session.id, "status": session.status, "zone": session.zone, "url": served.agent_url()}
         )
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from ao_site import runner
+from ao_site import served
 from sessions.views_auth import one_time_login_url
 
 
@@ -28,8 +27,7 @@ class Command(BaseCommand):
             user = users.filter(is_superuser=True).order_by("pk").first()
             if user is None:
                 raise CommandError("no admin account yet: `ao start` creates one on its first run")
-        running = runner.read_pid_file()
-        base = (running or {}).get("url") or settings.AO_URL
+        base = served.agent_url()
         # stdout only, never a log: the link logs its holder in
         self.stdout.write(f"One-time login link for {user.get_username()} (valid 15 minutes, works once):")
         self.stdout.write(f"  {one_time_login_url(user, base_url=base)}")

@@ -40,7 +40,7 @@ class Command(BaseCommand):
         runner.warn_if_no_tmux(self.stderr)
         url = runner.dashboard_url(host, port)
 
-        with runner.pid_file_held({"url": url, "host": host, "port": port}):
+        with runner.pid_file_held({"url": url, "host": host, "port": port}), runner.serving(host, port):
             call_command("migrate", interactive=False, verbosity=0)
             runner.config_load_and_apply(self.stdout, self.stderr)
             orchestrators_start_all(stdout=self.stdout, stderr=self.stderr)  # orchestrator.enabled

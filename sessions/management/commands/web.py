@@ -35,6 +35,8 @@ class Command(BaseCommand):
             self.stdout.write(f"ao web is serving {url} (Ctrl-C stops).")
             self.stdout.flush()
 
-        if not embedded.serve(host=host, port=port, on_ready=ready):
+        with runner.serving(host, port):
+            ok = embedded.serve(host=host, port=port, on_ready=ready)
+        if not ok:
             raise CommandError(f"could not listen on {host}:{port} — run `ao web --port {port + 1}`")
         self.stdout.write("ao web stopped.")

@@ -1,0 +1,117 @@
+"""The one address ao tells others to use: agents (``AO_URL`` in their environment, for
+``ao report`` and ``ao pr create``), the orchestrator's prompt, links in notifications and in
+API answers.
+
+The answer, the same in every process:
+
+1. ``AO_URL`` when the operator set it (a proxy, a host name other machines resolve);
+2. else the address this process serves (``ao start`` and ``ao web`` record it when they bind);
+3. else the address the running ``ao start`` of this ``AO_HOME`` serves (its pid file): a CLI
+   command that starts an agent itself (``ao spawn`` in embedded mode) learns it there, and so
+   do the ``ao worker`` / ``ao beat`` children of a scale-out ``ao start``;
+4. else the address an ``ao web`` recorded in the shared cache (scale-out: Redis, which every
+   ``ao worker`` on every host reads);
+5. else ``settings.AO_URL`` (default ``http://127.0.0.1:8000``): nothing is known to serve.
+
+A wildcard bind (``--host 0.0.0.0`` or ``::``) is told as the loopback address of its family:
+reachable by every agent on the machine ao runs on. Agents on other machines need ``AO_URL``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from urllib.parse import urlsplit
+
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+CACHE_KEY = "ao:served-url"
+WILDCARDS = ("", "0.0.0.0", "::")  # noqa: S104 - names of wildcard binds, compared, never bound
+
+_served: str = ""  # the address this process serves, once it binds
+
+
+def operator_url() -> str:
+    """``AO_URL`` when the operator set it, else ""."""
+    return settings.AO_URL if os.environ.get("AO_URL") else ""
+
+
+def url_for(host: str, port: int) -> str:
+    """The address to tell for a server bound to ``host:port`` (no trailing slash)."""
+    if host in WILDCARDS:
+        host = "::1" if host == "::" else "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def record(*, host: str, port: int) -> str:
+    """This process now serves ``host:port``: remember it here and in the shared cache, and accept
+    requests naming it (unless AO_ALLOWED_HOSTS says which hosts to accept). Returns the address."""
+    global _served
+    _served = url_for(host, port)
+    name = urlsplit(_served).hostname or ""
+    if not os.environ.get("AO_ALLOWED_HOSTS") and name not in settings.ALLOWED_HOSTS:
+        settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, f"[{name}]" if ":" in name else name]
+    if not settings.AO_EMBEDDED:
+        try:
+            from django.core.cache import cache
+
+            cache.set(CACHE_KEY, _served, timeout=None)
+        except Exception as exc:  # Redis down: the worker's own checks say so; agents get AO_URL
+            log.warning("could not record the served address %s in the cache: %s", _served, exc)
+    return _served
+
+
+def forget() -> None:
+    """This process stops serving: drop its address (from the cache too, if it is still ours)."""
+    global _served
+    if _served and not settings.AO_EMBEDDED:
+        with contextlib.suppress(Exception):
+            from django.core.cache import cache
+
+            if cache.get(CACHE_KEY) == _served:
+                cache.delete(CACHE_KEY)
+    _served = ""
+
+
+def _from_pid_file() -> str:
+    from ao_site.runner import read_pid_file
+
+    with contextlib.suppress(Exception):
+        info = read_pid_file() or {}
+        if info.get("host") is not None and info.get("port"):
+            return url_for(str(info["host"]), int(info["port"]))
+    return ""
+
+
+def _from_cache() -> str:
+    if settings.AO_EMBEDDED:
+        return ""
+    with contextlib.suppress(Exception):
+        from django.core.cache import cache
+
+        value = cache.get(CACHE_KEY)
+        return value if isinstance(value, str) and value.startswith(("http://", "https://")) else ""
+    return ""
+
+
+def where() -> tuple[str, str]:
+    """(the address, where it comes from: "AO_URL", "this process", "ao start", "ao web", "default")."""
+    for source, found in (
+        ("AO_URL", operator_url),
+        ("this process", lambda: _served),
+        ("ao start", _from_pid_file),
+        ("ao web", _from_cache),
+    ):
+        if value := found():
+            return value.rstrip("/"), source
+    return settings.AO_URL, "default"
+
+
+def agent_url() -> str:
+    """The address agents, people and links are given (see the module docstring)."""
+    return where()[0]
