@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 8000
+# The repository ao manages: REPO=DIR, else the directory `make` was started from, so
+# `make -C ~/ao run` inside your repository runs ao there (the shell's PWD; make -C keeps it).
+REPO   ?= $(or $(PWD),$(CURDIR))
 
 .PHONY: run test test-fast lint format bench clean
 
@@ -20,7 +23,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $(VENV)/.installed $@
 
 run: $(VENV)/.installed
-	$(BIN)/ao start --port $(PORT)
+	cd "$(REPO)" && "$(abspath $(BIN))/ao" start --port $(PORT)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -47,10 +47,12 @@ AO_WEBHOOK_MAX_BYTES = env.int("AO_WEBHOOK_MAX_BYTES", default=5 * 1024 * 1024)
 # read of the union of the sessions they concern (0: a refresh per delivery).
 AO_WEBHOOK_COALESCE_SECONDS = env.float("AO_WEBHOOK_COALESCE_SECONDS", default=2.0)
 # PR facts of sessions without a PR or with CI pending are read every sweep; all of a project's
-# PRs every this many seconds (webhooks bring changes sooner).
-AO_PR_SYNC_IDLE_INTERVAL = env.float("AO_PR_SYNC_IDLE_INTERVAL", default=150.0)
-# While webhooks arrive for a project, they bring the changes: a safety sync this often is enough.
-AO_PR_SYNC_WEBHOOK_INTERVAL = env.float("AO_PR_SYNC_WEBHOOK_INTERVAL", default=600.0)
+# PRs every this many seconds (webhooks bring changes sooner). It bounds how late ao sees what
+# nothing announces, e.g. a conflict after the base branch moved.
+AO_PR_SYNC_IDLE_INTERVAL = env.float("AO_PR_SYNC_IDLE_INTERVAL", default=60.0)
+# While webhooks arrive for a project, they bring the changes; this safety sync catches a missed
+# delivery within the same minute.
+AO_PR_SYNC_WEBHOOK_INTERVAL = env.float("AO_PR_SYNC_WEBHOOK_INTERVAL", default=60.0)
 # Without a worker (the CLI in embedded mode), how long `ao spawn`/`ao send` watch a busy or
 # starting agent to deliver messages before leaving them queued for `ao start`'s sweeps.
 AO_INLINE_DELIVERY_WAIT = env.float("AO_INLINE_DELIVERY_WAIT", default=30.0)

@@ -4,9 +4,9 @@ For 10, 100 and 500 sessions with open PRs (20 % with CI running), measures PR s
 project through sessions.prsync with the real GitHubSCM plugin and rate-aware client, and turns
 them into requests and GraphQL points per hour at ao's default cadence:
 
-- without webhooks: every 30 s sweep reads the PRs with CI pending; all PRs every 150 s;
+- without webhooks: every 30 s sweep reads the PRs with CI pending; all PRs every 60 s;
 - with webhooks, coalesced (what ao does): deliveries within AO_WEBHOOK_COALESCE_SECONDS (2 s)
-  make one refresh of the union of their PRs; all PRs every 600 s as a safety net. The hour of
+  make one refresh of the union of their PRs; all PRs every 60 s as a safety net. The hour of
   deliveries is simulated (seeded): per PR, 2 bursts of 3 deliveries (a push: push,
   pull_request.synchronize, check_suite; CI done: check_run, check_run, check_suite), the
   deliveries of a burst within 1 s, bursts at uniformly random times; each batch's refresh is
@@ -28,8 +28,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEP = 30.0  # AO_SWEEP_INTERVAL
-IDLE = 150.0  # AO_PR_SYNC_IDLE_INTERVAL: full sync without webhooks
-HOOKED = 600.0  # AO_PR_SYNC_WEBHOOK_INTERVAL: full sync while webhooks arrive
+IDLE = 60.0  # AO_PR_SYNC_IDLE_INTERVAL: full sync without webhooks
+HOOKED = 60.0  # AO_PR_SYNC_WEBHOOK_INTERVAL: full sync while webhooks arrive
 PENDING = 0.2  # share of PRs with CI running at any moment
 EVENTS_PER_PR_HOUR = 6  # e.g. a push, a check suite and its runs completing, a review
 BURSTS_PER_PR_HOUR = 2  # ... arriving as 2 bursts of 3 deliveries

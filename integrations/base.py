@@ -347,6 +347,8 @@ class PullRequestInfo:
     checks: tuple[CheckInfo, ...] = ()
     threads: tuple[ThreadInfo, ...] = ()
     updated_at: datetime | None = None
+    created_at: datetime | None = None  # when the PR was opened (None: the SCM does not say)
+    opened_by: str = ""  # the ao session that opened it, when the SCM records that (`local`)
 
 
 @dataclass(frozen=True)
@@ -371,8 +373,12 @@ class SCM(Plugin, abc.ABC):
     slot = "scm"
 
     @abc.abstractmethod
-    def find_pull_requests(self, *, branches: Sequence[str]) -> dict[str, PullRequestInfo]:
-        """The open (or most recent) PR whose head is each branch; branches without one are absent."""
+    def find_pull_requests(
+        self, *, branches: Sequence[str], since: Mapping[str, datetime] | None = None
+    ) -> dict[str, PullRequestInfo]:
+        """Per branch, the PR whose head is that branch and that was opened at or after
+        ``since[branch]`` (when given): the open one if any, else the most recent. Branches without
+        one are absent. A PR opened before ``since`` (an earlier session's, a teammate's) never counts."""
 
     @abc.abstractmethod
     def fetch_pull_requests(

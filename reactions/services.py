@@ -147,6 +147,8 @@ def _rearmed(session: Session, row: ReactionAttempt, *, now: datetime) -> bool:
 def _apply(session: Session, decision: engine.Decision, rules: dict, *, now: datetime) -> Outcome | None:
     if decision.action == "skip":
         return _skip_untrusted(session, decision, now=now)
+    if decision.rule == R.AGENT_IDLE and not _no_pr_confirmed(session, decision, rules, now=now):
+        return None
     rule = rules[decision.rule]
     target = session
     if decision.session_id and decision.session_id != session.pk:
@@ -180,6 +182,31 @@ def _apply(session: Session, decision: engine.Decision, rules: dict, *, now: dat
     if merge:  # outside the claim's transaction: no lock held during the SCM call
         return _merge(target, decision, row, attempt=attempt)
     return None
+
+
+def _no_pr_confirmed(session: Session, decision: engine.Decision, rules: dict, *, now: datetime) -> bool:
+    """Before telling an agent (or a person) there is no pull request, when that would go out
+    now: ask the SCM for the session's branch first. A PR found is stored (no message); an SCM
+    that cannot answer defers the message to a later observation."""
+    from sessions import prsync
+
+    row = ReactionAttempt.objects.filter(
+        session_id=session.pk, rule=decision.rule, fingerprint=decision.fingerprint
+    ).first()
+    if row is not None:
+        rearmed = bool(row.attempts) and decision.action == R.SEND and _rearmed(session, row, now=now)
+        step = engine.plan_attempt(
+            rules[decision.rule],
+            action=decision.action,
+            attempts=row.attempts,
+            first_at=row.first_at,
+            escalated=row.escalated,
+            now=now,
+            rearmed=rearmed,
+        )
+        if step == engine.WAIT:
+            return True  # nothing goes out: no need to ask
+    return prsync.session_pull_request_find(session=session) is False
 
 
 def _send(session: Session, decision: engine.Decision, row: ReactionAttempt, *, attempt: int) -> None:

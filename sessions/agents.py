@@ -913,6 +913,19 @@ def _cleanup_here(*, session: Session, force: bool = False, by=None, actor: str 
     return session.id
 
 
+RUNTIME_GONE = (RuntimeState.EXITED, RuntimeState.LOST)
+
+
+def observed_sessions(*, project: Project):
+    """The sessions whose runtime and activity a sweep (or a webhook refresh) observes: running
+    ones, finished ones included (PR merged or closed) until their runtime is gone or they are
+    cleaned up. An agent mid-turn when its PR merged is seen to finish its turn, so the clean-up
+    after merge follows at once instead of after the grace period, and one that exits is seen."""
+    return Session.objects.filter(project=project, phase=Phase.RUNNING).filter(
+        ~Q(zone=Zone.DONE) | ~Q(runtime_state__in=RUNTIME_GONE)
+    )
+
+
 def project_sweep(*, project: Project, keep=None) -> int:
     """One reconciliation pass over a project: observe running sessions (on their own host),
     deliver queued messages, re-derive everything else, admit queued spawns. Returns changes.
@@ -935,7 +948,7 @@ def project_sweep(*, project: Project, keep=None) -> int:
             prsync.pull_requests_sync(project=project, session_ids=plan)
     except (ConfigurationError, IntegrationError) as exc:
         log.warning("PR sync of %s skipped: %s", project.key, exc)
-    running = Session.objects.filter(project=project, phase=Phase.RUNNING).exclude(zone=Zone.DONE)
+    running = observed_sessions(project=project)
     for session in running.select_related("project"):
         step()
         if (session.host or settings.AO_HOST_NAME) != settings.AO_HOST_NAME:
@@ -957,13 +970,15 @@ def project_sweep(*, project: Project, keep=None) -> int:
     from sessions import outcomes
 
     outcomes.outcomes_record_due(project=project)  # the learning loop: outcomes of newly finished sessions
-    # Finished sessions whose agent still runs are no longer observed: reactions still decide
+    # Finished sessions whose runtime is gone are no longer observed: reactions still decide
     # their clean-up after merge and whether the whole project is complete.
     from reactions import services as reactions
 
-    for session_id in Session.objects.filter(
-        project=project, phase=Phase.RUNNING, zone=Zone.DONE
-    ).values_list("pk", flat=True):
+    for session_id in (
+        Session.objects.filter(project=project, phase=Phase.RUNNING, zone=Zone.DONE)
+        .filter(runtime_state__in=RUNTIME_GONE)
+        .values_list("pk", flat=True)
+    ):
         reactions.session_react_after_commit(session_id=session_id)
     from sessions import drift
 

@@ -7,9 +7,11 @@ last known facts in place, marked stale with the time, and the next sweep tries 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
@@ -18,18 +20,26 @@ from django.utils import timezone
 
 from integrations.base import (
     CheckInfo,
+    IntegrationError,
     PermanentIntegrationError,
     PullRequestInfo,
     ThreadInfo,
     TransientIntegrationError,
 )
-from integrations.registry import plugin_for
+from integrations.gitutil import run_git
+from integrations.registry import ConfigurationError, plugin_for
 from sessions import services
 from sessions.lifecycle import FAILED_CONCLUSIONS, CIState, Phase, PRState, ci_summary
-from sessions.models import CheckRun, Project, PullRequest, ReviewThread, Session, WebhookDelivery
+from sessions.models import CheckRun, Event, Project, PullRequest, ReviewThread, Session, WebhookDelivery
 
 log = logging.getLogger(__name__)
 
+# A PR counts as opened after its session when its creation time is no more than this before the
+# session's: GitHub's times have whole seconds, and the SCM's clock is not ao's.
+CLOCK_SKEW = timedelta(seconds=5)
+SHA_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+# A project with a webhook delivery this recent has webhooks flowing (pr_sync_plan).
+WEBHOOKS_RECENT = timedelta(minutes=10)
 BACKOFF_BASE = timedelta(seconds=30)
 BACKOFF_MAX = timedelta(minutes=10)
 
@@ -107,6 +117,7 @@ def info_from_row(pr: PullRequest) -> PullRequestInfo:
 def pull_requests_sync(*, project: Project, session_ids: Iterable[str] | None = None) -> SyncResult:
     """Read the PRs of the project's sessions (all, or these) and store what changed."""
     result = SyncResult()
+    started = timezone.now()  # a full sync's facts are as fresh as its start
     sessions = _watched_sessions(project, session_ids)
     if not sessions:
         return result
@@ -117,8 +128,11 @@ def pull_requests_sync(*, project: Project, session_ids: Iterable[str] | None = 
     scm = plugin_for(project, "scm")
     try:
         without_pr = [s for s in sessions if s.pk not in known]
-        found = scm.find_pull_requests(branches=[s.branch for s in without_pr]) if without_pr else {}
-        by_branch = {s.branch: s for s in without_pr}
+        since: dict[str, datetime] = {}  # per branch: opened after its earliest session without a PR
+        for session in without_pr:
+            since[session.branch] = min(since.get(session.branch, session.created_at), session.created_at)
+        since = {branch: at - CLOCK_SKEW for branch, at in since.items()}
+        found = scm.find_pull_requests(branches=list(since), since=since) if without_pr else {}
         session_for: dict[int, Session] = {}
         for pr in known.values():
             if pr.state == PRState.OPEN or session_ids is not None:
@@ -126,9 +140,9 @@ def pull_requests_sync(*, project: Project, session_ids: Iterable[str] | None = 
         previous = {pr.number: info_from_row(pr) for pr in known.values() if pr.number in session_for}
         infos = scm.fetch_pull_requests(numbers=sorted(session_for), previous=previous) if session_for else {}
         # a PR found by its branch comes with its full state already: no second read
-        for branch, info in found.items():
-            if branch in by_branch and info.number not in infos:
-                session_for[info.number] = by_branch[branch]
+        for info, session in _adoptions(project, without_pr, found):
+            if info.number not in infos:
+                session_for[info.number] = session
                 infos[info.number] = info
     except TransientIntegrationError as exc:
         now = timezone.now()
@@ -156,9 +170,107 @@ def pull_requests_sync(*, project: Project, session_ids: Iterable[str] | None = 
             result.opened.append(number)
     done = {"pr_sync_failures": 0, "pr_sync_backoff_until": None, "pr_sync_error": "", "scm_rate": _rate(scm)}
     if session_ids is None:  # a full sync restarts the safety interval; partial ones do not
-        done["last_pr_sync_at"] = timezone.now()
+        done["last_pr_sync_at"] = started
     Project.objects.filter(pk=project.pk).update(**done)
     return result
+
+
+def _adoptions(
+    project: Project, without_pr: list[Session], found: dict[str, PullRequestInfo]
+) -> list[tuple[PullRequestInfo, Session]]:
+    """Which PR found by branch becomes which session's PR. A session's PR is one opened from its
+    branch after the session was created (the SCM already left earlier ones out), not linked to
+    another session, not opened by another ao session (when the SCM records who opened it), and,
+    while open, whose head is a commit of the session's workspace (when the workspace is here to
+    ask). Anything else is taken only by `claim-pr`. Of several sessions on one branch, the
+    newest created before the PR was opened gets it."""
+    held = set(
+        PullRequest.objects.filter(project=project, number__in=[i.number for i in found.values()])
+        .exclude(session=None)
+        .values_list("number", flat=True)
+    )
+    out = []
+    for branch, info in found.items():
+        if info.number in held:
+            continue  # another session's PR (it has one; a session without a PR is not it)
+        candidates = sorted(
+            (s for s in without_pr if s.branch == branch), key=lambda s: s.created_at, reverse=True
+        )
+        for session in candidates:
+            if info.created_at is not None and info.created_at < session.created_at - CLOCK_SKEW:
+                continue
+            if info.opened_by and info.opened_by != session.pk:
+                continue
+            if not _head_is_the_sessions(session, info):
+                _not_adopted(project, session, info)
+                continue
+            out.append((info, session))
+            break
+    return out
+
+
+def _head_is_the_sessions(session: Session, info: PullRequestInfo) -> bool:
+    """An open PR's head commit is one the session's workspace has (its own work, pushed), or
+    the session has no commits of its own to compare with. True when that cannot be known here:
+    no workspace (yet), one on another host, a closed PR, git unable to answer."""
+    if info.state != PRState.OPEN or not info.head_sha or not session.workspace_path:
+        return True
+    if (session.host or settings.AO_HOST_NAME) != settings.AO_HOST_NAME:
+        return True
+    workspace = Path(session.workspace_path)
+    if not workspace.is_dir():
+        return True
+    try:
+        if SHA_RE.fullmatch(info.head_sha):
+            known = run_git(
+                ["rev-parse", "--verify", "--quiet", f"{info.head_sha}^{{commit}}"],
+                cwd=workspace,
+                check=False,
+            )
+            if known.returncode != 1:
+                return True  # the session's repository has the commit (or git could not say)
+        own = run_git(
+            ["rev-list", "--count", f"refs/heads/{session.branch}", "--not", session.project.default_branch],
+            cwd=workspace,
+            check=False,
+        )
+    except IntegrationError:
+        return True
+    # the session made commits, and the PR's head is none of them: someone else's work
+    return not (own.returncode == 0 and own.stdout.strip() not in ("", "0"))
+
+
+def _not_adopted(project: Project, session: Session, info: PullRequestInfo) -> None:
+    """Say once on the session's timeline why a PR on its branch is not taken as its PR."""
+    if Event.objects.filter(session=session, kind="pr.not_adopted", data__number=info.number).exists():
+        return
+    services.event_record(
+        project=project,
+        session=session,
+        kind="pr.not_adopted",
+        summary=(
+            f"PR #{info.number} on {info.branch} is not taken as this session's PR: its head "
+            f"{info.head_sha[:7]} is not a commit of the session's workspace "
+            f"(POST /api/v1/sessions/{session.pk}/claim-pr links it)"
+        ),
+        data={"number": info.number, "sha": info.head_sha},
+    )
+
+
+def session_pull_request_find(*, session: Session) -> bool | None:
+    """Ask the SCM now whether the session has a PR (found by its branch and adopted as a sync
+    does): True or False; None when the SCM could not answer. Called before ao tells an agent
+    there is no PR, so a missed webhook or a sync not yet due never makes that message false."""
+    if PullRequest.objects.filter(session=session).exists():
+        return True
+    try:
+        result = pull_requests_sync(project=session.project, session_ids=[session.pk])
+    except (ConfigurationError, IntegrationError) as exc:
+        log.warning("checking %s for a PR failed: %s", session.pk, exc)
+        return None
+    if result.stale:
+        return None
+    return PullRequest.objects.filter(session=session).exists()
 
 
 def _rate(scm) -> dict:
@@ -309,36 +421,46 @@ def pr_sync_plan(*, project: Project, now: datetime | None = None) -> list[str] 
     """What this sweep should read from the SCM: ALL (None), some session ids, or nothing ([]).
 
     - backing off after failures: nothing;
-    - the safety interval has passed: ALL (`AO_PR_SYNC_IDLE_INTERVAL`, or the longer
-      `AO_PR_SYNC_WEBHOOK_INTERVAL` while webhooks are arriving for the project);
-    - otherwise, without recent webhooks, only sessions still without a PR or with CI pending:
-      unchanged PRs cost nothing between safety syncs. With webhooks, those changes are pushed.
+    - the safety interval is up: ALL (`AO_PR_SYNC_IDLE_INTERVAL`, or `AO_PR_SYNC_WEBHOOK_INTERVAL`
+      while webhooks are arriving for the project; both 60 s by default: a conflict or a missed
+      delivery is seen within a minute). "Up" means waiting for the next sweep would overrun it
+      by more than half a sweep interval, so full syncs stay that far apart whatever the ticks'
+      jitter;
+    - otherwise open PRs whose mergeability the SCM had not computed yet (GitHub computes it
+      after a push to the head or the base), and, without recent webhooks, sessions still without
+      a PR or with CI pending: unchanged PRs cost nothing between safety syncs. With webhooks,
+      those changes are pushed.
     """
     now = now or timezone.now()
     if project.pr_sync_backoff_until is not None and now < project.pr_sync_backoff_until:
         return []
-    hooked = WebhookDelivery.objects.filter(
-        project=project, received_at__gte=now - timedelta(seconds=settings.AO_PR_SYNC_WEBHOOK_INTERVAL)
-    ).exists()
+    hooked = WebhookDelivery.objects.filter(project=project, received_at__gte=now - WEBHOOKS_RECENT).exists()
     interval = settings.AO_PR_SYNC_WEBHOOK_INTERVAL if hooked else settings.AO_PR_SYNC_IDLE_INTERVAL
+    sweep = project.sweep_interval or settings.AO_SWEEP_INTERVAL
     last = project.last_pr_sync_at
-    if last is None or now - last >= timedelta(seconds=interval):
+    if last is None or now - last >= timedelta(seconds=max(0.0, interval - sweep / 2)):
         return ALL
-    if hooked:
-        return []
     sessions = Session.objects.filter(project=project, kind=Session.Kind.WORKER, phase=Phase.RUNNING).exclude(
         branch=""
     )
-    wanted = sessions.filter(Q(pull_request__isnull=True) | Q(pull_request__ci_state=CIState.PENDING))
-    return list(wanted.values_list("pk", flat=True))
+    wanted = Q(pull_request__state=PRState.OPEN, pull_request__mergeable__isnull=True)
+    if not hooked:
+        wanted |= Q(pull_request__isnull=True) | Q(pull_request__ci_state=CIState.PENDING)
+    return list(sessions.filter(wanted).values_list("pk", flat=True))
 
 
 def sessions_for_refs(
-    *, project: Project, numbers: Iterable[int] = (), branches: Iterable[str] = (), shas: Iterable[str] = ()
+    *,
+    project: Project,
+    numbers: Iterable[int] = (),
+    branches: Iterable[str] = (),
+    shas: Iterable[str] = (),
+    bases: Iterable[str] = (),
 ) -> list[str]:
-    """Session ids a webhook's PR numbers, head branches or head SHAs point at."""
-    numbers, branches, shas = set(numbers), set(branches), set(shas)
-    if not (numbers or branches or shas):
+    """Session ids a webhook's PR numbers, head branches or head SHAs point at, and those whose
+    open PR is based on one of ``bases`` (a pushed branch)."""
+    numbers, branches, shas, bases = set(numbers), set(branches), set(shas), set(bases)
+    if not (numbers or branches or shas or bases):
         return []
     query = Q()
     if numbers:
@@ -347,6 +469,8 @@ def sessions_for_refs(
         query |= Q(branch__in=branches)
     if shas:
         query |= Q(pull_request__head_sha__in=shas)
+    if bases:
+        query |= Q(pull_request__base_branch__in=bases, pull_request__state=PRState.OPEN)
     return list(Session.objects.filter(project=project).filter(query).values_list("pk", flat=True).distinct())
 
 
@@ -358,8 +482,6 @@ def session_pull_request_open(
     Pushes the branch from the session's workspace to the SCM's remote first. Raises
     PermanentIntegrationError when the SCM has agents open PRs with its own tools (GitHub: gh).
     """
-    from pathlib import Path
-
     scm = plugin_for(session.project, "scm")
     if not session.branch or not session.workspace_path:
         raise PermanentIntegrationError(f"{session.id} has no branch or workspace")

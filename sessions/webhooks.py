@@ -69,12 +69,18 @@ class Refs:
     numbers: set[int] = field(default_factory=set)
     branches: set[str] = field(default_factory=set)
     shas: set[str] = field(default_factory=set)
+    bases: set[str] = field(default_factory=set)  # pushed branches: open PRs based on them may now conflict
 
     def __bool__(self) -> bool:
-        return bool(self.numbers or self.branches or self.shas)
+        return bool(self.numbers or self.branches or self.shas or self.bases)
 
     def as_dict(self) -> dict:
-        return {"numbers": sorted(self.numbers), "branches": sorted(self.branches), "shas": sorted(self.shas)}
+        return {
+            "numbers": sorted(self.numbers),
+            "branches": sorted(self.branches),
+            "shas": sorted(self.shas),
+            "bases": sorted(self.bases),
+        }
 
 
 def verify_signature(*, secret: str, body: bytes, header: str) -> None:
@@ -160,6 +166,9 @@ def extract_refs(event: str, payload: dict) -> Refs:
         ref = payload.get("ref")
         if isinstance(ref, str) and ref.startswith("refs/heads/"):
             _add_str(refs.branches, ref.removeprefix("refs/heads/"))
+            # a push to a base branch (the default branch, or a stacked PR's base) changes whether
+            # the open PRs on it merge cleanly: GitHub sends no pull_request event for that
+            _add_str(refs.bases, ref.removeprefix("refs/heads/"))
         _add_str(refs.shas, payload.get("after"), limit=64)
     return refs
 
@@ -252,8 +261,10 @@ def webhook_refresh(*, project: Project, extra: dict | None = None) -> list[str]
             _add_str(union.branches, branch)
         for sha in (data or {}).get("shas", ()):
             _add_str(union.shas, sha, limit=64)
+        for base in (data or {}).get("bases", ()):
+            _add_str(union.bases, base)
     session_ids = prsync.sessions_for_refs(
-        project=project, numbers=union.numbers, branches=union.branches, shas=union.shas
+        project=project, numbers=union.numbers, branches=union.branches, shas=union.shas, bases=union.bases
     )
     if session_ids:
         try:
@@ -268,19 +279,16 @@ def webhook_refresh(*, project: Project, extra: dict | None = None) -> list[str]
 
 
 def sessions_observe(*, project: Project, session_ids) -> int:
-    """Observe the runtime and activity of these sessions that are running (as the sweep does:
-    agents.session_observe here, or its task on the session's own host). Returns changes."""
+    """Observe the runtime and activity of these sessions the sweep observes (running ones, and
+    finished ones until their runtime is gone: agents.observed_sessions), as the sweep does:
+    agents.session_observe here, or its task on the session's own host. Returns changes."""
     from integrations.base import IntegrationError
     from integrations.registry import ConfigurationError
     from sessions import agents, tasks
-    from sessions.lifecycle import Phase, Zone
-    from sessions.models import Session
 
     changes = 0
     running = (
-        Session.objects.filter(project=project, pk__in=list(session_ids), phase=Phase.RUNNING)
-        .exclude(zone=Zone.DONE)
-        .select_related("project")
+        agents.observed_sessions(project=project).filter(pk__in=list(session_ids)).select_related("project")
     )
     for session in running:
         if (session.host or settings.AO_HOST_NAME) != settings.AO_HOST_NAME:

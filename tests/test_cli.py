@@ -14,7 +14,16 @@ import django
 import pytest
 
 import ao_site
-from tests.test_embedded import SEED_SESSION, ao_env, django_shell, free_port, git_repo, run_ao
+from tests.test_embedded import (
+    REPO_ROOT,
+    SEED_SESSION,
+    AoProcess,
+    ao_env,
+    django_shell,
+    free_port,
+    git_repo,
+    run_ao,
+)
 
 
 def run_many(*calls: tuple[list[str], dict[str, str]]) -> list[subprocess.CompletedProcess]:
@@ -256,3 +265,29 @@ def test_a_broken_config_is_reported_once_per_command(home: Path, tmp_path: Path
 
     problem = f"{config}:"
     assert result.stderr.count(problem) == 1, result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["make -C ao run, in the repository", "make run REPO=..., in ao"])
+def test_make_run_manages_the_users_repository(home: Path, tmp_path: Path, how: str) -> None:
+    """The README's first run for someone who cloned ao and has a repository of their own."""
+    (tmp_path / "app").mkdir()
+    repo = git_repo(tmp_path / "app")
+    port = free_port()
+    env = ao_env(home)
+    if how.startswith("make -C"):
+        args, cwd = ["-C", str(REPO_ROOT), "run", f"PORT={port}"], repo
+        env["PWD"] = str(repo)  # what the person's shell says
+    else:
+        args, cwd = ["run", f"REPO={repo}", f"PORT={port}"], REPO_ROOT
+        env["PWD"] = str(REPO_ROOT)
+
+    started = AoProcess(args, env, cwd=cwd, command=["make", "--no-print-directory"])
+    try:
+        started.wait_for(rf"Dashboard: http://127\.0\.0\.1:{port}/")
+    finally:
+        started.kill()
+
+    assert f"Created {repo / 'ao.config.yaml'} for {repo}" in started.output
+    assert "created project app (" in started.output
+    assert not (REPO_ROOT / "ao.config.yaml").exists()

@@ -117,10 +117,12 @@ def git_repo(path: Path) -> Path:
 class AoProcess:
     """An ao subprocess whose output is collected line by line; always killed at teardown."""
 
-    def __init__(self, args: list[str], env: dict[str, str], *, cwd: Path) -> None:
+    def __init__(
+        self, args: list[str], env: dict[str, str], *, cwd: Path, command: list[str] | None = None
+    ) -> None:
         self.args, self.cwd = args, cwd
         self.proc = subprocess.Popen(
-            [*ao_command(), *args],
+            [*(ao_command() if command is None else command), *args],
             env=env,
             cwd=cwd,
             stdout=subprocess.PIPE,

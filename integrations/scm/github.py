@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
+from urllib.parse import quote
 
 from pydantic import Field, field_validator
 
@@ -49,7 +50,7 @@ CHECK_FIELDS = """
 
 PR_STATE = """
   number url title headRefName baseRefName state isDraft merged headRefOid
-  mergeable mergeStateStatus reviewDecision updatedAt isCrossRepository
+  mergeable mergeStateStatus reviewDecision createdAt updatedAt isCrossRepository
   commits(last: 1) { nodes { commit { oid statusCheckRollup {
     contexts(first: %(contexts)d) { pageInfo { hasNextPage } nodes { %(checks)s } } } } } }"""
 THREAD_IDS = """
@@ -201,7 +202,14 @@ class GitHubSCM(GitHubPluginMixin, SCM):
         full = prs * (outer + STATE_CONNECTIONS + threads)
         return FULL if _points(full) <= _points(state) else STATE
 
-    def find_pull_requests(self, *, branches: Sequence[str]) -> dict[str, PullRequestInfo]:
+    def find_pull_requests(
+        self, *, branches: Sequence[str], since: Mapping[str, datetime] | None = None
+    ) -> dict[str, PullRequestInfo]:
+        """Per branch, the newest open PR opened at or after ``since[branch]``, else the newest PR
+        so opened. Two aliases per branch (newest open, newest of any state) answer it: when the
+        newest open PR is older than ``since`` no open PR is recent enough, and when the newest
+        PR is older, none is."""
+        since = since or {}
         wanted = list(dict.fromkeys(b for b in branches if b))
         nodes: dict[str, tuple[Mapping[str, Any], str]] = {}
         for chunk in _chunks(wanted, self.config.batch_size):
@@ -225,7 +233,9 @@ class GitHubSCM(GitHubPluginMixin, SCM):
                     node
                     for alias in (f"o{i}", f"r{i}")
                     for node in ((repository.get(alias) or {}).get("nodes") or ())
-                    if node and not node.get("isCrossRepository")  # a fork's branch of the same name
+                    if node
+                    and not node.get("isCrossRepository")  # a fork's branch of the same name
+                    and _opened_since(node, since.get(branch))
                 ]
                 if candidates:
                     nodes[branch] = (candidates[0], kind)
@@ -323,6 +333,7 @@ class GitHubSCM(GitHubPluginMixin, SCM):
             checks=checks,
             threads=threads,
             updated_at=_dt(node.get("updatedAt")),
+            created_at=_dt(node.get("createdAt")),
         )
 
     @staticmethod
@@ -435,12 +446,29 @@ class GitHubSCM(GitHubPluginMixin, SCM):
         except GitHubNotFound:
             raise PermanentIntegrationError(f"GitHub has no PR #{number} in {self.repo_full_name}") from None
 
+    def branch_on_remote(self, branch: str) -> bool:
+        """GET /repos/{repo}/git/ref/heads/{branch}: 404 means no such branch."""
+        try:
+            self.client().get(f"/repos/{self.repo_full_name}/git/ref/heads/{quote(branch, safe='/')}")
+        except GitHubNotFound:
+            return False
+        return True
+
     def rate_status(self) -> RateStatus | None:
         """The shared client's view of the credential's budget; None when unknown or unconfigured."""
         try:
             return self.client().rate_status()
         except PermanentIntegrationError:
             return None
+
+
+def _opened_since(node: Mapping[str, Any], since: datetime | None) -> bool:
+    """The PR was opened at or after ``since`` (always, without ``since``; never when GitHub's
+    answer has no creation time to compare)."""
+    if since is None:
+        return True
+    created = _dt(node.get("createdAt"))
+    return created is not None and created >= since
 
 
 def _is_actions_job(check: CheckInfo) -> bool:

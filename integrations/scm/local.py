@@ -17,6 +17,7 @@ import logging
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlparse
@@ -348,10 +349,15 @@ class LocalSCM(SCM):
             raise PullRequestNotFound(f"no PR #{number} in project {self._project().key}")
         return row
 
-    def find_pull_requests(self, *, branches: Sequence[str]) -> dict[str, PullRequestInfo]:
+    def find_pull_requests(
+        self, *, branches: Sequence[str], since: Mapping[str, datetime] | None = None
+    ) -> dict[str, PullRequestInfo]:
+        since = since or {}
         wanted = [b for b in dict.fromkeys(branches) if isinstance(b, str) and PR_BRANCH_RE.match(b)]
         chosen: dict[str, LocalPullRequest] = {}
         for row in self._rows().filter(branch__in=wanted).order_by("-number"):
+            if row.branch in since and row.created_at < since[row.branch]:
+                continue  # opened before the session: an earlier session's or someone else's
             current = chosen.get(row.branch)
             if current is None or (current.state != "open" and row.state == "open"):
                 chosen[row.branch] = row
@@ -423,6 +429,8 @@ class LocalSCM(SCM):
             checks=self._checks(row, runs),
             threads=tuple(_thread(review) for review in reviews if _is_thread(review)),
             updated_at=row.updated_at,
+            created_at=row.created_at,
+            opened_by=row.created_by,
         )
 
     def _checks(self, row: LocalPullRequest, runs: list[LocalCIRun]) -> tuple[CheckInfo, ...]:

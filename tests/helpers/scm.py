@@ -18,7 +18,7 @@ class InMemorySCM(SCM):
     prs: dict[int, PullRequestInfo]
     merged: list[tuple[int, str]]
 
-    def find_pull_requests(self, *, branches: Sequence[str]) -> dict[str, PullRequestInfo]:
+    def find_pull_requests(self, *, branches: Sequence[str], since=None) -> dict[str, PullRequestInfo]:
         return {pr.branch: pr for pr in self.prs.values() if pr.branch in branches}
 
     def fetch_pull_requests(

@@ -3,9 +3,13 @@ sessions it concerns with one batched read, stores the facts and derives the sta
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from integrations.github.client import forget_clients
+from integrations.registry import plugin_for
 from sessions import prsync
 from sessions.models import CheckRun, Event, PullRequest, Session
 from tests.factories import ProjectFactory, SessionFactory
@@ -41,6 +45,10 @@ def project(gh):
         scm="github",
         plugin_settings={"scm": {"base_url": gh.base_url, "write_interval": 0, "backoff": 0.01}},
     )
+
+
+def gh_scm(project):
+    return plugin_for(project, "scm")
 
 
 def deliver(client, delivery):
@@ -113,3 +121,154 @@ def test_sync_reads_many_prs_in_one_query_and_keeps_facts_on_outage(gh, project)
     prsync.pull_requests_sync(project=project)
     assert PullRequest.objects.filter(stale_since__isnull=False).count() == 8
     assert set(Session.objects.filter(project=project).values_list("status", flat=True)) == {"ci_pending"}
+
+
+# --- which PR is a session's (issue 12.2) ---------------------------------------------------------
+def opened_earlier(pull, *, merged: bool = False):
+    """Back-date a fake PR to an hour ago (opened before the sessions of the test), optionally merged."""
+    pull.created_at = timezone.now() - timedelta(hours=1)
+    if merged:
+        pull.state, pull.merged, pull.merged_at = "closed", True, pull.created_at
+    return pull
+
+
+def test_a_new_session_does_not_adopt_an_earlier_pr_on_its_branch(gh, project):
+    repo = gh.repo("acme/web")
+    opened_earlier(repo.add_pull("feat/1", title="Earlier work on #1"), merged=True)
+    opened_earlier(repo.add_pull("feat/2", title="A teammate's open PR"))
+    first = SessionFactory(project=project, branch="feat/1")
+    second = SessionFactory(project=project, branch="feat/2")
+
+    prsync.pull_requests_sync(project=project)
+
+    # neither the merged PR nor the teammate's open one became the sessions' PR
+    assert not PullRequest.objects.filter(project=project).exists()
+    assert not Event.objects.filter(kind="pr.opened").exists()
+    for session in (first, second):
+        session.refresh_from_db()
+        assert (session.status, session.zone) == ("working", "working")
+
+    # the PR the session opens afterwards is its PR
+    own = repo.add_pull("feat/1", title="Fix #1")
+    prsync.pull_requests_sync(project=project)
+    first.refresh_from_db()
+    assert first.pull_request.number == own.number
+    assert first.status != "merged"
+    assert not PullRequest.objects.filter(session=second).exists()
+
+
+def test_a_pr_linked_to_one_session_is_not_taken_by_another_on_the_same_branch(gh, project):
+    repo = gh.repo("acme/web")
+    holder = SessionFactory(project=project, branch="feat/shared")
+    other = SessionFactory(project=project, branch="feat/shared")
+    pull = repo.add_pull("feat/shared")
+    pull.state, pull.merged = "closed", True
+    info = gh_scm(project).fetch_pull_requests(numbers=[pull.number])[pull.number]
+    prsync.pull_request_record(project=project, session=holder, info=info)  # claimed, then merged
+
+    prsync.pull_requests_sync(project=project)
+
+    assert PullRequest.objects.get(number=pull.number).session_id == holder.pk
+    assert not PullRequest.objects.filter(session=other).exists()
+
+
+def test_an_open_pr_whose_head_is_not_the_sessions_commit_is_not_adopted(gh, project, repo):
+    from tests.helpers.fixtures import git
+
+    git("switch", "-q", "-c", "feat/7", cwd=repo.path)
+    own_sha = repo.commit_file(repo.path, "work.txt", message="the session's work")
+    session = SessionFactory(project=project, branch="feat/7", workspace_path=str(repo.path))
+    strangers = gh.repo("acme/web").add_pull("feat/7", head_sha="f" * 40)
+
+    prsync.pull_requests_sync(project=project)
+
+    assert not PullRequest.objects.filter(session=session).exists()
+    (event,) = Event.objects.filter(session=session, kind="pr.not_adopted")
+    assert f"#{strangers.number}" in event.summary
+    prsync.pull_requests_sync(project=project)
+    assert Event.objects.filter(session=session, kind="pr.not_adopted").count() == 1  # said once
+
+    # once the PR's head is the session's own commit, it is the session's PR
+    gh.push(strangers, own_sha)
+    prsync.pull_requests_sync(project=project)
+    session.refresh_from_db()
+    assert session.pull_request.number == strangers.number
+
+
+# --- PR facts soon enough, and no false nudges (issue 12.7) ------------------------------------------
+def test_a_push_to_the_base_branch_refreshes_the_prs_based_on_it(
+    client, gh, project, django_capture_on_commit_callbacks
+):
+    repo = gh.repo("acme/web")
+    session = SessionFactory(project=project, branch="feat/login")
+    stacked = SessionFactory(project=project, branch="feat/stacked")
+    pull = repo.add_pull("feat/login")
+    repo.add_pull("feat/stacked", base="release")
+    prsync.pull_requests_sync(project=project)
+    assert PullRequest.objects.get(session=session).conflicts is False
+    synced_at = PullRequest.objects.get(session=stacked).synced_at
+    pull.mergeable, pull.mergeable_state = False, "dirty"  # main moved under the PR
+    gh.reset_counts()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = deliver(client, gh.webhook("push", secret=SECRET, ref="refs/heads/main"))
+
+    assert response.status_code == 202
+    stored = PullRequest.objects.get(session=session)
+    assert stored.conflicts is True
+    assert Event.objects.filter(session=session, kind="pr.conflicts").exists()
+    assert gh.counts["graphql"] == 1
+    # a PR based on another branch was not read
+    assert PullRequest.objects.get(session=stacked).synced_at == synced_at
+
+
+def test_the_safety_sync_reads_every_pr_within_a_minute_while_webhooks_flow(gh, project):
+    from sessions.models import Project, WebhookDelivery
+
+    repo = gh.repo("acme/web")
+    session = SessionFactory(project=project, branch="feat/login")
+    pull = repo.add_pull("feat/login")
+    prsync.pull_requests_sync(project=project)
+    WebhookDelivery.objects.create(project=project, delivery_id="recent", event="check_run")
+    pull.mergeable, pull.mergeable_state = False, "dirty"  # no delivery says so
+
+    Project.objects.filter(pk=project.pk).update(last_pr_sync_at=timezone.now() - timedelta(seconds=60))
+    project.refresh_from_db()
+    plan = prsync.pr_sync_plan(project=project)
+    assert plan is prsync.ALL
+    prsync.pull_requests_sync(project=project, session_ids=plan)
+
+    assert PullRequest.objects.get(session=session).conflicts is True
+
+
+def test_no_nudge_that_there_is_no_pr_when_the_scm_has_one(gh, project):
+    from reactions import services as reactions
+    from sessions.models import Message
+
+    session = SessionFactory(
+        project=project,
+        branch="feat/login",
+        status="idle",
+        activity="idle",
+        runtime_handle={"runtime": "tmux", "name": "x"},
+    )
+    Session.objects.filter(pk=session.pk).update(status_changed_at=timezone.now() - timedelta(minutes=10))
+    pull = gh.repo("acme/web").add_pull("feat/login")  # its `opened` delivery never arrived
+
+    outcomes = reactions.session_react(session=session)
+
+    assert [o for o in outcomes if o.rule == "agent-idle"] == []
+    assert not Message.objects.filter(session=session).exists()
+    assert PullRequest.objects.get(session=session).number == pull.number
+
+    # without a PR on the SCM, the nudge is sent
+    lonely = SessionFactory(
+        project=project,
+        branch="feat/lonely",
+        status="idle",
+        activity="idle",
+        runtime_handle={"runtime": "tmux", "name": "y"},
+    )
+    Session.objects.filter(pk=lonely.pk).update(status_changed_at=timezone.now() - timedelta(minutes=10))
+    assert [(o.rule, o.did) for o in reactions.session_react(session=lonely)] == [("agent-idle", "sent")]
+    assert "there is no pull request" in Message.objects.get(session=lonely).text

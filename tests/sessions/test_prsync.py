@@ -33,7 +33,7 @@ class ScriptedSCM(SCM):
     calls: list[tuple] = []
     fail: Exception | None = None
 
-    def find_pull_requests(self, *, branches):
+    def find_pull_requests(self, *, branches, since=None):
         self.calls.append(("find", tuple(branches)))
         if self.fail:
             raise self.fail
@@ -185,7 +185,7 @@ def test_sync_plan_reads_only_what_can_have_changed(scm, session, settings):
     waiting = SessionFactory(project=project, branch="feat/waiting", phase="running")
     assert prsync.pr_sync_plan(project=project) is prsync.ALL  # never synced
 
-    scm.prs = {5: pr(checks=[PASS], review_decision="review_required")}
+    scm.prs = {5: pr(checks=[PASS], review_decision="review_required", mergeable=True)}
     prsync.pull_requests_sync(project=project)
     project.refresh_from_db()
     # PR known and settled: only the session still without a PR is read until the safety interval
@@ -205,6 +205,9 @@ def test_sync_plan_reads_only_what_can_have_changed(scm, session, settings):
     assert prsync.pr_sync_plan(project=project) == []
     assert prsync.pr_sync_plan(project=project, now=timezone.now() + timedelta(seconds=151)) == []
     assert prsync.pr_sync_plan(project=project, now=timezone.now() + timedelta(seconds=601)) is prsync.ALL
+    # mergeability not computed yet (GitHub, after a push to the head or the base): read again
+    PullRequest.objects.update(mergeable=None)
+    assert prsync.pr_sync_plan(project=project) == [session.pk]
 
 
 def test_unknown_scm_plugin_is_a_configuration_error(session):
