@@ -909,6 +909,9 @@ def _cleanup_here(*, session: Session, force: bool = False, by=None, actor: str 
             actor_user=by,
         )
         audit.record(action="session.cleanup", target=session, project=session.project, data={"force": force})
+        from sessions import messaging  # messaging builds on this module
+
+        messaging.messages_abandon(session=session, reason="the session was cleaned up before the agent took it")
         services.session_rederive(session=session, actor=actor)
     return session.id
 

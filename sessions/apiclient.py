@@ -167,7 +167,9 @@ def batch_spawn(client: ApiClient, *, project, issues, agent) -> tuple[list[str]
 
 def send(client: ApiClient, *, session: str, text: str, answers_prompt: bool) -> list[str]:
     message = client.post(f"sessions/{session}/send", {"text": text, "answers_prompt": answers_prompt})
-    return [f"message {message['id']} to {session}: {message['state']}"]
+    restored = message.get("restored") or ""
+    lead = f"{session} {restored} (it was not running); " if restored else ""
+    return [f"{lead}message {message['id']} to {session}: {message.get('delivery') or message['state']}"]
 
 
 def session_kill(client: ApiClient, *, session: str) -> list[str]:

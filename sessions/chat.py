@@ -10,7 +10,8 @@ Commands (a leading ``/`` and a Telegram ``@botname`` suffix are ignored):
 
 - ``status [project]`` (viewer): sessions per zone and what needs a person (``sessions.decisions``);
 - ``spawn <project> <issue>`` (operator): ``agents.session_spawn`` for the tracker issue;
-- ``send <session|project|orchestrator> <text>`` (operator): ``messaging.message_queue``; a project
+- ``send <session|project|orchestrator> <text>`` (operator): ``messaging.session_send`` (a session
+  that is not running is restored first, one that cannot be is refused with the reason); a project
   key (or ``orchestrator`` when you see one project) means that project's orchestrator session;
 - ``merge <session>`` (operator): when the PR is mergeable, asks the same person to confirm (a
   button on Slack, ``confirm <code>`` on Telegram) within 10 minutes; the confirmation merges
@@ -277,12 +278,15 @@ def _send(user, rest: str, *, who: str) -> Reply:
     if not selectors.can(user, session.project, selectors.OPERATE):
         return Reply(f"You need the operator role in {session.project.key} to message sessions.", ok=False)
     try:
-        message = messaging.message_queue(
+        sent = messaging.session_send(
             session=session, text=text.strip(), sender=Actor.USER, sender_user=user, sender_name=who
         )
-    except TextRejected as exc:
+    except (TextRejected, ValueError) as exc:  # SendRefused: it cannot be restored, and says why
         return Reply(f"Not sent: {exc}", ok=False)
-    return Reply(f"Queued for {session.pk} (message {message.pk}); it is delivered when the agent is ready.")
+    restored = f"{session.pk} {sent.restored} (it was not running). " if sent.restored else ""
+    return Reply(
+        f"{restored}Queued for {session.pk} (message {sent.message.pk}); it is delivered when the agent is ready."
+    )
 
 
 def _merge_ask(user, args: list[str], *, platform: str, external_id: str) -> Reply:

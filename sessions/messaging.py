@@ -2,11 +2,21 @@
 
 A message is never typed into an agent that is mid-turn, and never into a permission prompt
 unless a person chose to answer it (``answers_prompt``).
+
+``session_send`` is what a person's send does, from every interface (``ao send``, the API, the
+dashboard's send form, chat): a session whose agent is not running (killed, or its runtime gone)
+is restored first, in the same workspace and branch, and the message is delivered once the
+restored agent is ready; a session that cannot be restored (cleaned up, its worktree gone,
+errored while starting) refuses the message with the reason, and nothing is queued. Messages
+queued by ao itself (reactions, the orchestrator) never restore a session a person stopped: they
+wait, shown as "waiting for restore", and are delivered if it is restored; when the session is
+cleaned up they fail with that reason instead of waiting forever.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,6 +26,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from integrations.base import IntegrationError
+from integrations.registry import ConfigurationError
 from sessions import agents, audit, services
 from sessions.lifecycle import Activity, Phase, RuntimeState
 from sessions.models import Actor, Message, Session
@@ -32,6 +43,133 @@ NOT_RECOGNISED = (
     "(or send with --answer-prompt)"
 )
 HELD_POLL = 0.3  # seconds between looks at an agent that is not ready yet
+WAITING_FOR_RESTORE = "waiting for restore"
+
+
+class SendRefused(ValueError):
+    """The message cannot reach the agent: the session cannot be restored. The text says why and
+    what to do instead."""
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A message accepted for an agent, and what was done to the session so it can be delivered."""
+
+    message: Message
+    restored: str = ""  # "" (it was running), "restored", or the request sent to its agent host
+
+    def describe(self) -> str:
+        """One line for a person: which message, to whom, and where it stands."""
+        message = self.message
+        lead = f"{message.session_id} {self.restored} (it was not running); " if self.restored else ""
+        return f"{lead}message {message.pk} to {message.session_id}: {delivery_state(message)}"
+
+
+def needs_restore(session: Session) -> bool:
+    """Whether the session's agent must be restored before it can take a message (pure): a person
+    killed it, it errored, or its runtime is gone or its agent process exited."""
+    if session.phase in (Phase.KILLED, Phase.ERRORED):
+        return True
+    return session.phase == Phase.RUNNING and session.runtime_state in (
+        RuntimeState.EXITED,
+        RuntimeState.LOST,
+    )
+
+
+def delivery_state(message: Message, session: Session | None = None) -> str:
+    """Where a message stands, in words (pure; ``session`` defaults to the message's)."""
+    session = session or message.session
+    if message.state == Message.State.QUEUED and needs_restore(session):
+        return WAITING_FOR_RESTORE
+    return {
+        Message.State.QUEUED: "queued (delivered when the agent is ready)",
+        Message.State.DELIVERED: "delivered",
+        Message.State.CONFIRMED: "delivered and confirmed",
+        Message.State.FAILED: f"failed: {message.last_error}",
+    }[message.state]
+
+
+def _restore_refusal(session: Session) -> str:
+    """Why the session cannot be brought back for a message, or "" if it may be (reads the disk
+    when the workspace is on this host)."""
+    sid = session.pk
+    if session.phase == Phase.CLEANED:
+        return f"{sid} was cleaned up (its worktree is gone): spawn a new session"
+    if session.phase == Phase.ERRORED:
+        why = f" ({session.error.splitlines()[0][:200]})" if session.error.strip() else ""
+        return (
+            f"{sid} errored while starting{why}: restore it (ao session restore {sid}) or spawn a new session"
+        )
+    if not session.workspace_path:
+        return f"{sid} has no worktree: spawn a new session"
+    if not agents.runs_elsewhere(session) and not Path(session.workspace_path).is_dir():
+        return f"{sid}'s worktree {session.workspace_path} is gone: spawn a new session"
+    return ""
+
+
+def session_send(
+    *,
+    session: Session,
+    text: str,
+    sender: str = Actor.USER,
+    sender_user=None,
+    sender_name: str = "",
+    answers_prompt: bool = False,
+) -> Sent:
+    """A person's message to an agent, from any interface. Restores a session whose agent is not
+    running first (the message is then delivered once the restored agent is ready); refuses with
+    ``SendRefused`` (nothing queued, nothing restored) when the session cannot be restored.
+    ``TextRejected`` / ``ValueError`` for a bad text, before anything else happens."""
+    clean_text(text, max_chars=settings.AO_MAX_PROMPT_CHARS, what="message")
+    if answers_prompt and sender != Actor.USER:
+        raise ValueError("only a person may answer an agent's permission prompt")
+    if needs_restore(session) and session.phase == Phase.RUNNING and not agents.runs_elsewhere(session):
+        agents.session_observe(session=session)  # the stored state may be stale: look again
+        session.refresh_from_db()
+    restored = ""
+    if needs_restore(session) or session.phase == Phase.CLEANED:
+        refusal = _restore_refusal(session)
+        if refusal:
+            raise SendRefused(refusal)
+        try:
+            requested = agents.session_restore(session=session, by=sender_user, actor=sender)
+        except (agents.SpawnRefused, IntegrationError, ConfigurationError) as exc:
+            raise SendRefused(f"{session.pk} is not running and could not be restored: {exc}") from exc
+        session.refresh_from_db()
+        restored = str(requested) if requested is not None else "restored"
+    message = message_queue(
+        session=session,
+        text=text,
+        sender=sender,
+        sender_user=sender_user,
+        sender_name=sender_name,
+        answers_prompt=answers_prompt,
+    )
+    return Sent(message=message, restored=restored)
+
+
+def messages_abandon(*, session: Session, reason: str) -> int:
+    """Fail the messages that can no longer reach the session's agent (it was cleaned up), so
+    they do not wait forever; recorded on the timeline. Returns how many."""
+    pending = list(
+        session.messages.filter(state__in=[Message.State.QUEUED, Message.State.DELIVERED]).values_list(
+            "pk", flat=True
+        )
+    )
+    if not pending:
+        return 0
+    failed = Message.objects.filter(
+        pk__in=pending, state__in=[Message.State.QUEUED, Message.State.DELIVERED]
+    ).update(state=Message.State.FAILED, last_error=reason[:2000])
+    if failed:
+        services.event_record(
+            project=session.project,
+            session=session,
+            kind="message.failed",
+            summary=f"{failed} undelivered message{'s' if failed != 1 else ''} failed: {reason}"[:500],
+            data={"messages": pending},
+        )
+    return failed
 
 
 def message_queue(

@@ -29,7 +29,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError, plugin_for
-from sessions import forms, health, selectors, webhooks
+from sessions import forms, health, messaging, selectors, webhooks
 from sessions.lifecycle import Phase, Status, Zone
 from sessions.models import Actor, CheckRun, Event, Message, Project, ReviewThread, Session
 from sessions.selectors import merge_blockers
@@ -374,7 +374,8 @@ def _attach_command(session: Session) -> str:
 def _timeline_context(request: HttpRequest, session: Session) -> dict:
     events = Event.objects.filter(session=session).select_related("actor_user").order_by("-created_at", "-pk")
     page = Paginator(events, TIMELINE_PAGE).get_page(request.GET.get("page"))
-    return {"session": session, "page": page}
+    # queued messages of a session that is not running wait for it to be restored: shown so
+    return {"session": session, "page": page, "waits_for_restore": messaging.needs_restore(session)}
 
 
 def _detail_context(request: HttpRequest, session: Session, **extra) -> dict:
@@ -471,9 +472,9 @@ def _after_action(request: HttpRequest, session: Session, *, ok: str = "", error
 
 
 def _queue_message(request: HttpRequest, session: Session, text: str, *, answers_prompt: bool = False) -> str:
-    from sessions import messaging
-
-    messaging.message_queue(
+    """A person's message, through ``messaging.session_send`` (a session that is not running is
+    restored first; ``SendRefused`` when it cannot be)."""
+    sent = messaging.session_send(
         session=session,
         text=text,
         sender=Actor.USER,
@@ -481,7 +482,8 @@ def _queue_message(request: HttpRequest, session: Session, text: str, *, answers
         answers_prompt=answers_prompt,
     )
     first = text.strip().splitlines()[0] if text.strip() else ""
-    return f"Queued for {session.id}: {first[:80]}"
+    restored = f"{session.id} {sent.restored} (it was not running); " if sent.restored else ""
+    return f"{restored}Queued for {session.id}: {first[:80]}"
 
 
 @login_required

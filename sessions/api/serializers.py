@@ -11,7 +11,7 @@ from rest_framework import serializers
 
 from integrations.registry import agents as agent_registry
 from reactions.models import Notification, NotificationDelivery, ReactionAttempt
-from sessions import selectors
+from sessions import messaging, selectors
 from sessions.lifecycle import Reported, Status, Zone
 from sessions.models import (
     ApiToken,
@@ -340,6 +340,12 @@ class EventFilterSerializer(serializers.Serializer):
 class MessageSerializer(serializers.ModelSerializer):
     session = serializers.PrimaryKeyRelatedField(read_only=True)
     sender_user = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    delivery = serializers.SerializerMethodField(
+        help_text='where it stands, in words: e.g. "waiting for restore" while its session is not running'
+    )
+
+    def get_delivery(self, message) -> str:
+        return messaging.delivery_state(message)
 
     class Meta:
         model = Message
@@ -357,7 +363,18 @@ class MessageSerializer(serializers.ModelSerializer):
             "created_at",
             "delivered_at",
             "confirmed_at",
+            "delivery",
         ]
+
+
+class MessageSentSerializer(MessageSerializer):
+    """A message a person just sent. ``restored``: what was done to its session, which was not
+    running ("restored", or the request sent to its agent host); empty when it was running."""
+
+    restored = serializers.CharField(read_only=True)
+
+    class Meta(MessageSerializer.Meta):
+        fields = [*MessageSerializer.Meta.fields, "restored"]
 
 
 class ReactionAttemptSerializer(serializers.ModelSerializer):

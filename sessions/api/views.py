@@ -287,6 +287,14 @@ class SessionDetailView(AoAPIView):
         return Response(s.SessionDetailSerializer(session_for(request, session_id)).data)
 
 
+SEND_DESCRIPTION = (
+    "Queue a message for the agent (operator). A session that is not running (killed, its runtime "
+    "gone) is restored first and the message is delivered once the agent is ready (`restored` says "
+    "so); 409 `refused` when it cannot be restored (cleaned up, worktree gone), with the reason: "
+    "nothing is queued then."
+)
+
+
 class SessionMessagesView(AoListView):
     """A session's messages (oldest first); POST queues one (operator), like `ao send`."""
 
@@ -297,13 +305,15 @@ class SessionMessagesView(AoListView):
     def get(self, request, session_id: str):
         session = session_for(request, session_id)
         return self.page(
-            Message.objects.filter(session=session).select_related("sender_user"), s.MessageSerializer
+            Message.objects.filter(session=session).select_related("sender_user", "session"),
+            s.MessageSerializer,
         )
 
     @extend_schema(
         operation_id="messages_create",
         request=s.MessageCreateSerializer,
-        responses={201: s.MessageSerializer},
+        responses={201: s.MessageSentSerializer},
+        description=SEND_DESCRIPTION,
     )
     def post(self, request, session_id: str):
         return _send(self, request, session_id)
@@ -313,7 +323,7 @@ def _send(view: AoAPIView, request, session_id: str) -> Response:
     session = session_for(request, session_id, OPERATE)
     data = view.body(s.MessageCreateSerializer)
     try:
-        message = messaging.message_queue(
+        sent = messaging.session_send(
             session=session,
             text=data["text"],
             sender=Actor.USER,
@@ -321,17 +331,24 @@ def _send(view: AoAPIView, request, session_id: str) -> Response:
             sender_name=getattr(request.auth, "name", "") if isinstance(request.auth, ApiToken) else "",
             answers_prompt=data["answers_prompt"],
         )
+    except messaging.SendRefused as exc:
+        raise Conflict(str(exc), code="refused") from exc
     except ValueError as exc:
         raise serializers.ValidationError({"text": [str(exc)]}) from exc
+    message = sent.message
     message.refresh_from_db()
-    return Response(s.MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+    message.restored = sent.restored
+    return Response(s.MessageSentSerializer(message).data, status=status.HTTP_201_CREATED)
 
 
 class SessionSendView(AoAPIView):
     serializer_class = s.MessageCreateSerializer
 
     @extend_schema(
-        operation_id="sessions_send", request=s.MessageCreateSerializer, responses={201: s.MessageSerializer}
+        operation_id="sessions_send",
+        request=s.MessageCreateSerializer,
+        responses={201: s.MessageSentSerializer},
+        description=SEND_DESCRIPTION,
     )
     def post(self, request, session_id: str):
         return _send(self, request, session_id)

@@ -1,4 +1,4 @@
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from sessions import apiclient
 from sessions.management.commands._common import (
@@ -8,12 +8,15 @@ from sessions.management.commands._common import (
     remote_client,
     remote_errors,
 )
-from sessions.messaging import message_queue
-from sessions.models import Actor, Message
+from sessions.messaging import SendRefused, session_send
+from sessions.models import Actor
 
 
 class Command(BaseCommand):
-    help = "Send a message to an agent session; it is delivered when the agent is ready."
+    help = (
+        "Send a message to an agent session; it is delivered when the agent is ready. A session that "
+        "is not running (killed, its runtime gone) is restored first; one that cannot be is refused."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("session")
@@ -38,18 +41,15 @@ class Command(BaseCommand):
             return
         session = get_session(options["session"])
         with cli_errors(), cli_audit():
-            message = message_queue(
-                session=session,
-                text=" ".join(options["text"]),
-                sender=Actor.USER,
-                sender_name="cli",
-                answers_prompt=options["answer_prompt"],
-            )
-        message.refresh_from_db()
-        state = {
-            Message.State.QUEUED: "queued (delivered when the agent is ready)",
-            Message.State.DELIVERED: "delivered",
-            Message.State.CONFIRMED: "delivered and confirmed",
-            Message.State.FAILED: f"failed: {message.last_error}",
-        }[message.state]
-        self.stdout.write(f"message {message.pk} to {session.id}: {state}")
+            try:
+                sent = session_send(
+                    session=session,
+                    text=" ".join(options["text"]),
+                    sender=Actor.USER,
+                    sender_name="cli",
+                    answers_prompt=options["answer_prompt"],
+                )
+            except SendRefused as exc:
+                raise CommandError(f"not sent: {exc}") from exc
+        sent.message.refresh_from_db()
+        self.stdout.write(sent.describe())
