@@ -230,7 +230,16 @@ class Workspace(Plugin, abc.ABC):
     def create(self, *, repo_path: Path, root: Path, name: str, branch: str, base: str) -> Path: ...
 
     @abc.abstractmethod
-    def remove(self, *, repo_path: Path, root: Path, path: Path, force: bool = False) -> None: ...
+    def remove(
+        self, *, repo_path: Path, root: Path, path: Path, force: bool = False, safe: Sequence[str] = ()
+    ) -> None: ...
+
+    def check_remove(
+        self, *, repo_path: Path, root: Path, path: Path, force: bool = False, safe: Sequence[str] = ()
+    ) -> None:
+        """Raise WorkspaceRefused when ``remove`` with these arguments would refuse; change nothing.
+        ``safe``: commits known to be on the remote although no branch has them (a squash-merged
+        PR's head)."""
 
     def setup(
         self,
@@ -395,6 +404,16 @@ class SCM(Plugin, abc.ABC):
     def rate_status(self) -> RateStatus | None:
         """The credential's remaining budget, when the SCM has one."""
         return None
+
+    # --- what an agent's workspace talks to ---
+    def workspace_remote(self, *, create: bool = True) -> str:
+        """The git remote (in the project's checkout, so in every worktree) that agents fetch from
+        and push to; every instruction ao sends an agent names it. Hosted SCMs: ``origin``."""
+        return "origin"
+
+    def branch_on_remote(self, branch: str) -> bool:
+        """Whether the remote already has ``branch`` (a new session then picks another name)."""
+        return False
 
     # --- for SCMs where ao itself hosts PRs and CI (`local`); hosted SCMs keep the defaults ---
     def detect_pushed_branches(self) -> list[str]:

@@ -22,6 +22,7 @@ BRANCH_MAX = 200
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # Characters git refuses anywhere in a ref (git-check-ref-format(1)), plus whitespace.
 _REF_FORBIDDEN_RE = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+_SHA_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?\Z")
 _SAFE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z")
 
 
@@ -217,7 +218,11 @@ def resolve_commit(repo: Path | str, rev: str, *, timeout: float = DEFAULT_TIMEO
 
 
 def branch_exists(repo: Path | str, branch: str) -> bool:
-    proc = run_git(["show-ref", "--verify", "--quiet", f"refs/heads/{branch}"], cwd=repo, check=False)
+    return ref_exists(repo, f"refs/heads/{branch}")
+
+
+def ref_exists(repo: Path | str, ref: str) -> bool:
+    proc = run_git(["show-ref", "--verify", "--quiet", ref], cwd=repo, check=False)
     return proc.returncode == 0
 
 
@@ -227,11 +232,15 @@ def current_branch(worktree: Path | str) -> str | None:
     return proc.stdout.strip() or None if proc.returncode == 0 else None
 
 
-def unpushed_commits(worktree: Path | str, *, ref: str = "HEAD", limit: int = 20) -> list[str]:
-    """Commits reachable from ``ref`` that no remote-tracking ref has (``git rev-list ref --not --remotes``).
+def unpushed_commits(
+    worktree: Path | str, *, ref: str = "HEAD", limit: int = 20, safe: Sequence[str] = ()
+) -> list[str]:
+    """Commits reachable from ``ref`` that no remote-tracking ref has (``git rev-list ref --not
+    --remotes``), nor any of the ``safe`` commits (e.g. the head of a PR that was squash-merged).
 
     A repository without any remote has every commit unpushed.
     """
+    known = [sha for sha in safe if _SHA_RE.match(sha or "") and _has_commit(worktree, sha)]
     out = git_out(
         [
             "rev-list",
@@ -241,10 +250,28 @@ def unpushed_commits(worktree: Path | str, *, ref: str = "HEAD", limit: int = 20
             ref,
             "--not",
             "--remotes",
+            *known,
         ],
         cwd=worktree,
     )
     return [line for line in out.splitlines() if line]
+
+
+def _has_commit(repo: Path | str, sha: str) -> bool:
+    proc = run_git(["cat-file", "-e", f"{sha}^{{commit}}"], cwd=repo, check=False)
+    return proc.returncode == 0
+
+
+def fetch_remote(repo: Path | str, *, remote: str, timeout: float = 30.0) -> bool:
+    """``git fetch <remote>`` (its branches into its remote-tracking refs); False when it failed."""
+    validate_safe_name(remote, what="remote name")
+    try:
+        proc = run_git(
+            ["fetch", "--quiet", "--no-tags", "--", remote], cwd=repo, check=False, timeout=timeout
+        )
+    except GitTimeout:
+        return False
+    return proc.returncode == 0
 
 
 def status_entries(worktree: Path | str) -> list[tuple[str, str]]:
@@ -268,3 +295,58 @@ def status_entries(worktree: Path | str) -> list[tuple[str, str]]:
 def remote_url(repo: Path | str, name: str = "origin") -> str | None:
     proc = run_git(["remote", "get-url", "--", name], cwd=repo, check=False)
     return proc.stdout.strip() or None if proc.returncode == 0 else None
+
+
+def remote_names(repo: Path | str) -> list[str]:
+    return run_git(["remote"], cwd=repo).stdout.split()
+
+
+def fetch_branch(repo: Path | str, *, remote: str, branch: str, timeout: float = 30.0) -> str | None:
+    """Fetch ``branch`` from ``remote`` into ``refs/remotes/<remote>/<branch>`` and return its sha;
+    None when the remote cannot be reached (or took longer than ``timeout``) or has no such branch."""
+    validate_safe_name(remote, what="remote name")
+    validate_branch_name(branch)
+    refspec = f"+refs/heads/{branch}:refs/remotes/{remote}/{branch}"
+    try:
+        proc = run_git(
+            ["fetch", "--quiet", "--no-tags", "--", remote, refspec], cwd=repo, check=False, timeout=timeout
+        )
+    except GitTimeout:
+        return None
+    if proc.returncode != 0:
+        return None
+    return resolve_commit(repo, f"refs/remotes/{remote}/{branch}")
+
+
+def start_point(repo: Path | str, *, remote: str, branch: str, timeout: float = 30.0) -> str:
+    """The commit a new session's branch starts from: ``branch`` as the remote has it now (fetched),
+    so merged work reaches new sessions; when the remote cannot be reached, the last fetched copy
+    or, failing that, the checkout's own ``branch``, whichever has the other (else the remote's)."""
+    fetched = fetch_branch(repo, remote=remote, branch=branch, timeout=timeout)
+    if fetched:
+        return fetched
+    candidates = []
+    for ref in (f"refs/remotes/{remote}/{branch}", f"refs/heads/{branch}"):
+        try:
+            candidates.append(resolve_commit(repo, ref))
+        except GitError:
+            continue
+    if not candidates:
+        raise GitError(f"{branch!r} is neither in {repo} nor in its remote {remote!r}")
+    if len(candidates) == 2 and is_ancestor(repo, candidates[0], candidates[1]):
+        return candidates[1]  # the checkout's own branch is ahead of the last fetch
+    return candidates[0]
+
+
+def is_ancestor(repo: Path | str, ancestor: str, descendant: str) -> bool:
+    proc = run_git(["merge-base", "--is-ancestor", ancestor, descendant], cwd=repo, check=False)
+    return proc.returncode == 0
+
+
+def set_push_upstream(worktree: Path | str, *, branch: str, remote: str) -> None:
+    """Make a bare ``git push`` (and ``git fetch``) in ``worktree`` go to ``remote``'s ``branch``,
+    as the "commit and push" ao asks of agents, before the branch was ever pushed."""
+    validate_safe_name(remote, what="remote name")
+    validate_branch_name(branch)
+    run_git(["config", f"branch.{branch}.remote", remote], cwd=worktree)
+    run_git(["config", f"branch.{branch}.merge", f"refs/heads/{branch}"], cwd=worktree)

@@ -90,6 +90,7 @@ class PRFact:
     failing: tuple[CheckFact, ...] = ()  # failed checks on head_sha
     threads: tuple[ThreadFact, ...] = ()  # unresolved threads
     conflict_episode: str = ""  # id of the timeline entry where the current conflicts began
+    remote: str = "origin"  # the git remote of the agent's worktree (read only when conflicts)
 
 
 @dataclass(frozen=True)
@@ -428,6 +429,17 @@ def plan_attempt(
 
 
 # --- reading the facts ----------------------------------------------------------------------------------------
+def _workspace_remote(project) -> str:
+    """The remote the project's worktrees fetch from and push to (the rebase commands name it)."""
+    from integrations.base import IntegrationError
+    from integrations.registry import ConfigurationError, plugin_for
+
+    try:
+        return plugin_for(project, "scm").workspace_remote(create=False)
+    except (IntegrationError, ConfigurationError):
+        return "origin"
+
+
 def facts_for(session, *, now: datetime) -> SessionFacts:
     """The stored facts of a session, as the engine sees them (a few queries, no writes)."""
     from sessions.models import Event, Message, Session
@@ -463,7 +475,7 @@ def facts_for(session, *, now: datetime) -> SessionFacts:
             )
             for t in pr_row.threads.filter(resolved=False).order_by("created_at", "pk")
         )
-        episode = ""
+        episode, remote = "", "origin"
         if pr_row.conflicts:
             began = (
                 Event.objects.filter(session=session, kind="pr.conflicts", data__conflicts=True)
@@ -472,6 +484,7 @@ def facts_for(session, *, now: datetime) -> SessionFacts:
                 .first()
             )
             episode = f"e{began}" if began else ""
+            remote = _workspace_remote(session.project)
         pr = PRFact(
             number=pr_row.number,
             url=pr_row.url,
@@ -489,6 +502,7 @@ def facts_for(session, *, now: datetime) -> SessionFacts:
             failing=failing,
             threads=threads,
             conflict_episode=episode,
+            remote=remote,
         )
     all_done: tuple[str, ...] = ()
     if session.kind == Session.Kind.WORKER and session.zone == Zone.DONE:

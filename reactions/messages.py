@@ -150,13 +150,14 @@ def merge_conflicts_lead(pr: PRFact) -> str:
 
 
 def merge_conflicts_details(pr: PRFact) -> str:
-    base = shlex.quote(f"origin/{pr.base}")
+    remote = shlex.quote(pr.remote)
+    base = shlex.quote(f"{pr.remote}/{pr.base}")
     return "\n".join(
         [
             "Resolve them by rebasing onto the base branch:",
-            f"  git fetch origin && git rebase {base}",
+            f"  git fetch {remote} && git rebase {base}",
             "  # fix each conflict, `git add` the files, `git rebase --continue`; run the tests",
-            "  git push --force-with-lease",
+            f"  git push --force-with-lease {remote} {shlex.quote(pr.branch)}",
         ]
     )
 

@@ -32,6 +32,7 @@ from integrations.base import (
     Runtime,
     RuntimeHandle,
     Workspace,
+    WorkspaceRefused,
 )
 from integrations.registry import ConfigurationError, agents, plugin_for, registry_for
 from sessions import audit, prompts, realtime, services
@@ -309,6 +310,7 @@ def worker_prompt(session: Session) -> str:
             project=project.name or project.key,
             repo=project.repo,
             scm=project.scm,
+            remote=plugin_for(project, "scm").workspace_remote(create=False),
             branch=session.branch,
             base=project.default_branch,
             issue_ref=session.issue_ref,
@@ -435,6 +437,9 @@ def session_start(*, session_id: str) -> bool:
         ctx = context_for(session)
         ctx.agent.check_installed()
         repo = Path(project.path)
+        scm = plugin_for(project, "scm")
+        # every instruction ao sends the agent names this remote; it exists in the checkout from now on
+        remote = scm.workspace_remote()
         if not session.branch:
             issue = _issue_for(session)
             branch = gitutil.branch_name_for(
@@ -444,14 +449,15 @@ def session_start(*, session_id: str) -> bool:
                 issue_title=issue.title if issue else session.issue_title,
                 cwd=repo,
             )
-            if gitutil.branch_exists(repo, branch):
-                branch = gitutil.validate_branch_name(f"{branch}-{session.id}", cwd=repo)
-            session.branch = branch
+            session.branch = _free_branch_name(branch, session=session, repo=repo, scm=scm, remote=remote)
         root = workspaces_root(project)
         root.mkdir(parents=True, exist_ok=True)
+        # from the remote's default branch as it is now (merged work included), not a stale local one
+        start = gitutil.start_point(repo, remote=remote, branch=project.default_branch)
         created_workspace = ctx.workspace.create(
-            repo_path=repo, root=root, name=session.id, branch=session.branch, base=project.default_branch
+            repo_path=repo, root=root, name=session.id, branch=session.branch, base=start
         )
+        gitutil.set_push_upstream(created_workspace, branch=session.branch, remote=remote)
         session.workspace_path = str(created_workspace)
         Session.objects.filter(pk=session.pk).update(
             branch=session.branch, workspace_path=session.workspace_path
@@ -503,6 +509,29 @@ def session_start(*, session_id: str) -> bool:
         if not isinstance(exc, IntegrationError | ConfigurationError | ValueError):
             log.exception("unexpected error starting %s", session_id)
         return True
+
+
+def _free_branch_name(branch: str, *, session: Session, repo: Path, scm, remote: str) -> str:
+    """``branch``, or the first of ``<branch>-<session id>``, ``<branch>-<session id>-2``, ... that
+    is neither a local branch nor on the remote (where an old session's PR may still point). When
+    the remote cannot answer, its last fetched branches (``refs/remotes/<remote>/``) stand in."""
+    ask_remote = True
+    candidates = [branch, f"{branch}-{session.id}"] + [f"{branch}-{session.id}-{n}" for n in range(2, 100)]
+    for candidate in candidates:
+        name = gitutil.validate_branch_name(candidate, cwd=repo)
+        if gitutil.branch_exists(repo, name):
+            continue
+        if ask_remote:
+            try:
+                if scm.branch_on_remote(name):
+                    continue
+                return name
+            except IntegrationError as exc:
+                log.warning("%s: could not ask the remote about branch %r: %s", session.pk, name, exc)
+                ask_remote = False
+        if not gitutil.ref_exists(repo, f"refs/remotes/{remote}/{name}"):
+            return name
+    raise PermanentIntegrationError(f"no free branch name like {branch!r}: delete old branches")
 
 
 def _launch(session: Session, ctx: AgentContext, *, cwd: Path, argv: list[str], **facts) -> RuntimeHandle:
@@ -573,7 +602,8 @@ def _delete_branch_if_fresh(session: Session) -> None:
     if not session.branch or not gitutil.branch_exists(repo, session.branch):
         return
     ahead = gitutil.git_out(
-        ["rev-list", "--count", f"{session.project.default_branch}..{session.branch}"], cwd=repo
+        ["rev-list", "--count", session.branch, "--not", session.project.default_branch, "--remotes"],
+        cwd=repo,
     )
     if ahead.strip() == "0":
         gitutil.run_git(["branch", "-D", "--", session.branch], cwd=repo)
@@ -663,7 +693,12 @@ OPERATIONS = ("kill", "restore", "cleanup")
 OPERATION_RESULTS = {
     "kill": ("session.killed", "session.kill_failed"),
     "restore": ("session.restored", "session.restore_failed"),
-    "cleanup": ("session.cleaned", "session.cleanup_failed", "reaction.cleanup_refused"),
+    "cleanup": (
+        "session.cleaned",
+        "session.cleanup_failed",
+        "session.cleanup_refused",
+        "reaction.cleanup_refused",
+    ),
 }
 
 
@@ -739,6 +774,10 @@ def session_operate(
 
             reactions.auto_cleanup_refused(session=session, exc=exc)
             return
+        if Event.objects.filter(
+            session=session, pk__gt=request_event, kind__in=OPERATION_RESULTS[action]
+        ).exists():
+            return  # the operation put its own result on the timeline (a clean-up's refusal)
         services.event_record(
             project=session.project,
             session=session,
@@ -883,20 +922,85 @@ def session_cleanup(
     return _cleanup_here(session=session, force=force, by=by, actor=actor)
 
 
+def cleanup_refusal(*, session: Session, force: bool = False) -> str:
+    """Why cleaning up ``session`` would be refused now, or "" when it would go ahead: the check
+    the clean-up itself makes before touching anything, so a dry run says what the real run does."""
+    if session.kind == Session.Kind.ORCHESTRATOR:
+        return "orchestrator sessions are never cleaned up"
+    workspace = _existing_workspace(session)
+    if workspace is None:
+        return ""
+    try:
+        _check_removable(session, context_for(session), workspace=workspace, force=force)
+    except WorkspaceRefused as exc:
+        return str(exc)
+    return ""
+
+
+def _existing_workspace(session: Session) -> Path | None:
+    path = Path(session.workspace_path) if session.workspace_path else None
+    return path if path is not None and (path.exists() or path.is_symlink()) else None
+
+
+def _check_removable(session: Session, ctx: AgentContext, *, workspace: Path, force: bool) -> list[str]:
+    """WorkspaceRefused unless the workspace may go: with no work that is on no remote, counting a
+    merged PR's head as on the remote (a squash merge leaves it on no branch). Returns those heads."""
+    pr = getattr(session, "pull_request", None)
+    safe = [pr.head_sha] if pr is not None and pr.state == "merged" and pr.head_sha else []
+    if not force:
+        try:  # what the remote has now, so work merged or pushed since the last fetch counts
+            remote = plugin_for(session.project, "scm").workspace_remote(create=False)
+            gitutil.fetch_remote(workspace, remote=remote)
+        except (IntegrationError, ConfigurationError) as exc:
+            log.info("clean-up of %s: could not fetch the remote: %s", session.pk, exc)
+    ctx.workspace.check_remove(
+        repo_path=Path(session.project.path),
+        root=workspaces_root(session.project),
+        path=workspace,
+        force=force,
+        safe=safe,
+    )
+    return safe
+
+
 def _cleanup_here(*, session: Session, force: bool = False, by=None, actor: str = Actor.USER) -> str:
+    """Check first, then stop the agent and remove the workspace. A refusal changes nothing (the
+    agent keeps running) and says why on the timeline; the session's row says what really happened."""
     if session.kind == Session.Kind.ORCHESTRATOR:
         raise SpawnRefused("orchestrator sessions are never cleaned up")
     ctx = context_for(session)
+    workspace = _existing_workspace(session)
+    safe: list[str] = []
+    if workspace is not None:
+        try:
+            safe = _check_removable(session, ctx, workspace=workspace, force=force)
+        except WorkspaceRefused as exc:
+            if actor != Actor.REACTION:  # an auto-cleanup's refusal is recorded by the reaction
+                services.event_record(
+                    project=session.project,
+                    session=session,
+                    kind="session.cleanup_refused",
+                    summary=f"clean-up refused, nothing changed: {exc}"[:500],
+                    actor=actor,
+                    actor_user=by,
+                    data={"error": str(exc)[:1000]},
+                )
+            raise
     handle = _handle(session)
     if handle is not None and ctx.runtime.probe(handle) == RuntimeState.ALIVE:
         ctx.runtime.kill(handle)
-    if session.workspace_path and Path(session.workspace_path).exists():
-        ctx.workspace.remove(
-            repo_path=Path(session.project.path),
-            root=workspaces_root(session.project),
-            path=Path(session.workspace_path),
-            force=force,
-        )
+    if workspace is not None:
+        try:
+            ctx.workspace.remove(
+                repo_path=Path(session.project.path),
+                root=workspaces_root(session.project),
+                path=workspace,
+                force=force,
+                safe=safe,
+            )
+        except Exception as exc:
+            _cleanup_failed(session, exc, killed=handle is not None, by=by, actor=actor)
+            raise
     with transaction.atomic():
         Session.objects.filter(pk=session.pk).update(phase=Phase.CLEANED, runtime_state=RuntimeState.LOST)
         session.refresh_from_db()
@@ -916,6 +1020,27 @@ def _cleanup_here(*, session: Session, force: bool = False, by=None, actor: str 
     return session.id
 
 
+def _cleanup_failed(session: Session, exc: Exception, *, killed: bool, by, actor: str) -> None:
+    """The agent was stopped but the workspace could not be removed: the row says so."""
+    with transaction.atomic():
+        if killed:
+            Session.objects.filter(pk=session.pk, phase=Phase.RUNNING).update(phase=Phase.KILLED)
+            Session.objects.filter(pk=session.pk).update(
+                runtime_state=RuntimeState.LOST, runtime_checked_at=timezone.now()
+            )
+        session.refresh_from_db()
+        services.event_record(
+            project=session.project,
+            session=session,
+            kind="session.cleanup_failed",
+            summary=(f"agent stopped, workspace kept: {exc}" if killed else f"clean-up failed: {exc}")[:500],
+            actor=actor,
+            actor_user=by,
+            data={"error": str(exc)[:1000]},
+        )
+        services.session_rederive(session=session, actor=actor)
+
+
 RUNTIME_GONE = (RuntimeState.EXITED, RuntimeState.LOST)
 
 
@@ -927,6 +1052,75 @@ def observed_sessions(*, project: Project):
     return Session.objects.filter(project=project, phase=Phase.RUNNING).filter(
         ~Q(zone=Zone.DONE) | ~Q(runtime_state__in=RUNTIME_GONE)
     )
+
+
+class ClaimRefused(SpawnRefused):
+    """The PR cannot become this session's (merged or closed, another session's, a dirty workspace)."""
+
+
+class ClaimedPullRequestMissing(ClaimRefused):
+    pass
+
+
+def session_pr_claim(*, session: Session, number: int, by=None, actor: str = Actor.USER) -> None:
+    """Make an existing open PR the session's: its branch is checked out in the session's workspace
+    (the agent then works on the PR) and its facts are recorded. A merged or closed PR is refused:
+    nothing is left to do on it, and the session would be finished the moment it took it."""
+    from sessions import prsync  # prsync imports this module
+
+    project = session.project
+    scm = plugin_for(project, "scm")
+    info = scm.fetch_pull_requests(numbers=[number], previous={}).get(number)
+    if info is None:
+        raise ClaimedPullRequestMissing(f"the {project.scm} SCM has no PR #{number}")
+    if info.state != "open":
+        raise ClaimRefused(f"PR #{number} is {info.state}: only an open PR can be claimed")
+    workspace = _existing_workspace(session)
+    if workspace is not None and info.branch != session.branch:
+        _checkout_pr_branch(session, workspace, branch=info.branch, remote=scm.workspace_remote())
+    with transaction.atomic():
+        Session.objects.filter(pk=session.pk).update(branch=info.branch)
+        session.branch = info.branch
+        prsync.pull_request_record(project=project, session=session, info=info)
+        services.event_record(
+            project=project,
+            session=session,
+            kind="pr.claimed",
+            summary=f"claimed PR #{number} ({info.branch})"
+            + (f"; its branch is checked out in {workspace}" if workspace is not None else ""),
+            actor=actor,
+            actor_user=by,
+            data={"number": number, "branch": info.branch},
+        )
+
+
+def _checkout_pr_branch(session: Session, workspace: Path, *, branch: str, remote: str) -> None:
+    """Check the PR's ``branch``, as the remote has it, out in ``workspace``; refuses (changing
+    nothing) over uncommitted changes or a local branch of that name with commits the PR lacks."""
+    from integrations.workspace import uncommitted_changes
+
+    repo = Path(session.project.path)
+    try:
+        gitutil.validate_branch_name(branch)
+    except gitutil.BranchNameError as exc:
+        raise ClaimRefused(str(exc)) from exc
+    dirty = uncommitted_changes(path=workspace, repo_path=repo)
+    if dirty:
+        raise ClaimRefused(
+            f"{session.id}'s workspace has uncommitted changes ({', '.join(dirty[:3])}): "
+            "commit or discard them before it takes another branch"
+        )
+    sha = gitutil.fetch_branch(workspace, remote=remote, branch=branch)
+    if sha is None:
+        raise ClaimRefused(f"could not fetch the PR's branch {branch!r} from the remote {remote!r}")
+    if gitutil.branch_exists(workspace, branch):
+        local = gitutil.resolve_commit(workspace, f"refs/heads/{branch}")
+        if not gitutil.is_ancestor(workspace, local, sha):
+            raise ClaimRefused(
+                f"the local branch {branch!r} has commits the PR does not: push or rename it first"
+            )
+    gitutil.run_git(["checkout", "--quiet", "-B", branch, sha], cwd=workspace)
+    gitutil.set_push_upstream(workspace, branch=branch, remote=remote)
 
 
 def project_sweep(*, project: Project, keep=None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 
 from sessions.text import fence
@@ -12,8 +13,9 @@ You work in your own git worktree on the branch `{branch}` (base: `{base}`). Sta
 
 How to work in ao:
 - Commit early and often with clear messages; never rewrite history others have seen.
-- Push your branch to `origin` and open a pull request against `{base}` when the work is ready
-  for review ({pr_how}).
+- Push your branch (`git push {remote} {branch_arg}`) and open a pull request against `{base}` when
+  the work is ready for review ({pr_how}).
+- To bring in what was merged since you started: `git fetch {remote} && git rebase {remote}/{base}`.
 - Report your state so people see it on the dashboard: `ao report working`,
   `ao report needs_input "<question>"`, `ao report blocked "<why>"`, `ao report done --pr <url>`.
 - ao forwards CI failures and review comments to you in this session: fix them, push, and keep
@@ -34,6 +36,7 @@ class PromptContext:
     branch: str
     base: str
     scm: str = "local"
+    remote: str = "origin"  # the git remote of the worktree (SCM.workspace_remote)
     repo: str = ""
     issue_ref: str = ""
     issue_title: str = ""
@@ -72,4 +75,11 @@ def build_worker_prompt(ctx: PromptContext) -> str:
 
 
 def _fields(ctx: PromptContext) -> dict[str, str]:
-    return {"session_id": ctx.session_id, "project": ctx.project, "branch": ctx.branch, "base": ctx.base}
+    return {
+        "session_id": ctx.session_id,
+        "project": ctx.project,
+        "branch": ctx.branch,
+        "base": ctx.base,
+        "remote": ctx.remote,
+        "branch_arg": shlex.quote(ctx.branch),
+    }

@@ -5,7 +5,9 @@ is a local path, else ``<AO_HOME>/remotes/<project>.git``) and recorded in ao's 
 ``LocalPullRequest``. Checks are runs of the project's check command (``integrations.localci``),
 reviews are ``LocalReview`` rows, and conflicts, "behind" and merges are computed with git in
 the bare repository itself (``merge-tree --write-tree``, ``commit-tree``, ``update-ref`` with an
-old-value guard): the project's own checkout is never touched.
+old-value guard): the project's own checkout is never touched, except that ao's remote is added
+to its remotes (``workspace_remote``: as ``origin`` when it has none, else as ``ao``) so every
+worktree can fetch, rebase onto and push to it as the instructions ao gives agents say.
 
 Branch names are data. They reach git only as ``refs/heads/<name>`` argv elements, and ao's
 PRs take only names made of letters, digits and ``. _ / + -`` (no leading ``-``).
@@ -48,6 +50,8 @@ log = logging.getLogger(__name__)
 PR_BRANCH_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/+-]{0,199}\Z")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 MERGE_METHODS = ("squash", "ff", "merge")
+# The name of ao's bare remote in a checkout whose own ``origin`` is somewhere else.
+AO_REMOTE = "ao"
 FALLBACK_IDENTITY = {"GIT_COMMITTER_NAME": "ao", "GIT_COMMITTER_EMAIL": "ao@localhost"}
 
 
@@ -181,6 +185,41 @@ class LocalSCM(SCM):
         log.info("created the local SCM remote for %s at %s", project.key, path)
         return path
 
+    def workspace_remote(self, *, create: bool = True) -> str:
+        """The remote agents push to and fetch from, in the project's checkout (so in every worktree):
+        ``origin`` when the checkout has none (ao adds it, pointing at its bare remote) or it already
+        is ao's remote; else ``ao``, added next to the checkout's own ``origin``, which stays as it is."""
+        checkout = Path(self._project().path)
+        remote = self.remote_path().resolve()
+        for name in ("origin", AO_REMOTE):
+            proc = run_git(["remote", "get-url", "--", name], cwd=checkout, check=False)
+            url = proc.stdout.strip() if proc.returncode == 0 else ""
+            if not url:
+                if create:
+                    run_git(["remote", "add", name, str(remote)], cwd=checkout)
+                    log.info("added the remote %r (%s) to %s", name, remote, checkout)
+                return name
+            if _local_remote_path(url, base=checkout) == remote:
+                return name
+        raise PermanentIntegrationError(
+            f"{checkout} has remotes 'origin' and '{AO_REMOTE}' that are not ao's remote {remote}: "
+            f"rename the '{AO_REMOTE}' remote, or set projects.{self._project().key}.scm.remote"
+        )
+
+    def _remote_name_in(self, repo: Path) -> str | None:
+        """The name ``repo`` (a checkout or workspace) gives ao's remote, if any."""
+        remote = self.remote_path().resolve()
+        for name in ("origin", AO_REMOTE):
+            proc = run_git(["remote", "get-url", "--", name], cwd=repo, check=False)
+            url = proc.stdout.strip() if proc.returncode == 0 else ""
+            if url and _local_remote_path(url, base=Path(repo)) == remote:
+                return name
+        return None
+
+    def branch_on_remote(self, branch: str) -> bool:
+        """In the bare remote now, or ever the branch of a PR (merged and deleted ones too)."""
+        return self.branch_sha(branch) is not None or self._rows().filter(branch=branch).exists()
+
     def _git(self, args: Sequence[str], **kwargs):
         return run_git(args, cwd=self.remote_path(), **kwargs)
 
@@ -229,8 +268,10 @@ class LocalSCM(SCM):
         if self.branch_sha(branch) == local:
             return False
         refspec = f"{'+' if force else ''}refs/heads/{branch}:refs/heads/{branch}"
+        # by the remote's name where ``source`` has one: its remote-tracking ref then says it is pushed
+        target = self._remote_name_in(source) or str(self.remote_path())
         proc = run_git(
-            ["push", "--quiet", "--porcelain", "--", str(self.remote_path()), refspec],
+            ["push", "--quiet", "--porcelain", "--", target, refspec],
             cwd=source,
             check=False,
             timeout=300,

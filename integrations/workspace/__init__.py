@@ -6,6 +6,7 @@ Shared rules:
   (normally ``settings.AO_WORKSPACES_ROOT / <project-key>``) and ``name`` is the session id;
 - removal resolves symlinks first and refuses anything not strictly inside ``root``, the
   project's own checkout, and (unless ``force``) unpushed commits or uncommitted changes;
+  ``check_remove`` is that decision alone (a dry run asks it; ``remove`` asks it first);
 - ``setup`` links files from the project's checkout (refusing links that escape it) and runs
   ``post_create`` commands as argv lists or repo-relative script files, never shell strings.
 """
@@ -57,23 +58,32 @@ def _linked_from(entry: Path, repo_path: Path) -> bool:
     return _resolve(target).is_relative_to(_resolve(repo_path))
 
 
-def check_clean(*, path: Path, repo_path: Path, timeout: float = gitutil.DEFAULT_TIMEOUT) -> None:
-    """Raise WorkspaceRefused if ``path`` has uncommitted changes or commits on no remote.
-
-    Untracked symlinks into the project's checkout (made by ``setup``) do not count as changes.
-    """
-    dirty = [
+def uncommitted_changes(*, path: Path, repo_path: Path) -> list[str]:
+    """``git status`` lines of ``path``, without the symlinks ``setup`` made into the checkout."""
+    return [
         f"{code} {rel}"
         for code, rel in gitutil.status_entries(path)
         if not (code == "??" and _linked_from(path / rel.rstrip("/"), repo_path))
     ]
+
+
+def check_clean(
+    *, path: Path, repo_path: Path, timeout: float = gitutil.DEFAULT_TIMEOUT, safe: Sequence[str] = ()
+) -> None:
+    """Raise WorkspaceRefused if ``path`` has uncommitted changes or commits on no remote.
+
+    Commits that are in one of the ``safe`` commits (the head of a merged PR, which a squash
+    merge leaves on no branch) count as pushed. Untracked symlinks into the project's checkout
+    (made by ``setup``) do not count as changes.
+    """
+    dirty = uncommitted_changes(path=path, repo_path=repo_path)
     if dirty:
         shown = ", ".join(dirty[:5]) + (" ..." if len(dirty) > 5 else "")
         raise WorkspaceRefused(
             f"refusing to remove {path}: it has uncommitted changes ({shown}); commit and push them, "
             "or remove with force"
         )
-    unpushed = gitutil.unpushed_commits(path)
+    unpushed = gitutil.unpushed_commits(path, safe=safe)
     if unpushed:
         branch = gitutil.current_branch(path) or "HEAD"
         shown = "; ".join(unpushed[:3]) + (" ..." if len(unpushed) > 3 else "")

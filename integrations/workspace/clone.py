@@ -1,15 +1,17 @@
 """``clone`` workspace: a full clone per session, for tools that dislike worktrees.
 
 ``source: local`` (default) runs ``git clone --local`` from the project's checkout (fast,
-hard-linked objects, no network), then points ``origin`` at the checkout's own origin URL
-and copies the checkout's remote-tracking refs, so pushes go to the real remote and the
-"commits on no remote" check means the same thing as in the checkout. ``source: origin``
+hard-linked objects, no network), then gives the clone the checkout's remotes (``origin`` at
+the checkout's own origin URL, and ``ao`` when the local SCM added it) and copies their
+remote-tracking refs, so pushes go to the real remote and the "commits on no remote" check
+means the same thing as in the checkout. ``source: origin``
 clones from the checkout's origin URL instead.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -48,20 +50,8 @@ class CloneWorkspace(Workspace):
             args = ["clone", "--local", "--no-checkout", "--", str(repo_path), str(path)]
         try:
             gitutil.run_git(args, cwd=path.parent, timeout=timeout)
-            if self.config.source == "local" and origin:
-                gitutil.run_git(["remote", "set-url", "origin", origin], cwd=path, timeout=timeout)
-                gitutil.run_git(
-                    [
-                        "fetch",
-                        "--quiet",
-                        "--no-tags",
-                        "--prune",
-                        str(repo_path),
-                        "+refs/remotes/origin/*:refs/remotes/origin/*",
-                    ],
-                    cwd=path,
-                    timeout=timeout,
-                )
+            if self.config.source == "local":
+                _copy_remotes(repo_path, path, timeout=timeout)
             if gitutil.branch_exists(repo_path, branch):
                 start = gitutil.resolve_commit(repo_path, f"refs/heads/{branch}", timeout=timeout)
             else:
@@ -74,15 +64,54 @@ class CloneWorkspace(Workspace):
             raise
         return path
 
-    def remove(self, *, repo_path: Path, root: Path, path: Path, force: bool = False) -> None:
+    def check_remove(
+        self, *, repo_path: Path, root: Path, path: Path, force: bool = False, safe: Sequence[str] = ()
+    ) -> None:
         real = check_removable(repo_path=repo_path, root=root, path=path)
-        if not (real.exists() or real.is_symlink()):
+        if force or not (real.exists() or real.is_symlink()):
             return
-        if not force:
-            top = gitutil.run_git(["rev-parse", "--show-toplevel"], cwd=real, check=False)
-            if top.returncode != 0 or _resolve(top.stdout.strip()) != real:
-                raise WorkspaceRefused(
-                    f"refusing to remove {path}: it is not a clone ao made; remove with force"
-                )
-            check_clean(path=real, repo_path=repo_path, timeout=self.config.git_timeout)
-        shutil.rmtree(real)
+        top = gitutil.run_git(["rev-parse", "--show-toplevel"], cwd=real, check=False)
+        if top.returncode != 0 or _resolve(top.stdout.strip()) != real:
+            raise WorkspaceRefused(f"refusing to remove {path}: it is not a clone ao made; remove with force")
+        check_clean(path=real, repo_path=repo_path, timeout=self.config.git_timeout, safe=safe)
+
+    def remove(
+        self, *, repo_path: Path, root: Path, path: Path, force: bool = False, safe: Sequence[str] = ()
+    ) -> None:
+        self.check_remove(repo_path=repo_path, root=root, path=path, force=force, safe=safe)
+        real = check_removable(repo_path=repo_path, root=root, path=path)
+        if real.is_dir() and not real.is_symlink():
+            shutil.rmtree(real)
+        elif real.exists() or real.is_symlink():
+            real.unlink()
+
+
+def _copy_remotes(repo_path: Path, path: Path, *, timeout: float) -> None:
+    """Give the clone the checkout's remotes (same names and URLs: ``origin``, and ``ao`` when the
+    local SCM added it) and their remote-tracking refs, so the git commands ao gives agents and the
+    "commits on no remote" check mean the same there as in a worktree."""
+    names = gitutil.remote_names(repo_path)
+    have = set(gitutil.remote_names(path))
+    for name in names:
+        url = gitutil.remote_url(repo_path, name)
+        if not url:
+            continue
+        local = Path(url).expanduser()
+        if "://" not in url and not url.startswith("file:") and (repo_path / local).is_dir():
+            url = str(_resolve(repo_path / local))  # a path relative to the checkout
+        verb = "set-url" if name in have else "add"
+        gitutil.run_git(["remote", verb, name, url], cwd=path, timeout=timeout)
+    if names:
+        gitutil.run_git(
+            [
+                "fetch",
+                "--quiet",
+                "--no-tags",
+                "--prune",
+                "--",
+                str(repo_path),
+                "+refs/remotes/*:refs/remotes/*",
+            ],
+            cwd=path,
+            timeout=timeout,
+        )

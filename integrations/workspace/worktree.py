@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import Field
@@ -51,24 +52,35 @@ class WorktreeWorkspace(Workspace):
         gitutil.run_git(args, cwd=repo_path, timeout=timeout)
         return path
 
-    def remove(self, *, repo_path: Path, root: Path, path: Path, force: bool = False) -> None:
+    def check_remove(
+        self, *, repo_path: Path, root: Path, path: Path, force: bool = False, safe: Sequence[str] = ()
+    ) -> None:
         timeout = self.config.git_timeout
+        real = check_removable(repo_path=repo_path, root=root, path=path)
+        if force:
+            return
+        trees = _registered_worktrees(_resolve(repo_path), timeout=timeout)
+        if real in trees and real.is_dir():
+            check_clean(path=real, repo_path=repo_path, timeout=timeout, safe=safe)
+        elif real.exists() or real.is_symlink():
+            raise WorkspaceRefused(
+                f"refusing to remove {path}: it is not a worktree of {repo_path}; remove with force"
+            )
+
+    def remove(
+        self, *, repo_path: Path, root: Path, path: Path, force: bool = False, safe: Sequence[str] = ()
+    ) -> None:
+        timeout = self.config.git_timeout
+        self.check_remove(repo_path=repo_path, root=root, path=path, force=force, safe=safe)
         real = check_removable(repo_path=repo_path, root=root, path=path)
         trees = _registered_worktrees(_resolve(repo_path), timeout=timeout)
         if real in trees and real.is_dir():
-            if not force:
-                check_clean(path=real, repo_path=repo_path, timeout=timeout)
             # --force twice also removes a locked worktree; our checks above are the gate.
             gitutil.run_git(
                 ["worktree", "remove", "--force", "--force", "--", str(real)], cwd=repo_path, timeout=timeout
             )
+        elif real.is_dir() and not real.is_symlink():
+            shutil.rmtree(real)
         elif real.exists() or real.is_symlink():
-            if not force:
-                raise WorkspaceRefused(
-                    f"refusing to remove {path}: it is not a worktree of {repo_path}; remove with force"
-                )
-            if real.is_dir() and not real.is_symlink():
-                shutil.rmtree(real)
-            else:
-                real.unlink()
+            real.unlink()
         gitutil.run_git(["worktree", "prune"], cwd=repo_path, timeout=timeout)

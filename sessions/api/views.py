@@ -471,11 +471,12 @@ class SessionClaimPullRequestView(AoAPIView):
         holder = PullRequest.objects.filter(project=project, number=number).exclude(session=None).first()
         if holder is not None and holder.session_id != session.pk:
             raise Conflict(f"PR #{number} belongs to {holder.session_id}", code="claimed")
-        infos = plugin_for(project, "scm").fetch_pull_requests(numbers=[number], previous={})
-        info = infos.get(number)
-        if info is None:
-            raise NotFound(f"the {project.scm} SCM has no PR #{number}")
-        prsync.pull_request_record(project=project, session=session, info=info)
+        try:
+            agents.session_pr_claim(session=session, number=number, **_actor_fields(request))
+        except agents.ClaimedPullRequestMissing as exc:
+            raise NotFound(str(exc)) from exc
+        except (agents.ClaimRefused, PermanentIntegrationError) as exc:
+            raise Conflict(str(exc), code="claim_refused") from exc
         audit.record(action="pr.claim", target=session, project=project, data={"number": number})
         session = session_for(request, session_id)
         return Response(s.SessionDetailSerializer(session).data)

@@ -588,6 +588,7 @@ class FakeRepo:
     issues: dict[int, FakeIssue] = field(default_factory=dict)  # issues and pull requests share numbers
     check_runs: dict[int, FakeCheckRun] = field(default_factory=dict)
     statuses: list[FakeStatus] = field(default_factory=list)
+    branches: dict[str, str] = field(default_factory=dict)  # name -> sha; open PRs' heads exist too
     fake: FakeGitHub | None = field(default=None, repr=False)
 
     @property
@@ -2073,6 +2074,26 @@ class _Handler(BaseHTTPRequestHandler):
                     "repository": fake.rest_repo(repo),
                     "commit_url": fake.api(f"/repos/{repo.full_name}/commits/{sha}"),
                     "url": fake.api(f"/repos/{repo.full_name}/commits/{sha}/status"),
+                },
+                {},
+            )
+        m = re.fullmatch(r"/git/ref/heads/(.+)", rest)
+        if m and method == "GET":
+            name = urllib.parse.unquote(m.group(1))
+            sha = repo.branches.get(name) or next(
+                (p.head_sha for p in repo.pulls.values() if p.head == name and p.state == "open"), None
+            )
+            if sha is None:
+                raise _error(404, "Not Found")
+            ref_url = fake.api(f"/repos/{repo.full_name}/git/refs/heads/{name}")
+            commit_url = fake.api(f"/repos/{repo.full_name}/git/commits/{sha}")
+            return (
+                200,
+                {
+                    "ref": f"refs/heads/{name}",
+                    "node_id": _node_id("REF", abs(hash(name)) % 10**9),
+                    "url": ref_url,
+                    "object": {"sha": sha, "type": "commit", "url": commit_url},
                 },
                 {},
             )

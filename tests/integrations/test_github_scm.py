@@ -393,3 +393,14 @@ def test_found_by_branch_reads_thread_bodies_only_where_there_are_threads(gh: Fa
     assert found["feat/quiet"].threads == ()
     assert gh.counts["graphql"] == 2
     assert gh.queries[1].count("pullRequest(number:") == 2
+
+
+def test_branch_on_remote_asks_github_for_the_ref(gh: FakeGitHub) -> None:
+    repo = gh.repo("acme/widgets")
+    repo.branches["feat/1-login"] = "a" * 40
+    repo.add_pull("feat/2-open")
+    scm = make_scm(gh)
+
+    assert scm.branch_on_remote("feat/1-login") is True
+    assert scm.branch_on_remote("feat/2-open") is True  # an open PR's head branch exists
+    assert scm.branch_on_remote("feat/3-new") is False

@@ -121,8 +121,17 @@ class Command(BaseCommand):
             return
         refused = 0
         for session in candidates:
-            if options["dry_run"]:
-                self.stdout.write(f"would clean up {session.id} ({session.get_status_display().lower()})")
+            if options["dry_run"]:  # the same check the clean-up makes before it touches anything
+                host = agents.runs_elsewhere(session)
+                with cli_errors():
+                    why = "" if host else agents.cleanup_refusal(session=session, force=options["force"])
+                if why:
+                    refused += 1
+                    self.stdout.write(f"would keep {session.id}: {why}")
+                elif host:
+                    self.stdout.write(f"would ask host {host} to clean up {session.id}")
+                else:
+                    self.stdout.write(f"would clean up {session.id} ({session.get_status_display().lower()})")
                 continue
             try:
                 done = agents.session_cleanup(session=session, force=options["force"], actor=Actor.USER)
@@ -134,7 +143,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"{session.id}: {done}")
                 continue
             self.stdout.write(f"cleaned up {session.id}")
-        if refused:
+        if refused and not options["dry_run"]:
             raise CommandError(f"{refused} session(s) kept; use --force to remove unpushed work")
 
     def _attach(self, options):
