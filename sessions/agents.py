@@ -639,8 +639,6 @@ def session_observe(*, session: Session) -> bool:
             activity_since=session.activity_since if same else now,
             activity_streak=session.activity_streak + 1 if same else 1,
         )
-    else:  # the screen was not read: the next reading starts a new run
-        fields["activity_streak"] = 0
         if reading.summary:
             fields["activity_summary"] = reading.summary[:500]
         if reading.tokens_in is not None:
@@ -651,6 +649,8 @@ def session_observe(*, session: Session) -> bool:
             fields["cost_usd"] = round(reading.cost_usd, 4)
         if reading.conversation_id:
             fields["agent_session_ref"] = reading.conversation_id[:255]
+    else:  # the screen was not read: the next reading starts a new run
+        fields["activity_streak"] = 0
     shown = ("runtime_state", "activity", "activity_summary", "tokens_in", "tokens_out", "cost_usd")
     card_stale = any(
         name in fields and _card_value(name, fields[name]) != _card_value(name, getattr(session, name))
