@@ -163,6 +163,37 @@ class ProjectAdmin(ProjectScopedAdminMixin, AuditedModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return request.user.is_superuser and super().has_delete_permission(request, obj)
 
+    # Deleting a project deletes its sessions and their timeline, which the admin otherwise keeps
+    # append-only (no one may delete an Event row on its own): the permission to delete the
+    # project is the permission to delete what belongs to it.
+    def get_deleted_objects(self, objs, request):
+        deleted, counts, _perms_needed, protected = super().get_deleted_objects(objs, request)
+        return deleted, counts, set(), protected
+
+    def log_deletions(self, request, queryset):
+        # The audit entry is written by agents.project_delete (with what it stopped), not twice.
+        return admin.ModelAdmin.log_deletions(self, request, queryset)
+
+    def delete_model(self, request, obj) -> None:
+        self._delete(request, [obj])
+
+    def delete_queryset(self, request, queryset) -> None:
+        self._delete(request, list(queryset))
+
+    def _delete(self, request, projects) -> None:
+        """Stop each project's agents, then delete it (``agents.project_delete``)."""
+        from sessions.agents import SpawnRefused, project_delete
+
+        for project in projects:
+            key = project.key
+            try:
+                notes = project_delete(project=project, by=request.user)
+            except SpawnRefused as exc:
+                self.message_user(request, str(exc), level=messages.ERROR)
+                continue
+            if notes:
+                self.message_user(request, f"{key}: " + "; ".join(notes), level=messages.INFO)
+
     def get_readonly_fields(self, request, obj=None):
         fields = tuple(super().get_readonly_fields(request, obj))
         return fields if request.user.is_superuser else fields + HOST_FIELDS

@@ -1187,3 +1187,33 @@ def project_sweep(*, project: Project, keep=None) -> int:
     # the orchestrator issue: orchestrator keep-alive, backlog intake, conflict watch
     changes += orchestrator.project_sweep_hooks(project=project)
     return changes
+
+# --- project deletion -----------------------------------------------------------------------------
+def project_delete(*, project: Project, by=None) -> list[str]:
+    """Delete a project with its sessions, timeline, PRs and messages, after stopping every agent
+    of it that still has a runtime here (workspaces stay on disk: they may hold unpushed work).
+    Refuses (SpawnRefused, nothing changed) while one of its agents runs on another agent host.
+    Returns notes of what it stopped."""
+    sessions = list(Session.objects.filter(project=project).exclude(phase=Phase.CLEANED))
+    with_runtime = [s for s in sessions if _handle(s) is not None and s.runtime_state != RuntimeState.LOST]
+    elsewhere = sorted({host for s in with_runtime if (host := runs_elsewhere(s))})
+    if elsewhere:
+        raise SpawnRefused(
+            f"project {project.key} has agents on host(s) {', '.join(elsewhere)}: kill its sessions first "
+            "(`ao session kill ID`), then delete it"
+        )
+    notes = []
+    for session in with_runtime:
+        try:
+            context_for(session).runtime.kill(_handle(session))
+        except (IntegrationError, ConfigurationError) as exc:  # already gone, or a broken runtime config
+            notes.append(f"{session.id}: could not stop its runtime ({exc})")
+            continue
+        notes.append(f"stopped {session.id}")
+    key, count = project.key, len(sessions)
+    with transaction.atomic():
+        audit.record(
+            action="project.delete", target=project, project=None, data={"key": key, "sessions": count}
+        )
+        project.delete()
+    return notes

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from django.db.models import QuerySet
 
 from sessions.lifecycle import CIState, PRState, ReviewDecision, Status
@@ -25,8 +27,9 @@ class NotFound(Exception):
     """A project or session the caller named does not exist. The message says what exists."""
 
 
-def project_resolve(*, key: str | None) -> Project:
-    """The project named ``key``; without a key, the only project (an error if there are several)."""
+def project_resolve(*, key: str | None, cwd: Path | None = None) -> Project:
+    """The project named ``key``; without a key, the only project, or with several the one whose
+    checkout or session workspace holds ``cwd`` (default: the current directory), else an error."""
     if key:
         project = Project.objects.filter(key=key).first()
         if project is None:
@@ -37,9 +40,35 @@ def project_resolve(*, key: str | None) -> Project:
     if not projects:
         raise NotFound("no projects yet: run `ao init` in your repository, then `ao start`")
     if len(projects) > 1:
+        here = project_for_path(Path.cwd() if cwd is None else cwd)
+        if here is not None:
+            return here
         known = ", ".join(Project.objects.values_list("key", flat=True))
-        raise NotFound(f"several projects ({known}): choose one with --project")
+        raise NotFound(f"several projects ({known}) and none holds this directory: choose one with --project")
     return projects[0]
+
+
+def project_for_path(path: Path) -> Project | None:
+    """The project whose checkout, or one of whose sessions' workspaces, holds ``path`` (the
+    innermost when they nest), or None."""
+    try:
+        path = path.resolve()
+    except OSError:
+        return None
+    roots: list[tuple[Path, int]] = [(Path(p), pk) for pk, p in Project.objects.values_list("pk", "path")]
+    roots += [
+        (Path(w), pk)
+        for pk, w in Session.objects.exclude(workspace_path="").values_list("project_id", "workspace_path")
+    ]
+    best: tuple[int, int] | None = None  # (depth, project pk)
+    for root, pk in roots:
+        try:
+            root = root.resolve()
+        except OSError:
+            continue
+        if path.is_relative_to(root) and (best is None or len(root.parts) > best[0]):
+            best = (len(root.parts), pk)
+    return Project.objects.get(pk=best[1]) if best else None
 
 
 def session_summary(session: Session) -> dict:

@@ -21,7 +21,11 @@ class Command(BaseCommand):
         status = sub.add_parser("status", help="whether intake is on, its labels and its claims")
         status.add_argument("--json", action="store_true")
         for each in (on, off, status):
-            each.add_argument("--project", "-p", help="project key (default: the only project)")
+            each.add_argument(
+                "--project",
+                "-p",
+                help="project key (default: the project whose checkout or session worktree holds the current directory, or the only one)",
+            )
 
     def handle(self, *args, **options):
         with cli_errors(), cli_audit():

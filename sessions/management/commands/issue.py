@@ -12,7 +12,11 @@ class Command(BaseCommand):
     help = "Issues of a project's tracker: `ao issue add TITLE`, `ao issue ls`, `ao issue show N`."
 
     def add_arguments(self, parser):
-        parser.add_argument("--project", "-p", help="project key (default: the only project)")
+        parser.add_argument(
+            "--project",
+            "-p",
+            help="project key (default: the project whose checkout or session worktree holds the current directory, or the only one)",
+        )
         sub = parser.add_subparsers(dest="action", required=True)
         add = sub.add_parser("add", help="create an issue (local tracker)")
         add.add_argument("title")

@@ -22,7 +22,11 @@ class Command(BaseCommand):
         status.add_argument("--json", action="store_true")
         prompt = sub.add_parser("prompt", help="print the orchestrator's generated prompt")
         for each in (start, stop, status, prompt):
-            each.add_argument("--project", "-p", help="project key (default: the only project)")
+            each.add_argument(
+                "--project",
+                "-p",
+                help="project key (default: the project whose checkout or session worktree holds the current directory, or the only one)",
+            )
 
     def handle(self, *args, **options):
         with cli_errors(), cli_audit():

@@ -197,28 +197,8 @@ def _session(explicit: str | None) -> Session | None:
 
 def _project(key: str | None, session: Session | None) -> Project:
     if key or session is None:
-        if not key:
-            found = _project_for_cwd(Path.cwd())
-            if found is not None:
-                return found
-        return selectors.project_resolve(key=key)
+        return selectors.project_resolve(key=key)  # without a key: the one holding the cwd
     return session.project
-
-
-def _project_for_cwd(cwd: Path) -> Project | None:
-    """The project whose repository the current directory (a checkout or worktree of it) belongs to."""
-    if not _in_git(cwd):
-        return None
-    common = gitutil.run_git(
-        ["rev-parse", "--path-format=absolute", "--git-common-dir"], cwd=cwd, check=False
-    ).stdout.strip()
-    if not common:
-        return None
-    common_dir = Path(common).resolve()
-    for project in Project.objects.all():
-        if (Path(project.path) / ".git").resolve() == common_dir:
-            return project
-    return None
 
 
 def _info_dict(info) -> dict:

@@ -20,7 +20,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("issue", nargs="?", help="issue reference in the project's tracker (e.g. 123)")
-        parser.add_argument("--project", "-p", help="project key (default: the only project)")
+        parser.add_argument(
+            "--project",
+            "-p",
+            help="project key (default: the project whose checkout or session worktree holds the current directory, or the only one)",
+        )
         parser.add_argument("--agent", "-a", help="agent plugin (default: the project's agent)")
         parser.add_argument("--prompt", help="what to do (with or instead of an issue)")
         parser.add_argument("--branch", help="branch name (default: derived from the issue)")

@@ -1,0 +1,51 @@
+"""``ao project ls`` / ``ao project rm KEY [--yes]``: list projects; delete one with its sessions."""
+
+from __future__ import annotations
+
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+
+from sessions import selectors
+from sessions.agents import SpawnRefused, live_sessions, project_delete
+from sessions.management.commands._common import cli_audit, cli_errors
+from sessions.models import Session
+
+
+class Command(BaseCommand):
+    help = "Projects: `ao project ls`, `ao project rm KEY` (its agents stopped, its sessions deleted)."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        sub.add_parser("ls", help="list projects")
+        rm = sub.add_parser(
+            "rm", help="stop the project's agents and delete it with its sessions (workspaces stay on disk)"
+        )
+        rm.add_argument("key")
+        rm.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+
+    def handle(self, *args, action: str, **options):
+        if action == "ls":
+            for project in selectors.projects_all().order_by("key"):
+                self.stdout.write(f"{project.key:<20} {project.path}")
+            return
+        with cli_errors():
+            project = selectors.project_resolve(key=options["key"])
+        sessions = Session.objects.filter(project=project).count()
+        live = live_sessions(project=project).count()
+        what = f"project {project.key} ({project.path}) with its {sessions} session(s), {live} of them live"
+        if not options["yes"]:
+            if not sys.stdin.isatty():
+                raise CommandError(f"not deleting {what} without confirmation — add --yes")
+            self.stdout.write(f"Delete {what}? Their agents are stopped; workspaces stay on disk. [y/N] ")
+            self.stdout.flush()
+            if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+                raise CommandError("not deleted")
+        try:
+            with cli_audit():
+                notes = project_delete(project=project)
+        except SpawnRefused as exc:
+            raise CommandError(str(exc)) from exc
+        for note in notes:
+            self.stdout.write(f"  {note}")
+        self.stdout.write(f"deleted {what}")
