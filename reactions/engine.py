@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 
 from reactions import messages
 from reactions import rules as R
+from sessions import lifecycle
 from sessions.lifecycle import (
     Activity,
     CIState,
@@ -90,6 +91,7 @@ class PRFact:
     failing: tuple[CheckFact, ...] = ()  # failed checks on head_sha
     threads: tuple[ThreadFact, ...] = ()  # unresolved threads
     conflict_episode: str = ""  # id of the timeline entry where the current conflicts began
+    passed_checks: frozenset[str] = frozenset()  # names of the checks that passed on head_sha
     remote: str = "origin"  # the git remote of the agent's worktree (read only when conflicts)
 
 
@@ -287,12 +289,26 @@ def _pr_rules(facts: SessionFacts, pr: PRFact, rules, add, out) -> None:
             data={"base": pr.base, "episode": episode},
         )
 
-    green = pr.ci_state in (CIState.PASSING, CIState.NONE)
-    reviewed = pr.review_decision in (ReviewDecision.APPROVED, ReviewDecision.NONE)
-    if (
-        green and reviewed and not pr.draft and not pr.conflicts and not human
-    ):  # open trusted threads: not yet
+    gate = rules.get(R.APPROVED_AND_GREEN) or R.DEFAULT_RULES[R.APPROVED_AND_GREEN]
+    if lifecycle.approved_and_green(_lifecycle_pr(pr, gate)) and not human:  # open trusted threads: not yet
         _approved_and_green(facts, pr, rules, add)
+
+
+def _lifecycle_pr(pr: PRFact, gate: R.Rule) -> lifecycle.PRFacts:
+    """The PR as the status derivation sees it, with what the approved-and-green rule requires:
+    one definition of approved and green (sessions.lifecycle.approved_and_green)."""
+    return lifecycle.PRFacts(
+        state=PRState(pr.state),
+        draft=pr.draft,
+        ci=CIState(pr.ci_state),
+        review=ReviewDecision(pr.review_decision),
+        mergeable=pr.mergeable,
+        conflicts=pr.conflicts,
+        behind=pr.behind,
+        required_checks=gate.required_checks,
+        passed_checks=pr.passed_checks,
+        require_approval=gate.require_approval,
+    )
 
 
 def _approved_and_green(facts: SessionFacts, pr: PRFact, rules, add) -> None:
@@ -475,6 +491,8 @@ def facts_for(session, *, now: datetime) -> SessionFacts:
             )
             for t in pr_row.threads.filter(resolved=False).order_by("created_at", "pk")
         )
+        from sessions.selectors import checks_passed_on_head
+
         episode, remote = "", "origin"
         if pr_row.conflicts:
             began = (
@@ -503,6 +521,7 @@ def facts_for(session, *, now: datetime) -> SessionFacts:
             threads=threads,
             conflict_episode=episode,
             remote=remote,
+            passed_checks=checks_passed_on_head(pr_row),
         )
     all_done: tuple[str, ...] = ()
     if session.kind == Session.Kind.WORKER and session.zone == Zone.DONE:

@@ -73,6 +73,10 @@ class Rule:
     escalate_after: int | timedelta | None = None
     threshold: timedelta | None = None  # how long the condition must last first (THRESHOLD_RULES)
     trusted_bots: tuple[str, ...] = ()
+    # approved-and-green: what green and approved mean (sessions.lifecycle.ci_not_green and
+    # review_not_approved). None: at least one check on the head commit, all passing.
+    required_checks: tuple[str, ...] | None = None
+    require_approval: bool = False
     include_summary: bool = False  # append a fleet summary to this rule's notifications
     priority_set: bool = False  # ``priority`` configured explicitly (not this rule's default)
 
@@ -111,7 +115,12 @@ DEFAULT_RULES: dict[str, Rule] = {
 RULE_NAMES = tuple(DEFAULT_RULES)
 # Keys that only some rules read; set on another rule they are ignored with a warning.
 THRESHOLD_RULES = (AGENT_STUCK, AGENT_IDLE)
-ONLY_FOR = {"threshold": THRESHOLD_RULES, "trustedBots": (BOT_REVIEW_COMMENTS,)}
+ONLY_FOR = {
+    "threshold": THRESHOLD_RULES,
+    "trustedBots": (BOT_REVIEW_COMMENTS,),
+    "requiredChecks": (APPROVED_AND_GREEN,),
+    "requireApproval": (APPROVED_AND_GREEN,),
+}
 
 
 def _override(rule: Rule, values: Mapping[str, Any], *, where: str) -> Rule:
@@ -148,6 +157,10 @@ def _override(rule: Rule, values: Mapping[str, Any], *, where: str) -> Rule:
                 changes["threshold"] = threshold
             elif key == "trustedBots" and isinstance(value, list | tuple):
                 changes["trusted_bots"] = tuple(str(v) for v in value)
+            elif key == "requiredChecks" and isinstance(value, list | tuple):
+                changes["required_checks"] = tuple(str(v) for v in value)
+            elif key == "requireApproval" and isinstance(value, bool):
+                changes["require_approval"] = value
             elif key == "includeSummary" and isinstance(value, bool):
                 changes["include_summary"] = value
             else:
@@ -198,6 +211,13 @@ def stuck_after(project, *, global_overrides: Mapping[str, Any] | None = None) -
     agent-stuck notification, which follows the status)."""
     threshold = rules_for(project, global_overrides=global_overrides)[AGENT_STUCK].threshold
     return threshold or DEFAULT_STUCK_AFTER
+
+
+def merge_requirements(project, *, global_overrides: Mapping[str, Any] | None = None) -> Rule:
+    """The project's effective approved-and-green rule: its ``required_checks`` and
+    ``require_approval`` say what "approved and green" means for the status, the reaction and a
+    person's merge alike."""
+    return rules_for(project, global_overrides=global_overrides)[APPROVED_AND_GREEN]
 
 
 def auto_cleanup_on_merge(project) -> bool:

@@ -352,8 +352,10 @@ def _merge(session: Session, decision: engine.Decision, row: ReactionAttempt, *,
             data={"number": pr.number, "sha": pr.head_sha, **data},
         )
 
+    # only the commit the decision found approved and green: the SCM refuses if the head moved since
+    checked = decision.data.get("sha") or pr.head_sha
     try:
-        plugin_for(project, "scm").merge(number=pr.number, expected_head_sha=pr.head_sha)
+        plugin_for(project, "scm").merge(number=pr.number, expected_head_sha=checked)
     except TransientIntegrationError as exc:
         # give the attempt back: the next observation tries again
         ReactionAttempt.objects.filter(pk=row.pk, attempts=attempt).update(attempts=F("attempts") - 1)

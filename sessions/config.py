@@ -194,6 +194,17 @@ class ReactionConfig(_Model):
         None,
         description="bot-review-comments: bot logins whose review comments are forwarded (e.g. coderabbitai).",
     )
+    required_checks: list[str] | None = Field(
+        None,
+        description=(
+            "approved-and-green: checks that must pass on the PR's head commit for it to be green "
+            "([] if the project has no CI). Unset: at least one check reported there, all passing."
+        ),
+    )
+    require_approval: bool | None = Field(
+        None,
+        description="approved-and-green: require an approval even when the SCM requires no review.",
+    )
 
 
 class Defaults(_Model):

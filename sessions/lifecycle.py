@@ -168,6 +168,12 @@ class PRFacts:
     mergeable: bool | None = None  # None: GitHub has not computed it yet
     conflicts: bool = False
     behind: bool = False
+    # What "approved and green" requires (the approved-and-green rule's requiredChecks and
+    # requireApproval): None = at least one check reported on the head commit, all passing;
+    # a tuple = these checks passed on the head commit (empty: no checks needed).
+    required_checks: tuple[str, ...] | None = None
+    passed_checks: frozenset[str] = frozenset()  # names of checks that passed on the head commit
+    require_approval: bool = False  # an approval even when the SCM requires no review
 
 
 @dataclass(frozen=True)
@@ -372,11 +378,13 @@ def _from_pr(pr: PRFacts) -> Derived | None:
         return _result(Status.MERGE_CONFLICTS, "the PR conflicts with its base branch")
     if pr.draft:
         return None  # a draft is work in progress: the agent's own state decides
-    if pr.ci == CIState.PENDING:
-        return _result(Status.CI_PENDING, "CI is running")
-    if pr.review == ReviewDecision.REQUIRED:
-        return _result(Status.REVIEW_PENDING, "waiting for a review")
-    # Approved, or no review required; CI green or absent.
+    not_green = ci_not_green(pr)
+    if not_green:
+        return _result(Status.CI_PENDING, not_green)
+    not_approved = review_not_approved(pr)
+    if not_approved:
+        return _result(Status.REVIEW_PENDING, not_approved)
+    # Approved as the project requires; green on the head commit.
     if pr.behind:
         return _result(Status.APPROVED, "approved but behind its base branch")
     if pr.mergeable is False:
@@ -384,6 +392,53 @@ def _from_pr(pr: PRFacts) -> Derived | None:
     if pr.mergeable is None:
         return _result(Status.APPROVED, "approved; waiting for GitHub to compute mergeability")
     return _result(Status.MERGEABLE, "approved, green and mergeable")
+
+
+# --- approved and green: one definition for the status, the reaction and a person's merge --------
+def ci_not_green(pr: PRFacts) -> str:
+    """Why the PR's head commit is not green yet ("" when it is). Green: the required checks passed
+    on the head commit; by default at least one check reported there and every one passed. No
+    checks at all is not green: CI may simply not have started on a fresh push."""
+    if pr.ci == CIState.FAILING:
+        return "CI is failing"
+    if pr.required_checks is None:
+        if pr.ci == CIState.NONE:
+            return "no check has reported on the head commit yet"
+        if pr.ci == CIState.PENDING:
+            return "CI is running"
+        return ""
+    missing = [name for name in pr.required_checks if name not in pr.passed_checks]
+    if missing:
+        return f"required check{'s' if len(missing) > 1 else ''} {', '.join(missing)} not passed on the head commit yet"
+    return ""
+
+
+def review_not_approved(pr: PRFacts) -> str:
+    """Why the PR is not approved as the project requires ("" when it is). By default an approval
+    is needed when the SCM says a review is required (GitHub branch protection, the local SCM's
+    requireReview); with ``require_approval`` always."""
+    if pr.review == ReviewDecision.CHANGES_REQUESTED:
+        return "a reviewer requested changes"
+    if pr.review == ReviewDecision.REQUIRED:
+        return "waiting for a review"
+    if pr.require_approval and pr.review != ReviewDecision.APPROVED:
+        return "waiting for an approval"
+    return ""
+
+
+def approved_and_green(pr: PRFacts) -> bool:
+    """Open, not a draft, no conflicts, green and approved as the project requires (mergeability
+    and being behind its base are judged separately: they decide between merge and notify)."""
+    return (
+        pr.state == PRState.OPEN
+        and not pr.draft
+        and not pr.conflicts
+        and not ci_not_green(pr)
+        and not review_not_approved(pr)
+    )
+
+
+PASSED_CONCLUSIONS = frozenset({"success", "neutral", "skipped"})
 
 
 FAILED_CONCLUSIONS = frozenset(

@@ -6,8 +6,10 @@ from pathlib import Path
 
 from django.db.models import QuerySet
 
+from reactions.rules import merge_requirements
+from sessions import lifecycle
 from sessions.lifecycle import CIState, PRState, ReviewDecision, Status
-from sessions.models import Project, Session
+from sessions.models import CheckRun, Project, PullRequest, Session
 
 
 def projects_all() -> QuerySet[Project]:
@@ -120,6 +122,35 @@ def projects_visible_to(user) -> QuerySet[Project]:
     return Project.objects.filter(memberships__user=user).distinct()
 
 
+def checks_passed_on_head(pr: PullRequest) -> frozenset[str]:
+    """Names of the checks that passed on the PR's head commit (one query)."""
+    return frozenset(
+        CheckRun.objects.filter(
+            pull_request=pr,
+            head_sha=pr.head_sha,
+            status="completed",
+            conclusion__in=lifecycle.PASSED_CONCLUSIONS,
+        ).values_list("name", flat=True)
+    )
+
+
+def pr_facts(pr: PullRequest, *, project: Project) -> lifecycle.PRFacts:
+    """The lifecycle's view of a PR, with what "approved and green" requires in its project."""
+    rule = merge_requirements(project)
+    return lifecycle.PRFacts(
+        state=PRState(pr.state),
+        draft=pr.draft,
+        ci=CIState(pr.ci_state),
+        review=ReviewDecision(pr.review_decision),
+        mergeable=pr.mergeable,
+        conflicts=pr.conflicts,
+        behind=pr.behind,
+        required_checks=rule.required_checks,
+        passed_checks=checks_passed_on_head(pr) if rule.required_checks else frozenset(),
+        require_approval=rule.require_approval,
+    )
+
+
 def merge_blockers(session: Session) -> list[str]:
     """Why the session's PR cannot be merged now; empty when it can."""
     pr = getattr(session, "pull_request", None)
@@ -130,14 +161,10 @@ def merge_blockers(session: Session) -> list[str]:
         blockers.append(f"the PR is {pr.get_state_display().lower()}")
     if pr.draft:
         blockers.append("the PR is a draft")
-    if pr.ci_state == CIState.FAILING:
-        blockers.append("CI is failing")
-    elif pr.ci_state == CIState.PENDING:
-        blockers.append("CI is still running")
-    if pr.review_decision == ReviewDecision.CHANGES_REQUESTED:
-        blockers.append("a reviewer requested changes")
-    elif pr.review_decision == ReviewDecision.REQUIRED:
-        blockers.append("a review is required")
+    facts = pr_facts(pr, project=session.project)
+    for why in (lifecycle.ci_not_green(facts), lifecycle.review_not_approved(facts)):
+        if why:
+            blockers.append(why)
     if pr.conflicts:
         blockers.append("it conflicts with its base branch")
     if pr.behind:

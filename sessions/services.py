@@ -14,8 +14,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from sessions import audit, lifecycle, realtime
-from sessions.lifecycle import CIState, Facts, PRFacts, PRState, ReviewDecision, Zone
+from sessions import audit, lifecycle, realtime, selectors
+from sessions.lifecycle import Facts, Zone
 from sessions.models import Actor, AppliedConfig, Event, Project, Session
 
 SWEEP_LEASE = timedelta(minutes=5)
@@ -106,17 +106,7 @@ def session_facts(session: Session, *, now: datetime | None = None) -> Facts:
     from reactions.rules import stuck_after
 
     pr = getattr(session, "pull_request", None) if session.pk else None
-    pr_facts = None
-    if pr is not None:
-        pr_facts = PRFacts(
-            state=PRState(pr.state),
-            draft=pr.draft,
-            ci=CIState(pr.ci_state),
-            review=ReviewDecision(pr.review_decision),
-            mergeable=pr.mergeable,
-            conflicts=pr.conflicts,
-            behind=pr.behind,
-        )
+    pr_facts = selectors.pr_facts(pr, project=session.project) if pr is not None else None
     return Facts(
         now=now or timezone.now(),
         phase=lifecycle.Phase(session.phase),

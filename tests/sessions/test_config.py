@@ -766,7 +766,8 @@ def test_the_same_keys_are_errors_in_ao_config_yaml(plugins, tmp_path, checkouts
             32,
             "projects.ao.reactions.issue-completed.cooldown",
             "unknown key 'cooldown'; valid keys: auto, "
-            "action, message, priority, retries, escalateAfter, threshold, includeSummary, trustedBots",
+            "action, message, priority, retries, escalateAfter, threshold, includeSummary, trustedBots, "
+            "requiredChecks, requireApproval",
         ),
     ]
     assert db_before()

@@ -389,7 +389,33 @@ CASES = [
     ("review-required", facts(pr=pr(review=ReviewDecision.REQUIRED)), Status.REVIEW_PENDING),
     ("mergeable", facts(pr=pr()), Status.MERGEABLE),
     ("mergeable-no-review-required", facts(pr=pr(review=ReviewDecision.NONE)), Status.MERGEABLE),
-    ("mergeable-no-checks", facts(pr=pr(ci=CIState.NONE)), Status.MERGEABLE),
+    # --- approved and green means something was green (12.5)
+    ("no-checks-is-not-green", facts(pr=pr(ci=CIState.NONE)), Status.CI_PENDING),
+    (
+        "no-checks-no-review-is-not-green",
+        facts(pr=pr(ci=CIState.NONE, review=ReviewDecision.NONE)),
+        Status.CI_PENDING,
+    ),
+    ("no-checks-needed", facts(pr=pr(ci=CIState.NONE, required_checks=())), Status.MERGEABLE),
+    ("no-checks-needed-still-fails", facts(pr=pr(ci=CIState.FAILING, required_checks=())), Status.CI_FAILED),
+    (
+        "required-checks-passed",
+        facts(pr=pr(ci=CIState.PENDING, required_checks=("tests",), passed_checks=frozenset({"tests"}))),
+        Status.MERGEABLE,
+    ),
+    (
+        "required-check-missing",
+        facts(
+            pr=pr(ci=CIState.PASSING, required_checks=("tests", "lint"), passed_checks=frozenset({"lint"}))
+        ),
+        Status.CI_PENDING,
+    ),
+    (
+        "approval-required-none-given",
+        facts(pr=pr(review=ReviewDecision.NONE, require_approval=True)),
+        Status.REVIEW_PENDING,
+    ),
+    ("approval-required-and-given", facts(pr=pr(require_approval=True)), Status.MERGEABLE),
     ("approved-behind", facts(pr=pr(behind=True)), Status.APPROVED),
     ("approved-not-mergeable", facts(pr=pr(mergeable=False)), Status.APPROVED),
     ("approved-mergeability-unknown", facts(pr=pr(mergeable=None)), Status.APPROVED),
@@ -649,3 +675,27 @@ def test_the_top_level_agent_stuck_threshold_counts_too(settings, tmp_path):
 
     session.refresh_from_db()
     assert (session.status, session.status_reason) == (Status.STUCK, "idle for longer than 3 min")
+
+
+@pytest.mark.parametrize(
+    ("changes", "green", "approved"),
+    [
+        ({"ci": CIState.NONE}, False, True),
+        ({"ci": CIState.PENDING}, False, True),
+        ({"ci": CIState.FAILING}, False, True),
+        ({"ci": CIState.PASSING}, True, True),
+        ({"ci": CIState.NONE, "required_checks": ()}, True, True),
+        ({"ci": CIState.PASSING, "required_checks": ("e2e",)}, False, True),
+        ({"review": ReviewDecision.NONE}, True, True),
+        ({"review": ReviewDecision.REQUIRED}, True, False),
+        ({"review": ReviewDecision.CHANGES_REQUESTED}, True, False),
+        ({"review": ReviewDecision.NONE, "require_approval": True}, True, False),
+    ],
+)
+def test_approved_and_green_has_one_definition(changes, green, approved) -> None:
+    from sessions.lifecycle import approved_and_green, ci_not_green, review_not_approved
+
+    given = pr(**changes)
+    assert (not ci_not_green(given), not review_not_approved(given)) == (green, approved)
+    assert approved_and_green(given) == (green and approved)
+    assert (derive(facts(pr=given)).status == Status.MERGEABLE) == (green and approved)
