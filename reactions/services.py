@@ -331,6 +331,9 @@ def _escalate(session: Session, decision: engine.Decision, rule: R.Rule, row: Re
         attempts=sent,
         since=row.first_at.isoformat(),
     )
+    if decision.rule in (R.CI_FAILED, R.CHANGES_REQUESTED, R.MERGE_CONFLICTS):
+        # the agent no longer handles it: a person does (lifecycle.zone_for) -- the card moves now
+        session_services.session_rederive(session=session)
 
 
 def _merge(session: Session, decision: engine.Decision, row: ReactionAttempt, *, attempt: int) -> Outcome:

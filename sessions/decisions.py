@@ -5,10 +5,15 @@
 | kind | what | base score |
 | --- | --- | --- |
 | ``blocking`` | an open PR other live sessions wait on: live sessions whose files overlap it (``sessions.conflicts.overlaps_for``) and that have no PR yet or a newer one (the older PR merges first, the others rebase), and live sessions whose issue the tracker says is blocked by the PR's issue (``Tracker.blocked_by``: GitHub issue dependencies, Linear "blocks" relations, local ``ao issue add --blocked-by``) | 90, +2 per session it blocks |
-| ``stuck`` | a session in the respond zone (stuck, needs input, blocked, exited, runtime lost, errored) | 70 |
+| ``stuck`` | a session in the respond zone (stuck, needs input, blocked, exited, runtime lost, errored, a PR problem the agent is not handling or that was escalated) | 70 |
+| ``review-requested`` | a PR waiting for a person's review (the review zone) | 55 |
 | ``flaky-check`` | a check failing on a live PR's head commit after it passed on that same commit (``FlakyCheck``), or one that flipped on a live PR recently | 60 |
 | ``review-comment`` | the oldest unresolved review thread from a trusted author on an open PR | 50 |
 | ``merge-ready`` | a PR approved and green, waiting for someone to merge it | 40 |
+
+Only sessions that need a person (``lifecycle.needs_person``: the review, respond and merge
+zones) are listed, so the list is empty exactly when the board's "need you" pill says 0; the
+other kinds add their reason to such a session (a blocking PR ranks first).
 
 Within a kind the oldest situation ranks first: the score adds up to 19.9 for its age in hours
 (since the status changed, the thread was opened, the flag was raised). One decision per session
@@ -55,7 +60,7 @@ from django.utils import timezone
 from ao_site import served
 from integrations.base import IssueNotFound
 from sessions import selectors
-from sessions.lifecycle import FAILED_CONCLUSIONS, Phase, PRState, Status, Zone
+from sessions.lifecycle import FAILED_CONCLUSIONS, Phase, PRState, Status, Zone, needs_person
 from sessions.models import Actor, CheckRun, FlakyCheck, Project, PullRequest, Session
 
 log = logging.getLogger(__name__)
@@ -67,14 +72,23 @@ BLOCKING, STUCK, FLAKY, REVIEW, MERGE_READY = (
     "review-comment",
     "merge-ready",
 )
+REVIEW_REQUESTED = "review-requested"
 LABELS = {
     BLOCKING: "blocking",
     STUCK: "stuck",
     FLAKY: "flaky check",
+    REVIEW_REQUESTED: "review requested",
     REVIEW: "review",
     MERGE_READY: "ready to merge",
 }
-BASE_SCORE = {BLOCKING: 90.0, STUCK: 70.0, FLAKY: 60.0, REVIEW: 50.0, MERGE_READY: 40.0}
+BASE_SCORE = {
+    BLOCKING: 90.0,
+    STUCK: 70.0,
+    FLAKY: 60.0,
+    REVIEW_REQUESTED: 55.0,
+    REVIEW: 50.0,
+    MERGE_READY: 40.0,
+}
 AGE_CAP = 19.9  # hours of age that still add to the score (kinds stay 10+ points apart otherwise)
 BLOCKED_BY_LOOKUPS = 25  # tracker "blocked by" reads per project per ranking, at most
 BLOCKED_BY_CACHE_SECONDS = 300
@@ -455,6 +469,25 @@ def _project_decisions(project: Project, *, now: datetime) -> list[Decision]:
             )
             break
 
+    # a person's review requested
+    for session in live:
+        pr = getattr(session, "pull_request", None)
+        if session.zone == Zone.REVIEW and pr is not None:
+            since = session.status_changed_at or pr.created_at
+            age = _age(now, since)
+            reason = (
+                f"PR #{pr.number} waits for a review{f' ({age})' if age else ''}: {session.status_reason}"
+            )
+            out.append(
+                Decision(
+                    REVIEW_REQUESTED,
+                    session,
+                    reason[:300],
+                    _score(REVIEW_REQUESTED, now=now, since=since),
+                    pr.url or _session_url(session),
+                )
+            )
+
     # ready to merge
     for session in live:
         pr = getattr(session, "pull_request", None)
@@ -475,6 +508,8 @@ def _project_decisions(project: Project, *, now: datetime) -> list[Decision]:
 def _rank(decisions: list[Decision], limit: int) -> list[Decision]:
     best: dict[str, Decision] = {}
     for decision in decisions:
+        if not needs_person(decision.session.zone):
+            continue  # the agent is on it, or it waits on CI: not a person's (the pill agrees)
         current = best.get(decision.session.pk)
         if current is None or decision.score > current.score:
             best[decision.session.pk] = decision

@@ -25,7 +25,7 @@ conclusive; ``CONFIRM_READINGS`` concordant ones spanning ``CONFIRM_SPAN`` are.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.db import models
@@ -97,11 +97,13 @@ class ReviewDecision(models.TextChoices):
 
 
 class Zone(models.TextChoices):
-    WORKING = "working", "Working"
-    PENDING = "pending", "Pending"
-    REVIEW = "review", "Review"
-    RESPOND = "respond", "Respond"
-    MERGE = "merge", "Merge"
+    """Who acts next. The values are stable (URLs, API, config); the labels say what they mean."""
+
+    WORKING = "working", "Agent working"  # incl. fixing what ao sent it: CI, review comments, conflicts
+    PENDING = "pending", "Waiting"  # on CI, a free slot, the SCM computing mergeability
+    REVIEW = "review", "Review requested"  # a person's review of the PR
+    RESPOND = "respond", "Needs a decision"  # an answer, a rescue, an escalated PR problem
+    MERGE = "merge", "Ready to merge"
     DONE = "done", "Done"
 
 
@@ -137,11 +139,12 @@ ZONE_OF: dict[Status, Zone] = {
     Status.IDLE: Zone.WORKING,
     Status.DETECTING: Zone.WORKING,
     Status.CI_PENDING: Zone.PENDING,
-    Status.REVIEW_PENDING: Zone.PENDING,
+    Status.REVIEW_PENDING: Zone.REVIEW,
     Status.APPROVED: Zone.PENDING,
-    Status.CI_FAILED: Zone.REVIEW,
-    Status.CHANGES_REQUESTED: Zone.REVIEW,
-    Status.MERGE_CONFLICTS: Zone.REVIEW,
+    # handed to the agent (the default rules send them): see zone_for
+    Status.CI_FAILED: Zone.WORKING,
+    Status.CHANGES_REQUESTED: Zone.WORKING,
+    Status.MERGE_CONFLICTS: Zone.WORKING,
     Status.MERGEABLE: Zone.MERGE,
     Status.NEEDS_INPUT: Zone.RESPOND,
     Status.BLOCKED: Zone.RESPOND,
@@ -154,6 +157,28 @@ ZONE_OF: dict[Status, Zone] = {
     Status.KILLED: Zone.DONE,
     Status.DONE: Zone.DONE,
 }
+
+# --- who acts: the one definition of "needs a person" (pill, banner, columns, inbox, notifications)
+# PR problems ao hands to the agent when the project's rule for them is send-to-agent; when it is
+# not, or ao escalated the situation to people, they need a person.
+AGENT_HANDLED = frozenset({Status.CI_FAILED, Status.CHANGES_REQUESTED, Status.MERGE_CONFLICTS})
+NEEDS_PERSON = frozenset({Zone.REVIEW, Zone.RESPOND, Zone.MERGE})
+
+
+def zone_for(status: Status, *, agent_handles: frozenset[Status] = AGENT_HANDLED) -> Zone:
+    """The zone of a status: who acts next. ``agent_handles``: the PR problems of AGENT_HANDLED
+    that the agent is handling now (sent to it by their rule, not escalated)."""
+    if status in AGENT_HANDLED and status not in agent_handles:
+        return Zone.RESPOND
+    return ZONE_OF[status]
+
+
+def needs_person(zone: str) -> bool:
+    """Whether a session in ``zone`` needs a person: a review requested, an answer or a decision
+    (needs input, blocked, stuck, exited, runtime lost, errored, a PR problem the agent is not
+    handling or that was escalated), or a merge."""
+    return zone in NEEDS_PERSON
+
 
 # Statuses that only conclusive evidence of a change may clear (see _conclusive).
 STICKY = frozenset({Status.NEEDS_INPUT, Status.STUCK})
@@ -195,6 +220,7 @@ class Facts:
     detecting_attempts: int = 0
     previous: Status = Status.SPAWNING
     previous_since: datetime | None = None  # when ``previous`` began (status_changed_at)
+    agent_handles: frozenset[Status] = AGENT_HANDLED  # see zone_for
     stuck_after: timedelta = DEFAULT_STUCK_AFTER
     report_fresh_for: timedelta = DEFAULT_REPORT_FRESH_FOR
 
@@ -221,6 +247,11 @@ _PHASE_STATUS = {
 
 def derive(facts: Facts) -> Derived:
     """Return the status and zone the stored facts imply. Pure: no I/O, no clock."""
+    derived = _derive(facts)
+    return replace(derived, zone=zone_for(derived.status, agent_handles=facts.agent_handles))
+
+
+def _derive(facts: Facts) -> Derived:
     if facts.phase in _PHASE_STATUS:
         return _result(*_PHASE_STATUS[facts.phase])
 

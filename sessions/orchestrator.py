@@ -58,10 +58,11 @@ REFERENCE_COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 ZONE_MEANING = {
-    Zone.WORKING: "the agent is working; leave it alone",
-    Zone.PENDING: "waiting on others (queued, CI running, review pending); nothing to do yet",
-    Zone.REVIEW: "CI failed, changes requested or conflicts: ao forwards these to the agent; step in if it loops",
-    Zone.RESPOND: "needs a decision (input, stuck, blocked, exited, runtime lost, errored): act or escalate",
+    Zone.WORKING: "the agent is working, also on CI failures, review comments or conflicts ao sent it",
+    Zone.PENDING: "waiting (queued, CI running, mergeability being computed); nothing to do yet",
+    Zone.REVIEW: "a person's review of the PR is requested: make sure a reviewer looks at it",
+    Zone.RESPOND: "needs a decision (input, stuck, blocked, exited, runtime lost, errored, or a CI failure, "
+    "review comments or conflicts the agent was not given or did not fix): act or escalate",
     Zone.MERGE: "approved and green: a human (or an auto-merge rule) merges it",
     Zone.DONE: "merged, closed, killed or cleaned up",
 }

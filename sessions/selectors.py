@@ -6,6 +6,8 @@ from pathlib import Path
 
 from django.db.models import QuerySet
 
+from reactions import rules as R
+from reactions.models import ReactionAttempt
 from reactions.rules import merge_requirements
 from sessions import lifecycle
 from sessions.lifecycle import CIState, PRState, ReviewDecision, Status
@@ -149,6 +151,35 @@ def pr_facts(pr: PullRequest, *, project: Project) -> lifecycle.PRFacts:
         passed_checks=checks_passed_on_head(pr) if rule.required_checks else frozenset(),
         require_approval=rule.require_approval,
     )
+
+
+# The reaction rule that hands each PR problem to the agent.
+HANDED_BY = {
+    Status.CI_FAILED: R.CI_FAILED,
+    Status.CHANGES_REQUESTED: R.CHANGES_REQUESTED,
+    Status.MERGE_CONFLICTS: R.MERGE_CONFLICTS,
+}
+
+
+def agent_handles(session: Session) -> frozenset[Status]:
+    """The PR problems (lifecycle.AGENT_HANDLED) the agent handles in this session: its project's
+    rule sends them to the agent, and ao has not escalated that rule to people during the current
+    status. The rest need a person (lifecycle.zone_for). One query."""
+    rules = R.rules_for(session.project)
+    sent = {
+        status
+        for status, rule in HANDED_BY.items()
+        if rules[rule].enabled and rules[rule].effective_action == R.SEND
+    }
+    if sent and session.pk:
+        escalated = ReactionAttempt.objects.filter(
+            session_id=session.pk, rule__in=[HANDED_BY[s] for s in sent], escalated=True
+        )
+        if session.status_changed_at is not None:
+            escalated = escalated.filter(escalated_at__gte=session.status_changed_at)
+        gone = set(escalated.values_list("rule", flat=True))
+        sent = {status for status in sent if HANDED_BY[status] not in gone}
+    return frozenset(sent)
 
 
 def merge_blockers(session: Session) -> list[str]:

@@ -123,6 +123,11 @@ def session_facts(session: Session, *, now: datetime | None = None) -> Facts:
         detecting_attempts=session.detecting_attempts,
         previous=lifecycle.Status(session.status),
         previous_since=session.status_changed_at,
+        # only a PR problem's zone depends on who handles it: no query otherwise
+        agent_handles=selectors.agent_handles(session)
+        if session.status in lifecycle.AGENT_HANDLED
+        or (pr_facts is not None and pr_facts.state == lifecycle.PRState.OPEN)
+        else lifecycle.AGENT_HANDLED,
         stuck_after=stuck_after(session.project),
     )
 
@@ -137,14 +142,17 @@ def session_rederive(
     derived = lifecycle.derive(session_facts(session, now=now))
     before = {"status": session.status, "zone": session.zone}
     changed = (derived.status, derived.zone) != (session.status, session.zone)
+    status_changed = derived.status != session.status
     session.status, session.zone, session.status_reason = derived.status, derived.zone, derived.reason
     if not changed:
         if record:
             Session.objects.filter(pk=session.pk).update(status_reason=derived.reason)
         return False
-    session.status_changed_at = now or timezone.now()
+    at = now or timezone.now()
+    if status_changed or session.status_changed_at is None:  # a zone move alone (escalated) is no new status
+        session.status_changed_at = at
     if derived.zone == Zone.DONE and session.ended_at is None:
-        session.ended_at = session.status_changed_at
+        session.ended_at = at
     if not record:
         return True
     Session.objects.filter(pk=session.pk).update(

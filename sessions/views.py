@@ -30,7 +30,7 @@ from django.views.decorators.http import require_GET, require_POST
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError, plugin_for
 from sessions import forms, health, messaging, selectors, webhooks
-from sessions.lifecycle import Phase, Status, Zone
+from sessions.lifecycle import Phase, Status, Zone, needs_person
 from sessions.models import Actor, CheckRun, Event, Message, Project, ReviewThread, Session
 from sessions.selectors import merge_blockers
 from sessions.text import TextRejected, fence
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 SIMPLE, DETAILED = "simple", "detailed"
 MODE_COOKIE = "ao_board_mode"
 DONE_SHOWN = 30
-ATTENTION_ZONES = (Zone.REVIEW, Zone.RESPOND, Zone.MERGE)
+ATTENTION_ZONES = tuple(z for z in Zone if needs_person(z))  # the "need you" pill (lifecycle.needs_person)
 
 
 @dataclass(frozen=True)
@@ -53,18 +53,20 @@ class Column:
 
 
 COLUMNS = {
+    # Keys stay (element ids, links); labels say who acts. Every column but working and waiting
+    # needs a person, and the "need you" pill counts exactly those (lifecycle.needs_person).
     SIMPLE: (
-        Column("working", "Working", "agents at work", (Zone.WORKING,)),
-        Column("pending", "Pending", "waiting on CI, reviewers or a slot", (Zone.PENDING,)),
-        Column("action", "Action", "needs you: review or respond", (Zone.REVIEW, Zone.RESPOND)),
-        Column("merge", "Merge", "green, approved, ready", (Zone.MERGE,)),
+        Column("working", "Agent working", "incl. fixing CI, reviews, conflicts", (Zone.WORKING,)),
+        Column("pending", "Waiting", "on CI, a free slot, mergeability", (Zone.PENDING,)),
+        Column("action", "Needs you", "review requested, an answer, a decision", (Zone.REVIEW, Zone.RESPOND)),
+        Column("merge", "Ready to merge", "approved and green", (Zone.MERGE,)),
     ),
     DETAILED: (
-        Column("working", "Working", "agents at work", (Zone.WORKING,)),
-        Column("pending", "Pending", "waiting on CI, reviewers or a slot", (Zone.PENDING,)),
-        Column("review", "Review", "CI failing, changes requested, conflicts", (Zone.REVIEW,)),
-        Column("respond", "Respond", "needs input, stuck, exited, errored", (Zone.RESPOND,)),
-        Column("merge", "Merge", "green, approved, ready", (Zone.MERGE,)),
+        Column("working", "Agent working", "incl. fixing CI, reviews, conflicts", (Zone.WORKING,)),
+        Column("pending", "Waiting", "on CI, a free slot, mergeability", (Zone.PENDING,)),
+        Column("review", "Review requested", "a person's review of the PR", (Zone.REVIEW,)),
+        Column("respond", "Needs a decision", "input, stuck, exited, errored, escalated", (Zone.RESPOND,)),
+        Column("merge", "Ready to merge", "approved and green", (Zone.MERGE,)),
     ),
 }
 

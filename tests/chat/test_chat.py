@@ -158,7 +158,7 @@ def test_status_lists_zones_and_what_needs_a_person(client, team):
     )
     body = slack_command(client, "status web", user="UVIEWER").json()
     assert body["response_type"] == "ephemeral"
-    assert "web: 2 live sessions (working 1, respond 1)" in body["text"]
+    assert "web: 2 live sessions (agent working 1, needs a decision 1)" in body["text"]
     assert "Needs a person:" in body["text"]
     assert "[stuck] web-2: stuck" in body["text"]
     assert body["blocks"][0]["type"] == "section"

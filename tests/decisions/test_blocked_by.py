@@ -11,6 +11,7 @@ from integrations.base import TransientIntegrationError
 from integrations.registry import plugin_for
 from integrations.tracker.local import LocalTracker
 from sessions import decisions
+from sessions.models import Session
 from tests.factories import ProjectFactory, PullRequestFactory, SessionFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -59,6 +60,8 @@ def calls(monkeypatch):
 def test_a_pr_whose_issue_blocks_another_sessions_issue_is_a_blocking_decision(world, admin, calls):
     project, _tracker, s1, _s2 = world
     PullRequestFactory(session=s1, number=7)
+    # it waits for a person's review (a blocking PR is ranked first among what needs a person)
+    Session.objects.filter(pk=s1.pk).update(status="review_pending", zone="review")
 
     found = decisions.decisions_for(admin, project=project, now=NOW)
 

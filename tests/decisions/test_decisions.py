@@ -114,7 +114,7 @@ def test_a_pr_that_blocks_other_sessions_ranks_first(project, admin):
     from sessions.models import FileOverlap
 
     seed(project)
-    s7 = SessionFactory(project=project, id="web-7", number=7, status="review_pending", zone="pending")
+    s7 = SessionFactory(project=project, id="web-7", number=7, status="review_pending", zone="review")
     PullRequestFactory(session=s7, number=7)
     s8 = SessionFactory(project=project, id="web-8", number=8)
     FileOverlap.objects.create(

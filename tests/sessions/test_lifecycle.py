@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sessions.lifecycle import (
+    AGENT_HANDLED,
     CONFIRM_READINGS,
     CONFIRM_SPAN,
     MAX_DETECTING_ATTEMPTS,
@@ -26,6 +27,8 @@ from sessions.lifecycle import (
     Status,
     Zone,
     derive,
+    needs_person,
+    zone_for,
 )
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -503,15 +506,50 @@ def test_every_status_has_a_zone() -> None:
 
 def test_zones_of_note() -> None:
     assert ZONE_OF[Status.MERGEABLE] == Zone.MERGE
-    assert {s for s, z in ZONE_OF.items() if z == Zone.REVIEW} == {
-        Status.CI_FAILED,
-        Status.CHANGES_REQUESTED,
-        Status.MERGE_CONFLICTS,
-    }
+    assert {s for s, z in ZONE_OF.items() if z == Zone.REVIEW} == {Status.REVIEW_PENDING}
     assert {Status.NEEDS_INPUT, Status.STUCK, Status.ERRORED, Status.RUNTIME_LOST} <= {
         s for s, z in ZONE_OF.items() if z == Zone.RESPOND
     }
     assert ZONE_OF[Status.QUEUED] == Zone.PENDING
+
+
+# --- who acts: one definition of "needs a person" (11.7) ----------------------------------------
+NEEDS_A_PERSON = {
+    Status.REVIEW_PENDING,  # a person's review
+    Status.MERGEABLE,  # a person (or auto-merge) merges
+    Status.NEEDS_INPUT,
+    Status.BLOCKED,
+    Status.STUCK,
+    Status.EXITED,
+    Status.RUNTIME_LOST,
+    Status.ERRORED,
+}
+
+
+@pytest.mark.parametrize("status", list(Status))
+def test_needs_a_person_by_default(status: Status) -> None:
+    assert needs_person(zone_for(status)) == (status in NEEDS_A_PERSON)
+
+
+@pytest.mark.parametrize("status", sorted(AGENT_HANDLED))
+def test_a_pr_problem_needs_a_person_unless_the_agent_handles_it(status: Status) -> None:
+    assert zone_for(status) == Zone.WORKING  # the default rules send it to the agent
+    assert zone_for(status, agent_handles=AGENT_HANDLED - {status}) == Zone.RESPOND  # notify, or escalated
+    assert needs_person(zone_for(status, agent_handles=frozenset()))
+
+
+def test_derive_places_a_pr_problem_by_who_handles_it() -> None:
+    failing = facts(pr=pr(ci=CIState.FAILING))
+    assert derive(failing).zone == Zone.WORKING
+    assert derive(replace(failing, agent_handles=frozenset())) == derive(failing).__class__(
+        Status.CI_FAILED, Zone.RESPOND, "CI is failing"
+    )
+    review = derive(facts(pr=pr(review=ReviewDecision.REQUIRED)))
+    assert (review.status, review.zone, needs_person(review.zone)) == (
+        Status.REVIEW_PENDING,
+        Zone.REVIEW,
+        True,
+    )
 
 
 def test_every_status_is_reachable() -> None:
