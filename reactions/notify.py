@@ -42,6 +42,7 @@ from integrations.base import IntegrationError, Notifier, TransientIntegrationEr
 from integrations.notifier import NotifierConfig, OutboundNotification, host_of
 from integrations.registry import ConfigurationError, notifiers
 from reactions.models import Notification, NotificationDelivery, NotificationRoute, NotifierInstance, Priority
+from sessions import realtime
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ def notify(
         to_send = _deliveries_create(notification=notification, names=route_for(priority))
     if to_send:
         transaction.on_commit(lambda: _enqueue(to_send), robust=True)
+    transaction.on_commit(lambda: realtime.inbox_changed(project_id=project.pk), robust=True)
     return notification
 
 
@@ -389,4 +391,6 @@ def mark_read(user, ids: Iterable[int]) -> int:
     through.objects.bulk_create(
         [through(notification_id=pk, user_id=user.pk) for pk in unread], ignore_conflicts=True
     )
+    if unread:
+        transaction.on_commit(lambda: realtime.inbox_changed(user_ids=[user.pk]), robust=True)
     return len(unread)

@@ -63,6 +63,9 @@ class BoardConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         await self._join(groups)
+        self.page = self.asked["session_id"] or ""
+        if self.page:
+            realtime.session_page_opened(self.page)  # its changes now render the page's panels too
         await self.accept()
 
     async def _join(self, groups: list[str]) -> None:
@@ -87,6 +90,9 @@ class BoardConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         for group in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
+        if getattr(self, "page", ""):
+            realtime.session_page_closed(self.page)
+            self.page = ""
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         return  # the board is push-only
@@ -94,4 +100,36 @@ class BoardConsumer(AsyncWebsocketConsumer):
     async def card_html(self, event: dict) -> None:
         if not await self._still_allowed():
             return
+        await self.send(text_data=event["html"])
+
+
+class InboxConsumer(AsyncWebsocketConsumer):
+    """Push-only, one per page: the person's Inbox badge in the nav (``realtime.inbox_changed``),
+    sent once on connect too, so a page that was cached or offline shows the current count."""
+
+    user_id: int | None = None
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.user_id = user.pk
+        await self.channel_layer.group_add(realtime.user_group(user.pk), self.channel_name)
+        realtime.user_connected(user.pk, +1)
+        await self.accept()
+        message = await database_sync_to_async(realtime.unread_message)(user)
+        if message is not None:
+            await self.send(text_data=message["html"])
+
+    async def disconnect(self, code: int) -> None:
+        if self.user_id is not None:
+            await self.channel_layer.group_discard(realtime.user_group(self.user_id), self.channel_name)
+            realtime.user_connected(self.user_id, -1)
+            self.user_id = None
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        return
+
+    async def inbox_html(self, event: dict) -> None:  # type "inbox.html": rendered for this person
         await self.send(text_data=event["html"])

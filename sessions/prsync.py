@@ -28,7 +28,7 @@ from integrations.base import (
 )
 from integrations.gitutil import run_git
 from integrations.registry import ConfigurationError, plugin_for
-from sessions import services
+from sessions import realtime, services
 from sessions.lifecycle import FAILED_CONCLUSIONS, CIState, Phase, PRState, ci_summary
 from sessions.models import CheckRun, Event, Project, PullRequest, ReviewThread, Session, WebhookDelivery
 
@@ -319,6 +319,8 @@ def pull_request_record(*, project: Project, session: Session, info: PullRequest
         after = _snapshot(pr)
         for kind, summary, data in _changes(before, after, pr, info):
             services.event_record(project=project, session=session, kind=kind, summary=summary, data=data)
+        if before != after:  # the card and the session page show facts that make no timeline entry
+            transaction.on_commit(lambda sid=session.pk: realtime.card_changed(sid))
         session.refresh_from_db()
         services.session_rederive(session=session)
         from reactions import services as reactions  # reactions act on these facts after commit

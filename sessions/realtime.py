@@ -18,6 +18,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.db.models import Q
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +123,9 @@ async def _flush(session_id: str) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    for group in _groups(message):
+    for group, part in _sends(message):
         try:
-            await layer.group_send(group, message)
+            await layer.group_send(group, part)
         except Exception:
             log.exception("broadcast to %s failed", group)
 
@@ -137,28 +138,107 @@ def _render_closing(session_id: str) -> dict[str, Any] | None:
 
 
 def card_message(session_id: str) -> dict[str, Any] | None:
-    """The one websocket message for a session's card (None when the session is gone)."""
-    from sessions.views import card_session, render_card_push
+    """The websocket messages for a session's change (None when the session is gone): the card
+    for boards, and for its session page the card with every live panel (``detail_html``, only
+    when someone may be watching that page). Each is rendered once per change."""
+    from django.conf import settings
+
+    from sessions.views import card_session, render_card_push, render_session_push
 
     session = card_session(session_id)
     if session is None:
         return None
+    watched = _page_viewers.get(session.id, 0) > 0 or bool(settings.REDIS_URL)
     return {
         "type": "card.html",
         "html": render_card_push(session),
+        "detail_html": render_session_push(session) if watched else "",
         "session": session.id,
         "project": session.project_id,
         "zone": session.zone,
     }
 
 
-def _groups(message: dict[str, Any]) -> list[str]:
-    return [BOARD_GROUP, project_group(message["project"]), session_group(message["session"])]
+def _sends(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(group, message) pairs: boards get the card, the session's page the card and its panels."""
+    card = {key: value for key, value in message.items() if key != "detail_html"}
+    sends = [(BOARD_GROUP, card), (project_group(message["project"]), card)]
+    page = {**card, "html": message["detail_html"]} if message.get("detail_html") else card
+    sends.append((session_group(message["session"]), page))
+    return sends
 
 
 def _fan_out(message: dict[str, Any]) -> None:
-    for group in _groups(message):
-        group_send(group, message)
+    for group, part in _sends(message):
+        group_send(group, part)
+
+
+# Session pages open in this process, by session id (websocket consumers count themselves in and
+# out). Without a page open here, and without a shared channel layer that another process's page
+# could be listening on, a change renders only the card.
+_page_viewers: dict[str, int] = {}
+
+
+def session_page_opened(session_id: str) -> None:
+    _page_viewers[session_id] = _page_viewers.get(session_id, 0) + 1
+
+
+def session_page_closed(session_id: str) -> None:
+    left = _page_viewers.get(session_id, 0) - 1
+    if left > 0:
+        _page_viewers[session_id] = left
+    else:
+        _page_viewers.pop(session_id, None)
+
+
+# --- the nav's Inbox badge, per person ------------------------------------------------------------
+def user_group(user_id: int) -> str:
+    return f"user-{user_id}"
+
+
+_connected_users: dict[int, int] = {}  # people with a page open in this process: user id -> sockets
+
+
+def user_connected(user_id: int, delta: int) -> None:
+    left = _connected_users.get(user_id, 0) + delta
+    if left > 0:
+        _connected_users[user_id] = left
+    else:
+        _connected_users.pop(user_id, None)
+
+
+def unread_message(user) -> dict[str, Any] | None:
+    """The one websocket message with this person's Inbox badge (None without an inbox)."""
+    from sessions.views import render_unread_push
+
+    html = render_unread_push(user)
+    return {"type": "inbox.html", "html": html} if html else None
+
+
+def inbox_changed(*, project_id: int | None = None, user_ids: list[int] | None = None) -> None:
+    """Push the Inbox badge to everyone whose count may have changed: the people who can see
+    ``project_id`` (a new notification) or ``user_ids`` (they read some). Called after commit.
+    Only people with a page open here are rendered for, unless pages may be open in other
+    processes (a shared channel layer)."""
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+
+    if _server_loop is None and not settings.REDIS_URL:
+        return  # embedded mode outside the server (CLI): no page can listen in this process
+    users = get_user_model().objects.filter(is_active=True)
+    if user_ids is not None:
+        users = users.filter(pk__in=user_ids)
+    if project_id is not None:
+        users = users.filter(Q(is_superuser=True) | Q(memberships__project_id=project_id)).distinct()
+    if not settings.REDIS_URL:
+        users = users.filter(pk__in=list(_connected_users))
+    for user in users:
+        try:
+            message = unread_message(user)
+            if message is not None:
+                group_send(user_group(user.pk), message)
+        except Exception:
+            log.exception("pushing the inbox badge of user %s failed", user.pk)
 
 
 # --- timeline events for API streams (sessions.api.sse) --------------------------------------------

@@ -30,7 +30,7 @@ from django.views.decorators.http import require_GET, require_POST
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError, plugin_for
 from sessions import forms, health, messaging, selectors, webhooks
-from sessions.lifecycle import Phase, Status, Zone, needs_person
+from sessions.lifecycle import Phase, RuntimeState, Status, Zone, needs_person
 from sessions.models import Actor, CheckRun, Event, Message, Project, ReviewThread, Session
 from sessions.selectors import merge_blockers
 from sessions.text import TextRejected, fence
@@ -122,16 +122,19 @@ def render_card_push(session: Session) -> str:
     return render_to_string("sessions/_card_push.html", {"session": session, "show_project": True})
 
 
-def _common(request: HttpRequest, **context) -> dict:
-    """Context every page shares: the unread notification count, when notifications exist."""
-    unread = None
+def _common_unread(user) -> int | None:
+    """The person's unread notification count (None when there is no inbox)."""
     try:
         from reactions import notify  # written alongside; absent until then
 
-        unread = notify.unread_count(request.user)
+        return notify.unread_count(user)
     except (ImportError, AttributeError):
-        unread = None
-    context.setdefault("unread_count", unread)
+        return None
+
+
+def _common(request: HttpRequest, **context) -> dict:
+    """Context every page shares: the unread notification count, when notifications exist."""
+    context.setdefault("unread_count", _common_unread(request.user))
     context.setdefault("has_terminal", _has_terminal())
     return context
 
@@ -380,26 +383,77 @@ def _timeline_context(request: HttpRequest, session: Session) -> dict:
     return {"session": session, "page": page, "waits_for_restore": messaging.needs_restore(session)}
 
 
-def _detail_context(request: HttpRequest, session: Session, **extra) -> dict:
+def _agent_down(session: Session) -> str:
+    """Why messages cannot reach the session's agent now, or "" when they can.
+
+    The page then hides Send and the quick replies and says why (restorable sessions offer
+    Restore instead). Same facts as ``messaging``'s restore-before-send rule: killed, errored,
+    or a running session whose agent exited or whose runtime is gone; a finished session (merged,
+    cleaned up) takes no messages either.
+    """
+    if session.phase == Phase.KILLED:
+        return "The agent was killed"
+    if session.phase == Phase.ERRORED:
+        return "The agent stopped with an error"
+    if session.phase == Phase.CLEANED:
+        return "This session was cleaned up"
+    if session.runtime_state == RuntimeState.EXITED:
+        return "The agent exited"
+    if session.runtime_state == RuntimeState.LOST:
+        return "The agent's terminal is gone"
+    if session.zone == Zone.DONE:
+        return "This session is done"
+    return ""
+
+
+def _live_context(session: Session) -> dict:
+    """What the live panels of the session page show (sessions/_detail_*.html): the same facts for
+    the page and for the change push. ``session`` comes from ``card_session`` (the card's row)."""
     pr = getattr(session, "pull_request", None)
     checks: list[CheckRun] = []
     threads: list[ReviewThread] = []
     if pr is not None:
         checks = list(pr.checks.filter(head_sha=pr.head_sha)) if pr.head_sha else list(pr.checks.all())
         threads = list(pr.threads.filter(resolved=False))
-    card = card_session(session.pk)
-    can_operate = selectors.can(request.user, session.project, selectors.OPERATE)
-    context = {
+    down = _agent_down(session)
+    return {
         "session": session,
-        "card": card,
+        "card": session,
         "project": session.project,
         "pr": pr,
         "checks": checks,
         "threads": threads,
         "blockers": merge_blockers(session),
-        "overlaps": card.card_overlaps if card is not None else _overlaps_for(session),
-        "git": _git_section(session),
+        "overlaps": getattr(session, "card_overlaps", None) or [],
         "attach": _attach_command(session),
+        "agent_down": down,
+        "restorable": messaging.needs_restore(session),  # what `ao send` would restore first
+        "show_project": True,
+    }
+
+
+def render_session_push(session: Session) -> str:
+    """The change push to a session page: its card and every live panel (out-of-band swaps),
+    rendered once per change for all its viewers (nothing per person in it)."""
+    return render_to_string("sessions/_session_push.html", {**_live_context(session), "oob": True})
+
+
+def render_unread_push(user) -> str:
+    """The nav's Inbox badge for one person (out-of-band swap), or "" without an inbox."""
+    count = _common_unread(user)
+    if count is None:
+        return ""
+    return render_to_string("sessions/_unread.html", {"unread_count": count, "oob": True})
+
+
+def _detail_context(request: HttpRequest, session: Session, **extra) -> dict:
+    card = card_session(session.pk)
+    live = _live_context(card) if card is not None else {}
+    can_operate = selectors.can(request.user, session.project, selectors.OPERATE)
+    context = {
+        **live,
+        "session": session if card is None else card,
+        "git": _git_section(session),
         "messages_list": list(
             Message.objects.filter(session=session)
             .select_related("sender_user")

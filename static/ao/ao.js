@@ -1,6 +1,7 @@
 /* ao dashboard: small glue around htmx and its websocket extension.
  *
- * The server pushes pre-rendered card fragments (out-of-band swaps). This file only keeps the
+ * The server pushes pre-rendered fragments (out-of-band swaps): cards, the session page's live
+ * panels, the nav's Inbox badge. This file only keeps the
  * derived bits of the page right: filters, counts, the tab title, the live indicator, and a
  * resynchronisation of the board after a reconnect (changes missed while offline).
  */
@@ -74,8 +75,12 @@
     });
   }
 
+  // The nav's Inbox badge has its own socket (/ws/inbox/): its messages only swap the badge.
+  function badgeSocket(e) { return !!(e.target && e.target.closest && e.target.closest("[data-ao-socket=inbox]")); }
+
   document.addEventListener("DOMContentLoaded", refresh);
-  document.addEventListener("htmx:wsOpen", function () {
+  document.addEventListener("htmx:wsOpen", function (e) {
+    if (badgeSocket(e)) return; // the server sends the current count on every connect
     live("live");
     if (opened) {
       // Back after a drop: fetch what changed while we were away.
@@ -83,8 +88,9 @@
     }
     opened = true;
   });
-  document.addEventListener("htmx:wsClose", function () { live("reconnecting"); });
+  document.addEventListener("htmx:wsClose", function (e) { if (!badgeSocket(e)) live("reconnecting"); });
   document.addEventListener("htmx:wsAfterMessage", function (e) {
+    if (badgeSocket(e)) return;
     refresh();
     pulse(e.detail.message || "");
     htmx.trigger(document.body, "ao:pushed");
