@@ -11,7 +11,9 @@ Keys ao does not know are errors in ``ao.config.yaml`` and warnings in
 ``agent-orchestrator.yaml``. See docs/CONFIG.md for every key.
 
 ``python -m sessions.config --schema`` prints the JSON Schema (shipped as
-docs/ao.config.schema.json); ``python -m sessions.config --check FILE`` validates a file.
+docs/ao.config.schema.json); ``python -m sessions.config --check FILE`` validates a file;
+``python -m sessions.config --update-docs`` regenerates docs/ao.config.schema.json and the plugin
+settings tables of docs/CONFIG.md from the models (run it after changing a setting).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from integrations.notifier import NotifierConfig
 from integrations.registry import ConfigurationError, registry_for
 
 CONFIG_FILENAME = "ao.config.yaml"
@@ -1085,21 +1088,265 @@ def _config_in(directory: Path) -> Path | None:
 
 
 def config_json_schema() -> dict[str, Any]:
-    """JSON Schema of ao.config.yaml, generated from the pydantic models."""
+    """JSON Schema of ao.config.yaml, generated from the pydantic models and from the settings
+    model (``Config``) of every plugin registered: ao's own and installed ones."""
     from sessions.models import PROJECT_KEY_RE, SESSION_PREFIX_RE
 
     schema = AoConfig.model_json_schema(by_alias=True, mode="validation")
     schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
     schema["properties"]["projects"]["propertyNames"] = {"pattern": PROJECT_KEY_RE.pattern}
-    prefix = schema["$defs"]["ProjectConfig"]["properties"]["sessionPrefix"]
+    defs = schema["$defs"]
+    prefix = defs["ProjectConfig"]["properties"]["sessionPrefix"]
     for option in prefix.get("anyOf", [prefix]):
         if option.get("type") == "string":
             option["pattern"] = SESSION_PREFIX_RE.pattern
+    _plugin_schemas(schema)
     return schema
+
+
+# The config's plugin slots and the registry each one chooses from.
+PLUGIN_SLOTS = (*SLOTS, "notifier")
+
+
+def _def_name(slot: str, kind: str = "Plugin") -> str:
+    return f"{slot.capitalize()}{kind}"
+
+
+def plugin_settings_fields(slot: str, key: str) -> dict[str, tuple[str, ...]]:
+    """{setting: the names it may be written as} for a plugin: its field names (or aliases);
+    notifiers also take them camelCase (``webhookUrlEnv`` for ``webhook_url_env``)."""
+    model = registry_for(slot).get(key).Config
+    names = {}
+    for name, field in model.model_fields.items():
+        written = field.alias or name
+        camel = to_camel(written) if issubclass(model, NotifierConfig) else written
+        names[name] = (written, camel) if camel != written else (written,)
+    return names
+
+
+def _settings_schema(slot: str, key: str, defs: dict[str, Any]) -> tuple[dict[str, Any], list[Any], bool]:
+    """The plugin's settings as (properties, required-clauses, whether other keys are refused);
+    nested models go into ``defs``. A model JSON Schema cannot express (a third party's) takes
+    any key here: the loader checks it all the same."""
+    model = registry_for(slot).get(key).Config
+    prefix = f"{slot}.{key}."
+    try:
+        raw = model.model_json_schema(
+            by_alias=True, mode="validation", ref_template=f"#/$defs/{prefix}{{model}}"
+        )
+    except Exception:
+        return {}, [], False
+    for name, nested in raw.pop("$defs", {}).items():
+        defs[prefix + name] = nested
+    properties: dict[str, Any] = {}
+    clauses: list[Any] = []
+    names = plugin_settings_fields(slot, key)
+    by_written = {written[0]: written for written in names.values()}
+    for written, prop in raw.get("properties", {}).items():
+        prop = {**prop, "title": written}
+        forms = by_written.get(written, (written,))
+        for form in forms:
+            properties[form] = prop
+        if len(forms) > 1:  # snake_case or camelCase, not both
+            clauses.append({"not": {"required": list(forms)}})
+    required = []
+    for written in raw.get("required", []):
+        forms = by_written.get(written, (written,))
+        if len(forms) > 1:
+            clauses.append({"anyOf": [{"required": [form]} for form in forms]})
+        else:
+            required.append(written)
+    if required:
+        clauses.append({"required": required})
+    return properties, clauses, raw.get("additionalProperties") is False
+
+
+def _plugin_schemas(schema: dict[str, Any]) -> None:
+    """Replace the generic PluginSpec with one choice per slot: a key, or {plugin: key, ...} with
+    exactly that plugin's settings; point agentConfig at the agent's settings."""
+    defs = schema["$defs"]
+    for slot in PLUGIN_SLOTS:
+        registry = registry_for(slot)
+        keys = registry.keys()
+        plain: list[str] = []
+        mappings = []
+        for key in keys:
+            properties, clauses, closed = _settings_schema(slot, key, defs)
+            if slot == "agent":
+                # agent settings may be split between agent: and agentConfig: the loader checks
+                # the merged settings, so neither place alone requires a setting
+                clauses = [c for c in clauses if "required" not in c and "anyOf" not in c]
+                defs[f"{_def_name(slot, 'Settings')}.{key}"] = {
+                    "type": "object",
+                    "title": f"{key} settings",
+                    "properties": properties,
+                    "additionalProperties": not closed,
+                    **({"allOf": clauses} if clauses else {}),
+                }
+            if slot == "agent" or not any("required" in c or "anyOf" in c for c in clauses):
+                plain.append(key)
+            mapping = {
+                "type": "object",
+                "title": f"{slot} {key}",
+                "description": f"The {slot} plugin {key!r} with its settings (docs/CONFIG.md, Plugin settings).",
+                "properties": {"plugin": {"const": key}, **properties},
+                "required": ["plugin"],
+                "additionalProperties": not closed,
+                **({"allOf": clauses} if clauses else {}),
+            }
+            defs[f"{_def_name(slot)}.{key}"] = mapping
+            mappings.append({"$ref": f"#/$defs/{_def_name(slot)}.{key}"})
+        choices: list[Any] = []
+        if plain:
+            choices.append({"type": "string", "enum": plain, "description": f"Key of the {slot} plugin."})
+        if mappings:
+            choices.append(
+                {
+                    "type": "object",
+                    "required": ["plugin"],
+                    "properties": {"plugin": {"enum": keys}},
+                    "oneOf": mappings,
+                }
+            )
+        defs[_def_name(slot)] = {
+            "title": f"{slot} plugin",
+            "description": f"The {slot} plugin: its key, or a mapping with plugin and its settings.",
+            "anyOf": choices or [{"type": "string", "enum": []}],
+        }
+
+    def point(prop: dict[str, Any], slot: str) -> None:
+        ref = {"$ref": f"#/$defs/{_def_name(slot)}"}
+        options = prop.get("anyOf")
+        if options is None:
+            prop.clear()
+            prop.update(ref)
+            return
+        prop["anyOf"] = [ref] + [o for o in options if o.get("type") == "null"]
+
+    for model in ("ProjectConfig", "Defaults"):
+        for slot in SLOTS:
+            point(defs[model]["properties"][slot], slot)
+    point(defs["OrchestratorConfig"]["properties"]["agent"], "agent")
+    schema["properties"]["notifiers"]["additionalProperties"] = {"$ref": f"#/$defs/{_def_name('notifier')}"}
+    del defs["PluginSpec"]
+
+    agent_keys = registry_for("agent").keys()
+    project = defs["ProjectConfig"]
+    agent_config = project["properties"]["agentConfig"]
+    agent_config.pop("additionalProperties", None)
+    agent_config["anyOf"] = [
+        {"$ref": f"#/$defs/{_def_name('agent', 'Settings')}.{key}"} for key in agent_keys
+    ]
+    project["allOf"] = [
+        {
+            "if": {
+                "required": ["agent"],
+                "properties": {
+                    "agent": {
+                        "anyOf": [
+                            {"const": key},
+                            {
+                                "type": "object",
+                                "required": ["plugin"],
+                                "properties": {"plugin": {"const": key}},
+                            },
+                        ]
+                    }
+                },
+            },
+            "then": {
+                "properties": {"agentConfig": {"$ref": f"#/$defs/{_def_name('agent', 'Settings')}.{key}"}}
+            },
+        }
+        for key in agent_keys
+    ]
 
 
 def config_json_schema_text() -> str:
     return json.dumps(config_json_schema(), indent=2, ensure_ascii=False) + "\n"
+
+
+# --- plugin settings, for docs/CONFIG.md --------------------------------------------------------------
+DOCS_DIR = Path(__file__).resolve().parent.parent / "docs"
+PLUGIN_DOCS_BEGIN = "<!-- plugin settings: generated by `python -m sessions.config --update-docs` -->"
+PLUGIN_DOCS_END = "<!-- end of plugin settings -->"
+
+
+def _type_text(prop: dict[str, Any]) -> str:
+    """A JSON Schema property as the type column of docs/CONFIG.md."""
+    if "enum" in prop:
+        return " \\| ".join(f"`{value}`" for value in prop["enum"])
+    if "anyOf" in prop:
+        options = [o for o in prop["anyOf"] if o.get("type") != "null"]
+        if all("enum" in o for o in options):
+            return _type_text({"enum": [value for o in options for value in o["enum"]]})
+        return " or ".join(_type_text(o) for o in options)
+    kind = prop.get("type", "any")
+    if kind == "array":
+        return f"list of {_type_text(prop.get('items', {}))}s"
+    bounds = []
+    for word, sign in (
+        ("minimum", "≥"),
+        ("exclusiveMinimum", ">"),
+        ("maximum", "≤"),
+        ("exclusiveMaximum", "<"),
+    ):
+        if word in prop:
+            bounds.append(
+                f"{sign} {prop[word]:g}" if isinstance(prop[word], float) else f"{sign} {prop[word]}"
+            )
+    if "maxLength" in prop:
+        bounds.append(f"at most {prop['maxLength']} characters")
+    return f"{kind} ({', '.join(bounds)})" if bounds else kind
+
+
+def _default_text(field: Any) -> str:
+    if field.is_required():
+        return "**required**"
+    value = field.get_default(call_default_factory=True)
+    if value is None or value == "":
+        return "—"
+    return f"`{value}`" if isinstance(value, str | Path) else f"`{_scalar(value)}`"
+
+
+def config_plugin_docs() -> str:
+    """The "Plugin settings" tables of docs/CONFIG.md: one per registered plugin, every setting."""
+    schema = config_json_schema()["$defs"]
+    out = [PLUGIN_DOCS_BEGIN, ""]
+    for slot in PLUGIN_SLOTS:
+        for key in registry_for(slot).keys():
+            model = registry_for(slot).get(key).Config
+            properties = schema[f"{_def_name(slot)}.{key}"]["properties"]
+            out += [f"### {slot} `{key}`", ""]
+            names = plugin_settings_fields(slot, key)
+            if not names:
+                out += ["No settings.", ""]
+                continue
+            out += ["| setting | type | default | meaning |", "| --- | --- | --- | --- |"]
+            for name, forms in names.items():
+                field = model.model_fields[name]
+                prop = properties.get(forms[0], {})
+                written = " / ".join(f"`{form}`" for form in forms)
+                meaning = " ".join((field.description or "").split())
+                meaning = meaning.replace("|", "\\|").replace("<", "\\<")
+                out.append(f"| {written} | {_type_text(prop)} | {_default_text(field)} | {meaning} |")
+            out.append("")
+    out.append(PLUGIN_DOCS_END)
+    return "\n".join(out) + "\n"
+
+
+def config_docs_update(docs: Path = DOCS_DIR) -> list[Path]:
+    """Regenerate docs/ao.config.schema.json and the plugin tables of docs/CONFIG.md."""
+    schema_file = docs / "ao.config.schema.json"
+    schema_file.write_text(config_json_schema_text(), encoding="utf-8")
+    guide = docs / "CONFIG.md"
+    text = guide.read_text(encoding="utf-8")
+    start, end = text.find(PLUGIN_DOCS_BEGIN), text.find(PLUGIN_DOCS_END)
+    if start < 0 or end < start:
+        raise ValueError(f"{guide} has no generated plugin settings section ({PLUGIN_DOCS_BEGIN})")
+    text = text[:start] + config_plugin_docs() + text[end + len(PLUGIN_DOCS_END) + 1 :]
+    guide.write_text(text, encoding="utf-8")
+    return [schema_file, guide]
 
 
 # --- ao init -----------------------------------------------------------------------------------------
@@ -1168,12 +1415,83 @@ def _git(repo: Path, *args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+# The test command `ao init` proposes as the local SCM's check_command, looked for in this order:
+# a Makefile's test target (the project's own entry point, often wrapping more than one tool), a
+# package.json test script, then pytest (its config, a dependency on it, or a tests directory).
+_MAKEFILES = ("GNUmakefile", "makefile", "Makefile")  # make's own order
+_MAKE_TEST_RE = re.compile(r"^(?:[\w.%/-]+[ \t]+)*test(?:[ \t]+[\w.%/-]+)*[ \t]*::?(?!=)", re.MULTILINE)
+_NPM_NO_TEST = "no test specified"  # npm init's placeholder script, which always fails
+_PYTEST_MARKS = (
+    ("pytest.ini", None),
+    ("pyproject.toml", re.compile(r"\bpytest\b")),
+    ("setup.cfg", re.compile(r"^\[tool:pytest\]", re.MULTILINE)),
+    ("tox.ini", re.compile(r"^\[pytest\]", re.MULTILINE)),
+    ("conftest.py", None),
+)
+_MAX_PROBE_BYTES = 1024 * 1024
+
+
+def _probe_text(path: Path) -> str | None:
+    try:
+        if not path.is_file() or path.stat().st_size > _MAX_PROBE_BYTES:
+            return None
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+
+
+def _has_python_tests(root: Path) -> bool:
+    for name in ("tests", "test"):
+        directory = root / name
+        if directory.is_dir() and not directory.is_symlink():
+            for count, found in enumerate(directory.rglob("*.py")):
+                if found.name.startswith("test_") or found.name.endswith("_test.py"):
+                    return True
+                if count > 2000:
+                    break
+    return False
+
+
+def check_command_detect(root: Path) -> tuple[tuple[str, ...], str] | None:
+    """The test command of the repository at ``root`` and where it was found, or None."""
+    for name in _MAKEFILES:
+        text = _probe_text(root / name)
+        if text is not None:
+            if _MAKE_TEST_RE.search(text):
+                return ("make", "test"), f"the test target of {name}"
+            break  # make reads only the first of these it finds
+    text = _probe_text(root / "package.json")
+    if text is not None:
+        try:
+            scripts = json.loads(text).get("scripts")
+        except (ValueError, AttributeError):
+            scripts = None
+        script = scripts.get("test") if isinstance(scripts, dict) else None
+        if isinstance(script, str) and script.strip() and _NPM_NO_TEST not in script:
+            runner = (
+                "pnpm"
+                if (root / "pnpm-lock.yaml").is_file()
+                else "yarn"
+                if (root / "yarn.lock").is_file()
+                else "npm"
+            )
+            return (runner, "test"), "the test script of package.json"
+    for name, pattern in _PYTEST_MARKS:
+        text = _probe_text(root / name)
+        if text is not None and (pattern is None or pattern.search(text)):
+            return ("pytest",), f"pytest ({name})"
+    if _has_python_tests(root):
+        return ("pytest",), "pytest (a tests directory)"
+    return None
+
+
 @dataclass(frozen=True)
 class RepoFacts:
     root: Path
     remote: GitRemote | None
     default_branch: str
     agents_found: tuple[str, ...]  # agent plugin keys whose CLI is on PATH
+    check: tuple[tuple[str, ...], str] | None = None  # (test command, where it was found)
 
     @property
     def agent(self) -> str:
@@ -1199,7 +1517,9 @@ def repo_inspect(*, repo: Path) -> RepoFacts:
     if not branch or _BRANCH_BAD.search(branch):
         branch = "main"
     found = tuple(key for binary, key in AGENT_CLIS if shutil.which(binary))
-    return RepoFacts(root=root, remote=remote, default_branch=branch, agents_found=found)
+    return RepoFacts(
+        root=root, remote=remote, default_branch=branch, agents_found=found, check=check_command_detect(root)
+    )
 
 
 def project_key_for(name: str) -> str:
@@ -1241,8 +1561,26 @@ def _init_text(facts: RepoFacts) -> str:
         "    runtime: tmux",
         "    workspace: worktree",
         f"    tracker: {'github' if hosted else 'local'}",
-        f"    scm: {'github' if hosted else 'local'}",
     ]
+    if hosted:
+        lines.append("    scm: github")
+    else:
+        lines += ["    scm:", "      plugin: local"]
+        if facts.check is not None:
+            command, source = facts.check
+            lines += [
+                "      # Local CI: ao runs check_command on every pushed PR head, in a fresh clone, and",
+                f"      # sends failures to the agent. Found: {source}.",
+                f"      check_command: {_scalar(list(command))}",
+            ]
+        else:
+            lines += [
+                "      # No test command found. Set check_command and ao runs it on every pushed PR head",
+                "      # (local CI, in a fresh clone) and sends failures to the agent. Without one no check",
+                "      # runs and no PR counts as green (for a project without tests, set the project's",
+                "      # reactions: {approved-and-green: {requiredChecks: []}}).",
+                "      # check_command: [pytest, -q]",
+            ]
     if hosted and facts.remote is not None and facts.remote.host != "github.com":
         lines.append(
             f"    # GitHub Enterprise host: {facts.remote.host} (set it in the github plugin's settings)"
@@ -1288,6 +1626,11 @@ def main(argv: list[str] | None = None) -> int:
     group = parser.add_mutually_exclusive_group(required=True)
     group.add_argument("--schema", action="store_true", help="print the JSON Schema of ao.config.yaml")
     group.add_argument("--check", metavar="FILE", type=Path, help="validate a config file")
+    group.add_argument(
+        "--update-docs",
+        action="store_true",
+        help="regenerate docs/ao.config.schema.json and the plugin settings tables of docs/CONFIG.md",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ao_site.settings")
     import django
@@ -1295,6 +1638,10 @@ def main(argv: list[str] | None = None) -> int:
     django.setup()
     if args.schema:
         sys.stdout.write(config_json_schema_text())
+        return 0
+    if args.update_docs:
+        for written in config_docs_update():
+            print(f"wrote {written}")
         return 0
     try:
         config = config_load(args.check)

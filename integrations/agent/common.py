@@ -42,13 +42,20 @@ Permissions = Literal["default", "auto-edit", "skip-permissions"]
 # unchanged: its default ``permissionless`` and its docs' ``skip`` both skip the agent's permission
 # prompts; ``suggest`` asks before every change, as ao's ``default`` does.
 PERMISSION_ALIASES = {"permissionless": "skip-permissions", "skip": "skip-permissions", "suggest": "default"}
+ReferencePermissions = Literal["permissionless", "skip", "suggest"]
 
 
 class AgentConfig(PluginConfig):
     """Settings every built-in CLI agent understands."""
 
-    permissions: Permissions = "default"
-    model: str | None = None
+    permissions: Permissions = Field(
+        default="default",
+        description=(
+            "default (the agent asks), auto-edit (edits without asking) or skip-permissions (no prompts); "
+            "permissionless and skip mean skip-permissions, suggest means default"
+        ),
+    )
+    model: str | None = Field(default=None, description="the model, passed as the agent's --model")
     system_prompt_file: str | None = Field(
         default=None, description="instructions added to the agent's system prompt; relative to the workspace"
     )
@@ -66,7 +73,7 @@ class AgentConfig(PluginConfig):
         description="an unfinished turn with no transcript writes for this long counts as idle",
     )
 
-    @field_validator("permissions", mode="before")
+    @field_validator("permissions", mode="before", json_schema_input_type=Permissions | ReferencePermissions)
     @classmethod
     def _reference_permissions(cls, value: Any) -> Any:
         return PERMISSION_ALIASES.get(value, value) if isinstance(value, str) else value

@@ -25,13 +25,21 @@ class CustomAgent(CliAgent):
 
     class Config(PluginConfig):
         command: list[str] = Field(min_length=1, description='argv of the agent, e.g. ["my-agent", "--tui"]')
-        prompt_mode: Literal["argv", "send"] = "send"
+        prompt_mode: Literal["argv", "send"] = Field(
+            default="send",
+            description="argv: the first prompt is the last argument; send: typed in once the agent shows its prompt",
+        )
         prompt_flag: str | None = Field(
             default=None, description='with prompt_mode argv: put the prompt after this, e.g. "--prompt"'
         )
-        ready_pattern: str | None = Field(default=None, description="regex for the agent's input prompt line")
-        waiting_pattern: str | None = Field(default=None, description="regex for a question the agent asks")
-        extra_args: list[str] = Field(default_factory=list)
+        ready_pattern: str | None = Field(
+            default=None,
+            description="regex matching the agent's input prompt in the last lines of its pane (it is ready)",
+        )
+        waiting_pattern: str | None = Field(
+            default=None, description="regex matching a question the agent asks (it waits for a person)"
+        )
+        extra_args: list[str] = Field(default_factory=list, description="appended to command as given")
 
         @field_validator("command")
         @classmethod

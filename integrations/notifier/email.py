@@ -50,7 +50,7 @@ class EmailNotifier(Notifier):
         from_email: str | None = Field(
             default=None, description="Sender; default: Django's DEFAULT_FROM_EMAIL."
         )
-        subject_prefix: str = Field(default="[ao]", max_length=40)
+        subject_prefix: str = Field(default="[ao]", max_length=40, description="Put before every subject.")
 
         @field_validator("to")
         @classmethod

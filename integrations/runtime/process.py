@@ -120,8 +120,8 @@ def render_output(raw: bytes) -> str:
 @runtimes.register("process")
 class ProcessRuntime(Runtime):
     class Config(PluginConfig):
-        width: int = Field(default=220, ge=20, le=1000)
-        height: int = Field(default=50, ge=5, le=500)
+        width: int = Field(default=220, ge=20, le=1000, description="columns of the agent's terminal")
+        height: int = Field(default=50, ge=5, le=500, description="rows of the agent's terminal")
         buffer_bytes: int = Field(default=256 * 1024, ge=1024, description="output ring buffer size")
         enter_delay: float = Field(default=0.3, ge=0, le=10, description="pause before Enter after text")
         paste_threshold: int = Field(default=LONG_TEXT, ge=1, description="longer text is pasted")

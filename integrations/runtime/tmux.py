@@ -78,9 +78,11 @@ class TmuxError(TransientIntegrationError):
 @runtimes.register("tmux")
 class TmuxRuntime(Runtime):
     class Config(PluginConfig):
-        socket_name: str | None = Field(default=None, description="tmux -L socket name; None: default server")
-        width: int = Field(default=220, ge=20, le=1000)
-        height: int = Field(default=50, ge=5, le=500)
+        socket_name: str | None = Field(
+            default=None, description="tmux -L socket name; unset: the default server"
+        )
+        width: int = Field(default=220, ge=20, le=1000, description="columns of the agent's terminal")
+        height: int = Field(default=50, ge=5, le=500, description="rows of the agent's terminal")
         command_timeout: float = Field(default=10.0, gt=0, description="seconds for each tmux command")
         enter_delay: float = Field(default=0.3, ge=0, le=10, description="pause before Enter after text")
         paste_threshold: int = Field(default=LONG_TEXT, ge=1, description="longer text is pasted")

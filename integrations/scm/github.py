@@ -122,9 +122,15 @@ def log_excerpt(text: str, *, max_lines: int = 60, max_bytes: int = 8000) -> str
 @scms.register("github")
 class GitHubSCM(GitHubPluginMixin, SCM):
     class Config(GitHubSettings):
-        merge_method: Literal["squash", "merge", "rebase"] = "squash"
-        log_excerpt_lines: int = Field(60, ge=1, le=2000)
-        log_excerpt_bytes: int = Field(8000, ge=200, le=200_000)
+        merge_method: Literal["squash", "merge", "rebase"] = Field(
+            "squash", description="how ao merges a PR (auto-merge, the dashboard, ao pr merge)"
+        )
+        log_excerpt_lines: int = Field(
+            60, ge=1, le=2000, description="lines of a failed job's log sent to the agent"
+        )
+        log_excerpt_bytes: int = Field(
+            8000, ge=200, le=200_000, description="bytes of a failed job's log sent to the agent, at most"
+        )
         log_download_bytes: int = Field(
             1_000_000, ge=10_000, le=50_000_000, description="tail of the job log read"
         )

@@ -113,15 +113,43 @@ def _is_bare(path: Path) -> bool:
 @scms.register("local")
 class LocalSCM(SCM):
     class Config(PluginConfig):
-        remote: str | None = None
-        check_command: list[str] = Field(default_factory=list)
-        check_name: str = Field(default="ci", min_length=1, max_length=100)
-        check_timeout: float = Field(default=900.0, gt=0, le=24 * 3600)
-        merge_method: Literal["squash", "ff", "merge"] = "squash"
-        log_excerpt_bytes: int = Field(default=8000, ge=256, le=1_000_000)
-        require_review: bool = True
+        remote: str | None = Field(
+            default=None,
+            description=(
+                "bare repository agents push to (relative to the checkout); default: the checkout's "
+                "origin when that is a local bare repository, else <AO_HOME>/remotes/<project>.git"
+            ),
+        )
+        check_command: list[str] = Field(
+            default_factory=list,
+            description=(
+                "local CI: argv run on every pushed PR head in a fresh clone, e.g. [pytest, -q] (a string "
+                "is split into words, never given to a shell); empty: no check runs"
+            ),
+        )
+        check_name: str = Field(
+            default="ci",
+            min_length=1,
+            max_length=100,
+            description="name of that check (as in requiredChecks)",
+        )
+        check_timeout: float = Field(
+            default=900.0, gt=0, le=24 * 3600, description="seconds before the check is stopped (timed out)"
+        )
+        merge_method: Literal["squash", "ff", "merge"] = Field(
+            default="squash", description="squash, ff (fast-forward only) or merge (a merge commit)"
+        )
+        log_excerpt_bytes: int = Field(
+            default=8000,
+            ge=256,
+            le=1_000_000,
+            description="tail of a failed check's output sent to the agent",
+        )
+        require_review: bool = Field(
+            default=True, description="a PR needs a person's approval before it counts as approved"
+        )
 
-        @field_validator("check_command", mode="before")
+        @field_validator("check_command", mode="before", json_schema_input_type=str | list[str])
         @classmethod
         def _split_command(cls, value):
             # A string is split like a shell would split words, but never given to a shell.

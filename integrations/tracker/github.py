@@ -35,7 +35,11 @@ MAX_DEPENDENCY_PAGES = 2  # 200 blockers of one issue is plenty
 @trackers.register("github")
 class GitHubTracker(GitHubPluginMixin, Tracker):
     class Config(GitHubSettings):
-        branch_prefix: str = Field("feat", pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,40}$")
+        branch_prefix: str = Field(
+            "feat",
+            pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,40}$",
+            description="branches for issues are <prefix>/<number>-<title slug>",
+        )
 
     config: Config
 

@@ -221,13 +221,18 @@ def _first_message(errors: list[dict[str, Any]]) -> str:
 class LinearTracker(Tracker):
     class Config(PluginConfig):
         team: str = Field(description="The Linear team key, e.g. ENG (the prefix of its issue identifiers).")
-        api_url: str = DEFAULT_API_URL
+        api_url: str = Field(default=DEFAULT_API_URL, description="Linear's GraphQL endpoint.")
         api_key_env: str = EnvName("Environment variable holding the key.", default="LINEAR_API_KEY")
         api_key_secret: str | None = SecretName(
             "Name of the secret stored in ao holding the key (instead of api_key_env)."
         )
-        in_progress_state: str = "In Progress"
-        done_state: str = "Done"
+        in_progress_state: str = Field(
+            default="In Progress",
+            description="Workflow state an issue is moved to when an agent starts on it.",
+        )
+        done_state: str = Field(
+            default="Done", description="Workflow state an issue is moved to when its PR merged."
+        )
         timeout: float = Field(default=15.0, gt=0, le=300, description="Seconds per HTTP request.")
 
         @field_validator("team")

@@ -199,3 +199,113 @@ def test_the_init_command(tmp_path, agent_path, capsys):
 
     with pytest.raises(CommandError, match="not inside a git repository"):
         call_command("init", path=tmp_path)
+
+
+# --- the local SCM's check_command (local CI) ----------------------------------------------------------
+PACKAGE_JSON = '{"name": "web", "scripts": {"test": "vitest run"}}'
+NPM_PLACEHOLDER = '{"name": "web", "scripts": {"test": "echo \\"Error: no test specified\\" && exit 1"}}'
+
+
+def local_repo(path: Path, files: dict[str, str]) -> Path:
+    repo = make_repo(path)
+    for name, text in files.items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    return repo
+
+
+@pytest.mark.parametrize(
+    ("files", "command", "source"),
+    [
+        (
+            {"Makefile": ".PHONY: test\ntest: build\n\tpytest -q\n"},
+            ["make", "test"],
+            "the test target of Makefile",
+        ),
+        ({"Makefile": "lint test:\n\truff check .\n"}, ["make", "test"], "the test target of Makefile"),
+        ({"package.json": PACKAGE_JSON}, ["npm", "test"], "the test script of package.json"),
+        (
+            {"package.json": PACKAGE_JSON, "pnpm-lock.yaml": ""},
+            ["pnpm", "test"],
+            "the test script of package.json",
+        ),
+        (
+            {"pyproject.toml": "[tool.pytest.ini_options]\naddopts = '-q'\n"},
+            ["pytest"],
+            "pytest (pyproject.toml)",
+        ),
+        (
+            {"pyproject.toml": "[project]\nname = 'w'\n", "tests/unit/test_w.py": ""},
+            ["pytest"],
+            "pytest (a tests directory)",
+        ),
+        # the order: a Makefile's test target, then package.json, then pytest
+        (
+            {"Makefile": "test:\n\tnpm test && pytest\n", "package.json": PACKAGE_JSON, "pytest.ini": ""},
+            ["make", "test"],
+            "the test target of Makefile",
+        ),
+        (
+            {"package.json": PACKAGE_JSON, "pytest.ini": ""},
+            ["npm", "test"],
+            "the test script of package.json",
+        ),
+        # what is not a test command: another target, make's variable named test, npm's placeholder
+        ({"Makefile": "build:\n\tcc x.c\ntest := 1\n", "pytest.ini": ""}, ["pytest"], "pytest (pytest.ini)"),
+        ({"package.json": NPM_PLACEHOLDER, "tests/test_w.py": ""}, ["pytest"], "pytest (a tests directory)"),
+    ],
+)
+def test_init_writes_the_repositorys_test_command_as_local_ci(tmp_path, agent_path, files, command, source):
+    repo = local_repo(tmp_path / "web", files)
+
+    written = config_init(repo=repo)
+
+    text = written.read_text()
+    assert f"      check_command: [{', '.join(command)}]\n" in text
+    assert f"Found: {source}." in text
+    project = config_load(written).projects["web"]  # ao's real local SCM takes it
+    assert project.plugin_key("scm") == "local"
+    assert project.settings_for("scm") == {"check_command": command}
+
+
+@pytest.mark.parametrize(
+    "files",
+    [{}, {"package.json": NPM_PLACEHOLDER}, {"Makefile": "all:\n\tcc x.c\n"}, {"tests/helpers.py": ""}],
+)
+def test_init_without_a_test_command_explains_check_command(tmp_path, agent_path, files):
+    repo = local_repo(tmp_path / "web", files)
+
+    written = config_init(repo=repo)
+
+    text = written.read_text()
+    assert "No test command found. Set check_command" in text
+    assert "      # check_command: [pytest, -q]\n" in text
+    assert "requiredChecks: []" in text
+    project = config_load(written).projects["web"]
+    assert (project.plugin_key("scm"), project.settings_for("scm")) == ("local", {})
+
+
+def test_init_for_github_writes_no_check_command(tmp_path, agent_path):
+    repo = local_repo(tmp_path / "web", {"Makefile": "test:\n\tpytest\n"})
+    git(repo, "remote", "add", "origin", "https://github.com/acme/web.git")
+
+    text = config_init(repo=repo).read_text()
+
+    assert "    scm: github\n" in text
+    assert "check_command" not in text  # GitHub's own CI reports the checks
+
+
+def test_ao_init_as_a_person_runs_it(tmp_path):
+    from tests.test_embedded import ao_env, run_ao
+
+    repo = local_repo(tmp_path / "shop", {"package.json": PACKAGE_JSON})
+
+    done = run_ao(["init"], ao_env(tmp_path / "home"), cwd=repo)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"Wrote {repo / 'ao.config.yaml'}. Check it, then run `ao start`.\n"
+    assert "      check_command: [npm, test]\n" in (repo / "ao.config.yaml").read_text()
+    check = run_ao(["config", "check"], ao_env(tmp_path / "home"), cwd=repo)
+    assert (check.returncode, check.stdout) == (0, f"{repo / 'ao.config.yaml'}: OK (1 projects)\n"), (
+        check.stderr
+    )
