@@ -1015,7 +1015,9 @@ def _cleanup_here(*, session: Session, force: bool = False, by=None, actor: str 
         audit.record(action="session.cleanup", target=session, project=session.project, data={"force": force})
         from sessions import messaging  # messaging builds on this module
 
-        messaging.messages_abandon(session=session, reason="the session was cleaned up before the agent took it")
+        messaging.messages_abandon(
+            session=session, reason="the session was cleaned up before the agent took it"
+        )
         services.session_rederive(session=session, actor=actor)
     return session.id
 
@@ -1187,6 +1189,7 @@ def project_sweep(*, project: Project, keep=None) -> int:
     # the orchestrator issue: orchestrator keep-alive, backlog intake, conflict watch
     changes += orchestrator.project_sweep_hooks(project=project)
     return changes
+
 
 # --- project deletion -----------------------------------------------------------------------------
 def project_delete(*, project: Project, by=None) -> list[str]:

@@ -218,6 +218,8 @@ class LocalSCM(SCM):
         ``origin`` when the checkout has none (ao adds it, pointing at its bare remote) or it already
         is ao's remote; else ``ao``, added next to the checkout's own ``origin``, which stays as it is."""
         checkout = Path(self._project().path)
+        if not checkout.is_dir():  # no checkout to look in (yet): the name ao gives its remote there
+            return "origin"
         remote = self.remote_path().resolve()
         for name in ("origin", AO_REMOTE):
             proc = run_git(["remote", "get-url", "--", name], cwd=checkout, check=False)

@@ -150,3 +150,21 @@ def tmux_server() -> Iterator[str]:
     name = f"ao-test-{uuid.uuid4().hex[:8]}"
     yield name
     kill_tmux_server(name)
+
+
+@pytest.fixture
+def builtin_plugins_only() -> Iterator[None]:
+    """Hide the plugins tests register (in-memory SCMs, fake trackers) for the duration of a test,
+    so what is generated from the registries (the config schema) is what ao ships."""
+    from integrations.registry import REGISTRIES
+
+    saved = {slot: dict(registry._plugins) for slot, registry in REGISTRIES.items()}
+    for registry in REGISTRIES.values():
+        registry._plugins = {
+            key: cls for key, cls in registry._plugins.items() if cls.__module__.startswith("integrations.")
+        }
+    try:
+        yield
+    finally:
+        for slot, plugins in saved.items():
+            REGISTRIES[slot]._plugins = plugins

@@ -968,11 +968,13 @@ def test_apply_needs_a_loaded_config(tmp_path):
 
 
 # --- JSON Schema -----------------------------------------------------------------------------------------
+@pytest.mark.usefixtures("builtin_plugins_only")
 def test_the_shipped_schema_is_the_generated_one():
     assert SCHEMA_FILE.read_text(encoding="utf-8") == config_json_schema_text()
     assert json.loads(SCHEMA_FILE.read_text(encoding="utf-8")) == config_json_schema()
 
 
+@pytest.mark.usefixtures("builtin_plugins_only")
 def test_the_cli_prints_the_schema(capsys):
     assert main(["--schema"]) == 0
     assert capsys.readouterr().out == SCHEMA_FILE.read_text(encoding="utf-8")
@@ -1063,6 +1065,7 @@ def test_ao_config_without_a_file_says_where_it_looked(no_ao_config, tmp_path, m
         call_command("config", "check")
 
 
+@pytest.mark.usefixtures("builtin_plugins_only")
 def test_ao_config_schema_prints_the_shipped_schema():
     code, out, _ = _ao_config("schema")
 

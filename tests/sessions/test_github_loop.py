@@ -79,7 +79,10 @@ def test_failing_check_via_webhook_reaches_the_session(
 
     assert response.status_code == 202
     session.refresh_from_db()
-    assert (session.status, session.zone) == ("ci_failed", "review")
+    assert (session.status, session.zone) == (
+        "ci_failed",
+        "working",
+    )  # handed to the agent by the ci-failed rule
     stored = CheckRun.objects.get(pull_request__session=session, name="lint")
     assert "F401 `os` imported but unused" in stored.log_excerpt
     assert Event.objects.filter(session=session, kind="ci.changed", summary__contains="lint").exists()

@@ -87,7 +87,10 @@ def test_issue_to_merge_offline(project, repo, live_server, monkeypatch):
 
     # the sweep runs the check on the pushed head: it fails, with the log on the check
     session = sweep(project, "web-1")
-    assert (session.status, session.zone) == ("ci_failed", "review")
+    assert (session.status, session.zone) == (
+        "ci_failed",
+        "working",
+    )  # the ci-failed rule hands it to the agent
     check = CheckRun.objects.get(pull_request__session=session)
     assert (check.name, check.source, check.conclusion) == ("unit", "local", "failure")
     assert "checking ok.txt" in check.log_excerpt
@@ -99,7 +102,7 @@ def test_issue_to_merge_offline(project, repo, live_server, monkeypatch):
     session = sweep(project, "web-1")  # sees the new head, schedules and runs its check
     session = sweep(project, "web-1")
     assert session.pull_request.ci_state == "passing"
-    assert (session.status, session.zone) == ("review_pending", "pending")
+    assert (session.status, session.zone) == ("review_pending", "review")  # a person is asked to review
 
     # a person approves; the PR is ready to merge
     run("pr", "review", "1", "--approve", "--as", "ana")

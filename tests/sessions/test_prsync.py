@@ -103,7 +103,10 @@ def test_ci_failure_is_recorded_once_and_again_for_a_new_commit(scm, session):
     prsync.pull_requests_sync(project=session.project)  # same facts observed twice
 
     session.refresh_from_db()
-    assert (session.status, session.zone) == ("ci_failed", "review")
+    assert (session.status, session.zone) == (
+        "ci_failed",
+        "working",
+    )  # handed to the agent by the ci-failed rule
     ci_events = Event.objects.filter(session=session, kind="ci.changed")
     assert ci_events.count() == 1
     assert ci_events.get().data == {"ci": "failing", "failed": ["lint"], "sha": "a" * 40}
