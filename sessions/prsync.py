@@ -496,6 +496,7 @@ def session_pull_request_open(
         title=title or ("" if has_pr else session.issue_title or session.branch),
         body=body,
         created_by=session.id,
+        claimed=has_pr,  # its open PR (opened or claimed) is the branch's open PR
     )
     pull_requests_sync(project=session.project, session_ids=[session.id])
     return {"number": row.number, "created": created, "branch": session.branch, "title": row.title, "url": ""}

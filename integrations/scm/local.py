@@ -34,6 +34,8 @@ from integrations import localci
 from integrations.base import (
     SCM,
     CheckInfo,
+    HostSetting,
+    NotHostSetting,
     PermanentIntegrationError,
     PluginConfig,
     PullRequestInfo,
@@ -65,6 +67,10 @@ class MergeRefused(PermanentIntegrationError):
 
 class ReviewRefused(PermanentIntegrationError):
     pass
+
+
+class PullRequestTaken(PermanentIntegrationError):
+    """The branch's open PR was opened by another session."""
 
 
 def validate_pr_branch(name: str) -> str:
@@ -113,27 +119,27 @@ def _is_bare(path: Path) -> bool:
 @scms.register("local")
 class LocalSCM(SCM):
     class Config(PluginConfig):
-        remote: str | None = Field(
+        remote: str | None = HostSetting(
             default=None,
             description=(
                 "bare repository agents push to (relative to the checkout); default: the checkout's "
                 "origin when that is a local bare repository, else <AO_HOME>/remotes/<project>.git"
             ),
         )
-        check_command: list[str] = Field(
+        check_command: list[str] = HostSetting(
             default_factory=list,
             description=(
                 "local CI: argv run on every pushed PR head in a fresh clone, e.g. [pytest, -q] (a string "
                 "is split into words, never given to a shell); empty: no check runs"
             ),
         )
-        check_name: str = Field(
+        check_name: str = NotHostSetting(
             default="ci",
             min_length=1,
             max_length=100,
             description="name of that check (as in requiredChecks)",
         )
-        check_timeout: float = Field(
+        check_timeout: float = NotHostSetting(
             default=900.0, gt=0, le=24 * 3600, description="seconds before the check is stopped (timed out)"
         )
         merge_method: Literal["squash", "ff", "merge"] = Field(
@@ -315,10 +321,20 @@ class LocalSCM(SCM):
         return True
 
     def open_pull_request(
-        self, *, branch: str, title: str = "", body: str = "", base: str | None = None, created_by: str = ""
+        self,
+        *,
+        branch: str,
+        title: str = "",
+        body: str = "",
+        base: str | None = None,
+        created_by: str = "",
+        claimed: bool = False,
     ) -> tuple[LocalPullRequest, bool]:
         """Record a PR for ``branch`` (already in the remote); (row, created). An open PR for the
-        branch is returned (with a new title/body when given) instead of a second one."""
+        branch is returned (with a new title/body when given) instead of a second one, except that
+        a session (``created_by``) never takes over an open PR another session opened: that is
+        PullRequestTaken, naming that session, unless the caller holds it through claim-pr
+        (``claimed``)."""
         project = self._project()
         validate_pr_branch(branch)
         base = validate_pr_branch(base or self.default_branch)
@@ -341,6 +357,12 @@ class LocalSCM(SCM):
                     type(project).objects.select_for_update().filter(pk=project.pk).first()
                     row = self._rows().filter(branch=branch, state=LocalPullRequest.State.OPEN).first()
                     if row is not None:
+                        if created_by and row.created_by not in ("", created_by) and not claimed:
+                            raise PullRequestTaken(
+                                f"PR #{row.number} for {branch!r} is already open, opened by the session "
+                                f"{row.created_by}: it is not {created_by}'s PR (work on another branch, or "
+                                f"POST /api/v1/sessions/{created_by}/claim-pr to take it over)"
+                            )
                         row.head_sha = head
                         fields = ["head_sha", "updated_at"]
                         if title and title != row.title:

@@ -20,7 +20,7 @@ from integrations.registry import plugin_for
 from integrations.scm.local import LocalSCM
 from sessions import agent_client, selectors
 from sessions.management.commands._common import cli_audit, cli_errors, get_session
-from sessions.models import Actor, Project, Session
+from sessions.models import Actor, Project, PullRequest, Session
 
 
 class Command(BaseCommand):
@@ -117,6 +117,7 @@ class Command(BaseCommand):
             body=options["body"],
             base=options["base"],
             created_by=session.id if session else "",
+            claimed=session is not None and PullRequest.objects.filter(session=session, state="open").exists(),
         )
         verb = "opened" if created else "updated"
         self.stdout.write(f"{verb} PR #{row.number}: {row.title} ({row.branch} → {row.base})")
