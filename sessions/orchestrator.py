@@ -26,6 +26,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from ao_site import served
+from integrations import gitutil
 from integrations.base import IntegrationError, PermanentIntegrationError
 from integrations.registry import ConfigurationError, plugin_for, registry_for
 from integrations.registry import agents as agent_registry
@@ -390,16 +391,19 @@ def _mark_starting(session: Session, *, summary: str, actor: str = Actor.SYSTEM,
 
 
 def _workspace(session: Session, ctx: agents.AgentContext) -> Path:
-    """The orchestrator's own checkout: reused when it exists, else made by the workspace plugin."""
+    """The orchestrator's own checkout: reused when it exists, else made by the workspace plugin
+    from the remote's default branch as it is now (merged work included), as workers' are, not
+    from the checkout's possibly stale local one."""
     project = session.project
     root = agents.workspaces_root(project)
     existing = Path(session.workspace_path) if session.workspace_path else root / session.id
     if existing.is_dir():
         return existing
     root.mkdir(parents=True, exist_ok=True)
-    path = ctx.workspace.create(
-        repo_path=Path(project.path), root=root, name=session.id, branch=BRANCH, base=project.default_branch
-    )
+    repo = Path(project.path)
+    remote = plugin_for(project, "scm").workspace_remote()
+    start = gitutil.start_point(repo, remote=remote, branch=project.default_branch)
+    path = ctx.workspace.create(repo_path=repo, root=root, name=session.id, branch=BRANCH, base=start)
     services.event_record(
         project=project,
         session=session,

@@ -207,3 +207,25 @@ def test_ao_start_says_in_one_line_when_the_orchestrators_agent_is_not_installed
     assert err.getvalue().startswith("ao: the orchestrator of bare did not start: claude-code agent: ")
     assert "'claude-not-installed-here' was not found on PATH" in err.getvalue()
     assert not Session.objects.filter(project=missing).exists()  # nothing for the keep-alive to retry
+
+
+def test_its_workspace_starts_from_the_remotes_default_branch_not_a_stale_local_one(
+    project, repo, tmp_path
+) -> None:
+    # a teammate's work was merged into the remote's main; the checkout's own main is behind
+    clone = tmp_path / "teammate"
+    subprocess.run(["git", "clone", "-q", str(repo.origin), str(clone)], check=True)
+    merged = repo.commit_file(clone, "merged.txt", "merged work\n", message="Merged work")
+    subprocess.run(["git", "push", "-q", "origin", "main"], cwd=clone, check=True)
+    stale = subprocess.run(["git", "rev-parse", "main"], cwd=repo.path, capture_output=True, text=True)
+
+    run("orchestrator", "start")
+
+    session = Session.objects.get(pk="web-orchestrator")
+    workspace = Path(session.workspace_path)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=workspace, capture_output=True, text=True)
+    assert head.stdout.strip() == merged != stale.stdout.strip()
+    assert (workspace / "merged.txt").read_text() == "merged work\n"
+    local = subprocess.run(["git", "rev-parse", "main"], cwd=repo.path, capture_output=True, text=True)
+    assert local.stdout == stale.stdout  # the user's own checkout is not touched
+    orchestrator.orchestrator_stop(project=project)
