@@ -7,13 +7,14 @@ under the key users write in config (see ``integrations.registry``).
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class IntegrationError(Exception):
@@ -36,6 +37,52 @@ class PluginConfig(BaseModel):
 
 class Plugin:
     """Every plugin: a key (set by the registry), a settings model and its validated settings."""
+# --- settings that act on the ao host ----------------------------------------------------------------
+# A setting that names a program ao runs, arguments it passes to one, a hook or check it runs, or a
+# place on the host ao runs in or writes to is a *host setting*: only a superuser may change it
+# (sessions.host_settings enforces this for the admin and every other path that edits settings).
+# Declare it with HostSetting(...). A setting whose name looks like one (see HOST_LIKE_NAME) but is
+# not declares so with NotHostSetting(...); an unmarked look-alike counts as a host setting, so a
+# third-party plugin that forgets the marker fails closed.
+HOST_MARK = "x-ao-host"
+HOST_LIKE_NAME = re.compile(
+    r"command|cmd|argv|(^|_)args?($|_)|binary|(^|_)bin($|_)|exec|program|script|shell|(^|_)hooks?($|_)|"
+    r"check|post_?create|"
+    r"path|dir|home|remote|socket|file|permission|allow",
+    re.IGNORECASE,
+)
+
+
+def HostSetting(description: str, **kwargs: Any) -> Any:
+    """A plugin setting that runs something on the ao host or names a place there: superusers only."""
+    return Field(description=description, json_schema_extra={HOST_MARK: True}, **kwargs)
+
+
+def NotHostSetting(description: str, **kwargs: Any) -> Any:
+    """A setting whose name looks like a host setting but is not (reviewed): anyone who configures
+    the project may change it."""
+    return Field(description=description, json_schema_extra={HOST_MARK: False}, **kwargs)
+
+
+def host_marker(info: Any) -> bool | None:
+    """True / False when the field is declared a host setting or not; None when undeclared."""
+    extra = info.json_schema_extra
+    if isinstance(extra, dict) and HOST_MARK in extra:
+        return bool(extra[HOST_MARK])
+    return None
+
+
+def host_settings(config: type[BaseModel]) -> tuple[str, ...]:
+    """The host settings of a settings model: declared ones, and undeclared ones whose name looks
+    like one (fail closed)."""
+    names = []
+    for name, info in config.model_fields.items():
+        marker = host_marker(info)
+        if marker or (marker is None and HOST_LIKE_NAME.search(name)):
+            names.append(name)
+    return tuple(names)
+
+
 
     key: ClassVar[str] = ""
     slot: ClassVar[str] = ""

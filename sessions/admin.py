@@ -12,7 +12,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import AnonymousUser, Group
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse
 from django.shortcuts import redirect
@@ -22,7 +22,7 @@ from django.utils.html import format_html
 from pydantic import ValidationError as PydanticValidationError
 
 from integrations.registry import ConfigurationError, registry_for
-from sessions import audit
+from sessions import audit, host_settings
 from sessions.admin_audit import AuditedAdminMixin, AuditedModelAdmin
 from sessions.admin_scope import ProjectScopedAdminMixin, grant_staff_for_admin_role
 from sessions.models import (
@@ -50,6 +50,7 @@ class ProjectAdminForm(forms.ModelForm):
         fields = "__all__"  # noqa: DJ007 - the admin shows every editable field of a project
 
     guard_credentials = False  # set by ProjectAdmin.get_form for people who are not superusers
+    host_user = None  # who edits (set by ProjectAdmin.get_form): host settings are superusers' only
 
     def clean(self):
         from sessions.config import ReactionConfig
@@ -59,6 +60,7 @@ class ProjectAdminForm(forms.ModelForm):
         if not isinstance(plugin_settings, dict):
             self.add_error("plugin_settings", "a mapping {slot: {setting: value}}")
             return cleaned
+        self._guard_host_settings(cleaned)
         stored = (self.instance.plugin_settings or {}) if self.instance.pk else {}
         changed = [s for s in CREDENTIAL_SLOTS if plugin_settings.get(s) != stored.get(s)]
         if self.guard_credentials and changed:
@@ -99,6 +101,22 @@ class ProjectAdminForm(forms.ModelForm):
                     self.add_error("reactions", f"{rule}: {problems}")
         return cleaned
 
+    def _guard_host_settings(self, cleaned) -> None:
+        """Settings that run programs or name places on the host: superusers only
+        (``sessions.host_settings``), whatever else the form lets a project admin change."""
+        stored = host_settings.project_state(self.instance)
+        proposed = {**stored, **{k: v for k, v in cleaned.items() if k in stored}}
+        try:
+            host_settings.host_settings_guard(
+                user=self.host_user or AnonymousUser(),
+                before=stored if self.instance.pk else None,
+                after=proposed,
+            )
+        except host_settings.HostSettingRefused as exc:
+            fields = {change.split(".", 1)[0] for change in exc.changes}
+            field = next((f for f in ("plugin_settings", "orchestrator_agent_settings") if f in fields), None)
+            self.add_error(field if field in self.fields else None, str(exc))
+
 
 class MembershipAdminForm(forms.ModelForm):
     class Meta:
@@ -118,16 +136,12 @@ class MembershipInline(admin.TabularInline):
 
 
 # Fields that act on the ao host itself (paths, shell commands, tokens handed to agents, the config
-# file): a project admin who is not a superuser sees them but cannot change them.
+# file: sessions.host_settings.PROJECT_HOST_FIELDS): a project admin who is not a superuser sees them
+# but cannot change them. Host settings inside plugin_settings / orchestrator_agent_settings are
+# refused by the form (ProjectAdminForm._guard_host_settings).
 HOST_FIELDS = (
     "key",
-    "path",
-    "config_source",
-    "agent_rules_file",
-    "orchestrator_rules_file",
-    "symlinks",
-    "post_create",
-    "pass_tokens_to_agents",
+    *host_settings.PROJECT_HOST_FIELDS,
     # the slots holding credentials (which env var or secret, and the server it is sent to)
     "scm",
     "tracker",
@@ -201,6 +215,7 @@ class ProjectAdmin(ProjectScopedAdminMixin, AuditedModelAdmin):
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
         form.guard_credentials = not request.user.is_superuser
+        form.host_user = request.user
         return form
 
     def get_actions(self, request):
@@ -265,10 +280,12 @@ class ProjectAdmin(ProjectScopedAdminMixin, AuditedModelAdmin):
                 else:
                     source = Path(form.cleaned_data["path"]).expanduser()
                     config = config_load(source)
-                changes = services.config_apply(config=config, source=source, applied_by="admin import")
+                changes = services.config_apply(
+                    config=config, source=source, applied_by="admin import", by=request.user
+                )
             except ConfigError as exc:
                 problems = [str(p) for p in exc.problems]
-            except (OSError, ConfigurationError) as exc:
+            except (OSError, ConfigurationError, host_settings.HostSettingRefused) as exc:
                 problems = [str(exc)]
             if changes and not problems:
                 for warning in config.warnings:

@@ -50,6 +50,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
+from integrations.base import host_settings
 from integrations.notifier import NotifierConfig
 from integrations.registry import ConfigurationError, registry_for
 
@@ -1323,12 +1324,15 @@ def config_plugin_docs() -> str:
                 out += ["No settings.", ""]
                 continue
             out += ["| setting | type | default | meaning |", "| --- | --- | --- | --- |"]
+            host_setting_names = host_settings(model)
             for name, forms in names.items():
                 field = model.model_fields[name]
                 prop = properties.get(forms[0], {})
                 written = " / ".join(f"`{form}`" for form in forms)
                 meaning = " ".join((field.description or "").split())
                 meaning = meaning.replace("|", "\\|").replace("<", "\\<")
+                if name in host_setting_names:
+                    meaning += " *Host setting: superusers only.*"
                 out.append(f"| {written} | {_type_text(prop)} | {_default_text(field)} | {meaning} |")
             out.append("")
     out.append(PLUGIN_DOCS_END)

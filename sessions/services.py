@@ -14,7 +14,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from sessions import audit, lifecycle, realtime, selectors
+from sessions import audit, host_settings, lifecycle, realtime, selectors
 from sessions.lifecycle import Facts, Zone
 from sessions.models import Actor, AppliedConfig, Event, Project, Session
 
@@ -282,7 +282,7 @@ def config_applied(*, config) -> AppliedConfig | None:
     return AppliedConfig.objects.filter(path=str(config.source), sha256=config.sha256).first()
 
 
-def config_apply(*, config, source: Path | str, applied_by: str = "") -> list[str]:
+def config_apply(*, config, source: Path | str, applied_by: str = "", by=None) -> list[str]:
     """Create or update the Project rows of a loaded config (``sessions.config.config_load``, or
     ``config_load_text`` for an upload), and its notifiers and routing.
 
@@ -293,6 +293,10 @@ def config_apply(*, config, source: Path | str, applied_by: str = "") -> list[st
     ``ao start`` skips a file whose sha256 is unchanged. An upload keeps each existing project's
     ``config_source`` (the file that still defines it) and gives new projects none.
     Returns human-readable lines describing what changed.
+
+    ``by``: the person applying it through the admin; None for the host itself (``ao config apply``,
+    ``ao start``). A change to a setting that runs programs or names places on the host is refused
+    (``host_settings.HostSettingRefused``, nothing written) unless ``by`` is a superuser.
     """
     from sessions.config import ConfigError, ConfigProblem
 
@@ -397,6 +401,13 @@ def config_apply(*, config, source: Path | str, applied_by: str = "") -> list[st
         if problems:
             raise ConfigError(problems)
 
+        for key, values in wanted.items() if by is not None else ():
+            current = existing.get(key)
+            host_settings.host_settings_guard(
+                user=by,
+                before=current,
+                after={**host_settings.project_state(current), **values} if current else values,
+            )
         for key, values in wanted.items():
             project = existing.get(key)
             if project is None:

@@ -25,8 +25,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import Field
-
 from integrations.agent.common import (
     ACTIVE,
     BLOCKED,
@@ -43,7 +41,7 @@ from integrations.agent.common import (
     workspace_keys,
     write_atomically,
 )
-from integrations.base import ActivityReading, PermanentIntegrationError
+from integrations.base import ActivityReading, HostSetting, PermanentIntegrationError
 from integrations.registry import agents
 
 SETTINGS_MODE = {"default": None, "auto-edit": "acceptEdits", "skip-permissions": "bypassPermissions"}
@@ -265,7 +263,7 @@ class ClaudeCodeAgent(CliAgent):
     }
 
     class Config(AgentConfig):
-        allow: list[str] = Field(
+        allow: list[str] = HostSetting(
             default_factory=list,
             description='permission rules pre-approved in .claude/settings.local.json, e.g. "Bash(npm test:*)"',
         )

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from integrations.base import ActivityReading, Agent, PermanentIntegrationError, PluginConfig
+from integrations.base import ActivityReading, Agent, HostSetting, PermanentIntegrationError, PluginConfig
 
 TAIL_BYTES = 64 * 1024
 SUMMARY_MAX = 120
@@ -48,7 +48,7 @@ ReferencePermissions = Literal["permissionless", "skip", "suggest"]
 class AgentConfig(PluginConfig):
     """Settings every built-in CLI agent understands."""
 
-    permissions: Permissions = Field(
+    permissions: Permissions = HostSetting(
         default="default",
         description=(
             "default (the agent asks), auto-edit (edits without asking) or skip-permissions (no prompts); "
@@ -56,12 +56,14 @@ class AgentConfig(PluginConfig):
         ),
     )
     model: str | None = Field(default=None, description="the model, passed as the agent's --model")
-    system_prompt_file: str | None = Field(
+    system_prompt_file: str | None = HostSetting(
         default=None, description="instructions added to the agent's system prompt; relative to the workspace"
     )
-    extra_args: list[str] = Field(default_factory=list, description="appended to the launch argv as given")
-    binary: str | None = Field(default=None, description="command to run instead of the default binary")
-    home: Path | None = Field(
+    extra_args: list[str] = HostSetting(
+        default_factory=list, description="appended to the launch argv as given"
+    )
+    binary: str | None = HostSetting(default=None, description="command to run instead of the default binary")
+    home: Path | None = HostSetting(
         default=None, description="home directory holding the agent's own files (default: the user's)"
     )
     ready_window_seconds: float = Field(

@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from integrations.agent.common import DEFAULT_PANE_PATTERNS, CliAgent, PanePatterns
-from integrations.base import PluginConfig
+from integrations.base import HostSetting, PluginConfig
 from integrations.registry import agents
 
 
@@ -24,12 +24,14 @@ class CustomAgent(CliAgent):
     install_hint = ""  # the command is the project's own: nothing to suggest
 
     class Config(PluginConfig):
-        command: list[str] = Field(min_length=1, description='argv of the agent, e.g. ["my-agent", "--tui"]')
+        command: list[str] = HostSetting(
+            min_length=1, description='argv of the agent, e.g. ["my-agent", "--tui"]'
+        )
         prompt_mode: Literal["argv", "send"] = Field(
             default="send",
             description="argv: the first prompt is the last argument; send: typed in once the agent shows its prompt",
         )
-        prompt_flag: str | None = Field(
+        prompt_flag: str | None = HostSetting(
             default=None, description='with prompt_mode argv: put the prompt after this, e.g. "--prompt"'
         )
         ready_pattern: str | None = Field(
@@ -39,7 +41,7 @@ class CustomAgent(CliAgent):
         waiting_pattern: str | None = Field(
             default=None, description="regex matching a question the agent asks (it waits for a person)"
         )
-        extra_args: list[str] = Field(default_factory=list, description="appended to command as given")
+        extra_args: list[str] = HostSetting(default_factory=list, description="appended to command as given")
 
         @field_validator("command")
         @classmethod

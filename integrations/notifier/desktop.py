@@ -7,7 +7,7 @@ import subprocess
 
 from pydantic import Field
 
-from integrations.base import Notification, Notifier
+from integrations.base import HostSetting, Notification, Notifier
 from integrations.notifier import NotifierConfig, NotifyFailed, NotifyUnavailable, priority_of
 from integrations.registry import notifiers
 
@@ -17,7 +17,7 @@ URGENCY = {"urgent": "critical", "action": "normal", "warning": "normal", "info"
 @notifiers.register("desktop")
 class DesktopNotifier(Notifier):
     class Config(NotifierConfig):
-        binary: str = Field(
+        binary: str = HostSetting(
             default="notify-send", description="The notify-send command (a name on PATH or a path)."
         )
         app_name: str = Field(default="ao", description="Application name shown with the notification.")

@@ -28,6 +28,8 @@ import libtmux
 from pydantic import Field, field_validator
 
 from integrations.base import (
+    HostSetting,
+    NotHostSetting,
     PermanentIntegrationError,
     PluginConfig,
     Runtime,
@@ -78,12 +80,14 @@ class TmuxError(TransientIntegrationError):
 @runtimes.register("tmux")
 class TmuxRuntime(Runtime):
     class Config(PluginConfig):
-        socket_name: str | None = Field(
+        socket_name: str | None = HostSetting(
             default=None, description="tmux -L socket name; unset: the default server"
         )
         width: int = Field(default=220, ge=20, le=1000, description="columns of the agent's terminal")
         height: int = Field(default=50, ge=5, le=500, description="rows of the agent's terminal")
-        command_timeout: float = Field(default=10.0, gt=0, description="seconds for each tmux command")
+        command_timeout: float = NotHostSetting(
+            default=10.0, gt=0, description="seconds for each tmux command"
+        )
         enter_delay: float = Field(default=0.3, ge=0, le=10, description="pause before Enter after text")
         paste_threshold: int = Field(default=LONG_TEXT, ge=1, description="longer text is pasted")
 

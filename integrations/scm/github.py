@@ -31,6 +31,7 @@ from pydantic import Field, field_validator
 from integrations.base import (
     SCM,
     CheckInfo,
+    NotHostSetting,
     PermanentIntegrationError,
     PullRequestInfo,
     RateStatus,
@@ -135,7 +136,7 @@ class GitHubSCM(GitHubPluginMixin, SCM):
             1_000_000, ge=10_000, le=50_000_000, description="tail of the job log read"
         )
         batch_size: int = Field(50, ge=1, le=100, description="PRs or branches per GraphQL query")
-        max_checks: int = Field(100, ge=1, le=100, description="check contexts read per PR")
+        max_checks: int = NotHostSetting(default=100, ge=1, le=100, description="check contexts read per PR")
         max_threads: int = Field(50, ge=1, le=100, description="review threads read per PR")
         webhook_secret: str | None = SecretName(
             "name of the secret stored in ao that GitHub signs this project's webhooks with "

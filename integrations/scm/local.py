@@ -34,6 +34,8 @@ from integrations import localci
 from integrations.base import (
     SCM,
     CheckInfo,
+    HostSetting,
+    NotHostSetting,
     PermanentIntegrationError,
     PluginConfig,
     PullRequestInfo,
@@ -117,27 +119,27 @@ def _is_bare(path: Path) -> bool:
 @scms.register("local")
 class LocalSCM(SCM):
     class Config(PluginConfig):
-        remote: str | None = Field(
+        remote: str | None = HostSetting(
             default=None,
             description=(
                 "bare repository agents push to (relative to the checkout); default: the checkout's "
                 "origin when that is a local bare repository, else <AO_HOME>/remotes/<project>.git"
             ),
         )
-        check_command: list[str] = Field(
+        check_command: list[str] = HostSetting(
             default_factory=list,
             description=(
                 "local CI: argv run on every pushed PR head in a fresh clone, e.g. [pytest, -q] (a string "
                 "is split into words, never given to a shell); empty: no check runs"
             ),
         )
-        check_name: str = Field(
+        check_name: str = NotHostSetting(
             default="ci",
             min_length=1,
             max_length=100,
             description="name of that check (as in requiredChecks)",
         )
-        check_timeout: float = Field(
+        check_timeout: float = NotHostSetting(
             default=900.0, gt=0, le=24 * 3600, description="seconds before the check is stopped (timed out)"
         )
         merge_method: Literal["squash", "ff", "merge"] = Field(
