@@ -9,6 +9,7 @@ channel layer and the cache, and ``ao web`` / ``ao worker`` / ``ao beat`` then r
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -97,6 +98,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
+    "axes",
     "sessions.apps.AgentSessionsConfig",
     "integrations.apps.IntegrationsConfig",
     "reactions.apps.ReactionsConfig",
@@ -113,6 +115,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "sessions.audit.AuditContextMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a refused login into the lockout page
 ]
 
 ROOT_URLCONF = "ao_site.urls"
@@ -218,13 +221,47 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 # A project's admins get the admin permissions to configure that project (sessions/admin_scope.py).
+# axes first: it refuses a password login whose lockout holds before any password is checked.
 AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "sessions.admin_scope.ProjectAdminBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
+
+# Password guessing (django-axes via sessions/login_lockout.py; docs/SECURITY.md). Failed logins
+# on /accounts/login/ and /admin/login/ are counted in the database, which every process shares
+# in both modes. Reaching a limit refuses logins there, the right password too, for
+# AO_LOGIN_LOCKOUT_MINUTES after the last failure; a success clears that account's failures from
+# that address. Limits (0 turns a rule off): one account from one address; any accounts from one
+# address (password spraying); one account from any address (off: anyone could lock anyone out).
+AO_LOGIN_FAILURE_LIMIT = env.int("AO_LOGIN_FAILURE_LIMIT", default=10)
+AO_LOGIN_ADDRESS_FAILURE_LIMIT = env.int("AO_LOGIN_ADDRESS_FAILURE_LIMIT", default=50)
+AO_LOGIN_ACCOUNT_FAILURE_LIMIT = env.int("AO_LOGIN_ACCOUNT_FAILURE_LIMIT", default=0)
+AO_LOGIN_LOCKOUT_MINUTES = env.float("AO_LOGIN_LOCKOUT_MINUTES", default=15.0)
+if AO_LOGIN_LOCKOUT_MINUTES <= 0:
+    raise environ.ImproperlyConfigured("AO_LOGIN_LOCKOUT_MINUTES must be more than 0")
+# Reverse proxies (addresses or networks) whose X-Forwarded-For names the client; else the TCP peer.
+AO_TRUSTED_PROXIES = env.list("AO_TRUSTED_PROXIES", default=[])
+_login_rules = [
+    (["username", "ip_address"], AO_LOGIN_FAILURE_LIMIT),
+    ("ip_address", AO_LOGIN_ADDRESS_FAILURE_LIMIT),
+    ("username", AO_LOGIN_ACCOUNT_FAILURE_LIMIT),
+]
+AXES_LOCKOUT_PARAMETERS = [parameters for parameters, limit in _login_rules if limit > 0]
+AO_LOGIN_FAILURE_LIMITS = [limit for _, limit in _login_rules if limit > 0]
+AXES_ENABLED = bool(AXES_LOCKOUT_PARAMETERS)
+AXES_FAILURE_LIMIT = max(AO_LOGIN_FAILURE_LIMITS, default=1)
+AXES_COOLOFF_TIME = timedelta(minutes=AO_LOGIN_LOCKOUT_MINUTES)
+AXES_RESET_ON_SUCCESS = True
+AXES_HANDLER = "sessions.login_lockout.LoginLockoutHandler"
+AXES_CLIENT_IP_CALLABLE = "sessions.login_lockout.client_address"
+AXES_LOCKOUT_CALLABLE = "sessions.views_auth.login_locked_out"
+AXES_DISABLE_ACCESS_LOG = True  # successful logins are not recorded (the table would only grow)
+AXES_ENABLE_ADMIN = False  # sessions/admin_lockout.py: superusers only, audited, with a lift action
+AXES_ALLOWED_CORS_ORIGINS = AO_URL
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -311,5 +348,6 @@ LOGGING = {
         "django.channels.server": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "celery": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},  # failed logins and lockouts; not a line per command at startup
     },
 }

@@ -666,3 +666,6 @@ class FlakyCheckAdmin(ProjectScopedAdminMixin, AuditedModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+from sessions import admin_lockout  # noqa: E402, F401 -- failed logins and lockouts (superusers)

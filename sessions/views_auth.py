@@ -1,8 +1,13 @@
-"""One-time login links: how the first admin (who has no password) gets into the dashboard.
+"""One-time login links: how the first admin (who has no password) gets into the dashboard; and
+the page a login gets while password guessing is locked out (``sessions.login_lockout``).
 
 A link carries the user's id and a token in the style of Django's password-reset tokens: an
 HMAC over the user's pk, password hash and exact last-login time plus a timestamp. It expires
 after 15 minutes and works once, because logging in changes ``last_login``. Nothing is stored.
+
+A link logs its user in even while their password login is locked out: it is minted on the ao
+host (``ao login-link``) or handed out by a superuser, and is an HMAC under the secret key, so it
+is no way to guess a password. It is how the owner gets in while someone else keeps guessing.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from django.contrib.auth import get_user_model, login
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.encoding import force_bytes, force_str
 from django.utils.http import base36_to_int, urlsafe_base64_decode, urlsafe_base64_encode
@@ -68,3 +73,18 @@ def one_time_login(request: HttpRequest, uidb64: str, token: str) -> HttpRespons
         return redirect(settings.LOGIN_URL)
     login(request, user, backend="django.contrib.auth.backends.ModelBackend")
     return redirect("/")
+
+
+def login_locked_out(request: HttpRequest, original_response=None, credentials=None) -> HttpResponse:
+    """The answer to a password login while its lockout holds (``AXES_LOCKOUT_CALLABLE``): a page
+    that says so and what to do, with 429 and ``Retry-After``; both login pages use it."""
+    cool_off = settings.AXES_COOLOFF_TIME
+    username = str(request.POST.get("username", ""))[:150]
+    response = render(
+        request,
+        "registration/locked_out.html",
+        {"username": username, "minutes": round(cool_off.total_seconds() / 60)},
+        status=429,
+    )
+    response["Retry-After"] = str(int(cool_off.total_seconds()))
+    return response
