@@ -2,7 +2,8 @@
 
 Every page and action checks the person's role in the project (``selectors.can``): viewers
 read, operators act (spawn, send, kill, restore, merge), admins configure. A project a person
-has no role in is answered with 403; the all-projects board shows only visible projects.
+has no role in is answered with 404, like one that does not exist (and its sessions too); a role
+too low for an action is a 403. The all-projects board shows only visible projects.
 """
 
 from __future__ import annotations
@@ -318,15 +319,22 @@ def project_needs_you(request: HttpRequest, key: str) -> HttpResponse:
 
 
 # --- permission helpers ----------------------------------------------------------------------------
+# A project the person has no role in does not exist for them: 404, as for one that does not exist
+# (the same page), so that ids cannot be probed. A role too low for the action is a 403.
 def _project_for(request: HttpRequest, key: str, need: str) -> Project:
-    project = get_object_or_404(Project, key=key)
+    project = get_object_or_404(selectors.projects_visible_to(request.user), key=key)
     if not selectors.can(request.user, project, need):
         raise PermissionDenied(f"you need the {need} role in {project.key}")
     return project
 
 
 def _session_for(request: HttpRequest, session_id: str, need: str) -> Session:
-    session = get_object_or_404(Session.objects.select_related("project", "pull_request"), pk=session_id)
+    session = get_object_or_404(
+        Session.objects.select_related("project", "pull_request").filter(
+            project__in=selectors.projects_visible_to(request.user)
+        ),
+        pk=session_id,
+    )
     if not selectors.can(request.user, session.project, need):
         raise PermissionDenied(f"you need the {need} role in {session.project.key}")
     return session

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -64,6 +65,19 @@ class WebhookRejected(Exception):
         super().__init__(message)
 
 
+# The one answer to a delivery that is not proven to come from GitHub for this project: an unknown
+# project, no secret configured, a missing, malformed or wrong signature. The same status and body
+# for all, after the same work (an HMAC is computed for an unknown project too), so the URL does not
+# tell anyone which projects exist; the reason is in ao's log.
+UNAUTHENTICATED = "signature missing or invalid"
+_UNKNOWN_PROJECT_KEY = secrets.token_bytes(32)  # an unknown project's "secret": nothing matches it
+
+
+def _unauthenticated(project_key: str, why: str) -> WebhookRejected:
+    log.warning("webhook for project %r refused: %s", project_key[:63], why)
+    return WebhookRejected(401, UNAUTHENTICATED)
+
+
 @dataclass
 class Refs:
     numbers: set[int] = field(default_factory=set)
@@ -83,15 +97,17 @@ class Refs:
         }
 
 
-def verify_signature(*, secret: str, body: bytes, header: str) -> None:
-    """``X-Hub-Signature-256`` must be ``sha256=`` + HMAC-SHA256(secret, raw body)."""
+def signature_problem(*, secret: str | bytes, body: bytes, header: str) -> str:
+    """Why ``X-Hub-Signature-256`` is not ``sha256=`` + HMAC-SHA256(secret, raw body); "" when it
+    is. The HMAC is computed whatever the header or the secret, so every refusal costs the same."""
+    key = secret.encode() if isinstance(secret, str) else secret
+    expected = "sha256=" + hmac.new(key or _UNKNOWN_PROJECT_KEY, body, hashlib.sha256).hexdigest()
+    matches = hmac.compare_digest(expected.encode(), header.strip().encode("latin-1", "replace"))
     if not secret:
-        raise WebhookRejected(401, "webhook secret not configured on this ao (AO_GITHUB_WEBHOOK_SECRET)")
+        return "webhook secret not configured on this ao (AO_GITHUB_WEBHOOK_SECRET)"
     if not header.startswith("sha256="):
-        raise WebhookRejected(401, "missing or malformed X-Hub-Signature-256")
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected.encode(), header.strip().encode("latin-1", "replace")):
-        raise WebhookRejected(401, "signature does not match")
+        return "missing or malformed X-Hub-Signature-256"
+    return "" if matches else "signature does not match"
 
 
 def webhook_secret_for(project: Project) -> str:
@@ -108,10 +124,7 @@ def webhook_secret_for(project: Project) -> str:
         try:
             value = plugin_for(project, "scm").webhook_signing_secret()
         except (ConfigurationError, IntegrationError) as exc:
-            log.warning("webhook for project %s refused: %s", project.key, exc)
-            raise WebhookRejected(
-                401, f"the webhook secret of project {project.key} is not available on this ao (see its log)"
-            ) from None
+            raise _unauthenticated(project.key, f"its webhook secret is not available: {exc}") from None
         if value:
             return value
     return settings.AO_GITHUB_WEBHOOK_SECRET
@@ -360,9 +373,12 @@ def github_webhook_receive(
     import json
 
     project = Project.objects.filter(key=project_key[:63]).first()
-    if project is None:
-        raise WebhookRejected(404, f"no project {project_key!r}")
-    verify_signature(secret=webhook_secret_for(project), body=body, header=signature)
+    if project is None:  # answered like a bad signature, after the same work
+        signature_problem(secret=_UNKNOWN_PROJECT_KEY, body=body, header=signature)
+        raise _unauthenticated(project_key, "no such project")
+    problem = signature_problem(secret=webhook_secret_for(project), body=body, header=signature)
+    if problem:
+        raise _unauthenticated(project.key, problem)
     if content_type.split(";", 1)[0].strip().lower() != "application/json":
         raise WebhookRejected(415, "send webhooks as application/json (Content type in the webhook settings)")
     if not event or len(event) > 64:

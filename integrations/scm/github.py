@@ -52,6 +52,7 @@ CHECK_FIELDS = """
 PR_STATE = """
   number url title headRefName baseRefName state isDraft merged headRefOid
   mergeable mergeStateStatus reviewDecision createdAt updatedAt isCrossRepository
+  reviewRequests(first: 1) { totalCount }
   commits(last: 1) { nodes { commit { oid statusCheckRollup {
     contexts(first: %(contexts)d) { pageInfo { hasNextPage } nodes { %(checks)s } } } } } }"""
 THREAD_IDS = """
@@ -68,7 +69,8 @@ FRAGMENTS = {
     THREADS: "\n  number" + THREAD_BODIES,  # phase 2: thread bodies of the PRs that need them
 }
 
-STATE_CONNECTIONS = 3  # commits(last: 1), its check contexts, reviewThreads (per PR, phase 1)
+# commits(last: 1), its check contexts, reviewRequests, reviewThreads (per PR, phase 1)
+STATE_CONNECTIONS = 4
 
 FAILED_CONCLUSIONS = {"failure", "timed_out"}
 ERROR_MARK = "##[error]"
@@ -336,7 +338,7 @@ class GitHubSCM(GitHubPluginMixin, SCM):
             mergeable={"MERGEABLE": True, "CONFLICTING": False}.get(mergeable or ""),
             conflicts=mergeable == "CONFLICTING" or merge_state == "DIRTY",
             behind=merge_state == "BEHIND",
-            review_decision=(node.get("reviewDecision") or "none").lower(),
+            review_decision=_review_decision(node, state),
             checks=checks,
             threads=threads,
             updated_at=_dt(node.get("updatedAt")),
@@ -536,6 +538,17 @@ def _merge_threads(
             )
         )
     return tuple(out), new
+
+
+def _review_decision(node: Mapping[str, Any], state: str) -> str:
+    """GitHub's reviewDecision, lowercased; none when it has none. GitHub gives one only under
+    branch protection that requires reviews: an open PR without a decision on which people were
+    asked for a review (the Reviewers box: ``reviewRequests``) is waiting for a review too."""
+    decision = (node.get("reviewDecision") or "none").lower()
+    requested = (node.get("reviewRequests") or {}).get("totalCount") or 0
+    if decision == "none" and state == "open" and requested > 0:
+        return "review_required"
+    return decision
 
 
 def _points(requests: int) -> int:

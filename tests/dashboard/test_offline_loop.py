@@ -121,11 +121,11 @@ def test_the_pr_author_cannot_review_and_the_refusal_is_shown(client, team, loca
     assert not LocalReview.objects.exists()
 
 
-def test_viewers_and_outsiders_get_403_on_review_and_nothing_happens(client, team, local_pr) -> None:
-    for user in (team.viewer, team.outsider):
+def test_viewers_get_403_and_outsiders_404_on_review_and_nothing_happens(client, team, local_pr) -> None:
+    for user, status in ((team.viewer, 403), (team.outsider, 404)):
         client.force_login(user)
         response = client.post("/s/web-1/review/", {"decision": "approve"})
-        assert response.status_code == 403
+        assert response.status_code == status
     client.logout()
     assert client.post("/s/web-1/review/", {"decision": "approve"}).status_code == 302  # to login
     assert not LocalReview.objects.exists()
@@ -191,9 +191,9 @@ def test_no_issue_form_for_another_tracker_and_viewers_cannot_add(client, team) 
 
     team.project.tracker = "local"
     team.project.save()
-    for user in (team.viewer, team.outsider):
+    for user, status in ((team.viewer, 403), (team.outsider, 404)):
         client.force_login(user)
-        assert client.post("/p/webapp/issues/add/", {"title": "sneaky"}).status_code == 403
+        assert client.post("/p/webapp/issues/add/", {"title": "sneaky"}).status_code == status
     assert not LocalIssue.objects.exists()
 
 

@@ -66,22 +66,22 @@ def test_every_action_sends_anonymous_people_to_the_login_page_and_does_nothing(
 
 
 @pytest.mark.parametrize(("name", "kwargs"), [p for p in PAGES if p[0] != "sessions:index"])
-def test_an_outsider_gets_403_on_every_page_of_a_project_they_have_no_role_in(
+def test_an_outsider_gets_404_on_every_page_of_a_project_they_have_no_role_in(
     client, team, name, kwargs
 ) -> None:
     client.force_login(team.outsider)
 
-    assert client.get(reverse(name, kwargs=kwargs)).status_code == 403
+    assert client.get(reverse(name, kwargs=kwargs)).status_code == 404  # as if it did not exist
 
 
 @pytest.mark.parametrize(("name", "kwargs", "data"), ACTIONS)
-def test_outsiders_and_viewers_get_403_on_every_action_and_nothing_happens(
+def test_outsiders_get_404_and_viewers_403_on_every_action_and_nothing_happens(
     client, team, name, kwargs, data
 ) -> None:
-    for user in (team.outsider, team.viewer):
+    for user, status in ((team.outsider, 404), (team.viewer, 403)):
         client.force_login(user)
         response = client.post(reverse(name, kwargs=kwargs), data)
-        assert response.status_code == 403, (user, name)
+        assert response.status_code == status, (user, name)
     assert Message.objects.count() == 0
     assert Session.objects.count() == 2
     assert Session.objects.get(pk="web-1").phase == "running"

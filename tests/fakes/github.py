@@ -576,6 +576,8 @@ class FakePull(FakeIssue):
     cross_repository: bool = False
     threads: list[FakeThread] = field(default_factory=list)
     reviews: list[FakeReview] = field(default_factory=list)
+    # pending review requests (people asked for a review who have not submitted one since)
+    review_requests: list[FakeUser] = field(default_factory=list)
 
 
 @dataclass
@@ -775,8 +777,20 @@ def add_review(
             id=next(fake._ids), author=fake.user(author), state=state, body=body, commit_id=pull.head_sha
         )
         pull.reviews.append(review)
+        # as on GitHub: a requested reviewer's review answers (removes) their pending request
+        pull.review_requests = [u for u in pull.review_requests if u.login != author]
         pull.updated_at = _now()
         return review
+
+
+def request_review(fake: FakeGitHub, pull: FakePull, *, reviewer: str) -> FakeUser:
+    """Ask ``reviewer`` for a review (GitHub's "Reviewers" box; no branch protection needed)."""
+    with fake.lock:
+        user = fake.user(reviewer)
+        if all(u.login != reviewer for u in pull.review_requests):
+            pull.review_requests.append(user)
+        pull.updated_at = _now()
+        return user
 
 
 # ================================================================================================
@@ -933,6 +947,9 @@ class FakeGitHub:
     def add_review(self, pull: FakePull, **kwargs: Any) -> FakeReview:
         return add_review(self, pull, **kwargs)
 
+    def request_review(self, pull: FakePull, **kwargs: Any) -> FakeUser:
+        return request_review(self, pull, **kwargs)
+
     def push(self, pull: FakePull, sha: str | None = None) -> str:
         with self.lock:
             return push(pull, sha)
@@ -1087,7 +1104,8 @@ class FakeGitHub:
             "merge_commit_sha": pull.merge_commit_sha,
             "assignee": None,
             "assignees": [],
-            "requested_reviewers": [],
+            "requested_reviewers": [u.rest(self.html_base) for u in pull.review_requests],
+            "requested_teams": [],
             "draft": pull.draft,
             "head": {
                 "label": f"{repo.owner}:{pull.head}",
@@ -1310,6 +1328,20 @@ class FakeGitHub:
                     "PullRequestCommitConnection", [Obj("PullRequestCommit", {"commit": head_commit})], args
                 ),
                 "reviewThreads": lambda args: connection("PullRequestReviewThreadConnection", threads, args),
+                "reviewRequests": lambda args: connection(
+                    "ReviewRequestConnection",
+                    [
+                        Obj(
+                            "ReviewRequest",
+                            {
+                                "id": _node_id("RR", pull.number * 1000 + i),
+                                "requestedReviewer": self.gql_actor(u),
+                            },
+                        )
+                        for i, u in enumerate(pull.review_requests)
+                    ],
+                    args,
+                ),
                 "reviews": lambda args: connection(
                     "PullRequestReviewConnection",
                     [

@@ -404,3 +404,21 @@ def test_branch_on_remote_asks_github_for_the_ref(gh: FakeGitHub) -> None:
     assert scm.branch_on_remote("feat/1-login") is True
     assert scm.branch_on_remote("feat/2-open") is True  # an open PR's head branch exists
     assert scm.branch_on_remote("feat/3-new") is False
+
+
+def test_reviewers_asked_for_without_branch_protection_mean_a_review_is_required(gh: FakeGitHub) -> None:
+    repo = gh.repo("acme/widgets")
+    asked = repo.add_pull("feat/asked")  # no branch protection: GitHub gives no reviewDecision
+    untouched = repo.add_pull("feat/untouched")
+    gh.request_review(asked, reviewer="alice")
+    scm = make_scm(gh)
+
+    infos = scm.fetch_pull_requests(numbers=[asked.number, untouched.number])
+
+    assert (infos[asked.number].review_decision, infos[untouched.number].review_decision) == (
+        "review_required",
+        "none",
+    )
+    # alice reviews: her request is answered, the PR is no longer waiting for one
+    gh.add_review(asked, state="COMMENTED", author="alice")
+    assert scm.fetch_pull_requests(numbers=[asked.number])[asked.number].review_decision == "none"

@@ -87,11 +87,12 @@ def test_unsigned_or_wrongly_signed_is_401_and_nothing_recorded(client, project,
     assert not WebhookDelivery.objects.exists()
 
 
-def test_no_secret_configured_refuses_everything(client, project, settings):
+def test_no_secret_configured_refuses_everything(client, project, settings, caplog):
     settings.AO_GITHUB_WEBHOOK_SECRET = ""
     response = deliver(client, "web", "pull_request", pr_payload())
     assert response.status_code == 401
-    assert "not configured" in response.json()["error"]["message"]
+    assert response.json()["error"]["message"] == "signature missing or invalid"
+    assert "not configured" in caplog.text  # the operator's reason is in the log
     assert not WebhookDelivery.objects.exists()
 
 
@@ -129,8 +130,24 @@ def test_oversized_body_is_413(client, project, settings):
     assert not WebhookDelivery.objects.exists()
 
 
-def test_unknown_project_is_404_and_other_repo_is_ignored(client, project):
-    assert deliver(client, "nope", "pull_request", pr_payload()).status_code == 404
+@pytest.mark.parametrize(
+    "signature",
+    [None, "", "sha256=" + "0" * 64, sign(b"{}", secret="wrong")],
+    ids=["signed-with-the-global-secret", "missing", "zeros", "wrong-secret"],
+)
+def test_an_unknown_project_is_answered_like_a_bad_signature(client, project, signature, caplog):
+    """Whether a project exists is not told by its webhook URL: the same status and body as a
+    delivery to an existing project with a bad signature."""
+    unknown = deliver(client, "nope", "pull_request", pr_payload(), signature=signature)
+    bad = deliver(client, "web", "pull_request", pr_payload(), signature="sha256=" + "1" * 64)
+
+    assert (unknown.status_code, unknown.json()) == (bad.status_code, bad.json())
+    assert unknown.status_code == 401
+    assert "'nope' refused: no such project" in caplog.text
+    assert not WebhookDelivery.objects.exists()
+
+
+def test_other_repo_is_ignored(client, project):
     response = deliver(client, "web", "pull_request", pr_payload(repo="evil/other"))
     assert response.status_code == 202
     assert "ignored" in response.json()
@@ -211,7 +228,8 @@ def test_a_missing_project_secret_refuses_and_logs_its_name_not_falling_back(cli
     response = deliver(client, "web", "pull_request", pr_payload())  # signed with the global secret
 
     assert response.status_code == 401
-    assert "webhook secret of project web is not available" in response.json()["error"]["message"]
+    assert response.json()["error"]["message"] == "signature missing or invalid"
+    assert "webhook secret is not available" in caplog.text
     assert "no secret named 'gone'" in caplog.text and "ao secret set gone" in caplog.text
     assert SECRET not in caplog.text
     assert not WebhookDelivery.objects.exists()
