@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from tests.dashboard.browser import require_browser
-from tests.journey.world import World, configure, git, journey_world, login, start_ao
+from tests.journey.world import World, configure, git, journey_world, login, make_user_repo, start_ao
 
 pytestmark = pytest.mark.slow
 
@@ -100,7 +100,12 @@ def last_subject(workspace: Path) -> str:
 
 # --- 1. ao starts in the person's repository ------------------------------------------------------------
 def test_01_ao_start_in_the_repository_serves_on_the_chosen_port(world: World) -> None:
-    configure(world)  # `ao init`, then the person names their agent and their test command
+    written = configure(world)  # `ao init`, then the person names their agent and their test command
+    assert "check_command" in written, written  # written, or hinted at, for the local CI
+    world.ao_ok("config", "check")
+    schema = world.ao_ok("config", "schema")
+    assert all(key in schema for key in ("check_command", "prompt_mode", "ready_pattern")), schema[:2000]
+
     start_ao(world)
 
     out = world.process.output
@@ -124,6 +129,29 @@ def test_02_a_person_adds_a_local_issue(world: World) -> None:
     assert [(i["ref"], i["title"], i["state"], i["session"]) for i in issues] == [
         ("1", ISSUE_1, "open", None)
     ]
+
+
+# --- 2b. a person's mistakes: a stray project, an issue that does not exist, a bad flag -------------------
+def test_02b_a_stray_project_and_a_missing_issue_get_in_nobodys_way(world: World) -> None:
+    stray = make_user_repo(world.root / "notes")
+    world.ao_ok("init", cwd=stray)
+    world.ao_ok("config", "apply", cwd=stray)  # by mistake: now ao has two projects
+    world.facts["stray"] = stray.name
+    assert stray.name in world.ao_ok("status")
+
+    # Inside the calc repository every command still knows its project.
+    assert ISSUE_1 in world.ao_ok("issue", "ls")
+    missing = world.ao("spawn", "99999")
+    assert missing.returncode != 0 and "99999" in missing.stderr, missing.stdout + missing.stderr
+    assert world.api("sessions/?kind=worker").json()["results"] == []  # nothing was started
+
+
+def test_02c_a_bad_flag_prints_the_usage_line_and_the_error_only(world: World) -> None:
+    bad_flag = world.ao("spawn", "--no-such-flag")
+
+    assert bad_flag.returncode == 2 and bad_flag.stdout == ""
+    usage, error = bad_flag.stderr.strip().splitlines()  # exactly two lines
+    assert usage.startswith("usage: ao spawn ") and "--no-such-flag" in error, bad_flag.stderr
 
 
 # --- 3. spawn; a browser terminal watches the agent from here on ----------------------------------------
@@ -223,6 +251,13 @@ def test_07_the_agent_fixes_it_and_ci_turns_green(world: World) -> None:
         ]
 
     world.wait("CI (unit) green on the fixed head", green, timeout=40, session=sid)
+    # The session page the person left open at the failure follows, without a reload.
+    panel = world.page.locator("#pr-panel")
+    world.wait(
+        "the session page's PR panel saying CI passing",
+        lambda: "failing" not in panel.inner_text().lower() and "passing" in panel.inner_text().lower(),
+        session=sid,
+    )
     to_board(world.page)
     card = world.page.locator(f"#card-{sid}")
     world.wait("the card saying CI passing", lambda: "CI passing" in card.inner_text(), session=sid)
@@ -369,27 +404,63 @@ def test_13_a_second_spawn_starts_from_the_merged_code(world: World) -> None:
     assert "base has mul: yes" in world.pane(sid)
 
 
-# --- 14. kill and restore ------------------------------------------------------------------------------------
-def test_14_kill_and_restore_a_session(world: World) -> None:
+# --- 14. kill from the CLI ------------------------------------------------------------------------------------
+def test_14_kill_a_session_from_the_cli(world: World) -> None:
     (workspace,) = need(world, "workspace2")
     sid = sid2(world)
     world.wait("the agent's commit", lambda: last_subject(workspace) == "Add sub", session=sid)
+    to_board(world.page)  # the person watches the board while they kill it from their shell
+    world.wait("the card on the board", lambda: world.card_zone(sid) not in (None, "done"), session=sid)
 
     world.ao_ok("session", "kill", sid)
-    world.wait("its tmux session gone", lambda: sid not in world.tmux_sessions())
-    to_board(world.page)
-    world.wait("the card in Done", lambda: world.card_zone(sid) == "done")
-    assert world.page.locator(f"#card-{sid}").get_attribute("data-status") == "killed"
-    assert workspace.is_dir(), "a killed session keeps its worktree"
 
+    world.wait("its tmux session gone", lambda: sid not in world.tmux_sessions())
+    assert workspace.is_dir(), "a killed session keeps its worktree"
+    assert re.search(rf"^{sid}\s+killed\b", world.ao_ok("session", "ls", "--include-terminated"), re.M)
+    facts = world.session_facts(sid)
+    assert (facts["status"], facts["zone"]) == ("killed", "done"), facts
+
+
+# --- 15. the pages people have open follow what the CLI did -----------------------------------------------
+@defect(
+    8,
+    "with `ao start` (embedded), what a CLI command does is broadcast on the CLI process's own "
+    "in-memory channel layer: open boards and session pages never hear of a kill",
+)
+def test_15_open_pages_follow_a_kill_from_the_cli(world: World) -> None:
+    need(world, "workspace2")
+    sid = sid2(world)
+    world.wait(
+        "the open board moving the card to Done",
+        lambda: world.card_zone(sid) == "done",
+        timeout=15,
+        session=sid,
+    )
+    tab = world.terminals[sid]  # the session page open since the spawn
+    world.wait(
+        "Restore offered on the open session page",
+        lambda: tab.locator("#restore-form button").is_visible(),
+        timeout=15,
+        session=sid,
+        show=lambda: tab.locator("#actions").inner_text(),
+    )
+    assert not tab.locator("#send-form").is_visible()  # a dead agent is offered no Send
+
+
+# --- 16. restore ----------------------------------------------------------------------------------------------
+def test_16_restore_brings_the_agent_back_with_its_work(world: World) -> None:
+    (workspace,) = need(world, "workspace2")
+    sid = sid2(world)
     world.ao_ok("session", "restore", sid)
+
     world.wait("the agent running again", lambda: "journey agent" in world.pane(sid), session=sid)
     assert last_subject(workspace) == "Add sub"  # its work is still there
+    to_board(world.page)
     world.wait("the card back out of Done", lambda: world.card_zone(sid) not in (None, "done"), session=sid)
 
 
-# --- 15. ao send to a killed session -------------------------------------------------------------------------
-def test_15_send_to_a_killed_session_restores_it_or_says_why_not(world: World) -> None:
+# --- 17. ao send to a killed session -------------------------------------------------------------------------
+def test_17_send_to_a_killed_session_restores_it_or_says_why_not(world: World) -> None:
     need(world, "workspace2")
     sid = sid2(world)
     world.ao_ok("session", "kill", sid)
@@ -409,11 +480,28 @@ def test_15_send_to_a_killed_session_restores_it_or_says_why_not(world: World) -
     )
 
 
-# --- 16. no terminal reply ever reached an agent --------------------------------------------------------------
-def test_16_the_browser_terminals_never_typed_into_an_agent(world: World) -> None:
+# --- 18. no terminal reply ever reached an agent --------------------------------------------------------------
+def test_18_the_browser_terminals_never_typed_into_an_agent(world: World) -> None:
     sessions = [sid for sid in (sid1(world), sid2(world)) if sid in world.terminals]
     assert sessions, "no browser terminal was opened"
     for sid in sessions:
         assert world.received(sid), f"{sid} never read anything"
         assert world.input_escapes(sid) == [], f"the terminal's own replies reached {sid}'s input"
         assert not any("\x1b" in message for message in world.received(sid))
+
+
+# --- 19. the stray project goes, from the admin ------------------------------------------------------------
+def test_19_a_superuser_deletes_the_stray_project_in_the_admin(world: World) -> None:
+    (stray,) = need(world, "stray")
+    page = world.page
+    to_board(page)
+    page.locator("nav a", has_text="Admin").click()
+    page.locator("a", has_text="Projects").first.click()
+    page.locator("#result_list a", has_text=stray).first.click()
+    page.locator("a.deletelink").click()
+    page.locator("input[type=submit]").click()  # "Yes, I'm sure"
+
+    assert "deleted successfully" in page.locator(".messagelist").inner_text()
+    assert stray not in world.ao_ok("status")
+    assert world.project in world.ao_ok("status")
+    assert world.api(f"projects/{stray}/").status_code == 404

@@ -176,9 +176,16 @@ class World:
 
     # --- waiting ---------------------------------------------------------------------------------
     def wait(
-        self, what: str, probe: Callable[[], T], *, timeout: float = 30, session: str | None = None
+        self,
+        what: str,
+        probe: Callable[[], T],
+        *,
+        timeout: float = 30,
+        session: str | None = None,
+        show: Callable[[], str] | None = None,
     ) -> T:
-        """Poll ``probe`` until it returns something truthy; fail with what a person would look at."""
+        """Poll ``probe`` until it returns something truthy; fail with what a person would look
+        at: ``show()`` (e.g. a panel's text), the ao log and the agents' panes."""
         deadline = time.monotonic() + timeout
         last: Any = None
         while time.monotonic() < deadline:
@@ -190,8 +197,10 @@ class World:
                 if last:
                     return last
             time.sleep(0.25)
+        shown = f"\n--- on screen ---\n{show()}" if show is not None else ""
         raise AssertionError(
-            f"waited {timeout:.0f} s for: {what}\nlast seen: {str(last)[:2000]}" + self.diagnostics(session)
+            f"waited {timeout:.0f} s for: {what}\nlast seen: {str(last)[:2000]}{shown}"
+            + self.diagnostics(session)
         )
 
     def diagnostics(self, session: str | None = None) -> str:
@@ -219,12 +228,14 @@ class World:
         return card.get_attribute("data-zone") if card.count() else None
 
 
-def configure(world: World) -> None:
-    """What a person does first: `ao init`, then point the config at their agent and their tests."""
-    written = world.ao_ok("init")
+def configure(world: World) -> str:
+    """What a person does first: `ao init`, then point the config (as docs/CONFIG.md shows) at
+    their agent and their tests. Returns the file as `ao init` wrote it."""
+    said = world.ao_ok("init")
     config_path = world.repo / "ao.config.yaml"
-    assert config_path.is_file(), written
-    config = yaml.safe_load(config_path.read_text())
+    assert config_path.is_file(), said
+    written = config_path.read_text()
+    config = yaml.safe_load(written)
     (world.project,) = config["projects"]
     project = config["projects"][world.project]
     world.prefix = project["sessionPrefix"]
@@ -232,6 +243,7 @@ def configure(world: World) -> None:
         "plugin": "custom",
         "command": [sys.executable, str(AGENT_SCRIPT), "--log-dir", str(world.agent_log)],
         "prompt_mode": "send",
+        "ready_pattern": r"^journey-agent>\s*$",
     }
     project["scm"] = {
         "plugin": "local",
@@ -239,6 +251,7 @@ def configure(world: World) -> None:
         "check_name": "unit",
     }
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return written
 
 
 @contextlib.contextmanager
@@ -251,8 +264,9 @@ def journey_world(root: Path) -> Iterator[World]:
     tmux_dir = Path(tempfile.mkdtemp(prefix="aoj-tmux-"))
     home = root / "ao-home"
     home.mkdir()
-    env = ao_env(home, AO_SWEEP_INTERVAL="1", AO_LOG_LEVEL="INFO", TMUX_TMPDIR=str(tmux_dir))
-    env.pop("TMUX", None)
+    env = ao_env(home, AO_SWEEP_INTERVAL="1", TMUX_TMPDIR=str(tmux_dir))
+    for name in ("TMUX", "AO_LOG_LEVEL"):  # not inside the test's tmux; ao's own default log level
+        env.pop(name, None)
     world = World(
         root=root,
         repo=make_user_repo(root / "calc"),
