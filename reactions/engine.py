@@ -18,6 +18,7 @@ has a new fingerprint and is acted on afresh:
 | bot-review-comments | sorted ids of the unresolved, trusted bot threads |
 | merge-conflicts | base branch + the conflict episode (the timeline entry where conflicts began) |
 | approved-and-green | head SHA + outcome (ready / merge / not merged) |
+| review-requested | PR number + the review episode (the timeline entry where the review decision last changed): a push does not re-notify, a new request after a review does |
 | agent-stuck, agent-needs-input, agent-exited | status + when it began (``status_changed_at``) |
 | agent-idle | constant per session: repeated idleness is a retry of the same nudge |
 | pr-closed | PR number |
@@ -91,6 +92,7 @@ class PRFact:
     failing: tuple[CheckFact, ...] = ()  # failed checks on head_sha
     threads: tuple[ThreadFact, ...] = ()  # unresolved threads
     conflict_episode: str = ""  # id of the timeline entry where the current conflicts began
+    review_episode: str = ""  # id of the timeline entry where the review decision last changed
     passed_checks: frozenset[str] = frozenset()  # names of the checks that passed on head_sha
     remote: str = "origin"  # the git remote of the agent's worktree (read only when conflicts)
 
@@ -186,6 +188,13 @@ def decide(facts: SessionFacts, rules: dict[str, R.Rule]) -> list[Decision]:
 
     if facts.kind == "worker" and pr is not None and pr.state == PRState.OPEN and agent_reachable:
         _pr_rules(facts, pr, rules, add, out)
+    if (
+        facts.kind == "worker"
+        and pr is not None
+        and pr.state == PRState.OPEN
+        and _review_requested_now(facts)
+    ):
+        _review_requested(facts, pr, add)
     if facts.kind == "worker" and pr is not None and pr.state == PRState.CLOSED:
         add(
             R.PR_CLOSED,
@@ -292,6 +301,33 @@ def _pr_rules(facts: SessionFacts, pr: PRFact, rules, add, out) -> None:
     gate = rules.get(R.APPROVED_AND_GREEN) or R.DEFAULT_RULES[R.APPROVED_AND_GREEN]
     if lifecycle.approved_and_green(_lifecycle_pr(pr, gate)) and not human:  # open trusted threads: not yet
         _approved_and_green(facts, pr, rules, add)
+
+
+def _review_requested_now(facts: SessionFacts) -> bool:
+    """The session's status puts it in the board's "Review requested" zone (a person reviews next,
+    as lifecycle.needs_person counts it): the one condition of the review-requested rule."""
+    return _status_zone(facts.status) == Zone.REVIEW
+
+
+def _status_zone(status: str) -> str:
+    try:
+        return lifecycle.zone_for(Status(status))
+    except ValueError:
+        return ""
+
+
+def _review_requested(facts: SessionFacts, pr: PRFact, add) -> None:
+    label = f"PR #{pr.number} ({pr.title or pr.branch})"
+    where = pr.url or f"on the dashboard, or `ao pr review {pr.number} --approve` / `--request-changes`"
+    add(
+        R.REVIEW_REQUESTED,
+        fingerprint=f"pr-{pr.number}:{pr.review_episode or 'opened'}",
+        url=pr.url,
+        title=f"{facts.session_id}: {label} is waiting for your review",
+        lead=f"{label} is waiting for a person's review ({facts.status_reason or 'review requested'}): "
+        f"review it {where}",
+        data={"number": pr.number, "sha": pr.head_sha},
+    )
 
 
 def _lifecycle_pr(pr: PRFact, gate: R.Rule) -> lifecycle.PRFacts:
@@ -503,6 +539,15 @@ def facts_for(session, *, now: datetime) -> SessionFacts:
             )
             episode = f"e{began}" if began else ""
             remote = _workspace_remote(session.project)
+        review_episode = ""
+        if _status_zone(session.status) == Zone.REVIEW:
+            changed = (
+                Event.objects.filter(session=session, kind="review.changed")
+                .order_by("-created_at", "-pk")
+                .values_list("pk", flat=True)
+                .first()
+            )
+            review_episode = f"e{changed}" if changed else ""
         pr = PRFact(
             number=pr_row.number,
             url=pr_row.url,
@@ -520,6 +565,7 @@ def facts_for(session, *, now: datetime) -> SessionFacts:
             failing=failing,
             threads=threads,
             conflict_episode=episode,
+            review_episode=review_episode,
             remote=remote,
             passed_checks=checks_passed_on_head(pr_row),
         )

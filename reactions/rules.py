@@ -36,6 +36,7 @@ CHANGES_REQUESTED = "changes-requested"
 BOT_REVIEW_COMMENTS = "bot-review-comments"
 MERGE_CONFLICTS = "merge-conflicts"
 APPROVED_AND_GREEN = "approved-and-green"
+REVIEW_REQUESTED = "review-requested"
 AGENT_STUCK = "agent-stuck"
 AGENT_NEEDS_INPUT = "agent-needs-input"
 AGENT_EXITED = "agent-exited"
@@ -104,6 +105,7 @@ DEFAULT_RULES: dict[str, Rule] = {
         Rule(BOT_REVIEW_COMMENTS, SEND, priority="warning", retries=2),
         Rule(MERGE_CONFLICTS, SEND, priority="urgent", retries=2, escalate_after=timedelta(minutes=15)),
         Rule(APPROVED_AND_GREEN, NOTIFY, priority="action"),
+        Rule(REVIEW_REQUESTED, NOTIFY, priority="action"),
         Rule(AGENT_STUCK, NOTIFY, priority="urgent", threshold=DEFAULT_STUCK_AFTER),
         Rule(AGENT_NEEDS_INPUT, NOTIFY, priority="urgent"),
         Rule(AGENT_EXITED, NOTIFY, priority="urgent"),

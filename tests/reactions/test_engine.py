@@ -616,8 +616,11 @@ def test_escalations_are_urgent_unless_the_priority_is_configured(settings_, pri
 
     outcomes = react(session)
 
-    assert [(o.rule, o.did) for o in outcomes] == [("bot-review-comments", "escalated")]
-    assert Notification.objects.get(session=session).priority == priority
+    assert [(o.rule, o.did) for o in outcomes] == [
+        ("bot-review-comments", "escalated"),
+        ("review-requested", "notified"),  # its status is review_pending: a person is told too
+    ]
+    assert Notification.objects.get(session=session, rule="bot-review-comments").priority == priority
 
 
 @pytestmark_db
@@ -648,7 +651,10 @@ def test_include_summary_on_an_escalation():
 
     react(session)
 
-    assert "Fleet summary for web: " in Notification.objects.get(session=session).body
+    assert (
+        "Fleet summary for web: "
+        in Notification.objects.get(session=session, rule="bot-review-comments").body
+    )
 
 
 @pytestmark_db

@@ -21,6 +21,7 @@ DEFAULTS = [
     ("bot-review-comments", "send-to-agent", "warning", 2, None, None),
     ("merge-conflicts", "send-to-agent", "urgent", 2, timedelta(minutes=15), None),
     ("approved-and-green", "notify", "action", None, None, None),
+    ("review-requested", "notify", "action", None, None, None),
     ("agent-stuck", "notify", "urgent", None, None, timedelta(minutes=10)),
     ("agent-needs-input", "notify", "urgent", None, None, None),
     ("agent-exited", "notify", "urgent", None, None, None),
