@@ -1,31 +1,79 @@
-"""The ao home directory (``AO_HOME``, default ``~/.ao``) and the secrets kept in it."""
+"""The ao home directory (``AO_HOME``, default ``~/.ao``) and the private files kept in it.
+
+ao's database (SQLite) and secret key live here. They are made readable by ao's user only (0600)
+whatever the umask and whatever the mode of an ``AO_HOME`` that existed before ao; an ``AO_HOME``
+ao creates is 0700, and one that others can read or enter is warned about (ao does not change the
+mode of a directory it did not create).
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
+import stat
 from pathlib import Path
+
+log = logging.getLogger("ao")
+
+PRIVATE_FILE_MODE = 0o600
 
 
 def ao_home() -> Path:
-    """Return the ao home directory, creating it (mode 0700) on first use."""
+    """Return the ao home directory, creating it (mode 0700) on first use; warn when one that
+    already exists is open to other users."""
     home = Path(os.environ.get("AO_HOME") or Path.home() / ".ao").expanduser()
-    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    home.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        home.mkdir(mode=0o700)
+    except FileExistsError:
+        mode = stat.S_IMODE(home.stat().st_mode)
+        if mode & 0o077:
+            log.warning(
+                "AO_HOME %s is open to other users (mode %03o); ao keeps its files there readable by "
+                "you only, but consider `chmod 700 %s`",
+                home,
+                mode,
+                home,
+            )
     return home
 
 
+def private_file(path: Path) -> Path:
+    """Create ``path`` if it is missing and make it readable and writable by its owner only
+    (0600), whatever the umask or the directory's mode. SQLite gives the database's -wal and -shm
+    files the database file's mode, so this covers them too."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE)
+    except OSError as exc:
+        log.warning("could not create %s as a private file: %s", path, exc)
+        return path
+    try:
+        if stat.S_IMODE(os.fstat(fd).st_mode) != PRIVATE_FILE_MODE:
+            os.fchmod(fd, PRIVATE_FILE_MODE)
+    except OSError as exc:  # not ours: say so rather than fail
+        log.warning("could not make %s private (chmod 600): %s", path, exc)
+    finally:
+        os.close(fd)
+    return path
+
+
 def read_or_create_secret(path: Path, *, nbytes: int = 50) -> str:
-    """Read a secret from ``path``; on first use generate one and write it with mode 0600.
+    """Read a secret from ``path``; on first use generate one and write it with mode 0600 (an
+    existing file open to others is made 0600).
 
     The file is created with O_EXCL so two processes starting at once agree on one secret.
     """
     try:
-        return path.read_text().strip()
+        value = path.read_text().strip()
     except FileNotFoundError:
         pass
+    else:
+        private_file(path)
+        return value
     value = secrets.token_urlsafe(nbytes)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
     except FileExistsError:
         return path.read_text().strip()
     with os.fdopen(fd, "w") as handle:

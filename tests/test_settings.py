@@ -42,6 +42,31 @@ def test_embedded_defaults_live_in_ao_home(tmp_path):
     assert key_file.read_text() == first and len(first.strip()) >= 50
 
 
+def test_ao_files_are_private_in_an_ao_home_open_to_others(tmp_path):
+    """An AO_HOME that existed before ao (mode 0755) and a umask of 022: the database (and its
+    WAL files) and the secret key are still 0600, an old key left readable is made 0600, and ao
+    warns about the directory without changing it."""
+    home = tmp_path / "shared"
+    home.mkdir()
+    home.chmod(0o755)
+    key_file = home / "secret_key"
+    key_file.write_text("k" * 60 + "\n")
+    key_file.chmod(0o644)
+    env = {"AO_HOME": str(home), "AO_SECRET_KEY": "", "DATABASE_URL": "", "REDIS_URL": ""}
+    old_umask = os.umask(0o022)
+    try:
+        result = manage("shell", "-c", "from django.db import connection; connection.cursor()", env=env)
+    finally:
+        os.umask(old_umask)
+
+    modes = {path.name: stat.S_IMODE(path.stat().st_mode) for path in home.iterdir() if path.is_file()}
+    assert "ao.sqlite3" in modes and "secret_key" in modes
+    assert {name: mode for name, mode in modes.items() if mode != 0o600} == {}
+    assert key_file.read_text() == "k" * 60 + "\n"
+    assert f"AO_HOME {home} is open to other users (mode 755)" in result.stderr
+    assert stat.S_IMODE(home.stat().st_mode) == 0o755
+
+
 def test_database_and_redis_urls_switch_backends(tmp_path):
     env = {
         "AO_HOME": str(tmp_path),
