@@ -185,8 +185,9 @@ class ProjectAdmin(ProjectScopedAdminMixin, AuditedModelAdmin):
         return deleted, counts, set(), protected
 
     def log_deletions(self, request, queryset):
-        # The audit entry is written by agents.project_delete (with what it stopped), not twice.
-        return admin.ModelAdmin.log_deletions(self, request, queryset)
+        # Django logs before it deletes; _delete logs each project once it really was deleted. The
+        # audit entry is written by agents.project_delete (with what it stopped), not twice.
+        return None
 
     def delete_model(self, request, obj) -> None:
         self._delete(request, [obj])
@@ -195,18 +196,35 @@ class ProjectAdmin(ProjectScopedAdminMixin, AuditedModelAdmin):
         self._delete(request, list(queryset))
 
     def _delete(self, request, projects) -> None:
-        """Stop each project's agents, then delete it (``agents.project_delete``)."""
+        """Stop each project's agents, then delete it (``agents.project_delete``); a refusal is an
+        error message and the project stays. Remembers on the request what was deleted, for
+        message_user."""
+        from copy import copy
+
         from sessions.agents import SpawnRefused, project_delete
 
+        deleted = request._ao_projects_deleted = []
         for project in projects:
-            key = project.key
+            key, before = project.key, copy(project)
             try:
                 notes = project_delete(project=project, by=request.user)
             except SpawnRefused as exc:
                 self.message_user(request, str(exc), level=messages.ERROR)
                 continue
+            deleted.append(key)
+            admin.ModelAdmin.log_deletions(self, request, [before])
             if notes:
                 self.message_user(request, f"{key}: " + "; ".join(notes), level=messages.INFO)
+
+    def message_user(self, request, message, level=messages.INFO, *args, **kwargs) -> None:
+        # Django's "deleted successfully" follows delete_model/delete_queryset whatever they did:
+        # say "deleted" only of the projects that were.
+        deleted = getattr(request, "_ao_projects_deleted", None)
+        if deleted is not None and level == messages.SUCCESS:
+            if not deleted:
+                return
+            message = f"Deleted the project{'s' if len(deleted) > 1 else ''} {', '.join(deleted)}."
+        super().message_user(request, message, level, *args, **kwargs)
 
     def get_readonly_fields(self, request, obj=None):
         fields = tuple(super().get_readonly_fields(request, obj))
