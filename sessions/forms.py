@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django import forms
 
+from sessions import issues
+
 QUICK_REPLIES = ("continue", "run the tests", "open a PR")
 
 
@@ -88,11 +90,13 @@ class IssueForm(forms.Form):
     """A new issue in the project's `local` tracker, from the spawn page."""
 
     title = forms.CharField(
-        max_length=300, label="Title", widget=forms.TextInput(attrs={"placeholder": "Add dark mode"})
+        max_length=issues.ISSUE_TITLE_MAX_CHARS,
+        label="Title",
+        widget=forms.TextInput(attrs={"placeholder": "Add dark mode"}),
     )
     body = forms.CharField(
         required=False,
-        max_length=65536,
+        max_length=issues.ISSUE_BODY_MAX_CHARS,
         label="Description (optional)",
         widget=forms.Textarea(attrs={"rows": 3}),
     )

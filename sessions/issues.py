@@ -8,6 +8,22 @@ from integrations.base import Issue, PermanentIntegrationError
 from integrations.registry import plugin_for
 from sessions import audit
 from sessions.models import Project
+from sessions.text import clean_text
+
+# The one limit of a new issue's title and body, whoever creates it (the dashboard, the API,
+# `ao issue add`): longer is refused with the sizes, never cut.
+ISSUE_TITLE_MAX_CHARS = 300
+ISSUE_BODY_MAX_CHARS = 65536
+
+
+def issue_title_clean(title: str) -> str:
+    """The title on one line, whitespace collapsed; TextRejected (a ValueError) when empty or
+    longer than ISSUE_TITLE_MAX_CHARS."""
+    text = clean_text(title, max_chars=ISSUE_TITLE_MAX_CHARS, what="the issue title")
+    text = " ".join(text.split())
+    if not text:
+        raise ValueError("an issue needs a title")
+    return text
 
 
 def issue_create(
@@ -22,9 +38,12 @@ def issue_create(
     with ``blocked_by`` (refs of the project's issues) link it to its blockers. Returns the issue
     and the blockers' numbers.
 
-    Raises ValueError (no title), PermanentIntegrationError (the tracker takes no issues or no
-    links from ao) or IssueNotFound (an unknown blocker) before anything is created.
+    Raises ValueError (no title, a title or body over the limit), PermanentIntegrationError (the
+    tracker takes no issues or no links from ao) or IssueNotFound (an unknown blocker) before
+    anything is created.
     """
+    title = issue_title_clean(title)
+    body = clean_text(body or "", max_chars=ISSUE_BODY_MAX_CHARS, what="the issue body", allow_empty=True)
     tracker = plugin_for(project, "tracker")
     blockers = list(dict.fromkeys(ref.strip().lstrip("#") for ref in blocked_by if ref.strip()))
     if blockers:

@@ -68,7 +68,7 @@ class LocalTracker(Tracker):
         with transaction.atomic():
             last = self._rows().select_for_update().aggregate(n=Max("number"))["n"] or 0
             row = LocalIssue.objects.create(
-                project=self.project, number=last + 1, title=title[:500], body=body, labels=list(labels or [])
+                project=self.project, number=last + 1, title=title, body=body, labels=list(labels or [])
             )
         return _as_issue(row)
 

@@ -11,7 +11,7 @@ from rest_framework import serializers
 
 from integrations.registry import agents as agent_registry
 from reactions.models import Notification, NotificationDelivery, ReactionAttempt
-from sessions import messaging, selectors
+from sessions import issues, messaging, selectors
 from sessions.lifecycle import Reported, Status, Zone
 from sessions.models import (
     ApiToken,
@@ -477,8 +477,14 @@ class IssueSerializer(serializers.Serializer):
 
 
 class IssueCreateSerializer(serializers.Serializer):
-    title = CleanTextField(what="title", max_chars=300)
-    body = CleanTextField(what="body", max_chars=65536, required=False, allow_empty=True, default="")
+    title = CleanTextField(what="the issue title", max_chars=issues.ISSUE_TITLE_MAX_CHARS)
+    body = CleanTextField(
+        what="the issue body",
+        max_chars=issues.ISSUE_BODY_MAX_CHARS,
+        required=False,
+        allow_empty=True,
+        default="",
+    )
     labels = serializers.ListField(
         child=serializers.CharField(max_length=50), required=False, default=list, max_length=20
     )
