@@ -12,7 +12,7 @@ import logging
 from django.conf import settings
 from django.db.models import Exists, OuterRef
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.generics import GenericAPIView
@@ -666,14 +666,17 @@ class TokenListView(AoAPIView):
 class TokenDetailView(AoAPIView):
     serializer_class = s.ApiTokenSerializer
 
-    @extend_schema(operation_id="tokens_revoke", request=None, responses=s.ApiTokenSerializer)
+    @extend_schema(
+        operation_id="tokens_revoke",
+        request=None,
+        responses={204: OpenApiResponse(description="revoked (or already revoked); no body")},
+    )
     def delete(self, request, pk: int):
         token = api_tokens_for(user=request.user).filter(pk=pk).first()
         if token is None:
             raise NotFound(f"you have no token {pk}")
         api_token_revoke(token=token)
-        token.refresh_from_db()
-        return Response(s.ApiTokenSerializer(token).data)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 # --- the agent's own endpoints (per-session token) ------------------------------------------------

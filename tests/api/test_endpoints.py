@@ -325,6 +325,11 @@ def test_me_and_tokens_over_the_api(world) -> None:
     assert {t["name"] for t in listed} == {"viewer-bot", "ci"}
     assert all("token" not in t and "token_hash" not in t for t in listed)
     revoked = client.delete(f"/api/v1/tokens/{created.json()['id']}/")
-    assert revoked.status_code == 200 and revoked.json()["active"] is False
+    assert (revoked.status_code, revoked.content) == (204, b"")  # as the schema says
+    assert [t["active"] for t in client.get("/api/v1/tokens/").json() if t["name"] == "ci"] == [False]
+    schema = client.get("/api/v1/schema/", HTTP_ACCEPT="application/json").json()
+    responses = schema["paths"]["/api/v1/tokens/{id}/"]["delete"]["responses"]
+    assert [code for code in responses if code.startswith("2")] == ["204"]
+    assert "content" not in responses["204"]
     foreign = ApiToken.objects.get(name="admin-bot")
     assert client.delete(f"/api/v1/tokens/{foreign.pk}/").status_code == 404
