@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from django.utils import timezone
@@ -125,7 +128,10 @@ def remote_refusal(command: str) -> str:
     )
 
 
-def _project_key(client: ApiClient, key: str | None) -> str:
+def _project_key(client: ApiClient, key: str | None, *, cwd: Path | None = None) -> str:
+    """``key``; else the only project the token sees; else the one whose ``repo`` (owner/name on the
+    SCM) a remote of the git repository holding ``cwd`` (default: the current directory) points at.
+    The server's checkout paths mean nothing on this machine, so the remotes are what is compared."""
     if key:
         return key
     projects = list(client.paginate("projects/"))
@@ -133,7 +139,58 @@ def _project_key(client: ApiClient, key: str | None) -> str:
         return projects[0]["key"]
     if not projects:
         raise ApiError("no projects visible to your token")
-    raise ApiError(f"several projects ({', '.join(p['key'] for p in projects)}): choose one with --project")
+    keys = ", ".join(p["key"] for p in projects)
+    matches = _projects_for_remotes(projects, _git_remotes(Path.cwd() if cwd is None else cwd))
+    found = sorted({k for ks in matches.values() for k in ks})
+    if len(found) == 1:
+        return found[0]
+    if len(matches.get("origin", [])) == 1:
+        return matches["origin"][0]  # other remotes (upstream, a fork) match other projects
+    if found:
+        raise ApiError(
+            f"several projects ({', '.join(found)}) are on this repository's remotes: choose one with --project"
+        )
+    raise ApiError(
+        f"several projects ({keys}) and none is on a remote of this directory's git repository: "
+        "choose one with --project"
+    )
+
+
+_REPO_IN_URL = re.compile(r"[:/]([^/:]+/[^/]+?)(?:\.git)?/?$")
+
+
+def _git_remotes(cwd: Path) -> dict[str, str]:
+    """Remote name -> URL of the git repository holding ``cwd`` ({} outside one, or without git)."""
+    try:
+        proc = subprocess.run(
+            ["git", "config", "--get-regexp", r"^remote\..*\.url$"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    remotes = {}
+    for line in proc.stdout.splitlines() if proc.returncode == 0 else ():
+        name, _, url = line.partition(" ")
+        remotes[name.removeprefix("remote.").removesuffix(".url")] = url.strip()
+    return remotes
+
+
+def _projects_for_remotes(projects: list[dict], remotes: dict[str, str]) -> dict[str, list[str]]:
+    """Remote name -> keys of the projects whose ``repo`` (owner/name, any case) its URL names."""
+    by_repo: dict[str, list[str]] = {}
+    for project in projects:
+        if project.get("repo"):
+            by_repo.setdefault(project["repo"].strip().lower(), []).append(project["key"])
+    out = {}
+    for name, url in remotes.items():
+        match = _REPO_IN_URL.search(url)
+        if match and match.group(1).lower() in by_repo:
+            out[name] = by_repo[match.group(1).lower()]
+    return out
 
 
 def _session_line(row: dict) -> str:

@@ -110,3 +110,33 @@ def test_remote_issue_add_with_blockers_goes_over_the_api(remote) -> None:
     with pytest.raises(CommandError, match="9"):  # an unknown blocker: nothing created
         _ao("issue", "add", "Ship it", "--blocked-by", "9")
     assert not LocalIssue.objects.filter(project=remote.project, title="Ship it").exists()
+
+
+def test_remote_commands_act_on_the_project_whose_repository_holds_the_current_directory(
+    remote, monkeypatch, tmp_path
+) -> None:
+    from integrations.models import LocalIssue
+    from sessions.models import Membership
+    from tests.factories import ProjectFactory
+    from tests.helpers.fixtures import git
+
+    Project.objects.filter(pk=remote.project.pk).update(repo="acme/web")
+    api = ProjectFactory(key="api", session_prefix="api", repo="Acme/API", tracker="local")
+    Membership.objects.create(user=remote.users["operator"], project=api, role="operator")
+    clone = tmp_path / "api-clone"
+    git("init", "-q", str(clone), cwd=tmp_path)
+    git("remote", "add", "origin", "git@github.com:me/api.git", cwd=clone)  # a fork
+    git("remote", "add", "upstream", "https://github.com/acme/api.git", cwd=clone)
+    monkeypatch.chdir(clone / ".")
+
+    assert _ao("issue", "add", "Fix the API docs").startswith("created #1")
+
+    assert list(LocalIssue.objects.values_list("project__key", "title")) == [("api", "Fix the API docs")]
+
+    # a directory in no project's repository: asked to choose, nothing created
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    with pytest.raises(CommandError, match=r"several projects \(.*\) and none is on a remote.*--project"):
+        _ao("issue", "add", "Lost")
+    assert LocalIssue.objects.count() == 1
