@@ -39,6 +39,11 @@ def operator_url() -> str:
     return settings.AO_URL if os.environ.get("AO_URL") else ""
 
 
+def this_process_url() -> str:
+    """The address this process serves (once ``record`` ran), else ""."""
+    return _served
+
+
 def url_for(host: str, port: int) -> str:
     """The address to tell for a server bound to ``host:port`` (no trailing slash)."""
     if host in WILDCARDS:

@@ -82,7 +82,12 @@ DEBUG = env.bool("AO_DEBUG", default=False)
 
 _url_host = AO_URL.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
 ALLOWED_HOSTS = env.list("AO_ALLOWED_HOSTS", default=sorted({_url_host, "localhost", "127.0.0.1", "[::1]"}))
-CSRF_TRUSTED_ORIGINS = env.list("AO_CSRF_TRUSTED_ORIGINS", default=[AO_URL])
+# Origins (scheme, host and port) besides ao's own that may post forms and open websockets with a
+# signed-in browser's cookies (ao_site/origins.py). ao's own origin is the request's, plus AO_URL
+# when set: the default AO_URL is not trusted when ao serves elsewhere (a page on that port is not ao).
+CSRF_TRUSTED_ORIGINS = env.list(
+    "AO_CSRF_TRUSTED_ORIGINS", default=[AO_URL] if env.str("AO_URL", default="") else []
+)
 
 INSTALLED_APPS = [
     "daphne",
@@ -106,6 +111,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "ao_site.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

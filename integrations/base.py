@@ -16,6 +16,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ao_site.links import http_url
+
 
 class IntegrationError(Exception):
     """Base for errors raised by plugins."""
@@ -315,6 +317,9 @@ class Issue:
     branch_name: str = ""
     state: str = "open"
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "url", http_url(self.url))  # outside data: http(s) only (ao_site/links.py)
+
 
 class IssueNotFound(PermanentIntegrationError):
     pass
@@ -367,6 +372,9 @@ class CheckInfo:
     started_at: datetime | None = None
     completed_at: datetime | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "url", http_url(self.url))  # outside data: http(s) only (ao_site/links.py)
+
 
 @dataclass(frozen=True)
 class ThreadInfo:
@@ -382,6 +390,9 @@ class ThreadInfo:
     resolved: bool = False
     is_bot: bool = False
     created_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "url", http_url(self.url))  # outside data: http(s) only (ao_site/links.py)
 
 
 @dataclass(frozen=True)
@@ -405,6 +416,9 @@ class PullRequestInfo:
     updated_at: datetime | None = None
     created_at: datetime | None = None  # when the PR was opened (None: the SCM does not say)
     opened_by: str = ""  # the ao session that opened it, when the SCM records that (`local`)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "url", http_url(self.url))  # outside data: http(s) only (ao_site/links.py)
 
 
 @dataclass(frozen=True)
@@ -496,6 +510,9 @@ class Notification:
     url: str = ""
     session_id: str = ""
     project_key: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "url", http_url(self.url))  # outside data: http(s) only (ao_site/links.py)
 
 
 class Notifier(Plugin, abc.ABC):

@@ -11,7 +11,8 @@ Wire format:
   "cols": C, "rows": R}``, ``{"type": "ack", "bytes": N}`` (total output bytes the browser has
   drawn).
 
-Checks: ASGI's ``AllowedHostsOriginValidator`` refuses cross-origin upgrades; here a login and
+Checks: ASGI's ``WebsocketOriginValidator`` (ao_site/origins.py) refuses upgrades from another
+origin (scheme, host and port); here a login and
 the project's viewer role are required to connect (else the upgrade is refused: 403), and the
 operator role is checked again, against the database, on every input message - a viewer's
 keystrokes are dropped here, whatever the browser does - and the viewer role (and the login)

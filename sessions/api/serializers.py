@@ -9,6 +9,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from ao_site.links import http_url
 from integrations.registry import agents as agent_registry
 from reactions.models import Notification, NotificationDelivery, ReactionAttempt
 from sessions import issues, messaging, selectors
@@ -543,6 +544,11 @@ class ReportSerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=[c for c in Reported.values if c])
     note = CleanTextField(what="note", max_chars=2000, required=False, allow_empty=True, default="")
     pr = serializers.URLField(required=False, allow_blank=True, max_length=1000, default="")
+
+    def validate_pr(self, value: str) -> str:
+        if value and not http_url(value):  # shown to people: http(s) only (ao_site/links.py)
+            raise serializers.ValidationError("the PR URL must be an http(s) URL")
+        return value
 
 
 class ReportResponseSerializer(serializers.Serializer):

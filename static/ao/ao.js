@@ -100,10 +100,23 @@
   });
   // A pushed card whose old copy is not on this page is normal (new session, other filter).
   document.addEventListener("htmx:oobErrorNoTarget", function (e) { e.preventDefault && e.preventDefault(); });
-  // Quick replies fill the message box and send.
+  // Buttons that ask first (data-confirm="question?"); no inline handlers: the CSP forbids them.
   document.addEventListener("click", function (e) {
     var btn = e.target.closest && e.target.closest("[data-confirm]");
     if (btn && !window.confirm(btn.dataset.confirm)) { e.preventDefault(); e.stopPropagation(); }
   }, true);
+  // Copy buttons (data-copy="<id of the field>"), e.g. a new API token.
+  document.addEventListener("click", function (e) {
+    var btn = e.target.closest && e.target.closest("[data-copy]");
+    var field = btn && document.getElementById(btn.dataset.copy);
+    if (!field) return;
+    field.select();
+    if (navigator.clipboard) navigator.clipboard.writeText(field.value).then(function () { btn.textContent = "Copied"; });
+  });
+  // A page shown once (a new token) leaves a clean address: a reload must not post again.
+  document.addEventListener("DOMContentLoaded", function () {
+    var once = document.querySelector("[data-replace-url]");
+    if (once && window.history.replaceState) window.history.replaceState(null, "", once.dataset.replaceUrl);
+  });
   window.ao = { refresh: refresh };
 })();
