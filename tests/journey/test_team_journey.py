@@ -404,6 +404,24 @@ def test_13_a_second_spawn_starts_from_the_merged_code(world: World) -> None:
     assert "base has mul: yes" in world.pane(sid)
 
 
+# --- 13b. the same issue spawned again starts fresh work, not the merged PR ------------------------------
+def test_13b_spawning_the_merged_issue_again_does_not_adopt_its_merged_pr(world: World) -> None:
+    (branch1,) = need(world, "merged_sha", "branch1")[1:]
+    out = world.ao("spawn", "1")
+    said = out.stdout + out.stderr
+    if out.returncode != 0:  # refused (e.g. the issue is done): it says why, and nothing started
+        assert "1" in said, said
+        assert f"{world.prefix}-3" not in world.ao_ok("session", "ls"), said
+        return
+    sid = re.match(r"(\S+):", out.stdout).group(1)
+    branch = re.search(r"\(branch (\S+)\)", out.stdout).group(1)
+    assert branch != branch1, out.stdout
+    world.wait("the new agent at work", lambda: "journey-agent>" in world.pane(sid), session=sid)
+    facts = world.session_facts(sid)
+    assert facts["pull_request"] is None and facts["status"] != "merged", facts
+    world.ao_ok("session", "kill", sid)
+
+
 # --- 14. kill from the CLI ------------------------------------------------------------------------------------
 def test_14_kill_a_session_from_the_cli(world: World) -> None:
     (workspace,) = need(world, "workspace2")
@@ -501,7 +519,9 @@ def test_19_a_superuser_deletes_the_stray_project_in_the_admin(world: World) -> 
     page.locator("a.deletelink").click()
     page.locator("input[type=submit]").click()  # "Yes, I'm sure"
 
-    assert "deleted successfully" in page.locator(".messagelist").inner_text()
+    said = page.locator(".messagelist").inner_text()
+    assert "deleted" in said.lower() and stray in said, said
+    assert page.locator("#result_list a", has_text=stray).count() == 0
     assert stray not in world.ao_ok("status")
     assert world.project in world.ao_ok("status")
     assert world.api(f"projects/{stray}/").status_code == 404

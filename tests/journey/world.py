@@ -262,8 +262,7 @@ def journey_world(root: Path) -> Iterator[World]:
     # tmux puts its socket under TMUX_TMPDIR: a short private directory gives ao a tmux server of
     # its own, and the test (with the same environment) reads the same server's panes.
     tmux_dir = Path(tempfile.mkdtemp(prefix="aoj-tmux-"))
-    home = root / "ao-home"
-    home.mkdir()
+    home = root / "ao-home"  # ao creates it, as it does ~/.ao
     env = ao_env(home, AO_SWEEP_INTERVAL="1", TMUX_TMPDIR=str(tmux_dir))
     for name in ("TMUX", "AO_LOG_LEVEL"):  # not inside the test's tmux; ao's own default log level
         env.pop(name, None)
