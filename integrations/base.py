@@ -111,13 +111,34 @@ class RuntimeGone(PermanentIntegrationError):
     """The runtime behind a handle no longer exists (session killed, server gone, ao restarted)."""
 
 
+# The keys that empty an agent's input line before ao types a message into it, so the message is
+# never glued to what a person left half-typed there: to the end of the line, then delete back to
+# its start. Emacs-style line editors (readline, prompt_toolkit, the agents' TUIs) take them with
+# the cursor anywhere; a plain terminal line ignores C-e's effect as C-u kills the whole line.
+CLEAR_INPUT_KEYS: tuple[str, ...] = ("C-e", "C-u")
+# What runtimes accept in ``clear``: tmux key names, which the process runtime maps to bytes.
+CLEAR_KEY_BYTES = {"C-a": b"\x01", "C-e": b"\x05", "C-k": b"\x0b", "C-u": b"\x15",
+                   "End": b"\x1b[F", "Home": b"\x1b[H"}  # fmt: skip
+
+
+def clear_keys_checked(keys: Sequence[str]) -> tuple[str, ...]:
+    """``keys`` when every one is a key ao sends to clear a line (CLEAR_KEY_BYTES), else an error."""
+    keys = tuple(keys)
+    unknown = [k for k in keys if k not in CLEAR_KEY_BYTES]
+    if unknown:
+        raise PermanentIntegrationError(
+            f"cannot clear an input line with {unknown!r}: use {', '.join(CLEAR_KEY_BYTES)}"
+        )
+    return keys
+
+
 class Runtime(Plugin, abc.ABC):
     """Where an agent process runs. ``name`` is the session id; the handle is stored on the session.
 
     ``start`` runs ``command`` as an argv list (never a shell string) in ``cwd`` with ``env``
     layered over the runtime's environment (a None value removes the variable). ``send_text`` delivers a message the way TUIs take
-    it (clear line, type or bracketed-paste, Enter) and raises RuntimeGone when there is no
-    runtime. ``probe`` returns a ``sessions.lifecycle.RuntimeState`` value and never raises.
+    it (clear the line with the ``clear`` keys, type or bracketed-paste, Enter) and raises
+    RuntimeGone when there is no runtime. ``probe`` returns a ``sessions.lifecycle.RuntimeState`` value and never raises.
     """
 
     slot = "runtime"
@@ -128,7 +149,9 @@ class Runtime(Plugin, abc.ABC):
     ) -> RuntimeHandle: ...
 
     @abc.abstractmethod
-    def send_text(self, handle: RuntimeHandle, text: str) -> None: ...
+    def send_text(
+        self, handle: RuntimeHandle, text: str, *, clear: Sequence[str] = CLEAR_INPUT_KEYS
+    ) -> None: ...
 
     @abc.abstractmethod
     def read_output(self, handle: RuntimeHandle, *, lines: int = 200) -> str: ...
@@ -189,6 +212,8 @@ class Agent(Plugin, abc.ABC):
     binary: ClassVar[str] = ""
     install_hint: ClassVar[str] = ""
     prompt_in_command: ClassVar[bool] = False
+    # keys that empty its input line before ao types (see CLEAR_INPUT_KEYS)
+    clear_input_keys: ClassVar[tuple[str, ...]] = CLEAR_INPUT_KEYS
 
     def executable(self) -> str:
         """The command to run: the settings' ``binary`` override, else the plugin's default."""

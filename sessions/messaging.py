@@ -301,7 +301,7 @@ def _deliver_next(session_id: str) -> str:
     message.refresh_from_db()
     handle = agents._handle(session)
     try:
-        ctx.runtime.send_text(handle, message.text)
+        ctx.runtime.send_text(handle, message.text, clear=ctx.agent.clear_input_keys)
     except IntegrationError as exc:
         _delivery_failed(session, message, str(exc))
         return "held"

@@ -23,12 +23,22 @@ import subprocess
 import termios
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import Field
 
-from integrations.base import PermanentIntegrationError, PluginConfig, Runtime, RuntimeGone, RuntimeHandle
+from integrations.base import (
+    CLEAR_INPUT_KEYS,
+    CLEAR_KEY_BYTES,
+    PermanentIntegrationError,
+    PluginConfig,
+    Runtime,
+    RuntimeGone,
+    RuntimeHandle,
+    clear_keys_checked,
+)
 from integrations.registry import runtimes
 from integrations.runtime import (
     BRACKETED_PASTE_END,
@@ -205,8 +215,9 @@ class ProcessRuntime(Runtime):
                 raise
             view = view[written:]
 
-    def send_text(self, handle: RuntimeHandle, text: str) -> None:
-        """Clear the line (C-u), type short text or paste long/multi-line text, pause, Enter.
+    def send_text(self, handle: RuntimeHandle, text: str, *, clear: Sequence[str] = CLEAR_INPUT_KEYS) -> None:
+        """Clear the line (the agent's ``clear`` keys), type short text or paste long/multi-line
+        text, pause, Enter.
 
         Pasted text is wrapped in bracketed-paste markers only when the program turned that
         mode on (as tmux does); newlines are sent as ``\\r``, like a terminal.
@@ -215,7 +226,7 @@ class ProcessRuntime(Runtime):
         if live is None or live.popen.poll() is not None:
             raise RuntimeGone(f"cannot send to {handle.name}: runtime {self.probe(handle)}")
         text = clean_text(text)
-        self._write(live, b"\x15")
+        self._write(live, b"".join(CLEAR_KEY_BYTES[key] for key in clear_keys_checked(clear)))
         if text:
             payload = text.replace("\n", "\r")
             if needs_paste(text, threshold=self.config.paste_threshold):

@@ -22,12 +22,14 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import libtmux
 from pydantic import Field, field_validator
 
 from integrations.base import (
+    CLEAR_INPUT_KEYS,
     HostSetting,
     NotHostSetting,
     PermanentIntegrationError,
@@ -36,6 +38,7 @@ from integrations.base import (
     RuntimeGone,
     RuntimeHandle,
     TransientIntegrationError,
+    clear_keys_checked,
 )
 from integrations.registry import runtimes
 from integrations.runtime import (
@@ -219,15 +222,17 @@ class TmuxRuntime(Runtime):
     def is_alive(self, handle: RuntimeHandle) -> bool:
         return self.probe(handle) == RuntimeState.ALIVE.value
 
-    def send_text(self, handle: RuntimeHandle, text: str) -> None:
-        """Clear the input line, type short text literally or bracketed-paste long/multi-line text, Enter."""
+    def send_text(self, handle: RuntimeHandle, text: str, *, clear: Sequence[str] = CLEAR_INPUT_KEYS) -> None:
+        """Clear the input line (the agent's ``clear`` keys), type short text literally or
+        bracketed-paste long/multi-line text, Enter."""
+        clear = clear_keys_checked(clear)
         state = self.probe(handle)
         if state in (RuntimeState.LOST.value, RuntimeState.EXITED.value):
             raise RuntimeGone(f"cannot send to {handle.name}: runtime {state}")
         socket_name = self._socket(handle)
         target = self._target(handle)
         text = clean_text(text)
-        self._tmux(["send-keys", "-t", target, "C-u"], socket_name=socket_name)
+        self._tmux(["send-keys", "-t", target, *clear], socket_name=socket_name)
         if text and needs_paste(text, threshold=self.config.paste_threshold):
             buffer = f"ao-{validate_name(handle.name)}-{uuid.uuid4().hex[:8]}"
             self._tmux(
