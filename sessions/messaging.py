@@ -15,11 +15,14 @@ cleaned up they fail with that reason instead of waiting forever.
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from django import db
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
@@ -31,6 +34,8 @@ from sessions import agents, audit, services
 from sessions.lifecycle import Activity, Phase, RuntimeState
 from sessions.models import Actor, Message, Session
 from sessions.text import clean_text
+
+log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 CONFIRM_WAIT = 3.0  # seconds to watch the pane right after sending
@@ -115,11 +120,17 @@ def session_send(
     sender_user=None,
     sender_name: str = "",
     answers_prompt: bool = False,
+    watch: bool = False,
 ) -> Sent:
     """A person's message to an agent, from any interface. Restores a session whose agent is not
     running first (the message is then delivered once the restored agent is ready); refuses with
     ``SendRefused`` (nothing queued, nothing restored) when the session cannot be restored.
-    ``TextRejected`` / ``ValueError`` for a bad text, before anything else happens."""
+    ``TextRejected`` / ``ValueError`` for a bad text, before anything else happens.
+
+    The message is queued and delivered in the background: a request (the API, the dashboard,
+    chat) is answered at once, however busy the agent. ``watch``: the caller (``ao send`` in a
+    process without a worker) keeps watching a busy agent to deliver it, up to
+    ``AO_INLINE_DELIVERY_WAIT``."""
     clean_text(text, max_chars=settings.AO_MAX_PROMPT_CHARS, what="message")
     if answers_prompt and sender != Actor.USER:
         raise ValueError("only a person may answer an agent's permission prompt")
@@ -144,6 +155,7 @@ def session_send(
         sender_user=sender_user,
         sender_name=sender_name,
         answers_prompt=answers_prompt,
+        watch=watch,
     )
     return Sent(message=message, restored=restored)
 
@@ -180,7 +192,10 @@ def message_queue(
     sender_user=None,
     sender_name: str = "",
     answers_prompt: bool = False,
+    watch: bool | None = None,
 ) -> Message:
+    """Queue a message and its delivery (after commit). ``watch``: whether a process without a
+    worker keeps watching a busy agent to deliver it (None: yes; ao's own messages at spawn)."""
     text = clean_text(text, max_chars=settings.AO_MAX_PROMPT_CHARS, what="message")
     if answers_prompt and sender != Actor.USER:
         raise ValueError("only a person may answer an agent's permission prompt")
@@ -205,19 +220,36 @@ def message_queue(
         data={"message": message.pk, "chars": len(text)},
     )
     audit.record(action="message.queue", target=message, project=session.project, data={"to": session.pk})
-    _enqueue_delivery(session)
+    _enqueue_delivery(session, watch=watch is not False)
     return message
 
 
-def _enqueue_delivery(session: Session) -> None:
+def _enqueue_delivery(session: Session, *, watch: bool) -> None:
     from sessions import tasks
 
     session_id, queue = session.pk, agents.host_queue(session.host or settings.AO_HOST_NAME)
-    # Inline (CLI, no worker): watch the agent for a while; a worker re-schedules itself instead.
+    # A worker re-schedules itself while the agent is busy. Without one (tasks run inline: the CLI,
+    # a test server), the CLI watches the agent for a while (``watch``); a request is answered at
+    # once and a thread of this process watches instead, as a worker would.
+    if settings.CELERY_TASK_ALWAYS_EAGER and not watch:
+        transaction.on_commit(lambda: _deliver_on_a_thread(session_id))
+        return
     wait = settings.AO_INLINE_DELIVERY_WAIT if settings.CELERY_TASK_ALWAYS_EAGER else 0.0
     transaction.on_commit(
         lambda: tasks.messages_deliver_task.apply_async(args=[session_id], kwargs={"wait": wait}, queue=queue)
     )
+
+
+def _deliver_on_a_thread(session_id: str) -> None:
+    def deliver() -> None:
+        try:
+            messages_deliver(session_id=session_id, wait=settings.AO_INLINE_DELIVERY_WAIT)
+        except Exception:
+            log.exception("delivering the messages of %s failed; the sweep retries", session_id)
+        finally:
+            db.connections.close_all()
+
+    threading.Thread(target=deliver, name=f"deliver-{session_id}", daemon=True).start()
 
 
 def _snippet(text: str) -> str:

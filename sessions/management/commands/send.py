@@ -48,6 +48,7 @@ class Command(BaseCommand):
                     sender=Actor.USER,
                     sender_name="cli",
                     answers_prompt=options["answer_prompt"],
+                    watch=True,  # no worker here: watch a busy agent to deliver it
                 )
             except SendRefused as exc:
                 raise CommandError(f"not sent: {exc}") from exc
