@@ -37,8 +37,6 @@ class PluginConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Plugin:
-    """Every plugin: a key (set by the registry), a settings model and its validated settings."""
 # --- settings that act on the ao host ----------------------------------------------------------------
 # A setting that names a program ao runs, arguments it passes to one, a hook or check it runs, or a
 # place on the host ao runs in or writes to is a *host setting*: only a superuser may change it
@@ -85,6 +83,8 @@ def host_settings(config: type[BaseModel]) -> tuple[str, ...]:
     return tuple(names)
 
 
+class Plugin:
+    """Every plugin: a key (set by the registry), a settings model and its validated settings."""
 
     key: ClassVar[str] = ""
     slot: ClassVar[str] = ""
