@@ -90,6 +90,13 @@ def timeline(page) -> str:
     return page.locator("#timeline").inner_text()
 
 
+def managed_remote(world: World) -> Path:
+    """The bare repository ao merges into: the checkout's origin once ao has added it (README),
+    <AO_HOME>/remotes/<project>.git where ao keeps it (docs/CONFIG.md)."""
+    origin = git(world.repo, "remote", "get-url", "origin", check=False).strip()
+    return Path(origin) if origin else world.home / "remotes" / f"{world.project}.git"
+
+
 def head_of(workspace: Path) -> str:
     return git(workspace, "rev-parse", "HEAD").strip()
 
@@ -100,12 +107,7 @@ def last_subject(workspace: Path) -> str:
 
 # --- 1. ao starts in the person's repository ------------------------------------------------------------
 def test_01_ao_start_in_the_repository_serves_on_the_chosen_port(world: World) -> None:
-    written = configure(world)  # `ao init`, then the person names their agent and their test command
-    assert "check_command" in written, written  # written, or hinted at, for the local CI
-    world.ao_ok("config", "check")
-    schema = world.ao_ok("config", "schema")
-    assert all(key in schema for key in ("check_command", "prompt_mode", "ready_pattern")), schema[:2000]
-
+    world.facts["init_wrote"] = configure(world)  # `ao init`, then the person names their agent and tests
     start_ao(world)
 
     out = world.process.output
@@ -117,6 +119,17 @@ def test_01_ao_start_in_the_repository_serves_on_the_chosen_port(world: World) -
     world.token = re.search(r"\bao_\S+", world.ao_ok("token", "create", "journey")).group(0)
     me = world.api("me")
     assert me.status_code == 200 and me.json()["username"] == "admin", me.text
+
+
+# --- 1b. every key the person set is documented -------------------------------------------------------------
+def test_01b_the_settings_the_person_needs_are_written_or_hinted_and_in_the_schema(world: World) -> None:
+    (written,) = need(world, "init_wrote")
+    assert "check_command" in written, written  # `ao init` writes the test command or a hint
+
+    world.ao_ok("config", "check")
+    schema = world.ao_ok("config", "schema")
+    for key in ("check_command", "check_name", "command", "prompt_mode", "ready_pattern"):
+        assert f'"{key}"' in schema, f"{key} is not in `ao config schema`"
 
 
 # --- 2. a local issue ------------------------------------------------------------------------------------
@@ -341,10 +354,9 @@ def test_10_approve_and_merge_from_the_dashboard(world: World) -> None:
     to_board(page)
     world.wait("the card in Done", lambda: world.card_zone(sid) == "done", timeout=30, session=sid)
     assert page.locator(f"#card-{sid}").get_attribute("data-status") == "merged"
-    remote = Path(git(world.facts["workspace1"], "remote", "get-url", "origin").strip())
-    merged = git(remote, "show", "main:calc/__init__.py")
+    merged = git(managed_remote(world), "show", "main:calc/__init__.py")
     assert DOCSTRING in merged and "return a * b" in merged
-    world.facts["merged_sha"] = git(remote, "rev-parse", "main").strip()
+    world.facts["merged_sha"] = git(managed_remote(world), "rev-parse", "main").strip()
 
 
 # --- 11. cleanup removes the merged session's worktree ----------------------------------------------------
