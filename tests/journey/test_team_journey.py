@@ -8,13 +8,17 @@ earlier step did not get that far. A step that fails because of a known product 
 marked ``defect(...)`` (a strict xfail naming it), so the suite stays green while the defect is
 open and fails the moment it is fixed, to have the marker dropped.
 
-The journey: ao starts in the repo → a local issue → spawn (a browser terminal watches the agent
-from here on) → the agent reports and opens its PR → local CI fails → the failure with its log
-reaches the agent → the agent fixes → CI green → a person requests changes on the dashboard →
-the comment reaches the agent → fix → approve → merge from the dashboard → ``ao session
-cleanup`` → the person's repository gets the merged commit with the command the README gives →
-a second spawn starts from the merged code → kill and restore → ``ao send`` to a killed session
-→ no terminal reply ever reached an agent's input.
+The journey: ao starts in the repo (the keys the person set are documented) → a local issue, a
+project applied by mistake from another repository, a missing issue and a bad flag → spawn (a
+browser terminal watches the agent from here on) → the agent reports and opens its PR (and its
+push to origin works) → local CI fails → the failure with its log reaches the agent → the agent
+fixes → CI green, live on the open session page → the board asks a person for the review → a
+person requests changes on the dashboard → the comment reaches the agent → fix → approve →
+merge from the dashboard → ``ao session cleanup`` → the person's repository gets the merged
+commit with the command the README gives → a second spawn starts from the merged code (and the
+merged issue spawned again does not adopt its merged PR) → kill from the CLI, followed by the
+open pages → restore → ``ao send`` to a killed session → no terminal reply ever reached an
+agent's input → a superuser deletes the stray project in the admin.
 """
 
 from __future__ import annotations

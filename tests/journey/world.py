@@ -169,11 +169,6 @@ class World:
         assert response.status_code == 200, response.text
         return response.json()
 
-    def events(self, session_id: str) -> list[dict]:
-        response = self.api(f"events/?session={session_id}&limit=200")
-        assert response.status_code == 200, response.text
-        return response.json()["results"]
-
     # --- waiting ---------------------------------------------------------------------------------
     def wait(
         self,
@@ -218,10 +213,6 @@ class World:
         page = self.page.context.new_page()
         page.on("dialog", lambda dialog: dialog.accept())
         return page
-
-    def open_board(self) -> None:
-        self.page.locator("header a, nav a").filter(has_text="Board").first.click()
-        self.page.wait_for_load_state()
 
     def card_zone(self, session_id: str) -> str | None:
         card = self.page.locator(f"#card-{session_id}")
