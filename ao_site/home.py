@@ -20,31 +20,37 @@ PRIVATE_FILE_MODE = 0o600
 
 
 def ao_home() -> Path:
-    """Return the ao home directory, creating it (mode 0700) on first use; warn when one that
-    already exists is open to other users."""
+    """Return the ao home directory, creating it (mode 0700) on first use. (Every process reads
+    this, agents' `ao report` included; `ao start` and `ao doctor` say when it is open to others.)"""
     home = Path(os.environ.get("AO_HOME") or Path.home() / ".ao").expanduser()
     home.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        home.mkdir(mode=0o700)
-    except FileExistsError:
-        mode = stat.S_IMODE(home.stat().st_mode)
-        if mode & 0o077:
-            log.warning(
-                "AO_HOME %s is open to other users (mode %03o); ao keeps its files there readable by "
-                "you only, but consider `chmod 700 %s`",
-                home,
-                mode,
-                home,
-            )
+    home.mkdir(mode=0o700, exist_ok=True)
     return home
 
 
-def private_file(path: Path) -> Path:
+def open_to_others(home: Path) -> str:
+    """A one-line warning when ``home`` can be read or entered by other users, else ""."""
+    try:
+        mode = stat.S_IMODE(home.stat().st_mode)
+    except OSError:
+        return ""
+    if not mode & 0o077:
+        return ""
+    return (
+        f"AO_HOME {home} is open to other users (mode {mode:03o}); ao keeps its files there readable "
+        f"by you only, but consider `chmod 700 {home}`"
+    )
+
+
+def private_file(path: Path, *, exclusive: bool = False) -> Path:
     """Create ``path`` if it is missing and make it readable and writable by its owner only
     (0600), whatever the umask or the directory's mode. SQLite gives the database's -wal and -shm
-    files the database file's mode, so this covers them too."""
+    files the database file's mode, so this covers them too. ``exclusive``: only if it is missing
+    (a file someone else just created is left alone)."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, PRIVATE_FILE_MODE)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else 0), PRIVATE_FILE_MODE)
+    except FileExistsError:
+        return path
     except OSError as exc:
         log.warning("could not create %s as a private file: %s", path, exc)
         return path

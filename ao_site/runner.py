@@ -121,6 +121,13 @@ def warn_if_no_tmux(stderr) -> None:
         )
 
 
+def warn_if_home_open(stderr) -> None:
+    from ao_site.home import open_to_others
+
+    if warning := open_to_others(Path(settings.AO_HOME)):
+        stderr.write(f"ao: warning: {warning}")
+
+
 def warn_if_host_not_allowed(host: str, stderr) -> None:
     """Requests naming a host outside ALLOWED_HOSTS get 400; say how to allow it up front. (The
     address ao listens on is accepted: ``runner.serving``.)"""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import environ
 
-from ao_site.home import ao_home, private_file, read_or_create_secret
+from ao_site.home import ao_home, read_or_create_secret
 from ao_site.hosts import machine_host_name
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -154,8 +154,8 @@ if env.str("DATABASE_URL", default=""):
 else:
     DATABASES = {
         "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": private_file(AO_HOME / "ao.sqlite3"),  # 0600, whatever AO_HOME's mode
+            "ENGINE": "ao_site.sqlite3",  # Django's, with the file made 0600 whatever AO_HOME's mode
+            "NAME": AO_HOME / "ao.sqlite3",
             "OPTIONS": {
                 # WAL lets the dashboard read while background work writes; IMMEDIATE takes the
                 # write lock at BEGIN so concurrent writers queue instead of failing mid-transaction.

@@ -257,6 +257,15 @@ def check_secrets() -> list[Check]:
     return checks
 
 
+def check_home() -> Check:
+    from ao_site.home import open_to_others
+
+    home = Path(settings.AO_HOME)
+    if warning := open_to_others(home):
+        return Check("AO_HOME", False, warning, f"chmod 700 {home}", required=False)
+    return Check("AO_HOME", True, f"{home} (yours only)")
+
+
 def run_checks(*, start: Path | None = None) -> list[Check]:
     checks = [
         check_binary("git", version_args=["--version"], fix="install git (apt install git)"),
@@ -271,6 +280,7 @@ def run_checks(*, start: Path | None = None) -> list[Check]:
     redis_check = check_redis()
     if redis_check is not None:
         checks.append(redis_check)
+    checks.append(check_home())
     checks.append(check_config(start))
     checks.append(check_agents_reach_ao())
     checks.extend(check_agents())

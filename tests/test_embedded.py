@@ -379,7 +379,7 @@ def test_agents_are_told_the_address_ao_serves(embedded: Embedded, tmp_path: Pat
             headers={"Authorization": f"Bearer {token}"},
             timeout=30,
         )
-        assert spawned.status_code == 201, spawned.text
+        assert spawned.status_code == 201, spawned.text + embedded.process.output[-3000:]
         by_server = wait_file(tmp_path / "url")
         (tmp_path / "url").unlink()
         by_cli = run_ao(["spawn", "--project", "urls", "--prompt", "say where ao is"], embedded.env, cwd=repo)

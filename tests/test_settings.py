@@ -28,7 +28,7 @@ def test_embedded_defaults_live_in_ao_home(tmp_path):
     home = tmp_path / "home"
     env = {"AO_HOME": str(home), "AO_SECRET_KEY": "", "DATABASE_URL": "", "REDIS_URL": ""}
     found = settings_in(env)
-    assert found["db"] == "django.db.backends.sqlite3"
+    assert found["db"] == "ao_site.sqlite3"
     assert found["db_name"] == str(home / "ao.sqlite3")
     assert found["layer"] == "channels.layers.InMemoryChannelLayer"
     assert found["broker"].startswith("memory://")
@@ -44,8 +44,9 @@ def test_embedded_defaults_live_in_ao_home(tmp_path):
 
 def test_ao_files_are_private_in_an_ao_home_open_to_others(tmp_path):
     """An AO_HOME that existed before ao (mode 0755) and a umask of 022: the database (and its
-    WAL files) and the secret key are still 0600, an old key left readable is made 0600, and ao
-    warns about the directory without changing it."""
+    WAL files) and the secret key are still 0600, an old key left readable is made 0600, and
+    `ao doctor` warns about the directory without changing it (every other command stays quiet:
+    agents run `ao report` with the same AO_HOME)."""
     home = tmp_path / "shared"
     home.mkdir()
     home.chmod(0o755)
@@ -63,7 +64,10 @@ def test_ao_files_are_private_in_an_ao_home_open_to_others(tmp_path):
     assert "ao.sqlite3" in modes and "secret_key" in modes
     assert {name: mode for name, mode in modes.items() if mode != 0o600} == {}
     assert key_file.read_text() == "k" * 60 + "\n"
-    assert f"AO_HOME {home} is open to other users (mode 755)" in result.stderr
+    assert "open to other users" not in result.stderr
+    manage("migrate", "-v0", env=env)
+    doctor = manage("doctor", env=env, check=False)
+    assert f"AO_HOME {home} is open to other users (mode 755)" in doctor.stdout + doctor.stderr
     assert stat.S_IMODE(home.stat().st_mode) == 0o755
 
 

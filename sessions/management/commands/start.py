@@ -38,6 +38,7 @@ class Command(BaseCommand):
         if not settings.AO_EMBEDDED:
             runner.check_redis()
         runner.warn_if_no_tmux(self.stderr)
+        runner.warn_if_home_open(self.stderr)
         url = runner.dashboard_url(host, port)
 
         with runner.pid_file_held({"url": url, "host": host, "port": port}), runner.serving(host, port):
