@@ -15,14 +15,11 @@ cleaned up they fail with that reason instead of waiting forever.
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from django import db
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
@@ -34,8 +31,6 @@ from sessions import agents, audit, services
 from sessions.lifecycle import Activity, Phase, RuntimeState
 from sessions.models import Actor, Message, Session
 from sessions.text import clean_text
-
-log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
 CONFIRM_WAIT = 3.0  # seconds to watch the pane right after sending
@@ -229,27 +224,15 @@ def _enqueue_delivery(session: Session, *, watch: bool) -> None:
 
     session_id, queue = session.pk, agents.host_queue(session.host or settings.AO_HOST_NAME)
     # A worker re-schedules itself while the agent is busy. Without one (tasks run inline: the CLI,
-    # a test server), the CLI watches the agent for a while (``watch``); a request is answered at
-    # once and a thread of this process watches instead, as a worker would.
-    if settings.CELERY_TASK_ALWAYS_EAGER and not watch:
-        transaction.on_commit(lambda: _deliver_on_a_thread(session_id))
-        return
-    wait = settings.AO_INLINE_DELIVERY_WAIT if settings.CELERY_TASK_ALWAYS_EAGER else 0.0
+    # a test server), the CLI watches the agent for a while (``watch``); a request makes one attempt
+    # and is answered at once: a message the busy agent could not take yet waits for the sweep.
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        wait = settings.AO_INLINE_DELIVERY_WAIT if watch else 0.0
+    else:
+        wait = 0.0
     transaction.on_commit(
         lambda: tasks.messages_deliver_task.apply_async(args=[session_id], kwargs={"wait": wait}, queue=queue)
     )
-
-
-def _deliver_on_a_thread(session_id: str) -> None:
-    def deliver() -> None:
-        try:
-            messages_deliver(session_id=session_id, wait=settings.AO_INLINE_DELIVERY_WAIT)
-        except Exception:
-            log.exception("delivering the messages of %s failed; the sweep retries", session_id)
-        finally:
-            db.connections.close_all()
-
-    threading.Thread(target=deliver, name=f"deliver-{session_id}", daemon=True).start()
 
 
 def _snippet(text: str) -> str:

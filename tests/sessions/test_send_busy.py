@@ -1,5 +1,5 @@
-"""A message to a busy agent is queued and the request answered at once; it is delivered in the
-background when the agent is ready (real git + tmux, a stand-in agent that is busy until told)."""
+"""A message to a busy agent is queued and the request answered at once; it is delivered when the
+agent is ready, by the sweep (real git + tmux, a stand-in agent that is busy until told)."""
 
 from __future__ import annotations
 
@@ -63,6 +63,9 @@ def test_a_message_to_a_busy_agent_is_queued_at_once_and_delivered_when_it_is_re
     assert "received: carry on" not in pane(tmux_server, session.pk)
     workspace = Session.objects.get(pk=session.pk).workspace_path
     open(f"{workspace}/go", "w").close()  # the agent finishes its turn
+    assert eventually(lambda: pane(tmux_server, session.pk).rstrip().endswith(">"), timeout=30)
+    settings.AO_INLINE_DELIVERY_WAIT = 0.5
+    agents.project_sweep(project=project)  # the next sweep finds the agent ready and delivers
     assert eventually(lambda: "received: carry on" in pane(tmux_server, session.pk), timeout=30)
     sent = Message.objects.get(text="carry on")
     assert eventually(lambda: Message.objects.get(pk=sent.pk).state in ("delivered", "confirmed"), timeout=10)
