@@ -343,8 +343,12 @@ def test_10_approve_and_merge_from_the_dashboard(world: World) -> None:
     )
     # The terminal tab opened at spawn still shows the agent, live, with its latest work.
     tab = world.terminals[sid]
-    assert terminal_status(tab, sid) == "live"
-    assert "Document mul" in terminal_text(tab, sid)
+    world.wait("that terminal still live", lambda: terminal_status(tab, sid) == "live", session=sid)
+    world.wait(
+        "the agent's last commit in that terminal",
+        lambda: "Document mul" in terminal_text(tab, sid),
+        session=sid,
+    )
 
     to_board(page)
     world.wait(
