@@ -156,6 +156,9 @@ else:
         "default": {
             "ENGINE": "ao_site.sqlite3",  # Django's, with the file made 0600 whatever AO_HOME's mode
             "NAME": AO_HOME / "ao.sqlite3",
+            # Tests use an in-memory database, as with Django's own engine name (which tools such
+            # as pytest-django recognise; said here so they do for ao's engine too).
+            "TEST": {"NAME": ":memory:"},
             "OPTIONS": {
                 # WAL lets the dashboard read while background work writes; IMMEDIATE takes the
                 # write lock at BEGIN so concurrent writers queue instead of failing mid-transaction.
