@@ -35,6 +35,9 @@ from sessions.text import clean_text
 MAX_ATTEMPTS = 5
 CONFIRM_WAIT = 3.0  # seconds to watch the pane right after sending
 CONFIRM_WINDOW = timedelta(seconds=60)  # after this, an unconfirmed delivery is retried
+# A claimed message whose keys were not sent within this was claimed by a deliverer that died (or
+# hung) before typing it: it is queued again. Typing takes well under a second.
+CLAIM_LEASE = timedelta(seconds=30)
 # An agent whose readiness ao cannot read (a custom command without ready_pattern) is assumed ready
 # this long after its start; one whose screen ao can read is never typed into while "unknown".
 STARTUP_GRACE = timedelta(seconds=5)
@@ -306,20 +309,15 @@ def _deliver_next(session_id: str) -> str:
     )
     if not ok:
         return "held"
-    # Claim before typing: the state moves out of QUEUED in one conditional UPDATE, so two
-    # deliverers (a worker, the sweep, the CLI) never type the same message twice.
-    claimed = Message.objects.filter(pk=message.pk, state=Message.State.QUEUED).update(
-        state=Message.State.DELIVERED, attempts=F("attempts") + 1, delivered_at=timezone.now()
-    )
-    if claimed != 1:
+    if not message_claim(message=message):
         return "held"
-    message.refresh_from_db()
     handle = agents._handle(session)
     try:
         ctx.runtime.send_text(handle, message.text, clear=ctx.agent.clear_input_keys)
     except IntegrationError as exc:
         _delivery_failed(session, message, str(exc))
         return "held"
+    _typed(message)
     services.event_record(
         project=session.project,
         session=session,
@@ -331,6 +329,31 @@ def _deliver_next(session_id: str) -> str:
     )
     _watch_for_confirmation(session, message, ctx=ctx, handle=handle)
     return "sent"
+
+
+def message_claim(*, message: Message) -> bool:
+    """Claim a queued message for typing; False if another deliverer has it. The state moves out
+    of QUEUED in one conditional UPDATE, so two deliverers (a worker, the sweep, the CLI) never
+    type the same message twice. The claim is a lease (``CLAIM_LEASE``): ``delivered_at`` stays
+    empty until the keys were sent, so a claim whose deliverer died is found and undone."""
+    claimed = Message.objects.filter(pk=message.pk, state=Message.State.QUEUED).update(
+        state=Message.State.DELIVERED,
+        attempts=F("attempts") + 1,
+        claimed_at=timezone.now(),
+        delivered_at=None,
+    )
+    if claimed == 1:
+        message.refresh_from_db()
+    return claimed == 1
+
+
+def _typed(message: Message) -> None:
+    """Record that the keys of this claim were sent: only now can the agent's activity confirm it."""
+    now = timezone.now()
+    Message.objects.filter(
+        pk=message.pk, state=Message.State.DELIVERED, claimed_at=message.claimed_at
+    ).update(delivered_at=now)
+    message.delivered_at = now
 
 
 def _watch_for_confirmation(session: Session, message: Message, *, ctx, handle) -> None:
@@ -367,9 +390,18 @@ def _confirmed(session: Session, message: Message, *, how: str) -> None:
 
 
 def _confirm_deliveries(session: Session) -> None:
-    """Confirm deliveries the agent has since acted on; retry ones it never took up."""
+    """Confirm deliveries the agent has since acted on; retry ones it never took up, and queue
+    again the claims whose deliverer died before typing them.
+
+    Only a message whose keys were sent (``delivered_at``) can be confirmed, by a reading taken
+    after they were: a reading of the screen is stamped with the time it was taken, so before the
+    keys are sent it says nothing about the message."""
     now = timezone.now()
     for message in session.messages.filter(state=Message.State.DELIVERED):
+        if message.delivered_at is None:
+            if message.claimed_at is None or now - message.claimed_at > CLAIM_LEASE:
+                _claim_expired(session, message)
+            continue
         acted = session.activity == Activity.ACTIVE or (
             session.activity_at is not None
             and message.delivered_at
@@ -377,8 +409,28 @@ def _confirm_deliveries(session: Session) -> None:
         )
         if acted and session.activity != Activity.WAITING_INPUT:
             _confirmed(session, message, how="the agent's activity changed")
-        elif message.delivered_at and now - message.delivered_at > CONFIRM_WINDOW:
+        elif now - message.delivered_at > CONFIRM_WINDOW:
             _delivery_failed(session, message, "not confirmed by the agent")
+
+
+def _claim_expired(session: Session, message: Message) -> None:
+    """The deliverer that claimed the message stopped before typing it: queue it again (the claim
+    counted as an attempt, so a message that kills its deliverer stops after MAX_ATTEMPTS)."""
+    error = "its deliverer stopped before typing it"
+    if message.attempts >= MAX_ATTEMPTS:
+        _delivery_failed(session, message, error)
+        return
+    requeued = Message.objects.filter(
+        pk=message.pk, state=Message.State.DELIVERED, claimed_at=message.claimed_at, delivered_at__isnull=True
+    ).update(state=Message.State.QUEUED, last_error=error)
+    if requeued:
+        services.event_record(
+            project=session.project,
+            session=session,
+            kind="message.retry",
+            summary=f"message {message.pk} attempt {message.attempts}: {error}; queued again",
+            data={"message": message.pk},
+        )
 
 
 def _delivery_failed(session: Session, message: Message, error: str) -> None:

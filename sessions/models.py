@@ -425,6 +425,10 @@ class Message(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # A deliverer claims a message (state "delivered", ``claimed_at``) before typing it and records
+    # ``delivered_at`` only once the keys were sent: a claim without it that outlives
+    # ``messaging.CLAIM_LEASE`` belonged to a deliverer that died, and the message is queued again.
+    claimed_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
 
