@@ -83,6 +83,11 @@ def forget() -> None:
     _served = ""
 
 
+def running_start_url() -> str:
+    """The address of the running ``ao start`` of this ``AO_HOME`` (its pid file), or ""."""
+    return _from_pid_file()
+
+
 def _from_pid_file() -> str:
     from ao_site.runner import read_pid_file
 

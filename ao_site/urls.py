@@ -7,6 +7,7 @@ from sessions import views, views_auth
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("webhooks/github/<str:project_key>", views.github_webhook, name="github-webhook"),
+    path("internal/realtime", views.realtime_relay, name="realtime-relay"),  # realtime.RELAY_PATH
     path("admin/", admin.site.urls),
     path("api/v1/", include("sessions.api.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

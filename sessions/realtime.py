@@ -77,6 +77,12 @@ _render_pool: ThreadPoolExecutor | None = None
 
 
 def card_changed(session_id: str) -> None:
+    if _relay(cards=[session_id]):
+        return
+    _card_changed(session_id)
+
+
+def _card_changed(session_id: str) -> None:
     """Push the session's card to everyone who may see it, rendered once per change.
 
     In the web server's process (embedded mode, or `ao web`), calls from any thread are folded
@@ -223,8 +229,10 @@ def inbox_changed(*, project_id: int | None = None, user_ids: list[int] | None =
     from django.conf import settings
     from django.contrib.auth import get_user_model
 
+    if _relay(inbox={"project_id": project_id, "user_ids": user_ids}):
+        return
     if _server_loop is None and not settings.REDIS_URL:
-        return  # embedded mode outside the server (CLI): no page can listen in this process
+        return  # embedded mode outside the server, with no server running: nobody can listen
     users = get_user_model().objects.filter(is_active=True)
     if user_ids is not None:
         users = users.filter(pk__in=user_ids)
@@ -266,9 +274,91 @@ def event_created(event) -> None:
     """Announce a new timeline event to API event streams (called after commit)."""
     from django.conf import settings
 
+    if _relay(events=[event.pk]):
+        return
     if _server_loop is None and not settings.REDIS_URL:
-        return  # embedded mode outside the server (CLI): no stream can listen in this process
+        return  # embedded mode outside the server, with no server running: nobody can listen
     try:
         group_send(events_group(event.project_id), {"type": "event.created", "event": event_payload(event)})
     except Exception:
         log.exception("announcing event %s failed", event.pk)
+
+
+# --- a command beside a running `ao start` ---------------------------------------------------------
+# In embedded mode the channel layer lives in the `ao start` process's memory. A CLI command (`ao
+# session kill`, `ao pr merge`, `ao spawn` ...) changes the database itself, and its broadcasts
+# would go to its own empty layer: instead it hands them to the running server, which broadcasts
+# them as if the change were its own. Signed with a key derived from ao's secret key (shared by
+# every process of one AO_HOME); what is relayed is only "this changed", never content.
+RELAY_PATH = "/internal/realtime"
+RELAY_SALT = "ao.realtime.relay"
+RELAY_MAX_AGE = 60.0  # seconds a relayed announcement stays acceptable
+RELAY_TIMEOUT = 3.0
+
+
+def relay_signature(body: bytes) -> str:
+    from django.utils.crypto import salted_hmac
+
+    return salted_hmac(RELAY_SALT, body, algorithm="sha256").hexdigest()
+
+
+def _relay(**what: Any) -> bool:
+    """Hand an announcement to the running `ao start` when this process is not it (embedded mode);
+    True when it was handed over (or there was a server to hand it to and it could not be reached:
+    this process has no listener either way)."""
+    import json
+    import time
+    import urllib.request
+
+    from django.conf import settings
+
+    if _server_loop is not None or settings.REDIS_URL:
+        return False
+    from ao_site import served
+
+    base = served.running_start_url()
+    if not base:
+        return False
+    body = json.dumps({"ts": time.time(), **what}).encode()
+    request = urllib.request.Request(  # noqa: S310 - http(s) URL of this AO_HOME's own server
+        base + RELAY_PATH,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "X-Ao-Relay-Signature": relay_signature(body)},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=RELAY_TIMEOUT) as response:  # noqa: S310
+            response.read()
+    except OSError as exc:
+        log.info("could not hand a live update to the running ao at %s: %s", base, exc)
+    return True
+
+
+def relay_receive(body: bytes, signature: str) -> bool:
+    """The server's side of ``_relay``: check the signature and age, then broadcast what changed.
+    False (nothing done) when the announcement is not genuine or too old."""
+    import hmac
+    import json
+    import time
+
+    if not hmac.compare_digest(relay_signature(body), signature or ""):
+        return False
+    try:
+        data = json.loads(body)
+        age = time.time() - float(data["ts"])
+    except (ValueError, KeyError, TypeError):
+        return False
+    if not 0 <= age <= RELAY_MAX_AGE:
+        return False
+    for session_id in data.get("cards") or []:
+        _card_changed(str(session_id))
+    events = [int(pk) for pk in data.get("events") or []]
+    if events:
+        from sessions.models import Event
+
+        for event in Event.objects.filter(pk__in=events).select_related("project", "actor_user"):
+            event_created(event)
+    inbox = data.get("inbox")
+    if isinstance(inbox, dict):
+        inbox_changed(project_id=inbox.get("project_id"), user_ids=inbox.get("user_ids"))
+    return True

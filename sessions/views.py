@@ -869,6 +869,19 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 @csrf_exempt  # authenticated by the HMAC signature instead
 @require_POST
+def realtime_relay(request: HttpRequest) -> HttpResponse:
+    """A CLI command beside the running `ao start` hands over what it changed (realtime._relay)."""
+    from sessions import realtime
+
+    if len(request.body) > 64 * 1024 or not realtime.relay_receive(
+        request.body, request.headers.get("X-Ao-Relay-Signature", "")
+    ):
+        return JsonResponse({"error": "signature missing or invalid"}, status=401)
+    return HttpResponse(status=204)
+
+
+@csrf_exempt  # authenticated by the HMAC signature instead
+@require_POST
 def github_webhook(request: HttpRequest, project_key: str) -> JsonResponse:
     limit = settings.AO_WEBHOOK_MAX_BYTES
     try:

@@ -460,11 +460,6 @@ def test_14_kill_a_session_from_the_cli(world: World) -> None:
 
 
 # --- 15. the pages people have open follow what the CLI did -----------------------------------------------
-@defect(
-    8,
-    "with `ao start` (embedded), what a CLI command does is broadcast on the CLI process's own "
-    "in-memory channel layer: open boards and session pages never hear of a kill",
-)
 def test_15_open_pages_follow_a_kill_from_the_cli(world: World) -> None:
     need(world, "workspace2")
     sid = sid2(world)
