@@ -638,7 +638,10 @@ def test_include_summary_appends_the_fleet_summary_to_the_notification():
     react(plain)
 
     body = Notification.objects.get(session=asking).body
-    assert "Fleet summary for web: 1 agent working · 0 waiting · 0 review requested · 1 needs a decision · 0 ready to merge · 1 done." in body
+    assert (
+        "Fleet summary for web: 1 agent working · 0 waiting · 0 review requested · 1 needs a decision · 0 ready to merge · 1 done."
+        in body
+    )
     assert "web: 1 thing needs a person:" in body and asking.pk in body.split("Fleet summary")[1]
     assert "Fleet summary" not in Notification.objects.get(session=plain).body  # not asked for
 

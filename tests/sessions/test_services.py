@@ -106,7 +106,10 @@ def test_rederive_reads_pull_request_facts() -> None:
     services.session_rederive(session=session)
 
     session.refresh_from_db()
-    assert (session.status, session.zone) == ("ci_failed", "working")  # the agent is sent the failure (zone_for)
+    assert (session.status, session.zone) == (
+        "ci_failed",
+        "working",
+    )  # the agent is sent the failure (zone_for)
 
 
 def test_sweep_lease_blocks_a_second_sweep_until_released_or_expired() -> None:

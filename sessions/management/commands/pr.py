@@ -117,7 +117,8 @@ class Command(BaseCommand):
             body=options["body"],
             base=options["base"],
             created_by=session.id if session else "",
-            claimed=session is not None and PullRequest.objects.filter(session=session, state="open").exists(),
+            claimed=session is not None
+            and PullRequest.objects.filter(session=session, state="open").exists(),
         )
         verb = "opened" if created else "updated"
         self.stdout.write(f"{verb} PR #{row.number}: {row.title} ({row.branch} → {row.base})")
