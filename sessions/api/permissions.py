@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import time
+
 from django.conf import settings
 from rest_framework import permissions, throttling
 from rest_framework.exceptions import NotFound, PermissionDenied
@@ -9,6 +12,8 @@ from rest_framework.exceptions import NotFound, PermissionDenied
 from sessions import selectors
 from sessions.api.auth import AgentPrincipal
 from sessions.models import Project, Session
+
+log = logging.getLogger(__name__)
 
 
 class IsPersonOrBot(permissions.BasePermission):
@@ -57,6 +62,7 @@ class TokenRateThrottle(throttling.SimpleRateThrottle):
     """
 
     scope = "token"
+    cache_down_since: float | None = None  # shared by every request of this process
 
     def get_rate(self):
         return getattr(settings, "AO_API_THROTTLE_RATE", None)
@@ -66,7 +72,23 @@ class TokenRateThrottle(throttling.SimpleRateThrottle):
         if self.rate is None:
             return True
         self.num_requests, self.duration = self.parse_rate(self.rate)
-        return super().allow_request(request, view)
+        try:
+            allowed = super().allow_request(request, view)
+        except Exception as exc:
+            if not _cache_unreachable(exc):
+                raise
+            # The counts live in the shared cache (Redis in scale-out). Without it the API still
+            # answers from the database, unthrottled: an outage of the cache must not turn every
+            # call into an error. One line per outage.
+            if TokenRateThrottle.cache_down_since is None:
+                TokenRateThrottle.cache_down_since = time.monotonic()
+                log.warning("API rate limits are not enforced while the cache is unreachable (%s)", exc)
+            return True
+        if TokenRateThrottle.cache_down_since is not None:
+            down = time.monotonic() - TokenRateThrottle.cache_down_since
+            TokenRateThrottle.cache_down_since = None
+            log.warning("API rate limits are enforced again (the cache was unreachable for %d s)", down)
+        return allowed
 
     def get_cache_key(self, request, view):
         auth = request.auth
@@ -79,3 +101,11 @@ class TokenRateThrottle(throttling.SimpleRateThrottle):
         else:
             ident = f"ip-{self.get_ident(request)}"
         return f"ao-throttle-{self.scope}-{ident}"
+
+
+def _cache_unreachable(exc: BaseException) -> bool:
+    try:
+        import redis
+    except ImportError:  # pragma: no cover - redis is a dependency of the scale-out form
+        return isinstance(exc, OSError)
+    return isinstance(exc, redis.ConnectionError | redis.TimeoutError | OSError)
