@@ -333,14 +333,8 @@ def _review_requested(facts: SessionFacts, pr: PRFact, add) -> None:
 def _lifecycle_pr(pr: PRFact, gate: R.Rule) -> lifecycle.PRFacts:
     """The PR as the status derivation sees it, with what the approved-and-green rule requires:
     one definition of approved and green (sessions.lifecycle.approved_and_green)."""
-    return lifecycle.PRFacts(
-        state=PRState(pr.state),
-        draft=pr.draft,
-        ci=CIState(pr.ci_state),
-        review=ReviewDecision(pr.review_decision),
-        mergeable=pr.mergeable,
-        conflicts=pr.conflicts,
-        behind=pr.behind,
+    return lifecycle.PRFacts.of(
+        pr,
         required_checks=gate.required_checks,
         passed_checks=pr.passed_checks,
         require_approval=gate.require_approval,

@@ -200,6 +200,30 @@ class PRFacts:
     passed_checks: frozenset[str] = frozenset()  # names of checks that passed on the head commit
     require_approval: bool = False  # an approval even when the SCM requires no review
 
+    @classmethod
+    def of(
+        cls,
+        pr,
+        *,
+        required_checks: tuple[str, ...] | None,
+        require_approval: bool,
+        passed_checks: frozenset[str] = frozenset(),
+    ) -> PRFacts:
+        """The facts of a stored PR (a model row or the engine's snapshot: both name them alike),
+        with what the project's approved-and-green rule requires."""
+        return cls(
+            state=PRState(pr.state),
+            draft=pr.draft,
+            ci=CIState(pr.ci_state),
+            review=ReviewDecision(pr.review_decision),
+            mergeable=pr.mergeable,
+            conflicts=pr.conflicts,
+            behind=pr.behind,
+            required_checks=required_checks,
+            passed_checks=passed_checks,
+            require_approval=require_approval,
+        )
+
 
 @dataclass(frozen=True)
 class Facts:

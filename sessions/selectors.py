@@ -10,7 +10,7 @@ from reactions import rules as R
 from reactions.models import ReactionAttempt
 from reactions.rules import merge_requirements
 from sessions import lifecycle
-from sessions.lifecycle import CIState, PRState, ReviewDecision, Status
+from sessions.lifecycle import PRState, Status
 from sessions.models import CheckRun, Project, PullRequest, Session
 
 
@@ -139,14 +139,8 @@ def checks_passed_on_head(pr: PullRequest) -> frozenset[str]:
 def pr_facts(pr: PullRequest, *, project: Project) -> lifecycle.PRFacts:
     """The lifecycle's view of a PR, with what "approved and green" requires in its project."""
     rule = merge_requirements(project)
-    return lifecycle.PRFacts(
-        state=PRState(pr.state),
-        draft=pr.draft,
-        ci=CIState(pr.ci_state),
-        review=ReviewDecision(pr.review_decision),
-        mergeable=pr.mergeable,
-        conflicts=pr.conflicts,
-        behind=pr.behind,
+    return lifecycle.PRFacts.of(
+        pr,
         required_checks=rule.required_checks,
         passed_checks=checks_passed_on_head(pr) if rule.required_checks else frozenset(),
         require_approval=rule.require_approval,
