@@ -3,14 +3,17 @@ enqueue tasks and broadcast (after commit)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -18,8 +21,12 @@ from sessions import audit, host_settings, lifecycle, realtime, selectors
 from sessions.lifecycle import Facts, Zone
 from sessions.models import Actor, AppliedConfig, Event, Project, Session
 
-SWEEP_LEASE = timedelta(minutes=5)
-SWEEP_LEASE_RENEW_AFTER = timedelta(seconds=30)  # a running sweep extends its lease at most this often
+# A running sweep renews its lease every SWEEP_LEASE_RENEW_AFTER from a heartbeat thread (and at its
+# steps), so the lease can be short: a sweep whose process died holds the project at most this long.
+SWEEP_LEASE = timedelta(seconds=45)
+SWEEP_LEASE_RENEW_AFTER = timedelta(seconds=15)  # a running sweep extends its lease at most this often
+
+log = logging.getLogger(__name__)
 
 
 def event_record(
@@ -189,11 +196,41 @@ class SweepLease:
 
     project_id: int
     until: datetime
+    lost: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def keep(self, *, now: datetime | None = None) -> None:
         """Call at each step of a sweep: renews the lease when it was last renewed more than
         SWEEP_LEASE_RENEW_AFTER ago; raises SweepLeaseLost when it is no longer this sweep's."""
         project_sweep_renew(lease=self, now=now)
+
+    @contextmanager
+    def heartbeat(self, *, every: float | None = None) -> Iterator[SweepLease]:
+        """Renew the lease from a thread every ``every`` seconds (SWEEP_LEASE_RENEW_AFTER) while
+        the sweep runs: one step slower than the lease (a slow forge) does not lose it, and a
+        sweep whose process dies stops renewing, so its lease lapses within SWEEP_LEASE."""
+        stop = threading.Event()
+        interval = every if every is not None else SWEEP_LEASE_RENEW_AFTER.total_seconds()
+
+        def beat() -> None:
+            try:
+                while not stop.wait(interval):
+                    try:
+                        project_sweep_renew(lease=self, force=True)
+                    except SweepLeaseLost:
+                        return  # the sweep's next step sees it and stops
+                    except DatabaseError as exc:  # the database briefly away: the next beat retries
+                        log.warning("renewing the sweep lease of project %s failed: %s", self.project_id, exc)
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=beat, name=f"sweep-lease-{self.project_id}", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            thread.join(timeout=30)
 
 
 def project_sweep_claim(
@@ -220,23 +257,29 @@ def project_sweep_claim(
 def project_sweep_renew(*, lease: SweepLease, now: datetime | None = None, force: bool = False) -> None:
     """Extend a running sweep's lease by SWEEP_LEASE from now (at most every
     SWEEP_LEASE_RENEW_AFTER unless ``force``). Raises SweepLeaseLost when it is no longer ours."""
-    now = now or timezone.now()
-    if not force and lease.until - now > SWEEP_LEASE - SWEEP_LEASE_RENEW_AFTER:
-        return
-    until = now + SWEEP_LEASE
-    renewed = Project.objects.filter(pk=lease.project_id, sweep_lease_until=lease.until).update(
-        sweep_lease_until=until
-    )
-    if renewed != 1:
-        raise SweepLeaseLost(f"the sweep lease of project {lease.project_id} expired and was claimed again")
-    lease.until = until
+    lost = SweepLeaseLost(f"the sweep lease of project {lease.project_id} expired and was claimed again")
+    with lease._lock:  # the heartbeat thread and the sweep's steps renew the same lease
+        if lease.lost:
+            raise lost
+        now = now or timezone.now()
+        if not force and lease.until - now > SWEEP_LEASE - SWEEP_LEASE_RENEW_AFTER:
+            return
+        until = now + SWEEP_LEASE
+        renewed = Project.objects.filter(pk=lease.project_id, sweep_lease_until=lease.until).update(
+            sweep_lease_until=until
+        )
+        if renewed != 1:
+            lease.lost = True
+            raise lost
+        lease.until = until
 
 
 def project_sweep_release(*, lease: SweepLease, now: datetime | None = None) -> None:
     """Release the lease and record the sweep; nothing when the lease is no longer ours."""
-    Project.objects.filter(pk=lease.project_id, sweep_lease_until=lease.until).update(
-        sweep_lease_until=None, last_swept_at=now or timezone.now()
-    )
+    with lease._lock:
+        Project.objects.filter(pk=lease.project_id, sweep_lease_until=lease.until).update(
+            sweep_lease_until=None, last_swept_at=now or timezone.now()
+        )
 
 
 def project_sweep(

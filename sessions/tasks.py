@@ -34,7 +34,8 @@ def project_sweep_task(project_id: int) -> None:
     try:
         project = Project.objects.filter(pk=project_id).first()
         if project is not None:
-            agents.project_sweep(project=project, keep=lease.keep)
+            with lease.heartbeat():
+                agents.project_sweep(project=project, keep=lease.keep)
     except services.SweepLeaseLost as exc:
         log.warning("sweep stopped: %s", exc)
     finally:

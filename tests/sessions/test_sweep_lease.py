@@ -25,12 +25,14 @@ def test_a_project_being_swept_is_not_queued_again() -> None:
     lease = services.project_sweep_claim(project_id=project.pk, now=now)
     assert lease is not None
 
-    # a long sweep: every later tick finds the project overdue, but its lease held
-    for seconds in (5, 10, 60, 200):
+    # a long sweep (its heartbeat renewing the lease): every later tick finds the project
+    # overdue, but its lease held
+    for seconds in (5, 10, 20, 40, 60, 200):
+        lease.keep(now=now + timedelta(seconds=seconds))
         assert project.pk not in services.projects_due_for_sweep(now=now + timedelta(seconds=seconds))
     # a crashed sweep's lease expires: the project is queued again
     assert project.pk in services.projects_due_for_sweep(
-        now=now + services.SWEEP_LEASE + timedelta(seconds=1)
+        now=now + timedelta(seconds=200) + services.SWEEP_LEASE + timedelta(seconds=1)
     )
 
 
