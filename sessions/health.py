@@ -57,7 +57,9 @@ def check_broker() -> str:
     from ao_site.celery import app
 
     if settings.AO_EMBEDDED:
-        return "in-process (memory)"
+        # `ao start` hands tasks to its worker threads; a process without them (a CLI command, a
+        # bare `ao web`) runs each inline, inside the request or command that queued it.
+        return "inline (no worker here)" if settings.CELERY_TASK_ALWAYS_EAGER else "in-process worker threads"
     with app.connection_for_write() as conn:
         conn.ensure_connection(max_retries=1, timeout=TIMEOUT)
     return conn.transport_cls if isinstance(conn.transport_cls, str) else "redis"

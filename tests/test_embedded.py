@@ -303,6 +303,9 @@ def test_healthz_reports_every_dependency_ok(embedded: Embedded) -> None:
         "channel_layer": True,
         "broker": True,
     }
+    # tasks go to the worker threads, not inline in the request that queued them (an agent's `ao pr
+    # create` waited there for ao's merge-conflict message to be typed into that same busy agent)
+    assert body["checks"]["broker"]["detail"] == "in-process worker threads"
 
 
 @pytest.mark.slow
