@@ -41,7 +41,9 @@ _SECRET_ENV_RE = re.compile(
     re.IGNORECASE,
 )
 CHECKOUT_TIMEOUT = 300.0
-# A run left in progress this long after its timeout (a crashed worker) may be claimed again.
+# A run left in progress this long after its timeout (a crashed worker) may be claimed again, by
+# the sweep (``LocalSCM.checks_due``) or ``ao pr ci``; so may a run whose row was created and never
+# claimed for this long.
 STALE_GRACE = timedelta(minutes=2)
 
 
@@ -166,6 +168,15 @@ def _bounded(excerpt: str, note: str, limit: int) -> str:
 
 
 # --- recorded runs -------------------------------------------------------------------------------
+def abandoned(*, timeout: float, now) -> Q:
+    """Runs whose worker is gone (pure filter): in progress past ``timeout`` plus STALE_GRACE, or
+    created and never claimed for STALE_GRACE. The sweep schedules them again; a claim takes them
+    over."""
+    return Q(
+        status=LocalCIRun.Status.IN_PROGRESS, started_at__lt=now - timedelta(seconds=timeout) - STALE_GRACE
+    ) | Q(status=LocalCIRun.Status.QUEUED, updated_at__lt=now - STALE_GRACE)
+
+
 def ci_run(
     *,
     pr: LocalPullRequest,
@@ -185,9 +196,7 @@ def ci_run(
     """
     run = _run_row(pr=pr, head_sha=head_sha, name=name)
     now = timezone.now()
-    claimable = Q(status=LocalCIRun.Status.QUEUED) | Q(
-        status=LocalCIRun.Status.IN_PROGRESS, started_at__lt=now - timedelta(seconds=timeout) - STALE_GRACE
-    )
+    claimable = Q(status=LocalCIRun.Status.QUEUED) | abandoned(timeout=timeout, now=now)
     if force:
         claimable |= Q(status=LocalCIRun.Status.COMPLETED)
     claimed = (
@@ -237,6 +246,7 @@ def _run_row(*, pr: LocalPullRequest, head_sha: str, name: str) -> LocalCIRun:
 
 __all__ = [
     "CheckResult",
+    "abandoned",
     "ci_environment",
     "ci_run",
     "run_check_command",

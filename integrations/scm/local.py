@@ -553,16 +553,17 @@ class LocalSCM(SCM):
 
     # --- CI -------------------------------------------------------------------------------
     def checks_due(self) -> list[int]:
-        """Open PRs whose current head has no run of the check yet (the sweep enqueues these)."""
+        """Open PRs whose current head has no run of the check yet, or only one its worker
+        abandoned (``localci.abandoned``: it crashed mid-run). The sweep enqueues these."""
         if not self.config.check_command:
             return []
         rows = list(self._rows().filter(state=LocalPullRequest.State.OPEN))
         heads = self._heads()
         self._track_heads(rows, heads)
         ran = set(
-            LocalCIRun.objects.filter(pr__in=rows, name=self.config.check_name).values_list(
-                "pr_id", "head_sha"
-            )
+            LocalCIRun.objects.filter(pr__in=rows, name=self.config.check_name)
+            .exclude(localci.abandoned(timeout=self.config.check_timeout, now=timezone.now()))
+            .values_list("pr_id", "head_sha")
         )
         return sorted(
             row.number
