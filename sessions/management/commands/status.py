@@ -33,10 +33,39 @@ def _age(seconds: float) -> str:
     return f"{seconds // 86400}d{(seconds % 86400) // 3600}h"
 
 
+def scale_out_processes() -> dict:
+    """What runs in a scale-out install, as seen through Redis: the address `ao web` recorded, the
+    workers that answer a ping within a second (their host names) and the holder of the beat
+    lock. ``broker`` is "" when Redis answered, else why not."""
+    import redis
+
+    from ao_site import served
+    from ao_site.celery import app
+
+    found: dict = {"web": None, "workers": [], "beat": None, "broker": ""}
+    try:
+        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3, socket_timeout=3)
+        holder = client.get(f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}:beat-lock")
+        client.close()
+    except redis.RedisError as exc:
+        found["broker"] = f"Redis at {runner.redis_where(settings.REDIS_URL)} is unreachable ({exc})"
+        return found
+    found["beat"] = holder.decode(errors="replace") if holder else None
+    found["web"] = served._from_cache() or None
+    try:
+        replies = app.control.ping(timeout=1.0)
+    except Exception as exc:  # the broker went away between the two looks
+        found["broker"] = f"the workers could not be asked ({exc})"
+        replies = []
+    found["workers"] = sorted({name.rpartition("@")[2] for reply in replies for name in reply})
+    return found
+
+
 def status_snapshot(*, include_done: bool = True) -> dict:
     """The data ``ao status --json`` prints (keys are stable; see the command's help)."""
     now = timezone.now()
     server = runner.read_pid_file()
+    scale_out = None if settings.AO_EMBEDDED else scale_out_processes()
     projects = []
     counts: dict[int, list[int]] = {}
     sessions = []
@@ -81,7 +110,7 @@ def status_snapshot(*, include_done: bool = True) -> dict:
                 "needs_you": needs_you,
             }
         )
-    return {
+    snapshot = {
         "generated_at": now.isoformat(),
         "mode": "embedded" if settings.AO_EMBEDDED else "scale-out",
         "server": {
@@ -92,6 +121,27 @@ def status_snapshot(*, include_done: bool = True) -> dict:
         "projects": projects,
         "sessions": sessions,
     }
+    if scale_out is not None:
+        snapshot["scale_out"] = scale_out
+        if server is None:  # `ao web`, not `ao start`, serves
+            snapshot["server"].update(running=bool(scale_out["web"]), url=scale_out["web"])
+    return snapshot
+
+
+def _scale_out_line(found: dict) -> str:
+    if found["broker"] and not found["web"]:
+        return f"ao (scale-out): {found['broker']}"
+    workers = found["workers"]
+    parts = [
+        f"ao web at {found['web']}" if found["web"] else "no `ao web` seen",
+        f"{len(workers)} worker{'s' if len(workers) != 1 else ''} ({', '.join(workers)})"
+        if workers
+        else "no worker answers",
+        "ao beat running" if found["beat"] else "no `ao beat` holds the lock",
+    ]
+    if found["broker"]:
+        parts.append(found["broker"])
+    return "ao (scale-out): " + "; ".join(parts)
 
 
 def _table(rows: list[list[str]], headers: tuple[str, ...]) -> list[str]:
@@ -105,11 +155,12 @@ def _table(rows: list[list[str]], headers: tuple[str, ...]) -> list[str]:
 
 def render_table(snapshot: dict) -> str:
     server = snapshot["server"]
-    head = (
-        f"ao is running at {server['url']} (pid {server['pid']})"
-        if server["running"]
-        else "ao is not running from this AO_HOME (`ao start` starts it)"
-    )
+    if "scale_out" in snapshot and server["pid"] is None:
+        head = _scale_out_line(snapshot["scale_out"])
+    elif server["running"]:
+        head = f"ao is running at {server['url']} (pid {server['pid']})"
+    else:
+        head = "ao is not running from this AO_HOME (`ao start` starts it)"
     lines = [head, ""]
     if snapshot["projects"]:
         rows = [
@@ -155,7 +206,8 @@ class Command(BaseCommand):
             "--json",
             dest="as_json",
             action="store_true",
-            help="print JSON: {generated_at, mode, server{running,pid,url}, projects[] (with needs_you[], "
+            help="print JSON: {generated_at, mode, server{running,pid,url}, scale_out{web,workers[],beat,broker} "
+            "(scale-out only), projects[] (with needs_you[], "
             "except against a remote ao), sessions[]}",
         )
         parser.add_argument(
