@@ -2,7 +2,17 @@
 
 __version__ = "0.1.0"
 
-# Load the Celery app with Django so that shared tasks always use it (not Celery's default app).
-from ao_site.celery import app as celery_app
+# ao's Celery app is loaded with Django's settings (the end of ao_site.settings), so that shared
+# tasks always use it (not Celery's default app); importing this package alone stays cheap, for
+# the `ao` commands that run without Django (sessions.light_commands).
+
+
+def __getattr__(name: str):
+    if name == "celery_app":
+        from ao_site.celery import app
+
+        return app
+    raise AttributeError(f"module 'ao_site' has no attribute {name!r}")
+
 
 __all__ = ["__version__", "celery_app"]

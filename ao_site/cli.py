@@ -3,7 +3,8 @@
 ``ao <command> [options]`` runs the management command of that name with ``prog`` set to
 ``ao``. ao's own commands report a failure as one ``ao: <what> — <fix>`` line on stderr and a
 non-zero exit status; every other Django command (``ao migrate``, ``ao createsuperuser``,
-``ao shell``) is passed through to Django unchanged.
+``ao shell``) is passed through to Django unchanged. ``ao version`` and the agents' commands
+(``ao report``, ``ao pr create`` over HTTP) run without Django: see ``sessions.light_commands``.
 """
 
 from __future__ import annotations
@@ -130,6 +131,12 @@ def _run_ao_command(app: str, name: str, args: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # `ao version` and what agents run (`ao report`, `ao pr create` over HTTP) need no Django:
+    # loading it costs about 1 CPU-second, and agents call these many times per task.
+    from sessions import light_commands
+
+    if (status := light_commands.run(argv)) is not None:
+        return status
     try:
         _setup()
     except Exception as exc:  # settings that cannot load: say what and stop

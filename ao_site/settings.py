@@ -360,3 +360,7 @@ LOGGING = {
         "axes": {"level": "WARNING"},  # failed logins and lockouts; not a line per command at startup
     },
 }
+
+# Load ao's Celery app with the settings, so that shared tasks always use it (not Celery's default
+# app with an AMQP broker). It reads these settings lazily, when first configured.
+import ao_site.celery  # noqa: E402, F401

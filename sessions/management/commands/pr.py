@@ -6,7 +6,6 @@ in the current directory (or ``--branch``) to the project's bare remote and reco
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import getpass
 import json
@@ -18,7 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from integrations import gitutil
 from integrations.registry import plugin_for
 from integrations.scm.local import LocalSCM
-from sessions import agent_client, selectors
+from sessions import agent_client, light_commands, selectors
 from sessions.management.commands._common import cli_audit, cli_errors, get_session
 from sessions.models import Actor, Project, PullRequest, Session
 
@@ -30,61 +29,15 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "--project", "-p", help="project key (default: from AO_SESSION, the cwd, or the only one)"
-        )
-        sub = parser.add_subparsers(dest="action", required=True)
-        create = sub.add_parser("create", help="push the current branch and open a PR for it")
-        create.add_argument("--title", default="")
-        create.add_argument("--body", default="")
-        create.add_argument("--branch", help="branch to open (default: the one checked out here)")
-        create.add_argument("--base", help="branch to merge into (default: the project's default)")
-        create.add_argument("--session", help="session opening it (default: $AO_SESSION)")
-        create.add_argument("--force", action="store_true", help="force-push the branch")
-        ls = sub.add_parser("ls", help="list PRs")
-        ls.add_argument("--all", action="store_true", help="include merged and closed PRs")
-        ls.add_argument("--json", action="store_true")
-        show = sub.add_parser("show", help="one PR with checks, reviews and conflicts")
-        show.add_argument("number", type=int)
-        review = sub.add_parser("review", help="approve, request changes or comment")
-        review.add_argument("number", type=int)
-        verdict = review.add_mutually_exclusive_group(required=True)
-        verdict.add_argument("--approve", dest="state", action="store_const", const="approved")
-        verdict.add_argument(
-            "--request-changes", dest="state", action="store_const", const="changes_requested"
-        )
-        verdict.add_argument("--comment", dest="state", action="store_const", const="commented")
-        review.add_argument("--body", default="")
-        review.add_argument("--path", default="")
-        review.add_argument("--line", type=int)
-        review.add_argument(
-            "--as", dest="reviewer", help="reviewer name (default: $AO_SESSION or your login)"
-        )
-        merge = sub.add_parser("merge", help="merge into the base branch in the remote")
-        merge.add_argument("number", type=int)
-        merge.add_argument("--method", choices=["squash", "ff", "merge"])
-        merge.add_argument("--expect-head", default="", help="refuse unless the head is this sha")
-        close = sub.add_parser("close", help="close without merging")
-        close.add_argument("number", type=int)
-        ci = sub.add_parser("ci", help="run the check command on the PR's head now")
-        ci.add_argument("number", type=int)
-        ci.add_argument("--force", action="store_true", help="rerun even if this head was checked")
-        for each in (create, ls, show, review, merge, close, ci):  # `ao pr ls -p web` works too
-            each.add_argument("--project", "-p", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        light_commands.add_pr_arguments(parser)
 
     def handle(self, *args, **options):
-        if options["action"] == "create" and agent_client.agent_identity() and not options["branch"]:
+        if light_commands.pr_create_goes_over_http(options):
             # Inside an agent's session: ao (maybe on another machine) pushes and opens it.
             try:
-                result = agent_client.post(
-                    "pr", {"title": options["title"], "body": options["body"], "force": options["force"]}
-                )
+                self.stdout.write(light_commands.pr_create_over_http(options))
             except agent_client.AgentClientError as exc:
                 raise CommandError(str(exc)) from exc
-            verb = "opened" if result["created"] else "updated"
-            self.stdout.write(
-                f"{verb} PR #{result['number']} for {result['branch']}: {result['url'] or result['title']}"
-            )
             return
         with cli_errors():
             session = _session(options.get("session"))

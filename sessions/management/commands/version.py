@@ -1,21 +1,10 @@
-"""``ao version``: ao's version and the versions it runs on."""
+"""``ao version``: ao's version and the versions it runs on (``ao`` itself prints it without Django)."""
 
 from __future__ import annotations
 
-import platform
-from importlib.metadata import PackageNotFoundError, version
-
-import django
 from django.core.management.base import BaseCommand
 
-import ao_site
-
-
-def _version(package: str) -> str:
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "not installed"
+from sessions import light_commands
 
 
 class Command(BaseCommand):
@@ -24,12 +13,4 @@ class Command(BaseCommand):
     requires_migrations_checks = False
 
     def handle(self, *args, **options) -> None:
-        lines = [
-            f"ao {ao_site.__version__}",
-            f"Python {platform.python_version()}",
-            f"Django {django.get_version()}",
-            f"Celery {_version('celery')}",
-            f"Channels {_version('channels')}",
-            f"Daphne {_version('daphne')}",
-        ]
-        self.stdout.write("\n".join(lines))
+        self.stdout.write("\n".join(light_commands.version_lines()))
