@@ -6,7 +6,7 @@ import logging
 import os
 import time
 
-from celery import Celery
+from celery import Celery, signals
 from celery.beat import Scheduler
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ao_site.settings")
@@ -100,3 +100,61 @@ class BeatScheduler(Scheduler):
                 "ao beat: the broker is back after %d s; scheduling again", time.monotonic() - self.down_since
             )
             self.down_since = None
+
+
+# --- database connections that go away (pg_terminate_backend, a PostgreSQL restart) -----------------
+db_log = logging.getLogger("ao.database")
+DB_ERRORS_RETRIED = 5  # a task interrupted by a lost connection runs again after 1, 2, 4, 8, 16 s
+_db_outage = {"since": None}
+
+
+def database_connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` is a database connection going away; if so, log it once per outage (the
+    first of a burst; a task that then succeeds ends the outage) and close this thread's broken
+    connections so the next query opens a fresh one."""
+    from django import db
+
+    if not isinstance(exc, db.InterfaceError | db.OperationalError):
+        return False
+    db.close_old_connections()
+    if _db_outage["since"] is None:
+        _db_outage["since"] = time.monotonic()
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        db_log.warning("database connection lost (%s); interrupted work is retried", reason)
+    return True
+
+
+def retrying_lost_connections(write, attempts: int = 4):
+    """Run ``write`` (one statement, outside a transaction), again on a fresh connection when the
+    database connection was lost, after 0.5, 1, 2 s."""
+    wait = 0.5
+    for attempt in range(attempts):
+        try:
+            return write()
+        except Exception as exc:
+            if attempt == attempts - 1 or not database_connection_lost(exc):
+                raise
+            time.sleep(wait)
+            wait *= 2
+
+
+@signals.task_prerun.connect
+def _fresh_connections(**kwargs) -> None:
+    from django import db
+
+    db.close_old_connections()  # a connection a dead server left behind is not reused
+
+
+@signals.task_retry.connect
+def _retried(reason=None, **kwargs) -> None:
+    exc = getattr(reason, "exc", reason)
+    if isinstance(exc, BaseException):
+        database_connection_lost(exc)
+
+
+@signals.task_success.connect
+def _succeeded(**kwargs) -> None:
+    since = _db_outage["since"]
+    if since is not None:
+        _db_outage["since"] = None
+        db_log.warning("database connection back after %d s", time.monotonic() - since)

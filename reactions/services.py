@@ -102,7 +102,11 @@ def _react_safely(session_id: str) -> None:
         session = Session.objects.filter(pk=session_id).first()
         if session is not None:
             session_react(session=session)
-    except Exception:  # reactions never break the sweep or the webhook refresh
+    except Exception as exc:  # reactions never break the sweep or the webhook refresh
+        from ao_site.celery import database_connection_lost
+
+        if database_connection_lost(exc):  # said once per outage; the next sweep reacts again
+            return
         log.exception("reactions for %s failed", session_id)
 
 

@@ -349,10 +349,16 @@ def message_claim(*, message: Message) -> bool:
 
 def _typed(message: Message) -> None:
     """Record that the keys of this claim were sent: only now can the agent's activity confirm it."""
+    from ao_site.celery import retrying_lost_connections
+
     now = timezone.now()
-    Message.objects.filter(
-        pk=message.pk, state=Message.State.DELIVERED, claimed_at=message.claimed_at
-    ).update(delivered_at=now)
+    # The keys are out: losing this write to a dropped database connection would leave the claim
+    # looking untyped, and it would be typed again when its lease runs out.
+    retrying_lost_connections(
+        lambda: Message.objects.filter(
+            pk=message.pk, state=Message.State.DELIVERED, claimed_at=message.claimed_at
+        ).update(delivered_at=now)
+    )
     message.delivered_at = now
 
 

@@ -5,14 +5,21 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from sessions import agents, services
 from sessions.models import Actor, Project, Session
 
 log = logging.getLogger(__name__)
 
+# A task interrupted by a lost database connection runs again on a fresh one (ao_site.celery says
+# so once per outage): after 1, 2, 4, 8, 16 s (jittered), then the sweep finds the work.
+DB_RETRY = dict(
+    autoretry_for=(InterfaceError, OperationalError), retry_backoff=1, retry_backoff_max=16, max_retries=5
+)
 
-@shared_task(name="sessions.sweep_due_projects", ignore_result=True)
+
+@shared_task(name="sessions.sweep_due_projects", ignore_result=True, **DB_RETRY)
 def sweep_due_projects_task() -> None:
     """Beat fans out: one sweep task per project that is due and not being swept. A task not
     started within one tick expires (the next tick queues a fresh one if still due)."""
@@ -26,7 +33,7 @@ def sweep_due_projects_task() -> None:
         webhook_refresh_task.apply_async(args=[project_id], expires=expires)
 
 
-@shared_task(name="sessions.sweep_project", ignore_result=True, acks_late=True)
+@shared_task(name="sessions.sweep_project", ignore_result=True, acks_late=True, **DB_RETRY)
 def project_sweep_task(project_id: int) -> None:
     lease = services.project_sweep_claim(project_id=project_id)
     if lease is None:
@@ -62,7 +69,7 @@ def session_operate_task(
     )
 
 
-@shared_task(name="sessions.observe", ignore_result=True)
+@shared_task(name="sessions.observe", ignore_result=True, **DB_RETRY)
 def session_observe_task(session_id: str) -> None:
     session = Session.objects.select_related("project").filter(pk=session_id).first()
     if session is not None:
@@ -73,7 +80,7 @@ DELIVERY_RETRY_SECONDS = 2
 DELIVERY_RETRY_ROUNDS = 150  # then the sweep keeps trying at its own pace
 
 
-@shared_task(name="sessions.deliver_messages", ignore_result=True, acks_late=True)
+@shared_task(name="sessions.deliver_messages", ignore_result=True, acks_late=True, **DB_RETRY)
 def messages_deliver_task(session_id: str, wait: float = 0.0, rounds: int = 0) -> None:
     from django.conf import settings
 
@@ -90,7 +97,7 @@ def messages_deliver_task(session_id: str, wait: float = 0.0, rounds: int = 0) -
         )
 
 
-@shared_task(name="sessions.webhook_refresh", ignore_result=True, acks_late=True)
+@shared_task(name="sessions.webhook_refresh", ignore_result=True, acks_late=True, **DB_RETRY)
 def webhook_refresh_task(project_id: int, refs: dict | None = None) -> None:
     """The coalesced refresh of every pending webhook delivery of a project (sessions/webhooks.py).
     ``refs``: what a task queued by an older ao carried; drained along with the rest."""
