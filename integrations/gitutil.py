@@ -7,11 +7,13 @@ never through a shell.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import re
 import subprocess
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from integrations.base import PermanentIntegrationError, TransientIntegrationError
@@ -343,10 +345,27 @@ def is_ancestor(repo: Path | str, ancestor: str, descendant: str) -> bool:
     return proc.returncode == 0
 
 
+@contextlib.contextmanager
+def config_lock(repo: Path | str) -> Iterator[None]:
+    """Hold the repository's config for writing. Every worktree shares the checkout's one
+    ``.git/config``, and git refuses a writer while another holds ``config.lock`` ("could not lock
+    config file"): ao's writers (sessions spawned at once, in threads or processes of this host)
+    take turns on a lock file next to it instead."""
+    common = run_git(["rev-parse", "--git-common-dir"], cwd=repo).stdout.strip()
+    path = Path(repo, common) / "ao-config.lock"
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def set_push_upstream(worktree: Path | str, *, branch: str, remote: str) -> None:
     """Make a bare ``git push`` (and ``git fetch``) in ``worktree`` go to ``remote``'s ``branch``,
     as the "commit and push" ao asks of agents, before the branch was ever pushed."""
     validate_safe_name(remote, what="remote name")
     validate_branch_name(branch)
-    run_git(["config", f"branch.{branch}.remote", remote], cwd=worktree)
-    run_git(["config", f"branch.{branch}.merge", f"refs/heads/{branch}"], cwd=worktree)
+    with config_lock(worktree):
+        run_git(["config", f"branch.{branch}.remote", remote], cwd=worktree)
+        run_git(["config", f"branch.{branch}.merge", f"refs/heads/{branch}"], cwd=worktree)

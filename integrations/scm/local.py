@@ -42,7 +42,7 @@ from integrations.base import (
     ThreadInfo,
     TransientIntegrationError,
 )
-from integrations.gitutil import BranchNameError, GitError, run_git, validate_branch_name
+from integrations.gitutil import BranchNameError, GitError, config_lock, run_git, validate_branch_name
 from integrations.models import LocalCIRun, LocalPullRequest, LocalReview
 from integrations.registry import scms
 
@@ -232,7 +232,9 @@ class LocalSCM(SCM):
             url = proc.stdout.strip() if proc.returncode == 0 else ""
             if not url:
                 if create:
-                    run_git(["remote", "add", name, str(remote)], cwd=checkout)
+                    with config_lock(checkout):
+                        if run_git(["remote", "get-url", "--", name], cwd=checkout, check=False).returncode:
+                            run_git(["remote", "add", name, str(remote)], cwd=checkout)
                     log.info("added the remote %r (%s) to %s", name, remote, checkout)
                 return name
             if _local_remote_path(url, base=checkout) == remote:

@@ -102,3 +102,27 @@ def test_repo_facts(repo) -> None:
     (repo.path / "README.md").write_text("changed\n")
     (repo.path / "untracked file").write_text("u\n")
     assert sorted(gitutil.status_entries(repo.path)) == [(" M", "README.md"), ("??", "untracked file")]
+
+
+def test_sessions_spawned_at_once_all_get_their_push_upstream(repo) -> None:
+    """Spawns at once each write their branch's upstream into the one .git/config; git refuses a
+    second writer while the first holds config.lock ("could not lock config file"), which errored a
+    spawn. They now wait for each other."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    branches = [f"feat/{n}" for n in range(16)]
+    for branch in branches:
+        gitutil.run_git(["branch", branch], cwd=repo.path)
+
+    def set_upstream(branch: str) -> None:
+        gitutil.set_push_upstream(repo.path, branch=branch, remote="origin")
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(set_upstream, branches * 3))
+
+    for branch in branches:
+        assert (
+            gitutil.run_git(["config", f"branch.{branch}.remote"], cwd=repo.path).stdout.strip() == "origin"
+        )
+        merge = gitutil.run_git(["config", f"branch.{branch}.merge"], cwd=repo.path).stdout.strip()
+        assert merge == f"refs/heads/{branch}"
