@@ -495,8 +495,15 @@ def facts_for(session, *, now: datetime) -> SessionFacts:
     if pr_row is not None:
         from sessions.decisions import flaky_checks
 
+        # one read of the head commit's checks: the failing ones and the passed names both come from it
+        head_checks = list(pr_row.checks.filter(head_sha=pr_row.head_sha).order_by("name"))
+        failed = [c for c in head_checks if c.failed]
         # flaky = flipped on this very commit; the agent is still told, with that noted
-        flaky = {name for name, _sha in flaky_checks(session.project, shas=[pr_row.head_sha], now=now)}
+        flaky = (
+            {name for name, _sha in flaky_checks(session.project, shas=[pr_row.head_sha], now=now)}
+            if failed
+            else set()
+        )
         failing = tuple(
             CheckFact(
                 name=c.name,
@@ -505,9 +512,9 @@ def facts_for(session, *, now: datetime) -> SessionFacts:
                 log_excerpt=c.log_excerpt,
                 flaky=c.name in flaky,
             )
-            for c in pr_row.checks.filter(head_sha=pr_row.head_sha).order_by("name")
-            if c.failed
+            for c in failed
         )
+        passed_checks = frozenset(c.name for c in head_checks if c.passed)
         threads = tuple(
             ThreadFact(
                 external_id=t.external_id,
@@ -521,8 +528,6 @@ def facts_for(session, *, now: datetime) -> SessionFacts:
             )
             for t in pr_row.threads.filter(resolved=False).order_by("created_at", "pk")
         )
-        from sessions.selectors import checks_passed_on_head
-
         episode, remote = "", "origin"
         if pr_row.conflicts:
             began = (
@@ -561,7 +566,7 @@ def facts_for(session, *, now: datetime) -> SessionFacts:
             conflict_episode=episode,
             review_episode=review_episode,
             remote=remote,
-            passed_checks=checks_passed_on_head(pr_row),
+            passed_checks=passed_checks,
         )
     all_done: tuple[str, ...] = ()
     if session.kind == Session.Kind.WORKER and session.zone == Zone.DONE:

@@ -16,6 +16,7 @@ from django.db import models
 
 from sessions.lifecycle import (
     FAILED_CONCLUSIONS,
+    PASSED_CONCLUSIONS,
     Activity,
     CIState,
     Phase,
@@ -309,6 +310,10 @@ class CheckRun(models.Model):
     @property
     def failed(self) -> bool:
         return self.status == "completed" and self.conclusion in FAILED_CONCLUSIONS
+
+    @property
+    def passed(self) -> bool:  # as selectors.checks_passed_on_head counts it
+        return self.status == "completed" and self.conclusion in PASSED_CONCLUSIONS
 
 
 class ReviewThread(models.Model):
