@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import urllib.error
 import urllib.parse
@@ -156,9 +155,6 @@ def _project_key(client: ApiClient, key: str | None, *, cwd: Path | None = None)
     )
 
 
-_REPO_IN_URL = re.compile(r"[:/]([^/:]+/[^/]+?)(?:\.git)?/?$")
-
-
 def _git_remotes(cwd: Path) -> dict[str, str]:
     """Remote name -> URL of the git repository holding ``cwd`` ({} outside one, or without git)."""
     try:
@@ -181,15 +177,17 @@ def _git_remotes(cwd: Path) -> dict[str, str]:
 
 def _projects_for_remotes(projects: list[dict], remotes: dict[str, str]) -> dict[str, list[str]]:
     """Remote name -> keys of the projects whose ``repo`` (owner/name, any case) its URL names."""
+    from sessions.config import git_remote_parse
+
     by_repo: dict[str, list[str]] = {}
     for project in projects:
         if project.get("repo"):
             by_repo.setdefault(project["repo"].strip().lower(), []).append(project["key"])
     out = {}
     for name, url in remotes.items():
-        match = _REPO_IN_URL.search(url)
-        if match and match.group(1).lower() in by_repo:
-            out[name] = by_repo[match.group(1).lower()]
+        remote = git_remote_parse(url)
+        if remote and (keys := by_repo.get(f"{remote.owner}/{remote.name}".lower())):
+            out[name] = keys
     return out
 
 
