@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,8 @@ from sessions import light_commands
 from sessions.agents import token_hash
 from sessions.lifecycle import Reported
 from sessions.models import Event, PullRequest, Session
-from tests.factories import ProjectFactory, SessionFactory
+from tests.factories import SessionFactory
+from tests.helpers.projects import local_tmux_project
 from tests.test_embedded import ao_env, run_ao
 
 AGENT = "import time\nprint('> ', flush=True)\ntime.sleep(120)\n"
@@ -96,19 +96,7 @@ def test_bad_arguments_to_report_still_print_one_usage_line(tmp_path: Path) -> N
 @pytest.fixture
 def project(repo, tmux_server, settings, tmp_path):
     settings.AO_WORKSPACES_ROOT = tmp_path / "workspaces"
-    return ProjectFactory(
-        key="web",
-        session_prefix="web",
-        path=str(repo.path),
-        agent="custom",
-        runtime="tmux",
-        tracker="local",
-        scm="local",
-        plugin_settings={
-            "agent": {"command": [sys.executable, "-c", AGENT]},
-            "runtime": {"socket_name": tmux_server},
-        },
-    )
+    return local_tmux_project(path=repo.path, tmux_server=tmux_server, agent=AGENT)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -13,7 +13,6 @@ import os
 import re
 import shlex
 import subprocess
-import sys
 from io import StringIO
 from pathlib import Path
 
@@ -27,8 +26,8 @@ from reactions import engine, messages
 from sessions import agents, prsync
 from sessions.lifecycle import Phase, RuntimeState
 from sessions.models import Event, Session
-from tests.factories import ProjectFactory
 from tests.helpers.fixtures import GIT_IDENTITY, git
+from tests.helpers.projects import local_tmux_project
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -51,20 +50,7 @@ def make_project(path: Path, tmux_server: str, settings, tmp_path: Path):
     settings.AO_HOME = tmp_path / "home"
     settings.AO_WORKSPACES_ROOT = tmp_path / "workspaces"
     settings.AO_INLINE_DELIVERY_WAIT = 0.0
-    return ProjectFactory(
-        key="web",
-        session_prefix="web",
-        path=str(path),
-        agent="custom",
-        runtime="tmux",
-        tracker="local",
-        scm="local",
-        plugin_settings={
-            "agent": {"command": [sys.executable, "-c", AGENT]},
-            "runtime": {"socket_name": tmux_server},
-            "scm": {"require_review": False},
-        },
-    )
+    return local_tmux_project(path=path, tmux_server=tmux_server, agent=AGENT, scm={"require_review": False})
 
 
 def run(*args: str) -> str:

@@ -18,7 +18,7 @@ from django.core.management import call_command
 from sessions import agents
 from sessions.agents import token_hash
 from sessions.models import CheckRun, Event, Session
-from tests.factories import ProjectFactory
+from tests.helpers.projects import local_tmux_project
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -31,19 +31,11 @@ CHECK = (
 @pytest.fixture
 def project(repo, tmux_server, settings, tmp_path):
     settings.AO_WORKSPACES_ROOT = tmp_path / "workspaces"
-    return ProjectFactory(
-        key="web",
-        session_prefix="web",
-        path=str(repo.path),
-        agent="custom",
-        runtime="tmux",
-        tracker="local",
-        scm="local",
-        plugin_settings={
-            "agent": {"command": [sys.executable, "-c", AGENT]},
-            "runtime": {"socket_name": tmux_server},
-            "scm": {"check_command": [sys.executable, "-c", CHECK], "check_name": "unit"},
-        },
+    return local_tmux_project(
+        path=repo.path,
+        tmux_server=tmux_server,
+        agent=AGENT,
+        scm={"check_command": [sys.executable, "-c", CHECK], "check_name": "unit"},
     )
 
 

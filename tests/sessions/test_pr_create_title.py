@@ -4,7 +4,6 @@ one is given; the issue title is only the first title of a PR opened without one
 from __future__ import annotations
 
 import subprocess
-import sys
 from io import StringIO
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from django.core.management import call_command
 
 from sessions.agents import token_hash
 from sessions.models import Session
-from tests.factories import ProjectFactory
+from tests.helpers.projects import local_tmux_project
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -23,19 +22,7 @@ AGENT = "import time\nprint('> ', flush=True)\ntime.sleep(120)\n"
 @pytest.fixture
 def project(repo, tmux_server, settings, tmp_path):
     settings.AO_WORKSPACES_ROOT = tmp_path / "workspaces"
-    return ProjectFactory(
-        key="web",
-        session_prefix="web",
-        path=str(repo.path),
-        agent="custom",
-        runtime="tmux",
-        tracker="local",
-        scm="local",
-        plugin_settings={
-            "agent": {"command": [sys.executable, "-c", AGENT]},
-            "runtime": {"socket_name": tmux_server},
-        },
-    )
+    return local_tmux_project(path=repo.path, tmux_server=tmux_server, agent=AGENT)
 
 
 def run(*args: str) -> str:

@@ -5,7 +5,6 @@ inside one of them (its checkout, or a session's worktree) act on that one witho
 from __future__ import annotations
 
 import subprocess
-import sys
 from io import StringIO
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from django.core.management.base import CommandError
 
 from sessions.models import AuditEntry, Event, Project, Session
 from tests.factories import ProjectFactory, UserFactory
+from tests.helpers.projects import local_tmux_project
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -29,19 +29,7 @@ def tmux_has(socket_name: str, name: str) -> bool:
 @pytest.fixture
 def project(repo, tmux_server, settings, tmp_path):
     settings.AO_WORKSPACES_ROOT = tmp_path / "workspaces"
-    return ProjectFactory(
-        key="web",
-        session_prefix="web",
-        path=str(repo.path),
-        agent="custom",
-        runtime="tmux",
-        tracker="local",
-        scm="local",
-        plugin_settings={
-            "agent": {"command": [sys.executable, "-c", AGENT]},
-            "runtime": {"socket_name": tmux_server},
-        },
-    )
+    return local_tmux_project(path=repo.path, tmux_server=tmux_server, agent=AGENT)
 
 
 @pytest.fixture
