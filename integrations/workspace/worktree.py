@@ -55,25 +55,31 @@ class WorktreeWorkspace(Workspace):
     def check_remove(
         self, *, repo_path: Path, root: Path, path: Path, force: bool = False, safe: Sequence[str] = ()
     ) -> None:
+        self._checked(repo_path=repo_path, root=root, path=path, force=force, safe=safe)
+
+    def _checked(
+        self, *, repo_path: Path, root: Path, path: Path, force: bool, safe: Sequence[str]
+    ) -> tuple[Path, dict[Path, str | None]]:
+        """``check_remove``'s decision; returns the resolved path and the registered worktrees, so
+        ``remove`` acts on what was checked without asking git again."""
         timeout = self.config.git_timeout
         real = check_removable(repo_path=repo_path, root=root, path=path)
-        if force:
-            return
         trees = _registered_worktrees(_resolve(repo_path), timeout=timeout)
+        if force:
+            return real, trees
         if real in trees and real.is_dir():
             check_clean(path=real, repo_path=repo_path, timeout=timeout, safe=safe)
         elif real.exists() or real.is_symlink():
             raise WorkspaceRefused(
                 f"refusing to remove {path}: it is not a worktree of {repo_path}; remove with force"
             )
+        return real, trees
 
     def remove(
         self, *, repo_path: Path, root: Path, path: Path, force: bool = False, safe: Sequence[str] = ()
     ) -> None:
         timeout = self.config.git_timeout
-        self.check_remove(repo_path=repo_path, root=root, path=path, force=force, safe=safe)
-        real = check_removable(repo_path=repo_path, root=root, path=path)
-        trees = _registered_worktrees(_resolve(repo_path), timeout=timeout)
+        real, trees = self._checked(repo_path=repo_path, root=root, path=path, force=force, safe=safe)
         if real in trees and real.is_dir():
             # --force twice also removes a locked worktree; our checks above are the gate.
             gitutil.run_git(
