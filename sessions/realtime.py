@@ -185,16 +185,21 @@ def _fan_out(message: dict[str, Any]) -> None:
 _page_viewers: dict[str, int] = {}
 
 
+def _count(counts: dict, key: Any, delta: int) -> None:
+    """Add ``delta`` to ``counts[key]``, dropping the key when nothing is left."""
+    left = counts.get(key, 0) + delta
+    if left > 0:
+        counts[key] = left
+    else:
+        counts.pop(key, None)
+
+
 def session_page_opened(session_id: str) -> None:
-    _page_viewers[session_id] = _page_viewers.get(session_id, 0) + 1
+    _count(_page_viewers, session_id, +1)
 
 
 def session_page_closed(session_id: str) -> None:
-    left = _page_viewers.get(session_id, 0) - 1
-    if left > 0:
-        _page_viewers[session_id] = left
-    else:
-        _page_viewers.pop(session_id, None)
+    _count(_page_viewers, session_id, -1)
 
 
 # --- the nav's Inbox badge, per person ------------------------------------------------------------
@@ -206,11 +211,7 @@ _connected_users: dict[int, int] = {}  # people with a page open in this process
 
 
 def user_connected(user_id: int, delta: int) -> None:
-    left = _connected_users.get(user_id, 0) + delta
-    if left > 0:
-        _connected_users[user_id] = left
-    else:
-        _connected_users.pop(user_id, None)
+    _count(_connected_users, user_id, delta)
 
 
 def unread_message(user) -> dict[str, Any] | None:
