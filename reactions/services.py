@@ -43,6 +43,7 @@ from django.utils import timezone
 from reactions import engine, messages
 from reactions import rules as R
 from reactions.models import Notification, ReactionAttempt
+from sessions import selectors
 from sessions import services as session_services
 from sessions.lifecycle import Activity, Phase, PRState, RuntimeState
 from sessions.models import Actor, Message, Session
@@ -160,16 +161,7 @@ def _apply(session: Session, decision: engine.Decision, rules: dict, *, now: dat
     merge = False
     with transaction.atomic():
         row = _row(target.pk, decision.rule, decision.fingerprint, now=now, detail=decision.data)
-        rearmed = bool(row.attempts) and decision.action == R.SEND and _rearmed(target, row, now=now)
-        step = engine.plan_attempt(
-            rule,
-            action=decision.action,
-            attempts=row.attempts,
-            first_at=row.first_at,
-            escalated=row.escalated,
-            now=now,
-            rearmed=rearmed,
-        )
+        step = _step(target, decision, rule, row, now=now)
         if step == engine.WAIT or not _claim(row, now=now, escalate=step == engine.ESCALATE):
             return None
         attempt = row.attempts + 1
@@ -188,6 +180,22 @@ def _apply(session: Session, decision: engine.Decision, rules: dict, *, now: dat
     return None
 
 
+def _step(
+    session: Session, decision: engine.Decision, rule: R.Rule, row: ReactionAttempt, *, now: datetime
+) -> str:
+    """What this attempt at ``decision`` does now (engine.plan_attempt on its stored attempts)."""
+    rearmed = bool(row.attempts) and decision.action == R.SEND and _rearmed(session, row, now=now)
+    return engine.plan_attempt(
+        rule,
+        action=decision.action,
+        attempts=row.attempts,
+        first_at=row.first_at,
+        escalated=row.escalated,
+        now=now,
+        rearmed=rearmed,
+    )
+
+
 def _no_pr_confirmed(session: Session, decision: engine.Decision, rules: dict, *, now: datetime) -> bool:
     """Before telling an agent (or a person) there is no pull request, when that would go out
     now: ask the SCM for the session's branch first. A PR found is stored (no message); an SCM
@@ -197,19 +205,8 @@ def _no_pr_confirmed(session: Session, decision: engine.Decision, rules: dict, *
     row = ReactionAttempt.objects.filter(
         session_id=session.pk, rule=decision.rule, fingerprint=decision.fingerprint
     ).first()
-    if row is not None:
-        rearmed = bool(row.attempts) and decision.action == R.SEND and _rearmed(session, row, now=now)
-        step = engine.plan_attempt(
-            rules[decision.rule],
-            action=decision.action,
-            attempts=row.attempts,
-            first_at=row.first_at,
-            escalated=row.escalated,
-            now=now,
-            rearmed=rearmed,
-        )
-        if step == engine.WAIT:
-            return True  # nothing goes out: no need to ask
+    if row is not None and _step(session, decision, rules[decision.rule], row, now=now) == engine.WAIT:
+        return True  # nothing goes out: no need to ask
     return prsync.session_pull_request_find(session=session) is False
 
 
@@ -335,7 +332,7 @@ def _escalate(session: Session, decision: engine.Decision, rule: R.Rule, row: Re
         attempts=sent,
         since=row.first_at.isoformat(),
     )
-    if decision.rule in (R.CI_FAILED, R.CHANGES_REQUESTED, R.MERGE_CONFLICTS):
+    if decision.rule in selectors.HANDED_BY.values():
         # the agent no longer handles it: a person does (lifecycle.zone_for) -- the card moves now
         session_services.session_rederive(session=session)
 
