@@ -61,11 +61,15 @@ class Sent:
     message: Message
     restored: str = ""  # "" (it was running), "restored", or the request sent to its agent host
 
+    @property
+    def lead(self) -> str:
+        """What was done first, for the start of a reply ("" when the agent was running)."""
+        return f"{self.message.session_id} {self.restored} (it was not running); " if self.restored else ""
+
     def describe(self) -> str:
         """One line for a person: which message, to whom, and where it stands."""
         message = self.message
-        lead = f"{message.session_id} {self.restored} (it was not running); " if self.restored else ""
-        return f"{lead}message {message.pk} to {message.session_id}: {delivery_state(message)}"
+        return f"{self.lead}message {message.pk} to {message.session_id}: {delivery_state(message)}"
 
 
 def needs_restore(session: Session) -> bool:
@@ -73,10 +77,7 @@ def needs_restore(session: Session) -> bool:
     killed it, it errored, or its runtime is gone or its agent process exited."""
     if session.phase in (Phase.KILLED, Phase.ERRORED):
         return True
-    return session.phase == Phase.RUNNING and session.runtime_state in (
-        RuntimeState.EXITED,
-        RuntimeState.LOST,
-    )
+    return session.phase == Phase.RUNNING and session.runtime_state in agents.RUNTIME_GONE
 
 
 def delivery_state(message: Message, session: Session | None = None) -> str:

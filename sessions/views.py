@@ -546,8 +546,7 @@ def _queue_message(request: HttpRequest, session: Session, text: str, *, answers
         answers_prompt=answers_prompt,
     )
     first = text.strip().splitlines()[0] if text.strip() else ""
-    restored = f"{session.id} {sent.restored} (it was not running); " if sent.restored else ""
-    return f"{restored}Queued for {session.id}: {first[:80]}"
+    return f"{sent.lead}Queued for {session.id}: {first[:80]}"
 
 
 @login_required
