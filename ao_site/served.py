@@ -84,7 +84,13 @@ def forget() -> None:
 
 
 def running_start_url() -> str:
-    """The address of the running ``ao start`` of this ``AO_HOME`` (its pid file), or ""."""
+    """The address of the running ``ao start`` of this ``AO_HOME`` (its pid file) when that is
+    another process, or "" (``ao start`` itself, while it starts up, has no listener yet)."""
+    from ao_site.runner import read_pid_file
+
+    with contextlib.suppress(Exception):
+        if int((read_pid_file() or {}).get("pid") or 0) == os.getpid():
+            return ""
     return _from_pid_file()
 
 

@@ -81,3 +81,18 @@ def test_a_command_with_no_running_server_keeps_its_updates_to_itself(monkeypatc
 
     monkeypatch.setattr(served, "running_start_url", lambda: "")
     assert realtime._relay(cards=["x-1"]) is False
+
+
+def test_ao_start_does_not_hand_its_own_updates_to_itself(settings, tmp_path) -> None:
+    """While `ao start` starts up (config apply, orchestrators) its pid file names itself and its
+    server loop is not bound yet: its changes are not posted to the port it is not serving yet."""
+    import json as _json
+    import os
+
+    from ao_site import served
+
+    settings.AO_HOME = tmp_path
+    (tmp_path / "ao.pid").write_text(_json.dumps({"pid": os.getpid(), "host": "127.0.0.1", "port": 9}))
+
+    assert served.running_start_url() == ""
+    assert realtime._relay(cards=["x-1"]) is False
