@@ -155,19 +155,6 @@ def login_lockouts() -> list[Lockout]:
     return found
 
 
-def attempt_locked_until(attempt: AccessAttempt) -> datetime | None:
-    """Until when the failures of this row keep a login out (by any rule it counts in), or None."""
-    return max(
-        (
-            lockout.until
-            for lockout in login_lockouts()
-            if lockout.username in (None, attempt.username)
-            and lockout.ip_address in (None, attempt.ip_address)
-        ),
-        default=None,
-    )
-
-
 def login_lockouts_lift(*, attempts) -> list[AccessAttempt]:
     """Delete these failed-login records (a queryset of ``AccessAttempt``): the logins they held
     out may try again. Each is recorded in the audit log as ``login.unlock``."""
