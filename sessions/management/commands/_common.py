@@ -14,6 +14,12 @@ from sessions.agents import SpawnRefused
 from sessions.models import Session, validate_session_id
 from sessions.text import TextRejected
 
+# The --project option of commands that act on one project (selectors.project_resolve picks the default).
+PROJECT_HELP = (
+    "project key (default: the project whose checkout or session worktree holds the current directory, "
+    "or the only one)"
+)
+
 DOMAIN_ERRORS = (
     ConfigurationError,
     IntegrationError,

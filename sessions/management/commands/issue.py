@@ -6,6 +6,7 @@ from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError, plugin_for
 from sessions import issues as issue_service
 from sessions import selectors
+from sessions.management.commands._common import PROJECT_HELP
 
 
 class Command(BaseCommand):
@@ -15,7 +16,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--project",
             "-p",
-            help="project key (default: the project whose checkout or session worktree holds the current directory, or the only one)",
+            help=PROJECT_HELP,
         )
         sub = parser.add_subparsers(dest="action", required=True)
         add = sub.add_parser("add", help="create an issue (local tracker)")

@@ -7,7 +7,7 @@ import json
 from django.core.management.base import BaseCommand
 
 from sessions import orchestrator, selectors
-from sessions.management.commands._common import cli_audit, cli_errors
+from sessions.management.commands._common import PROJECT_HELP, cli_audit, cli_errors
 from sessions.models import Actor
 
 
@@ -25,7 +25,7 @@ class Command(BaseCommand):
             each.add_argument(
                 "--project",
                 "-p",
-                help="project key (default: the project whose checkout or session worktree holds the current directory, or the only one)",
+                help=PROJECT_HELP,
             )
 
     def handle(self, *args, **options):

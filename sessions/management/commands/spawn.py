@@ -6,6 +6,7 @@ from sessions import apiclient, selectors
 from sessions.agents import IssueMissing, session_spawn
 from sessions.lifecycle import Phase
 from sessions.management.commands._common import (
+    PROJECT_HELP,
     cli_audit,
     cli_errors,
     refuse_runtime_without_a_server,
@@ -23,7 +24,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--project",
             "-p",
-            help="project key (default: the project whose checkout or session worktree holds the current directory, or the only one)",
+            help=PROJECT_HELP,
         )
         parser.add_argument("--agent", "-a", help="agent plugin (default: the project's agent)")
         parser.add_argument("--prompt", help="what to do (with or instead of an issue)")
