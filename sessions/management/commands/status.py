@@ -41,11 +41,12 @@ def scale_out_processes() -> dict:
 
     from ao_site import served
     from ao_site.celery import app
+    from sessions.management.commands import beat
 
     found: dict = {"web": None, "workers": [], "beat": None, "broker": ""}
     try:
         client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3, socket_timeout=3)
-        holder = client.get(f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}:beat-lock")
+        holder = client.get(beat.lock_key())
         client.close()
     except redis.RedisError as exc:
         found["broker"] = f"Redis at {runner.redis_where(settings.REDIS_URL)} is unreachable ({exc})"
