@@ -194,6 +194,7 @@ class ActivityReading:
     cost_usd: float | None = None
     source: str = ""  # "transcript" | "terminal" | "process"
     conversation_id: str = ""  # the agent's own conversation id, for resume_command
+    model: str = ""  # the model the agent says it is running, where its records say
     evidence: str = ""  # what decided the state, for the timeline and for debugging
 
 
