@@ -30,6 +30,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/python manage.py check
 	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/python -m ao_site.layers
 
 # Two workers: the suite is dominated by real processes (daphne, tmux, git, Chromium) waiting.
 test: lint
