@@ -17,18 +17,14 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from ao_site.links import http_url
-
-
-class IntegrationError(Exception):
-    """Base for errors raised by plugins."""
-
-
-class TransientIntegrationError(IntegrationError):
-    """Worth retrying: network errors, 5xx, rate limits."""
-
-
-class PermanentIntegrationError(IntegrationError):
-    """Not worth retrying: bad credentials, missing binary, invalid input. Record and tell a human."""
+from integrations.errors import (  # noqa: F401  re-exported: they live below gitutil and workspace
+    CommandOutput,
+    IntegrationError,
+    PermanentIntegrationError,
+    TransientIntegrationError,
+    WorkspaceRefused,
+)
+from integrations.workspace import setup_workspace
 
 
 class PluginConfig(BaseModel):
@@ -270,25 +266,6 @@ class Agent(Plugin, abc.ABC):
 
 
 # --- workspace -----------------------------------------------------------------------------------
-class WorkspaceRefused(PermanentIntegrationError):
-    """ao will not do this to a workspace (outside the managed root, unpushed commits, dirty tree)."""
-
-
-@dataclass(frozen=True)
-class CommandOutput:
-    """What one setup step did, for the session's timeline."""
-
-    argv: tuple[str, ...]
-    returncode: int | None  # None when it timed out or could not start
-    output: str = ""  # stdout and stderr interleaved, truncated
-    duration_s: float = 0.0
-    timed_out: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.returncode == 0
-
-
 class Workspace(Plugin, abc.ABC):
     """A checkout of the project for one session, on its own branch, under ao's managed root.
 
@@ -325,8 +302,6 @@ class Workspace(Plugin, abc.ABC):
         post_create: Sequence[str | Sequence[str]] = (),
         timeout: float = 600.0,
     ) -> list[CommandOutput]:
-        from integrations.workspace import setup_workspace
-
         return setup_workspace(
             repo_path=repo_path, path=path, symlinks=symlinks, post_create=post_create, timeout=timeout
         )

@@ -16,7 +16,7 @@ import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from integrations.base import PermanentIntegrationError, TransientIntegrationError
+from integrations.errors import PermanentIntegrationError, TransientIntegrationError
 
 DEFAULT_TIMEOUT = 60.0
 SLUG_MAX = 60

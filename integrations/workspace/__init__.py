@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from integrations import gitutil
-from integrations.base import CommandOutput, PermanentIntegrationError, WorkspaceRefused
+from integrations.errors import CommandOutput, PermanentIntegrationError, WorkspaceRefused
 
 OUTPUT_LIMIT = 64 * 1024
 
