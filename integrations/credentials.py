@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
@@ -38,6 +39,35 @@ class CredentialUnavailable(PermanentIntegrationError):
         super().__init__(f"{message}: {fix}" if fix else message)
         self.problem = message
         self.fix = fix
+
+
+class SecretUnavailable(LookupError):
+    """No such secret, or it cannot be decrypted (SECRET_KEY changed). The message says which."""
+
+
+class SecretMissing(SecretUnavailable):
+    """No secret of that name is stored."""
+
+
+class SecretUnreadable(SecretUnavailable):
+    """The secret is stored but cannot be decrypted (SECRET_KEY changed)."""
+
+
+# Reads a stored secret's value by name, raising SecretMissing or SecretUnreadable. The store is
+# ao's core (the Secret model, sessions/secrets.py), above the plugins: it hands its reader down
+# when the app is ready (sessions/apps.py), so no plugin imports it.
+_secret_reader: Callable[[str], str] | None = None
+
+
+def use_secret_store(reader: Callable[[str], str]) -> None:
+    global _secret_reader
+    _secret_reader = reader
+
+
+def _read_secret(name: str) -> str:
+    if _secret_reader is None:
+        raise RuntimeError("no secret store: the agent_sessions app is not ready")
+    return _secret_reader(name)
 
 
 class _ErrorFactory(Protocol):
@@ -144,11 +174,9 @@ def credential(
     """
     hint = f" ({hint})" if hint else ""
     if secret:
-        from sessions.secrets import SecretMissing, SecretUnavailable, secret_value
-
         store = f"`ao secret set {secret}` (the value on stdin) or the admin under Secrets"
         try:
-            value = secret_value(secret).strip()
+            value = _read_secret(secret).strip()
         except SecretMissing:
             raise error(
                 f"{who}: no secret named {secret!r} holding the {what} is stored in ao",

@@ -1,5 +1,8 @@
 from django.apps import AppConfig
 
+from integrations import credentials
+from sessions import secrets
+
 
 class AgentSessionsConfig(AppConfig):
     # Django's own django.contrib.sessions (login, Channels auth) owns the label "sessions".
@@ -7,3 +10,7 @@ class AgentSessionsConfig(AppConfig):
     label = "agent_sessions"
     verbose_name = "Agent sessions"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Plugins read stored secrets through integrations.credentials; the store is the core's.
+        credentials.use_secret_store(secrets.secret_value)

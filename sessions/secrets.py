@@ -19,25 +19,18 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 
+from integrations.credentials import (  # noqa: F401  the errors are the plugins' too: re-exported
+    SECRET_NAME_RE,
+    SecretMissing,
+    SecretUnavailable,
+    SecretUnreadable,
+)
+
 MAX_SECRET_CHARS = 16 * 1024
-
-
-class SecretUnavailable(LookupError):
-    """No such secret, or it cannot be decrypted (SECRET_KEY changed). The message says which."""
-
-
-class SecretMissing(SecretUnavailable):
-    """No secret of that name is stored."""
-
-
-class SecretUnreadable(SecretUnavailable):
-    """The secret is stored but cannot be decrypted (SECRET_KEY changed)."""
 
 
 def validate_secret_name(name: str) -> str:
     """A secret's name: letters, digits, - or _, at most 100 characters. ValueError otherwise."""
-    from integrations.credentials import SECRET_NAME_RE
-
     if not isinstance(name, str) or not SECRET_NAME_RE.fullmatch(name):
         raise ValueError(
             f"{name!r} is not a secret name: use letters, digits, - or _ (at most 100 characters)"
