@@ -391,6 +391,9 @@ class ThreadInfo:
     resolved: bool = False
     is_bot: bool = False
     created_at: datetime | None = None
+    # A review's own text (its body) rather than a thread of line comments: the review's state
+    # (changes_requested | commented), and resolved once it is no longer the reviewer's latest word.
+    review_state: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", http_url(self.url))  # outside data: http(s) only (ao_site/links.py)
@@ -432,6 +435,28 @@ class RateStatus:
     exhausted: bool = False
 
 
+@dataclass(frozen=True)
+class PullRequestMark:
+    """What ao has stored of one watched PR, for an SCM's change probe."""
+
+    number: int
+    head_sha: str
+    state: str = "open"
+    base_branch: str = ""
+    ci_state: str = ""  # none | pending | passing | failing (sessions.lifecycle.CIState)
+    pending_checks: tuple[CheckInfo, ...] = ()  # the head's checks not finished yet
+
+
+@dataclass(frozen=True)
+class PullRequestChanges:
+    """What an SCM's cheap look (``SCM.pull_request_changes``) says must be read."""
+
+    numbers: frozenset[int] = frozenset()  # watched PRs that changed: read them
+    branches: frozenset[str] = frozenset()  # watched branches that have a new PR: find it
+    everything: bool = False  # nothing to compare with (first look, lost state): read all
+    state: Mapping[str, Any] = field(default_factory=dict)  # keep for the next look, once read
+
+
 class SCM(Plugin, abc.ABC):
     """Pull requests, their checks and reviews. Reads are batched: a sweep asks once for all.
 
@@ -456,6 +481,21 @@ class SCM(Plugin, abc.ABC):
         self, *, numbers: Sequence[int], previous: Mapping[int, PullRequestInfo] | None = None
     ) -> dict[int, PullRequestInfo]:
         """Current state, checks and threads of these PRs, in as few requests as the SCM allows."""
+
+    def pull_request_changes(
+        self,
+        *,
+        prs: Mapping[int, PullRequestMark],
+        branches: Sequence[str],
+        state: Mapping[str, Any],
+        bases: bool = False,
+    ) -> PullRequestChanges | None:
+        """Which of ``prs`` changed, and which of ``branches`` got a PR, since the look that
+        returned ``state`` (empty: none yet), cheaply (conditional reads). ``bases``: also look
+        whether the open PRs' base branches moved (their mergeability may have changed).
+        None: the SCM cannot tell, so the caller reads as before. The caller keeps the returned
+        ``state`` only after reading what was reported, so a failed read is reported again."""
+        return None
 
     @abc.abstractmethod
     def merge(self, *, number: int, method: str = "squash", expected_head_sha: str = "") -> None: ...

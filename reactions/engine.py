@@ -14,7 +14,7 @@ has a new fingerprint and is acted on afresh:
 | rule | fingerprint |
 | --- | --- |
 | ci-failed | head SHA + sorted names of the failing checks |
-| changes-requested | sorted ids of the unresolved, trusted human review threads (or the head SHA when changes were requested without threads) |
+| changes-requested | sorted ids of the unresolved, trusted human review threads and of the reviews whose text is the reviewer's latest word (or the head SHA when changes were requested without either) |
 | bot-review-comments | sorted ids of the unresolved, trusted bot threads |
 | merge-conflicts | base branch + the conflict episode (the timeline entry where conflicts began) |
 | approved-and-green | head SHA + outcome (ready / merge / not merged) |
@@ -72,6 +72,7 @@ class ThreadFact:
     body: str = ""
     url: str = ""
     is_bot: bool = False
+    review_state: str = ""  # a review's own text: its state (changes_requested | commented)
 
 
 @dataclass(frozen=True)
@@ -270,7 +271,11 @@ def _pr_rules(facts: SessionFacts, pr: PRFact, rules, add, out) -> None:
             fingerprint=_digest(*ids) if ids else f"decision:{pr.head_sha[:40]}",
             url=pr.url,
             title=f"{facts.session_id}: changes requested on PR #{pr.number}",
-            lead=messages.changes_requested_lead(pr, len(human)),
+            lead=messages.changes_requested_lead(
+                pr,
+                sum(1 for t in human if not t.review_state),
+                sum(1 for t in human if t.review_state),
+            ),
             details=messages.threads_details(tuple(human)),
             data={"threads": ids},
         )
@@ -525,6 +530,7 @@ def facts_for(session, *, now: datetime) -> SessionFacts:
                 body=t.body,
                 url=t.url,
                 is_bot=t.is_bot,
+                review_state=t.review_state,
             )
             for t in pr_row.threads.filter(resolved=False).order_by("created_at", "pk")
         )

@@ -329,6 +329,9 @@ class ReviewThread(models.Model):
     is_bot = models.BooleanField(default=False)
     created_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    review_state = models.CharField(
+        max_length=32, blank=True, help_text="a review's own text: its state (changes_requested | commented)"
+    )
 
     class Meta:
         ordering = ["created_at", "pk"]

@@ -6,6 +6,8 @@ last known facts in place, marked stale with the time, and the next sweep tries 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 from collections.abc import Iterable
@@ -23,6 +25,7 @@ from integrations.base import (
     IntegrationError,
     PermanentIntegrationError,
     PullRequestInfo,
+    PullRequestMark,
     ThreadInfo,
     TransientIntegrationError,
 )
@@ -93,6 +96,7 @@ def info_from_row(pr: PullRequest) -> PullRequestInfo:
             resolved=t.resolved,
             is_bot=t.is_bot,
             created_at=t.created_at,
+            review_state=t.review_state,
         )
         for t in pr.threads.all()
     )
@@ -349,6 +353,10 @@ def _record_checks(pr: PullRequest, info: PullRequestInfo) -> None:
 
 
 def _record_threads(pr: PullRequest, threads: Iterable[ThreadInfo]) -> None:
+    threads = list(threads)
+    # a review's text the SCM no longer reports is no longer the reviewer's latest word
+    reported = [t.external_id[:128] for t in threads]
+    pr.threads.exclude(review_state="").exclude(external_id__in=reported).update(resolved=True)
     for thread in threads:
         ReviewThread.objects.update_or_create(
             pull_request=pr,
@@ -363,6 +371,7 @@ def _record_threads(pr: PullRequest, threads: Iterable[ThreadInfo]) -> None:
                 "resolved": thread.resolved,
                 "is_bot": thread.is_bot,
                 "created_at": thread.created_at,
+                "review_state": thread.review_state[:32],
             },
         )
 
@@ -449,6 +458,120 @@ def pr_sync_plan(*, project: Project, now: datetime | None = None) -> list[str] 
     if not hooked:
         wanted |= Q(pull_request__isnull=True) | Q(pull_request__ci_state=CIState.PENDING)
     return list(sessions.filter(wanted).values_list("pk", flat=True))
+
+
+def _due(at: str | None, interval: float, now: datetime, sweep: float) -> bool:
+    """``interval`` seconds are up since ``at`` (an ISO time), with the same half-sweep allowance
+    as the safety sync."""
+    if not at:
+        return True
+    return now - datetime.fromisoformat(at) >= timedelta(seconds=max(0.0, interval - sweep / 2))
+
+
+def _probe_key(project: Project) -> str:
+    """Where a project's change-probe state (ETags, marks) is kept: the cache, shared by every
+    worker in scale-out (Redis) and surviving sweeps; its name follows the SCM's settings, so a
+    project pointed at another repository starts afresh."""
+    scm = json.dumps([project.scm, project.repo, (project.plugin_settings or {}).get("scm")], sort_keys=True)
+    return f"ao:pr-probe:{project.pk}:{hashlib.sha256(scm.encode()).hexdigest()[:16]}"
+
+
+def _probe_inputs(
+    project: Project,
+) -> tuple[dict[int, PullRequestMark], dict[int, str], dict[str, list[str]]]:
+    """The watched PRs as marks (with the head's unfinished checks), their sessions, and the
+    watched branches without a PR with their sessions: three queries, whatever the count."""
+    watched = (
+        Session.objects.filter(project=project, kind=Session.Kind.WORKER)
+        .exclude(branch="")
+        .exclude(phase__in=[Phase.CLEANED, Phase.ERRORED, Phase.QUEUED])
+    )
+    rows = list(
+        PullRequest.objects.filter(session__in=watched)
+        .exclude(state=PRState.MERGED)
+        .values_list("pk", "number", "head_sha", "state", "base_branch", "ci_state", "session_id")
+    )
+    pending: dict[tuple[int, str], list[CheckInfo]] = {}  # (PR, commit) -> its unfinished checks
+    for pr_id, sha, name, source, status, url, external_id in CheckRun.objects.filter(
+        pull_request_id__in=[r[0] for r in rows if r[3] == PRState.OPEN], status__in=["queued", "in_progress"]
+    ).values_list("pull_request_id", "head_sha", "name", "source", "status", "url", "external_id"):
+        pending.setdefault((pr_id, sha), []).append(
+            CheckInfo(name=name, source=source, status=status, url=url, external_id=external_id)
+        )
+    marks, session_of = {}, {}
+    for pk, number, head, state, base, ci, session_id in rows:
+        checks = tuple(pending.get((pk, head), ()))
+        marks[number] = PullRequestMark(number=number, head_sha=head, state=state, base_branch=base,
+                                        ci_state=ci, pending_checks=checks)  # fmt: skip
+        session_of[number] = session_id
+    without: dict[str, list[str]] = {}
+    for pk, branch in watched.filter(pull_request__isnull=True).values_list("pk", "branch"):
+        without.setdefault(branch, []).append(pk)
+    return marks, session_of, without
+
+
+def pull_requests_sweep(*, project: Project, now: datetime | None = None) -> SyncResult | None:
+    """The sweep's PR read: detect change before paying for it. None when nothing was read.
+
+    An SCM with a change probe (``SCM.pull_request_changes``: GitHub's ETag-guarded REST reads,
+    where a 304 costs no quota) is asked every sweep which watched PRs changed, and only those
+    are read (one batched read); while webhooks arrive for the project they bring the changes,
+    and the probe runs every `AO_PR_SYNC_WEBHOOK_INTERVAL` only, to catch a missed delivery.
+    Base branches are looked at every `AO_PR_SYNC_IDLE_INTERVAL`; everything is read every
+    `AO_PR_SYNC_FULL_INTERVAL`, and whenever the probe has nothing to compare with (its kept
+    state is gone). The probe's state is kept only once what it reported was read, so a failed
+    read is reported again. Other SCMs follow ``pr_sync_plan``."""
+    from django.core.cache import cache
+
+    from integrations.base import SCM
+
+    now = now or timezone.now()
+    if project.pr_sync_backoff_until is not None and now < project.pr_sync_backoff_until:
+        return None
+    scm = plugin_for(project, "scm")
+    if type(scm).pull_request_changes is SCM.pull_request_changes:
+        plan = pr_sync_plan(project=project, now=now)
+        return pull_requests_sync(project=project, session_ids=plan) if plan is ALL or plan else None
+    sweep = project.sweep_interval or settings.AO_SWEEP_INTERVAL
+    hooked = WebhookDelivery.objects.filter(project=project, received_at__gte=now - WEBHOOKS_RECENT).exists()
+    key = _probe_key(project)
+    kept = cache.get(key) or {}
+    last = project.last_pr_sync_at
+    full = last is None or now - last >= timedelta(
+        seconds=max(0.0, settings.AO_PR_SYNC_FULL_INTERVAL - sweep / 2)
+    )
+    # PRs whose mergeability GitHub had not computed yet at the last read
+    ids = set(
+        Session.objects.filter(project=project, kind=Session.Kind.WORKER, phase=Phase.RUNNING)
+        .filter(pull_request__state=PRState.OPEN, pull_request__mergeable__isnull=True)
+        .values_list("pk", flat=True)
+    )
+    keep = None
+    if full or not hooked or _due(kept.get("at"), settings.AO_PR_SYNC_WEBHOOK_INTERVAL, now, sweep):
+        marks, session_of, without = _probe_inputs(project)
+        bases = _due(kept.get("bases_at"), settings.AO_PR_SYNC_IDLE_INTERVAL, now, sweep)
+        try:
+            changes = scm.pull_request_changes(
+                prs=marks, branches=sorted(without), state=kept.get("state") or {}, bases=bases
+            )
+        except TransientIntegrationError as exc:
+            log.warning("PR change probe of %s failed, trying again next sweep: %s", project.key, exc)
+            return SyncResult(stale=True, error=str(exc))
+        if changes is not None:
+            full = full or changes.everything
+            ids |= {session_of[n] for n in changes.numbers if n in session_of}
+            ids |= {pk for branch in changes.branches for pk in without.get(branch, ())}
+            keep = {
+                "state": changes.state,
+                "at": now.isoformat(),
+                "bases_at": now.isoformat() if bases else kept.get("bases_at"),
+            }
+    result = None
+    if full or ids:
+        result = pull_requests_sync(project=project, session_ids=ALL if full else sorted(ids))
+    if keep is not None and (result is None or not result.stale):
+        cache.set(key, keep, timeout=None)
+    return result
 
 
 def sessions_for_refs(

@@ -23,6 +23,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -33,7 +34,9 @@ from integrations.base import (
     CheckInfo,
     NotHostSetting,
     PermanentIntegrationError,
+    PullRequestChanges,
     PullRequestInfo,
+    PullRequestMark,
     RateStatus,
     ThreadInfo,
     TransientIntegrationError,
@@ -53,6 +56,8 @@ PR_STATE = """
   number url title headRefName baseRefName state isDraft merged headRefOid
   mergeable mergeStateStatus reviewDecision createdAt updatedAt isCrossRepository
   reviewRequests(first: 1) { totalCount }
+  latestOpinionatedReviews(first: %(reviews)d) { nodes {
+    id state body url submittedAt authorAssociation author { login __typename } } }
   commits(last: 1) { nodes { commit { oid statusCheckRollup {
     contexts(first: %(contexts)d) { pageInfo { hasNextPage } nodes { %(checks)s } } } } } }"""
 THREAD_IDS = """
@@ -69,8 +74,10 @@ FRAGMENTS = {
     THREADS: "\n  number" + THREAD_BODIES,  # phase 2: thread bodies of the PRs that need them
 }
 
-# commits(last: 1), its check contexts, reviewRequests, reviewThreads (per PR, phase 1)
-STATE_CONNECTIONS = 4
+# commits(last: 1), its check contexts, reviewRequests, latestOpinionatedReviews, reviewThreads
+# (per PR, phase 1)
+STATE_CONNECTIONS = 5
+REVIEWS = 10  # each reviewer's latest approve/request-changes: the review texts forwarded
 
 FAILED_CONCLUSIONS = {"failure", "timed_out"}
 ERROR_MARK = "##[error]"
@@ -172,6 +179,7 @@ class GitHubSCM(GitHubPluginMixin, SCM):
         body = FRAGMENTS[kind] % {
             "contexts": self.config.max_checks,
             "threads": self.config.max_threads,
+            "reviews": REVIEWS,
             "checks": CHECK_FIELDS,
         }
         return "fragment AoPull on PullRequest {" + body + "\n}\n"
@@ -326,6 +334,7 @@ class GitHubSCM(GitHubPluginMixin, SCM):
         )
         if threads is None:
             threads = _threads(node)
+        threads = tuple(threads) + _review_texts(node)
         return PullRequestInfo(
             number=int(node["number"]),
             branch=node.get("headRefName") or "",
@@ -381,6 +390,191 @@ class GitHubSCM(GitHubPluginMixin, SCM):
                 started_at=_dt(ctx.get("createdAt")),
             )
         return None
+
+    # --- change probe: conditional REST reads (a 304 is free) ------------------------------------
+    def pull_request_changes(
+        self,
+        *,
+        prs: Mapping[int, PullRequestMark],
+        branches: Sequence[str],
+        state: Mapping[str, Any],
+        bases: bool = False,
+    ) -> PullRequestChanges:
+        """Which watched PRs changed, from ETag-guarded reads whose ETags ``state`` keeps:
+
+        - the repository's PRs, most recently updated first (one page of 100, more only when
+          more than a page changed since the last look): a new commit, a review, a comment, a
+          label, a merge or close all move a PR's ``updated_at``; a merge moves its base branch;
+        - while a watched PR has CI running (or none reported yet): the repository's Actions
+          workflow runs (one page); PRs whose pending checks are not Actions jobs, or whose runs
+          are not on that page, their head commit's check runs and statuses;
+        - with ``bases``: each open PR's base branch (a push to it can make PRs conflict).
+
+        A PR whose ``updated_at`` is the very second of the look is read once more at the next
+        look (GitHub's times have whole seconds: a change later in that second moves nothing)."""
+        client = self.client()
+        old_pulls = dict(state.get("pulls") or {})
+        pulls_state, changed, found, moved = self._probe_pulls(client, old_pulls, prs, set(branches))
+        new_state: dict[str, Any] = {"pulls": pulls_state}
+        changed |= {n for n in old_pulls.get("hot") or () if n in prs}
+        checks_changed, new_state["checks"] = self._probe_checks(client, dict(state.get("checks") or {}), prs)
+        changed |= checks_changed
+        old_bases = dict(state.get("bases") or {})
+        if bases:
+            wanted = sorted({m.base_branch for m in prs.values() if m.state == "open" and m.base_branch})
+            new_bases = {}
+            for base in wanted:
+                before = old_bases.get(base) or {}
+                try:
+                    resp = client.request(
+                        "GET",
+                        f"/repos/{self.repo_full_name}/git/ref/heads/{quote(base, safe='/')}",
+                        etag=before.get("etag", ""),
+                    )
+                except GitHubNotFound:
+                    continue
+                if resp.not_modified:
+                    new_bases[base] = before
+                    continue
+                sha = ((resp.data or {}).get("object") or {}).get("sha") or ""
+                new_bases[base] = {"etag": resp.headers.get("etag", ""), "sha": sha}
+                if before.get("sha") and before["sha"] != sha:
+                    moved.add(base)
+            old_bases = new_bases
+        new_state["bases"] = old_bases
+        changed |= {n for n, m in prs.items() if m.state == "open" and m.base_branch in moved}
+        return PullRequestChanges(
+            numbers=frozenset(changed),
+            branches=frozenset(found),
+            everything=not old_pulls.get("watermark"),
+            state=new_state,
+        )
+
+    def _probe_pulls(
+        self, client, old: dict[str, Any], prs: Mapping[int, PullRequestMark], branches: set[str]
+    ) -> tuple[dict[str, Any], set[int], set[str], set[str]]:
+        path = f"/repos/{self.repo_full_name}/pulls"
+        params = {"state": "all", "sort": "updated", "direction": "desc", "per_page": PULLS_PAGE}
+        resp = client.request("GET", path, params=params, etag=old.get("etag", ""))
+        if resp.not_modified:
+            return {**old, "hot": []}, set(), set(), set()
+        watermark = old.get("watermark") or ""
+        items = [i for i in resp.data or () if isinstance(i, dict)]
+        page = 1
+        # more than a page changed since the last look: read on to the first PR not newer than it
+        while (
+            watermark
+            and len(items) == page * PULLS_PAGE
+            and page < PULLS_MAX_PAGES
+            and (items[-1].get("updated_at") or "") >= watermark
+        ):
+            page += 1
+            more = client.request("GET", path, params={**params, "page": page}, conditional=False).data
+            items.extend(i for i in more or () if isinstance(i, dict))
+            if not more:
+                break
+        marks: dict[str, str] = dict(old.get("marks") or {})
+        now = _http_date(resp.headers.get("date"))
+        changed, found, moved, hot = set(), set(), set(), []
+        for item in items:
+            number = item.get("number")
+            if not isinstance(number, int):
+                continue
+            head, base = item.get("head") or {}, item.get("base") or {}
+            updated = item.get("updated_at") or ""
+            state = "merged" if item.get("merged_at") else (item.get("state") or "")
+            mark = f"{updated}|{head.get('sha') or ''}|{state}"
+            known = prs.get(number)
+            if marks.get(str(number)) != mark or (
+                known is not None and (known.head_sha != head.get("sha") or known.state != state)
+            ):
+                if known is not None:
+                    changed.add(number)
+                if head.get("ref") in branches:
+                    found.add(head["ref"])
+                if item.get("merged_at") and (item["merged_at"] >= watermark) and base.get("ref"):
+                    moved.add(base["ref"])  # a merge moved the base: PRs on it may now conflict
+            marks[str(number)] = mark
+            if now is not None and known is not None and _dt(updated) is not None and _dt(updated) >= now:
+                hot.append(number)
+        keep = {str(n) for n in prs} | {str(i.get("number")) for i in items[:PULLS_PAGE]}
+        newest = max([watermark] + [i.get("updated_at") or "" for i in items])
+        return (
+            {
+                "etag": resp.headers.get("etag", ""),
+                "watermark": newest,
+                "marks": {k: v for k, v in marks.items() if k in keep},
+                "hot": hot,
+            },
+            changed,
+            found,
+            moved,
+        )
+
+    def _probe_checks(
+        self, client, old: dict[str, Any], prs: Mapping[int, PullRequestMark]
+    ) -> tuple[set[int], dict[str, Any]]:
+        """PRs whose head's checks changed, for open PRs with checks pending or none reported yet."""
+        pending = {
+            n: m
+            for n, m in prs.items()
+            if m.state == "open" and m.head_sha and (m.ci_state in ("pending", "none") or m.pending_checks)
+        }
+        if not pending:
+            return set(), {}
+        changed: set[int] = set()
+        direct = {n: m for n, m in pending.items() if any(not _is_actions_job(c) for c in m.pending_checks)}
+        actions = {n: m for n, m in pending.items() if n not in direct}
+        new: dict[str, Any] = {}
+        if actions:
+            before = old.get("runs") or {}
+            resp = client.request(
+                "GET",
+                f"/repos/{self.repo_full_name}/actions/runs",
+                params={"per_page": 100},
+                etag=before.get("etag", ""),
+            )
+            if resp.not_modified:
+                runs = before
+            else:
+                marks = before.get("marks") or {}
+                new_marks, shas, moved = {}, set(), set()
+                for run in (resp.data or {}).get("workflow_runs") or ():
+                    mark = f"{run.get('status')}|{run.get('conclusion')}|{run.get('updated_at')}"
+                    new_marks[str(run.get("id"))] = mark
+                    shas.add(run.get("head_sha") or "")
+                    if marks.get(str(run.get("id"))) != mark:
+                        moved.add(run.get("head_sha") or "")
+                runs = {"etag": resp.headers.get("etag", ""), "marks": new_marks, "shas": sorted(shas)}
+                changed |= {n for n, m in actions.items() if m.head_sha in moved}
+            new["runs"] = runs
+            on_page = set(runs.get("shas") or ())
+            # pending Actions jobs whose runs are not on the first page: ask their commit
+            direct.update(
+                {n: m for n, m in actions.items() if m.pending_checks and m.head_sha not in on_page}
+            )
+        old_shas = old.get("shas") or {}
+        new_shas: dict[str, Any] = {}
+        for number, mark in direct.items():
+            before = old_shas.get(mark.head_sha) or {}
+            after = {}
+            kinds = {"check-runs"} | (
+                {"status"} if any(c.source == "status" for c in mark.pending_checks) else set()
+            )
+            for kind in sorted(kinds):
+                resp = client.request(
+                    "GET",
+                    f"/repos/{self.repo_full_name}/commits/{mark.head_sha}/{kind}",
+                    etag=before.get(kind, ""),
+                )
+                after[kind] = resp.headers.get("etag", "") if not resp.not_modified else before.get(kind, "")
+                if not resp.not_modified and before.get(kind):
+                    changed.add(number)
+            if not before:
+                changed.add(number)  # first look at this commit: nothing to compare with
+            new_shas[mark.head_sha] = after
+        new["shas"] = new_shas
+        return changed, new
 
     # --- failed job logs, only on change -------------------------------------------------------
     def _with_logs(self, info: PullRequestInfo, previous: PullRequestInfo | None) -> PullRequestInfo:
@@ -471,6 +665,20 @@ class GitHubSCM(GitHubPluginMixin, SCM):
             return None
 
 
+PULLS_PAGE = 100
+PULLS_MAX_PAGES = 10
+
+
+def _http_date(value: str | None) -> datetime | None:
+    """An HTTP Date header's time, to the second (None when missing or malformed)."""
+    if not value:
+        return None
+    try:
+        return parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _opened_since(node: Mapping[str, Any], since: datetime | None) -> bool:
     """The PR was opened at or after ``since`` (always, without ``since``; never when GitHub's
     answer has no creation time to compare)."""
@@ -505,6 +713,30 @@ def _thread(node: Mapping[str, Any]) -> ThreadInfo:
         is_bot=author.get("__typename") == "Bot",
         created_at=_dt(first.get("createdAt")),
     )
+
+
+def _review_texts(node: Mapping[str, Any]) -> tuple[ThreadInfo, ...]:
+    """The text of each reviewer's latest review when it requests changes: forwarded like a thread
+    (the agent has no token to read it on GitHub). Once the reviewer approves, it is no longer
+    reported, and ao counts it resolved."""
+    out = []
+    for review in (node.get("latestOpinionatedReviews") or {}).get("nodes") or ():
+        if not review or review.get("state") != "CHANGES_REQUESTED" or not (review.get("body") or "").strip():
+            continue
+        author = review.get("author") or {}
+        out.append(
+            ThreadInfo(
+                external_id=review.get("id") or "",
+                author=author.get("login") or "",
+                author_association=review.get("authorAssociation") or "",
+                body=review.get("body") or "",
+                url=review.get("url") or "",
+                is_bot=author.get("__typename") == "Bot",
+                created_at=_dt(review.get("submittedAt")),
+                review_state="changes_requested",
+            )
+        )
+    return tuple(out)
 
 
 def _thread_nodes(node: Mapping[str, Any]) -> list[Mapping[str, Any]]:

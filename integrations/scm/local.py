@@ -766,4 +766,5 @@ def _thread(review: LocalReview) -> ThreadInfo:
         resolved=review.resolved,
         is_bot=review.is_bot,
         created_at=review.created_at,
+        review_state="" if review.path else str(review.state).lower(),
     )

@@ -47,6 +47,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 DOCS = "https://docs.github.com/rest"
+# fields of a pull request that GitHub's ``GET /pulls`` list items do not carry
+LIST_OMITS = ("mergeable", "rebaseable", "mergeable_state", "merged", "merged_by", "comments",
+              "review_comments", "maintainer_can_modify", "commits", "additions", "deletions",
+              "changed_files")  # fmt: skip
 
 
 def _now() -> datetime:
@@ -715,9 +719,9 @@ class FakeRepo:
             return status
 
     def _touch_sha(self, sha: str) -> None:
-        for pull in self.pulls.values():
-            if pull.head_sha == sha:
-                pull.updated_at = _now()
+        """Like GitHub: a check run or a commit status on a PR's head does not move the PR's
+        ``updated_at`` (so it does not change the PR list); it changes the commit's check runs,
+        statuses and the repository's workflow runs."""
 
     def checks_for(self, sha: str) -> list[FakeCheckRun]:
         latest: dict[str, FakeCheckRun] = {}
@@ -770,11 +774,22 @@ def add_thread(
 
 
 def add_review(
-    fake: FakeGitHub, pull: FakePull, *, state: str, author: str = "reviewer", body: str = ""
+    fake: FakeGitHub,
+    pull: FakePull,
+    *,
+    state: str,
+    author: str = "reviewer",
+    body: str = "",
+    association: str = "MEMBER",
 ) -> FakeReview:
     with fake.lock:
         review = FakeReview(
-            id=next(fake._ids), author=fake.user(author), state=state, body=body, commit_id=pull.head_sha
+            id=next(fake._ids),
+            author=fake.user(author),
+            state=state,
+            body=body,
+            commit_id=pull.head_sha,
+            association=association,
         )
         pull.reviews.append(review)
         # as on GitHub: a requested reviewer's review answers (removes) their pending request
@@ -935,6 +950,7 @@ class FakeGitHub:
                 private=private,
                 fake=self,
             )
+            repo.branches[default_branch] = _sha("base")  # move it: repo.branches["main"] = sha
             self.repos[full_name.lower()] = repo
             return repo
 
@@ -1076,7 +1092,50 @@ class FakeGitHub:
             }
         return out
 
-    def rest_pull(self, repo: FakeRepo, pull: FakePull) -> dict[str, Any]:
+    def rest_pull(self, repo: FakeRepo, pull: FakePull, *, listed: bool = False) -> dict[str, Any]:
+        """A PR as ``GET /pulls/N`` gives it; ``listed``: as an item of ``GET /pulls`` (GitHub
+        leaves mergeability, merge details and counts out of lists)."""
+        full = self._rest_pull(repo, pull)
+        if listed:
+            for name in LIST_OMITS:
+                full.pop(name, None)
+        return full
+
+    def rest_workflow_runs(self, repo: FakeRepo) -> list[dict[str, Any]]:
+        """``GET /repos/o/r/actions/runs``: the Actions runs, newest first; a run's status is its
+        jobs' (the fake's check runs with the run's ``run_id``)."""
+        by_run: dict[int, list[FakeCheckRun]] = {}
+        for check in repo.check_runs.values():
+            if check.app_slug == "github-actions":
+                by_run.setdefault(check.run_id, []).append(check)
+        heads = {p.head_sha: p.head for p in repo.pulls.values()}
+        runs = []
+        for run_id, jobs in sorted(by_run.items(), reverse=True):
+            done = all(j.status == "completed" for j in jobs)
+            started = any(j.status != "queued" for j in jobs)
+            status = "completed" if done else ("in_progress" if started else "queued")
+            conclusions = {j.conclusion for j in jobs}
+            conclusion = None
+            if done:
+                failed = [c for c in ("failure", "timed_out", "cancelled") if c in conclusions]
+                conclusion = failed[0] if failed else "success"
+            changed = max((j.completed_at or j.started_at) for j in jobs)
+            runs.append(
+                {
+                    "id": run_id,
+                    "name": jobs[0].name,
+                    "head_branch": heads.get(jobs[0].head_sha, ""),
+                    "head_sha": jobs[0].head_sha,
+                    "status": status,
+                    "conclusion": conclusion,
+                    "created_at": _iso(min(j.started_at for j in jobs)),
+                    "updated_at": _iso(changed),
+                    "html_url": self.html(f"/{repo.full_name}/actions/runs/{run_id}"),
+                }
+            )
+        return runs
+
+    def _rest_pull(self, repo: FakeRepo, pull: FakePull) -> dict[str, Any]:
         base = f"/repos/{repo.full_name}/pulls/{pull.number}"
         repo_json = self.rest_repo(repo)
         return {
@@ -1281,6 +1340,28 @@ class FakeGitHub:
             return None
         return Obj(user.type, {"login": user.login, "url": self.html(f"/{user.login}")}, ("Node", "Actor"))
 
+    def gql_review(self, repo: FakeRepo, pull: FakePull, review: FakeReview) -> Obj:
+        return Obj(
+            "PullRequestReview",
+            {
+                "id": _node_id("PRR", review.id),
+                "state": review.state,
+                "body": review.body,
+                "author": self.gql_actor(review.author),
+                "authorAssociation": review.association,
+                "submittedAt": _iso(review.submitted_at),
+                "url": self.html(f"/{repo.full_name}/pull/{pull.number}#pullrequestreview-{review.id}"),
+            },
+        )
+
+    def gql_latest_opinionated(self, repo: FakeRepo, pull: FakePull) -> list[Obj]:
+        """GitHub's latestOpinionatedReviews: each author's latest approving or changes-requesting review."""
+        latest: dict[str, FakeReview] = {}
+        for review in pull.reviews:
+            if review.state in ("APPROVED", "CHANGES_REQUESTED"):
+                latest[review.author.login] = review
+        return [self.gql_review(repo, pull, r) for r in latest.values()]
+
     def gql_pull(self, repo: FakeRepo, pull: FakePull) -> Obj:
         def review_decision() -> str | None:
             if pull.review_decision is not None:
@@ -1342,6 +1423,9 @@ class FakeGitHub:
                     ],
                     args,
                 ),
+                "latestOpinionatedReviews": lambda args: connection(
+                    "PullRequestReviewConnection", self.gql_latest_opinionated(repo, pull), args
+                ),
                 "reviews": lambda args: connection(
                     "PullRequestReviewConnection",
                     [
@@ -1354,6 +1438,9 @@ class FakeGitHub:
                                 "author": self.gql_actor(r.author),
                                 "authorAssociation": r.association,
                                 "submittedAt": _iso(r.submitted_at),
+                                "url": self.html(
+                                    f"/{repo.full_name}/pull/{pull.number}#pullrequestreview-{r.id}"
+                                ),
                             },
                         )
                         for r in pull.reviews
@@ -2058,10 +2145,17 @@ class _Handler(BaseHTTPRequestHandler):
                 pulls = [p for p in pulls if p.head == branch and owner.lower() == repo.owner.lower()]
             if q("base"):
                 pulls = [p for p in pulls if p.base == q("base")]
-            pulls.sort(key=lambda p: p.number, reverse=q("direction", "desc") == "desc")
+            if q("sort") == "updated":
+                pulls.sort(key=lambda p: (p.updated_at, p.number), reverse=q("direction", "desc") == "desc")
+            else:
+                pulls.sort(key=lambda p: p.number, reverse=q("direction", "desc") == "desc")
             return self._page(
-                query, [fake.rest_pull(repo, p) for p in pulls], f"/repos/{repo.full_name}/pulls"
+                query, [fake.rest_pull(repo, p, listed=True) for p in pulls], f"/repos/{repo.full_name}/pulls"
             )
+        if rest == "/actions/runs" and method == "GET":
+            runs = fake.rest_workflow_runs(repo)
+            page = runs[: min(int(q("per_page", "30") or 30), 100)]
+            return 200, {"total_count": len(runs), "workflow_runs": page}, {}
         m = re.fullmatch(r"/pulls/(\d+)(/merge)?", rest)
         if m:
             pull = repo.pulls.get(int(m.group(1)))
