@@ -122,6 +122,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("ao_site.celery", "core"),
     ("ao_site.failpoints", "core"),
     ("ao_site.logredact", "core"),
+    ("ao_site.outages", "core"),
     ("ao_site.layers", "core"),
     ("ao_site", "core"),
     # --- plugins (integrations.models: the plugins' own tables, e.g. the local tracker's issues)

@@ -349,7 +349,10 @@ X_FRAME_OPTIONS = "DENY"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact": {"()": "ao_site.logredact.RedactSecretsFilter"}},
+    "filters": {
+        "redact": {"()": "ao_site.logredact.RedactSecretsFilter"},
+        "channel_outage": {"()": "ao_site.outages.ChannelLayerOutageFilter"},
+    },
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env.str("AO_LOG_LEVEL", default="INFO")},
@@ -358,6 +361,9 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
         "celery": {"level": "WARNING"},
         "axes": {"level": "WARNING"},  # failed logins and lockouts; not a line per command at startup
+        # a line per Redis outage, not a traceback per reconnection attempt (ao_site/outages.py)
+        "channels_redis.pubsub": {"filters": ["channel_outage"]},
+        "channels_redis.core": {"filters": ["channel_outage"]},
     },
 }
 

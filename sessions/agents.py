@@ -22,7 +22,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from ao_site import served
+from ao_site import failpoints, served
 from integrations import gitutil
 from integrations.base import (
     Agent,
@@ -1157,6 +1157,7 @@ def project_sweep(*, project: Project, keep=None) -> int:
             changes += int(session_observe(session=session))
         except (IntegrationError, ConfigurationError) as exc:
             log.warning("observing %s failed: %s", session.pk, exc)
+        failpoints.reach("sweep.claimed")
         if session.messages.filter(state__in=["queued", "delivered"]).exists():
             # one attempt: a held message is looked at again by the next sweep
             tasks.messages_deliver_task.apply_async(

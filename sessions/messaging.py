@@ -25,6 +25,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from ao_site import failpoints
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError
 from sessions import agents, audit, services
@@ -312,6 +313,7 @@ def _deliver_next(session_id: str) -> str:
         return "held"
     if not message_claim(message=message):
         return "held"
+    failpoints.reach("message.claimed")
     handle = agents._handle(session)
     try:
         ctx.runtime.send_text(handle, message.text, clear=ctx.agent.clear_input_keys)

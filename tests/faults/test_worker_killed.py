@@ -1,0 +1,119 @@
+"""Real `ao worker` processes SIGKILLed at the worst moments of a scale-out install (PostgreSQL,
+a private Redis, `ao beat`): a worker dies after it claimed a message and before it typed it
+(twice: the first worker at its 3rd claim, the worker that replaces it at its 1st), then a worker
+dies in the middle of a sweep, holding the project's sweep lease. Counted at the agent: every
+message arrives exactly once; and the sweeps resume within the lease's bound.
+
+The kills come from ``AO_FAILPOINTS`` (ao_site/failpoints.py): the process SIGKILLs itself at the
+named point, so the fault lands at the same place on every run."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.faults.test_db_terminated import LOGGING_AGENT, RUNNING, SEND, SETTLED, SPAWN, eventually
+from tests.test_embedded import AoProcess, ao_env, django_shell, git_repo, run_ao
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(480)]
+
+SESSIONS = 3
+MESSAGES = 3  # per session
+CLAIM_BOUND = 120  # s: the claim lease (30 s) and the sweeps that follow it, with room for a busy machine
+SWEEP_BOUND = 90  # s: a dead sweeper holds its project no longer than this (lease 45 s, and slack)
+
+LAST_SWEPT = """
+from sessions.models import Project
+value = Project.objects.values_list("last_swept_at", flat=True).first()
+print(value.timestamp() if value else 0)
+"""
+
+
+def test_workers_killed_after_a_claim_and_mid_sweep_lose_nothing(
+    tmp_path: Path, fresh_postgres, private_redis, tmux_server, request
+):
+    (tmp_path / "repo").mkdir()
+    repo = git_repo(tmp_path / "repo")
+    agent_log = tmp_path / "agent.log"
+    script = tmp_path / "agent.py"
+    script.write_text(LOGGING_AGENT)
+    env = ao_env(
+        tmp_path / "home",
+        DATABASE_URL=fresh_postgres,
+        REDIS_URL=private_redis.url,
+        AO_CHANNEL_PREFIX=f"ao-fault-{secrets.token_hex(4)}",
+        AO_SWEEP_INTERVAL="1",
+        AO_HOST_NAME="fault-w",
+        AO_WORKSPACES_ROOT=str(tmp_path / "workspaces"),
+    )
+    assert run_ao(["migrate", "-v", "0"], env).returncode == 0
+    processes: dict[str, AoProcess] = {}
+
+    def start(name: str, args: list[str], failpoints: str = "") -> AoProcess:
+        process = AoProcess(args, {**env, "AO_FAILPOINTS": failpoints}, cwd=tmp_path)
+        processes[name] = process
+        return process
+
+    def worker(name: str, failpoints: str = "") -> AoProcess:
+        process = start(name, ["worker", "--host", "fault-w", "--concurrency", "4"], failpoints)
+        process.wait_for(r"queues ao, host\.fault-w")
+        return process
+
+    def died(process: AoProcess, point: str) -> None:
+        assert eventually(lambda: process.proc.poll() is not None, CLAIM_BOUND), process.output
+        assert f"failpoint {point} reached" in process.output, process.output
+
+    def save_logs() -> None:
+        for name, process in processes.items():
+            process.kill()
+            (tmp_path / f"{name}.log").write_text(process.output)
+
+    request.addfinalizer(save_logs)
+
+    start("beat", ["beat"]).wait_for(r"ao beat is scheduling")
+    first = worker("worker-1", "message.claimed@3")
+    spawned = []
+    for count in range(1, SESSIONS + 1):
+        spawn = SPAWN.format(repo=str(repo), script=str(script), log=str(agent_log), socket=tmux_server)
+        spawned.append(django_shell(env, spawn).strip())
+        assert eventually(lambda n=count: django_shell(env, RUNNING).split()[0] == str(n), 60), (
+            django_shell(env, RUNNING),
+            first.output,
+        )
+    expected = sorted(f"fault-msg {sid} {n}" for sid in spawned for n in range(MESSAGES))
+    assert django_shell(env, SEND.format(messages=MESSAGES)).strip() == "queued"
+
+    # The first worker dies holding a claim on its 3rd message; the one that replaces it dies on
+    # its first claim; two clean workers take over 5 s later.
+    died(first, "message.claimed")
+    second = worker("worker-2", "message.claimed@1")
+    died(second, "message.claimed")
+    time.sleep(5)
+    worker("worker-3")
+    worker("worker-4")
+
+    def settled() -> str:
+        out = django_shell(env, SETTLED)
+        return out if out.strip() == "['confirmed']" else ""
+
+    assert eventually(settled, CLAIM_BOUND * 2), django_shell(env, SETTLED)
+    received = sorted(line for line in agent_log.read_text().splitlines() if line.startswith("fault-msg"))
+    assert received == expected  # none lost, none typed twice
+
+    # Mid-sweep: only a worker that dies inside its next sweep runs; then a clean one.
+    for name in ("worker-3", "worker-4"):
+        processes[name].kill()
+    sweeper = worker("worker-5", "sweep.claimed@1")
+    died(sweeper, "sweep.claimed")
+    killed_at = time.time()
+    worker("worker-6")
+    assert eventually(lambda: float(django_shell(env, LAST_SWEPT).strip()) > killed_at, SWEEP_BOUND), (
+        processes["worker-6"].output
+    )
+    assert "WRONG" not in django_shell(env, SETTLED)
+    assert processes["beat"].proc.poll() is None, processes["beat"].output
+    for name in ("beat", "worker-6"):
+        assert "Traceback" not in processes[name].output, processes[name].output
