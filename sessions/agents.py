@@ -8,12 +8,14 @@ session's agent host, in the Celery queue ``host.<name>`` (in embedded mode: thi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import secrets
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -39,7 +41,7 @@ from sessions import audit, prompts, realtime, services
 from sessions.lessons import lessons_for_prompt  # the learning loop
 from sessions.lifecycle import Activity, Phase, RuntimeState, Zone
 from sessions.models import Actor, Event, Project, Session
-from sessions.outcomes import workspace_commit_trailers  # the learning loop
+from sessions.outcomes import workspace_commit_trailers, workspace_model_record  # the learning loop
 from sessions.text import clean_text
 
 log = logging.getLogger(__name__)
@@ -175,7 +177,8 @@ def session_spawn(
     the agent starts without issue context and the timeline says so).
     """
     agent_key = agent or project.agent
-    _agent_for(project, agent_key)  # unknown agent or bad settings: ConfigurationError, nothing written
+    # unknown agent or bad settings: ConfigurationError, nothing written
+    configured_model = getattr(_agent_for(project, agent_key).config, "model", None) or ""
     task = clean_text(prompt or "", max_chars=settings.AO_MAX_PROMPT_CHARS, what="prompt", allow_empty=True)
     if branch:
         try:
@@ -216,9 +219,12 @@ def session_spawn(
         session.issue_url = issue.url if issue else ""
         session.host = host
         session.branch = branch or ""
+        session.model = configured_model[:128]  # until the agent says which model it runs
         session.phase = Phase.QUEUED if reason else Phase.SPAWNING
         session.runtime_handle = {"runtime": project.runtime}
-        session.save(update_fields=["issue_url", "host", "branch", "phase", "runtime_handle", "updated_at"])
+        session.save(
+            update_fields=["issue_url", "host", "branch", "model", "phase", "runtime_handle", "updated_at"]
+        )
         if issue is not None:
             # Kept for the prompt; the tracker stays the source of truth.
             session._issue = issue
@@ -242,6 +248,42 @@ def _enqueue_start(session: Session) -> None:
 
     session_id, queue = session.id, host_queue(session.host or settings.AO_HOST_NAME)
     transaction.on_commit(lambda: tasks.session_start_task.apply_async(args=[session_id], queue=queue))
+
+
+# A start that no worker has begun this long after the spawn was never enqueued (the broker was
+# unreachable) or its task was lost with a broker that restarted empty: the sweep enqueues it again.
+START_RETRY_AFTER = timedelta(minutes=1)
+# A start begun longer ago than this (the workspace's set-up steps time out after 10 minutes) whose
+# session is still spawning died with its worker: the session fails with that reason.
+START_LEASE = timedelta(minutes=15)
+
+
+def unstarted_sessions_recover(*, project: Project, now=None) -> list[str]:
+    """Spawned worker sessions left behind by a fault: enqueue starts nobody began, and fail the
+    ones whose starter died part-way (cleaning up what it made), so none stays "spawning" forever.
+    Returns the ids it acted on."""
+    now = now or timezone.now()
+    spawning = Session.objects.filter(project=project, kind=Session.Kind.WORKER, phase=Phase.SPAWNING)
+    acted = []
+    for session in spawning.filter(start_claimed_at__isnull=True, created_at__lt=now - START_RETRY_AFTER):
+        _enqueue_start(session)  # a second delivery of the task is harmless: the start is claimed
+        acted.append(session.pk)
+    for session in spawning.filter(start_claimed_at__lt=now - START_LEASE).select_related("project"):
+        ctx = None
+        with contextlib.suppress(ConfigurationError, IntegrationError):
+            ctx = context_for(session)
+        _start_failed(
+            session,
+            PermanentIntegrationError(
+                f"its start was abandoned: the process starting it stopped more than "
+                f"{int(START_LEASE.total_seconds() // 60)} minutes ago; restore or spawn again"
+            ),
+            ctx=ctx,
+            handle=_handle(session) if ctx is not None else None,
+            workspace=Path(session.workspace_path) if ctx is not None and session.workspace_path else None,
+        )
+        acted.append(session.pk)
+    return acted
 
 
 def queued_sessions_admit(*, project: Project) -> list[str]:
@@ -649,9 +691,12 @@ def session_observe(*, session: Session) -> bool:
             fields["cost_usd"] = round(reading.cost_usd, 4)
         if reading.conversation_id:
             fields["agent_session_ref"] = reading.conversation_id[:255]
+        if reading.model and reading.model[:128] != session.model:  # the model it says it runs
+            fields["model"] = reading.model[:128]
+            workspace_model_record(session.workspace_path, fields["model"])  # the Ao-Model trailer
     else:  # the screen was not read: the next reading starts a new run
         fields["activity_streak"] = 0
-    shown = ("runtime_state", "activity", "activity_summary", "tokens_in", "tokens_out", "cost_usd")
+    shown = ("runtime_state", "activity", "activity_summary", "tokens_in", "tokens_out", "cost_usd", "model")
     card_stale = any(
         name in fields and _card_value(name, fields[name]) != _card_value(name, getattr(session, name))
         for name in shown
@@ -1142,9 +1187,7 @@ def project_sweep(*, project: Project, keep=None) -> int:
     try:
         for note in prsync.scm_housekeeping(project=project):
             log.info("%s: %s", project.key, note)
-        plan = prsync.pr_sync_plan(project=project)
-        if plan is prsync.ALL or plan:
-            prsync.pull_requests_sync(project=project, session_ids=plan)
+        prsync.pull_requests_sweep(project=project)  # reads only what changed (or may have)
     except (ConfigurationError, IntegrationError) as exc:
         log.warning("PR sync of %s skipped: %s", project.key, exc)
     running = observed_sessions(project=project)
@@ -1186,6 +1229,8 @@ def project_sweep(*, project: Project, keep=None) -> int:
     drift.drift_check(project)  # signals that an agent goes the wrong way, to the orchestrator (rate-limited)
     step()
     queued_sessions_admit(project=project)
+    step()
+    unstarted_sessions_recover(project=project)
     step()
     # the orchestrator issue: orchestrator keep-alive, backlog intake, conflict watch
     changes += orchestrator.project_sweep_hooks(project=project)

@@ -1,7 +1,7 @@
 """The learning loop, part one: what each finished session came to, and retrospectives.
 
 - :func:`workspace_commit_trailers` makes the commits an agent makes in its worktree carry
-  ``Ao-Session`` and ``Ao-Agent`` trailers, so ``git log`` ties code back to the session.
+  ``Ao-Session``, ``Ao-Agent`` and ``Ao-Model`` trailers, so ``git log`` ties code back to the session.
 - :func:`outcome_compute` reads one finished session's timeline and rows (events, PR, check
   runs, messages, notifications) and returns its metrics; :func:`outcome_record` stores them in
   the session's one :class:`~sessions.models.Outcome` row (idempotent); the sweep calls
@@ -56,18 +56,22 @@ DELEGATED_HOOKS = (
 # Static scripts: no data is ever templated into them. The values come from git config keys
 # (``ao.session``, ``ao.agent``, ``ao.hooksdir``) written with argv, read back with argv.
 PREPARE_COMMIT_MSG = r"""#!/bin/sh
-# Written by ao: adds Ao-Session and Ao-Agent trailers to the commits made in this worktree.
-# The values come from `git config ao.session` / `git config ao.agent`, never from this file.
+# Written by ao: adds Ao-Session, Ao-Agent and Ao-Model trailers to the commits made in this worktree.
+# The values come from `git config ao.session` / `ao.agent` / `ao.model`, never from this file.
 msg_file="$1"
 clean() { printf '%s' "$1" | tr -cd 'A-Za-z0-9._:/@+-' | cut -c1-200; }
 session=$(clean "$(git config --get ao.session)")
 agent=$(clean "$(git config --get ao.agent)")
+model=$(clean "$(git config --get ao.model)")
 if [ -n "$msg_file" ] && [ -f "$msg_file" ]; then
   if [ -n "$session" ]; then
     git interpret-trailers --in-place --if-exists replace --trailer "Ao-Session: $session" "$msg_file" || true
   fi
   if [ -n "$agent" ]; then
     git interpret-trailers --in-place --if-exists replace --trailer "Ao-Agent: $agent" "$msg_file" || true
+  fi
+  if [ -n "$model" ]; then
+    git interpret-trailers --in-place --if-exists replace --trailer "Ao-Model: $model" "$msg_file" || true
   fi
 fi
 orig=$(git config --get ao.hooksdir)
@@ -97,8 +101,8 @@ def trailer_value(value: str) -> str:
 
 
 def workspace_commit_trailers(path: Path | str, session: Session) -> bool:
-    """Make commits in the worktree at ``path`` carry ``Ao-Session: <id>`` and
-    ``Ao-Agent: <agent>/<model>`` trailers. Returns False (and logs) when git refuses.
+    """Make commits in the worktree at ``path`` carry ``Ao-Session: <id>``, ``Ao-Agent: <agent>``
+    and (when known) ``Ao-Model: <model>`` trailers. Returns False (and logs) when git refuses.
 
     Hooks live in the repository's common dir and are shared by all its worktrees, so ao does
     not touch them: it enables per-worktree config (``extensions.worktreeConfig``), points this
@@ -116,9 +120,9 @@ def workspace_commit_trailers(path: Path | str, session: Session) -> bool:
         _git(["config", "extensions.worktreeConfig", "true"], cwd=path)
         if current.resolve() != hooks.resolve():
             _git(["config", "--worktree", "ao.hooksdir", str(current.resolve())], cwd=path)
-        agent = "/".join(part for part in (session.agent, session.model) if part)
         _git(["config", "--worktree", "ao.session", trailer_value(session.id)], cwd=path)
-        _git(["config", "--worktree", "ao.agent", trailer_value(agent)], cwd=path)
+        _git(["config", "--worktree", "ao.agent", trailer_value(session.agent)], cwd=path)
+        _git(["config", "--worktree", "ao.model", trailer_value(session.model)], cwd=path)
         hooks.mkdir(mode=0o755, exist_ok=True)
         for name in DELEGATED_HOOKS:
             (hooks / name).write_text(DELEGATE_HOOK)
@@ -128,6 +132,17 @@ def workspace_commit_trailers(path: Path | str, session: Session) -> bool:
         _git(["config", "--worktree", "core.hooksPath", str(hooks)], cwd=path)
     except (OSError, IntegrationError) as exc:
         log.warning("commit trailers for %s not set up in %s: %s", session.pk, path, exc)
+        return False
+    return True
+
+
+def workspace_model_record(path: Path | str, model: str) -> bool:
+    """The model the agent says it runs, for the ``Ao-Model`` trailer of the worktree's next
+    commits (the session's model changed after the trailers were set up). False when git refuses."""
+    try:
+        _git(["config", "--worktree", "ao.model", trailer_value(model)], cwd=Path(path))
+    except (OSError, IntegrationError) as exc:
+        log.warning("Ao-Model trailer not updated in %s: %s", path, exc)
         return False
     return True
 

@@ -1,4 +1,4 @@
-"""Commit trailers: commits in an ao worktree name the session and the agent/model, through a
+"""Commit trailers: commits in an ao worktree name the session, the agent and the model, through a
 static hook in the worktree's own hooks dir; hostile values cannot reach a shell."""
 
 from __future__ import annotations
@@ -40,7 +40,11 @@ def test_commits_carry_the_session_and_agent_trailers(repo, worktree) -> None:
     assert outcomes.workspace_commit_trailers(worktree, session) is True
 
     trailers = commit(worktree, "a.txt")
-    assert trailers == {"Ao-Session": [session.id], "Ao-Agent": ["claude-code/claude-opus-4"]}
+    assert trailers == {
+        "Ao-Session": [session.id],
+        "Ao-Agent": ["claude-code"],
+        "Ao-Model": ["claude-opus-4"],
+    }
     # --no-verify skips pre-commit and commit-msg, not prepare-commit-msg
     assert commit(worktree, "b.txt", "--no-verify")["Ao-Session"] == [session.id]
     # amending keeps one trailer per key
@@ -75,7 +79,11 @@ def test_set_up_twice_is_harmless(repo, worktree) -> None:
     assert git("config", "--get", "ao.hooksdir", cwd=worktree) == str(
         (repo.path / ".git" / "hooks").resolve()
     )
-    assert commit(worktree, "d.txt") == {"Ao-Session": [session.id], "Ao-Agent": ["aider/gpt-5"]}
+    assert commit(worktree, "d.txt") == {
+        "Ao-Session": [session.id],
+        "Ao-Agent": ["aider"],
+        "Ao-Model": ["gpt-5"],
+    }
 
 
 def test_hostile_values_cannot_inject_into_the_hook(repo, worktree, tmp_path) -> None:
@@ -92,8 +100,8 @@ def test_hostile_values_cannot_inject_into_the_hook(repo, worktree, tmp_path) ->
 
     assert not pwned.exists()
     assert trailers["Ao-Session"] == [session.id]
-    assert len(trailers["Ao-Agent"]) == 1
-    assert all(c.isalnum() or c in "._:/@+-" for c in trailers["Ao-Agent"][0])
+    assert len(trailers["Ao-Agent"]) == 1 and len(trailers["Ao-Model"]) == 1
+    assert all(c.isalnum() or c in "._:/@+-" for c in trailers["Ao-Agent"][0] + trailers["Ao-Model"][0])
 
     # even a value written to git config directly (bypassing ao's filter) stays data
     env = {**os.environ, **GIT_IDENTITY}
@@ -135,5 +143,9 @@ def test_session_start_sets_up_the_trailers(repo, tmp_path, settings) -> None:
     session.refresh_from_db()
     assert session.phase == "running", session.error
     workspace = Path(session.workspace_path)
-    assert commit(workspace, "g.txt") == {"Ao-Session": ["web-1"], "Ao-Agent": ["claude-code/opus"]}
+    assert commit(workspace, "g.txt") == {
+        "Ao-Session": ["web-1"],
+        "Ao-Agent": ["claude-code"],
+        "Ao-Model": ["opus"],
+    }
     agents.session_kill(session=session)
