@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.db import models
+
+from integrations.notifier import host_of
+
+_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]*[^\s'\"<>.,:;)\]]")  # not the ending "." or ":"
+SHOWN_ERROR_CHARS = 300
+
+
+def delivery_error_shown(text: str) -> str:
+    """A delivery's error as members see it (inbox, API): any URL reduced to its host, since a
+    webhook URL is a credential; clipped."""
+    shown = _URL.sub(lambda match: host_of(match.group(0)), text or "")
+    return shown if len(shown) <= SHOWN_ERROR_CHARS else shown[: SHOWN_ERROR_CHARS - 1] + "…"
 
 
 class ReactionAttempt(models.Model):
@@ -111,8 +125,6 @@ class NotificationDelivery(models.Model):
     @property
     def shown_error(self) -> str:
         """The last error, safe to show every member of the project (URLs reduced to their host)."""
-        from reactions.notify import delivery_error_shown
-
         return delivery_error_shown(self.last_error)
 
 

@@ -25,7 +25,6 @@ binaries and bad settings fail at once.
 from __future__ import annotations
 
 import logging
-import re
 import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -39,10 +38,17 @@ from django.utils import timezone
 
 from ao_site import served
 from integrations.base import IntegrationError, Notifier, TransientIntegrationError
-from integrations.notifier import NotifierConfig, OutboundNotification, host_of
+from integrations.notifier import NotifierConfig, OutboundNotification
 from integrations.registry import ConfigurationError, notifiers
-from reactions.models import Notification, NotificationDelivery, NotificationRoute, NotifierInstance, Priority
-from sessions import realtime
+from reactions.models import (  # noqa: F401  delivery_error_shown: re-exported
+    Notification,
+    NotificationDelivery,
+    NotificationRoute,
+    NotifierInstance,
+    Priority,
+    delivery_error_shown,
+)
+from sessions import jobs, realtime
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +126,9 @@ def _deliveries_create(*, notification: Notification, names: list[str]) -> list[
 
 
 def _enqueue(delivery_ids: Iterable[int]) -> None:
-    from reactions.tasks import notification_delivery_send_task
-
     for delivery_id in delivery_ids:
         try:
-            notification_delivery_send_task.delay(delivery_id)
+            jobs.enqueue(jobs.NOTIFICATION_DELIVER, args=[delivery_id])
         except Exception as exc:  # a broker outage must not break the caller; the sweep resumes it
             log.warning("could not enqueue notification delivery %s (%s); it stays pending", delivery_id, exc)
 
@@ -141,16 +145,6 @@ def _default_url(session) -> str:
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-_URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]*[^\s'\"<>.,:;)\]]")  # not the ending "." or ":"
-SHOWN_ERROR_CHARS = 300
-
-
-def delivery_error_shown(text: str) -> str:
-    """A delivery's error as members see it (inbox, API): any URL reduced to its host, since a
-    webhook URL is a credential; clipped."""
-    return _clip(_URL.sub(lambda match: host_of(match.group(0)), text or ""), SHOWN_ERROR_CHARS)
 
 
 # --- delivery ------------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from django.utils import timezone
 from ao_site import failpoints
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError
-from sessions import agents, audit, services
+from sessions import agents, audit, jobs, services
 from sessions.lifecycle import Activity, Phase, RuntimeState
 from sessions.models import Actor, Message, Session
 from sessions.text import clean_text
@@ -225,8 +225,6 @@ def message_queue(
 
 
 def _enqueue_delivery(session: Session, *, watch: bool) -> None:
-    from sessions import tasks
-
     session_id, queue = session.pk, agents.host_queue(session.host or settings.AO_HOST_NAME)
     # A worker re-schedules itself while the agent is busy. Without one (tasks run inline: the CLI,
     # a test server), the CLI watches the agent for a while (``watch``); a request makes one attempt
@@ -236,7 +234,7 @@ def _enqueue_delivery(session: Session, *, watch: bool) -> None:
     else:
         wait = 0.0
     transaction.on_commit(
-        lambda: tasks.messages_deliver_task.apply_async(args=[session_id], kwargs={"wait": wait}, queue=queue)
+        lambda: jobs.enqueue(jobs.MESSAGES_DELIVER, args=[session_id], kwargs={"wait": wait}, queue=queue)
     )
 
 

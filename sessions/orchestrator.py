@@ -30,7 +30,7 @@ from integrations import gitutil
 from integrations.base import IntegrationError, PermanentIntegrationError
 from integrations.registry import ConfigurationError, plugin_for, registry_for
 from integrations.registry import agents as agent_registry
-from sessions import agents, audit, services
+from sessions import agents, audit, jobs, services
 from sessions.lifecycle import ZONE_OF, Activity, Phase, RuntimeState, Zone
 from sessions.models import Actor, Project, Session
 
@@ -383,9 +383,7 @@ def _mark_starting(session: Session, *, summary: str, actor: str = Actor.SYSTEM,
     session_id, queue = session.pk, agents.host_queue(host)
 
     def enqueue() -> None:
-        from sessions import tasks
-
-        tasks.orchestrator_launch_task.apply_async(args=[session_id], queue=queue)
+        jobs.enqueue(jobs.ORCHESTRATOR_LAUNCH, args=[session_id], queue=queue)
 
     transaction.on_commit(enqueue)
 

@@ -31,6 +31,7 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from sessions import jobs
 from sessions.models import Project, WebhookDelivery
 
 # Events whose payload points at PRs, branches or commits ao watches.
@@ -213,8 +214,8 @@ def delivery_record(
     return True
 
 
-def _debounced(key: str, task, project_id: int) -> None:
-    """Queue ``task(project_id)`` in ``AO_WEBHOOK_COALESCE_SECONDS`` unless one is queued already
+def _debounced(key: str, task: str, project_id: int) -> None:
+    """Queue the task named ``task`` for ``project_id`` in ``AO_WEBHOOK_COALESCE_SECONDS`` unless one is queued already
     (``key`` in the cache; the task deletes it when it starts). Without a usable cache, queue."""
     window = max(0.0, float(settings.AO_WEBHOOK_COALESCE_SECONDS))
     if window:
@@ -223,21 +224,17 @@ def _debounced(key: str, task, project_id: int) -> None:
                 return
         except Exception as exc:  # a cache outage must not lose the refresh
             log.warning("webhook debounce unavailable (%s): queueing without it", exc)
-    task.apply_async(args=[project_id], countdown=window or None)
+    jobs.enqueue(task, args=[project_id], countdown=window or None)
 
 
 def refresh_schedule(project_id: int) -> None:
     """After a delivery with refs was recorded: queue the project's coalesced refresh."""
-    from sessions import tasks
-
-    _debounced(REFRESH_KEY.format(project_id), tasks.webhook_refresh_task, project_id)
+    _debounced(REFRESH_KEY.format(project_id), jobs.WEBHOOK_REFRESH, project_id)
 
 
 def intake_schedule(project_id: int) -> None:
     """Queue the project's intake sweep soon (coalesced like refreshes)."""
-    from sessions import tasks
-
-    _debounced(INTAKE_KEY.format(project_id), tasks.intake_sweep_task, project_id)
+    _debounced(INTAKE_KEY.format(project_id), jobs.INTAKE_SWEEP, project_id)
 
 
 def _forget(key: str) -> None:
@@ -297,7 +294,7 @@ def sessions_observe(*, project: Project, session_ids) -> int:
     agents.session_observe here, or its task on the session's own host. Returns changes."""
     from integrations.base import IntegrationError
     from integrations.registry import ConfigurationError
-    from sessions import agents, tasks
+    from sessions import agents
 
     changes = 0
     running = (
@@ -305,7 +302,7 @@ def sessions_observe(*, project: Project, session_ids) -> int:
     )
     for session in running:
         if (session.host or settings.AO_HOST_NAME) != settings.AO_HOST_NAME:
-            tasks.session_observe_task.apply_async(args=[session.pk], queue=agents.host_queue(session.host))
+            jobs.enqueue(jobs.SESSION_OBSERVE, args=[session.pk], queue=agents.host_queue(session.host))
             continue
         try:
             changes += int(agents.session_observe(session=session))
