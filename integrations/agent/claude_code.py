@@ -8,11 +8,16 @@ other than ASCII letters and digits replaced by ``-`` (``/work/my_repo`` ->
 versions encode differently, are also looked up by prefix and checked against the ``cwd``
 recorded in the entries.
 
-Entry types read: ``assistant`` (content blocks, ``stop_reason``, ``usage``, ``costUSD`` in
-older versions, ``isApiErrorMessage``), ``user`` (prompts and ``tool_result`` blocks) and
-``system`` (``level: "error"``). Every other type (``summary``, ``file-history-snapshot``,
-``queue-operation``, ...) is not evidence of activity. Pending permission and trust dialogs are
-not written to the transcript; they are read from the pane.
+Entry types read: ``assistant`` (content blocks, ``stop_reason``, ``usage``, ``model``,
+``costUSD`` in versions before 2.1, ``isApiErrorMessage``), ``user`` (prompts and
+``tool_result`` blocks), ``system`` (``level: "error"``) and ``cost-state`` (2.1.328 writes
+the conversation's running ``totalCostUSD`` when it exits, counting earlier runs of a resumed
+conversation). Every other type (``summary``, ``file-history-snapshot``, ``queue-operation``,
+...) is not evidence of activity. Versions that write no cost into the transcript (2.1.100)
+record it in ``~/.claude.json`` as ``projects[<cwd>].lastCost`` on exit, beside
+``lastSessionId``. Sub-agent transcripts (``agent-*.jsonl``; 2.1 keeps them under
+``<session id>/subagents/``) are never read as the conversation. Pending permission, trust and
+auto-mode dialogs are not written to the transcript; they are read from the pane.
 """
 
 from __future__ import annotations
@@ -28,16 +33,21 @@ from typing import Any, ClassVar
 from integrations.agent.common import (
     ACTIVE,
     BLOCKED,
+    DEFAULT_PANE_PATTERNS,
+    WAITING_INPUT,
     AgentConfig,
     CliAgent,
     JsonlTotals,
+    decide,
     git_exclude,
+    last_lines,
     load_json_object,
     newest_file,
     one_line,
     parse_jsonl,
     read_instructions,
     read_tail_lines,
+    terminal_reading,
     workspace_keys,
     write_atomically,
 )
@@ -87,6 +97,15 @@ def _usage_fold(state: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
+def _fold(state: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    if entry.get("type") == "cost-state":
+        total = entry.get("totalCostUSD")
+        if isinstance(total, (int, float)) and not isinstance(total, bool):
+            state["cost_state"] = float(total)  # cumulative: the newest one is the total
+        return state
+    return _usage_fold(state, entry)
+
+
 def _commit(state: dict[str, Any]) -> None:
     if state["current"] is None:
         return
@@ -113,17 +132,51 @@ def _usage_initial() -> dict[str, Any]:
         "cost": None,
         "current_id": None,
         "current": None,
+        "cost_state": None,
     }
 
 
-_usage = JsonlTotals(_usage_fold, _usage_initial)
+_usage = JsonlTotals(_fold, _usage_initial)
 
 
 def usage_totals(path: Path) -> tuple[int, int, float | None]:
-    """(input tokens incl. cache reads and writes, output tokens, cost in USD or None) so far."""
+    """(input tokens incl. cache reads and writes, output tokens, cost in USD or None) so far.
+
+    The cost is the newest ``cost-state`` total when there is one, else the sum of per-entry
+    ``costUSD`` (versions before 2.1), else None."""
     state = dict(_usage.read(path))
     _commit(state)
-    return state["in"] + state["cache_read"] + state["cache_write"], state["out"], state["cost"]
+    cost = state["cost_state"] if state["cost_state"] is not None else state["cost"]
+    return state["in"] + state["cache_read"] + state["cache_write"], state["out"], cost
+
+
+def last_cost(state_file: Path, keys: list[str], conversation_id: str) -> float | None:
+    """``projects[<cwd>].lastCost`` from ``~/.claude.json`` when it is this conversation's
+    (``lastSessionId``): what versions without ``cost-state`` record on exit."""
+    state = load_json_object(state_file) or {}
+    projects = state.get("projects")
+    if not isinstance(projects, dict):
+        return None
+    for key in keys:
+        project = projects.get(key)
+        if not isinstance(project, dict) or project.get("lastSessionId") != conversation_id:
+            continue
+        cost = project.get("lastCost")
+        if isinstance(cost, (int, float)) and not isinstance(cost, bool):
+            return float(cost)
+    return None
+
+
+def model_of(entries: list[dict[str, Any]]) -> str:
+    """The model of the newest assistant message answered by the API (not a ``<synthetic>`` one)."""
+    for entry in reversed(entries):
+        message = entry.get("message")
+        if entry.get("type") != "assistant" or not isinstance(message, dict):
+            continue
+        model = message.get("model")
+        if isinstance(model, str) and model and not model.startswith("<"):
+            return model
+    return ""
 
 
 def _blocks(entry: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
@@ -236,6 +289,54 @@ def summarize(entries: list[dict[str, Any]], workspace: Path | None = None) -> s
     return ""
 
 
+# --- the pane ------------------------------------------------------------------------------------
+# Screens where Claude Code waits for a person, beyond the shared patterns (see docs/AGENTS.md):
+# 2.1.328's auto mode behind a gateway ("Auto mode can't check actions in this session … Enter
+# to stay in auto mode · shift+Tab to leave … · Esc to cancel"), and any dialog footer that
+# offers Enter and Esc.
+PANE_PATTERNS = DEFAULT_PANE_PATTERNS.extended(
+    waiting=[
+        r"\bAuto mode can.t check actions\b",
+        r"\bEnter to stay in auto mode\b",
+        r"^\s*Enter to [^·]+·.*\bEsc to cancel\b",
+    ]
+)
+# The status line under Claude's input box ("⏵⏵ accept edits on (shift+tab to cycle) · esc to
+# interrupt"): a working indicator, but it says nothing about what the agent is doing.
+_FOOTER_RE = re.compile(r"shift\+tab to cycle|\bfor shortcuts\b|^\W*esc to interrupt\W*$", re.IGNORECASE)
+# Claude's spinner line: a glyph, a verb, "…", then "(4s · ↓ 7 tokens · esc to interrupt)".
+_SPINNER_RE = re.compile(r"^\s*[✻✶✳✢✽·*]\s+(\w[\w ]*)…")
+
+
+def working_summary(pane_text: str) -> str:
+    """What the pane says Claude is doing when the transcript does not: its spinner verb
+    ("Thinking (Ideating…)"), else "Working"; never the footer."""
+    for line in reversed(last_lines(pane_text, 12)):
+        match = _SPINNER_RE.match(line)
+        if match:
+            return f"Thinking ({match.group(1)}…)"
+    return "Working"
+
+
+def _newest_main(directory: Path) -> Path | None:
+    """The newest ``*.jsonl`` of ``directory`` that is not a sub-agent's ``agent-*.jsonl``."""
+    best: tuple[float, Path] | None = None
+    try:
+        candidates = list(directory.glob("*.jsonl"))
+    except OSError:
+        return None
+    for candidate in candidates:
+        if candidate.name.startswith("agent-") or not candidate.is_file():
+            continue
+        try:
+            mtime = candidate.stat().st_mtime
+        except OSError:
+            continue
+        if best is None or mtime > best[0]:
+            best = (mtime, candidate)
+    return best[1] if best else None
+
+
 # --- the plugin ------------------------------------------------------------------------------------
 def root_refusal(permissions: str, *, euid: int, environ) -> str:
     """Claude Code will not start with --dangerously-skip-permissions as root unless IS_SANDBOX is
@@ -254,8 +355,11 @@ def root_refusal(permissions: str, *, euid: int, environ) -> str:
 class ClaudeCodeAgent(CliAgent):
     binary = "claude"
     install_hint = "npm install -g @anthropic-ai/claude-code"
-    prompt_in_command = True
+    # The first prompt (task and issue text) is typed into Claude once it is ready, never put on
+    # its command line, where any local user reads it with `ps`.
+    prompt_in_command = False
     resume_flag = "--resume"
+    pane_patterns = PANE_PATTERNS
     permission_args: ClassVar = {
         "default": [],
         "auto-edit": ["--permission-mode", "acceptEdits"],
@@ -304,8 +408,10 @@ class ClaudeCodeAgent(CliAgent):
         return None
 
     def transcript_path(self, workspace: Path) -> Path | None:
+        """The newest conversation of the workspace; sub-agent transcripts (``agent-*.jsonl``,
+        beside it in versions before 2.1) are not conversations of their own."""
         directory = self.transcript_dir(workspace)
-        return newest_file(directory, "*.jsonl") if directory else None
+        return _newest_main(directory) if directory else None
 
     def transcript_reading(self, workspace: Path, now: datetime) -> ActivityReading | None:
         path = self.transcript_path(workspace)
@@ -314,14 +420,33 @@ class ClaudeCodeAgent(CliAgent):
             return None
         tokens_in, tokens_out, cost = usage_totals(path)
         conversation_id = next((str(e["sessionId"]) for e in reversed(entries) if e.get("sessionId")), "")
+        conversation_id = conversation_id or path.stem
+        if cost is None:
+            cost = last_cost(claude_state_file(self.config.home), workspace_keys(workspace), conversation_id)
+        summary = summarize(entries, workspace)
+        if not summary and reading.state == ACTIVE:
+            summary = "Thinking"  # the prompt is in, nothing answered yet
         return replace(
             reading,
-            summary=summarize(entries, workspace),
+            summary=summary,
             tokens_in=tokens_in,
             tokens_out=tokens_out,
             cost_usd=cost,
-            conversation_id=conversation_id or path.stem,
+            conversation_id=conversation_id,
+            model=model_of(entries),
         )
+
+    def detect_activity(
+        self, *, workspace: Path, pane_text: str, now: datetime, process_alive: bool
+    ) -> ActivityReading:
+        native = self.transcript_reading(workspace, now)
+        pane = terminal_reading(pane_text, now=now, patterns=self.pane_patterns)
+        if pane is not None and pane.state == ACTIVE and _FOOTER_RE.search(pane.summary):
+            pane = replace(pane, summary=(native.summary if native else "") or working_summary(pane_text))
+        reading = decide(native, pane, now=now, process_alive=process_alive)
+        if reading.state == WAITING_INPUT and native is not None:
+            reading = replace(reading, model=native.model)
+        return reading
 
     # --- start-up dialogs ---
     def prepare_workspace(self, workspace: Path, *, allow_trust: bool) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -714,7 +715,7 @@ REAL_PANE_CASES = [
     ("codex-ready-resumed.txt", "ready", None),
     ("gemini-trust.txt", "waiting_input", "Do you trust the files in this folder?"),
     ("gemini-auth.txt", "waiting_input", None),
-    ("gemini-permission-shell.txt", "waiting_input", "Allow execution of [Shell]?"),
+    ("gemini-permission-shell.txt", "waiting_input", "Waiting for approval: Shell touch made-by-stub.txt"),
     ("gemini-working.txt", "active", None),
     ("gemini-ready-fresh.txt", "ready", None),
     ("gemini-ready-after-reply.txt", "ready", None),
@@ -831,7 +832,7 @@ def _at(line: str) -> datetime:
 @pytest.mark.parametrize(
     ("upto", "state", "summary", "tokens"),
     [
-        (4, "active", "", (0, 0)),  # the first prompt, nothing back yet
+        (4, "active", "Thinking", (0, 0)),  # the first prompt, nothing back yet
         (6, "ready", "Hello from the stub model.", (12, 7)),  # end_turn; turn_duration is not evidence
         (9, "active", "Running touch made-by-stub.txt", (24, 16)),  # Bash tool_use pending
         (10, "active", "Running touch made-by-stub.txt", (24, 16)),  # its tool_result
@@ -978,3 +979,37 @@ def test_gemini_exited_keeps_the_conversation_for_resume(home: Path, workspace: 
         "--resume",
         "906fa0a9-f8cc-4eaf-a5cc-71c7ba798504",
     ]
+
+
+def test_claude_sub_agent_transcripts_are_not_the_conversation(home: Path, workspace: Path) -> None:
+    """Versions before 2.1 wrote a sub-agent's transcript (``agent-<id>.jsonl``) beside the main
+    one; the newest file must not be taken as the conversation (its state, tokens, id)."""
+    write_claude(home, workspace, [user("x", 60), text_reply(ago=30)])
+    sub = write_claude(home, workspace, [user("look around", 2)], name="agent-a1b2c3")
+    os.utime(sub)  # newer than the main transcript
+    reading = claude(home).detect_activity(
+        workspace=workspace, pane_text="", now=NOW, process_alive=True
+    )
+    assert (reading.state, reading.conversation_id) == ("ready", SESSION)
+
+
+def test_claude_cost_is_the_newest_cost_state_total(home: Path, workspace: Path) -> None:
+    """2.1.328 writes no per-entry ``costUSD``: its running total is ``cost-state.totalCostUSD``,
+    written on exit and cumulative across resumes (seen with the real CLI)."""
+    write_claude(
+        home,
+        workspace,
+        [
+            user("x", 60),
+            text_reply(ago=30),
+            {"type": "cost-state", "totalCostUSD": 0.0128, "modelUsage": {}},
+            user("y", 20),
+            {**text_reply(ago=10), "message": {**text_reply()["message"], "model": "claude-opus-5-5"}},
+            {"type": "cost-state", "totalCostUSD": 0.0256, "modelUsage": {}},
+        ],
+    )
+    reading = claude(home).detect_activity(
+        workspace=workspace, pane_text="", now=NOW, process_alive=True
+    )
+    assert reading.cost_usd == pytest.approx(0.0256)
+    assert reading.model == "claude-opus-5-5"

@@ -48,7 +48,8 @@ def test_every_agent_is_registered_under_its_config_key() -> None:
 
 LAUNCH_CASES = [
     # (agent key, settings, prompt, expected argv)
-    ("claude-code", {}, "fix the bug", ["claude", "--", "fix the bug"]),
+    # Claude's prompt is typed once it is ready, never on its argv (`ps` shows argv to everyone)
+    ("claude-code", {}, "fix the bug", ["claude"]),
     (
         "claude-code",
         {"permissions": "auto-edit", "model": "opus"},
@@ -59,7 +60,7 @@ LAUNCH_CASES = [
         "claude-code",
         {"permissions": "skip-permissions"},
         "-x starts with a dash",
-        ["claude", "--dangerously-skip-permissions", "--", "-x starts with a dash"],
+        ["claude", "--dangerously-skip-permissions"],
     ),
     (
         "claude-code",
@@ -131,7 +132,7 @@ def test_launch_command(key: str, settings: dict, prompt: str | None, argv: list
 @pytest.mark.parametrize(
     ("key", "settings", "in_command"),
     [
-        ("claude-code", {}, True),
+        ("claude-code", {}, False),
         ("codex", {}, True),
         ("aider", {}, False),
         ("opencode", {}, True),
@@ -149,7 +150,7 @@ RESUME_CASES = [
         "claude-code",
         {"permissions": "auto-edit"},
         "continue",
-        ["claude", "--resume", "5f0c-77", "--permission-mode", "acceptEdits", "--", "continue"],
+        ["claude", "--resume", "5f0c-77", "--permission-mode", "acceptEdits"],
     ),
     ("codex", {"model": "o3"}, None, ["codex", "resume", "--model", "o3", "--", "5f0c-77"]),
     ("codex", {}, "continue", ["codex", "resume", "--", "5f0c-77", "continue"]),

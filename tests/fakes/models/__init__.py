@@ -100,6 +100,10 @@ class FakeModelAPI:
                 return self._script.popleft()
         return self.default
 
+    def holds(self, request: Recorded) -> bool:
+        """Whether ``hold()`` keeps this request waiting (subclasses: only the agent's own turns)."""
+        return True
+
     def take_failure(self) -> int | None:
         with self._lock:
             return self._failures.popleft() if self._failures else None
@@ -132,7 +136,8 @@ class FakeModelAPI:
                 )
                 with fake._lock:
                     fake.requests.append(recorded)
-                fake._released.wait(timeout=600)
+                if fake.holds(recorded):
+                    fake._released.wait(timeout=600)
                 fake.handle(self, recorded)
 
             do_GET = do_POST = do_PUT = do_DELETE = _dispatch
