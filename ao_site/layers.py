@@ -70,6 +70,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("sessions.agent_client", "interfaces"),
     ("sessions.doctor", "interfaces"),
     ("sessions.health", "interfaces"),
+    ("sessions.apps", "interfaces"),  # the composition root: hands the dashboard's renderer down
     ("reactions.admin", "interfaces"),
     ("reactions.tasks", "interfaces"),
     # --- flows
@@ -106,7 +107,6 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("sessions.audit", "core"),
     ("sessions.secrets", "core"),
     ("sessions.login_lockout", "core"),
-    ("sessions.apps", "core"),
     ("sessions", "core"),
     ("reactions.models", "core"),
     ("reactions.apps", "core"),

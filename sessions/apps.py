@@ -14,3 +14,8 @@ class AgentSessionsConfig(AppConfig):
     def ready(self) -> None:
         # Plugins read stored secrets through integrations.credentials; the store is the core's.
         credentials.use_secret_store(secrets.secret_value)
+        # The core announces a changed session; the dashboard renders it. (The views import the
+        # models, which exist only once the apps are ready.)
+        from sessions import realtime, views
+
+        realtime.use_renderers(card=views.card_push, unread=views.render_unread_push)

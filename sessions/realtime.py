@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db.models import Q
 
 log = logging.getLogger(__name__)
@@ -143,26 +145,29 @@ def _render_closing(session_id: str) -> dict[str, Any] | None:
     return card_message(session_id)
 
 
+# The core announces changes as data and never renders: the dashboard hands its renderers down
+# when the app is ready (sessions/apps.py):
+# - card(session id, panels=bool) → the card's HTML (``html``), the session page's live panels
+#   (``detail_html``), ``session``, ``project``, ``zone``; None when the session is gone;
+# - unread(user) → the nav's Inbox badge for that person, "" without an inbox.
+_card_renderer: Callable[..., dict[str, Any] | None] | None = None
+_unread_renderer: Callable[[Any], str] | None = None
+
+
+def use_renderers(*, card: Callable[..., dict[str, Any] | None], unread: Callable[[Any], str]) -> None:
+    global _card_renderer, _unread_renderer
+    _card_renderer, _unread_renderer = card, unread
+
+
 def card_message(session_id: str) -> dict[str, Any] | None:
     """The websocket messages for a session's change (None when the session is gone): the card
     for boards, and for its session page the card with every live panel (``detail_html``, only
     when someone may be watching that page). Each is rendered once per change."""
-    from django.conf import settings
-
-    from sessions.views import card_session, render_card_push, render_session_push
-
-    session = card_session(session_id)
-    if session is None:
+    if _card_renderer is None:  # no dashboard in this process
         return None
-    watched = _page_viewers.get(session.id, 0) > 0 or bool(settings.REDIS_URL)
-    return {
-        "type": "card.html",
-        "html": render_card_push(session),
-        "detail_html": render_session_push(session) if watched else "",
-        "session": session.id,
-        "project": session.project_id,
-        "zone": session.zone,
-    }
+    watched = _page_viewers.get(session_id, 0) > 0 or bool(settings.REDIS_URL)
+    rendered = _card_renderer(session_id, panels=watched)
+    return None if rendered is None else {"type": "card.html", **rendered}
 
 
 def _sends(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -216,9 +221,7 @@ def user_connected(user_id: int, delta: int) -> None:
 
 def unread_message(user) -> dict[str, Any] | None:
     """The one websocket message with this person's Inbox badge (None without an inbox)."""
-    from sessions.views import render_unread_push
-
-    html = render_unread_push(user)
+    html = _unread_renderer(user) if _unread_renderer is not None else ""
     return {"type": "inbox.html", "html": html} if html else None
 
 

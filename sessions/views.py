@@ -117,6 +117,21 @@ def render_card(session: Session) -> str:
     return render_to_string("sessions/_card.html", {"session": session, "show_project": True})
 
 
+def card_push(session_id: str, *, panels: bool) -> dict | None:
+    """A session's change as the websockets show it (the renderer the core's realtime calls):
+    the card, and the session page's live panels when ``panels``; None when the session is gone."""
+    session = card_session(session_id)
+    if session is None:
+        return None
+    return {
+        "html": render_card_push(session),
+        "detail_html": render_session_push(session) if panels else "",
+        "session": session.id,
+        "project": session.project_id,
+        "zone": session.zone,
+    }
+
+
 def render_card_push(session: Session) -> str:
     """The websocket push for one card: out-of-band delete of the old card, then an insert at
     the top of the column of its zone (which moves it between columns), rendered once per change."""
