@@ -308,6 +308,15 @@ class Workspace(Plugin, abc.ABC):
 
 
 # --- tracker -------------------------------------------------------------------------------------
+class IssueState:
+    """Where an issue stands, the same for every tracker: each tracker plugin maps its own states
+    (GitHub's open/closed, Linear's workflow state types, ...) to one of these, once."""
+
+    OPEN = "open"  # not started: intake may claim it
+    IN_PROGRESS = "in_progress"
+    DONE = "done"  # completed or cancelled
+
+
 @dataclass(frozen=True)
 class Issue:
     ref: str
@@ -316,7 +325,8 @@ class Issue:
     url: str = ""
     labels: tuple[str, ...] = ()
     branch_name: str = ""
-    state: str = "open"
+    state: str = IssueState.OPEN  # an IssueState value
+    state_name: str = ""  # the tracker's own name for it ("Todo", "closed"), for people
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", http_url(self.url))  # outside data: http(s) only (ao_site/links.py)
@@ -444,7 +454,7 @@ class PullRequestMark:
     state: str = "open"
     base_branch: str = ""
     ci_state: str = ""  # none | pending | passing | failing (sessions.lifecycle.CIState)
-    pending_checks: tuple[CheckInfo, ...] = ()  # the head's checks not finished yet
+    checks: tuple[CheckInfo, ...] = ()  # the head's checks, while CI runs or none reported yet
 
 
 @dataclass(frozen=True)

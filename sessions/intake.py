@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from integrations.base import IntegrationError, IssueNotFound
+from integrations.base import IntegrationError, IssueNotFound, IssueState
 from integrations.registry import ConfigurationError, plugin_for
 from sessions import agents, audit, outcomes, services
 from sessions.lifecycle import Phase, PRState, Status, Zone
@@ -245,7 +245,7 @@ def intake_claim(*, project: Project) -> list[str]:
     notes: list[str] = []
     host = settings.AO_HOST_NAME
     for issue in issues:
-        if issue.ref in taken or (issue.state and issue.state != "open"):
+        if issue.ref in taken or issue.state != IssueState.OPEN:  # mapped once, by the tracker plugin
             continue
         existing = _live_worker_for(project, issue.ref)
         if existing is None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import Field
 
-from integrations.base import Issue, IssueNotFound, PermanentIntegrationError, Tracker
+from integrations.base import Issue, IssueNotFound, IssueState, PermanentIntegrationError, Tracker
 from integrations.github import GitHubNotFound, GitHubPluginMixin, GitHubSettings
 from integrations.github.client import GitHubError
 from integrations.gitutil import slugify
@@ -91,7 +91,9 @@ class GitHubTracker(GitHubPluginMixin, Tracker):
                 for lbl in data.get("labels") or ()
             ),
             branch_name=branch,
-            state="closed" if data.get("state") == "closed" else "open",
+            # GitHub's two states; an assignee or a label is not "in progress" to GitHub
+            state=IssueState.DONE if data.get("state") == "closed" else IssueState.OPEN,
+            state_name=data.get("state") or "open",
         )
 
     # --- Tracker -------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from pydantic import Field, field_validator, model_validator
 from integrations.base import (
     Issue,
     IssueNotFound,
+    IssueState,
     PermanentIntegrationError,
     PluginConfig,
     Tracker,
@@ -59,6 +60,15 @@ LABEL_PAGE = 100
 # Error types (extensions.type) worth retrying: Linear's own trouble, not the request's.
 TRANSIENT_TYPES = {"internal error", "lock timeout", "network error", "bootstrap error"}
 CLOSED_STATE_TYPES = ["completed", "canceled"]
+# Linear's workflow state types (each team names its states as it likes: "Todo", "In Review", ...)
+STATE_TYPES = {
+    "triage": IssueState.OPEN,
+    "backlog": IssueState.OPEN,
+    "unstarted": IssueState.OPEN,
+    "started": IssueState.IN_PROGRESS,
+    "completed": IssueState.DONE,
+    "canceled": IssueState.DONE,
+}
 
 _IDENTIFIER = re.compile(r"^[A-Za-z][A-Za-z0-9]*-\d+$")
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -194,7 +204,8 @@ def _as_issue(node: dict[str, Any]) -> Issue:
         url=node.get("url") or "",
         labels=tuple(label["name"] for label in labels),
         branch_name=node.get("branchName") or "",
-        state=(node.get("state") or {}).get("name") or "",
+        state=STATE_TYPES.get((node.get("state") or {}).get("type") or "", IssueState.OPEN),
+        state_name=(node.get("state") or {}).get("name") or "",
     )
 
 

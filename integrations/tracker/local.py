@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from integrations.base import Issue, IssueNotFound, PluginConfig, Tracker
+from integrations.base import Issue, IssueNotFound, IssueState, PluginConfig, Tracker
 from integrations.models import LocalIssue
 from integrations.registry import trackers
 
@@ -24,7 +24,8 @@ def _as_issue(row: LocalIssue) -> Issue:
         body=row.body,
         url="",
         labels=tuple(row.labels),
-        state=row.state,
+        state=IssueState.DONE if row.state == LocalIssue.State.CLOSED else IssueState.OPEN,
+        state_name=row.state,
     )
 
 

@@ -110,7 +110,7 @@ def test_comment_labels_close(gh: FakeGitHub) -> None:
     assert [c.body for c in issue.comments] == ["Working on it in ao-3"]
     assert issue.labels == ["bug", "agent:in-progress"]
     assert (issue.state, issue.state_reason) == ("closed", "completed")
-    assert tracker.get_issue(str(issue.number)).state == "closed"
+    assert tracker.get_issue(str(issue.number)).state == "done"  # closed on GitHub
     assert tracker.list_issues() == []
 
 

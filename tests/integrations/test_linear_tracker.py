@@ -94,7 +94,8 @@ def test_get_issue_by_identifier_and_by_bare_number(linear: FakeLinear) -> None:
         url="https://linear.app/ao-test/issue/ENG-1/fix-login",
         labels=("bug", "agent:backlog"),
         branch_name="ao/eng-1-fix-login",
-        state="In Progress",
+        state="in_progress",  # Linear's "started" type, whatever the team calls it
+        state_name="In Progress",
     )
     assert tracker.get_issue("1") == issue
     assert tracker.get_issue("#1") == issue
@@ -248,11 +249,12 @@ def test_create_issue(linear: FakeLinear) -> None:
 
     issue = tracker.create_issue(title="  Add dark mode ", body="Please", labels=["agent:backlog"])
 
-    assert (issue.ref, issue.title, issue.body, issue.labels, issue.state) == (
+    assert (issue.ref, issue.title, issue.body, issue.labels, issue.state, issue.state_name) == (
         "ENG-1",
         "Add dark mode",
         "Please",
         ("agent:backlog",),
+        "open",
         "Todo",
     )
     assert linear.issue_labels("ENG-1") == ["agent:backlog"]

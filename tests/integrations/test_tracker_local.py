@@ -39,7 +39,7 @@ def test_comment_labels_and_close() -> None:
 
     issue = tracker.get_issue("1")
     assert issue.labels == ("agent:in-progress",)
-    assert issue.state == "closed"
+    assert (issue.state, issue.state_name) == ("done", "closed")
     assert tracker.list_issues() == []
 
 
