@@ -25,13 +25,21 @@ from integrations.agent.common import (
     ACTIVE,
     BLOCKED,
     DEFAULT_PANE_PATTERNS,
+    READY,
+    SETTLE_SECONDS,
     WAITING_INPUT,
     CliAgent,
     JsonlTotals,
+    age_state,
     check_conversation_id,
+    decide,
+    mtime_of,
     one_line,
+    parse_jsonl,
     read_head_line,
     read_instructions,
+    read_tail_lines,
+    terminal_reading,
     workspace_keys,
     write_atomically,
 )
@@ -230,6 +238,54 @@ def summarize(entries: list[dict[str, Any]]) -> str:
     return ""
 
 
+def pending_call(entries: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The newest tool call of the tail that has no output yet (what an approval prompt is about)."""
+    answered: set[str] = set()
+    for entry in reversed(entries):
+        payload = entry.get("payload")
+        if entry.get("type") != "response_item" or not isinstance(payload, dict):
+            continue
+        subtype = payload.get("type")
+        if subtype in ("function_call_output", "custom_tool_call_output"):
+            answered.add(str(payload.get("call_id")))
+        elif subtype in ("function_call", "custom_tool_call", "local_shell_call"):
+            return None if str(payload.get("call_id")) in answered else payload
+        elif subtype == "message" and payload.get("role") == "user":
+            return None
+    return None
+
+
+def asked_about(payload: dict[str, Any]) -> str:
+    """What an approval prompt for this call asks: "Asks to run git commit …", "Asks to edit x"."""
+    described = describe_call(payload)
+    for verb, asks in (
+        ("Running ", "Asks to run "),
+        ("Editing ", "Asks to edit "),
+        ("Adding ", "Asks to add "),
+    ):
+        if described.startswith(verb):
+            return one_line(asks + described[len(verb) :])
+    return one_line(f"Asks to {described[0].lower()}{described[1:]}") if described else ""
+
+
+def model_of(entries: list[dict[str, Any]]) -> str:
+    """The model of the newest turn: ``turn_context.model`` (or a ``thread_settings_applied``)."""
+    for entry in reversed(entries):
+        payload = entry.get("payload")
+        if not isinstance(payload, dict):
+            continue
+        if entry.get("type") == "turn_context" and payload.get("model"):
+            return str(payload["model"])
+        settings = payload.get("thread_settings")
+        if (
+            payload.get("type") == "thread_settings_applied"
+            and isinstance(settings, dict)
+            and settings.get("model")
+        ):
+            return str(settings["model"])
+    return ""
+
+
 def _tokens_fold(state: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
     payload = entry.get("payload")
     if (
@@ -255,7 +311,9 @@ _tokens = JsonlTotals(_tokens_fold, lambda: {"in": 0, "out": 0, "seen": False})
 class CodexAgent(CliAgent):
     binary = "codex"
     install_hint = "npm install -g @openai/codex"
-    prompt_in_command = True
+    # The first prompt is typed into the composer once Codex is ready, never put on its argv:
+    # `ps` shows every process's command line to every local user.
+    prompt_in_command = False
     # ``--full-auto`` (the old spelling of auto-edit) is gone: codex 0.169 rejects it as an
     # unexpected argument. Its meaning, spelled with flags that every version since 0.2x accepts:
     permission_args: ClassVar = {
@@ -266,6 +324,12 @@ class CodexAgent(CliAgent):
     # The composer is a chevron (U+203A) and a placeholder ("Ask Codex to do anything") or typed
     # text; a chevron before "1. Yes, proceed" marks a dialog's selected option, not the composer.
     pane_patterns: ClassVar = DEFAULT_PANE_PATTERNS.extended(ready=[r"^\s*›\s+(?!\d+\.\s)\S"])
+
+    def _options(self, workspace: Path) -> list[str]:
+        # Without --no-daemon, 0.169 runs the conversation in a shared background app-server
+        # (installed under $CODEX_HOME/packages) that outlives the TUI: killing the session left
+        # the turn running (commands executed, the model asked again) and the server running.
+        return ["--no-daemon", *super()._options(workspace)]
 
     def instructions_args(self, path: Path) -> list[str]:
         # developer_instructions are added to Codex's own prompt (model_instructions_file would
@@ -282,7 +346,7 @@ class CodexAgent(CliAgent):
             "--",
             check_conversation_id(conversation_id),
         ]
-        if prompt:
+        if prompt and self.prompt_in_command:
             argv.append(prompt)
         return argv
 
@@ -298,10 +362,40 @@ class CodexAgent(CliAgent):
         return replace(
             reading,
             summary=summarize(entries),
+            model=model_of(entries),
             tokens_in=tokens["in"] if tokens["seen"] else None,
             tokens_out=tokens["out"] if tokens["seen"] else None,
             conversation_id=str(session_meta(path).get("id") or ""),
         )
+
+    def detect_activity(
+        self, *, workspace: Path, pane_text: str, now: datetime, process_alive: bool
+    ) -> ActivityReading:
+        native = self.transcript_reading(workspace, now)
+        pane = terminal_reading(pane_text, now=now, patterns=self.pane_patterns)
+        if native is not None and native.state == ACTIVE and pane is not None and pane.state == READY:
+            # Codex draws "Working (… esc to interrupt)" for the whole of a turn. A rollout that
+            # ends mid-turn under a bare composer is a turn that will never finish: the process
+            # that ran it was killed, and `codex resume` writes nothing until the next prompt.
+            # (Waiting SETTLE_SECONDS after the last write skips the moment a turn starts.)
+            written = mtime_of(self.rollout_path(workspace) or workspace) or native.at
+            if written is not None and (now - written).total_seconds() >= SETTLE_SECONDS:
+                native = replace(
+                    native,
+                    state=age_state(written, now, self.config.ready_window_seconds),
+                    at=written,
+                    summary="At its prompt; the last turn did not finish",
+                    evidence="unfinished turn in the rollout, but the composer is up and Codex is not working",
+                )
+        reading = decide(native, pane, now=now, process_alive=process_alive)
+        if reading.state == WAITING_INPUT and reading.source == "terminal":
+            # The dialog says "Would you like to run the following command?"; the rollout already
+            # holds the call it is about, so the summary can say which command.
+            path = self.rollout_path(workspace)
+            call = pending_call(parse_jsonl(read_tail_lines(path))) if path is not None else None
+            if call is not None:
+                reading = replace(reading, summary=asked_about(call))
+        return reading
 
     def prepare_workspace(self, workspace: Path, *, allow_trust: bool) -> list[str]:
         """When ``allow_trust``, add ``[projects."<path>"] trust_level = "trusted"`` to

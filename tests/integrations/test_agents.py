@@ -48,8 +48,7 @@ def test_every_agent_is_registered_under_its_config_key() -> None:
 
 LAUNCH_CASES = [
     # (agent key, settings, prompt, expected argv)
-    # Claude's prompt is typed once it is ready, never on its argv (`ps` shows argv to everyone)
-    ("claude-code", {}, "fix the bug", ["claude"]),
+    ("claude-code", {}, "fix the bug", ["claude", "--", "fix the bug"]),
     (
         "claude-code",
         {"permissions": "auto-edit", "model": "opus"},
@@ -60,7 +59,7 @@ LAUNCH_CASES = [
         "claude-code",
         {"permissions": "skip-permissions"},
         "-x starts with a dash",
-        ["claude", "--dangerously-skip-permissions"],
+        ["claude", "--dangerously-skip-permissions", "--", "-x starts with a dash"],
     ),
     (
         "claude-code",
@@ -68,7 +67,7 @@ LAUNCH_CASES = [
         None,
         ["/opt/bin/claude", "--verbose"],
     ),
-    ("codex", {}, "fix it", ["codex", "--", "fix it"]),
+    ("codex", {}, "typed once ready", ["codex", "--no-daemon"]),
     (
         # --full-auto was removed (codex 0.169 rejects it); its meaning in flags every version takes
         "codex",
@@ -76,6 +75,7 @@ LAUNCH_CASES = [
         None,
         [
             "codex",
+            "--no-daemon",
             "--sandbox",
             "workspace-write",
             "--ask-for-approval",
@@ -88,7 +88,7 @@ LAUNCH_CASES = [
         "codex",
         {"permissions": "skip-permissions"},
         "go",
-        ["codex", "--dangerously-bypass-approvals-and-sandbox", "--", "go"],
+        ["codex", "--no-daemon", "--dangerously-bypass-approvals-and-sandbox"],
     ),
     ("aider", {}, "ignored: sent after launch", ["aider"]),
     (
@@ -132,8 +132,8 @@ def test_launch_command(key: str, settings: dict, prompt: str | None, argv: list
 @pytest.mark.parametrize(
     ("key", "settings", "in_command"),
     [
-        ("claude-code", {}, False),
-        ("codex", {}, True),
+        ("claude-code", {}, True),
+        ("codex", {}, False),
         ("aider", {}, False),
         ("opencode", {}, True),
         ("gemini", {}, True),
@@ -150,10 +150,10 @@ RESUME_CASES = [
         "claude-code",
         {"permissions": "auto-edit"},
         "continue",
-        ["claude", "--resume", "5f0c-77", "--permission-mode", "acceptEdits"],
+        ["claude", "--resume", "5f0c-77", "--permission-mode", "acceptEdits", "--", "continue"],
     ),
-    ("codex", {"model": "o3"}, None, ["codex", "resume", "--model", "o3", "--", "5f0c-77"]),
-    ("codex", {}, "continue", ["codex", "resume", "--", "5f0c-77", "continue"]),
+    ("codex", {"model": "o3"}, None, ["codex", "resume", "--no-daemon", "--model", "o3", "--", "5f0c-77"]),
+    ("codex", {}, "continue", ["codex", "resume", "--no-daemon", "--", "5f0c-77"]),
     ("aider", {"model": "sonnet"}, None, ["aider", "--model", "sonnet", "--restore-chat-history"]),
     ("opencode", {"model": "a/b"}, None, ["opencode", "--session", "5f0c-77", "--model", "a/b"]),
     ("gemini", {}, None, ["gemini", "--resume", "5f0c-77"]),
@@ -198,8 +198,8 @@ def test_system_prompt_file_is_read_relative_to_the_workspace(tmp_path: Path) ->
     aider_argv = make("aider", system_prompt_file="rules.md").launch_command(workspace=tmp_path, prompt=None)
 
     assert claude_argv == ["claude", '--append-system-prompt=- be brief\n- say "done"\n']
-    assert codex_argv[:2] == ["codex", "-c"]
-    key, _, value = codex_argv[2].partition("=")
+    assert codex_argv[:3] == ["codex", "--no-daemon", "-c"]
+    key, _, value = codex_argv[3].partition("=")
     assert (key, tomllib.loads("v = " + value)["v"]) == (
         "developer_instructions",
         '- be brief\n- say "done"\n',
