@@ -54,6 +54,13 @@ AO_PR_SYNC_IDLE_INTERVAL = env.float("AO_PR_SYNC_IDLE_INTERVAL", default=60.0)
 # While webhooks arrive for a project, they bring the changes; this safety sync catches a missed
 # delivery within the same minute.
 AO_PR_SYNC_WEBHOOK_INTERVAL = env.float("AO_PR_SYNC_WEBHOOK_INTERVAL", default=60.0)
+# With an SCM that tells what changed cheaply (GitHub: ETag-guarded REST reads, a 304 is free),
+# the sweep reads only changed PRs; every PR is read anyway this often (a safety net for what
+# the change probe cannot see, e.g. a third-party check on a PR that reported none yet).
+AO_PR_SYNC_FULL_INTERVAL = env.float("AO_PR_SYNC_FULL_INTERVAL", default=3600.0)
+# ... and looks this often whether the open PRs' base branches moved (a push straight to a base
+# can make its PRs conflict; a PR merged into it is seen at the next sweep anyway).
+AO_PR_SYNC_BASE_INTERVAL = env.float("AO_PR_SYNC_BASE_INTERVAL", default=300.0)
 # Without a worker (the CLI in embedded mode), how long `ao spawn`/`ao send` watch a busy or
 # starting agent to deliver messages before leaving them queued for `ao start`'s sweeps.
 AO_INLINE_DELIVERY_WAIT = env.float("AO_INLINE_DELIVERY_WAIT", default=30.0)
@@ -64,6 +71,16 @@ AO_INLINE_DELIVERY_WAIT = env.float("AO_INLINE_DELIVERY_WAIT", default=30.0)
 AO_SLACK_SIGNING_SECRET = env.str("AO_SLACK_SIGNING_SECRET", default="")
 AO_TELEGRAM_SECRET_TOKEN = env.str("AO_TELEGRAM_SECRET_TOKEN", default="")
 AO_TELEGRAM_BOT_TOKEN = env.str("AO_TELEGRAM_BOT_TOKEN", default="")
+# The mail server of the email notifier (Django's names; a notifier's own settings win, see
+# docs/CONFIG.md "E-mail"). EMAIL_USE_TLS is STARTTLS (port 587), EMAIL_USE_SSL implicit TLS (465).
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="ao@localhost")
 # Drift watch (sessions/drift.py): how often a project is checked, and its thresholds.
 AO_DRIFT_INTERVAL = env.float("AO_DRIFT_INTERVAL", default=300.0)
 AO_DRIFT_NO_COMMIT_MINUTES = env.float("AO_DRIFT_NO_COMMIT_MINUTES", default=45.0)
@@ -364,6 +381,7 @@ LOGGING = {
         # a line per Redis outage, not a traceback per reconnection attempt (ao_site/outages.py)
         "channels_redis.pubsub": {"filters": ["channel_outage"]},
         "channels_redis.core": {"filters": ["channel_outage"]},
+        "sessions.realtime": {"filters": ["channel_outage"]},  # its broadcasts while Redis is down
     },
 }
 

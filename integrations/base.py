@@ -454,6 +454,7 @@ class PullRequestMark:
     state: str = "open"
     base_branch: str = ""
     ci_state: str = ""  # none | pending | passing | failing (sessions.lifecycle.CIState)
+    updated_at: datetime | None = None  # the SCM's last-update time as of ao's last read of it
     checks: tuple[CheckInfo, ...] = ()  # the head's checks, while CI runs or none reported yet
 
 

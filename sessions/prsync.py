@@ -31,7 +31,7 @@ from integrations.base import (
 )
 from integrations.gitutil import run_git
 from integrations.registry import ConfigurationError, plugin_for
-from sessions import realtime, services
+from sessions import jobs, realtime, services
 from sessions.lifecycle import FAILED_CONCLUSIONS, CIState, Phase, PRState, ci_summary
 from sessions.models import CheckRun, Event, Project, PullRequest, ReviewThread, Session, WebhookDelivery
 
@@ -164,6 +164,7 @@ def pull_requests_sync(*, project: Project, session_ids: Iterable[str] | None = 
             "PR sync of %s failed (%d in a row), keeping last known facts: %s", project.key, failures, exc
         )
         return result
+    _versions_read(project, infos.values())
     for number, info in infos.items():
         session = session_for.get(number)
         if session is None:
@@ -476,6 +477,20 @@ def _probe_key(project: Project) -> str:
     return f"ao:pr-probe:{project.pk}:{hashlib.sha256(scm.encode()).hexdigest()[:16]}"
 
 
+def _versions_key(project: Project) -> str:
+    return f"ao:pr-read:{project.pk}"
+
+
+def _versions_read(project: Project, infos: Iterable[PullRequestInfo]) -> None:
+    """Remember the SCM's last-update time of each PR as read (GitHub's clock, not ao's), so the
+    change probe does not read again a version a webhook's refresh (or any read) already got."""
+    from django.core.cache import cache
+
+    read = {str(i.number): i.updated_at.isoformat() for i in infos if i.updated_at is not None}
+    if read:
+        cache.set(_versions_key(project), {**(cache.get(_versions_key(project)) or {}), **read}, timeout=None)
+
+
 def _probe_inputs(
     project: Project,
 ) -> tuple[dict[int, PullRequestMark], dict[int, str], dict[str, list[str]]]:
@@ -491,18 +506,23 @@ def _probe_inputs(
         .exclude(state=PRState.MERGED)
         .values_list("pk", "number", "head_sha", "state", "base_branch", "ci_state", "session_id")
     )
-    pending: dict[tuple[int, str], list[CheckInfo]] = {}  # (PR, commit) -> its unfinished checks
+    running = [r[0] for r in rows if r[3] == PRState.OPEN and r[5] in (CIState.PENDING, CIState.NONE)]
+    checks: dict[tuple[int, str], list[CheckInfo]] = {}  # (PR, commit) -> its checks, while CI runs
     for pr_id, sha, name, source, status, url, external_id in CheckRun.objects.filter(
-        pull_request_id__in=[r[0] for r in rows if r[3] == PRState.OPEN], status__in=["queued", "in_progress"]
+        pull_request_id__in=running
     ).values_list("pull_request_id", "head_sha", "name", "source", "status", "url", "external_id"):
-        pending.setdefault((pr_id, sha), []).append(
+        checks.setdefault((pr_id, sha), []).append(
             CheckInfo(name=name, source=source, status=status, url=url, external_id=external_id)
         )
+    from django.core.cache import cache
+
+    versions = cache.get(_versions_key(project)) or {}
     marks, session_of = {}, {}
     for pk, number, head, state, base, ci, session_id in rows:
-        checks = tuple(pending.get((pk, head), ()))
+        seen = versions.get(str(number))
         marks[number] = PullRequestMark(number=number, head_sha=head, state=state, base_branch=base,
-                                        ci_state=ci, pending_checks=checks)  # fmt: skip
+                                        ci_state=ci, checks=tuple(checks.get((pk, head), ())),
+                                        updated_at=datetime.fromisoformat(seen) if seen else None)  # fmt: skip
         session_of[number] = session_id
     without: dict[str, list[str]] = {}
     for pk, branch in watched.filter(pull_request__isnull=True).values_list("pk", "branch"):
@@ -517,7 +537,7 @@ def pull_requests_sweep(*, project: Project, now: datetime | None = None) -> Syn
     where a 304 costs no quota) is asked every sweep which watched PRs changed, and only those
     are read (one batched read); while webhooks arrive for the project they bring the changes,
     and the probe runs every `AO_PR_SYNC_WEBHOOK_INTERVAL` only, to catch a missed delivery.
-    Base branches are looked at every `AO_PR_SYNC_IDLE_INTERVAL`; everything is read every
+    Base branches are looked at every `AO_PR_SYNC_BASE_INTERVAL`; everything is read every
     `AO_PR_SYNC_FULL_INTERVAL`, and whenever the probe has nothing to compare with (its kept
     state is gone). The probe's state is kept only once what it reported was read, so a failed
     read is reported again. Other SCMs follow ``pr_sync_plan``."""
@@ -549,7 +569,7 @@ def pull_requests_sweep(*, project: Project, now: datetime | None = None) -> Syn
     keep = None
     if full or not hooked or _due(kept.get("at"), settings.AO_PR_SYNC_WEBHOOK_INTERVAL, now, sweep):
         marks, session_of, without = _probe_inputs(project)
-        bases = _due(kept.get("bases_at"), settings.AO_PR_SYNC_IDLE_INTERVAL, now, sweep)
+        bases = _due(kept.get("bases_at"), settings.AO_PR_SYNC_BASE_INTERVAL, now, sweep)
         try:
             changes = scm.pull_request_changes(
                 prs=marks, branches=sorted(without), state=kept.get("state") or {}, bases=bases
@@ -628,8 +648,6 @@ def session_pull_request_open(
 def scm_housekeeping(*, project: Project) -> list[str]:
     """Once per sweep, for SCMs where ao hosts PRs and CI: open PRs for session branches that were
     pushed without one, and schedule checks for new heads. Returns notes of what it did."""
-    from sessions import tasks
-
     scm = plugin_for(project, "scm")
     notes = []
     pushed = set(scm.detect_pushed_branches())
@@ -641,6 +659,6 @@ def scm_housekeeping(*, project: Project) -> list[str]:
                 )
                 notes.append(f"opened PR #{row.number} for {session.id} (pushed {session.branch})")
     for number in scm.checks_due():
-        tasks.checks_run_task.delay(project.pk, number)
+        jobs.enqueue(jobs.CHECKS_RUN, args=[project.pk, number])
         notes.append(f"checks scheduled for PR #{number}")
     return notes

@@ -420,17 +420,24 @@ class GitHubClient:
         json_body: Any = None,
         essential: bool = False,
         conditional: bool = True,
+        etag: str | None = None,
     ) -> GitHubResponse:
         """A REST call. ``path`` is relative to the base URL (``/repos/o/r/pulls/1``).
 
-        GETs are conditional (ETag) unless ``conditional`` is False. 4xx answers other than
-        401/403/429 are raised as GitHubNotFound (404) or GitHubError; the caller decides
-        what they mean.
+        GETs are conditional (ETag) unless ``conditional`` is False. With ``etag`` (a change
+        probe whose ETag the caller keeps, e.g. across processes) the GET sends that ETag and
+        nothing is cached here: a 304 comes back with ``not_modified`` and no data. 4xx answers
+        other than 401/403/429 are raised as GitHubNotFound (404) or GitHubError; the caller
+        decides what they mean.
         """
         method = method.upper()
         headers = {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
         cache_key = ""
         cached = None
+        if etag is not None:
+            conditional = False
+            if etag:
+                headers["If-None-Match"] = etag
         if method == "GET" and conditional:
             cache_key = path + "?" + "&".join(f"{k}={v}" for k, v in sorted((params or {}).items()))
             with self._lock:
@@ -452,6 +459,10 @@ class GitHubClient:
                 self.stats.not_modified += 1
                 self._etags.move_to_end(cache_key)
             return GitHubResponse(status=304, headers=resp_headers, data=cached[1], not_modified=True)
+        if status == 304 and etag:
+            with self._lock:
+                self.stats.not_modified += 1
+            return GitHubResponse(status=304, headers=resp_headers, data=None, not_modified=True)
         data = _parse(text, resp_headers)
         if status >= 400:
             message = _message_of(text)

@@ -420,8 +420,8 @@ class GitHubSCM(GitHubPluginMixin, SCM):
         checks_changed, new_state["checks"] = self._probe_checks(client, dict(state.get("checks") or {}), prs)
         changed |= checks_changed
         old_bases = dict(state.get("bases") or {})
-        if bases:
-            wanted = sorted({m.base_branch for m in prs.values() if m.state == "open" and m.base_branch})
+        wanted = sorted({m.base_branch for m in prs.values() if m.state == "open" and m.base_branch})
+        if bases or any(base not in old_bases for base in wanted):  # a new base: record it now
             new_bases = {}
             for base in wanted:
                 before = old_bases.get(base) or {}
@@ -457,7 +457,14 @@ class GitHubSCM(GitHubPluginMixin, SCM):
         params = {"state": "all", "sort": "updated", "direction": "desc", "per_page": PULLS_PAGE}
         resp = client.request("GET", path, params=params, etag=old.get("etag", ""))
         if resp.not_modified:
-            return {**old, "hot": []}, set(), set(), set()
+            # the list is what the last look saw: a PR ao stored otherwise (a read that came back
+            # older than the list) is read again
+            stale = set()
+            for number, known in prs.items():
+                _updated, sha, state = (str((old.get("marks") or {}).get(str(number)) or "||")).split("|", 2)
+                if sha and (sha != known.head_sha or state != known.state):
+                    stale.add(number)
+            return {**old, "hot": []}, stale, set(), set()
         watermark = old.get("watermark") or ""
         items = [i for i in resp.data or () if isinstance(i, dict)]
         page = 1
@@ -485,7 +492,12 @@ class GitHubSCM(GitHubPluginMixin, SCM):
             state = "merged" if item.get("merged_at") else (item.get("state") or "")
             mark = f"{updated}|{head.get('sha') or ''}|{state}"
             known = prs.get(number)
-            if marks.get(str(number)) != mark or (
+            read = known is not None and (
+                known.updated_at is not None
+                and known.updated_at == _dt(updated)
+                and (known.head_sha, known.state) == (head.get("sha"), state)
+            )  # ao read this very version already (e.g. a webhook's refresh did)
+            if (marks.get(str(number)) != mark and not read) or (
                 known is not None and (known.head_sha != head.get("sha") or known.state != state)
             ):
                 if known is not None:
@@ -514,18 +526,24 @@ class GitHubSCM(GitHubPluginMixin, SCM):
     def _probe_checks(
         self, client, old: dict[str, Any], prs: Mapping[int, PullRequestMark]
     ) -> tuple[set[int], dict[str, Any]]:
-        """PRs whose head's checks changed, for open PRs with checks pending or none reported yet."""
-        pending = {
+        """PRs whose head's checks are not what ao stored, for open PRs with CI running or none
+        reported yet. What each read said is kept and compared with the stored checks again
+        after a 304, so a read that came back older than the look is repeated."""
+        watched = {
             n: m
             for n, m in prs.items()
-            if m.state == "open" and m.head_sha and (m.ci_state in ("pending", "none") or m.pending_checks)
+            if m.state == "open" and m.head_sha and m.ci_state in ("pending", "none")
         }
-        if not pending:
-            return set(), {}
+        if not watched:
+            return set(), {"runs": old["runs"]} if old.get("runs") else {}  # its ETag serves again later
         changed: set[int] = set()
-        direct = {n: m for n, m in pending.items() if any(not _is_actions_job(c) for c in m.pending_checks)}
-        actions = {n: m for n, m in pending.items() if n not in direct}
         new: dict[str, Any] = {}
+        direct = {
+            n: m
+            for n, m in watched.items()
+            if any(c.status != "completed" and not _is_actions_job(c) for c in m.checks)
+        }
+        actions = {n: m for n, m in watched.items() if n not in direct}
         if actions:
             before = old.get("runs") or {}
             resp = client.request(
@@ -537,41 +555,60 @@ class GitHubSCM(GitHubPluginMixin, SCM):
             if resp.not_modified:
                 runs = before
             else:
-                marks = before.get("marks") or {}
-                new_marks, shas, moved = {}, set(), set()
-                for run in (resp.data or {}).get("workflow_runs") or ():
-                    mark = f"{run.get('status')}|{run.get('conclusion')}|{run.get('updated_at')}"
-                    new_marks[str(run.get("id"))] = mark
-                    shas.add(run.get("head_sha") or "")
-                    if marks.get(str(run.get("id"))) != mark:
-                        moved.add(run.get("head_sha") or "")
-                runs = {"etag": resp.headers.get("etag", ""), "marks": new_marks, "shas": sorted(shas)}
-                changed |= {n for n, m in actions.items() if m.head_sha in moved}
+                listed = (resp.data or {}).get("workflow_runs") or ()
+                runs = {
+                    "etag": resp.headers.get("etag", ""),
+                    "runs": [[r.get("id"), r.get("head_sha") or "", r.get("status") or ""] for r in listed],
+                }
             new["runs"] = runs
-            on_page = set(runs.get("shas") or ())
-            # pending Actions jobs whose runs are not on the first page: ask their commit
-            direct.update(
-                {n: m for n, m in actions.items() if m.pending_checks and m.head_sha not in on_page}
-            )
+            by_sha: dict[str, list[tuple[int, str]]] = {}
+            for run_id, sha, status in runs.get("runs") or ():
+                by_sha.setdefault(sha, []).append((run_id, status))
+            for number, mark in actions.items():
+                known: dict[int, list[CheckInfo]] = {}
+                for check in mark.checks:
+                    run = _run_id(check)
+                    if run is not None:
+                        known.setdefault(run, []).append(check)
+                for run_id, status in by_sha.get(mark.head_sha, ()):
+                    checks = known.get(run_id)
+                    if checks is None or (status == "completed") != all(
+                        c.status == "completed" for c in checks
+                    ):
+                        changed.add(number)  # a run ao has not seen, or one that finished or restarted
+                seen = {run_id for run_id, _status in by_sha.get(mark.head_sha, ())}
+                if any(c.status != "completed" and _run_id(c) not in seen for c in mark.checks):
+                    direct[number] = mark  # its running jobs' runs are not on the page: ask the commit
         old_shas = old.get("shas") or {}
         new_shas: dict[str, Any] = {}
         for number, mark in direct.items():
             before = old_shas.get(mark.head_sha) or {}
-            after = {}
-            kinds = {"check-runs"} | (
-                {"status"} if any(c.source == "status" for c in mark.pending_checks) else set()
-            )
-            for kind in sorted(kinds):
+            after: dict[str, Any] = {}
+            kinds = ["check-runs"] + (["status"] if any(c.source == "status" for c in mark.checks) else [])
+            for kind in kinds:
+                was = before.get(kind) or {}
                 resp = client.request(
                     "GET",
                     f"/repos/{self.repo_full_name}/commits/{mark.head_sha}/{kind}",
-                    etag=before.get(kind, ""),
+                    etag=was.get("etag", ""),
                 )
-                after[kind] = resp.headers.get("etag", "") if not resp.not_modified else before.get(kind, "")
-                if not resp.not_modified and before.get(kind):
-                    changed.add(number)
-            if not before:
-                changed.add(number)  # first look at this commit: nothing to compare with
+                if resp.not_modified:
+                    after[kind] = was
+                    continue
+                body = resp.data or {}
+                if kind == "check-runs":
+                    seen = [[str(c.get("id")), c.get("status") or ""] for c in body.get("check_runs") or ()]
+                else:
+                    seen = [
+                        ["status:" + (c.get("context") or ""), _status_of(c.get("state"))]
+                        for c in body.get("statuses") or ()
+                    ]
+                after[kind] = {"etag": resp.headers.get("etag", ""), "seen": seen}
+            stored = {c.external_id: c.status == "completed" for c in mark.checks}
+            for kind in kinds:
+                for external_id, status in (after.get(kind) or {}).get("seen") or ():
+                    if stored.get(external_id) is None or stored[external_id] != (status == "completed"):
+                        changed.add(number)
             new_shas[mark.head_sha] = after
         new["shas"] = new_shas
         return changed, new
@@ -677,6 +714,20 @@ def _http_date(value: str | None) -> datetime | None:
         return parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
+
+
+_RUN_ID = re.compile(r"/actions/runs/(\d+)")
+
+
+def _run_id(check: CheckInfo) -> int | None:
+    """The Actions workflow run a check run (a job) belongs to, from its page's URL."""
+    match = _RUN_ID.search(check.url) if _is_actions_job(check) else None
+    return int(match.group(1)) if match else None
+
+
+def _status_of(state: str | None) -> str:
+    """A commit status's state as a check status: pending is running, the rest are finished."""
+    return "in_progress" if (state or "") == "pending" else "completed"
 
 
 def _opened_since(node: Mapping[str, Any], since: datetime | None) -> bool:
