@@ -1,4 +1,9 @@
-"""Email through Django's configured email backend (SMTP in production; locmem in tests)."""
+"""Email through Django's email backend (SMTP in production; locmem in tests).
+
+The mail server is Django's ``EMAIL_*`` settings, read from the environment (ao_site/settings.py:
+EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS / EMAIL_USE_SSL,
+DEFAULT_FROM_EMAIL), unless the notifier names its own (``host``, ``port``, ``username``,
+``password_secret`` — a secret stored in ao —, ``use_tls`` / ``use_ssl``)."""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ from django.core.mail import BadHeaderError, get_connection, send_mail
 from pydantic import Field, field_validator
 
 from integrations.base import Notification, Notifier
-from integrations.notifier import NotifierConfig, NotifyFailed, NotifyUnavailable, priority_of
+from integrations.credentials import SecretName, secret_name
+from integrations.notifier import NotifierConfig, NotifyFailed, NotifyUnavailable, priority_of, secret_from
 from integrations.registry import notifiers
 
 ADDRESS_RE = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
@@ -51,6 +57,19 @@ class EmailNotifier(Notifier):
             default=None, description="Sender; default: Django's DEFAULT_FROM_EMAIL."
         )
         subject_prefix: str = Field(default="[ao]", max_length=40, description="Put before every subject.")
+        host: str | None = Field(default=None, description="Mail server; default: EMAIL_HOST.")
+        port: int | None = Field(default=None, ge=1, le=65535, description="Its port; default: EMAIL_PORT.")
+        username: str | None = Field(default=None, description="SMTP AUTH user; default: EMAIL_HOST_USER.")
+        password_secret: str | None = SecretName(
+            "Name of the secret stored in ao holding the SMTP password; default: EMAIL_HOST_PASSWORD."
+        )
+        use_tls: bool | None = Field(default=None, description="STARTTLS; default: EMAIL_USE_TLS.")
+        use_ssl: bool | None = Field(default=None, description="Implicit TLS; default: EMAIL_USE_SSL.")
+
+        @field_validator("password_secret")
+        @classmethod
+        def _password_secret(cls, value: str | None) -> str | None:
+            return secret_name(value)
 
         @field_validator("to")
         @classmethod
@@ -62,8 +81,24 @@ class EmailNotifier(Notifier):
         def _sender(cls, value: str | None) -> str | None:
             return _address(value) if value is not None else None
 
+    def _server(self) -> dict:
+        """The notifier's own mail-server settings; those it leaves unset are Django's EMAIL_*."""
+        config = self.config
+        own = {
+            "host": config.host,
+            "port": config.port,
+            "username": config.username,
+            "use_tls": config.use_tls,
+            "use_ssl": config.use_ssl,
+        }
+        if config.password_secret:
+            own["password"] = secret_from(
+                env=None, secret=config.password_secret, what="SMTP password", who="email"
+            )
+        return {name: value for name, value in own.items() if value is not None}
+
     def send(self, notification: Notification) -> None:
-        connection = get_connection(timeout=self.config.timeout)
+        connection = get_connection(timeout=self.config.timeout, **self._server())
         try:
             send_mail(
                 email_subject(notification, prefix=self.config.subject_prefix),
