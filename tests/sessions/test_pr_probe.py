@@ -193,3 +193,47 @@ def test_new_prs_moved_bases_failed_reads_webhooks_and_lost_state(gh, project, s
     assert graphql >= 1
     # then 304s: the PR list, and the Actions runs (B's new commit has no checks yet)
     assert sweep(gh, project) == (0, 0, 2)
+
+
+def test_the_fake_githubs_etags_change_with_what_each_read_returns(gh):
+    """What the probe relies on, as GitHub does it: the PR list's ETag moves with a PR's commit,
+    review, thread, comment and merge, not with its checks; the Actions runs' and a commit's
+    check runs' and status's ETags move with the checks."""
+    import requests
+
+    repo = gh.repo("acme/web")
+    pull = repo.add_pull("feat/x")
+    check = repo.add_check_run(pull.head_sha, "test", status="in_progress")
+    session = requests.Session()
+    session.headers["Authorization"] = f"token {gh.token}"
+    etags: dict[str, str] = {}
+
+    def moved(path: str) -> bool:
+        """A conditional GET of ``path``: True when it is a 200 (it changed since the last look)."""
+        answer = session.get(gh.base_url + path, headers={"If-None-Match": etags.get(path, "")})
+        etags[path] = answer.headers["ETag"]
+        return answer.status_code == 200
+
+    pulls = "/repos/acme/web/pulls?state=all&sort=updated&direction=desc&per_page=100"
+    runs = "/repos/acme/web/actions/runs?per_page=100"
+    paths = [pulls, runs, f"/repos/acme/web/commits/{pull.head_sha}/check-runs"]
+    paths.append(f"/repos/acme/web/commits/{pull.head_sha}/status")
+    assert all(moved(p) for p in paths)
+    assert not any(moved(p) for p in paths)  # nothing changed: all 304
+
+    with gh.lock:
+        check.status, check.conclusion = "completed", "success"
+    assert [moved(p) for p in paths] == [False, True, True, False]
+    repo.add_status(pull.head_sha, "ci/external", "pending")
+    assert [moved(p) for p in paths] == [False, False, False, True]
+    changes = (
+        lambda: gh.push(pull),
+        lambda: gh.add_review(pull, state="APPROVED"),
+        lambda: gh.add_thread(pull, body="a thread"),
+    )
+    for i, change in enumerate(changes):
+        change()
+        # each change a second later than the one before (GitHub's times have whole seconds)
+        pull.updated_at = datetime.now(UTC) - timedelta(minutes=10) + timedelta(seconds=i)
+        assert moved(pulls)
+        assert not moved(pulls)
