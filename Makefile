@@ -7,7 +7,7 @@ PORT   ?= 8000
 # `make -C ~/ao run` inside your repository runs ao there (the shell's PWD; make -C keeps it).
 REPO   ?= $(or $(PWD),$(CURDIR))
 
-.PHONY: run test test-fast lint format bench clean
+.PHONY: run test test-fast test-faults lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ lint: $(VENV)/.installed-test
 # Two workers: the suite is dominated by real processes (daphne, tmux, git, Chromium) waiting.
 test: lint
 	$(BIN)/pytest -n 2 --dist loadfile
+
+# The fault suite alone (real processes killed at chosen points), twice in a row: it must pass both.
+test-faults: $(VENV)/.installed-test
+	$(BIN)/pytest -p no:xdist tests/faults
+	$(BIN)/pytest -p no:xdist tests/faults
 
 test-fast: $(VENV)/.installed-test
 	$(BIN)/pytest -m 'not slow'

@@ -37,7 +37,7 @@ from integrations.base import (
     WorkspaceRefused,
 )
 from integrations.registry import ConfigurationError, agents, plugin_for, registry_for
-from sessions import audit, prompts, realtime, services
+from sessions import audit, jobs, prompts, realtime, services
 from sessions.lessons import lessons_for_prompt  # the learning loop
 from sessions.lifecycle import Activity, Phase, RuntimeState, Zone
 from sessions.models import Actor, Event, Project, Session
@@ -244,10 +244,8 @@ def session_spawn(
 
 
 def _enqueue_start(session: Session) -> None:
-    from sessions import tasks
-
     session_id, queue = session.id, host_queue(session.host or settings.AO_HOST_NAME)
-    transaction.on_commit(lambda: tasks.session_start_task.apply_async(args=[session_id], queue=queue))
+    transaction.on_commit(lambda: jobs.enqueue(jobs.SESSION_START, args=[session_id], queue=queue))
 
 
 # A start that no worker has begun this long after the spawn was never enqueued (the broker was
@@ -386,6 +384,23 @@ AO_INTERNAL_ENV = (
 # (never passed on), removed even when no plugin setting names them.
 AO_SERVICE_TOKENS = ("GITHUB_TOKEN", "GH_TOKEN", "GH_ENTERPRISE_TOKEN", "LINEAR_API_KEY")
 AO_NOTIFIER_ENV = ("SLACK_WEBHOOK_URL",)
+# The markers coding agents set for the shells and tools they run (found in the CLIs themselves):
+# when ao was started from such a shell, an agent it starts would take itself for one nested in
+# that session (recent Claude Code refuses to start with CLAUDECODE set). Removed from every agent.
+AGENT_SESSION_MARKERS = (
+    # Claude Code
+    "CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT", "CLAUDE_CODE_SESSION_ID", "CLAUDE_CODE_CHILD_SESSION",
+    "CLAUDE_CODE_SESSION_ATTENDED", "CLAUDE_CODE_CHILD_NOTES_DIR", "CLAUDE_CODE_LAUNCHED_BY_SESSION_IDS",
+    "CLAUDE_CODE_SSE_PORT", "CLAUDE_PID", "CLAUDE_PROJECT_DIR", "CLAUDE_EFFORT",
+    # Codex
+    "CODEX_SANDBOX", "CODEX_SANDBOX_NETWORK_DISABLED", "CODEX_THREAD_ID", "CODEX_TOOL_CALL_ID",
+    "CODEX_MANAGED_BY_NPM", "CODEX_MANAGED_BY_BUN", "CODEX_MANAGED_BY_PNPM", "CODEX_MANAGED_BY_VITE_PLUS",
+    "CODEX_MANAGED_PACKAGE_ROOT",
+    # Gemini CLI
+    "GEMINI_CLI", "GEMINI_CLI_NO_RELAUNCH", "GEMINI_CLI_IDE_SERVER_PORT", "GEMINI_CLI_IDE_WORKSPACE_PATH",
+    # OpenCode
+    "OPENCODE", "OPENCODE_PID", "OPENCODE_CLIENT",
+)  # fmt: skip
 # The slots whose settings may name ao's credentials; the agent's own settings name the
 # agent's own keys, which it needs.
 CREDENTIAL_SLOTS = ("tracker", "scm", "runtime", "workspace")
@@ -438,14 +453,17 @@ def credential_env_names() -> set[str]:
 
 
 def agent_environment(session: Session, *, token: str) -> dict[str, str | None]:
-    """The agent's environment on top of the runtime's: its identity for `ao report`, and every
-    credential of ao removed (None): ao's own secrets, and every variable a plugin setting of any
-    project or notifier names. With passTokensToAgents, the project's own SCM/tracker tokens stay."""
+    """The agent's environment on top of ao's own (the runtime's launcher layers it over ao's
+    environment at the moment it starts the agent, not over its tmux server's): its identity for
+    `ao report`, and removed (None) every credential of ao (ao's own secrets, every variable a
+    plugin setting of any project or notifier names) and other agents' session markers
+    (AGENT_SESSION_MARKERS). With passTokensToAgents, the project's own SCM/tracker tokens stay."""
     project = session.project
     removed = credential_env_names()
     if project.pass_tokens_to_agents:
         removed -= set(AO_SERVICE_TOKENS) | project_credential_env(project, TOKEN_SLOTS)
         removed |= set(AO_INTERNAL_ENV)
+    removed |= set(AGENT_SESSION_MARKERS)
     env: dict[str, str | None] = dict.fromkeys(sorted(removed - ESSENTIAL_ENV))
     ao_bin = str(Path(sys.executable).parent)
     path = os.environ.get("PATH", "")
@@ -543,7 +561,9 @@ def session_start(*, session_id: str) -> bool:
             if not ctx.agent.prompt_in_command:
                 from sessions import messaging
 
-                messaging.message_queue(session=session, text=prompt, sender=Actor.SYSTEM, sender_name="ao")
+                messaging.message_queue(
+                    session=session, text=prompt, sender=Actor.SYSTEM, sender_name="ao", first=True
+                )
             services.session_rederive(session=session)
         return True
     except Exception as exc:
@@ -757,8 +777,6 @@ def runs_elsewhere(session: Session) -> str:
 
 def _request_on_host(session: Session, action: str, *, host: str, by, actor: str, params: dict) -> Requested:
     """Record the request on the timeline (and the audit log) and enqueue it on the host's queue."""
-    from sessions import tasks
-
     here = settings.AO_HOST_NAME
     with transaction.atomic():
         event = services.event_record(
@@ -779,9 +797,7 @@ def _request_on_host(session: Session, action: str, *, host: str, by, actor: str
         kwargs = {"request_event": event.pk, "by": getattr(by, "pk", None), "actor": actor, "params": params}
         session_id, queue = session.pk, host_queue(host)
         transaction.on_commit(
-            lambda: tasks.session_operate_task.apply_async(
-                args=[session_id, action], kwargs=kwargs, queue=queue
-            )
+            lambda: jobs.enqueue(jobs.SESSION_OPERATE, args=[session_id, action], kwargs=kwargs, queue=queue)
         )
     return Requested(action=action, host=host)
 
@@ -1176,7 +1192,7 @@ def project_sweep(*, project: Project, keep=None) -> int:
 
     ``keep`` (the sweep lease's ``keep``) is called before each step and each session: it renews
     the lease of a long sweep and raises ``services.SweepLeaseLost`` when it is no longer held."""
-    from sessions import orchestrator, prsync, tasks
+    from sessions import orchestrator, prsync
 
     def step() -> None:
         if keep is not None:
@@ -1194,7 +1210,7 @@ def project_sweep(*, project: Project, keep=None) -> int:
     for session in running.select_related("project"):
         step()
         if (session.host or settings.AO_HOST_NAME) != settings.AO_HOST_NAME:
-            tasks.session_observe_task.apply_async(args=[session.pk], queue=host_queue(session.host))
+            jobs.enqueue(jobs.SESSION_OBSERVE, args=[session.pk], queue=host_queue(session.host))
             continue
         try:
             changes += int(session_observe(session=session))
@@ -1203,9 +1219,10 @@ def project_sweep(*, project: Project, keep=None) -> int:
         failpoints.reach("sweep.claimed")
         if session.messages.filter(state__in=["queued", "delivered"]).exists():
             # one attempt: a held message is looked at again by the next sweep
-            tasks.messages_deliver_task.apply_async(
+            jobs.enqueue(
+                jobs.MESSAGES_DELIVER,
                 args=[session.pk],
-                kwargs={"rounds": tasks.DELIVERY_RETRY_ROUNDS},
+                kwargs={"rounds": jobs.DELIVERY_RETRY_ROUNDS},
                 queue=host_queue(session.host),
             )
     changes += services.project_sweep(project=project, exclude_phase=Phase.RUNNING, keep=keep)

@@ -32,6 +32,10 @@ CHECKS_RUN = "sessions.run_checks"
 ORCHESTRATOR_LAUNCH = "sessions.orchestrator_launch"
 NOTIFICATION_DELIVER = "reactions.deliver_notification"
 
+# A delivery task re-schedules itself this many times while the agent is busy, then leaves the
+# message to the sweep; the sweep's own attempts pass this, so they are one attempt each.
+DELIVERY_RETRY_ROUNDS = 150
+
 
 def task(name: str) -> Task:
     """The registered task ``name``. A process that has not imported the apps' tasks modules yet

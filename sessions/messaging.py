@@ -193,9 +193,11 @@ def message_queue(
     sender_name: str = "",
     answers_prompt: bool = False,
     watch: bool | None = None,
+    first: bool = False,
 ) -> Message:
     """Queue a message and its delivery (after commit). ``watch``: whether a process without a
-    worker keeps watching a busy agent to deliver it (None: yes; ao's own messages at spawn)."""
+    worker keeps watching a busy agent to deliver it (None: yes; ao's own messages at spawn).
+    ``first``: the session's task prompt, delivered before anything sent while it was spawning."""
     text = clean_text(text, max_chars=settings.AO_MAX_PROMPT_CHARS, what="message")
     if answers_prompt and sender != Actor.USER:
         raise ValueError("only a person may answer an agent's permission prompt")
@@ -207,6 +209,8 @@ def message_queue(
         sender_name=sender_name,
         answers_prompt=answers_prompt,
     )
+    if first:  # queued at start, but it comes before what people sent while the agent was starting
+        Message.objects.filter(pk=message.pk).update(created_at=session.created_at)
     who = sender_user.get_username() if sender_user else (sender_name or sender)
     first_line = text.strip().splitlines()[0][:120]
     services.event_record(

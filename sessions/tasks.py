@@ -7,7 +7,7 @@ import logging
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from sessions import agents, services
+from sessions import agents, jobs, services
 from sessions.models import Actor, Project, Session
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def session_observe_task(session_id: str) -> None:
 
 
 DELIVERY_RETRY_SECONDS = 2
-DELIVERY_RETRY_ROUNDS = 150  # then the sweep keeps trying at its own pace
+DELIVERY_RETRY_ROUNDS = jobs.DELIVERY_RETRY_ROUNDS  # then the sweep keeps trying at its own pace
 
 
 @shared_task(name="sessions.deliver_messages", ignore_result=True, acks_late=True, **DB_RETRY)

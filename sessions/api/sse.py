@@ -32,6 +32,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.http import JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sessions import realtime, selectors
 from sessions.api.errors import error_body
@@ -41,6 +43,8 @@ from sessions.models import ApiToken, Event
 log = logging.getLogger(__name__)
 
 KEEPALIVE = 15.0
+# what channels_redis raises when Redis cannot be reached
+LAYER_ERRORS: tuple[type[BaseException], ...] = (OSError, RedisConnectionError, RedisTimeoutError)
 REPLAY_LIMIT = 500
 
 
@@ -144,13 +148,28 @@ async def events_stream(request):
         return JsonResponse(error_body("unavailable", "no channel layer configured"), status=503)
 
     recheck_every = settings.AO_ACCESS_RECHECK_SECONDS
-
-    async def stream():
+    # Subscribe before answering, so a channel layer that cannot be reached is a 503 with the
+    # reason, not a 200 whose stream breaks at once.
+    groups = {pk: realtime.events_group(pk) for pk in project_ids}
+    try:
         channel = await layer.new_channel("ao-sse.")
-        groups = {pk: realtime.events_group(pk) for pk in project_ids}
-        keys = set(await sync_to_async(_project_keys)(list(groups)))
         for group in groups.values():
             await layer.group_add(group, channel)
+    except LAYER_ERRORS as exc:
+        response = JsonResponse(
+            error_body(
+                "unavailable",
+                f"live events need the channel layer (Redis), which is unreachable ({exc}); "
+                "the REST API still answers; try the stream again when Redis is back",
+            ),
+            status=503,
+        )
+        response["Retry-After"] = "10"
+        return response
+    keys = set(await sync_to_async(_project_keys)(list(groups)))
+
+    async def stream():
+        nonlocal keys
         last = 0
         try:
             yield "retry: 3000\n: connected\n\n"
