@@ -132,7 +132,8 @@ class Runtime(Plugin, abc.ABC):
     """Where an agent process runs. ``name`` is the session id; the handle is stored on the session.
 
     ``start`` runs ``command`` as an argv list (never a shell string) in ``cwd`` with ``env``
-    layered over the runtime's environment (a None value removes the variable). ``send_text`` delivers a message the way TUIs take
+    layered over ao's own environment at that moment (a None value removes the variable; only
+    what the terminal provides, e.g. TERM and TMUX, comes from the runtime). ``send_text`` delivers a message the way TUIs take
     it (clear the line with the ``clear`` keys, type or bracketed-paste, Enter) and raises
     RuntimeGone when there is no runtime. ``probe`` returns a ``sessions.lifecycle.RuntimeState`` value and never raises.
     """

@@ -2,9 +2,14 @@
 
 Both start the agent through the same tiny launcher (:data:`LAUNCHER`): ``python -I -c
 LAUNCHER <spec.json>``. The spec file (mode 0600, deleted by the launcher as soon as it is
-read) holds the argv, the working directory and the environment; the launcher changes
-directory, layers the environment over its own (a variable given as None is removed, so ao's
-own secrets need not reach the agent) and ``execvp``s the argv. So the agent's
+read) holds the argv, the working directory and the agent's whole environment: ao's own
+environment at the moment it starts the agent, with the variables given layered over it (a
+variable given as None is removed, so ao's own secrets need not reach the agent). The launcher
+changes directory, takes from its own environment only what the terminal provides
+(:data:`TERMINAL_ENV`: TERM, TMUX, TMUX_PANE, ...) and ``execvp``s the argv with that environment.
+So the agent sees what ao decides, whatever tmux server its pane lives in (a tmux server keeps
+the environment of whoever started it: a person's own tmux, an earlier ao with other variables),
+and the same again on restore; the spec file is private to ao's user and gone once read. So the agent's
 command line never passes through a shell or through tmux's own argument parsing (tmux
 runs a lone command string with ``sh -c`` and treats any argument ending in ``;`` as a
 command separator), and secrets in the environment are not visible on any command line.
@@ -37,10 +42,11 @@ if spec.get("ctty"):
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
     except OSError:
         pass
-env = dict(os.environ)
-for name in spec.get("unset", ()):
+env = dict(spec["env"])
+for name in spec["terminal"]:
     env.pop(name, None)
-env.update(spec["env"])
+    if name in os.environ:
+        env[name] = os.environ[name]
 argv = spec["argv"]
 try:
     os.chdir(spec["cwd"])
@@ -50,6 +56,12 @@ except OSError as exc:
     sys.stderr.flush()
     sys.exit(127)
 """
+
+# What the agent's terminal itself provides: taken from the pane (tmux sets TERM, TMUX, TMUX_PANE,
+# TERM_PROGRAM...), never from ao's environment (ao may run in another terminal, or none);
+# COLUMNS/LINES from ao's terminal would give the agent the wrong size.
+TERMINAL_ENV = ("TERM", "TMUX", "TMUX_PANE", "COLORTERM", "TERM_PROGRAM", "TERM_PROGRAM_VERSION",
+                "COLUMNS", "LINES")  # fmt: skip
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}\Z")
 _STRIP_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -91,21 +103,35 @@ def validate_command(command: Sequence[str], env: Mapping[str, str]) -> None:
             raise PermanentIntegrationError(f"invalid environment variable {key!r}")
 
 
+def agent_env(env: Mapping[str, str | None], *, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The agent's whole environment: ``base`` (ao's own environment now) with ``env`` layered
+    over it, a None value removing the variable."""
+    full = dict(os.environ if base is None else base)
+    for key, value in env.items():
+        if value is None:
+            full.pop(key, None)
+        else:
+            full[key] = value
+    return full
+
+
 def write_launch_spec(
-    *, command: Sequence[str], cwd: Path, env: Mapping[str, str], ctty: bool = False
+    *, command: Sequence[str], cwd: Path, env: Mapping[str, str | None], ctty: bool = False
 ) -> str:
-    """Write the launcher's spec to a private temp file and return its path."""
+    """Write the launcher's spec (argv, cwd, the agent's whole environment: :func:`agent_env`) to
+    a private temp file and return its path."""
     validate_command(command, env)
     if not Path(cwd).is_dir():
         raise PermanentIntegrationError(f"working directory {cwd} does not exist")
+    full = agent_env(env)
     fd, path = tempfile.mkstemp(prefix="ao-launch-", suffix=".json")
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(
             {
                 "argv": list(command),
                 "cwd": str(cwd),
-                "env": {k: v for k, v in env.items() if v is not None},
-                "unset": sorted(k for k, v in env.items() if v is None),
+                "env": full,
+                "terminal": TERMINAL_ENV,
                 "ctty": ctty,
             },
             f,

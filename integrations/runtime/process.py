@@ -44,6 +44,7 @@ from integrations.runtime import (
     BRACKETED_PASTE_END,
     BRACKETED_PASTE_START,
     LONG_TEXT,
+    TERMINAL_ENV,
     clean_text,
     discard_launch_spec,
     launcher_argv,
@@ -127,6 +128,16 @@ def render_output(raw: bytes) -> str:
     return "\n".join(rows)
 
 
+def _pty_env() -> dict[str, str]:
+    """The launcher's environment, whose TERMINAL_ENV the agent gets: this pty is not ao's own
+    terminal (not tmux, not its size); TERM and COLORTERM stay ao's."""
+    env = dict(os.environ)
+    for name in TERMINAL_ENV:
+        if name not in ("TERM", "COLORTERM"):
+            env.pop(name, None)
+    return env
+
+
 @runtimes.register("process")
 class ProcessRuntime(Runtime):
     class Config(PluginConfig):
@@ -155,6 +166,7 @@ class ProcessRuntime(Runtime):
                 )
                 popen = subprocess.Popen(
                     launcher_argv(spec),
+                    env=_pty_env(),
                     stdin=slave,
                     stdout=slave,
                     stderr=slave,
