@@ -1,40 +1,48 @@
-"""Benchmark: what ao spends of a GitHub token, against the fake GitHub (tests/fakes/github.py).
+"""Benchmark: what ao's PR sync spends of a GitHub token in an hour, against the fake GitHub
+(tests/fakes/github.py: it answers If-None-Match with 304 when a read would return the same body,
+charges GraphQL points with GitHub's published cost formula, and counts every request).
 
-For 10, 100 and 500 sessions with open PRs (20 % with CI running), measures PR syncs of a
-project through sessions.prsync with the real GitHubSCM plugin and rate-aware client, and turns
-them into requests and GraphQL points per hour at ao's default cadence:
+For N sessions, each with an open PR (two finished checks, one review thread), one simulated hour
+of sweeps every 30 s runs ``sessions.prsync.pull_requests_sweep`` for real (the real GitHubSCM
+plugin and rate-aware client), on a simulated clock (``timezone.now`` is patched; the PRs' times
+on the fake follow it), after a first sweep that reads everything (not counted). Scenarios:
 
-- without webhooks: every 30 s sweep reads the PRs with CI pending; all PRs every 60 s;
-- with webhooks, coalesced (what ao does): deliveries within AO_WEBHOOK_COALESCE_SECONDS (2 s)
-  make one refresh of the union of their PRs; all PRs every 60 s as a safety net. The hour of
-  deliveries is simulated (seeded): per PR, 2 bursts of 3 deliveries (a push: push,
-  pull_request.synchronize, check_suite; CI done: check_run, check_run, check_suite), the
-  deliveries of a burst within 1 s, bursts at uniformly random times; each batch's refresh is
-  measured against the fake GitHub;
-- with webhooks, one refresh per delivery (ao before coalescing), for comparison;
-- naive: 5 REST calls per PR every 30 s (what a per-PR poller spends).
+- unchanged: nothing happens on GitHub for the hour;
+- changing: 6 events per PR per hour (seeded, uniformly random times): push (a new commit, its
+  CI starting), CI finished, review, review thread, push, CI finished;
+- changing, with webhooks: the same events, each announced by a delivery that makes ao refresh
+  the PRs it concerns (deliveries within AO_WEBHOOK_COALESCE_SECONDS, 2 s, in one refresh); the
+  sweeps then probe every AO_PR_SYNC_WEBHOOK_INTERVAL (60 s) only.
 
-Also the wall time of one sync of 500 sessions. Run: `.venv/bin/python bench/github_budget.py`.
+Each is run with ao as it is (ETag-guarded change probe; only changed PRs read) and as it was
+(``--before``-style: the change probe switched off, so the sweep follows the old plan: PRs with
+CI pending or no PR every sweep, everything every 60 s). Beside them, a model of an ETag-guarded
+poller (the reference system's way): N+1 conditional REST reads every 30 s (the PR list and
+each PR's checks), and a full batch re-read (one GraphQL query per 50 PRs, priced like ao's
+full read of the same PRs) in every 30 s in which something changed; its charged requests are
+the reads that did not come back 304 (the list and the changed PRs' check reads).
+
+Requests are every HTTP request (304s included: GitHub's secondary limits count them); charged
+ones are those that spend the hourly REST quota (not 304s). Points are GraphQL points.
+Run: `.venv/bin/python bench/github_budget.py [--sessions 5 20 100]`.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import random
 import sys
 import tempfile
-import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SWEEP = 30.0  # AO_SWEEP_INTERVAL
-IDLE = 60.0  # AO_PR_SYNC_IDLE_INTERVAL: full sync without webhooks
-HOOKED = 60.0  # AO_PR_SYNC_WEBHOOK_INTERVAL: full sync while webhooks arrive
-PENDING = 0.2  # share of PRs with CI running at any moment
-EVENTS_PER_PR_HOUR = 6  # e.g. a push, a check suite and its runs completing, a review
-BURSTS_PER_PR_HOUR = 2  # ... arriving as 2 bursts of 3 deliveries
-BURST_SPREAD = 1.0  # seconds over which one burst's deliveries arrive
+SWEEP = 30  # AO_SWEEP_INTERVAL, seconds
+HOUR = 3600
+EVENTS = ("push", "ci", "review", "thread", "push", "ci")  # per PR per hour, in this order
 WINDOW = 2.0  # AO_WEBHOOK_COALESCE_SECONDS
+BATCH = 50  # PRs per GraphQL query (the github SCM's batch_size)
 TOKEN_BUDGET = 5000  # per hour: REST requests and, separately, GraphQL points
 
 
@@ -52,138 +60,207 @@ def setup_django() -> None:
     call_command("migrate", verbosity=0)
 
 
-def _cost(gh, fn) -> dict:
-    gh.reset_counts()
-    points_before = gh.graphql_points
-    started = time.monotonic()
-    fn()
-    return {
-        "requests": gh.counts["graphql"] + gh.counts["rest"],
-        "graphql": gh.counts["graphql"],
-        "points": gh.graphql_points - points_before,
-        "rest": gh.counts["rest"],
-        "seconds": time.monotonic() - started,
-    }
+class Clock:
+    """``django.utils.timezone.now`` for the run: a simulated time, two hours back (so GitHub's
+    times are never in the fake's own "now")."""
+
+    def __init__(self) -> None:
+        self.at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+
+    def __call__(self) -> datetime:
+        return self.at
 
 
-def measure(n: int) -> dict:
+def schedule(n: int, *, seed: int = 1) -> list[tuple[float, int, str]]:
+    """(seconds into the hour, PR index, event) for one hour, sorted."""
+    rng = random.Random(seed)
+    out = []
+    for pr in range(n):
+        times = sorted(rng.uniform(0, HOUR) for _ in EVENTS)
+        out.extend((t, pr, kind) for t, kind in zip(times, EVENTS, strict=True))
+    return sorted(out)
+
+
+def apply(gh, repo, pull, kind: str, at: datetime, rng: random.Random) -> None:
+    """One event on the fake GitHub, at simulated time ``at``."""
+    if kind == "ci":
+        running = [c for c in repo.checks_for(pull.head_sha) if c.status != "completed"]
+        with gh.lock:
+            for check in running:
+                check.status, check.completed_at = "completed", at
+                check.conclusion = "failure" if rng.random() < 0.25 else "success"
+        return  # a check does not move the PR (GitHub's PR list is unchanged)
+    if kind == "push":
+        gh.push(pull)
+        repo.add_check_run(pull.head_sha, "test", status="in_progress")
+        repo.add_check_run(pull.head_sha, "lint", conclusion="success")
+    elif kind == "review":
+        gh.add_review(pull, state=rng.choice(["APPROVED", "CHANGES_REQUESTED", "COMMENTED"]))
+    elif kind == "thread":
+        gh.add_thread(pull, body="please rename this", author="reviewer")
+    with gh.lock:
+        pull.updated_at = at
+
+
+def simulate(n: int, *, probe: bool, changing: bool, hooked: bool = False) -> dict:
+    from django.core.cache import cache
+    from django.utils import timezone
+
+    from integrations.base import SCM
     from integrations.github.client import forget_clients
+    from integrations.scm.github import GitHubSCM
     from sessions import prsync
-    from sessions.models import Project, Session
+    from sessions.models import Project, Session, WebhookDelivery
     from tests.fakes.github import FakeGitHub
 
     forget_clients()
-    with FakeGitHub() as gh:
-        os.environ["GITHUB_TOKEN"] = gh.token
-        repo = gh.add_repo(f"acme/bench{n}")
-        project = Project.objects.create(
-            key=f"bench{n}",
-            repo=f"acme/bench{n}",
-            path=str(REPO),
-            session_prefix=f"b{n}",
-            scm="github",
-            plugin_settings={"scm": {"base_url": gh.base_url, "write_interval": 0}},
-        )
-        for i in range(n):
-            Session.objects.create(
-                id=f"b{n}-{i + 1}", project=project, number=i + 1, branch=f"feat/{i}", phase="running"
+    cache.clear()
+    clock = Clock()
+    saved_now, saved_probe = timezone.now, GitHubSCM.pull_request_changes
+    timezone.now = clock
+    if not probe:
+        GitHubSCM.pull_request_changes = SCM.pull_request_changes
+    key = f"b{n}{int(probe)}{int(changing)}{int(hooked)}"
+    try:
+        with FakeGitHub() as gh:
+            os.environ["GITHUB_TOKEN"] = gh.token
+            repo = gh.add_repo(f"acme/{key}")
+            project = Project.objects.create(
+                key=key,
+                repo=f"acme/{key}",
+                path=str(REPO),
+                session_prefix=key,
+                scm="github",
+                plugin_settings={"scm": {"base_url": gh.base_url, "write_interval": 0}},
             )
-            pull = repo.add_pull(f"feat/{i}")
-            repo.add_check_run(
-                pull.head_sha, "test", status="in_progress" if i < n * PENDING else "completed"
-            )
-            repo.add_check_run(pull.head_sha, "lint", conclusion="success")
-            gh.add_thread(pull, path="app.py", line=3, body="please rename", author="reviewer")
-        prsync.pull_requests_sync(project=project)  # discovery: PRs found by branch
-        full = _cost(gh, lambda: prsync.pull_requests_sync(project=project))
-        plan = prsync.pr_sync_plan(project=Project.objects.get(pk=project.pk))
-        partial = _cost(gh, lambda: prsync.pull_requests_sync(project=project, session_ids=plan))
-        hook = _cost(gh, lambda: prsync.pull_requests_sync(project=project, session_ids=[f"b{n}-1"]))
-        batches = coalesced_batches(n)
-        by_size = {}
-        for size in sorted({len(b) for b in batches}):
-            ids = [f"b{n}-{i + 1}" for i in range(size)]
-            by_size[size] = _cost(
-                gh, lambda ids=ids: prsync.pull_requests_sync(project=project, session_ids=ids)
-            )
-        coalesced = {k: sum(by_size[len(b)][k] for b in batches) for k in ("requests", "points")}
+            pulls, sessions = [], []
+            for i in range(n):
+                sessions.append(
+                    Session.objects.create(
+                        id=f"{key}-{i + 1}",
+                        project=project,
+                        number=i + 1,
+                        branch=f"feat/{i}",
+                        phase="running",
+                    )
+                )
+                pull = repo.add_pull(f"feat/{i}")
+                repo.add_check_run(pull.head_sha, "test", conclusion="success")
+                repo.add_check_run(pull.head_sha, "lint", conclusion="success")
+                gh.add_thread(pull, path="app.py", line=3, body="please rename", author="reviewer")
+                pull.updated_at = clock.at - timedelta(minutes=5)
+                pulls.append(pull)
+            start = clock.at
+
+            def sweep() -> None:
+                prsync.pull_requests_sweep(project=Project.objects.get(pk=project.pk))
+
+            sweep()  # the first sweep reads everything (PRs found by branch): not counted
+            sweep()  # ... and the next records the base branch once: not counted either
+            gh.reset_counts()
+            points_before = gh.graphql_points
+            events = schedule(n) if changing else []
+            rng = random.Random(2)
+            refreshes = 0
+            for k in range(1, HOUR // SWEEP + 1):
+                window_end = start + timedelta(seconds=k * SWEEP)
+                due = [e for e in events if start + timedelta(seconds=e[0]) <= window_end]
+                events = events[len(due) :]
+                batches: list[tuple[float, set[int]]] = []
+                for offset, index, kind in due:
+                    at = start + timedelta(seconds=offset)
+                    clock.at = at
+                    apply(gh, repo, pulls[index], kind, at, rng)
+                    if hooked:
+                        if batches and offset <= batches[-1][0]:
+                            batches[-1][1].add(index)
+                        else:
+                            batches.append((offset + WINDOW, {index}))
+                for at, indexes in batches:  # each coalesced refresh, WINDOW after its first delivery
+                    clock.at = start + timedelta(seconds=at)
+                    WebhookDelivery.objects.create(project=project, delivery_id=f"{key}-{k}-{at}", event="push")
+                    prsync.pull_requests_sync(project=project, session_ids=[sessions[i].pk for i in indexes])
+                    refreshes += 1
+                if hooked and not batches and k == 1:
+                    WebhookDelivery.objects.create(project=project, delivery_id=f"{key}-0", event="ping")
+                clock.at = window_end
+                sweep()
+            counts = dict(gh.counts)
+            points = gh.graphql_points - points_before
+        return {
+            "requests": counts.get("rest", 0) + counts.get("graphql", 0) + counts.get("304", 0),
+            "charged": counts.get("rest", 0),
+            "not_modified": counts.get("304", 0),
+            "graphql": counts.get("graphql", 0),
+            "points": points,
+            "refreshes": refreshes,
+        }
+    finally:
+        timezone.now = saved_now
+        GitHubSCM.pull_request_changes = saved_probe
+
+
+def reference(n: int, *, changing: bool, full_points: int) -> dict:
+    """The ETag-guarded poller model (module docstring), on the same event schedule."""
+    sweeps = HOUR // SWEEP
+    changed_windows: dict[int, set[int]] = {}
+    for offset, index, _kind in schedule(n) if changing else []:
+        changed_windows.setdefault(min(sweeps, int(offset // SWEEP) + 1), set()).add(index)
+    batches = -(-n // BATCH)
+    requests = (n + 1) * sweeps + batches * len(changed_windows)
+    charged = sum(1 + len(prs) for prs in changed_windows.values())
     return {
-        "full": full,
-        "partial": partial,
-        "partial_n": len(plan or []),
-        "hook": hook,
-        "batches": len(batches),
-        "coalesced": coalesced,
+        "requests": requests,
+        "charged": charged,
+        "points": full_points * len(changed_windows),
+        "change_sweeps": len(changed_windows),
     }
 
 
-def coalesced_batches(n: int, *, seed: int = 1) -> list[set[int]]:
-    """One simulated hour of deliveries for n PRs, through ao's debounce: the first delivery of a
-    quiet project queues a refresh WINDOW seconds later, which takes every delivery received by
-    then. Returns the PRs of each refresh."""
-    rng = random.Random(seed)
-    per_burst = EVENTS_PER_PR_HOUR // BURSTS_PER_PR_HOUR
-    arrivals = sorted(
-        (start + rng.uniform(0, BURST_SPREAD), pr)
-        for pr in range(n)
-        for start in (rng.uniform(0, 3600) for _ in range(BURSTS_PER_PR_HOUR))
-        for _ in range(per_burst)
-    )
-    batches: list[set[int]] = []
-    due = None
-    for at, pr in arrivals:
-        if due is None or at > due:
-            batches.append(set())
-            due = at + WINDOW
-        batches[-1].add(pr)
-    return batches
+def full_read_points(n: int) -> int:
+    """GraphQL points of ao's read of all n PRs in one sweep (the reference's re-read's price)."""
+    from integrations.scm.github import _points
 
-
-def per_hour(m: dict, n: int) -> dict:
-    """Requests and points per hour at the default cadence (see the module docstring)."""
-    polled = {
-        k: m["full"][k] * 3600 / IDLE + m["partial"][k] * (3600 / SWEEP - 3600 / IDLE)
-        for k in ("requests", "points")
-    }
-    per_delivery = {
-        k: m["full"][k] * 3600 / HOOKED + n * EVENTS_PER_PR_HOUR * m["hook"][k]
-        for k in ("requests", "points")
-    }
-    hooked = {k: m["full"][k] * 3600 / HOOKED + m["coalesced"][k] for k in ("requests", "points")}
-    naive = n * 5 * 3600 / SWEEP
-    return {"polled": polled, "hooked": hooked, "per_delivery": per_delivery, "naive": naive}
+    per_query = _points(min(n, BATCH) * 5)  # a state read: 5 connections per PR
+    return per_query * -(-n // BATCH)
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sessions", type=int, nargs="*", default=[5, 20, 100])
+    args = parser.parse_args()
     setup_django()
-    print(
-        f"{'PRs':>5} | {'full sync (all PRs)':>22} | {'sweep (pending only)':>21} | "
-        f"{'no webhooks /h':>21} | {'webhooks, coalesced /h':>22} | {'refreshes /h':>12} | "
-        f"{'webhooks, per delivery /h':>25} | {'naive REST /h':>13} | full sync time"
+    import logging
+
+    logging.disable(logging.WARNING)
+    head = (
+        f"{'N':>4} | {'scenario':<22} | {'who':<26} | {'requests/h':>10} | {'charged/h':>9} | "
+        f"{'304s/h':>6} | {'GraphQL/h':>9} | {'points/h':>8} | {'points/session/h':>16}"
     )
-    results = {}
-    for n in (10, 100, 500):
-        m = measure(n)
-        h = per_hour(m, n)
-        results[n] = h
-        print(
-            f"{n:>5} | {m['full']['requests']:>3} req {m['full']['points']:>4} pts       | "
-            f"{m['partial_n']:>3} PRs {m['partial']['points']:>4} pts     | "
-            f"{h['polled']['requests']:>6.0f} req {h['polled']['points']:>6.0f} pts | "
-            f"{h['hooked']['requests']:>7.0f} req {h['hooked']['points']:>6.0f} pts | "
-            f"{m['batches']:>12} | "
-            f"{h['per_delivery']['requests']:>10.0f} req {h['per_delivery']['points']:>6.0f} pts | "
-            f"{h['naive']:>13.0f} | {m['full']['seconds'] * 1000:.0f} ms"
-        )
-    h = results[100]
-    print(
-        f"\nat 100 sessions ({PENDING:.0%} with CI pending; {EVENTS_PER_PR_HOUR} webhook deliveries per PR per hour): "
-        f"GraphQL {h['polled']['points'] / TOKEN_BUDGET:.1%} of the 5,000 points/h budget without webhooks, "
-        f"{h['hooked']['points'] / TOKEN_BUDGET:.1%} with (coalesced; "
-        f"{h['per_delivery']['points'] / TOKEN_BUDGET:.1%} with a refresh per delivery); "
-        f"REST {h['polled']['requests'] / TOKEN_BUDGET:.1%} / {h['hooked']['requests'] / TOKEN_BUDGET:.1%} "
-        f"of 5,000 requests/h; naive polling {h['naive'] / TOKEN_BUDGET:.0%}"
-    )
+    print(head)
+    print("-" * len(head))
+    for n in args.sessions:
+        for label, changing, hooked in (
+            ("unchanged", False, False),
+            ("6 events/PR/h", True, False),
+            ("6 events/PR/h, webhooks", True, True),
+        ):
+            rows = [
+                ("ao (ETag probe)", simulate(n, probe=True, changing=changing, hooked=hooked)),
+                ("ao before (no probe)", simulate(n, probe=False, changing=changing, hooked=hooked)),
+            ]
+            if not hooked:
+                ref = reference(n, changing=changing, full_points=full_read_points(n))
+                rows.append(
+                    ("ETag-guarded poller model", {**ref, "not_modified": ref["requests"] - ref["charged"]})
+                )
+            for who, r in rows:
+                print(
+                    f"{n:>4} | {label:<22} | {who:<26} | {r['requests']:>10} | {r['charged']:>9} | "
+                    f"{r['not_modified']:>6} | {r.get('graphql', '-'):>9} | {r['points']:>8} | "
+                    f"{r['points'] / n:>16.2f}"
+                )
+        print()
 
 
 if __name__ == "__main__":

@@ -28,11 +28,13 @@ import argparse
 import json
 import logging
 import os
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -53,6 +55,8 @@ def setup_django(base: Path) -> None:
     )
     for name in ("DATABASE_URL", "REDIS_URL", "AO_CONFIG"):
         os.environ.pop(name, None)
+    if os.environ.get("BENCH_DATABASE_URL"):
+        os.environ["DATABASE_URL"] = os.environ["BENCH_DATABASE_URL"]
     sys.path.insert(0, str(REPO))
     import django
 
@@ -117,53 +121,69 @@ def write_transcript(claude_dir: Path, workspace: Path, index: int) -> None:
     (folder / f"conv-{index}.jsonl").write_text("\n".join(lines) + "\n")
 
 
-def timed(fn) -> float:
-    started = time.perf_counter()
-    fn()
-    return time.perf_counter() - started
+class QueryCounter:
+    """Every SQL statement the connection runs (Django's own query log stops at 9,000), by a
+    rough template (literals replaced), to find the ones run once per session."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.templates: Counter[str] = Counter()
+
+    def __call__(self, execute, sql, params, many, context):
+        self.count += 1
+        self.templates[TEMPLATE.sub("?", sql)[:160]] += 1
+        return execute(sql, params, many, context)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--sessions", type=int, default=500)
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
-    base = Path(tempfile.mkdtemp(prefix="ao-bench-sweep-"))
-    setup_django(base)
-    register_noop_runtime()
-    logging.disable(logging.INFO)  # the conflict watch notes every workspace without an origin
+TEMPLATE = re.compile(r"'[^']*'|\b\d+\b|%s(?:, %s)*")
 
-    from django.conf import settings
+
+def measured(fn, counter: QueryCounter) -> tuple[float, float, int]:
+    """(CPU seconds of this thread, wall seconds, SQL statements) of ``fn()``. The fake GitHub
+    answers on its own threads: its CPU is not in the figure (nor is PostgreSQL's server)."""
     from django.db import connection
+
+    counter.count = 0
+    counter.templates.clear()
+    cpu, wall = time.thread_time(), time.perf_counter()
+    with connection.execute_wrapper(counter):
+        fn()
+    return time.thread_time() - cpu, time.perf_counter() - wall, counter.count
+
+
+def run(n: int, repeat: int, base: Path, top: int) -> dict:
+    from django.conf import settings
 
     from integrations.github.client import forget_clients
     from sessions import agents, prsync
     from sessions.models import Project, Session
-    from tests.fakes.github import FakeGitHub
+    from tests.fakes.github import FakeGitHub, push
 
-    n = args.sessions
     forget_clients()
+    key = f"sweep{n}"
+    counter = QueryCounter()
     with FakeGitHub() as gh:
         os.environ["GITHUB_TOKEN"] = gh.token
-        repo = gh.add_repo("acme/sweep")
+        repo = gh.add_repo(f"acme/{key}")
         project = Project.objects.create(
-            key="sweep",
-            repo="acme/sweep",
+            key=key,
+            repo=f"acme/{key}",
             path=str(REPO),
-            session_prefix="s",
+            session_prefix=key,
             scm="github",
             runtime="bench-noop",
             agent="claude-code",
             max_sessions=n + 10,
             plugin_settings={"scm": {"base_url": gh.base_url, "write_interval": 0}},
         )
+        pulls = []
         for i in range(n):
-            workspace = base / "ws" / f"s-{i + 1}"
+            workspace = base / key / f"s-{i + 1}"
             workspace.mkdir(parents=True)
             subprocess.run(["git", "init", "-q", "-b", f"feat/{i}", str(workspace)], check=True)
             write_transcript(base / "claude", workspace, i)
             Session.objects.create(
-                id=f"s-{i + 1}",
+                id=f"{key}-{i + 1}",
                 project=project,
                 number=i + 1,
                 branch=f"feat/{i}",
@@ -171,7 +191,7 @@ def main() -> None:
                 agent="claude-code",
                 host=settings.AO_HOST_NAME,
                 workspace_path=str(workspace),
-                runtime_handle={"runtime": "bench-noop", "name": f"s-{i + 1}", "data": {}},
+                runtime_handle={"runtime": "bench-noop", "name": f"{key}-{i + 1}", "data": {}},
             )
             pull = repo.add_pull(f"feat/{i}")
             repo.add_check_run(
@@ -179,41 +199,75 @@ def main() -> None:
             )
             repo.add_check_run(pull.head_sha, "lint", conclusion="success")
             gh.add_thread(pull, path="app.py", line=3, body="please rename", author="reviewer")
+            pull.updated_at -= timedelta(minutes=5)
+            pulls.append(pull)
         prsync.pull_requests_sync(project=project)  # discovery: every PR found by its branch
-        agents.project_sweep(project=Project.objects.get(pk=project.pk))  # warm-up: first observations
+        for _ in range(2):  # warm-up: first observations, the probe's first looks
+            agents.project_sweep(project=Project.objects.get(pk=project.pk))
 
-        partial, full, queries = [], [], []
-        for _ in range(args.repeat):
-            fresh = Project.objects.get(pk=project.pk)
-            settings.DEBUG = True
-            connection.queries_log.clear()
-            partial.append(timed(lambda fresh=fresh: agents.project_sweep(project=fresh)))
-            queries.append(len(connection.queries))
-            settings.DEBUG = False
-            Project.objects.filter(pk=project.pk).update(last_pr_sync_at=None)  # the safety sync is due
-            fresh = Project.objects.get(pk=project.pk)
-            full.append(timed(lambda fresh=fresh: agents.project_sweep(project=fresh)))
-        sessions = list(Session.objects.filter(project=project).select_related("project"))
-        observe = timed(lambda: [agents.session_observe(session=s) for s in sessions])
-        sync = timed(lambda: prsync.pull_requests_sync(project=project))
+        out: dict[str, list[tuple[float, float, int]]] = {"quiet": [], "changed": [], "full": []}
+        tops: dict[str, list[tuple[str, int]]] = {}
+        for r in range(repeat):
+            # a quiet sweep: nothing changed on GitHub (the probe's looks answer 304)
+            out["quiet"].append(
+                measured(lambda: agents.project_sweep(project=Project.objects.get(pk=project.pk)), counter)
+            )
+            tops["quiet"] = counter.templates.most_common(top)
+            # a sweep after a new commit on 20 % of the PRs: those are read and stored
+            for pull in pulls[int(n * 0.2) * (r % 5) : int(n * 0.2) * (r % 5 + 1)]:
+                push(pull)
+                pull.updated_at -= timedelta(seconds=10 + r)
+            out["changed"].append(
+                measured(lambda: agents.project_sweep(project=Project.objects.get(pk=project.pk)), counter)
+            )
+            tops["changed"] = counter.templates.most_common(top)
+            # a sweep with the full PR sync (every AO_PR_SYNC_FULL_INTERVAL, and without a probe)
+            Project.objects.filter(pk=project.pk).update(last_pr_sync_at=None)
+            out["full"].append(
+                measured(lambda: agents.project_sweep(project=Project.objects.get(pk=project.pk)), counter)
+            )
+            tops["full"] = counter.templates.most_common(top)
         statuses = sorted(set(Session.objects.filter(project=project).values_list("status", flat=True)))
+    return {"n": n, "runs": out, "tops": tops, "statuses": statuses}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sessions", type=int, nargs="*", default=[100, 1000])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--database", default="", help="a PostgreSQL URL (default: SQLite)")
+    parser.add_argument("--top", type=int, default=0, help="print the N most frequent SQL templates")
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="ao-bench-sweep-"))
+    if args.database:
+        os.environ["BENCH_DATABASE_URL"] = args.database
+    setup_django(base)
+    register_noop_runtime()
+    logging.disable(logging.INFO)  # the conflict watch notes every workspace without an origin
+    from django.db import connection
 
     print(
-        f"{n} running sessions, SQLite, runtime bench-noop (no process), "
-        "Claude Code activity from transcripts"
+        f"database: {connection.vendor}; runtime bench-noop (no process); Claude Code activity from transcripts"
     )
-    print(f"statuses after the sweeps: {', '.join(statuses)}")
-    print(
-        f"sweep, partial PR sync ({int(n * PENDING)} PRs with CI pending): "
-        f"median {statistics.median(partial):.2f} s (runs: {', '.join(f'{t:.2f}' for t in partial)}); "
-        f"~{statistics.median(queries)} SQL queries"
-    )
-    print(
-        f"sweep with the full PR sync ({n} PRs): median {statistics.median(full):.2f} s "
-        f"(runs: {', '.join(f'{t:.2f}' for t in full)})"
-    )
-    print(f"observing the {n} sessions alone: {observe:.2f} s ({observe / n * 1000:.1f} ms per session)")
-    print(f"full PR sync alone: {sync:.2f} s")
+    for n in args.sessions:
+        result = run(n, args.repeat, base, args.top)
+        print(f"\n{n} running sessions (statuses after: {', '.join(result['statuses'])})")
+        for name, label in (
+            ("quiet", "sweep, nothing changed on GitHub"),
+            ("changed", "sweep, 20 % of the PRs with a new commit (read and stored)"),
+            ("full", "sweep with the full PR sync"),
+        ):
+            runs = result["runs"][name]
+            cpu = statistics.median(r[0] for r in runs)
+            wall = statistics.median(r[1] for r in runs)
+            queries = statistics.median(r[2] for r in runs)
+            print(
+                f"  {label}: CPU {cpu:.2f} s ({cpu / n * 1000:.2f} ms/session), wall {wall:.2f} s, "
+                f"{queries:.0f} SQL statements ({queries / n:.1f}/session); "
+                f"runs: {', '.join(f'{r[0]:.2f}s/{r[2]}q' for r in runs)}"
+            )
+            for template, count in result["tops"].get(name, ()):
+                print(f"      {count:>6}  {template}")
 
 
 if __name__ == "__main__":
