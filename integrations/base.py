@@ -557,15 +557,23 @@ class SCM(Plugin, abc.ABC):
 # --- notifier ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Notification:
+    """What a notifier sends. ``url`` is what it is about (the PR, a failed check, a review thread);
+    ``session_url`` is ao's page for the session (absolute, at the address ao gives out) and
+    ``pr_url``/``pr_number`` the session's pull request: notifiers offer all three links."""
+
     title: str
     body: str
     priority: str = "info"  # urgent | action | warning | info
     url: str = ""
     session_id: str = ""
     project_key: str = ""
+    session_url: str = ""
+    pr_url: str = ""
+    pr_number: int | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "url", http_url(self.url))  # outside data: http(s) only (ao_site/links.py)
+        for name in ("url", "session_url", "pr_url"):  # outside data: http(s) only (ao_site/links.py)
+            object.__setattr__(self, name, http_url(getattr(self, name)))
 
 
 class Notifier(Plugin, abc.ABC):

@@ -166,6 +166,10 @@ def notifier_build(name: str, *, spec: tuple[str, dict[str, Any]] | None = None)
 
 
 def outbound(notification: Notification) -> OutboundNotification:
+    """What the notifiers get: the row, with ao's page for its session and the session's PR (read
+    at send time: the PR may have been opened since)."""
+    session = notification.session
+    pr = getattr(session, "pull_request", None) if session is not None else None  # None: no PR
     return OutboundNotification(
         title=notification.title,
         body=notification.body,
@@ -173,6 +177,9 @@ def outbound(notification: Notification) -> OutboundNotification:
         url=notification.url,
         session_id=notification.session_id or "",
         project_key=notification.project.key,
+        session_url=_default_url(session),
+        pr_url=pr.url if pr is not None else "",
+        pr_number=pr.number if pr is not None else None,
         id=notification.pk,
         rule=notification.rule,
         project_name=notification.project.name,
@@ -185,7 +192,7 @@ def notification_delivery_attempt(*, delivery_id: int) -> float | None:
     when there is nothing more to do (sent, failed for good, gone, or claimed by another worker).
     Never raises for notifier failures."""
     delivery = (
-        NotificationDelivery.objects.select_related("notification__project")
+        NotificationDelivery.objects.select_related("notification__project", "notification__session")
         .filter(pk=delivery_id, state=NotificationDelivery.State.PENDING)
         .first()
     )

@@ -321,3 +321,19 @@ def _read(response: Any, limit: int = 64 * 1024) -> str:
 
 def priority_of(notification: Notification) -> str:
     return notification.priority if notification.priority in PRIORITIES else "info"
+
+
+def links_of(notification: Notification) -> list[tuple[str, str]]:
+    """The links every notifier offers, labelled, in order: ao's page for the session, the
+    session's PR, then what the notification is about when it is neither (a check, a thread).
+    A notification without session or PR offers its ``url`` alone, as "Open"."""
+    links: list[tuple[str, str]] = []
+    if notification.session_url:
+        links.append(("Open session", notification.session_url))
+    if notification.pr_url:
+        number = getattr(notification, "pr_number", None)
+        links.append((f"Open PR #{number}" if number else "Open PR", notification.pr_url))
+    url = notification.url
+    if url and url not in (notification.session_url, notification.pr_url):
+        links.append(("Details" if links else "Open", url))
+    return links

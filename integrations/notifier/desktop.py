@@ -8,7 +8,7 @@ import subprocess
 from pydantic import Field
 
 from integrations.base import HostSetting, Notification, Notifier
-from integrations.notifier import NotifierConfig, NotifyFailed, NotifyUnavailable, priority_of
+from integrations.notifier import NotifierConfig, NotifyFailed, NotifyUnavailable, links_of, priority_of
 from integrations.registry import notifiers
 
 URGENCY = {"urgent": "critical", "action": "normal", "warning": "normal", "info": "low"}
@@ -32,9 +32,9 @@ class DesktopNotifier(Notifier):
                 fix="install libnotify-bin (apt install libnotify-bin), or remove the desktop notifier "
                 "on machines without a desktop",
             )
-        body = notification.body
-        if notification.url:
-            body = f"{body}\n{notification.url}" if body else notification.url
+        lines = [notification.body] if notification.body else []
+        lines += [f"{label}: {url}" for label, url in links_of(notification)]
+        body = "\n".join(lines)
         return [
             executable,
             f"--urgency={URGENCY[priority_of(notification)]}",

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import Field
 
 from integrations.base import Notification, Notifier
-from integrations.notifier import WebhookURLConfig, post_json, priority_of, webhook_url_of
+from integrations.notifier import WebhookURLConfig, links_of, post_json, priority_of, webhook_url_of
 from integrations.registry import notifiers
 
 COLOURS = {"urgent": 0xE01E5A, "action": 0xF2994A, "warning": 0xF2C94C, "info": 0x2D9CDB}
@@ -22,13 +22,19 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _markdown_url(url: str) -> str:
+    """A URL inside a masked link: parentheses would end the link early."""
+    return url.replace("(", "%28").replace(")", "%29")
+
+
 def discord_payload(notification: Notification, *, username: str = "ao") -> dict[str, Any]:
     priority = priority_of(notification)
     embed: dict[str, Any] = {"title": _clip(notification.title, TITLE_MAX), "color": COLOURS[priority]}
     if notification.body:
         embed["description"] = _clip(notification.body, DESCRIPTION_MAX)
-    if notification.url:
-        embed["url"] = notification.url
+    links = links_of(notification)
+    if links:
+        embed["url"] = links[0][1]  # the title opens the first: the session in ao when there is one
     fields = []
     if notification.project_key:
         fields.append(
@@ -37,6 +43,9 @@ def discord_payload(notification: Notification, *, username: str = "ao") -> dict
     if notification.session_id:
         fields.append({"name": "Session", "value": _clip(notification.session_id, FIELD_MAX), "inline": True})
     fields.append({"name": "Priority", "value": priority, "inline": True})
+    if len(links) > 1:
+        shown = " · ".join(f"[{label}]({_markdown_url(url)})" for label, url in links)
+        fields.append({"name": "Links", "value": _clip(shown, FIELD_MAX), "inline": False})
     embed["fields"] = fields
     return {"username": username, "embeds": [embed], "allowed_mentions": {"parse": []}}
 

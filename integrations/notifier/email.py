@@ -16,7 +16,14 @@ from pydantic import Field, field_validator
 
 from integrations.base import Notification, Notifier
 from integrations.credentials import SecretName, secret_name
-from integrations.notifier import NotifierConfig, NotifyFailed, NotifyUnavailable, priority_of, secret_from
+from integrations.notifier import (
+    NotifierConfig,
+    NotifyFailed,
+    NotifyUnavailable,
+    links_of,
+    priority_of,
+    secret_from,
+)
 from integrations.registry import notifiers
 
 ADDRESS_RE = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
@@ -44,8 +51,7 @@ def email_body(notification: Notification) -> str:
     if notification.session_id:
         facts.append(f"Session: {notification.session_id}")
     facts.append(f"Priority: {priority_of(notification)}")
-    if notification.url:
-        facts.append(f"Open: {notification.url}")
+    facts += [f"{label}: {url}" for label, url in links_of(notification)]
     return "\n\n".join([*lines, "\n".join(facts)]) + "\n\n-- \nSent by ao\n"
 
 

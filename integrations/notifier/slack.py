@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from integrations.base import Notification, Notifier
-from integrations.notifier import WebhookURLConfig, post_json, priority_of, webhook_url_of
+from integrations.notifier import WebhookURLConfig, links_of, post_json, priority_of, webhook_url_of
 from integrations.registry import notifiers
 
 EMOJI = {
@@ -52,20 +52,19 @@ def slack_payload(notification: Notification) -> dict[str, Any]:
         where.append(f"*Session:* {escape(notification.session_id)}")
     where.append(f"*Priority:* {priority}")
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(where)}]})
-    if notification.url:
+    links = links_of(notification)
+    if links:
         blocks.append(
             {
                 "type": "actions",
                 "elements": [
                     {
                         "type": "button",
-                        "text": {
-                            "type": "plain_text",
-                            "text": "Open session" if notification.session_id else "Open",
-                        },
-                        "url": notification.url,
-                        **({"style": "danger"} if priority == "urgent" else {}),
+                        "text": {"type": "plain_text", "text": label},
+                        "url": url,
+                        **({"style": "danger"} if priority == "urgent" and i == 0 else {}),
                     }
+                    for i, (label, url) in enumerate(links)
                 ],
             }
         )

@@ -19,9 +19,12 @@ URGENT = Notification(
     title="CI failed on web-3",
     body="2 checks failed: <lint> & *tests*",
     priority="urgent",
-    url="http://ao.test/sessions/web-3/",
+    url="https://github.test/acme/web/pull/12",
     session_id="web-3",
     project_key="web",
+    session_url="http://ao.test/s/web-3/",
+    pr_url="https://github.test/acme/web/pull/12",
+    pr_number=12,
 )
 SECRET_PATH = "/services/T000/B000/s3cr3tT0k3n"
 
@@ -70,9 +73,14 @@ def test_slack_posts_block_kit_with_the_url_from_the_environment(hooks, monkeypa
                     {
                         "type": "button",
                         "text": {"type": "plain_text", "text": "Open session"},
-                        "url": "http://ao.test/sessions/web-3/",
+                        "url": "http://ao.test/s/web-3/",
                         "style": "danger",
-                    }
+                    },
+                    {
+                        "type": "button",
+                        "text": {"type": "plain_text", "text": "Open PR #12"},
+                        "url": "https://github.test/acme/web/pull/12",
+                    },
                 ],
             },
         ],
@@ -182,11 +190,17 @@ def test_discord_posts_one_embed_coloured_by_priority_with_mentions_off():
                     "title": "CI failed on web-3",
                     "color": 0xE01E5A,
                     "description": "2 checks failed: <lint> & *tests*",
-                    "url": "http://ao.test/sessions/web-3/",
+                    "url": "http://ao.test/s/web-3/",
                     "fields": [
                         {"name": "Project", "value": "web", "inline": True},
                         {"name": "Session", "value": "web-3", "inline": True},
                         {"name": "Priority", "value": "urgent", "inline": True},
+                        {
+                            "name": "Links",
+                            "value": "[Open session](http://ao.test/s/web-3/) · "
+                            "[Open PR #12](https://github.test/acme/web/pull/12)",
+                            "inline": False,
+                        },
                     ],
                 }
             ],
@@ -246,6 +260,9 @@ def test_webhook_posts_the_notification_signed_with_hmac_sha256(hooks, monkeypat
         "title": "Ready to merge",
         "body": "All green.",
         "url": "http://ao.test/s/web-4/",
+        "session_url": "",
+        "pr_url": "",
+        "pr_number": None,
         "project": "web",
         "session": "web-4",
         "rule": "approved-and-green",
@@ -313,7 +330,8 @@ def test_desktop_runs_notify_send_as_an_argv_list(tmp_path, monkeypatch):
             "--app-name=ao",
             "--",
             "CI failed on web-3",
-            "2 checks failed: <lint> & *tests*\nhttp://ao.test/sessions/web-3/",
+            "2 checks failed: <lint> & *tests*\nOpen session: http://ao.test/s/web-3/\n"
+            "Open PR #12: https://github.test/acme/web/pull/12",
         ],
         ["--urgency=low", "--app-name=ao-dev", "--", "-rf $(id)", ""],
     ]
@@ -341,7 +359,8 @@ def test_email_goes_through_djangos_backend(mailoutbox, settings):
     assert sent.to == ["ops@example.test", "lead@example.test"]
     assert sent.body == (
         "2 checks failed: <lint> & *tests*\n\n"
-        "Project: web\nSession: web-3\nPriority: urgent\nOpen: http://ao.test/sessions/web-3/\n\n-- \nSent by ao\n"
+        "Project: web\nSession: web-3\nPriority: urgent\nOpen session: http://ao.test/s/web-3/\n"
+        "Open PR #12: https://github.test/acme/web/pull/12\n\n-- \nSent by ao\n"
     )
 
 
