@@ -12,8 +12,14 @@ Gemini's session file, ``~/.gemini/tmp/<project>/chats/session-<time>-<id8>.json
 against 0.61.0): ``<project>`` is the short name ``~/.gemini/projects.json`` gives the
 workspace (older versions used the SHA-256 of its path), the first line holds ``sessionId``
 and ``projectHash``, then message lines ``{"id", "type": "user"|"gemini", "tokens"}`` (a
-message is rewritten under the same id as it grows) and ``{"$set": {...}}`` updates, whose
-``messages`` replace the list on resume.
+message is rewritten under the same id as it grows; a ``gemini`` one names its ``model``) and
+``{"$set": {...}}`` updates, whose ``messages`` replace the list on resume.
+
+Start-up: the folder-trust dialog is pre-answered in ``trustedFolders.json`` (when trust is
+allowed); the first-run "How would you like to authenticate" dialog is pre-answered in
+``settings.json`` (``security.auth.selectedType``) only when the environment already holds the
+credential the CLI itself would pick (``GEMINI_API_KEY``, or Vertex AI); otherwise it stays and
+reads as waiting_input.
 """
 
 from __future__ import annotations
@@ -21,19 +27,29 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
 from integrations.agent.common import (
+    ACTIVE,
     DEFAULT_PANE_PATTERNS,
+    READY,
+    WAITING_INPUT,
     CliAgent,
     JsonlTotals,
     NoInstructionsConfig,
+    age_state,
+    last_lines,
     load_json_object,
     newest_file,
+    one_line,
+    parse_timestamp,
     read_head_line,
+    unboxed,
     workspace_keys,
     write_atomically,
 )
@@ -100,10 +116,34 @@ def _session_fold(state: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any
     return state
 
 
+def _last_said(message: dict[str, Any]) -> str:
+    """What a ``gemini`` message says it did: the first line of its text, else its last tool call."""
+    content = message.get("content")
+    if isinstance(content, list):  # parts, as user messages are stored
+        content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    if isinstance(content, str) and content.strip():
+        return one_line(content)
+    calls = message.get("toolCalls")
+    if isinstance(calls, list) and calls and isinstance(calls[-1], dict):
+        call = calls[-1]
+        args = call.get("args") if isinstance(call.get("args"), dict) else {}
+        detail = next((str(args[k]) for k in ("command", "file_path", "path", "pattern") if k in args), "")
+        return one_line(f"{call.get('displayName') or call.get('name') or 'tool'} {detail}".strip())
+    return ""
+
+
 def _count(state: dict[str, Any], message: dict[str, Any]) -> None:
+    at = parse_timestamp(message.get("timestamp"))
+    if message.get("type") in ("user", "gemini") and at is not None:
+        state["at"] = at if state["at"] is None else max(state["at"], at)
     tokens = message.get("tokens")
     if message.get("type") != "gemini" or not isinstance(tokens, dict) or not message.get("id"):
         return
+    if isinstance(message.get("model"), str) and message["model"]:
+        state["model"] = message["model"]
+    said = _last_said(message)
+    if said:
+        state["said"] = said
 
     def number(key: str) -> int:
         value = tokens.get(key)
@@ -113,7 +153,39 @@ def _count(state: dict[str, Any], message: dict[str, Any]) -> None:
     state["tokens"][str(message["id"])] = (number("input"), number("output") + number("thoughts"))
 
 
-_sessions = JsonlTotals(_session_fold, lambda: {"id": "", "tokens": {}})
+_sessions = JsonlTotals(_session_fold, lambda: {"id": "", "tokens": {}, "model": "", "said": "", "at": None})
+
+
+# --- start-up dialogs -----------------------------------------------------------------------------
+def auth_type_from_env(environ: Mapping[str, str]) -> str:
+    """The auth method the CLI's own dialog preselects from the environment, when it needs no
+    sign-in: an API key (``gemini-api-key``) or Vertex AI; "" otherwise."""
+    if environ.get("GOOGLE_GENAI_USE_GCA") == "true":
+        return ""  # Google sign-in: a person must do it once
+    if environ.get("GOOGLE_GENAI_USE_VERTEXAI") == "true":
+        return "vertex-ai"
+    if environ.get("GEMINI_API_KEY"):
+        return "gemini-api-key"
+    return ""
+
+
+# The header of a tool-approval dialog: "? Shell  git commit -m x" / "? WriteFile  Writing to a.txt".
+_APPROVAL_HEADER = re.compile(r"^\?\s+(\S+)\s+(.*\S)\s*$")
+_APPROVAL_QUESTION = re.compile(r"^(Allow execution of\b.*|Apply this change)\?$|^Allow\b.*\?$")
+# "⠋ Thinking... (esc to cancel, 4s)": the spinner and the hint are not what the agent does.
+_SPINNER_HINT = re.compile(r"^[\W_]*|\s*\(esc to cancel\b[^)]*\)?.*$", re.IGNORECASE)
+
+
+def approval_summary(pane_text: str, question: str) -> str:
+    """For a tool-approval dialog, what it asks to run ("Waiting for approval: Shell git commit");
+    ``question`` unchanged for any other dialog."""
+    if not _APPROVAL_QUESTION.match(question.strip()):
+        return question
+    for line in reversed(last_lines(pane_text, 60)):
+        match = _APPROVAL_HEADER.match(unboxed(line))
+        if match:
+            return one_line(f"Waiting for approval: {match[1]} {' '.join(match[2].split())}")
+    return question
 
 
 @agents.register("gemini")
@@ -129,8 +201,10 @@ class GeminiAgent(CliAgent):
     }
     # The input line is " >   Type your message or @path/to/file" (no box in 0.61); the ">" is
     # "*" in YOLO mode and "!" in shell mode.
+    # The edit approval asks "Apply this change?" above "● 1. Allow once".
     pane_patterns: ClassVar = DEFAULT_PANE_PATTERNS.extended(
-        ready=[r"^\s*[│|]?\s*[>*!]\s+Type your message\b"]
+        waiting=[r"^\W*Apply this change\?\s*$"],
+        ready=[r"^\s*[│|]?\s*[>*!]\s+Type your message\b"],
     )
 
     class Config(NoInstructionsConfig):
@@ -144,26 +218,69 @@ class GeminiAgent(CliAgent):
     def detect_activity(
         self, *, workspace: Path, pane_text: str, now: datetime, process_alive: bool
     ) -> ActivityReading:
-        """The pane decides the state; the session file adds the conversation id and tokens."""
+        """The pane decides the state; the session file adds the conversation id, tokens, the
+        model, when the turn ended (ready, then idle after ``ready_window_seconds``) and the last
+        reply for the summary."""
         reading = super().detect_activity(
             workspace=workspace, pane_text=pane_text, now=now, process_alive=process_alive
         )
+        if reading.state == WAITING_INPUT:
+            reading = replace(reading, summary=approval_summary(pane_text, reading.summary))
+        elif reading.state == ACTIVE:
+            reading = replace(reading, summary=one_line(_SPINNER_HINT.sub("", reading.summary)))
         path = session_file(gemini_dir(self.config.home), workspace)
         if path is None:
             return reading
         session = _sessions.read(path)
         conversation_id = session["id"] or str((read_head_line(path) or {}).get("sessionId") or "")
         totals = list(session["tokens"].values())
-        return replace(
+        reading = replace(
             reading,
             conversation_id=conversation_id,
             tokens_in=sum(t[0] for t in totals) if totals else None,
             tokens_out=sum(t[1] for t in totals) if totals else None,
+            model=session["model"],
         )
+        if reading.state == READY:
+            # The prompt is back: the turn ended with the last record written.
+            at = session["at"] or reading.at
+            reading = replace(
+                reading,
+                state=age_state(at, now, self.config.ready_window_seconds),
+                at=at,
+                summary=session["said"] or reading.summary,
+            )
+        return reading
 
     def prepare_workspace(self, workspace: Path, *, allow_trust: bool) -> list[str]:
-        if not allow_trust:
+        notes = self._select_auth(os.environ)
+        if allow_trust:
+            notes += self._trust(workspace)
+        return notes
+
+    def _select_auth(self, environ: Mapping[str, str]) -> list[str]:
+        """Answer the first-run auth dialog the way the CLI preselects it, when the environment
+        holds that credential and no method was chosen yet (never overriding a choice)."""
+        auth_type = auth_type_from_env(environ)
+        if not auth_type:
             return []
+        path = gemini_dir(self.config.home) / "settings.json"
+        settings = load_json_object(path)
+        if settings is None:
+            return [
+                f"could not select {auth_type} sign-in: {path} is not plain JSON; the auth dialog may show"
+            ]
+        security = settings.setdefault("security", {})
+        auth = security.setdefault("auth", {}) if isinstance(security, dict) else None
+        if not isinstance(auth, dict):
+            return [f"could not select {auth_type} sign-in: {path} has an unexpected 'security' entry"]
+        if auth.get("selectedType"):
+            return []
+        auth["selectedType"] = auth_type
+        write_atomically(path, json.dumps(settings, indent=2) + "\n")
+        return [f"selected {auth_type} sign-in in {path} (the credential is in the environment)"]
+
+    def _trust(self, workspace: Path) -> list[str]:
         path = gemini_dir(self.config.home) / "trustedFolders.json"
         folders = load_json_object(path)
         if folders is None:
