@@ -106,6 +106,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("sessions.host_settings", "core"),
     ("sessions.audit", "core"),
     ("sessions.secrets", "core"),
+    ("sessions.usage", "core"),
     ("sessions.login_lockout", "core"),
     ("sessions", "core"),
     ("reactions.models", "core"),

@@ -37,6 +37,7 @@ from sessions.models import (
     ReviewThread,
     Secret,
     Session,
+    UserBudget,
 )
 
 
@@ -399,6 +400,8 @@ def _project_entry(project: Project, auto_cleanup_key: str) -> dict:
         value = getattr(project, field)
         if value not in ("", None):
             entry[name] = value
+    if project.monthly_budget_usd is not None:
+        entry["monthlyBudgetUsd"] = float(project.monthly_budget_usd)
     for field, name in (("symlinks", "symlinks"), ("post_create", "postCreate")):
         if getattr(project, field):
             entry[name] = getattr(project, field)
@@ -586,6 +589,30 @@ class SecretAdmin(AuditedModelAdmin):
             row = secrets.secret_set(name=obj.name, value=value)
             obj.pk, obj.ciphertext = row.pk, row.ciphertext
             obj._state.adding = False
+
+
+@admin.register(UserBudget)
+class UserBudgetAdmin(AuditedModelAdmin):
+    """A person's monthly cost cap across projects (``ao budget``): superusers only."""
+
+    list_display = ("user", "monthly_budget_usd", "updated_at")
+    search_fields = ("user__username",)
+    autocomplete_fields = ("user",)
+
+    def has_module_permission(self, request) -> bool:
+        return request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser
+
+    def has_add_permission(self, request) -> bool:
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser
 
 
 # --- audit ----------------------------------------------------------------------------------------

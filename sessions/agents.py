@@ -37,7 +37,7 @@ from integrations.base import (
     WorkspaceRefused,
 )
 from integrations.registry import ConfigurationError, agents, plugin_for, registry_for
-from sessions import audit, jobs, prompts, realtime, services
+from sessions import audit, jobs, prompts, realtime, services, usage
 from sessions.lessons import lessons_for_prompt  # the learning loop
 from sessions.lifecycle import Activity, Phase, RuntimeState, Zone
 from sessions.models import Actor, Event, Project, Session
@@ -189,6 +189,9 @@ def session_spawn(
         issue_ref = issue_ref.strip().lstrip("#")
         if not issue_ref or len(issue_ref) > 100 or any(c.isspace() for c in issue_ref):
             raise SpawnRefused(f"{issue_ref!r} is not an issue reference")
+    over_budget = usage.spawn_budget_refusal(project=project, by=by)  # monthly cost caps; members told
+    if over_budget:
+        raise SpawnRefused(f"not spawned: {over_budget}")
 
     issue = None
     issue_note = ""

@@ -28,7 +28,7 @@ USER_TOKEN_PREFIX = "ao_"  # noqa: S105 - a prefix, not a secret
 REMOTE_COMMANDS = frozenset({"spawn", "batch-spawn", "send", "session", "status", "issue"})
 LOCAL_DATA_COMMANDS = frozenset(
     {"intake", "pr", "retro", "lessons", "orchestrator", "token", "secret", "login-link", "login-unlock"}
-    | {"config", "project"}
+    | {"config", "project", "budget"}
 )
 # Commands about this machine (its processes, its tools) or for agents (their own session token).
 HOST_COMMANDS = frozenset({"start", "stop", "web", "worker", "beat", "version", "doctor", "init", "report"})

@@ -19,3 +19,8 @@ class AgentSessionsConfig(AppConfig):
         from sessions import realtime, views
 
         realtime.use_renderers(card=views.card_push, unread=views.render_unread_push)
+        # A spawn refused over its budget tells people; notifications sit above the core.
+        from reactions import notify
+        from sessions import usage
+
+        usage.use_notifier(notify.notify)

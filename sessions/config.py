@@ -318,6 +318,15 @@ class ProjectConfig(_Model):
     refuse_over_cap: bool = Field(
         False, description="Refuse spawns over maxSessions instead of queueing them until a slot frees up."
     )
+    monthly_budget_usd: float | None = Field(
+        None,
+        ge=0,
+        le=10**9,
+        description=(
+            "Cap on the agents' cost (USD) in this project per calendar month (UTC); once the month's "
+            "sessions cost this much, spawns are refused with the reason and members are notified."
+        ),
+    )
     allow_agent_trust: bool = Field(
         True,
         description="Let ao pre-answer the agent's folder-trust dialog through the agent's own settings files.",

@@ -84,6 +84,13 @@ class Project(models.Model):
         default=False, help_text="pass ao's SCM/tracker tokens into the agents' environment"
     )
     sweep_interval = models.FloatField(null=True, blank=True, help_text="seconds; default from settings")
+    monthly_budget_usd = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="cap on this project's agent cost per calendar month (UTC); over it spawns are refused",
+    )
 
     config_source = models.CharField(max_length=1024, blank=True, help_text="config file it came from")
     # Sweep lease: claimed by a conditional UPDATE so two sweeps of one project never overlap;
@@ -228,7 +235,10 @@ class Session(models.Model):
                 name="one_orchestrator_per_project",
             ),
         ]
-        indexes = [models.Index(fields=["project", "zone"])]
+        indexes = [
+            models.Index(fields=["project", "zone"]),
+            models.Index(fields=["project", "created_at"]),  # usage over time (sessions.usage)
+        ]
 
     def __str__(self) -> str:
         return self.id
@@ -531,6 +541,27 @@ class Secret(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class UserBudget(models.Model):
+    """A person's cap on the cost of the sessions they spawn, across all projects, per calendar
+    month (UTC). Set by a superuser (admin, ``ao budget set``); over it, their spawns are refused
+    (``sessions.usage.budget_refusal``)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="budget")
+    monthly_budget_usd = models.DecimalField(max_digits=12, decimal_places=2)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["user__username"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(monthly_budget_usd__gte=0), name="user_budget_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user}: ${self.monthly_budget_usd}/month"
 
 
 # --- backlog intake and conflict watch (sessions/intake.py, sessions/conflicts.py) ------------------

@@ -17,7 +17,7 @@ import re
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from integrations import gitutil
 from integrations.base import IntegrationError
 from sessions.lifecycle import Phase, PRState, ReviewDecision, Status, Zone
 from sessions.models import Actor, Event, Message, Outcome, Project, PullRequest, Session
+from sessions.usage import parse_since  # noqa: F401  re-exported: retro's --since
 
 log = logging.getLogger(__name__)
 
@@ -401,25 +402,6 @@ def outcomes_record_due(*, project: Project) -> list[str]:
 
 
 # --- retrospectives ----------------------------------------------------------------------------------
-DURATION_RE = re.compile(r"^(\d+)([smhdw])\Z")
-UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_since(value: str | None, *, now: datetime | None = None) -> datetime | None:
-    """``"7d"`` → 7 days ago; ``"all"``/empty → None; an ISO date/time is taken as is."""
-    if not value or value == "all":
-        return None
-    now = now or timezone.now()
-    match = DURATION_RE.match(value.strip())
-    if match:
-        return now - timedelta(**{UNITS[match[2]]: int(match[1])})
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise ValueError(f"--since {value!r}: expected e.g. 7d, 12h, 2w, all, or an ISO date") from exc
-    return parsed if parsed.tzinfo else timezone.make_aware(parsed)
-
-
 def outcomes_in(*, projects: Iterable[Project] | None = None, since: datetime | None = None):
     qs = Outcome.objects.select_related("project", "session")
     if projects is not None:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -366,6 +367,7 @@ def config_apply(*, config, source: Path | str, applied_by: str = "", by=None) -
         "reactions": "reactions",
         "max_sessions": "maxSessions",
         "refuse_over_cap": "refuseOverCap",
+        "monthly_budget_usd": "monthlyBudgetUsd",
         "allow_agent_trust": "allowAgentTrust",
         "pass_tokens_to_agents": "passTokensToAgents",
         "sweep_interval": "sweepInterval",
@@ -402,6 +404,7 @@ def config_apply(*, config, source: Path | str, applied_by: str = "", by=None) -
             },
             "max_sessions": spec.max_sessions,
             "refuse_over_cap": spec.refuse_over_cap,
+            "monthly_budget_usd": _money_or_none(spec.monthly_budget_usd),
             "allow_agent_trust": spec.allow_agent_trust,
             "pass_tokens_to_agents": spec.pass_tokens_to_agents,
             "sweep_interval": spec.sweep_interval,
@@ -506,6 +509,12 @@ def config_apply(*, config, source: Path | str, applied_by: str = "", by=None) -
             )
         audit.record(action="config.apply", target=("config", file), data={"changes": changes})  # audit
     return changes
+
+
+def _money_or_none(value: float | None) -> Decimal | None:
+    """A budget from the config file as the database holds it (cents), so an unchanged file is
+    seen as unchanged."""
+    return None if value is None else Decimal(str(value)).quantize(Decimal("0.01"))
 
 
 # --- orchestrator + intake config (orchestrator issue): ProjectConfig -> Project fields ---------------

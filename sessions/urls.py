@@ -1,6 +1,6 @@
 from django.urls import path
 
-from sessions import views, views_review, views_tokens
+from sessions import views, views_review, views_tokens, views_usage
 
 app_name = "sessions"
 
@@ -9,6 +9,7 @@ urlpatterns = [
     path("needs-you/", views.needs_you, name="needs-you"),
     path("inbox/", views.inbox, name="inbox"),
     path("tokens/", views_tokens.tokens, name="tokens"),
+    path("usage/", views_usage.usage_page, name="usage"),
     path("tokens/<int:pk>/revoke/", views_tokens.token_revoke, name="token-revoke"),
     path("p/<slug:key>/", views.project_board, name="project"),
     path("p/<slug:key>/needs-you/", views.project_needs_you, name="project-needs-you"),

@@ -1,7 +1,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
-from sessions.api import sse, views, views_reactions
+from sessions.api import sse, views, views_reactions, views_usage
 
 urlpatterns = [
     path("me", views.MeView.as_view(), name="api-me"),
@@ -33,6 +33,7 @@ urlpatterns = [
     path("notifications/", views.NotificationListView.as_view(), name="api-notifications"),
     path("notifications/<int:pk>/read", views.NotificationReadView.as_view(), name="api-notification-read"),
     path("audit/", views.AuditListView.as_view(), name="api-audit"),
+    path("usage", views_usage.UsageView.as_view(), name="api-usage"),
     path("tokens/", views.TokenListView.as_view(), name="api-tokens"),
     path("tokens/<int:pk>/", views.TokenDetailView.as_view(), name="api-token"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),

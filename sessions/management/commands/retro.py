@@ -1,4 +1,5 @@
-"""``ao retro``: how finished sessions went, per project, agent and model."""
+"""``ao retro``: how finished sessions went, per project, agent and model; and what every session
+spawned in the window used, per person, agent and model, project (the usage page's numbers)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions import outcomes, selectors
+from sessions import outcomes, selectors, usage
 from sessions.management.commands._common import cli_errors
+from sessions.models import Project
 
 GROUP_COLUMNS = ("sessions", "merged", "success", "1st PR", "merge", "CI fails", "humans", "cost $")
 
@@ -43,13 +45,35 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in [header, *rows]]
 
 
+USAGE_COLUMNS = ("sessions", "tokens in", "tokens out", "cost $")
+
+
+def render_usage(usage: dict) -> list[str]:
+    """The usage page's numbers (sessions.usage): every session spawned in the window."""
+    totals = usage["totals"]
+    lines = [
+        "",
+        f"Usage of the {totals['sessions']} session(s) spawned in the window, finished or not "
+        f"({totals['tokens']} tokens, ${totals['cost_usd']:.4f}):",
+    ]
+    if not totals["sessions"]:
+        return lines
+    for title, key in (("person", "by_user"), ("agent/model", "by_agent_model"), ("project", "by_project")):
+        rows = [
+            [r["name"], str(r["sessions"]), str(r["tokens_in"]), str(r["tokens_out"]), f"{r['cost_usd']:.4f}"]
+            for r in usage[key]
+        ]
+        lines += ["", f"Usage by {title}:", *_table([title, *USAGE_COLUMNS], rows)]
+    return lines
+
+
 def render_text(summary: dict) -> str:
     since = summary["since"] or "the beginning"
     overall = summary["overall"]
     lines = [f"Retrospective since {since}: {overall['sessions']} finished session(s)"]
     if not overall["sessions"]:
         lines.append("Nothing finished in this window yet.")
-        return "\n".join(lines)
+        return "\n".join(lines + render_usage(summary["usage"]))
     for title, key in (("project", "by_project"), ("agent", "by_agent"), ("agent/model", "by_model")):
         lines += ["", f"By {title} (medians for times):"]
         rows = [_row(name, stats) for name, stats in summary[key].items()]
@@ -77,7 +101,7 @@ def render_text(summary: dict) -> str:
                 f"  {h['session']} ({h['agent']}{'/' + h['model'] if h['model'] else ''}, {h['result']}): "
                 f"{h['human_messages']} message(s) from people, {h['escalations']} escalation(s); {why}"
             )
-    return "\n".join(lines)
+    return "\n".join(lines + render_usage(summary["usage"]))
 
 
 class Command(BaseCommand):
@@ -98,6 +122,9 @@ class Command(BaseCommand):
             except ValueError as exc:
                 raise CommandError(str(exc)) from exc
             summary = outcomes.retro_summary(projects=projects, since=since)
+            summary["usage"] = usage.usage_summary(
+                projects=projects if projects is not None else Project.objects.all(), since=since
+            )
         if options["json"]:
             self.stdout.write(json.dumps(summary, indent=2, sort_keys=True))
         else:
