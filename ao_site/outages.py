@@ -10,26 +10,29 @@ a new outage and gets its own line. Errors that are not about reaching Redis pas
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 
 QUIET_S = 5.0  # no failure for this long: the previous outage is over
 
-_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError)
-try:  # redis-py's own connection errors do not all derive from OSError
-    from redis.exceptions import ConnectionError as _RedisConnectionError
-    from redis.exceptions import TimeoutError as _RedisTimeoutError
 
-    _CONNECTION_ERRORS += (_RedisConnectionError, _RedisTimeoutError)
-except ImportError:  # pragma: no cover - redis is a dependency
-    pass
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    errors: tuple[type[BaseException], ...] = (OSError, EOFError)
+    # redis-py's own connection errors do not all derive from OSError; if redis is not imported
+    # (a CLI command), none of its errors can occur, and this filter does not import it.
+    redis_errors = sys.modules.get("redis.exceptions")
+    if redis_errors is not None:
+        errors += (redis_errors.ConnectionError, redis_errors.TimeoutError)
+    return errors
 
 
 def _connection_error(exc: BaseException | None) -> BaseException | None:
     """The connection error in ``exc``'s cause chain, if any."""
+    errors = _connection_errors()
     seen = 0
     while exc is not None and seen < 10:
-        if isinstance(exc, _CONNECTION_ERRORS):
+        if isinstance(exc, errors):
             return exc
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return None

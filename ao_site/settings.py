@@ -34,6 +34,8 @@ AO_CONFIG = env.str("AO_CONFIG", default="")
 AO_REQUIRE_SERVICES = env.bool("AO_REQUIRE_SERVICES", default=False)
 # Default reconciliation sweep interval in seconds (projects may override in config).
 AO_SWEEP_INTERVAL = env.float("AO_SWEEP_INTERVAL", default=30.0)
+# Seconds between the activity watcher's looks at the agents' terminals (sessions/watch.py); 0: off.
+AO_ACTIVITY_WATCH_INTERVAL = env.float("AO_ACTIVITY_WATCH_INTERVAL", default=1.0)
 # This machine's name as an agent host: its worker consumes the queue "host.<name>".
 AO_HOST_NAME = env.str("AO_HOST_NAME", default="") or machine_host_name()
 # Live sessions one agent host may run at once (admission control; projects add their own cap).
@@ -106,8 +108,9 @@ CSRF_TRUSTED_ORIGINS = env.list(
     "AO_CSRF_TRUSTED_ORIGINS", default=[AO_URL] if env.str("AO_URL", default="") else []
 )
 
+# Not "daphne": its app only makes `runserver` serve with daphne (ao serves through `ao web` and
+# `ao start`, which import daphne's server themselves), and it would load Twisted into every command.
 INSTALLED_APPS = [
-    "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

@@ -14,13 +14,25 @@ class AgentSessionsConfig(AppConfig):
     def ready(self) -> None:
         # Plugins read stored secrets through integrations.credentials; the store is the core's.
         credentials.use_secret_store(secrets.secret_value)
-        # The core announces a changed session; the dashboard renders it. (The views import the
-        # models, which exist only once the apps are ready.)
-        from sessions import realtime, views
+        # The core announces a changed session; the dashboard renders it. The views are imported
+        # at the first render, not here: a CLI command that renders nothing never loads them.
+        from sessions import realtime
 
-        realtime.use_renderers(card=views.card_push, unread=views.render_unread_push)
+        realtime.use_renderers(card=_card_push, unread=_render_unread_push)
         # A spawn refused over its budget tells people; notifications sit above the core.
         from reactions import notify
         from sessions import usage
 
         usage.use_notifier(notify.notify)
+
+
+def _card_push(*args, **kwargs):
+    from sessions import views
+
+    return views.card_push(*args, **kwargs)
+
+
+def _render_unread_push(*args, **kwargs):
+    from sessions import views
+
+    return views.render_unread_push(*args, **kwargs)

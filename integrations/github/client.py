@@ -33,11 +33,27 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import requests
-import urllib3
-from github import Auth, Github
-
 from integrations.base import PermanentIntegrationError, RateStatus, TransientIntegrationError
+
+# requests, urllib3 and PyGithub are loaded with the first client (_load_http): most ao commands
+# never talk to GitHub and should not pay for importing them.
+requests: Any = None
+urllib3: Any = None
+Auth: Any = None
+Github: Any = None
+
+
+def _load_http() -> None:
+    global requests, urllib3, Auth, Github  # a lazy import, done once
+    if Github is None:
+        import requests as requests_module
+        import urllib3 as urllib3_module
+        from github import Auth as auth_module
+        from github import Github as github_class
+
+        requests, urllib3, Auth = requests_module, urllib3_module, auth_module
+        Github = github_class
+
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +167,7 @@ class GitHubClient:
     ) -> None:
         if not token:
             raise PermanentIntegrationError("no GitHub token given")
+        _load_http()
         self.base_url = base_url.rstrip("/")
         self.fingerprint = token_fingerprint(token)
         self.max_concurrency = max(1, int(max_concurrency))

@@ -24,8 +24,8 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import libtmux
 from pydantic import Field, field_validator
 
 from integrations.base import (
@@ -52,6 +52,9 @@ from integrations.runtime import (
     write_launch_spec,
 )
 from sessions.lifecycle import RuntimeState
+
+if TYPE_CHECKING:
+    import libtmux
 
 _GONE_MARKERS = (
     "no server running",
@@ -146,6 +149,8 @@ class TmuxRuntime(Runtime):
 
     def server(self, handle: RuntimeHandle | None = None) -> libtmux.Server:
         """A libtmux Server on the same socket (no timeouts: keep it off ao's critical paths)."""
+        import libtmux  # only here: the rest of ao drives tmux through its CLI
+
         return libtmux.Server(socket_name=self._socket(handle))
 
     # --- Runtime -----------------------------------------------------------------------------
