@@ -229,8 +229,9 @@ def session_spawn(
             update_fields=["issue_url", "host", "branch", "model", "phase", "runtime_handle", "updated_at"]
         )
         if issue is not None:
-            # Kept for the prompt; the tracker stays the source of truth.
+            # Kept for the start (branch name, prompt): the issue is read once per spawn.
             session._issue = issue
+            _issue_keep(session, issue)
         if issue_note:
             services.event_record(
                 project=project, session=session, kind="spawn.issue_missing", summary=issue_note
@@ -310,14 +311,42 @@ def queued_sessions_admit(*, project: Project) -> list[str]:
 
 
 # --- start (agent host) ------------------------------------------------------------------------
-def _issue_for(session: Session):
-    cached = getattr(session, "_issue", None)
-    if cached is not None or not session.issue_ref:
-        return cached
+# The issue the spawn read, for the start on whichever host runs it (the shared cache: Redis when
+# scaled out). A start that finds it gone (expired, another cache) reads the tracker once.
+ISSUE_KEPT_FOR = timedelta(days=2)
+
+
+def _issue_key(session: Session) -> str:
+    """Per session row (an id comes back after a project is deleted and created again)."""
+    return f"ao:spawn-issue:{session.id}:{session.created_at.timestamp():.6f}"
+
+
+def _issue_keep(session: Session, issue) -> None:
+    from django.core.cache import cache
+
     try:
-        return plugin_for(session.project, "tracker").get_issue(session.issue_ref)
-    except IntegrationError:
-        return None
+        cache.set(_issue_key(session), issue, timeout=int(ISSUE_KEPT_FOR.total_seconds()))
+    except Exception as exc:  # the cache is down: the start reads the tracker instead
+        log.warning("could not keep issue %s for %s in the cache: %s", issue.ref, session.id, exc)
+
+
+def _issue_for(session: Session):
+    """The session's issue: the one its spawn read (this process, or the shared cache), else read
+    from the tracker once for this session object; None without an issue or when it cannot be read."""
+    if hasattr(session, "_issue") or not session.issue_ref:
+        return getattr(session, "_issue", None)
+    from django.core.cache import cache
+
+    issue = None
+    with contextlib.suppress(Exception):  # the cache is down: read the tracker
+        issue = cache.get(_issue_key(session))
+    if issue is None:
+        try:
+            issue = plugin_for(session.project, "tracker").get_issue(session.issue_ref)
+        except IntegrationError as exc:
+            log.warning("issue %s of %s could not be read: %s", session.issue_ref, session.id, exc)
+    session._issue = issue
+    return issue
 
 
 def _agent_rules(project: Project) -> str:
