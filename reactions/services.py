@@ -72,7 +72,8 @@ def session_react(
 ) -> list[Outcome]:
     """Decide and act on a session's current stored facts. Safe to call any number of times."""
     now = now or timezone.now()
-    session = Session.objects.select_related("project").filter(pk=session.pk).first()
+    # the PR too: the engine's facts and the derivation read it (one query, not one each)
+    session = Session.objects.select_related("project", "pull_request").filter(pk=session.pk).first()
     if session is None:
         return []
     rules = R.rules_for(session.project, global_overrides=global_overrides)
@@ -100,9 +101,7 @@ def session_react_after_commit(*, session_id: str) -> None:
 
 def _react_safely(session_id: str) -> None:
     try:
-        session = Session.objects.filter(pk=session_id).first()
-        if session is not None:
-            session_react(session=session)
+        session_react(session=Session(pk=session_id))  # it reads the session itself (gone: nothing)
     except Exception as exc:  # reactions never break the sweep or the webhook refresh
         from ao_site.celery import database_connection_lost
 

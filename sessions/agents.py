@@ -40,7 +40,7 @@ from integrations.registry import ConfigurationError, agents, plugin_for, regist
 from sessions import audit, jobs, prompts, realtime, services, usage
 from sessions.lessons import lessons_for_prompt  # the learning loop
 from sessions.lifecycle import Activity, Phase, RuntimeState, Zone
-from sessions.models import Actor, Event, Project, Session
+from sessions.models import Actor, Event, Message, Project, Session
 from sessions.outcomes import workspace_commit_trailers, workspace_model_record  # the learning loop
 from sessions.text import clean_text
 
@@ -1239,7 +1239,8 @@ def project_sweep(*, project: Project, keep=None) -> int:
     except (ConfigurationError, IntegrationError) as exc:
         log.warning("PR sync of %s skipped: %s", project.key, exc)
     running = observed_sessions(project=project)
-    for session in running.select_related("project"):
+    observed = []
+    for session in running.select_related("project", "pull_request"):  # its PR: derivation reads it
         step()
         if (session.host or settings.AO_HOST_NAME) != settings.AO_HOST_NAME:
             jobs.enqueue(jobs.SESSION_OBSERVE, args=[session.pk], queue=host_queue(session.host))
@@ -1249,7 +1250,15 @@ def project_sweep(*, project: Project, keep=None) -> int:
         except (IntegrationError, ConfigurationError) as exc:
             log.warning("observing %s failed: %s", session.pk, exc)
         failpoints.reach("sweep.claimed")
-        if session.messages.filter(state__in=["queued", "delivered"]).exists():
+        observed.append(session)
+    # the observed sessions with messages to deliver (one query; reactions may just have queued some)
+    waiting = set(
+        Message.objects.filter(session__in=[s.pk for s in observed], state__in=["queued", "delivered"])
+        .values_list("session_id", flat=True)
+        .distinct()
+    )
+    for session in observed:
+        if session.pk in waiting:
             # one attempt: a held message is looked at again by the next sweep
             jobs.enqueue(
                 jobs.MESSAGES_DELIVER,

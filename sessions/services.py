@@ -151,9 +151,10 @@ def session_rederive(
     before = {"status": session.status, "zone": session.zone}
     changed = (derived.status, derived.zone) != (session.status, session.zone)
     status_changed = derived.status != session.status
+    reason_changed = derived.reason != session.status_reason
     session.status, session.zone, session.status_reason = derived.status, derived.zone, derived.reason
     if not changed:
-        if record:
+        if record and reason_changed:  # most sweeps derive the same: no write then
             Session.objects.filter(pk=session.pk).update(status_reason=derived.reason)
         return False
     at = now or timezone.now()
