@@ -15,7 +15,7 @@ import pytest
 
 from tests.test_embedded import ao_env, ao_process, django_shell, free_port, git_repo, run_ao, wait_http
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(400)]
 
 SESSIONS = 3
 MESSAGES = 4  # per session
