@@ -235,6 +235,14 @@ def session_kill(client: ApiClient, *, session: str) -> list[str]:
     return [f"{session} killed; `ao session restore {session}` brings it back"]
 
 
+def session_claim_pr(client: ApiClient, *, session: str, pr: str) -> list[str]:
+    text = pr.strip().lstrip("#")
+    row = client.post(
+        f"sessions/{session}/claim-pr", {"number": int(text)} if text.isdigit() else {"url": pr}
+    )
+    return [f"{session} now has PR #{(row.get('pull_request') or {}).get('number', text)}"]
+
+
 def session_restore(client: ApiClient, *, session: str) -> list[str]:
     row = client.post(f"sessions/{session}/restore")
     if client.last_status == 202:

@@ -47,15 +47,35 @@ HEALTHY_AFTER = timedelta(minutes=10)  # running this long after a restart reset
 # the secret key and the service tokens are still removed (see agents.agent_environment).
 ORCHESTRATOR_KEEPS_ENV = ("AO_HOME", "DATABASE_URL", "REDIS_URL", "AO_CONFIG")
 
-# The commands the orchestrator is taught, with the sub-commands it may use.
-REFERENCE_COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("status", ()),
-    ("spawn", ()),
-    ("batch-spawn", ()),
-    ("send", ()),
-    ("session", ("ls", "kill", "restore")),
-    ("issue", ("ls", "show")),
-    ("intake", ("status", "on", "off")),
+# The commands the orchestrator may use, each with every sub-command it has: the reference in its
+# prompt is generated from their parsers, so a sub-command added to one of them is taught at once.
+ORCHESTRATOR_COMMANDS = ("status", "spawn", "batch-spawn", "send", "session", "issue", "intake")
+# Every other command of ao, and why the orchestrator leaves it to people (or to workers); a test
+# fails on a command in neither, so a new command is a decision, never forgotten.
+NOT_FOR_THE_ORCHESTRATOR = {
+    "start": "runs ao itself",
+    "stop": "stops ao itself",
+    "web": "serves ao",
+    "worker": "an ao process",
+    "beat": "an ao process",
+    "init": "sets up ao",
+    "config": "ao's configuration is a person's",
+    "project": "projects are a person's",
+    "orchestrator": "starts and stops the orchestrator itself",
+    "token": "credentials are a person's",
+    "secret": "credentials are a person's",
+    "login-link": "people's accounts",
+    "login-unlock": "people's accounts",
+    "budget": "spending caps are a person's",
+    "doctor": "checks ao's installation",
+    "version": "nothing to decide",
+    "pr": "workers open PRs; people review and merge them",
+    "report": "workers report their own state",
+    "lessons": "people accept or reject lessons",
+    "retro": "a report for people",
+}
+REFERENCE_COMMANDS: tuple[tuple[str, tuple[str, ...]], ...] = tuple(
+    (name, ()) for name in ORCHESTRATOR_COMMANDS
 )
 
 ZONE_MEANING = {

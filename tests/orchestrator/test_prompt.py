@@ -65,7 +65,8 @@ def test_the_prompt_carries_the_generated_reference_and_the_projects_rules(tmp_p
         "ao intake off",
     ):
         assert f"`{usage}" in prompt, usage
-    assert "ao session cleanup" not in prompt and "ao session attach" not in prompt
+    for usage in ("ao session cleanup", "ao session attach SESSION", "ao session claim-pr SESSION PR"):
+        assert f"`{usage}" in prompt, usage
     for zone in Zone:
         assert f"- **{zone}** (" in prompt
     assert "maxSessions 3" in prompt
@@ -84,6 +85,9 @@ def test_the_prompt_carries_the_generated_reference_and_the_projects_rules(tmp_p
         ("send", None),
         ("session", "ls"),
         ("session", "kill"),
+        ("session", "cleanup"),
+        ("session", "attach"),
+        ("session", "claim-pr"),
         ("issue", "ls"),
         ("issue", "show"),
         ("intake", "on"),
@@ -99,6 +103,23 @@ def test_every_argument_the_parser_defines_is_in_the_reference(name, sub) -> Non
     text = orchestrator.command_reference_text(docs)
     for option in _parser_options(name, sub):
         assert option in text, (name, sub, option)
+
+
+def test_the_reference_has_every_sub_command_of_every_command_the_orchestrator_may_use() -> None:
+    """Issue 18.7: `claim-pr`, `session cleanup` and `session attach` were missing; now every ao
+    command is either the orchestrator's (all its sub-commands taught) or left to people, with why."""
+    taught = [d.usage.split() for d in orchestrator.command_reference()]
+    for name in orchestrator.ORCHESTRATOR_COMMANDS:
+        parser = load_command_class(ao_commands()[name], name).create_parser("ao", name)
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        for sub in subs[0].choices if subs else [None]:
+            assert any(words[1] == name and (sub is None or sub in words) for words in taught), (name, sub)
+    unclassified = (
+        set(ao_commands())
+        - set(orchestrator.ORCHESTRATOR_COMMANDS)
+        - set(orchestrator.NOT_FOR_THE_ORCHESTRATOR)
+    )
+    assert not unclassified, f"decide whether the orchestrator may use: {sorted(unclassified)}"
 
 
 def test_a_changed_command_changes_the_prompt(monkeypatch) -> None:

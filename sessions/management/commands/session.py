@@ -1,11 +1,12 @@
 import json
 import os
+import re
 import shutil
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from sessions import agents, apiclient, selectors
+from sessions import agents, apiclient, audit, selectors
 from sessions.management.commands._common import (
     DOMAIN_ERRORS,
     cli_audit,
@@ -15,11 +16,11 @@ from sessions.management.commands._common import (
     remote_client,
     remote_errors,
 )
-from sessions.models import Actor
+from sessions.models import Actor, PullRequest
 
 
 class Command(BaseCommand):
-    help = "Agent sessions: ls, kill, restore, cleanup, attach."
+    help = "Agent sessions: ls, kill, restore, cleanup, attach, claim-pr."
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
@@ -41,6 +42,13 @@ class Command(BaseCommand):
         attach = sub.add_parser("attach", help="attach your terminal to the session's tmux session")
         attach.add_argument("session")
         attach.add_argument("--print", action="store_true", help="only print the command")
+        claim = sub.add_parser(
+            "claim-pr",
+            help="make an open PR opened outside ao the session's (its branch is checked out in the "
+            "session's workspace; ao then follows its CI and reviews)",
+        )
+        claim.add_argument("session")
+        claim.add_argument("pr", metavar="PR", help="the PR's number or URL")
 
     def handle(self, *args, **options):
         client = remote_client()
@@ -48,7 +56,7 @@ class Command(BaseCommand):
             self._remote(client, options)
             return
         with cli_audit():
-            getattr(self, "_" + options["action"])(options)
+            getattr(self, "_" + options["action"].replace("-", "_"))(options)
 
     def _remote(self, client, options):
         action = options["action"]
@@ -64,6 +72,8 @@ class Command(BaseCommand):
                 lines = apiclient.session_kill(client, session=options["session"])
             elif action == "restore":
                 lines = apiclient.session_restore(client, session=options["session"])
+            elif action == "claim-pr":
+                lines = apiclient.session_claim_pr(client, session=options["session"], pr=options["pr"])
             else:
                 raise CommandError(
                     f"`ao session {action}` runs on the agent host; it is not available over the API"
@@ -157,6 +167,32 @@ class Command(BaseCommand):
             self.stdout.write(" ".join(argv))
             return
         os.execvp(argv[0], argv)  # noqa: S606 - an argv list, no shell
+
+    def _claim_pr(self, options):
+        session = get_session(options["session"])
+        number = _pr_number(options["pr"])
+        current = PullRequest.objects.filter(session=session).first()
+        if current is not None and current.number != number:
+            raise CommandError(f"{session.id} already has PR #{current.number}")
+        holder = (
+            PullRequest.objects.filter(project=session.project, number=number).exclude(session=None).first()
+        )
+        if holder is not None and holder.session_id != session.pk:
+            raise CommandError(f"PR #{number} belongs to {holder.session_id}")
+        with cli_errors():
+            agents.session_pr_claim(session=session, number=number, actor=Actor.USER)
+            audit.record(action="pr.claim", target=session, project=session.project, data={"number": number})
+        self.stdout.write(f"{session.id} now has PR #{number}")
+
+
+def _pr_number(text: str) -> int:
+    """A PR's number from ``7``, ``#7`` or its URL (…/pull/7)."""
+    match = re.fullmatch(r"#?([1-9][0-9]{0,9})", text.strip()) or re.search(
+        r"(?:/pulls?/|#)([1-9][0-9]{0,9})/?(?:[?#].*)?$", text.strip()
+    )
+    if not match:
+        raise CommandError(f"{text!r} is not a PR number or URL (…/pull/<number>)")
+    return int(match.group(1))
 
 
 def _age(delta) -> str:
