@@ -25,7 +25,9 @@ def sweep_tick() -> float:
     tick (sessions.tasks): one not started before the next tick is dropped, not piled up."""
     from django.conf import settings
 
-    return min(5.0, float(settings.AO_SWEEP_INTERVAL))
+    from sessions.config import MIN_SWEEP_INTERVAL
+
+    return min(float(MIN_SWEEP_INTERVAL), float(settings.AO_SWEEP_INTERVAL))
 
 
 def _beat_schedule() -> dict:

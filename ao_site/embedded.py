@@ -47,6 +47,7 @@ class Background:
         self.worker: _EmbeddedWorkController | None = None
         self.worker_thread: threading.Thread | None = None
         self.beat = None
+        self.watcher = None
         self._error: BaseException | None = None
 
     @property
@@ -80,6 +81,10 @@ class Background:
 
             self.beat = beat.EmbeddedService(app, thread=True, scheduler_cls="celery.beat:Scheduler")
             self.beat.start()
+        from sessions.watch import ActivityWatcher  # activity to the board between sweeps
+
+        self.watcher = ActivityWatcher()
+        self.watcher.start()
 
     def _run_worker(self) -> None:
         assert self.worker is not None
@@ -94,6 +99,9 @@ class Background:
         """Stop beat and let the worker finish its running tasks (warm shutdown), in parallel."""
         from celery.worker import state
 
+        if self.watcher is not None:
+            self.watcher.stop()
+            self.watcher = None
         if self.worker_thread is not None:
             state.should_stop = 0
         if self.beat is not None:

@@ -170,6 +170,21 @@ class Runtime(Plugin, abc.ABC):
         """argv a person can run on the agent host to watch/drive the agent; [] when not attachable."""
         return []
 
+    def activity_marks(self, handles: Sequence[RuntimeHandle]) -> dict[str, str]:
+        """A cheap token per handle name that changes whenever the agent's terminal shows new
+        output (the activity watcher, ``sessions.watch``); a handle without a runtime is left out.
+        By default a hash of the screen; runtimes answer for many handles at once where they can."""
+        import hashlib
+
+        marks = {}
+        for handle in handles:
+            try:
+                screen = self.read_output(handle, lines=50)
+            except IntegrationError:
+                continue  # no runtime behind it: the probe of the next sweep says so
+            marks[handle.name] = hashlib.blake2b(screen.encode("utf-8", "replace"), digest_size=8).hexdigest()
+        return marks
+
 
 # --- agent ----------------------------------------------------------------------------------------
 @dataclass(frozen=True)

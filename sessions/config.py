@@ -62,6 +62,9 @@ MAX_CONFIG_BYTES = 1024 * 1024
 MAX_NESTING = 64
 SLOTS = ("agent", "runtime", "workspace", "tracker", "scm")
 PRIORITIES = ("urgent", "action", "warning", "info")
+# Beat looks for due projects every this many seconds at most (ao_site.celery.sweep_tick): a
+# project's sweepInterval below it could not be honoured, so it is refused, not raised silently.
+MIN_SWEEP_INTERVAL = 5
 REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}/[A-Za-z0-9._-]{1,100}$")
 DURATION_RE = re.compile(r"^[0-9]{1,9}(ms|s|m|h|d)$")
 # A git branch name, minus what git check-ref-format rejects anyway.
@@ -335,7 +338,10 @@ class ProjectConfig(_Model):
         False, description="Pass ao's SCM/tracker tokens (GITHUB_TOKEN, LINEAR_API_KEY, ...) into agents."
     )
     sweep_interval: float | None = Field(
-        None, ge=1, description="Seconds between reconciliation sweeps; default from ao's settings."
+        None,
+        ge=MIN_SWEEP_INTERVAL,
+        description="Seconds between reconciliation sweeps (at least 5); default from ao's settings. "
+        "Activity reaches the board within seconds without shorter sweeps (the activity watcher).",
     )
     orchestrator: OrchestratorConfig = Field(
         default_factory=OrchestratorConfig, description="The project's orchestrator agent."
@@ -344,6 +350,17 @@ class ProjectConfig(_Model):
         None, description="agent-orchestrator's key for orchestrator.rules (both may be set: joined)."
     )
     intake: IntakeConfig = Field(default_factory=IntakeConfig, description="Backlog intake from the tracker.")
+
+    @field_validator("sweep_interval", mode="before")
+    @classmethod
+    def _sweep_interval_not_below_the_tick(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool) and value < MIN_SWEEP_INTERVAL:
+            raise ValueError(
+                f"{value:g} s is shorter than ao sweeps can run (every {MIN_SWEEP_INTERVAL} s at most): "
+                f"use at least {MIN_SWEEP_INTERVAL}. Shorter sweeps are not needed to see activity "
+                "sooner: the activity watcher brings each agent's changes to the board within seconds"
+            )
+        return value
 
     @field_validator("repo")
     @classmethod

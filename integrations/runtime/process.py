@@ -73,6 +73,7 @@ class _Live:
     spec: str = ""
     output: bytearray = field(default_factory=bytearray)
     bracketed_paste: bool = False
+    received: int = 0  # bytes of output so far (the ring buffer keeps only the last ones)
     lock: threading.Lock = field(default_factory=threading.Lock)
     reader: threading.Thread | None = None
     stopping: bool = False
@@ -97,6 +98,7 @@ class _Live:
                 if on != -1 or off != -1:
                     self.bracketed_paste = on > off
                 self.output += chunk
+                self.received += len(chunk)
                 if len(self.output) > self.limit:
                     del self.output[: len(self.output) - self.limit]
             tail = window[-8:]
@@ -261,6 +263,17 @@ class ProcessRuntime(Runtime):
         while rows and not rows[-1].strip():
             rows.pop()
         return "\n".join(rows[-max(1, int(lines)) :])
+
+    def activity_marks(self, handles: Sequence[RuntimeHandle]) -> dict[str, str]:
+        """How many bytes each agent has written so far, and whether it exited."""
+        marks = {}
+        for handle in handles:
+            live = self._live(handle)
+            if live is not None:
+                with live.lock:
+                    received = live.received
+                marks[handle.name] = f"{received}:{live.popen.poll() is not None}"
+        return marks
 
     def kill(self, handle: RuntimeHandle) -> None:
         """SIGTERM the process group, SIGKILL it after ``kill_timeout``; forget the process."""

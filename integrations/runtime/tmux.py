@@ -279,6 +279,33 @@ class TmuxRuntime(Runtime):
             if not _gone(stderr):
                 raise TmuxError(f"tmux kill-session failed: {stderr}", stderr=stderr)
 
+    def activity_marks(self, handles: Sequence[RuntimeHandle]) -> dict[str, str]:
+        """One ``list-panes -a`` per tmux server for all ``handles``: the window's last output
+        time (whole seconds), the cursor and the history size, and whether the pane is dead."""
+        by_socket: dict[str | None, list[RuntimeHandle]] = {}
+        for handle in handles:
+            by_socket.setdefault(self._socket(handle), []).append(handle)
+        marks: dict[str, str] = {}
+        fmt = "#{session_name} #{pane_id} #{window_activity}:#{cursor_x},#{cursor_y}:#{history_size}:#{pane_dead}"
+        for socket_name, group in by_socket.items():
+            try:
+                proc = self._tmux(["list-panes", "-a", "-F", fmt], socket_name=socket_name, check=False)
+            except (PermanentIntegrationError, TmuxError):
+                continue
+            panes: dict[tuple[str, str], str] = {}
+            first: dict[str, str] = {}
+            for line in proc.stdout.decode("utf-8", "replace").splitlines():
+                parts = line.split(" ")
+                if len(parts) == 3:
+                    panes[(parts[0], parts[1])] = parts[2]
+                    first.setdefault(parts[0], parts[2])
+            for handle in group:
+                pane = handle.data.get("pane_id")
+                mark = panes.get((handle.name, pane)) if pane else first.get(handle.name)
+                if mark is not None:
+                    marks[handle.name] = mark
+        return marks
+
     def attach_command(self, handle: RuntimeHandle) -> list[str]:
         socket_name = self._socket(handle)
         return [

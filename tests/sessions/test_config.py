@@ -374,6 +374,14 @@ def test_every_problem_is_reported_at_once_in_file_order(plugins, tmp_path, chec
             "projects.web.sweepInterval",
             "input should be a valid number, got str 'fast'",
         ),
+        (  # not raised to 5 behind the user's back (beat looks for due projects every 5 s)
+            "    sweepInterval: 2",
+            3,
+            "projects.web.sweepInterval",
+            "2 s is shorter than ao sweeps can run (every 5 s at most): use at least 5. Shorter sweeps "
+            "are not needed to see activity sooner: the activity watcher brings each agent's changes "
+            "to the board within seconds",
+        ),
         ("    symlinks: .env", 3, "projects.web.symlinks", "input should be a valid list, got str '.env'"),
         (
             "    symlinks: [../secrets]",

@@ -60,7 +60,14 @@ class Command(BaseCommand):
             f"broker {runner.redis_where(settings.REDIS_URL)} (Ctrl-C stops)."
         )
         self.stdout.flush()
-        worker.start()
+        from sessions.watch import ActivityWatcher  # this host's agents' activity, between sweeps
+
+        watcher = ActivityWatcher()
+        watcher.start()
+        try:
+            worker.start()
+        finally:
+            watcher.stop()
         if worker.exitcode:
             raise CommandError(
                 f"the worker stopped with status {worker.exitcode} — see the log above",
