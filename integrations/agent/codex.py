@@ -33,6 +33,7 @@ from integrations.agent.common import (
     age_state,
     check_conversation_id,
     decide,
+    last_lines,
     mtime_of,
     one_line,
     parse_jsonl,
@@ -155,6 +156,14 @@ def _message_text(payload: dict[str, Any]) -> str:
     return ""
 
 
+def turn_error(payload: dict[str, Any]) -> str:
+    """The message of a ``task_complete`` that ended in an error (an API 401, retries used up)."""
+    error = payload.get("error")
+    if isinstance(error, dict):
+        return str(error.get("message") or "error")
+    return str(error) if error else ""
+
+
 def entry_state(entry: dict[str, Any]) -> tuple[str, str] | None:
     """(state, evidence) one rollout line implies, or None when it is not evidence ("finished" and
     "reply" as in the Claude Code detector)."""
@@ -168,6 +177,8 @@ def entry_state(entry: dict[str, Any]) -> tuple[str, str] | None:
         if subtype in ERROR_EVENTS:
             return BLOCKED, "error: " + one_line(str(payload.get("message") or subtype), 80)
         if subtype in FINISHED_EVENTS:
+            if turn_error(payload):  # 0.169 ends a failed turn so, with no `error` event
+                return BLOCKED, "turn failed: " + one_line(turn_error(payload), 80)
             return "finished", f"turn ended ({subtype})"
         if subtype in ACTIVE_EVENTS:
             return ACTIVE, str(subtype)
@@ -233,6 +244,8 @@ def summarize(entries: list[dict[str, Any]]) -> str:
                 return describe_call(payload)
             if subtype == "message" and payload.get("role") == "assistant" and _message_text(payload).strip():
                 return one_line(_message_text(payload))
+        if entry.get("type") == "event_msg" and subtype in FINISHED_EVENTS and turn_error(payload):
+            return one_line("Failed: " + turn_error(payload))
         if entry.get("type") == "event_msg" and subtype == "agent_message" and payload.get("message"):
             return one_line(str(payload["message"]))
     return ""
@@ -266,6 +279,14 @@ def asked_about(payload: dict[str, Any]) -> str:
         if described.startswith(verb):
             return one_line(asks + described[len(verb) :])
     return one_line(f"Asks to {described[0].lower()}{described[1:]}") if described else ""
+
+
+def still_starting(pane_text: str) -> bool:
+    """Whether the pane is Codex's start-up frame: the composer is drawn, but the status line
+    under it ("<model> <effort> · <cwd>", "← for agents · ? for shortcuts") is not yet, only
+    "? for shortcuts". Codex has not decided then whether to show its sign-in screen instead."""
+    lines = last_lines(pane_text, 3)
+    return bool(lines) and lines[-1].strip() == "? for shortcuts"
 
 
 def model_of(entries: list[dict[str, Any]]) -> str:
@@ -373,6 +394,8 @@ class CodexAgent(CliAgent):
     ) -> ActivityReading:
         native = self.transcript_reading(workspace, now)
         pane = terminal_reading(pane_text, now=now, patterns=self.pane_patterns)
+        if pane is not None and pane.state == READY and still_starting(pane_text):
+            pane = None  # not ready yet, whatever the composer suggests: type nothing
         if native is not None and native.state == ACTIVE and pane is not None and pane.state == READY:
             # Codex draws "Working (… esc to interrupt)" for the whole of a turn. A rollout that
             # ends mid-turn under a bare composer is a turn that will never finish: the process

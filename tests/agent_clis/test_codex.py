@@ -15,6 +15,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -282,6 +283,11 @@ def test_codex_works_unattended_reports_truthfully_and_resumes(
         workspace=workspace, pane_text="", now=session.activity_at, process_alive=True
     )
     assert reading.model == MODEL
+    later = reading.at + timedelta(seconds=agents.context_for(session).agent.config.ready_window_seconds + 1)
+    idle = agents.context_for(session).agent.detect_activity(
+        workspace=workspace, pane_text=pane(tmux_server, name), now=later, process_alive=True
+    )
+    assert idle.state == "idle"  # a finished turn is ready for a while, then idle
 
     # 5. a long, hostile-looking message arrives intact as one user turn
     fake.script(ResponsesTurn(text="Checked all four points.", when=is_agent_turn))
@@ -342,3 +348,78 @@ def test_codex_works_unattended_reports_truthfully_and_resumes(
     assert rollout_of(codex_home, conversation) == rollout
     totals = rollout_totals(rollout)
     assert (session.tokens_in, session.tokens_out) == (totals["input_tokens"], totals["output_tokens"])
+    # the totals carry on across the restart: everything the API reported (the killed turn got no answer)
+    assert (totals["input_tokens"], totals["output_tokens"]) == (6900 + 1200 + 1200, 150 + 80 + 80)
+
+
+def test_folder_trust_left_to_a_person_reads_waiting_input_and_the_task_waits_for_it(
+    project, fake, codex_home, tmux_server, django_capture_on_commit_callbacks
+) -> None:
+    """With allowAgentTrust off, Codex's own "Trust this folder?" dialog is up at start: ao says
+    waiting_input (never working), types nothing into it, and gives the task once it is answered."""
+    project.allow_agent_trust = False
+    project.save()
+    fake.script(ResponsesTurn(text="Hello from Codex.", when=is_agent_turn))
+    with django_capture_on_commit_callbacks(execute=True):
+        session = agents.session_spawn(project=project, prompt="Say hello.")
+    name = session.id
+    assert eventually(lambda: "Trust this folder?" in pane(tmux_server, name), timeout=60), pane(
+        tmux_server, name
+    )
+    for _ in range(6):
+        current = observe(name)
+        assert (current.activity, current.status) == ("waiting_input", "needs_input"), current.activity
+        time.sleep(0.5)
+    assert "Trust this folder?" in current.activity_summary
+    assert "trust_level" not in (codex_home / "config.toml").read_text()
+    assert not fake.responses()  # the task was not typed into the dialog
+    assert "Say hello." not in pane(tmux_server, name)
+
+    # the person answers (at the terminal: ao attach); then ao gives the task
+    tmux(tmux_server, "send-keys", "-t", f"={name}:", "Enter")
+    with django_capture_on_commit_callbacks(execute=True):
+        messaging.messages_deliver(session_id=name, wait=60)
+    assert eventually(lambda: agent_requests(fake), timeout=60), pane(tmux_server, name)
+    assert fake.user_texts(agent_requests(fake)[0])[-1].rstrip().endswith("Say hello.")
+    assert eventually(lambda: observe(name).activity == "ready", timeout=60), pane(tmux_server, name)
+    assert observe(name).activity_summary == "Hello from Codex."
+
+
+def test_not_signed_in_reads_waiting_input_and_nothing_is_typed_into_the_sign_in_screen(
+    project, fake, codex_home, tmux_server, django_capture_on_commit_callbacks
+) -> None:
+    """No provider configured and no login: Codex's welcome screen asks how to sign in. That is
+    the user's one-time step; ao reports it and keeps the task until Codex is ready."""
+    (codex_home / "config.toml").write_text("")
+    with django_capture_on_commit_callbacks(execute=True):
+        session = agents.session_spawn(project=project, prompt="Say hello.")
+    name = session.id
+    assert eventually(lambda: "Sign in with ChatGPT" in pane(tmux_server, name), timeout=60), pane(
+        tmux_server, name
+    )
+    for _ in range(4):
+        current = observe(name)
+        assert (current.activity, current.status) == ("waiting_input", "needs_input"), current.activity
+        time.sleep(0.5)
+    assert "Say hello." not in pane(tmux_server, name)
+    assert not fake.requests
+    agents.session_kill(session=current, reason="test")
+    assert processes_under(codex_home) == []
+
+
+def test_a_turn_that_fails_on_an_api_error_reads_blocked_with_the_error(
+    project, fake, codex_home, tmux_server, monkeypatch, django_capture_on_commit_callbacks
+) -> None:
+    """A wrong key: the API answers 401 and Codex ends the turn with the error. ao must not show
+    a healthy, finished agent (ready, no summary) but a blocked one, saying why."""
+    monkeypatch.setenv(KEY_ENV, "sk-wrong-key")  # before the tmux server starts (first use)
+    with django_capture_on_commit_callbacks(execute=True):
+        session = agents.session_spawn(project=project, prompt="Say hello.")
+    name = session.id
+    assert eventually(lambda: fake.responses(), timeout=60), pane(tmux_server, name)
+    assert fake.responses()[0].headers["authorization"] == "Bearer sk-wrong-key"
+    assert eventually(lambda: observe(name).activity == "blocked", timeout=60), (
+        observe(name).activity,
+        pane(tmux_server, name),
+    )
+    assert "401 Unauthorized" in observe(name).activity_summary

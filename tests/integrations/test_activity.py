@@ -710,6 +710,9 @@ REAL_PANE_CASES = [
     ("codex-trust.txt", "waiting_input", "Trust this folder?"),
     ("codex-approval.txt", "waiting_input", "Would you like to run the following command?"),
     ("codex-working.txt", "active", None),
+    # 0.169 draws its composer for about a second before it knows whether it is signed in (then
+    # the sign-in screen replaces it): typed into then, ao's prompt chose "Sign in with ChatGPT"
+    ("codex-starting.txt", "unknown", None),
     ("codex-ready-fresh.txt", "ready", None),
     ("codex-ready-after-reply.txt", "ready", None),
     ("codex-ready-resumed.txt", "ready", None),
