@@ -11,7 +11,7 @@ import json
 import logging
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -165,9 +165,15 @@ def pull_requests_sync(*, project: Project, session_ids: Iterable[str] | None = 
         )
         return result
     _versions_read(project, infos.values())
+    # PRs whose facts are what ao stored: only their sync time moves (one statement for all);
+    # nothing to record, derive or react to (the sweep re-derives and reacts on its own)
+    same = [n for n, info in infos.items() if n in previous and _same_facts(info, previous[n])]
+    if same:
+        PullRequest.objects.filter(project=project, number__in=same).update(synced_at=timezone.now(), stale_since=None)
+        result.synced += same
     for number, info in infos.items():
         session = session_for.get(number)
-        if session is None:
+        if session is None or number in same:
             continue
         created = pull_request_record(project=project, session=session, info=info)
         result.synced.append(number)
@@ -178,6 +184,22 @@ def pull_requests_sync(*, project: Project, session_ids: Iterable[str] | None = 
         done["last_pr_sync_at"] = started
     Project.objects.filter(pk=project.pk).update(**done)
     return result
+
+
+def _same_facts(info: PullRequestInfo, stored: PullRequestInfo) -> bool:
+    """``info`` says nothing ``stored`` (``info_from_row``) does not: same state, checks and threads."""
+
+    def facts(i: PullRequestInfo) -> PullRequestInfo:
+        return replace(
+            i,
+            updated_at=None,
+            created_at=None,
+            opened_by="",
+            checks=tuple(sorted(i.checks, key=lambda c: (c.source, c.name, c.external_id))),
+            threads=tuple(sorted(i.threads, key=lambda t: t.external_id)),
+        )
+
+    return facts(info) == facts(stored)
 
 
 def _adoptions(

@@ -157,7 +157,7 @@ def test_usage_page_shows_the_api_numbers_and_feeds_the_charts(team, client) -> 
         assert data[key] == api[key]
     assert [p["period"] for p in data["over_time"]] == [p["period"] for p in api["over_time"]]
     assert (
-        '<tr data-name="alice"><td class="mono">alice</td><td>2</td><td>3000</td><td>500</td><td>1.3734</td>'
+        '<tr data-name="alice"><td class="mono">alice</td><td>2</td><td>3,000</td><td>500</td><td>1.3734</td>'
         in html
     )
     assert 'src="/static/vendor/chart.js-4.6.2/chart.umd.min.js"' in html
