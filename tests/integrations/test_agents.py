@@ -13,6 +13,7 @@ from typing import ClassVar
 
 import pytest
 
+from integrations.agent.aider import UNATTENDED_ARGS as AIDER_UNATTENDED
 from integrations.agent.aider import AiderAgent
 from integrations.agent.claude_code import ClaudeCodeAgent
 from integrations.agent.codex import CodexAgent
@@ -90,14 +91,14 @@ LAUNCH_CASES = [
         "go",
         ["codex", "--no-daemon", "--dangerously-bypass-approvals-and-sandbox"],
     ),
-    ("aider", {}, "ignored: sent after launch", ["aider"]),
+    ("aider", {}, "ignored: sent after launch", ["aider", *AIDER_UNATTENDED]),
     (
         "aider",
         {"permissions": "skip-permissions", "model": "sonnet"},
         None,
-        ["aider", "--yes-always", "--model", "sonnet"],
+        ["aider", *AIDER_UNATTENDED, "--yes-always", "--model", "sonnet"],
     ),
-    ("aider", {"permissions": "auto-edit"}, None, ["aider"]),
+    ("aider", {"permissions": "auto-edit"}, None, ["aider", *AIDER_UNATTENDED]),
     ("opencode", {}, "fix it", ["opencode", "--prompt=fix it"]),
     (
         "opencode",
@@ -154,7 +155,7 @@ RESUME_CASES = [
     ),
     ("codex", {"model": "o3"}, None, ["codex", "resume", "--no-daemon", "--model", "o3", "--", "5f0c-77"]),
     ("codex", {}, "continue", ["codex", "resume", "--no-daemon", "--", "5f0c-77"]),
-    ("aider", {"model": "sonnet"}, None, ["aider", "--model", "sonnet", "--restore-chat-history"]),
+    ("aider", {"model": "sonnet"}, None, ["aider", *AIDER_UNATTENDED, "--model", "sonnet", "--restore-chat-history"]),
     ("opencode", {"model": "a/b"}, None, ["opencode", "--session", "5f0c-77", "--model", "a/b"]),
     ("gemini", {}, None, ["gemini", "--resume", "5f0c-77"]),
 ]
@@ -204,7 +205,7 @@ def test_system_prompt_file_is_read_relative_to_the_workspace(tmp_path: Path) ->
         "developer_instructions",
         '- be brief\n- say "done"\n',
     )
-    assert aider_argv == ["aider", "--read", str(tmp_path / "rules.md")]
+    assert aider_argv == ["aider", *AIDER_UNATTENDED, "--read", str(tmp_path / "rules.md")]
 
 
 def test_missing_system_prompt_file_is_a_permanent_error(tmp_path: Path) -> None:
