@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from integrations.base import IntegrationError, IssueNotFound, IssueState
 from integrations.registry import ConfigurationError, plugin_for
-from sessions import agents, audit, outcomes, services
+from sessions import agents, audit, outcomes, services, usage
 from sessions.lifecycle import Phase, PRState, Status, Zone
 from sessions.models import Actor, IntakeClaim, Project, Session
 
@@ -233,6 +233,9 @@ def intake_resume(*, project: Project, now=None) -> list[str]:
 
 def intake_claim(*, project: Project) -> list[str]:
     """Claim labelled issues and spawn their workers while the caps leave room."""
+    over_budget = usage.spawn_budget_refusal(project=project)  # before any tracker read or label write
+    if over_budget:
+        return [f"stopped: {over_budget}"]
     tracker = plugin_for(project, "tracker")
     issues = sorted(
         tracker.list_issues(label=project.intake_label, limit=LIST_LIMIT), key=lambda i: _order(i.ref)
