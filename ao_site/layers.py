@@ -66,6 +66,8 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("sessions.forms", "interfaces"),
     ("sessions.tasks", "interfaces"),
     ("sessions.light_commands", "interfaces"),
+    ("sessions.cli_relay", "interfaces"),
+    ("sessions.status_text", "interfaces"),
     ("sessions.apiclient", "interfaces"),
     ("sessions.agent_client", "interfaces"),
     ("sessions.doctor", "interfaces"),
@@ -88,6 +90,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("sessions.decisions", "watchers"),
     ("sessions.outcomes", "watchers"),
     ("sessions.lessons", "watchers"),
+    ("sessions.watch", "watchers"),  # the activity watcher: observes sessions whose terminal changed
     # --- agents and PR sync
     ("sessions.agents", "agents"),
     ("sessions.messaging", "agents"),
