@@ -375,6 +375,7 @@ def _merge(session: Session, decision: engine.Decision, row: ReactionAttempt, *,
             title=f"{session.pk}: auto-merge of PR #{pr.number} refused",
             body=f"{exc}\n\n{decision.text}",
         )
+        _refresh(session)  # e.g. the head moved since it was checked: the board shows the new one
         return Outcome(decision.rule, decision.fingerprint, "merge_failed", attempt, session.pk)
     record("reaction.merged", f"PR #{pr.number} merged automatically at {pr.head_sha[:7]}")
     notify(

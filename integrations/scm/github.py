@@ -670,6 +670,11 @@ class GitHubSCM(GitHubPluginMixin, SCM):
         except GitHubNotFound:
             raise PermanentIntegrationError(f"GitHub has no PR #{number} in {self.repo_full_name}") from None
         except GitHubError as exc:
+            if exc.status == 409 and expected_head_sha:  # GitHub's answer when ``sha`` is not the head
+                raise PermanentIntegrationError(
+                    f"PR #{number}: the head moved since {expected_head_sha[:7]} was checked "
+                    f"(GitHub: {exc.gh_message or exc.status})"
+                ) from None
             if exc.status in (405, 409, 422):
                 raise PermanentIntegrationError(
                     f"GitHub refused to merge PR #{number}: {exc.gh_message or exc.status}"
