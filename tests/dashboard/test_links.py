@@ -23,6 +23,8 @@ from tests.factories import ProjectFactory, SessionFactory
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 # hrefs built from ao's own data (reverse(), the admin's URLs): not from outside.
 INTERNAL = {"configure_link", "needs_you_url", "ws_url"}
+# the usage page's own query links (sessions/views_usage.py builds them from its parameters)
+INTERNAL |= {"window_link", "bucket_link", "project_link", "all_projects", "api_url"}
 HOSTILE = [
     "javascript:alert(1)",
     "JavaScript:alert(1)",
