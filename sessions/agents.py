@@ -1157,13 +1157,30 @@ class ClaimedPullRequestMissing(ClaimRefused):
     pass
 
 
+class SessionHasPullRequest(ClaimRefused):
+    """The session already has another PR."""
+
+
+class PullRequestHeld(ClaimRefused):
+    """The PR is another session's."""
+
+
 def session_pr_claim(*, session: Session, number: int, by=None, actor: str = Actor.USER) -> None:
     """Make an existing open PR the session's: its branch is checked out in the session's workspace
-    (the agent then works on the PR) and its facts are recorded. A merged or closed PR is refused:
-    nothing is left to do on it, and the session would be finished the moment it took it."""
+    (the agent then works on the PR), its facts are recorded and the claim audited. Refused: a
+    session that has another PR, a PR another session holds, and a merged or closed PR (nothing is
+    left to do on it, and the session would be finished the moment it took it). The one claim for
+    the CLI and the API."""
     from sessions import prsync  # prsync imports this module
+    from sessions.models import PullRequest
 
     project = session.project
+    current = PullRequest.objects.filter(session=session).first()
+    if current is not None and current.number != number:
+        raise SessionHasPullRequest(f"{session.id} already has PR #{current.number}")
+    holder = PullRequest.objects.filter(project=project, number=number).exclude(session=None).first()
+    if holder is not None and holder.session_id != session.pk:
+        raise PullRequestHeld(f"PR #{number} belongs to {holder.session_id}")
     scm = plugin_for(project, "scm")
     info = scm.fetch_pull_requests(numbers=[number], previous={}).get(number)
     if info is None:
@@ -1187,6 +1204,7 @@ def session_pr_claim(*, session: Session, number: int, by=None, actor: str = Act
             actor_user=by,
             data={"number": number, "branch": info.branch},
         )
+        audit.record(action="pr.claim", target=session, project=project, data={"number": number})
 
 
 def _checkout_pr_branch(session: Session, workspace: Path, *, branch: str, remote: str) -> None:

@@ -33,7 +33,7 @@ from sessions.api.pagination import cursor_by
 from sessions.api.permissions import IsPersonOrBot, TokenRateThrottle, project_for, session_for
 from sessions.api.tokens import api_token_create, api_token_revoke, api_tokens_for
 from sessions.lifecycle import Zone
-from sessions.models import Actor, ApiToken, AuditEntry, Event, Membership, Message, PullRequest, Session
+from sessions.models import Actor, ApiToken, AuditEntry, Event, Membership, Message, Session
 
 log = logging.getLogger(__name__)
 
@@ -464,20 +464,16 @@ class SessionClaimPullRequestView(AoAPIView):
     def post(self, request, session_id: str):
         session = session_for(request, session_id, OPERATE)
         number = self.body(s.ClaimPullRequestSerializer)["number"]
-        project = session.project
-        current = getattr(session, "pull_request", None)
-        if current is not None and current.number != number:
-            raise Conflict(f"{session.id} already has PR #{current.number}", code="has_pr")
-        holder = PullRequest.objects.filter(project=project, number=number).exclude(session=None).first()
-        if holder is not None and holder.session_id != session.pk:
-            raise Conflict(f"PR #{number} belongs to {holder.session_id}", code="claimed")
         try:
             agents.session_pr_claim(session=session, number=number, **_actor_fields(request))
         except agents.ClaimedPullRequestMissing as exc:
             raise NotFound(str(exc)) from exc
+        except agents.SessionHasPullRequest as exc:
+            raise Conflict(str(exc), code="has_pr") from exc
+        except agents.PullRequestHeld as exc:
+            raise Conflict(str(exc), code="claimed") from exc
         except (agents.ClaimRefused, PermanentIntegrationError) as exc:
             raise Conflict(str(exc), code="claim_refused") from exc
-        audit.record(action="pr.claim", target=session, project=project, data={"number": number})
         session = session_for(request, session_id)
         return Response(s.SessionDetailSerializer(session).data)
 

@@ -6,7 +6,7 @@ import shutil
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from sessions import agents, apiclient, audit, selectors
+from sessions import agents, apiclient, selectors
 from sessions.management.commands._common import (
     DOMAIN_ERRORS,
     cli_audit,
@@ -16,7 +16,7 @@ from sessions.management.commands._common import (
     remote_client,
     remote_errors,
 )
-from sessions.models import Actor, PullRequest
+from sessions.models import Actor
 
 
 class Command(BaseCommand):
@@ -171,17 +171,8 @@ class Command(BaseCommand):
     def _claim_pr(self, options):
         session = get_session(options["session"])
         number = _pr_number(options["pr"])
-        current = PullRequest.objects.filter(session=session).first()
-        if current is not None and current.number != number:
-            raise CommandError(f"{session.id} already has PR #{current.number}")
-        holder = (
-            PullRequest.objects.filter(project=session.project, number=number).exclude(session=None).first()
-        )
-        if holder is not None and holder.session_id != session.pk:
-            raise CommandError(f"PR #{number} belongs to {holder.session_id}")
         with cli_errors():
             agents.session_pr_claim(session=session, number=number, actor=Actor.USER)
-            audit.record(action="pr.claim", target=session, project=session.project, data={"number": number})
         self.stdout.write(f"{session.id} now has PR #{number}")
 
 
