@@ -158,6 +158,11 @@ def _apply(session: Session, decision: engine.Decision, rules: dict, *, now: dat
     if decision.session_id and decision.session_id != session.pk:
         target = Session.objects.select_related("project").get(pk=decision.session_id)
     merge = False
+    known = ReactionAttempt.objects.filter(
+        session_id=target.pk, rule=decision.rule, fingerprint=decision.fingerprint
+    ).first()
+    if known is not None and _step(target, decision, rule, known, now=now) == engine.WAIT:
+        return None  # most sweeps repeat a decision that waits: no transaction for it (rows only move on)
     with transaction.atomic():
         row = _row(target.pk, decision.rule, decision.fingerprint, now=now, detail=decision.data)
         step = _step(target, decision, rule, row, now=now)
