@@ -375,7 +375,9 @@ class CodexAgent(CliAgent):
         return find_rollout(codex_home(self.config.home) / "sessions", workspace)
 
     def transcript_reading(self, workspace: Path, now: datetime) -> ActivityReading | None:
-        path = self.rollout_path(workspace)
+        return self._rollout_reading(self.rollout_path(workspace), now)
+
+    def _rollout_reading(self, path: Path | None, now: datetime) -> ActivityReading | None:
         reading, entries = self.transcript_evidence(path, entry_state, now, record="rollout")
         if path is None or reading is None:
             return None
@@ -392,7 +394,8 @@ class CodexAgent(CliAgent):
     def detect_activity(
         self, *, workspace: Path, pane_text: str, now: datetime, process_alive: bool
     ) -> ActivityReading:
-        native = self.transcript_reading(workspace, now)
+        path = self.rollout_path(workspace)  # looked up once: it walks the day directories
+        native = self._rollout_reading(path, now)
         pane = terminal_reading(pane_text, now=now, patterns=self.pane_patterns)
         if pane is not None and pane.state == READY and still_starting(pane_text):
             pane = None  # not ready yet, whatever the composer suggests: type nothing
@@ -401,7 +404,7 @@ class CodexAgent(CliAgent):
             # ends mid-turn under a bare composer is a turn that will never finish: the process
             # that ran it was killed, and `codex resume` writes nothing until the next prompt.
             # (Waiting SETTLE_SECONDS after the last write skips the moment a turn starts.)
-            written = mtime_of(self.rollout_path(workspace) or workspace) or native.at
+            written = (mtime_of(path) if path is not None else None) or native.at
             if written is not None and (now - written).total_seconds() >= SETTLE_SECONDS:
                 native = replace(
                     native,
@@ -414,7 +417,6 @@ class CodexAgent(CliAgent):
         if reading.state == WAITING_INPUT and reading.source == "terminal":
             # The dialog says "Would you like to run the following command?"; the rollout already
             # holds the call it is about, so the summary can say which command.
-            path = self.rollout_path(workspace)
             call = pending_call(parse_jsonl(read_tail_lines(path))) if path is not None else None
             if call is not None:
                 reading = replace(reading, summary=asked_about(call))

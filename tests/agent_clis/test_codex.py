@@ -353,12 +353,13 @@ def test_codex_works_unattended_reports_truthfully_and_resumes(
 
 
 def test_folder_trust_left_to_a_person_reads_waiting_input_and_the_task_waits_for_it(
-    project, fake, codex_home, tmux_server, django_capture_on_commit_callbacks
+    project, fake, codex_home, tmux_server, settings, django_capture_on_commit_callbacks
 ) -> None:
     """With allowAgentTrust off, Codex's own "Trust this folder?" dialog is up at start: ao says
     waiting_input (never working), types nothing into it, and gives the task once it is answered."""
     project.allow_agent_trust = False
     project.save()
+    settings.AO_INLINE_DELIVERY_WAIT = 0  # spawn returns at once; the test drives delivery
     fake.script(ResponsesTurn(text="Hello from Codex.", when=is_agent_turn))
     with django_capture_on_commit_callbacks(execute=True):
         session = agents.session_spawn(project=project, prompt="Say hello.")
@@ -377,31 +378,43 @@ def test_folder_trust_left_to_a_person_reads_waiting_input_and_the_task_waits_fo
 
     # the person answers (at the terminal: ao attach); then ao gives the task
     tmux(tmux_server, "send-keys", "-t", f"={name}:", "Enter")
-    with django_capture_on_commit_callbacks(execute=True):
-        messaging.messages_deliver(session_id=name, wait=60)
-    assert eventually(lambda: agent_requests(fake), timeout=60), pane(tmux_server, name)
+
+    def delivered() -> bool:
+        with django_capture_on_commit_callbacks(execute=True):
+            messaging.messages_deliver(session_id=name)
+        return bool(agent_requests(fake))
+
+    assert eventually(delivered, timeout=60), pane(tmux_server, name)
     assert fake.user_texts(agent_requests(fake)[0])[-1].rstrip().endswith("Say hello.")
     assert eventually(lambda: observe(name).activity == "ready", timeout=60), pane(tmux_server, name)
     assert observe(name).activity_summary == "Hello from Codex."
 
 
 def test_not_signed_in_reads_waiting_input_and_nothing_is_typed_into_the_sign_in_screen(
-    project, fake, codex_home, tmux_server, django_capture_on_commit_callbacks
+    project, fake, codex_home, tmux_server, settings, django_capture_on_commit_callbacks
 ) -> None:
     """No provider configured and no login: Codex's welcome screen asks how to sign in. That is
     the user's one-time step; ao reports it and keeps the task until Codex is ready."""
     (codex_home / "config.toml").write_text("")
+    settings.AO_INLINE_DELIVERY_WAIT = 0  # spawn returns at once; the test tries delivery itself
     with django_capture_on_commit_callbacks(execute=True):
         session = agents.session_spawn(project=project, prompt="Say hello.")
     name = session.id
-    assert eventually(lambda: "Sign in with ChatGPT" in pane(tmux_server, name), timeout=60), pane(
-        tmux_server, name
-    )
-    for _ in range(4):
+
+    def sign_in_shown() -> bool:  # ao keeps trying to give the task from the start on
+        with django_capture_on_commit_callbacks(execute=True):
+            messaging.messages_deliver(session_id=name)
+        return "Sign in with ChatGPT" in pane(tmux_server, name)
+
+    assert eventually(sign_in_shown, timeout=60, interval=0.1), pane(tmux_server, name)
+    for _ in range(6):
+        with django_capture_on_commit_callbacks(execute=True):
+            messaging.messages_deliver(session_id=name)  # ao tries to give the task: held
         current = observe(name)
         assert (current.activity, current.status) == ("waiting_input", "needs_input"), current.activity
         time.sleep(0.5)
     assert "Say hello." not in pane(tmux_server, name)
+    assert "Sign in with ChatGPT" in pane(tmux_server, name)  # still the first screen: no Enter typed
     assert not fake.requests
     agents.session_kill(session=current, reason="test")
     assert processes_under(codex_home) == []
