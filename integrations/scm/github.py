@@ -446,7 +446,7 @@ class GitHubSCM(GitHubPluginMixin, SCM):
         return PullRequestChanges(
             numbers=frozenset(changed),
             branches=frozenset(found),
-            everything=not old_pulls.get("watermark"),
+            everything=not old_pulls.get("looked"),
             state=new_state,
         )
 
@@ -513,6 +513,7 @@ class GitHubSCM(GitHubPluginMixin, SCM):
         newest = max([watermark] + [i.get("updated_at") or "" for i in items])
         return (
             {
+                "looked": True,
                 "etag": resp.headers.get("etag", ""),
                 "watermark": newest,
                 "marks": {k: v for k, v in marks.items() if k in keep},

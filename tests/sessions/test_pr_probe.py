@@ -139,6 +139,8 @@ def test_new_prs_moved_bases_failed_reads_webhooks_and_lost_state(gh, project, s
     repo = gh.repo("acme/web")
     SessionFactory(project=project, branch="feat/a")
     waiting = SessionFactory(project=project, branch="feat/b")  # no PR yet
+    sweep(gh, project)  # a repository without any PR yet: after the first look, 304s
+    assert sweep(gh, project) == (0, 0, 1)
     a = repo.add_pull("feat/a")
     repo.add_check_run(a.head_sha, "test", conclusion="success")
     settle(a)
