@@ -49,12 +49,12 @@ AO_WEBHOOK_MAX_BYTES = env.int("AO_WEBHOOK_MAX_BYTES", default=5 * 1024 * 1024)
 # Webhook deliveries for a project within this many seconds are refreshed together: one batched
 # read of the union of the sessions they concern (0: a refresh per delivery).
 AO_WEBHOOK_COALESCE_SECONDS = env.float("AO_WEBHOOK_COALESCE_SECONDS", default=2.0)
-# PR facts of sessions without a PR or with CI pending are read every sweep; all of a project's
-# PRs every this many seconds (webhooks bring changes sooner). It bounds how late ao sees what
-# nothing announces, e.g. a conflict after the base branch moved.
+# SCMs without a change probe (`local`): PR facts of sessions without a PR or with CI pending are
+# read every sweep; all of a project's PRs every this many seconds (webhooks bring changes sooner).
+# It bounds how late ao sees what nothing announces, e.g. a conflict after the base branch moved.
 AO_PR_SYNC_IDLE_INTERVAL = env.float("AO_PR_SYNC_IDLE_INTERVAL", default=60.0)
-# While webhooks arrive for a project, they bring the changes; this safety sync catches a missed
-# delivery within the same minute.
+# While webhooks arrive for a project, they bring the changes; this safety sync (GitHub: the change
+# probe's conditional reads, instead of every sweep) catches a missed delivery within the minute.
 AO_PR_SYNC_WEBHOOK_INTERVAL = env.float("AO_PR_SYNC_WEBHOOK_INTERVAL", default=60.0)
 # With an SCM that tells what changed cheaply (GitHub: ETag-guarded REST reads, a 304 is free),
 # the sweep reads only changed PRs; every PR is read anyway this often (a safety net for what
