@@ -355,11 +355,15 @@ def root_refusal(permissions: str, *, euid: int, environ) -> str:
 class ClaudeCodeAgent(CliAgent):
     binary = "claude"
     install_hint = "npm install -g @anthropic-ai/claude-code"
-    # The first prompt (task and issue text) is typed into Claude once it is ready, never put on
-    # its command line, where any local user reads it with `ps`.
-    prompt_in_command = False
+    # The first prompt goes on the command line, where `ps` shows it to every local user (issue
+    # 14 §2.6, open): typing it instead left 2.1.100 with ao's worker prompt pasted but never
+    # submitted (see docs/AGENTS.md, "Claude Code").
+    prompt_in_command = True
     resume_flag = "--resume"
     pane_patterns = PANE_PATTERNS
+    # 2.1.100 takes Ctrl-E / Ctrl-U literally: they arrived as "\x05\x15" at the start of the
+    # next message the model saw. ao types only into a ready (empty) input, so nothing is sent.
+    clear_input_keys = ()
     permission_args: ClassVar = {
         "default": [],
         "auto-edit": ["--permission-mode", "acceptEdits"],
