@@ -184,10 +184,14 @@ def serving(host: str, port: int) -> Iterator[str]:
     """While this process serves ``host:port``, that is the address agents and links are given
     (unless AO_URL is set); see ``ao_site.served``."""
     from ao_site import served
+    from sessions import cli_relay
 
     try:
-        yield served.record(host=host, port=port)
+        url = served.record(host=host, port=port)
+        cli_relay.open_door(url)  # this machine's `ao status`, `ao session ls`, `ao send` ask us
+        yield url
     finally:
+        cli_relay.close_door()
         served.forget()
 
 

@@ -5,6 +5,9 @@ When AO_URL and AO_TOKEN (``ao_...``, from ``ao token create``) are set and AO_S
 batch-spawn``, ``ao send``, ``ao session ls|kill|restore``, ``ao status`` and ``ao issue`` call
 the API instead of the local database. Each function here returns the lines the command prints
 and raises ``ApiError`` with the server's message on failure.
+
+Standard library only (``ao status``, ``ao session ls`` and ``ao send`` call it from
+``sessions.light_commands``, before Django loads).
 """
 
 from __future__ import annotations
@@ -16,11 +19,9 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-from django.utils import timezone
 
 USER_TOKEN_PREFIX = "ao_"  # noqa: S105 - a prefix, not a secret
 # ao's commands that talk to a remote ao over the API; the others that act on ao's data refuse
@@ -291,7 +292,7 @@ def session_ls(client: ApiClient, *, project, include_done: bool, as_json: bool)
 
 def status_snapshot(client: ApiClient, *, include_done: bool = True) -> dict:
     """``ao status --json``'s shape, from the API."""
-    now = timezone.now()
+    now = datetime.now(UTC)
     sessions = []
     counts: dict[str, list[int]] = {}
     for row in sessions_list(client, include_done=include_done):

@@ -109,13 +109,29 @@ def record(*, action: str, target: Any = None, project: Any = None, data: dict |
         return None
 
 
+_cli_caller: ContextVar[dict[str, str] | None] = ContextVar("ao_cli_caller", default=None)
+
+
+@contextmanager
+def cli_caller(env: dict[str, str]) -> Iterator[None]:
+    """A CLI command run in this process for another (the running ao, for a local ``ao status``,
+    ``ao session ls`` or ``ao send``: ``sessions.cli_relay``): who runs it is read from that
+    process's environment (USER, LOGNAME, AO_SESSION), not this one's."""
+    token = _cli_caller.set(env)
+    try:
+        yield
+    finally:
+        _cli_caller.reset(token)
+
+
 def cli_context_kwargs() -> dict[str, Any]:
     """Who runs a CLI command: an orchestrator or agent inside an ao session (AO_SESSION set),
     else the person at the terminal (their OS login name)."""
-    session = os.environ.get("AO_SESSION", "")
+    env = _cli_caller.get() or os.environ
+    session = env.get("AO_SESSION", "")
     if session:
         return {"actor": ORCHESTRATOR if session.endswith("-orchestrator") else AGENT, "actor_name": session}
-    name = os.environ.get("USER") or os.environ.get("LOGNAME") or ""
+    name = env.get("USER") or env.get("LOGNAME") or ""
     return {"actor": USER, "actor_name": name}
 
 

@@ -1,5 +1,9 @@
 """The commands ``ao`` runs without Django: ``ao version``, and what agents run (``ao report``,
-``ao pr create`` with AO_URL + AO_SESSION + AO_TOKEN set), which talk to ao over HTTP.
+``ao pr create`` with AO_URL + AO_SESSION + AO_TOKEN set), which talk to ao over HTTP; and
+``ao status``, ``ao session ls`` and ``ao send``, which ask a running ao: a remote one over its API
+(AO_URL + a user's AO_TOKEN, ``sessions.apiclient``), else the ``ao start`` / ``ao web`` serving
+this AO_HOME, which runs the command for them (``sessions.cli_relay``). When neither is there they
+load Django and run themselves.
 
 This module imports only the standard library and ``sessions.agent_client``: an agent calls these
 commands many times per task, and loading Django, the apps and Celery cost about 1 CPU-second a
@@ -16,8 +20,14 @@ usual usage line and error.
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import os
 import platform
 import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
 
 from sessions import agent_client
 
@@ -140,11 +150,157 @@ def _parse(prog: str, add_arguments, args: list[str]) -> dict | None:
         return None
 
 
+# --- ao status, ao session ls, ao send: asked of a running ao ----------------------------------------
+RELAY_FILE = "cli.json"  # in AO_HOME, written by the serving ao (sessions.cli_relay)
+CALLER_ENV = ("USER", "LOGNAME", "AO_SESSION")  # who runs the command, for the audit
+
+
+def _add_status_arguments(parser: argparse.ArgumentParser) -> None:
+    # ``ao status``'s options but --watch (a loop: the full command runs it)
+    parser.add_argument("--json", dest="as_json", action="store_true")
+    parser.add_argument("--live", action="store_true")
+
+
+def _add_session_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True)
+    ls = sub.add_parser("ls", add_help=False, allow_abbrev=False)
+    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--include-terminated", action="store_true")
+    ls.add_argument("--project", "-p")
+
+
+def _add_send_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("session")
+    parser.add_argument("text", nargs="+")
+    parser.add_argument("--answer-prompt", action="store_true")
+
+
+ASKED = {"status": _add_status_arguments, "session": _add_session_arguments, "send": _add_send_arguments}
+
+
+def relayable(argv: list[str]) -> dict | None:
+    """The options of ``ao <argv>`` when a running ao can answer it (a plain, valid ``ao status``,
+    ``ao session ls`` or ``ao send``), else None."""
+    if not argv or argv[0] not in ASKED:
+        return None
+    return _parse(f"ao {argv[0]}", ASKED[argv[0]], argv[1:])
+
+
+def database_id(database_url: str) -> str:
+    """Which database a process uses, without saying its URL (which may hold a password)."""
+    return hashlib.sha256(database_url.encode()).hexdigest()[:16]
+
+
+def _ao_home() -> Path:
+    return Path(os.environ.get("AO_HOME") or Path.home() / ".ao").expanduser()  # as ao_site.home
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid > 0
+
+
+def _remote(argv: list[str], options: dict, client) -> int:
+    """``ao status``, ``ao session ls`` or ``ao send`` against a remote ao (AO_URL + AO_TOKEN)."""
+    from sessions import apiclient, status_text
+
+    if argv[0] == "status":
+        snapshot = apiclient.status_snapshot(client, include_done=not options["live"])
+        text = (
+            status_text._dumps(snapshot, compact=False)
+            if options["as_json"]
+            else status_text.render_table(snapshot)
+        )
+        lines = [text]
+    elif argv[0] == "session":
+        lines = apiclient.session_ls(
+            client,
+            project=options["project"],
+            include_done=options["include_terminated"],
+            as_json=options["json"],
+        )
+    else:
+        lines = apiclient.send(
+            client,
+            session=options["session"],
+            text=" ".join(options["text"]),
+            answers_prompt=options["answer_prompt"],
+        )
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+def _relay(argv: list[str]) -> int | None:
+    """Have the ao serving this AO_HOME run ``ao <argv>``; its exit status, or None when no ao
+    serves it here (then the command runs itself)."""
+    try:
+        info = json.loads((_ao_home() / RELAY_FILE).read_text())
+        pid, url, token = int(info["pid"]), str(info["url"]), str(info["token"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if info.get("database") != database_id(os.environ.get("DATABASE_URL", "")) or not _pid_alive(pid):
+        return None  # another database than this shell's, or the server is gone
+    if not url.startswith(("http://", "https://")):
+        return None
+    body = {"argv": argv, "env": {k: os.environ[k] for k in CALLER_ENV if k in os.environ}}
+    request = urllib.request.Request(  # noqa: S310 - scheme checked above
+        f"{url.rstrip('/')}/api/v1/cli",
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:  # noqa: S310
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError:
+        return None  # refused (an old token, arguments it does not take): nothing was done
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ConnectionError | FileNotFoundError):
+            return None  # nothing listens (it is starting, or stopped uncleanly): nothing was done
+        sys.stderr.write(f"ao: the running ao at {url} did not answer: {exc.reason}\n")
+        return 1
+    except (TimeoutError, OSError, ValueError) as exc:  # it may have acted: do not run it again
+        sys.stderr.write(f"ao: the running ao at {url} did not answer: {exc}\n")
+        return 1
+    if answer.get("fallback"):
+        return None
+    sys.stdout.write(answer["stdout"])
+    sys.stdout.flush()
+    sys.stderr.write(answer["stderr"])
+    return int(answer["status"])
+
+
+def _asked(argv: list[str]) -> int | None:
+    options = relayable(argv)
+    if options is None:
+        return None
+    from sessions import apiclient
+
+    try:
+        client = apiclient.client_from_env()
+        if client is not None:
+            return _remote(argv, options, client)
+    except apiclient.ApiError as exc:
+        sys.stderr.write(f"ao: {exc}\n")
+        return 1
+    return _relay(argv)
+
+
 def run(argv: list[str]) -> int | None:
     """Run ``ao <argv>`` without Django and return its exit status, or None when it needs Django."""
     if argv in (["version"], ["--version"], ["-V"]):
         print("\n".join(version_lines()))
         return 0
+    if argv and argv[0] in ASKED:
+        try:
+            return _asked(argv)
+        except KeyboardInterrupt:
+            return 130
     if not argv or argv[0] not in ("report", "pr"):
         return None
     if argv[0] == "report":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 
 import pytest
 from django.core.management import call_command
@@ -140,3 +141,42 @@ def test_remote_commands_act_on_the_project_whose_repository_holds_the_current_d
     with pytest.raises(CommandError, match=r"several projects \(.*\) and none is on a remote.*--project"):
         _ao("issue", "add", "Lost")
     assert LocalIssue.objects.count() == 1
+
+
+@pytest.mark.slow
+def test_remote_status_session_ls_and_send_run_without_django(remote, tmp_path) -> None:
+    """As a process, `ao status`, `ao session ls` and `ao send` against a remote ao never load Django
+    (sessions.light_commands), and print what the management commands print."""
+    import os
+    import re
+
+    from tests.test_embedded import ao_env, run_ao
+
+    env = ao_env(
+        tmp_path, AO_URL=os.environ["AO_URL"], AO_TOKEN=os.environ["AO_TOKEN"], PYTHONPROFILEIMPORTTIME="1"
+    )
+
+    def ao(*args: str) -> subprocess.CompletedProcess:
+        result = run_ao(list(args), env)
+        assert not [line for line in result.stderr.splitlines() if re.search(r"\|\s+django(\.|$)", line)]
+        return result
+
+    def without_time(text: str) -> dict:
+        data = json.loads(text)
+        data.pop("generated_at")
+        for session in data["sessions"]:
+            session.pop("age_seconds")
+        return data
+
+    assert without_time(ao("status", "--json").stdout) == without_time(_ao("status", "--json"))
+    assert ao("status").stdout == _ao("status")
+    assert ao("session", "ls", "--json").stdout == _ao("session", "ls", "--json")
+    assert ao("session", "ls", "--include-terminated").stdout == _ao("session", "ls", "--include-terminated")
+    sent = ao("send", remote.session.id, "please", "rebase")
+    assert sent.returncode == 0
+    message = Message.objects.get(session=remote.session, text="please rebase")
+    assert sent.stdout.startswith(f"message {message.pk} to {remote.session.id}: ")  # as apiclient.send says
+    env["AO_TOKEN"] = remote.tokens["viewer"]
+    refused = ao("send", remote.session.id, "hi")
+    assert refused.returncode == 1
+    assert "ao: this needs the operator role" in refused.stderr

@@ -1,0 +1,148 @@
+"""`ao status`, `ao session ls` and `ao send` while `ao start` serves this AO_HOME: the running ao
+runs them (sessions.cli_relay), the command itself never loads Django, and what it prints is what
+the command prints when it runs by itself (the same command with the door file moved aside)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.test_embedded import ao_env, ao_process, django_shell, free_port, git_repo, run_ao
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+# Prints a prompt, echoes each line it gets (ao's custom agent plugin types into it).
+ECHO_AGENT = (
+    "import sys\n"
+    "print('> ', end='', flush=True)\n"
+    "for line in sys.stdin:\n"
+    "    line = line.strip().replace('\\x1b[200~', '').replace('\\x1b[201~', '')\n"
+    "    print('received: ' + line, flush=True)\n"
+    "    print('> ', end='', flush=True)\n"
+)
+AGE = re.compile(r"\b\d+[smhd](\d\d?[mh])?\b")
+
+
+def django_imports(stderr: str) -> list[str]:
+    """The django modules a process imported (its PYTHONPROFILEIMPORTTIME lines)."""
+    return [line for line in stderr.splitlines() if re.search(r"\|\s+django(\.|$)", line)]
+
+
+def printed(stderr: str) -> str:
+    """stderr without the import-time lines."""
+    return "\n".join(line for line in stderr.splitlines() if not line.startswith("import time:"))
+
+
+def same_json(text: str) -> object:
+    data = json.loads(text)
+    if isinstance(data, dict):  # ao status --json: the moment it was taken differs
+        data.pop("generated_at")
+        for session in data["sessions"]:
+            session.pop("age_seconds")
+    return data
+
+
+def pane(socket: str, name: str) -> str:
+    return subprocess.run(
+        ["tmux", "-L", socket, "capture-pane", "-p", "-J", "-t", f"={name}:"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+
+
+def eventually(predicate, timeout: float = 30.0):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return value
+
+
+def test_read_and_send_commands_are_answered_by_the_running_ao(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (tmp_path / "repo").mkdir()
+    repo = git_repo(tmp_path / "repo")
+    socket_name = f"ao-relay-{os.getpid()}"
+    (repo / "ao.config.yaml").write_text(
+        "projects:\n  relay:\n    path: .\n    sessionPrefix: relay\n    tracker: local\n"
+        f"    runtime: {{plugin: tmux, socket_name: {socket_name}}}\n"
+        "    agent:\n      plugin: custom\n      ready_pattern: '^> ?$'\n"
+        f"      command: [{json.dumps(sys.executable)}, -u, -c, {json.dumps(ECHO_AGENT)}]\n"
+    )
+    env = ao_env(home, USER="relay-tester", AO_INLINE_DELIVERY_WAIT="10")
+    light = dict(env, PYTHONPROFILEIMPORTTIME="1")
+    door = home / "cli.json"
+    aside = home / "cli.json.aside"
+    port = free_port()
+    try:
+        with ao_process(["start", "--port", str(port), "--no-browser-link"], env, cwd=repo) as ao:
+            ao.wait_for(rf"Dashboard: http://127\.0\.0\.1:{port}/")
+            info = json.loads(door.read_text())
+            assert info["pid"] == ao.proc.pid and info["url"] == f"http://127.0.0.1:{port}"
+            assert stat.S_IMODE(door.stat().st_mode) == 0o600
+
+            spawned = run_ao(["spawn", "--project", "relay", "--prompt", "start"], env, cwd=repo)
+            assert spawned.returncode == 0, spawned.stderr
+            assert eventually(lambda: "received: start" in pane(socket_name, "relay-1")), ao.output[-3000:]
+
+            def both(*args: str) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+                """The command answered by the running ao, then run by itself (door moved aside)."""
+                relayed = run_ao(list(args), light, cwd=repo)
+                assert not django_imports(relayed.stderr), (args, django_imports(relayed.stderr)[:5])
+                door.rename(aside)
+                try:
+                    alone = run_ao(list(args), env, cwd=repo)
+                finally:
+                    aside.rename(door)
+                assert relayed.returncode == alone.returncode, (args, relayed.stderr, alone.stderr)
+                assert printed(relayed.stderr) == printed(alone.stderr), args
+                return relayed, alone
+
+            for args in (["status", "--json"], ["session", "ls", "--json"], ["session", "ls", "-p", "relay"]):
+                relayed, alone = both(*args)
+                assert relayed.returncode == 0, relayed.stderr
+                if "--json" in args:
+                    assert same_json(relayed.stdout) == same_json(alone.stdout), args
+                else:
+                    assert AGE.sub("AGE", relayed.stdout) == AGE.sub("AGE", alone.stdout), args
+            relayed, alone = both("status", "--live")
+            assert AGE.sub("AGE", relayed.stdout) == AGE.sub("AGE", alone.stdout)
+            assert relayed.stdout.startswith(f"ao is running at http://127.0.0.1:{port}/ (pid {ao.proc.pid})")
+            assert re.search(r"^relay-1\s+relay\s+", relayed.stdout, re.M), relayed.stdout
+
+            relayed, alone = both("send", "relay-1", "hello", "from", "the", "relay")
+            assert re.fullmatch(r"message \d+ to relay-1: delivered( and confirmed)?\n", relayed.stdout)
+            assert re.fullmatch(r"message \d+ to relay-1: delivered( and confirmed)?\n", alone.stdout)
+            assert "received: hello from the relay" in pane(socket_name, "relay-1")
+            audited = django_shell(
+                env,
+                "from sessions.models import AuditEntry\n"
+                "print(sorted(set(AuditEntry.objects.filter(action='message.queue')"
+                ".values_list('source', 'actor_kind', 'actor_name'))))",
+            )
+            assert audited.strip() == "[('cli', 'user', 'relay-tester')]"  # the caller, not the server
+
+            relayed, alone = both("send", "nosuch-9", "hi")
+            assert relayed.returncode == 1 and "no session 'nosuch-9'" in relayed.stderr
+
+            # what it does not answer (a loop, help, a bad flag) the command does by itself, as before
+            helped = run_ao(["session", "ls", "--help"], light, cwd=repo)
+            assert helped.returncode == 0 and django_imports(helped.stderr)
+
+            assert run_ao(["stop"], env).returncode == 0
+            ao.proc.wait(60)
+        assert not door.exists()
+        after = run_ao(["status"], env, cwd=repo)
+        assert after.returncode == 0 and after.stdout.startswith("ao is not running from this AO_HOME")
+    finally:
+        subprocess.run(["tmux", "-L", socket_name, "kill-server"], capture_output=True, timeout=30)
