@@ -418,7 +418,8 @@ AO_SERVICE_TOKENS = ("GITHUB_TOKEN", "GH_TOKEN", "GH_ENTERPRISE_TOKEN", "LINEAR_
 AO_NOTIFIER_ENV = ("SLACK_WEBHOOK_URL",)
 # The markers coding agents set for the shells and tools they run (found in the CLIs themselves):
 # when ao was started from such a shell, an agent it starts would take itself for one nested in
-# that session (recent Claude Code refuses to start with CLAUDECODE set). Removed from every agent.
+# that session (Claude Code 2.1.328 then keeps no transcript, so ao loses its activity, tokens, cost
+# and conversation; the issue reports versions that refuse to start). Removed from every agent.
 AGENT_SESSION_MARKERS = (
     # Claude Code
     "CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT", "CLAUDE_CODE_SESSION_ID", "CLAUDE_CODE_CHILD_SESSION",
