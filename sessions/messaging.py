@@ -289,16 +289,22 @@ def messages_deliver(*, session_id: str, wait: float = 0.0) -> tuple[int, bool]:
 
 
 def _deliver_next(session_id: str) -> str:
-    """Try the oldest queued message once: "sent", "held" (agent not ready), or "idle" (nothing to do)."""
+    """Try the oldest queued message once (an answer to a question on screen first): "sent", "held"
+    (agent not ready), or "idle" (nothing to do)."""
     session = Session.objects.select_related("project").filter(pk=session_id).first()
     if session is None or session.phase != Phase.RUNNING:
         return "idle"
     agents.session_observe(session=session)
     session.refresh_from_db()
     _confirm_deliveries(session)
-    message = session.messages.filter(state=Message.State.QUEUED).order_by("created_at", "pk").first()
+    queued = session.messages.filter(state=Message.State.QUEUED).order_by("created_at", "pk")
+    message = queued.first()
     if message is None:
         return "idle"
+    if session.activity == Activity.WAITING_INPUT and not message.answers_prompt:
+        # A person's answer to the question on screen goes before what waits for the agent to be
+        # ready (its task, earlier messages): those can only be typed once the question is gone.
+        message = queued.filter(answers_prompt=True).first() or message
     if session.runtime_state != RuntimeState.ALIVE:
         return "held"
     if session.messages.filter(state=Message.State.DELIVERED).exists():
