@@ -583,9 +583,11 @@ def facts_for(session, *, now: datetime) -> SessionFacts:
         )
         if workers and all(zone == Zone.DONE for _, zone in workers):
             all_done = tuple(pk for pk, _ in workers)
-    pending = Message.objects.filter(
-        session=session, state__in=[Message.State.QUEUED, Message.State.DELIVERED]
-    ).count()
+    pending = getattr(session, "pending_messages", None)  # annotated by reactions.session_react
+    if pending is None:
+        pending = Message.objects.filter(
+            session=session, state__in=[Message.State.QUEUED, Message.State.DELIVERED]
+        ).count()
     return SessionFacts(
         session_id=session.pk,
         project_key=session.project.key,

@@ -37,7 +37,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from reactions import engine, messages
@@ -72,8 +73,22 @@ def session_react(
 ) -> list[Outcome]:
     """Decide and act on a session's current stored facts. Safe to call any number of times."""
     now = now or timezone.now()
-    # the PR too: the engine's facts and the derivation read it (one query, not one each)
-    session = Session.objects.select_related("project", "pull_request").filter(pk=session.pk).first()
+    # the PR and the count of messages not yet taken up too: the engine's facts read them (one
+    # query, not one each)
+    pending = (
+        Message.objects.filter(
+            session=OuterRef("pk"), state__in=[Message.State.QUEUED, Message.State.DELIVERED]
+        )
+        .values("session")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    session = (
+        Session.objects.select_related("project", "pull_request")
+        .annotate(pending_messages=Coalesce(Subquery(pending), 0))
+        .filter(pk=session.pk)
+        .first()
+    )
     if session is None:
         return []
     rules = R.rules_for(session.project, global_overrides=global_overrides)
