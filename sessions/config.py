@@ -1590,11 +1590,16 @@ def _init_text(facts: RepoFacts) -> str:
         f"    agent: {_scalar(facts.agent)}  # agent CLIs found on PATH: {found}",
         "    runtime: tmux",
         "    workspace: worktree",
-        f"    tracker: {'github' if hosted else 'local'}",
     ]
-    if hosted:
-        lines.append("    scm: github")
+    enterprise = hosted and facts.remote is not None and facts.remote.host != "github.com"
+    if enterprise:  # GitHub Enterprise Server: its API, not api.github.com, knows its repositories
+        api = f"https://{facts.remote.host}/api/v3"
+        for slot in ("tracker", "scm"):
+            lines += [f"    {slot}:", "      plugin: github", f"      base_url: {_scalar(api)}"]
+    elif hosted:
+        lines += ["    tracker: github", "    scm: github"]
     else:
+        lines.append("    tracker: local")
         lines += ["    scm:", "      plugin: local"]
         if facts.check is not None:
             command, source = facts.check
@@ -1611,10 +1616,8 @@ def _init_text(facts: RepoFacts) -> str:
                 "      # reactions: {approved-and-green: {requiredChecks: []}}).",
                 "      # check_command: [pytest, -q]",
             ]
-    if hosted and facts.remote is not None and facts.remote.host != "github.com":
-        lines.append(
-            f"    # GitHub Enterprise host: {facts.remote.host} (set it in the github plugin's settings)"
-        )
+    if enterprise:
+        lines.append(f"    # GitHub Enterprise host: {facts.remote.host}")
     lines += [
         "    # maxSessions: 4",
         "    # agentRules: |",

@@ -68,7 +68,8 @@ class FakeLocalTracker(Tracker):
 
 
 class FakeGitHubTracker(Tracker):
-    pass
+    class Config(PluginConfig):
+        base_url: str = "https://api.github.com"
 
 
 class FakeLinearTracker(Tracker):
@@ -84,6 +85,7 @@ class FakeLocalSCM(SCM):
 class FakeGitHubSCM(SCM):
     class Config(PluginConfig):
         host: str = "github.com"
+        base_url: str = "https://api.github.com"
 
 
 class FakeDesktopNotifier(Notifier):

@@ -128,6 +128,8 @@ def test_init_on_an_enterprise_ssh_repo_uses_origin_head(plugins, tmp_path, agen
     assert (project.plugin_key("tracker"), project.plugin_key("scm")) == ("github", "github")
     assert project.plugin_key("agent") == "claude-code"  # nothing on PATH: the default
     assert "# GitHub Enterprise host: github.acme.corp" in (repo / "ao.config.yaml").read_text()
+    for slot in ("tracker", "scm"):  # its API, not api.github.com's
+        assert project.settings_for(slot)["base_url"] == "https://github.acme.corp/api/v3"
 
 
 def test_init_without_a_remote_is_local(plugins, tmp_path, agent_path):  # noqa: F811
