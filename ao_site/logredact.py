@@ -10,6 +10,7 @@ _PATTERNS = [
     re.compile(r"\b(xox[abposr]-[A-Za-z0-9-]{10,})"),
     re.compile(r"\b(lin_(?:api|oauth)_[A-Za-z0-9]{20,})"),
     re.compile(r"\b(sk-[A-Za-z0-9_-]{20,})"),
+    re.compile(r"\b(AIza[A-Za-z0-9_-]{30,})"),  # Google (Gemini) API keys
     re.compile(r"(?i)\b(?:bearer|token)\s+([A-Za-z0-9._~+/=-]{16,})"),
     re.compile(r"(?i)[?&](?:token|access_token|secret|key)=([^&\s]+)"),
     re.compile(r"https://hooks\.slack\.com/services/([A-Za-z0-9/]+)"),

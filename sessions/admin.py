@@ -414,6 +414,10 @@ def _project_entry(project: Project, auto_cleanup_key: str) -> dict:
     entry["refuseOverCap"] = project.refuse_over_cap
     entry["allowAgentTrust"] = project.allow_agent_trust
     entry["passTokensToAgents"] = project.pass_tokens_to_agents
+    if project.credentials != "project":
+        entry["credentials"] = project.credentials
+    if project.agent_secrets:
+        entry["agentSecrets"] = dict(project.agent_secrets)
     orchestrator: dict = {"enabled": project.orchestrator_enabled}
     if project.orchestrator_agent:
         orchestrator["agent"] = _plugin_value(

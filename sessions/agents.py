@@ -38,6 +38,7 @@ from integrations.base import (
 )
 from integrations.registry import ConfigurationError, agents, plugin_for, registry_for
 from sessions import audit, jobs, prompts, realtime, services, usage
+from sessions import secrets as secrets_store  # model credentials: the project's or a person's own
 from sessions.lessons import lessons_for_prompt  # the learning loop
 from sessions.lifecycle import Activity, Phase, RuntimeState, Zone
 from sessions.models import Actor, Event, Message, Project, Session
@@ -192,6 +193,10 @@ def session_spawn(
     over_budget = usage.spawn_budget_refusal(project=project, by=by)  # monthly cost caps; members told
     if over_budget:
         raise SpawnRefused(f"not spawned: {over_budget}")
+    try:  # whose model credentials it runs with (kept for restores); refused without any
+        credentials, credentials_of = secrets_store.spawn_credentials(project=project, by=by)
+    except ValueError as exc:
+        raise SpawnRefused(f"not spawned: {exc}") from exc
 
     issue = None
     issue_note = ""
@@ -225,8 +230,23 @@ def session_spawn(
         session.model = configured_model[:128]  # until the agent says which model it runs
         session.phase = Phase.QUEUED if reason else Phase.SPAWNING
         session.runtime_handle = {"runtime": project.runtime}
+        session.credentials, session.credentials_of = credentials, credentials_of
         session.save(
-            update_fields=["issue_url", "host", "branch", "model", "phase", "runtime_handle", "updated_at"]
+            update_fields=[
+                *("issue_url", "host", "branch", "model", "phase", "runtime_handle", "updated_at"),
+                *("credentials", "credentials_of"),
+            ]
+        )
+        services.event_record(
+            project=project,
+            session=session,
+            kind="session.credentials",
+            summary=f"runs with {secrets_store.credentials_label(session)}"
+            + (f" (spawned by {by.get_username()})" if getattr(by, "pk", None) else " (spawned on the host)"),
+            data={
+                "credentials": credentials,
+                "of": credentials_of.get_username() if credentials_of else None,
+            },
         )
         if issue is not None:
             # Kept for the start (branch name, prompt): the issue is read once per spawn.
@@ -490,7 +510,9 @@ def agent_environment(session: Session, *, token: str) -> dict[str, str | None]:
     environment at the moment it starts the agent, not over its tmux server's): its identity for
     `ao report`, and removed (None) every credential of ao (ao's own secrets, every variable a
     plugin setting of any project or notifier names) and other agents' session markers
-    (AGENT_SESSION_MARKERS). With passTokensToAgents, the project's own SCM/tracker tokens stay."""
+    (AGENT_SESSION_MARKERS). With passTokensToAgents, the project's own SCM/tracker tokens stay.
+    The model credentials are the ones the session was spawned with (``secrets.credentials_env``):
+    the project's, or its spawner's personal secrets with every other model credential removed."""
     project = session.project
     removed = credential_env_names()
     if project.pass_tokens_to_agents:
@@ -498,6 +520,12 @@ def agent_environment(session: Session, *, token: str) -> dict[str, str | None]:
         removed |= set(AO_INTERNAL_ENV)
     removed |= set(AGENT_SESSION_MARKERS)
     env: dict[str, str | None] = dict.fromkeys(sorted(removed - ESSENTIAL_ENV))
+    # the model credentials: the project's, or the spawner's own (and nobody else's), also on restore
+    env.update(
+        secrets_store.credentials_env(
+            project=project, credentials=session.credentials, user=session.credentials_of
+        )
+    )
     ao_bin = str(Path(sys.executable).parent)
     path = os.environ.get("PATH", "")
     env.update(
@@ -973,7 +1001,7 @@ def _restore_here(*, session: Session, by=None, actor: str = Actor.USER) -> None
             project=session.project,
             session=session,
             kind="session.restored",
-            summary=f"restored ({note})",
+            summary=f"restored ({note}); runs with {secrets_store.credentials_label(session)}",
             actor=actor,
             actor_user=by,
         )

@@ -51,6 +51,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from integrations.base import host_settings
+from integrations.credentials import SECRET_NAME_RE
 from integrations.notifier import NotifierConfig
 from integrations.registry import ConfigurationError, registry_for
 
@@ -68,6 +69,7 @@ MIN_SWEEP_INTERVAL = 5
 REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}/[A-Za-z0-9._-]{1,100}$")
 DURATION_RE = re.compile(r"^[0-9]{1,9}(ms|s|m|h|d)$")
 # A git branch name, minus what git check-ref-format rejects anyway.
+_ENV_VARIABLE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 _BRANCH_BAD = re.compile(r"(^[-/.])|([/.]$)|(\.\.)|(@\{)|(//)|([\x00-\x20\x7f~^:?*\[\\])|(\.lock$)|(^@$)")
 GIT_TIMEOUT = 10.0
 # Agent CLIs `ao init` looks for on PATH, in order of preference: binary -> agent plugin key.
@@ -330,6 +332,23 @@ class ProjectConfig(_Model):
             "sessions cost this much, spawns are refused with the reason and members are notified."
         ),
     )
+    credentials: Literal["project", "personal", "personal-or-project"] = Field(
+        "project",
+        description=(
+            "Whose model credentials a person's session runs with: project (the project's: agentSecrets "
+            "and ao's own environment), personal (the spawner's personal secrets; a spawn by someone "
+            "who stored none is refused), personal-or-project (theirs when they stored any, else the "
+            "project's). A spawn without a person (the host's ao spawn, intake) runs with the project's."
+        ),
+    )
+    agent_secrets: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "The project's model credentials from secrets stored in ao: {environment variable: secret "
+            "name}, e.g. ANTHROPIC_API_KEY: team-anthropic. Given to agents that run with the project's "
+            "credentials; only a superuser may change it."
+        ),
+    )
     allow_agent_trust: bool = Field(
         True,
         description="Let ao pre-answer the agent's folder-trust dialog through the agent's own settings files.",
@@ -360,6 +379,18 @@ class ProjectConfig(_Model):
                 f"use at least {MIN_SWEEP_INTERVAL}. Shorter sweeps are not needed to see activity "
                 "sooner: the activity watcher brings each agent's changes to the board within seconds"
             )
+        return value
+
+    @field_validator("agent_secrets")
+    @classmethod
+    def _agent_secrets_name_variables_and_secrets(cls, value: dict[str, str]) -> dict[str, str]:
+        for variable, secret in value.items():
+            if not _ENV_VARIABLE_RE.fullmatch(variable) or variable.startswith("AO_"):
+                raise ValueError(f"{variable!r} is not an environment variable an agent reads (nor AO_...)")
+            if not isinstance(secret, str) or not SECRET_NAME_RE.fullmatch(secret):
+                raise ValueError(
+                    f"{variable}: {secret!r} is not the name of a secret stored in ao (letters, digits, - or _)"
+                )
         return value
 
     @field_validator("repo")

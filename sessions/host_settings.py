@@ -35,6 +35,7 @@ PROJECT_HOST_FIELDS = (
     "symlinks",
     "post_create",
     "pass_tokens_to_agents",
+    "agent_secrets",  # hands stored secrets to agents
 )
 SLOTS = ("agent", "runtime", "workspace", "tracker", "scm")
 # What decides the plugin settings: the slot keys, the settings per slot, the orchestrator's agent.

@@ -91,6 +91,19 @@ class Project(models.Model):
         blank=True,
         help_text="cap on this project's agent cost per calendar month (UTC); over it spawns are refused",
     )
+    # Whose model credentials a person's session runs with (issue 19; sessions.secrets).
+    credentials = models.CharField(
+        max_length=24,
+        default="project",
+        choices=[(c, c) for c in ("project", "personal", "personal-or-project")],
+        help_text="project: the project's model credentials; personal: the spawner's own; "
+        "personal-or-project: the spawner's own when they stored any, else the project's",
+    )
+    agent_secrets = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="the project's model credentials: {environment variable: stored secret's name}",
+    )
 
     config_source = models.CharField(max_length=1024, blank=True, help_text="config file it came from")
     # Sweep lease: claimed by a conditional UPDATE so two sweeps of one project never overlap;
@@ -220,6 +233,17 @@ class Session(models.Model):
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Whose model credentials its agent runs with, decided at spawn and kept on restore:
+    # "project", or "personal" with credentials_of (the spawner; None once that person is deleted).
+    credentials = models.CharField(max_length=8, default="project", editable=False)
+    credentials_of = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -541,6 +565,27 @@ class Secret(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class PersonalSecret(models.Model):
+    """A person's own model credential (e.g. ``ANTHROPIC_API_KEY``), named by the environment
+    variable their sessions' agents get it in. Encrypted like ``Secret``, write-only, and handed
+    only to the agents of sessions that run with this person's credentials (``sessions.secrets``)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="personal_secrets"
+    )
+    name = models.CharField(max_length=100)
+    ciphertext = models.TextField(editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["user", "name"]
+        constraints = [models.UniqueConstraint(fields=["user", "name"], name="personal_secret_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user}: {self.name}"
 
 
 class UserBudget(models.Model):

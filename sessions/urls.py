@@ -1,6 +1,6 @@
 from django.urls import path
 
-from sessions import views, views_review, views_tokens, views_usage
+from sessions import views, views_credentials, views_review, views_tokens, views_usage
 
 app_name = "sessions"
 
@@ -9,6 +9,8 @@ urlpatterns = [
     path("needs-you/", views.needs_you, name="needs-you"),
     path("inbox/", views.inbox, name="inbox"),
     path("tokens/", views_tokens.tokens, name="tokens"),
+    path("credentials/", views_credentials.credentials, name="credentials"),
+    path("credentials/<str:name>/delete/", views_credentials.credential_delete, name="credential-delete"),
     path("usage/", views_usage.usage_page, name="usage"),
     path("tokens/<int:pk>/revoke/", views_tokens.token_revoke, name="token-revoke"),
     path("p/<slug:key>/", views.project_board, name="project"),

@@ -76,7 +76,7 @@ def board_queryset() -> QuerySet[Session]:
     """Sessions with everything a card shows, in one query (constant in the number of sessions)."""
     last_event = Event.objects.filter(session=OuterRef("pk")).order_by("-created_at", "-pk")
     return (
-        Session.objects.select_related("project", "pull_request")
+        Session.objects.select_related("project", "pull_request", "created_by", "credentials_of")
         .annotate(
             open_threads=Count(
                 "pull_request__threads",
@@ -345,7 +345,7 @@ def _project_for(request: HttpRequest, key: str, need: str) -> Project:
 
 def _session_for(request: HttpRequest, session_id: str, need: str) -> Session:
     session = get_object_or_404(
-        Session.objects.select_related("project", "pull_request").filter(
+        Session.objects.select_related("project", "pull_request", "created_by", "credentials_of").filter(
             project__in=selectors.projects_visible_to(request.user)
         ),
         pk=session_id,

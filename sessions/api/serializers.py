@@ -150,6 +150,15 @@ class SessionSerializer(serializers.ModelSerializer):
     issue = serializers.CharField(source="issue_ref", read_only=True)
     title = serializers.CharField(source="issue_title", read_only=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    credentials = serializers.CharField(
+        read_only=True, help_text="whose model credentials its agent runs with: project or personal"
+    )
+    credentials_of = serializers.SlugRelatedField(
+        slug_field="username",
+        read_only=True,
+        allow_null=True,
+        help_text="the person whose own credentials it runs with (its spawner); null: the project's",
+    )
     pull_request = serializers.SerializerMethodField()
 
     class Meta:
@@ -178,6 +187,8 @@ class SessionSerializer(serializers.ModelSerializer):
             "cost_usd",
             "error",
             "created_by",
+            "credentials",
+            "credentials_of",
             "created_at",
             "updated_at",
             "status_changed_at",

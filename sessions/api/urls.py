@@ -2,10 +2,16 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from sessions import cli_relay
-from sessions.api import sse, views, views_reactions, views_usage
+from sessions.api import sse, views, views_credentials, views_reactions, views_usage
 
 urlpatterns = [
     path("me", views.MeView.as_view(), name="api-me"),
+    path("me/credentials/", views_credentials.PersonalSecretListView.as_view(), name="api-credentials"),
+    path(
+        "me/credentials/<str:name>",
+        views_credentials.PersonalSecretDetailView.as_view(),
+        name="api-credential",
+    ),
     path("cli", cli_relay.cli_run, name="api-cli"),  # this machine's CLI (AO_HOME/cli.json)
     path("projects/", views.ProjectListView.as_view(), name="api-projects"),
     path("projects/<str:key>/", views.ProjectDetailView.as_view(), name="api-project"),

@@ -266,7 +266,7 @@ class SessionListView(AoListView):
     @extend_schema(operation_id="sessions_list", parameters=[s.SessionFilterSerializer])
     def get(self, request):
         filters = self.query(s.SessionFilterSerializer)
-        qs = Session.objects.select_related("project", "pull_request", "created_by").filter(
+        qs = Session.objects.select_related("project", "pull_request", "created_by", "credentials_of").filter(
             project__in=selectors.projects_visible_to(request.user)
         )
         if filters.get("project"):
