@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv[0] in commands:
         from sessions.apiclient import remote_refusal
 
-        if refusal := remote_refusal(argv[0]):
+        if refusal := remote_refusal(argv[0], argv[1:]):
             sys.stderr.write(f"ao: {refusal}\n")
             return 1
         return _run_ao_command(commands[argv[0]], argv[0], argv[1:])

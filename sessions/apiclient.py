@@ -18,7 +18,7 @@ import subprocess
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -118,9 +118,11 @@ def client_from_env() -> ApiClient | None:
     return ApiClient(url, token)
 
 
-def remote_refusal(command: str) -> str:
+def remote_refusal(command: str, args: Sequence[str] = ()) -> str:
     """Why ``ao <command>`` will not run here in remote mode, or "" when it may."""
     if command not in LOCAL_DATA_COMMANDS or client_from_env() is None:
+        return ""
+    if command == "secret" and "--mine" in args:  # your personal credentials, over the API
         return ""
     return (
         f"`ao {command}` works on the ao host only, not over the API (AO_URL and AO_TOKEN are set): run it "
