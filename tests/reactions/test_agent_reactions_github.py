@@ -103,7 +103,6 @@ def project(repo, gh, hooks, tmux_server, agent_home, settings, tmp_path):
         workspace="worktree",
         tracker="local",
         scm="github",
-        reactions={"agent-stuck": {"threshold": f"{STUCK_AFTER}s"}},
         plugin_settings={
             "agent": {"binary": str(shim), "home": str(agent_home), "permissions": "auto-edit"},
             "runtime": {"socket_name": tmux_server, "enter_delay": 0.05},
@@ -197,6 +196,9 @@ def test_agent_reactions_reach_people_once_with_the_right_status(
     assert note["priority"] == "urgent" and f"ao session restore {leave}" in note["body"]
 
     # --- agent-stuck: at its prompt for longer than the project's threshold -------------------------
+    # (set only now: on a busy machine the others could sit at their prompt that long before)
+    project.reactions = {"agent-stuck": {"threshold": f"{STUCK_AFTER}s"}}
+    project.save()
     assert eventually(lambda: observe(idle).status == "stuck", timeout=STUCK_AFTER + 20)
     assert state(idle) == ("stuck", "respond")
     assert "idle for longer than" in Session.objects.get(pk=idle).status_reason
