@@ -15,7 +15,9 @@ Checks: ASGI's ``WebsocketOriginValidator`` (ao_site/origins.py) refuses upgrade
 origin (scheme, host and port); here a login and
 the project's viewer role are required to connect (else the upgrade is refused: 403), and the
 operator role is checked again, against the database, on every input message - a viewer's
-keystrokes are dropped here, whatever the browser does - and the viewer role (and the login)
+keystrokes are dropped here, whatever the browser does; so are an operator's in a session that
+runs with another person's own model credentials (only that person and superusers type there:
+``terminal.typing_owner``) - and the viewer role (and the login)
 every ``AO_ACCESS_RECHECK_SECONDS``: a viewer whose role was removed is disconnected
 (``CLOSE_FORBIDDEN``) instead of watching on. Input goes straight to the relay's pty
 (no Celery, no database write), without what the browser's terminal emulator answered on its
@@ -124,7 +126,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         if not data:
             return
         allowed = await database_sync_to_async(terminal.terminal_may_type)(
-            user_id=self.user_id, project_id=self.target.project_id
+            user_id=self.user_id, project_id=self.target.project_id, owner_id=self.target.owner_id
         )
         if not allowed:
             if not self.told_readonly:

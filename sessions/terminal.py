@@ -379,6 +379,9 @@ class TerminalTarget:
     cols: int
     rows: int
     may_type: bool  # the user's role at connect time (input is re-checked per message)
+    # Only this person (and superusers) may type: the session runs with their own model credentials
+    # (fixed at its spawn). None: any operator of the project.
+    owner_id: int | None = None
 
     @property
     def key(self) -> str:
@@ -876,19 +879,37 @@ def terminal_open(*, session_id: str, user) -> TerminalTarget:
         socket_name=socket_name,
         cols=getattr(config, "width", 80),
         rows=getattr(config, "height", 24),
-        may_type=selectors.can(user, session.project, selectors.OPERATE),
+        may_type=_may_type(user, session.project_id, owner_id=typing_owner(session)),
+        owner_id=typing_owner(session),
     )
 
 
-def terminal_may_type(*, user_id: int, project_id: int) -> bool:
-    """Checked on every input message: the user is still active and an operator of the project."""
-    from django.contrib.auth import get_user_model
+def typing_owner(session) -> int | None:
+    """Who alone (with superusers) may type into a session's terminal: the person whose own model
+    credentials it runs with (their account pays for what the agent does), else None (any operator).
+    A deleted person's session: nobody but superusers (0 matches no user)."""
+    if session.credentials != "personal":
+        return None
+    return session.credentials_of_id or 0
 
+
+def _may_type(user, project_id: int, *, owner_id: int | None) -> bool:
     from sessions import selectors
     from sessions.models import Project
 
+    if not selectors.can(user, Project(pk=project_id), selectors.OPERATE):
+        return False
+    return owner_id is None or user.is_superuser or user.pk == owner_id
+
+
+def terminal_may_type(*, user_id: int, project_id: int, owner_id: int | None = None) -> bool:
+    """Checked on every input message: the user is still active and an operator of the project,
+    and, for a session running with a person's own credentials (``owner_id``), that person or a
+    superuser."""
+    from django.contrib.auth import get_user_model
+
     user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
-    return user is not None and selectors.can(user, Project(pk=project_id), selectors.OPERATE)
+    return user is not None and _may_type(user, project_id, owner_id=owner_id)
 
 
 def terminal_may_view(*, user_id: int, project_id: int, session_key: str = "") -> bool:
