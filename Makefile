@@ -31,6 +31,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/python manage.py check
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/python -m ao_site.layers
+	$(BIN)/mypy
 
 # Two workers: the suite is dominated by real processes (daphne, tmux, git, Chromium) waiting.
 test: lint
@@ -52,4 +53,4 @@ bench: $(VENV)/.installed-test
 	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache test-output
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache test-output

@@ -107,7 +107,7 @@ class BeatScheduler(Scheduler):
 # --- database connections that go away (pg_terminate_backend, a PostgreSQL restart) -----------------
 db_log = logging.getLogger("ao.database")
 DB_ERRORS_RETRIED = 5  # a task interrupted by a lost connection runs again after 1, 2, 4, 8, 16 s
-_db_outage = {"since": None}
+_db_outage: dict[str, float | None] = {"since": None}
 
 
 def database_connection_lost(exc: BaseException) -> bool:

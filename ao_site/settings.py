@@ -212,7 +212,7 @@ if REDIS_URL:
             "CONFIG": {"hosts": [_redis_host], "prefix": env.str("AO_CHANNEL_PREFIX", default="ao")},
         }
     }
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_timeout": None, "socket_keepalive": True}
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"socket_timeout": None, "socket_keepalive": True}
     # One cache for every process: API throttling per token and "is it due?" marks (drift watch)
     # would otherwise count per process.
     CACHES = {

@@ -11,11 +11,21 @@ import importlib
 import logging
 from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from pydantic import ValidationError
 
-from integrations.base import SLOT_INTERFACES, Plugin
+from integrations.base import (
+    SCM,
+    SLOT_INTERFACES,
+    Agent,
+    Notifier,
+    Plugin,
+    Runtime,
+    Terminal,
+    Tracker,
+    Workspace,
+)
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +142,24 @@ BUILTIN_PLUGIN_MODULES: list[str] = [
 ]
 
 
+# The registry of a slot holds only subclasses of its interface (Registry.add checks), so a
+# slot named literally gives its interface's type.
+@overload
+def plugin_for(project: Any, slot: Literal["scm"]) -> SCM: ...
+@overload
+def plugin_for(project: Any, slot: Literal["tracker"]) -> Tracker: ...
+@overload
+def plugin_for(project: Any, slot: Literal["agent"]) -> Agent: ...
+@overload
+def plugin_for(project: Any, slot: Literal["runtime"]) -> Runtime: ...
+@overload
+def plugin_for(project: Any, slot: Literal["workspace"]) -> Workspace: ...
+@overload
+def plugin_for(project: Any, slot: Literal["notifier"]) -> Notifier: ...
+@overload
+def plugin_for(project: Any, slot: Literal["terminal"]) -> Terminal: ...
+@overload
+def plugin_for(project: Any, slot: str) -> Plugin: ...
 def plugin_for(project: Any, slot: str) -> Plugin:
     """The project's configured plugin for ``slot``, with its validated settings, bound to it."""
     return registry_for(slot).create(

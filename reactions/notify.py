@@ -293,14 +293,14 @@ def notifiers_apply(config) -> list[str]:
 
         old_routes = {row.priority: row for row in NotificationRoute.objects.select_for_update()}
         for priority, names in sorted(routes.items()):
-            row = old_routes.pop(priority, None)
+            route = old_routes.pop(priority, None)
             shown = ", ".join(names) or "(inbox only)"
-            if row is None:
+            if route is None:
                 NotificationRoute.objects.create(priority=priority, notifiers=names)
                 changes.append(f"routing {priority}: {shown}")
-            elif row.notifiers != names:
-                row.notifiers = names
-                row.save(update_fields=["notifiers", "updated_at"])
+            elif route.notifiers != names:
+                route.notifiers = names
+                route.save(update_fields=["notifiers", "updated_at"])
                 changes.append(f"routing {priority}: {shown}")
         for priority in sorted(old_routes):
             old_routes[priority].delete()

@@ -83,14 +83,15 @@ def session_react(
         .annotate(n=Count("pk"))
         .values("n")
     )
-    session = (
+    current = (
         Session.objects.select_related("project", "pull_request")
         .annotate(pending_messages=Coalesce(Subquery(pending), 0))
         .filter(pk=session.pk)
         .first()
     )
-    if session is None:
+    if current is None:
         return []
+    session = current
     rules = R.rules_for(session.project, global_overrides=global_overrides)
     facts = engine.facts_for(session, now=now)
     outcomes: list[Outcome] = []
@@ -150,7 +151,8 @@ def _rearmed(session: Session, row: ReactionAttempt, *, now: datetime) -> bool:
     last message and has finished a turn since, and the cool-down has passed."""
     if now - row.last_at < RETRY_COOLDOWN:
         return False
-    message = Message.objects.filter(pk=(row.detail or {}).get("message")).first()
+    message_id = (row.detail or {}).get("message")
+    message = Message.objects.filter(pk=message_id).first() if message_id is not None else None
     if message is None or message.delivered_at is None:
         return False
     if message.state not in (Message.State.DELIVERED, Message.State.CONFIRMED):

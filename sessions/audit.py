@@ -73,7 +73,7 @@ def _target(target: Any) -> tuple[str, str]:
     if target is None:
         return "", ""
     if isinstance(target, models.Model):
-        return target._meta.model_name, str(target.pk)
+        return target._meta.model_name or "", str(target.pk)
     if isinstance(target, tuple) and len(target) == 2:
         return str(target[0]), str(target[1])
     return type(target).__name__.lower(), str(target)

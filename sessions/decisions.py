@@ -282,7 +282,9 @@ def _overlap_blocked(session: Session, by_id: dict[str, Session]) -> set[str]:
     """Live sessions whose changes overlap this one's open PR and that come after it: no PR of
     their own yet, or a newer one. The older PR merges first; the others rebase onto it."""
     pr = getattr(session, "pull_request", None)
-    out = set()
+    out: set[str] = set()
+    if pr is None:
+        return out
     for other_id in _overlaps(session):
         other = by_id.get(other_id)
         if other is None:
@@ -400,10 +402,10 @@ def _project_decisions(project: Project, *, now: datetime) -> list[Decision]:
     # flaky checks: failing on a live PR's head commit after passing on it, or flipped recently on one
     flags = list(_flips(project, now).select_related("pull_request").order_by("detected_at"))
     if flags:
-        flag_by_key = {}
+        flag_by_key: dict[tuple[str, str], FlakyCheck] = {}
         for flag in flags:
             flag_by_key.setdefault((flag.name, flag.head_sha), flag)
-        seen: set[str] = set()
+        seen: set[str | None] = set()
         failing = CheckRun.objects.filter(
             pull_request__session__in=live, name__in={f.name for f in flags},
             head_sha__in={f.head_sha for f in flags}, status="completed", conclusion__in=FAILED_CONCLUSIONS,

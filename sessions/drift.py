@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
@@ -328,7 +329,7 @@ def _out_of_area(session: Session, changed: list[str] | None) -> Signal | None:
 
 
 def same_check_streaks(
-    events: list[dict], *, skip: set[tuple[str, str]] = frozenset()
+    events: list[dict], *, skip: Set[tuple[str, str]] = frozenset()
 ) -> dict[str, list[str]]:
     """{check: shas} of checks failing on consecutive distinct commits, from ``ci.changed`` data in
     time order. A passing CI or a failing CI without that check ends its streak. A failure in

@@ -149,9 +149,10 @@ def may_change_host_settings(user) -> bool:
     return user is None or bool(getattr(user, "is_active", False) and getattr(user, "is_superuser", False))
 
 
-def host_settings_guard(*, user, before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> list[str]:
+def host_settings_guard(*, user, before: Any, after: Mapping[str, Any]) -> list[str]:
     """Refuse (HostSettingRefused) a change to a host setting by ``user`` unless they are a
-    superuser (``None``: the host itself). Returns the host settings the change touches."""
+    superuser (``None``: the host itself). ``before``: a Project, a mapping of its fields or None
+    (a new project). Returns the host settings the change touches."""
     changes = host_setting_changes(before=before, after=after)
     if changes and not may_change_host_settings(user):
         raise HostSettingRefused(changes)

@@ -67,7 +67,7 @@ def enqueue(name: str, args: list | tuple = (), kwargs: dict[str, Any] | None = 
 
 # What apply_async raises when the broker is unreachable (kombu wraps redis-py's errors).
 BROKER_ERRORS: tuple[type[BaseException], ...] = (OperationalError, ConnectionError, TimeoutError)
-_outage = {"since": None}
+_outage: dict[str, float | None] = {"since": None}
 _outage_lock = threading.Lock()
 
 

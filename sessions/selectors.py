@@ -11,7 +11,7 @@ from reactions.models import ReactionAttempt
 from reactions.rules import merge_requirements
 from sessions import lifecycle
 from sessions.lifecycle import PRState, Status
-from sessions.models import CheckRun, Project, PullRequest, Session
+from sessions.models import CheckRun, Membership, Project, PullRequest, Session
 
 
 def projects_all() -> QuerySet[Project]:
@@ -99,8 +99,6 @@ VIEW, OPERATE, ADMIN = "viewer", "operator", "admin"
 
 def role_for(user, project: Project) -> str | None:
     """The user's role in the project (superusers: admin), or None."""
-    from sessions.models import Membership
-
     if user is None or not getattr(user, "is_authenticated", False):
         return None
     if user.is_superuser:
@@ -110,10 +108,12 @@ def role_for(user, project: Project) -> str | None:
 
 def can(user, project: Project, need: str) -> bool:
     """Whether the user's role in the project is at least ``need`` (viewer < operator < admin)."""
-    from sessions.models import Membership
-
     role = role_for(user, project)
-    return role is not None and Membership.RANK[role] >= Membership.RANK[need]
+    return role is not None and _RANK[role] >= _RANK[need]
+
+
+# Membership.RANK by the role's stored value (what role_for returns and callers pass)
+_RANK: dict[str, int] = {role.value: n for role, n in Membership.RANK.items()}
 
 
 def projects_visible_to(user) -> QuerySet[Project]:
