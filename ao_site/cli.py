@@ -17,6 +17,9 @@ AO_APPS = ("sessions", "integrations", "reactions")
 # The order ``ao --help`` lists the core commands in; other ao commands follow alphabetically.
 CORE_ORDER = ("start", "stop", "status", "web", "worker", "beat", "version")
 HELP_FLAGS = ("-h", "--help", "help")
+# The commands that run Django's system checks (they start ao, or check it). The others skip them:
+# the checks import every URL module (DRF, the API schema): about 0.5 CPU-s for each `ao spawn`.
+CHECKED_COMMANDS = frozenset({"start", "web", "worker", "beat", "doctor", "init"})
 
 
 def _setup() -> None:
@@ -100,6 +103,8 @@ def _run_ao_command(app: str, name: str, args: list[str]) -> int:
     parser = command.create_parser("ao", name)
     _compact_usage(parser)
     options = parser.parse_args(args)
+    if name not in CHECKED_COMMANDS and hasattr(options, "skip_checks"):
+        options.skip_checks = True
     handle_default_options(options)
     cmd_options = vars(options)
     positional = cmd_options.pop("args", ())

@@ -5,7 +5,14 @@ finished child) and wall seconds of N runs after one warm-up, and prints min / m
 - `ao version`;
 - `ao report working "note"` and `ao pr create --title ...` from an agent's environment
   (AO_URL + AO_SESSION + AO_TOKEN) against a tiny local HTTP server that answers like ao;
-- `ao status` against an empty AO_HOME (a read command that still loads Django).
+- `ao status`, `ao session ls` and `ao send` against an AO_HOME with no ao running (they load
+  Django and read the database themselves);
+- the same three while a real `ao start` serves that AO_HOME (they ask it: sessions.cli_relay);
+  `ao send` goes to a seeded session whose agent is not running, so the figure is the command,
+  not the agent (`--no-start` leaves these out).
+
+PYTHONDONTWRITEBYTECODE is removed from the children's environment: a user's install has its
+.pyc files, and without them every start compiles ao's modules again.
 
 Run: `.venv/bin/python bench/cli_start.py [--runs 10]`. Prints a table.
 """
@@ -16,6 +23,7 @@ import argparse
 import json
 import os
 import resource
+import socket
 import statistics
 import subprocess
 import sys
@@ -61,7 +69,7 @@ def measure(args: list[str], env: dict[str, str], runs: int) -> tuple[list[float
         proc = subprocess.run([*AO, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
         elapsed = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if proc.returncode != 0 and args[0] != "status":
+        if proc.returncode != 0 and args[0] != "send":  # a send may be refused: timed all the same
             raise SystemExit(f"ao {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
         if i:
             cpu.append((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
@@ -69,36 +77,90 @@ def measure(args: list[str], env: dict[str, str], runs: int) -> tuple[list[float
     return cpu, wall
 
 
+SEED = """
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+from sessions.models import Project, Session
+project = Project.objects.create(key="bench", name="bench", path={path!r}, session_prefix="bench", runtime="process")
+for n in range(1, 11):
+    Session.objects.create(id=f"bench-{{n}}", project=project, number=n, agent="claude-code", issue_ref=str(n),
+        issue_title="a task", phase="running", runtime_state="alive", activity="active", status="working",
+        zone="working")
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--no-start", action="store_true", help="leave out the cases with `ao start` running")
     opts = parser.parse_args()
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeAo)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     with tempfile.TemporaryDirectory() as tmp:
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("AO_", "DATABASE_URL", "REDIS_URL"))}
+        skip = ("AO_", "DATABASE_URL", "REDIS_URL", "PYTHONDONTWRITEBYTECODE")
+        base = {k: v for k, v in os.environ.items() if not k.startswith(skip)}
         base.update(AO_HOME=tmp, AO_SECRET_KEY="bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")  # noqa: S106
+        base.update(
+            AO_INLINE_DELIVERY_WAIT="0", AO_LOG_LEVEL="WARNING", DJANGO_SETTINGS_MODULE="ao_site.settings"
+        )
+        subprocess.run(
+            [sys.executable, str(REPO / "manage.py"), "shell", "-c", SEED.format(path=tmp)],
+            env=base, cwd=REPO, check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
         agent = dict(
             base,
             AO_URL=f"http://127.0.0.1:{server.server_port}",
             AO_SESSION="bench-1",
             AO_TOKEN="bench-token",  # noqa: S106 - the fake server accepts any token
         )
+        reads = [
+            ("ao status", ["status"], base),
+            ("ao session ls", ["session", "ls"], base),
+            ("ao send", ["send", "bench-2", "hello"], base),
+        ]
         cases = [
             ("ao version", ["version"], base),
             ("ao report working (agent)", ["report", "working", "adding the feature"], agent),
             ("ao pr create (agent)", ["pr", "create", "--title", "Add the feature"], agent),
-            ("ao status (no ao running)", ["status"], base),
+            *((f"{label} (no ao running)", args, env) for label, args, env in reads),
         ]
         print(f"{opts.runs} runs each after one warm-up; CPU = user + system seconds of the process")
-        print(f"{'command':<28} {'CPU-s min/median/max':>24} {'wall-s min/median/max':>24}")
-        for label, args, env in cases:
+        print(f"{'command':<34} {'CPU-s min/median/max':>24} {'wall-s min/median/max':>24}")
+
+        def row(label: str, args: list[str], env: dict[str, str]) -> None:
             cpu, wall = measure(args, env, opts.runs)
             print(
-                f"{label:<28} {min(cpu):>7.3f} {statistics.median(cpu):>7.3f} {max(cpu):>7.3f}"
-                f"  {min(wall):>7.3f} {statistics.median(wall):>7.3f} {max(wall):>7.3f}"
+                f"{label:<34} {min(cpu):>7.3f} {statistics.median(cpu):>7.3f} {max(cpu):>7.3f}"
+                f"  {min(wall):>7.3f} {statistics.median(wall):>7.3f} {max(wall):>7.3f}",
+                flush=True,
             )
+
+        for case in cases:
+            row(*case)
+        if not opts.no_start:
+            port = free_port()
+            ao = subprocess.Popen(
+                [*AO, "start", "--port", str(port), "--no-browser-link"],
+                env=dict(base, AO_SWEEP_INTERVAL="3600"), cwd=tmp,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            try:
+                deadline = time.monotonic() + 120
+                while not (Path(tmp) / "cli.json").exists() and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                time.sleep(2)  # the listener binds after the file is written
+                for label, args, env in reads:
+                    row(f"{label} (ao start running)", args, env)
+            finally:
+                ao.terminate()
+                ao.wait(60)
     server.shutdown()
 
 

@@ -6,6 +6,14 @@ Measures, in embedded mode (SQLite, tasks run in-process):
 - time from queueing a message (what `ao send` does) to its text appearing in the agent's pane.
 
 Run: `.venv/bin/python bench/spawn.py [--concurrent 20] [--messages 20]`. Prints a table.
+
+`--cli` times what a person (or an orchestrator) does instead: the `ao spawn` command as a
+process, in rounds of `--at-once` separate processes started together (`--rounds` of them), and
+counts the spawns that fail. Per spawn: the command's exit, the agent's prompt (`> `) visible in
+its pane, and the task prompt received (the stand-in echoes it). A poller lists the tmux
+server's sessions and reads their panes every 20 ms. Between rounds the round's agents are
+stopped (their tmux sessions killed) so a round does not compete with the last one's agents.
+Run: `.venv/bin/python bench/spawn.py --cli [--rounds 10] [--at-once 10]`.
 """
 
 from __future__ import annotations
@@ -67,11 +75,150 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def cli_main(args) -> None:
+    """`ao spawn` as processes: see the module's docstring."""
+    import json
+    import resource
+
+    base = Path(tempfile.mkdtemp(prefix="ao-bench-spawn-cli-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AO_", "DATABASE_URL", "REDIS_URL"))}
+    env.update(
+        AO_HOME=str(base / "home"),
+        AO_SECRET_KEY="bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",  # noqa: S106
+        AO_WORKSPACES_ROOT=str(base / "workspaces"),
+        AO_MAX_SESSIONS_PER_HOST="1000",
+        AO_LOG_LEVEL="WARNING",
+        HOME=str(base / "agent-home"),
+        STANDIN_WORK_SECONDS="0.2",
+        GIT_AUTHOR_NAME="ao bench",
+        GIT_AUTHOR_EMAIL="bench@example.invalid",
+        GIT_COMMITTER_NAME="ao bench",
+        GIT_COMMITTER_EMAIL="bench@example.invalid",
+    )
+    (base / "agent-home").mkdir()
+    ao = str(Path(sys.executable).with_name("ao"))
+    socket = f"ao-bench-cli-{uuid.uuid4().hex[:6]}"
+    shim = base / "claude"
+    shim.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} {shlex.quote(str(STANDIN))} "$@"\n')
+    shim.chmod(0o755)
+    project = make_repo(base)
+    config = base / "ao.config.yaml"
+    config.write_text(
+        "projects:\n  bench:\n    path: " + json.dumps(str(project)) + "\n    sessionPrefix: b\n"
+        "    tracker: local\n    sweepInterval: 3600\n"
+        f"    runtime: {{plugin: tmux, socket_name: {socket}, enter_delay: 0.05}}\n"
+        f"    agent: {{plugin: claude-code, binary: {json.dumps(str(shim))}, home: {json.dumps(str(base / 'agent-home'))}}}\n"
+    )
+    for cmd in (["migrate", "--verbosity", "0"], ["config", "apply", str(config)]):
+        subprocess.run([ao, *cmd], env=env, check=True, capture_output=True, timeout=120)
+
+    seen: dict[str, dict[str, float]] = {}  # session -> {"ready": t, "prompt": t}
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            names = subprocess.run(
+                ["tmux", "-L", socket, "list-sessions", "-F", "#{session_name}"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.split()
+            for name in names:
+                marks = seen.setdefault(name, {})
+                if "prompt" in marks:
+                    continue
+                text, now = pane(socket, name), time.monotonic()
+                if "> " in text:
+                    marks.setdefault("ready", now)
+                if "received: " in text:
+                    marks["prompt"] = now
+            time.sleep(0.02)
+
+    def one(n: int) -> dict:
+        started = time.monotonic()
+        proc = subprocess.run(
+            [ao, "spawn", "--project", "bench", "--prompt", f"bench task {n}"],
+            env=env,
+            cwd=project,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        done = time.monotonic()
+        session = proc.stdout.split(":")[0].strip() if proc.returncode == 0 else ""
+        error = "" if proc.returncode == 0 else (proc.stderr.strip().splitlines() or ["?"])[-1]
+        return {"started": started, "exit": done - started, "session": session, "error": error}
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    results: list[dict] = []
+    round_walls: list[float] = []
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:
+        for r in range(args.rounds):
+            n0 = r * args.at_once
+            with ThreadPoolExecutor(max_workers=args.at_once) as pool:
+                batch = list(pool.map(one, range(n0, n0 + args.at_once)))
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and any(
+                b["session"] and "prompt" not in seen.get(b["session"], {}) for b in batch
+            ):
+                time.sleep(0.05)
+            for b in batch:
+                marks = seen.get(b["session"], {})
+                b["ready"] = marks["ready"] - b["started"] if "ready" in marks else None
+                b["prompt"] = marks["prompt"] - b["started"] if "prompt" in marks else None
+            ends = [b["started"] + b["prompt"] for b in batch if b["prompt"] is not None]
+            if ends:
+                round_walls.append(max(ends) - min(b["started"] for b in batch))
+            results += batch
+            subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=30)
+            print(
+                f"round {r + 1}: {sum(1 for b in batch if b['error'])} failed; "
+                f"all prompts after {round_walls[-1] if ends else float('nan'):.2f} s",
+                flush=True,
+            )
+    finally:
+        stop.set()
+        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=30)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    failed = [b for b in results if b["error"]]
+    ok = [b for b in results if not b["error"]]
+
+    def stats(key: str) -> str:
+        values = [b[key] for b in ok if b[key] is not None]
+        if not values:
+            return "-"
+        return (
+            f"p50 {statistics.median(values):.2f} s  p95 {pct(values, 0.95):.2f} s  max {max(values):.2f} s"
+        )
+
+    print(f"{len(results)} `ao spawn` processes, {args.at_once} at once, {args.rounds} rounds")
+    print(f"failures: {len(failed)}")
+    for b in failed[:10]:
+        print(f"  {b['error']}")
+    print(f"command exit:           {stats('exit')}")
+    print(f"agent prompt visible:   {stats('ready')}")
+    print(f"task prompt received:   {stats('prompt')}")
+    if round_walls:
+        print(f"a round, all prompts received: median {statistics.median(round_walls):.2f} s")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    print(
+        f"CPU of the children (ao spawn, git, tmux, agents): {cpu / max(1, len(results)):.2f} CPU-s per spawn"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrent", type=int, default=20)
     parser.add_argument("--messages", type=int, default=20)
+    parser.add_argument("--cli", action="store_true", help="time `ao spawn` processes (see above)")
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--at-once", type=int, default=10)
     args = parser.parse_args()
+    if args.cli:
+        cli_main(args)
+        return
 
     base = Path(tempfile.mkdtemp(prefix="ao-bench-spawn-"))
     os.environ.update(
