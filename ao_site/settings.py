@@ -90,7 +90,7 @@ AO_DRIFT_MAX_LINES = env.int("AO_DRIFT_MAX_LINES", default=800)
 AO_DRIFT_MAX_FILES = env.int("AO_DRIFT_MAX_FILES", default=30)
 AO_DRIFT_OUTSIDE_FILES = env.int("AO_DRIFT_OUTSIDE_FILES", default=5)
 AO_DRIFT_SAME_CHECK_CYCLES = env.int("AO_DRIFT_SAME_CHECK_CYCLES", default=3)
-# A check flagged flaky stays flagged this many hours (sessions/decisions.py is_flaky).
+# A check flagged flaky stays flagged this many hours (sessions/flaky.py, selectors.is_flaky).
 AO_FLAKY_CHECK_HOURS = env.float("AO_FLAKY_CHECK_HOURS", default=72.0)
 # Open event streams (/api/v1/events/stream) and browser terminals re-check every this many
 # seconds that the token, login and role they were opened with still hold; else they end.

@@ -498,7 +498,7 @@ def facts_for(session, *, now: datetime) -> SessionFacts:
     pr_row = getattr(session, "pull_request", None)
     pr = None
     if pr_row is not None:
-        from sessions.decisions import flaky_checks
+        from sessions.selectors import flaky_checks
 
         # one read of the head commit's checks: the failing ones and the passed names both come from it
         head_checks = list(pr_row.checks.filter(head_sha=pr_row.head_sha).order_by("name"))

@@ -26,13 +26,14 @@ cached ``BLOCKED_BY_CACHE_SECONDS`` (GitHub's reads are conditional besides, so 
 costs no quota). Refs are compared loosely (``#12``, ``12`` and an issue URL match; case is
 ignored). A tracker that fails or has no links leaves the file overlaps as the only evidence.
 
-Flaky checks. ``CheckRun`` keeps one row per (PR, commit, source, name), updated in place, so a
-re-run that flips a check on the same commit would leave no trace. ``check_flips_record`` is
-called by ``sessions.prsync`` before it stores a PR's checks: a check that goes failed → success
-(or success → failed) on the same commit is recorded as a ``FlakyCheck`` (reason ``flip``) with a
-``ci.flaky`` timeline entry. That is the only evidence of flakiness, and it holds for that check
-on that commit only: ``is_flaky(project, name, head_sha=...)`` and ``flaky_checks(project,
-shas=...)`` answer per (check, commit), while a flag is younger than ``AO_FLAKY_CHECK_HOURS``. A
+Flaky checks (what a flip is: ``sessions/flaky.py``). ``CheckRun`` keeps one row per (PR, commit,
+source, name), updated in place, so a re-run that flips a check on the same commit would leave no
+trace. ``services.check_flips_record`` is called by ``sessions.prsync`` before it stores a PR's
+checks: a check that goes failed → success (or success → failed) on the same commit is recorded as
+a ``FlakyCheck`` (reason ``flip``) with a ``ci.flaky`` timeline entry. That is the only evidence of
+flakiness, and it holds for that check on that commit only: ``selectors.is_flaky(project, name,
+head_sha=...)`` and ``selectors.flaky_checks(project, shas=...)`` answer per (check, commit), while
+a flag is younger than ``AO_FLAKY_CHECK_HOURS``. A
 check failing on several PRs, or on another commit, proves nothing about this failure (the base
 branch may be broken, the change may be wrong): nothing is silenced by it. A flaky failure is
 still a failure: the reactions engine still tells the agent (and, on escalation, people), with
@@ -47,13 +48,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -61,7 +59,7 @@ from ao_site import served
 from integrations.base import IssueNotFound
 from sessions import selectors
 from sessions.lifecycle import FAILED_CONCLUSIONS, Phase, PRState, Status, Zone, needs_person
-from sessions.models import Actor, CheckRun, FlakyCheck, Project, PullRequest, Session
+from sessions.models import CheckRun, FlakyCheck, Project, Session
 
 log = logging.getLogger(__name__)
 
@@ -113,122 +111,6 @@ class Decision:
         if self.kind == STUCK:
             return self.session.get_status_display().lower()
         return LABELS[self.kind]
-
-
-# --- flaky checks --------------------------------------------------------------------------------------
-def _window_start(now: datetime | None = None) -> datetime:
-    return (now or timezone.now()) - timedelta(hours=settings.AO_FLAKY_CHECK_HOURS)
-
-
-def _flips(project: Project, now: datetime | None):
-    """Flags backed by evidence: the check passed and failed on one commit (reason ``flip``)."""
-    return FlakyCheck.objects.filter(
-        project=project, reason=FlakyCheck.Reason.FLIP, detected_at__gte=_window_start(now)
-    ).exclude(head_sha="")
-
-
-def is_flaky(project: Project, check_name: str, *, head_sha: str, now: datetime | None = None) -> bool:
-    """Whether ``check_name`` both passed and failed on commit ``head_sha`` (a flag younger than
-    AO_FLAKY_CHECK_HOURS). Evidence on another commit or another check says nothing about this one."""
-    if not head_sha:
-        return False
-    return _flips(project, now).filter(name=check_name[:255], head_sha=head_sha[:64]).exists()
-
-
-def flaky_checks(
-    project: Project, *, shas: Iterable[str] | None = None, now: datetime | None = None
-) -> set[tuple[str, str]]:
-    """The (check, commit) pairs that flipped on their commit, among ``shas`` (all when None)."""
-    rows = _flips(project, now)
-    if shas is not None:
-        wanted = {sha[:64] for sha in shas if sha}
-        if not wanted:
-            return set()
-        rows = rows.filter(head_sha__in=wanted)
-    return set(rows.values_list("name", "head_sha"))
-
-
-def _failed(status: str, conclusion: str) -> bool:
-    return status == "completed" and conclusion in FAILED_CONCLUSIONS
-
-
-def _passed(status: str, conclusion: str) -> bool:
-    return status == "completed" and conclusion == "success"
-
-
-def check_flips_record(*, pr: PullRequest, info) -> list[str]:
-    """Called by prsync *before* it stores ``info.checks`` for ``info.head_sha``: flag checks that
-    flip between failed and passed on the same commit. Returns the names flagged now. Never
-    raises into the PR sync."""
-    try:
-        with transaction.atomic():  # a savepoint: a failure here leaves the caller's transaction usable
-            return _check_flips_record(pr=pr, info=info)
-    except Exception:  # flakiness is advice; the PR facts must still be stored
-        log.exception("flaky-check detection for %s failed", pr)
-        return []
-
-
-def _check_flips_record(*, pr: PullRequest, info) -> list[str]:
-    stored = {
-        (c.source, c.name): (c.status, c.conclusion)
-        for c in CheckRun.objects.filter(pull_request=pr, head_sha=info.head_sha)
-    }
-    flagged: list[str] = []
-    for check in info.checks:
-        name = check.name[:255]
-        before = stored.get((check.source, name))
-        now_failed = _failed(check.status, check.conclusion)
-        if before is not None:
-            was_failed, was_passed = _failed(*before), _passed(*before)
-            if (was_failed and _passed(check.status, check.conclusion)) or (was_passed and now_failed):
-                verb = "failed, then passed" if was_failed else "passed, then failed"
-                if _flag(
-                    project=pr.project,
-                    name=name,
-                    reason=FlakyCheck.Reason.FLIP,
-                    head_sha=info.head_sha[:64],
-                    pull_request=pr,
-                    sessions=[pr.session_id] if pr.session_id else [],
-                    detail=f"{name} {verb} on the same commit {info.head_sha[:7]} of PR #{pr.number}",
-                ):
-                    flagged.append(name)
-    return flagged
-
-
-def _flag(*, project, name, reason, head_sha, pull_request, sessions, detail) -> bool:
-    """Write the flag and its ``ci.flaky`` timeline entry once; True if it is new (or renewed)."""
-    from sessions import services
-
-    now = timezone.now()
-    try:
-        with transaction.atomic():
-            row, created = FlakyCheck.objects.get_or_create(
-                project=project,
-                name=name,
-                reason=reason,
-                head_sha=head_sha,
-                defaults={"pull_request": pull_request, "sessions": sessions, "detail": detail[:500]},
-            )
-    except IntegrityError:  # a concurrent sync flagged it first
-        return False
-    if not created:
-        if row.detected_at >= _window_start(now):
-            return False
-        # an expired flag seen again: renew it (FlakyCheck rows are bookkeeping, not the timeline)
-        FlakyCheck.objects.filter(pk=row.pk).update(detected_at=now, sessions=sessions, detail=detail[:500])
-    session = Session.objects.filter(pk=pull_request.session_id).first() if pull_request else None
-    services.event_record(
-        project=project,
-        session=session,
-        kind="ci.flaky",
-        summary=(
-            f"check {name} flagged flaky on this commit: {detail}; when it fails here the agent is "
-            "still told, with a note that a re-run may pass"
-        )[:500],
-        actor=Actor.SYSTEM,
-        data={"check": name, "reason": reason, "sha": head_sha, "sessions": sessions},
-    )
-    return True
 
 
 # --- the decisions ---------------------------------------------------------------------------------------
@@ -400,7 +282,7 @@ def _project_decisions(project: Project, *, now: datetime) -> list[Decision]:
         )
 
     # flaky checks: failing on a live PR's head commit after passing on it, or flipped recently on one
-    flags = list(_flips(project, now).select_related("pull_request").order_by("detected_at"))
+    flags = list(selectors.flaky_flips(project, now).select_related("pull_request").order_by("detected_at"))
     if flags:
         flag_by_key: dict[tuple[str, str], FlakyCheck] = {}
         for flag in flags:
@@ -412,22 +294,22 @@ def _project_decisions(project: Project, *, now: datetime) -> list[Decision]:
         ).select_related("pull_request")  # fmt: skip
         for check in failing:
             pr = check.pull_request
-            flag = flag_by_key.get((check.name, check.head_sha))
-            if flag is None or check.head_sha != pr.head_sha or pr.session_id not in by_id:
+            flipped = flag_by_key.get((check.name, check.head_sha))
+            if flipped is None or check.head_sha != pr.head_sha or pr.session_id not in by_id:
                 continue
             seen.add(pr.session_id)
             out.append(
                 Decision(
                     FLAKY,
                     by_id[pr.session_id],
-                    f"check {check.name} fails on PR #{pr.number} but flipped on this commit ({flag.detail}); "
+                    f"check {check.name} fails on PR #{pr.number} but flipped on this commit ({flipped.detail}); "
                     "its agent was told a re-run may pass: re-run it, or fix or quarantine the test",
-                    _score(FLAKY, now=now, since=flag.detected_at, extra=1.0),
+                    _score(FLAKY, now=now, since=flipped.detected_at, extra=1.0),
                     check.url or _session_url(by_id[pr.session_id]),
                 )
             )
         for flag in flags:
-            sid = flag.pull_request.session_id if flag.pull_request_id else None
+            sid = flag.pull_request.session_id if flag.pull_request is not None else None
             if sid in by_id and sid not in seen:
                 seen.add(sid)
                 out.append(

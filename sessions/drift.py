@@ -49,9 +49,9 @@ from django.utils import timezone
 
 from integrations import gitutil
 from integrations.base import IntegrationError
-from sessions.decisions import flaky_checks
 from sessions.lifecycle import CIState, Phase, Zone
 from sessions.models import Actor, Event, Project, Session
+from sessions.selectors import flaky_checks
 
 log = logging.getLogger(__name__)
 
@@ -378,7 +378,7 @@ def session_signals(
     session: Session, *, now: datetime | None = None, flaky: set[tuple[str, str]] | None = None
 ) -> list[Signal]:
     """Every drift signal a session shows now (reads only). ``flaky``: the project's (check, commit)
-    pairs that flipped on their commit (``decisions.flaky_checks``), read here when not given."""
+    pairs that flipped on their commit (``selectors.flaky_checks``), read here when not given."""
     now = now or timezone.now()
     if flaky is None:
         flaky = flaky_checks(session.project, now=now)

@@ -337,10 +337,8 @@ def pull_request_record(*, project: Project, session: Session, info: PullRequest
             pr.facts_changed_at = now
         pr.save()
         # Flaky checks: before the stored results for this commit are overwritten, flag checks that
-        # flipped failed <-> passed on it (sessions/decisions.py; never raises).
-        from sessions.decisions import check_flips_record
-
-        check_flips_record(pr=pr, info=info)
+        # flipped failed <-> passed on it (sessions/flaky.py; never raises).
+        services.check_flips_record(pr=pr, info=info)
         _record_checks(pr, info)
         _record_threads(pr, info.threads)
         after = _snapshot(pr)

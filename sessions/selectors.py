@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 
+from django.conf import settings
 from django.db.models import QuerySet
+from django.utils import timezone
 
 from reactions import rules as R
 from reactions.models import ReactionAttempt
 from reactions.rules import merge_requirements
-from sessions import lifecycle
+from sessions import flaky, lifecycle
 from sessions.lifecycle import PRState, Status
-from sessions.models import CheckRun, Membership, Project, PullRequest, Session
+from sessions.models import CheckRun, FlakyCheck, Membership, Project, PullRequest, Session
 
 
 def projects_all() -> QuerySet[Project]:
@@ -211,7 +215,6 @@ def scm_budgets_exhausted(projects, *, now=None) -> list[dict]:
     a reset still to come: ``{"project", "scm", "reset_at"}`` each, for the board's banner. No queries."""
     from datetime import UTC
 
-    from django.utils import timezone
     from django.utils.dateparse import parse_datetime
 
     now = now or timezone.now()
@@ -231,3 +234,41 @@ def scm_budgets_exhausted(projects, *, now=None) -> list[dict]:
         scm = SCM_NAMES.get(project.scm, project.scm)
         out.append({"project": project, "scm": scm, "reset_at": reset_at})
     return out
+
+
+# --- flaky checks (sessions/flaky.py) ------------------------------------------------------------------
+def flaky_window_start(now: datetime | None = None) -> datetime:
+    return flaky.window_start(now or timezone.now(), settings.AO_FLAKY_CHECK_HOURS)
+
+
+def flaky_flips(project: Project, now: datetime | None = None) -> QuerySet[FlakyCheck]:
+    """Flags backed by evidence: the check passed and failed on one commit (reason ``flip``),
+    younger than AO_FLAKY_CHECK_HOURS."""
+    return FlakyCheck.objects.filter(
+        project=project, reason=FlakyCheck.Reason.FLIP, detected_at__gte=flaky_window_start(now)
+    ).exclude(head_sha="")
+
+
+def is_flaky(project: Project, check_name: str, *, head_sha: str, now: datetime | None = None) -> bool:
+    """Whether ``check_name`` both passed and failed on commit ``head_sha`` (a flag younger than
+    AO_FLAKY_CHECK_HOURS). Evidence on another commit or another check says nothing about this one."""
+    if not head_sha:
+        return False
+    return (
+        flaky_flips(project, now)
+        .filter(name=check_name[: flaky.NAME_MAX], head_sha=head_sha[: flaky.SHA_MAX])
+        .exists()
+    )
+
+
+def flaky_checks(
+    project: Project, *, shas: Iterable[str] | None = None, now: datetime | None = None
+) -> set[tuple[str, str]]:
+    """The (check, commit) pairs that flipped on their commit, among ``shas`` (all when None)."""
+    rows = flaky_flips(project, now)
+    if shas is not None:
+        wanted = {sha[: flaky.SHA_MAX] for sha in shas if sha}
+        if not wanted:
+            return set()
+        rows = rows.filter(head_sha__in=wanted)
+    return set(rows.values_list("name", "head_sha"))

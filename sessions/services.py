@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from sessions import audit, host_settings, lifecycle, realtime, selectors
+from sessions import audit, flaky, host_settings, lifecycle, realtime, selectors
 from sessions.lifecycle import Facts, Zone
-from sessions.models import Actor, AppliedConfig, Event, Project, Session
+from sessions.models import Actor, AppliedConfig, CheckRun, Event, FlakyCheck, Project, PullRequest, Session
 
 # A running sweep renews its lease every SWEEP_LEASE_RENEW_AFTER from a heartbeat thread (and at its
 # steps), so the lease can be short: a sweep whose process died holds the project at most this long.
@@ -575,3 +575,70 @@ def session_report(*, session: Session, state: str, note: str = "", pr: str = ""
         )
         audit.record(action="session.report", target=session, project=session.project, data={"state": state})
         session_rederive(session=session, actor=Actor.AGENT)
+
+
+# --- flaky checks (sessions/flaky.py) ------------------------------------------------------------------
+def check_flips_record(*, pr: PullRequest, info) -> list[str]:
+    """Called by prsync *before* it stores ``info.checks`` for ``info.head_sha``: flag checks that
+    flip between failed and passed on the same commit. Returns the names flagged now. Never
+    raises into the PR sync."""
+    try:
+        with transaction.atomic():  # a savepoint: a failure here leaves the caller's transaction usable
+            return _check_flips_record(pr=pr, info=info)
+    except Exception:  # flakiness is advice; the PR facts must still be stored
+        log.exception("flaky-check detection for %s failed", pr)
+        return []
+
+
+def _check_flips_record(*, pr: PullRequest, info) -> list[str]:
+    stored = {
+        (c.source, c.name): (c.status, c.conclusion)
+        for c in CheckRun.objects.filter(pull_request=pr, head_sha=info.head_sha)
+    }
+    flagged: list[str] = []
+    for flip in flaky.flips(stored, info.checks):
+        if _flaky_flag(
+            project=pr.project,
+            name=flip.name,
+            reason=FlakyCheck.Reason.FLIP,
+            head_sha=info.head_sha[: flaky.SHA_MAX],
+            pull_request=pr,
+            sessions=[pr.session_id] if pr.session_id else [],
+            detail=flip.detail(head_sha=info.head_sha, number=pr.number),
+        ):
+            flagged.append(flip.name)
+    return flagged
+
+
+def _flaky_flag(*, project, name, reason, head_sha, pull_request, sessions, detail) -> bool:
+    """Write the flag and its ``ci.flaky`` timeline entry once; True if it is new (or renewed)."""
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            row, created = FlakyCheck.objects.get_or_create(
+                project=project,
+                name=name,
+                reason=reason,
+                head_sha=head_sha,
+                defaults={"pull_request": pull_request, "sessions": sessions, "detail": detail[:500]},
+            )
+    except IntegrityError:  # a concurrent sync flagged it first
+        return False
+    if not created:
+        if row.detected_at >= selectors.flaky_window_start(now):
+            return False
+        # an expired flag seen again: renew it (FlakyCheck rows are bookkeeping, not the timeline)
+        FlakyCheck.objects.filter(pk=row.pk).update(detected_at=now, sessions=sessions, detail=detail[:500])
+    session = Session.objects.filter(pk=pull_request.session_id).first() if pull_request else None
+    event_record(
+        project=project,
+        session=session,
+        kind="ci.flaky",
+        summary=(
+            f"check {name} flagged flaky on this commit: {detail}; when it fails here the agent is "
+            "still told, with a note that a re-run may pass"
+        )[:500],
+        actor=Actor.SYSTEM,
+        data={"check": name, "reason": reason, "sha": head_sha, "sessions": sessions},
+    )
+    return True

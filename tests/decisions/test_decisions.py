@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from integrations.base import CheckInfo, PullRequestInfo
-from sessions import decisions, prsync
+from sessions import decisions, prsync, selectors
 from sessions.models import Event, FlakyCheck, Membership
 from tests.factories import (
     CheckRunFactory,
@@ -155,16 +155,16 @@ def test_a_check_that_fails_then_passes_on_the_same_commit_is_flagged_once(proje
     sha = "c" * 40
 
     prsync.pull_request_record(project=project, session=session, info=_info(1, sha, ("unit", "failure")))
-    assert not decisions.is_flaky(project, "unit", head_sha=sha)
+    assert not selectors.is_flaky(project, "unit", head_sha=sha)
 
     prsync.pull_request_record(project=project, session=session, info=_info(1, sha, ("unit", "success")))
     prsync.pull_request_record(project=project, session=session, info=_info(1, sha, ("unit", "failure")))
 
     flag = FlakyCheck.objects.get()
     assert (flag.name, flag.reason, flag.head_sha, flag.sessions) == ("unit", "flip", sha, ["web-1"])
-    assert decisions.is_flaky(project, "unit", head_sha=sha)
-    assert not decisions.is_flaky(project, "lint", head_sha=sha)
-    assert not decisions.is_flaky(project, "unit", head_sha="d" * 40)
+    assert selectors.is_flaky(project, "unit", head_sha=sha)
+    assert not selectors.is_flaky(project, "lint", head_sha=sha)
+    assert not selectors.is_flaky(project, "unit", head_sha="d" * 40)
     event = Event.objects.get(kind="ci.flaky")
     assert event.session_id == "web-1"
     assert "unit failed, then passed on the same commit ccccccc" in event.summary
@@ -181,4 +181,4 @@ def test_a_flag_expires(project, settings):
     FlakyCheck.objects.create(project=project, name="unit", reason="flip", head_sha="a" * 40)
     FlakyCheck.objects.filter(name="unit").update(detected_at=ago(hours=80))
     settings.AO_FLAKY_CHECK_HOURS = 72
-    assert not decisions.is_flaky(project, "unit", head_sha="a" * 40)
+    assert not selectors.is_flaky(project, "unit", head_sha="a" * 40)

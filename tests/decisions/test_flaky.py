@@ -12,7 +12,7 @@ import pytest
 from integrations.base import CheckInfo, PullRequestInfo
 from reactions import services as reactions
 from reactions.models import ReactionAttempt
-from sessions import decisions, prsync
+from sessions import prsync, selectors
 from sessions.models import Event, FlakyCheck, Message, Session
 from tests.factories import ProjectFactory, SessionFactory
 from tests.helpers.fixtures import git
@@ -72,7 +72,7 @@ def test_a_flip_on_one_pr_does_not_silence_a_genuine_failure_on_another(project)
     [text] = _told(other)
     assert "tests" in text and "bbbbbbb" in text
     assert FLAKY_NOTE not in text  # no evidence on *this* commit
-    assert not decisions.is_flaky(project, "tests", head_sha="b" * 40)
+    assert not selectors.is_flaky(project, "tests", head_sha="b" * 40)
 
 
 def test_a_same_commit_flip_is_flaky_and_the_agent_is_still_told_with_a_note(project):
@@ -82,7 +82,7 @@ def test_a_same_commit_flip_is_flaky_and_the_agent_is_still_told_with_a_note(pro
 
     flag = FlakyCheck.objects.get()
     assert (flag.name, flag.reason, flag.head_sha) == ("tests", "flip", "a" * 40)
-    assert decisions.is_flaky(project, "tests", head_sha="a" * 40)
+    assert selectors.is_flaky(project, "tests", head_sha="a" * 40)
     event = Event.objects.get(kind="ci.flaky")
     assert "tests passed, then failed on the same commit aaaaaaa" in event.summary
     assert "will not be sent" not in event.summary
@@ -138,4 +138,4 @@ def test_a_flag_without_a_commit_silences_nothing(project):
     assert [(o.rule, o.did) for o in reactions.session_react(session=session)] == [("ci-failed", "sent")]
     [text] = _told(session)
     assert FLAKY_NOTE not in text
-    assert decisions.flaky_checks(project) == set()
+    assert selectors.flaky_checks(project) == set()
