@@ -18,7 +18,7 @@ from django.core.cache import cache
 
 from integrations.github.client import forget_clients
 from sessions import prsync
-from sessions.models import Project, PullRequest
+from sessions.models import Event, Project, PullRequest
 from tests.factories import ProjectFactory, SessionFactory
 from tests.fakes.github import FakeComment, FakeGitHub
 
@@ -189,12 +189,34 @@ def test_new_prs_moved_bases_failed_reads_webhooks_and_lost_state(gh, project, s
     graphql, _rest, _ = sweep(gh, project)
     assert graphql == 1 and PullRequest.objects.get(number=a.number).review_decision == "approved"
 
-    # the kept state is lost (a cache flush): everything is read once, then 304s again
+    # the kept state is lost (a cache flush): everything is read once, then 304s again; a PR
+    # read with the facts ao has stored only gets its sync time moved (nothing recorded)
     cache.clear()
+    events, was = Event.objects.count(), synced(a.number)
     graphql, _rest, _ = sweep(gh, project)
     assert graphql >= 1
+    assert synced(a.number) > was and Event.objects.count() == events
     # then 304s: the PR list, and the Actions runs (B's new commit has no checks yet)
     assert sweep(gh, project) == (0, 0, 2)
+
+
+def test_reading_prs_whose_facts_are_stored_costs_a_few_statements_whatever_their_number(gh, project):
+    """A full read of unchanged PRs (the hourly safety read, a lost probe state) stores nothing
+    per PR: its statements do not grow with the PRs (they were about 30 per PR)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    repo = gh.repo("acme/web")
+    for i in range(6):
+        SessionFactory(project=project, branch=f"feat/{i}")
+        pull = repo.add_pull(f"feat/{i}")
+        repo.add_check_run(pull.head_sha, "test", conclusion="success")
+        gh.add_thread(pull, body="please rename this")
+    prsync.pull_requests_sync(project=project)  # found and stored
+    with CaptureQueriesContext(connection) as queries:
+        result = prsync.pull_requests_sync(project=project)
+    assert len(result.synced) == 6
+    assert len(queries) <= 10, [q["sql"][:80] for q in queries]
 
 
 def test_the_fake_githubs_etags_change_with_what_each_read_returns(gh):
