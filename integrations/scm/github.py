@@ -432,6 +432,7 @@ class GitHubSCM(GitHubPluginMixin, SCM):
                         etag=before.get("etag", ""),
                     )
                 except GitHubNotFound:
+                    new_bases[base] = {}  # no such branch (any more): looked at again when due
                     continue
                 if resp.not_modified:
                     new_bases[base] = before
