@@ -137,6 +137,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("sessions.text", "domain"),
     ("sessions.flaky", "domain"),
     ("reactions.messages", "domain"),
+    ("reactions.facts", "domain"),
     ("ao_site.links", "domain"),
 )
 

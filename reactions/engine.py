@@ -1,9 +1,10 @@
 """Deciding what to do about a session's current facts.
 
-``facts_for`` reads the stored facts of a session (one small set of queries) into plain
-frozen dataclasses; ``decide`` turns facts + effective rules into :class:`Decision` s; and
-``plan_attempt`` says, for one decision and its durable bookkeeping row, whether to act now,
-escalate to a person, or wait. ``decide`` and ``plan_attempt`` are pure: no database, no clock.
+``sessions.selectors.reaction_facts`` reads the stored facts of a session (one small set of
+queries) into the plain frozen dataclasses of ``reactions.facts``; ``decide`` turns facts +
+effective rules into :class:`Decision` s; and ``plan_attempt`` says, for one decision and its
+durable bookkeeping row, whether to act now, escalate to a person, or wait. This module is pure:
+no database, no clock, no plugins.
 
 Each decision carries a *fingerprint*: the identity of the situation it reacts to. Reactions
 happen at most once per (session, rule, fingerprint) — the services claim a unique
@@ -33,9 +34,11 @@ from datetime import datetime, timedelta
 
 from reactions import messages
 from reactions import rules as R
+from reactions.facts import CheckFact as CheckFact  # re-exported: the fact types are named here too
+from reactions.facts import PRFact, SessionFacts
+from reactions.facts import ThreadFact as ThreadFact
 from sessions import lifecycle
 from sessions.lifecycle import (
-    Activity,
     CIState,
     Phase,
     PRState,
@@ -51,77 +54,6 @@ WAIT = "wait"
 
 UNTRUSTED = "untrusted-comment"  # bookkeeping rule: one timeline entry per skipped thread
 AUTO_CLEANUP = "auto-cleanup"  # bookkeeping rule: one cleanup per merged PR
-
-
-@dataclass(frozen=True)
-class CheckFact:
-    name: str
-    conclusion: str
-    url: str = ""
-    log_excerpt: str = ""
-    flaky: bool = False  # it also passed on this commit: still a failure, told with that note
-
-
-@dataclass(frozen=True)
-class ThreadFact:
-    external_id: str
-    path: str = ""
-    line: int | None = None
-    author: str = ""
-    association: str = ""
-    body: str = ""
-    url: str = ""
-    is_bot: bool = False
-    review_state: str = ""  # a review's own text: its state (changes_requested | commented)
-
-
-@dataclass(frozen=True)
-class PRFact:
-    number: int
-    url: str = ""
-    title: str = ""
-    branch: str = ""
-    base: str = "main"
-    state: str = PRState.OPEN
-    draft: bool = False
-    head_sha: str = ""
-    mergeable: bool | None = None
-    conflicts: bool = False
-    behind: bool = False
-    review_decision: str = ReviewDecision.NONE
-    ci_state: str = CIState.NONE
-    failing: tuple[CheckFact, ...] = ()  # failed checks on head_sha
-    threads: tuple[ThreadFact, ...] = ()  # unresolved threads
-    conflict_episode: str = ""  # id of the timeline entry where the current conflicts began
-    review_episode: str = ""  # id of the timeline entry where the review decision last changed
-    passed_checks: frozenset[str] = frozenset()  # names of the checks that passed on head_sha
-    remote: str = "origin"  # the git remote of the agent's worktree (read only when conflicts)
-
-
-@dataclass(frozen=True)
-class SessionFacts:
-    session_id: str
-    project_key: str
-    now: datetime
-    kind: str = "worker"
-    phase: str = Phase.RUNNING
-    runtime_state: str = RuntimeState.ALIVE
-    status: str = Status.WORKING
-    zone: str = Zone.WORKING
-    status_reason: str = ""
-    status_changed_at: datetime | None = None
-    activity: str = Activity.UNKNOWN
-    activity_at: datetime | None = None
-    activity_summary: str = ""
-    branch: str = ""
-    has_runtime: bool = True  # a runtime handle to type into
-    pr: PRFact | None = None
-    pending_messages: int = 0  # queued or delivered but not yet taken up
-    # The orchestrator's keep-alive restarts this session when it stops and tells people once when it
-    # gives up (sessions/orchestrator.py): agent-exited stays quiet for it.
-    kept_alive: bool = False
-    # When every worker session of the project is done: their ids, newest last; else ().
-    all_done: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -477,135 +409,3 @@ def plan_attempt(
     if isinstance(rule.escalate_after, int) and n > rule.escalate_after:
         return ESCALATE
     return ACT
-
-
-# --- reading the facts ----------------------------------------------------------------------------------------
-def _workspace_remote(project) -> str:
-    """The remote the project's worktrees fetch from and push to (the rebase commands name it)."""
-    from integrations.base import IntegrationError
-    from integrations.registry import ConfigurationError, plugin_for
-
-    try:
-        return plugin_for(project, "scm").workspace_remote(create=False)
-    except (IntegrationError, ConfigurationError):
-        return "origin"
-
-
-def facts_for(session, *, now: datetime) -> SessionFacts:
-    """The stored facts of a session, as the engine sees them (a few queries, no writes)."""
-    from sessions.models import Event, Message, Session
-
-    pr_row = getattr(session, "pull_request", None)
-    pr = None
-    if pr_row is not None:
-        from sessions.selectors import flaky_checks
-
-        # one read of the head commit's checks: the failing ones and the passed names both come from it
-        head_checks = list(pr_row.checks.filter(head_sha=pr_row.head_sha).order_by("name"))
-        failed = [c for c in head_checks if c.failed]
-        # flaky = flipped on this very commit; the agent is still told, with that noted
-        flaky = (
-            {name for name, _sha in flaky_checks(session.project, shas=[pr_row.head_sha], now=now)}
-            if failed
-            else set()
-        )
-        failing = tuple(
-            CheckFact(
-                name=c.name,
-                conclusion=c.conclusion,
-                url=c.url,
-                log_excerpt=c.log_excerpt,
-                flaky=c.name in flaky,
-            )
-            for c in failed
-        )
-        passed_checks = frozenset(c.name for c in head_checks if c.passed)
-        threads = tuple(
-            ThreadFact(
-                external_id=t.external_id,
-                path=t.path,
-                line=t.line,
-                author=t.author,
-                association=t.author_association,
-                body=t.body,
-                url=t.url,
-                is_bot=t.is_bot,
-                review_state=t.review_state,
-            )
-            for t in pr_row.threads.filter(resolved=False).order_by("created_at", "pk")
-        )
-        episode, remote = "", "origin"
-        if pr_row.conflicts:
-            began = (
-                Event.objects.filter(session=session, kind="pr.conflicts", data__conflicts=True)
-                .order_by("-created_at", "-pk")
-                .values_list("pk", flat=True)
-                .first()
-            )
-            episode = f"e{began}" if began else ""
-            remote = _workspace_remote(session.project)
-        review_episode = ""
-        if _status_zone(session.status) == Zone.REVIEW:
-            changed = (
-                Event.objects.filter(session=session, kind="review.changed")
-                .order_by("-created_at", "-pk")
-                .values_list("pk", flat=True)
-                .first()
-            )
-            review_episode = f"e{changed}" if changed else ""
-        pr = PRFact(
-            number=pr_row.number,
-            url=pr_row.url,
-            title=pr_row.title,
-            branch=pr_row.branch,
-            base=pr_row.base_branch or session.project.default_branch,
-            state=pr_row.state,
-            draft=pr_row.draft,
-            head_sha=pr_row.head_sha,
-            mergeable=pr_row.mergeable,
-            conflicts=pr_row.conflicts,
-            behind=pr_row.behind,
-            review_decision=pr_row.review_decision,
-            ci_state=pr_row.ci_state,
-            failing=failing,
-            threads=threads,
-            conflict_episode=episode,
-            review_episode=review_episode,
-            remote=remote,
-            passed_checks=passed_checks,
-        )
-    all_done: tuple[str, ...] = ()
-    if session.kind == Session.Kind.WORKER and session.zone == Zone.DONE:
-        workers = list(
-            Session.objects.filter(project_id=session.project_id, kind=Session.Kind.WORKER)
-            .order_by("number", "created_at")
-            .values_list("pk", "zone")
-        )
-        if workers and all(zone == Zone.DONE for _, zone in workers):
-            all_done = tuple(pk for pk, _ in workers)
-    pending = getattr(session, "pending_messages", None)  # annotated by reactions.session_react
-    if pending is None:
-        pending = Message.objects.filter(
-            session=session, state__in=[Message.State.QUEUED, Message.State.DELIVERED]
-        ).count()
-    return SessionFacts(
-        session_id=session.pk,
-        project_key=session.project.key,
-        now=now,
-        kind=session.kind,
-        phase=session.phase,
-        runtime_state=session.runtime_state,
-        status=session.status,
-        zone=session.zone,
-        status_reason=session.status_reason,
-        status_changed_at=session.status_changed_at,
-        activity=session.activity,
-        activity_at=session.activity_at,
-        activity_summary=session.activity_summary,
-        branch=session.branch,
-        has_runtime=bool((session.runtime_handle or {}).get("name")),
-        pr=pr,
-        pending_messages=pending,
-        kept_alive=session.kind == Session.Kind.ORCHESTRATOR and session.project.orchestrator_enabled,
-        all_done=all_done,
-    )

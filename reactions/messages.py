@@ -1,6 +1,6 @@
 """The texts reactions send: messages for agents and notifications for people, built from facts.
 
-Pure functions over ``reactions.engine`` fact objects. Messages carry the facts an agent needs
+Pure functions over the fact objects of ``reactions.facts``. Messages carry the facts an agent needs
 to act without looking anything up: the failing checks with their log excerpts and the commit,
 each unresolved review thread with its place, author, link and id, the base branch and the
 commands for a rebase. Text that came from outside (review comments, CI logs) is fenced as
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from sessions.text import fence
 
 if TYPE_CHECKING:
-    from reactions.engine import CheckFact, PRFact, SessionFacts, ThreadFact
+    from reactions.facts import CheckFact, PRFact, SessionFacts, ThreadFact
 
 MAX_LOG_CHARS = 2_000  # per failing check
 FLAKY_NOTE = "this check has flipped on this commit before; a re-run may pass"

@@ -93,7 +93,7 @@ def session_react(
         return []
     session = current
     rules = R.rules_for(session.project, global_overrides=global_overrides)
-    facts = engine.facts_for(session, now=now)
+    facts = selectors.reaction_facts(session, now=now)
     outcomes: list[Outcome] = []
     for decision in engine.decide(facts, rules):
         try:

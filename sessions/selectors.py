@@ -10,12 +10,15 @@ from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from integrations.base import IntegrationError
+from integrations.registry import ConfigurationError, plugin_for
 from reactions import rules as R
+from reactions.facts import CheckFact, PRFact, SessionFacts, ThreadFact
 from reactions.models import ReactionAttempt
 from reactions.rules import merge_requirements
 from sessions import flaky, lifecycle
 from sessions.lifecycle import PRState, Status
-from sessions.models import CheckRun, FlakyCheck, Membership, Project, PullRequest, Session
+from sessions.models import CheckRun, Event, FlakyCheck, Membership, Message, Project, PullRequest, Session
 
 
 def projects_all() -> QuerySet[Project]:
@@ -272,3 +275,136 @@ def flaky_checks(
             return set()
         rows = rows.filter(head_sha__in=wanted)
     return set(rows.values_list("name", "head_sha"))
+
+
+# --- the facts the reactions engine decides on (reactions/facts.py) --------------------------------------
+def _workspace_remote(project: Project) -> str:
+    """The remote the project's worktrees fetch from and push to (the rebase commands name it)."""
+    try:
+        return plugin_for(project, "scm").workspace_remote(create=False)
+    except (IntegrationError, ConfigurationError):
+        return "origin"
+
+
+def _zone_of(status: str) -> str:
+    try:
+        return lifecycle.zone_for(Status(status))
+    except ValueError:
+        return ""
+
+
+def reaction_facts(session: Session, *, now: datetime) -> SessionFacts:
+    """The stored facts of a session, as the reactions engine sees them (a few queries, no writes).
+    ``session`` may carry ``pending_messages`` (annotated by ``reactions.session_react``)."""
+    pr_row = getattr(session, "pull_request", None)
+    pr = None
+    if pr_row is not None:
+        # one read of the head commit's checks: the failing ones and the passed names both come from it
+        head_checks = list(pr_row.checks.filter(head_sha=pr_row.head_sha).order_by("name"))
+        failed = [c for c in head_checks if c.failed]
+        # flaky = flipped on this very commit; the agent is still told, with that noted
+        flaky_here = (
+            {name for name, _sha in flaky_checks(session.project, shas=[pr_row.head_sha], now=now)}
+            if failed
+            else set()
+        )
+        failing = tuple(
+            CheckFact(
+                name=c.name,
+                conclusion=c.conclusion,
+                url=c.url,
+                log_excerpt=c.log_excerpt,
+                flaky=c.name in flaky_here,
+            )
+            for c in failed
+        )
+        passed_checks = frozenset(c.name for c in head_checks if c.passed)
+        threads = tuple(
+            ThreadFact(
+                external_id=t.external_id,
+                path=t.path,
+                line=t.line,
+                author=t.author,
+                association=t.author_association,
+                body=t.body,
+                url=t.url,
+                is_bot=t.is_bot,
+                review_state=t.review_state,
+            )
+            for t in pr_row.threads.filter(resolved=False).order_by("created_at", "pk")
+        )
+        episode, remote = "", "origin"
+        if pr_row.conflicts:
+            began = (
+                Event.objects.filter(session=session, kind="pr.conflicts", data__conflicts=True)
+                .order_by("-created_at", "-pk")
+                .values_list("pk", flat=True)
+                .first()
+            )
+            episode = f"e{began}" if began else ""
+            remote = _workspace_remote(session.project)
+        review_episode = ""
+        if _zone_of(session.status) == lifecycle.Zone.REVIEW:
+            changed = (
+                Event.objects.filter(session=session, kind="review.changed")
+                .order_by("-created_at", "-pk")
+                .values_list("pk", flat=True)
+                .first()
+            )
+            review_episode = f"e{changed}" if changed else ""
+        pr = PRFact(
+            number=pr_row.number,
+            url=pr_row.url,
+            title=pr_row.title,
+            branch=pr_row.branch,
+            base=pr_row.base_branch or session.project.default_branch,
+            state=pr_row.state,
+            draft=pr_row.draft,
+            head_sha=pr_row.head_sha,
+            mergeable=pr_row.mergeable,
+            conflicts=pr_row.conflicts,
+            behind=pr_row.behind,
+            review_decision=pr_row.review_decision,
+            ci_state=pr_row.ci_state,
+            failing=failing,
+            threads=threads,
+            conflict_episode=episode,
+            review_episode=review_episode,
+            remote=remote,
+            passed_checks=passed_checks,
+        )
+    all_done: tuple[str, ...] = ()
+    if session.kind == Session.Kind.WORKER and session.zone == lifecycle.Zone.DONE:
+        workers = list(
+            Session.objects.filter(project_id=session.project_id, kind=Session.Kind.WORKER)
+            .order_by("number", "created_at")
+            .values_list("pk", "zone")
+        )
+        if workers and all(zone == lifecycle.Zone.DONE for _, zone in workers):
+            all_done = tuple(pk for pk, _ in workers)
+    pending = getattr(session, "pending_messages", None)  # annotated by reactions.session_react
+    if pending is None:
+        pending = Message.objects.filter(
+            session=session, state__in=[Message.State.QUEUED, Message.State.DELIVERED]
+        ).count()
+    return SessionFacts(
+        session_id=session.pk,
+        project_key=session.project.key,
+        now=now,
+        kind=session.kind,
+        phase=session.phase,
+        runtime_state=session.runtime_state,
+        status=session.status,
+        zone=session.zone,
+        status_reason=session.status_reason,
+        status_changed_at=session.status_changed_at,
+        activity=session.activity,
+        activity_at=session.activity_at,
+        activity_summary=session.activity_summary,
+        branch=session.branch,
+        has_runtime=bool((session.runtime_handle or {}).get("name")),
+        pr=pr,
+        pending_messages=pending,
+        kept_alive=session.kind == Session.Kind.ORCHESTRATOR and session.project.orchestrator_enabled,
+        all_done=all_done,
+    )

@@ -162,6 +162,28 @@ def test_top_level_reactions_come_from_the_config_file(tmp_path, monkeypatch, se
     assert R.global_overrides_current() == {}  # a broken config never stops reactions
 
 
+def test_top_level_reactions_are_read_again_only_when_the_file_changes(tmp_path, settings):
+    """Every reaction asks for them: the file is parsed once per (path, mtime, size)."""
+    import os
+
+    (tmp_path / "repo").mkdir()
+    config = tmp_path / "ao.config.yaml"
+    head = "projects:\n  web:\n    path: repo\n    agent: custom\n    agentConfig:\n      command: [echo]\n"
+    config.write_text(head + "reactions:\n  ci-failed:\n    retries: 7\n")
+    settings.AO_CONFIG = str(config)
+    assert R.global_overrides_current() == {"ci-failed": {"retries": 7}}
+
+    # same size, same mtime: the remembered rules, the file is not parsed again
+    stat = config.stat()
+    config.write_text(head + "reactions:\n  ci-failed:\n    retries: 8\n")
+    os.utime(config, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert R.global_overrides_current() == {"ci-failed": {"retries": 7}}
+
+    # a change the file's stat shows: read again
+    os.utime(config, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert R.global_overrides_current() == {"ci-failed": {"retries": 8}}
+
+
 def test_threshold_and_trusted_bots_only_on_the_rules_that_read_them(caplog):
     rules = R.rules_merge(
         (

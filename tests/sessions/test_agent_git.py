@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from integrations.registry import plugin_for
 from reactions import engine, messages
-from sessions import agents, prsync
+from sessions import agents, prsync, selectors
 from sessions.lifecycle import Phase, RuntimeState
 from sessions.models import Event, Session
 from tests.helpers.fixtures import GIT_IDENTITY, git
@@ -145,7 +145,7 @@ def test_every_git_instruction_works_as_written_in_the_worktree(
     scm.open_pull_request(branch=second.branch, title="Change the readme")
     prsync.pull_requests_sync(project=project, session_ids=[second.id])
     second.refresh_from_db()
-    facts = engine.facts_for(second, now=timezone.now())
+    facts = selectors.reaction_facts(second, now=timezone.now())
     assert facts.pr.conflicts
     text = messages.merge_conflicts_details(facts.pr)
     fetch, rebase, push = git_commands(text)
