@@ -28,9 +28,22 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
+from integrations import gitutil
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError, plugin_for
-from sessions import forms, health, messaging, selectors, webhooks
+from sessions import (
+    agents,
+    conflicts,
+    decisions,
+    forms,
+    health,
+    merge,
+    messaging,
+    realtime,
+    selectors,
+    webhooks,
+)
+from sessions import orchestrator as orch
 from sessions.lifecycle import Phase, RuntimeState, Status, Zone, needs_person
 from sessions.models import Actor, CheckRun, Event, Message, Project, ReviewThread, Session
 from sessions.selectors import merge_blockers
@@ -91,8 +104,6 @@ def board_queryset() -> QuerySet[Session]:
 
 def card_session(session_id: str) -> Session | None:
     """One card's session, with its open file overlaps (pushes and the detail page)."""
-    from sessions import conflicts
-
     session = board_queryset().filter(pk=session_id).first()
     if session is not None:
         session.card_overlaps = conflicts.overlaps_for(session)
@@ -101,8 +112,6 @@ def card_session(session_id: str) -> Session | None:
 
 def _attach_overlaps(sessions: list[Session], projects) -> None:
     """Give each card its open file overlaps: one query per project rendered, not per card."""
-    from sessions import conflicts
-
     shown = {s.project_id for s in sessions}
     by_session: dict[str, list] = {}
     for project in projects:
@@ -295,8 +304,6 @@ def project_board(request: HttpRequest, key: str) -> HttpResponse:
 # each live session's PR threads and overlaps, so it would make the board's query count grow with
 # the number of sessions.
 def _needs_you_response(request: HttpRequest, *, project: Project | None) -> HttpResponse:
-    from sessions import decisions
-
     error = ""
     try:
         items = decisions.decisions_for(request.user, project=project)
@@ -363,8 +370,6 @@ GIT_MAX_CHARS = 6000
 
 def _git_section(session: Session) -> dict | None:
     """Recent commits and the diff stat against the base branch, bounded; None without a workspace."""
-    from integrations import gitutil
-
     if not session.workspace_path or not Path(session.workspace_path).is_dir():
         return None
     cwd = session.workspace_path
@@ -493,8 +498,6 @@ def _detail_context(request: HttpRequest, session: Session, **extra) -> dict:
 
 
 def _overlaps_for(session: Session) -> list:
-    from sessions import conflicts
-
     return conflicts.overlaps_for(session)
 
 
@@ -599,8 +602,6 @@ def thread_ask_fix(request: HttpRequest, session_id: str, thread_id: int) -> Htt
 @login_required
 @require_POST
 def session_kill_view(request: HttpRequest, session_id: str) -> HttpResponse:
-    from sessions import agents
-
     session = _session_for(request, session_id, selectors.OPERATE)
     try:
         requested = agents.session_kill(
@@ -615,8 +616,6 @@ def session_kill_view(request: HttpRequest, session_id: str) -> HttpResponse:
 @login_required
 @require_POST
 def session_restore_view(request: HttpRequest, session_id: str) -> HttpResponse:
-    from sessions import agents
-
     session = _session_for(request, session_id, selectors.OPERATE)
     try:
         requested = agents.session_restore(session=session, by=request.user)
@@ -630,8 +629,6 @@ def session_restore_view(request: HttpRequest, session_id: str) -> HttpResponse:
 @login_required
 @require_POST
 def session_merge(request: HttpRequest, session_id: str) -> HttpResponse:
-    from sessions import merge
-
     session = _session_for(request, session_id, selectors.OPERATE)
     try:
         pr = merge.session_pull_request_merge(session=session, by=request.user, via="the dashboard")
@@ -681,8 +678,6 @@ def _spawn_one(
     branch: str | None = None,
 ):
     """Call the spawn service; return (session, error message)."""
-    from sessions import agents
-
     try:
         session = agents.session_spawn(
             project=project,
@@ -803,9 +798,6 @@ ORCHESTRATOR_ERRORS = (IntegrationError, ConfigurationError, ValueError, OSError
 @login_required
 @require_POST
 def orchestrator_start_view(request: HttpRequest, key: str) -> HttpResponse:
-    from sessions import agents
-    from sessions import orchestrator as orch
-
     project = _project_for(request, key, selectors.OPERATE)
     try:
         session = orch.orchestrator_start(project=project, by=request.user)
@@ -829,9 +821,6 @@ def orchestrator_start_view(request: HttpRequest, key: str) -> HttpResponse:
 @login_required
 @require_POST
 def orchestrator_stop_view(request: HttpRequest, key: str) -> HttpResponse:
-    from sessions import agents
-    from sessions import orchestrator as orch
-
     project = _project_for(request, key, selectors.OPERATE)
     try:
         session = orch.orchestrator_stop(project=project, by=request.user)
@@ -885,8 +874,6 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @require_POST
 def realtime_relay(request: HttpRequest) -> HttpResponse:
     """A CLI command beside the running `ao start` hands over what it changed (realtime._relay)."""
-    from sessions import realtime
-
     if len(request.body) > 64 * 1024 or not realtime.relay_receive(
         request.body, request.headers.get("X-Ao-Relay-Signature", "")
     ):
