@@ -79,7 +79,7 @@ def register_noop_runtime() -> None:
 
         typed: dict[str, str] = {}
 
-        def send_text(self, handle, text, *, clear=()) -> None:
+        def send_text(self, handle, text, *, clear=(), paste=False) -> None:
             self.typed[handle.name] = text  # a reaction's message: "typed", and echoed by the pane
 
         def read_output(self, handle, *, lines=200) -> str:

@@ -147,8 +147,16 @@ class Runtime(Plugin, abc.ABC):
 
     @abc.abstractmethod
     def send_text(
-        self, handle: RuntimeHandle, text: str, *, clear: Sequence[str] = CLEAR_INPUT_KEYS
-    ) -> None: ...
+        self,
+        handle: RuntimeHandle,
+        text: str,
+        *,
+        clear: Sequence[str] = CLEAR_INPUT_KEYS,
+        paste: bool = False,
+    ) -> None:
+        """Clear the input line (``clear`` keys), type ``text`` (short text as keys; long or
+        multi-line text, or any text with ``paste``, as a bracketed paste), then Enter. Empty
+        ``text`` presses Enter alone."""
 
     @abc.abstractmethod
     def read_output(self, handle: RuntimeHandle, *, lines: int = 200) -> str: ...
@@ -227,6 +235,12 @@ class Agent(Plugin, abc.ABC):
     prompt_in_command: ClassVar[bool] = False
     # keys that empty its input line before ao types (see CLEAR_INPUT_KEYS)
     clear_input_keys: ClassVar[tuple[str, ...]] = CLEAR_INPUT_KEYS
+    # every message is pasted (bracketed paste), never typed as keys: for a CLI that takes some
+    # typed keys as shortcuts (Gemini's "?" on an empty input)
+    paste_input: ClassVar[bool] = False
+    # after a (re)start, ao types only once the screen has shown the agent's empty prompt for
+    # this long (the CLI may draw its prompt before it takes input; see ``screen_ready``)
+    input_settle_seconds: ClassVar[float] = 0.0
 
     def executable(self) -> str:
         """The command to run: the settings' ``binary`` override, else the plugin's default."""
@@ -279,6 +293,13 @@ class Agent(Plugin, abc.ABC):
         self, *, workspace: Path, pane_text: str, now: datetime, process_alive: bool
     ) -> ActivityReading:
         """What the agent is doing now: its own transcript first, terminal heuristics as fallback."""
+
+    def screen_ready(self, pane_text: str) -> bool | None:
+        """Whether the screen itself shows the agent's empty input prompt (no dialog, no work,
+        nothing typed), whatever its transcript says; None when the plugin cannot tell. A
+        transcript written before the agent was (re)started says nothing about whether the new
+        process takes input yet: after a launch ao types only once this is True."""
+        return None
 
 
 # --- workspace -----------------------------------------------------------------------------------

@@ -664,7 +664,14 @@ def _launch(session: Session, ctx: AgentContext, *, cwd: Path, argv: list[str], 
         name=session.id, cwd=cwd, command=argv, env=agent_environment(session, token=token)
     )
     Session.objects.filter(pk=session.pk).update(
-        runtime_handle={"runtime": handle.runtime, "name": handle.name, "data": handle.data},
+        # launched_at: readings from before it (the transcript of the process before a restore)
+        # do not show that this process takes input (messaging._launch_settled)
+        runtime_handle={
+            "runtime": handle.runtime,
+            "name": handle.name,
+            "data": handle.data,
+            "launched_at": timezone.now().isoformat(),
+        },
         api_token_hash=token_hash(token),
         phase=Phase.RUNNING,
         runtime_state=RuntimeState.ALIVE,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
@@ -47,6 +47,12 @@ NOT_RECOGNISED = (
     "(or send with --answer-prompt)"
 )
 HELD_POLL = 0.3  # seconds between looks at an agent that is not ready yet
+# A delivery the agent did not take while its input still holds the text (the Enter was lost) is
+# retried after this, with Enter alone: the text is already there.
+RESUBMIT_WINDOW = timedelta(seconds=8)
+# After a (re)start ao waits for the agent's own empty prompt on screen (``Agent.screen_ready``);
+# a screen never recognised as ready holds messages back at most this long after the launch.
+LAUNCH_GRACE = timedelta(seconds=60)
 WAITING_FOR_RESTORE = "waiting for restore"
 
 
@@ -300,7 +306,8 @@ def _deliver_next(session_id: str) -> str:
     queued = session.messages.filter(state=Message.State.QUEUED).order_by("created_at", "pk")
     message = queued.first()
     if message is None:
-        return "idle"
+        # a delivery not confirmed yet is still watched: its Enter may have to be pressed again
+        return "held" if session.messages.filter(state=Message.State.DELIVERED).exists() else "idle"
     if session.activity == Activity.WAITING_INPUT and not message.answers_prompt:
         # A person's answer to the question on screen goes before what waits for the agent to be
         # ready (its task, earlier messages): those can only be typed once the question is gone.
@@ -319,27 +326,99 @@ def _deliver_next(session_id: str) -> str:
     )
     if not ok:
         return "held"
+    handle = agents._handle(session)
+    if not message.answers_prompt and not _launch_settled(session, ctx, handle, now=timezone.now()):
+        return "held"  # the new process has not shown its own prompt (for long enough) yet
+    # A retry of a message whose text still sits in the agent's input (its Enter was lost) is
+    # submitted with Enter alone: typing it again would send it twice.
+    resubmit = message.delivered_at is not None and _input_holds_text(session, ctx, handle)
     if not message_claim(message=message):
         return "held"
     failpoints.reach("message.claimed")
-    handle = agents._handle(session)
     try:
-        ctx.runtime.send_text(handle, message.text, clear=ctx.agent.clear_input_keys)
+        if resubmit:
+            ctx.runtime.send_text(handle, "", clear=())
+        else:
+            ctx.runtime.send_text(
+                handle, message.text, clear=ctx.agent.clear_input_keys, paste=ctx.agent.paste_input
+            )
     except IntegrationError as exc:
         _delivery_failed(session, message, str(exc))
         return "held"
     _typed(message)
+    how = "Enter pressed again: its text was still in the agent's input" if resubmit else "delivered"
     services.event_record(
         project=session.project,
         session=session,
         kind="message.delivered",
-        summary=f"message {message.pk} delivered (attempt {message.attempts})",
+        summary=f"message {message.pk} {how} (attempt {message.attempts})",
         actor=message.sender,
         actor_user=message.sender_user,
-        data={"message": message.pk},
+        data={"message": message.pk, "resubmitted": resubmit},
     )
     _watch_for_confirmation(session, message, ctx=ctx, handle=handle)
     return "sent"
+
+
+def _launched_at(session: Session) -> datetime | None:
+    value = (session.runtime_handle or {}).get("launched_at")
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _launch_settled(session: Session, ctx, handle, *, now) -> bool:
+    """Whether the agent's current process takes input: after a launch (``launched_at`` in the
+    runtime handle), only once its screen has shown its empty prompt (``Agent.screen_ready``)
+    for ``input_settle_seconds``. Until then a "ready" reading may be the transcript of the
+    process before a restore, or a prompt the CLI draws before it reads keys: text typed then
+    showed in the input and its Enter was ignored (Claude Code, Gemini CLI).
+
+    The moment the prompt was first seen is kept in the runtime handle (``prompt_seen_at``), so
+    every deliverer agrees and, once settled, nothing more is read for this launch."""
+    data = session.runtime_handle or {}
+    launched = _launched_at(session)
+    if launched is None or handle is None:
+        return True  # started before ao recorded launches: as before
+    settle = timedelta(seconds=max(0.0, float(ctx.agent.input_settle_seconds)))
+    seen = data.get("prompt_seen_at")
+    seen_at = datetime.fromisoformat(seen) if isinstance(seen, str) else None
+    if seen_at is not None and now - seen_at >= settle:
+        return True
+    if now - launched > LAUNCH_GRACE:
+        return True  # a screen ao never recognised: the reading alone decides, as before
+    try:
+        pane = ctx.runtime.read_output(handle, lines=agents.PANE_LINES)
+    except IntegrationError:
+        return False
+    ready = ctx.agent.screen_ready(pane)
+    if ready is None:
+        return True  # the plugin cannot read its screen: the reading alone decides
+    if ready and seen_at is None:
+        seen_at = now
+    elif not ready:
+        seen_at = None  # the prompt went away (a dialog, a redraw): start the settle again
+    if (seen_at.isoformat() if seen_at else None) != seen:
+        updated = {**data, "prompt_seen_at": seen_at.isoformat() if seen_at else None}
+        Session.objects.filter(pk=session.pk, runtime_handle__launched_at=data["launched_at"]).update(
+            runtime_handle=updated
+        )
+        session.runtime_handle = updated
+    return seen_at is not None and now - seen_at >= settle
+
+
+def _input_holds_text(session: Session, ctx, handle, pane: str | None = None) -> bool:
+    """Whether the agent sits at its prompt with something typed in it: the agent reads ready or
+    idle, but its screen does not show its empty prompt (False when the plugin cannot tell)."""
+    if session.activity not in (Activity.READY, Activity.IDLE) or handle is None:
+        return False
+    if pane is None:
+        try:
+            pane = ctx.runtime.read_output(handle, lines=agents.PANE_LINES)
+        except IntegrationError:
+            return False
+    return ctx.agent.screen_ready(pane) is False
 
 
 def message_claim(*, message: Message) -> bool:
@@ -373,8 +452,30 @@ def _typed(message: Message) -> None:
     message.delivered_at = now
 
 
-def _watch_for_confirmation(session: Session, message: Message, *, ctx, handle) -> None:
+def taken_up(message: Message, *, state: str, at, weak: bool, pane: str | None, screen_ready) -> str:
+    """How the agent shows it took this message (its keys were sent), or "" (pure).
+
+    Evidence about the message, not just any newer reading: the agent is working; its own record
+    (a transcript: not ``weak``) has an entry newer than the claim; or its screen shows the text
+    and an empty input again (``screen_ready``: the plugin's reading of the pane, None when it
+    cannot tell, and then the text on screen is all ao can see). Text sitting in the input with
+    its Enter lost is shown on screen too, so the screen alone never confirms it."""
+    if state == Activity.WAITING_INPUT:
+        return ""
+    if state == Activity.ACTIVE:
+        return "the agent started working"
+    if not weak and at is not None and message.claimed_at is not None and at > message.claimed_at:
+        return "the agent's record shows a turn after it"
     snippet = _snippet(message.text)
+    if pane is not None and snippet and snippet in pane:
+        if screen_ready is True:
+            return "seen in the pane, its input empty again"
+        if screen_ready is None:
+            return "seen in the pane"
+    return ""
+
+
+def _watch_for_confirmation(session: Session, message: Message, *, ctx, handle) -> None:
     deadline = time.monotonic() + CONFIRM_WAIT
     while time.monotonic() < deadline:
         time.sleep(0.1)
@@ -385,10 +486,16 @@ def _watch_for_confirmation(session: Session, message: Message, *, ctx, handle) 
         reading = ctx.agent.detect_activity(
             workspace=Path(session.workspace_path), pane_text=pane, now=timezone.now(), process_alive=True
         )
-        if (snippet and snippet in pane) or reading.state == Activity.ACTIVE:
-            _confirmed(
-                session, message, how="seen in the pane" if snippet in pane else "the agent started working"
-            )
+        how = taken_up(
+            message,
+            state=reading.state,
+            at=reading.at,
+            weak=reading.weak,
+            pane=pane,
+            screen_ready=ctx.agent.screen_ready(pane),
+        )
+        if how:
+            _confirmed(session, message, how=how)
             return
 
 
@@ -407,25 +514,45 @@ def _confirmed(session: Session, message: Message, *, how: str) -> None:
 
 
 def _confirm_deliveries(session: Session) -> None:
-    """Confirm deliveries the agent has since acted on; retry ones it never took up, and queue
-    again the claims whose deliverer died before typing them.
-
-    Only a message whose keys were sent (``delivered_at``) can be confirmed, by a reading taken
-    after they were: a reading of the screen is stamped with the time it was taken, so before the
-    keys are sent it says nothing about the message."""
+    """Confirm deliveries the agent has since taken up (``taken_up``, from the session's latest
+    reading, read after the keys were sent, and its screen); retry ones it never took up: after
+    ``RESUBMIT_WINDOW`` when its text still sits in the agent's input (the retry presses Enter
+    alone), after ``CONFIRM_WINDOW`` otherwise. Queue again the claims whose deliverer died
+    before typing them."""
     now = timezone.now()
     for message in session.messages.filter(state=Message.State.DELIVERED):
         if message.delivered_at is None:
             if message.claimed_at is None or now - message.claimed_at > CLAIM_LEASE:
                 _claim_expired(session, message)
             continue
-        acted = session.activity == Activity.ACTIVE or (
-            session.activity_at is not None
-            and message.delivered_at
-            and session.activity_at > message.delivered_at
+        if session.runtime_checked_at is None or session.runtime_checked_at < message.delivered_at:
+            continue  # no reading since the keys were sent
+        ctx = agents.context_for(session)
+        handle = agents._handle(session)
+        pane = None
+        if handle is not None and session.runtime_state == RuntimeState.ALIVE:
+            try:
+                pane = ctx.runtime.read_output(handle, lines=agents.PANE_LINES)
+            except IntegrationError:
+                pane = None
+        how = taken_up(
+            message,
+            state=session.activity,
+            at=session.activity_at,
+            weak=session.activity_weak,
+            pane=pane,
+            screen_ready=ctx.agent.screen_ready(pane) if pane is not None else None,
         )
-        if acted and session.activity != Activity.WAITING_INPUT:
-            _confirmed(session, message, how="the agent's activity changed")
+        if how:
+            _confirmed(session, message, how=how)
+        elif (
+            now - message.delivered_at > RESUBMIT_WINDOW
+            and pane is not None
+            and _input_holds_text(session, ctx, handle, pane)
+        ):
+            _delivery_failed(
+                session, message, "its Enter was not taken: the text is still in the agent's input"
+            )
         elif now - message.delivered_at > CONFIRM_WINDOW:
             _delivery_failed(session, message, "not confirmed by the agent")
 

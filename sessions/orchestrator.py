@@ -485,7 +485,12 @@ def orchestrator_launch(*, session_id: str) -> bool:
         return True
     with transaction.atomic():
         Session.objects.filter(pk=session.pk).update(
-            runtime_handle={"runtime": handle.runtime, "name": handle.name, "data": handle.data},
+            runtime_handle={
+                "runtime": handle.runtime,
+                "name": handle.name,
+                "data": handle.data,
+                "launched_at": timezone.now().isoformat(),  # see agents._launch
+            },
             api_token_hash=agents.token_hash(token),
             phase=Phase.RUNNING,
             runtime_state=RuntimeState.ALIVE,

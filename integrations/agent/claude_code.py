@@ -355,10 +355,13 @@ def root_refusal(permissions: str, *, euid: int, environ) -> str:
 class ClaudeCodeAgent(CliAgent):
     binary = "claude"
     install_hint = "npm install -g @anthropic-ai/claude-code"
-    # The first prompt goes on the command line, where `ps` shows it to every local user (issue
-    # 14 §2.6, open): typing it instead left 2.1.100 with ao's worker prompt pasted but never
-    # submitted (see docs/AGENTS.md, "Claude Code").
-    prompt_in_command = True
+    # The first prompt is typed once Claude shows its prompt, never put on its argv, where `ps`
+    # shows it to every local user. Claude draws its prompt before it takes an Enter (2.1.100 kept
+    # a pasted prompt unsent; both versions after --resume): ao types only after its empty prompt
+    # has been on screen this long (messaging._launch_settled), and presses Enter again when the
+    # text stays in the input.
+    prompt_in_command = False
+    input_settle_seconds = 2.0
     resume_flag = "--resume"
     pane_patterns = PANE_PATTERNS
     # 2.1.100 takes Ctrl-E / Ctrl-U literally: they arrived as "\x05\x15" at the start of the

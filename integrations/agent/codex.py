@@ -422,6 +422,9 @@ class CodexAgent(CliAgent):
                 reading = replace(reading, summary=asked_about(call))
         return reading
 
+    def screen_ready(self, pane_text: str) -> bool | None:
+        return bool(super().screen_ready(pane_text)) and not still_starting(pane_text)
+
     def prepare_workspace(self, workspace: Path, *, allow_trust: bool) -> list[str]:
         """When ``allow_trust``, add ``[projects."<path>"] trust_level = "trusted"`` to
         ``$CODEX_HOME/config.toml`` (appended as a new table; the file is checked to still parse

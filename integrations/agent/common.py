@@ -704,3 +704,12 @@ class CliAgent(Agent):
         native = self.transcript_reading(workspace, now)
         pane = terminal_reading(pane_text, now=now, patterns=self.pane_patterns)
         return decide(native, pane, now=now, process_alive=process_alive)
+
+    def screen_ready(self, pane_text: str) -> bool | None:
+        """The pane alone (``pane_patterns``) reads ready: the agent's prompt is drawn, with no
+        question or working indicator below it. None when the plugin has no prompt pattern of
+        its own to go by (``recognizes_ready``)."""
+        if not self.recognizes_ready:
+            return None
+        reading = terminal_reading(pane_text, now=datetime.now(UTC), patterns=self.pane_patterns)
+        return reading is not None and reading.state == READY

@@ -192,7 +192,12 @@ def approval_summary(pane_text: str, question: str) -> str:
 class GeminiAgent(CliAgent):
     binary = "gemini"
     install_hint = "npm install -g @google/gemini-cli"
-    prompt_in_command = True
+    # The first prompt is typed once Gemini shows its prompt (not on the argv, where `ps` shows
+    # it), and every message is pasted: a typed "?" on an empty input opens Gemini's shortcuts
+    # panel instead of being text. After --resume it draws its prompt before it takes an Enter.
+    prompt_in_command = False
+    paste_input = True
+    input_settle_seconds = 2.0
     resume_flag = "--resume"
     permission_args: ClassVar = {
         "default": [],

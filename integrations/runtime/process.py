@@ -229,9 +229,16 @@ class ProcessRuntime(Runtime):
                 raise
             view = view[written:]
 
-    def send_text(self, handle: RuntimeHandle, text: str, *, clear: Sequence[str] = CLEAR_INPUT_KEYS) -> None:
+    def send_text(
+        self,
+        handle: RuntimeHandle,
+        text: str,
+        *,
+        clear: Sequence[str] = CLEAR_INPUT_KEYS,
+        paste: bool = False,
+    ) -> None:
         """Clear the line (the agent's ``clear`` keys), type short text or paste long/multi-line
-        text, pause, Enter.
+        text (any text with ``paste``), pause, Enter.
 
         Pasted text is wrapped in bracketed-paste markers only when the program turned that
         mode on (as tmux does); newlines are sent as ``\\r``, like a terminal.
@@ -243,7 +250,7 @@ class ProcessRuntime(Runtime):
         self._write(live, b"".join(CLEAR_KEY_BYTES[key] for key in clear_keys_checked(clear)))
         if text:
             payload = text.replace("\n", "\r")
-            if needs_paste(text, threshold=self.config.paste_threshold):
+            if paste or needs_paste(text, threshold=self.config.paste_threshold):
                 with live.lock:
                     bracketed = live.bracketed_paste
                 if bracketed:

@@ -227,9 +227,16 @@ class TmuxRuntime(Runtime):
     def is_alive(self, handle: RuntimeHandle) -> bool:
         return self.probe(handle) == RuntimeState.ALIVE.value
 
-    def send_text(self, handle: RuntimeHandle, text: str, *, clear: Sequence[str] = CLEAR_INPUT_KEYS) -> None:
+    def send_text(
+        self,
+        handle: RuntimeHandle,
+        text: str,
+        *,
+        clear: Sequence[str] = CLEAR_INPUT_KEYS,
+        paste: bool = False,
+    ) -> None:
         """Clear the input line (the agent's ``clear`` keys), type short text literally or
-        bracketed-paste long/multi-line text, Enter."""
+        bracketed-paste long/multi-line text (any text with ``paste``), Enter."""
         clear = clear_keys_checked(clear)
         state = self.probe(handle)
         if state in (RuntimeState.LOST.value, RuntimeState.EXITED.value):
@@ -238,7 +245,7 @@ class TmuxRuntime(Runtime):
         target = self._target(handle)
         text = clean_text(text)
         self._tmux(["send-keys", "-t", target, *clear], socket_name=socket_name)
-        if text and needs_paste(text, threshold=self.config.paste_threshold):
+        if text and (paste or needs_paste(text, threshold=self.config.paste_threshold)):
             buffer = f"ao-{validate_name(handle.name)}-{uuid.uuid4().hex[:8]}"
             self._tmux(
                 ["load-buffer", "-b", buffer, "-"], socket_name=socket_name, input=text.encode("utf-8")

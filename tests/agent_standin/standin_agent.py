@@ -14,7 +14,11 @@ ignores) the Claude Code flags ao passes, so a ``claude`` shim can run it.
 - ``/ask-permission`` shows "Do you want to proceed?" with a numbered Yes/No menu and waits
   for ``1`` or ``2``; ``/commit`` commits a new file in the working directory; ``/exit`` exits;
 - with ``--require-trust`` it first shows a folder-trust dialog unless ``~/.claude.json`` marks
-  the working directory trusted (``projects[cwd].hasTrustDialogAccepted``).
+  the working directory trusted (``projects[cwd].hasTrustDialogAccepted``);
+- like the real CLIs just after a (re)start: with ``--start-seconds S`` it draws its prompt only
+  after S seconds, and keys typed before then show in its input but their Enter is ignored; with
+  ``--deaf-seconds D`` an Enter is ignored for D seconds after the prompt is first drawn (the text
+  stays in the input; a later Enter sends it).
 
 Standard library only.
 """
@@ -218,9 +222,18 @@ class Keyboard:
         char, self.pending = self.pending[0], self.pending[1:]
         return "key", char
 
-    def message(self) -> str:
-        """Read one message: typed and pasted text up to Enter (outside a paste)."""
-        line = ""
+    def early_text(self) -> str:
+        """What was typed before the prompt was drawn, without its Enters (they are lost)."""
+        while select.select([self.fd], [], [], 0)[0]:
+            self._fill()
+        text, self.pending = self.pending, ""
+        for marker in (PASTE_START, PASTE_END, "\r", "\n"):
+            text = text.replace(marker, "")
+        return text
+
+    def message(self, *, line: str = "", deaf_until: float = 0.0) -> str:
+        """Read one message: typed and pasted text up to Enter (outside a paste). ``line``: text
+        already in the input; an Enter before ``deaf_until`` (monotonic) is ignored."""
         while True:
             kind, value = self.key()
             if kind == "paste":
@@ -229,6 +242,8 @@ class Keyboard:
             elif kind == "escape":
                 continue
             elif value in ("\r", "\n"):
+                if time.monotonic() < deaf_until:
+                    continue
                 out("\r\n")
                 return line
             elif value in ("\x7f", "\b"):
@@ -346,12 +361,16 @@ class Standin:
                 return 1
         if prompt and not self.handle(prompt):
             return 0
+        time.sleep(self.args.start_seconds)
+        early = self.keyboard.early_text() if self.args.start_seconds else ""
+        deaf_until = time.monotonic() + self.args.deaf_seconds
         while True:
-            out("> ")
+            out("> " + early)
             try:
-                text = self.keyboard.message()
+                text = self.keyboard.message(line=early, deaf_until=deaf_until)
             except EOFError:
                 return 0
+            early = ""
             if not self.handle(text):
                 return 0
 
@@ -365,6 +384,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--work-seconds", type=float, default=float(os.environ.get("STANDIN_WORK_SECONDS", "1.0"))
     )
     parser.add_argument("--require-trust", action="store_true")
+    parser.add_argument("--start-seconds", type=float, default=0.0)
+    parser.add_argument("--deaf-seconds", type=float, default=0.0)
     # Claude Code flags ao may pass through a `claude` shim: accepted, mostly ignored.
     parser.add_argument("-r", "--resume")
     parser.add_argument("--model")
