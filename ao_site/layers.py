@@ -110,6 +110,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("sessions.audit", "core"),
     ("sessions.secrets", "core"),
     ("sessions.usage", "core"),
+    ("sessions.hosts", "core"),
     ("sessions.login_lockout", "core"),
     ("sessions", "core"),
     ("reactions.models", "core"),

@@ -40,6 +40,10 @@ AO_ACTIVITY_WATCH_INTERVAL = env.float("AO_ACTIVITY_WATCH_INTERVAL", default=1.0
 AO_HOST_NAME = env.str("AO_HOST_NAME", default="") or machine_host_name()
 # Live sessions one agent host may run at once (admission control; projects add their own cap).
 AO_MAX_SESSIONS_PER_HOST = env.int("AO_MAX_SESSIONS_PER_HOST", default=10)
+# An agent host's worker writes its heartbeat this often (seconds); a host not seen for
+# AO_HOST_GONE_AFTER seconds is gone: its running sessions are marked and their owners told.
+AO_HOST_HEARTBEAT = env.float("AO_HOST_HEARTBEAT", default=10.0)
+AO_HOST_GONE_AFTER = env.float("AO_HOST_GONE_AFTER", default=60.0)
 # Largest prompt or message ao accepts, in characters.
 AO_MAX_PROMPT_CHARS = env.int("AO_MAX_PROMPT_CHARS", default=100_000)
 # Shared secret of the GitHub webhook (Settings → Webhooks); unsigned deliveries are refused.

@@ -30,6 +30,7 @@ from sessions.models import (
     AuditEntry,
     CheckRun,
     Event,
+    Host,
     Membership,
     Message,
     Project,
@@ -602,6 +603,33 @@ class UserBudgetAdmin(AuditedModelAdmin):
     list_display = ("user", "monthly_budget_usd", "updated_at")
     search_fields = ("user__username",)
     autocomplete_fields = ("user",)
+
+    def has_module_permission(self, request) -> bool:
+        return request.user.is_superuser
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser
+
+    def has_add_permission(self, request) -> bool:
+        return request.user.is_superuser
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser
+
+
+@admin.register(Host)
+class HostAdmin(AuditedModelAdmin):
+    """Agent hosts (sessions/hosts.py), registered by their workers: superusers set who else may
+    run sessions on a personal host (``allowed``), its cap, or make it shared."""
+
+    list_display = ("name", "owner", "shared", "max_sessions", "last_seen", "gone_since")
+    list_filter = ("shared",)
+    search_fields = ("name", "owner__username")
+    filter_horizontal = ("allowed",)
+    readonly_fields = ("last_seen", "gone_since", "created_at")
 
     def has_module_permission(self, request) -> bool:
         return request.user.is_superuser

@@ -37,8 +37,9 @@ from integrations.base import (
     WorkspaceRefused,
 )
 from integrations.registry import ConfigurationError, agents, plugin_for, registry_for
-from sessions import audit, jobs, prompts, realtime, services, usage
+from sessions import audit, hosts, jobs, prompts, realtime, services, usage
 from sessions import secrets as secrets_store  # model credentials: the project's or a person's own
+from sessions.hosts import live_sessions
 from sessions.lessons import lessons_for_prompt  # the learning loop
 from sessions.lifecycle import Activity, Phase, RuntimeState, Zone
 from sessions.models import Actor, Event, Message, Project, Session
@@ -111,16 +112,6 @@ def workspaces_root(project: Project) -> Path:
     return Path(settings.AO_WORKSPACES_ROOT) / project.key
 
 
-def live_sessions(*, project: Project | None = None, host: str | None = None):
-    qs = Session.objects.filter(kind=Session.Kind.WORKER).exclude(zone=Zone.DONE)
-    qs = qs.exclude(phase__in=[Phase.QUEUED, Phase.ERRORED, Phase.KILLED, Phase.CLEANED])
-    if project is not None:
-        qs = qs.filter(project=project)
-    if host is not None:
-        qs = qs.filter(host=host)
-    return qs
-
-
 def _host_lock_key(host: str) -> int:
     """A PostgreSQL advisory-lock key (signed 64-bit) standing for one agent host."""
     return int.from_bytes(
@@ -151,9 +142,9 @@ def admission_check(*, project: Project, host: str) -> str:
         count = live_sessions(project=project).count()
         if count >= project.max_sessions:
             return f"project {project.key} has {count} live sessions (cap {project.max_sessions})"
-    host_count = live_sessions(host=host).count()
-    if host_count >= settings.AO_MAX_SESSIONS_PER_HOST:
-        return f"host {host} runs {host_count} live sessions (cap {settings.AO_MAX_SESSIONS_PER_HOST})"
+    host_count, host_cap = live_sessions(host=host).count(), hosts.host_cap(host)
+    if host_count >= host_cap:
+        return f"host {host} runs {host_count} live sessions (cap {host_cap})"
     return ""
 
 
@@ -169,6 +160,7 @@ def session_spawn(
     actor: str = Actor.USER,
     actor_name: str = "",
     missing_issue_ok: bool = False,
+    host: str | None = None,
 ) -> Session:
     """Accept a spawn request: validate, fetch the issue, admit or queue, write the session.
 
@@ -197,6 +189,10 @@ def session_spawn(
         credentials, credentials_of = secrets_store.spawn_credentials(project=project, by=by)
     except ValueError as exc:
         raise SpawnRefused(f"not spawned: {exc}") from exc
+    try:  # ``host`` asked for, else theirs, allowed, shared: the first with room (sessions/hosts.py)
+        host = hosts.host_for_spawn(user=by, requested=host)
+    except hosts.HostRefused as exc:
+        raise SpawnRefused(f"not spawned: {exc}") from exc
 
     issue = None
     issue_note = ""
@@ -210,7 +206,6 @@ def session_spawn(
             issue_note = f"issue {issue_ref} not found ({exc}); spawned without issue context"
         # Any other tracker error (auth, network) propagates: nothing has been written.
 
-    host = settings.AO_HOST_NAME
     with transaction.atomic():
         admission_lock(project=project, host=host)  # count and create atomically
         reason = admission_check(project=project, host=host)

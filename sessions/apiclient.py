@@ -199,7 +199,9 @@ def _session_line(row: dict) -> str:
 
 
 # --- commands -------------------------------------------------------------------------------------
-def spawn(client: ApiClient, *, project, issue, prompt, agent, branch, missing_issue_ok=False) -> list[str]:
+def spawn(
+    client: ApiClient, *, project, issue, prompt, agent, branch, missing_issue_ok=False, host=None
+) -> list[str]:
     key = _project_key(client, project)
     fields = {
         "issue": issue,
@@ -207,9 +209,11 @@ def spawn(client: ApiClient, *, project, issue, prompt, agent, branch, missing_i
         "agent": agent,
         "branch": branch,
         "missing_issue_ok": missing_issue_ok,
+        "host": host,
     }
     body = {k: v for k, v in fields.items() if v}
-    return [_session_line(client.post(f"projects/{key}/spawn", body))]
+    row = client.post(f"projects/{key}/spawn", body)
+    return [f"{_session_line(row)} (host {row['host']})" if row.get("host") else _session_line(row)]
 
 
 def batch_spawn(client: ApiClient, *, project, issues, agent) -> tuple[list[str], list[str]]:

@@ -21,9 +21,10 @@ class AgentSessionsConfig(AppConfig):
         realtime.use_renderers(card=_card_push, unread=_render_unread_push)
         # A spawn refused over its budget tells people; notifications sit above the core.
         from reactions import notify
-        from sessions import usage
+        from sessions import hosts, usage
 
         usage.use_notifier(notify.notify)
+        hosts.use_notifier(notify.notify)
 
 
 def _card_push(*args, **kwargs):

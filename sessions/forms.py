@@ -30,9 +30,22 @@ class SpawnForm(forms.Form):
     )
     agent = forms.ChoiceField(required=False, label="Agent")
     branch = forms.CharField(required=False, max_length=255, label="Branch (optional)")
+    host = forms.ChoiceField(
+        required=False,
+        label="Agent host",
+        help_text="where the agent runs: yours first, then hosts you are allowed on, then shared ones",
+    )
 
-    def __init__(self, *args, agents: list[str] | None = None, default_agent: str = "", **kwargs):
+    def __init__(
+        self,
+        *args,
+        agents: list[str] | None = None,
+        default_agent: str = "",
+        hosts: list[tuple[str, str]] | None = None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
+        self.fields["host"].choices = [("", "automatic (the first with room)"), *(hosts or [])]
         choices = [(key, key) for key in (agents or [])]
         if default_agent and default_agent not in dict(choices):
             choices.insert(0, (default_agent, default_agent))

@@ -609,6 +609,41 @@ class UserBudget(models.Model):
         return f"{self.user}: ${self.monthly_budget_usd}/month"
 
 
+class Host(models.Model):
+    """An agent host: a machine whose ``ao worker --host NAME`` consumes queue ``host.NAME`` and runs
+    the agents of the sessions recorded there (``Session.host``). Registered when that worker
+    starts (sessions/hosts.py): with a person's ``AO_TOKEN`` it is that person's personal host,
+    without a token (the machine's operator) or with a superuser's and ``--shared`` it is shared.
+    A personal host runs only its owner's sessions and those of the people the owner allows; a
+    shared one any operator's. ``last_seen`` is its worker's heartbeat."""
+
+    name = models.CharField(max_length=63, unique=True)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="hosts"
+    )
+    shared = models.BooleanField(default=False, help_text="any operator's sessions (else: the owner's and allowed)")
+    allowed = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="hosts_allowed", help_text="may run sessions here too"
+    )
+    max_sessions = models.PositiveIntegerField(
+        null=True, blank=True, help_text="live sessions at most (empty: AO_MAX_SESSIONS_PER_HOST)"
+    )
+    last_seen = models.DateTimeField(null=True, blank=True)
+    gone_since = models.DateTimeField(null=True, blank=True, help_text="marked gone by the sweep")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(shared=True) | models.Q(owner__isnull=False), name="host_personal_has_owner"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 # --- backlog intake and conflict watch (sessions/intake.py, sessions/conflicts.py) ------------------
 class IntakeClaim(models.Model):
     """One backlog issue claimed by intake. The unique row is taken *before* the worker is spawned,

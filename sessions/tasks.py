@@ -7,7 +7,7 @@ import logging
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from sessions import agents, jobs, services
+from sessions import agents, hosts, jobs, services
 from sessions.models import Actor, Project, Session
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,7 @@ def sweep_due_projects_task() -> None:
     from sessions import webhooks
 
     expires = sweep_tick()
+    hosts.hosts_gone_mark()  # agent hosts whose worker stopped heart-beating: their sessions marked
     for project_id in services.projects_due_for_sweep():
         project_sweep_task.apply_async(args=[project_id], expires=expires)
     for project_id in webhooks.refreshes_overdue():  # a coalesced webhook refresh whose task was lost

@@ -886,11 +886,16 @@ def terminal_open(*, session_id: str, user) -> TerminalTarget:
 
 def typing_owner(session) -> int | None:
     """Who alone (with superusers) may type into a session's terminal: the person whose own model
-    credentials it runs with (their account pays for what the agent does), else None (any operator).
-    A deleted person's session: nobody but superusers (0 matches no user)."""
-    if session.credentials != "personal":
-        return None
-    return session.credentials_of_id or 0
+    credentials it runs with (their account pays for what the agent does), or, on a personal agent
+    host (someone's own machine), the person who spawned it; else None (any operator). A deleted
+    person's session: nobody but superusers (0 matches no user)."""
+    if session.credentials == "personal":
+        return session.credentials_of_id or 0
+    from sessions.models import Host
+
+    if session.host and Host.objects.filter(name=session.host, shared=False).exists():
+        return session.created_by_id or 0
+    return None
 
 
 def _may_type(user, project_id: int, *, owner_id: int | None) -> bool:

@@ -37,6 +37,7 @@ from sessions import (
     decisions,
     forms,
     health,
+    hosts,
     merge,
     messaging,
     realtime,
@@ -660,7 +661,8 @@ def _spawn_context(request: HttpRequest, project: Project, form=None, **extra) -
     return _common(
         request,
         project=project,
-        form=form or forms.SpawnForm(agents=agent_keys, default_agent=project.agent),
+        form=form
+        or forms.SpawnForm(agents=agent_keys, default_agent=project.agent, hosts=_host_choices(request)),
         issues=[(issue, live.get(issue.ref)) for issue in issues],
         backlog_error=backlog_error,
         agent_keys=agent_keys,
@@ -676,6 +678,7 @@ def _spawn_one(
     prompt: str | None,
     agent: str | None,
     branch: str | None = None,
+    host: str | None = None,
 ):
     """Call the spawn service; return (session, error message)."""
     try:
@@ -686,12 +689,18 @@ def _spawn_one(
             agent=agent or None,
             branch=branch or None,
             by=request.user,
+            host=host or None,
         )
     except (agents.SpawnRefused, ConfigurationError, IntegrationError, TextRejected) as exc:
         return None, str(exc) or exc.__class__.__name__
     except ValidationError as exc:  # e.g. a session id taken behind ao's back
         return None, "; ".join(exc.messages)
     return session, ""
+
+
+def _host_choices(request: HttpRequest) -> list[tuple[str, str]]:
+    """The agent hosts the person may spawn on now, in the order a spawn tries them."""
+    return [(choice.name, choice.label) for choice in hosts.hosts_for(user=request.user)]
 
 
 @login_required
@@ -702,7 +711,9 @@ def spawn(request: HttpRequest, key: str) -> HttpResponse:
     if request.method != "POST":
         return HttpResponse(status=405)
     agent_keys = forms.agent_keys()
-    form = forms.SpawnForm(request.POST, agents=agent_keys, default_agent=project.agent)
+    form = forms.SpawnForm(
+        request.POST, agents=agent_keys, default_agent=project.agent, hosts=_host_choices(request)
+    )
     if not form.is_valid():
         return render(request, "sessions/spawn.html", _spawn_context(request, project, form), status=422)
     data = form.cleaned_data
@@ -713,6 +724,7 @@ def spawn(request: HttpRequest, key: str) -> HttpResponse:
         prompt=data["prompt"],
         agent=data["agent"],
         branch=data["branch"],
+        host=data["host"],
     )
     if error:
         form.add_error(None, error)

@@ -240,6 +240,14 @@ class SpawnSerializer(serializers.Serializer):
         default=False,
         help_text="spawn even if the tracker does not know the issue (else 409 refused)",
     )
+    host = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=63,
+        default="",
+        help_text="agent host to run on (default: yours, then one you are allowed on, then a shared one, "
+        "the first with room); a host you may not use is refused with the reason",
+    )
 
     def validate_agent(self, value: str) -> str:
         return _validate_agent(value)

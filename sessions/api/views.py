@@ -218,6 +218,7 @@ class SpawnView(AoAPIView):
             agent=data.get("agent") or None,
             branch=data.get("branch") or None,
             missing_issue_ok=data.get("missing_issue_ok", False),
+            host=data.get("host") or None,
             **_actor_fields(request),
         )
         session.refresh_from_db()

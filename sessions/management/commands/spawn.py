@@ -30,6 +30,12 @@ class Command(BaseCommand):
         parser.add_argument("--prompt", help="what to do (with or instead of an issue)")
         parser.add_argument("--branch", help="branch name (default: derived from the issue)")
         parser.add_argument(
+            "--host",
+            metavar="NAME",
+            help="agent host to run on (default: yours, then one you are allowed on, then a shared one, "
+            "the first with room); refused with the reason when you may not use it",
+        )
+        parser.add_argument(
             "--no-issue-check",
             action="store_true",
             help="spawn even if the tracker does not know the issue (the agent gets no issue context)",
@@ -39,7 +45,7 @@ class Command(BaseCommand):
         client = remote_client()
         if client is not None:  # AO_URL + AO_TOKEN: a remote ao, over its API
             with remote_errors():
-                keys = ("project", "issue", "prompt", "agent", "branch")
+                keys = ("project", "issue", "prompt", "agent", "branch", "host")
                 lines = apiclient.spawn(
                     client, **{k: options[k] for k in keys}, missing_issue_ok=options["no_issue_check"]
                 )
@@ -57,9 +63,12 @@ class Command(BaseCommand):
                 actor=Actor.USER,
                 actor_name="cli",
                 missing_issue_ok=options["no_issue_check"],
+                host=options["host"],
             )
         session.refresh_from_db()
-        self.stdout.write(f"{session.id}: {session.get_status_display().lower()} — {session.status_reason}")
+        self.stdout.write(
+            f"{session.id}: {session.get_status_display().lower()} — {session.status_reason} (host {session.host})"
+        )
         if session.workspace_path:
             self.stdout.write(f"  workspace: {session.workspace_path} (branch {session.branch})")
         if session.phase == Phase.ERRORED:  # scripts see it in the exit status, people in one line
