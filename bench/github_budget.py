@@ -178,7 +178,9 @@ def simulate(n: int, *, probe: bool, changing: bool, hooked: bool = False) -> di
                             batches.append((offset + WINDOW, {index}))
                 for at, indexes in batches:  # each coalesced refresh, WINDOW after its first delivery
                     clock.at = start + timedelta(seconds=at)
-                    WebhookDelivery.objects.create(project=project, delivery_id=f"{key}-{k}-{at}", event="push")
+                    WebhookDelivery.objects.create(
+                        project=project, delivery_id=f"{key}-{k}-{at}", event="push"
+                    )
                     prsync.pull_requests_sync(project=project, session_ids=[sessions[i].pk for i in indexes])
                     refreshes += 1
                 if hooked and not batches and k == 1:

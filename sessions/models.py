@@ -621,9 +621,14 @@ class Host(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="hosts"
     )
-    shared = models.BooleanField(default=False, help_text="any operator's sessions (else: the owner's and allowed)")
+    shared = models.BooleanField(
+        default=False, help_text="any operator's sessions (else: the owner's and allowed)"
+    )
     allowed = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, blank=True, related_name="hosts_allowed", help_text="may run sessions here too"
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="hosts_allowed",
+        help_text="may run sessions here too",
     )
     max_sessions = models.PositiveIntegerField(
         null=True, blank=True, help_text="live sessions at most (empty: AO_MAX_SESSIONS_PER_HOST)"
@@ -636,7 +641,8 @@ class Host(models.Model):
         ordering = ["name"]
         constraints = [
             models.CheckConstraint(
-                condition=models.Q(shared=True) | models.Q(owner__isnull=False), name="host_personal_has_owner"
+                condition=models.Q(shared=True) | models.Q(owner__isnull=False),
+                name="host_personal_has_owner",
             ),
         ]
 

@@ -169,7 +169,9 @@ def pull_requests_sync(*, project: Project, session_ids: Iterable[str] | None = 
     # nothing to record, derive or react to (the sweep re-derives and reacts on its own)
     same = [n for n, info in infos.items() if n in previous and _same_facts(info, previous[n])]
     if same:
-        PullRequest.objects.filter(project=project, number__in=same).update(synced_at=timezone.now(), stale_since=None)
+        PullRequest.objects.filter(project=project, number__in=same).update(
+            synced_at=timezone.now(), stale_since=None
+        )
         result.synced += same
     for number, info in infos.items():
         session = session_for.get(number)

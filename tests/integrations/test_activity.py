@@ -990,9 +990,7 @@ def test_claude_sub_agent_transcripts_are_not_the_conversation(home: Path, works
     write_claude(home, workspace, [user("x", 60), text_reply(ago=30)])
     sub = write_claude(home, workspace, [user("look around", 2)], name="agent-a1b2c3")
     os.utime(sub)  # newer than the main transcript
-    reading = claude(home).detect_activity(
-        workspace=workspace, pane_text="", now=NOW, process_alive=True
-    )
+    reading = claude(home).detect_activity(workspace=workspace, pane_text="", now=NOW, process_alive=True)
     assert (reading.state, reading.conversation_id) == ("ready", SESSION)
 
 
@@ -1011,8 +1009,6 @@ def test_claude_cost_is_the_newest_cost_state_total(home: Path, workspace: Path)
             {"type": "cost-state", "totalCostUSD": 0.0256, "modelUsage": {}},
         ],
     )
-    reading = claude(home).detect_activity(
-        workspace=workspace, pane_text="", now=NOW, process_alive=True
-    )
+    reading = claude(home).detect_activity(workspace=workspace, pane_text="", now=NOW, process_alive=True)
     assert reading.cost_usd == pytest.approx(0.0256)
     assert reading.model == "claude-opus-5-5"

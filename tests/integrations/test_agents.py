@@ -156,7 +156,12 @@ RESUME_CASES = [
     ),
     ("codex", {"model": "o3"}, None, ["codex", "resume", "--no-daemon", "--model", "o3", "--", "5f0c-77"]),
     ("codex", {}, "continue", ["codex", "resume", "--no-daemon", "--", "5f0c-77"]),
-    ("aider", {"model": "sonnet"}, None, ["aider", *AIDER_UNATTENDED, "--model", "sonnet", "--restore-chat-history"]),
+    (
+        "aider",
+        {"model": "sonnet"},
+        None,
+        ["aider", *AIDER_UNATTENDED, "--model", "sonnet", "--restore-chat-history"],
+    ),
     ("opencode", {"model": "a/b"}, None, ["opencode", "--session", "5f0c-77", "--model", "a/b"]),
     ("gemini", {}, None, ["gemini", "--resume", "5f0c-77"]),
 ]
