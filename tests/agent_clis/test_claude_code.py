@@ -24,7 +24,7 @@ from tests.agent_clis.install import ensure
 from tests.factories import ProjectFactory
 from tests.fakes.models.anthropic import AnthropicFake, ToolCall, Turn, is_agent_turn, user_texts
 
-pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+pytestmark = [pytest.mark.django_db, pytest.mark.slow, pytest.mark.timeout(600)]
 
 API_KEY = "sk-ant-api03-ao-test-0123456789abcdefghijklmnop"
 TASK = "Add NOTES.md saying hello, and commit it. (task text that must not show in ps)"
@@ -245,7 +245,8 @@ def test_task_message_kill_restore_costs(
         assert footer not in session.activity_summary.lower()
 
     fake.release()
-    session = eventually(lambda: (s := observe("web-1")).activity == "ready" and s)
+    # the turn runs two tools and three model calls: give a busy CI machine room
+    session = eventually(lambda: (s := observe("web-1")).activity == "ready" and s, timeout=180)
     assert session, (observe("web-1").activity, pane(tmux_server, "web-1"))
     assert (workspace / "NOTES.md").read_text() == "hello\n"
     log = subprocess.run(["git", "log", "--format=%s"], cwd=workspace, capture_output=True, text=True).stdout

@@ -28,7 +28,7 @@ from tests.fakes.models import Recorded, ToolCall
 from tests.fakes.models.openai_responses import FakeResponsesAPI, ResponsesTurn, is_agent_turn
 from tests.helpers.fixtures import git
 
-pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+pytestmark = [pytest.mark.django_db, pytest.mark.slow, pytest.mark.timeout(600)]
 
 KEY_ENV = "AO_TEST_CODEX_API_KEY"
 MODEL = "fake-codex-model"
