@@ -766,6 +766,10 @@ def session_observe(*, session: Session) -> bool:
         )
         if reading.summary:
             fields["activity_summary"] = reading.summary[:500]
+        elif reading.state != session.activity:
+            # a summary says what the agent does now: one about the previous state ("Waiting
+            # for the model") is wrong once the state changed and the new reading says nothing
+            fields["activity_summary"] = ""
         if reading.tokens_in is not None:
             fields["tokens_in"] = reading.tokens_in
         if reading.tokens_out is not None:
