@@ -50,6 +50,8 @@ HELD_POLL = 0.3  # seconds between looks at an agent that is not ready yet
 # A delivery the agent did not take while its input still holds the text (the Enter was lost) is
 # retried after this, with Enter alone: the text is already there.
 RESUBMIT_WINDOW = timedelta(seconds=8)
+INPUT_LINES = 6  # the last non-blank lines of a screen, where an agent's input box is
+PASTE_PLACEHOLDER = "[Pasted text"  # what some TUIs show in their input instead of a long paste
 # After a (re)start ao waits for the agent's own empty prompt on screen (``Agent.screen_ready``);
 # a screen never recognised as ready holds messages back at most this long after the launch.
 LAUNCH_GRACE = timedelta(seconds=60)
@@ -331,7 +333,7 @@ def _deliver_next(session_id: str) -> str:
         return "held"  # the new process has not shown its own prompt (for long enough) yet
     # A retry of a message whose text still sits in the agent's input (its Enter was lost) is
     # submitted with Enter alone: typing it again would send it twice.
-    resubmit = message.delivered_at is not None and _input_holds_text(session, ctx, handle)
+    resubmit = message.delivered_at is not None and _input_holds_text(session, ctx, handle, message)
     if not message_claim(message=message):
         return "held"
     failpoints.reach("message.claimed")
@@ -408,9 +410,12 @@ def _launch_settled(session: Session, ctx, handle, *, now) -> bool:
     return seen_at is not None and now - seen_at >= settle
 
 
-def _input_holds_text(session: Session, ctx, handle, pane: str | None = None) -> bool:
-    """Whether the agent sits at its prompt with something typed in it: the agent reads ready or
-    idle, but its screen does not show its empty prompt (False when the plugin cannot tell)."""
+def _input_holds_text(session: Session, ctx, handle, message: Message, pane: str | None = None) -> bool:
+    """Whether the agent sits at its prompt with this message's text typed in it: the agent reads
+    ready or idle, its screen does not show its empty prompt, and the text's start is on the last
+    lines of the screen, where the input is (False when the plugin cannot tell). Only then may a
+    retry press Enter alone: anything less (a prompt ao does not recognise, a screen still busy)
+    would drop a message that was never typed into that input."""
     if session.activity not in (Activity.READY, Activity.IDLE) or handle is None:
         return False
     if pane is None:
@@ -418,7 +423,11 @@ def _input_holds_text(session: Session, ctx, handle, pane: str | None = None) ->
             pane = ctx.runtime.read_output(handle, lines=agents.PANE_LINES)
         except IntegrationError:
             return False
-    return ctx.agent.screen_ready(pane) is False
+    snippet = _snippet(message.text)
+    bottom = [line for line in pane.splitlines() if line.strip()][-INPUT_LINES:]
+    # a long paste may show as a placeholder ("[Pasted text #1 +19 lines]" in Claude Code)
+    shown = any((snippet and snippet in line) or PASTE_PLACEHOLDER in line for line in bottom)
+    return shown and ctx.agent.screen_ready(pane) is False
 
 
 def message_claim(*, message: Message) -> bool:
@@ -548,7 +557,7 @@ def _confirm_deliveries(session: Session) -> None:
         elif (
             now - message.delivered_at > RESUBMIT_WINDOW
             and pane is not None
-            and _input_holds_text(session, ctx, handle, pane)
+            and _input_holds_text(session, ctx, handle, message, pane)
         ):
             _delivery_failed(
                 session, message, "its Enter was not taken: the text is still in the agent's input"

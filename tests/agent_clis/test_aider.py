@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from integrations.registry import plugin_for
 from sessions import agents, messaging
-from sessions.models import Event, Session
+from sessions.models import Event
+from tests.agent_clis import helpers
+from tests.agent_clis.helpers import eventually, observe
 from tests.agent_clis.install import ensure
 from tests.factories import ProjectFactory
 from tests.fakes.models import Recorded, Turn
@@ -43,35 +44,13 @@ LONG_MESSAGE = (
 assert len(LONG_MESSAGE) > 300
 
 
+def pane(socket: str, name: str) -> str:
+    return helpers.pane(socket, name, history=60)
+
+
 def main_conversation(request: Recorded) -> bool:
     """The conversation itself, not aider's weak-model requests (commit messages, summaries)."""
     return isinstance(request.body, dict) and request.body.get("model") == MODEL
-
-
-def eventually(predicate, *, timeout: float = 60.0, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
-
-
-def observe(session_id: str) -> Session:
-    session = Session.objects.select_related("project").get(pk=session_id)
-    agents.session_observe(session=session)
-    session.refresh_from_db()
-    return session
-
-
-def pane(socket: str, name: str) -> str:
-    return subprocess.run(
-        ["tmux", "-L", socket, "capture-pane", "-p", "-J", "-t", f"={name}:", "-S", "-60"],
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
-    ).stdout
 
 
 def aider_totals(history: Path) -> tuple[int, int, float]:

@@ -20,6 +20,7 @@ from django.utils import timezone
 from integrations.registry import plugin_for
 from sessions import agents, messaging
 from sessions.models import Session
+from tests.agent_clis.helpers import deliver_and_observe, eventually, observe, pane, tmux
 from tests.agent_clis.install import ensure
 from tests.factories import ProjectFactory
 from tests.fakes.models.anthropic import AnthropicFake, ToolCall, Turn, is_agent_turn, user_texts
@@ -96,38 +97,6 @@ def make_project(repo, tmux_server: str, claude_bin: Path, home: Path, settings,
             "runtime": {"socket_name": tmux_server, "enter_delay": 1.0, "width": 120, "height": 40},
         },
     )
-
-
-def tmux(socket: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["tmux", "-L", socket, *args], capture_output=True, text=True, timeout=10, check=False
-    )
-
-
-def pane(socket: str, name: str) -> str:
-    return tmux(socket, "capture-pane", "-p", "-J", "-t", f"={name}:").stdout
-
-
-def eventually(predicate, *, timeout: float = 60.0, interval: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
-
-
-def observe(session_id: str) -> Session:
-    session = Session.objects.select_related("project").get(pk=session_id)
-    agents.session_observe(session=session)
-    session.refresh_from_db()
-    return session
-
-
-def deliver_and_observe(session_id: str) -> Session:
-    """One pass of what ao's loops do: deliver a queued message if the agent is ready, observe."""
-    messaging.messages_deliver(session_id=session_id)
-    return observe(session_id)
 
 
 def lines_of(text: str) -> list[str]:

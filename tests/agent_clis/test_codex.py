@@ -12,7 +12,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -22,6 +21,8 @@ import pytest
 
 from sessions import agents, messaging
 from sessions.models import Event, Session
+from tests.agent_clis import helpers
+from tests.agent_clis.helpers import eventually, observe, tmux
 from tests.agent_clis.install import ensure
 from tests.factories import ProjectFactory
 from tests.fakes.models import Recorded, ToolCall
@@ -41,6 +42,10 @@ LONG_MESSAGE = (
     '4. Tags <div class="x">&amp;</div> and generics Vec<Option<T>> stay as they are.\n'
     "Thanks! -- ana (100% sure; backslash \\ too)"
 )
+
+
+def pane(socket: str, name: str) -> str:
+    return helpers.pane(socket, name, history=200)
 
 
 @pytest.fixture
@@ -135,32 +140,6 @@ def project(repo, codex_home, codex_bin, tmux_server, settings, tmp_path):
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-def tmux(socket: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["tmux", "-L", socket, *args], capture_output=True, text=True, timeout=10, check=False
-    )
-
-
-def pane(socket: str, name: str) -> str:
-    return tmux(socket, "capture-pane", "-p", "-J", "-t", f"={name}:", "-S", "-200").stdout
-
-
-def eventually(predicate, *, timeout: float = 60.0, interval: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
-
-
-def observe(session_id: str) -> Session:
-    session = Session.objects.select_related("project").get(pk=session_id)
-    agents.session_observe(session=session)
-    session.refresh_from_db()
-    return session
-
-
 def agent_requests(fake: FakeResponsesAPI) -> list[Recorded]:
     return [r for r in fake.responses() if is_agent_turn(r)]
 

@@ -11,7 +11,6 @@ file; kill then restore resumes the same conversation (the fake sees the earlier
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +20,8 @@ from django.utils import timezone
 
 from integrations.agent.gemini import GeminiAgent, gemini_dir, session_file
 from sessions import agents, messaging
-from sessions.models import Event, Session
+from sessions.models import Event
+from tests.agent_clis.helpers import eventually, observe, pane, tmux
 from tests.agent_clis.install import ensure
 from tests.factories import ProjectFactory
 from tests.fakes.models.gemini import FakeGemini, ToolCall, Turn, user_texts
@@ -98,32 +98,6 @@ def project(repo, agent_home, tmux_server, settings, tmp_path):
             "runtime": {"socket_name": tmux_server, "width": 120, "height": 40, "enter_delay": 1.0},
         },
     )
-
-
-def tmux(socket: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        ["tmux", "-L", socket, *args], capture_output=True, text=True, timeout=10, check=False
-    )
-
-
-def pane(socket: str, name: str) -> str:
-    return tmux(socket, "capture-pane", "-p", "-J", "-t", f"={name}:").stdout
-
-
-def eventually(predicate, *, timeout: float = 60.0, interval: float = 0.3):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
-
-
-def observe(session_id: str) -> Session:
-    session = Session.objects.select_related("project").get(pk=session_id)
-    agents.session_observe(session=session)
-    session.refresh_from_db()
-    return session
 
 
 def recorded_totals(home: Path, workspace: Path) -> tuple[int, int, str]:

@@ -24,7 +24,9 @@ import pytest
 
 from integrations.registry import plugin_for
 from sessions import agents, messaging
-from sessions.models import Event, Session
+from sessions.models import Event
+from tests.agent_clis import helpers
+from tests.agent_clis.helpers import eventually, observe
 from tests.agent_clis.install import ensure
 from tests.factories import ProjectFactory
 from tests.fakes.models import Recorded, ToolCall, Turn
@@ -45,33 +47,11 @@ LONG_MESSAGE = (
 )
 
 
-def eventually(predicate, *, timeout: float = 60.0, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
-
-
-def observe(session_id: str) -> Session:
-    session = Session.objects.select_related("project").get(pk=session_id)
-    agents.session_observe(session=session)
-    session.refresh_from_db()
-    return session
+assert len(LONG_MESSAGE) > 300
 
 
 def pane(socket: str, name: str) -> str:
-    return subprocess.run(
-        ["tmux", "-L", socket, "capture-pane", "-p", "-J", "-t", f"={name}:", "-S", "-60"],
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
-    ).stdout
-
-
-assert len(LONG_MESSAGE) > 300
+    return helpers.pane(socket, name, history=60)
 
 
 def main_conversation(request: Recorded) -> bool:

@@ -50,7 +50,13 @@ def settle(*pulls):
     GitHub's times have whole seconds, and a PR changed in the very second of a look is read
     once more at the next sweep, which these steps do not want to count."""
     for pull in pulls:
-        pull.updated_at = datetime.now(UTC) - timedelta(seconds=10)
+        when = (datetime.now(UTC) - timedelta(seconds=10)).replace(microsecond=0)
+        # each change moves a PR's time forward, as on GitHub: two settles of one PR in the same
+        # second must not give it the same (whole-second) time again, hiding the second change
+        previous = getattr(pull, "settled_at", None)
+        if previous is not None and when <= previous:
+            when = previous + timedelta(seconds=1)
+        pull.updated_at = pull.settled_at = when
 
 
 def sweep(gh, project):
