@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -434,13 +434,26 @@ def message_claim(*, message: Message) -> bool:
     """Claim a queued message for typing; False if another deliverer has it. The state moves out
     of QUEUED in one conditional UPDATE, so two deliverers (a worker, the sweep, the CLI) never
     type the same message twice. The claim is a lease (``CLAIM_LEASE``): ``delivered_at`` stays
-    empty until the keys were sent, so a claim whose deliverer died is found and undone."""
-    claimed = Message.objects.filter(pk=message.pk, state=Message.State.QUEUED).update(
-        state=Message.State.DELIVERED,
-        attempts=F("attempts") + 1,
-        claimed_at=timezone.now(),
-        delivered_at=None,
-    )
+    empty until the keys were sent, so a claim whose deliverer died is found and undone.
+
+    One message of a session is in flight at a time, and that is decided here too, under the
+    session's row lock (PostgreSQL; SQLite's IMMEDIATE transaction holds the write lock): two
+    deliverers that each saw nothing in flight must not both type, or one's clearing keys erase
+    the other's text before its Enter (a message lost under load with several workers)."""
+    with transaction.atomic():
+        if connection.vendor != "sqlite":
+            list(
+                Session.objects.select_for_update().filter(pk=message.session_id).values_list("pk", flat=True)
+            )
+        in_flight = Message.objects.filter(session_id=message.session_id, state=Message.State.DELIVERED)
+        if in_flight.exclude(pk=message.pk).exists():
+            return False
+        claimed = Message.objects.filter(pk=message.pk, state=Message.State.QUEUED).update(
+            state=Message.State.DELIVERED,
+            attempts=F("attempts") + 1,
+            claimed_at=timezone.now(),
+            delivered_at=None,
+        )
     if claimed == 1:
         message.refresh_from_db()
     return claimed == 1
