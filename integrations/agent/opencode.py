@@ -1,7 +1,8 @@
 """OpenCode (``opencode``): launch argv and terminal-based activity.
 
-``opencode [project]`` starts the TUI; ``--prompt`` gives the first message, ``--model`` takes
-``provider/model``, ``--session <id>`` continues a conversation (its ``--prompt`` is then
+``opencode [project]`` starts the TUI; ao types the first message once its prompt shows (not
+``--prompt``: a command line is readable by every local user with ``ps``), ``--model`` takes
+``provider/model``, ``--session <id>`` continues a conversation (a ``--prompt`` is then
 ignored) and ``--auto`` auto-approves permissions that are not explicitly denied (all checked
 against opencode 1.18.33, see docs/AGENTS.md). OpenCode has no
 flag for extra system instructions (it reads ``AGENTS.md``), so ``system_prompt_file`` is
@@ -138,7 +139,8 @@ def retry_banner(pane_text: str) -> str:
 class OpenCodeAgent(CliAgent):
     binary = "opencode"
     install_hint = "npm install -g opencode-ai"
-    prompt_in_command = True
+    # typed once its prompt shows: ``--prompt=`` put the worker prompt where ``ps`` shows it
+    prompt_in_command = False
     resume_flag = "--session"
     # OpenCode's default permission set lets the agent edit; only "skip" has a flag of its own.
     permission_args: ClassVar = {"default": [], "auto-edit": [], "skip-permissions": ["--auto"]}

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import time
+from pathlib import Path
 
 from sessions import agents, messaging
 from sessions.models import Session
 
 
-def eventually(predicate, *, timeout: float = 60.0, interval: float = 0.3):
-    """Poll ``predicate`` until it returns something truthy or ``timeout`` passes; its last value."""
+def eventually(predicate, *, timeout: float = 120.0, interval: float = 0.3):
+    """Poll ``predicate`` until it returns something truthy or ``timeout`` passes; its last value.
+    The default is generous: a real CLI under a fully loaded CI machine can take a minute to start."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -43,3 +45,20 @@ def deliver_and_observe(session_id: str) -> Session:
     """One pass of what ao's loops do: deliver a queued message if the agent is ready, observe."""
     messaging.messages_deliver(session_id=session_id)
     return observe(session_id)
+
+
+def process_tree_cmdlines(socket: str, name: str) -> list[str]:
+    """The command lines of every process in the session's pane (what `ps` shows anyone)."""
+    root = tmux(socket, "display-message", "-p", "-t", f"={name}:", "#{pane_pid}").stdout.strip()
+    pids, found = [root], []
+    while pids:
+        pid = pids.pop()
+        try:
+            found.append(
+                Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            )
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            continue
+        pids.extend(children)
+    return found

@@ -20,7 +20,14 @@ from django.utils import timezone
 from integrations.registry import plugin_for
 from sessions import agents, messaging
 from sessions.models import Session
-from tests.agent_clis.helpers import deliver_and_observe, eventually, observe, pane, tmux
+from tests.agent_clis.helpers import (
+    deliver_and_observe,
+    eventually,
+    observe,
+    pane,
+    process_tree_cmdlines,
+    tmux,
+)
 from tests.agent_clis.install import ensure
 from tests.factories import ProjectFactory
 from tests.fakes.models.anthropic import AnthropicFake, ToolCall, Turn, is_agent_turn, user_texts
@@ -108,23 +115,6 @@ def lines_of(text: str) -> list[str]:
 
 def agent_requests(fake: AnthropicFake) -> list:
     return [request for request in list(fake.requests) if is_agent_turn(request)]
-
-
-def process_tree_cmdlines(socket: str, name: str) -> list[str]:
-    """The command lines of every process in the session's pane (what `ps` shows anyone)."""
-    root = tmux(socket, "display-message", "-p", "-t", f"={name}:", "#{pane_pid}").stdout.strip()
-    pids, found = [root], []
-    while pids:
-        pid = pids.pop()
-        try:
-            found.append(
-                Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            )
-            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        except OSError:
-            continue
-        pids.extend(children)
-    return found
 
 
 def transcript_records(home: Path, workspace: Path) -> tuple[Path, int, int, float | None, str]:

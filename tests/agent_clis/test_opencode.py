@@ -26,7 +26,7 @@ from integrations.registry import plugin_for
 from sessions import agents, messaging
 from sessions.models import Event
 from tests.agent_clis import helpers
-from tests.agent_clis.helpers import eventually, observe
+from tests.agent_clis.helpers import deliver_and_observe, eventually, observe, process_tree_cmdlines
 from tests.agent_clis.install import ensure
 from tests.factories import ProjectFactory
 from tests.fakes.models import Recorded, ToolCall, Turn
@@ -165,15 +165,24 @@ def test_opencode_tools_permission_message_costs_resume_and_retries(
     )
     fake.hold()
 
-    # spawn: the prompt is on OpenCode's command line; nobody touches the terminal
+    # spawn: ao types the prompt once OpenCode shows its prompt; nobody touches the terminal
     with django_capture_on_commit_callbacks(execute=True):
         session = agents.session_spawn(project=project, prompt="Create hello.txt and commit it. MARK-FIRST")
     session.refresh_from_db()
     assert session.phase == "running", session.error
     workspace = Path(session.workspace_path)
-    first = eventually(lambda: [r for r in fake.completions() if main_conversation(r)], timeout=90)
+
+    def asked_the_model():
+        deliver_and_observe(session.id)
+        return [r for r in fake.completions() if main_conversation(r)]
+
+    first = eventually(asked_the_model, timeout=90)
     assert first, f"opencode never sent the prompt; its screen:\n{pane(tmux_server, session.id)}"
     assert "MARK-FIRST" in FakeChatCompletionsAPI.user_texts(first[0])[-1]
+    assert sum("MARK-FIRST" in text for text in FakeChatCompletionsAPI.user_texts(first[0])) == 1
+    # the task is not on OpenCode's command line, where `ps` shows it to every local user
+    assert process_tree_cmdlines(tmux_server, session.id)
+    assert not [cmd for cmd in process_tree_cmdlines(tmux_server, session.id) if "MARK-FIRST" in cmd]
 
     # the model holds its answer: OpenCode is working
     assert eventually(lambda: observe(session.id).activity == "active"), pane(tmux_server, session.id)

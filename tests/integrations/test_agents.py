@@ -100,7 +100,7 @@ LAUNCH_CASES = [
         ["aider", *AIDER_UNATTENDED, "--yes-always", "--model", "sonnet"],
     ),
     ("aider", {"permissions": "auto-edit"}, None, ["aider", *AIDER_UNATTENDED]),
-    ("opencode", {}, "fix it", ["opencode", "--prompt=fix it"]),
+    ("opencode", {}, "ignored: sent after launch", ["opencode"]),
     (
         "opencode",
         {"permissions": "skip-permissions", "model": "anthropic/claude-sonnet-4"},
@@ -137,7 +137,7 @@ def test_launch_command(key: str, settings: dict, prompt: str | None, argv: list
         ("claude-code", {}, False),
         ("codex", {}, False),
         ("aider", {}, False),
-        ("opencode", {}, True),
+        ("opencode", {}, False),
         ("gemini", {}, False),
         ("custom", {"command": ["a"]}, False),
         ("custom", {"command": ["a"], "prompt_mode": "argv"}, True),
