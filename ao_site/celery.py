@@ -107,20 +107,25 @@ class BeatScheduler(Scheduler):
 # --- database connections that go away (pg_terminate_backend, a PostgreSQL restart) -----------------
 db_log = logging.getLogger("ao.database")
 DB_ERRORS_RETRIED = 5  # a task interrupted by a lost connection runs again after 1, 2, 4, 8, 16 s
-_db_outage: dict[str, float | None] = {"since": None}
+_db_outage: dict[str, float | None] = {"since": None, "last": None}
+# An outage ends with a task that succeeds this long after the last lost connection: the other
+# threads' connections from before the cut fail one after another for a moment, and each of
+# those is the same outage, not a new one.
+DB_QUIET_S = 2.0
 
 
 def database_connection_lost(exc: BaseException) -> bool:
     """Whether ``exc`` is a database connection going away; if so, log it once per outage (the
-    first of a burst; a task that then succeeds ends the outage) and close this thread's broken
-    connections so the next query opens a fresh one."""
+    first of a burst; a task that succeeds DB_QUIET_S after the last loss ends the outage) and
+    close this thread's broken connections so the next query opens a fresh one."""
     from django import db
 
     if not isinstance(exc, db.InterfaceError | db.OperationalError):
         return False
     db.close_old_connections()
+    _db_outage["last"] = time.monotonic()
     if _db_outage["since"] is None:
-        _db_outage["since"] = time.monotonic()
+        _db_outage["since"] = _db_outage["last"]
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         db_log.warning("database connection lost (%s); interrupted work is retried", reason)
     return True
@@ -156,7 +161,7 @@ def _retried(reason=None, **kwargs) -> None:
 
 @signals.task_success.connect
 def _succeeded(**kwargs) -> None:
-    since = _db_outage["since"]
-    if since is not None:
+    since, last = _db_outage["since"], _db_outage["last"]
+    if since is not None and (last is None or time.monotonic() - last >= DB_QUIET_S):
         _db_outage["since"] = None
         db_log.warning("database connection back after %d s", time.monotonic() - since)
