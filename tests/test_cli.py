@@ -36,10 +36,17 @@ CORE_COMMANDS = ("start", "stop", "status", "web", "worker", "beat", "version")
 
 
 @pytest.fixture
-def home(tmp_path: Path) -> Path:
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """AO_HOME for the ao subprocesses, and a tmux socket directory of this test's own: an agent a
+    command starts (ao's default tmux server) lives there and is killed afterwards, never left
+    running in the machine's default tmux server."""
     path = tmp_path / "home"
     path.mkdir()
-    return path
+    sockets = tmp_path / "tmux"
+    sockets.mkdir()
+    monkeypatch.setenv("TMUX_TMPDIR", str(sockets))
+    yield path
+    subprocess.run(["tmux", "kill-server"], capture_output=True, timeout=10, check=False)
 
 
 @pytest.mark.slow
