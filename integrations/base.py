@@ -241,6 +241,10 @@ class Agent(Plugin, abc.ABC):
     # after a (re)start, ao types only once the screen has shown the agent's empty prompt for
     # this long (the CLI may draw its prompt before it takes input; see ``screen_ready``)
     input_settle_seconds: ClassVar[float] = 0.0
+    # variables of ao's own environment that would turn the CLI into something else than the
+    # interactive program ao supervises (Gemini runs headless and exits when it sees CI=true):
+    # removed from the agent's environment
+    unset_env: ClassVar[tuple[str, ...]] = ()
 
     def executable(self) -> str:
         """The command to run: the settings' ``binary`` override, else the plugin's default."""

@@ -500,12 +500,13 @@ def credential_env_names() -> set[str]:
     return names
 
 
-def agent_environment(session: Session, *, token: str) -> dict[str, str | None]:
+def agent_environment(session: Session, *, token: str, agent: Agent) -> dict[str, str | None]:
     """The agent's environment on top of ao's own (the runtime's launcher layers it over ao's
     environment at the moment it starts the agent, not over its tmux server's): its identity for
     `ao report`, and removed (None) every credential of ao (ao's own secrets, every variable a
     plugin setting of any project or notifier names) and other agents' session markers
-    (AGENT_SESSION_MARKERS). With passTokensToAgents, the project's own SCM/tracker tokens stay.
+    (AGENT_SESSION_MARKERS) and what would stop this CLI being interactive (``agent.unset_env``:
+    a CI marker of the machine ao runs on). With passTokensToAgents, the project's own SCM/tracker tokens stay.
     The model credentials are the ones the session was spawned with (``secrets.credentials_env``):
     the project's, or its spawner's personal secrets with every other model credential removed."""
     project = session.project
@@ -513,7 +514,7 @@ def agent_environment(session: Session, *, token: str) -> dict[str, str | None]:
     if project.pass_tokens_to_agents:
         removed -= set(AO_SERVICE_TOKENS) | project_credential_env(project, TOKEN_SLOTS)
         removed |= set(AO_INTERNAL_ENV)
-    removed |= set(AGENT_SESSION_MARKERS)
+    removed |= set(AGENT_SESSION_MARKERS) | set(agent.unset_env)
     env: dict[str, str | None] = dict.fromkeys(sorted(removed - ESSENTIAL_ENV))
     # the model credentials: the project's, or the spawner's own (and nobody else's), also on restore
     env.update(
@@ -656,7 +657,7 @@ def _launch(session: Session, ctx: AgentContext, *, cwd: Path, argv: list[str], 
     """Start the agent in its runtime with a fresh session token and record it running."""
     token = secrets.token_urlsafe(32)
     handle = ctx.runtime.start(
-        name=session.id, cwd=cwd, command=argv, env=agent_environment(session, token=token)
+        name=session.id, cwd=cwd, command=argv, env=agent_environment(session, token=token, agent=ctx.agent)
     )
     Session.objects.filter(pk=session.pk).update(
         # launched_at: readings from before it (the transcript of the process before a restore)

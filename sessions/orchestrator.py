@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from ao_site import served
 from integrations import gitutil
-from integrations.base import IntegrationError, PermanentIntegrationError
+from integrations.base import Agent, IntegrationError, PermanentIntegrationError
 from integrations.registry import ConfigurationError, plugin_for, registry_for
 from integrations.registry import agents as agent_registry
 from sessions import agents, audit, jobs, services
@@ -431,8 +431,8 @@ def _workspace(session: Session, ctx: agents.AgentContext) -> Path:
     return path
 
 
-def orchestrator_environment(session: Session, *, token: str) -> dict[str, str | None]:
-    env = agents.agent_environment(session, token=token)
+def orchestrator_environment(session: Session, *, token: str, agent: Agent) -> dict[str, str | None]:
+    env = agents.agent_environment(session, token=token, agent=agent)
     for name in ORCHESTRATOR_KEEPS_ENV:
         if os.environ.get(name):
             env[name] = os.environ[name]
@@ -469,7 +469,7 @@ def orchestrator_launch(*, session_id: str) -> bool:
             )
         token = secrets.token_urlsafe(32)
         handle = ctx.runtime.start(
-            name=session.id, cwd=workspace, command=argv, env=orchestrator_environment(session, token=token)
+            name=session.id, cwd=workspace, command=argv, env=orchestrator_environment(session, token=token, agent=ctx.agent)
         )
     except (IntegrationError, ConfigurationError, ValueError, OSError) as exc:
         with transaction.atomic():

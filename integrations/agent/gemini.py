@@ -198,6 +198,9 @@ class GeminiAgent(CliAgent):
     prompt_in_command = False
     paste_input = True
     input_settle_seconds = 2.0
+    # With CI=true or GITHUB_ACTIONS=true (a CI runner, many containers) Gemini 0.61 takes itself
+    # for a headless run, prints "No input provided via stdin" and exits 42 (isHeadlessMode)
+    unset_env = ("CI", "GITHUB_ACTIONS")
     resume_flag = "--resume"
     permission_args: ClassVar = {
         "default": [],

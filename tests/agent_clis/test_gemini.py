@@ -141,8 +141,12 @@ def conversation_after(fake: FakeGemini, count: int) -> bool:
 
 
 def test_gemini_unattended_task_activity_message_tokens_restore(
-    project, repo, fake, agent_home, tmux_server, django_capture_on_commit_callbacks
+    project, repo, fake, agent_home, tmux_server, django_capture_on_commit_callbacks, monkeypatch
 ) -> None:
+    # ao serving from a CI runner or a container that sets CI=true: Gemini, seeing it, would run
+    # headless and exit ("No input provided via stdin") instead of taking the task
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
     fake.script(
         Turn(
             text="I will note the task in notes.txt.",
