@@ -168,14 +168,22 @@ def test_after_a_reconnect_the_board_body_is_fetched_again(live: Live, admin_pag
     page = admin_page
     page.goto(f"{live.base}/p/e2e/")
     page.wait_for_selector("#live-indicator[data-state=live]")
-    # A change that pushed nothing (a title edited behind ao's back) stands for what a browser
-    # misses while its socket is down; the resync that ao.js fires on a reconnect picks it up.
+    # While "offline" the page drops every pushed message (other sessions' work goes on and keeps
+    # pushing); a title edited behind ao's back stands for what it misses. The resync that ao.js
+    # fires on a reconnect picks it up.
+    page.evaluate(
+        "window.aoDropPushes = function (e) { e.preventDefault(); };"
+        "document.addEventListener('htmx:wsBeforeMessage', window.aoDropPushes);"
+    )
     live.shell(
         "from sessions.models import Session\n"
         "print(Session.objects.filter(pk='e2e-1').update(issue_title='Renamed while offline'))"
     )
     assert "Renamed while offline" not in page.inner_text("#card-e2e-1")
-    page.evaluate("htmx.trigger(document.body, 'ao:resync')")
+    page.evaluate(
+        "document.removeEventListener('htmx:wsBeforeMessage', window.aoDropPushes);"
+        "htmx.trigger(document.body, 'ao:resync')"
+    )
     page.wait_for_selector("#card-e2e-1 >> text=Renamed while offline", timeout=5_000)
     assert page.locator("#board-body").count() == 1
 
