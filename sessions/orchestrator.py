@@ -469,7 +469,10 @@ def orchestrator_launch(*, session_id: str) -> bool:
             )
         token = secrets.token_urlsafe(32)
         handle = ctx.runtime.start(
-            name=session.id, cwd=workspace, command=argv, env=orchestrator_environment(session, token=token, agent=ctx.agent)
+            name=session.id,
+            cwd=workspace,
+            command=argv,
+            env=orchestrator_environment(session, token=token, agent=ctx.agent),
         )
     except (IntegrationError, ConfigurationError, ValueError, OSError) as exc:
         with transaction.atomic():
