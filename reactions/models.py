@@ -62,7 +62,9 @@ class Notification(models.Model):
     """Something a person should know, recorded once and sent through the routed notifiers.
 
     Also the in-app inbox: every notification is listed for the project's members; ``read_by``
-    holds who has seen it.
+    holds who has seen it. ``recipient`` is the person it concerns (a session's owner: whoever
+    spawned it; a person whose spawn was refused): notifiers that reach people one by one (the
+    email notifier with ``toRecipient``) send it to them; empty: the project as a whole.
     """
 
     project = models.ForeignKey(
@@ -82,6 +84,14 @@ class Notification(models.Model):
     url = models.URLField(max_length=1000, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     read_by = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="notifications_read")
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="notifications_for",
+        help_text="the person it concerns (a session's owner, a refused spawner); empty: the project's members",
+    )
 
     class Meta:
         ordering = ["-created_at", "-pk"]

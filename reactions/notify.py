@@ -66,12 +66,18 @@ def notify(
     priority: str = "info",
     rule: str = "",
     url: str = "",
+    recipient=None,
 ) -> Notification:
-    """Record a notification (the in-app inbox) and send it, after commit, to its routed notifiers."""
+    """Record a notification (the in-app inbox) and send it, after commit, to its routed notifiers.
+
+    ``recipient``: the person it concerns; by default a session's owner (who spawned it), none for
+    a session ao spawned by itself or a notification about the project."""
     if priority not in Priority.values:
         log.warning("notify: unknown priority %r, using info", priority)
         priority = Priority.INFO
     url = url or _default_url(session)
+    if recipient is None and session is not None:
+        recipient = session.created_by if session.created_by_id else None
     with transaction.atomic():
         notification = Notification.objects.create(
             project=project,
@@ -81,6 +87,7 @@ def notify(
             title=_clip(" ".join(title.split()), 300) or "(untitled)",
             body=body,
             url=url if len(url) <= 1000 else "",
+            recipient=recipient,
         )
         to_send = _deliveries_create(notification=notification, names=route_for(priority))
     if to_send:
@@ -166,10 +173,12 @@ def notifier_build(name: str, *, spec: tuple[str, dict[str, Any]] | None = None)
 
 
 def outbound(notification: Notification) -> OutboundNotification:
-    """What the notifiers get: the row, with ao's page for its session and the session's PR (read
-    at send time: the PR may have been opened since)."""
+    """What the notifiers get: the row, with ao's page for its session and the session's PR, and the
+    person it concerns with their e-mail address (read at send time: the PR may have been opened
+    since, the person may have changed their address; a deactivated person gets nothing)."""
     session = notification.session
     pr = getattr(session, "pull_request", None) if session is not None else None  # None: no PR
+    person = notification.recipient if notification.recipient_id and notification.recipient.is_active else None
     return OutboundNotification(
         title=notification.title,
         body=notification.body,
@@ -184,6 +193,8 @@ def outbound(notification: Notification) -> OutboundNotification:
         rule=notification.rule,
         project_name=notification.project.name,
         created_at=notification.created_at,
+        recipient=person.get_username() if person else "",
+        recipient_email=(person.email or "") if person else "",
     )
 
 
@@ -192,7 +203,9 @@ def notification_delivery_attempt(*, delivery_id: int) -> float | None:
     when there is nothing more to do (sent, failed for good, gone, or claimed by another worker).
     Never raises for notifier failures."""
     delivery = (
-        NotificationDelivery.objects.select_related("notification__project", "notification__session")
+        NotificationDelivery.objects.select_related(
+            "notification__project", "notification__session", "notification__recipient"
+        )
         .filter(pk=delivery_id, state=NotificationDelivery.State.PENDING)
         .first()
     )

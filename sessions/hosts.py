@@ -296,6 +296,7 @@ def _session_host_gone(session: Session, *, host: Host) -> str:
                     ),
                     priority="warning",
                     rule=NOTIFY_RULE,
+                    recipient=session.created_by,
                 )
             except Exception:  # telling people must never stop the marking
                 log.exception("could not record the host-gone notification for %s", session.id)

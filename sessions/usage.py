@@ -9,8 +9,9 @@ spawned, so the page, the API and ``ao retro`` add up to exactly what the sessio
 Budgets are monthly cost caps (USD, calendar months in UTC): a project's (``monthlyBudgetUsd`` in
 its config) and a person's across all projects (``UserBudget``, set by a superuser). Once the month's
 sessions cost the cap or more, ``spawn_budget_refusal`` gives the reason a spawn is refused and
-tells the project's members, once per cap and month, through the notifier the app hands down
-(``use_notifier``: reactions sit above the core).
+tells the person refused (the notification's recipient, in the project's inbox), once per person,
+cap and month, through the notifier the app hands down (``use_notifier``: reactions sit above the
+core).
 """
 
 from __future__ import annotations
@@ -251,15 +252,16 @@ def budget_refusal(*, project: Project, user=None, now: datetime | None = None) 
 
 
 def spawn_budget_refusal(*, project: Project, by=None, now: datetime | None = None) -> str | None:
-    """The reason a spawn must be refused for its budget (and the members are told, once per cap
-    and month), or None."""
+    """The reason a spawn must be refused for its budget (and the person refused is told, once per
+    cap and month), or None."""
     refusal = budget_refusal(project=project, user=by, now=now)
     if refusal is None:
         return None
     title, reason = refusal
     title = f"Spawn refused: {title}"
+    person = by if getattr(by, "pk", None) else None
     told = Notification.objects.filter(
-        project=project, rule=NOTIFY_RULE, title=title, created_at__gte=month_start(now)
+        project=project, rule=NOTIFY_RULE, title=title, recipient=person, created_at__gte=month_start(now)
     ).exists()
     if not told and _notify is not None:
         try:
@@ -270,6 +272,7 @@ def spawn_budget_refusal(*, project: Project, by=None, now: datetime | None = No
                 priority="warning",
                 rule=NOTIFY_RULE,
                 url=_page_url(),
+                recipient=person,
             )
         except Exception:  # telling people must never turn the refusal into a crash
             log.exception("could not record the budget notification for project %s", project.key)

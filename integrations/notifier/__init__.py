@@ -65,12 +65,16 @@ class NotifyUnavailable(TransientIntegrationError):
 
 @dataclass(frozen=True)
 class OutboundNotification(Notification):
-    """What ao sends: the plugin-facing Notification plus the stored row's id, rule and time."""
+    """What ao sends: the plugin-facing Notification plus the stored row's id, rule and time, and
+    the person it concerns (``recipient``, a username, and their e-mail address; empty: the
+    project as a whole)."""
 
     id: int | None = None
     rule: str = ""
     project_name: str = ""
     created_at: datetime | None = None
+    recipient: str = ""
+    recipient_email: str = ""
 
 
 class NotifierConfig(PluginConfig):

@@ -3,7 +3,12 @@
 The mail server is Django's ``EMAIL_*`` settings, read from the environment (ao_site/settings.py:
 EMAIL_HOST, EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS / EMAIL_USE_SSL,
 DEFAULT_FROM_EMAIL), unless the notifier names its own (``host``, ``port``, ``username``,
-``password_secret`` — a secret stored in ao —, ``use_tls`` / ``use_ssl``)."""
+``password_secret`` — a secret stored in ao —, ``use_tls`` / ``use_ssl``).
+
+Recipients: the ``to`` list, and with ``to_recipient`` the person a notification concerns (a
+session's owner, a person whose spawn was refused) at their account's e-mail address: each person
+hears about their own sessions. A notification for nobody in particular goes to ``to`` only; with
+an empty ``to`` it has nobody to go to and its delivery fails saying so."""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import smtplib
 
 from django.conf import settings
 from django.core.mail import BadHeaderError, get_connection, send_mail
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from integrations.base import Notification, Notifier
 from integrations.credentials import SecretName, secret_name
@@ -58,7 +63,12 @@ def email_body(notification: Notification) -> str:
 @notifiers.register("email")
 class EmailNotifier(Notifier):
     class Config(NotifierConfig):
-        to: list[str] = Field(min_length=1, description="Recipients.")
+        to: list[str] = Field(default_factory=list, description="Recipients (every notification).")
+        to_recipient: bool = Field(
+            default=False,
+            description="Also the person a notification concerns (a session's owner, a refused "
+            "spawner), at their account's e-mail address.",
+        )
         from_email: str | None = Field(
             default=None, description="Sender; default: Django's DEFAULT_FROM_EMAIL."
         )
@@ -82,6 +92,12 @@ class EmailNotifier(Notifier):
         def _recipients(cls, value: list[str]) -> list[str]:
             return [_address(v) for v in value]
 
+        @model_validator(mode="after")
+        def _someone(self) -> EmailNotifier.Config:
+            if not self.to and not self.to_recipient:
+                raise ValueError("set to (a list of addresses), to_recipient: true, or both")
+            return self
+
         @field_validator("from_email")
         @classmethod
         def _sender(cls, value: str | None) -> str | None:
@@ -103,14 +119,31 @@ class EmailNotifier(Notifier):
             )
         return {name: value for name, value in own.items() if value is not None}
 
+    def recipients(self, notification: Notification) -> list[str]:
+        """``to``, and with ``to_recipient`` the address of the person the notification concerns."""
+        addresses = list(self.config.to)
+        person = getattr(notification, "recipient_email", "") if self.config.to_recipient else ""
+        if person and ADDRESS_RE.match(person) and person.lower() not in {a.lower() for a in addresses}:
+            addresses.append(person)
+        return addresses
+
     def send(self, notification: Notification) -> None:
+        to = self.recipients(notification)
+        if not to:
+            who = getattr(notification, "recipient", "")
+            raise NotifyFailed(
+                f"email: nobody to send to ({who} has no e-mail address)"
+                if who
+                else "email: nobody to send to (a notification for the whole project, and `to` is empty)",
+                fix=f"give {who} an e-mail address" if who else "add addresses to the notifier's `to`",
+            )
         connection = get_connection(timeout=self.config.timeout, **self._server())
         try:
             send_mail(
                 email_subject(notification, prefix=self.config.subject_prefix),
                 email_body(notification),
                 self.config.from_email or settings.DEFAULT_FROM_EMAIL,
-                list(self.config.to),
+                to,
                 fail_silently=False,
                 connection=connection,
             )

@@ -60,6 +60,7 @@ def webhook_payload(notification: Notification, *, timestamp: int) -> dict[str, 
         "project": notification.project_key,
         "session": notification.session_id,
         "rule": getattr(notification, "rule", ""),
+        "recipient": getattr(notification, "recipient", "") or None,
         "created_at": created.isoformat() if created else None,
     }
 

@@ -439,6 +439,12 @@ class NotificationSerializer(serializers.ModelSerializer):
     session = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     read = serializers.SerializerMethodField()
     deliveries = NotificationDeliverySerializer(many=True, read_only=True)
+    recipient = serializers.SlugRelatedField(
+        slug_field="username",
+        read_only=True,
+        allow_null=True,
+        help_text="the person it concerns (a session's owner, a refused spawner); null: the project's members",
+    )
 
     class Meta:
         model = Notification
@@ -452,6 +458,7 @@ class NotificationSerializer(serializers.ModelSerializer):
             "body",
             "url",
             "created_at",
+            "recipient",
             "read",
             "deliveries",
         ]

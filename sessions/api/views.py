@@ -528,7 +528,8 @@ class ReactionAttemptListView(AoListView):
 
 
 class NotificationListView(AoListView):
-    """Notifications of your projects, newest first; ``?unread=true`` for the unread ones."""
+    """Notifications of your projects, newest first; ``?unread=true`` for the unread ones,
+    ``?mine=true`` for those about you (your sessions, your refused spawns)."""
 
     pagination_class = cursor_by("-pk")
     serializer_class = s.NotificationSerializer
@@ -537,6 +538,7 @@ class NotificationListView(AoListView):
         operation_id="notifications_list",
         parameters=[
             OpenApiParameter("unread", bool, required=False),
+            OpenApiParameter("mine", bool, required=False),
             OpenApiParameter("project", str, required=False),
         ],
     )
@@ -546,13 +548,15 @@ class NotificationListView(AoListView):
         )
         qs = (
             Notification.objects.filter(project__in=selectors.projects_visible_to(request.user))
-            .select_related("project")
+            .select_related("project", "recipient")
             .prefetch_related("deliveries")
             .annotate(is_read=Exists(read))
         )
         unread = request.query_params.get("unread", "").lower()
         if unread in ("1", "true", "yes"):
             qs = qs.filter(is_read=False)
+        if request.query_params.get("mine", "").lower() in ("1", "true", "yes"):
+            qs = qs.filter(recipient_id=request.user.pk)
         if request.query_params.get("project"):
             qs = qs.filter(project=project_for(request, request.query_params["project"]))
         return self.page(qs, s.NotificationSerializer)

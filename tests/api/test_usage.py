@@ -223,7 +223,7 @@ def _spawn(user):
     return _client(user).post("/api/v1/projects/web/spawn", {"prompt": "add a health check"}, format="json")
 
 
-def test_a_spawn_over_the_projects_budget_is_refused_with_the_reason_and_people_are_told_once(budget) -> None:
+def test_a_spawn_over_the_projects_budget_is_refused_with_the_reason_and_each_person_told_once(budget) -> None:
     web = budget["web"]
     Project.objects.filter(pk=web.pk).update(monthly_budget_usd=Decimal("1.00"))
     assert _spawn(budget["alice"]).status_code == 201  # $0.60 of $1.00: under the cap
@@ -246,9 +246,15 @@ def test_a_spawn_over_the_projects_budget_is_refused_with_the_reason_and_people_
     assert told.title == "Spawn refused: project web is over its $1.00 monthly budget"
     assert told.body == reason.removeprefix("not spawned: ")
     assert told.priority == "warning" and told.project == web and told.url.endswith("/usage/")
+    assert told.recipient == budget["bob"]  # the person refused
 
+    assert _spawn(budget["bob"]).status_code == 409
+    assert Notification.objects.filter(rule="budget").count() == 1  # once per person, cap and month
     assert _spawn(budget["alice"]).status_code == 409
-    assert Notification.objects.filter(rule="budget").count() == 1  # once per cap and month
+    assert list(Notification.objects.filter(rule="budget").values_list("recipient__username", flat=True)) == [
+        "alice",
+        "bob",
+    ]
 
     with pytest.raises(CommandError, match=re.escape(reason)):  # the host's CLI: the same reason
         call_command("spawn", "--project", "web", "--prompt", "x", stdout=StringIO())
@@ -270,10 +276,9 @@ def test_a_persons_budget_refuses_their_spawns_only(budget) -> None:
     message = refused.json()["error"]["message"]
     assert message.startswith("not spawned: alice is over their monthly budget: $0.60 spent in ")
     assert message.endswith("or when a superuser raises it (ao budget set alice AMOUNT)")
-    assert (
-        Notification.objects.get(rule="budget").title
-        == "Spawn refused: alice is over their $0.50 monthly budget"
-    )
+    told = Notification.objects.get(rule="budget")
+    assert told.title == "Spawn refused: alice is over their $0.50 monthly budget"
+    assert told.recipient == budget["alice"]
     assert _spawn(budget["bob"]).status_code == 201  # bob has no cap; alice's is hers alone
 
     # she sees her own budget on the usage API, bob sees none of hers

@@ -266,6 +266,7 @@ def test_webhook_posts_the_notification_signed_with_hmac_sha256(hooks, monkeypat
         "project": "web",
         "session": "web-4",
         "rule": "approved-and-green",
+        "recipient": None,
         "created_at": None,
     }
 
@@ -376,7 +377,7 @@ def test_email_subject_never_carries_a_newline(mailoutbox):
 def test_email_recipients_are_validated():
     with pytest.raises(ConfigurationError, match="is not an email address"):
         notifiers.create("email", {"to": ["not-an-address"]})
-    with pytest.raises(ConfigurationError, match="to"):
+    with pytest.raises(ConfigurationError, match="set to .*, to_recipient: true, or both"):
         notifiers.create("email", {"to": []})
 
 
