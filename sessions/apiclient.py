@@ -26,7 +26,7 @@ from typing import Any
 USER_TOKEN_PREFIX = "ao_"  # noqa: S105 - a prefix, not a secret
 # ao's commands that talk to a remote ao over the API; the others that act on ao's data refuse
 # in remote mode instead of silently using this machine's database.
-REMOTE_COMMANDS = frozenset({"spawn", "batch-spawn", "send", "session", "status", "issue"})
+REMOTE_COMMANDS = frozenset({"spawn", "batch-spawn", "send", "session", "status", "issue", "host"})
 LOCAL_DATA_COMMANDS = frozenset(
     {"intake", "pr", "retro", "lessons", "orchestrator", "token", "secret", "login-link", "login-unlock"}
     | {"config", "project", "budget"}

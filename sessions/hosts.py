@@ -26,7 +26,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import close_old_connections, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from sessions import audit, services
@@ -42,6 +44,14 @@ _notify: Callable[..., Any] | None = None
 
 class HostRefused(ValueError):
     """A host the person may not register or use, with the reason."""
+
+
+class HostNotFound(HostRefused):
+    """No such host (or none the person may see), or no such person."""
+
+
+class HostForbidden(HostRefused):
+    """The person sees the host but may not change who uses it."""
 
 
 def use_notifier(notify: Callable[..., Any]) -> None:
@@ -233,6 +243,112 @@ def host_for_spawn(*, user, requested: str | None = None) -> str:
         if choice.live < choice.cap:
             return choice.name
     return choices[0].name  # all full: admission queues it there (or refuses) with the cap's reason
+
+
+# --- the hosts list and who may use a personal host (its owner decides) -----------------------
+def hosts_visible(*, user):
+    """The registered hosts ``user`` sees: a superuser (or the machine's operator, None) every one;
+    anyone else those they may use (shared, theirs, those they are allowed on)."""
+    hosts = Host.objects.select_related("owner").prefetch_related("allowed").order_by("name")
+    if user is None or user.is_superuser:
+        return hosts
+    return hosts.filter(Q(shared=True) | Q(owner=user) | Q(allowed=user)).distinct()
+
+
+def _manages(host: Host, user) -> bool:
+    return user is None or user.is_superuser or (host.owner_id is not None and host.owner_id == user.pk)
+
+
+def host_rows(*, user) -> list[dict]:
+    """``GET /api/v1/hosts`` and ``ao host ls``: each visible host, whether it is up, its cap and
+    its live sessions; the allowed people only to those who manage it (owner, superusers)."""
+    now = timezone.now()
+    if settings.AO_EMBEDDED:  # the one machine, shared, not registered
+        here = settings.AO_HOST_NAME
+        return [_row(Host(name=here, shared=True), online=True, manages=False, user=user)]
+    return [
+        _row(h, online=host_up(h, now=now), manages=_manages(h, user), user=user)
+        for h in hosts_visible(user=user)
+    ]
+
+
+def _row(host: Host, *, online: bool, manages: bool, user) -> dict:
+    owner = host.owner.get_username() if host.owner_id else None
+    return {
+        "name": host.name,
+        "shared": host.shared,
+        "owner": owner,
+        "online": online,
+        "last_seen": host.last_seen,
+        "max_sessions": host.max_sessions
+        if host.max_sessions is not None
+        else settings.AO_MAX_SESSIONS_PER_HOST,
+        "running": live_sessions(host=host.name).count(),
+        "may_use": not host_use_refusal(host, user) if user is not None else True,
+        "allowed": sorted(u.get_username() for u in host.allowed.all()) if manages and host.pk else None,
+    }
+
+
+def _managed_host(*, name: str, by) -> Host:
+    host = hosts_visible(user=by).filter(name=name[:63]).first()
+    if host is None:
+        raise HostNotFound(f"no agent host {name!r} you may use (see `ao host ls`)")
+    if not _manages(host, by):
+        owner = host.owner.get_username() if host.owner_id else "its operator"
+        raise HostForbidden(
+            f"only {owner}, who owns host {host.name}, or a superuser decides who may use it"
+            if host.owner_id
+            else f"host {host.name} is shared: only a superuser changes it"
+        )
+    if host.shared:
+        raise HostRefused(
+            f"host {host.name} is shared: every operator's sessions run there already; "
+            "allowing people is for personal hosts"
+        )
+    return host
+
+
+def _person(username: str):
+    person = get_user_model().objects.filter(username=username[:150]).first()
+    if person is None:
+        raise HostNotFound(f"no user {username!r}")
+    return person
+
+
+def host_allow(*, name: str, username: str, by) -> bool:
+    """Let ``username``'s sessions run on personal host ``name``. ``by``: who asks (None: the
+    machine's operator). Returns False when they were allowed already. Raises HostRefused (its
+    subclasses HostNotFound, HostForbidden) with the reason."""
+    with transaction.atomic():
+        host = _managed_host(name=name, by=by)
+        person = _person(username)
+        if person.pk == host.owner_id:
+            raise HostRefused(
+                f"{person.get_username()} owns host {host.name}: their sessions run there already"
+            )
+        if not person.is_active:
+            raise HostRefused(f"{person.get_username()} is not an active user")
+        if host.allowed.filter(pk=person.pk).exists():
+            return False
+        host.allowed.add(person)
+        audit.record(
+            action="host.allow", target=host, data={"name": host.name, "user": person.get_username()}
+        )
+    log.info("agent host %s: %s may use it now", host.name, person.get_username())
+    return True
+
+
+def host_deny(*, name: str, username: str, by) -> None:
+    """Stop ``username``'s new sessions from running on personal host ``name`` (those running there
+    carry on). Raises HostRefused (HostNotFound when they were not allowed)."""
+    with transaction.atomic():
+        host = _managed_host(name=name, by=by)
+        person = _person(username)
+        if not host.allowed.filter(pk=person.pk).exists():
+            raise HostNotFound(f"{person.get_username()} is not allowed on host {host.name}")
+        host.allowed.remove(person)
+        audit.record(action="host.deny", target=host, data={"name": host.name, "user": person.get_username()})
+    log.info("agent host %s: %s may no longer use it", host.name, person.get_username())
 
 
 # --- hosts that went away (the beat) ---------------------------------------------------------

@@ -2,7 +2,7 @@ from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from sessions import cli_relay
-from sessions.api import sse, views, views_credentials, views_reactions, views_usage
+from sessions.api import sse, views, views_credentials, views_hosts, views_reactions, views_usage
 
 urlpatterns = [
     path("me", views.MeView.as_view(), name="api-me"),
@@ -42,6 +42,12 @@ urlpatterns = [
     path("notifications/<int:pk>/read", views.NotificationReadView.as_view(), name="api-notification-read"),
     path("audit/", views.AuditListView.as_view(), name="api-audit"),
     path("usage", views_usage.UsageView.as_view(), name="api-usage"),
+    path("hosts", views_hosts.HostListView.as_view(), name="api-hosts"),
+    path(
+        "hosts/<str:name>/allowed/<str:username>",
+        views_hosts.HostAllowedView.as_view(),
+        name="api-host-allowed",
+    ),
     path("tokens/", views.TokenListView.as_view(), name="api-tokens"),
     path("tokens/<int:pk>/", views.TokenDetailView.as_view(), name="api-token"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
