@@ -15,6 +15,9 @@ ignores) the Claude Code flags ao passes, so a ``claude`` shim can run it.
   for ``1`` or ``2``; ``/commit`` commits a new file in the working directory; ``/exit`` exits;
 - with ``--require-trust`` it first shows a folder-trust dialog unless ``~/.claude.json`` marks
   the working directory trusted (``projects[cwd].hasTrustDialogAccepted``);
+- with ``--env-dump DIR`` it first writes its whole environment, as JSON, to
+  ``DIR/<AO_SESSION>.<n>.json`` (what ao gave the agent: whose credentials, which host); with
+  ``--turn-cost USD`` each reply reports that cost (``costUSD``; default 0.001);
 - like the real CLIs just after a (re)start: with ``--start-seconds S`` it draws its prompt only
   after S seconds, and keys typed before then show in its input but their Enter is ignored; with
   ``--deaf-seconds D`` an Enter is ignored for D seconds after the prompt is first drawn (the text
@@ -65,8 +68,9 @@ def claude_state_file() -> Path:
 
 # --- transcript ----------------------------------------------------------------------------------
 class Transcript:
-    def __init__(self, directory: Path, session_id: str, cwd: str) -> None:
+    def __init__(self, directory: Path, session_id: str, cwd: str, *, turn_cost: float = 0.001) -> None:
         directory.mkdir(parents=True, exist_ok=True)
+        self.turn_cost = turn_cost
         self.path = directory / f"{session_id}.jsonl"
         self.session_id = session_id
         self.cwd = cwd
@@ -145,7 +149,7 @@ class Transcript:
             {
                 "type": "assistant",
                 "requestId": f"req_standin_{self.turn}b",
-                "costUSD": 0.001,
+                "costUSD": self.turn_cost,
                 "message": {
                     "id": f"msg_standin_{self.turn}b",
                     "type": "message",
@@ -276,7 +280,7 @@ class Standin:
             if args.transcript_dir
             else claude_dir() / "projects" / re.sub(r"[^A-Za-z0-9]", "-", self.cwd)
         )
-        self.transcript = Transcript(directory, session_id, self.cwd)
+        self.transcript = Transcript(directory, session_id, self.cwd, turn_cost=args.turn_cost)
         self.commits = 0
 
     def dialog(self, question: str, options: list[str]) -> str:
@@ -353,7 +357,16 @@ class Standin:
         out(f"● {reply}\r\n")
         return True
 
+    def dump_env(self, directory: str) -> None:
+        """Write the environment atomically: a reader never sees half a file."""
+        path = os.path.join(directory, f"{os.environ.get('AO_SESSION', 'x')}.{time.time_ns()}.json")
+        with open(path + ".tmp", "w", encoding="utf-8") as handle:
+            json.dump(dict(os.environ), handle)
+        os.replace(path + ".tmp", path)
+
     def run(self, prompt: str | None) -> int:
+        if self.args.env_dump:
+            self.dump_env(self.args.env_dump)
         out(f"standin agent, session {self.transcript.session_id}\r\n")
         if self.args.require_trust and not self.trusted():
             answer = self.dialog("Do you trust the files in this folder?", ["Yes, proceed", "No, exit"])
@@ -386,6 +399,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--require-trust", action="store_true")
     parser.add_argument("--start-seconds", type=float, default=0.0)
     parser.add_argument("--deaf-seconds", type=float, default=0.0)
+    parser.add_argument("--env-dump", metavar="DIR")
+    parser.add_argument("--turn-cost", type=float, default=0.001, metavar="USD")
     # Claude Code flags ao may pass through a `claude` shim: accepted, mostly ignored.
     parser.add_argument("-r", "--resume")
     parser.add_argument("--model")

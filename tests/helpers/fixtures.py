@@ -83,10 +83,15 @@ def tmux_socket() -> Iterator[str]:
     kill_tmux_server(name)
 
 
-def kill_tmux_server(socket_name: str) -> None:
-    """``tmux -L NAME kill-server`` and remove the socket file tmux leaves behind."""
-    subprocess.run(["tmux", "-L", socket_name, "kill-server"], capture_output=True, timeout=10, check=False)
-    socket_path = Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}" / socket_name
+def kill_tmux_server(socket_name: str, *, tmpdir: Path | None = None) -> None:
+    """``tmux -L NAME kill-server`` and remove the socket file tmux leaves behind (``tmpdir``: the
+    server's TMUX_TMPDIR, when not this process's)."""
+    env = {**os.environ, "TMUX_TMPDIR": str(tmpdir)} if tmpdir is not None else None
+    subprocess.run(
+        ["tmux", "-L", socket_name, "kill-server"], capture_output=True, timeout=10, check=False, env=env
+    )
+    root = tmpdir if tmpdir is not None else Path(os.environ.get("TMUX_TMPDIR") or "/tmp")
+    socket_path = root / f"tmux-{os.getuid()}" / socket_name
     if socket_path.is_socket():
         socket_path.unlink()
 
