@@ -178,7 +178,9 @@ def outbound(notification: Notification) -> OutboundNotification:
     since, the person may have changed their address; a deactivated person gets nothing)."""
     session = notification.session
     pr = getattr(session, "pull_request", None) if session is not None else None  # None: no PR
-    person = notification.recipient if notification.recipient_id and notification.recipient.is_active else None
+    person = (
+        notification.recipient if notification.recipient_id and notification.recipient.is_active else None
+    )
     return OutboundNotification(
         title=notification.title,
         body=notification.body,
@@ -382,7 +384,7 @@ def inbox_for(user, *, unread_only: bool = False) -> QuerySet[Notification]:
 
     notifications = (
         Notification.objects.filter(project__in=projects_visible_to(user))
-        .select_related("project", "session")
+        .select_related("project", "session", "recipient")
         .prefetch_related("deliveries")
     )
     if unread_only:

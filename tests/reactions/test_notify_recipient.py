@@ -5,10 +5,12 @@ a budget. The inbox still lists them for the project's members; the e-mail notif
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -73,6 +75,18 @@ def test_a_sessions_notification_is_for_its_owner_and_mailed_to_them(team, send,
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token_create(user=alice, name='t')[1]}")
     mine = client.get("/api/v1/notifications/?mine=true").json()["results"]
     assert [r["id"] for r in mine] == [escalated.pk]
+    # the inbox page says whom each is for
+    browser = Client()
+    browser.force_login(alice)
+    assert _recipient_labels(browser) == ["for you"]
+    browser.force_login(bob)
+    assert _recipient_labels(browser) == ["for alice"]
+
+
+def _recipient_labels(browser) -> list[str]:
+    page = browser.get("/inbox/")
+    assert page.status_code == 200
+    return re.findall(r'<span class="recipient">([^<]*)</span>', page.content.decode())
 
 
 def test_without_to_only_the_person_concerned_is_mailed_and_a_notification_for_nobody_fails_visibly(
