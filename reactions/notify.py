@@ -178,9 +178,9 @@ def outbound(notification: Notification) -> OutboundNotification:
     since, the person may have changed their address; a deactivated person gets nothing)."""
     session = notification.session
     pr = getattr(session, "pull_request", None) if session is not None else None  # None: no PR
-    person = (
-        notification.recipient if notification.recipient_id and notification.recipient.is_active else None
-    )
+    person = notification.recipient
+    if person is not None and not person.is_active:
+        person = None  # a deactivated person is told nothing
     return OutboundNotification(
         title=notification.title,
         body=notification.body,

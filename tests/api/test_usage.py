@@ -223,7 +223,9 @@ def _spawn(user):
     return _client(user).post("/api/v1/projects/web/spawn", {"prompt": "add a health check"}, format="json")
 
 
-def test_a_spawn_over_the_projects_budget_is_refused_with_the_reason_and_each_person_told_once(budget) -> None:
+def test_a_spawn_over_the_projects_budget_is_refused_with_the_reason_and_each_person_told_once(
+    budget,
+) -> None:
     web = budget["web"]
     Project.objects.filter(pk=web.pk).update(monthly_budget_usd=Decimal("1.00"))
     assert _spawn(budget["alice"]).status_code == 201  # $0.60 of $1.00: under the cap

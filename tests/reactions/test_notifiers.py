@@ -377,7 +377,7 @@ def test_email_subject_never_carries_a_newline(mailoutbox):
 def test_email_recipients_are_validated():
     with pytest.raises(ConfigurationError, match="is not an email address"):
         notifiers.create("email", {"to": ["not-an-address"]})
-    with pytest.raises(ConfigurationError, match="set to .*, to_recipient: true, or both"):
+    with pytest.raises(ConfigurationError, match=r"set to .*, to_recipient: true, or both"):
         notifiers.create("email", {"to": []})
 
 
