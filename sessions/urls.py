@@ -1,6 +1,6 @@
 from django.urls import path
 
-from sessions import views, views_credentials, views_review, views_tokens, views_usage
+from sessions import views, views_credentials, views_hosts, views_review, views_tokens, views_usage
 
 app_name = "sessions"
 
@@ -11,6 +11,9 @@ urlpatterns = [
     path("tokens/", views_tokens.tokens, name="tokens"),
     path("credentials/", views_credentials.credentials, name="credentials"),
     path("credentials/<str:name>/delete/", views_credentials.credential_delete, name="credential-delete"),
+    path("hosts/", views_hosts.hosts_page, name="hosts"),
+    path("hosts/<str:name>/allow/", views_hosts.host_allow, name="host-allow"),
+    path("hosts/<str:name>/deny/<str:username>/", views_hosts.host_deny, name="host-deny"),
     path("usage/", views_usage.usage_page, name="usage"),
     path("tokens/<int:pk>/revoke/", views_tokens.token_revoke, name="token-revoke"),
     path("p/<slug:key>/", views.project_board, name="project"),

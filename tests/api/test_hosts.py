@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -179,3 +180,33 @@ def test_the_cli_with_a_token_acts_as_that_person_over_the_api(boxes, live_serve
     assert _ao("host", "allow", "alice-box", "bob").strip() == "bob is now allowed on host alice-box"
     assert _ao("host", "allow", "alice-box", "bob").strip() == "bob was already allowed on host alice-box"
     assert AuditEntry.objects.filter(action="host.allow", actor_user=boxes["alice"]).count() == 1
+
+
+def test_the_hosts_page_lets_the_owner_allow_and_remove_people_and_refuses_others(boxes) -> None:
+    alice, bob = boxes["alice"], boxes["bob"]
+    browser = Client()
+    browser.force_login(alice)
+    page = browser.get("/hosts/").content.decode()
+    assert 'id="host-alice-box"' in page and 'id="host-shared-box"' in page
+    assert 'id="host-dave-box"' not in page  # not a host she may use
+    assert "1 of 1" in page  # her host's live sessions of its cap
+
+    answer = browser.post("/hosts/alice-box/allow/", {"user": "bob"}, follow=True)
+    assert "bob may now use host alice-box." in answer.content.decode()
+    assert set(Host.objects.get(name="alice-box").allowed.values_list("username", flat=True)) == {"bob"}
+
+    # bob, allowed on it, sees it but may not change who uses it: refused with the reason
+    other = Client()
+    other.force_login(bob)
+    seen = other.get("/hosts/").content.decode()
+    assert 'id="host-alice-box"' in seen and 'action="/hosts/alice-box/allow/"' not in seen
+    refused = other.post("/hosts/alice-box/allow/", {"user": "carol"}, follow=True).content.decode()
+    assert "only alice, who owns host alice-box, or a superuser decides who may use it" in refused
+    refused = other.post("/hosts/alice-box/deny/bob/", follow=True).content.decode()
+    assert "only alice, who owns host alice-box" in refused
+    assert set(Host.objects.get(name="alice-box").allowed.values_list("username", flat=True)) == {"bob"}
+
+    answer = browser.post("/hosts/alice-box/deny/bob/", follow=True)
+    assert "bob may no longer start sessions on host alice-box." in answer.content.decode()
+    assert not Host.objects.get(name="alice-box").allowed.exists()
+    assert Client().get("/hosts/").status_code == 302  # signed out: to the login page
