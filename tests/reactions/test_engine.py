@@ -22,6 +22,7 @@ from tests.factories import (
     PullRequestFactory,
     ReviewThreadFactory,
     SessionFactory,
+    UserFactory,
 )
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -329,7 +330,8 @@ def agent_took_it_and_stopped(session, message, at):
 
 @pytestmark_db
 def test_retries_then_escalation_instead_of_a_third_send():
-    session = failing_session()
+    owner = UserFactory(username="alice")
+    session = failing_session(created_by=owner)
     t0 = timezone.now()
     assert [o.did for o in react(session, now=t0)] == ["sent"]
 
@@ -346,6 +348,7 @@ def test_retries_then_escalation_instead_of_a_third_send():
     assert len(reaction_messages(session)) == 2  # no third send
     (notification,) = Notification.objects.filter(session=session)
     assert (notification.priority, notification.rule) == ("urgent", "ci-failed")
+    assert notification.recipient == owner  # for the person whose session it is
     assert "after 2 attempts" in notification.title and "lint broke: E123" in notification.body
     assert Event.objects.filter(session=session, kind="reaction.escalated").count() == 1
     # and then nothing more, ever, for this fingerprint
