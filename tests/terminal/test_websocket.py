@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
@@ -53,7 +54,10 @@ class Reader:
                 continue
             if isinstance(message, bytes):
                 self.output += message
-                self.ws.send(json.dumps({"type": "ack", "bytes": len(self.output)}))
+                # as a browser does, an ack that finds the socket closing is dropped, and what the
+                # server sent before closing (an error) is still read
+                with contextlib.suppress(ConnectionClosed):
+                    self.ws.send(json.dumps({"type": "ack", "bytes": len(self.output)}))
             else:
                 self.controls.append(json.loads(message))
 
