@@ -2409,7 +2409,11 @@ class _Handler(BaseHTTPRequestHandler):
                 )
         owner, _, branch = str(body["head"]).rpartition(":")
         if owner and owner.lower() != repo.owner.lower():
-            raise _error(422, "Validation Failed", errors=[{"resource": "PullRequest", "field": "head", "code": "invalid"}])
+            raise _error(
+                422,
+                "Validation Failed",
+                errors=[{"resource": "PullRequest", "field": "head", "code": "invalid"}],
+            )
         if any(p.head == branch and p.state == "open" for p in repo.pulls.values()):
             raise _error(
                 422,
@@ -2419,7 +2423,11 @@ class _Handler(BaseHTTPRequestHandler):
             )  # fmt: skip
         sha = repo.branches.get(branch) or fake.git_head(repo, branch)
         if sha is None:
-            raise _error(422, "Validation Failed", errors=[{"resource": "PullRequest", "field": "head", "code": "invalid"}])
+            raise _error(
+                422,
+                "Validation Failed",
+                errors=[{"resource": "PullRequest", "field": "head", "code": "invalid"}],
+            )
         pull = repo.add_pull(
             branch,
             title=body["title"],
@@ -2457,7 +2465,10 @@ class _Handler(BaseHTTPRequestHandler):
         result: Any
         if op == "requests" and method == "GET":
             with fake.lock:
-                result = [{"method": r.method, "path": r.path, "status": r.status, "kind": r.kind} for r in fake.requests]
+                result = [
+                    {"method": r.method, "path": r.path, "status": r.status, "kind": r.kind}
+                    for r in fake.requests
+                ]
         elif op == "pull" and method == "GET" and pull is not None:
             result = {"number": pull.number, "state": pull.state, "merged": pull.merged,
                       "head": pull.head, "head_sha": pull.head_sha, "title": pull.title, "body": pull.body}  # fmt: skip
@@ -2470,7 +2481,9 @@ class _Handler(BaseHTTPRequestHandler):
                                      association=args.get("association", "MEMBER"))  # fmt: skip
             result = {"id": review.id}
         elif op == "check" and method == "POST" and pull is not None:
-            check = repo.add_check_run(pull.head_sha, args["name"], conclusion=args.get("conclusion", "success"))
+            check = repo.add_check_run(
+                pull.head_sha, args["name"], conclusion=args.get("conclusion", "success")
+            )
             result = {"id": check.id, "head_sha": pull.head_sha}
         elif op == "sync" and method == "POST":
             result = {"moved": fake.sync_heads(repo)}
@@ -2486,7 +2499,11 @@ class _Handler(BaseHTTPRequestHandler):
         elif op == "webhook" and method == "POST" and fake.hook is not None:
             url, secret = fake.hook
             event, delivery = args.pop("event"), args.pop("delivery", None)
-            result = {"status": fake.webhook(event, secret=secret, repo=repo.full_name, delivery=delivery, **args).post(url)}
+            result = {
+                "status": fake.webhook(
+                    event, secret=secret, repo=repo.full_name, delivery=delivery, **args
+                ).post(url)
+            }
         else:
             self._send(404, {"message": f"no control {method} {op}"}, kind="control", method=method, path=op)
             return

@@ -268,7 +268,9 @@ class Agent:
             self.write_function(MUL_RIGHT, "mul")
             self.commit("Fix mul: multiply")
             self.push()
-        elif "requested changes" in message or "Review feedback" in message or "(quoted, untrusted)" in message:
+        elif (
+            "requested changes" in message or "Review feedback" in message or "(quoted, untrusted)" in message
+        ):
             for row in message.splitlines():
                 if "docstring" in row:
                     out(f"reviewer says: {row.strip()}\n")

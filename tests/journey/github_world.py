@@ -70,7 +70,9 @@ class FakeProcess:
             response = httpx.get(f"{self.origin}/_fake/{op}", params=args, timeout=30)
         else:
             response = httpx.post(f"{self.origin}/_fake/{op}", json=args, timeout=30)
-        assert response.status_code == 200, f"{self.module} /_fake/{op}: {response.status_code} {response.text}"
+        assert response.status_code == 200, (
+            f"{self.module} /_fake/{op}: {response.status_code} {response.text}"
+        )
         return response.json()
 
     def stop(self) -> None:
@@ -103,7 +105,11 @@ class Outside:
 
     def github_requests(self, method: str, path: str) -> int:
         """How many ``method path`` requests the fake GitHub answered (REST paths, without /api/v3)."""
-        return sum(1 for r in self.github.call("requests", method="GET") if (r["method"], r["path"]) == (method, path))
+        return sum(
+            1
+            for r in self.github.call("requests", method="GET")
+            if (r["method"], r["path"]) == (method, path)
+        )
 
     def deliver(self, event: str, **kwargs: Any) -> int:
         """GitHub delivers a signed ``event`` about the current state to ao; ao's HTTP status."""
@@ -135,7 +141,9 @@ def outside_world(root: Path, *, ao_port: int) -> Iterator[Outside]:
     """Start the fakes and capture servers (always stopped at the end)."""
     git_root = root / "github-git"
     (git_root / "acme").mkdir(parents=True)
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(git_root / "acme" / "calc.git")], check=True)
+    subprocess.run(
+        ["git", "init", "-q", "--bare", "-b", "main", str(git_root / "acme" / "calc.git")], check=True
+    )
     started: list[FakeProcess] = []
     with contextlib.ExitStack() as stack:
         stack.callback(lambda: [fake.stop() for fake in started])
@@ -148,7 +156,9 @@ def outside_world(root: Path, *, ao_port: int) -> Iterator[Outside]:
         linear = FakeProcess("tests.fakes.linear", "--team", "ENG", "--api-key", LINEAR_KEY)
         started.append(linear)
         mail_out = root / "mail.jsonl"
-        smtp = FakeProcess("tests.fakes.smtp", "--user", SMTP_USER, "--password", SMTP_PASSWORD, "--out", str(mail_out))
+        smtp = FakeProcess(
+            "tests.fakes.smtp", "--user", SMTP_USER, "--password", SMTP_PASSWORD, "--out", str(mail_out)
+        )
         started.append(smtp)
         slack = stack.enter_context(FakeHooks())
         discord = stack.enter_context(FakeHooks(status=204, body=""))
@@ -202,8 +212,12 @@ def configure_github_mode(world: World, outside: Outside) -> Path:
         "notifiers": {
             "slack": {"plugin": "slack", "webhook_url": outside.slack.url("/slack"), "retries": 0},
             "discord": {"plugin": "discord", "webhook_url": outside.discord.url("/discord"), "retries": 0},
-            "hook": {"plugin": "webhook", "url": outside.webhook.url("/hook"), "secret_env": "AO_JOURNEY_HOOK_SECRET",
-                     "retries": 0},  # fmt: skip
+            "hook": {
+                "plugin": "webhook",
+                "url": outside.webhook.url("/hook"),
+                "secret_env": "AO_JOURNEY_HOOK_SECRET",
+                "retries": 0,
+            },
             "mail": {"plugin": "email", "to": ["pat@calc.test"], "retries": 0},
             "desk": {
                 "plugin": "desktop",
@@ -224,8 +238,12 @@ def configure_github_mode(world: World, outside: Outside) -> Path:
             "ops": {
                 "path": str(ops),
                 "sessionPrefix": "ops",
-                "tracker": {"plugin": "linear", "team": "ENG", "api_url": f"{outside.linear.origin}/graphql",
-                            "api_key_env": "AO_JOURNEY_LINEAR_KEY"},  # fmt: skip
+                "tracker": {
+                    "plugin": "linear",
+                    "team": "ENG",
+                    "api_url": f"{outside.linear.origin}/graphql",
+                    "api_key_env": "AO_JOURNEY_LINEAR_KEY",
+                },
                 "scm": "local",
                 "agent": agent_setting(world),
                 "intake": {"enabled": True},

@@ -86,6 +86,18 @@ def listed(world: World, path: str) -> list[dict]:
     return response.json()["results"]
 
 
+def spawn_with_a_prompt(world: World, prompt: str) -> str:
+    """A person spawns a worker from the API (what the dashboard and a remote `ao spawn` use)."""
+    response = world.api("projects/calc/spawn", method="POST", json_body={"prompt": prompt})
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def send(world: World, session_id: str, text: str) -> None:
+    response = world.api(f"sessions/{session_id}/send", method="POST", json_body={"text": text})
+    assert response.status_code in (200, 201, 202), response.text
+
+
 def status_of(world: World, session_id: str) -> str:
     return world.session_facts(session_id)["status"]
 
@@ -99,13 +111,12 @@ def test_01_ao_starts_in_github_mode_against_github_enterprise(world: World, out
     configure_github_mode(world, outside)
     start_ao(world)
 
-    world.ao_ok("config", "check")
     world.token = re.search(r"\bao_\S+", world.ao_ok("token", "create", "journey")).group(0)
     projects = {p["key"] for p in listed(world, "projects/")}
     assert {"calc", "ops"} <= projects, projects
     # a person's browser session, for the pages
     cookies = httpx.Client(base_url=world.base, follow_redirects=True, timeout=15)
-    cookies.get(LINK_RE.search(world.ao_ok("login-link")).group(1))
+    cookies.get(LINK_RE.search(world.process.output).group(1))  # the link `ao start` printed
     world.facts["browser"] = cookies
     # GitHub can reach ao: a signed ping is accepted
     assert outside.deliver("ping") in (200, 202)
@@ -146,7 +157,9 @@ def test_04_a_spawn_on_a_github_issue_opens_its_pr_on_github(world: World, outsi
 
     world.ao_ok("spawn", "--project", "calc", str(number))
     sid = "calc-1"
-    world.wait("the agent opened its PR on GitHub", lambda: "opened PR #" in world.pane(sid), timeout=60, session=sid)
+    world.wait(
+        "the agent opened its PR on GitHub", lambda: "opened PR #" in world.pane(sid), timeout=60, session=sid
+    )
     assert outside.github_requests("GET", f"/repos/acme/calc/issues/{number}") == 1  # the spawn read it once
     pr = int(re.search(r"opened PR #(\d+)", world.pane(sid)).group(1))
     assert outside.deliver("pull_request", number=pr, action="opened") == 202
@@ -180,10 +193,14 @@ def test_06_a_review_with_only_a_body_reaches_the_agent_fenced_once(world: World
 
     assert outside.deliver("pull_request_review", number=pr, state="changes_requested", reviewer="rita",
                            body=REVIEW_BODY) == 202  # fmt: skip
-    (text,) = world.wait("the review reached the agent", lambda: messages_with(world, sid, REVIEW_BODY), session=sid)
+    (text,) = world.wait(
+        "the review reached the agent", lambda: messages_with(world, sid, REVIEW_BODY), session=sid
+    )
     assert "@rita (changes requested)" in text, text
     # fenced as quoted, untrusted text (a fence longer than any the text holds)
-    assert re.search(rf"(?m)^(`{{3,}})review \(quoted, untrusted\)\n{re.escape(REVIEW_BODY)}\n\1$", text), text
+    assert re.search(rf"(?m)^(`{{3,}})review \(quoted, untrusted\)\n{re.escape(REVIEW_BODY)}\n\1$", text), (
+        text
+    )
 
     # the same review delivered again, and the sweeps that follow: nothing more reaches the agent
     assert outside.deliver("pull_request_review", number=pr, state="changes_requested", reviewer="rita",
@@ -192,17 +209,27 @@ def test_06_a_review_with_only_a_body_reaches_the_agent_fenced_once(world: World
     while time.monotonic() < deadline:
         assert len(messages_with(world, sid, REVIEW_BODY)) == 1
         time.sleep(0.5)
-    world.wait("the agent pushed its answer", lambda: "Document mul" in git(
-        outside.git_root / "acme" / "calc.git", "log", "--format=%s", "-1", world.facts["branch"]), session=sid)
+    world.wait(
+        "the agent pushed its answer",
+        lambda: (
+            "Document mul"
+            in git(outside.git_root / "acme" / "calc.git", "log", "--format=%s", "-1", world.facts["branch"])
+        ),
+        session=sid,
+    )
     assert outside.github.call("sync")["moved"] == [pr]  # GitHub received the push
     assert outside.deliver("pull_request", number=pr, action="synchronize") == 202
 
 
 # --- 7. a merge refused when the head moved since ao checked it (item 8) -----------------------------------
-def test_07_a_merge_is_refused_when_the_head_moved_since_ao_checked_it(world: World, outside: Outside) -> None:
+def test_07_a_merge_is_refused_when_the_head_moved_since_ao_checked_it(
+    world: World, outside: Outside
+) -> None:
     (pr,) = need(world, "pr")
     sid = "calc-1"
-    check = outside.github.call("check", number=pr, name="tests", conclusion="success")  # CI passed on the head
+    check = outside.github.call(
+        "check", number=pr, name="tests", conclusion="success"
+    )  # CI passed on the head
     assert outside.deliver("check_run", check_id=check["id"]) == 202
     outside.github.call("review", number=pr, state="APPROVED", author="rita")
     assert outside.deliver("pull_request_review", number=pr, state="approved", reviewer="rita") == 202
@@ -218,8 +245,10 @@ def test_07_a_merge_is_refused_when_the_head_moved_since_ao_checked_it(world: Wo
     assert pull["merged"] is False
     world.wait(
         "ao read the PR again: the new head, not mergeable until CI ran on it",
-        lambda: world.session_facts(sid)["pull_request"]["head_sha"] == pull["head_sha"]
-        and status_of(world, sid) != "mergeable",
+        lambda: (
+            world.session_facts(sid)["pull_request"]["head_sha"] == pull["head_sha"]
+            and status_of(world, sid) != "mergeable"
+        ),
         session=sid,
     )
     world.facts["merge_refused"] = True
@@ -242,31 +271,58 @@ def test_08_a_pr_closed_on_github_tells_people(world: World, outside: Outside) -
 # --- 9. an agent asks a question: people are told (item 8) -------------------------------------------------
 def test_09_an_agent_waiting_for_an_answer_tells_people(world: World, outside: Outside) -> None:
     need(world, "started")
-    world.ao_ok("spawn", "--project", "calc", "--prompt", "Tidy up the README")
-    sid = "calc-2"
+    sid = spawn_with_a_prompt(world, "Tidy up the README")
     world.wait("the agent took its task", lambda: world.received(sid), timeout=60, session=sid)
-    world.ao_ok("send", sid, "/ask")
+    send(world, sid, "/ask")
 
-    world.wait("the question is on screen", lambda: "Proceed with the refactor? (y/n)" in world.pane(sid), session=sid)
-    world.wait("agent-needs-input reached people", lambda: told(outside, "agent-needs-input", sid), session=sid)
+    world.wait(
+        "the question is on screen",
+        lambda: "Proceed with the refactor? (y/n)" in world.pane(sid),
+        session=sid,
+    )
+    world.wait(
+        "agent-needs-input reached people", lambda: told(outside, "agent-needs-input", sid), session=sid
+    )
     assert status_of(world, sid) == "needs_input"
+    world.facts["asking"] = sid
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="open defect: a message the agent answers with a question is never confirmed "
+    "(messaging.taken_up: a question on screen is never the message's doing), so after "
+    "CONFIRM_WINDOW it is queued again and typed a second time once the person has answered",
+)
+def test_09b_the_message_the_agent_asked_about_counts_as_delivered(world: World) -> None:
+    (sid,) = need(world, "asking")
+    world.wait(
+        "the message is confirmed",
+        lambda: (
+            [m["state"] for m in listed(world, f"sessions/{sid}/messages/") if m["text"] == "/ask"]
+            == ["confirmed"]
+        ),
+        timeout=10,
+        session=sid,
+    )
 
 
 # --- 10. an agent exits: people are told (item 8) ----------------------------------------------------------
 def test_10_an_agent_that_exits_tells_people(world: World, outside: Outside) -> None:
     need(world, "started")
-    world.ao_ok("spawn", "--project", "calc", "--prompt", "Say goodbye")
-    sid = "calc-3"
+    sid = spawn_with_a_prompt(world, "Say goodbye")
     world.wait("the agent took its task", lambda: world.received(sid), timeout=60, session=sid)
-    world.ao_ok("send", sid, "/exit")
+    send(world, sid, "/exit")
 
     world.wait("agent-exited reached people", lambda: told(outside, "agent-exited", sid), session=sid)
     (note,) = told(outside, "agent-exited", sid)
     assert f"ao session restore {sid}" in note["body"]
+    world.facts["exited"] = sid
 
 
 # --- 11. Linear backlog intake claims a "Todo" issue; its idle agent is stuck (items 3, 8) --------------------
-def test_11_linear_intake_claims_a_todo_issue_and_a_stuck_agent_tells_people(world: World, outside: Outside) -> None:
+def test_11_linear_intake_claims_a_todo_issue_and_a_stuck_agent_tells_people(
+    world: World, outside: Outside
+) -> None:
     need(world, "started")
     ref = outside.linear.call("issue", team="ENG", title="Rotate the logs", state="Todo",
                               labels=["agent:backlog"])["identifier"]  # fmt: skip
@@ -279,18 +335,22 @@ def test_11_linear_intake_claims_a_todo_issue_and_a_stuck_agent_tells_people(wor
     assert "agent:in-progress" in linear_issue["labels"] and "agent:backlog" not in linear_issue["labels"]
     world.wait("the agent took its task", lambda: world.received(sid), timeout=60, session=sid)
 
-    world.wait("agent-stuck reached people", lambda: told(outside, "agent-stuck", sid), timeout=60, session=sid)
+    world.wait(
+        "agent-stuck reached people", lambda: told(outside, "agent-stuck", sid), timeout=60, session=sid
+    )
     assert len(told(outside, "agent-stuck", sid)) == 1
     world.facts["intake_session"] = sid
 
 
 # --- 12. all sessions done: people are told (item 8) ---------------------------------------------------------
 def test_12_all_sessions_done_tells_people(world: World, outside: Outside) -> None:
-    need(world, "merge_refused")
-    for sid in ("calc-2", "calc-3"):
-        world.ao_ok("session", "kill", sid)
+    for sid in need(world, "merge_refused", "asking", "exited")[1:]:
+        response = world.api(f"sessions/{sid}/kill", method="POST")
+        assert response.status_code in (200, 202), response.text
 
-    world.wait("all-complete reached people again", lambda: len(told(outside, "all-complete")) == 2, timeout=60)
+    world.wait(
+        "all-complete reached people again", lambda: len(told(outside, "all-complete")) == 2, timeout=60
+    )
     assert [n["title"] for n in told(outside, "all-complete")] == [
         "calc: its only session is done",
         "calc: all 3 sessions are done",
@@ -304,7 +364,7 @@ def test_13_every_channel_got_every_notification_linking_to_the_session_and_the_
     (pr,) = need(world, "pr")
     notes = [r.json() for r in outside.webhook.requests]
     sessions = {n["session"] for n in notes if n["session"]}
-    assert {"calc-1", "calc-2", "calc-3"} <= sessions, sessions
+    assert {"calc-1", *need(world, "asking", "exited")} <= sessions, sessions
     pr_url = next(n["pr_url"] for n in notes if n["session"] == "calc-1" and n["pr_url"])
     assert pr_url.endswith(f"/acme/calc/pull/{pr}")
 
@@ -337,7 +397,9 @@ def test_13_every_channel_got_every_notification_linking_to_the_session_and_the_
             assert embed["url"] == page_of(world, note["session"])
 
     for mail in outside.mail():
-        assert mail["user"] == SMTP_USER and mail["from"] == "ao@calc.test" and mail["to"] == ["pat@calc.test"]
+        assert (
+            mail["user"] == SMTP_USER and mail["from"] == "ao@calc.test" and mail["to"] == ["pat@calc.test"]
+        )
         message = message_from_string(mail["data"])
         text = message.get_payload(decode=True).decode()
         sid = about(message["Subject"])["session"]
@@ -358,4 +420,3 @@ def test_14_the_retro_names_the_model(world: World) -> None:
     retro = json.loads(world.ao_ok("retro", "--project", "calc", "--json"))
 
     assert MODEL in json.dumps(retro), retro
-
