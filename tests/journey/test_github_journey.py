@@ -155,8 +155,9 @@ def test_04_a_spawn_on_a_github_issue_opens_its_pr_on_github(world: World, outsi
     need(world, "started")
     number = outside.github.call("issue", title=ISSUE, body="calc has add; it needs mul too.")["number"]
 
-    world.ao_ok("spawn", "--project", "calc", str(number))
-    sid = "calc-1"
+    said = world.ao_ok("spawn", "--project", "calc", str(number))
+    sid = "calc-1"  # the project's first session: the missing issue spawned none
+    assert sid in said, said
     world.wait(
         "the agent opened its PR on GitHub", lambda: "opened PR #" in world.pane(sid), timeout=60, session=sid
     )
