@@ -274,7 +274,7 @@ def test_09_an_agent_waiting_for_an_answer_tells_people(world: World, outside: O
     need(world, "started")
     sid = spawn_with_a_prompt(world, "Tidy up the README")
     world.wait("the agent took its task", lambda: world.received(sid), timeout=60, session=sid)
-    send(world, sid, "/ask")
+    world.ao_ok("send", sid, "/ask")  # answered once the agent took it (it waited 30 s for a confirmation)
 
     world.wait(
         "the question is on screen",
