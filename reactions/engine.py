@@ -146,7 +146,9 @@ def decide(facts: SessionFacts, rules: dict[str, R.Rule]) -> list[Decision]:
             R.ALL_COMPLETE,
             fingerprint=_digest(*sorted(facts.all_done)),
             session_id=facts.all_done[-1],
-            title=f"{facts.project_key}: all {count} session{'s' if count != 1 else ''} are done",
+            title=f"{facts.project_key}: all {count} sessions are done"
+            if count != 1
+            else f"{facts.project_key}: its only session is done",
             lead=f"Every worker session of {facts.project_key} is done: {', '.join(facts.all_done)}.",
             data={"sessions": list(facts.all_done)},
         )

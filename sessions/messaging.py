@@ -481,9 +481,15 @@ def taken_up(message: Message, *, state: str, at, weak: bool, pane: str | None, 
     (a transcript: not ``weak``) has an entry newer than the claim; or its screen shows the text
     and an empty input again (``screen_ready``: the plugin's reading of the pane, None when it
     cannot tell, and then the text on screen is all ao can see). Text sitting in the input with
-    its Enter lost is shown on screen too, so the screen alone never confirms it."""
+    its Enter lost is shown on screen too, so the screen alone never confirms it.
+
+    A question on screen read after the claim confirms a message typed at the agent's prompt
+    (``ready_for`` types one only into a ready agent): the agent took it and asks about it, and
+    left unconfirmed it would be typed again once the person answered. It never confirms an
+    answer to a question (the next question may be the same one, still unanswered)."""
     if state == Activity.WAITING_INPUT:
-        return ""
+        asked_after = at is not None and message.claimed_at is not None and at > message.claimed_at
+        return "the agent asks a question about it" if asked_after and not message.answers_prompt else ""
     if state == Activity.ACTIVE:
         return "the agent started working"
     if not weak and at is not None and message.claimed_at is not None and at > message.claimed_at:

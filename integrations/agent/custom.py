@@ -42,6 +42,11 @@ class CustomAgent(CliAgent):
             default=None, description="regex matching a question the agent asks (it waits for a person)"
         )
         extra_args: list[str] = HostSetting(default_factory=list, description="appended to command as given")
+        model: str | None = Field(
+            default=None,
+            description="the model the command runs, recorded for its sessions (the Ao-Model trailer, "
+            "the card, the API, ao retro); not passed to the command: put it in command if it needs it",
+        )
 
         @field_validator("command")
         @classmethod
@@ -81,8 +86,8 @@ class CustomAgent(CliAgent):
         return self.config.command[0]
 
     def _options(self, workspace: Path) -> list[str]:
-        """The command's own arguments and ``extra_args``: custom agents have no permissions,
-        model or instructions settings."""
+        """The command's own arguments and ``extra_args``: custom agents have no permissions or
+        instructions settings, and ``model`` only says which model the command runs."""
         return [*self.config.command[1:], *self.config.extra_args]
 
     def prompt_args(self, prompt: str) -> list[str]:

@@ -21,6 +21,14 @@ What it speaks, like GitHub does:
 - faults for resilience tests: ``gh.fail(...)`` queues 5xx, 429, secondary-limit 403s with
   ``retry-after``, or slow answers for matching requests.
 
+As its own process (``python -m tests.fakes.github --port N --repo acme/web [--enterprise]
+[--git-root DIR] [--hook URL --hook-secret S]``; prints ``listening on PORT``) it is driven over
+HTTP under ``/_fake/`` (see ``_Handler._control``): shape the state, read what it received, and
+have it deliver signed webhooks, as GitHub does, to the ``--hook`` URL. With ``--git-root``,
+``<DIR>/<owner>/<name>.git`` is the repository's git: a PR opened with ``POST /repos/{o}/{r}/pulls``
+takes its head from the branch pushed there, and ``/_fake/sync`` moves open PRs' heads to their
+branches (GitHub receiving a push).
+
 ``gh.webhook(event, secret=...)`` builds a signed delivery (``X-GitHub-Event``,
 ``X-GitHub-Delivery``, ``X-Hub-Signature-256``) from the fake's state, for Django's test
 client (``.headers`` / ``.body``) or POSTed to a URL (``.post(url)``).
@@ -34,6 +42,8 @@ import hmac
 import itertools
 import json
 import re
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -44,6 +54,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 DOCS = "https://docs.github.com/rest"
@@ -865,8 +876,14 @@ class FakeGitHub:
         core_limit: int = 5000,
         graphql_limit: int = 5000,
         html_base: str = "https://github.com",
+        git_root: Path | None = None,
+        port: int = 0,
     ) -> None:
         self.enterprise = enterprise
+        self.git_root = git_root  # <git_root>/<owner>/<name>.git: the repositories' git, when given
+        self.bind_port = port
+        self.hook: tuple[str, str] | None = None  # (url, secret) webhooks are delivered to
+        self.move_head_on_merge: set[int] = set()  # PRs a push lands on just before their merge
         self.tokens = dict(tokens or {"ghp_testtoken0000000000000000000000000000": "ao-bot"})
         self.html_base = html_base
         self.limits = {"core": core_limit, "graphql": graphql_limit}
@@ -890,7 +907,7 @@ class FakeGitHub:
     # --- lifecycle -----------------------------------------------------------------------------
     def start(self) -> FakeGitHub:
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.bind_port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
@@ -998,6 +1015,29 @@ class FakeGitHub:
             bucket = Bucket(limit=limit, remaining=limit, reset=now + 3600)
             self.buckets[key] = bucket
         return bucket
+
+    def git_head(self, repo: FakeRepo, branch: str) -> str | None:
+        """The commit ``branch`` points at in the repository's git (``git_root``), if any."""
+        if self.git_root is None:
+            return None
+        done = subprocess.run(
+            ["git", "--git-dir", str(self.git_root / repo.owner / f"{repo.name}.git"), "rev-parse",
+             "--verify", "--quiet", f"refs/heads/{branch}^{{commit}}"],
+            capture_output=True, text=True, timeout=10, check=False,
+        )  # fmt: skip
+        return done.stdout.strip() or None
+
+    def sync_heads(self, repo: FakeRepo) -> list[int]:
+        """GitHub receives pushes: each open PR's head becomes its branch's commit in the git.
+        Returns the numbers of the PRs whose head moved."""
+        moved = []
+        with self.lock:
+            for pull in repo.pulls.values():
+                sha = self.git_head(repo, pull.head) if pull.state == "open" else None
+                if sha and sha != pull.head_sha:
+                    push(pull, sha)
+                    moved.append(pull.number)
+        return moved
 
     def reset_counts(self) -> None:
         with self.lock:
@@ -1845,6 +1885,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path.startswith("/_blobs/logs/"):
             self._serve_blob(method, path, query)
             return
+        if path.startswith("/_fake/"):
+            self._control(method, path[len("/_fake/") :], query, raw)
+            return
         if path == graphql_path and method == "POST":
             kind = "graphql"
         elif path.startswith(rest_prefix + "/"):
@@ -2152,6 +2195,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._page(
                 query, [fake.rest_pull(repo, p, listed=True) for p in pulls], f"/repos/{repo.full_name}/pulls"
             )
+        if rest == "/pulls" and method == "POST":
+            return self._open_pull(repo, body)
         if rest == "/actions/runs" and method == "GET":
             runs = fake.rest_workflow_runs(repo)
             page = runs[: min(int(q("per_page", "30") or 30), 100)]
@@ -2352,6 +2397,123 @@ class _Handler(BaseHTTPRequestHandler):
                 return 200, fake.rest_labels(repo, issue.labels), {}
         raise _error(404, "Not Found")
 
+    def _open_pull(self, repo: FakeRepo, body: dict[str, Any]) -> tuple[int, Any, dict[str, str]]:
+        """``POST /repos/{owner}/{repo}/pulls`` (what ``gh pr create`` calls)."""
+        fake = self.fake
+        for name in ("title", "head"):
+            if not body.get(name):
+                raise _error(
+                    422,
+                    "Validation Failed",
+                    errors=[{"resource": "PullRequest", "code": "missing_field", "field": name}],
+                )
+        owner, _, branch = str(body["head"]).rpartition(":")
+        if owner and owner.lower() != repo.owner.lower():
+            raise _error(
+                422,
+                "Validation Failed",
+                errors=[{"resource": "PullRequest", "field": "head", "code": "invalid"}],
+            )
+        if any(p.head == branch and p.state == "open" for p in repo.pulls.values()):
+            raise _error(
+                422,
+                "Validation Failed",
+                errors=[{"resource": "PullRequest", "code": "custom",
+                         "message": f"A pull request already exists for {repo.owner}:{branch}."}],
+            )  # fmt: skip
+        sha = repo.branches.get(branch) or fake.git_head(repo, branch)
+        if sha is None:
+            raise _error(
+                422,
+                "Validation Failed",
+                errors=[{"resource": "PullRequest", "field": "head", "code": "invalid"}],
+            )
+        pull = repo.add_pull(
+            branch,
+            title=body["title"],
+            body=body.get("body") or "",
+            base=body.get("base") or repo.default_branch,
+            head_sha=sha,
+            draft=bool(body.get("draft")),
+        )
+        pull.author = fake.user(fake.tokens[self._token() or ""])
+        location = fake.api(f"/repos/{repo.full_name}/pulls/{pull.number}")
+        return 201, fake.rest_pull(repo, pull), {"Location": location}
+
+    # --- control (the fake run as a process) ---------------------------------------------------
+    def _control(self, method: str, op: str, query: dict[str, list[str]], raw: bytes) -> None:
+        """``/_fake/<op>``: what a test does to GitHub's state, and what it asks about it.
+
+        GET ``requests`` (everything received: method, path, status, kind), GET ``pull?number=N``;
+        POST ``issue`` {title, body, labels}, ``review`` {number, state, body, author,
+        association}, ``check`` {number, name, conclusion}, ``sync`` (heads from the git),
+        ``close`` {number}, ``move-head-on-merge`` {number} (a push lands on the PR just before
+        its next merge arrives), ``webhook`` {event, delivery, ...the event's kwargs} (signed and
+        delivered to the ``--hook`` URL: the answer's ``status`` is ao's HTTP status).
+        Every op takes an optional ``repo`` (default: the first)."""
+        fake = self.fake
+        try:
+            args = json.loads(raw) if raw else {}
+        except ValueError:
+            args = {}
+        for name, values in query.items():
+            args.setdefault(name, values[0])
+        with fake.lock:
+            repo = fake.repo(args.pop("repo", None) or next(iter(fake.repos.values())).full_name)
+        number = int(args["number"]) if "number" in args else None
+        pull = repo.pulls[number] if number is not None and number in repo.pulls else None
+        result: Any
+        if op == "requests" and method == "GET":
+            with fake.lock:
+                result = [
+                    {"method": r.method, "path": r.path, "status": r.status, "kind": r.kind}
+                    for r in fake.requests
+                ]
+        elif op == "pull" and method == "GET" and pull is not None:
+            result = {"number": pull.number, "state": pull.state, "merged": pull.merged,
+                      "head": pull.head, "head_sha": pull.head_sha, "title": pull.title, "body": pull.body}  # fmt: skip
+        elif op == "issue" and method == "POST":
+            issue = repo.add_issue(args["title"], body=args.get("body", ""), labels=args.get("labels", ()))
+            result = {"number": issue.number}
+        elif op == "review" and method == "POST" and pull is not None:
+            review = fake.add_review(pull, state=args["state"], body=args.get("body", ""),
+                                     author=args.get("author", "reviewer"),
+                                     association=args.get("association", "MEMBER"))  # fmt: skip
+            result = {"id": review.id}
+        elif op == "check" and method == "POST" and pull is not None:
+            check = repo.add_check_run(
+                pull.head_sha, args["name"], conclusion=args.get("conclusion", "success")
+            )
+            result = {"id": check.id, "head_sha": pull.head_sha}
+        elif op == "sync" and method == "POST":
+            result = {"moved": fake.sync_heads(repo)}
+        elif op == "close" and method == "POST" and pull is not None:
+            with fake.lock:
+                pull.state, pull.closed_at = "closed", _now()
+                pull.updated_at = pull.closed_at
+            result = {"state": "closed"}
+        elif op == "move-head-on-merge" and method == "POST" and pull is not None:
+            with fake.lock:
+                fake.move_head_on_merge.add(pull.number)
+            result = {}
+        elif op == "webhook" and method == "POST" and fake.hook is not None:
+            url, secret = fake.hook
+            event, delivery = args.pop("event"), args.pop("delivery", None)
+            result = {
+                "status": fake.webhook(
+                    event, secret=secret, repo=repo.full_name, delivery=delivery, **args
+                ).post(url)
+            }
+        else:
+            self._send(404, {"message": f"no control {method} {op}"}, kind="control", method=method, path=op)
+            return
+        data = json.dumps(result).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     def _page(self, query: dict[str, list[str]], items: list, path: str) -> tuple[int, Any, dict[str, str]]:
         per_page = min(int(query.get("per_page", ["30"])[0]), 100)
         page = max(int(query.get("page", ["1"])[0]), 1)
@@ -2369,6 +2531,9 @@ class _Handler(BaseHTTPRequestHandler):
             raise _error(422, "Invalid request.\n\nmerge_method must be one of merge, squash, rebase.")
         if pull.state != "open" or pull.merged:
             raise _error(405, "Pull Request is not mergeable")
+        if pull.number in self.fake.move_head_on_merge:  # someone pushed just before this arrived
+            self.fake.move_head_on_merge.discard(pull.number)
+            push(pull)
         if body.get("sha") and body["sha"] != pull.head_sha:
             raise _error(409, "Head branch was modified. Review and try the merge again.")
         if pull.draft or pull.mergeable is False or pull.mergeable_state in ("dirty", "blocked", "draft"):
@@ -2382,3 +2547,39 @@ class _Handler(BaseHTTPRequestHandler):
             {"sha": pull.merge_commit_sha, "merged": True, "message": "Pull Request successfully merged"},
             {},
         )
+
+
+def main() -> None:
+    """Run the fake as its own process until interrupted (see the module's docstring)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.github")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--repo", action="append", default=[], help="owner/name (repeatable)")
+    parser.add_argument("--enterprise", action="store_true", help="serve /api/v3 and /api/graphql")
+    parser.add_argument("--token", default="ghp_testtoken0000000000000000000000000000")
+    parser.add_argument("--login", default="ao-bot", help="the token's user")
+    parser.add_argument("--git-root", type=Path, default=None)
+    parser.add_argument("--hook", default="", help="URL webhooks are delivered to")
+    parser.add_argument("--hook-secret", default="")
+    args = parser.parse_args()
+    fake = FakeGitHub(enterprise=args.enterprise, tokens={args.token: args.login}, git_root=args.git_root,
+                      port=args.port)  # fmt: skip
+    if args.hook:
+        fake.hook = (args.hook, args.hook_secret)
+    for name in args.repo:
+        fake.add_repo(name)
+    fake.start()
+    print(f"listening on {fake.port}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.close()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -22,14 +22,21 @@ relation: ``type`` "blocks" means ``issue`` blocks ``related``; an issue's ``rel
 ones it is the source of, its ``inverseRelations`` the ones pointing at it), ``issue``,
 ``comments_on``, ``requests`` (everything received), ``fail_next`` (401, 5xx, 429) and
 ``delay_next`` (slow).
+
+As its own process (``python -m tests.fakes.linear --port N --team ENG``; prints ``listening on
+PORT``) it is driven over HTTP: POST ``/_fake/issue`` {team, title, state, labels, description}
+adds an issue (answers its ``identifier``), GET ``/_fake/issue?id=ENG-1`` answers its ``state``,
+``labels`` and ``comments``.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sys
 import threading
 import time
+import urllib.parse
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -532,8 +539,11 @@ class FakeLinear:
     path = "/graphql"
     organization = "ao-test"
 
-    def __init__(self, *, api_key: str = "lin_api_fake_0123456789abcdef", rate_limit: int = 5000) -> None:
+    def __init__(
+        self, *, api_key: str = "lin_api_fake_0123456789abcdef", rate_limit: int = 5000, port: int = 0
+    ) -> None:
         self.api_key = api_key
+        self.bind_port = port
         self.auth_failure_status = 400
         self.rate_limit = rate_limit
         self.rate_remaining = rate_limit
@@ -559,7 +569,7 @@ class FakeLinear:
             pass
 
         Handler.fake = fake
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server = ThreadingHTTPServer(("127.0.0.1", self.bind_port), Handler)
         server.daemon_threads = True
         server.block_on_close = False
         self._server = server
@@ -1254,6 +1264,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if self.path.startswith("/_fake/"):
+            self._control(body)
+            return
         record = RecordedRequest(
             method=self.command,
             path=self.path,
@@ -1275,6 +1288,62 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout test)
 
+    def _control(self, body: bytes) -> None:
+        """The fake run as a process: a test adds issues and reads them back (the module's docstring)."""
+        fake = self.fake
+        op, _, raw_query = self.path[len("/_fake/") :].partition("?")
+        args = json.loads(body) if body else {}
+        args.update({k: v[0] for k, v in urllib.parse.parse_qs(raw_query).items()})
+        status, result = 200, {}
+        try:
+            if op == "issue" and self.command == "POST":
+                issue = fake.add_issue(
+                    args["team"], args["title"], description=args.get("description", ""),
+                    state=args.get("state", "Todo"), labels=args.get("labels", ()),
+                )  # fmt: skip
+                result = {"identifier": issue.identifier}
+            elif op == "issue" and self.command == "GET":
+                result = {"state": fake.issue_state(args["id"]), "labels": fake.issue_labels(args["id"]),
+                          "comments": fake.comments_on(args["id"])}  # fmt: skip
+            else:
+                status, result = 404, {"message": f"no control {self.command} {op}"}
+        except KeyError as exc:
+            status, result = 404, {"message": f"not found: {exc}"}
+        data = json.dumps(result).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
     do_POST = _serve
     do_GET = _serve
     do_PUT = _serve
+
+
+def main() -> None:
+    """Run the fake as its own process until interrupted (see the module's docstring)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.linear")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--api-key", default="lin_api_fake_0123456789abcdef")
+    parser.add_argument("--team", action="append", default=[], help="a team's key (repeatable)")
+    args = parser.parse_args()
+    fake = FakeLinear(api_key=args.api_key, port=args.port)
+    for key in args.team:
+        fake.add_team(key)
+    fake.start()
+    print(f"listening on {fake._server.server_address[1]}", flush=True)  # type: ignore[union-attr]
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        fake.stop()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -14,7 +14,13 @@ What it does, from what it reads:
 - the worker prompt for ``Add sub(a, b)``: writes ``sub``, commits; no PR;
 - a CI failure: shows the failing assertion it was given, fixes ``mul``, commits, pushes;
 - review feedback: shows the reviewer's comment, adds the docstring asked for, commits, pushes;
+- ``/ask``: asks a person a question (``Proceed with the refactor? (y/n)``) and waits for the answer;
+- ``/exit``: ends (the agent process exits);
 - anything else: acknowledges it.
+
+In GitHub mode (``--github-api URL --github-token T --github-repo OWNER/NAME``) it opens its PR
+the way ``gh pr create`` does, with ``POST /repos/{owner}/{name}/pulls`` after pushing the branch
+to origin (ao's prompt says "e.g. `gh pr create --fill`" there).
 
 "Push" follows ao's instructions as written (``git push origin HEAD``); when that fails it says
 why in the pane and then pushes through ``ao pr create`` (which the prompt also names), so the
@@ -37,6 +43,7 @@ import select
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 PROMPT = "journey-agent> "
@@ -140,8 +147,14 @@ class Keyboard:
                 out(visible(char))
 
 
+QUESTION = "Proceed with the refactor? (y/n) "
+
+
 class Agent:
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, github: tuple[str, str, str] | None = None) -> None:
+        self.github = github  # (API base URL, token, owner/name): GitHub mode
+        self.asking = False  # a question to a person is on screen: its answer is the next message
+        self.exiting = False
         self.session = os.environ.get("AO_SESSION", "unknown")
         self.log_dir = log_dir
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -188,8 +201,29 @@ class Agent:
         else:
             why = (pushed.stderr.strip().splitlines() or ["?"])[0]
             out(f"push to origin: FAILED ({why})\n")
+        if self.github is not None:
+            if open_pr is not None and pushed.returncode == 0:
+                self.open_github_pr(title=open_pr[open_pr.index("--title") + 1])
+            return
         if open_pr is not None or pushed.returncode != 0:
             self.run("ao", "pr", "create", *(open_pr or []))
+
+    def open_github_pr(self, *, title: str) -> None:
+        """What `gh pr create --fill` does: the branch's PR against the default branch."""
+        assert self.github is not None
+        api, token, repo = self.github
+        branch = self.run("git", "rev-parse", "--abbrev-ref", "HEAD").stdout.strip()
+        body = json.dumps({"title": title, "head": branch, "base": "main", "body": "Closes the issue."})
+        request = urllib.request.Request(
+            f"{api}/repos/{repo}/pulls", data=body.encode(), method="POST",
+            headers={"Authorization": f"token {token}", "Content-Type": "application/json"},
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                opened = json.loads(response.read())
+            out(f"opened PR #{opened['number']}: {opened['html_url']}\n")
+        except OSError as exc:
+            out(f"gh pr create: FAILED ({exc})\n")
 
     def already_done(self, subject: str) -> bool:
         log = self.run("git", "log", "--format=%s", "-20").stdout.splitlines()
@@ -219,6 +253,13 @@ class Agent:
             self.run("ao", "report", "working", "adding sub")
             self.write_function(SUB, "sub")
             self.commit("Add sub")
+        elif message.strip() == "/ask":
+            self.asking = True
+        elif message.strip() == "/exit":
+            out("bye\n")
+            self.exiting = True
+        elif self.asking_answered(message):
+            out("going on as told.\n")
         elif "CI is failing" in message:
             for row in message.splitlines():
                 if "Error" in row or "FAIL" in row:
@@ -227,7 +268,9 @@ class Agent:
             self.write_function(MUL_RIGHT, "mul")
             self.commit("Fix mul: multiply")
             self.push()
-        elif "requested changes" in message or "Review feedback" in message:
+        elif (
+            "requested changes" in message or "Review feedback" in message or "(quoted, untrusted)" in message
+        ):
             for row in message.splitlines():
                 if "docstring" in row:
                     out(f"reviewer says: {row.strip()}\n")
@@ -238,6 +281,10 @@ class Agent:
         else:
             out("noted.\n")
 
+    def asking_answered(self, message: str) -> bool:
+        answered, self.asking = self.asking, False
+        return answered
+
     def escape_seen(self, sequence: str) -> None:
         """Recorded at once: a terminal reply may sit on the input line until the next Enter."""
         with (self.log_dir / f"{self.session}.escapes").open("a") as fh:
@@ -246,8 +293,8 @@ class Agent:
     def loop(self, keyboard: Keyboard) -> int:
         keyboard.on_escape = self.escape_seen
         out(f"journey agent {self.session} in {os.getcwd()}\n")
-        while True:
-            out(PROMPT)
+        while not self.exiting:
+            out(QUESTION if self.asking else PROMPT)
             try:
                 message = keyboard.message()
             except EOFError:
@@ -255,15 +302,20 @@ class Agent:
             escapes, keyboard.escapes = keyboard.escapes, []
             self.record(message, escapes)
             self.handle(message, escapes)
+        return 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="journey-agent")
     parser.add_argument("--log-dir", required=True)
+    parser.add_argument("--github-api", default="")
+    parser.add_argument("--github-token", default="")
+    parser.add_argument("--github-repo", default="")
     args, _rest = parser.parse_known_args()
+    github = (args.github_api, args.github_token, args.github_repo) if args.github_api else None
     keyboard = Keyboard(sys.stdin.fileno())
     try:
-        return Agent(Path(args.log_dir)).loop(keyboard)
+        return Agent(Path(args.log_dir), github).loop(keyboard)
     except KeyboardInterrupt:
         return 130
     finally:

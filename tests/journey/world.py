@@ -246,27 +246,34 @@ def configure(world: World) -> str:
 
 
 @contextlib.contextmanager
-def journey_world(root: Path) -> Iterator[World]:
-    """Everything the journey starts, always stopped at the end: ao, its tmux server, Chromium."""
-    from playwright.sync_api import sync_playwright
-
+def journey_world(
+    root: Path, *, browser: bool = True, port: int | None = None, env: dict[str, str] | None = None
+) -> Iterator[World]:
+    """Everything the journey starts, always stopped at the end: ao, its tmux server and (with
+    ``browser``) Chromium. ``port``: ao's port, when something must know it before ao starts;
+    ``env``: more of ao's environment."""
     # tmux puts its socket under TMUX_TMPDIR: a short private directory gives ao a tmux server of
     # its own, and the test (with the same environment) reads the same server's panes.
     tmux_dir = Path(tempfile.mkdtemp(prefix="aoj-tmux-"))
     home = root / "ao-home"  # ao creates it, as it does ~/.ao
-    env = ao_env(home, AO_SWEEP_INTERVAL="1", TMUX_TMPDIR=str(tmux_dir))
+    ao_environment = ao_env(home, AO_SWEEP_INTERVAL="1", TMUX_TMPDIR=str(tmux_dir), **(env or {}))
     for name in ("TMUX", "AO_LOG_LEVEL"):  # not inside the test's tmux; ao's own default log level
-        env.pop(name, None)
+        ao_environment.pop(name, None)
     world = World(
         root=root,
         repo=make_user_repo(root / "calc"),
         home=home,
         agent_log=root / "agent-log",
         tmux_dir=tmux_dir,
-        port=free_port(),
-        env=env,
+        port=port or free_port(),
+        env=ao_environment,
     )
     try:
+        if not browser:
+            yield world
+            return
+        from playwright.sync_api import sync_playwright
+
         with sync_playwright() as playwright:
             world.browser = playwright.chromium.launch(
                 executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS

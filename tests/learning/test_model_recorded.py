@@ -92,3 +92,20 @@ def test_the_model_is_recorded_from_config_then_from_the_agents_records(
     outcomes.outcome_record(session=Session.objects.get(pk=session.id))
     summary = outcomes.retro_summary(projects=[project])
     assert "claude-code/claude-opus-4-1" in json.dumps(summary)
+
+
+def test_a_custom_agents_configured_model_is_recorded(monkeypatch):
+    """A custom agent (any command) runs whatever model its command runs: ao cannot read it from
+    the agent's records, so the project says it (``model``), and the session records it like any
+    configured model (and ao does not add a flag the command may not know)."""
+    monkeypatch.setattr(agents, "_enqueue_start", lambda session: None)
+    project = ProjectFactory(
+        key="tool", session_prefix="tool", agent="custom", tracker="local",
+        plugin_settings={"agent": {"command": ["my-agent", "--tui"], "model": "gpt-5-codex"}},
+    )  # fmt: skip
+
+    session = agents.session_spawn(project=project, prompt="Say hi")
+
+    assert session.model == "gpt-5-codex"
+    agent = agents._agent_for(project, "custom")
+    assert "--model" not in agent.launch_command(workspace=Path("/tmp"), prompt=None)

@@ -683,3 +683,14 @@ def test_agent_stuck_threshold_from_idle_to_notification(settings, tmp_path, thr
 
     assert [o.rule for o in outcomes] == (["agent-stuck"] if notified else [])
     assert Session.objects.get(pk=session.pk).status == ("stuck" if notified else "idle")
+
+
+@pytestmark_db
+def test_all_complete_for_a_projects_only_session_says_so_in_english():
+    project = ProjectFactory(key="calc", session_prefix="calc")
+    only = SessionFactory(project=project, number=1, status="pr_closed", zone="done")
+
+    react(only)
+
+    (notification,) = Notification.objects.filter(rule="all-complete")
+    assert notification.title == "calc: its only session is done"

@@ -178,7 +178,15 @@ def test_only_evidence_about_the_message_confirms_it() -> None:
     assert how("active", before, True, typed, False)
     assert how("ready", after, False, typed, False)
     assert how("ready", after, True, sent, True)
-    # a question on screen is never the message's doing
-    assert how("waiting_input", after, False, sent, False) == ""
+    # a question on screen after keys typed at the agent's prompt: the agent took the message and
+    # asks about it (issue 18's GitHub-mode journey: unconfirmed, it was typed again after the answer)
+    assert how("waiting_input", after, True, sent, False) == "the agent asks a question about it"
+    # ... but not a question from before the keys, nor one that follows an answer to a question
+    assert how("waiting_input", before, False, sent, False) == ""
+    answer = Message(text="yes", claimed_at=claimed, answers_prompt=True)
+    assert (
+        messaging.taken_up(answer, state="waiting_input", at=after, weak=True, pane=sent, screen_ready=False)
+        == ""
+    )
     # a plugin that cannot read its screen: the text on screen is all there is
     assert how("ready", after, True, sent, None)
