@@ -13,7 +13,9 @@ counts the spawns that fail. Per spawn: the command's exit, the agent's prompt (
 its pane, and the task prompt received (the stand-in echoes it). A poller lists the tmux
 server's sessions and reads their panes every 20 ms. Between rounds the round's agents are
 stopped (their tmux sessions killed) so a round does not compete with the last one's agents.
-Run: `.venv/bin/python bench/spawn.py --cli [--rounds 10] [--at-once 10]`.
+Run: `.venv/bin/python bench/spawn.py --cli [--rounds 10] [--at-once 10] [--server]`. With
+`--server`, a real `ao start` serves the same (clean) AO_HOME during the rounds, as on a machine
+where ao runs: the commands then ask it to spawn (`sessions.cli_relay`).
 """
 
 from __future__ import annotations
@@ -75,6 +77,27 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def start_server(ao: str, env: dict[str, str], *, cwd: Path, log: Path) -> subprocess.Popen:
+    """`ao start` on a free port for this AO_HOME; returns once its CLI door (cli.json) is open."""
+    import socket as sockets
+
+    with sockets.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = log.open("w")
+    proc = subprocess.Popen(
+        [ao, "start", "--port", str(port), "--no-browser-link"], env=env, cwd=cwd, stdout=out, stderr=out
+    )
+    door = Path(env["AO_HOME"]) / "cli.json"
+    deadline = time.monotonic() + 120
+    while not (door.exists() and f":{port}/" in log.read_text()):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"`ao start` did not come up: {log.read_text()[-2000:]}")
+        time.sleep(0.1)
+    return proc
+
+
 def cli_main(args) -> None:
     """`ao spawn` as processes: see the module's docstring."""
     import json
@@ -111,6 +134,7 @@ def cli_main(args) -> None:
     )
     for cmd in (["migrate", "--verbosity", "0"], ["config", "apply", str(config)]):
         subprocess.run([ao, *cmd], env=env, check=True, capture_output=True, timeout=120)
+    server = start_server(ao, env, cwd=project, log=base / "ao-start.log") if args.server else None
 
     seen: dict[str, dict[str, float]] = {}  # session -> {"ready": t, "prompt": t}
     stop = threading.Event()
@@ -181,6 +205,9 @@ def cli_main(args) -> None:
     finally:
         stop.set()
         subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=30)
+        if server is not None:
+            server.terminate()
+            server.wait(60)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     failed = [b for b in results if b["error"]]
     ok = [b for b in results if not b["error"]]
@@ -193,7 +220,10 @@ def cli_main(args) -> None:
             f"p50 {statistics.median(values):.2f} s  p95 {pct(values, 0.95):.2f} s  max {max(values):.2f} s"
         )
 
-    print(f"{len(results)} `ao spawn` processes, {args.at_once} at once, {args.rounds} rounds")
+    print(
+        f"{len(results)} `ao spawn` processes, {args.at_once} at once, {args.rounds} rounds, "
+        + ("`ao start` serving" if server is not None else "no ao serving")
+    )
     print(f"failures: {len(failed)}")
     for b in failed[:10]:
         print(f"  {b['error']}")
@@ -215,6 +245,7 @@ def main() -> None:
     parser.add_argument("--cli", action="store_true", help="time `ao spawn` processes (see above)")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--at-once", type=int, default=10)
+    parser.add_argument("--server", action="store_true", help="with --cli: a real `ao start` serving")
     args = parser.parse_args()
     if args.cli:
         cli_main(args)
