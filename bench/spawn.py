@@ -128,7 +128,7 @@ def cli_main(args) -> None:
     config = base / "ao.config.yaml"
     config.write_text(
         "projects:\n  bench:\n    path: " + json.dumps(str(project)) + "\n    sessionPrefix: b\n"
-        "    tracker: local\n    sweepInterval: 3600\n"
+        "    tracker: local\n    sweepInterval: 3600\n    orchestrator: {enabled: false}\n"
         f"    runtime: {{plugin: tmux, socket_name: {socket}, enter_delay: 0.05}}\n"
         f"    agent: {{plugin: claude-code, binary: {json.dumps(str(shim))}, home: {json.dumps(str(base / 'agent-home'))}}}\n"
     )

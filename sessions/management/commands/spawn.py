@@ -5,8 +5,8 @@ from django.core.management.base import BaseCommand, CommandError
 from sessions import apiclient, selectors
 from sessions.agents import IssueMissing, session_spawn
 from sessions.lifecycle import Phase
+from sessions.light_commands import add_spawn_arguments
 from sessions.management.commands._common import (
-    PROJECT_HELP,
     cli_audit,
     cli_errors,
     refuse_runtime_without_a_server,
@@ -20,26 +20,7 @@ class Command(BaseCommand):
     help = "Spawn an agent session on an issue (or with a prompt) in its own worktree and tmux session."
 
     def add_arguments(self, parser):
-        parser.add_argument("issue", nargs="?", help="issue reference in the project's tracker (e.g. 123)")
-        parser.add_argument(
-            "--project",
-            "-p",
-            help=PROJECT_HELP,
-        )
-        parser.add_argument("--agent", "-a", help="agent plugin (default: the project's agent)")
-        parser.add_argument("--prompt", help="what to do (with or instead of an issue)")
-        parser.add_argument("--branch", help="branch name (default: derived from the issue)")
-        parser.add_argument(
-            "--host",
-            metavar="NAME",
-            help="agent host to run on (default: yours, then one you are allowed on, then a shared one, "
-            "the first with room); refused with the reason when you may not use it",
-        )
-        parser.add_argument(
-            "--no-issue-check",
-            action="store_true",
-            help="spawn even if the tracker does not know the issue (the agent gets no issue context)",
-        )
+        add_spawn_arguments(parser)  # shared with the relayed path (sessions.light_commands)
 
     def handle(self, *args, **options):
         client = remote_client()
