@@ -12,6 +12,7 @@ import fcntl
 import os
 import re
 import subprocess
+import threading
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -320,11 +321,63 @@ def fetch_branch(repo: Path | str, *, remote: str, branch: str, timeout: float =
     return resolve_commit(repo, f"refs/remotes/{remote}/{branch}")
 
 
+class _Fetches:
+    """A branch's fetches into one repository, one at a time in this process (see ``fetch_fresh``)."""
+
+    def __init__(self) -> None:
+        self.changed = threading.Condition()
+        self.started = 0  # fetches begun, numbered from 1
+        self.finished = 0  # the number of the last fetch that ended with an answer
+        self.running = False
+        self.result: str | None = None
+
+
+_fetches: dict[tuple[str, str, str], _Fetches] = {}
+_fetches_lock = threading.Lock()
+
+
+def fetch_fresh(repo: Path | str, *, remote: str, branch: str, timeout: float = 30.0) -> str | None:
+    """``fetch_branch``, from a fetch that began after this call did: what the remote has now.
+
+    Sessions spawned at once fetch the same branch into the same repository; each fetch is a round
+    trip to the remote, and concurrent ones contend for the same ref's lock. Here a caller that
+    arrives while a fetch runs waits for it to end and shares the next one with every other caller
+    that arrived meanwhile: ten spawns at once make two fetches, and none starts from a state of
+    the remote older than its own request."""
+    key = (os.path.realpath(repo), remote, branch)
+    with _fetches_lock:
+        state = _fetches.setdefault(key, _Fetches())
+    with state.changed:
+        wanted = state.started + 1  # the first fetch that begins after now
+        while True:
+            if state.finished >= wanted:
+                return state.result
+            if not state.running:
+                state.running = True
+                state.started += 1
+                mine = state.started
+                break
+            state.changed.wait()
+    result: str | None = None
+    answered = False
+    try:
+        result = fetch_branch(repo, remote=remote, branch=branch, timeout=timeout)
+        answered = True
+    finally:
+        with state.changed:
+            state.running = False
+            if answered:
+                state.finished, state.result = mine, result
+            state.changed.notify_all()  # on an error a waiter starts its own fetch
+    return result
+
+
 def start_point(repo: Path | str, *, remote: str, branch: str, timeout: float = 30.0) -> str:
-    """The commit a new session's branch starts from: ``branch`` as the remote has it now (fetched),
-    so merged work reaches new sessions; when the remote cannot be reached, the last fetched copy
-    or, failing that, the checkout's own ``branch``, whichever has the other (else the remote's)."""
-    fetched = fetch_branch(repo, remote=remote, branch=branch, timeout=timeout)
+    """The commit a new session's branch starts from: ``branch`` as the remote has it now (fetched,
+    ``fetch_fresh``), so merged work reaches new sessions; when the remote cannot be reached, the
+    last fetched copy or, failing that, the checkout's own ``branch``, whichever has the other (else
+    the remote's)."""
+    fetched = fetch_fresh(repo, remote=remote, branch=branch, timeout=timeout)
     if fetched:
         return fetched
     candidates = []
