@@ -229,7 +229,9 @@ def test_spawn_is_done_by_the_running_ao_as_the_command_does_it(tmp_path: Path) 
             assert printed(relayed.stderr) == printed(alone.stderr)
 
             listed = json.loads(run_ao(["session", "ls", "--json"], env, cwd=repo).stdout)
-            assert sorted(s["id"] for s in listed) == sorted([got["id"], want["id"]])  # refusals wrote nothing
+            assert sorted(s["id"] for s in listed) == sorted(
+                [got["id"], want["id"]]
+            )  # refusals wrote nothing
             audited = django_shell(
                 env,
                 "from sessions.models import AuditEntry\n"
