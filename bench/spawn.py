@@ -177,6 +177,7 @@ def cli_main(args) -> None:
     poller.start()
     results: list[dict] = []
     round_walls: list[float] = []
+    ready_walls: list[float] = []  # per round: the first start to the last agent's prompt visible
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         for r in range(args.rounds):
@@ -195,11 +196,15 @@ def cli_main(args) -> None:
             ends = [b["started"] + b["prompt"] for b in batch if b["prompt"] is not None]
             if ends:
                 round_walls.append(max(ends) - min(b["started"] for b in batch))
+            shown = [b["started"] + b["ready"] for b in batch if b["ready"] is not None]
+            if shown:
+                ready_walls.append(max(shown) - min(b["started"] for b in batch))
             results += batch
             subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=30)
             print(
                 f"round {r + 1}: {sum(1 for b in batch if b['error'])} failed; "
-                f"all prompts after {round_walls[-1] if ends else float('nan'):.2f} s",
+                f"all agents' prompts visible after {ready_walls[-1] if shown else float('nan'):.2f} s, "
+                f"all task prompts received after {round_walls[-1] if ends else float('nan'):.2f} s",
                 flush=True,
             )
     finally:
@@ -230,8 +235,10 @@ def cli_main(args) -> None:
     print(f"command exit:           {stats('exit')}")
     print(f"agent prompt visible:   {stats('ready')}")
     print(f"task prompt received:   {stats('prompt')}")
+    if ready_walls:
+        print(f"a round, all agents' prompts visible: median {statistics.median(ready_walls):.2f} s")
     if round_walls:
-        print(f"a round, all prompts received: median {statistics.median(round_walls):.2f} s")
+        print(f"a round, all task prompts received: median {statistics.median(round_walls):.2f} s")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     print(
         f"CPU of the children (ao spawn, git, tmux, agents): {cpu / max(1, len(results)):.2f} CPU-s per spawn"
