@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import re
 import subprocess
@@ -126,7 +127,8 @@ def validate_branch_name(name: str, *, cwd: Path | str | None = None) -> str:
     """Return ``name`` if it is a branch name ao will use, else raise BranchNameError.
 
     Cheap checks first (leading ``-``, ``..``, control characters, whitespace, characters git
-    forbids, length), then ``git check-ref-format --branch`` as the authority.
+    forbids, length), then ``git check-ref-format --branch`` as the authority (``cwd`` does not
+    change its answer for a name that passed the cheap checks).
     """
     if not isinstance(name, str) or not name:
         raise BranchNameError("a branch name must not be empty")
@@ -149,10 +151,18 @@ def validate_branch_name(name: str, *, cwd: Path | str | None = None) -> str:
         problems.append("has an empty component or ends with '/' or '.'")
     if problems:
         raise BranchNameError(f"invalid branch name {name!r}: {', '.join(problems)}")
-    proc = run_git(["check-ref-format", "--branch", name], cwd=cwd or "/", check=False, timeout=10)
-    if proc.returncode != 0 or proc.stdout.strip() != name:
+    if not _git_accepts_branch(name):
         raise BranchNameError(f"invalid branch name {name!r}: git check-ref-format rejects it")
     return name
+
+
+@functools.lru_cache(maxsize=4096)
+def _git_accepts_branch(name: str) -> bool:
+    """``git check-ref-format --branch`` on a name that passed the cheap checks. Its answer depends
+    on the name alone (the one thing it would read from a repository, ``@{-N}``, is refused before),
+    so it is asked once per name and process: a spawn validates its branch five times on its way."""
+    proc = run_git(["check-ref-format", "--branch", name], cwd="/", check=False, timeout=10)
+    return proc.returncode == 0 and proc.stdout.strip() == name
 
 
 def is_valid_branch_name(name: str, *, cwd: Path | str | None = None) -> bool:

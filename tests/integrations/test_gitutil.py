@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -193,3 +194,18 @@ def test_spawns_at_once_share_fetches_of_the_default_branch(repo, tmp_path: Path
         starts = list(pool.map(spawn_start, range(10)))
     assert starts == [head] * 10
     assert log.read_text().count("start") <= 2, log.read_text()
+
+
+def test_a_branch_name_is_asked_of_git_once(monkeypatch) -> None:
+    """A spawn validates its branch name several times on its way (each a `git` process): git's
+    verdict on a name is kept, so later checks of that name need no git at all."""
+    accepted, refused = f"feat/once-{os.getpid()}", "HEAD"
+    assert validate_branch_name(accepted) == accepted
+    with pytest.raises(BranchNameError, match="check-ref-format"):
+        validate_branch_name(refused)
+    monkeypatch.setenv("PATH", "/nonexistent")  # no git from here on
+    assert validate_branch_name(accepted) == accepted
+    with pytest.raises(BranchNameError, match="check-ref-format"):
+        validate_branch_name(refused)
+    with pytest.raises(Exception):  # noqa: B017 - a name not asked yet needs git, which is not there
+        validate_branch_name(f"feat/new-{os.getpid()}")
