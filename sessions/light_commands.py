@@ -179,6 +179,11 @@ def add_spawn_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="spawn even if the tracker does not know the issue (the agent gets no issue context)",
     )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the new session as JSON (the fields of `ao session ls --json`, and host, workspace, error)",
+    )
 
 
 def _add_status_arguments(parser: argparse.ArgumentParser) -> None:
@@ -258,7 +263,10 @@ def _remote(argv: list[str], options: dict, client) -> int:
     elif argv[0] == "spawn":
         keys = ("project", "issue", "prompt", "agent", "branch", "host")
         lines = apiclient.spawn(
-            client, **{k: options[k] for k in keys}, missing_issue_ok=options["no_issue_check"]
+            client,
+            **{k: options[k] for k in keys},
+            missing_issue_ok=options["no_issue_check"],
+            as_json=options["json"],
         )
     else:
         lines = apiclient.send(

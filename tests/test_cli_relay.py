@@ -210,6 +210,15 @@ def test_spawn_is_done_by_the_running_ao_as_the_command_does_it(tmp_path: Path) 
                 alone.stdout.replace(want["id"], "ID").split(" — ")[0].removeprefix("ID: ")
             )
 
+            relayed, alone = both(["--project", "relay", "--prompt", "as json", "--json"], cwd=other)
+            assert relayed.returncode == alone.returncode == 0, relayed.stderr
+            got_json, want_json = json.loads(relayed.stdout), json.loads(alone.stdout)
+            assert got_json.keys() == want_json.keys() >= {"id", "status", "host", "workspace", "error"}
+            for key in ("project", "kind", "agent", "issue", "host", "error"):
+                assert got_json[key] == want_json[key], key
+            assert got_json["project"] == "relay" and got_json["error"] == ""
+            assert Path(got_json["workspace"]).is_dir() and got_json["workspace"].endswith(got_json["id"])
+
             # what is refused is refused alike: the same message and exit status, nothing spawned
             refusals = [
                 (["--project", "nosuch", "--prompt", "x"], "no project 'nosuch'"),
@@ -229,9 +238,8 @@ def test_spawn_is_done_by_the_running_ao_as_the_command_does_it(tmp_path: Path) 
             assert printed(relayed.stderr) == printed(alone.stderr)
 
             listed = json.loads(run_ao(["session", "ls", "--json"], env, cwd=repo).stdout)
-            assert sorted(s["id"] for s in listed) == sorted(
-                [got["id"], want["id"]]
-            )  # refusals wrote nothing
+            spawned_ids = [got["id"], want["id"], got_json["id"], want_json["id"]]
+            assert sorted(s["id"] for s in listed) == sorted(spawned_ids)  # refusals wrote nothing
             audited = django_shell(
                 env,
                 "from sessions.models import AuditEntry\n"

@@ -1,3 +1,4 @@
+import json
 from contextlib import contextmanager
 
 from django.core.management.base import BaseCommand, CommandError
@@ -28,7 +29,10 @@ class Command(BaseCommand):
             with remote_errors():
                 keys = ("project", "issue", "prompt", "agent", "branch", "host")
                 lines = apiclient.spawn(
-                    client, **{k: options[k] for k in keys}, missing_issue_ok=options["no_issue_check"]
+                    client,
+                    **{k: options[k] for k in keys},
+                    missing_issue_ok=options["no_issue_check"],
+                    as_json=options["json"],
                 )
                 self.stdout.write("\n".join(lines))
             return
@@ -47,11 +51,21 @@ class Command(BaseCommand):
                 host=options["host"],
             )
         session.refresh_from_db()
-        self.stdout.write(
-            f"{session.id}: {session.get_status_display().lower()} — {session.status_reason} (host {session.host})"
-        )
-        if session.workspace_path:
-            self.stdout.write(f"  workspace: {session.workspace_path} (branch {session.branch})")
+        if options["json"]:
+            spawned = {
+                **selectors.session_summary(session),
+                "host": session.host,
+                "workspace": session.workspace_path,
+                "error": session.error,
+            }
+            self.stdout.write(json.dumps(spawned, indent=2))
+        else:
+            self.stdout.write(
+                f"{session.id}: {session.get_status_display().lower()} — {session.status_reason} "
+                f"(host {session.host})"
+            )
+            if session.workspace_path:
+                self.stdout.write(f"  workspace: {session.workspace_path} (branch {session.branch})")
         if session.phase == Phase.ERRORED:  # scripts see it in the exit status, people in one line
             raise CommandError(f"{session.id} did not start: {session.error}")
 
