@@ -172,6 +172,7 @@ def test_remote_status_session_ls_and_send_run_without_django(remote, tmp_path) 
         return data
 
     assert without_time(ao("status", "--json").stdout) == without_time(_ao("status", "--json"))
+
     def without_ages(text: str) -> str:  # "2s", "5m": the two commands run a moment apart
         return re.sub(r"\b\d+[smhd]\b", "<age>", text)
 
