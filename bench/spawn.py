@@ -13,7 +13,9 @@ counts the spawns that fail. Per spawn: the command's exit, the agent's prompt (
 its pane, and the task prompt received (the stand-in echoes it). A poller lists the tmux
 server's sessions and reads their panes every 20 ms. Between rounds the round's agents are
 stopped (their tmux sessions killed) so a round does not compete with the last one's agents.
-Run: `.venv/bin/python bench/spawn.py --cli [--rounds 10] [--at-once 10]`.
+Run: `.venv/bin/python bench/spawn.py --cli [--rounds 10] [--at-once 10] [--server]`. With
+`--server`, a real `ao start` serves the same (clean) AO_HOME during the rounds, as on a machine
+where ao runs: the commands then ask it to spawn (`sessions.cli_relay`).
 """
 
 from __future__ import annotations
@@ -75,6 +77,27 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def start_server(ao: str, env: dict[str, str], *, cwd: Path, log: Path) -> subprocess.Popen:
+    """`ao start` on a free port for this AO_HOME; returns once its CLI door (cli.json) is open."""
+    import socket as sockets
+
+    with sockets.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = log.open("w")
+    proc = subprocess.Popen(
+        [ao, "start", "--port", str(port), "--no-browser-link"], env=env, cwd=cwd, stdout=out, stderr=out
+    )
+    door = Path(env["AO_HOME"]) / "cli.json"
+    deadline = time.monotonic() + 120
+    while not (door.exists() and f":{port}/" in log.read_text()):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"`ao start` did not come up: {log.read_text()[-2000:]}")
+        time.sleep(0.1)
+    return proc
+
+
 def cli_main(args) -> None:
     """`ao spawn` as processes: see the module's docstring."""
     import json
@@ -105,12 +128,13 @@ def cli_main(args) -> None:
     config = base / "ao.config.yaml"
     config.write_text(
         "projects:\n  bench:\n    path: " + json.dumps(str(project)) + "\n    sessionPrefix: b\n"
-        "    tracker: local\n    sweepInterval: 3600\n"
+        "    tracker: local\n    sweepInterval: 3600\n    orchestrator: {enabled: false}\n"
         f"    runtime: {{plugin: tmux, socket_name: {socket}, enter_delay: 0.05}}\n"
         f"    agent: {{plugin: claude-code, binary: {json.dumps(str(shim))}, home: {json.dumps(str(base / 'agent-home'))}}}\n"
     )
     for cmd in (["migrate", "--verbosity", "0"], ["config", "apply", str(config)]):
         subprocess.run([ao, *cmd], env=env, check=True, capture_output=True, timeout=120)
+    server = start_server(ao, env, cwd=project, log=base / "ao-start.log") if args.server else None
 
     seen: dict[str, dict[str, float]] = {}  # session -> {"ready": t, "prompt": t}
     stop = threading.Event()
@@ -153,6 +177,7 @@ def cli_main(args) -> None:
     poller.start()
     results: list[dict] = []
     round_walls: list[float] = []
+    ready_walls: list[float] = []  # per round: the first start to the last agent's prompt visible
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         for r in range(args.rounds):
@@ -171,16 +196,23 @@ def cli_main(args) -> None:
             ends = [b["started"] + b["prompt"] for b in batch if b["prompt"] is not None]
             if ends:
                 round_walls.append(max(ends) - min(b["started"] for b in batch))
+            shown = [b["started"] + b["ready"] for b in batch if b["ready"] is not None]
+            if shown:
+                ready_walls.append(max(shown) - min(b["started"] for b in batch))
             results += batch
             subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=30)
             print(
                 f"round {r + 1}: {sum(1 for b in batch if b['error'])} failed; "
-                f"all prompts after {round_walls[-1] if ends else float('nan'):.2f} s",
+                f"all agents' prompts visible after {ready_walls[-1] if shown else float('nan'):.2f} s, "
+                f"all task prompts received after {round_walls[-1] if ends else float('nan'):.2f} s",
                 flush=True,
             )
     finally:
         stop.set()
         subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=30)
+        if server is not None:
+            server.terminate()
+            server.wait(60)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     failed = [b for b in results if b["error"]]
     ok = [b for b in results if not b["error"]]
@@ -193,15 +225,20 @@ def cli_main(args) -> None:
             f"p50 {statistics.median(values):.2f} s  p95 {pct(values, 0.95):.2f} s  max {max(values):.2f} s"
         )
 
-    print(f"{len(results)} `ao spawn` processes, {args.at_once} at once, {args.rounds} rounds")
+    print(
+        f"{len(results)} `ao spawn` processes, {args.at_once} at once, {args.rounds} rounds, "
+        + ("`ao start` serving" if server is not None else "no ao serving")
+    )
     print(f"failures: {len(failed)}")
     for b in failed[:10]:
         print(f"  {b['error']}")
     print(f"command exit:           {stats('exit')}")
     print(f"agent prompt visible:   {stats('ready')}")
     print(f"task prompt received:   {stats('prompt')}")
+    if ready_walls:
+        print(f"a round, all agents' prompts visible: median {statistics.median(ready_walls):.2f} s")
     if round_walls:
-        print(f"a round, all prompts received: median {statistics.median(round_walls):.2f} s")
+        print(f"a round, all task prompts received: median {statistics.median(round_walls):.2f} s")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     print(
         f"CPU of the children (ao spawn, git, tmux, agents): {cpu / max(1, len(results)):.2f} CPU-s per spawn"
@@ -215,6 +252,7 @@ def main() -> None:
     parser.add_argument("--cli", action="store_true", help="time `ao spawn` processes (see above)")
     parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--at-once", type=int, default=10)
+    parser.add_argument("--server", action="store_true", help="with --cli: a real `ao start` serving")
     args = parser.parse_args()
     if args.cli:
         cli_main(args)

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import os
 import re
 import subprocess
+import threading
 import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -125,7 +127,8 @@ def validate_branch_name(name: str, *, cwd: Path | str | None = None) -> str:
     """Return ``name`` if it is a branch name ao will use, else raise BranchNameError.
 
     Cheap checks first (leading ``-``, ``..``, control characters, whitespace, characters git
-    forbids, length), then ``git check-ref-format --branch`` as the authority.
+    forbids, length), then ``git check-ref-format --branch`` as the authority (``cwd`` does not
+    change its answer for a name that passed the cheap checks).
     """
     if not isinstance(name, str) or not name:
         raise BranchNameError("a branch name must not be empty")
@@ -148,10 +151,18 @@ def validate_branch_name(name: str, *, cwd: Path | str | None = None) -> str:
         problems.append("has an empty component or ends with '/' or '.'")
     if problems:
         raise BranchNameError(f"invalid branch name {name!r}: {', '.join(problems)}")
-    proc = run_git(["check-ref-format", "--branch", name], cwd=cwd or "/", check=False, timeout=10)
-    if proc.returncode != 0 or proc.stdout.strip() != name:
+    if not _git_accepts_branch(name):
         raise BranchNameError(f"invalid branch name {name!r}: git check-ref-format rejects it")
     return name
+
+
+@functools.lru_cache(maxsize=4096)
+def _git_accepts_branch(name: str) -> bool:
+    """``git check-ref-format --branch`` on a name that passed the cheap checks. Its answer depends
+    on the name alone (the one thing it would read from a repository, ``@{-N}``, is refused before),
+    so it is asked once per name and process: a spawn validates its branch five times on its way."""
+    proc = run_git(["check-ref-format", "--branch", name], cwd="/", check=False, timeout=10)
+    return proc.returncode == 0 and proc.stdout.strip() == name
 
 
 def is_valid_branch_name(name: str, *, cwd: Path | str | None = None) -> bool:
@@ -320,11 +331,63 @@ def fetch_branch(repo: Path | str, *, remote: str, branch: str, timeout: float =
     return resolve_commit(repo, f"refs/remotes/{remote}/{branch}")
 
 
+class _Fetches:
+    """A branch's fetches into one repository, one at a time in this process (see ``fetch_fresh``)."""
+
+    def __init__(self) -> None:
+        self.changed = threading.Condition()
+        self.started = 0  # fetches begun, numbered from 1
+        self.finished = 0  # the number of the last fetch that ended with an answer
+        self.running = False
+        self.result: str | None = None
+
+
+_fetches: dict[tuple[str, str, str], _Fetches] = {}
+_fetches_lock = threading.Lock()
+
+
+def fetch_fresh(repo: Path | str, *, remote: str, branch: str, timeout: float = 30.0) -> str | None:
+    """``fetch_branch``, from a fetch that began after this call did: what the remote has now.
+
+    Sessions spawned at once fetch the same branch into the same repository; each fetch is a round
+    trip to the remote, and concurrent ones contend for the same ref's lock. Here a caller that
+    arrives while a fetch runs waits for it to end and shares the next one with every other caller
+    that arrived meanwhile: ten spawns at once make two fetches, and none starts from a state of
+    the remote older than its own request."""
+    key = (os.path.realpath(repo), remote, branch)
+    with _fetches_lock:
+        state = _fetches.setdefault(key, _Fetches())
+    with state.changed:
+        wanted = state.started + 1  # the first fetch that begins after now
+        while True:
+            if state.finished >= wanted:
+                return state.result
+            if not state.running:
+                state.running = True
+                state.started += 1
+                mine = state.started
+                break
+            state.changed.wait()
+    result: str | None = None
+    answered = False
+    try:
+        result = fetch_branch(repo, remote=remote, branch=branch, timeout=timeout)
+        answered = True
+    finally:
+        with state.changed:
+            state.running = False
+            if answered:
+                state.finished, state.result = mine, result
+            state.changed.notify_all()  # on an error a waiter starts its own fetch
+    return result
+
+
 def start_point(repo: Path | str, *, remote: str, branch: str, timeout: float = 30.0) -> str:
-    """The commit a new session's branch starts from: ``branch`` as the remote has it now (fetched),
-    so merged work reaches new sessions; when the remote cannot be reached, the last fetched copy
-    or, failing that, the checkout's own ``branch``, whichever has the other (else the remote's)."""
-    fetched = fetch_branch(repo, remote=remote, branch=branch, timeout=timeout)
+    """The commit a new session's branch starts from: ``branch`` as the remote has it now (fetched,
+    ``fetch_fresh``), so merged work reaches new sessions; when the remote cannot be reached, the
+    last fetched copy or, failing that, the checkout's own ``branch``, whichever has the other (else
+    the remote's)."""
+    fetched = fetch_fresh(repo, remote=remote, branch=branch, timeout=timeout)
     if fetched:
         return fetched
     candidates = []

@@ -200,7 +200,16 @@ def _session_line(row: dict) -> str:
 
 # --- commands -------------------------------------------------------------------------------------
 def spawn(
-    client: ApiClient, *, project, issue, prompt, agent, branch, missing_issue_ok=False, host=None
+    client: ApiClient,
+    *,
+    project,
+    issue,
+    prompt,
+    agent,
+    branch,
+    missing_issue_ok=False,
+    host=None,
+    as_json: bool = False,
 ) -> list[str]:
     key = _project_key(client, project)
     fields = {
@@ -213,6 +222,14 @@ def spawn(
     }
     body = {k: v for k, v in fields.items() if v}
     row = client.post(f"projects/{key}/spawn", body)
+    if as_json:  # the shape of the local `ao spawn --json` (the workspace is the agent host's own)
+        spawned = {k: row.get(k) for k in SUMMARY_KEYS}
+        spawned.update(
+            host=row.get("host") or "",
+            workspace=row.get("workspace_path") or "",
+            error=row.get("error") or "",
+        )
+        return [json.dumps(spawned, indent=2)]
     return [f"{_session_line(row)} (host {row['host']})" if row.get("host") else _session_line(row)]
 
 

@@ -1,17 +1,24 @@
-"""The running ao answers this machine's ``ao status``, ``ao session ls`` and ``ao send``.
+"""The running ao answers this machine's ``ao status``, ``ao session ls``, ``ao send`` and ``ao spawn``.
 
 Those commands are read or said often (people, and orchestrators, which run them all the time);
-setting up Django for each costs about 1 CPU-second. While ``ao start`` or ``ao web`` serves, it
-keeps a door open for the CLI of the same ``AO_HOME``:
+setting up Django for each costs about 1 CPU-second (ten ``ao spawn`` at once: ten of them on the
+machine's cores before any agent starts). While ``ao start`` or ``ao web`` serves, it keeps a door
+open for the CLI of the same ``AO_HOME``:
 
 - ``AO_HOME/cli.json`` (mode 0600): this process's pid, the address it serves, a random token
   made at start and a fingerprint of DATABASE_URL. The file is written when serving starts and
   removed when it stops. Whoever can read it can already read ao's database and secret key in
   the same directory: it opens nothing new.
 - ``POST /api/v1/cli`` with ``Authorization: Bearer <that token>`` and ``{"argv": [...], "env":
-  {USER, LOGNAME, AO_SESSION}}`` runs the management command here, exactly as the CLI would
-  (same code, same output, audited as the caller), and answers ``{"stdout", "stderr",
-  "status"}``; ``{"fallback": true}`` when the arguments need the full command.
+  {USER, LOGNAME, AO_SESSION}, "cwd": "..."}`` runs the management command here, exactly as the
+  CLI would (same code, same output, audited as the caller, its project found from the caller's
+  directory, and in embedded mode the background work it queues done in the command, as the CLI
+  does without a worker: ``ao spawn`` returns with the agent started and its task typed), and
+  answers ``{"stdout", "stderr", "status"}``; ``{"fallback": true}`` when the arguments need the
+  full command.
+
+An agent spawned this way starts in the running ao's environment, as one spawned from the
+dashboard or the API (and as every agent is when ao restores it), not in the caller's shell's.
 
 ``sessions.light_commands`` is the client: without the file, with another database, or when
 nothing answers, the command loads Django and runs itself as before.
@@ -25,6 +32,7 @@ import io
 import json
 import os
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from asgiref.sync import sync_to_async
@@ -32,10 +40,14 @@ from django.conf import settings
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from sessions import audit
+from sessions import audit, jobs, selectors
 from sessions.light_commands import CALLER_ENV, RELAY_FILE, database_id, relayable
 
 _token = ""  # while this process serves: the token in AO_HOME/cli.json
+# The relayed commands' own threads: an `ao spawn` holds one until its agent has taken its task
+# and an `ao send` while it watches a busy agent; ten at once must neither wait for the event
+# loop's small default pool nor hold up the dashboard's sync work there.
+_commands = ThreadPoolExecutor(max_workers=32, thread_name_prefix="ao-cli")
 
 
 def door_path() -> Path:
@@ -91,15 +103,19 @@ async def cli_run(request):
         payload = json.loads(request.body)
         argv = [str(arg) for arg in payload["argv"]]
         env = {k: str(v) for k, v in (payload.get("env") or {}).items() if k in CALLER_ENV}
+        cwd = payload.get("cwd")
+        cwd = Path(cwd) if isinstance(cwd, str) and os.path.isabs(cwd) and "\0" not in cwd else None
     except (ValueError, KeyError, TypeError):
-        return _refused(400, 'expected {"argv": [...], "env": {...}}')
+        return _refused(400, 'expected {"argv": [...], "env": {...}, "cwd": "..."}')
     if not relayable(argv):
         return _refused(400, "this command is not answered here")
-    return JsonResponse(await sync_to_async(run_command, thread_sensitive=False)(argv, env))
+    run = sync_to_async(run_command, thread_sensitive=False, executor=_commands)
+    return JsonResponse(await run(argv, env, cwd))
 
 
-def run_command(argv: list[str], env: dict[str, str]) -> dict:
-    """Run ``ao <argv>`` here as ``ao_site.cli`` would, capturing what it prints."""
+def run_command(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> dict:
+    """Run ``ao <argv>`` here as ``ao_site.cli`` would, capturing what it prints; ``cwd``: the
+    caller's directory."""
     from django.core.management import load_command_class
     from django.core.management.base import CommandError
     from django.db import DatabaseError, connections
@@ -115,7 +131,8 @@ def run_command(argv: list[str], env: dict[str, str]) -> dict:
     options.update(stdout=out, stderr=err, skip_checks=True)  # this server ran its checks at start
     status = 0
     try:
-        with audit.cli_caller(env):
+        # Embedded mode: the command by itself runs its tasks inline (no worker): so does it here.
+        with audit.cli_caller(env), selectors.caller_directory(cwd), jobs.inline(settings.AO_EMBEDDED):
             command.execute(*positional, **options)
     except CommandError as exc:
         err.write(f"ao: {exc}\n")

@@ -12,9 +12,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from celery import Task
+from django.conf import settings
 from kombu.exceptions import OperationalError
 
 from ao_site.celery import app
@@ -46,6 +50,27 @@ def task(name: str) -> Task:
     return app.tasks[name]
 
 
+_inline: ContextVar[bool] = ContextVar("ao_jobs_inline", default=False)
+
+
+@contextmanager
+def inline(enabled: bool = True) -> Iterator[None]:
+    """Tasks enqueued in this block (by this thread) run here and now, as they do where tasks run
+    eagerly: the running ao runs a CLI command for this machine's ``ao`` (``sessions.cli_relay``)
+    as the command runs by itself in embedded mode, which has no worker of its own (``ao spawn``
+    returns with the agent started and its task typed, not with a start handed to a worker)."""
+    token = _inline.set(enabled)
+    try:
+        yield
+    finally:
+        _inline.reset(token)
+
+
+def runs_inline() -> bool:
+    """Whether a task enqueued now runs in this thread (eager mode, or ``inline``)."""
+    return bool(settings.CELERY_TASK_ALWAYS_EAGER or _inline.get())
+
+
 def enqueue(name: str, args: list | tuple = (), kwargs: dict[str, Any] | None = None, **options: Any):
     """Enqueue the task ``name`` with ``args``/``kwargs``; ``options`` as Celery's apply_async
     (``queue``, ``countdown``, ``expires``).
@@ -54,6 +79,9 @@ def enqueue(name: str, args: list | tuple = (), kwargs: dict[str, Any] | None = 
     stands for work the database already holds (a spawning session, a queued message, a due
     check, a pending notification), which the sweep (or the beat's resume job) finds and does once
     the broker is back, so the request that asked for it still succeeds. One warning per outage."""
+    if _inline.get() and not settings.CELERY_TASK_ALWAYS_EAGER:
+        # as Celery's eager mode: here and now (no queue, no countdown), its errors raised
+        return task(name).apply(args=list(args), kwargs=kwargs or {}, throw=True)
     if kwargs:
         options["kwargs"] = kwargs
     try:

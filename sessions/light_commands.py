@@ -1,9 +1,9 @@
 """The commands ``ao`` runs without Django: ``ao version``, and what agents run (``ao report``,
 ``ao pr create`` with AO_URL + AO_SESSION + AO_TOKEN set), which talk to ao over HTTP; and
-``ao status``, ``ao session ls`` and ``ao send``, which ask a running ao: a remote one over its API
-(AO_URL + a user's AO_TOKEN, ``sessions.apiclient``), else the ``ao start`` / ``ao web`` serving
-this AO_HOME, which runs the command for them (``sessions.cli_relay``). When neither is there they
-load Django and run themselves.
+``ao status``, ``ao session ls``, ``ao send`` and ``ao spawn``, which ask a running ao: a remote one
+over its API (AO_URL + a user's AO_TOKEN, ``sessions.apiclient``), else the ``ao start`` / ``ao
+web`` serving this AO_HOME, which runs the command for them (``sessions.cli_relay``). When neither
+is there they load Django and run themselves.
 
 This module imports only the standard library and ``sessions.agent_client``: an agent calls these
 commands many times per task, and loading Django, the apps and Celery cost about 1 CPU-second a
@@ -150,9 +150,40 @@ def _parse(prog: str, add_arguments, args: list[str]) -> dict | None:
         return None
 
 
-# --- ao status, ao session ls, ao send: asked of a running ao ----------------------------------------
+# --- ao status, ao session ls, ao send, ao spawn: asked of a running ao ------------------------------
 RELAY_FILE = "cli.json"  # in AO_HOME, written by the serving ao (sessions.cli_relay)
 CALLER_ENV = ("USER", "LOGNAME", "AO_SESSION")  # who runs the command, for the audit
+
+# The --project option of commands that act on one project (selectors.project_resolve picks the default).
+PROJECT_HELP = (
+    "project key (default: the project whose checkout or session worktree holds the current directory, "
+    "or the only one)"
+)
+
+
+def add_spawn_arguments(parser: argparse.ArgumentParser) -> None:
+    """``ao spawn``'s arguments (the management command uses them too)."""
+    parser.add_argument("issue", nargs="?", help="issue reference in the project's tracker (e.g. 123)")
+    parser.add_argument("--project", "-p", help=PROJECT_HELP)
+    parser.add_argument("--agent", "-a", help="agent plugin (default: the project's agent)")
+    parser.add_argument("--prompt", help="what to do (with or instead of an issue)")
+    parser.add_argument("--branch", help="branch name (default: derived from the issue)")
+    parser.add_argument(
+        "--host",
+        metavar="NAME",
+        help="agent host to run on (default: yours, then one you are allowed on, then a shared one, "
+        "the first with room); refused with the reason when you may not use it",
+    )
+    parser.add_argument(
+        "--no-issue-check",
+        action="store_true",
+        help="spawn even if the tracker does not know the issue (the agent gets no issue context)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the new session as JSON (the fields of `ao session ls --json`, and host, workspace, error)",
+    )
 
 
 def _add_status_arguments(parser: argparse.ArgumentParser) -> None:
@@ -175,12 +206,17 @@ def _add_send_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--answer-prompt", action="store_true")
 
 
-ASKED = {"status": _add_status_arguments, "session": _add_session_arguments, "send": _add_send_arguments}
+ASKED = {
+    "status": _add_status_arguments,
+    "session": _add_session_arguments,
+    "send": _add_send_arguments,
+    "spawn": add_spawn_arguments,
+}
 
 
 def relayable(argv: list[str]) -> dict | None:
     """The options of ``ao <argv>`` when a running ao can answer it (a plain, valid ``ao status``,
-    ``ao session ls`` or ``ao send``), else None."""
+    ``ao session ls``, ``ao send`` or ``ao spawn``), else None."""
     if not argv or argv[0] not in ASKED:
         return None
     return _parse(f"ao {argv[0]}", ASKED[argv[0]], argv[1:])
@@ -206,7 +242,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _remote(argv: list[str], options: dict, client) -> int:
-    """``ao status``, ``ao session ls`` or ``ao send`` against a remote ao (AO_URL + AO_TOKEN)."""
+    """``ao status``, ``ao session ls``, ``ao send`` or ``ao spawn`` against a remote ao (AO_URL + AO_TOKEN)."""
     from sessions import apiclient, status_text
 
     if argv[0] == "status":
@@ -222,6 +258,14 @@ def _remote(argv: list[str], options: dict, client) -> int:
             client,
             project=options["project"],
             include_done=options["include_terminated"],
+            as_json=options["json"],
+        )
+    elif argv[0] == "spawn":
+        keys = ("project", "issue", "prompt", "agent", "branch", "host")
+        lines = apiclient.spawn(
+            client,
+            **{k: options[k] for k in keys},
+            missing_issue_ok=options["no_issue_check"],
             as_json=options["json"],
         )
     else:
@@ -247,7 +291,11 @@ def _relay(argv: list[str]) -> int | None:
         return None  # another database than this shell's, or the server is gone
     if not url.startswith(("http://", "https://")):
         return None
-    body = {"argv": argv, "env": {k: os.environ[k] for k in CALLER_ENV if k in os.environ}}
+    body: dict = {"argv": argv, "env": {k: os.environ[k] for k in CALLER_ENV if k in os.environ}}
+    try:  # where the command runs: which project it means when it names none (selectors.project_resolve)
+        body["cwd"] = os.getcwd()
+    except OSError:
+        pass  # a directory since removed: the server decides as for a directory no project holds
     request = urllib.request.Request(  # noqa: S310 - scheme checked above
         f"{url.rstrip('/')}/api/v1/cli",
         data=json.dumps(body).encode(),

@@ -241,7 +241,7 @@ def _enqueue_delivery(session: Session, *, watch: bool) -> None:
     # A worker re-schedules itself while the agent is busy. Without one (tasks run inline: the CLI,
     # a test server), the CLI watches the agent for a while (``watch``); a request makes one attempt
     # and is answered at once: a message the busy agent could not take yet waits for the sweep.
-    if settings.CELERY_TASK_ALWAYS_EAGER:
+    if jobs.runs_inline():
         wait = settings.AO_INLINE_DELIVERY_WAIT if watch else 0.0
     else:
         wait = 0.0

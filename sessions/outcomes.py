@@ -118,7 +118,12 @@ def workspace_commit_trailers(path: Path | str, session: Session) -> bool:
         # The hooks this worktree would run without us (core.hooksPath honoured; relative to it).
         current = Path(_git(["rev-parse", "--git-path", "hooks"], cwd=path))
         current = current if current.is_absolute() else (path / current)
-        _git(["config", "extensions.worktreeConfig", "true"], cwd=path)
+        # in the checkout's one .git/config, shared by every worktree: written once, under the lock
+        # that sessions spawned at once take turns on (git refuses a second writer)
+        enabled = gitutil.run_git(["config", "--get", "extensions.worktreeConfig"], cwd=path, check=False)
+        if enabled.stdout.strip() != "true":
+            with gitutil.config_lock(path):
+                _git(["config", "extensions.worktreeConfig", "true"], cwd=path)
         if current.resolve() != hooks.resolve():
             _git(["config", "--worktree", "ao.hooksdir", str(current.resolve())], cwd=path)
         _git(["config", "--worktree", "ao.session", trailer_value(session.id)], cwd=path)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from pathlib import Path
 
@@ -38,9 +40,24 @@ class NotFound(Exception):
     """A project or session the caller named does not exist. The message says what exists."""
 
 
+_caller_cwd: ContextVar[Path | None] = ContextVar("ao_caller_cwd", default=None)
+
+
+@contextmanager
+def caller_directory(cwd: Path | None) -> Iterator[None]:
+    """A CLI command run in this process for another (``sessions.cli_relay``): "here" is that
+    process's working directory, not this one's."""
+    token = _caller_cwd.set(cwd)
+    try:
+        yield
+    finally:
+        _caller_cwd.reset(token)
+
+
 def project_resolve(*, key: str | None, cwd: Path | None = None) -> Project:
     """The project named ``key``; without a key, the only project, or with several the one whose
-    checkout or session workspace holds ``cwd`` (default: the current directory), else an error."""
+    checkout or session workspace holds ``cwd`` (default: the caller's directory: the current
+    one, or the relayed command's, ``caller_directory``), else an error."""
     if key:
         project = Project.objects.filter(key=key).first()
         if project is None:
@@ -51,7 +68,7 @@ def project_resolve(*, key: str | None, cwd: Path | None = None) -> Project:
     if not projects:
         raise NotFound("no projects yet: run `ao init` in your repository, then `ao start`")
     if len(projects) > 1:
-        here = project_for_path(Path.cwd() if cwd is None else cwd)
+        here = project_for_path(cwd or _caller_cwd.get() or Path.cwd())
         if here is not None:
             return here
         known = ", ".join(Project.objects.values_list("key", flat=True))

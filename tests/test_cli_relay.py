@@ -146,3 +146,106 @@ def test_read_and_send_commands_are_answered_by_the_running_ao(tmp_path: Path) -
         assert after.returncode == 0 and after.stdout.startswith("ao is not running from this AO_HOME")
     finally:
         subprocess.run(["tmux", "-L", socket_name, "kill-server"], capture_output=True, timeout=30)
+
+
+def test_spawn_is_done_by_the_running_ao_as_the_command_does_it(tmp_path: Path) -> None:
+    """`ao spawn` while `ao start` serves: the server spawns (the command loads no Django), with
+    the same validation, errors, exit codes and output as the command run by itself, the project
+    found from the caller's directory, the agent started and its task typed when it returns."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (tmp_path / "repo").mkdir()
+    (tmp_path / "other").mkdir()
+    repo, other = git_repo(tmp_path / "repo"), git_repo(tmp_path / "other")
+    socket_name = f"ao-relay-spawn-{os.getpid()}"
+    agent = (
+        "    orchestrator: {enabled: false}\n"
+        "    agent:\n      plugin: custom\n      ready_pattern: '^> ?$'\n"
+        f"      command: [{json.dumps(sys.executable)}, -u, -c, {json.dumps(ECHO_AGENT)}]\n"
+    )
+    (repo / "ao.config.yaml").write_text(
+        "projects:\n"
+        "  relay:\n    path: .\n    sessionPrefix: relay\n    tracker: local\n"
+        f"    runtime: {{plugin: tmux, socket_name: {socket_name}}}\n{agent}"
+        f"  other:\n    path: {json.dumps(str(other))}\n    sessionPrefix: other\n    tracker: local\n"
+        f"    runtime: {{plugin: tmux, socket_name: {socket_name}}}\n{agent}"
+    )
+    env = ao_env(home, USER="spawn-tester", AO_INLINE_DELIVERY_WAIT="20")
+    light = dict(env, PYTHONPROFILEIMPORTTIME="1")
+    door, aside = home / "cli.json", home / "cli.json.aside"
+
+    def both(
+        args: list[str], cwd: Path, relays: bool = True
+    ) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+        """`ao spawn <args>` done by the running ao, then by the command itself (door moved aside)."""
+        relayed = run_ao(["spawn", *args], light, cwd=cwd, timeout=120)
+        assert bool(django_imports(relayed.stderr)) is not relays, (args, relayed.stderr[-2000:])
+        door.rename(aside)
+        try:
+            alone = run_ao(["spawn", *args], env, cwd=cwd, timeout=120)
+        finally:
+            aside.rename(door)
+        assert relayed.returncode == alone.returncode, (args, relayed.stderr, alone.stderr)
+        return relayed, alone
+
+    spawned = re.compile(
+        r"(?P<id>(relay|other)-\d+): [a-z ]+ — .+ \(host \S+\)\n"
+        r"  workspace: (?P<ws>\S+) \(branch (?P<branch>\S+)\)\n"
+    )
+    port = free_port()
+    try:
+        with ao_process(["start", "--port", str(port), "--no-browser-link"], env, cwd=repo) as ao:
+            ao.wait_for(rf"Dashboard: http://127\.0\.0\.1:{port}/")
+            # no --project: the project whose checkout holds the caller's directory (not the server's)
+            relayed, alone = both(["--prompt", "say hello"], cwd=other)
+            assert relayed.returncode == 0, relayed.stderr
+            got, want = spawned.fullmatch(relayed.stdout), spawned.fullmatch(alone.stdout)
+            assert got and want, (relayed.stdout, alone.stdout)
+            assert got["id"].startswith("other-") and want["id"].startswith("other-")
+            assert printed(relayed.stderr) == printed(alone.stderr) == ""
+            for match in (got, want):  # each agent started in its worktree and has its task when ao returns
+                assert Path(match["ws"]).is_dir() and match["ws"].endswith(match["id"])
+                assert "received: say hello" in pane(socket_name, match["id"]), pane(socket_name, match["id"])
+            assert relayed.stdout.replace(got["id"], "ID").split(" — ")[0] == "ID: " + (
+                alone.stdout.replace(want["id"], "ID").split(" — ")[0].removeprefix("ID: ")
+            )
+
+            relayed, alone = both(["--project", "relay", "--prompt", "as json", "--json"], cwd=other)
+            assert relayed.returncode == alone.returncode == 0, relayed.stderr
+            got_json, want_json = json.loads(relayed.stdout), json.loads(alone.stdout)
+            assert got_json.keys() == want_json.keys() >= {"id", "status", "host", "workspace", "error"}
+            for key in ("project", "kind", "agent", "issue", "host", "error"):
+                assert got_json[key] == want_json[key], key
+            assert got_json["project"] == "relay" and got_json["error"] == ""
+            assert Path(got_json["workspace"]).is_dir() and got_json["workspace"].endswith(got_json["id"])
+
+            # what is refused is refused alike: the same message and exit status, nothing spawned
+            refusals = [
+                (["--project", "nosuch", "--prompt", "x"], "no project 'nosuch'"),
+                (["--project", "relay", "--branch", "bad..name", "--prompt", "x"], "bad..name"),
+                (["--project", "relay", "bad ref"], "is not an issue reference"),
+                (["--project", "relay", "999"], "--no-issue-check"),
+                (["--prompt", "x"], "several projects"),  # from a directory no project holds
+            ]
+            for args, says in refusals:
+                relayed, alone = both(args, cwd=tmp_path)
+                assert relayed.returncode == 1, (args, relayed.stderr)
+                assert printed(relayed.stderr) == printed(alone.stderr), args
+                assert says in relayed.stderr and relayed.stdout == alone.stdout == "", (args, relayed.stderr)
+            # what the relay does not take (a bad flag, help) the command does by itself, as before
+            relayed, alone = both(["--project", "relay", "--bogus"], cwd=repo, relays=False)
+            assert relayed.returncode == 2
+            assert printed(relayed.stderr) == printed(alone.stderr)
+
+            listed = json.loads(run_ao(["session", "ls", "--json"], env, cwd=repo).stdout)
+            spawned_ids = [got["id"], want["id"], got_json["id"], want_json["id"]]
+            assert sorted(s["id"] for s in listed) == sorted(spawned_ids)  # refusals wrote nothing
+            audited = django_shell(
+                env,
+                "from sessions.models import AuditEntry\n"
+                "print(sorted(set(AuditEntry.objects.filter(action='session.spawn')"
+                ".values_list('source', 'actor_kind', 'actor_name'))))",
+            )
+            assert audited.strip() == "[('cli', 'user', 'spawn-tester')]"  # the caller, not the server
+    finally:
+        subprocess.run(["tmux", "-L", socket_name, "kill-server"], capture_output=True, timeout=30)

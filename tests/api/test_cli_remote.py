@@ -41,6 +41,9 @@ def test_cli_commands_go_through_the_api(remote) -> None:
     session_id = line.split(":")[0]
     session = Session.objects.get(pk=session_id)
     assert session.created_by == remote.users["operator"] and session.prompt == "add a health check"
+    as_json = json.loads(_ao("spawn", "--prompt", "another", "--agent", "claude-code", "--json"))
+    assert as_json["id"] != session_id and as_json["project"] == "web" and as_json["agent"] == "claude-code"
+    assert set(as_json) >= {"id", "status", "reason", "branch", "host", "workspace", "error"}
 
     listed = json.loads(_ao("session", "ls", "--json"))
     assert session_id in [row["id"] for row in listed]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,85 @@ def test_sessions_spawned_at_once_all_get_their_push_upstream(repo) -> None:
         )
         merge = gitutil.run_git(["config", f"branch.{branch}.merge"], cwd=repo.path).stdout.strip()
         assert merge == f"refs/heads/{branch}"
+
+
+def _slow_origin(repo, tmp_path: Path) -> Path:
+    """The checkout's fetches go through an upload-pack that logs each fetch, and ends the
+    connection a second after it has answered (a remote far away); returns the log."""
+    log = tmp_path / "fetches.log"
+    wrapper = tmp_path / "slow-upload-pack"
+    wrapper.write_text(
+        f'#!/bin/sh\necho start >> "{log}"\ngit-upload-pack "$@"\necho answered >> "{log}"\nsleep 1\n'
+    )
+    wrapper.chmod(0o755)
+    gitutil.run_git(["config", "remote.origin.uploadpack", str(wrapper)], cwd=repo.path)
+    log.touch()
+    return log
+
+
+def _push_new_commit(repo, tmp_path: Path, name: str) -> str:
+    """Someone else pushes a commit to the origin's main (a PR merged); its sha."""
+    clone = tmp_path / f"clone-{name}"
+    gitutil.run_git(["clone", "-q", str(repo.origin), str(clone)], cwd=tmp_path)
+    (clone / f"{name}.txt").write_text(name)
+    gitutil.run_git(["add", "."], cwd=clone)
+    gitutil.run_git(["commit", "-q", "-m", name], cwd=clone)
+    gitutil.run_git(["push", "-q", "origin", "HEAD:main"], cwd=clone)
+    return gitutil.run_git(["rev-parse", "HEAD"], cwd=clone).stdout.strip()
+
+
+def test_a_spawn_starts_from_what_the_remote_has_after_its_request_even_during_another_fetch(
+    repo, tmp_path: Path
+) -> None:
+    """A fetch that answered before a merge is not shared with a spawn asked for after the merge."""
+    import threading
+    import time
+
+    log = _slow_origin(repo, tmp_path)
+    first: list[str] = []
+    before = threading.Thread(
+        target=lambda: first.append(gitutil.start_point(repo.path, remote="origin", branch="main"))
+    )
+    before.start()
+    deadline = time.monotonic() + 60
+    while "answered" not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.01)  # the first fetch has its answer and is still running
+    merged = _push_new_commit(repo, tmp_path, "merged")
+    assert gitutil.start_point(repo.path, remote="origin", branch="main") == merged
+    before.join(60)
+    assert first and first[0] != merged
+
+
+def test_spawns_at_once_share_fetches_of_the_default_branch(repo, tmp_path: Path) -> None:
+    """Ten spawns at once: the first fetch, and one more for all that asked while it ran (ten
+    fetches of one ref at once contend for its lock and each pay the remote's round trip)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    log = _slow_origin(repo, tmp_path)
+    head = _push_new_commit(repo, tmp_path, "head")
+    ready = threading.Barrier(10)
+
+    def spawn_start(_: int) -> str:
+        ready.wait(60)
+        return gitutil.start_point(repo.path, remote="origin", branch="main")
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        starts = list(pool.map(spawn_start, range(10)))
+    assert starts == [head] * 10
+    assert log.read_text().count("start") <= 2, log.read_text()
+
+
+def test_a_branch_name_is_asked_of_git_once(monkeypatch) -> None:
+    """A spawn validates its branch name several times on its way (each a `git` process): git's
+    verdict on a name is kept, so later checks of that name need no git at all."""
+    accepted, refused = f"feat/once-{os.getpid()}", "HEAD"
+    assert validate_branch_name(accepted) == accepted
+    with pytest.raises(BranchNameError, match="check-ref-format"):
+        validate_branch_name(refused)
+    monkeypatch.setenv("PATH", "/nonexistent")  # no git from here on
+    assert validate_branch_name(accepted) == accepted
+    with pytest.raises(BranchNameError, match="check-ref-format"):
+        validate_branch_name(refused)
+    with pytest.raises(Exception):  # noqa: B017 - a name not asked yet needs git, which is not there
+        validate_branch_name(f"feat/new-{os.getpid()}")

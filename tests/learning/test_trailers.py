@@ -149,3 +149,23 @@ def test_session_start_sets_up_the_trailers(repo, tmp_path, settings) -> None:
         "Ao-Model": ["opus"],
     }
     agents.session_kill(session=session)
+
+
+def test_sessions_spawned_at_once_all_get_their_trailers(repo) -> None:
+    """Each set-up writes ``extensions.worktreeConfig`` into the checkout's one .git/config; git
+    refuses a writer while another holds config.lock, which left sessions spawned at once without
+    trailers (logged, and their commits never named them). They now take turns."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    trees = []
+    for n in range(12):
+        path = repo.root / f"p1-{n}"
+        git("worktree", "add", "-q", "-b", f"feat/{n}", str(path), "main", cwd=repo.path)
+        trees.append((path, SessionFactory(agent="claude-code", model="")))
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        done = list(pool.map(lambda tree: outcomes.workspace_commit_trailers(*tree), trees))
+
+    assert done == [True] * 12
+    for path, session in trees:
+        assert commit(path, "x.txt")["Ao-Session"] == [session.id]

@@ -11,14 +11,9 @@ from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError
 from sessions import selectors
 from sessions.agents import SpawnRefused
+from sessions.light_commands import PROJECT_HELP as PROJECT_HELP  # one text, also for relayed commands
 from sessions.models import Session, validate_session_id
 from sessions.text import TextRejected
-
-# The --project option of commands that act on one project (selectors.project_resolve picks the default).
-PROJECT_HELP = (
-    "project key (default: the project whose checkout or session worktree holds the current directory, "
-    "or the only one)"
-)
 
 DOMAIN_ERRORS = (
     ConfigurationError,

@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from sessions import apiclient
@@ -9,7 +8,7 @@ from sessions.management.commands._common import (
     remote_client,
     remote_errors,
 )
-from sessions.messaging import SendRefused, messages_deliver, session_send
+from sessions.messaging import SendRefused, session_send
 from sessions.models import Actor
 
 
@@ -53,9 +52,5 @@ class Command(BaseCommand):
                 )
             except SendRefused as exc:
                 raise CommandError(f"not sent: {exc}") from exc
-            if settings.AO_EMBEDDED and not settings.CELERY_TASK_ALWAYS_EAGER:
-                # Run by the serving `ao start` for this machine's CLI (sessions.cli_relay), which has
-                # a worker: deliver as the CLI does by itself, watching a busy agent for a while.
-                messages_deliver(session_id=session.pk, wait=settings.AO_INLINE_DELIVERY_WAIT)
         sent.message.refresh_from_db()
         self.stdout.write(sent.describe())

@@ -1,3 +1,4 @@
+import json
 from contextlib import contextmanager
 
 from django.core.management.base import BaseCommand, CommandError
@@ -5,8 +6,8 @@ from django.core.management.base import BaseCommand, CommandError
 from sessions import apiclient, selectors
 from sessions.agents import IssueMissing, session_spawn
 from sessions.lifecycle import Phase
+from sessions.light_commands import add_spawn_arguments
 from sessions.management.commands._common import (
-    PROJECT_HELP,
     cli_audit,
     cli_errors,
     refuse_runtime_without_a_server,
@@ -20,26 +21,7 @@ class Command(BaseCommand):
     help = "Spawn an agent session on an issue (or with a prompt) in its own worktree and tmux session."
 
     def add_arguments(self, parser):
-        parser.add_argument("issue", nargs="?", help="issue reference in the project's tracker (e.g. 123)")
-        parser.add_argument(
-            "--project",
-            "-p",
-            help=PROJECT_HELP,
-        )
-        parser.add_argument("--agent", "-a", help="agent plugin (default: the project's agent)")
-        parser.add_argument("--prompt", help="what to do (with or instead of an issue)")
-        parser.add_argument("--branch", help="branch name (default: derived from the issue)")
-        parser.add_argument(
-            "--host",
-            metavar="NAME",
-            help="agent host to run on (default: yours, then one you are allowed on, then a shared one, "
-            "the first with room); refused with the reason when you may not use it",
-        )
-        parser.add_argument(
-            "--no-issue-check",
-            action="store_true",
-            help="spawn even if the tracker does not know the issue (the agent gets no issue context)",
-        )
+        add_spawn_arguments(parser)  # shared with the relayed path (sessions.light_commands)
 
     def handle(self, *args, **options):
         client = remote_client()
@@ -47,7 +29,10 @@ class Command(BaseCommand):
             with remote_errors():
                 keys = ("project", "issue", "prompt", "agent", "branch", "host")
                 lines = apiclient.spawn(
-                    client, **{k: options[k] for k in keys}, missing_issue_ok=options["no_issue_check"]
+                    client,
+                    **{k: options[k] for k in keys},
+                    missing_issue_ok=options["no_issue_check"],
+                    as_json=options["json"],
                 )
                 self.stdout.write("\n".join(lines))
             return
@@ -66,11 +51,21 @@ class Command(BaseCommand):
                 host=options["host"],
             )
         session.refresh_from_db()
-        self.stdout.write(
-            f"{session.id}: {session.get_status_display().lower()} — {session.status_reason} (host {session.host})"
-        )
-        if session.workspace_path:
-            self.stdout.write(f"  workspace: {session.workspace_path} (branch {session.branch})")
+        if options["json"]:
+            spawned = {
+                **selectors.session_summary(session),
+                "host": session.host,
+                "workspace": session.workspace_path,
+                "error": session.error,
+            }
+            self.stdout.write(json.dumps(spawned, indent=2))
+        else:
+            self.stdout.write(
+                f"{session.id}: {session.get_status_display().lower()} — {session.status_reason} "
+                f"(host {session.host})"
+            )
+            if session.workspace_path:
+                self.stdout.write(f"  workspace: {session.workspace_path} (branch {session.branch})")
         if session.phase == Phase.ERRORED:  # scripts see it in the exit status, people in one line
             raise CommandError(f"{session.id} did not start: {session.error}")
 
