@@ -11,6 +11,7 @@ import re
 import subprocess
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.dashboard.browser import VIEWER_PASSWORD, Live, browser, live, output_dir  # noqa: F401
 
@@ -107,6 +108,13 @@ def test_send_a_message_from_the_detail_page(live: Live, admin_page, shots) -> N
         capture_output=True, text=True, timeout=10, check=True,
     ).stdout  # fmt: skip
     assert "please run the linters before you push" in pane  # in the agent's own terminal
+    # and the page's own terminal shows it too, live (scrolled to, as a person does: xterm.js
+    # draws nothing while it is out of view)
+    page.locator("[data-ao-terminal]").scroll_into_view_if_needed()
+    expect(page.locator(".xterm-rows")).to_contain_text(
+        "please run the linters before you push", timeout=PUSH_TIMEOUT
+    )
+    page.evaluate("window.scrollTo(0, 0)")  # the sticky top bar back at the top of the picture
     page.screenshot(path=str(shots / "detail.png"), full_page=True)
 
 
