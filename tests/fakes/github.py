@@ -43,7 +43,6 @@ import itertools
 import json
 import re
 import subprocess
-import sys
 import threading
 import time
 import urllib.parse
@@ -56,6 +55,8 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+
+from tests.fakes import serve_until_interrupted
 
 DOCS = "https://docs.github.com/rest"
 # fields of a pull request that GitHub's ``GET /pulls`` list items do not carry
@@ -2570,15 +2571,7 @@ def main() -> None:
     for name in args.repo:
         fake.add_repo(name)
     fake.start()
-    print(f"listening on {fake.port}", flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fake.close()
-    sys.exit(0)
+    serve_until_interrupted(fake.port, fake.close)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 import threading
 import time
 import urllib.parse
@@ -43,6 +42,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.fakes import serve_until_interrupted
 
 DEFAULT_STATES = (
     ("Backlog", "backlog"),
@@ -1334,15 +1335,7 @@ def main() -> None:
     for key in args.team:
         fake.add_team(key)
     fake.start()
-    print(f"listening on {fake._server.server_address[1]}", flush=True)  # type: ignore[union-attr]
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        fake.stop()
-    sys.exit(0)
+    serve_until_interrupted(fake._server.server_address[1], fake.stop)  # type: ignore[union-attr]
 
 
 if __name__ == "__main__":
