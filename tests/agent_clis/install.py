@@ -47,8 +47,13 @@ PINS: dict[str, Pin] = {
 }
 
 
+# The home the test run started with: tests set HOME to a fresh directory for the agent before
+# they ask for its CLI, and the cache must not follow it (each test installed the CLI again).
+USER_HOME = Path.home()
+
+
 def cache_root() -> Path:
-    return Path(os.environ.get("AO_AGENT_CLI_CACHE") or Path.home() / ".cache" / "ao-agent-clis")
+    return Path(os.environ.get("AO_AGENT_CLI_CACHE") or USER_HOME / ".cache" / "ao-agent-clis")
 
 
 def _home(pin: Pin) -> Path:
