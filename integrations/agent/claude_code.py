@@ -14,8 +14,9 @@ Entry types read: ``assistant`` (content blocks, ``stop_reason``, ``usage``, ``m
 the conversation's running ``totalCostUSD`` when it exits, counting earlier runs of a resumed
 conversation). Every other type (``summary``, ``file-history-snapshot``, ``queue-operation``,
 ...) is not evidence of activity. Versions that write no cost into the transcript (2.1.100)
-record it in ``~/.claude.json`` as ``projects[<cwd>].lastCost`` on exit, beside
-``lastSessionId``. Sub-agent transcripts (``agent-*.jsonl``; 2.1 keeps them under
+record it in ``~/.claude.json`` as ``projects[<key>].lastCost`` on exit (a kill's SIGHUP too),
+beside ``lastSessionId``; the key is the working directory, or for a git worktree the
+repository's main checkout. Sub-agent transcripts (``agent-*.jsonl``; 2.1 keeps them under
 ``<session id>/subagents/``) are never read as the conversation. Pending permission, trust and
 auto-mode dialogs are not written to the transcript; they are read from the pane.
 """
@@ -150,9 +151,29 @@ def usage_totals(path: Path) -> tuple[int, int, float | None]:
     return state["in"] + state["cache_read"] + state["cache_write"], state["out"], cost
 
 
+def repository_root(workspace: Path) -> Path | None:
+    """The main checkout of the git worktree ``workspace`` (None when it is not a linked
+    worktree): where Claude Code keys a worktree's ``projects`` entry for what it records on exit.
+    Read as 2.1.100 does: ``.git`` is a ``gitdir:`` file naming ``<repo>/.git/worktrees/<name>``,
+    whose ``commondir`` is ``<repo>/.git``."""
+    try:
+        pointer = (workspace / ".git").read_text(encoding="utf-8").strip()
+        if not pointer.startswith("gitdir:"):
+            return None
+        gitdir = Path(os.path.normpath(workspace.absolute() / pointer[len("gitdir:") :].strip()))
+        common = Path(os.path.normpath(gitdir / (gitdir / "commondir").read_text(encoding="utf-8").strip()))
+    except (OSError, UnicodeDecodeError):
+        return None
+    if gitdir.parent != common / "worktrees" or common.name != ".git":
+        return None
+    return common.parent
+
+
 def last_cost(state_file: Path, keys: list[str], conversation_id: str) -> float | None:
-    """``projects[<cwd>].lastCost`` from ``~/.claude.json`` when it is this conversation's
-    (``lastSessionId``): what versions without ``cost-state`` record on exit."""
+    """``projects[<key>].lastCost`` from ``~/.claude.json`` when it is this conversation's
+    (``lastSessionId``): what versions without ``cost-state`` record on exit. ``keys``: the
+    working directory's spellings and, for a git worktree, its main checkout's (2.1.100 records
+    a worktree's cost there, shared by every worktree of the repository: the newest exit wins)."""
     state = load_json_object(state_file) or {}
     projects = state.get("projects")
     if not isinstance(projects, dict):
@@ -429,7 +450,10 @@ class ClaudeCodeAgent(CliAgent):
         conversation_id = next((str(e["sessionId"]) for e in reversed(entries) if e.get("sessionId")), "")
         conversation_id = conversation_id or path.stem
         if cost is None:
-            cost = last_cost(claude_state_file(self.config.home), workspace_keys(workspace), conversation_id)
+            keys = workspace_keys(workspace)
+            root = repository_root(workspace)
+            keys += workspace_keys(root) if root is not None else []
+            cost = last_cost(claude_state_file(self.config.home), keys, conversation_id)
         summary = summarize(entries, workspace)
         if not summary and reading.state == ACTIVE:
             summary = "Thinking"  # the prompt is in, nothing answered yet

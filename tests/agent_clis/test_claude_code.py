@@ -117,10 +117,13 @@ def agent_requests(fake: AnthropicFake) -> list:
     return [request for request in list(fake.requests) if is_agent_turn(request)]
 
 
-def transcript_records(home: Path, workspace: Path) -> tuple[Path, int, int, float | None, str]:
+def transcript_records(
+    home: Path, workspace: Path, repository: Path
+) -> tuple[Path, int, int, float | None, str]:
     """The agent's own records, read independently of the plugin: (main transcript, input and
     output tokens summed per API message, the newest cost-state total or ~/.claude.json lastCost
-    for this conversation, the model of the last assistant message)."""
+    for this conversation, the model of the last assistant message). 2.1.100 records lastCost
+    under the repository's main checkout, not the worktree it runs in."""
     directory = home / ".claude" / "projects" / "".join(c if c.isalnum() else "-" for c in str(workspace))
     mains = [p for p in directory.glob("*.jsonl") if not p.name.startswith("agent-")]
     path = max(mains, key=lambda p: p.stat().st_mtime)
@@ -139,9 +142,10 @@ def transcript_records(home: Path, workspace: Path) -> tuple[Path, int, int, flo
         for u in usage_by_message.values()
     )
     tokens_out = sum(u["output_tokens"] for u in usage_by_message.values())
-    if cost is None:
-        project = json.loads((home / ".claude.json").read_text()).get("projects", {}).get(str(workspace), {})
-        if project.get("lastSessionId") == path.stem:
+    projects = json.loads((home / ".claude.json").read_text()).get("projects", {})
+    for key in (str(workspace), str(repository)):
+        project = projects.get(key, {})
+        if cost is None and project.get("lastSessionId") == path.stem:
             cost = project.get("lastCost")
     return path, tokens_in, tokens_out, cost, model
 
@@ -211,7 +215,7 @@ def test_task_message_kill_restore_costs(
     log = subprocess.run(["git", "log", "--format=%s"], cwd=workspace, capture_output=True, text=True).stdout
     assert log.splitlines()[0] == "Add notes"
     assert session.activity_summary == "Added NOTES.md and committed it."
-    path, tokens_in, tokens_out, _, model = transcript_records(agent_home, workspace)
+    path, tokens_in, tokens_out, _, model = transcript_records(agent_home, workspace, repo.path)
     assert (session.tokens_in, session.tokens_out) == (tokens_in, tokens_out) == (3 * 1200, 3 * 80)
     assert session.agent_session_ref == path.stem
     reading = plugin_for(project, "agent").transcript_reading(workspace, timezone.now())
@@ -237,12 +241,10 @@ def test_task_message_kill_restore_costs(
     session.refresh_from_db()
     conversation = session.agent_session_ref
     # what Claude recorded on exit (2.1.328: cost-state in the transcript; 2.1.100:
-    # ~/.claude.json lastCost)
+    # ~/.claude.json lastCost under the repository's main checkout)
     old = "2.1.100" in str(claude_bin)
-    # 2.1.100 writes no cost into the transcript, and killed by ao it left no lastCost for this
-    # conversation in ~/.claude.json either (docs/AGENTS.md): there is no record to show
-    recorded_cost = None if old else eventually(lambda: transcript_records(agent_home, workspace)[3])
-    assert old or (recorded_cost and recorded_cost > 0)
+    recorded_cost = eventually(lambda: transcript_records(agent_home, workspace, repo.path)[3])
+    assert recorded_cost and recorded_cost > 0
     # a message sent right after the restore (the transcript from before says "ready" at once;
     # the new Claude takes input only later): typed once it does, sent once, as one user turn
     fake.script(Turn(text="Still here.", when=is_agent_turn))
@@ -268,9 +270,8 @@ def test_task_message_kill_restore_costs(
     assert not [cmd for cmd in process_tree_cmdlines(tmux_server, "web-1") if "must not show in ps" in cmd]
 
     # ao shows the cost Claude recorded, not $0
-    path, tokens_in, tokens_out, _, _ = transcript_records(agent_home, workspace)
-    if not old:
-        assert float(session.cost_usd or 0) == pytest.approx(recorded_cost, abs=1e-4)
+    path, tokens_in, tokens_out, _, _ = transcript_records(agent_home, workspace, repo.path)
+    assert float(session.cost_usd or 0) == pytest.approx(recorded_cost, abs=1e-4)
     assert (session.tokens_in, session.tokens_out) == (tokens_in, tokens_out) == (5 * 1200, 5 * 80)
     agents.session_kill(session=session, reason="test")
 

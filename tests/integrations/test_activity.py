@@ -1012,3 +1012,30 @@ def test_claude_cost_is_the_newest_cost_state_total(home: Path, workspace: Path)
     reading = claude(home).detect_activity(workspace=workspace, pane_text="", now=NOW, process_alive=True)
     assert reading.cost_usd == pytest.approx(0.0256)
     assert reading.model == "claude-opus-5-5"
+
+
+def test_claude_cost_recorded_on_exit_under_the_repository_of_a_worktree(tmp_path: Path, home: Path) -> None:
+    """2.1.100 writes no cost into the transcript: on exit (a kill too) it records ``lastCost``
+    and ``lastSessionId`` in ``~/.claude.json`` under the repository's main checkout, not the
+    worktree it ran in (seen with the real CLI in an ao worktree)."""
+    import subprocess
+
+    repo, worktree = tmp_path / "repo", tmp_path / "workspaces" / "web-1"
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "x"],
+        check=True,
+    )
+    subprocess.run(["git", "-C", str(repo), "worktree", "add", "-q", "-b", "web-1", str(worktree)], check=True)
+    write_claude(home, worktree, [user("x", 60), text_reply(ago=30)])
+    state = {"projects": {str(repo): {"lastCost": 0.0272, "lastSessionId": SESSION}, str(worktree): {}}}
+    (home / ".claude.json").write_text(json.dumps(state))
+
+    reading = claude(home).detect_activity(workspace=worktree, pane_text="", now=NOW, process_alive=True)
+    assert reading.cost_usd == pytest.approx(0.0272)
+
+    # another conversation exited last in a worktree of the same repository: not this one's cost
+    state["projects"][str(repo)]["lastSessionId"] = "another-conversation"
+    (home / ".claude.json").write_text(json.dumps(state))
+    reading = claude(home).detect_activity(workspace=worktree, pane_text="", now=NOW, process_alive=True)
+    assert reading.cost_usd is None
