@@ -1021,12 +1021,24 @@ def test_claude_cost_recorded_on_exit_under_the_repository_of_a_worktree(tmp_pat
     import subprocess
 
     repo, worktree = tmp_path / "repo", tmp_path / "workspaces" / "web-1"
-    subprocess.run(["git", "init", "-q", str(repo)], check=True)
-    subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "x"],
-        check=True,
-    )
-    subprocess.run(["git", "-C", str(repo), "worktree", "add", "-q", "-b", "web-1", str(worktree)], check=True)
+    for args in (
+        ["init", "-q", str(repo)],
+        [
+            "-C",
+            str(repo),
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "x",
+        ],
+        ["-C", str(repo), "worktree", "add", "-q", "-b", "web-1", str(worktree)],
+    ):
+        subprocess.run(["git", *args], check=True)
     write_claude(home, worktree, [user("x", 60), text_reply(ago=30)])
     state = {"projects": {str(repo): {"lastCost": 0.0272, "lastSessionId": SESSION}, str(worktree): {}}}
     (home / ".claude.json").write_text(json.dumps(state))
