@@ -53,7 +53,8 @@ RESUBMIT_WINDOW = timedelta(seconds=8)
 INPUT_LINES = 6  # the last non-blank lines of a screen, where an agent's input box is
 PASTE_PLACEHOLDER = "[Pasted text"  # what some TUIs show in their input instead of a long paste
 # After a (re)start ao waits for the agent's own empty prompt on screen (``Agent.screen_ready``);
-# a screen never recognised as ready holds messages back at most this long after the launch.
+# a screen never recognised as ready holds messages back at most this long after the agent first
+# drew anything (not after the launch: a blank screen is an agent still starting, however slowly).
 LAUNCH_GRACE = timedelta(seconds=60)
 WAITING_FOR_RESTORE = "waiting for restore"
 
@@ -319,21 +320,24 @@ def _deliver_next(session_id: str) -> str:
     if session.messages.filter(state=Message.State.DELIVERED).exists():
         return "held"  # one message in flight at a time: wait for it to be confirmed (or retried)
     ctx = agents.context_for(session)
-    ok, _why = ready_for(
-        message,
-        activity=session.activity,
-        now=timezone.now(),
-        started_at=session.start_claimed_at,
-        recognizes_ready=ctx.agent.recognizes_ready,
-    )
-    if not ok:
-        return "held"
     handle = agents._handle(session)
-    if not message.answers_prompt and not _launch_settled(session, ctx, handle, now=timezone.now()):
-        return "held"  # the new process has not shown its own prompt (for long enough) yet
     # A retry of a message whose text still sits in the agent's input (its Enter was lost) is
-    # submitted with Enter alone: typing it again would send it twice.
+    # submitted with Enter alone: typing it again would send it twice. That screen is the agent's
+    # input holding ao's own text, whatever the reading (a fresh agent with no transcript yet,
+    # whose prompt line holds text, reads "unknown").
     resubmit = message.delivered_at is not None and _input_holds_text(session, ctx, handle, message)
+    if not resubmit:
+        ok, _why = ready_for(
+            message,
+            activity=session.activity,
+            now=timezone.now(),
+            started_at=session.start_claimed_at,
+            recognizes_ready=ctx.agent.recognizes_ready,
+        )
+        if not ok:
+            return "held"
+        if not message.answers_prompt and not _launch_settled(session, ctx, handle, now=timezone.now()):
+            return "held"  # the new process has not shown its own prompt (for long enough) yet
     if not message_claim(message=message):
         return "held"
     failpoints.reach("message.claimed")
@@ -377,18 +381,26 @@ def _launch_settled(session: Session, ctx, handle, *, now) -> bool:
     process before a restore, or a prompt the CLI draws before it reads keys: text typed then
     showed in the input and its Enter was ignored (Claude Code, Gemini CLI).
 
-    The moment the prompt was first seen is kept in the runtime handle (``prompt_seen_at``), so
-    every deliverer agrees and, once settled, nothing more is read for this launch."""
+    A screen never recognised as ready lets messages through ``LAUNCH_GRACE`` after the agent
+    first drew anything, never while its screen is still blank: keys typed into a terminal the
+    agent has not taken over yet are echoed by the terminal and read (or not) whenever the agent
+    gets to them, and under a fully loaded machine a restored Claude Code took over a minute to
+    draw anything: ao typed into its blank terminal.
+
+    The moments the screen was first drawn (``drawn_at``) and the prompt first seen
+    (``prompt_seen_at``) are kept in the runtime handle, so every deliverer agrees and, once
+    settled, nothing more is read for this launch."""
     data = session.runtime_handle or {}
     launched = _launched_at(session)
     if launched is None or handle is None:
         return True  # started before ao recorded launches: as before
     settle = timedelta(seconds=max(0.0, float(ctx.agent.input_settle_seconds)))
-    seen = data.get("prompt_seen_at")
+    seen, drawn = data.get("prompt_seen_at"), data.get("drawn_at")
     seen_at = datetime.fromisoformat(seen) if isinstance(seen, str) else None
+    drawn_at = datetime.fromisoformat(drawn) if isinstance(drawn, str) else None
     if seen_at is not None and now - seen_at >= settle:
         return True
-    if now - launched > LAUNCH_GRACE:
+    if drawn_at is not None and now - drawn_at > LAUNCH_GRACE:
         return True  # a screen ao never recognised: the reading alone decides, as before
     try:
         pane = ctx.runtime.read_output(handle, lines=agents.PANE_LINES)
@@ -397,12 +409,18 @@ def _launch_settled(session: Session, ctx, handle, *, now) -> bool:
     ready = ctx.agent.screen_ready(pane)
     if ready is None:
         return True  # the plugin cannot read its screen: the reading alone decides
+    if drawn_at is None and pane.strip():
+        drawn_at = now
     if ready and seen_at is None:
         seen_at = now
     elif not ready:
         seen_at = None  # the prompt went away (a dialog, a redraw): start the settle again
-    if (seen_at.isoformat() if seen_at else None) != seen:
-        updated = {**data, "prompt_seen_at": seen_at.isoformat() if seen_at else None}
+    marks = {
+        "prompt_seen_at": seen_at.isoformat() if seen_at else None,
+        "drawn_at": drawn_at.isoformat() if drawn_at else None,
+    }
+    if marks != {"prompt_seen_at": seen, "drawn_at": drawn}:
+        updated = {**data, **marks}
         Session.objects.filter(pk=session.pk, runtime_handle__launched_at=data["launched_at"]).update(
             runtime_handle=updated
         )
@@ -412,11 +430,12 @@ def _launch_settled(session: Session, ctx, handle, *, now) -> bool:
 
 def _input_holds_text(session: Session, ctx, handle, message: Message, pane: str | None = None) -> bool:
     """Whether the agent sits at its prompt with this message's text typed in it: the agent reads
-    ready or idle, its screen does not show its empty prompt, and the text's start is on the last
-    lines of the screen, where the input is (False when the plugin cannot tell). Only then may a
-    retry press Enter alone: anything less (a prompt ao does not recognise, a screen still busy)
-    would drop a message that was never typed into that input."""
-    if session.activity not in (Activity.READY, Activity.IDLE) or handle is None:
+    ready, idle or unknown (no question and no working indicator on screen; a fresh agent has no
+    transcript to read yet), its screen does not show its empty prompt, and the text's start (or
+    a paste placeholder) is on the last lines of the screen, where the input is (False when the
+    plugin cannot tell). Only then may a retry press Enter alone: anything less (a screen still
+    busy, a question) would drop a message that was never typed into that input."""
+    if session.activity not in (Activity.READY, Activity.IDLE, Activity.UNKNOWN) or handle is None:
         return False
     if pane is None:
         try:

@@ -21,7 +21,11 @@ ignores) the Claude Code flags ao passes, so a ``claude`` shim can run it.
 - like the real CLIs just after a (re)start: with ``--start-seconds S`` it draws its prompt only
   after S seconds, and keys typed before then show in its input but their Enter is ignored; with
   ``--deaf-seconds D`` an Enter is ignored for D seconds after the prompt is first drawn (the text
-  stays in the input; a later Enter sends it).
+  stays in the input; a later Enter sends it); with ``--draw-seconds S`` it neither draws nor
+  reads anything for S seconds, leaving the terminal as it found it (a CLI so slow to start that
+  it has not taken over its terminal: keys typed then are echoed by the terminal itself);
+- like Claude Code, a paste of more than three lines shows in the input as
+  ``[Pasted text #N +L lines]``.
 
 Standard library only.
 """
@@ -176,6 +180,7 @@ class Keyboard:
         self.fd = fd
         self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.pending = ""
+        self.pastes = 0
         self.saved = None
         if os.isatty(fd):
             import termios
@@ -242,7 +247,13 @@ class Keyboard:
             kind, value = self.key()
             if kind == "paste":
                 line += value
-                out(value.replace("\n", "\r\n"))
+                lines = value.count("\n")
+                self.pastes += 1
+                out(
+                    f"[Pasted text #{self.pastes} +{lines} lines]"
+                    if lines > 3
+                    else value.replace("\n", "\r\n")
+                )
             elif kind == "escape":
                 continue
             elif value in ("\r", "\n"):
@@ -401,6 +412,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--deaf-seconds", type=float, default=0.0)
     parser.add_argument("--env-dump", metavar="DIR")
     parser.add_argument("--turn-cost", type=float, default=0.001, metavar="USD")
+    parser.add_argument("--draw-seconds", type=float, default=0.0)
     # Claude Code flags ao may pass through a `claude` shim: accepted, mostly ignored.
     parser.add_argument("-r", "--resume")
     parser.add_argument("--model")
@@ -414,6 +426,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     prompt = args.prompt or (" ".join(args.words) if args.words else None)
+    time.sleep(args.draw_seconds)
     keyboard = Keyboard(sys.stdin.fileno())
     try:
         return Standin(args, keyboard).run(prompt)

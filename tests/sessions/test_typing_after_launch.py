@@ -119,6 +119,63 @@ def test_typing_waits_for_the_new_process_and_a_lost_enter_is_pressed_again(
     agents.session_kill(session=Session.objects.get(pk=sid), reason="test")
 
 
+def test_nothing_is_typed_into_a_restored_agent_before_it_has_drawn_anything(
+    project, tmux_server, agent_home, django_capture_on_commit_callbacks, settings, monkeypatch
+) -> None:
+    """However long the agent takes to start: a screen ao does not recognise is given
+    ``LAUNCH_GRACE`` (shortened here) from when the agent first drew it, not from the launch. A
+    fully loaded machine made a restored Claude Code take over a minute to draw anything, and ao
+    typed into its blank terminal, which echoed the keys before the agent had taken it over."""
+    from datetime import timedelta
+
+    settings.AO_INLINE_DELIVERY_WAIT = 45.0
+    monkeypatch.setattr(messaging, "LAUNCH_GRACE", timedelta(seconds=2))
+    with django_capture_on_commit_callbacks(execute=True):
+        session = agents.session_spawn(project=project, prompt=TASK)
+    session.refresh_from_db()
+    sid = session.id
+    assert eventually(lambda: "received: You are" in pane(tmux_server, sid), timeout=30), pane(
+        tmux_server, sid
+    )
+    assert eventually(lambda: observe(sid).activity == "ready"), pane(tmux_server, sid)
+    agents.session_kill(session=Session.objects.get(pk=sid), reason="test")
+
+    with_args(project, "--draw-seconds", "8")  # blank, and the terminal not taken over, for 8 s
+    session.refresh_from_db()
+    message = send_after_restore(session, "carry on please")
+    screen = pane(tmux_server, sid)
+    # typed once its prompt showed: nothing echoed by the terminal above the agent's banner
+    assert screen.startswith("standin agent, session"), screen
+    assert screen.count("received: carry on please") == 1, screen
+    assert (message.state, message.attempts) == (Message.State.CONFIRMED, 1), message.last_error
+    assert eventually(lambda: user_turns(session, "carry on please") == 1)
+    agents.session_kill(session=Session.objects.get(pk=sid), reason="test")
+
+
+def test_a_first_prompt_whose_enter_is_lost_is_submitted_once(
+    project, tmux_server, agent_home, django_capture_on_commit_callbacks, settings
+) -> None:
+    """A fresh agent has no transcript: while ao's pasted task sits in its input, Enter lost, it
+    reads "unknown". ao presses Enter again (it used to wait for a reading of ready or idle, then
+    queue the task again and hold it forever: an unknown screen is never typed into)."""
+    settings.AO_INLINE_DELIVERY_WAIT = 45.0
+    with_args(project, "--deaf-seconds", "6")
+    with django_capture_on_commit_callbacks(execute=True):
+        session = agents.session_spawn(project=project, prompt=TASK)
+    session.refresh_from_db()
+    assert session.phase == "running", session.error
+    sid = session.id
+    assert eventually(lambda: "received: You are" in pane(tmux_server, sid), timeout=60), pane(
+        tmux_server, sid
+    )
+    task = Message.objects.get(session=session)
+    assert (task.state, task.attempts) == (Message.State.CONFIRMED, 2), task.last_error
+    assert pane(tmux_server, sid).count("received: You are") == 1
+    resubmitted = Event.objects.filter(session=session, kind="message.delivered", data__resubmitted=True)
+    assert resubmitted.count() == 1
+    agents.session_kill(session=Session.objects.get(pk=sid), reason="test")
+
+
 # A terminal program that asks for bracketed paste and prints the raw bytes of what it is sent.
 RAW_INPUT = (
     "import os, sys, tty\n"
