@@ -677,26 +677,35 @@ class CliAgent(Agent):
         reason yet) is active until it has settled, then finished; active with no writes to the
         ``record`` for ``stale_after_seconds`` is idle. Entries without a timestamp take the
         file's modification time.
+
+        The newest entry is the one stamped newest, not always the last one written: Claude Code
+        2.1.100 on a loaded machine appended a pasted prompt's user entry after its reply's
+        ``end_turn`` (stamped earlier), and that "prompt received" read active for 15 minutes.
         """
         if path is None:
             return None, []
         entries = parse_jsonl(read_tail_lines(path))
         file_time = mtime_of(path)
-        for entry in reversed(entries):
-            decided = entry_state(entry)
-            if decided is None:
-                continue
-            state, evidence = decided
-            at = time_of(entry, file_time)
-            age = (now - at).total_seconds() if at is not None else 0.0
-            if state == "reply":
-                state = "finished" if age >= SETTLE_SECONDS else ACTIVE
-            if state == "finished":
-                state = age_state(at, now, self.config.ready_window_seconds)
-            elif state == ACTIVE and age > self.config.stale_after_seconds:
-                state, evidence = IDLE, f"{evidence}; no {record} writes for {int(age // 60)} min"
-            return ActivityReading(state=state, at=at, source="transcript", evidence=evidence), entries
-        return None, entries
+        evidence = [(entry, decided) for entry in entries if (decided := entry_state(entry)) is not None]
+        if evidence and parse_timestamp(evidence[-1][0].get("timestamp")) is not None:
+            stamped = [
+                (at, index)
+                for index, (entry, _) in enumerate(evidence)
+                if (at := parse_timestamp(entry.get("timestamp"))) is not None
+            ]
+            evidence = evidence[: max(stamped)[1] + 1]
+        if not evidence:
+            return None, entries
+        entry, (state, why) = evidence[-1]
+        at = time_of(entry, file_time)
+        age = (now - at).total_seconds() if at is not None else 0.0
+        if state == "reply":
+            state = "finished" if age >= SETTLE_SECONDS else ACTIVE
+        if state == "finished":
+            state = age_state(at, now, self.config.ready_window_seconds)
+        elif state == ACTIVE and age > self.config.stale_after_seconds:
+            state, why = IDLE, f"{why}; no {record} writes for {int(age // 60)} min"
+        return ActivityReading(state=state, at=at, source="transcript", evidence=why), entries
 
     def detect_activity(
         self, *, workspace: Path, pane_text: str, now: datetime, process_alive: bool

@@ -1051,3 +1051,15 @@ def test_claude_cost_recorded_on_exit_under_the_repository_of_a_worktree(tmp_pat
     (home / ".claude.json").write_text(json.dumps(state))
     reading = claude(home).detect_activity(workspace=worktree, pane_text="", now=NOW, process_alive=True)
     assert reading.cost_usd is None
+
+
+def test_claude_prompt_entry_written_after_its_reply_is_not_the_newest(home: Path, workspace: Path) -> None:
+    """Claude Code 2.1.100 on a loaded machine appended a pasted prompt's user entry after the
+    reply's ``end_turn`` (stamped earlier, as its real transcript shows): the turn has ended.
+    Taken in file order, "prompt received" read active for 15 minutes instead of ready, idle."""
+    write_claude(home, workspace, [user("x", 60), text_reply(ago=30), text_reply(ago=20), user("paste", 21)])
+    reading = claude(home).detect_activity(workspace=workspace, pane_text="", now=NOW, process_alive=True)
+    assert (reading.state, reading.evidence) == ("ready", "turn ended (end_turn)")
+    later = NOW + timedelta(minutes=5)
+    reading = claude(home).detect_activity(workspace=workspace, pane_text="", now=later, process_alive=True)
+    assert reading.state == "idle"
