@@ -326,18 +326,17 @@ def _deliver_next(session_id: str) -> str:
     # input holding ao's own text, whatever the reading (a fresh agent with no transcript yet,
     # whose prompt line holds text, reads "unknown").
     resubmit = message.delivered_at is not None and _input_holds_text(session, ctx, handle, message)
-    if not resubmit:
-        ok, _why = ready_for(
-            message,
-            activity=session.activity,
-            now=timezone.now(),
-            started_at=session.start_claimed_at,
-            recognizes_ready=ctx.agent.recognizes_ready,
-        )
-        if not ok:
-            return "held"
-        if not message.answers_prompt and not _launch_settled(session, ctx, handle, now=timezone.now()):
-            return "held"  # the new process has not shown its own prompt (for long enough) yet
+    ok, _why = ready_for(
+        message,
+        activity=session.activity,
+        now=timezone.now(),
+        started_at=session.start_claimed_at,
+        recognizes_ready=ctx.agent.recognizes_ready,
+    )
+    if not (ok or resubmit):
+        return "held"
+    if not message.answers_prompt and not _launch_settled(session, ctx, handle, now=timezone.now()):
+        return "held"  # the new process has not shown its own prompt (for long enough) yet
     if not message_claim(message=message):
         return "held"
     failpoints.reach("message.claimed")
