@@ -383,8 +383,8 @@ def _launch_settled(session: Session, ctx, handle, *, now) -> bool:
     A screen never recognised as ready lets messages through ``LAUNCH_GRACE`` after the agent
     first drew anything, never while its screen is still blank: keys typed into a terminal the
     agent has not taken over yet are echoed by the terminal and read (or not) whenever the agent
-    gets to them, and under a fully loaded machine a restored Claude Code took over a minute to
-    draw anything: ao typed into its blank terminal.
+    gets to them, and a restored Claude Code 2.1.100 given a few percent of a core took over a
+    minute to draw anything: ao typed into its blank terminal.
 
     The moments the screen was first drawn (``drawn_at``) and the prompt first seen
     (``prompt_seen_at``) are kept in the runtime handle, so every deliverer agrees and, once
