@@ -124,8 +124,9 @@ def test_nothing_is_typed_into_a_restored_agent_before_it_has_drawn_anything(
 ) -> None:
     """However long the agent takes to start: a screen ao does not recognise is given
     ``LAUNCH_GRACE`` (shortened here) from when the agent first drew it, not from the launch. A
-    fully loaded machine made a restored Claude Code take over a minute to draw anything, and ao
-    typed into its blank terminal, which echoed the keys before the agent had taken it over."""
+    restored Claude Code 2.1.100 given a few percent of a core took over a minute to draw
+    anything, and ao typed into its blank terminal, which echoed the keys before the agent had
+    taken it over."""
     from datetime import timedelta
 
     settings.AO_INLINE_DELIVERY_WAIT = 45.0
