@@ -1,5 +1,6 @@
 """What ``ao start`` / ``ao web`` / ``ao worker`` / ``ao beat`` share: preflight checks that
-fail in one line with the fix, the pid file ``ao stop`` reads, first-run admin and config.
+fail in one line with the fix, the pid file ``ao stop`` reads (written here, read by ``ao_site.served``),
+first-run admin and config.
 
 Every check raises ``CommandError`` with a message of the form "<what is wrong> — <the fix>";
 ``ao_site.cli`` prints it as one ``ao: ...`` line.
@@ -27,8 +28,8 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from ao_site.hosts import HOST_NAME_RE
+from ao_site.served import pid_alive, pid_file, read_pid_file
 
-PID_FILE_NAME = "ao.pid"
 EXIT_CONFIG = 2
 
 
@@ -196,42 +197,6 @@ def serving(host: str, port: int) -> Iterator[str]:
 
 
 # --- pid file -------------------------------------------------------------------------------------
-def pid_file() -> Path:
-    return Path(settings.AO_HOME) / PID_FILE_NAME
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped) is not running.
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[-1].split()[0] == "Z":
-            return False
-    return True
-
-
-def read_pid_file() -> dict[str, Any] | None:
-    """The running ``ao start``'s pid file contents, or None (a stale file is removed)."""
-    path = pid_file()
-    try:
-        info = json.loads(path.read_text())
-        pid = int(info["pid"])
-    except FileNotFoundError:
-        return None
-    except (ValueError, KeyError, TypeError):
-        path.unlink(missing_ok=True)
-        return None
-    if not pid_alive(pid):
-        path.unlink(missing_ok=True)
-        return None
-    return info
-
-
 @contextlib.contextmanager
 def pid_file_held(info: dict[str, Any]) -> Iterator[Path]:
     """Write the pid file (refusing if another ``ao start`` of this AO_HOME runs); remove on exit."""

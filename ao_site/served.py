@@ -20,8 +20,11 @@ reachable by every agent on the machine ao runs on. Agents on other machines nee
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -29,6 +32,9 @@ from django.conf import settings
 log = logging.getLogger(__name__)
 
 CACHE_KEY = "ao:served-url"
+PID_FILE_NAME = (
+    "ao.pid"  # the running `ao start` of an AO_HOME: its pid and address (ao_site.runner writes it)
+)
 WILDCARDS = ("", "0.0.0.0", "::")  # noqa: S104 - names of wildcard binds, compared, never bound
 
 _served: str = ""  # the address this process serves, once it binds
@@ -86,8 +92,6 @@ def forget() -> None:
 def running_start_url() -> str:
     """The address of the running ``ao start`` of this ``AO_HOME`` (its pid file) when that is
     another process, or "" (``ao start`` itself, while it starts up, has no listener yet)."""
-    from ao_site.runner import read_pid_file
-
     with contextlib.suppress(Exception):
         if int((read_pid_file() or {}).get("pid") or 0) == os.getpid():
             return ""
@@ -95,8 +99,6 @@ def running_start_url() -> str:
 
 
 def _from_pid_file() -> str:
-    from ao_site.runner import read_pid_file
-
     with contextlib.suppress(Exception):
         info = read_pid_file() or {}
         if info.get("host") is not None and info.get("port"):
@@ -131,3 +133,40 @@ def where() -> tuple[str, str]:
 def agent_url() -> str:
     """The address agents, people and links are given (see the module docstring)."""
     return where()[0]
+
+
+# --- the pid file of the running `ao start` (written by ao_site.runner.pid_file_held) ------------
+def pid_file() -> Path:
+    return Path(settings.AO_HOME) / PID_FILE_NAME
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped) is not running.
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[-1].split()[0] == "Z":
+            return False
+    return True
+
+
+def read_pid_file() -> dict[str, Any] | None:
+    """The running ``ao start``'s pid file contents, or None (a stale file is removed)."""
+    path = pid_file()
+    try:
+        info = json.loads(path.read_text())
+        pid = int(info["pid"])
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError):
+        path.unlink(missing_ok=True)
+        return None
+    if not pid_alive(pid):
+        path.unlink(missing_ok=True)
+        return None
+    return info
