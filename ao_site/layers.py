@@ -28,7 +28,7 @@ from pathlib import Path
 LAYERS: tuple[str, ...] = (
     "interfaces",  # views, API, consumers, chat, admin, CLI commands, Celery tasks, URLs, ASGI
     "flows",  # the sweep, a webhook refresh, an operator's action: the only callers of reactions
-    "reactions",  # rules, engine, services, notify
+    "reactions",  # the engine and the reaction services
     "watchers",  # orchestrator, intake, conflicts, drift, decisions, learning
     "agents",  # agents (spawn, start, observe, kill, restore, deliver), PR sync, merge, reviews
     "core",  # models, services (writes), selectors (reads), realtime, jobs, configuration
@@ -79,8 +79,6 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("sessions.webhooks", "flows"),
     # --- reactions
     ("reactions.services", "reactions"),
-    ("reactions.notify", "reactions"),
-    ("reactions.rules", "reactions"),
     ("reactions.engine", "reactions"),
     # --- watchers
     ("sessions.orchestrator", "watchers"),
@@ -114,6 +112,10 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("sessions.login_lockout", "core"),
     ("sessions", "core"),
     ("reactions.models", "core"),
+    # notify: the inbox row and its deliveries, enqueued by task name (reads and writes the core only)
+    ("reactions.notify", "core"),
+    # rules: the effective reaction rules, configuration the core reads too (what stuck and green mean)
+    ("reactions.rules", "core"),
     ("reactions.apps", "core"),
     ("reactions", "core"),
     ("ao_site.settings", "core"),
