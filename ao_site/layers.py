@@ -97,6 +97,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("sessions.reviews", "agents"),
     ("sessions.prompts", "agents"),
     ("sessions.issues", "agents"),
+    ("sessions.trailers", "agents"),  # the Ao-* commit trailers of an agent's worktree
     # --- core
     ("sessions.models", "core"),
     ("sessions.services", "core"),

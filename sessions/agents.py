@@ -40,11 +40,11 @@ from integrations.registry import ConfigurationError, agents, plugin_for, regist
 from sessions import audit, hosts, jobs, prompts, realtime, services, usage
 from sessions import secrets as secrets_store  # model credentials: the project's or a person's own
 from sessions.hosts import live_sessions
-from sessions.lessons import lessons_for_prompt  # the learning loop
 from sessions.lifecycle import Activity, Phase, RuntimeState, Zone
 from sessions.models import Actor, Event, Message, Project, Session
-from sessions.outcomes import workspace_commit_trailers, workspace_model_record  # the learning loop
+from sessions.selectors import lessons_for_prompt  # the learning loop
 from sessions.text import clean_text
+from sessions.trailers import workspace_commit_trailers, workspace_model_record  # the learning loop
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ it (hits / sessions); :func:`proposals_from` finds them (pure), :func:`lessons_p
 of a still-proposed lesson, and never revives a decided one). An admin accepts or rejects it
 (:func:`lesson_decide`, from ``ao lessons`` or the retro page); acceptance freezes the metric as
 the *baseline*. Accepted worker rules go into the prompt of later workers of the project
-(:func:`lessons_for_prompt`), and :func:`lesson_effect` computes the same metric over the
+(:func:`lessons_for_prompt`, a read in ``selectors``), and :func:`lesson_effect` computes the same metric over the
 sessions started since, so people see whether the pattern dropped.
 
 Patterns:
@@ -29,12 +29,12 @@ from django.utils import timezone
 
 from sessions import audit
 from sessions.models import Lesson, Outcome, Project
+from sessions.selectors import lessons_for_prompt  # noqa: F401  re-exported: the prompt reads it there
 
 WINDOW = timedelta(days=30)  # proposals and baselines look at this much history
 MIN_HITS = 3  # a pattern must have been seen at least this often
 MIN_RATE = 0.25  # ... and in at least this share of the sessions it applies to
 MIN_AFTER = 3  # sessions after acceptance before an effect is judged
-PROMPT_LESSONS_MAX = 20
 FIRST_CHECK, NEEDS_INPUT = "first-failing-check", "needs-input"
 
 
@@ -238,17 +238,6 @@ def lesson_effect(lesson: Lesson) -> dict:
 
 
 # --- reads ---------------------------------------------------------------------------------------------
-def lessons_for_prompt(*, project: Project) -> tuple[str, ...]:
-    """The accepted worker rules of the project, oldest decision first, for the worker prompt."""
-    texts = (
-        Lesson.objects.filter(project=project, status=Lesson.State.ACCEPTED, kind=Lesson.Kind.WORKER_RULE)
-        .exclude(prompt_text="")
-        .order_by("decided_at", "pk")
-        .values_list("prompt_text", flat=True)[:PROMPT_LESSONS_MAX]
-    )
-    return tuple(texts)
-
-
 def lesson_summary(lesson: Lesson) -> dict:
     """The stable JSON shape of a lesson for `ao lessons ls --json`."""
     return {

@@ -20,7 +20,17 @@ from reactions.models import ReactionAttempt
 from reactions.rules import merge_requirements
 from sessions import flaky, lifecycle
 from sessions.lifecycle import PRState, Status
-from sessions.models import CheckRun, Event, FlakyCheck, Membership, Message, Project, PullRequest, Session
+from sessions.models import (
+    CheckRun,
+    Event,
+    FlakyCheck,
+    Lesson,
+    Membership,
+    Message,
+    Project,
+    PullRequest,
+    Session,
+)
 
 
 def projects_all() -> QuerySet[Project]:
@@ -425,3 +435,18 @@ def reaction_facts(session: Session, *, now: datetime) -> SessionFacts:
         kept_alive=session.kind == Session.Kind.ORCHESTRATOR and session.project.orchestrator_enabled,
         all_done=all_done,
     )
+
+
+# --- the learning loop: what workers are told (sessions/lessons.py decides it) -----------------------
+PROMPT_LESSONS_MAX = 20
+
+
+def lessons_for_prompt(*, project: Project) -> tuple[str, ...]:
+    """The accepted worker rules of the project, oldest decision first, for the worker prompt."""
+    texts = (
+        Lesson.objects.filter(project=project, status=Lesson.State.ACCEPTED, kind=Lesson.Kind.WORKER_RULE)
+        .exclude(prompt_text="")
+        .order_by("decided_at", "pk")
+        .values_list("prompt_text", flat=True)[:PROMPT_LESSONS_MAX]
+    )
+    return tuple(texts)

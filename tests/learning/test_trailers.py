@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sessions import outcomes
+from sessions.trailers import PREPARE_COMMIT_MSG, workspace_commit_trailers
 from tests.factories import SessionFactory
 from tests.helpers.fixtures import GIT_IDENTITY, git
 
@@ -37,7 +37,7 @@ def worktree(repo) -> Path:
 def test_commits_carry_the_session_and_agent_trailers(repo, worktree) -> None:
     session = SessionFactory(agent="claude-code", model="claude-opus-4")
 
-    assert outcomes.workspace_commit_trailers(worktree, session) is True
+    assert workspace_commit_trailers(worktree, session) is True
 
     trailers = commit(worktree, "a.txt")
     assert trailers == {
@@ -64,7 +64,7 @@ def test_the_repositorys_own_hooks_still_run(repo, worktree) -> None:
     hook.chmod(0o755)
     session = SessionFactory(agent="codex", model="")
 
-    outcomes.workspace_commit_trailers(worktree, session)
+    workspace_commit_trailers(worktree, session)
     trailers = commit(worktree, "c.txt")
 
     assert marker.exists()
@@ -73,8 +73,8 @@ def test_the_repositorys_own_hooks_still_run(repo, worktree) -> None:
 
 def test_set_up_twice_is_harmless(repo, worktree) -> None:
     session = SessionFactory(agent="aider", model="gpt-5")
-    outcomes.workspace_commit_trailers(worktree, session)
-    outcomes.workspace_commit_trailers(worktree, session)
+    workspace_commit_trailers(worktree, session)
+    workspace_commit_trailers(worktree, session)
 
     assert git("config", "--get", "ao.hooksdir", cwd=worktree) == str(
         (repo.path / ".git" / "hooks").resolve()
@@ -93,9 +93,9 @@ def test_hostile_values_cannot_inject_into_the_hook(repo, worktree, tmp_path) ->
         model=f"$(touch {pwned})`touch {pwned}`\nAo-Session: evil-1",
     )
 
-    outcomes.workspace_commit_trailers(worktree, session)
+    workspace_commit_trailers(worktree, session)
     hook = Path(git("config", "--get", "core.hooksPath", cwd=worktree)) / "prepare-commit-msg"
-    assert hook.read_text() == outcomes.PREPARE_COMMIT_MSG  # static: no data in the script
+    assert hook.read_text() == PREPARE_COMMIT_MSG  # static: no data in the script
     trailers = commit(worktree, "e.txt")
 
     assert not pwned.exists()
@@ -118,7 +118,7 @@ def test_hostile_values_cannot_inject_into_the_hook(repo, worktree, tmp_path) ->
 
 def test_not_a_git_worktree_is_logged_not_raised(tmp_path, caplog) -> None:
     session = SessionFactory()
-    assert outcomes.workspace_commit_trailers(tmp_path, session) is False
+    assert workspace_commit_trailers(tmp_path, session) is False
     assert "commit trailers" in caplog.text
 
 
@@ -164,7 +164,7 @@ def test_sessions_spawned_at_once_all_get_their_trailers(repo) -> None:
         trees.append((path, SessionFactory(agent="claude-code", model="")))
 
     with ThreadPoolExecutor(max_workers=12) as pool:
-        done = list(pool.map(lambda tree: outcomes.workspace_commit_trailers(*tree), trees))
+        done = list(pool.map(lambda tree: workspace_commit_trailers(*tree), trees))
 
     assert done == [True] * 12
     for path, session in trees:
