@@ -40,6 +40,7 @@ from integrations.registry import ConfigurationError, agents, plugin_for, regist
 from sessions import audit, hosts, jobs, prompts, realtime, services, usage
 from sessions import secrets as secrets_store  # model credentials: the project's or a person's own
 from sessions.hosts import live_sessions
+from sessions.jobs import host_queue
 from sessions.lifecycle import Activity, Phase, RuntimeState, Zone
 from sessions.models import Actor, Event, Message, Project, Session
 from sessions.selectors import lessons_for_prompt  # the learning loop
@@ -68,10 +69,6 @@ class AgentContext:
     agent: Agent
     runtime: Runtime
     workspace: Workspace
-
-
-def host_queue(host: str) -> str:
-    return f"host.{host}"
 
 
 def token_hash(token: str) -> str:
@@ -616,9 +613,7 @@ def session_start(*, session_id: str) -> bool:
                 data={"argv": argv[:1]},
             )
             if not ctx.agent.prompt_in_command:
-                from sessions import messaging
-
-                messaging.message_queue(
+                services.message_queue(
                     session=session, text=prompt, sender=Actor.SYSTEM, sender_name="ao", first=True
                 )
             services.session_rederive(session=session)
@@ -1014,11 +1009,7 @@ def _restore_here(*, session: Session, by=None, actor: str = Actor.USER) -> None
         )
         audit.record(action="session.restore", target=session, project=session.project, data={"how": note})
         if first_message:
-            from sessions import messaging
-
-            messaging.message_queue(
-                session=session, text=first_message, sender=Actor.SYSTEM, sender_name="ao"
-            )
+            services.message_queue(session=session, text=first_message, sender=Actor.SYSTEM, sender_name="ao")
         services.session_rederive(session=session, actor=actor)
 
 
@@ -1142,9 +1133,7 @@ def _cleanup_here(*, session: Session, force: bool = False, by=None, actor: str 
             actor_user=by,
         )
         audit.record(action="session.cleanup", target=session, project=session.project, data={"force": force})
-        from sessions import messaging  # messaging builds on this module
-
-        messaging.messages_abandon(
+        services.messages_abandon(
             session=session, reason="the session was cleaned up before the agent took it"
         )
         services.session_rederive(session=session, actor=actor)

@@ -41,6 +41,11 @@ NOTIFICATION_DELIVER = "reactions.deliver_notification"
 DELIVERY_RETRY_ROUNDS = 150
 
 
+def host_queue(host: str) -> str:
+    """The queue of the tasks that run on agent host ``host`` (its workspaces and runtimes)."""
+    return f"host.{host}"
+
+
 def task(name: str) -> Task:
     """The registered task ``name``. A process that has not imported the apps' tasks modules yet
     (a CLI command) imports them now, as a worker does at start; an unknown name raises

@@ -28,9 +28,13 @@ from django.utils import timezone
 from ao_site import failpoints
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError
-from sessions import agents, audit, jobs, services
+from sessions import agents, services
 from sessions.lifecycle import Activity, Phase, RuntimeState
 from sessions.models import Actor, Message, Session
+from sessions.services import (  # noqa: F401  re-exported: queueing is a write of the core
+    message_queue,
+    messages_abandon,
+)
 from sessions.text import clean_text
 
 MAX_ATTEMPTS = 5
@@ -167,88 +171,6 @@ def session_send(
         watch=watch,
     )
     return Sent(message=message, restored=restored)
-
-
-def messages_abandon(*, session: Session, reason: str) -> int:
-    """Fail the messages that can no longer reach the session's agent (it was cleaned up), so
-    they do not wait forever; recorded on the timeline. Returns how many."""
-    pending = list(
-        session.messages.filter(state__in=[Message.State.QUEUED, Message.State.DELIVERED]).values_list(
-            "pk", flat=True
-        )
-    )
-    if not pending:
-        return 0
-    failed = Message.objects.filter(
-        pk__in=pending, state__in=[Message.State.QUEUED, Message.State.DELIVERED]
-    ).update(state=Message.State.FAILED, last_error=reason[:2000])
-    if failed:
-        services.event_record(
-            project=session.project,
-            session=session,
-            kind="message.failed",
-            summary=f"{failed} undelivered message{'s' if failed != 1 else ''} failed: {reason}"[:500],
-            data={"messages": pending},
-        )
-    return failed
-
-
-def message_queue(
-    *,
-    session: Session,
-    text: str,
-    sender: str = Actor.USER,
-    sender_user=None,
-    sender_name: str = "",
-    answers_prompt: bool = False,
-    watch: bool | None = None,
-    first: bool = False,
-) -> Message:
-    """Queue a message and its delivery (after commit). ``watch``: whether a process without a
-    worker keeps watching a busy agent to deliver it (None: yes; ao's own messages at spawn).
-    ``first``: the session's task prompt, delivered before anything sent while it was spawning."""
-    text = clean_text(text, max_chars=settings.AO_MAX_PROMPT_CHARS, what="message")
-    if answers_prompt and sender != Actor.USER:
-        raise ValueError("only a person may answer an agent's permission prompt")
-    message = Message.objects.create(
-        session=session,
-        text=text,
-        sender=sender,
-        sender_user=sender_user,
-        sender_name=sender_name,
-        answers_prompt=answers_prompt,
-    )
-    if first:  # queued at start, but it comes before what people sent while the agent was starting
-        Message.objects.filter(pk=message.pk).update(created_at=session.created_at)
-    who = sender_user.get_username() if sender_user else (sender_name or sender)
-    first_line = text.strip().splitlines()[0][:120]
-    services.event_record(
-        project=session.project,
-        session=session,
-        kind="message.queued",
-        summary=f"message from {who}: {first_line}",
-        actor=sender,
-        actor_user=sender_user,
-        actor_name=sender_name,
-        data={"message": message.pk, "chars": len(text)},
-    )
-    audit.record(action="message.queue", target=message, project=session.project, data={"to": session.pk})
-    _enqueue_delivery(session, watch=watch is not False)
-    return message
-
-
-def _enqueue_delivery(session: Session, *, watch: bool) -> None:
-    session_id, queue = session.pk, agents.host_queue(session.host or settings.AO_HOST_NAME)
-    # A worker re-schedules itself while the agent is busy. Without one (tasks run inline: the CLI,
-    # a test server), the CLI watches the agent for a while (``watch``); a request makes one attempt
-    # and is answered at once: a message the busy agent could not take yet waits for the sweep.
-    if jobs.runs_inline():
-        wait = settings.AO_INLINE_DELIVERY_WAIT if watch else 0.0
-    else:
-        wait = 0.0
-    transaction.on_commit(
-        lambda: jobs.enqueue(jobs.MESSAGES_DELIVER, args=[session_id], kwargs={"wait": wait}, queue=queue)
-    )
 
 
 def _snippet(text: str) -> str:

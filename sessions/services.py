@@ -18,9 +18,20 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from sessions import audit, flaky, host_settings, lifecycle, realtime, selectors
+from sessions import audit, flaky, host_settings, jobs, lifecycle, realtime, selectors
 from sessions.lifecycle import Facts, Zone
-from sessions.models import Actor, AppliedConfig, CheckRun, Event, FlakyCheck, Project, PullRequest, Session
+from sessions.models import (
+    Actor,
+    AppliedConfig,
+    CheckRun,
+    Event,
+    FlakyCheck,
+    Message,
+    Project,
+    PullRequest,
+    Session,
+)
+from sessions.text import clean_text
 
 # A running sweep renews its lease every SWEEP_LEASE_RENEW_AFTER from a heartbeat thread (and at its
 # steps), so the lease can be short: a sweep whose process died holds the project at most this long.
@@ -642,3 +653,88 @@ def _flaky_flag(*, project, name, reason, head_sha, pull_request, sessions, deta
         data={"check": name, "reason": reason, "sha": head_sha, "sessions": sessions},
     )
     return True
+
+
+# --- messages: queued here, delivered by sessions/messaging.py ------------------------------------
+# A write of the core: the agents (the first prompt, a restore's message), the watchers and the
+# reactions queue messages without importing the delivery, which builds on the agents.
+def messages_abandon(*, session: Session, reason: str) -> int:
+    """Fail the messages that can no longer reach the session's agent (it was cleaned up), so
+    they do not wait forever; recorded on the timeline. Returns how many."""
+    pending = list(
+        session.messages.filter(state__in=[Message.State.QUEUED, Message.State.DELIVERED]).values_list(
+            "pk", flat=True
+        )
+    )
+    if not pending:
+        return 0
+    failed = Message.objects.filter(
+        pk__in=pending, state__in=[Message.State.QUEUED, Message.State.DELIVERED]
+    ).update(state=Message.State.FAILED, last_error=reason[:2000])
+    if failed:
+        event_record(
+            project=session.project,
+            session=session,
+            kind="message.failed",
+            summary=f"{failed} undelivered message{'s' if failed != 1 else ''} failed: {reason}"[:500],
+            data={"messages": pending},
+        )
+    return failed
+
+
+def message_queue(
+    *,
+    session: Session,
+    text: str,
+    sender: str = Actor.USER,
+    sender_user=None,
+    sender_name: str = "",
+    answers_prompt: bool = False,
+    watch: bool | None = None,
+    first: bool = False,
+) -> Message:
+    """Queue a message and its delivery (after commit). ``watch``: whether a process without a
+    worker keeps watching a busy agent to deliver it (None: yes; ao's own messages at spawn).
+    ``first``: the session's task prompt, delivered before anything sent while it was spawning."""
+    text = clean_text(text, max_chars=settings.AO_MAX_PROMPT_CHARS, what="message")
+    if answers_prompt and sender != Actor.USER:
+        raise ValueError("only a person may answer an agent's permission prompt")
+    message = Message.objects.create(
+        session=session,
+        text=text,
+        sender=sender,
+        sender_user=sender_user,
+        sender_name=sender_name,
+        answers_prompt=answers_prompt,
+    )
+    if first:  # queued at start, but it comes before what people sent while the agent was starting
+        Message.objects.filter(pk=message.pk).update(created_at=session.created_at)
+    who = sender_user.get_username() if sender_user else (sender_name or sender)
+    first_line = text.strip().splitlines()[0][:120]
+    event_record(
+        project=session.project,
+        session=session,
+        kind="message.queued",
+        summary=f"message from {who}: {first_line}",
+        actor=sender,
+        actor_user=sender_user,
+        actor_name=sender_name,
+        data={"message": message.pk, "chars": len(text)},
+    )
+    audit.record(action="message.queue", target=message, project=session.project, data={"to": session.pk})
+    _enqueue_delivery(session, watch=watch is not False)
+    return message
+
+
+def _enqueue_delivery(session: Session, *, watch: bool) -> None:
+    session_id, queue = session.pk, jobs.host_queue(session.host or settings.AO_HOST_NAME)
+    # A worker re-schedules itself while the agent is busy. Without one (tasks run inline: the CLI,
+    # a test server), the CLI watches the agent for a while (``watch``); a request makes one attempt
+    # and is answered at once: a message the busy agent could not take yet waits for the sweep.
+    if jobs.runs_inline():
+        wait = settings.AO_INLINE_DELIVERY_WAIT if watch else 0.0
+    else:
+        wait = 0.0
+    transaction.on_commit(
+        lambda: jobs.enqueue(jobs.MESSAGES_DELIVER, args=[session_id], kwargs={"wait": wait}, queue=queue)
+    )
