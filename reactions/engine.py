@@ -53,7 +53,7 @@ ESCALATE = "escalate"
 WAIT = "wait"
 
 UNTRUSTED = "untrusted-comment"  # bookkeeping rule: one timeline entry per skipped thread
-AUTO_CLEANUP = "auto-cleanup"  # bookkeeping rule: one cleanup per merged PR
+AUTO_CLEANUP = R.AUTO_CLEANUP  # bookkeeping rule: one cleanup per merged PR
 
 
 @dataclass(frozen=True)

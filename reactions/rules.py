@@ -48,6 +48,7 @@ ALL_COMPLETE = "all-complete"
 # bots named in the bot-review-comments rule's ``trustedBots``.
 TRUSTED_ASSOCIATIONS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
 AUTO_CLEANUP_KEY = "autoCleanupOnMerge"
+AUTO_CLEANUP = "auto-cleanup"  # bookkeeping rule of the switch: one cleanup per merged PR
 
 _DURATION_RE = re.compile(r"^([0-9]{1,9})(ms|s|m|h|d)$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -485,34 +485,8 @@ def _auto_cleanup(session: Session, *, now: datetime) -> Outcome | None:
     try:
         done = agents.session_cleanup(session=session, force=False, actor=Actor.REACTION)
     except Exception as exc:  # refused (unpushed work) or failed: keep everything, tell a person
-        auto_cleanup_refused(session=session, exc=exc)
+        session_services.auto_cleanup_refused(session=session, exc=exc)
         return Outcome(engine.AUTO_CLEANUP, fingerprint, "cleanup_refused", 1, session.pk)
     if isinstance(done, agents.Requested):  # runs on the session's host; a refusal is handled there
         return Outcome(engine.AUTO_CLEANUP, fingerprint, "cleanup_requested", 1, session.pk)
     return Outcome(engine.AUTO_CLEANUP, fingerprint, "cleaned", 1, session.pk)
-
-
-def auto_cleanup_refused(*, session: Session, exc: Exception) -> None:
-    """An auto-cleanup was refused (unpushed work) or failed, here or on the session's host:
-    everything is kept; the timeline says why and a person is told."""
-    from reactions.notify import notify
-
-    pr = getattr(session, "pull_request", None)
-    after = f"after PR #{pr.number} merged " if pr is not None else ""
-    session_services.event_record(
-        project=session.project,
-        session=session,
-        kind="reaction.cleanup_refused",
-        summary=f"auto-cleanup {after}refused: {exc}"[:500],
-        actor=Actor.REACTION,
-        actor_name=engine.AUTO_CLEANUP,
-        data={"error": str(exc)[:1000]},
-    )
-    notify(
-        project=session.project,
-        session=session,
-        priority="warning",
-        rule=engine.AUTO_CLEANUP,
-        title=f"{session.pk}: workspace kept after merge",
-        body=str(exc),
-    )

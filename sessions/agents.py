@@ -790,9 +790,7 @@ def session_observe(*, session: Session) -> bool:
             setattr(session, name, value)
         if card_stale:  # the card shows these facts even when the status stays the same
             transaction.on_commit(lambda: realtime.card_changed(session.pk))
-        from reactions import services as reactions  # reactions act on these facts after commit
-
-        reactions.session_react_after_commit(session_id=session.pk)
+        services.session_react_after_commit(session_id=session.pk)  # reactions act on these facts
         return services.session_rederive(session=session)
 
 
@@ -894,9 +892,7 @@ def session_operate(
             log.exception("%s of %s failed", action, session_id)
         session.refresh_from_db()
         if action == "cleanup" and actor == Actor.REACTION:
-            from reactions import services as reactions
-
-            reactions.auto_cleanup_refused(session=session, exc=exc)
+            services.auto_cleanup_refused(session=session, exc=exc)
             return
         if Event.objects.filter(
             session=session, pk__gt=request_event, kind__in=OPERATION_RESULTS[action]

@@ -25,6 +25,10 @@ class AgentSessionsConfig(AppConfig):
 
         usage.use_notifier(notify.notify)
         hosts.use_notifier(notify.notify)
+        # Recording a session's facts asks the reactions to look at it; they sit above the core.
+        from sessions import services
+
+        services.use_reactor(_react_after_commit)
 
 
 def _card_push(*args, **kwargs):
@@ -37,3 +41,9 @@ def _render_unread_push(*args, **kwargs):
     from sessions import views
 
     return views.render_unread_push(*args, **kwargs)
+
+
+def _react_after_commit(*, session_id: str) -> None:
+    from reactions import services as reactions
+
+    reactions.session_react_after_commit(session_id=session_id)

@@ -350,9 +350,7 @@ def pull_request_record(*, project: Project, session: Session, info: PullRequest
             transaction.on_commit(lambda sid=session.pk: realtime.card_changed(sid))
         session.refresh_from_db()
         services.session_rederive(session=session)
-        from reactions import services as reactions  # reactions act on these facts after commit
-
-        reactions.session_react_after_commit(session_id=session.pk)
+        services.session_react_after_commit(session_id=session.pk)  # reactions act on these facts
     return created
 
 

@@ -18,6 +18,8 @@ from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from reactions.notify import notifiers_apply, notify
+from reactions.rules import AUTO_CLEANUP, stuck_after
 from sessions import audit, flaky, host_settings, jobs, lifecycle, realtime, selectors
 from sessions.lifecycle import Facts, Zone
 from sessions.models import (
@@ -122,8 +124,6 @@ def session_create(
 def session_facts(session: Session, *, now: datetime | None = None) -> Facts:
     """Gather a session's stored facts for the derivation function (with the project's
     agent-stuck threshold as ``stuck_after``)."""
-    from reactions.rules import stuck_after
-
     pr = getattr(session, "pull_request", None) if session.pk else None
     pr_facts = selectors.pr_facts(pr, project=session.project) if pr is not None else None
     return Facts(
@@ -515,8 +515,6 @@ def config_apply(*, config, source: Path | str, applied_by: str = "", by=None) -
             )
         for key in sorted(set(existing) - set(wanted)):
             changes.append(f"left alone project {key}: in the database but not in {file}")
-        from reactions.notify import notifiers_apply
-
         changes.extend(notifiers_apply(config))
         if not uploaded:
             AppliedConfig.objects.update_or_create(
@@ -737,4 +735,46 @@ def _enqueue_delivery(session: Session, *, watch: bool) -> None:
         wait = 0.0
     transaction.on_commit(
         lambda: jobs.enqueue(jobs.MESSAGES_DELIVER, args=[session_id], kwargs={"wait": wait}, queue=queue)
+    )
+
+
+# --- reactions: asked to look at a session whose facts changed ---------------------------------------
+# The reactions sit above the core. sessions/apps.py (the composition root) hands their entry point
+# down at start, as it hands down the dashboard's renderers: the core asks without naming them.
+_reactor: Callable[..., None] | None = None
+
+
+def use_reactor(react: Callable[..., None]) -> None:
+    global _reactor
+    _reactor = react
+
+
+def session_react_after_commit(*, session_id: str) -> None:
+    """Have the reactions look at a session once the caller's transaction has committed: the
+    observers and PR sync call this after recording its facts. (No reactions handed down: nothing.)"""
+    if _reactor is not None:
+        _reactor(session_id=session_id)
+
+
+def auto_cleanup_refused(*, session: Session, exc: Exception) -> None:
+    """An auto-cleanup was refused (unpushed work) or failed, here or on the session's host:
+    everything is kept; the timeline says why and a person is told."""
+    pr = getattr(session, "pull_request", None)
+    after = f"after PR #{pr.number} merged " if pr is not None else ""
+    event_record(
+        project=session.project,
+        session=session,
+        kind="reaction.cleanup_refused",
+        summary=f"auto-cleanup {after}refused: {exc}"[:500],
+        actor=Actor.REACTION,
+        actor_name=AUTO_CLEANUP,
+        data={"error": str(exc)[:1000]},
+    )
+    notify(
+        project=session.project,
+        session=session,
+        priority="warning",
+        rule=AUTO_CLEANUP,
+        title=f"{session.pk}: workspace kept after merge",
+        body=str(exc),
     )
