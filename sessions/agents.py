@@ -14,6 +14,7 @@ import logging
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -81,11 +82,18 @@ def _agent_for(project: Project, key: str) -> Agent:
     return agents.create(key, agent_settings, where=where, project=project)
 
 
+# The orchestrator's session runs its own agent with its own prompt. The orchestrator is a watcher,
+# above this module: sessions/apps.py hands both down at start ("context", "prompt").
+_orchestrator: dict[str, Callable] = {}
+
+
+def use_orchestrator(*, context: Callable[[Session], AgentContext], prompt: Callable[[Project], str]) -> None:
+    _orchestrator.update(context=context, prompt=prompt)
+
+
 def context_for(session: Session) -> AgentContext:
     if session.kind == Session.Kind.ORCHESTRATOR:  # the orchestrator issue: its own agent and settings
-        from sessions import orchestrator
-
-        return orchestrator.orchestrator_context(session)
+        return _orchestrator["context"](session)
     project = session.project
     runtime_key = (session.runtime_handle or {}).get("runtime") or project.runtime
     runtime_settings = project.settings_for("runtime") if runtime_key == project.runtime else {}
@@ -382,9 +390,7 @@ def _agent_rules(project: Project) -> str:
 
 def worker_prompt(session: Session) -> str:
     if session.kind == Session.Kind.ORCHESTRATOR:  # the orchestrator issue: e.g. `ao session restore`
-        from sessions import orchestrator
-
-        return orchestrator.orchestrator_prompt(session.project)
+        return _orchestrator["prompt"](session.project)
     project = session.project
     issue = _issue_for(session)
     by = session.created_by.get_username() if session.created_by_id else ""

@@ -29,6 +29,10 @@ class AgentSessionsConfig(AppConfig):
         from sessions import services
 
         services.use_reactor(_react_after_commit)
+        # The orchestrator's session is run and prompted by the orchestrator, a watcher above the agents.
+        from sessions import agents
+
+        agents.use_orchestrator(context=_orchestrator_context, prompt=_orchestrator_prompt)
 
 
 def _card_push(*args, **kwargs):
@@ -47,3 +51,15 @@ def _react_after_commit(*, session_id: str) -> None:
     from reactions import services as reactions
 
     reactions.session_react_after_commit(session_id=session_id)
+
+
+def _orchestrator_context(session):
+    from sessions import orchestrator
+
+    return orchestrator.orchestrator_context(session)
+
+
+def _orchestrator_prompt(project):
+    from sessions import orchestrator
+
+    return orchestrator.orchestrator_prompt(project)
