@@ -77,6 +77,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("reactions.tasks", "interfaces"),
     # --- flows
     ("sessions.webhooks", "flows"),
+    ("sessions.sweep", "flows"),
     # --- reactions
     ("reactions.services", "reactions"),
     ("reactions.engine", "reactions"),

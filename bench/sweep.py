@@ -1,4 +1,4 @@
-"""Benchmark: one whole sweep of a project with 500 running sessions (`agents.project_sweep`).
+"""Benchmark: one whole sweep of a project with 500 running sessions (`sweep.project_sweep`).
 
 Everything a sweep does runs for real except the runtime: the PR sync (the real GitHubSCM plugin
 and rate-aware client against the fake GitHub, tests/fakes/github.py: 500 open PRs, two checks and
@@ -38,6 +38,8 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from sessions import sweep
 
 REPO = Path(__file__).resolve().parents[1]
 PENDING = 0.2
@@ -161,7 +163,7 @@ def run(n: int, repeat: int, base: Path, top: int) -> dict:
     from django.conf import settings
 
     from integrations.github.client import forget_clients
-    from sessions import agents, prsync
+    from sessions import prsync
     from sessions.models import Project, Session
     from tests.fakes.github import FakeGitHub, push
 
@@ -209,14 +211,14 @@ def run(n: int, repeat: int, base: Path, top: int) -> dict:
             pulls.append(pull)
         prsync.pull_requests_sync(project=project)  # discovery: every PR found by its branch
         for _ in range(2):  # warm-up: first observations, the probe's first looks
-            agents.project_sweep(project=Project.objects.get(pk=project.pk))
+            sweep.project_sweep(project=Project.objects.get(pk=project.pk))
 
         out: dict[str, list[tuple[float, float, int]]] = {"quiet": [], "changed": [], "full": []}
         tops: dict[str, list[tuple[str, int]]] = {}
         for r in range(repeat):
             # a quiet sweep: nothing changed on GitHub (the probe's looks answer 304)
             out["quiet"].append(
-                measured(lambda: agents.project_sweep(project=Project.objects.get(pk=project.pk)), counter)
+                measured(lambda: sweep.project_sweep(project=Project.objects.get(pk=project.pk)), counter)
             )
             tops["quiet"] = counter.templates.most_common(top)
             # a sweep after a new commit on 20 % of the PRs: those are read and stored
@@ -224,13 +226,13 @@ def run(n: int, repeat: int, base: Path, top: int) -> dict:
                 push(pull)
                 pull.updated_at -= timedelta(seconds=10 + r)
             out["changed"].append(
-                measured(lambda: agents.project_sweep(project=Project.objects.get(pk=project.pk)), counter)
+                measured(lambda: sweep.project_sweep(project=Project.objects.get(pk=project.pk)), counter)
             )
             tops["changed"] = counter.templates.most_common(top)
             # a sweep with the full PR sync (every AO_PR_SYNC_FULL_INTERVAL, and without a probe)
             Project.objects.filter(pk=project.pk).update(last_pr_sync_at=None)
             out["full"].append(
-                measured(lambda: agents.project_sweep(project=Project.objects.get(pk=project.pk)), counter)
+                measured(lambda: sweep.project_sweep(project=Project.objects.get(pk=project.pk)), counter)
             )
             tops["full"] = counter.templates.most_common(top)
         statuses = sorted(set(Session.objects.filter(project=project).values_list("status", flat=True)))

@@ -25,7 +25,7 @@ from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from ao_site import failpoints, served
+from ao_site import served
 from integrations import gitutil
 from integrations.base import (
     Agent,
@@ -43,7 +43,7 @@ from sessions import secrets as secrets_store  # model credentials: the project'
 from sessions.hosts import live_sessions
 from sessions.jobs import host_queue
 from sessions.lifecycle import Activity, Phase, RuntimeState, Zone
-from sessions.models import Actor, Event, Message, Project, Session
+from sessions.models import Actor, Event, Project, Session
 from sessions.selectors import lessons_for_prompt  # the learning loop
 from sessions.text import clean_text
 from sessions.trailers import workspace_commit_trailers, workspace_model_record  # the learning loop
@@ -1261,83 +1261,6 @@ def _checkout_pr_branch(session: Session, workspace: Path, *, branch: str, remot
             )
     gitutil.run_git(["checkout", "--quiet", "-B", branch, sha], cwd=workspace)
     gitutil.set_push_upstream(workspace, branch=branch, remote=remote)
-
-
-def project_sweep(*, project: Project, keep=None) -> int:
-    """One reconciliation pass over a project: observe running sessions (on their own host),
-    deliver queued messages, re-derive everything else, admit queued spawns. Returns changes.
-
-    ``keep`` (the sweep lease's ``keep``) is called before each step and each session: it renews
-    the lease of a long sweep and raises ``services.SweepLeaseLost`` when it is no longer held."""
-    from sessions import orchestrator, prsync
-
-    def step() -> None:
-        if keep is not None:
-            keep()
-
-    changes = 0
-    step()
-    try:
-        for note in prsync.scm_housekeeping(project=project):
-            log.info("%s: %s", project.key, note)
-        prsync.pull_requests_sweep(project=project)  # reads only what changed (or may have)
-    except (ConfigurationError, IntegrationError) as exc:
-        log.warning("PR sync of %s skipped: %s", project.key, exc)
-    running = observed_sessions(project=project)
-    observed = []
-    for session in running.select_related("project", "pull_request"):  # its PR: derivation reads it
-        step()
-        if (session.host or settings.AO_HOST_NAME) != settings.AO_HOST_NAME:
-            jobs.enqueue(jobs.SESSION_OBSERVE, args=[session.pk], queue=host_queue(session.host))
-            continue
-        try:
-            changes += int(session_observe(session=session))
-        except (IntegrationError, ConfigurationError) as exc:
-            log.warning("observing %s failed: %s", session.pk, exc)
-        failpoints.reach("sweep.claimed")
-        observed.append(session)
-    # the observed sessions with messages to deliver (one query; reactions may just have queued some)
-    waiting = set(
-        Message.objects.filter(session__in=[s.pk for s in observed], state__in=["queued", "delivered"])
-        .values_list("session_id", flat=True)
-        .distinct()
-    )
-    for session in observed:
-        if session.pk in waiting:
-            # one attempt: a held message is looked at again by the next sweep
-            jobs.enqueue(
-                jobs.MESSAGES_DELIVER,
-                args=[session.pk],
-                kwargs={"rounds": jobs.DELIVERY_RETRY_ROUNDS},
-                queue=host_queue(session.host),
-            )
-    changes += services.project_sweep(project=project, exclude_phase=Phase.RUNNING, keep=keep)
-    step()
-    from sessions import outcomes
-
-    outcomes.outcomes_record_due(project=project)  # the learning loop: outcomes of newly finished sessions
-    # Finished sessions whose runtime is gone are no longer observed: reactions still decide
-    # their clean-up after merge and whether the whole project is complete.
-    from reactions import services as reactions
-
-    for session_id in (
-        Session.objects.filter(project=project, phase=Phase.RUNNING, zone=Zone.DONE)
-        .filter(runtime_state__in=RUNTIME_GONE)
-        .values_list("pk", flat=True)
-    ):
-        reactions.session_react_after_commit(session_id=session_id)
-    from sessions import drift
-
-    step()
-    drift.drift_check(project)  # signals that an agent goes the wrong way, to the orchestrator (rate-limited)
-    step()
-    queued_sessions_admit(project=project)
-    step()
-    unstarted_sessions_recover(project=project)
-    step()
-    # the orchestrator issue: orchestrator keep-alive, backlog intake, conflict watch
-    changes += orchestrator.project_sweep_hooks(project=project)
-    return changes
 
 
 # --- project deletion -----------------------------------------------------------------------------

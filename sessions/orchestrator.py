@@ -633,7 +633,7 @@ def orchestrators_start_all(*, stdout=None, stderr=None) -> list[str]:
 
 # --- the sweep hook -------------------------------------------------------------------------------------
 def project_sweep_hooks(*, project: Project) -> int:
-    """Called by agents.project_sweep after it observed the sessions: orchestrator keep-alive,
+    """Called by sweep.project_sweep after it observed the sessions: orchestrator keep-alive,
     backlog intake, conflict watch. Each part fails on its own (logged), never the sweep."""
     from sessions import conflicts, intake
 

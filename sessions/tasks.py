@@ -7,7 +7,7 @@ import logging
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from sessions import agents, hosts, jobs, services
+from sessions import agents, hosts, jobs, services, sweep
 from sessions.models import Actor, Project, Session
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ def project_sweep_task(project_id: int) -> None:
         project = Project.objects.filter(pk=project_id).first()
         if project is not None:
             with lease.heartbeat():
-                agents.project_sweep(project=project, keep=lease.keep)
+                sweep.project_sweep(project=project, keep=lease.keep)
     except services.SweepLeaseLost as exc:
         log.warning("sweep stopped: %s", exc)
     finally:

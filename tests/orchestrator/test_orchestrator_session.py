@@ -13,7 +13,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from sessions import agents, orchestrator, prsync
+from sessions import agents, orchestrator, prsync, sweep
 from sessions.models import Event, Message, Project, Session
 from tests.factories import ProjectFactory
 
@@ -107,7 +107,7 @@ def test_start_keep_alive_stop(project, tmux_server) -> None:
 
     # its tmux session dies: the next sweep restores it, on the timeline
     kill_tmux_session(tmux_server, "web-orchestrator")
-    agents.project_sweep(project=project)
+    sweep.project_sweep(project=project)
     session.refresh_from_db()
     assert session.phase == "running" and session.runtime_state == "alive", session.status_reason
     assert eventually(lambda: "> " in pane(tmux_server, "web-orchestrator"))
@@ -120,7 +120,7 @@ def test_start_keep_alive_stop(project, tmux_server) -> None:
 
     # a second death within the backoff: not restarted yet, and never cleaned up meanwhile
     kill_tmux_session(tmux_server, "web-orchestrator")
-    agents.project_sweep(project=project)
+    sweep.project_sweep(project=project)
     session.refresh_from_db()
     assert session.runtime_state == "lost"
     assert session not in agents.cleanup_candidates(project=project)
@@ -130,14 +130,14 @@ def test_start_keep_alive_stop(project, tmux_server) -> None:
     Project.objects.filter(pk=project.pk).update(
         orchestrator_restart_after=timezone.now() - timedelta(seconds=1)
     )
-    agents.project_sweep(project=project)
+    sweep.project_sweep(project=project)
     session.refresh_from_db()
     assert session.phase == "running" and session.runtime_state == "alive"
     assert Event.objects.filter(session=session, kind="orchestrator.starting", data__attempt=2).exists()
 
     # a person stops it: the sweeps leave it stopped
     assert "stopped" in run("orchestrator", "stop")
-    agents.project_sweep(project=project)
+    sweep.project_sweep(project=project)
     session.refresh_from_db()
     assert session.phase == "killed"
     assert Event.objects.filter(session=session, kind="agent.started").count() == 3
@@ -159,14 +159,14 @@ def test_gives_up_after_bounded_restarts(project, tmux_server) -> None:
     session = Session.objects.get(pk="web-orchestrator")
     Project.objects.filter(pk=project.pk).update(orchestrator_restarts=orchestrator.MAX_RESTARTS - 1)
     kill_tmux_session(tmux_server, "web-orchestrator")
-    agents.project_sweep(project=project)  # the last restart
+    sweep.project_sweep(project=project)  # the last restart
     assert Event.objects.filter(session=session, kind="orchestrator.starting", data__attempt=5).exists()
     assert not Event.objects.filter(session=session, kind="orchestrator.gave_up").exists()
 
     kill_tmux_session(tmux_server, "web-orchestrator")
     for _ in range(2):  # it died again: people are told once, no sixth restart
         Project.objects.filter(pk=project.pk).update(orchestrator_restart_after=None)
-        agents.project_sweep(project=project)
+        sweep.project_sweep(project=project)
     session.refresh_from_db()
     assert session.runtime_state == "lost"
     assert Event.objects.filter(session=session, kind="orchestrator.gave_up").count() == 1

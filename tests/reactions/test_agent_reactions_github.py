@@ -17,7 +17,7 @@ import pytest
 
 from reactions.models import Notification
 from reactions.notify import notifiers_apply
-from sessions import agents, messaging
+from sessions import agents, messaging, sweep
 from sessions.config import AoConfig
 from sessions.models import Message, Session
 from tests.factories import ProjectFactory
@@ -246,8 +246,8 @@ def test_agent_reactions_reach_people_once_with_the_right_status(
             agents.session_kill(session=Session.objects.get(pk=sid), reason="done with it")
         assert state(sid) == ("killed", "done")
     with django_capture_on_commit_callbacks(execute=True):
-        agents.project_sweep(project=project)
-        agents.project_sweep(project=project)
+        sweep.project_sweep(project=project)
+        sweep.project_sweep(project=project)
     assert eventually(lambda: told(hooks, rule="all-complete"))
     (note,) = told(hooks, rule="all-complete")
     assert note["title"] == "web: all 3 sessions are done"

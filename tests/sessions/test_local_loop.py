@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from sessions import agents
 from sessions.agents import token_hash
 from sessions.models import CheckRun, Event, Session
+from sessions.sweep import project_sweep
 from tests.helpers.projects import local_tmux_project
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -52,7 +52,7 @@ def commit(workspace: Path, name: str) -> None:
 
 
 def sweep(project, session_id: str) -> Session:
-    agents.project_sweep(project=project)
+    project_sweep(project=project)
     return Session.objects.get(pk=session_id)
 
 

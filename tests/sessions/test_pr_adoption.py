@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from integrations.models import LocalPullRequest
 from integrations.registry import plugin_for
-from sessions import agents, prsync
+from sessions import prsync, sweep
 from sessions.models import Event, PullRequest, Session
 from tests.factories import ProjectFactory, SessionFactory
 from tests.helpers.fixtures import git
@@ -98,7 +98,7 @@ def test_an_agent_mid_turn_at_merge_is_seen_finishing_and_cleaned_up_at_once(
     Session.objects.filter(pk=session.pk).update(activity="active", activity_at=timezone.now())
     plugin_for(project, "scm").merge(number=number)
 
-    agents.project_sweep(project=project)  # the merge is read; the agent, now at its prompt, is seen
+    sweep.project_sweep(project=project)  # the merge is read; the agent, now at its prompt, is seen
 
     session.refresh_from_db()
     assert session.pull_request.state == "merged"

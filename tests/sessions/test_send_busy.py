@@ -8,7 +8,7 @@ import sys
 import pytest
 from rest_framework.test import APIClient
 
-from sessions import agents
+from sessions import agents, sweep
 from sessions.api.tokens import api_token_create
 from sessions.models import Membership, Message, Session
 from tests.factories import ProjectFactory, UserFactory
@@ -65,7 +65,7 @@ def test_a_message_to_a_busy_agent_is_queued_at_once_and_delivered_when_it_is_re
     open(f"{workspace}/go", "w").close()  # the agent finishes its turn
     assert eventually(lambda: pane(tmux_server, session.pk).rstrip().endswith(">"), timeout=30)
     settings.AO_INLINE_DELIVERY_WAIT = 0.5
-    agents.project_sweep(project=project)  # the next sweep finds the agent ready and delivers
+    sweep.project_sweep(project=project)  # the next sweep finds the agent ready and delivers
     assert eventually(lambda: "received: carry on" in pane(tmux_server, session.pk), timeout=30)
     sent = Message.objects.get(text="carry on")
     assert eventually(lambda: Message.objects.get(pk=sent.pk).state in ("delivered", "confirmed"), timeout=10)

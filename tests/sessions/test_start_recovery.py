@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from sessions import agents
+from sessions import sweep
 from sessions.lifecycle import Phase
 from sessions.models import Session
 from tests.helpers.projects import local_tmux_project
@@ -37,7 +37,7 @@ def test_a_start_that_was_never_enqueued_is_started_by_the_sweep(project, tmux_s
     session = _lost_start(project, runtime_handle={"runtime": "tmux"})
     young = Session.objects.create(id="web-young", project=project, phase=Phase.SPAWNING)
 
-    agents.project_sweep(project=project)
+    sweep.project_sweep(project=project)
 
     session.refresh_from_db()
     assert session.phase == Phase.RUNNING, (session.phase, session.error)
@@ -52,7 +52,7 @@ def test_a_start_whose_worker_died_fails_the_session_with_the_reason(project):
     session = _lost_start(project, runtime_handle={"runtime": "tmux"})
     Session.objects.filter(pk=session.pk).update(start_claimed_at=timezone.now() - timedelta(minutes=20))
 
-    agents.project_sweep(project=project)
+    sweep.project_sweep(project=project)
 
     session.refresh_from_db()
     assert session.phase == Phase.ERRORED

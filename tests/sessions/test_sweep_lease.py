@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from sessions import agents, services, tasks
+from sessions import services, sweep, tasks
 from sessions.models import Project
 from tests.factories import ProjectFactory, SessionFactory
 
@@ -96,7 +96,7 @@ def test_the_sweep_renews_at_each_session_and_stops_when_the_lease_is_lost() -> 
     for _ in range(3):
         SessionFactory(project=project, phase="spawning", status="spawning")
     calls = []
-    assert agents.project_sweep(project=project, keep=lambda: calls.append(1)) >= 0
+    assert sweep.project_sweep(project=project, keep=lambda: calls.append(1)) >= 0
     assert len(calls) >= 3 + 1  # each session, and the steps around them
 
     def lost() -> None:
@@ -106,7 +106,7 @@ def test_the_sweep_renews_at_each_session_and_stops_when_the_lease_is_lost() -> 
 
     calls.clear()
     with pytest.raises(services.SweepLeaseLost):
-        agents.project_sweep(project=project, keep=lost)
+        sweep.project_sweep(project=project, keep=lost)
 
 
 def test_sweep_tasks_expire_after_one_tick(monkeypatch, settings) -> None:
@@ -127,12 +127,12 @@ def test_the_sweep_task_passes_its_lease_and_releases_it(monkeypatch) -> None:
     project = ProjectFactory()
     seen = []
 
-    def sweep(*, project, keep):
+    def project_sweep(*, project, keep):
         seen.append(_lease_until(project))
         keep()
         return 0
 
-    monkeypatch.setattr(agents, "project_sweep", sweep)
+    monkeypatch.setattr(sweep, "project_sweep", project_sweep)
     tasks.project_sweep_task(project.pk)
 
     assert seen and seen[0] is not None

@@ -1,0 +1,92 @@
+"""The sweep: ao's heartbeat over one project, a flow. It syncs PRs, observes the running sessions
+(on their own host), delivers queued messages, re-derives the rest, records the learning loop's
+outcomes, asks the reactions about finished sessions, and runs the watchers (drift, admission,
+recovery, the orchestrator's keep-alive, intake and conflict watch). The beat's per-project task
+(``sessions.tasks.project_sweep_task``) calls it under the project's sweep lease.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+
+from ao_site import failpoints
+from integrations.base import IntegrationError
+from integrations.registry import ConfigurationError
+from reactions import services as reactions
+from sessions import agents, drift, jobs, orchestrator, outcomes, prsync, services
+from sessions.lifecycle import Phase, Zone
+from sessions.models import Message, Project, Session
+
+log = logging.getLogger(__name__)
+
+
+def project_sweep(*, project: Project, keep=None) -> int:
+    """One reconciliation pass over a project: observe running sessions (on their own host),
+    deliver queued messages, re-derive everything else, admit queued spawns. Returns changes.
+
+    ``keep`` (the sweep lease's ``keep``) is called before each step and each session: it renews
+    the lease of a long sweep and raises ``services.SweepLeaseLost`` when it is no longer held."""
+
+    def step() -> None:
+        if keep is not None:
+            keep()
+
+    changes = 0
+    step()
+    try:
+        for note in prsync.scm_housekeeping(project=project):
+            log.info("%s: %s", project.key, note)
+        prsync.pull_requests_sweep(project=project)  # reads only what changed (or may have)
+    except (ConfigurationError, IntegrationError) as exc:
+        log.warning("PR sync of %s skipped: %s", project.key, exc)
+    running = agents.observed_sessions(project=project)
+    observed = []
+    for session in running.select_related("project", "pull_request"):  # its PR: derivation reads it
+        step()
+        if (session.host or settings.AO_HOST_NAME) != settings.AO_HOST_NAME:
+            jobs.enqueue(jobs.SESSION_OBSERVE, args=[session.pk], queue=jobs.host_queue(session.host))
+            continue
+        try:
+            changes += int(agents.session_observe(session=session))
+        except (IntegrationError, ConfigurationError) as exc:
+            log.warning("observing %s failed: %s", session.pk, exc)
+        failpoints.reach("sweep.claimed")
+        observed.append(session)
+    # the observed sessions with messages to deliver (one query; reactions may just have queued some)
+    waiting = set(
+        Message.objects.filter(session__in=[s.pk for s in observed], state__in=["queued", "delivered"])
+        .values_list("session_id", flat=True)
+        .distinct()
+    )
+    for session in observed:
+        if session.pk in waiting:
+            # one attempt: a held message is looked at again by the next sweep
+            jobs.enqueue(
+                jobs.MESSAGES_DELIVER,
+                args=[session.pk],
+                kwargs={"rounds": jobs.DELIVERY_RETRY_ROUNDS},
+                queue=jobs.host_queue(session.host),
+            )
+    changes += services.project_sweep(project=project, exclude_phase=Phase.RUNNING, keep=keep)
+    step()
+    outcomes.outcomes_record_due(project=project)  # the learning loop: outcomes of newly finished sessions
+    # Finished sessions whose runtime is gone are no longer observed: reactions still decide
+    # their clean-up after merge and whether the whole project is complete.
+    for session_id in (
+        Session.objects.filter(project=project, phase=Phase.RUNNING, zone=Zone.DONE)
+        .filter(runtime_state__in=agents.RUNTIME_GONE)
+        .values_list("pk", flat=True)
+    ):
+        reactions.session_react_after_commit(session_id=session_id)
+    step()
+    drift.drift_check(project)  # signals that an agent goes the wrong way, to the orchestrator (rate-limited)
+    step()
+    agents.queued_sessions_admit(project=project)
+    step()
+    agents.unstarted_sessions_recover(project=project)
+    step()
+    # the orchestrator issue: orchestrator keep-alive, backlog intake, conflict watch
+    changes += orchestrator.project_sweep_hooks(project=project)
+    return changes
