@@ -13,9 +13,8 @@ import argparse
 import os
 import sys
 
-AO_APPS = ("sessions", "integrations", "reactions")
-# The order ``ao --help`` lists the core commands in; other ao commands follow alphabetically.
-CORE_ORDER = ("start", "stop", "status", "web", "worker", "beat", "version")
+from ao_site.commands import ao_commands
+
 HELP_FLAGS = ("-h", "--help", "help")
 # The commands that run Django's system checks (they start ao, or check it). The others skip them:
 # the checks import every URL module (DRF, the API schema): about 0.5 CPU-s for each `ao spawn`.
@@ -29,16 +28,6 @@ def _setup() -> None:
     django.setup()
     # Make ao's Celery app the default in every thread before any task is sent.
     import ao_site.celery  # noqa: F401
-
-
-def ao_commands() -> dict[str, str]:
-    """ao's own management commands (name -> app), core commands first."""
-    from django.core.management import get_commands
-
-    found = {name: app for name, app in get_commands().items() if app in AO_APPS}
-    core = [name for name in CORE_ORDER if name in found]
-    rest = sorted(name for name in found if name not in CORE_ORDER)
-    return {name: found[name] for name in core + rest}
 
 
 def _one_line_help(app: str, name: str) -> str:

@@ -133,6 +133,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("ao_site.logredact", "core"),
     ("ao_site.outages", "core"),
     ("ao_site.layers", "core"),
+    ("ao_site.commands", "core"),  # ao's management commands, by name (Django's registry)
     ("ao_site", "core"),
     # --- plugins (integrations.models: the plugins' own tables, e.g. the local tracker's issues)
     ("integrations", "plugins"),

@@ -26,6 +26,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from ao_site import served
+from ao_site.commands import ao_commands
 from integrations import gitutil
 from integrations.base import Agent, IntegrationError, PermanentIntegrationError
 from integrations.registry import ConfigurationError, plugin_for, registry_for
@@ -173,8 +174,6 @@ def _docs_for(
 def command_reference(commands=REFERENCE_COMMANDS) -> list[CommandDoc]:
     """The orchestrator's commands as the CLI's own parsers define them (names, arguments, help)."""
     from django.core.management import load_command_class
-
-    from ao_site.cli import ao_commands
 
     available = ao_commands()
     skip = _django_default_dests()
