@@ -16,6 +16,7 @@ import re
 import shlex
 from typing import TYPE_CHECKING
 
+from sessions.lifecycle import Zone
 from sessions.text import fence
 
 if TYPE_CHECKING:
@@ -190,7 +191,5 @@ def escalation_title(session_id: str, rule: str, attempts: int) -> str:
 
 def fleet_summary(project_key: str, zone_counts: dict[str, int], digest: str) -> str:
     """``includeSummary``: the project's sessions per board zone, then what needs a person."""
-    from sessions.lifecycle import Zone
-
     zones = " · ".join(f"{zone_counts.get(zone.value, 0)} {zone.label.lower()}" for zone in Zone)
     return f"Fleet summary for {project_key}: {zones}.\n{digest}"

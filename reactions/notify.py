@@ -49,6 +49,7 @@ from reactions.models import (  # noqa: F401  delivery_error_shown: re-exported
     delivery_error_shown,
 )
 from sessions import jobs, realtime
+from sessions.selectors import projects_visible_to
 
 log = logging.getLogger(__name__)
 
@@ -380,8 +381,6 @@ def notifiers_test(*, config=None) -> list[NotifierCheck]:
 # --- the inbox -----------------------------------------------------------------------------------
 def inbox_for(user, *, unread_only: bool = False) -> QuerySet[Notification]:
     """Notifications of the projects the user can see, newest first."""
-    from sessions.selectors import projects_visible_to
-
     notifications = (
         Notification.objects.filter(project__in=projects_visible_to(user))
         .select_related("project", "session", "recipient")

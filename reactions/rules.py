@@ -21,6 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from sessions import config
 from sessions.lifecycle import DEFAULT_STUCK_AFTER
 
 log = logging.getLogger(__name__)
@@ -257,8 +258,6 @@ _cache = _Cache()
 def global_overrides_current() -> dict[str, Any]:
     """The top-level ``reactions`` of the config file in use (AO_CONFIG or found upwards), cached
     until the file changes. No file, or a file that does not load: no overrides (logged)."""
-    from sessions import config
-
     try:
         path = config.config_discover()
         if path is None:

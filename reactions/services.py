@@ -41,11 +41,16 @@ from django.db.models import Count, F, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from ao_site.celery import database_connection_lost
+from integrations.base import IntegrationError, TransientIntegrationError
+from integrations.registry import ConfigurationError, plugin_for
 from reactions import engine, messages
 from reactions import rules as R
 from reactions.models import Notification, ReactionAttempt
-from sessions import selectors
+from reactions.notify import notify
+from sessions import agents, messaging, prsync, selectors
 from sessions import services as session_services
+from sessions.decisions import decisions_digest
 from sessions.lifecycle import Activity, Phase, PRState, RuntimeState
 from sessions.models import Actor, Message, Session
 
@@ -119,8 +124,6 @@ def _react_safely(session_id: str) -> None:
     try:
         session_react(session=Session(pk=session_id))  # it reads the session itself (gone: nothing)
     except Exception as exc:  # reactions never break the sweep or the webhook refresh
-        from ao_site.celery import database_connection_lost
-
         if database_connection_lost(exc):  # said once per outage; the next sweep reacts again
             return
         log.exception("reactions for %s failed", session_id)
@@ -221,8 +224,6 @@ def _no_pr_confirmed(session: Session, decision: engine.Decision, rules: dict, *
     """Before telling an agent (or a person) there is no pull request, when that would go out
     now: ask the SCM for the session's branch first. A PR found is stored (no message); an SCM
     that cannot answer defers the message to a later observation."""
-    from sessions import prsync
-
     row = ReactionAttempt.objects.filter(
         session_id=session.pk, rule=decision.rule, fingerprint=decision.fingerprint
     ).first()
@@ -232,8 +233,6 @@ def _no_pr_confirmed(session: Session, decision: engine.Decision, rules: dict, *
 
 
 def _send(session: Session, decision: engine.Decision, row: ReactionAttempt, *, attempt: int) -> None:
-    from sessions import messaging
-
     message = messaging.message_queue(
         session=session, text=decision.text, sender=Actor.REACTION, sender_name=decision.rule
     )
@@ -278,8 +277,6 @@ def _tell(
 ) -> None:
     """Notify a person (with :func:`fleet_summary` appended when ``summary``) and record ``kind``
     (``line``) on the timeline with the notification's id."""
-    from reactions.notify import notify
-
     if summary:
         body = f"{body}\n\n{fleet_summary(session.project)}"
     notification = notify(
@@ -304,8 +301,6 @@ def fleet_summary(project) -> str:
     """A short picture of the project for a person: its sessions per zone and what needs a person
     (``includeSummary: true``). Reuses the board's zones and the decisions digest."""
     from django.db.models import Count
-
-    from sessions.decisions import decisions_digest
 
     counts = dict(
         Session.objects.filter(project=project).values_list("zone").annotate(n=Count("pk")).order_by()
@@ -359,10 +354,6 @@ def _escalate(session: Session, decision: engine.Decision, rule: R.Rule, row: Re
 
 
 def _merge(session: Session, decision: engine.Decision, row: ReactionAttempt, *, attempt: int) -> Outcome:
-    from integrations.base import IntegrationError, TransientIntegrationError
-    from integrations.registry import ConfigurationError, plugin_for
-    from reactions.notify import notify
-
     pr = session.pull_request
     project = session.project
 
@@ -415,8 +406,6 @@ def _merge(session: Session, decision: engine.Decision, row: ReactionAttempt, *,
 
 def _refresh(session: Session) -> None:
     """Read the merged PR back so the session moves on (and auto-cleanup can follow)."""
-    from sessions import prsync
-
     try:
         prsync.pull_requests_sync(project=session.project, session_ids=[session.pk])
     except Exception as exc:
@@ -464,8 +453,6 @@ def _auto_cleanups(session: Session, *, now: datetime) -> list[Outcome]:
 
 
 def _auto_cleanup(session: Session, *, now: datetime) -> Outcome | None:
-    from sessions import agents
-
     pr = getattr(session, "pull_request", None)
     if (
         pr is None

@@ -22,9 +22,14 @@ from django.utils.html import format_html
 from pydantic import ValidationError as PydanticValidationError
 
 from integrations.registry import ConfigurationError, registry_for
-from sessions import audit, host_settings
+from reactions.models import NotificationRoute, NotifierInstance
+from reactions.rules import AUTO_CLEANUP_KEY, global_overrides_current
+from sessions import audit, host_settings, secrets, services
 from sessions.admin_audit import AuditedAdminMixin, AuditedModelAdmin
 from sessions.admin_scope import ProjectScopedAdminMixin, grant_staff_for_admin_role
+from sessions.agents import SpawnRefused, project_delete
+from sessions.api.tokens import api_token_create, api_token_revoke
+from sessions.config import MAX_CONFIG_BYTES, ConfigError, ReactionConfig, config_load, config_load_text
 from sessions.models import (
     ApiToken,
     AuditEntry,
@@ -55,8 +60,6 @@ class ProjectAdminForm(forms.ModelForm):
     host_user = None  # who edits (set by ProjectAdmin.get_form): host settings are superusers' only
 
     def clean(self):
-        from sessions.config import ReactionConfig
-
         cleaned = super().clean()
         plugin_settings = cleaned.get("plugin_settings") or {}
         if not isinstance(plugin_settings, dict):
@@ -203,8 +206,6 @@ class ProjectAdmin(ProjectScopedAdminMixin, AuditedModelAdmin):
         message_user."""
         from copy import copy
 
-        from sessions.agents import SpawnRefused, project_delete
-
         deleted = request._ao_projects_deleted = []
         for project in projects:
             key, before = project.key, copy(project)
@@ -250,8 +251,6 @@ class ProjectAdmin(ProjectScopedAdminMixin, AuditedModelAdmin):
 
     @admin.action(description="Re-check the config file these projects came from")
     def recheck_config(self, request, queryset):
-        from sessions.config import ConfigError, config_load
-
         sources = sorted({p.config_source for p in queryset if p.config_source})
         for project in queryset.filter(config_source=""):
             messages.warning(request, f"{project.key}: not loaded from a config file")
@@ -281,9 +280,6 @@ class ProjectAdmin(ProjectScopedAdminMixin, AuditedModelAdmin):
     def import_config_view(self, request):
         """Import an uploaded ao.config.yaml, or one on the server by path: checked by ao's config
         loader first (every problem listed, nothing changed), then applied like `ao config apply`."""
-        from sessions import services
-        from sessions.config import MAX_CONFIG_BYTES, ConfigError, config_load, config_load_text
-
         if not request.user.is_superuser:
             raise PermissionDenied
         form = ConfigImportForm(request.POST or None, request.FILES or None)
@@ -355,9 +351,6 @@ def config_yaml_for(projects) -> str:
     """A complete ao.config.yaml for these Project rows (keys as the config file spells them), with
     the stored notifiers and routing and the top-level reactions of the config file in use.
     `ao config check` accepts it, and importing it writes the same rows back."""
-    from reactions.models import NotificationRoute, NotifierInstance
-    from reactions.rules import AUTO_CLEANUP_KEY, global_overrides_current
-
     out: dict = {}
     routes = {row.priority: list(row.notifiers) for row in NotificationRoute.objects.all()}
     default_notifiers = routes.pop(NotificationRoute.DEFAULT, None)
@@ -523,8 +516,6 @@ class ApiTokenAdmin(AuditedModelAdmin):
     def save_model(self, request, obj, form, change):
         if change:
             return
-        from sessions.api.tokens import api_token_create
-
         token, raw = api_token_create(user=form.cleaned_data["user"], name=form.cleaned_data["name"])
         obj.pk, obj.prefix, obj.token_hash = token.pk, token.prefix, token.token_hash
         obj._state.adding = False
@@ -546,8 +537,6 @@ class ApiTokenAdmin(AuditedModelAdmin):
 
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request, queryset):
-        from sessions.api.tokens import api_token_revoke
-
         count = sum(api_token_revoke(token=token) for token in queryset)
         messages.success(request, f"{count} token(s) revoked")
 
@@ -587,8 +576,6 @@ class SecretAdmin(AuditedModelAdmin):
         return ("name", "updated_at") if obj is not None else ("updated_at",)
 
     def save_model(self, request, obj, form, change):
-        from sessions import secrets
-
         value = form.cleaned_data.get("replace")
         if value:
             row = secrets.secret_set(name=obj.name, value=value)

@@ -21,14 +21,13 @@ from django.contrib import admin
 from django.db import models
 
 from sessions import audit
+from sessions.models import Project
 
 _NOT_FIELDS = {"DELETE", "id"}
 
 
 def project_of(obj: Any):
     """The project an object belongs to (itself, its ``project``, its session's), or None."""
-    from sessions.models import Project
-
     if isinstance(obj, Project):
         return obj
     for path in (("project",), ("session", "project"), ("notification", "project")):

@@ -25,6 +25,7 @@ from django.contrib.auth.backends import BaseBackend
 from django.http import Http404
 
 from sessions import audit
+from sessions.models import Membership, Project
 
 APP = "agent_sessions"
 PROJECT_ADMIN_PERMS = frozenset(
@@ -46,8 +47,6 @@ _CACHE = "_ao_admin_project_ids"
 
 def admin_project_ids(user) -> frozenset[int]:
     """The pks of the projects ``user`` has the admin role in (cached on the user object)."""
-    from sessions.models import Membership
-
     if user is None or not getattr(user, "is_authenticated", False) or not user.is_active:
         return frozenset()
     cached = getattr(user, _CACHE, None)
@@ -121,8 +120,6 @@ class ProjectScopedAdminMixin:
         return tuple((f, admin.RelatedOnlyFieldListFilter) if f == "project" else f for f in filters)
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
-        from sessions.models import Project
-
         if db_field.related_model is Project and self._scoped(request):
             kwargs["queryset"] = Project.objects.filter(pk__in=admin_project_ids(request.user))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
@@ -139,8 +136,6 @@ class ProjectScopedAdminMixin:
 
 def grant_staff_for_admin_role(request, membership) -> None:
     """Make the user of an admin membership staff, so that they can open the admin (audited)."""
-    from sessions.models import Membership
-
     user = membership.user
     if membership.role != Membership.Role.ADMIN or user.is_staff:
         return

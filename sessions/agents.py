@@ -37,13 +37,16 @@ from integrations.base import (
     Workspace,
     WorkspaceRefused,
 )
+from integrations.credentials import env_settings, env_settings_raw
 from integrations.registry import ConfigurationError, agents, plugin_for, registry_for
-from sessions import audit, hosts, jobs, prompts, realtime, services, usage
+from integrations.workspace import uncommitted_changes
+from reactions.models import NotifierInstance
+from sessions import audit, hosts, jobs, prompts, prsync, realtime, services, usage
 from sessions import secrets as secrets_store  # model credentials: the project's or a person's own
 from sessions.hosts import live_sessions
 from sessions.jobs import host_queue
 from sessions.lifecycle import Activity, Phase, RuntimeState, Zone
-from sessions.models import Actor, Event, Project, Session
+from sessions.models import Actor, Event, Project, PullRequest, Session
 from sessions.selectors import lessons_for_prompt  # the learning loop
 from sessions.text import clean_text
 from sessions.trailers import workspace_commit_trailers, workspace_model_record  # the learning loop
@@ -463,8 +466,6 @@ ESSENTIAL_ENV = frozenset({"PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "
 def _named_env(registry, key: str, plugin_settings: dict, *, where: str) -> set[str]:
     """The environment variables a plugin's settings name (``credentials.env_settings``); by the
     naming convention alone when they cannot be validated (unknown plugin, stale settings)."""
-    from integrations.credentials import env_settings, env_settings_raw
-
     if not key:
         return set()
     try:
@@ -490,8 +491,6 @@ def project_credential_env(project: Project, slots=CREDENTIAL_SLOTS) -> set[str]
 def credential_env_names() -> set[str]:
     """Every variable holding a credential of ao: named by any project's plugin settings or any
     notifier instance's, plus the usual names of service tokens and ao's own secrets."""
-    from reactions.models import NotifierInstance
-
     names = set(AO_INTERNAL_ENV) | set(AO_SERVICE_TOKENS) | set(AO_NOTIFIER_ENV)
     for project in Project.objects.all():
         names |= project_credential_env(project)
@@ -1198,9 +1197,6 @@ def session_pr_claim(*, session: Session, number: int, by=None, actor: str = Act
     session that has another PR, a PR another session holds, and a merged or closed PR (nothing is
     left to do on it, and the session would be finished the moment it took it). The one claim for
     the CLI and the API."""
-    from sessions import prsync  # prsync imports this module
-    from sessions.models import PullRequest
-
     project = session.project
     current = PullRequest.objects.filter(session=session).first()
     if current is not None and current.number != number:
@@ -1237,8 +1233,6 @@ def session_pr_claim(*, session: Session, number: int, by=None, actor: str = Act
 def _checkout_pr_branch(session: Session, workspace: Path, *, branch: str, remote: str) -> None:
     """Check the PR's ``branch``, as the remote has it, out in ``workspace``; refuses (changing
     nothing) over uncommitted changes or a local branch of that name with commits the PR lacks."""
-    from integrations.workspace import uncommitted_changes
-
     repo = Path(session.project.path)
     try:
         gitutil.validate_branch_name(branch)

@@ -31,7 +31,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from sessions import audit, selectors
+from integrations.base import IntegrationError
+from integrations.registry import ConfigurationError
+from sessions import agents, audit, merge, messaging, selectors
+from sessions.decisions import decisions_for, decisions_text
 from sessions.lifecycle import Zone
 from sessions.models import (
     SESSION_ID_RE,
@@ -42,6 +45,7 @@ from sessions.models import (
     Project,
     Session,
 )
+from sessions.text import TextRejected
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +172,6 @@ def _session_for(user, session_id: str) -> Session | None:
 
 
 def _needs(user, project: Project | None, limit: int) -> str:
-    from sessions.decisions import decisions_for, decisions_text
-
     return decisions_text(decisions_for(user, project, limit=limit))
 
 
@@ -213,10 +215,6 @@ def _status(user, args: list[str]) -> Reply:
 
 
 def _spawn(user, args: list[str], *, who: str) -> Reply:
-    from integrations.base import IntegrationError
-    from integrations.registry import ConfigurationError
-    from sessions import agents
-
     if len(args) != 2:
         return Reply("Usage: spawn <project> <issue>", ok=False)
     project = _project_for(user, args[0])
@@ -266,9 +264,6 @@ def _send_target(user, name: str) -> tuple[Session | None, str]:
 
 
 def _send(user, rest: str, *, who: str) -> Reply:
-    from sessions import messaging
-    from sessions.text import TextRejected
-
     name, _, text = rest.partition(" ")
     if not name or not text.strip():
         return Reply("Usage: send <session|project> <text>", ok=False)
@@ -329,10 +324,6 @@ def confirm(*, platform: str, external_id: str, token: str, approve: bool) -> Re
 
 
 def _confirm(user, *, platform: str, external_id: str, token: str, approve: bool) -> Reply:
-    from integrations.base import IntegrationError
-    from integrations.registry import ConfigurationError
-    from sessions import merge
-
     now = timezone.now()
     claimed = ChatConfirmation.objects.filter(
         token=token[:32],

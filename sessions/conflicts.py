@@ -26,7 +26,8 @@ from django.utils import timezone
 
 from integrations import gitutil
 from integrations.base import IntegrationError
-from sessions import agents, realtime, services
+from reactions.notify import notify
+from sessions import agents, messaging, realtime, services
 from sessions.lifecycle import Phase, PRState
 from sessions.models import Actor, FileOverlap, Project, Session
 
@@ -206,13 +207,9 @@ def _record(project: Project, a: Session, b: Session, files: list[str], now) -> 
             project=project, kind=Session.Kind.ORCHESTRATOR, phase=Phase.RUNNING
         ).first()
         if orchestrator is not None:
-            from sessions import messaging
-
             messaging.message_queue(
                 session=orchestrator, text=text, sender=Actor.SYSTEM, sender_name="conflict-watch"
             )
-        from reactions.notify import notify
-
         notify(
             project=project,
             session=a,
@@ -257,8 +254,6 @@ def _after_merges(project: Project) -> list[str]:
                 f"(`git fetch origin && git rebase origin/{base}`), resolve conflicts, re-run the tests and push. "
                 f"Shared files: {_shown(list(overlap.files))}"
             )
-            from sessions import messaging
-
             messaging.message_queue(
                 session=other, text=text, sender=Actor.SYSTEM, sender_name="conflict-watch"
             )

@@ -9,7 +9,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from sessions import realtime
+from sessions import realtime, selectors
+from sessions.models import Project, Session
 
 CLOSE_FORBIDDEN = 4403
 
@@ -22,9 +23,6 @@ def board_groups(user, *, project_key: str, session_id: str) -> list[str] | None
     Neither: every project the user can see (superusers: the all-projects group, so projects
     created later are included).
     """
-    from sessions import selectors
-    from sessions.models import Project, Session
-
     if session_id:
         session = Session.objects.select_related("project").filter(pk=session_id).first()
         if session is None or not selectors.can(user, session.project, selectors.VIEW):

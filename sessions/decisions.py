@@ -57,7 +57,9 @@ from django.utils import timezone
 
 from ao_site import served
 from integrations.base import IssueNotFound
-from sessions import selectors
+from integrations.registry import plugin_for
+from reactions import rules as R
+from sessions import conflicts, selectors
 from sessions.lifecycle import FAILED_CONCLUSIONS, Phase, PRState, Status, Zone, needs_person
 from sessions.models import CheckRun, FlakyCheck, Project, Session
 
@@ -151,8 +153,6 @@ def _live(project: Project):
 def _overlaps(session: Session) -> set[str]:
     """Sessions the conflict watch (``sessions.conflicts.overlaps_for``) says share files with
     this one."""
-    from sessions import conflicts
-
     try:
         return {o.other for o in conflicts.overlaps_for(session)}
     except Exception:  # advice only: a failing conflict watch must not hide the other decisions
@@ -200,8 +200,6 @@ def _tracker_blocked(project: Project, live: list[Session]) -> dict[str, set[str
     }
     if not blockers:
         return {}
-    from integrations.registry import plugin_for
-
     try:
         tracker = plugin_for(project, "tracker")
     except Exception:
@@ -237,8 +235,6 @@ def _tracker_blocked(project: Project, live: list[Session]) -> dict[str, set[str
 
 
 def _project_decisions(project: Project, *, now: datetime) -> list[Decision]:
-    from reactions import rules as R
-
     live = list(_live(project))
     by_id = {s.pk: s for s in live}
     out: list[Decision] = []

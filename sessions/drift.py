@@ -49,6 +49,10 @@ from django.utils import timezone
 
 from integrations import gitutil
 from integrations.base import IntegrationError
+from integrations.registry import plugin_for
+from reactions.models import ReactionAttempt
+from reactions.notify import notify
+from sessions import messaging, services
 from sessions.lifecycle import CIState, Phase, Zone
 from sessions.models import Actor, Event, Project, Session
 from sessions.selectors import flaky_checks
@@ -193,8 +197,6 @@ def _issue_facts(session: Session) -> tuple[str, tuple[str, ...]]:
     key = f"ao:drift:issue-facts:{session.project_id}:{session.issue_ref}"
     facts = cache.get(key)
     if not isinstance(facts, dict):
-        from integrations.registry import plugin_for
-
         try:
             issue = plugin_for(session.project, "tracker").get_issue(session.issue_ref)
             facts = {"body": issue.body or "", "labels": list(issue.labels)}
@@ -399,8 +401,6 @@ def session_signals(
 # --- acting -----------------------------------------------------------------------------------------------
 def _claim(signal: Signal, *, now: datetime) -> bool:
     """Claim the signal's episode: True exactly once per (session, drift rule, fingerprint)."""
-    from reactions.models import ReactionAttempt
-
     try:
         with transaction.atomic():
             row, _ = ReactionAttempt.objects.get_or_create(
@@ -479,8 +479,6 @@ def _drift_check(project: Project, *, now: datetime) -> list[Signal]:
 
 
 def _tell(project: Project, signals: list[Signal]) -> None:
-    from sessions import messaging, services
-
     text = drift_message(project, signals)
     orchestrator = _orchestrator(project)
     data: dict = {}
@@ -491,8 +489,6 @@ def _tell(project: Project, signals: list[Signal]) -> None:
         done = f"told the orchestrator {orchestrator.pk}"
         data = {"orchestrator": orchestrator.pk, "message": message.pk}
     else:
-        from reactions.notify import notify
-
         one = signals[0].session if len({s.session.pk for s in signals}) == 1 else None
         title = (
             f"{one.pk}: drift — {signals[0].summary}"

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from django import forms
 
+from integrations.registry import registry_for
 from sessions import issues
 
 QUICK_REPLIES = ("continue", "run the tests", "open a PR")
 
 
 def agent_keys() -> list[str]:
-    from integrations.registry import registry_for
-
     return sorted(registry_for("agent").keys())
 
 

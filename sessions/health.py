@@ -11,6 +11,8 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection
 
+from ao_site.celery import app
+
 TIMEOUT = 3.0
 
 
@@ -54,8 +56,6 @@ def check_channel_layer() -> str:
 
 
 def check_broker() -> str:
-    from ao_site.celery import app
-
     if settings.AO_EMBEDDED:
         # `ao start` hands tasks to its worker threads; a process without them (a CLI command, a
         # bare `ao web`) runs each inline, inside the request or command that queued it.

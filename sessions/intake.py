@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from integrations.base import IntegrationError, IssueNotFound, IssueState
 from integrations.registry import ConfigurationError, plugin_for
+from reactions.notify import notify
 from sessions import agents, audit, outcomes, services, usage
 from sessions.lifecycle import Phase, PRState, Status, Zone
 from sessions.models import Actor, IntakeClaim, Project, Session
@@ -311,8 +312,6 @@ def _spawn(*, project: Project, claim: IntakeClaim, tracker) -> str:
             summary=f"issue {claim.issue_ref} not spawned: {exc}",
             data={"issue": claim.issue_ref},
         )
-        from reactions.notify import notify
-
         notify(
             project=project,
             title=f"Backlog issue {claim.issue_ref} could not be started",

@@ -26,6 +26,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from ao_site import failpoints
+from ao_site.celery import retrying_lost_connections
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError
 from sessions import agents, services
@@ -401,8 +402,6 @@ def message_claim(*, message: Message) -> bool:
 
 def _typed(message: Message) -> None:
     """Record that the keys of this claim were sent: only now can the agent's activity confirm it."""
-    from ao_site.celery import retrying_lost_connections
-
     now = timezone.now()
     # The keys are out: losing this write to a dropped database connection would leave the claim
     # looking untyped, and it would be typed again when its lease runs out.

@@ -31,7 +31,8 @@ from integrations import gitutil
 from integrations.base import Agent, IntegrationError, PermanentIntegrationError
 from integrations.registry import ConfigurationError, plugin_for, registry_for
 from integrations.registry import agents as agent_registry
-from sessions import agents, audit, jobs, services
+from reactions.notify import notify
+from sessions import agents, audit, conflicts, intake, jobs, messaging, services
 from sessions.lifecycle import ZONE_OF, Activity, Phase, RuntimeState, Zone
 from sessions.models import Actor, Project, Session
 
@@ -511,8 +512,6 @@ def orchestrator_launch(*, session_id: str) -> bool:
             data={"argv": argv[:1]},
         )
         if prompt is not None and not ctx.agent.prompt_in_command:
-            from sessions import messaging
-
             messaging.message_queue(session=session, text=prompt, sender=Actor.SYSTEM, sender_name="ao")
         services.session_rederive(session=session)
     return True
@@ -591,8 +590,6 @@ def _give_up(project: Project, session: Session, reason: str) -> str:
         )
         if claimed != 1:
             return ""  # told people already
-        from reactions.notify import notify
-
         services.event_record(
             project=project,
             session=session,
@@ -634,8 +631,6 @@ def orchestrators_start_all(*, stdout=None, stderr=None) -> list[str]:
 def project_sweep_hooks(*, project: Project) -> int:
     """Called by sweep.project_sweep after it observed the sessions: orchestrator keep-alive,
     backlog intake, conflict watch. Each part fails on its own (logged), never the sweep."""
-    from sessions import conflicts, intake
-
     done = 0
     for name, part in (
         ("orchestrator keep-alive", lambda: orchestrator_keep_alive(project=project)),

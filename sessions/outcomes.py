@@ -23,6 +23,8 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from reactions.models import Notification
+from sessions import lessons
 from sessions.lifecycle import Phase, PRState, ReviewDecision, Status, Zone
 from sessions.models import Actor, Event, Message, Outcome, Project, PullRequest, Session
 from sessions.usage import parse_since  # noqa: F401  re-exported: retro's --since
@@ -90,8 +92,6 @@ def input_key(text: str) -> str:
 
 def outcome_compute(session: Session) -> dict:
     """The metrics of one session from its recorded timeline and rows (reads only)."""
-    from reactions.models import Notification
-
     events = list(Event.objects.filter(session=session).order_by("created_at", "pk"))
     pr = PullRequest.objects.filter(session=session).first()
     start = session.created_at
@@ -271,8 +271,6 @@ def outcomes_record_due(*, project: Project) -> list[str]:
         except Exception:
             log.exception("recording the outcome of %s failed", session.pk)
     if recorded:
-        from sessions import lessons
-
         try:
             with transaction.atomic():
                 lessons.lessons_propose(project=project)

@@ -21,6 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from integrations.base import (
+    SCM,
     CheckInfo,
     IntegrationError,
     PermanentIntegrationError,
@@ -562,8 +563,6 @@ def pull_requests_sweep(*, project: Project, now: datetime | None = None) -> Syn
     state is gone). The probe's state is kept only once what it reported was read, so a failed
     read is reported again. Other SCMs follow ``pr_sync_plan``."""
     from django.core.cache import cache
-
-    from integrations.base import SCM
 
     now = now or timezone.now()
     if project.pr_sync_backoff_until is not None and now < project.pr_sync_backoff_until:

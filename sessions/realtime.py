@@ -22,6 +22,9 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db.models import Q
 
+from ao_site import served
+from sessions.models import Event
+
 log = logging.getLogger(__name__)
 
 BOARD_GROUP = "board"  # every project: superusers' boards
@@ -318,8 +321,6 @@ def _relay(**what: Any) -> bool:
 
     if _server_loop is not None or settings.REDIS_URL:
         return False
-    from ao_site import served
-
     base = served.running_start_url()
     if not base:
         return False
@@ -358,8 +359,6 @@ def relay_receive(body: bytes, signature: str) -> bool:
         _card_changed(str(session_id))
     events = [int(pk) for pk in data.get("events") or []]
     if events:
-        from sessions.models import Event
-
         for event in Event.objects.filter(pk__in=events).select_related("project", "actor_user"):
             event_created(event)
     inbox = data.get("inbox")

@@ -21,6 +21,7 @@ from django.utils import timezone
 from reactions.notify import notifiers_apply, notify
 from reactions.rules import AUTO_CLEANUP, stuck_after
 from sessions import audit, flaky, host_settings, jobs, lifecycle, realtime, selectors
+from sessions.config import ConfigError, ConfigProblem
 from sessions.lifecycle import Facts, Zone
 from sessions.models import (
     Actor,
@@ -354,8 +355,6 @@ def config_apply(*, config, source: Path | str, applied_by: str = "", by=None) -
     ``ao start``). A change to a setting that runs programs or names places on the host is refused
     (``host_settings.HostSettingRefused``, nothing written) unless ``by`` is a superuser.
     """
-    from sessions.config import ConfigError, ConfigProblem
-
     if not config.sha256:
         raise ValueError("config_apply needs a config returned by sessions.config.config_load")
     file = str(source)

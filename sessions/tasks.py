@@ -7,7 +7,10 @@ import logging
 from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
-from sessions import agents, hosts, jobs, services, sweep
+from ao_site.celery import sweep_tick
+from integrations.base import IntegrationError
+from integrations.registry import ConfigurationError, plugin_for
+from sessions import agents, hosts, intake, jobs, messaging, orchestrator, prsync, services, sweep, webhooks
 from sessions.models import Actor, Project, Session
 
 log = logging.getLogger(__name__)
@@ -23,9 +26,6 @@ DB_RETRY = dict(
 def sweep_due_projects_task() -> None:
     """Beat fans out: one sweep task per project that is due and not being swept. A task not
     started within one tick expires (the next tick queues a fresh one if still due)."""
-    from ao_site.celery import sweep_tick
-    from sessions import webhooks
-
     expires = sweep_tick()
     hosts.hosts_gone_mark()  # agent hosts whose worker stopped heart-beating: their sessions marked
     for project_id in services.projects_due_for_sweep():
@@ -85,8 +85,6 @@ DELIVERY_RETRY_ROUNDS = jobs.DELIVERY_RETRY_ROUNDS  # then the sweep keeps tryin
 def messages_deliver_task(session_id: str, wait: float = 0.0, rounds: int = 0) -> None:
     from django.conf import settings
 
-    from sessions import messaging
-
     _sent, held = messaging.messages_deliver(session_id=session_id, wait=wait)
     if held and not settings.CELERY_TASK_ALWAYS_EAGER and rounds < DELIVERY_RETRY_ROUNDS:
         host = Session.objects.filter(pk=session_id).values_list("host", flat=True).first()
@@ -102,8 +100,6 @@ def messages_deliver_task(session_id: str, wait: float = 0.0, rounds: int = 0) -
 def webhook_refresh_task(project_id: int, refs: dict | None = None) -> None:
     """The coalesced refresh of every pending webhook delivery of a project (sessions/webhooks.py).
     ``refs``: what a task queued by an older ao carried; drained along with the rest."""
-    from sessions import webhooks
-
     project = Project.objects.filter(pk=project_id).first()
     if project is not None:
         webhooks.webhook_refresh(project=project, extra=refs)
@@ -112,10 +108,6 @@ def webhook_refresh_task(project_id: int, refs: dict | None = None) -> None:
 @shared_task(name="sessions.intake_sweep", ignore_result=True, acks_late=True)
 def intake_sweep_task(project_id: int) -> None:
     """The project's backlog intake, soon after an issue got the intake label (a webhook)."""
-    from integrations.base import IntegrationError
-    from integrations.registry import ConfigurationError
-    from sessions import intake, webhooks
-
     webhooks.intake_sweep_started(project_id)
     project = Project.objects.filter(pk=project_id).first()
     if project is None:
@@ -132,9 +124,6 @@ def intake_sweep_task(project_id: int) -> None:
 @shared_task(name="sessions.run_checks", ignore_result=True, acks_late=True)
 def checks_run_task(project_id: int, number: int, force: bool = False) -> None:
     """Run ao-hosted checks (local CI) on a PR's head, then refresh the session that owns it."""
-    from integrations.registry import plugin_for
-    from sessions import prsync
-
     project = Project.objects.filter(pk=project_id).first()
     if project is None:
         return
@@ -147,6 +136,4 @@ def checks_run_task(project_id: int, number: int, force: bool = False) -> None:
 # --- the orchestrator agent (sessions/orchestrator.py) ------------------------------------------------
 @shared_task(name="sessions.orchestrator_launch", ignore_result=True, acks_late=True)
 def orchestrator_launch_task(session_id: str) -> None:
-    from sessions import orchestrator
-
     orchestrator.orchestrator_launch(session_id=session_id)

@@ -71,7 +71,12 @@ from dataclasses import dataclass
 from django.conf import settings
 
 from integrations.base import PermanentIntegrationError, RuntimeHandle
+from integrations.registry import registry_for
 from integrations.runtime import validate_name
+from integrations.runtime.process import ProcessRuntime
+from sessions import selectors
+from sessions.agents import _handle
+from sessions.models import Host, Project, Session
 
 log = logging.getLogger(__name__)
 
@@ -714,8 +719,6 @@ class ProcessRelay(Relay):
         self._scheduled = False
 
     async def start(self) -> None:
-        from integrations.runtime.process import ProcessRuntime
-
         live = ProcessRuntime()._live(self.target.handle)
         if live is None or live.popen.poll() is not None:
             raise NotAttachable(
@@ -837,11 +840,6 @@ def _this_host(host: str) -> bool:
 
 def terminal_open(*, session_id: str, user) -> TerminalTarget:
     """What ``user`` may attach to for ``session_id``. Raises TerminalForbidden or NotAttachable."""
-    from integrations.registry import registry_for
-    from sessions import selectors
-    from sessions.agents import _handle
-    from sessions.models import Session
-
     session = Session.objects.select_related("project").filter(pk=session_id).first()
     if session is None or not selectors.can(user, session.project, selectors.VIEW):
         raise TerminalForbidden(session_id)
@@ -891,17 +889,12 @@ def typing_owner(session) -> int | None:
     person's session: nobody but superusers (0 matches no user)."""
     if session.credentials == "personal":
         return session.credentials_of_id or 0
-    from sessions.models import Host
-
     if session.host and Host.objects.filter(name=session.host, shared=False).exists():
         return session.created_by_id or 0
     return None
 
 
 def _may_type(user, project_id: int, *, owner_id: int | None) -> bool:
-    from sessions import selectors
-    from sessions.models import Project
-
     if not selectors.can(user, Project(pk=project_id), selectors.OPERATE):
         return False
     return owner_id is None or user.is_superuser or user.pk == owner_id
@@ -923,9 +916,6 @@ def terminal_may_view(*, user_id: int, project_id: int, session_key: str = "") -
     from importlib import import_module
 
     from django.contrib.auth import get_user_model
-
-    from sessions import selectors
-    from sessions.models import Project
 
     if session_key and not import_module(settings.SESSION_ENGINE).SessionStore().exists(session_key):
         return False

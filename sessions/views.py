@@ -31,6 +31,7 @@ from django.views.decorators.http import require_GET, require_POST
 from integrations import gitutil
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError, plugin_for
+from reactions import notify
 from sessions import (
     agents,
     conflicts,
@@ -151,8 +152,6 @@ def render_card_push(session: Session) -> str:
 def _common_unread(user) -> int | None:
     """The person's unread notification count (None when there is no inbox)."""
     try:
-        from reactions import notify  # written alongside; absent until then
-
         return notify.unread_count(user)
     except (ImportError, AttributeError):
         return None

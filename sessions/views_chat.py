@@ -39,6 +39,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from integrations.notifier import post_json
 from sessions import chat
 from sessions.models import ChatIdentity
 
@@ -232,8 +233,6 @@ def _post_later(url: str, message: dict) -> None:
 
 
 def slack_post(url: str, message: dict) -> None:
-    from integrations.notifier import post_json
-
     try:
         post_json(url, message, timeout=5.0, who="slack response_url")
     except Exception as exc:  # the click was handled; only the message update is lost

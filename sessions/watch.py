@@ -30,6 +30,7 @@ from django.db.models import Q
 
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError
+from sessions import agents
 from sessions.lifecycle import Phase, RuntimeState
 from sessions.models import Session
 
@@ -66,8 +67,6 @@ class ActivityWatcher:
 
     def tick(self) -> list[str]:
         """Read every watched session's mark; observe those on an edge. Returns their ids."""
-        from sessions import agents
-
         sessions = {s.pk: s for s in self.watched()}
         marks: dict[str, str] = {}
         by_runtime: dict[tuple, tuple] = {}

@@ -31,8 +31,10 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from sessions import jobs
-from sessions.models import Project, WebhookDelivery
+from integrations.base import IntegrationError
+from integrations.registry import ConfigurationError, plugin_for
+from sessions import agents, jobs, prsync, realtime
+from sessions.models import IntakeClaim, Project, Session, WebhookDelivery
 
 # Events whose payload points at PRs, branches or commits ao watches.
 REFRESH_EVENTS = frozenset(
@@ -118,9 +120,6 @@ def webhook_secret_for(project: Project) -> str:
     A named secret that is missing or unreadable refuses the delivery (401) and logs why, naming
     the secret (never a value); it does not fall back to the global secret.
     """
-    from integrations.base import IntegrationError
-    from integrations.registry import ConfigurationError, plugin_for
-
     if project.plugin_key("scm") == "github" and project.settings_for("scm").get("webhook_secret"):
         try:
             value = plugin_for(project, "scm").webhook_signing_secret()
@@ -253,10 +252,6 @@ def webhook_refresh(*, project: Project, extra: dict | None = None) -> list[str]
     """Refresh the sessions every pending delivery of the project points at (plus ``extra`` refs):
     one batched PR sync, then the runtime and activity of the running ones, as a sweep observes
     them (on their own host). Returns the session ids refreshed."""
-    from integrations.base import IntegrationError
-    from integrations.registry import ConfigurationError
-    from sessions import prsync
-
     _forget(REFRESH_KEY.format(project.pk))  # from here on, a new delivery queues a new task
     pending = list(
         WebhookDelivery.objects.filter(project=project, refresh_pending=True)
@@ -292,10 +287,6 @@ def sessions_observe(*, project: Project, session_ids) -> int:
     """Observe the runtime and activity of these sessions the sweep observes (running ones, and
     finished ones until their runtime is gone: agents.observed_sessions), as the sweep does:
     agents.session_observe here, or its task on the session's own host. Returns changes."""
-    from integrations.base import IntegrationError
-    from integrations.registry import ConfigurationError
-    from sessions import agents
-
     changes = 0
     running = (
         agents.observed_sessions(project=project).filter(pk__in=list(session_ids)).select_related("project")
@@ -326,9 +317,6 @@ def issue_event_apply(*, project: Project, payload: dict, action: str) -> dict:
     """An ``issues`` delivery: the sessions working on the issue get its current title; an issue
     given the project's intake label (labelled, or opened/reopened with it) queues the intake
     sweep soon while intake is on. Only for projects whose tracker is GitHub's issues."""
-    from sessions import realtime
-    from sessions.models import IntakeClaim, Session
-
     issue = payload.get("issue") if isinstance(payload.get("issue"), dict) else {}
     number, title = issue.get("number"), issue.get("title")
     if project.plugin_key("tracker") != "github" or not isinstance(number, int) or isinstance(number, bool):

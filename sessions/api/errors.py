@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from integrations.base import IntegrationError, IssueNotFound, TransientIntegrationError
 from integrations.registry import ConfigurationError
 from sessions import selectors
+from sessions.agents import SpawnRefused
 from sessions.text import TextRejected
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,6 @@ def _first_message(detail) -> tuple[str | None, str, str]:
 
 def _translate(exc: Exception) -> Exception:
     """ao's domain errors (and Django's) as DRF exceptions with the right status."""
-    from sessions.agents import SpawnRefused
-
     if isinstance(exc, Http404):
         return exceptions.NotFound(str(exc) or "not found")
     if isinstance(exc, DjangoPermissionDenied):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
 
+from sessions.api.serializers import ErrorSerializer
+
 ERROR_STATUSES = {
     "400": "Invalid input; `error.field` names the field.",
     "401": "No credentials, or a bad or revoked token.",
@@ -23,8 +25,6 @@ ERROR_STATUSES = {
 
 class AoAutoSchema(AutoSchema):
     def _get_response_bodies(self, direction="response"):
-        from sessions.api.serializers import ErrorSerializer
-
         responses = super()._get_response_bodies(direction)
         if direction != "response":
             return responses

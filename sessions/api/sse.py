@@ -38,7 +38,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from sessions import realtime, selectors
 from sessions.api.errors import error_body
 from sessions.api.tokens import api_token_authenticate
-from sessions.models import ApiToken, Event
+from sessions.models import ApiToken, Event, Project
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +121,6 @@ def _subscription(request):
 
 
 def _project_keys(project_ids: list[int]) -> list[str]:
-    from sessions.models import Project
-
     return list(Project.objects.filter(pk__in=project_ids).values_list("key", flat=True))
 
 

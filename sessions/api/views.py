@@ -24,11 +24,11 @@ from ao_site import served
 from integrations.base import IntegrationError, IssueNotFound, PermanentIntegrationError
 from integrations.registry import ConfigurationError, plugin_for
 from reactions.models import Notification, ReactionAttempt
-from sessions import agents, audit, messaging, prsync, selectors, services
+from sessions import agents, audit, merge, messaging, prsync, reviews, selectors, services
 from sessions import issues as issue_service
 from sessions.api import serializers as s
 from sessions.api.auth import AgentPrincipal, SessionTokenAuthentication
-from sessions.api.errors import Conflict, PayloadTooLarge
+from sessions.api.errors import Conflict, PayloadTooLarge, _translate, error_body
 from sessions.api.pagination import cursor_by
 from sessions.api.permissions import IsPersonOrBot, TokenRateThrottle, project_for, session_for
 from sessions.api.tokens import api_token_create, api_token_revoke, api_tokens_for
@@ -236,8 +236,6 @@ class BatchSpawnView(AoAPIView):
         responses=s.BatchSpawnResponseSerializer,
     )
     def post(self, request, key: str):
-        from sessions.api.errors import _translate, error_body
-
         project = project_for(request, key, OPERATE)
         data = self.body(s.BatchSpawnSerializer)
         results = []
@@ -398,8 +396,6 @@ class SessionMergeView(AoAPIView):
 
     @extend_schema(operation_id="sessions_merge", request=None, responses=s.MergeResponseSerializer)
     def post(self, request, session_id: str):
-        from sessions import merge
-
         session = session_for(request, session_id, OPERATE)
         try:
             pr = merge.session_pull_request_merge(session=session, by=request.user, via="the API")
@@ -420,8 +416,6 @@ class SessionReviewView(AoAPIView):
         operation_id="sessions_review", request=s.ReviewSerializer, responses=s.ReviewResponseSerializer
     )
     def post(self, request, session_id: str):
-        from sessions import reviews
-
         session = session_for(request, session_id, OPERATE)
         data = self.body(s.ReviewSerializer)
         pr = getattr(session, "pull_request", None)
