@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str):
     if name == "celery_app":
+        # local: the Celery app loads Django's settings; light commands import this package
         from ao_site.celery import app
 
         return app

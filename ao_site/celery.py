@@ -25,6 +25,7 @@ def sweep_tick() -> float:
     tick (sessions.tasks): one not started before the next tick is dropped, not piled up."""
     from django.conf import settings
 
+    # local: the settings import this module; config needs them
     from sessions.config import MIN_SWEEP_INTERVAL
 
     return min(float(MIN_SWEEP_INTERVAL), float(settings.AO_SWEEP_INTERVAL))

@@ -13,7 +13,10 @@ import argparse
 import os
 import sys
 
+from ao_site import __version__
 from ao_site.commands import ao_commands
+from sessions import light_commands
+from sessions.apiclient import remote_refusal
 
 HELP_FLAGS = ("-h", "--help", "help")
 # The commands that run Django's system checks (they start ao, or check it). The others skip them:
@@ -27,7 +30,7 @@ def _setup() -> None:
 
     django.setup()
     # Make ao's Celery app the default in every thread before any task is sent.
-    import ao_site.celery  # noqa: F401
+    import ao_site.celery  # noqa: F401  # local: once Django is set up
 
 
 def _one_line_help(app: str, name: str) -> str:
@@ -41,8 +44,6 @@ def _one_line_help(app: str, name: str) -> str:
 
 
 def print_help() -> None:
-    from ao_site import __version__
-
     commands = ao_commands()
     width = max((len(name) for name in commands), default=8) + 2
     lines = [
@@ -127,8 +128,6 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # `ao version` and what agents run (`ao report`, `ao pr create` over HTTP) need no Django:
     # loading it costs about 1 CPU-second, and agents call these many times per task.
-    from sessions import light_commands
-
     if (status := light_commands.run(argv)) is not None:
         return status
     try:
@@ -147,8 +146,6 @@ def main(argv: list[str] | None = None) -> int:
 
     commands = ao_commands()
     if argv[0] in commands:
-        from sessions.apiclient import remote_refusal
-
         if refusal := remote_refusal(argv[0], argv[1:]):
             sys.stderr.write(f"ao: {refusal}\n")
             return 1

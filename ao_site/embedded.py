@@ -19,6 +19,9 @@ from collections.abc import Callable
 from celery import Celery
 from celery.worker import WorkController
 
+from sessions import realtime
+from sessions.watch import ActivityWatcher
+
 log = logging.getLogger(__name__)
 
 WORKER_START_TIMEOUT = 60.0
@@ -81,8 +84,6 @@ class Background:
 
             self.beat = beat.EmbeddedService(app, thread=True, scheduler_cls="celery.beat:Scheduler")
             self.beat.start()
-        from sessions.watch import ActivityWatcher  # activity to the board between sweeps
-
         self.watcher = ActivityWatcher()
         self.watcher.start()
 
@@ -130,8 +131,7 @@ def serve(*, host: str, port: int, on_ready: Callable[[], None] | None = None, t
     from daphne.server import Server
     from twisted.internet import reactor
 
-    from ao_site.asgi import application
-    from sessions import realtime
+    from ao_site.asgi import application  # local: building the ASGI app sets Django up; only when serving
 
     server = Server(
         application=application,

@@ -27,8 +27,11 @@ from django.conf import settings
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from ao_site import served
+from ao_site.home import open_to_others
 from ao_site.hosts import HOST_NAME_RE
 from ao_site.served import pid_alive, pid_file, read_pid_file
+from sessions import cli_relay, config, services
 
 EXIT_CONFIG = 2
 
@@ -123,8 +126,6 @@ def warn_if_no_tmux(stderr) -> None:
 
 
 def warn_if_home_open(stderr) -> None:
-    from ao_site.home import open_to_others
-
     if warning := open_to_others(Path(settings.AO_HOME)):
         stderr.write(f"ao: warning: {warning}")
 
@@ -175,8 +176,6 @@ def default_host_name() -> str:
 def dashboard_url(host: str, port: int) -> str:
     """The URL to print: AO_URL when set explicitly, else derived from where we listen (the same
     address agents are given: ``ao_site.served``)."""
-    from ao_site import served
-
     return (served.operator_url() or served.url_for(host, port)) + "/"
 
 
@@ -184,9 +183,6 @@ def dashboard_url(host: str, port: int) -> str:
 def serving(host: str, port: int) -> Iterator[str]:
     """While this process serves ``host:port``, that is the address agents and links are given
     (unless AO_URL is set); see ``ao_site.served``."""
-    from ao_site import served
-    from sessions import cli_relay
-
     try:
         url = served.record(host=host, port=port)
         cli_relay.open_door(url)  # this machine's `ao status`, `ao session ls`, `ao send` ask us
@@ -294,8 +290,6 @@ def config_load_and_apply(stdout, stderr) -> None:
 
     A ConfigError prints each problem on its own line and exits with status 2.
     """
-    from sessions import config, services
-
     path = None
     try:
         path = config.config_discover(None)

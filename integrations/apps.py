@@ -7,7 +7,7 @@ class IntegrationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from integrations import registry
+        from integrations import registry  # local: the plugins import models, loaded before ready()
 
         registry.load_builtin_plugins()
         registry.load_entry_point_plugins()

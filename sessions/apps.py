@@ -1,7 +1,10 @@
-from django.apps import AppConfig
+"""The composition root: at start, hands the layers above the core's what the core calls without
+naming them (the dashboard's renderers, the reactions, the orchestrator's agent and prompt, the
+notifications and the secret store). Its imports wait for ready(): the modules import the models,
+which Django loads after this module. Those above the core are imported at first use, so a CLI
+command that renders nothing, reacts to nothing or runs no orchestrator never loads them."""
 
-from integrations import credentials
-from sessions import secrets
+from django.apps import AppConfig
 
 
 class AgentSessionsConfig(AppConfig):
@@ -12,54 +15,52 @@ class AgentSessionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from integrations import credentials  # local: the composition root, once the models are loaded
+        from reactions import notify  # local: the composition root, once the models are loaded
+        from sessions import agents, hosts, realtime, secrets, services, usage  # local: the same
+
         # Plugins read stored secrets through integrations.credentials; the store is the core's.
         credentials.use_secret_store(secrets.secret_value)
-        # The core announces a changed session; the dashboard renders it. The views are imported
-        # at the first render, not here: a CLI command that renders nothing never loads them.
-        from sessions import realtime
-
+        # The core announces a changed session; the dashboard renders it.
         realtime.use_renderers(card=_card_push, unread=_render_unread_push)
-        # A spawn refused over its budget tells people; notifications sit above the core.
-        from reactions import notify
-        from sessions import hosts, usage
-
+        # A spawn refused over its budget tells people.
         usage.use_notifier(notify.notify)
         hosts.use_notifier(notify.notify)
         # Recording a session's facts asks the reactions to look at it; they sit above the core.
-        from sessions import services
-
         services.use_reactor(_react_after_commit)
         # The orchestrator's session is run and prompted by the orchestrator, a watcher above the agents.
-        from sessions import agents
-
         agents.use_orchestrator(context=_orchestrator_context, prompt=_orchestrator_prompt)
 
 
-def _card_push(*args, **kwargs):
-    from sessions import views
+def _views():
+    from sessions import views  # local: the dashboard loads at the first render, not at start
 
-    return views.card_push(*args, **kwargs)
+    return views
+
+
+def _card_push(*args, **kwargs):
+    return _views().card_push(*args, **kwargs)
 
 
 def _render_unread_push(*args, **kwargs):
-    from sessions import views
-
-    return views.render_unread_push(*args, **kwargs)
+    return _views().render_unread_push(*args, **kwargs)
 
 
 def _react_after_commit(*, session_id: str) -> None:
-    from reactions import services as reactions
+    from reactions import services as reactions  # local: the reactions load at the first one, not at start
 
     reactions.session_react_after_commit(session_id=session_id)
 
 
-def _orchestrator_context(session):
-    from sessions import orchestrator
+def _orchestrator():
+    from sessions import orchestrator  # local: loaded when an orchestrator session runs, not at start
 
-    return orchestrator.orchestrator_context(session)
+    return orchestrator
+
+
+def _orchestrator_context(session):
+    return _orchestrator().orchestrator_context(session)
 
 
 def _orchestrator_prompt(project):
-    from sessions import orchestrator
-
-    return orchestrator.orchestrator_prompt(project)
+    return _orchestrator().orchestrator_prompt(project)

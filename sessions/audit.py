@@ -20,6 +20,8 @@ from typing import Any
 
 from django.db import models
 
+from sessions.models import AuditEntry
+
 log = logging.getLogger(__name__)
 
 USER, BOT, ORCHESTRATOR, AGENT, SYSTEM = "user", "bot", "orchestrator", "agent", "system"
@@ -88,8 +90,6 @@ def record(*, action: str, target: Any = None, project: Any = None, data: dict |
     context = _current.get()
     if context is None:
         return None
-    from sessions.models import AuditEntry
-
     target_type, target_id = _target(target)
     user = context.resolved_user()
     try:

@@ -54,6 +54,7 @@ from integrations.base import host_settings
 from integrations.credentials import SECRET_NAME_RE
 from integrations.notifier import NotifierConfig
 from integrations.registry import ConfigurationError, registry_for
+from sessions.models import PROJECT_KEY_RE, SESSION_PREFIX_RE, Project
 
 CONFIG_FILENAME = "ao.config.yaml"
 REFERENCE_FILENAME = "agent-orchestrator.yaml"
@@ -550,8 +551,6 @@ def session_prefix_for(key: str) -> str:
 
 
 def _project_defaults() -> dict[str, str]:
-    from sessions.models import Project
-
     return {slot: Project._meta.get_field(slot).default for slot in SLOTS}
 
 
@@ -895,8 +894,6 @@ def _resolve(
     config: AoConfig | None, data: dict, base_dir: Path | None, out: _Collector, *, reference: bool
 ) -> AoConfig | None:
     """Semantic checks (keys, paths, prefixes, plugins); returns the effective config."""
-    from sessions.models import PROJECT_KEY_RE, SESSION_PREFIX_RE
-
     if config is not None:
         defaults, projects = config.defaults, dict(config.projects)
         notifiers, routing = dict(config.notifiers), dict(config.notification_routing)
@@ -1148,8 +1145,6 @@ def _config_in(directory: Path) -> Path | None:
 def config_json_schema() -> dict[str, Any]:
     """JSON Schema of ao.config.yaml, generated from the pydantic models and from the settings
     model (``Config``) of every plugin registered: ao's own and installed ones."""
-    from sessions.models import PROJECT_KEY_RE, SESSION_PREFIX_RE
-
     schema = AoConfig.model_json_schema(by_alias=True, mode="validation")
     schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
     schema["properties"]["projects"]["propertyNames"] = {"pattern": PROJECT_KEY_RE.pattern}

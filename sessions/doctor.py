@@ -9,7 +9,15 @@ from pathlib import Path
 
 from django.conf import settings
 
-from sessions import health
+from ao_site import served
+from ao_site.home import open_to_others
+from integrations.base import IntegrationError
+from integrations.credentials import CredentialUnavailable, credential, secret_settings
+from integrations.registry import ConfigurationError, agents, registry_for
+from reactions.models import NotifierInstance
+from reactions.notify import notifiers_test
+from sessions import config, health
+from sessions.models import Project, Secret
 
 
 @dataclass(frozen=True)
@@ -42,8 +50,6 @@ def check_binary(name: str, *, version_args: list[str], fix: str, required: bool
 def check_agents() -> list[Check]:
     """Every agent CLI ao knows: found or not, with how to install it (warnings: a missing one only
     matters when a project uses it, which :func:`check_project_agents` checks)."""
-    from integrations.registry import agents
-
     checks = []
     for key in agents.keys():
         cls = agents.get(key)
@@ -60,10 +66,6 @@ def check_project_agents() -> list[Check]:
     """The agents the projects use (workers, and the orchestrator when it has its own), each built
     from the project's settings and asked whether it can start here (``Agent.check_installed``:
     the binary or custom command, and the agent's own preconditions). A problem fails the doctor."""
-    from integrations.base import IntegrationError
-    from integrations.registry import ConfigurationError, agents
-    from sessions.models import Project
-
     checks = []
     for project in Project.objects.order_by("key"):
         uses = [("workers", project.agent, project.settings_for("agent"))]
@@ -119,8 +121,6 @@ def check_agents_reach_ao(timeout: float = 3.0) -> Check:
     warning); once ao runs (or AO_URL names it) an address that does not answer fails."""
     import httpx
 
-    from ao_site import served
-
     url, source = served.where()
     told = f"agents are told AO_URL={url}"
     if source == "default":
@@ -161,10 +161,6 @@ def check_agents_reach_ao(timeout: float = 3.0) -> Check:
 
 
 def check_config(start: Path | None = None) -> Check:
-    try:
-        from sessions import config
-    except ImportError:  # pragma: no cover - the config module is part of ao
-        return Check("config", False, "config support missing", "reinstall ao")
     path = config.config_discover(start)
     if path is None:
         return Check(
@@ -181,8 +177,6 @@ def check_config(start: Path | None = None) -> Check:
 
 def check_scm_state() -> list[Check]:
     """Each project's SCM as the last sweep saw it: failures in a row, and the rate budget."""
-    from sessions.models import Project
-
     checks = []
     for project in Project.objects.order_by("key"):
         rate = project.scm_rate or {}
@@ -219,11 +213,6 @@ def check_scm_state() -> list[Check]:
 def check_secrets() -> list[Check]:
     """Each secret that a project's plugin settings or a notifier name (``token_secret``, ...): it
     must be stored and readable. Only names and times are shown, never a value."""
-    from integrations.credentials import CredentialUnavailable, credential, secret_settings
-    from integrations.registry import ConfigurationError, registry_for
-    from reactions.models import NotifierInstance
-    from sessions.models import Project, Secret
-
     users: dict[str, list[str]] = {}
 
     def collect(slot: str, plugin: str, plugin_settings: dict, where: str) -> None:
@@ -258,8 +247,6 @@ def check_secrets() -> list[Check]:
 
 
 def check_home() -> Check:
-    from ao_site.home import open_to_others
-
     home = Path(settings.AO_HOME)
     if warning := open_to_others(home):
         return Check("AO_HOME", False, warning, f"chmod 700 {home}", required=False)
@@ -296,9 +283,6 @@ def check_notifiers_send(start: Path | None = None) -> list[Check]:
 
     Tests the notifiers of the discovered ao.config.yaml when it loads, else the stored ones.
     """
-    from reactions.notify import notifiers_test
-    from sessions import config
-
     loaded = None
     path = config.config_discover(start)
     if path is not None:

@@ -29,7 +29,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from sessions import agent_client
+from ao_site import __version__
+from sessions import agent_client, apiclient, status_text
 
 # What an agent may report: sessions.lifecycle.Reported without its empty "none" (a test keeps the two equal).
 REPORT_STATES = ("working", "needs_input", "blocked", "done")
@@ -114,8 +115,6 @@ def _version(package: str) -> str:
 
 
 def version_lines() -> list[str]:
-    from ao_site import __version__
-
     return [
         f"ao {__version__}",
         f"Python {platform.python_version()}",
@@ -243,8 +242,6 @@ def _pid_alive(pid: int) -> bool:
 
 def _remote(argv: list[str], options: dict, client) -> int:
     """``ao status``, ``ao session ls``, ``ao send`` or ``ao spawn`` against a remote ao (AO_URL + AO_TOKEN)."""
-    from sessions import apiclient, status_text
-
     if argv[0] == "status":
         snapshot = apiclient.status_snapshot(client, include_done=not options["live"])
         text = (
@@ -327,8 +324,6 @@ def _asked(argv: list[str]) -> int | None:
     options = relayable(argv)
     if options is None:
         return None
-    from sessions import apiclient
-
     try:
         client = apiclient.client_from_env()
         if client is not None:

@@ -35,6 +35,8 @@ from integrations.credentials import (  # the errors are the plugins' too: re-ex
     SecretUnavailable,
     SecretUnreadable,
 )
+from sessions import audit
+from sessions.models import PersonalSecret, Secret
 
 MAX_SECRET_CHARS = 16 * 1024
 
@@ -66,9 +68,6 @@ def decrypt(ciphertext: str) -> str:
 
 def secret_set(*, name: str, value: str):
     """Create or replace the secret ``name``. Returns the row (whose value stays encrypted)."""
-    from sessions import audit
-    from sessions.models import Secret
-
     validate_secret_name(name)
     if not value or len(value) > MAX_SECRET_CHARS:
         raise ValueError(f"a secret value is 1 to {MAX_SECRET_CHARS} characters")
@@ -79,8 +78,6 @@ def secret_set(*, name: str, value: str):
 
 def secret_value(name: str) -> str:
     """The decrypted value of the secret ``name``; SecretUnavailable if missing or unreadable."""
-    from sessions.models import Secret
-
     row = Secret.objects.filter(name=name).only("ciphertext").first()
     if row is None:
         raise SecretMissing(
@@ -97,9 +94,6 @@ def secret_value(name: str) -> str:
 
 def secret_delete(name: str) -> bool:
     """Delete the secret ``name``; False if there was none."""
-    from sessions import audit
-    from sessions.models import Secret
-
     row = Secret.objects.filter(name=name).first()
     if row is None:
         return False
@@ -136,9 +130,6 @@ def validate_personal_name(name: str) -> str:
 
 def personal_secret_set(*, user, name: str, value: str):
     """Create or replace ``user``'s personal secret ``name``. Returns the row (value encrypted)."""
-    from sessions import audit
-    from sessions.models import PersonalSecret
-
     validate_personal_name(name)
     if not value or not value.strip() or len(value) > MAX_SECRET_CHARS:
         raise ValueError(f"a secret value is 1 to {MAX_SECRET_CHARS} characters")
@@ -154,9 +145,6 @@ def personal_secret_set(*, user, name: str, value: str):
 
 def personal_secret_delete(*, user, name: str) -> bool:
     """Delete ``user``'s personal secret ``name``; False if there was none."""
-    from sessions import audit
-    from sessions.models import PersonalSecret
-
     deleted, _ = PersonalSecret.objects.filter(user=user, name=name).delete()
     if deleted:
         audit.record(
@@ -167,8 +155,6 @@ def personal_secret_delete(*, user, name: str) -> bool:
 
 def personal_secrets_of(user):
     """``user``'s personal secrets (names and times; the values stay encrypted)."""
-    from sessions.models import PersonalSecret
-
     if not getattr(user, "pk", None):
         return PersonalSecret.objects.none()
     return PersonalSecret.objects.filter(user=user).order_by("name")
@@ -214,8 +200,6 @@ def credentials_env(*, project, credentials: str, user) -> dict[str, str | None]
     CredentialUnavailable (a PermanentIntegrationError: the start fails with the reason) when a
     secret is missing or unreadable, or the person is gone or has no personal secret any more.
     Values never appear in a message."""
-    from sessions.models import PersonalSecret
-
     agent_secrets = dict(getattr(project, "agent_secrets", None) or {})
     if credentials != "personal":
         env: dict[str, str | None] = {}

@@ -32,6 +32,7 @@ from integrations import gitutil
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError, plugin_for
 from reactions import notify
+from reactions.models import Notification
 from sessions import (
     agents,
     conflicts,
@@ -502,10 +503,6 @@ def _overlaps_for(session: Session) -> list:
 
 
 def _notifications_for(session: Session) -> list:
-    try:
-        from reactions.models import Notification
-    except ImportError:
-        return []
     return list(Notification.objects.filter(session=session).order_by("-created_at")[:10])
 
 
@@ -850,10 +847,6 @@ INBOX_SHOWN = 100
 @login_required
 def inbox(request: HttpRequest) -> HttpResponse:
     """The person's notifications (projects they can see), newest first; POST marks them read."""
-    try:
-        from reactions import notify
-    except ImportError:
-        return render(request, "sessions/inbox.html", _common(request, notifications=[], unread_ids=set()))
     if request.method == "POST":
         ids = request.POST.getlist("ids") or list(
             notify.inbox_for(request.user, unread_only=True).values_list("pk", flat=True)[:INBOX_SHOWN]

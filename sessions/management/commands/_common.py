@@ -9,8 +9,9 @@ from django.core.management.base import CommandError
 
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError
-from sessions import selectors
+from sessions import apiclient, audit, selectors
 from sessions.agents import SpawnRefused
+from sessions.apiclient import ApiError
 from sessions.light_commands import PROJECT_HELP as PROJECT_HELP  # one text, also for relayed commands
 from sessions.models import Session, validate_session_id
 from sessions.text import TextRejected
@@ -63,8 +64,6 @@ def get_session(session_id: str) -> Session:
 @contextmanager
 def cli_audit():
     """What the command does is audited as the person (or orchestrator/agent) at this terminal."""
-    from sessions import audit
-
     with audit.audit_context(source=audit.CLI, **audit.cli_context_kwargs()):
         yield
 
@@ -72,15 +71,11 @@ def cli_audit():
 def remote_client():
     """The API client when AO_URL + a user AO_TOKEN are set (and AO_SESSION is not): the command
     then works against that ao over its API instead of the local database. Else None."""
-    from sessions import apiclient
-
     return apiclient.client_from_env()
 
 
 @contextmanager
 def remote_errors():
-    from sessions.apiclient import ApiError
-
     try:
         yield
     except ApiError as exc:

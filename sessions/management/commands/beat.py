@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from ao_site import runner
+from ao_site.celery import app
 
 LOCK_TTL = 30
 LOCK_REFRESH = 10
@@ -56,8 +57,6 @@ class Command(BaseCommand):
         stop = threading.Event()
         keeper = threading.Thread(target=self._keep_lock, args=(client, key, owner, stop), daemon=True)
         keeper.start()
-
-        from ao_site.celery import app
 
         app.set_current()
         app.set_default()

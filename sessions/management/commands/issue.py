@@ -4,9 +4,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError, plugin_for
+from sessions import apiclient, selectors
 from sessions import issues as issue_service
-from sessions import selectors
-from sessions.management.commands._common import PROJECT_HELP
+from sessions.management.commands._common import PROJECT_HELP, cli_audit, remote_client, remote_errors
 
 
 class Command(BaseCommand):
@@ -39,9 +39,6 @@ class Command(BaseCommand):
         show.add_argument("--json", action="store_true")
 
     def handle(self, *args, **options):
-        from sessions import apiclient
-        from sessions.management.commands._common import cli_audit, remote_client, remote_errors
-
         client = remote_client()
         if client is not None:  # AO_URL + AO_TOKEN: a remote ao, over its API
             with remote_errors():

@@ -17,7 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from integrations import gitutil
 from integrations.registry import plugin_for
 from integrations.scm.local import LocalSCM
-from sessions import agent_client, light_commands, selectors
+from sessions import agent_client, light_commands, reviews, selectors
 from sessions.management.commands._common import cli_audit, cli_errors, get_session
 from sessions.models import Actor, Project, PullRequest, Session
 
@@ -102,8 +102,6 @@ class Command(BaseCommand):
         self.stdout.write(json.dumps(_info_dict(infos[options["number"]]), indent=2))
 
     def _review(self, scm: LocalSCM, session: Session | None, options) -> None:
-        from sessions import reviews
-
         as_agent = not options["reviewer"] and bool(os.environ.get("AO_SESSION"))
         reviewer = options["reviewer"] or os.environ.get("AO_SESSION") or getpass.getuser()
         with cli_audit():

@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from ao_site import runner
+from ao_site.celery import app
 from sessions.orchestrator import orchestrators_start_all
 
 
@@ -60,8 +61,8 @@ class Command(BaseCommand):
 
     # --- the two shapes ---------------------------------------------------------------------------
     def _serve_embedded(self, *, host, port, url, user, created, link) -> bool:
+        # local: the web server (daphne, Channels) loads only to serve; ao --help loads every command
         from ao_site import embedded
-        from ao_site.celery import app
 
         background = embedded.Background(app, host=runner.default_host_name())
         background.start()
@@ -85,6 +86,7 @@ class Command(BaseCommand):
             background.stop()
 
     def _serve_scale_out(self, *, host, port, url, user, created, link) -> bool:
+        # local: the web server (daphne, Channels) loads only to serve; ao --help loads every command
         from ao_site import embedded
 
         children = [runner.ao_child(["worker"]), runner.ao_child(["beat"])]
@@ -126,6 +128,7 @@ class Command(BaseCommand):
             if created:
                 out.write(f"Created the admin account {user.get_username()!r}.")
             if link:
+                # local: the views load only for the first-run link
                 from sessions.views_auth import one_time_login_url
 
                 # stdout only: the link logs its holder in, so it never goes to a log.

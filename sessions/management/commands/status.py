@@ -9,8 +9,11 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from ao_site import runner
-from sessions import decisions, selectors
+from ao_site import runner, served
+from ao_site.celery import app
+from sessions import apiclient, decisions, selectors
+from sessions.management.commands import beat
+from sessions.management.commands._common import remote_client, remote_errors
 from sessions.status_text import CLEAR, SESSION_COLUMNS, _age, _dumps, render_table  # noqa: F401
 
 NEEDS_YOU_LIMIT = 3  # per project
@@ -25,10 +28,6 @@ def scale_out_processes() -> dict:
     workers that answer a ping within a second (their host names) and the holder of the beat
     lock. ``broker`` is "" when Redis answered, else why not."""
     import redis
-
-    from ao_site import served
-    from ao_site.celery import app
-    from sessions.management.commands import beat
 
     found: dict = {"web": None, "workers": [], "beat": None, "broker": ""}
     try:
@@ -144,9 +143,6 @@ class Command(BaseCommand):
         parser.add_argument("--live", action="store_true", help="leave out finished sessions")
 
     def handle(self, *args, as_json: bool, watch: float | None, live: bool, **options) -> None:
-        from sessions import apiclient
-        from sessions.management.commands._common import remote_client, remote_errors
-
         if watch is not None and watch <= 0:
             raise CommandError(f"--watch needs a positive number of seconds, not {watch}")
         client = remote_client()

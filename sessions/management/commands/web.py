@@ -27,6 +27,7 @@ class Command(BaseCommand):
         runner.check_redis()
         runner.check_migrations_applied()
 
+        # local: the web server (daphne, Channels) loads only to serve; ao --help loads every command
         from ao_site import embedded
 
         url = runner.dashboard_url(host, port)

@@ -8,6 +8,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from ao_site import runner
+from ao_site.celery import app
+from sessions.api.tokens import api_token_authenticate
+from sessions.hosts import HostHeartbeat, HostRefused, host_register
+from sessions.watch import ActivityWatcher
 
 
 class Command(BaseCommand):
@@ -63,8 +67,6 @@ class Command(BaseCommand):
         # re-queues) the runtime work of the sessions that live here
         settings.AO_HOST_NAME = name
 
-        from ao_site.celery import app
-
         app.set_current()
         app.set_default()
         queues = [settings.CELERY_TASK_DEFAULT_QUEUE, f"host.{name}"]
@@ -85,9 +87,6 @@ class Command(BaseCommand):
             f"broker {runner.redis_where(settings.REDIS_URL)} (Ctrl-C stops)."
         )
         self.stdout.flush()
-        from sessions.hosts import HostHeartbeat
-        from sessions.watch import ActivityWatcher  # this host's agents' activity, between sweeps
-
         watcher = ActivityWatcher()
         watcher.start()
         heartbeat = HostHeartbeat(name)  # Host.last_seen: a host that stops beating is gone
@@ -107,9 +106,6 @@ class Command(BaseCommand):
 def _register(name: str, *, shared: bool, max_sessions: int | None):
     """Register the host: as AO_TOKEN's person's (personal unless a superuser says --shared), or,
     without a token, as the machine operator's shared host. The token is checked, never printed."""
-    from sessions.api.tokens import api_token_authenticate
-    from sessions.hosts import HostRefused, host_register
-
     user = None
     raw = os.environ.get("AO_TOKEN", "").strip()
     if raw:
