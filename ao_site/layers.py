@@ -5,11 +5,13 @@ the standard library's `ast`, at module level and inside functions, and reports:
 
 - import cycles among ao's modules (strongly connected components of the import graph);
 - upward imports: a module importing one of a higher layer than its own (`LAYERS`, `MODULES`);
-- the number of function-local imports of ao's own modules.
+- function-local imports of ao's own modules: each says why it cannot sit at module level in a
+  `# local: <reason>` comment (on its line or the line above), and there are at most
+  `LOCAL_IMPORTS_MAX` of them.
 
-Today's code has known violations; they are listed in `ao_site/layers_baseline.txt`, which may
-only shrink. The check fails on a violation not in the baseline, and on a baseline entry that is
-gone (delete it, or run with `--update-baseline`, which removes gone entries and never adds).
+Known violations are listed in `ao_site/layers_baseline.txt`, which may only shrink. The check
+fails on a violation not in the baseline, and on a baseline entry that is gone (delete it, or run
+with `--update-baseline`, which removes gone entries and never adds).
 
 Pure standard library: it runs without Django and never imports the code it reads.
 """
@@ -148,6 +150,11 @@ MODULES: tuple[tuple[str, str], ...] = (
 )
 
 PACKAGES: tuple[str, ...] = ("ao_site", "sessions", "integrations", "reactions")
+# Function-local imports of ao's own modules, each with a `# local: <reason>` comment: the few that
+# must wait (a module imported before Django's models load, the agents' commands that run without
+# Django, the composition root, modules a command loads only when it serves).
+LOCAL_IMPORTS_MAX = 20
+LOCAL_REASON = "# local:"
 SKIP_PARTS = frozenset({"migrations", "__pycache__"})
 ROOT = Path(__file__).resolve().parent.parent
 BASELINE = Path(__file__).resolve().parent / "layers_baseline.txt"
@@ -166,6 +173,7 @@ class Import:
     target: str  # the imported module of ao
     line: int
     local: bool  # inside a function
+    reason: str = ""  # a function-local import's `# local: <reason>`
 
 
 @dataclass
@@ -184,6 +192,11 @@ class Report:
     def local_imports(self) -> set[tuple[str, int]]:
         """The import statements inside functions that import ao's own modules."""
         return {(i.source, i.line) for i in self.imports if i.local}
+
+    @property
+    def unexplained(self) -> list[tuple[str, int]]:
+        """Function-local imports of ao's modules without a `# local: <reason>` comment."""
+        return sorted({(i.source, i.line) for i in self.imports if i.local and not i.reason})
 
     def violations(self) -> set[str]:
         """Each violation as one baseline line."""
@@ -219,10 +232,11 @@ def _resolve(name: str, known: dict[str, Path]) -> str | None:
 
 
 class _Collector(ast.NodeVisitor):
-    def __init__(self, module: str, is_package: bool, known: dict[str, Path]):
+    def __init__(self, module: str, is_package: bool, known: dict[str, Path], lines: list[str] | None = None):
         self.module = module
         self.is_package = is_package
         self.known = known
+        self.lines = lines or []
         self.depth = 0
         self.found: list[Import] = []
 
@@ -236,7 +250,18 @@ class _Collector(ast.NodeVisitor):
     def _add(self, name: str, node: ast.stmt) -> None:
         target = _resolve(name, self.known)
         if target is not None and target != self.module:
-            self.found.append(Import(self.module, target, node.lineno, self.depth > 0))
+            local = self.depth > 0
+            reason = self._reason(node.lineno) if local else ""
+            self.found.append(Import(self.module, target, node.lineno, local, reason))
+
+    def _reason(self, line: int) -> str:
+        """The `# local: <reason>` on the statement's first line or alone on the line above it."""
+        here = self.lines[line - 1] if line <= len(self.lines) else ""
+        above = self.lines[line - 2].strip() if line >= 2 else ""
+        for text in (here, above if above.startswith("#") else ""):
+            if LOCAL_REASON in text:
+                return text.split(LOCAL_REASON, 1)[1].strip()
+        return ""
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
@@ -261,8 +286,9 @@ class _Collector(ast.NodeVisitor):
 def collect(known: dict[str, Path]) -> list[Import]:
     imports: list[Import] = []
     for module, path in known.items():
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        collector = _Collector(module, path.name == "__init__.py", known)
+        text = path.read_text(encoding="utf-8")
+        tree = ast.parse(text, filename=str(path))
+        collector = _Collector(module, path.name == "__init__.py", known, text.splitlines())
         collector.visit(tree)
         imports.extend(collector.found)
     return imports
@@ -407,12 +433,30 @@ def main(argv: list[str] | None = None) -> int:
             print("  cycle:", " ".join(sorted(cycle)))
         for i in report.upward:
             print(f"  up: {i.source} -> {i.target} (line {i.line}{', in a function' if i.local else ''})")
+        for i in sorted(
+            {(i.source, i.line): i for i in report.imports if i.local}.values(),
+            key=lambda i: (i.source, i.line),
+        ):
+            print(f"  local: {i.source} line {i.line} -> {i.target}: {i.reason or '(no reason given)'}")
     failed = False
     if report.unmapped:
         failed = True
         print("modules without a layer (add them to MODULES in ao_site/layers.py):")
         for module in report.unmapped:
             print("  ", module)
+    if report.unexplained:
+        failed = True
+        print(
+            f"function-local imports of ao's modules without a `{LOCAL_REASON} <reason>` comment "
+            "(move them to module level, or say why they cannot be):"
+        )
+        for source, number in report.unexplained:
+            print(f"   {report.files[source].relative_to(ROOT)} line {number}")
+    if len(report.local_imports) > LOCAL_IMPORTS_MAX:
+        failed = True
+        print(
+            f"more than {LOCAL_IMPORTS_MAX} function-local imports of ao's modules: move some to module level"
+        )
     if new:
         failed = True
         by_edge = {(i.source, i.target): i for i in report.upward}

@@ -82,3 +82,36 @@ def test_ao_itself_keeps_to_its_baseline(capsys):
     assert layers.main([]) == 0, capsys.readouterr().out
     out = capsys.readouterr().out
     assert "cycles:" in out and "upward imports:" in out and "function-local imports" in out
+
+
+def test_a_function_local_import_says_why_it_cannot_sit_at_module_level(tmp_path):
+    plant(
+        tmp_path,
+        {
+            "app/__init__.py": "",
+            "app/models.py": "X = 1\n",
+            "app/views.py": """\
+                def page():
+                    from app import models
+                    return models
+
+                def card():
+                    # local: app.models loads after this module
+                    from app.models import X
+                    return X
+
+                def panel():
+                    from app import models  # local: the same, said on the line
+                    return models
+                """,
+        },
+    )
+    report = analyse(tmp_path)
+
+    assert report.unexplained == [("app.views", 2)]
+    assert sorted(i.reason for i in report.imports if i.local) == [
+        "",
+        "app.models loads after this module",
+        "the same, said on the line",
+    ]
+    assert len(report.local_imports) == 3
