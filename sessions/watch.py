@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.db.models import Q
 
+from ao_site.celery import database_connection_lost
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError
 from sessions import agents
@@ -122,8 +123,9 @@ class ActivityWatcher:
         while not self._stop.wait(self.interval):
             try:
                 self.tick()
-            except Exception:  # the database went away, a bug: log and keep watching
-                log.exception("activity watch failed")
+            except Exception as exc:  # the database went away (said once per outage), a bug: keep watching
+                if not database_connection_lost(exc):
+                    log.exception("activity watch failed")
             finally:
                 close_old_connections()
 
