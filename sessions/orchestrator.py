@@ -69,6 +69,7 @@ NOT_FOR_THE_ORCHESTRATOR = {
     "login-link": "people's accounts",
     "login-unlock": "people's accounts",
     "budget": "spending caps are a person's",
+    "host": "who may use a machine is its owner's decision",
     "doctor": "checks ao's installation",
     "version": "nothing to decide",
     "pr": "workers open PRs; people review and merge them",
