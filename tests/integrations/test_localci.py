@@ -172,7 +172,7 @@ def test_timeout_kills_the_check_and_bounds_the_log(repo: Repo) -> None:
     run = scm.run_checks(number=1)
 
     assert (run.status, run.conclusion, run.exit_code) == ("completed", "timed_out", None)
-    assert run.duration < 10
+    assert run.duration < 25  # killed at its timeout, not left to its 30 s sleep
     assert "noise 19999" in run.log_excerpt and "timed out after 1s" in run.log_excerpt
     assert len(run.log_excerpt) <= 500
 
