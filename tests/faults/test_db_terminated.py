@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from tests.helpers.procs import SHORT_LEASES
 from tests.test_embedded import ao_env, ao_process, django_shell, free_port, git_repo, run_ao, wait_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(400)]
@@ -137,6 +138,7 @@ def test_processes_ride_out_terminated_database_connections(
         REDIS_URL=private_redis.url,
         AO_CHANNEL_PREFIX=f"ao-fault-{secrets.token_hex(4)}",
         AO_SWEEP_INTERVAL="1",
+        **SHORT_LEASES,
         AO_HOST_NAME="fault-db",
         AO_WORKSPACES_ROOT=str(tmp_path / "workspaces"),
     )

@@ -16,14 +16,17 @@ from pathlib import Path
 import pytest
 
 from tests.faults.test_db_terminated import LOGGING_AGENT, RUNNING, SEND, SETTLED, SPAWN, eventually
+from tests.helpers.procs import SHORT_LEASES
 from tests.test_embedded import AoProcess, ao_env, django_shell, git_repo, run_ao
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(480)]
 
 SESSIONS = 3
 MESSAGES = 3  # per session
-CLAIM_BOUND = 120  # s: the claim lease (30 s) and the sweeps that follow it, with room for a busy machine
-SWEEP_BOUND = 90  # s: a dead sweeper holds its project no longer than this (lease 45 s, and slack)
+# The processes run with SHORT_LEASES (claim 10 s, sweep 15 s): the same recovery as with the
+# production leases (30 s, 45 s), sooner. The bounds are timeouts, with room for a busy machine.
+CLAIM_BOUND = 120  # s: the claim lease and the sweeps that follow it
+SWEEP_BOUND = 90  # s: a dead sweeper holds its project no longer than its lease
 
 TIMELINE = """
 from sessions.models import Event, Message
@@ -54,6 +57,7 @@ def test_workers_killed_after_a_claim_and_mid_sweep_lose_nothing(
         REDIS_URL=private_redis.url,
         AO_CHANNEL_PREFIX=f"ao-fault-{secrets.token_hex(4)}",
         AO_SWEEP_INTERVAL="1",
+        **SHORT_LEASES,
         AO_HOST_NAME="fault-w",
         AO_WORKSPACES_ROOT=str(tmp_path / "workspaces"),
     )

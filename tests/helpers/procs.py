@@ -47,3 +47,11 @@ def fresh_postgres_database(server_url: str) -> Iterator[str]:
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# How long work a dead process held waits before another process redoes it (docs/OPERATIONS.md):
+# the production leases are 30 s (a claimed message), 45 s (a sweep) and 60 s (a start nobody
+# began). Fault tests that kill processes on purpose wait for the same recovery with these, still
+# long enough that a live worker on a loaded machine (typing takes well under a second, a running
+# sweep renews every 5 s) never loses what it holds.
+SHORT_LEASES = {"AO_MESSAGE_CLAIM_LEASE": "10", "AO_SWEEP_LEASE": "15", "AO_START_RETRY_AFTER": "5"}
