@@ -15,7 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.test_db_terminated import LOGGING_AGENT, RUNNING, SEND, SETTLED, SPAWN, eventually
+from tests.faults.test_db_terminated import (
+    LOGGING_AGENT,
+    MESSAGE_STATES,
+    RUNNING,
+    RUNNING_COUNT,
+    SEND,
+    SETTLED,
+    SPAWN,
+    db_value,
+    eventually,
+)
 from tests.helpers.procs import SHORT_LEASES
 from tests.test_embedded import AoProcess, ao_env, django_shell, git_repo, run_ao
 
@@ -36,11 +46,7 @@ for e in Event.objects.filter(kind__startswith="message").order_by("pk"):
     print(e.created_at.time(), e.session_id, e.kind, e.summary[:140])
 """
 
-LAST_SWEPT = """
-from sessions.models import Project
-value = Project.objects.values_list("last_swept_at", flat=True).first()
-print(value.timestamp() if value else 0)
-"""
+LAST_SWEPT = "SELECT coalesce(max(extract(epoch FROM last_swept_at)), 0) FROM agent_sessions_project"
 
 
 def test_workers_killed_after_a_claim_and_mid_sweep_lose_nothing(
@@ -91,7 +97,7 @@ def test_workers_killed_after_a_claim_and_mid_sweep_lose_nothing(
     for count in range(1, SESSIONS + 1):
         spawn = SPAWN.format(repo=str(repo), script=str(script), log=str(agent_log), socket=tmux_server)
         spawned.append(django_shell(env, spawn).strip())
-        assert eventually(lambda n=count: django_shell(env, RUNNING).split()[0] == str(n), 60), (
+        assert eventually(lambda n=count: db_value(fresh_postgres, RUNNING_COUNT) == n, 60), (
             django_shell(env, RUNNING),
             first.output,
         )
@@ -111,7 +117,10 @@ def test_workers_killed_after_a_claim_and_mid_sweep_lose_nothing(
         out = django_shell(env, SETTLED)
         return out if out.strip() == "['confirmed']" else ""
 
-    assert eventually(settled, CLAIM_BOUND * 2), django_shell(env, SETTLED)
+    assert eventually(lambda: db_value(fresh_postgres, MESSAGE_STATES) == ["confirmed"], CLAIM_BOUND * 2), (
+        django_shell(env, SETTLED)
+    )
+    assert eventually(settled, 60), django_shell(env, SETTLED)
 
     def received() -> list[str]:
         return sorted(line for line in agent_log.read_text().splitlines() if line.startswith("fault-msg"))
@@ -127,7 +136,7 @@ def test_workers_killed_after_a_claim_and_mid_sweep_lose_nothing(
     died(sweeper, "sweep.claimed")
     killed_at = time.time()
     worker("worker-6")
-    assert eventually(lambda: float(django_shell(env, LAST_SWEPT).strip()) > killed_at, SWEEP_BOUND), (
+    assert eventually(lambda: float(db_value(fresh_postgres, LAST_SWEPT)) > killed_at, SWEEP_BOUND), (
         processes["worker-6"].output
     )
     assert "WRONG" not in django_shell(env, SETTLED)
