@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import platform
+import shutil
 import socket
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +50,24 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     subprocess.run(["tmux", "kill-server"], capture_output=True, timeout=10, check=False)
 
 
+@pytest.fixture(scope="module")
+def migrated_database(tmp_path_factory) -> Path:
+    """An AO_HOME database migrated once for this module's tests that need one: `ao migrate` from
+    nothing takes 3 s of CPU (15 s on a loaded machine); the tests still run their own
+    `migrate`, which then finds nothing to do."""
+    template = tmp_path_factory.mktemp("migrated-home")
+    result = run_ao(["migrate", "-v", "0"], ao_env(template))
+    assert result.returncode == 0, result.stderr
+    return template / "ao.sqlite3"
+
+
+@pytest.fixture
+def migrated_home(home: Path, migrated_database: Path) -> Path:
+    """``home`` with a migrated database in it (a copy of ``migrated_database``)."""
+    shutil.copy2(migrated_database, home / migrated_database.name)
+    return home
+
+
 @pytest.mark.slow
 def test_help_lists_aos_commands_with_one_line_each(home: Path) -> None:
     for result in run_many(([], ao_env(home)), (["--help"], ao_env(home))):
@@ -78,8 +97,8 @@ def test_version_prints_ao_python_and_django(home: Path) -> None:
 
 
 @pytest.mark.slow
-def test_status_json_lists_seeded_projects_and_sessions(home: Path, tmp_path: Path) -> None:
-    env = ao_env(home)
+def test_status_json_lists_seeded_projects_and_sessions(migrated_home: Path, tmp_path: Path) -> None:
+    env = ao_env(migrated_home)
     seed = SEED_SESSION.format(key="web", path=str(tmp_path), prefix="web", session_id="web-1")
     django_shell(
         env, "from django.core.management import call_command\ncall_command('migrate', verbosity=0)" + seed
@@ -243,10 +262,10 @@ def _local_project(home: Path, repo: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_spawn_on_an_issue_the_tracker_does_not_know_is_refused(home: Path, tmp_path: Path) -> None:
+def test_spawn_on_an_issue_the_tracker_does_not_know_is_refused(migrated_home: Path, tmp_path: Path) -> None:
     (tmp_path / "app").mkdir()
     repo = git_repo(tmp_path / "app")
-    env = _local_project(home, repo)
+    env = _local_project(migrated_home, repo)
 
     result = run_ao(["spawn", "99999"], env, cwd=repo)
 
@@ -260,10 +279,10 @@ def test_spawn_on_an_issue_the_tracker_does_not_know_is_refused(home: Path, tmp_
 
 
 @pytest.mark.slow
-def test_a_broken_config_is_reported_once_per_command(home: Path, tmp_path: Path) -> None:
+def test_a_broken_config_is_reported_once_per_command(migrated_home: Path, tmp_path: Path) -> None:
     (tmp_path / "app").mkdir()
     repo = git_repo(tmp_path / "app")
-    env = _local_project(home, repo)
+    env = _local_project(migrated_home, repo)
     assert run_ao(["issue", "add", "Do it"], env, cwd=repo).returncode == 0
     config = repo / "ao.config.yaml"
     config.write_text(config.read_text() + "    maxSessions: '3'\n")
