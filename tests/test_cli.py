@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import platform
-import shutil
 import socket
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +14,7 @@ import django
 import pytest
 
 import ao_site
+from tests.helpers.procs import MigratedDatabases
 from tests.test_embedded import (
     REPO_ROOT,
     SEED_SESSION,
@@ -50,21 +50,11 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     subprocess.run(["tmux", "kill-server"], capture_output=True, timeout=10, check=False)
 
 
-@pytest.fixture(scope="module")
-def migrated_database(tmp_path_factory) -> Path:
-    """An AO_HOME database migrated once for this module's tests that need one: `ao migrate` from
-    nothing takes 3 s of CPU (15 s on a loaded machine); the tests still run their own
-    `migrate`, which then finds nothing to do."""
-    template = tmp_path_factory.mktemp("migrated-home")
-    result = run_ao(["migrate", "-v", "0"], ao_env(template))
-    assert result.returncode == 0, result.stderr
-    return template / "ao.sqlite3"
-
-
 @pytest.fixture
-def migrated_home(home: Path, migrated_database: Path) -> Path:
-    """``home`` with a migrated database in it (a copy of ``migrated_database``)."""
-    shutil.copy2(migrated_database, home / migrated_database.name)
+def migrated_home(home: Path, migrated_databases: MigratedDatabases) -> Path:
+    """``home`` with a migrated database in it (a copy: tests/helpers/procs.py, MigratedDatabases);
+    the tests still run their own `migrate`, which finds nothing to do."""
+    migrated_databases.sqlite_into(home)
     return home
 
 
