@@ -44,6 +44,18 @@ AO_MAX_SESSIONS_PER_HOST = env.int("AO_MAX_SESSIONS_PER_HOST", default=10)
 # AO_HOST_GONE_AFTER seconds is gone: its running sessions are marked and their owners told.
 AO_HOST_HEARTBEAT = env.float("AO_HOST_HEARTBEAT", default=10.0)
 AO_HOST_GONE_AFTER = env.float("AO_HOST_GONE_AFTER", default=60.0)
+# How long work a process died holding waits before another takes it (seconds; docs/OPERATIONS.md,
+# "Bounds on work a dead process held"). Shorter redoes it sooner, but a live holder slower than
+# its lease (a badly overloaded machine) loses it: a message claimed and not typed within
+# AO_MESSAGE_CLAIM_LEASE is queued again; a sweep's lease (renewed every third of
+# AO_SWEEP_LEASE while it runs) lapses that long after its process died; a spawn whose start no
+# worker began within AO_START_RETRY_AFTER (broker down, or restarted empty) is enqueued again.
+AO_MESSAGE_CLAIM_LEASE = env.float("AO_MESSAGE_CLAIM_LEASE", default=30.0)
+AO_SWEEP_LEASE = env.float("AO_SWEEP_LEASE", default=45.0)
+AO_START_RETRY_AFTER = env.float("AO_START_RETRY_AFTER", default=60.0)
+for _name in ("AO_MESSAGE_CLAIM_LEASE", "AO_SWEEP_LEASE", "AO_START_RETRY_AFTER"):
+    if globals()[_name] <= 0:
+        raise environ.ImproperlyConfigured(f"{_name} must be more than 0")
 # Largest prompt or message ao accepts, in characters.
 AO_MAX_PROMPT_CHARS = env.int("AO_MAX_PROMPT_CHARS", default=100_000)
 # Shared secret of the GitHub webhook (Settings → Webhooks); unsigned deliveries are refused.

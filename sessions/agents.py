@@ -276,8 +276,9 @@ def _enqueue_start(session: Session) -> None:
 
 
 # A start that no worker has begun this long after the spawn was never enqueued (the broker was
-# unreachable) or its task was lost with a broker that restarted empty: the sweep enqueues it again.
-START_RETRY_AFTER = timedelta(minutes=1)
+# unreachable) or its task was lost with a broker that restarted empty: the sweep enqueues it again
+# (a minute unless AO_START_RETRY_AFTER says otherwise).
+START_RETRY_AFTER = timedelta(seconds=settings.AO_START_RETRY_AFTER)
 # A start begun longer ago than this (the workspace's set-up steps time out after 10 minutes) whose
 # session is still spawning died with its worker: the session fails with that reason.
 START_LEASE = timedelta(minutes=15)

@@ -42,8 +42,9 @@ MAX_ATTEMPTS = 5
 CONFIRM_WAIT = 3.0  # seconds to watch the pane right after sending
 CONFIRM_WINDOW = timedelta(seconds=60)  # after this, an unconfirmed delivery is retried
 # A claimed message whose keys were not sent within this was claimed by a deliverer that died (or
-# hung) before typing it: it is queued again. Typing takes well under a second.
-CLAIM_LEASE = timedelta(seconds=30)
+# hung) before typing it: it is queued again. Typing takes well under a second. 30 s unless
+# AO_MESSAGE_CLAIM_LEASE says otherwise.
+CLAIM_LEASE = timedelta(seconds=settings.AO_MESSAGE_CLAIM_LEASE)
 # An agent whose readiness ao cannot read (a custom command without ready_pattern) is assumed ready
 # this long after its start; one whose screen ao can read is never typed into while "unknown".
 STARTUP_GRACE = timedelta(seconds=5)

@@ -37,9 +37,10 @@ from sessions.models import (
 from sessions.text import clean_text
 
 # A running sweep renews its lease every SWEEP_LEASE_RENEW_AFTER from a heartbeat thread (and at its
-# steps), so the lease can be short: a sweep whose process died holds the project at most this long.
-SWEEP_LEASE = timedelta(seconds=45)
-SWEEP_LEASE_RENEW_AFTER = timedelta(seconds=15)  # a running sweep extends its lease at most this often
+# steps), so the lease can be short: a sweep whose process died holds the project at most this long
+# (45 s unless AO_SWEEP_LEASE says otherwise).
+SWEEP_LEASE = timedelta(seconds=settings.AO_SWEEP_LEASE)
+SWEEP_LEASE_RENEW_AFTER = SWEEP_LEASE / 3  # a running sweep extends its lease at most this often
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ import django
 import pytest
 
 import ao_site
+from tests.helpers.procs import MigratedDatabases
 from tests.test_embedded import (
     REPO_ROOT,
     SEED_SESSION,
@@ -49,6 +50,14 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     subprocess.run(["tmux", "kill-server"], capture_output=True, timeout=10, check=False)
 
 
+@pytest.fixture
+def migrated_home(home: Path, migrated_databases: MigratedDatabases) -> Path:
+    """``home`` with a migrated database in it (a copy: tests/helpers/procs.py, MigratedDatabases);
+    the tests still run their own `migrate`, which finds nothing to do."""
+    migrated_databases.sqlite_into(home)
+    return home
+
+
 @pytest.mark.slow
 def test_help_lists_aos_commands_with_one_line_each(home: Path) -> None:
     for result in run_many(([], ao_env(home)), (["--help"], ao_env(home))):
@@ -78,8 +87,8 @@ def test_version_prints_ao_python_and_django(home: Path) -> None:
 
 
 @pytest.mark.slow
-def test_status_json_lists_seeded_projects_and_sessions(home: Path, tmp_path: Path) -> None:
-    env = ao_env(home)
+def test_status_json_lists_seeded_projects_and_sessions(migrated_home: Path, tmp_path: Path) -> None:
+    env = ao_env(migrated_home)
     seed = SEED_SESSION.format(key="web", path=str(tmp_path), prefix="web", session_id="web-1")
     django_shell(
         env, "from django.core.management import call_command\ncall_command('migrate', verbosity=0)" + seed
@@ -243,10 +252,10 @@ def _local_project(home: Path, repo: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_spawn_on_an_issue_the_tracker_does_not_know_is_refused(home: Path, tmp_path: Path) -> None:
+def test_spawn_on_an_issue_the_tracker_does_not_know_is_refused(migrated_home: Path, tmp_path: Path) -> None:
     (tmp_path / "app").mkdir()
     repo = git_repo(tmp_path / "app")
-    env = _local_project(home, repo)
+    env = _local_project(migrated_home, repo)
 
     result = run_ao(["spawn", "99999"], env, cwd=repo)
 
@@ -260,10 +269,10 @@ def test_spawn_on_an_issue_the_tracker_does_not_know_is_refused(home: Path, tmp_
 
 
 @pytest.mark.slow
-def test_a_broken_config_is_reported_once_per_command(home: Path, tmp_path: Path) -> None:
+def test_a_broken_config_is_reported_once_per_command(migrated_home: Path, tmp_path: Path) -> None:
     (tmp_path / "app").mkdir()
     repo = git_repo(tmp_path / "app")
-    env = _local_project(home, repo)
+    env = _local_project(migrated_home, repo)
     assert run_ao(["issue", "add", "Do it"], env, cwd=repo).returncode == 0
     config = repo / "ao.config.yaml"
     config.write_text(config.read_text() + "    maxSessions: '3'\n")

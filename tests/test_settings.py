@@ -154,3 +154,23 @@ def test_sessions_and_workers_name_this_host_the_same_way(monkeypatch, machine, 
     assert hosts.machine_host_name() == host
     monkeypatch.setattr(runner.settings, "AO_HOST_NAME", hosts.machine_host_name())
     assert runner.default_host_name() == host
+
+
+LEASES = (
+    "import json; from sessions import agents, messaging, services; print(json.dumps(["
+    "messaging.CLAIM_LEASE.total_seconds(), services.SWEEP_LEASE.total_seconds(),"
+    "services.SWEEP_LEASE_RENEW_AFTER.total_seconds(), agents.START_RETRY_AFTER.total_seconds()]))"
+)
+
+
+def test_the_leases_on_work_a_dead_process_held_default_to_30_45_60_s_and_come_from_the_environment(tmp_path):
+    base = {"AO_HOME": str(tmp_path / "home"), "DATABASE_URL": "", "REDIS_URL": ""}
+    found = json.loads(manage("shell", "-c", LEASES, env=base).stdout.strip().splitlines()[-1])
+    assert found == [30.0, 45.0, 15.0, 60.0]  # claim, sweep (renewed every 15 s), start retry
+
+    short = {"AO_MESSAGE_CLAIM_LEASE": "4", "AO_SWEEP_LEASE": "6", "AO_START_RETRY_AFTER": "5"}
+    found = json.loads(manage("shell", "-c", LEASES, env={**base, **short}).stdout.strip().splitlines()[-1])
+    assert found == [4.0, 6.0, 2.0, 5.0]
+
+    refused = manage("check", env={**base, "AO_SWEEP_LEASE": "0"}, check=False)
+    assert refused.returncode != 0 and "AO_SWEEP_LEASE must be more than 0" in refused.stderr

@@ -1,5 +1,5 @@
 """Fault fixtures: a private Redis the test starts, kills and restarts empty, and a fresh
-PostgreSQL database (tests/test_scaleout.py)."""
+PostgreSQL database with ao's schema."""
 
 from __future__ import annotations
 
@@ -11,8 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.procs import MigratedDatabases
 from tests.test_embedded import free_port
-from tests.test_scaleout import fresh_postgres  # noqa: F401 - a fixture, used by the fault tests
+
+
+@pytest.fixture
+def fresh_postgres(postgres_url: str, migrated_databases: MigratedDatabases) -> Iterator[str]:
+    """A database of this test alone, with ao's migrations applied (a copy: tests/helpers/procs.py,
+    MigratedDatabases); the tests still run `ao migrate`, which finds nothing to do."""
+    with migrated_databases.postgres(postgres_url) as url:
+        yield url
 
 
 class PrivateRedis:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.test_db_terminated import LOGGING_AGENT, eventually
+from tests.faults.test_db_terminated import LOGGING_AGENT, db_value, eventually
 from tests.test_embedded import AoProcess, ao_env, django_shell, git_repo, run_ao
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(420)]
@@ -150,8 +150,13 @@ def test_personal_and_shared_hosts(tmp_path: Path, fresh_postgres, private_redis
         return json.loads(django_shell(env, STATE.format()))
 
     def all_running() -> bool:
-        sessions = state()["sessions"]
-        return all(sessions[pk][1:3] == ["running", "alive"] for pk in (alice_1, alice_2, bob_1))
+        running = db_value(
+            fresh_postgres,
+            "SELECT count(*) FROM agent_sessions_session"
+            " WHERE phase = 'running' AND runtime_state = 'alive' AND id = ANY(%s)",
+            [[alice_1, alice_2, bob_1]],
+        )
+        return running == 3
 
     assert eventually(all_running, 90), (
         state(),
@@ -170,12 +175,13 @@ def test_personal_and_shared_hosts(tmp_path: Path, fresh_postgres, private_redis
     # alice's host goes away: her session there is marked, she is told; the shared host's go on
     processes["alice-box"].kill()
 
-    def marked() -> dict | None:
-        now = state()
-        return now if now["sessions"][alice_1][2] == "lost" and now["notified"] else None
+    def marked() -> bool:
+        lost = "SELECT runtime_state = 'lost' FROM agent_sessions_session WHERE id = %s"
+        told = "SELECT count(*) FROM reactions_notification WHERE rule = 'host.gone'"
+        return db_value(fresh_postgres, lost, [alice_1]) and db_value(fresh_postgres, told) > 0
 
-    final = eventually(marked, 90)
-    assert final, state()
+    assert eventually(marked, 90), state()
+    final = state()
     assert final["sessions"][alice_1][3] == "runtime_lost"  # not "working"
     assert final["notified"] == [[alice_1, f"alice: session {alice_1} lost its host alice-box"]]
     for pk in (alice_2, bob_1):

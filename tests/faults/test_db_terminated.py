@@ -13,6 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from tests.helpers.procs import SHORT_LEASES
 from tests.test_embedded import ao_env, ao_process, django_shell, free_port, git_repo, run_ao, wait_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(400)]
@@ -109,6 +110,25 @@ def backends(database_url: str) -> int:
     return row[0]
 
 
+def db_value(database_url: str, query: str, params: list | None = None):
+    """One value from a plain query on ao's database. The polls use this, not a `django_shell`
+    (a Django start-up each, about a second of CPU: polled every half second they slowed the
+    very processes the test waits for); what they wait for is the same stored fact."""
+    import psycopg
+
+    url = urlunsplit(("postgresql", *urlsplit(database_url)[1:]))
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        return conn.execute(query, params).fetchone()[0]
+
+
+RUNNING_COUNT = (
+    "SELECT count(*) FROM agent_sessions_session WHERE phase = 'running' AND runtime_state = 'alive'"
+)
+MESSAGE_STATES = (
+    "SELECT array_agg(DISTINCT state ORDER BY state) FROM agent_sessions_message WHERE text LIKE 'fault-msg%'"
+)
+
+
 def terminate_backends(database_url: str) -> int:
     """Terminate every connection to the database but this one; how many were."""
     import psycopg
@@ -137,6 +157,7 @@ def test_processes_ride_out_terminated_database_connections(
         REDIS_URL=private_redis.url,
         AO_CHANNEL_PREFIX=f"ao-fault-{secrets.token_hex(4)}",
         AO_SWEEP_INTERVAL="1",
+        **SHORT_LEASES,
         AO_HOST_NAME="fault-db",
         AO_WORKSPACES_ROOT=str(tmp_path / "workspaces"),
     )
@@ -161,7 +182,7 @@ def test_processes_ride_out_terminated_database_connections(
         for count in range(1, SESSIONS + 1):  # one at a time: concurrent `git worktree add`s race
             spawn = SPAWN.format(repo=str(repo), script=str(script), log=str(agent_log), socket=tmux_server)
             spawned.append(django_shell(env, spawn).strip())
-            assert eventually(lambda n=count: django_shell(env, RUNNING).split()[0] == str(n), 60), (
+            assert eventually(lambda n=count: db_value(fresh_postgres, RUNNING_COUNT) == n, 60), (
                 django_shell(env, RUNNING),
                 worker.output,
             )
@@ -185,7 +206,11 @@ def test_processes_ride_out_terminated_database_connections(
             out = django_shell(env, SETTLED)
             return out if out.strip() == "['confirmed']" else ""
 
-        assert eventually(settled, 180), (django_shell(env, SETTLED), worker.output)
+        assert eventually(lambda: db_value(fresh_postgres, MESSAGE_STATES) == ["confirmed"], 180), (
+            django_shell(env, SETTLED),
+            worker.output,
+        )
+        assert eventually(settled, 60), (django_shell(env, SETTLED), worker.output)
         # a sweep after the recovery has passed over every session
         assert eventually(
             lambda: django_shell(env, SWEPT_SINCE.format(since=recovered.strip())).strip() == "1", 60

@@ -16,6 +16,7 @@ import pytest
 
 from tests.faults.test_api_without_redis import TOKEN
 from tests.faults.test_db_terminated import LOGGING_AGENT
+from tests.helpers.procs import SHORT_LEASES
 from tests.test_embedded import ao_env, ao_process, django_shell, free_port, git_repo, run_ao, wait_http
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(400)]
@@ -57,6 +58,7 @@ def test_a_spawn_and_a_message_sent_while_the_broker_is_down_are_done_when_it_is
         REDIS_URL=private_redis.url,
         AO_CHANNEL_PREFIX=f"ao-fault-{secrets.token_hex(4)}",
         AO_SWEEP_INTERVAL="1",
+        **SHORT_LEASES,
         AO_HOST_NAME="fault-b",
         AO_WORKSPACES_ROOT=str(tmp_path / "workspaces"),
     )

@@ -15,15 +15,28 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.test_db_terminated import LOGGING_AGENT, RUNNING, SEND, SETTLED, SPAWN, eventually
+from tests.faults.test_db_terminated import (
+    LOGGING_AGENT,
+    MESSAGE_STATES,
+    RUNNING,
+    RUNNING_COUNT,
+    SEND,
+    SETTLED,
+    SPAWN,
+    db_value,
+    eventually,
+)
+from tests.helpers.procs import SHORT_LEASES
 from tests.test_embedded import AoProcess, ao_env, django_shell, git_repo, run_ao
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(480)]
 
 SESSIONS = 3
 MESSAGES = 3  # per session
-CLAIM_BOUND = 120  # s: the claim lease (30 s) and the sweeps that follow it, with room for a busy machine
-SWEEP_BOUND = 90  # s: a dead sweeper holds its project no longer than this (lease 45 s, and slack)
+# The processes run with SHORT_LEASES (claim 10 s, sweep 15 s): the same recovery as with the
+# production leases (30 s, 45 s), sooner. The bounds are timeouts, with room for a busy machine.
+CLAIM_BOUND = 120  # s: the claim lease and the sweeps that follow it
+SWEEP_BOUND = 90  # s: a dead sweeper holds its project no longer than its lease
 
 TIMELINE = """
 from sessions.models import Event, Message
@@ -33,11 +46,7 @@ for e in Event.objects.filter(kind__startswith="message").order_by("pk"):
     print(e.created_at.time(), e.session_id, e.kind, e.summary[:140])
 """
 
-LAST_SWEPT = """
-from sessions.models import Project
-value = Project.objects.values_list("last_swept_at", flat=True).first()
-print(value.timestamp() if value else 0)
-"""
+LAST_SWEPT = "SELECT coalesce(max(extract(epoch FROM last_swept_at)), 0) FROM agent_sessions_project"
 
 
 def test_workers_killed_after_a_claim_and_mid_sweep_lose_nothing(
@@ -54,6 +63,7 @@ def test_workers_killed_after_a_claim_and_mid_sweep_lose_nothing(
         REDIS_URL=private_redis.url,
         AO_CHANNEL_PREFIX=f"ao-fault-{secrets.token_hex(4)}",
         AO_SWEEP_INTERVAL="1",
+        **SHORT_LEASES,
         AO_HOST_NAME="fault-w",
         AO_WORKSPACES_ROOT=str(tmp_path / "workspaces"),
     )
@@ -87,7 +97,7 @@ def test_workers_killed_after_a_claim_and_mid_sweep_lose_nothing(
     for count in range(1, SESSIONS + 1):
         spawn = SPAWN.format(repo=str(repo), script=str(script), log=str(agent_log), socket=tmux_server)
         spawned.append(django_shell(env, spawn).strip())
-        assert eventually(lambda n=count: django_shell(env, RUNNING).split()[0] == str(n), 60), (
+        assert eventually(lambda n=count: db_value(fresh_postgres, RUNNING_COUNT) == n, 60), (
             django_shell(env, RUNNING),
             first.output,
         )
@@ -107,7 +117,10 @@ def test_workers_killed_after_a_claim_and_mid_sweep_lose_nothing(
         out = django_shell(env, SETTLED)
         return out if out.strip() == "['confirmed']" else ""
 
-    assert eventually(settled, CLAIM_BOUND * 2), django_shell(env, SETTLED)
+    assert eventually(lambda: db_value(fresh_postgres, MESSAGE_STATES) == ["confirmed"], CLAIM_BOUND * 2), (
+        django_shell(env, SETTLED)
+    )
+    assert eventually(settled, 60), django_shell(env, SETTLED)
 
     def received() -> list[str]:
         return sorted(line for line in agent_log.read_text().splitlines() if line.startswith("fault-msg"))
@@ -123,7 +136,7 @@ def test_workers_killed_after_a_claim_and_mid_sweep_lose_nothing(
     died(sweeper, "sweep.claimed")
     killed_at = time.time()
     worker("worker-6")
-    assert eventually(lambda: float(django_shell(env, LAST_SWEPT).strip()) > killed_at, SWEEP_BOUND), (
+    assert eventually(lambda: float(db_value(fresh_postgres, LAST_SWEPT)) > killed_at, SWEEP_BOUND), (
         processes["worker-6"].output
     )
     assert "WRONG" not in django_shell(env, SETTLED)

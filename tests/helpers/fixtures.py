@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.procs import MigratedDatabases
+
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "ao test",
     "GIT_AUTHOR_EMAIL": "ao@example.invalid",
@@ -173,3 +175,14 @@ def builtin_plugins_only() -> Iterator[None]:
     finally:
         for slot, plugins in saved.items():
             REGISTRIES[slot]._plugins = plugins
+
+
+@pytest.fixture(scope="session")
+def migrated_databases(tmp_path_factory) -> Iterator[MigratedDatabases]:
+    """Migrated databases to copy (tests/helpers/procs.py, MigratedDatabases), made once per test
+    process."""
+    databases = MigratedDatabases(tmp_path_factory.mktemp("migrated"))
+    try:
+        yield databases
+    finally:
+        databases.drop()

@@ -19,7 +19,7 @@ from integrations.registry import plugin_for
 from sessions import agents, intake, services
 from sessions.models import Event, IntakeClaim, Session
 from tests.factories import ProjectFactory, PullRequestFactory
-from tests.helpers.procs import REPO, fresh_postgres_database, manage
+from tests.helpers.procs import REPO, MigratedDatabases, manage
 
 pytestmark = pytest.mark.django_db
 
@@ -303,7 +303,11 @@ def _race(env: dict[str, str], query) -> None:
 
 
 @pytest.mark.slow
-def test_two_racing_sweeps_spawn_once_per_issue_on_sqlite(tmp_path) -> None:
+def test_two_racing_sweeps_spawn_once_per_issue_on_sqlite(
+    tmp_path, migrated_databases: MigratedDatabases
+) -> None:
+    migrated_databases.sqlite_into(tmp_path)
+
     def query(sql):
         with sqlite3.connect(tmp_path / "ao.sqlite3") as conn:
             return [tuple(row) for row in conn.execute(sql)]
@@ -313,10 +317,12 @@ def test_two_racing_sweeps_spawn_once_per_issue_on_sqlite(tmp_path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_two_racing_sweeps_spawn_once_per_issue_on_postgres(tmp_path, postgres_url) -> None:
+def test_two_racing_sweeps_spawn_once_per_issue_on_postgres(
+    tmp_path, postgres_url, migrated_databases: MigratedDatabases
+) -> None:
     import psycopg
 
-    with fresh_postgres_database(postgres_url) as url:
+    with migrated_databases.postgres(postgres_url) as url:
 
         def query(sql):
             with psycopg.connect(url.replace("postgres://", "postgresql://")) as conn:

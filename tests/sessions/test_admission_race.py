@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.procs import REPO, fresh_postgres_database, manage
+from tests.helpers.procs import REPO, MigratedDatabases, manage
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
@@ -105,14 +105,18 @@ def _expect_cap_held(result: tuple[int, int, int]) -> None:
     assert refused == PROCESSES * SPAWNS_EACH - CAP
 
 
-def test_project_cap_holds_under_concurrent_spawns_on_postgres(tmp_path, postgres_url) -> None:
-    with fresh_postgres_database(postgres_url) as url:
+def test_project_cap_holds_under_concurrent_spawns_on_postgres(
+    tmp_path, postgres_url, migrated_databases: MigratedDatabases
+) -> None:
+    with migrated_databases.postgres(postgres_url) as url:
         env = {"AO_HOME": str(tmp_path), "DATABASE_URL": url, "REDIS_URL": ""}
         _expect_cap_held(_race(env, tmp_path, "capped"))
 
 
-def test_host_cap_holds_across_projects_under_concurrent_spawns_on_postgres(tmp_path, postgres_url) -> None:
-    with fresh_postgres_database(postgres_url) as url:
+def test_host_cap_holds_across_projects_under_concurrent_spawns_on_postgres(
+    tmp_path, postgres_url, migrated_databases: MigratedDatabases
+) -> None:
+    with migrated_databases.postgres(postgres_url) as url:
         env = {
             "AO_HOME": str(tmp_path),
             "DATABASE_URL": url,

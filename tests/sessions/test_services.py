@@ -14,7 +14,7 @@ from django.utils import timezone
 from sessions import services
 from sessions.models import Event, Project, Session, validate_session_id
 from tests.factories import ProjectFactory, PullRequestFactory, SessionFactory, UserFactory
-from tests.helpers.procs import REPO, fresh_postgres_database, manage
+from tests.helpers.procs import REPO, MigratedDatabases, manage
 
 pytestmark = pytest.mark.django_db
 
@@ -203,14 +203,19 @@ EXPECTED_RACE_IDS = sorted(f"r-{n}" for n in range(1, 21))
 
 
 @pytest.mark.slow
-def test_concurrent_spawns_get_distinct_ids_on_sqlite(tmp_path) -> None:
+def test_concurrent_spawns_get_distinct_ids_on_sqlite(
+    tmp_path, migrated_databases: MigratedDatabases
+) -> None:
+    migrated_databases.sqlite_into(tmp_path)
     env = {"AO_HOME": str(tmp_path), "DATABASE_URL": "", "REDIS_URL": ""}
     assert _race(env) == EXPECTED_RACE_IDS
 
 
 @pytest.mark.slow
-def test_concurrent_spawns_get_distinct_ids_on_postgres(tmp_path, postgres_url) -> None:
-    with fresh_postgres_database(postgres_url) as url:
+def test_concurrent_spawns_get_distinct_ids_on_postgres(
+    tmp_path, postgres_url, migrated_databases: MigratedDatabases
+) -> None:
+    with migrated_databases.postgres(postgres_url) as url:
         env = {"AO_HOME": str(tmp_path), "DATABASE_URL": url, "REDIS_URL": ""}
         assert _race(env) == EXPECTED_RACE_IDS
 
