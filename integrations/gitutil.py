@@ -305,6 +305,56 @@ def status_entries(worktree: Path | str) -> list[tuple[str, str]]:
     return entries
 
 
+def _git_dirs(worktree: Path) -> tuple[Path, Path] | None:
+    """(the worktree's own git directory, the repository's common one), read from ``.git`` (a
+    directory in a clone, a ``gitdir:`` file in a linked worktree) without running git."""
+    dot = worktree / ".git"
+    try:
+        if dot.is_dir():
+            return dot, dot
+        line = dot.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
+    if not line.startswith("gitdir:"):
+        return None
+    gitdir = (worktree / line[len("gitdir:") :].strip()).resolve()
+    try:
+        common = (gitdir / (gitdir / "commondir").read_text(encoding="utf-8").strip()).resolve()
+    except OSError:
+        common = gitdir
+    return gitdir, common
+
+
+def _stat_key(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+def worktree_stamp(worktree: Path | str, refs: Sequence[str] = ()) -> tuple | None:
+    """A cheap stamp of what a commit, a checkout, a ``git add``, a fetch or a ref update in
+    ``worktree`` changes, taken without a git process: the content of ``HEAD`` and the stat of
+    ``HEAD``, the index, ``packed-refs``, the ref ``HEAD`` names and each of ``refs`` (e.g.
+    ``refs/remotes/origin/main``). Equal stamps: none of those moved. None when ``worktree`` is
+    not a git worktree. Edits to files that are not staged do not change it."""
+    dirs = _git_dirs(Path(worktree))
+    if dirs is None:
+        return None
+    gitdir, common = dirs
+    try:
+        head = (gitdir / "HEAD").read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
+    names = list(refs)
+    if head.startswith("ref:"):
+        names.append(head[len("ref:") :].strip())
+    files = [gitdir / "HEAD", gitdir / "index", common / "packed-refs"]
+    files += [common / name for name in names if name.startswith("refs/") and ".." not in name]
+    return (head, *(_stat_key(path) for path in files))
+
+
 def remote_url(repo: Path | str, name: str = "origin") -> str | None:
     proc = run_git(["remote", "get-url", "--", name], cwd=repo, check=False)
     return proc.stdout.strip() or None if proc.returncode == 0 else None

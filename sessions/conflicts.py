@@ -7,6 +7,15 @@ shares files as a ``FileOverlap``. A new set of shared files goes on both sessio
 (``conflict.overlap``), to the orchestrator (a message) and to people (a warning notification),
 once per set. When one of the two merges, the other is told to rebase, once.
 
+What it costs: one ``git for-each-ref`` in the project's repository per sweep; a branch's diff is
+read again only when its commit or the base's moved (cached by the two SHAs). A workspace's own
+git (``git status``, and a clone's refs and diff) runs only when something there may have
+changed: its ``HEAD``, index or refs moved (``gitutil.worktree_stamp``, read without a process),
+the agent's activity reading changed or says it is working, or the last look is older than
+``WORKSPACE_RECHECK_SECONDS``. So a new commit on either side is seen by the next sweep, an
+agent's edits by the sweep after it made them, and an edit made by someone else while the agent
+sits idle within ``WORKSPACE_RECHECK_SECONDS``.
+
 ``overlaps_for(session)`` / ``overlaps_by_session(project)`` are the selectors the board reads.
 """
 
@@ -15,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,7 +38,7 @@ from integrations import gitutil
 from integrations.base import IntegrationError
 from reactions.notify import notify
 from sessions import agents, messaging, realtime, services
-from sessions.lifecycle import Phase, PRState
+from sessions.lifecycle import Activity, Phase, PRState
 from sessions.models import Actor, FileOverlap, Project, Session
 
 log = logging.getLogger(__name__)
@@ -36,6 +46,12 @@ log = logging.getLogger(__name__)
 SHOWN_FILES = 10
 _DIFF_CACHE: dict[tuple[str, str, str], frozenset[str]] = {}
 _DIFF_CACHE_MAX = 512
+# a workspace's git is run again at least this often even when nothing says it changed: edits by
+# someone other than its agent while the agent is idle
+WORKSPACE_RECHECK_SECONDS = 300.0
+# workspace path -> (what it was checked against, when (monotonic), the files it changes)
+_WORKSPACE_CACHE: dict[str, tuple[tuple, float, frozenset[str]]] = {}
+_WORKSPACE_CACHE_MAX = 4096
 
 
 # --- selectors ---------------------------------------------------------------------------------------
@@ -88,16 +104,21 @@ def _base_sha(refs: dict[str, str], base: str) -> str:
 
 
 def _diff_names(cwd: Path, base: str, head: str) -> frozenset[str]:
+    """Files changed between two commits (by SHA: cached, a SHA names one tree for ever)."""
     key = (str(cwd), base, head)
     cached = _DIFF_CACHE.get(key)
     if cached is not None:
         return cached
-    out = gitutil.run_git(["diff", "--name-only", "-z", f"{base}...{head}", "--"], cwd=cwd).stdout
-    names = frozenset(name for name in out.split("\0") if name)
+    names = _diff(cwd, base, head)
     if len(_DIFF_CACHE) >= _DIFF_CACHE_MAX:
         _DIFF_CACHE.clear()
     _DIFF_CACHE[key] = names
     return names
+
+
+def _diff(cwd: Path, base: str, head: str) -> frozenset[str]:
+    out = gitutil.run_git(["diff", "--name-only", "-z", f"{base}...{head}", "--"], cwd=cwd).stdout
+    return frozenset(name for name in out.split("\0") if name)
 
 
 def changed_files(session: Session, *, repo: Path, refs: dict[str, str]) -> set[str]:
@@ -109,16 +130,40 @@ def changed_files(session: Session, *, repo: Path, refs: dict[str, str]) -> set[
     workspace = Path(session.workspace_path) if session.workspace_path else None
     on_this_host = (session.host or settings.AO_HOST_NAME) == settings.AO_HOST_NAME
     local = workspace is not None and on_this_host and workspace.is_dir()
-    if head and base_sha:
+    in_repo = bool(head and base_sha)
+    if in_repo:
         files |= _diff_names(repo, base_sha, head)
-    elif local:  # a clone: its branch lives in the workspace only
-        ws_refs = _refs(workspace)
-        ws_base = _base_sha(ws_refs, base)
-        if ws_base:
-            files |= _diff_names(workspace, ws_base, "HEAD")
     if local:
-        files |= {path for _code, path in gitutil.status_entries(workspace)}
+        files |= _workspace_files(session, workspace, base=base, clone=not in_repo)
     return files
+
+
+def _workspace_files(session: Session, workspace: Path, *, base: str, clone: bool) -> frozenset[str]:
+    """What the workspace's own git says: its uncommitted files and, for a clone (its branch lives
+    in the workspace only), what its HEAD changes against its base. Read again only when something
+    there may have changed (see the module's docstring); else the last answer."""
+    stamp = gitutil.worktree_stamp(workspace, [f"refs/remotes/origin/{base}", f"refs/heads/{base}"])
+    key = (stamp, clone, session.activity, session.activity_at)
+    now = time.monotonic()
+    cached = _WORKSPACE_CACHE.get(str(workspace))
+    if (
+        stamp is not None
+        and cached is not None
+        and cached[0] == key
+        and session.activity != Activity.ACTIVE
+        and now - cached[1] < WORKSPACE_RECHECK_SECONDS
+    ):
+        return cached[2]
+    files: set[str] = set()
+    if clone:
+        ws_base = _base_sha(_refs(workspace), base)
+        if ws_base:
+            files |= _diff(workspace, ws_base, "HEAD")
+    files |= {path for _code, path in gitutil.status_entries(workspace)}
+    if len(_WORKSPACE_CACHE) >= _WORKSPACE_CACHE_MAX:
+        _WORKSPACE_CACHE.clear()
+    _WORKSPACE_CACHE[str(workspace)] = (key, now, frozenset(files))
+    return frozenset(files)
 
 
 # --- the watch (each sweep) --------------------------------------------------------------------------------

@@ -209,3 +209,37 @@ def test_a_branch_name_is_asked_of_git_once(monkeypatch) -> None:
         validate_branch_name(refused)
     with pytest.raises(Exception):  # noqa: B017 - a name not asked yet needs git, which is not there
         validate_branch_name(f"feat/new-{os.getpid()}")
+
+
+def test_worktree_stamp_moves_with_commits_checkouts_staging_and_fetches(repo, tmp_path: Path) -> None:
+    from tests.helpers.fixtures import git
+
+    worktree = repo.root / "wt"
+    git("worktree", "add", "-q", "-b", "feat/s", str(worktree), "main", cwd=repo.path)
+    refs = ["refs/remotes/origin/main"]
+    first = gitutil.worktree_stamp(worktree, refs)
+    assert first is not None and gitutil.worktree_stamp(worktree, refs) == first  # nothing moved
+    (worktree / "README.md").write_text("edited, not staged\n")
+    assert gitutil.worktree_stamp(worktree, refs) == first  # unstaged edits are not in it
+
+    git("add", "README.md", cwd=worktree)
+    staged = gitutil.worktree_stamp(worktree, refs)
+    assert staged != first
+    git("commit", "-q", "-m", "edit", cwd=worktree)
+    committed = gitutil.worktree_stamp(worktree, refs)
+    assert committed != staged
+    git("checkout", "-q", "-b", "feat/t", cwd=worktree)
+    assert gitutil.worktree_stamp(worktree, refs) != committed
+    checked_out = gitutil.worktree_stamp(worktree, refs)
+    repo.commit_file(repo.path, "base.py")  # the base moves on the remote
+    git("push", "-q", "origin", "main", cwd=repo.path)
+    git("fetch", "-q", "origin", cwd=worktree)
+    assert gitutil.worktree_stamp(worktree, refs) != checked_out
+
+    clone = tmp_path / "clone"
+    git("clone", "-q", str(repo.origin), str(clone), cwd=tmp_path)
+    before = gitutil.worktree_stamp(clone, refs)
+    assert before is not None
+    repo.commit_file(clone, "c.py")
+    assert gitutil.worktree_stamp(clone, refs) != before
+    assert gitutil.worktree_stamp(tmp_path, refs) is None  # not a git worktree
