@@ -11,7 +11,8 @@ What it costs: one ``git for-each-ref`` in the project's repository per sweep; a
 read again only when its commit or the base's moved (cached by the two SHAs). A workspace's own
 git (``git status``, and a clone's refs and diff) runs only when something there may have
 changed: its ``HEAD``, index or refs moved (``gitutil.worktree_stamp``, read without a process),
-the agent's activity reading changed or says it is working, or the last look is older than
+the agent's activity reading changed (its state, or the time of its last transcript entry) or
+says it is working, or the last look is older than
 ``WORKSPACE_RECHECK_SECONDS``. So a new commit on either side is seen by the next sweep, an
 agent's edits by the sweep after it made them, and an edit made by someone else while the agent
 sits idle within ``WORKSPACE_RECHECK_SECONDS``.
@@ -143,7 +144,10 @@ def _workspace_files(session: Session, workspace: Path, *, base: str, clone: boo
     in the workspace only), what its HEAD changes against its base. Read again only when something
     there may have changed (see the module's docstring); else the last answer."""
     stamp = gitutil.worktree_stamp(workspace, [f"refs/remotes/origin/{base}", f"refs/heads/{base}"])
-    key = (stamp, clone, session.activity, session.activity_at)
+    # the agent's activity reading: its state, since when, and when it last did something (a
+    # reading from the screen alone has no time of its own: its activity_at is the observation's)
+    did_at = session.activity_at if session.activity_at != session.runtime_checked_at else None
+    key = (stamp, clone, session.activity, session.activity_since, did_at)
     now = time.monotonic()
     cached = _WORKSPACE_CACHE.get(str(workspace))
     if (

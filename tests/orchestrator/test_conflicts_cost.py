@@ -3,6 +3,7 @@ have changed, and every commit (the worker's or the base's) is still seen by the
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -57,17 +58,25 @@ def in_workspaces(calls, repo) -> list[tuple[str, str]]:
     return [call for call in calls if call[0].startswith(root)]
 
 
-def settle(project) -> None:
-    """Watch until a watch runs no git in the workspaces (git status may refresh the index once)."""
-    for _ in range(3):
+def settle(project, repo, git_calls, timeout: float = 30.0) -> None:
+    """Watch until a watch runs no git in the workspaces: ``git status`` rewrites the index while
+    it holds entries as new as itself (git's "racily clean" entries), and a moved index is looked
+    at again."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        git_calls.clear()
         conflicts.conflicts_watch(project=project)
+        if not in_workspaces(git_calls, repo):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"git still runs in the workspaces after {timeout:g} s: {git_calls}")
 
 
 def test_a_watch_over_unchanged_workspaces_runs_no_git_in_them(repo, fleet, git_calls) -> None:
     project, _s = fleet
     repo.commit_file(repo.root / "web-1", "shared.py", "a\n")
     (repo.root / "web-2" / "shared.py").write_text("b, not committed\n")
-    settle(project)
+    settle(project, repo, git_calls)
     assert FileOverlap.objects.filter(resolved_at__isnull=True).count() == 1
     git_calls.clear()
 
@@ -81,7 +90,7 @@ def test_a_new_commit_on_either_side_is_seen_by_the_next_watch(repo, fleet, git_
     project, _s = fleet
     repo.commit_file(repo.root / "web-1", "a.py")
     repo.commit_file(repo.root / "web-2", "b.py")
-    settle(project)
+    settle(project, repo, git_calls)
     assert not FileOverlap.objects.exists()
 
     # the worker's side: a commit, with no sign of the agent doing anything
@@ -95,16 +104,16 @@ def test_a_new_commit_on_either_side_is_seen_by_the_next_watch(repo, fleet, git_
 
 
 def test_an_agents_edit_is_seen_by_the_next_watch(repo, fleet, git_calls) -> None:
-    project, s = fleet
+    project, _s = fleet
     repo.commit_file(repo.root / "web-1", "shared.py", "a\n")
     (repo.root / "web-2" / "shared.py").write_text("b\n")
     git("add", "shared.py", cwd=repo.root / "web-2")
     git("commit", "-q", "-m", "b", cwd=repo.root / "web-2")
-    settle(project)
+    settle(project, repo, git_calls)
     (repo.root / "web-1" / "only_a.py").write_text("a\n")
     git("add", "only_a.py", cwd=repo.root / "web-1")
     git("commit", "-q", "-m", "a", cwd=repo.root / "web-1")
-    settle(project)
+    settle(project, repo, git_calls)
 
     # the agent edits a committed file in place: no ref or index moves, its activity reading does
     (repo.root / "web-2" / "only_a.py").write_text("b too\n")
@@ -119,7 +128,7 @@ def test_an_edit_nobody_announced_is_seen_within_the_recheck_interval(
 ) -> None:
     project, _s = fleet
     repo.commit_file(repo.root / "web-1", "shared.py", "a\n")
-    settle(project)
+    settle(project, repo, git_calls)
     (repo.root / "web-2" / "shared.py").write_text("someone else's edit\n")  # the agent is idle
     conflicts.conflicts_watch(project=project)
     assert not FileOverlap.objects.exists()  # not looked at: nothing said the workspace changed
@@ -150,7 +159,7 @@ def test_a_clones_new_commit_is_seen_by_the_next_watch(repo, settings, tmp_path,
         )
     repo.commit_file(clones[1], "shared.py", "a\n")
     repo.commit_file(clones[2], "other.py")
-    settle(project)
+    settle(project, repo, git_calls)
     assert not FileOverlap.objects.exists()
 
     repo.commit_file(clones[2], "shared.py", "b\n")
