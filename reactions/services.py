@@ -73,13 +73,9 @@ class Outcome:
     session_id: str = ""
 
 
-def session_react(
-    *, session: Session, now: datetime | None = None, global_overrides: dict | None = None
-) -> list[Outcome]:
-    """Decide and act on a session's current stored facts. Safe to call any number of times."""
-    now = now or timezone.now()
-    # the PR and the count of messages not yet taken up too: the engine's facts read them (one
-    # query, not one each)
+def _with_facts():
+    """Sessions read with what the engine's facts need: the project, the PR and the count of
+    messages not yet taken up (one query for any number of sessions)."""
     pending = (
         Message.objects.filter(
             session=OuterRef("pk"), state__in=[Message.State.QUEUED, Message.State.DELIVERED]
@@ -88,31 +84,95 @@ def session_react(
         .annotate(n=Count("pk"))
         .values("n")
     )
-    current = (
-        Session.objects.select_related("project", "pull_request")
-        .annotate(pending_messages=Coalesce(Subquery(pending), 0))
-        .filter(pk=session.pk)
-        .first()
+    return Session.objects.select_related("project", "pull_request").annotate(
+        pending_messages=Coalesce(Subquery(pending), 0)
     )
+
+
+def session_react(
+    *, session: Session, now: datetime | None = None, global_overrides: dict | None = None
+) -> list[Outcome]:
+    """Decide and act on a session's current stored facts. Safe to call any number of times."""
+    now = now or timezone.now()
+    current = _with_facts().filter(pk=session.pk).first()
     if current is None:
         return []
-    session = current
-    rules = R.rules_for(session.project, global_overrides=global_overrides)
-    facts = selectors.reaction_facts(session, now=now)
-    outcomes: list[Outcome] = []
-    for decision in engine.decide(facts, rules):
-        try:
-            outcome = _apply(session, decision, rules, now=now)
-        except Exception:  # one rule's failure must not stop the others, nor the observer
-            log.exception("reaction %s on %s failed", decision.rule, session.pk)
-            continue
-        if outcome is not None:
-            outcomes.append(outcome)
+    return _react([current], now=now, global_overrides=global_overrides)[current.pk]
+
+
+def sessions_react(
+    *, session_ids: list[str], now: datetime | None = None, global_overrides: dict | None = None
+) -> dict[str, list[Outcome]]:
+    """``session_react`` for several sessions (a sweep's observed ones), their facts and their
+    reactions' bookkeeping read in a few queries for all of them; a decision that waits (most
+    sweeps repeat one) then costs no query. One session's failure is logged and does not stop
+    the others. Returns the outcomes by session id."""
+    if not session_ids:
+        return {}
+    now = now or timezone.now()
+    order = {pk: i for i, pk in enumerate(session_ids)}
+    sessions = sorted(_with_facts().filter(pk__in=session_ids), key=lambda s: order[s.pk])
+    return _react(sessions, now=now, global_overrides=global_overrides)
+
+
+_UNREAD = object()  # _apply: the decision's bookkeeping row was not read in advance
+
+
+def _react(
+    sessions: list[Session], *, now: datetime, global_overrides: dict | None
+) -> dict[str, list[Outcome]]:
+    if global_overrides is None:
+        global_overrides = R.global_overrides_current()
+    rules_by_project: dict[int, dict[str, R.Rule]] = {}
+    facts = selectors.reaction_facts_many(sessions, now=now)
+    decided: dict[str, tuple[dict[str, R.Rule], list[engine.Decision]]] = {}
+    for session in sessions:
+        rules = rules_by_project.get(session.project_id)
+        if rules is None:
+            rules = rules_by_project[session.project_id] = R.rules_for(
+                session.project, global_overrides=global_overrides
+            )
+        decided[session.pk] = (rules, engine.decide(facts[session.pk], rules))
+    # the bookkeeping rows of every decision, in one query
+    keys = {
+        (d.session_id or pk, engine.UNTRUSTED if d.action == "skip" else d.rule, d.fingerprint)
+        for pk, (_rules, decisions) in decided.items()
+        for d in decisions
+    }
+    known: dict[tuple[str, str, str], ReactionAttempt] = {}
+    if keys:
+        rows = ReactionAttempt.objects.filter(
+            session_id__in={k[0] for k in keys}, fingerprint__in={k[2] for k in keys}
+        )
+        known = {(r.session_id, r.rule, r.fingerprint): r for r in rows}
+    out: dict[str, list[Outcome]] = {}
+    for session in sessions:
+        rules, decisions = decided[session.pk]
+        outcomes: list[Outcome] = []
+        for decision in decisions:
+            key = (
+                decision.session_id or session.pk,
+                engine.UNTRUSTED if decision.action == "skip" else decision.rule,
+                decision.fingerprint,
+            )
+            try:
+                outcome = _apply(session, decision, rules, now=now, known=known.get(key))
+            except Exception:  # one rule's failure must not stop the others, nor the observer
+                log.exception("reaction %s on %s failed", decision.rule, session.pk)
+                continue
+            if outcome is not None:
+                outcomes.append(outcome)
+        out[session.pk] = outcomes
     try:
-        outcomes += _auto_cleanups(session, now=now)
+        cleaned = _auto_cleanups(sessions, now=now)
     except Exception:
-        log.exception("auto-cleanup check for %s failed", session.pk)
-    return outcomes
+        log.exception("auto-cleanup check for %s failed", ", ".join(s.pk for s in sessions))
+        cleaned = []
+    for outcome in cleaned:
+        # one session's call answers for the deferred clean-ups it did too
+        owner = outcome.session_id if outcome.session_id in out and len(sessions) > 1 else sessions[0].pk
+        out[owner].append(outcome)
+    return out
 
 
 def session_react_after_commit(*, session_id: str) -> None:
@@ -168,19 +228,22 @@ def _rearmed(session: Session, row: ReactionAttempt, *, now: datetime) -> bool:
 
 
 # --- acting --------------------------------------------------------------------------------------------
-def _apply(session: Session, decision: engine.Decision, rules: dict, *, now: datetime) -> Outcome | None:
+def _apply(
+    session: Session, decision: engine.Decision, rules: dict, *, now: datetime, known=_UNREAD
+) -> Outcome | None:
+    """Act on one decision. ``known``: its bookkeeping row as read before (None: there was
+    none), or not given (read here)."""
     if decision.action == "skip":
-        return _skip_untrusted(session, decision, now=now)
-    if decision.rule == R.AGENT_IDLE and not _no_pr_confirmed(session, decision, rules, now=now):
+        return _skip_untrusted(session, decision, now=now, known=known)
+    if decision.rule == R.AGENT_IDLE and not _no_pr_confirmed(session, decision, rules, now=now, known=known):
         return None
     rule = rules[decision.rule]
     target = session
     if decision.session_id and decision.session_id != session.pk:
         target = Session.objects.select_related("project").get(pk=decision.session_id)
     merge = False
-    known = ReactionAttempt.objects.filter(
-        session_id=target.pk, rule=decision.rule, fingerprint=decision.fingerprint
-    ).first()
+    if known is _UNREAD:
+        known = _known(target.pk, decision.rule, decision.fingerprint)
     if known is not None and _step(target, decision, rule, known, now=now) == engine.WAIT:
         return None  # most sweeps repeat a decision that waits: no transaction for it (rows only move on)
     with transaction.atomic():
@@ -220,13 +283,17 @@ def _step(
     )
 
 
-def _no_pr_confirmed(session: Session, decision: engine.Decision, rules: dict, *, now: datetime) -> bool:
+def _known(session_id: str, rule: str, fingerprint: str) -> ReactionAttempt | None:
+    return ReactionAttempt.objects.filter(session_id=session_id, rule=rule, fingerprint=fingerprint).first()
+
+
+def _no_pr_confirmed(
+    session: Session, decision: engine.Decision, rules: dict, *, now: datetime, known=_UNREAD
+) -> bool:
     """Before telling an agent (or a person) there is no pull request, when that would go out
     now: ask the SCM for the session's branch first. A PR found is stored (no message); an SCM
     that cannot answer defers the message to a later observation."""
-    row = ReactionAttempt.objects.filter(
-        session_id=session.pk, rule=decision.rule, fingerprint=decision.fingerprint
-    ).first()
+    row = _known(session.pk, decision.rule, decision.fingerprint) if known is _UNREAD else known
     if row is not None and _step(session, decision, rules[decision.rule], row, now=now) == engine.WAIT:
         return True  # nothing goes out: no need to ask
     return prsync.session_pull_request_find(session=session) is False
@@ -412,7 +479,11 @@ def _refresh(session: Session) -> None:
         log.warning("refreshing %s after the merge failed (the next sweep will): %s", session.pk, exc)
 
 
-def _skip_untrusted(session: Session, decision: engine.Decision, *, now: datetime) -> Outcome | None:
+def _skip_untrusted(
+    session: Session, decision: engine.Decision, *, now: datetime, known=_UNREAD
+) -> Outcome | None:
+    if known is not _UNREAD and known is not None and known.attempts:
+        return None  # recorded before: no transaction for it
     with transaction.atomic():
         row = _row(session.pk, engine.UNTRUSTED, decision.fingerprint, now=now, detail=decision.data)
         if row.attempts or not _claim(row, now=now):
@@ -430,16 +501,16 @@ def _skip_untrusted(session: Session, decision: engine.Decision, *, now: datetim
 
 
 # --- auto-cleanup after merge -------------------------------------------------------------------------
-def _auto_cleanups(session: Session, *, now: datetime) -> list[Outcome]:
-    """Clean up this session if its PR merged, and any of the project's sessions whose cleanup
+def _auto_cleanups(sessions: list[Session], *, now: datetime) -> list[Outcome]:
+    """Clean up these sessions whose PR merged, and any of their projects' sessions whose cleanup
     was deferred because their agent was mid-turn (they are no longer observed once done)."""
-    project = session.project
-    if not R.auto_cleanup_on_merge(project):
+    candidates = [s for s in sessions if R.auto_cleanup_on_merge(s.project)]
+    projects = {s.project_id for s in candidates}
+    if not projects:
         return []
-    candidates = [session]
     deferred = (
-        ReactionAttempt.objects.filter(session__project=project, rule=engine.AUTO_CLEANUP, attempts=0)
-        .exclude(session=session)
+        ReactionAttempt.objects.filter(session__project__in=projects, rule=engine.AUTO_CLEANUP, attempts=0)
+        .exclude(session__in=[s.pk for s in sessions])
         .exclude(session__phase=Phase.CLEANED)
         .values_list("session_id", flat=True)
     )

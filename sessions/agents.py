@@ -737,8 +737,11 @@ def _delete_branch_if_fresh(session: Session) -> None:
 
 
 # --- observe (agent host) ---------------------------------------------------------------------
-def session_observe(*, session: Session) -> bool:
-    """Probe the runtime and the agent's activity, store the facts, re-derive. True if status changed."""
+def session_observe(*, session: Session, react: bool = True) -> bool:
+    """Probe the runtime and the agent's activity, store the facts, re-derive. True if status changed.
+
+    Reactions act on the new facts after commit; ``react=False`` leaves that to the caller (a
+    sweep reacts for all its observed sessions at once: ``sessions.sweep``)."""
     if session.phase != Phase.RUNNING:
         return services.session_rederive(session=session)
     handle = _handle(session)
@@ -796,7 +799,8 @@ def session_observe(*, session: Session) -> bool:
             setattr(session, name, value)
         if card_stale:  # the card shows these facts even when the status stays the same
             transaction.on_commit(lambda: realtime.card_changed(session.pk))
-        services.session_react_after_commit(session_id=session.pk)  # reactions act on these facts
+        if react:  # reactions act on these facts after commit
+            services.session_react_after_commit(session_id=session.pk)
         return services.session_rederive(session=session)
 
 

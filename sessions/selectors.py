@@ -29,6 +29,7 @@ from sessions.models import (
     Message,
     Project,
     PullRequest,
+    ReviewThread,
     Session,
 )
 
@@ -200,14 +201,32 @@ def agent_handles(session: Session) -> frozenset[Status]:
         if rules[rule].enabled and rules[rule].effective_action == R.SEND
     }
     if sent and session.pk:
-        escalated = ReactionAttempt.objects.filter(
-            session_id=session.pk, rule__in=[HANDED_BY[s] for s in sent], escalated=True
-        )
-        if session.status_changed_at is not None:
-            escalated = escalated.filter(escalated_at__gte=session.status_changed_at)
-        gone = set(escalated.values_list("rule", flat=True))
+        preloaded = getattr(session, "escalated_handed", None)  # agent_handles_preload
+        if preloaded is None:
+            rows = ReactionAttempt.objects.filter(
+                session_id=session.pk, rule__in=[HANDED_BY[s] for s in sent], escalated=True
+            )
+            preloaded = list(rows.values_list("rule", "escalated_at"))
+        since = session.status_changed_at
+        gone = {rule for rule, at in preloaded if since is None or (at is not None and at >= since)}
         sent = {status for status in sent if HANDED_BY[status] not in gone}
     return frozenset(sent)
+
+
+def agent_handles_preload(sessions: list[Session]) -> None:
+    """Read what ``agent_handles`` needs for all of ``sessions`` in one query (a sweep's observed
+    sessions), kept on each as ``escalated_handed``: the (rule, escalated_at) of its escalated
+    PR-problem reactions."""
+    by_session: dict[str, list] = {s.pk: [] for s in sessions}
+    if not by_session:
+        return
+    rows = ReactionAttempt.objects.filter(
+        session_id__in=list(by_session), rule__in=list(HANDED_BY.values()), escalated=True
+    ).values_list("session_id", "rule", "escalated_at")
+    for session_id, rule, at in rows:
+        by_session[session_id].append((rule, at))
+    for session in sessions:
+        setattr(session, "escalated_handed", by_session[session.pk])  # noqa: B010 (not a field)
 
 
 def merge_blockers(session: Session) -> list[str]:
@@ -323,11 +342,44 @@ def _zone_of(status: str) -> str:
 def reaction_facts(session: Session, *, now: datetime) -> SessionFacts:
     """The stored facts of a session, as the reactions engine sees them (a few queries, no writes).
     ``session`` may carry ``pending_messages`` (annotated by ``reactions.session_react``)."""
+    return reaction_facts_many([session], now=now)[session.pk]
+
+
+def reaction_facts_many(sessions: list[Session], *, now: datetime) -> dict[str, SessionFacts]:
+    """``reaction_facts`` of several sessions by id, their PRs' head checks and unresolved threads
+    read in one query each for all of them (a sweep's reactions: a constant number of queries,
+    not a few per session)."""
+    with_pr = [pr for s in sessions if (pr := getattr(s, "pull_request", None)) is not None]
+    checks: dict[int, list[CheckRun]] = {pr.pk: [] for pr in with_pr}
+    threads: dict[int, list] = {pr.pk: [] for pr in with_pr}
+    if with_pr:
+        heads = {pr.pk: pr.head_sha for pr in with_pr}
+        rows = CheckRun.objects.filter(
+            pull_request_id__in=list(heads), head_sha__in=set(heads.values())
+        ).order_by("name", "pk")
+        for check in rows:
+            if heads[check.pull_request_id] == check.head_sha:
+                checks[check.pull_request_id].append(check)
+        open_threads = ReviewThread.objects.filter(pull_request_id__in=list(heads), resolved=False)
+        for thread in open_threads.order_by("created_at", "pk"):
+            threads[thread.pull_request_id].append(thread)
+    out = {}
+    for s in sessions:
+        pr = getattr(s, "pull_request", None)
+        key = pr.pk if pr is not None else None
+        out[s.pk] = _reaction_facts(
+            s, now=now, head_checks=checks.get(key, []), open_threads=threads.get(key, [])
+        )
+    return out
+
+
+def _reaction_facts(
+    session: Session, *, now: datetime, head_checks: list, open_threads: list
+) -> SessionFacts:
     pr_row = getattr(session, "pull_request", None)
     pr = None
     if pr_row is not None:
         # one read of the head commit's checks: the failing ones and the passed names both come from it
-        head_checks = list(pr_row.checks.filter(head_sha=pr_row.head_sha).order_by("name"))
         failed = [c for c in head_checks if c.failed]
         # flaky = flipped on this very commit; the agent is still told, with that noted
         flaky_here = (
@@ -358,7 +410,7 @@ def reaction_facts(session: Session, *, now: datetime) -> SessionFacts:
                 is_bot=t.is_bot,
                 review_state=t.review_state,
             )
-            for t in pr_row.threads.filter(resolved=False).order_by("created_at", "pk")
+            for t in open_threads
         )
         episode, remote = "", "origin"
         if pr_row.conflicts:

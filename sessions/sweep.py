@@ -10,16 +10,29 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
+from django.db import transaction
 
 from ao_site import failpoints
+from ao_site.celery import database_connection_lost
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError
 from reactions import services as reactions
-from sessions import agents, drift, jobs, orchestrator, outcomes, prsync, services
+from sessions import agents, drift, jobs, orchestrator, outcomes, prsync, selectors, services
 from sessions.lifecycle import Phase, Zone
 from sessions.models import Message, Project, Session
 
 log = logging.getLogger(__name__)
+
+
+def _observed_react(session_ids: list[str]) -> None:
+    """Reactions on a sweep's new observations, for all of them at once (their facts and
+    bookkeeping in a few queries). They never break the sweep."""
+    try:
+        reactions.sessions_react(session_ids=session_ids)
+    except Exception as exc:
+        if database_connection_lost(exc):  # the next sweep reacts again
+            return
+        log.exception("reactions for the sweep's %d sessions failed", len(session_ids))
 
 
 def project_sweep(*, project: Project, keep=None) -> int:
@@ -41,19 +54,26 @@ def project_sweep(*, project: Project, keep=None) -> int:
         prsync.pull_requests_sweep(project=project)  # reads only what changed (or may have)
     except (ConfigurationError, IntegrationError) as exc:
         log.warning("PR sync of %s skipped: %s", project.key, exc)
-    running = agents.observed_sessions(project=project)
+    running = list(agents.observed_sessions(project=project).select_related("project", "pull_request"))
+    # what derivation reads besides the session and its PR, for all of them in one query
+    selectors.agent_handles_preload(running)
     observed = []
-    for session in running.select_related("project", "pull_request"):  # its PR: derivation reads it
+    reacting = []
+    for session in running:  # its PR: derivation reads it
         step()
         if (session.host or settings.AO_HOST_NAME) != settings.AO_HOST_NAME:
             jobs.enqueue(jobs.SESSION_OBSERVE, args=[session.pk], queue=jobs.host_queue(session.host))
             continue
         try:
-            changes += int(agents.session_observe(session=session))
+            changes += int(agents.session_observe(session=session, react=False))
+            reacting.append(session.pk)
         except (IntegrationError, ConfigurationError) as exc:
             log.warning("observing %s failed: %s", session.pk, exc)
         failpoints.reach("sweep.claimed")
         observed.append(session)
+    step()
+    # as each observation's own reactions would (after commit: at once, outside a transaction)
+    transaction.on_commit(lambda: _observed_react(reacting))
     # the observed sessions with messages to deliver (one query; reactions may just have queued some)
     waiting = set(
         Message.objects.filter(session__in=[s.pk for s in observed], state__in=["queued", "delivered"])
