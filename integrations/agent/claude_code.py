@@ -169,15 +169,33 @@ def repository_root(workspace: Path) -> Path | None:
     return common.parent
 
 
+_STATE_CACHE: dict[str, tuple[tuple[int, int, int], dict]] = {}
+
+
+def _state_projects(state_file: Path) -> dict:
+    """``projects`` of ``~/.claude.json`` (often large), parsed again only when the file changed."""
+    try:
+        stat = state_file.stat()
+    except OSError:
+        return {}
+    key = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    cached = _STATE_CACHE.get(str(state_file))
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    projects = (load_json_object(state_file) or {}).get("projects")
+    projects = projects if isinstance(projects, dict) else {}
+    if len(_STATE_CACHE) >= 16:
+        _STATE_CACHE.clear()
+    _STATE_CACHE[str(state_file)] = (key, projects)
+    return projects
+
+
 def last_cost(state_file: Path, keys: list[str], conversation_id: str) -> float | None:
     """``projects[<key>].lastCost`` from ``~/.claude.json`` when it is this conversation's
     (``lastSessionId``): what versions without ``cost-state`` record on exit. ``keys``: the
     working directory's spellings and, for a git worktree, its main checkout's (2.1.100 records
     a worktree's cost there, shared by every worktree of the repository: the newest exit wins)."""
-    state = load_json_object(state_file) or {}
-    projects = state.get("projects")
-    if not isinstance(projects, dict):
-        return None
+    projects = _state_projects(state_file)
     for key in keys:
         project = projects.get(key)
         if not isinstance(project, dict) or project.get("lastSessionId") != conversation_id:

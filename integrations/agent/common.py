@@ -8,6 +8,7 @@ the end, a bounded number of bytes at a time, never whole on every poll.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -189,6 +190,31 @@ def parse_jsonl(lines: Iterable[str]) -> list[dict[str, Any]]:
             continue
         if isinstance(value, dict):
             entries.append(value)
+    return entries
+
+
+_TAIL_CACHE: dict[str, tuple[tuple[int, int, int], list[dict[str, Any]]]] = {}
+_TAIL_CACHE_MAX = 1024
+_tail_lock = threading.Lock()
+
+
+def tail_entries(path: Path) -> list[dict[str, Any]]:
+    """``parse_jsonl(read_tail_lines(path))``, read again only when the file's size, modification
+    time or inode changed (every sweep reads every agent's transcript; most were not written
+    since). The list is shared: callers must not change it."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return []
+    key = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    cached = _TAIL_CACHE.get(str(path))
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    entries = parse_jsonl(read_tail_lines(path))
+    with _tail_lock:
+        if len(_TAIL_CACHE) >= _TAIL_CACHE_MAX:
+            _TAIL_CACHE.clear()
+        _TAIL_CACHE[str(path)] = (key, entries)
     return entries
 
 
@@ -380,6 +406,13 @@ def terminal_reading(
     it (an answered question that scrolled up is not pending). Readings are weak and stamped
     ``now``; None when the pane says nothing recognisable.
     """
+    reading = _screen_reading(pane_text, patterns)  # the same screen reads the same (cached)
+    return replace(reading, at=now) if reading is not None else None
+
+
+@functools.lru_cache(maxsize=512)
+def _screen_reading(pane_text: str, patterns: PanePatterns) -> ActivityReading | None:
+    now = None  # stamped by terminal_reading
     lines = last_lines(pane_text, max(patterns.waiting_lines, patterns.active_lines, patterns.ready_lines))
     if not lines:
         return None
@@ -684,7 +717,7 @@ class CliAgent(Agent):
         """
         if path is None:
             return None, []
-        entries = parse_jsonl(read_tail_lines(path))
+        entries = tail_entries(path)
         file_time = mtime_of(path)
         evidence = [(entry, decided) for entry in entries if (decided := entry_state(entry)) is not None]
         if evidence and parse_timestamp(evidence[-1][0].get("timestamp")) is not None:

@@ -1063,3 +1063,34 @@ def test_claude_prompt_entry_written_after_its_reply_is_not_the_newest(home: Pat
     later = NOW + timedelta(minutes=5)
     reading = claude(home).detect_activity(workspace=workspace, pane_text="", now=later, process_alive=True)
     assert reading.state == "idle"
+
+
+def test_claude_transcript_is_parsed_again_only_when_it_changed(
+    home: Path, workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every sweep reads every agent's transcript; one nothing was written to since is not
+    parsed again, and an appended entry is read by the next reading."""
+    from integrations.agent import common
+
+    path = write_claude(home, workspace, [tool_use(ago=5)])
+    parsed: list[Path] = []
+    real = common.read_tail_lines
+
+    def spy(p: Path, *args, **kwargs):
+        parsed.append(p)
+        return real(p, *args, **kwargs)
+
+    monkeypatch.setattr(common, "read_tail_lines", spy)
+    agent = claude(home)
+    first = agent.detect_activity(workspace=workspace, pane_text="", now=NOW, process_alive=True)
+    later = agent.detect_activity(
+        workspace=workspace, pane_text="", now=NOW + timedelta(seconds=1), process_alive=True
+    )
+    assert first.state == later.state == "active"
+    assert parsed.count(path) == 1
+
+    with path.open("a") as handle:
+        handle.write(json.dumps(text_reply(ago=1)) + "\n")
+    after = agent.detect_activity(workspace=workspace, pane_text="", now=NOW, process_alive=True)
+    assert after.state == "ready" and "end_turn" in after.evidence
+    assert parsed.count(path) == 2
