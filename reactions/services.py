@@ -180,6 +180,23 @@ def session_react_after_commit(*, session_id: str) -> None:
     transaction.on_commit(lambda: _react_safely(session_id))
 
 
+def sessions_react_after_commit(*, session_ids: list[str]) -> None:
+    """Run ``sessions_react`` for all of ``session_ids`` once the caller's transaction has
+    committed (``sessions.services.reactions_batched``: a sweep's PR sync)."""
+    ids = list(session_ids)
+    transaction.on_commit(lambda: sessions_react_safely(session_ids=ids))
+
+
+def sessions_react_safely(*, session_ids: list[str]) -> None:
+    """``sessions_react`` that never breaks its caller (a sweep): failures are logged."""
+    try:
+        sessions_react(session_ids=session_ids)
+    except Exception as exc:
+        if database_connection_lost(exc):  # said once per outage; the next sweep reacts again
+            return
+        log.exception("reactions for %d sessions failed", len(session_ids))
+
+
 def _react_safely(session_id: str) -> None:
     try:
         session_react(session=Session(pk=session_id))  # it reads the session itself (gone: nothing)

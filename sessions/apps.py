@@ -27,7 +27,7 @@ class AgentSessionsConfig(AppConfig):
         usage.use_notifier(notify.notify)
         hosts.use_notifier(notify.notify)
         # Recording a session's facts asks the reactions to look at it; they sit above the core.
-        services.use_reactor(_react_after_commit)
+        services.use_reactor(_react_after_commit, many=_sessions_react_after_commit)
         # The orchestrator's session is run and prompted by the orchestrator, a watcher above the agents.
         agents.use_orchestrator(context=_orchestrator_context, prompt=_orchestrator_prompt)
 
@@ -46,10 +46,18 @@ def _render_unread_push(*args, **kwargs):
     return _views().render_unread_push(*args, **kwargs)
 
 
-def _react_after_commit(*, session_id: str) -> None:
+def _reactions():
     from reactions import services as reactions  # local: the reactions load at the first one, not at start
 
-    reactions.session_react_after_commit(session_id=session_id)
+    return reactions
+
+
+def _react_after_commit(*, session_id: str) -> None:
+    _reactions().session_react_after_commit(session_id=session_id)
+
+
+def _sessions_react_after_commit(*, session_ids: list[str]) -> None:
+    _reactions().sessions_react_after_commit(session_ids=session_ids)
 
 
 def _orchestrator():

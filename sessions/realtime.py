@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -81,7 +83,36 @@ _last_render: dict[str, float] = {}  # session id -> loop time of its last rende
 _render_pool: ThreadPoolExecutor | None = None
 
 
+_folding: ContextVar[set[str] | None] = ContextVar("realtime_cards_folding", default=None)
+
+
+@contextmanager
+def cards_folded() -> Iterator[None]:
+    """Card pushes announced within it are pushed once per session at its end, when this process
+    renders each push at once (no web server loop: a worker, a command). A PR sync that stores a
+    PR's facts, its timeline entries and the new status announces the same card three times; the
+    server's loop folds such bursts itself (``COALESCE_SECONDS``)."""
+    if _server_loop is not None or _folding.get() is not None:
+        yield
+        return
+    pending: set[str] = set()
+    token = _folding.set(pending)
+    try:
+        yield
+    finally:
+        _folding.reset(token)
+        for session_id in sorted(pending):
+            try:
+                card_changed(session_id)
+            except Exception:
+                log.exception("pushing the card of %s failed", session_id)
+
+
 def card_changed(session_id: str) -> None:
+    pending = _folding.get()
+    if pending is not None and _server_loop is None:
+        pending.add(session_id)
+        return
     if _relay(cards=[session_id]):
         return
     _card_changed(session_id)

@@ -13,26 +13,15 @@ from django.conf import settings
 from django.db import transaction
 
 from ao_site import failpoints
-from ao_site.celery import database_connection_lost
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError
 from reactions import services as reactions
-from sessions import agents, drift, jobs, orchestrator, outcomes, prsync, selectors, services
+from reactions.rules import overrides_pinned
+from sessions import agents, drift, jobs, orchestrator, outcomes, prsync, realtime, selectors, services
 from sessions.lifecycle import Phase, Zone
 from sessions.models import Message, Project, Session
 
 log = logging.getLogger(__name__)
-
-
-def _observed_react(session_ids: list[str]) -> None:
-    """Reactions on a sweep's new observations, for all of them at once (their facts and
-    bookkeeping in a few queries). They never break the sweep."""
-    try:
-        reactions.sessions_react(session_ids=session_ids)
-    except Exception as exc:
-        if database_connection_lost(exc):  # the next sweep reacts again
-            return
-        log.exception("reactions for the sweep's %d sessions failed", len(session_ids))
 
 
 def project_sweep(*, project: Project, keep=None) -> int:
@@ -41,6 +30,11 @@ def project_sweep(*, project: Project, keep=None) -> int:
 
     ``keep`` (the sweep lease's ``keep``) is called before each step and each session: it renews
     the lease of a long sweep and raises ``services.SweepLeaseLost`` when it is no longer held."""
+    with overrides_pinned():  # one reading of the config's reactions for the whole sweep
+        return _project_sweep(project=project, keep=keep)
+
+
+def _project_sweep(*, project: Project, keep=None) -> int:
 
     def step() -> None:
         if keep is not None:
@@ -51,7 +45,9 @@ def project_sweep(*, project: Project, keep=None) -> int:
     try:
         for note in prsync.scm_housekeeping(project=project):
             log.info("%s: %s", project.key, note)
-        prsync.pull_requests_sweep(project=project)  # reads only what changed (or may have)
+        # a changed PR's card is pushed once, not per stored fact; their reactions run together
+        with realtime.cards_folded(), services.reactions_batched():
+            prsync.pull_requests_sweep(project=project)  # reads only what changed (or may have)
     except (ConfigurationError, IntegrationError) as exc:
         log.warning("PR sync of %s skipped: %s", project.key, exc)
     running = list(agents.observed_sessions(project=project).select_related("project", "pull_request"))
@@ -72,8 +68,9 @@ def project_sweep(*, project: Project, keep=None) -> int:
         failpoints.reach("sweep.claimed")
         observed.append(session)
     step()
-    # as each observation's own reactions would (after commit: at once, outside a transaction)
-    transaction.on_commit(lambda: _observed_react(reacting))
+    # as each observation's own reactions would (after commit: at once, outside a transaction),
+    # for all of them at once (their facts and bookkeeping in a few queries)
+    transaction.on_commit(lambda: reactions.sessions_react_safely(session_ids=reacting))
     # the observed sessions with messages to deliver (one query; reactions may just have queued some)
     waiting = set(
         Message.objects.filter(session__in=[s.pk for s in observed], state__in=["queued", "delivered"])
@@ -94,12 +91,13 @@ def project_sweep(*, project: Project, keep=None) -> int:
     outcomes.outcomes_record_due(project=project)  # the learning loop: outcomes of newly finished sessions
     # Finished sessions whose runtime is gone are no longer observed: reactions still decide
     # their clean-up after merge and whether the whole project is complete.
-    for session_id in (
+    finished = list(
         Session.objects.filter(project=project, phase=Phase.RUNNING, zone=Zone.DONE)
         .filter(runtime_state__in=agents.RUNTIME_GONE)
         .values_list("pk", flat=True)
-    ):
-        reactions.session_react_after_commit(session_id=session_id)
+    )
+    if finished:
+        transaction.on_commit(lambda: reactions.sessions_react_safely(session_ids=finished))
     step()
     drift.drift_check(project)  # signals that an agent goes the wrong way, to the orchestrator (rate-limited)
     step()

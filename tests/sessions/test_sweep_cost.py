@@ -16,7 +16,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from integrations import gitutil
+from reactions import services as reactions
 from reactions.models import Notification, ReactionAttempt
+from sessions import realtime, services
 from sessions import sweep as sweeps
 from sessions.models import Message, Project, Session
 from tests.factories import CheckRunFactory, ProjectFactory, PullRequestFactory, ReviewThreadFactory
@@ -135,3 +137,40 @@ def test_a_session_whose_facts_change_is_reacted_to_within_one_sweep(fleet, repo
     assert [m.session_id for m in sent] == ["cost-2"]
     sweep(project)
     assert sent.count() == 1  # once
+
+
+def test_a_pr_syncs_card_pushes_and_reactions_are_folded_per_session(monkeypatch) -> None:
+    """Storing a changed PR announces its card several times (the facts, each timeline entry, the
+    new status) and asks for its session's reactions: outside the web server's loop (a worker)
+    the sweep's PR sync pushes each card once and reacts for all its sessions together."""
+    project = ProjectFactory(key="fold", session_prefix="fold")
+    sessions = [Session.objects.create(id=f"fold-{n}", project=project, number=n) for n in (1, 2)]
+    rendered: list[str] = []
+    real = realtime._card_renderer
+
+    def counting(session_id, **kwargs):
+        rendered.append(session_id)
+        return real(session_id, **kwargs) if real is not None else None
+
+    monkeypatch.setattr(realtime, "_card_renderer", counting)
+    monkeypatch.setattr(realtime, "_server_loop", None)
+    asked: list[list[str]] = []
+    real_react = reactions.sessions_react
+
+    def recording(*, session_ids, **kwargs):
+        asked.append(list(session_ids))
+        return real_react(session_ids=session_ids, **kwargs)
+
+    monkeypatch.setattr(reactions, "sessions_react", recording)
+
+    with realtime.cards_folded(), services.reactions_batched():
+        for session in sessions:
+            for _ in range(3):
+                realtime.card_changed(session.pk)
+            services.session_react_after_commit(session_id=session.pk)
+        assert rendered == [] and asked == []  # nothing yet: at the end
+    assert sorted(rendered) == ["fold-1", "fold-2"]
+    assert asked == [["fold-1", "fold-2"]]
+
+    realtime.card_changed("fold-1")  # outside: at once, as before
+    assert rendered.count("fold-1") == 2
