@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
@@ -257,26 +255,9 @@ class _Cache:
 _cache = _Cache()
 
 
-_pinned: ContextVar[dict[str, Any] | None] = ContextVar("reactions_overrides_pinned", default=None)
-
-
-@contextmanager
-def overrides_pinned() -> Iterator[None]:
-    """Within it, ``global_overrides_current`` looks for the config file once: a sweep decides
-    all its sessions under one reading of the config (it asked three times per session)."""
-    token = _pinned.set(global_overrides_current())
-    try:
-        yield
-    finally:
-        _pinned.reset(token)
-
-
 def global_overrides_current() -> dict[str, Any]:
     """The top-level ``reactions`` of the config file in use (AO_CONFIG or found upwards), cached
     until the file changes. No file, or a file that does not load: no overrides (logged)."""
-    pinned = _pinned.get()
-    if pinned is not None:
-        return pinned
     try:
         path = config.config_discover()
         if path is None:

@@ -30,6 +30,9 @@ import subprocess
 import sys
 import tempfile
 import types
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
@@ -1106,12 +1109,35 @@ def _load(raw: bytes, file: str, base_dir: Path | None, *, reference: bool) -> A
     return effective
 
 
+_discovered: ContextVar[tuple[Path | None] | None] = ContextVar("config_discovered", default=None)
+
+
+@contextmanager
+def discovery_pinned() -> Iterator[None]:
+    """Within it, ``config_discover()`` (from the current directory) looks for the config file
+    once: a sweep asked three times per session (for the top-level reactions), searching every
+    directory upwards each time. The file's content is still read afresh by its callers when it
+    changes (they compare its stat)."""
+    try:
+        found: tuple[Path | None] | None = (config_discover(),)
+    except ConfigError:
+        found = None  # said by each caller as before
+    token = _discovered.set(found)
+    try:
+        yield
+    finally:
+        _discovered.reset(token)
+
+
 def config_discover(start: Path | None = None) -> Path | None:
     """The config file to use: AO_CONFIG if set, else the nearest one from ``start`` upwards.
 
     ``start`` defaults to the current directory. Returns None when there is none; raises
     ConfigError when AO_CONFIG names something that does not exist.
     """
+    pinned = _discovered.get() if start is None else None
+    if pinned is not None:
+        return pinned[0]
     named = getattr(settings, "AO_CONFIG", "") or os.environ.get("AO_CONFIG", "")
     if named:
         target = Path(os.path.expanduser(named)).absolute()
