@@ -366,9 +366,11 @@ def reaction_facts_many(sessions: list[Session], *, now: datetime) -> dict[str, 
     out = {}
     for s in sessions:
         pr = getattr(s, "pull_request", None)
-        key = pr.pk if pr is not None else None
         out[s.pk] = _reaction_facts(
-            s, now=now, head_checks=checks.get(key, []), open_threads=threads.get(key, [])
+            s,
+            now=now,
+            head_checks=checks[pr.pk] if pr is not None else [],
+            open_threads=threads[pr.pk] if pr is not None else [],
         )
     return out
 
