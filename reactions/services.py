@@ -145,6 +145,7 @@ def _react(
             session_id__in={k[0] for k in keys}, fingerprint__in={k[2] for k in keys}
         )
         known = {(r.session_id, r.rule, r.fingerprint): r for r in rows}
+        _preload_last_messages(list(known.values()), now=now)
     out: dict[str, list[Outcome]] = {}
     for session in sessions:
         rules, decisions = decided[session.pk]
@@ -226,13 +227,32 @@ def _claim(row: ReactionAttempt, *, now: datetime, escalate: bool = False) -> bo
     return won == 1
 
 
+def _preload_last_messages(rows: list[ReactionAttempt], *, now: datetime) -> None:
+    """The last message of each row that ``_rearmed`` would read (sent before, not escalated,
+    cool-down over), in one query, kept on the row as ``last_message``: a send-to-agent decision
+    that stays (unresolved review threads) would read it per session and sweep."""
+    wanted = {
+        row.pk: (row.detail or {}).get("message")
+        for row in rows
+        if row.attempts and not row.escalated and now - row.last_at >= RETRY_COOLDOWN
+    }
+    ids = {message_id for message_id in wanted.values() if message_id is not None}
+    found = Message.objects.in_bulk(list(ids)) if ids else {}
+    for row in rows:
+        if row.pk in wanted:
+            setattr(row, "last_message", found.get(wanted[row.pk]))  # noqa: B010 (not a field)
+
+
 def _rearmed(session: Session, row: ReactionAttempt, *, now: datetime) -> bool:
     """A send-to-agent fingerprint seen again counts as a new attempt only when the agent took the
     last message and has finished a turn since, and the cool-down has passed."""
     if now - row.last_at < RETRY_COOLDOWN:
         return False
     message_id = (row.detail or {}).get("message")
-    message = Message.objects.filter(pk=message_id).first() if message_id is not None else None
+    if hasattr(row, "last_message"):  # _preload_last_messages
+        message = row.last_message
+    else:
+        message = Message.objects.filter(pk=message_id).first() if message_id is not None else None
     if message is None or message.delivered_at is None:
         return False
     if message.state not in (Message.State.DELIVERED, Message.State.CONFIRMED):

@@ -363,6 +363,16 @@ def reaction_facts_many(sessions: list[Session], *, now: datetime) -> dict[str, 
         open_threads = ReviewThread.objects.filter(pull_request_id__in=list(heads), resolved=False)
         for thread in open_threads.order_by("created_at", "pk"):
             threads[thread.pull_request_id].append(thread)
+    # the checks that flipped on their commit, one query per project with failing heads
+    failing_heads: dict[int, tuple[Project, set[str]]] = {}
+    for s in sessions:
+        pr = getattr(s, "pull_request", None)
+        if pr is not None and any(c.failed for c in checks[pr.pk]):
+            failing_heads.setdefault(s.project_id, (s.project, set()))[1].add(pr.head_sha)
+    flipped = {
+        project_id: flaky_checks(project, shas=shas, now=now)
+        for project_id, (project, shas) in failing_heads.items()
+    }
     out = {}
     for s in sessions:
         pr = getattr(s, "pull_request", None)
@@ -371,12 +381,13 @@ def reaction_facts_many(sessions: list[Session], *, now: datetime) -> dict[str, 
             now=now,
             head_checks=checks[pr.pk] if pr is not None else [],
             open_threads=threads[pr.pk] if pr is not None else [],
+            flipped=flipped.get(s.project_id, set()),
         )
     return out
 
 
 def _reaction_facts(
-    session: Session, *, now: datetime, head_checks: list, open_threads: list
+    session: Session, *, now: datetime, head_checks: list, open_threads: list, flipped: set[tuple[str, str]]
 ) -> SessionFacts:
     pr_row = getattr(session, "pull_request", None)
     pr = None
@@ -384,11 +395,7 @@ def _reaction_facts(
         # one read of the head commit's checks: the failing ones and the passed names both come from it
         failed = [c for c in head_checks if c.failed]
         # flaky = flipped on this very commit; the agent is still told, with that noted
-        flaky_here = (
-            {name for name, _sha in flaky_checks(session.project, shas=[pr_row.head_sha], now=now)}
-            if failed
-            else set()
-        )
+        flaky_here = {name for name, sha in flipped if sha == pr_row.head_sha[: flaky.SHA_MAX]}
         failing = tuple(
             CheckFact(
                 name=c.name,
