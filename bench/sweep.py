@@ -1,13 +1,15 @@
-"""Benchmark: one whole sweep of a project with 500 running sessions (`sweep.project_sweep`).
+"""Benchmark: one whole sweep of a project with N running sessions (`sweep.project_sweep`).
 
 Everything a sweep does runs for real except the runtime: the PR sync (the real GitHubSCM plugin
-and rate-aware client against the fake GitHub, tests/fakes/github.py: 500 open PRs, two checks and
+and rate-aware client against the fake GitHub, tests/fakes/github.py: N open PRs, two checks and
 one review thread each, 20 % with CI running), per session the runtime probe, the pane read and
 the agent's activity detection (the real Claude Code plugin reading a transcript of 40 entries per
 session from its own `~/.claude/projects/<workspace>/` directory, plus the pane), storing the
 facts, derivation, reactions, drift watch, admission and the orchestrator hooks (the conflict
-watch runs git in each workspace: an empty `git init` repository per session), on SQLite
-(embedded mode, background work inline).
+watch looks at each workspace: an empty `git init` repository per session; it runs git there
+only when something may have changed, so the measured sweeps, seconds apart with nothing moved,
+run none after the warm-up: see docs/PERFORMANCE.md for the re-checks' share), on SQLite
+(embedded mode, background work inline) or PostgreSQL (`--database`).
 
 The runtime is a no-op plugin registered by this script (`bench-noop`): `probe` answers "alive",
 `read_output` returns a fixed Claude Code prompt screen (with the last text sent, as if the
