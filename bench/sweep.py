@@ -41,8 +41,6 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sessions import sweep
-
 REPO = Path(__file__).resolve().parents[1]
 PENDING = 0.2
 PANE = "\n".join(
@@ -165,7 +163,7 @@ def run(n: int, repeat: int, base: Path, top: int) -> dict:
     from django.conf import settings
 
     from integrations.github.client import forget_clients
-    from sessions import prsync
+    from sessions import prsync, sweep  # after django.setup(): they import the models
     from sessions.models import Project, Session
     from tests.fakes.github import FakeGitHub, push
 
