@@ -21,7 +21,7 @@ from django.utils import timezone
 from integrations.agent.gemini import GeminiAgent, gemini_dir, session_file
 from sessions import agents, messaging
 from sessions.models import Event
-from tests.agent_clis.helpers import eventually, observe, pane, tmux
+from tests.agent_clis.helpers import eventually, observe, pane, process_tree_cmdlines, tmux
 from tests.agent_clis.install import ensure
 from tests.factories import ProjectFactory
 from tests.fakes.models.gemini import FakeGemini, ToolCall, Turn, user_texts
@@ -120,22 +120,6 @@ def recorded_totals(home: Path, workspace: Path) -> tuple[int, int, str]:
     return tokens_in, tokens_out, models[-1] if models else ""
 
 
-def process_cmdlines(socket: str, name: str) -> list[str]:
-    """The command lines of every process in the session's pane (what `ps` shows anyone)."""
-    root = tmux(socket, "display-message", "-p", "-t", f"={name}:", "#{pane_pid}").stdout.strip()
-    pids, found = [root], []
-    while pids:
-        pid = pids.pop()
-        try:
-            found.append(
-                Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            )
-            pids.extend(Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
-        except OSError:
-            continue
-    return found
-
-
 def conversation_after(fake: FakeGemini, count: int) -> bool:
     return len(fake.conversation_requests()) > count
 
@@ -191,8 +175,8 @@ def test_gemini_unattended_task_activity_message_tokens_restore(
     assert "Write notes.txt and commit it." in user_texts(first)[-1]
     assert sum("Write notes.txt and commit it." in text for text in user_texts(first)) == 1
     # the first prompt was typed (pasted), not put on gemini's command line where `ps` shows it
-    assert process_cmdlines(tmux_server, sid)
-    assert not [cmd for cmd in process_cmdlines(tmux_server, sid) if "Write notes.txt" in cmd]
+    assert process_tree_cmdlines(tmux_server, sid)
+    assert not [cmd for cmd in process_tree_cmdlines(tmux_server, sid) if "Write notes.txt" in cmd]
 
     # --- active while the model holds its answer (never waiting_input, never ready) ---------
     session = observe(sid)

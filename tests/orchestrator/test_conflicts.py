@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.conf import settings as django_settings
 
 from reactions.models import Notification
 from sessions import conflicts, services
@@ -13,12 +14,11 @@ from tests.helpers.fixtures import git
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def fleet(repo, settings):
-    settings.AO_INLINE_DELIVERY_WAIT = 0.0
+def worker_sessions(repo, branches, **fields) -> tuple:
+    """Project ``web`` with a worker session per branch, each in its own worktree of ``main``."""
     project = ProjectFactory(key="web", session_prefix="web", path=str(repo.path), tracker="local")
     sessions = {}
-    for n, branch in ((1, "feat/a"), (2, "feat/b"), (3, "feat/c")):
+    for n, branch in enumerate(branches, start=1):
         path = repo.root / f"web-{n}"
         git("worktree", "add", "-q", "-b", branch, str(path), "main", cwd=repo.path)
         sessions[n] = SessionFactory(
@@ -27,8 +27,16 @@ def fleet(repo, settings):
             id=f"web-{n}",
             branch=branch,
             workspace_path=str(path),
-            host=settings.AO_HOST_NAME,
+            host=django_settings.AO_HOST_NAME,
+            **fields,
         )
+    return project, sessions
+
+
+@pytest.fixture
+def fleet(repo, settings):
+    settings.AO_INLINE_DELIVERY_WAIT = 0.0
+    project, sessions = worker_sessions(repo, ("feat/a", "feat/b", "feat/c"))
     orchestrator = SessionFactory(project=project, id="web-orchestrator", number=None, kind="orchestrator")
     return project, sessions, orchestrator
 

@@ -15,6 +15,7 @@ from sessions import conflicts
 from sessions.models import FileOverlap, Session
 from tests.factories import ProjectFactory, SessionFactory
 from tests.helpers.fixtures import git
+from tests.orchestrator.test_conflicts import worker_sessions
 
 pytestmark = pytest.mark.django_db
 
@@ -35,22 +36,9 @@ def git_calls(monkeypatch) -> list[tuple[str, str]]:
 
 @pytest.fixture
 def fleet(repo, settings):
-    project = ProjectFactory(key="web", session_prefix="web", path=str(repo.path), tracker="local")
-    sessions = {}
-    for n, branch in ((1, "feat/a"), (2, "feat/b")):
-        path = repo.root / f"web-{n}"
-        git("worktree", "add", "-q", "-b", branch, str(path), "main", cwd=repo.path)
-        sessions[n] = SessionFactory(
-            project=project,
-            number=n,
-            id=f"web-{n}",
-            branch=branch,
-            workspace_path=str(path),
-            host=settings.AO_HOST_NAME,
-            activity="idle",
-            activity_at=timezone.now() - timedelta(minutes=3),
-        )
-    return project, sessions
+    return worker_sessions(
+        repo, ("feat/a", "feat/b"), activity="idle", activity_at=timezone.now() - timedelta(minutes=3)
+    )
 
 
 def in_workspaces(calls, repo) -> list[tuple[str, str]]:

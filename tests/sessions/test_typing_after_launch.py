@@ -15,8 +15,9 @@ import pytest
 
 from sessions import agents, messaging
 from sessions.models import Event, Message, Session
+from tests.agent_clis.helpers import process_tree_cmdlines
 from tests.sessions import test_spawn_e2e as e2e
-from tests.sessions.test_spawn_e2e import eventually, observe, pane, tmux
+from tests.sessions.test_spawn_e2e import eventually, observe, pane
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -30,22 +31,6 @@ def with_args(project, *args: str) -> None:
     """The stand-in's start-up behaviour for the next launch (passed through ``extra_args``)."""
     project.plugin_settings["agent"]["extra_args"] = list(args)
     project.save(update_fields=["plugin_settings"])
-
-
-def process_cmdlines(socket: str, name: str) -> list[str]:
-    """The command lines of every process in the session's pane: what `ps` shows any local user."""
-    root = tmux(socket, "display-message", "-p", "-t", f"={name}:", "#{pane_pid}").stdout.strip()
-    pids, found = [root], []
-    while pids:
-        pid = pids.pop()
-        try:
-            found.append(
-                Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            )
-            pids.extend(Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
-        except OSError:
-            continue
-    return found
 
 
 def user_turns(session: Session, text: str) -> int:
@@ -85,7 +70,7 @@ def test_typing_waits_for_the_new_process_and_a_lost_enter_is_pressed_again(
     assert eventually(lambda: "received: You are" in pane(tmux_server, sid), timeout=30), pane(
         tmux_server, sid
     )
-    assert not [cmd for cmd in process_cmdlines(tmux_server, sid) if "7c1e-task-marker" in cmd]
+    assert not [cmd for cmd in process_tree_cmdlines(tmux_server, sid) if "7c1e-task-marker" in cmd]
     task = Message.objects.get(session=session)
     assert (task.state, task.attempts) == (Message.State.CONFIRMED, 1)
     assert pane(tmux_server, sid).count("received: You are") == 1
