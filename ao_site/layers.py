@@ -124,6 +124,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("reactions", "core"),
     ("ao_site.settings", "core"),
     ("ao_site.served", "core"),
+    ("ao_site.procs", "core"),  # processes, standard library only (the light commands use it)
     ("ao_site.hosts", "core"),
     ("ao_site.home", "core"),
     ("ao_site.sqlite3", "core"),

@@ -30,7 +30,8 @@ from django.utils import timezone
 from ao_site import served
 from ao_site.home import open_to_others
 from ao_site.hosts import HOST_NAME_RE
-from ao_site.served import pid_alive, pid_file, read_pid_file
+from ao_site.procs import pid_alive
+from ao_site.served import pid_file, read_pid_file
 from sessions import cli_relay, config, services
 
 EXIT_CONFIG = 2

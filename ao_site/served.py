@@ -29,6 +29,8 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from ao_site.procs import pid_alive
+
 log = logging.getLogger(__name__)
 
 CACHE_KEY = "ao:served-url"
@@ -138,21 +140,6 @@ def agent_url() -> str:
 # --- the pid file of the running `ao start` (written by ao_site.runner.pid_file_held) ------------
 def pid_file() -> Path:
     return Path(settings.AO_HOME) / PID_FILE_NAME
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped) is not running.
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[-1].split()[0] == "Z":
-            return False
-    return True
 
 
 def read_pid_file() -> dict[str, Any] | None:

@@ -30,6 +30,7 @@ import urllib.request
 from pathlib import Path
 
 from ao_site import __version__
+from ao_site.procs import pid_alive
 from sessions import agent_client, apiclient, status_text
 
 # What an agent may report: sessions.lifecycle.Reported without its empty "none" (a test keeps the two equal).
@@ -230,16 +231,6 @@ def _ao_home() -> Path:
     return Path(os.environ.get("AO_HOME") or Path.home() / ".ao").expanduser()  # as ao_site.home
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return pid > 0
-
-
 def _remote(argv: list[str], options: dict, client) -> int:
     """``ao status``, ``ao session ls``, ``ao send`` or ``ao spawn`` against a remote ao (AO_URL + AO_TOKEN)."""
     if argv[0] == "status":
@@ -284,7 +275,7 @@ def _relay(argv: list[str]) -> int | None:
         pid, url, token = int(info["pid"]), str(info["url"]), str(info["token"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if info.get("database") != database_id(os.environ.get("DATABASE_URL", "")) or not _pid_alive(pid):
+    if info.get("database") != database_id(os.environ.get("DATABASE_URL", "")) or not pid_alive(pid):
         return None  # another database than this shell's, or the server is gone
     if not url.startswith(("http://", "https://")):
         return None
