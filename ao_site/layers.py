@@ -80,6 +80,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     # --- flows
     ("sessions.webhooks", "flows"),
     ("sessions.sweep", "flows"),
+    ("sessions.watch", "flows"),  # the activity watcher: observes on an edge, then asks the reactions
     # --- reactions
     ("reactions.services", "reactions"),
     ("reactions.engine", "reactions"),
@@ -91,7 +92,6 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("sessions.decisions", "watchers"),
     ("sessions.outcomes", "watchers"),
     ("sessions.lessons", "watchers"),
-    ("sessions.watch", "watchers"),  # the activity watcher: observes sessions whose terminal changed
     # --- agents and PR sync
     ("sessions.agents", "agents"),
     ("sessions.messaging", "agents"),

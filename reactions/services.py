@@ -177,13 +177,14 @@ def _react(
 
 
 def session_react_after_commit(*, session_id: str) -> None:
-    """Run ``session_react`` once the caller's transaction has committed (observers call this)."""
+    """Run ``session_react`` once the caller's transaction has committed: the flows that observe a
+    session or record its PR's facts ask this (recording asks for nothing)."""
     transaction.on_commit(lambda: _react_safely(session_id))
 
 
 def sessions_react_after_commit(*, session_ids: list[str]) -> None:
     """Run ``sessions_react`` for all of ``session_ids`` once the caller's transaction has
-    committed (``sessions.services.reactions_batched``: a sweep's PR sync)."""
+    committed (the sweep: its PR sync's sessions, then its observed ones)."""
     ids = list(session_ids)
     transaction.on_commit(lambda: sessions_react_safely(session_ids=ids))
 
@@ -333,7 +334,10 @@ def _no_pr_confirmed(
     row = _known(session.pk, decision.rule, decision.fingerprint) if known is _UNREAD else known
     if row is not None and _step(session, decision, rules[decision.rule], row, now=now) == engine.WAIT:
         return True  # nothing goes out: no need to ask
-    return prsync.session_pull_request_find(session=session) is False
+    found = prsync.session_pull_request_find(session=session)
+    if found:  # the PR found was stored: the reactions look at the session again (after commit)
+        session_react_after_commit(session_id=session.pk)
+    return found is False
 
 
 def _send(session: Session, decision: engine.Decision, row: ReactionAttempt, *, attempt: int) -> None:
@@ -511,9 +515,12 @@ def _merge(session: Session, decision: engine.Decision, row: ReactionAttempt, *,
 def _refresh(session: Session) -> None:
     """Read the merged PR back so the session moves on (and auto-cleanup can follow)."""
     try:
-        prsync.pull_requests_sync(project=session.project, session_ids=[session.pk])
+        result = prsync.pull_requests_sync(project=session.project, session_ids=[session.pk])
     except Exception as exc:
         log.warning("refreshing %s after the merge failed (the next sweep will): %s", session.pk, exc)
+        return
+    for session_id in result.recorded:  # the reactions look at what the refresh stored (after commit)
+        session_react_after_commit(session_id=session_id)
 
 
 def _skip_untrusted(

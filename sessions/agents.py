@@ -737,11 +737,12 @@ def _delete_branch_if_fresh(session: Session) -> None:
 
 
 # --- observe (agent host) ---------------------------------------------------------------------
-def session_observe(*, session: Session, react: bool = True) -> bool:
+def session_observe(*, session: Session) -> bool:
     """Probe the runtime and the agent's activity, store the facts, re-derive. True if status changed.
 
-    Reactions act on the new facts after commit; ``react=False`` leaves that to the caller (a
-    sweep reacts for all its observed sessions at once: ``sessions.sweep``)."""
+    A running session's facts are stored (any other is only re-derived). It asks no reactions: the
+    flow that observes asks them to look at the session (the sweep for all its sessions at once,
+    a webhook refresh, the activity watcher, the observe task, message delivery)."""
     if session.phase != Phase.RUNNING:
         return services.session_rederive(session=session)
     handle = _handle(session)
@@ -799,8 +800,6 @@ def session_observe(*, session: Session, react: bool = True) -> bool:
             setattr(session, name, value)
         if card_stale:  # the card shows these facts even when the status stays the same
             transaction.on_commit(lambda: realtime.card_changed(session.pk))
-        if react:  # reactions act on these facts after commit
-            services.session_react_after_commit(session_id=session.pk)
         return services.session_rederive(session=session)
 
 
@@ -1222,6 +1221,8 @@ def session_pr_claim(*, session: Session, number: int, by=None, actor: str = Act
         Session.objects.filter(pk=session.pk).update(branch=info.branch)
         session.branch = info.branch
         prsync.pull_request_record(project=project, session=session, info=info)
+        # an operator's action: it asks the reactions about the facts it stored (after commit)
+        services.session_react_after_commit(session_id=session.pk)
         services.event_record(
             project=project,
             session=session,

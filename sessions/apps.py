@@ -26,8 +26,9 @@ class AgentSessionsConfig(AppConfig):
         # A spawn refused over its budget tells people.
         usage.use_notifier(notify.notify)
         hosts.use_notifier(notify.notify)
-        # Recording a session's facts asks the reactions to look at it; they sit above the core.
-        services.use_reactor(_react_after_commit, many=_sessions_react_after_commit)
+        # The operator's actions below the reactions (a send, a delivery, a claim, a merge, a review,
+        # `ao pr create`) ask them to look at a session; they sit above the core.
+        services.use_reactor(_react_after_commit)
         # The orchestrator's session is run and prompted by the orchestrator, a watcher above the agents.
         agents.use_orchestrator(context=_orchestrator_context, prompt=_orchestrator_prompt)
 
@@ -54,10 +55,6 @@ def _reactions():
 
 def _react_after_commit(*, session_id: str) -> None:
     _reactions().session_react_after_commit(session_id=session_id)
-
-
-def _sessions_react_after_commit(*, session_ids: list[str]) -> None:
-    _reactions().sessions_react_after_commit(session_ids=session_ids)
 
 
 def _orchestrator():

@@ -74,6 +74,9 @@ def session_pull_request_merge(
 def _refresh(session: Session) -> None:
     """Read the session's PR from the SCM after a merge or a refused one."""
     try:
-        prsync.pull_requests_sync(project=session.project, session_ids=[session.pk])
+        result = prsync.pull_requests_sync(project=session.project, session_ids=[session.pk])
     except (IntegrationError, ConfigurationError) as exc:  # the next sweep or webhook catches up
         log.warning("PR sync after merging %s failed: %s", session.pk, exc)
+        return
+    for session_id in result.recorded:  # an operator's action: it asks the reactions about what it stored
+        services.session_react_after_commit(session_id=session_id)

@@ -151,6 +151,7 @@ def session_send(
         raise ValueError("only a person may answer an agent's permission prompt")
     if needs_restore(session) and session.phase == Phase.RUNNING and not agents.runs_elsewhere(session):
         agents.session_observe(session=session)  # the stored state may be stale: look again
+        services.session_react_after_commit(session_id=session.pk)  # the send asks about what it saw
         session.refresh_from_db()
     restored = ""
     if needs_restore(session) or session.phase == Phase.CLEANED:
@@ -228,6 +229,7 @@ def _deliver_next(session_id: str) -> str:
     if session is None or session.phase != Phase.RUNNING:
         return "idle"
     agents.session_observe(session=session)
+    services.session_react_after_commit(session_id=session.pk)  # the delivery asks about what it saw
     session.refresh_from_db()
     _confirm_deliveries(session)
     queued = session.messages.filter(state=Message.State.QUEUED).order_by("created_at", "pk")

@@ -52,6 +52,9 @@ BACKOFF_MAX = timedelta(minutes=10)
 class SyncResult:
     synced: list[int] = field(default_factory=list)  # PR numbers read
     opened: list[int] = field(default_factory=list)  # PRs newly linked to a session
+    # sessions whose PR facts were recorded (pull_request_record): the caller's flow asks the
+    # reactions to look at them (recording asks for nothing)
+    recorded: list[str] = field(default_factory=list)
     stale: bool = False
     error: str = ""
 
@@ -120,7 +123,8 @@ def info_from_row(pr: PullRequest) -> PullRequestInfo:
 
 
 def pull_requests_sync(*, project: Project, session_ids: Iterable[str] | None = None) -> SyncResult:
-    """Read the PRs of the project's sessions (all, or these) and store what changed."""
+    """Read the PRs of the project's sessions (all, or these) and store what changed. The result's
+    ``recorded`` names the sessions whose PR facts were stored: the caller asks their reactions."""
     result = SyncResult()
     started = timezone.now()  # a full sync's facts are as fresh as its start
     sessions = _watched_sessions(project, session_ids)
@@ -180,6 +184,7 @@ def pull_requests_sync(*, project: Project, session_ids: Iterable[str] | None = 
             continue
         created = pull_request_record(project=project, session=session, info=info)
         result.synced.append(number)
+        result.recorded.append(session.pk)
         if created:
             result.opened.append(number)
     done = {"pr_sync_failures": 0, "pr_sync_backoff_until": None, "pr_sync_error": "", "scm_rate": _rate(scm)}
@@ -290,7 +295,8 @@ def _not_adopted(project: Project, session: Session, info: PullRequestInfo) -> N
 def session_pull_request_find(*, session: Session) -> bool | None:
     """Ask the SCM now whether the session has a PR (found by its branch and adopted as a sync
     does): True or False; None when the SCM could not answer. Called before ao tells an agent
-    there is no PR, so a missed webhook or a sync not yet due never makes that message false."""
+    there is no PR, so a missed webhook or a sync not yet due never makes that message false.
+    A PR found is stored; the reaction that asked looks at it again (it asks for that itself)."""
     if PullRequest.objects.filter(session=session).exists():
         return True
     try:
@@ -316,7 +322,10 @@ def _rate(scm) -> dict:
 
 
 def pull_request_record(*, project: Project, session: Session, info: PullRequestInfo) -> bool:
-    """Store one PR's facts, its checks and threads; record what changed; re-derive. True if new."""
+    """Store one PR's facts, its checks and threads; record what changed; re-derive. True if new.
+
+    It asks no reactions: the flow that records a PR's facts asks them to look at its session
+    (``reactions.services.session_react_after_commit``)."""
     now = timezone.now()
     with transaction.atomic():
         pr = PullRequest.objects.select_for_update().filter(project=project, number=info.number).first()
@@ -351,7 +360,6 @@ def pull_request_record(*, project: Project, session: Session, info: PullRequest
             transaction.on_commit(lambda sid=session.pk: realtime.card_changed(sid))
         session.refresh_from_db()
         services.session_rederive(session=session)
-        services.session_react_after_commit(session_id=session.pk)  # reactions act on these facts
     return created
 
 
@@ -660,7 +668,9 @@ def session_pull_request_open(
         created_by=session.id,
         claimed=has_pr,  # its open PR (opened or claimed) is the branch's open PR
     )
-    pull_requests_sync(project=session.project, session_ids=[session.id])
+    result = pull_requests_sync(project=session.project, session_ids=[session.id])
+    for session_id in result.recorded:  # an operator's action: it asks the reactions about what it stored
+        services.session_react_after_commit(session_id=session_id)
     return {"number": row.number, "created": created, "branch": session.branch, "title": row.title, "url": ""}
 
 

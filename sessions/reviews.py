@@ -84,7 +84,10 @@ def pull_request_review(
         )
     if session is not None:
         try:
-            prsync.pull_requests_sync(project=project, session_ids=[session.pk])
+            result = prsync.pull_requests_sync(project=project, session_ids=[session.pk])
         except (IntegrationError, ConfigurationError) as exc:  # the next sweep catches up
             log.warning("PR sync after reviewing %s #%s failed: %s", project.key, number, exc)
+        else:  # an operator's action: it asks the reactions about what it stored
+            for session_id in result.recorded:
+                services.session_react_after_commit(session_id=session_id)
     return review

@@ -7,7 +7,6 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -740,53 +739,27 @@ def _enqueue_delivery(session: Session, *, watch: bool) -> None:
 
 
 # --- reactions: asked to look at a session whose facts changed ---------------------------------------
-# The reactions sit above the core. sessions/apps.py (the composition root) hands their entry point
-# down at start, as it hands down the dashboard's renderers: the core asks without naming them.
+# Recording a fact never asks the reactions (issue 16): the flow that records asks. The flows above
+# the reactions (the sweep, a webhook refresh, the activity watcher, the tasks) call them directly.
+# The operator's actions that live below them (a person's send and the delivery of messages, which
+# ask between an observation and what they do next; a claim, a merge, a review, `ao pr create`,
+# which ask about the PR facts they stored) ask through this: sessions/apps.py (the composition
+# root) hands the reactions' entry point down at start, as it hands down the dashboard's renderers.
 _reactor: Callable[..., None] | None = None
-_reactor_many: Callable[..., None] | None = None
-# the sessions asked about within ``reactions_batched`` (None: outside one)
-_batched: ContextVar[list[str] | None] = ContextVar("reactions_batched", default=None)
 
 
-def use_reactor(react: Callable[..., None], *, many: Callable[..., None] | None = None) -> None:
-    """``react(session_id=...)``: one session's reactions after commit; ``many(session_ids=...)``:
-    several sessions' at once (their facts read in a few queries for all of them)."""
-    global _reactor, _reactor_many
-    _reactor, _reactor_many = react, many
+def use_reactor(react: Callable[..., None]) -> None:
+    """``react(session_id=...)``: one session's reactions after commit."""
+    global _reactor
+    _reactor = react
 
 
 def session_react_after_commit(*, session_id: str) -> None:
-    """Have the reactions look at a session once the caller's transaction has committed: the
-    observers and PR sync call this after recording its facts. (No reactions handed down: nothing.)
-    Within ``reactions_batched`` it is asked at the batch's end, with the batch's other sessions."""
-    asked = _batched.get()
-    if asked is not None:
-        asked.append(session_id)
-        return
+    """Have the reactions look at a session once the caller's transaction has committed: an
+    operator's action below the reactions asks this after recording its facts. (No reactions
+    handed down: nothing.)"""
     if _reactor is not None:
         _reactor(session_id=session_id)
-
-
-@contextmanager
-def reactions_batched() -> Iterator[None]:
-    """Reactions asked for within it (``session_react_after_commit``) are asked at its end, for
-    all those sessions at once (a few queries, not a few per session), after commit. A sweep's PR
-    sync stores many PRs, each asking for its session's reactions."""
-    if _batched.get() is not None:
-        yield
-        return
-    asked: list[str] = []
-    token = _batched.set(asked)
-    try:
-        yield
-    finally:
-        _batched.reset(token)
-        ids = list(dict.fromkeys(asked))
-        if ids and _reactor_many is not None:
-            _reactor_many(session_ids=ids)
-        elif _reactor is not None:
-            for session_id in ids:
-                _reactor(session_id=session_id)
 
 
 def auto_cleanup_refused(*, session: Session, exc: Exception) -> None:

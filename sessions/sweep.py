@@ -34,6 +34,16 @@ from sessions.models import Message, Project, Session
 log = logging.getLogger(__name__)
 
 
+def pull_requests_sweep(*, project: Project) -> None:
+    """The sweep's PR sync (it reads only what changed, or may have), then the reactions of the
+    sessions whose PR facts it stored, for all of them at once (their facts in a few queries),
+    after commit. A changed PR's card is pushed once, not per stored fact."""
+    with realtime.cards_folded():
+        synced = prsync.pull_requests_sweep(project=project)
+        if synced is not None and synced.recorded:
+            reactions.sessions_react_after_commit(session_ids=list(dict.fromkeys(synced.recorded)))
+
+
 def project_sweep(*, project: Project, keep=None) -> int:
     """One reconciliation pass over a project: observe running sessions (on their own host),
     deliver queued messages, re-derive everything else, admit queued spawns. Returns changes.
@@ -55,9 +65,7 @@ def _project_sweep(*, project: Project, keep=None) -> int:
     try:
         for note in prsync.scm_housekeeping(project=project):
             log.info("%s: %s", project.key, note)
-        # a changed PR's card is pushed once, not per stored fact; their reactions run together
-        with realtime.cards_folded(), services.reactions_batched():
-            prsync.pull_requests_sweep(project=project)  # reads only what changed (or may have)
+        pull_requests_sweep(project=project)
     except (ConfigurationError, IntegrationError) as exc:
         log.warning("PR sync of %s skipped: %s", project.key, exc)
     running = list(agents.observed_sessions(project=project).select_related("project", "pull_request"))
@@ -71,7 +79,7 @@ def _project_sweep(*, project: Project, keep=None) -> int:
             jobs.enqueue(jobs.SESSION_OBSERVE, args=[session.pk], queue=jobs.host_queue(session.host))
             continue
         try:
-            changes += int(agents.session_observe(session=session, react=False))
+            changes += int(agents.session_observe(session=session))
             reacting.append(session.pk)
         except (IntegrationError, ConfigurationError) as exc:
             log.warning("observing %s failed: %s", session.pk, exc)

@@ -10,7 +10,9 @@ from django.db import InterfaceError, OperationalError
 from ao_site.celery import sweep_tick
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError, plugin_for
+from reactions import services as reactions
 from sessions import agents, hosts, intake, jobs, messaging, orchestrator, prsync, services, sweep, webhooks
+from sessions.lifecycle import Phase
 from sessions.models import Actor, Project, Session
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,8 @@ def session_observe_task(session_id: str) -> None:
     session = Session.objects.select_related("project").filter(pk=session_id).first()
     if session is not None:
         agents.session_observe(session=session)
+        if session.phase == Phase.RUNNING:  # its facts were stored: the reactions look at them
+            reactions.session_react_after_commit(session_id=session.pk)
 
 
 DELIVERY_RETRY_SECONDS = 2
@@ -130,7 +134,7 @@ def checks_run_task(project_id: int, number: int, force: bool = False) -> None:
     plugin_for(project, "scm").run_checks(number=number, force=force)
     session_ids = prsync.sessions_for_refs(project=project, numbers=[number])
     if session_ids:
-        prsync.pull_requests_sync(project=project, session_ids=session_ids)
+        webhooks.pull_requests_refresh(project=project, session_ids=session_ids)
 
 
 # --- the orchestrator agent (sessions/orchestrator.py) ------------------------------------------------

@@ -5,7 +5,8 @@ reads its pane and transcript, stores the facts, re-derives. Doing that every se
 thirty times as much. The watcher instead asks each runtime, once a second, for a cheap mark per
 agent host's live session (``Runtime.activity_marks``: for tmux one ``list-panes -a`` per server,
 the window's last-output time, cursor and history size) and observes (``agents.session_observe``,
-which announces a changed card to the board) only on an edge:
+which announces a changed card to the board; the watcher then asks the reactions to look at the
+session: a flow) only on an edge:
 
 - *started*: the mark changes after having stood still (the agent began a turn, a dialog came up);
 - *settled*: the mark has stood still for ``SETTLE_TICKS`` ticks after changing (the turn ended,
@@ -31,6 +32,7 @@ from django.db.models import Q
 from ao_site.celery import database_connection_lost
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError
+from reactions import services as reactions
 from sessions import agents
 from sessions.lifecycle import Phase, RuntimeState
 from sessions.models import Session
@@ -110,6 +112,8 @@ class ActivityWatcher:
                 agents.session_observe(session=sessions[session_id])
             except (IntegrationError, ConfigurationError) as exc:
                 log.warning("observing %s failed: %s", session_id, exc)
+                continue
+            reactions.session_react_after_commit(session_id=session_id)  # they look at what was observed
         return due
 
     # --- in a thread ---------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError, plugin_for
+from reactions import services as reactions
 from sessions import agents, jobs, prsync, realtime
 from sessions.models import IntakeClaim, Project, Session, WebhookDelivery
 
@@ -273,7 +274,7 @@ def webhook_refresh(*, project: Project, extra: dict | None = None) -> list[str]
     )
     if session_ids:
         try:
-            prsync.pull_requests_sync(project=project, session_ids=session_ids)
+            pull_requests_refresh(project=project, session_ids=session_ids)
         except (ConfigurationError, IntegrationError) as exc:
             log.warning("webhook refresh of %s: PR sync skipped: %s", project.key, exc)
         sessions_observe(project=project, session_ids=session_ids)
@@ -281,6 +282,16 @@ def webhook_refresh(*, project: Project, extra: dict | None = None) -> list[str]
     if len(pending) == DRAIN_LIMIT:
         refresh_schedule(project.pk)
     return session_ids
+
+
+def pull_requests_refresh(*, project: Project, session_ids) -> prsync.SyncResult:
+    """Read these sessions' PRs now (``prsync.pull_requests_sync``), then have the reactions look
+    at the sessions whose PR facts were stored, after commit: a webhook refresh's PR read, and
+    local CI's after a run (``sessions.run_checks``)."""
+    synced = prsync.pull_requests_sync(project=project, session_ids=session_ids)
+    for session_id in synced.recorded:
+        reactions.session_react_after_commit(session_id=session_id)
+    return synced
 
 
 def sessions_observe(*, project: Project, session_ids) -> int:
@@ -299,6 +310,8 @@ def sessions_observe(*, project: Project, session_ids) -> int:
             changes += int(agents.session_observe(session=session))
         except (IntegrationError, ConfigurationError) as exc:
             log.warning("observing %s failed: %s", session.pk, exc)
+            continue
+        reactions.session_react_after_commit(session_id=session.pk)  # they look at what was observed
     return changes
 
 

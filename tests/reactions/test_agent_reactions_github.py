@@ -17,7 +17,7 @@ import pytest
 
 from reactions.models import Notification
 from reactions.notify import notifiers_apply
-from sessions import agents, messaging, sweep
+from sessions import agents, messaging, sweep, tasks
 from sessions.config import AoConfig
 from sessions.models import Message, Session
 from tests.factories import ProjectFactory
@@ -151,7 +151,7 @@ def test_agent_reactions_reach_people_once_with_the_right_status(
 ) -> None:
     def observe(session_id: str) -> Session:
         with django_capture_on_commit_callbacks(execute=True):
-            agents.session_observe(session=Session.objects.select_related("project").get(pk=session_id))
+            tasks.session_observe_task(session_id)  # an observation, then the reactions
         return Session.objects.select_related("pull_request").get(pk=session_id)
 
     def state(session_id: str) -> tuple[str, str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from reactions.models import Notification
-from sessions import merge, prsync
+from sessions import merge, webhooks
 from sessions.lifecycle import Status
 from sessions.models import Session
 from tests.factories import CheckRunFactory, ProjectFactory, PullRequestFactory, SessionFactory
@@ -44,7 +44,8 @@ def _session(gh, **reactions) -> tuple[Session, object]:
 
 def _sync(session, django_capture_on_commit_callbacks) -> Session:
     with django_capture_on_commit_callbacks(execute=True):
-        prsync.pull_requests_sync(project=session.project, session_ids=[session.pk])
+        # a flow's PR read: the PR's facts, then the reactions (recording alone asks for none)
+        webhooks.pull_requests_refresh(project=session.project, session_ids=[session.pk])
     return Session.objects.select_related("project", "pull_request").get(pk=session.pk)
 
 

@@ -13,7 +13,7 @@ import pytest
 from integrations.registry import plugin_for
 from reactions.models import Notification
 from reactions.notify import notifiers_apply
-from sessions import prsync, reviews
+from sessions import prsync, reviews, webhooks
 from sessions.config import AoConfig
 from sessions.lifecycle import Status, Zone, needs_person
 from sessions.models import Session
@@ -54,7 +54,8 @@ def hooks(settings, tmp_path, monkeypatch):
 
 def _sync(session, django_capture_on_commit_callbacks) -> Session:
     with django_capture_on_commit_callbacks(execute=True):
-        prsync.pull_requests_sync(project=session.project, session_ids=[session.pk])
+        # a flow's PR read: the PR's facts, then the reactions (recording alone asks for none)
+        webhooks.pull_requests_refresh(project=session.project, session_ids=[session.pk])
     return Session.objects.select_related("pull_request").get(pk=session.pk)
 
 

@@ -18,7 +18,7 @@ from django.test.utils import CaptureQueriesContext
 from integrations import gitutil
 from reactions import services as reactions
 from reactions.models import Notification, ReactionAttempt
-from sessions import realtime, services
+from sessions import prsync, realtime
 from sessions import sweep as sweeps
 from sessions.models import Message, Project, Session
 from tests.factories import CheckRunFactory, ProjectFactory, PullRequestFactory, ReviewThreadFactory
@@ -160,8 +160,8 @@ def test_a_session_whose_facts_change_is_reacted_to_within_one_sweep(fleet, repo
 
 def test_a_pr_syncs_card_pushes_and_reactions_are_folded_per_session(monkeypatch) -> None:
     """Storing a changed PR announces its card several times (the facts, each timeline entry, the
-    new status) and asks for its session's reactions: outside the web server's loop (a worker)
-    the sweep's PR sync pushes each card once and reacts for all its sessions together."""
+    new status) and names its session as recorded: outside the web server's loop (a worker) the
+    sweep's PR sync pushes each card once and asks the reactions for all its sessions together."""
     project = ProjectFactory(key="fold", session_prefix="fold")
     sessions = [Session.objects.create(id=f"fold-{n}", project=project, number=n) for n in (1, 2)]
     rendered: list[str] = []
@@ -182,12 +182,15 @@ def test_a_pr_syncs_card_pushes_and_reactions_are_folded_per_session(monkeypatch
 
     monkeypatch.setattr(reactions, "sessions_react", recording)
 
-    with realtime.cards_folded(), services.reactions_batched():
+    def pr_sync(*, project):  # what storing the two sessions' changed PRs announces and returns
         for session in sessions:
             for _ in range(3):
                 realtime.card_changed(session.pk)
-            services.session_react_after_commit(session_id=session.pk)
         assert rendered == [] and asked == []  # nothing yet: at the end
+        return prsync.SyncResult(synced=[1, 2], recorded=[s.pk for s in sessions])
+
+    monkeypatch.setattr(prsync, "pull_requests_sweep", pr_sync)
+    sweeps.pull_requests_sweep(project=project)
     assert sorted(rendered) == ["fold-1", "fold-2"]
     assert asked == [["fold-1", "fold-2"]]
 

@@ -329,9 +329,12 @@ def syncs(monkeypatch):
     from sessions import prsync
 
     calls: list[set[str]] = []
-    monkeypatch.setattr(
-        prsync, "pull_requests_sync", lambda *, project, session_ids=None: calls.append(set(session_ids))
-    )
+
+    def sync(*, project, session_ids=None):
+        calls.append(set(session_ids))
+        return prsync.SyncResult()
+
+    monkeypatch.setattr(prsync, "pull_requests_sync", sync)
     return calls
 
 
@@ -462,6 +465,7 @@ def test_a_delivery_during_a_refresh_is_not_lost(client, project, settings, monk
         synced.append(set(session_ids))
         if len(synced) == 1:  # GitHub sends another event while the first refresh reads
             deliver_committed(client, "web", "push", _push("feat/b"), delivery="late")
+        return prsync.SyncResult()
 
     monkeypatch.setattr(prsync, "pull_requests_sync", sync)
     deliver_committed(client, "web", "push", _push("feat/a"), delivery="early")
