@@ -29,18 +29,17 @@ has a new fingerprint and is acted on afresh:
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from reactions import messages
 from reactions import rules as R
-from reactions.facts import CheckFact as CheckFact  # re-exported: the fact types are named here too
-from reactions.facts import PRFact, SessionFacts
-from reactions.facts import ThreadFact as ThreadFact
+from reactions.facts import SessionFacts
 from sessions import lifecycle
 from sessions.lifecycle import (
     CIState,
     Phase,
+    PRFact,
     PRState,
     ReviewDecision,
     RuntimeState,
@@ -238,7 +237,7 @@ def _pr_rules(facts: SessionFacts, pr: PRFact, rules, add, out) -> None:
         )
 
     gate = rules.get(R.APPROVED_AND_GREEN) or R.DEFAULT_RULES[R.APPROVED_AND_GREEN]
-    if lifecycle.approved_and_green(_lifecycle_pr(pr, gate)) and not human:  # open trusted threads: not yet
+    if lifecycle.approved_and_green(_gated(pr, gate)) and not human:  # open trusted threads: not yet
         _approved_and_green(facts, pr, rules, add)
 
 
@@ -269,15 +268,10 @@ def _review_requested(facts: SessionFacts, pr: PRFact, add) -> None:
     )
 
 
-def _lifecycle_pr(pr: PRFact, gate: R.Rule) -> lifecycle.PRFacts:
-    """The PR as the status derivation sees it, with what the approved-and-green rule requires:
-    one definition of approved and green (sessions.lifecycle.approved_and_green)."""
-    return lifecycle.PRFacts.of(
-        pr,
-        required_checks=gate.required_checks,
-        passed_checks=pr.passed_checks,
-        require_approval=gate.require_approval,
-    )
+def _gated(pr: PRFact, gate: R.Rule) -> PRFact:
+    """The PR with what the approved-and-green rule requires: one definition of approved and
+    green (sessions.lifecycle.approved_and_green)."""
+    return replace(pr, required_checks=gate.required_checks, require_approval=gate.require_approval)
 
 
 def _approved_and_green(facts: SessionFacts, pr: PRFact, rules, add) -> None:

@@ -1,4 +1,6 @@
-"""The facts the reactions engine decides on: plain frozen dataclasses, no Django, no I/O.
+"""The facts the reactions engine decides on: plain frozen dataclasses, no Django, no I/O. A
+session's PR, its checks and threads are the one set of PR facts the status derivation reads too
+(``sessions.lifecycle.PRFact``).
 
 ``sessions.selectors.reaction_facts`` reads a session's stored facts into them (the queries);
 ``reactions.engine.decide`` and ``reactions.messages`` read them (pure).
@@ -9,61 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sessions.lifecycle import (
-    Activity,
-    CIState,
-    Phase,
-    PRState,
-    ReviewDecision,
-    RuntimeState,
-    Status,
-    Zone,
-)
-
-
-@dataclass(frozen=True)
-class CheckFact:
-    name: str
-    conclusion: str
-    url: str = ""
-    log_excerpt: str = ""
-    flaky: bool = False  # it also passed on this commit: still a failure, told with that note
-
-
-@dataclass(frozen=True)
-class ThreadFact:
-    external_id: str
-    path: str = ""
-    line: int | None = None
-    author: str = ""
-    association: str = ""
-    body: str = ""
-    url: str = ""
-    is_bot: bool = False
-    review_state: str = ""  # a review's own text: its state (changes_requested | commented)
-
-
-@dataclass(frozen=True)
-class PRFact:
-    number: int
-    url: str = ""
-    title: str = ""
-    branch: str = ""
-    base: str = "main"
-    state: str = PRState.OPEN
-    draft: bool = False
-    head_sha: str = ""
-    mergeable: bool | None = None
-    conflicts: bool = False
-    behind: bool = False
-    review_decision: str = ReviewDecision.NONE
-    ci_state: str = CIState.NONE
-    failing: tuple[CheckFact, ...] = ()  # failed checks on head_sha
-    threads: tuple[ThreadFact, ...] = ()  # unresolved threads
-    conflict_episode: str = ""  # id of the timeline entry where the current conflicts began
-    review_episode: str = ""  # id of the timeline entry where the review decision last changed
-    passed_checks: frozenset[str] = frozenset()  # names of the checks that passed on head_sha
-    remote: str = "origin"  # the git remote of the agent's worktree (read only when conflicts)
+from sessions.lifecycle import Activity, Phase, PRFact, RuntimeState, Status, Zone
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,11 @@ import re
 import shlex
 from typing import TYPE_CHECKING
 
-from sessions.lifecycle import Zone
+from sessions.lifecycle import CheckFact, PRFact, ThreadFact, Zone
 from sessions.text import fence
 
 if TYPE_CHECKING:
-    from reactions.facts import CheckFact, PRFact, SessionFacts, ThreadFact
+    from reactions.facts import SessionFacts
 
 MAX_LOG_CHARS = 2_000  # per failing check
 FLAKY_NOTE = "this check has flipped on this commit before; a re-run may pass"

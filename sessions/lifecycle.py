@@ -185,44 +185,57 @@ STICKY = frozenset({Status.NEEDS_INPUT, Status.STUCK})
 
 
 @dataclass(frozen=True)
-class PRFacts:
-    state: PRState = PRState.OPEN
+class CheckFact:
+    name: str
+    conclusion: str
+    url: str = ""
+    log_excerpt: str = ""
+    flaky: bool = False  # it also passed on this commit: still a failure, told with that note
+
+
+@dataclass(frozen=True)
+class ThreadFact:
+    external_id: str
+    path: str = ""
+    line: int | None = None
+    author: str = ""
+    association: str = ""
+    body: str = ""
+    url: str = ""
+    is_bot: bool = False
+    review_state: str = ""  # a review's own text: its state (changes_requested | commented)
+
+
+@dataclass(frozen=True)
+class PRFact:
+    """A session's PR as ao holds it: what the status derivation, the reactions engine and its
+    messages read (one type for all three; ``integrations.base.PullRequestInfo`` is what an SCM
+    plugin says, before ao stores it)."""
+
+    number: int = 0
+    url: str = ""
+    title: str = ""
+    branch: str = ""
+    base: str = "main"
+    state: str = PRState.OPEN
     draft: bool = False
-    ci: CIState = CIState.NONE
-    review: ReviewDecision = ReviewDecision.NONE
+    head_sha: str = ""
     mergeable: bool | None = None  # None: GitHub has not computed it yet
     conflicts: bool = False
     behind: bool = False
+    review_decision: str = ReviewDecision.NONE
+    ci_state: str = CIState.NONE
+    failing: tuple[CheckFact, ...] = ()  # failed checks on head_sha
+    threads: tuple[ThreadFact, ...] = ()  # unresolved threads
+    conflict_episode: str = ""  # id of the timeline entry where the current conflicts began
+    review_episode: str = ""  # id of the timeline entry where the review decision last changed
+    passed_checks: frozenset[str] = frozenset()  # names of the checks that passed on head_sha
+    remote: str = "origin"  # the git remote of the agent's worktree (read only when conflicts)
     # What "approved and green" requires (the approved-and-green rule's requiredChecks and
     # requireApproval): None = at least one check reported on the head commit, all passing;
     # a tuple = these checks passed on the head commit (empty: no checks needed).
     required_checks: tuple[str, ...] | None = None
-    passed_checks: frozenset[str] = frozenset()  # names of checks that passed on the head commit
     require_approval: bool = False  # an approval even when the SCM requires no review
-
-    @classmethod
-    def of(
-        cls,
-        pr,
-        *,
-        required_checks: tuple[str, ...] | None,
-        require_approval: bool,
-        passed_checks: frozenset[str] = frozenset(),
-    ) -> PRFacts:
-        """The facts of a stored PR (a model row or the engine's snapshot: both name them alike),
-        with what the project's approved-and-green rule requires."""
-        return cls(
-            state=PRState(pr.state),
-            draft=pr.draft,
-            ci=CIState(pr.ci_state),
-            review=ReviewDecision(pr.review_decision),
-            mergeable=pr.mergeable,
-            conflicts=pr.conflicts,
-            behind=pr.behind,
-            required_checks=required_checks,
-            passed_checks=passed_checks,
-            require_approval=require_approval,
-        )
 
 
 @dataclass(frozen=True)
@@ -239,7 +252,7 @@ class Facts:
     activity_streak: int = 0
     reported: Reported = Reported.NONE
     reported_at: datetime | None = None
-    pr: PRFacts | None = None
+    pr: PRFact | None = None
     pr_changed_at: datetime | None = None  # when the PR's facts last changed (prsync)
     detecting_attempts: int = 0
     previous: Status = Status.SPAWNING
@@ -422,12 +435,12 @@ def _held(status: Status) -> str:
     )
 
 
-def _from_pr(pr: PRFacts) -> Derived | None:
+def _from_pr(pr: PRFact) -> Derived | None:
     if pr.state == PRState.CLOSED:
         return _result(Status.PR_CLOSED, "PR closed without merging")
-    if pr.ci == CIState.FAILING:
+    if pr.ci_state == CIState.FAILING:
         return _result(Status.CI_FAILED, "CI is failing")
-    if pr.review == ReviewDecision.CHANGES_REQUESTED:
+    if pr.review_decision == ReviewDecision.CHANGES_REQUESTED:
         return _result(Status.CHANGES_REQUESTED, "a reviewer requested changes")
     if pr.conflicts:
         return _result(Status.MERGE_CONFLICTS, "the PR conflicts with its base branch")
@@ -450,16 +463,16 @@ def _from_pr(pr: PRFacts) -> Derived | None:
 
 
 # --- approved and green: one definition for the status, the reaction and a person's merge --------
-def ci_not_green(pr: PRFacts) -> str:
+def ci_not_green(pr: PRFact) -> str:
     """Why the PR's head commit is not green yet ("" when it is). Green: the required checks passed
     on the head commit; by default at least one check reported there and every one passed. No
     checks at all is not green: CI may simply not have started on a fresh push."""
-    if pr.ci == CIState.FAILING:
+    if pr.ci_state == CIState.FAILING:
         return "CI is failing"
     if pr.required_checks is None:
-        if pr.ci == CIState.NONE:
+        if pr.ci_state == CIState.NONE:
             return "no check has reported on the head commit yet"
-        if pr.ci == CIState.PENDING:
+        if pr.ci_state == CIState.PENDING:
             return "CI is running"
         return ""
     missing = [name for name in pr.required_checks if name not in pr.passed_checks]
@@ -468,20 +481,20 @@ def ci_not_green(pr: PRFacts) -> str:
     return ""
 
 
-def review_not_approved(pr: PRFacts) -> str:
+def review_not_approved(pr: PRFact) -> str:
     """Why the PR is not approved as the project requires ("" when it is). By default an approval
     is needed when the SCM says a review is required (GitHub branch protection, the local SCM's
     requireReview); with ``require_approval`` always."""
-    if pr.review == ReviewDecision.CHANGES_REQUESTED:
+    if pr.review_decision == ReviewDecision.CHANGES_REQUESTED:
         return "a reviewer requested changes"
-    if pr.review == ReviewDecision.REQUIRED:
+    if pr.review_decision == ReviewDecision.REQUIRED:
         return "waiting for a review"
-    if pr.require_approval and pr.review != ReviewDecision.APPROVED:
+    if pr.require_approval and pr.review_decision != ReviewDecision.APPROVED:
         return "waiting for an approval"
     return ""
 
 
-def approved_and_green(pr: PRFacts) -> bool:
+def approved_and_green(pr: PRFact) -> bool:
     """Open, not a draft, no conflicts, green and approved as the project requires (mergeability
     and being behind its base are judged separately: they decide between merge and notify)."""
     return (

@@ -15,11 +15,11 @@ from django.utils import timezone
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError, plugin_for
 from reactions import rules as R
-from reactions.facts import CheckFact, PRFact, SessionFacts, ThreadFact
+from reactions.facts import SessionFacts
 from reactions.models import ReactionAttempt
 from reactions.rules import merge_requirements
 from sessions import flaky, lifecycle
-from sessions.lifecycle import PRState, Status
+from sessions.lifecycle import CheckFact, PRFact, PRState, Status, ThreadFact
 from sessions.models import (
     CheckRun,
     Event,
@@ -171,11 +171,20 @@ def checks_passed_on_head(pr: PullRequest) -> frozenset[str]:
     )
 
 
-def pr_facts(pr: PullRequest, *, project: Project) -> lifecycle.PRFacts:
-    """The lifecycle's view of a PR, with what "approved and green" requires in its project."""
+def pr_facts(pr: PullRequest, *, project: Project) -> PRFact:
+    """The status derivation's view of a stored PR, with what "approved and green" requires in its
+    project."""
     rule = merge_requirements(project)
-    return lifecycle.PRFacts.of(
-        pr,
+    return PRFact(
+        number=pr.number,
+        state=pr.state,
+        draft=pr.draft,
+        head_sha=pr.head_sha,
+        mergeable=pr.mergeable,
+        conflicts=pr.conflicts,
+        behind=pr.behind,
+        review_decision=pr.review_decision,
+        ci_state=pr.ci_state,
         required_checks=rule.required_checks,
         passed_checks=checks_passed_on_head(pr) if rule.required_checks else frozenset(),
         require_approval=rule.require_approval,

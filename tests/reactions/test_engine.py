@@ -13,8 +13,10 @@ from django.utils import timezone
 from reactions import engine, messages
 from reactions import rules as R
 from reactions import services as reaction_services
-from reactions.engine import ACT, ESCALATE, WAIT, CheckFact, PRFact, SessionFacts, ThreadFact
+from reactions.engine import ACT, ESCALATE, WAIT
+from reactions.facts import SessionFacts
 from reactions.models import Notification, ReactionAttempt
+from sessions.lifecycle import CheckFact, PRFact, ThreadFact
 from sessions.models import Event, Message, Session
 from tests.factories import (
     CheckRunFactory,

@@ -22,8 +22,8 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from integrations.registry import plugin_for
-from reactions import engine, messages
-from sessions import agents, prsync, selectors
+from reactions import messages
+from sessions import agents, lifecycle, prsync, selectors
 from sessions.lifecycle import Phase, RuntimeState
 from sessions.models import Event, Session
 from tests.helpers.fixtures import GIT_IDENTITY, git
@@ -122,7 +122,7 @@ def test_every_git_instruction_works_as_written_in_the_worktree(
 
     # "commit and push" (CI failed, changes requested, idle nudge): a bare `git push` works
     commit(ws, "more.txt", "more\n", "more")
-    assert "commit and push" in messages.ci_failed_lead(engine.PRFact(number=1))
+    assert "commit and push" in messages.ci_failed_lead(lifecycle.PRFact(number=1))
     done = run_in(ws, ["git", "push"])
     assert done.returncode == 0, done.stderr
     assert remote_sha(project, first.branch) == git("rev-parse", "HEAD", cwd=ws)

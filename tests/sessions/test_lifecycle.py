@@ -19,7 +19,7 @@ from sessions.lifecycle import (
     CIState,
     Facts,
     Phase,
-    PRFacts,
+    PRFact,
     PRState,
     Reported,
     ReviewDecision,
@@ -35,14 +35,14 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
 
 BASE = Facts(now=NOW, phase=Phase.RUNNING, runtime=RuntimeState.ALIVE, previous=Status.WORKING)
-GREEN = PRFacts(ci=CIState.PASSING, review=ReviewDecision.APPROVED, mergeable=True)
+GREEN = PRFact(ci_state=CIState.PASSING, review_decision=ReviewDecision.APPROVED, mergeable=True)
 
 
 def facts(**changes) -> Facts:
     return replace(BASE, **changes)
 
 
-def pr(**changes) -> PRFacts:
+def pr(**changes) -> PRFact:
     return replace(GREEN, **changes)
 
 
@@ -89,7 +89,7 @@ CASES = [
     ),
     (
         "runtime-lost-over-ci",
-        facts(runtime=RuntimeState.LOST, pr=pr(ci=CIState.FAILING)),
+        facts(runtime=RuntimeState.LOST, pr=pr(ci_state=CIState.FAILING)),
         Status.RUNTIME_LOST,
     ),
     (
@@ -111,7 +111,7 @@ CASES = [
     ),
     (
         "probe-failed-over-ci",
-        facts(runtime=RuntimeState.PROBE_FAILED, pr=pr(ci=CIState.FAILING)),
+        facts(runtime=RuntimeState.PROBE_FAILED, pr=pr(ci_state=CIState.FAILING)),
         Status.DETECTING,
     ),
     # --- the agent itself: exited, waiting for input, blocked outrank PR facts
@@ -120,7 +120,7 @@ CASES = [
     ("waiting-input", facts(activity=Activity.WAITING_INPUT), Status.NEEDS_INPUT),
     (
         "waiting-input-over-ci",
-        facts(activity=Activity.WAITING_INPUT, pr=pr(ci=CIState.FAILING)),
+        facts(activity=Activity.WAITING_INPUT, pr=pr(ci_state=CIState.FAILING)),
         Status.NEEDS_INPUT,
     ),
     ("waiting-input-over-mergeable", facts(activity=Activity.WAITING_INPUT, pr=pr()), Status.NEEDS_INPUT),
@@ -149,7 +149,7 @@ CASES = [
             activity_weak=True,
             previous=Status.NEEDS_INPUT,
             previous_since=NOW - 2 * MIN,
-            pr=pr(ci=CIState.FAILING),
+            pr=pr(ci_state=CIState.FAILING),
             pr_changed_at=NOW - 5 * MIN,
         ),
         Status.NEEDS_INPUT,
@@ -188,12 +188,12 @@ CASES = [
     ("confirmed-active-clears-stuck", weak_run(Activity.ACTIVE, previous=Status.STUCK), Status.WORKING),
     (
         "confirmed-active-after-probes-clears-stuck",
-        weak_run(Activity.ACTIVE, previous=Status.STUCK, pr=pr(ci=CIState.PENDING)),
+        weak_run(Activity.ACTIVE, previous=Status.STUCK, pr=pr(ci_state=CIState.PENDING)),
         Status.CI_PENDING,
     ),
     (
         "confirmed-active-shows-old-ci-failure",
-        weak_run(Activity.ACTIVE, previous=Status.NEEDS_INPUT, pr=pr(ci=CIState.FAILING)),
+        weak_run(Activity.ACTIVE, previous=Status.NEEDS_INPUT, pr=pr(ci_state=CIState.FAILING)),
         Status.CI_FAILED,
     ),
     (
@@ -314,7 +314,7 @@ CASES = [
             activity_weak=True,
             previous=Status.NEEDS_INPUT,
             previous_since=NOW - 5 * MIN,
-            pr=pr(ci=CIState.FAILING),
+            pr=pr(ci_state=CIState.FAILING),
             pr_changed_at=NOW - MIN,
         ),
         Status.CI_FAILED,
@@ -338,7 +338,7 @@ CASES = [
             activity_weak=True,
             previous=Status.NEEDS_INPUT,
             previous_since=NOW - 5 * MIN,
-            pr=pr(ci=CIState.FAILING),
+            pr=pr(ci_state=CIState.FAILING),
             pr_changed_at=NOW - MIN,
         ),
         Status.NEEDS_INPUT,
@@ -367,55 +367,71 @@ CASES = [
     ),
     # --- PR facts, in their own precedence
     ("pr-closed", facts(pr=pr(state=PRState.CLOSED)), Status.PR_CLOSED),
-    ("pr-closed-over-ci", facts(pr=pr(state=PRState.CLOSED, ci=CIState.FAILING)), Status.PR_CLOSED),
-    ("ci-failing", facts(pr=pr(ci=CIState.FAILING)), Status.CI_FAILED),
+    ("pr-closed-over-ci", facts(pr=pr(state=PRState.CLOSED, ci_state=CIState.FAILING)), Status.PR_CLOSED),
+    ("ci-failing", facts(pr=pr(ci_state=CIState.FAILING)), Status.CI_FAILED),
     (
         "ci-failing-over-changes",
-        facts(pr=pr(ci=CIState.FAILING, review=ReviewDecision.CHANGES_REQUESTED)),
+        facts(pr=pr(ci_state=CIState.FAILING, review_decision=ReviewDecision.CHANGES_REQUESTED)),
         Status.CI_FAILED,
     ),
-    ("ci-failing-on-draft", facts(pr=pr(ci=CIState.FAILING, draft=True)), Status.CI_FAILED),
-    ("changes-requested", facts(pr=pr(review=ReviewDecision.CHANGES_REQUESTED)), Status.CHANGES_REQUESTED),
+    ("ci-failing-on-draft", facts(pr=pr(ci_state=CIState.FAILING, draft=True)), Status.CI_FAILED),
+    (
+        "changes-requested",
+        facts(pr=pr(review_decision=ReviewDecision.CHANGES_REQUESTED)),
+        Status.CHANGES_REQUESTED,
+    ),
     (
         "changes-requested-over-conflicts",
-        facts(pr=pr(review=ReviewDecision.CHANGES_REQUESTED, conflicts=True)),
+        facts(pr=pr(review_decision=ReviewDecision.CHANGES_REQUESTED, conflicts=True)),
         Status.CHANGES_REQUESTED,
     ),
     ("conflicts", facts(pr=pr(conflicts=True)), Status.MERGE_CONFLICTS),
-    ("conflicts-over-pending-ci", facts(pr=pr(conflicts=True, ci=CIState.PENDING)), Status.MERGE_CONFLICTS),
-    ("ci-pending", facts(pr=pr(ci=CIState.PENDING)), Status.CI_PENDING),
+    (
+        "conflicts-over-pending-ci",
+        facts(pr=pr(conflicts=True, ci_state=CIState.PENDING)),
+        Status.MERGE_CONFLICTS,
+    ),
+    ("ci-pending", facts(pr=pr(ci_state=CIState.PENDING)), Status.CI_PENDING),
     (
         "ci-pending-over-review",
-        facts(pr=pr(ci=CIState.PENDING, review=ReviewDecision.REQUIRED)),
+        facts(pr=pr(ci_state=CIState.PENDING, review_decision=ReviewDecision.REQUIRED)),
         Status.CI_PENDING,
     ),
-    ("review-required", facts(pr=pr(review=ReviewDecision.REQUIRED)), Status.REVIEW_PENDING),
+    ("review-required", facts(pr=pr(review_decision=ReviewDecision.REQUIRED)), Status.REVIEW_PENDING),
     ("mergeable", facts(pr=pr()), Status.MERGEABLE),
-    ("mergeable-no-review-required", facts(pr=pr(review=ReviewDecision.NONE)), Status.MERGEABLE),
+    ("mergeable-no-review-required", facts(pr=pr(review_decision=ReviewDecision.NONE)), Status.MERGEABLE),
     # --- approved and green means something was green (12.5)
-    ("no-checks-is-not-green", facts(pr=pr(ci=CIState.NONE)), Status.CI_PENDING),
+    ("no-checks-is-not-green", facts(pr=pr(ci_state=CIState.NONE)), Status.CI_PENDING),
     (
         "no-checks-no-review-is-not-green",
-        facts(pr=pr(ci=CIState.NONE, review=ReviewDecision.NONE)),
+        facts(pr=pr(ci_state=CIState.NONE, review_decision=ReviewDecision.NONE)),
         Status.CI_PENDING,
     ),
-    ("no-checks-needed", facts(pr=pr(ci=CIState.NONE, required_checks=())), Status.MERGEABLE),
-    ("no-checks-needed-still-fails", facts(pr=pr(ci=CIState.FAILING, required_checks=())), Status.CI_FAILED),
+    ("no-checks-needed", facts(pr=pr(ci_state=CIState.NONE, required_checks=())), Status.MERGEABLE),
+    (
+        "no-checks-needed-still-fails",
+        facts(pr=pr(ci_state=CIState.FAILING, required_checks=())),
+        Status.CI_FAILED,
+    ),
     (
         "required-checks-passed",
-        facts(pr=pr(ci=CIState.PENDING, required_checks=("tests",), passed_checks=frozenset({"tests"}))),
+        facts(
+            pr=pr(ci_state=CIState.PENDING, required_checks=("tests",), passed_checks=frozenset({"tests"}))
+        ),
         Status.MERGEABLE,
     ),
     (
         "required-check-missing",
         facts(
-            pr=pr(ci=CIState.PASSING, required_checks=("tests", "lint"), passed_checks=frozenset({"lint"}))
+            pr=pr(
+                ci_state=CIState.PASSING, required_checks=("tests", "lint"), passed_checks=frozenset({"lint"})
+            )
         ),
         Status.CI_PENDING,
     ),
     (
         "approval-required-none-given",
-        facts(pr=pr(review=ReviewDecision.NONE, require_approval=True)),
+        facts(pr=pr(review_decision=ReviewDecision.NONE, require_approval=True)),
         Status.REVIEW_PENDING,
     ),
     ("approval-required-and-given", facts(pr=pr(require_approval=True)), Status.MERGEABLE),
@@ -429,18 +445,18 @@ CASES = [
         facts(pr=pr(draft=True), activity=Activity.IDLE, activity_at=NOW - 11 * MIN),
         Status.STUCK,
     ),
-    ("draft-ci-pending", facts(pr=pr(draft=True, ci=CIState.PENDING)), Status.WORKING),
+    ("draft-ci-pending", facts(pr=pr(draft=True, ci_state=CIState.PENDING)), Status.WORKING),
     # --- PR facts outrank self-reports
     (
         "pr-over-report",
-        facts(pr=pr(ci=CIState.FAILING), reported=Reported.WORKING, reported_at=NOW),
+        facts(pr=pr(ci_state=CIState.FAILING), reported=Reported.WORKING, reported_at=NOW),
         Status.CI_FAILED,
     ),
     # --- fresh self-reports
     ("report-needs-input", facts(reported=Reported.NEEDS_INPUT, reported_at=NOW - MIN), Status.NEEDS_INPUT),
     (
         "report-needs-input-over-ci",  # the agent's own question outranks PR facts, as a screen one does
-        facts(pr=pr(ci=CIState.FAILING), reported=Reported.NEEDS_INPUT, reported_at=NOW),
+        facts(pr=pr(ci_state=CIState.FAILING), reported=Reported.NEEDS_INPUT, reported_at=NOW),
         Status.NEEDS_INPUT,
     ),
     (
@@ -539,12 +555,12 @@ def test_a_pr_problem_needs_a_person_unless_the_agent_handles_it(status: Status)
 
 
 def test_derive_places_a_pr_problem_by_who_handles_it() -> None:
-    failing = facts(pr=pr(ci=CIState.FAILING))
+    failing = facts(pr=pr(ci_state=CIState.FAILING))
     assert derive(failing).zone == Zone.WORKING
     assert derive(replace(failing, agent_handles=frozenset())) == derive(failing).__class__(
         Status.CI_FAILED, Zone.RESPOND, "CI is failing"
     )
-    review = derive(facts(pr=pr(review=ReviewDecision.REQUIRED)))
+    review = derive(facts(pr=pr(review_decision=ReviewDecision.REQUIRED)))
     assert (review.status, review.zone, needs_person(review.zone)) == (
         Status.REVIEW_PENDING,
         Zone.REVIEW,
@@ -559,11 +575,11 @@ def test_every_status_is_reachable() -> None:
 
 # Exhaustive sweep over the fact space: invariants that must hold for every combination.
 PR_OPTIONS = [None] + [
-    PRFacts(
+    PRFact(
         state=state,
         draft=draft,
-        ci=ci,
-        review=review,
+        ci_state=ci,
+        review_decision=review,
         mergeable=mergeable,
         conflicts=conflicts,
         behind=behind,
@@ -650,7 +666,7 @@ def test_phase_decides_alone(phase: Phase) -> None:
         derive(facts(phase=phase, runtime=runtime, activity=activity, pr=pr_facts)).status
         for runtime in RuntimeState
         for activity in Activity
-        for pr_facts in (None, pr(), pr(state=PRState.MERGED), pr(ci=CIState.FAILING))
+        for pr_facts in (None, pr(), pr(state=PRState.MERGED), pr(ci_state=CIState.FAILING))
     }
     assert len(statuses) == 1
 
@@ -718,16 +734,16 @@ def test_the_top_level_agent_stuck_threshold_counts_too(settings, tmp_path):
 @pytest.mark.parametrize(
     ("changes", "green", "approved"),
     [
-        ({"ci": CIState.NONE}, False, True),
-        ({"ci": CIState.PENDING}, False, True),
-        ({"ci": CIState.FAILING}, False, True),
-        ({"ci": CIState.PASSING}, True, True),
-        ({"ci": CIState.NONE, "required_checks": ()}, True, True),
-        ({"ci": CIState.PASSING, "required_checks": ("e2e",)}, False, True),
-        ({"review": ReviewDecision.NONE}, True, True),
-        ({"review": ReviewDecision.REQUIRED}, True, False),
-        ({"review": ReviewDecision.CHANGES_REQUESTED}, True, False),
-        ({"review": ReviewDecision.NONE, "require_approval": True}, True, False),
+        ({"ci_state": CIState.NONE}, False, True),
+        ({"ci_state": CIState.PENDING}, False, True),
+        ({"ci_state": CIState.FAILING}, False, True),
+        ({"ci_state": CIState.PASSING}, True, True),
+        ({"ci_state": CIState.NONE, "required_checks": ()}, True, True),
+        ({"ci_state": CIState.PASSING, "required_checks": ("e2e",)}, False, True),
+        ({"review_decision": ReviewDecision.NONE}, True, True),
+        ({"review_decision": ReviewDecision.REQUIRED}, True, False),
+        ({"review_decision": ReviewDecision.CHANGES_REQUESTED}, True, False),
+        ({"review_decision": ReviewDecision.NONE, "require_approval": True}, True, False),
     ],
 )
 def test_approved_and_green_has_one_definition(changes, green, approved) -> None:
