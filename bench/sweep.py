@@ -70,7 +70,8 @@ def setup_django(base: Path) -> None:
 
 
 def register_noop_runtime() -> None:
-    from integrations.base import Runtime, RuntimeHandle
+    from integrations.base import Runtime
+    from integrations.records import RuntimeHandle
     from integrations.registry import runtimes
 
     class BenchNoopRuntime(Runtime):

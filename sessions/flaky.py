@@ -25,7 +25,7 @@ SHA_MAX = 64
 
 
 class CheckState(Protocol):
-    """A check as PR sync reads it from the SCM (``integrations.base.CheckInfo``)."""
+    """A check as PR sync reads it from the SCM (``integrations.records.CheckInfo``)."""
 
     @property
     def source(self) -> str: ...

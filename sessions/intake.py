@@ -21,7 +21,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from integrations.base import IntegrationError, IssueNotFound, IssueState
+from integrations.base import IntegrationError, IssueNotFound
+from integrations.records import IssueState
 from integrations.registry import ConfigurationError, plugin_for
 from reactions.notify import notify
 from sessions import agents, audit, outcomes, services, usage

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from integrations.base import Issue, PermanentIntegrationError
+from integrations.base import PermanentIntegrationError
+from integrations.records import Issue
 from integrations.registry import plugin_for
 from sessions import audit
 from sessions.models import Project

@@ -20,17 +20,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from integrations.base import (
-    SCM,
-    CheckInfo,
-    IntegrationError,
-    PermanentIntegrationError,
-    PullRequestInfo,
-    PullRequestMark,
-    ThreadInfo,
-    TransientIntegrationError,
-)
+from integrations.base import SCM, IntegrationError, PermanentIntegrationError, TransientIntegrationError
 from integrations.gitutil import run_git
+from integrations.records import CheckInfo, PullRequestInfo, PullRequestMark, ThreadInfo
 from integrations.registry import ConfigurationError, plugin_for
 from sessions import jobs, realtime, services
 from sessions.lifecycle import FAILED_CONCLUSIONS, CIState, Phase, PRState, ci_summary

@@ -31,7 +31,7 @@ from integrations.agent.common import (
     git_exclude,
     last_lines,
 )
-from integrations.base import ActivityReading
+from integrations.records import ActivityReading
 from integrations.registry import agents
 
 HISTORY_FILE = ".aider.chat.history.md"

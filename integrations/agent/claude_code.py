@@ -52,7 +52,8 @@ from integrations.agent.common import (
     workspace_keys,
     write_atomically,
 )
-from integrations.base import ActivityReading, HostSetting, PermanentIntegrationError
+from integrations.base import HostSetting, PermanentIntegrationError
+from integrations.records import ActivityReading
 from integrations.registry import agents
 
 SETTINGS_MODE = {"default": None, "auto-edit": "acceptEdits", "skip-permissions": "bypassPermissions"}

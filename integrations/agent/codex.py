@@ -44,7 +44,7 @@ from integrations.agent.common import (
     workspace_keys,
     write_atomically,
 )
-from integrations.base import ActivityReading
+from integrations.records import ActivityReading
 from integrations.registry import agents
 
 SEARCH_DAYS = 14  # how many of the newest day directories to look through for a workspace's rollout

@@ -23,7 +23,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from integrations.base import ActivityReading, Agent, HostSetting, PermanentIntegrationError, PluginConfig
+from integrations.base import Agent, HostSetting, PermanentIntegrationError, PluginConfig
+from integrations.records import ActivityReading
 
 TAIL_BYTES = 64 * 1024
 SUMMARY_MAX = 120

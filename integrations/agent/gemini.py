@@ -53,7 +53,7 @@ from integrations.agent.common import (
     workspace_keys,
     write_atomically,
 )
-from integrations.base import ActivityReading
+from integrations.records import ActivityReading
 from integrations.registry import agents
 
 

@@ -37,7 +37,8 @@ from integrations.agent.common import (
     one_line,
     unboxed,
 )
-from integrations.base import ActivityReading, PermanentIntegrationError
+from integrations.base import PermanentIntegrationError
+from integrations.records import ActivityReading
 from integrations.registry import agents
 
 

@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from integrations.base import PermanentIntegrationError, RateStatus, TransientIntegrationError
+from integrations.base import PermanentIntegrationError, TransientIntegrationError
+from integrations.records import RateStatus
 
 # requests, urllib3 and PyGithub are loaded with the first client (_load_http): most ao commands
 # never talk to GitHub and should not pay for importing them.

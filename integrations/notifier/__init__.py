@@ -26,12 +26,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 from pydantic.alias_generators import to_snake
 
-from integrations.base import (
-    Notification,
-    PermanentIntegrationError,
-    PluginConfig,
-    TransientIntegrationError,
-)
+from integrations.base import PermanentIntegrationError, PluginConfig, TransientIntegrationError
 from integrations.credentials import (
     ENV_NAME_RE,
     EnvName,
@@ -41,6 +36,7 @@ from integrations.credentials import (
     one_source,
     secret_name,
 )
+from integrations.records import Notification
 
 PRIORITIES = ("urgent", "action", "warning", "info")
 USER_AGENT = "ao-notifier/1"

@@ -7,8 +7,9 @@ import subprocess
 
 from pydantic import Field
 
-from integrations.base import HostSetting, Notification, Notifier
+from integrations.base import HostSetting, Notifier
 from integrations.notifier import NotifierConfig, NotifyFailed, NotifyUnavailable, links_of, priority_of
+from integrations.records import Notification
 from integrations.registry import notifiers
 
 URGENCY = {"urgent": "critical", "action": "normal", "warning": "normal", "info": "low"}

@@ -10,8 +10,9 @@ from typing import Any
 
 from pydantic import Field
 
-from integrations.base import Notification, Notifier
+from integrations.base import Notifier
 from integrations.notifier import WebhookURLConfig, links_of, post_json, priority_of, webhook_url_of
+from integrations.records import Notification
 from integrations.registry import notifiers
 
 COLOURS = {"urgent": 0xE01E5A, "action": 0xF2994A, "warning": 0xF2C94C, "info": 0x2D9CDB}

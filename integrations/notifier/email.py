@@ -19,7 +19,7 @@ from django.conf import settings
 from django.core.mail import BadHeaderError, get_connection, send_mail
 from pydantic import Field, field_validator, model_validator
 
-from integrations.base import Notification, Notifier
+from integrations.base import Notifier
 from integrations.credentials import SecretName, secret_name
 from integrations.notifier import (
     NotifierConfig,
@@ -29,6 +29,7 @@ from integrations.notifier import (
     priority_of,
     secret_from,
 )
+from integrations.records import Notification
 from integrations.registry import notifiers
 
 ADDRESS_RE = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")

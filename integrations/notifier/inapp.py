@@ -3,8 +3,9 @@ sending is a no-op; the plugin exists so ``notificationRouting`` can name it."""
 
 from __future__ import annotations
 
-from integrations.base import Notification, Notifier
+from integrations.base import Notifier
 from integrations.notifier import NotifierConfig
+from integrations.records import Notification
 from integrations.registry import notifiers
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from integrations.base import Notification, Notifier
+from integrations.base import Notifier
 from integrations.notifier import WebhookURLConfig, links_of, post_json, priority_of, webhook_url_of
+from integrations.records import Notification
 from integrations.registry import notifiers
 
 EMOJI = {

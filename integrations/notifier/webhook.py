@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from integrations.base import Notification, Notifier
+from integrations.base import Notifier
 from integrations.credentials import EnvName, SecretName, one_source, secret_name
 from integrations.notifier import (
     NotifierConfig,
@@ -29,6 +29,7 @@ from integrations.notifier import (
     secret_from,
     url_from,
 )
+from integrations.records import Notification
 from integrations.registry import notifiers
 
 SIGNATURE_HEADER = "X-AO-Signature-256"

@@ -36,9 +36,9 @@ from integrations.base import (
     PluginConfig,
     Runtime,
     RuntimeGone,
-    RuntimeHandle,
     clear_keys_checked,
 )
+from integrations.records import RuntimeHandle
 from integrations.registry import runtimes
 from integrations.runtime import (
     BRACKETED_PASTE_END,

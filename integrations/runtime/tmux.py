@@ -36,10 +36,10 @@ from integrations.base import (
     PluginConfig,
     Runtime,
     RuntimeGone,
-    RuntimeHandle,
     TransientIntegrationError,
     clear_keys_checked,
 )
+from integrations.records import RuntimeHandle
 from integrations.registry import runtimes
 from integrations.runtime import (
     LONG_TEXT,

@@ -29,20 +29,17 @@ from urllib.parse import quote
 
 from pydantic import Field, field_validator
 
-from integrations.base import (
-    SCM,
+from integrations.base import SCM, NotHostSetting, PermanentIntegrationError, TransientIntegrationError
+from integrations.credentials import SecretName, credential, secret_name
+from integrations.github import GitHubError, GitHubNotFound, GitHubPluginMixin, GitHubSettings
+from integrations.records import (
     CheckInfo,
-    NotHostSetting,
-    PermanentIntegrationError,
     PullRequestChanges,
     PullRequestInfo,
     PullRequestMark,
     RateStatus,
     ThreadInfo,
-    TransientIntegrationError,
 )
-from integrations.credentials import SecretName, credential, secret_name
-from integrations.github import GitHubError, GitHubNotFound, GitHubPluginMixin, GitHubSettings
 from integrations.registry import scms
 
 log = logging.getLogger(__name__)

@@ -33,17 +33,15 @@ from pydantic import Field, field_validator
 from integrations import localci
 from integrations.base import (
     SCM,
-    CheckInfo,
     HostSetting,
     NotHostSetting,
     PermanentIntegrationError,
     PluginConfig,
-    PullRequestInfo,
-    ThreadInfo,
     TransientIntegrationError,
 )
 from integrations.gitutil import BranchNameError, GitError, config_lock, run_git, validate_branch_name
 from integrations.models import LocalCIRun, LocalPullRequest, LocalReview
+from integrations.records import CheckInfo, PullRequestInfo, ThreadInfo
 from integrations.registry import scms
 
 log = logging.getLogger(__name__)

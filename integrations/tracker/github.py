@@ -19,10 +19,11 @@ from typing import Any
 
 from pydantic import Field
 
-from integrations.base import Issue, IssueNotFound, IssueState, PermanentIntegrationError, Tracker
+from integrations.base import IssueNotFound, PermanentIntegrationError, Tracker
 from integrations.github import GitHubNotFound, GitHubPluginMixin, GitHubSettings
 from integrations.github.client import GitHubError
 from integrations.gitutil import slugify
+from integrations.records import Issue, IssueState
 from integrations.registry import trackers
 
 _REF = re.compile(r"^(?:(?P<repo>[\w.-]+/[\w.-]+))?#?(?P<number>\d{1,10})$")

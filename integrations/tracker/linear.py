@@ -33,9 +33,7 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from integrations.base import (
-    Issue,
     IssueNotFound,
-    IssueState,
     PermanentIntegrationError,
     PluginConfig,
     Tracker,
@@ -50,6 +48,7 @@ from integrations.credentials import (
     one_source,
     secret_name,
 )
+from integrations.records import Issue, IssueState
 from integrations.registry import trackers
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,9 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from integrations.base import Issue, IssueNotFound, IssueState, PluginConfig, Tracker
+from integrations.base import IssueNotFound, PluginConfig, Tracker
 from integrations.models import LocalIssue
+from integrations.records import Issue, IssueState
 from integrations.registry import trackers
 
 

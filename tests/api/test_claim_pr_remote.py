@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from integrations.base import PullRequestInfo
+from integrations.records import PullRequestInfo
 from sessions.models import AuditEntry, Event, Project, PullRequest
 from tests.api.conftest import ApiTestSCM
 from tests.factories import SessionFactory

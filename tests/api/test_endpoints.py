@@ -257,7 +257,7 @@ def test_issues_local_tracker(world) -> None:
 
 
 def test_merge_refuses_with_blockers_then_merges(world) -> None:
-    from integrations.base import PullRequestInfo
+    from integrations.records import PullRequestInfo
     from tests.api.conftest import ApiTestSCM
 
     pr = PullRequestFactory(session=world.session, ci_state="failing", mergeable=True)
@@ -277,7 +277,7 @@ def test_merge_refuses_with_blockers_then_merges(world) -> None:
 
 
 def test_claim_pr(world) -> None:
-    from integrations.base import CheckInfo, PullRequestInfo
+    from integrations.records import CheckInfo, PullRequestInfo
     from tests.api.conftest import ApiTestSCM
 
     ApiTestSCM.prs[7] = PullRequestInfo(

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from integrations.base import PullRequestInfo
+from integrations.records import PullRequestInfo
 from integrations.tracker.local import LocalTracker
 from sessions import views_chat
 from sessions.models import AuditEntry, ChatConfirmation, ChatDelivery, Event, Message, Session

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from integrations.base import CheckInfo, PullRequestInfo
+from integrations.records import CheckInfo, PullRequestInfo
 from reactions import services as reactions
 from sessions import prsync
 from sessions.lifecycle import Zone

@@ -15,7 +15,7 @@ import pytest
 from django.template import Context, Template
 
 from ao_site.links import http_url
-from integrations.base import CheckInfo, Issue, Notification, PullRequestInfo, ThreadInfo
+from integrations.records import CheckInfo, Issue, Notification, PullRequestInfo, ThreadInfo
 from sessions.models import CheckRun, PullRequest, ReviewThread
 from sessions.prsync import pull_request_record
 from tests.factories import ProjectFactory, SessionFactory

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from integrations.base import CheckInfo, PullRequestInfo
+from integrations.records import CheckInfo, PullRequestInfo
 from sessions import decisions, prsync, selectors
 from sessions.models import Event, FlakyCheck, Membership
 from tests.factories import (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from integrations.base import CheckInfo, PullRequestInfo
+from integrations.records import CheckInfo, PullRequestInfo
 from reactions import services as reactions
 from reactions.models import ReactionAttempt
 from sessions import prsync, selectors

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from integrations.base import SCM, PluginConfig, PullRequestInfo
+from integrations.base import SCM, PluginConfig
+from integrations.records import PullRequestInfo
 from integrations.registry import scms
 
 

@@ -11,12 +11,8 @@ from typing import Any
 import pytest
 
 import integrations.tracker.linear as linear_module
-from integrations.base import (
-    Issue,
-    IssueNotFound,
-    PermanentIntegrationError,
-    TransientIntegrationError,
-)
+from integrations.base import IssueNotFound, PermanentIntegrationError, TransientIntegrationError
+from integrations.records import Issue
 from integrations.registry import BUILTIN_PLUGIN_MODULES, ConfigurationError, trackers
 from integrations.tracker.linear import LinearRateLimited, LinearTracker
 from tests.fakes.linear import FakeLinear

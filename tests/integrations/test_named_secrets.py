@@ -7,11 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from integrations.base import Notification, PermanentIntegrationError
+from integrations.base import PermanentIntegrationError
 from integrations.credentials import CredentialUnavailable
 from integrations.github.client import forget_clients
 from integrations.notifier import NotifyFailed
 from integrations.notifier.webhook import verify
+from integrations.records import Notification
 from integrations.registry import ConfigurationError, notifiers, scms, trackers
 from integrations.scm.github import GitHubSCM
 from integrations.tracker.linear import LinearTracker

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from integrations.base import PermanentIntegrationError, RuntimeGone, RuntimeHandle
+from integrations.base import PermanentIntegrationError, RuntimeGone
+from integrations.records import RuntimeHandle
 from integrations.registry import runtimes
 from integrations.runtime.tmux import TmuxRuntime
 from sessions.lifecycle import RuntimeState

@@ -21,7 +21,8 @@ import pytest
 
 from integrations.agent.claude_code import ClaudeCodeAgent
 from integrations.agent.custom import CustomAgent
-from integrations.base import ActivityReading, Agent
+from integrations.base import Agent
+from integrations.records import ActivityReading
 
 STANDIN = Path(__file__).resolve().parents[1] / "agent_standin" / "standin_agent.py"
 GIT_ENV = {

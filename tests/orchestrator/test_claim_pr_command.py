@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.core.management import CommandError, call_command
 
-from integrations.base import PullRequestInfo
+from integrations.records import PullRequestInfo
 from sessions.models import AuditEntry, Event, PullRequest
 from tests.factories import ProjectFactory, SessionFactory
 from tests.helpers.scm import in_memory_scm

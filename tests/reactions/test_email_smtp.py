@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from integrations.base import Notification
 from integrations.notifier import NotifyFailed
+from integrations.records import Notification
 from integrations.registry import notifiers
 from sessions import secrets
 from tests.helpers.procs import REPO

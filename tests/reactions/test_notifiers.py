@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from integrations.base import Notification
 from integrations.notifier import NotifyFailed, NotifyUnavailable, OutboundNotification
 from integrations.notifier.webhook import verify
+from integrations.records import Notification
 from integrations.registry import ConfigurationError, notifiers
 from tests.fakes.hooks import FakeHooks
 

@@ -7,14 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from integrations.base import (
-    SCM,
-    CheckInfo,
-    PluginConfig,
-    PullRequestInfo,
-    ThreadInfo,
-    TransientIntegrationError,
-)
+from integrations.base import SCM, PluginConfig, TransientIntegrationError
+from integrations.records import CheckInfo, PullRequestInfo, ThreadInfo
 from integrations.registry import scms
 from sessions import prsync
 from sessions.models import CheckRun, Event, PullRequest, ReviewThread, WebhookDelivery

@@ -13,7 +13,7 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from integrations.base import CheckInfo, PullRequestInfo
+from integrations.records import CheckInfo, PullRequestInfo
 from sessions import agents, prsync, services
 from sessions.lifecycle import CONFIRM_READINGS, Activity, Status
 from sessions.models import Session

@@ -361,7 +361,7 @@ def _alive_runtime(monkeypatch, *, activity="waiting_input", summary="Asks: whic
     from django.utils import timezone
 
     from integrations.agent.claude_code import ClaudeCodeAgent
-    from integrations.base import ActivityReading
+    from integrations.records import ActivityReading
     from integrations.runtime.tmux import TmuxRuntime
 
     probed: list[str] = []

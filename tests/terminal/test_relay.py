@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from integrations.base import RuntimeHandle
+from integrations.records import RuntimeHandle
 from sessions import terminal
 from sessions.terminal import TerminalTarget
 from tests.helpers.fixtures import wait_for
