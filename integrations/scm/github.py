@@ -23,7 +23,6 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -34,13 +33,12 @@ from integrations.credentials import SecretName, credential, secret_name
 from integrations.github import GitHubError, GitHubNotFound, GitHubPluginMixin, GitHubSettings
 from integrations.records import (
     CheckInfo,
-    PullRequestChanges,
     PullRequestInfo,
-    PullRequestMark,
     RateStatus,
     ThreadInfo,
 )
 from integrations.registry import scms
+from integrations.scm.github_probe import GitHubChangeProbe, github_time, is_actions_job
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +80,6 @@ _TIMESTAMP = re.compile(r"^\ufeff?\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ?")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-def _dt(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def log_excerpt(text: str, *, max_lines: int = 60, max_bytes: int = 8000) -> str:
     """The failing step's tail: up to ``max_lines`` lines ending at the first ``##[error]`` (or the end).
 
@@ -127,7 +116,7 @@ def log_excerpt(text: str, *, max_lines: int = 60, max_bytes: int = 8000) -> str
 
 
 @scms.register("github")
-class GitHubSCM(GitHubPluginMixin, SCM):
+class GitHubSCM(GitHubChangeProbe, GitHubPluginMixin, SCM):
     class Config(GitHubSettings):
         merge_method: Literal["squash", "merge", "rebase"] = Field(
             "squash", description="how ao merges a PR (auto-merge, the dashboard, ao pr merge)"
@@ -347,8 +336,8 @@ class GitHubSCM(GitHubPluginMixin, SCM):
             review_decision=_review_decision(node, state),
             checks=checks,
             threads=threads,
-            updated_at=_dt(node.get("updatedAt")),
-            created_at=_dt(node.get("createdAt")),
+            updated_at=github_time(node.get("updatedAt")),
+            created_at=github_time(node.get("createdAt")),
         )
 
     @staticmethod
@@ -365,8 +354,8 @@ class GitHubSCM(GitHubPluginMixin, SCM):
                 conclusion=conclusion if status == "completed" else "",
                 url=ctx.get("detailsUrl") or "",
                 external_id=str(ctx.get("databaseId") or ""),
-                started_at=_dt(ctx.get("startedAt")),
-                completed_at=_dt(ctx.get("completedAt")),
+                started_at=github_time(ctx.get("startedAt")),
+                completed_at=github_time(ctx.get("completedAt")),
             )
         if ctx.get("__typename") == "StatusContext":
             state = (ctx.get("state") or "").upper()
@@ -384,233 +373,9 @@ class GitHubSCM(GitHubPluginMixin, SCM):
                 conclusion=conclusion,
                 url=ctx.get("targetUrl") or "",
                 external_id=f"status:{ctx.get('context') or ''}",
-                started_at=_dt(ctx.get("createdAt")),
+                started_at=github_time(ctx.get("createdAt")),
             )
         return None
-
-    # --- change probe: conditional REST reads (a 304 is free) ------------------------------------
-    def pull_request_changes(
-        self,
-        *,
-        prs: Mapping[int, PullRequestMark],
-        branches: Sequence[str],
-        state: Mapping[str, Any],
-        bases: bool = False,
-    ) -> PullRequestChanges:
-        """Which watched PRs changed, from ETag-guarded reads whose ETags ``state`` keeps:
-
-        - the repository's PRs, most recently updated first (one page of 100, more only when
-          more than a page changed since the last look): a new commit, a review, a comment, a
-          label, a merge or close all move a PR's ``updated_at``; a merge moves its base branch;
-        - while a watched PR has CI running (or none reported yet): the repository's Actions
-          workflow runs (one page); PRs whose pending checks are not Actions jobs, or whose runs
-          are not on that page, their head commit's check runs and statuses;
-        - with ``bases``: each open PR's base branch (a push to it can make PRs conflict).
-
-        A PR whose ``updated_at`` is the very second of the look is read once more at the next
-        look (GitHub's times have whole seconds: a change later in that second moves nothing)."""
-        client = self.client()
-        old_pulls = dict(state.get("pulls") or {})
-        pulls_state, changed, found, moved = self._probe_pulls(client, old_pulls, prs, set(branches))
-        new_state: dict[str, Any] = {"pulls": pulls_state}
-        changed |= {n for n in old_pulls.get("hot") or () if n in prs}
-        checks_changed, new_state["checks"] = self._probe_checks(client, dict(state.get("checks") or {}), prs)
-        changed |= checks_changed
-        old_bases = dict(state.get("bases") or {})
-        wanted = sorted({m.base_branch for m in prs.values() if m.state == "open" and m.base_branch})
-        if bases or any(base not in old_bases for base in wanted):  # a new base: record it now
-            new_bases = {}
-            for base in wanted:
-                before = old_bases.get(base) or {}
-                try:
-                    resp = client.request(
-                        "GET",
-                        f"/repos/{self.repo_full_name}/git/ref/heads/{quote(base, safe='/')}",
-                        etag=before.get("etag", ""),
-                    )
-                except GitHubNotFound:
-                    new_bases[base] = {}  # no such branch (any more): looked at again when due
-                    continue
-                if resp.not_modified:
-                    new_bases[base] = before
-                    continue
-                sha = ((resp.data or {}).get("object") or {}).get("sha") or ""
-                new_bases[base] = {"etag": resp.headers.get("etag", ""), "sha": sha}
-                if before.get("sha") and before["sha"] != sha:
-                    moved.add(base)
-            old_bases = new_bases
-        new_state["bases"] = old_bases
-        changed |= {n for n, m in prs.items() if m.state == "open" and m.base_branch in moved}
-        return PullRequestChanges(
-            numbers=frozenset(changed),
-            branches=frozenset(found),
-            everything=not old_pulls.get("looked"),
-            state=new_state,
-        )
-
-    def _probe_pulls(
-        self, client, old: dict[str, Any], prs: Mapping[int, PullRequestMark], branches: set[str]
-    ) -> tuple[dict[str, Any], set[int], set[str], set[str]]:
-        path = f"/repos/{self.repo_full_name}/pulls"
-        params = {"state": "all", "sort": "updated", "direction": "desc", "per_page": PULLS_PAGE}
-        resp = client.request("GET", path, params=params, etag=old.get("etag", ""))
-        if resp.not_modified:
-            # the list is what the last look saw: a PR ao stored otherwise (a read that came back
-            # older than the list) is read again
-            stale = set()
-            for number, known in prs.items():
-                _updated, sha, state = (str((old.get("marks") or {}).get(str(number)) or "||")).split("|", 2)
-                if sha and (sha != known.head_sha or state != known.state):
-                    stale.add(number)
-            return {**old, "hot": []}, stale, set(), set()
-        watermark = old.get("watermark") or ""
-        items = [i for i in resp.data or () if isinstance(i, dict)]
-        page = 1
-        # more than a page changed since the last look: read on to the first PR not newer than it
-        while (
-            watermark
-            and len(items) == page * PULLS_PAGE
-            and page < PULLS_MAX_PAGES
-            and (items[-1].get("updated_at") or "") >= watermark
-        ):
-            page += 1
-            more = client.request("GET", path, params={**params, "page": page}, conditional=False).data
-            items.extend(i for i in more or () if isinstance(i, dict))
-            if not more:
-                break
-        marks: dict[str, str] = dict(old.get("marks") or {})
-        now = _http_date(resp.headers.get("date"))
-        changed, found, moved, hot = set(), set(), set(), []
-        for item in items:
-            number = item.get("number")
-            if not isinstance(number, int):
-                continue
-            head, base = item.get("head") or {}, item.get("base") or {}
-            updated = item.get("updated_at") or ""
-            state = "merged" if item.get("merged_at") else (item.get("state") or "")
-            mark = f"{updated}|{head.get('sha') or ''}|{state}"
-            known = prs.get(number)
-            read = known is not None and (
-                known.updated_at is not None
-                and known.updated_at == _dt(updated)
-                and (known.head_sha, known.state) == (head.get("sha"), state)
-            )  # ao read this very version already (e.g. a webhook's refresh did)
-            if (marks.get(str(number)) != mark and not read) or (
-                known is not None and (known.head_sha != head.get("sha") or known.state != state)
-            ):
-                if known is not None:
-                    changed.add(number)
-                if head.get("ref") in branches:
-                    found.add(head["ref"])
-                if item.get("merged_at") and (item["merged_at"] >= watermark) and base.get("ref"):
-                    moved.add(base["ref"])  # a merge moved the base: PRs on it may now conflict
-            marks[str(number)] = mark
-            if now is not None and known is not None and _dt(updated) is not None and _dt(updated) >= now:
-                hot.append(number)
-        keep = {str(n) for n in prs} | {str(i.get("number")) for i in items[:PULLS_PAGE]}
-        newest = max([watermark] + [i.get("updated_at") or "" for i in items])
-        return (
-            {
-                "looked": True,
-                "etag": resp.headers.get("etag", ""),
-                "watermark": newest,
-                "marks": {k: v for k, v in marks.items() if k in keep},
-                "hot": hot,
-            },
-            changed,
-            found,
-            moved,
-        )
-
-    def _probe_checks(
-        self, client, old: dict[str, Any], prs: Mapping[int, PullRequestMark]
-    ) -> tuple[set[int], dict[str, Any]]:
-        """PRs whose head's checks are not what ao stored, for open PRs with CI running or none
-        reported yet. What each read said is kept and compared with the stored checks again
-        after a 304, so a read that came back older than the look is repeated."""
-        watched = {
-            n: m
-            for n, m in prs.items()
-            if m.state == "open" and m.head_sha and m.ci_state in ("pending", "none")
-        }
-        if not watched:
-            return set(), {"runs": old["runs"]} if old.get("runs") else {}  # its ETag serves again later
-        changed: set[int] = set()
-        new: dict[str, Any] = {}
-        direct = {
-            n: m
-            for n, m in watched.items()
-            if any(c.status != "completed" and not _is_actions_job(c) for c in m.checks)
-        }
-        actions = {n: m for n, m in watched.items() if n not in direct}
-        if actions:
-            before = old.get("runs") or {}
-            resp = client.request(
-                "GET",
-                f"/repos/{self.repo_full_name}/actions/runs",
-                params={"per_page": 100},
-                etag=before.get("etag", ""),
-            )
-            if resp.not_modified:
-                runs = before
-            else:
-                listed = (resp.data or {}).get("workflow_runs") or ()
-                runs = {
-                    "etag": resp.headers.get("etag", ""),
-                    "runs": [[r.get("id"), r.get("head_sha") or "", r.get("status") or ""] for r in listed],
-                }
-            new["runs"] = runs
-            by_sha: dict[str, list[tuple[int, str]]] = {}
-            for run_id, sha, status in runs.get("runs") or ():
-                by_sha.setdefault(sha, []).append((run_id, status))
-            for number, mark in actions.items():
-                known: dict[int, list[CheckInfo]] = {}
-                for check in mark.checks:
-                    run = _run_id(check)
-                    if run is not None:
-                        known.setdefault(run, []).append(check)
-                for run_id, status in by_sha.get(mark.head_sha, ()):
-                    checks = known.get(run_id)
-                    if checks is None or (status == "completed") != all(
-                        c.status == "completed" for c in checks
-                    ):
-                        changed.add(number)  # a run ao has not seen, or one that finished or restarted
-                seen = {run_id for run_id, _status in by_sha.get(mark.head_sha, ())}
-                if any(c.status != "completed" and _run_id(c) not in seen for c in mark.checks):
-                    direct[number] = mark  # its running jobs' runs are not on the page: ask the commit
-        old_shas = old.get("shas") or {}
-        new_shas: dict[str, Any] = {}
-        for number, mark in direct.items():
-            before = old_shas.get(mark.head_sha) or {}
-            after: dict[str, Any] = {}
-            kinds = ["check-runs"] + (["status"] if any(c.source == "status" for c in mark.checks) else [])
-            for kind in kinds:
-                was = before.get(kind) or {}
-                resp = client.request(
-                    "GET",
-                    f"/repos/{self.repo_full_name}/commits/{mark.head_sha}/{kind}",
-                    etag=was.get("etag", ""),
-                )
-                if resp.not_modified:
-                    after[kind] = was
-                    continue
-                body = resp.data or {}
-                if kind == "check-runs":
-                    seen = [[str(c.get("id")), c.get("status") or ""] for c in body.get("check_runs") or ()]
-                else:
-                    seen = [
-                        ["status:" + (c.get("context") or ""), _status_of(c.get("state"))]
-                        for c in body.get("statuses") or ()
-                    ]
-                after[kind] = {"etag": resp.headers.get("etag", ""), "seen": seen}
-            stored = {c.external_id: c.status == "completed" for c in mark.checks}
-            for kind in kinds:
-                for external_id, status in (after.get(kind) or {}).get("seen") or ():
-                    if stored.get(external_id) is None or stored[external_id] != (status == "completed"):
-                        changed.add(number)
-            new_shas[mark.head_sha] = after
-        new["shas"] = new_shas
-        return changed, new
 
     # --- failed job logs, only on change -------------------------------------------------------
     def _with_logs(self, info: PullRequestInfo, previous: PullRequestInfo | None) -> PullRequestInfo:
@@ -618,7 +383,7 @@ class GitHubSCM(GitHubPluginMixin, SCM):
         changed = False
         checks = []
         for check in info.checks:
-            if check.conclusion in FAILED_CONCLUSIONS and _is_actions_job(check):
+            if check.conclusion in FAILED_CONCLUSIONS and is_actions_job(check):
                 old = before.get(check.external_id)
                 if old is not None and old.conclusion == check.conclusion and old.log_excerpt:
                     excerpt = old.log_excerpt
@@ -706,46 +471,13 @@ class GitHubSCM(GitHubPluginMixin, SCM):
             return None
 
 
-PULLS_PAGE = 100
-PULLS_MAX_PAGES = 10
-
-
-def _http_date(value: str | None) -> datetime | None:
-    """An HTTP Date header's time, to the second (None when missing or malformed)."""
-    if not value:
-        return None
-    try:
-        return parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-
-
-_RUN_ID = re.compile(r"/actions/runs/(\d+)")
-
-
-def _run_id(check: CheckInfo) -> int | None:
-    """The Actions workflow run a check run (a job) belongs to, from its page's URL."""
-    match = _RUN_ID.search(check.url) if _is_actions_job(check) else None
-    return int(match.group(1)) if match else None
-
-
-def _status_of(state: str | None) -> str:
-    """A commit status's state as a check status: pending is running, the rest are finished."""
-    return "in_progress" if (state or "") == "pending" else "completed"
-
-
 def _opened_since(node: Mapping[str, Any], since: datetime | None) -> bool:
     """The PR was opened at or after ``since`` (always, without ``since``; never when GitHub's
     answer has no creation time to compare)."""
     if since is None:
         return True
-    created = _dt(node.get("createdAt"))
+    created = github_time(node.get("createdAt"))
     return created is not None and created >= since
-
-
-def _is_actions_job(check: CheckInfo) -> bool:
-    """A GitHub Actions job: its check run id is the job id, and its page is under /actions/runs/."""
-    return check.source == "check_run" and check.external_id.isdigit() and "/actions/runs/" in check.url
 
 
 def _chunks(items: list, size: int) -> list[list]:
@@ -766,7 +498,7 @@ def _thread(node: Mapping[str, Any]) -> ThreadInfo:
         url=first.get("url") or "",
         resolved=bool(node.get("isResolved")),
         is_bot=author.get("__typename") == "Bot",
-        created_at=_dt(first.get("createdAt")),
+        created_at=github_time(first.get("createdAt")),
     )
 
 
@@ -787,7 +519,7 @@ def _review_texts(node: Mapping[str, Any]) -> tuple[ThreadInfo, ...]:
                 body=review.get("body") or "",
                 url=review.get("url") or "",
                 is_bot=author.get("__typename") == "Bot",
-                created_at=_dt(review.get("submittedAt")),
+                created_at=github_time(review.get("submittedAt")),
                 review_state="changes_requested",
             )
         )
