@@ -23,14 +23,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
-from integrations.agent.common import (
-    ACTIVE,
-    DEFAULT_PANE_PATTERNS,
-    READY,
-    CliAgent,
-    git_exclude,
-    last_lines,
-)
+from integrations.agent.activity import ACTIVE, DEFAULT_PANE_PATTERNS, READY, last_lines
+from integrations.agent.common import CliAgent, git_exclude
 from integrations.records import ActivityReading
 from integrations.registry import agents
 

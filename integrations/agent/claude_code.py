@@ -31,27 +31,25 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from integrations.agent.common import (
+from integrations.agent.activity import (
     ACTIVE,
     BLOCKED,
     DEFAULT_PANE_PATTERNS,
     WAITING_INPUT,
+    decide,
+    last_lines,
+    terminal_reading,
+)
+from integrations.agent.common import (
     AgentConfig,
     CliAgent,
-    JsonlTotals,
-    decide,
     git_exclude,
-    last_lines,
     load_json_object,
-    newest_file,
-    one_line,
-    parse_jsonl,
     read_instructions,
-    read_tail_lines,
-    terminal_reading,
     workspace_keys,
     write_atomically,
 )
+from integrations.agent.transcripts import JsonlTotals, newest_file, one_line, parse_jsonl, read_tail_lines
 from integrations.base import HostSetting, PermanentIntegrationError
 from integrations.records import ActivityReading
 from integrations.registry import agents

@@ -21,28 +21,32 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from integrations.agent.common import (
+from integrations.agent.activity import (
     ACTIVE,
     BLOCKED,
     DEFAULT_PANE_PATTERNS,
     READY,
-    SETTLE_SECONDS,
     WAITING_INPUT,
-    CliAgent,
-    JsonlTotals,
     age_state,
-    check_conversation_id,
     decide,
     last_lines,
+    terminal_reading,
+)
+from integrations.agent.common import (
+    SETTLE_SECONDS,
+    CliAgent,
+    check_conversation_id,
+    read_instructions,
+    workspace_keys,
+    write_atomically,
+)
+from integrations.agent.transcripts import (
+    JsonlTotals,
     mtime_of,
     one_line,
     parse_jsonl,
     read_head_line,
-    read_instructions,
     read_tail_lines,
-    terminal_reading,
-    workspace_keys,
-    write_atomically,
 )
 from integrations.records import ActivityReading
 from integrations.registry import agents

@@ -14,7 +14,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from integrations.agent.common import DEFAULT_PANE_PATTERNS, CliAgent, PanePatterns
+from integrations.agent.activity import DEFAULT_PANE_PATTERNS, PanePatterns
+from integrations.agent.common import CliAgent
 from integrations.base import HostSetting, PluginConfig
 from integrations.registry import agents
 

@@ -34,25 +34,23 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from integrations.agent.common import (
+from integrations.agent.activity import (
     ACTIVE,
     DEFAULT_PANE_PATTERNS,
     READY,
     WAITING_INPUT,
-    CliAgent,
-    JsonlTotals,
-    NoInstructionsConfig,
     age_state,
     last_lines,
-    load_json_object,
-    newest_file,
-    one_line,
-    parse_timestamp,
-    read_head_line,
     unboxed,
+)
+from integrations.agent.common import (
+    CliAgent,
+    NoInstructionsConfig,
+    load_json_object,
     workspace_keys,
     write_atomically,
 )
+from integrations.agent.transcripts import JsonlTotals, newest_file, one_line, parse_timestamp, read_head_line
 from integrations.records import ActivityReading
 from integrations.registry import agents
 

@@ -25,18 +25,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
-from integrations.agent.common import (
+from integrations.agent.activity import (
     BLOCKED,
     DEFAULT_PANE_PATTERNS,
     EXITED,
     WAITING_INPUT,
-    CliAgent,
-    NoInstructionsConfig,
-    check_conversation_id,
     last_lines,
-    one_line,
     unboxed,
 )
+from integrations.agent.common import CliAgent, NoInstructionsConfig, check_conversation_id
+from integrations.agent.transcripts import one_line
 from integrations.base import PermanentIntegrationError
 from integrations.records import ActivityReading
 from integrations.registry import agents

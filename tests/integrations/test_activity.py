@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
+from integrations.agent.activity import terminal_reading
 from integrations.agent.aider import AiderAgent
 from integrations.agent.claude_code import ClaudeCodeAgent, encode_project_path
 from integrations.agent.codex import CodexAgent
-from integrations.agent.common import read_tail_lines, terminal_reading
 from integrations.agent.custom import CustomAgent
 from integrations.agent.gemini import GeminiAgent
 from integrations.agent.opencode import OpenCodeAgent
+from integrations.agent.transcripts import read_tail_lines
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 SESSION = "5f0c7a4e-1111-2222-3333-444455556666"
@@ -1070,17 +1071,17 @@ def test_claude_transcript_is_parsed_again_only_when_it_changed(
 ) -> None:
     """Every sweep reads every agent's transcript; one nothing was written to since is not
     parsed again, and an appended entry is read by the next reading."""
-    from integrations.agent import common
+    from integrations.agent import transcripts
 
     path = write_claude(home, workspace, [tool_use(ago=5)])
     parsed: list[Path] = []
-    real = common.read_tail_lines
+    real = transcripts.read_tail_lines
 
     def spy(p: Path, *args, **kwargs):
         parsed.append(p)
         return real(p, *args, **kwargs)
 
-    monkeypatch.setattr(common, "read_tail_lines", spy)
+    monkeypatch.setattr(transcripts, "read_tail_lines", spy)
     agent = claude(home)
     first = agent.detect_activity(workspace=workspace, pane_text="", now=NOW, process_alive=True)
     later = agent.detect_activity(
