@@ -107,7 +107,7 @@ def simulate(n: int, *, probe: bool, changing: bool, hooked: bool = False) -> di
     from django.utils import timezone
 
     from integrations.base import SCM
-    from integrations.github.client import forget_clients
+    from integrations.github.pool import forget_clients
     from integrations.scm.github import GitHubSCM
     from sessions import prsync
     from sessions.models import Project, Session, WebhookDelivery

@@ -163,7 +163,7 @@ def measured(fn, counter: QueryCounter) -> tuple[float, float, int]:
 def run(n: int, repeat: int, base: Path, top: int) -> dict:
     from django.conf import settings
 
-    from integrations.github.client import forget_clients
+    from integrations.github.pool import forget_clients
     from sessions import prsync, sweep  # after django.setup(): they import the models
     from sessions.models import Project, Session
     from tests.fakes.github import FakeGitHub, push

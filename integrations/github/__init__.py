@@ -1,8 +1,8 @@
 """GitHub access shared by the ``github`` SCM and tracker plugins.
 
-``client.get_client`` gives the one rate-aware client per credential; ``GitHubSettings`` is the
-settings both plugins share (repo, host, where the token lives, waits) and ``GitHubPluginMixin``
-turns them into a client for the plugin's project. The token comes from the environment variable
+``pool.get_client`` gives the one rate-aware client (``client.GitHubClient``) per credential;
+``GitHubSettings`` is the settings both plugins share (repo, host, where the token lives, waits)
+and ``GitHubPluginMixin`` turns them into a client for the plugin's project. The token comes from the environment variable
 named by ``token_env`` (default ``GITHUB_TOKEN``) or from the secret stored in ao named by
 ``token_secret``, read on every ``client()`` call (clients are shared per token).
 """
@@ -16,15 +16,9 @@ from pydantic import Field, field_validator, model_validator
 
 from integrations.base import PermanentIntegrationError, PluginConfig
 from integrations.credentials import ENV_NAME_RE, EnvName, SecretName, credential, one_source, secret_name
-from integrations.github.client import (
-    DEFAULT_BASE_URL,
-    GitHubAuthError,
-    GitHubClient,
-    GitHubError,
-    GitHubNotFound,
-    GitHubRateLimited,
-    get_client,
-)
+from integrations.github.client import DEFAULT_BASE_URL, GitHubClient
+from integrations.github.pool import get_client
+from integrations.github.results import GitHubAuthError, GitHubError, GitHubNotFound, GitHubRateLimited
 
 __all__ = [
     "DEFAULT_BASE_URL",

@@ -1,8 +1,8 @@
 """One rate-aware GitHub client per credential.
 
 Every GitHub call ao makes (REST and GraphQL, for the SCM and the tracker, for every project
-using the token) goes through the ``GitHubClient`` returned by ``get_client(base_url, token)``.
-It:
+using the token) goes through the ``GitHubClient`` returned by ``pool.get_client(base_url,
+token)``. It:
 
 - sends requests through PyGithub's authenticated requester (``Github(base_url=..., auth=
   Auth.Token(...), timeout=..., retry=...)``); PyGithub's connection object is not safe to share
@@ -34,6 +34,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from integrations.base import PermanentIntegrationError, TransientIntegrationError
+from integrations.github.results import (
+    GitHubAuthError,
+    GitHubError,
+    GitHubNotFound,
+    GitHubRateLimited,
+    GitHubResponse,
+    GraphQLResult,
+)
 from integrations.records import RateStatus
 
 # requests, urllib3 and PyGithub are loaded with the first client (_load_http): most ao commands
@@ -61,48 +69,6 @@ log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://api.github.com"
 USER_AGENT = "ao (agent orchestrator)"
 ETAG_CACHE_SIZE = 1024
-
-
-# --- errors --------------------------------------------------------------------------------------
-class GitHubError(PermanentIntegrationError):
-    """GitHub answered with an error that retrying will not fix."""
-
-    def __init__(self, message: str, *, status: int = 0, gh_message: str = "") -> None:
-        super().__init__(message)
-        self.status = status
-        self.gh_message = gh_message
-
-
-class GitHubAuthError(GitHubError):
-    """401, or a 403 that is not a rate limit: the token is wrong, expired or lacks access."""
-
-
-class GitHubNotFound(GitHubError):
-    """404 (GitHub also answers 404 for private things the token cannot see)."""
-
-
-class GitHubRateLimited(TransientIntegrationError):
-    """The budget is gone (or a secondary limit asked to wait longer than we will)."""
-
-    def __init__(self, message: str, *, until: float) -> None:
-        super().__init__(message)
-        self.until = until
-
-
-# --- results -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class GitHubResponse:
-    status: int
-    headers: Mapping[str, str]
-    data: Any
-    not_modified: bool = False  # True: a 304, ``data`` is the cached body
-
-
-@dataclass(frozen=True)
-class GraphQLResult:
-    data: dict[str, Any]
-    errors: tuple[dict[str, Any], ...] = ()
-    cost: int | None = None
 
 
 @dataclass
@@ -630,44 +596,3 @@ def _message_of(text: str) -> str:
     if isinstance(body, dict):
         return str(body.get("message") or "")[:200]
     return ""
-
-
-# --- one client per credential -------------------------------------------------------------------
-_clients: dict[tuple[str, str], GitHubClient] = {}
-_clients_lock = threading.Lock()
-
-
-def get_client(*, token: str, base_url: str = DEFAULT_BASE_URL, **options: Any) -> GitHubClient:
-    """The process's client for (base_url, token): created on first use, shared afterwards.
-
-    ``options`` are GitHubClient's tunables; on an existing client they update the waits and
-    retries (the concurrency cap is fixed at creation).
-    """
-    if not token:
-        raise PermanentIntegrationError("no GitHub token given")
-    key = (base_url.rstrip("/").lower(), hashlib.sha256(token.encode()).hexdigest())
-    with _clients_lock:
-        client = _clients.get(key)
-        if client is None:
-            client = GitHubClient(
-                token=token, base_url=base_url, **{k: v for k, v in options.items() if v is not None}
-            )
-            _clients[key] = client
-            return client
-    options.pop("max_concurrency", None)
-    client.configure(**options)
-    return client
-
-
-def forget_clients() -> None:
-    """Drop every shared client (tests; a token rotation)."""
-    with _clients_lock:
-        clients = list(_clients.values())
-        _clients.clear()
-    for client in clients:
-        client.close()
-
-
-def all_clients() -> list[GitHubClient]:
-    with _clients_lock:
-        return list(_clients.values())

@@ -21,7 +21,7 @@ from pydantic import Field
 
 from integrations.base import IssueNotFound, PermanentIntegrationError, Tracker
 from integrations.github import GitHubNotFound, GitHubPluginMixin, GitHubSettings
-from integrations.github.client import GitHubError
+from integrations.github.results import GitHubError
 from integrations.gitutil import slugify
 from integrations.records import Issue, IssueState
 from integrations.registry import trackers

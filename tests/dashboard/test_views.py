@@ -402,7 +402,7 @@ def test_restore_without_a_workspace_explains_why(client, team) -> None:
 @pytest.fixture
 def github(team, monkeypatch):
     """The project's SCM is the real GitHub plugin, talking to the fake GitHub."""
-    from integrations.github.client import forget_clients
+    from integrations.github.pool import forget_clients
     from tests.fakes.github import FakeGitHub
 
     with FakeGitHub() as fake:

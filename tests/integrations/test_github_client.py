@@ -9,14 +9,9 @@ import time
 import pytest
 
 from integrations.base import PermanentIntegrationError, TransientIntegrationError
-from integrations.github.client import (
-    GitHubAuthError,
-    GitHubClient,
-    GitHubNotFound,
-    GitHubRateLimited,
-    forget_clients,
-    get_client,
-)
+from integrations.github.client import GitHubClient
+from integrations.github.pool import forget_clients, get_client
+from integrations.github.results import GitHubAuthError, GitHubNotFound, GitHubRateLimited
 from tests.fakes.github import FakeGitHub
 
 FAST = {"backoff": 0.01, "secondary_wait": 0.05, "max_wait": 2.0, "write_interval": 0, "timeout": 5}

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from integrations.base import PermanentIntegrationError, TransientIntegrationError
-from integrations.github.client import forget_clients
+from integrations.github.pool import forget_clients
 from integrations.registry import ConfigurationError, plugin_for, scms
 from integrations.scm.github import GitHubSCM, log_excerpt
 from tests.fakes.github import FakeGitHub

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from integrations.base import IssueNotFound, PermanentIntegrationError
-from integrations.github.client import forget_clients
+from integrations.github.pool import forget_clients
 from integrations.registry import trackers
 from integrations.tracker.github import GitHubTracker
 from tests.fakes.github import FakeGitHub

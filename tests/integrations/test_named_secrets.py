@@ -9,7 +9,7 @@ import pytest
 
 from integrations.base import PermanentIntegrationError
 from integrations.credentials import CredentialUnavailable
-from integrations.github.client import forget_clients
+from integrations.github.pool import forget_clients
 from integrations.notifier import NotifyFailed
 from integrations.notifier.webhook import verify
 from integrations.records import Notification

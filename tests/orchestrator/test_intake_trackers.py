@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from integrations.github.client import forget_clients
+from integrations.github.pool import forget_clients
 from integrations.registry import plugin_for
 from sessions import agents, intake
 from sessions.models import IntakeClaim, Session

@@ -74,7 +74,7 @@ def hooks(settings, tmp_path, monkeypatch):
 
 @pytest.fixture
 def gh(monkeypatch, settings):
-    from integrations.github.client import forget_clients
+    from integrations.github.pool import forget_clients
     from tests.fakes.github import FakeGitHub
 
     settings.AO_GITHUB_WEBHOOK_SECRET = SECRET

@@ -524,7 +524,7 @@ def test_auto_cleanup_never_removes_unpushed_work(settings, repo):
 # --- auto-merge against the fake GitHub --------------------------------------------------------------------
 @pytest.fixture
 def gh(monkeypatch):
-    from integrations.github.client import forget_clients
+    from integrations.github.pool import forget_clients
     from tests.fakes.github import FakeGitHub
 
     with FakeGitHub() as fake:

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def gh(monkeypatch, settings, tmp_path):
-    from integrations.github.client import forget_clients
+    from integrations.github.pool import forget_clients
     from tests.fakes.github import FakeGitHub
 
     config = tmp_path / "ao.config.yaml"  # no top-level reactions

@@ -118,7 +118,7 @@ def test_a_reaction_waits_while_the_agent_is_busy_then_is_delivered(repo, tmux_s
 
 @pytest.fixture
 def gh(monkeypatch, settings):
-    from integrations.github.client import forget_clients
+    from integrations.github.pool import forget_clients
     from tests.fakes.github import FakeGitHub
 
     settings.AO_GITHUB_WEBHOOK_SECRET = SECRET

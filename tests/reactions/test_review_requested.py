@@ -114,7 +114,7 @@ def test_local_pr_waiting_for_review_is_told_once_not_again_on_a_push(
 
 @pytest.fixture
 def gh(monkeypatch):
-    from integrations.github.client import forget_clients
+    from integrations.github.pool import forget_clients
     from tests.fakes.github import FakeGitHub
 
     with FakeGitHub() as fake:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from integrations.github.client import forget_clients
+from integrations.github.pool import forget_clients
 from sessions.models import Event, Message, ReviewThread
 from tests.factories import ProjectFactory, SessionFactory
 from tests.fakes.github import FakeGitHub

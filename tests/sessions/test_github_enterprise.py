@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from integrations.github.client import forget_clients
+from integrations.github.pool import forget_clients
 from integrations.registry import plugin_for
 from sessions import merge, prsync
 from sessions.models import CheckRun, Session

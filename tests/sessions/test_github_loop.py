@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from integrations.github.client import forget_clients
+from integrations.github.pool import forget_clients
 from integrations.registry import plugin_for
 from sessions import prsync
 from sessions.models import CheckRun, Event, PullRequest, Session

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core.cache import cache
 
-from integrations.github.client import forget_clients
+from integrations.github.pool import forget_clients
 from sessions import prsync
 from sessions.models import Event, Project, PullRequest
 from tests.factories import ProjectFactory, SessionFactory

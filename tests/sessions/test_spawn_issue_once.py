@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from django.core.management import CommandError, call_command
 
-from integrations.github.client import forget_clients
+from integrations.github.pool import forget_clients
 from sessions import agents
 from sessions.models import ChatIdentity, Membership, Session
 from tests.chat.conftest import SLACK_SECRET, slack_command
