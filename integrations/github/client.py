@@ -30,10 +30,10 @@ from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from integrations.base import PermanentIntegrationError, TransientIntegrationError
+from integrations.github.budget import Budget, RateBudgets, clock_time
 from integrations.github.results import (
     GitHubAuthError,
     GitHubError,
@@ -42,7 +42,6 @@ from integrations.github.results import (
     GitHubResponse,
     GraphQLResult,
 )
-from integrations.records import RateStatus
 
 # requests, urllib3 and PyGithub are loaded with the first client (_load_http): most ao commands
 # never talk to GitHub and should not pay for importing them.
@@ -89,14 +88,6 @@ class ClientStats:
 
 
 @dataclass
-class _Budget:
-    limit: int = 0
-    remaining: int = 0
-    reset: float = 0.0  # epoch seconds
-    known: bool = False
-
-
-@dataclass
 class _Tunables:
     timeout: float = 15.0
     max_retries: int = 2  # extra attempts after a 5xx / network error / secondary limit
@@ -112,11 +103,7 @@ def token_fingerprint(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:12]
 
 
-def _fmt_time(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).strftime("%H:%M UTC")
-
-
-class GitHubClient:
+class GitHubClient(RateBudgets):
     """Rate-aware access to one GitHub (or GitHub Enterprise) host with one token."""
 
     def __init__(
@@ -151,7 +138,7 @@ class GitHubClient:
         self._lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._last_write = 0.0
-        self._budgets: dict[str, _Budget] = {}
+        self._budgets: dict[str, Budget] = {}
         self._blocked_until = 0.0  # from a secondary limit that asked for a long wait
         self._etags: OrderedDict[str, tuple[str, Any]] = OrderedDict()
         self._pool: queue.LifoQueue[Github] = queue.LifoQueue()
@@ -193,79 +180,6 @@ class GitHubClient:
         for name, value in tunables.items():
             if value is not None and hasattr(self.tunables, name):
                 setattr(self.tunables, name, value)
-
-    # --- budget --------------------------------------------------------------------------------
-    def rate_status(self, resource: str | None = None) -> RateStatus | None:
-        """The budget of ``resource`` ("core", "graphql"), or of the scarcest one; None before any call."""
-        now = time.time()
-        with self._lock:
-            budgets = {
-                name: b
-                for name, b in self._budgets.items()
-                if b.known and (resource is None or name == resource)
-            }
-            if not budgets:
-                return None
-
-            def left(item: tuple[str, _Budget]) -> float:
-                b = item[1]
-                if b.reset and b.reset <= now:
-                    return 1.0
-                return b.remaining / b.limit if b.limit else 1.0
-
-            _, budget = min(budgets.items(), key=left)
-            expired = bool(budget.reset) and budget.reset <= now
-            remaining = budget.limit if expired else budget.remaining
-            exhausted = (remaining <= 0) or (resource is None and self._blocked_until > now)
-            reset_at = datetime.fromtimestamp(budget.reset, UTC) if budget.reset else None
-            return RateStatus(limit=budget.limit, remaining=remaining, reset_at=reset_at, exhausted=exhausted)
-
-    def _check_budget(self, resource: str, essential: bool) -> None:
-        if essential:
-            return
-        now = time.time()
-        with self._lock:
-            until = 0.0
-            budget = self._budgets.get(resource)
-            if budget is not None and budget.known and budget.remaining <= 0 and budget.reset > now:
-                until = budget.reset
-            if self._blocked_until > now:
-                until = max(until, self._blocked_until)
-            if until:
-                self.stats.refused += 1
-        if until:
-            raise GitHubRateLimited(f"GitHub rate limited until {_fmt_time(until)}", until=until)
-
-    def _record_headers(self, headers: Mapping[str, str], default_resource: str) -> None:
-        try:
-            limit = int(float(headers["x-ratelimit-limit"]))
-            remaining = int(float(headers["x-ratelimit-remaining"]))
-            reset = float(headers.get("x-ratelimit-reset") or 0)
-        except (KeyError, ValueError):
-            return
-        resource = headers.get("x-ratelimit-resource") or default_resource
-        with self._lock:
-            self._budgets[resource] = _Budget(limit=limit, remaining=remaining, reset=reset, known=True)
-
-    def _record_graphql_rate(self, rate: Mapping[str, Any]) -> int | None:
-        cost = rate.get("cost")
-        with self._lock:
-            if isinstance(cost, int):
-                self.stats.graphql_points += cost
-            budget = self._budgets.setdefault("graphql", _Budget())
-            if isinstance(rate.get("remaining"), int):
-                budget.remaining = rate["remaining"]
-                budget.known = True
-            if isinstance(rate.get("limit"), int):
-                budget.limit = rate["limit"]
-            if rate.get("resetAt"):
-                try:
-                    budget.reset = datetime.fromisoformat(
-                        str(rate["resetAt"]).replace("Z", "+00:00")
-                    ).timestamp()
-                except ValueError:
-                    pass
-        return cost if isinstance(cost, int) else None
 
     # --- transport -----------------------------------------------------------------------------
     @contextmanager
@@ -322,64 +236,22 @@ class GitHubClient:
                     self.stats.requests += 1
                 if idempotent and attempt < self.tunables.max_retries:
                     attempt += 1
-                    self._retry_note(what, type(exc).__name__, attempt)
-                    self._sleep(self.tunables.backoff * 2 ** (attempt - 1))
+                    self._back_off(what, type(exc).__name__, attempt)
                     continue
                 raise TransientIntegrationError(
                     f"GitHub unreachable ({type(exc).__name__}) for {what}"
                 ) from None
-            resp_headers = {k.lower(): v for k, v in raw_headers.items()}
-            with self._lock:
-                self.stats.requests += 1
-                if resource == "graphql":
-                    self.stats.graphql += 1
-                else:
-                    self.stats.rest += 1
-            self._record_headers(resp_headers, resource)
-            log.debug("github %s -> %s (token#%s)", what, status, self.fingerprint)
-
+            resp_headers = self._count_answer(what, status, raw_headers, resource)
             if status in (403, 429):
-                message = _message_of(text)
-                retry_after = _float(resp_headers.get("retry-after"))
-                remaining = _float(resp_headers.get("x-ratelimit-remaining"))
-                reset = _float(resp_headers.get("x-ratelimit-reset")) or 0.0
-                secondary = retry_after is not None or "secondary rate limit" in message.lower()
-                if remaining == 0 and not secondary:
-                    until = reset if reset > time.time() else time.time() + 60
-                    raise GitHubRateLimited(
-                        f"GitHub rate limit exhausted: rate limited until {_fmt_time(until)}", until=until
-                    )
-                if secondary or status == 429 or "rate limit" in message.lower():
-                    wait = (
-                        retry_after
-                        if retry_after is not None
-                        else self.tunables.secondary_wait * 2**secondary_waits
-                    )
-                    if remaining == 0 and reset > time.time():
-                        wait = max(wait, reset - time.time())
-                    if wait > self.tunables.max_wait or secondary_waits >= self.tunables.max_retries:
-                        until = time.time() + wait
-                        with self._lock:
-                            self._blocked_until = max(self._blocked_until, until)
-                        raise GitHubRateLimited(
-                            f"GitHub secondary rate limit: rate limited until {_fmt_time(until)}", until=until
-                        )
-                    secondary_waits += 1
-                    self._retry_note(
-                        what, f"{status} secondary rate limit, waiting {wait:g}s", secondary_waits
-                    )
-                    self._sleep(wait)
-                    continue
-                raise GitHubAuthError(
-                    f"GitHub refused the token (403 {message or 'Forbidden'}) for {what}",
-                    status=status,
-                    gh_message=message,
-                )
+                wait = self._rate_limit_wait(what, status, text, resp_headers, secondary_waits)
+                secondary_waits += 1
+                self._retry_note(what, f"{status} secondary rate limit, waiting {wait:g}s", secondary_waits)
+                self._sleep(wait)
+                continue
             if status >= 500 or status == 0:
                 if idempotent and attempt < self.tunables.max_retries:
                     attempt += 1
-                    self._retry_note(what, str(status), attempt)
-                    self._sleep(self.tunables.backoff * 2 ** (attempt - 1))
+                    self._back_off(what, str(status), attempt)
                     continue
                 raise TransientIntegrationError(f"GitHub answered {status} for {what}")
             if status == 401:
@@ -388,6 +260,61 @@ class GitHubClient:
                     status=401,
                 )
             return status, resp_headers, text
+
+    def _count_answer(
+        self, what: str, status: int, raw_headers: Mapping[str, str], resource: str
+    ) -> dict[str, str]:
+        """Count an answer and record the budget its headers report; its headers, lowercased."""
+        resp_headers = {k.lower(): v for k, v in raw_headers.items()}
+        with self._lock:
+            self.stats.requests += 1
+            if resource == "graphql":
+                self.stats.graphql += 1
+            else:
+                self.stats.rest += 1
+        self._record_headers(resp_headers, resource)
+        log.debug("github %s -> %s (token#%s)", what, status, self.fingerprint)
+        return resp_headers
+
+    def _rate_limit_wait(
+        self, what: str, status: int, text: str, resp_headers: Mapping[str, str], secondary_waits: int
+    ) -> float:
+        """For a 403 or 429: the seconds to wait before trying again (a secondary rate limit we
+        will wait out); else raises GitHubRateLimited (the budget is gone, or the wait is too long
+        or too often) or GitHubAuthError (a 403 that is no rate limit)."""
+        message = _message_of(text)
+        retry_after = _float(resp_headers.get("retry-after"))
+        remaining = _float(resp_headers.get("x-ratelimit-remaining"))
+        reset = _float(resp_headers.get("x-ratelimit-reset")) or 0.0
+        secondary = retry_after is not None or "secondary rate limit" in message.lower()
+        if remaining == 0 and not secondary:
+            until = reset if reset > time.time() else time.time() + 60
+            raise GitHubRateLimited(
+                f"GitHub rate limit exhausted: rate limited until {clock_time(until)}", until=until
+            )
+        if secondary or status == 429 or "rate limit" in message.lower():
+            wait = (
+                retry_after if retry_after is not None else self.tunables.secondary_wait * 2**secondary_waits
+            )
+            if remaining == 0 and reset > time.time():
+                wait = max(wait, reset - time.time())
+            if wait > self.tunables.max_wait or secondary_waits >= self.tunables.max_retries:
+                until = time.time() + wait
+                with self._lock:
+                    self._blocked_until = max(self._blocked_until, until)
+                raise GitHubRateLimited(
+                    f"GitHub secondary rate limit: rate limited until {clock_time(until)}", until=until
+                )
+            return wait
+        raise GitHubAuthError(
+            f"GitHub refused the token (403 {message or 'Forbidden'}) for {what}",
+            status=status,
+            gh_message=message,
+        )
+
+    def _back_off(self, what: str, why: str, attempt: int) -> None:
+        self._retry_note(what, why, attempt)
+        self._sleep(self.tunables.backoff * 2 ** (attempt - 1))
 
     def _retry_note(self, what: str, why: str, attempt: int) -> None:
         with self._lock:
@@ -496,10 +423,10 @@ class GitHubClient:
         if any(e.get("type") == "RATE_LIMITED" for e in errors):
             reset = _float(headers.get("x-ratelimit-reset")) or time.time() + 60
             with self._lock:
-                budget = self._budgets.setdefault("graphql", _Budget())
+                budget = self._budgets.setdefault("graphql", Budget())
                 budget.remaining, budget.reset, budget.known = 0, reset, True
             raise GitHubRateLimited(
-                f"GitHub GraphQL rate limit exhausted: rate limited until {_fmt_time(reset)}", until=reset
+                f"GitHub GraphQL rate limit exhausted: rate limited until {clock_time(reset)}", until=reset
             )
         data = body.get("data")
         if not isinstance(data, dict):
