@@ -184,41 +184,57 @@ class GitHubChangeProbe:
         }
         actions = {n: m for n, m in watched.items() if n not in direct}
         if actions:
-            before = old.get("runs") or {}
-            resp = client.request(
-                "GET",
-                f"/repos/{self.repo_full_name}/actions/runs",
-                params={"per_page": 100},
-                etag=before.get("etag", ""),
-            )
-            if resp.not_modified:
-                runs = before
-            else:
-                listed = (resp.data or {}).get("workflow_runs") or ()
-                runs = {
-                    "etag": resp.headers.get("etag", ""),
-                    "runs": [[r.get("id"), r.get("head_sha") or "", r.get("status") or ""] for r in listed],
-                }
-            new["runs"] = runs
-            by_sha: dict[str, list[tuple[int, str]]] = {}
-            for run_id, sha, status in runs.get("runs") or ():
-                by_sha.setdefault(sha, []).append((run_id, status))
-            for number, mark in actions.items():
-                known: dict[int, list[CheckInfo]] = {}
-                for check in mark.checks:
-                    run = _run_id(check)
-                    if run is not None:
-                        known.setdefault(run, []).append(check)
-                for run_id, status in by_sha.get(mark.head_sha, ()):
-                    checks = known.get(run_id)
-                    if checks is None or (status == "completed") != all(
-                        c.status == "completed" for c in checks
-                    ):
-                        changed.add(number)  # a run ao has not seen, or one that finished or restarted
-                seen = {run_id for run_id, _status in by_sha.get(mark.head_sha, ())}
-                if any(c.status != "completed" and _run_id(c) not in seen for c in mark.checks):
-                    direct[number] = mark  # its running jobs' runs are not on the page: ask the commit
-        old_shas = old.get("shas") or {}
+            new["runs"], changed, unlisted = self._probe_runs(client, old.get("runs") or {}, actions)
+            direct.update(unlisted)
+        commits_changed, new["shas"] = self._probe_commits(client, old.get("shas") or {}, direct)
+        return changed | commits_changed, new
+
+    def _probe_runs(
+        self, client, before: dict[str, Any], actions: Mapping[int, PullRequestMark]
+    ) -> tuple[dict[str, Any], set[int], dict[int, PullRequestMark]]:
+        """From the repository's Actions workflow runs (one page): what the read said (to keep),
+        the PRs with a run ao has not seen or one that finished or restarted, and the PRs with
+        running jobs whose runs are not on the page (their commit is asked instead)."""
+        resp = client.request(
+            "GET",
+            f"/repos/{self.repo_full_name}/actions/runs",
+            params={"per_page": 100},
+            etag=before.get("etag", ""),
+        )
+        if resp.not_modified:
+            runs = before
+        else:
+            listed = (resp.data or {}).get("workflow_runs") or ()
+            runs = {
+                "etag": resp.headers.get("etag", ""),
+                "runs": [[r.get("id"), r.get("head_sha") or "", r.get("status") or ""] for r in listed],
+            }
+        by_sha: dict[str, list[tuple[int, str]]] = {}
+        for run_id, sha, status in runs.get("runs") or ():
+            by_sha.setdefault(sha, []).append((run_id, status))
+        changed: set[int] = set()
+        unlisted: dict[int, PullRequestMark] = {}
+        for number, mark in actions.items():
+            known: dict[int, list[CheckInfo]] = {}
+            for check in mark.checks:
+                run = _run_id(check)
+                if run is not None:
+                    known.setdefault(run, []).append(check)
+            for run_id, status in by_sha.get(mark.head_sha, ()):
+                checks = known.get(run_id)
+                if checks is None or (status == "completed") != all(c.status == "completed" for c in checks):
+                    changed.add(number)  # a run ao has not seen, or one that finished or restarted
+            seen = {run_id for run_id, _status in by_sha.get(mark.head_sha, ())}
+            if any(c.status != "completed" and _run_id(c) not in seen for c in mark.checks):
+                unlisted[number] = mark  # its running jobs' runs are not on the page: ask the commit
+        return runs, changed, unlisted
+
+    def _probe_commits(
+        self, client, old_shas: dict[str, Any], direct: Mapping[int, PullRequestMark]
+    ) -> tuple[set[int], dict[str, Any]]:
+        """From each head commit's check runs (and statuses, where the PR has some): the PRs
+        whose checks started or finished since ao read them, and what each read said (to keep)."""
+        changed: set[int] = set()
         new_shas: dict[str, Any] = {}
         for number, mark in direct.items():
             before = old_shas.get(mark.head_sha) or {}
@@ -249,8 +265,7 @@ class GitHubChangeProbe:
                     if stored.get(external_id) is None or stored[external_id] != (status == "completed"):
                         changed.add(number)
             new_shas[mark.head_sha] = after
-        new["shas"] = new_shas
-        return changed, new
+        return changed, new_shas
 
 
 def _http_date(value: str | None) -> datetime | None:
