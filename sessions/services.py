@@ -360,109 +360,15 @@ def config_apply(*, config, source: Path | str, applied_by: str = "", by=None) -
         raise ValueError("config_apply needs a config returned by sessions.config.config_load")
     file = str(source)
     uploaded = config.source is None
-    labels = {
-        "name": "name",
-        "repo": "repo",
-        "path": "path",
-        "default_branch": "defaultBranch",
-        "session_prefix": "sessionPrefix",
-        "agent": "agent",
-        "runtime": "runtime",
-        "workspace": "workspace",
-        "tracker": "tracker",
-        "scm": "scm",
-        "plugin_settings": "plugin settings",
-        "agent_rules": "agentRules",
-        "agent_rules_file": "agentRulesFile",
-        "symlinks": "symlinks",
-        "post_create": "postCreate",
-        "reactions": "reactions",
-        "max_sessions": "maxSessions",
-        "refuse_over_cap": "refuseOverCap",
-        "monthly_budget_usd": "monthlyBudgetUsd",
-        "allow_agent_trust": "allowAgentTrust",
-        "pass_tokens_to_agents": "passTokensToAgents",
-        "credentials": "credentials",
-        "agent_secrets": "agentSecrets",
-        "sweep_interval": "sweepInterval",
-        "config_source": "config source",
-        **ORCHESTRATOR_LABELS,
+    wanted = {
+        key: _project_fields(key, spec, file=file, uploaded=uploaded) for key, spec in config.projects.items()
     }
-    wanted: dict[str, dict[str, Any]] = {}
-    for key, spec in config.projects.items():
-        wanted[key] = {
-            "name": spec.name or key,
-            "repo": spec.repo or "",
-            "path": spec.path,
-            "default_branch": spec.default_branch,
-            "session_prefix": spec.session_prefix,
-            **{slot: spec.plugin_key(slot) for slot in Project.SLOTS},
-            "plugin_settings": {
-                slot: spec.settings_for(slot) for slot in Project.SLOTS if spec.settings_for(slot)
-            },
-            "agent_rules": spec.agent_rules or "",
-            "agent_rules_file": spec.agent_rules_file or "",
-            "symlinks": list(spec.symlinks),
-            "post_create": list(spec.post_create),
-            "reactions": {
-                **{
-                    rule: reaction.model_dump(mode="json", by_alias=True, exclude_none=True)
-                    for rule, reaction in spec.reactions.items()
-                },
-                # a project switch the reactions engine reads next to the rule overrides
-                **(
-                    {"autoCleanupOnMerge": spec.auto_cleanup_on_merge}
-                    if spec.auto_cleanup_on_merge is not None
-                    else {}
-                ),
-            },
-            "max_sessions": spec.max_sessions,
-            "refuse_over_cap": spec.refuse_over_cap,
-            "monthly_budget_usd": _money_or_none(spec.monthly_budget_usd),
-            "allow_agent_trust": spec.allow_agent_trust,
-            "pass_tokens_to_agents": spec.pass_tokens_to_agents,
-            "credentials": spec.credentials,
-            "agent_secrets": dict(spec.agent_secrets),
-            "sweep_interval": spec.sweep_interval,
-            "config_source": file,
-            **orchestrator_fields(spec),
-        }
-        if uploaded:
-            del wanted[key]["config_source"]
-
-    def problem(key: str, message: str, *where: str) -> ConfigProblem:
-        path = ("projects", key, *where)
-        return ConfigProblem(file, config.line_of(*path), ".".join(path), message)
-
     changes: list[str] = []
     with transaction.atomic():
         existing = {p.key: p for p in Project.objects.select_for_update().order_by("key")}
-        problems = []
-        claimed: dict[str, str] = {}
-        holders = {p.session_prefix: p.key for p in existing.values()}
-        for key, values in wanted.items():
-            prefix = values["session_prefix"]
-            if prefix in claimed:
-                problems.append(
-                    problem(
-                        key,
-                        f"session prefix {prefix!r} is also claimed by project {claimed[prefix]!r}",
-                        "sessionPrefix",
-                    )
-                )
-            elif holders.get(prefix, key) != key:
-                problems.append(
-                    problem(
-                        key,
-                        f"session prefix {prefix!r} is already used by project "
-                        f"{holders[prefix]!r} in the database; choose another sessionPrefix",
-                        "sessionPrefix",
-                    )
-                )
-            claimed.setdefault(prefix, key)
+        problems = _prefix_problems(config, file, wanted, existing)
         if problems:
             raise ConfigError(problems)
-
         for key, values in wanted.items() if by is not None else ():
             current = existing.get(key)
             host_settings.host_settings_guard(
@@ -471,48 +377,7 @@ def config_apply(*, config, source: Path | str, applied_by: str = "", by=None) -
                 after={**host_settings.project_state(current), **values} if current else values,
             )
         for key, values in wanted.items():
-            project = existing.get(key)
-            if project is None:
-                project = Project(key=key, **values)
-                project.full_clean(validate_unique=False)
-                project.save(force_insert=True)
-                changes.append(
-                    f"created project {key} (prefix {project.session_prefix}, agent {project.agent}, "
-                    f"path {project.path})"
-                )
-                event_record(
-                    project=project,
-                    session=None,
-                    kind="project.created",
-                    summary=f"project {key} created from {file}",
-                )
-                continue
-            diffs = [
-                (field, getattr(project, field), value)
-                for field, value in values.items()
-                if getattr(project, field) != value
-            ]
-            if not diffs:
-                changes.append(f"unchanged project {key}")
-                continue
-            for field, _old, value in diffs:
-                setattr(project, field, value)
-            project.full_clean(validate_unique=False)
-            project.save(update_fields=[field for field, _, _ in diffs] + ["updated_at"])
-            described = "; ".join(
-                f"{labels[field]}: {old!r} → {new!r}"
-                if field not in ("plugin_settings", "reactions", "agent_rules", *ORCHESTRATOR_OPAQUE)
-                else f"{labels[field]} changed"
-                for field, old, new in diffs
-            )
-            changes.append(f"updated project {key}: {described}")
-            event_record(
-                project=project,
-                session=None,
-                kind="project.updated",
-                summary=f"project {key} updated from {file}: {described}",
-                data={"fields": [field for field, _, _ in diffs]},
-            )
+            changes.append(_project_write(key, values, existing.get(key), file=file))
         for key in sorted(set(existing) - set(wanted)):
             changes.append(f"left alone project {key}: in the database but not in {file}")
         changes.extend(notifiers_apply(config))
@@ -523,6 +388,123 @@ def config_apply(*, config, source: Path | str, applied_by: str = "", by=None) -
             )
         audit.record(action="config.apply", target=("config", file), data={"changes": changes})  # audit
     return changes
+
+
+def _project_fields(key: str, spec, *, file: str, uploaded: bool) -> dict[str, Any]:
+    """The Project fields a project's config gives; an upload sets no ``config_source``."""
+    fields = {
+        "name": spec.name or key,
+        "repo": spec.repo or "",
+        "path": spec.path,
+        "default_branch": spec.default_branch,
+        "session_prefix": spec.session_prefix,
+        **{slot: spec.plugin_key(slot) for slot in Project.SLOTS},
+        "plugin_settings": {
+            slot: spec.settings_for(slot) for slot in Project.SLOTS if spec.settings_for(slot)
+        },
+        "agent_rules": spec.agent_rules or "",
+        "agent_rules_file": spec.agent_rules_file or "",
+        "symlinks": list(spec.symlinks),
+        "post_create": list(spec.post_create),
+        "reactions": {
+            **{
+                rule: reaction.model_dump(mode="json", by_alias=True, exclude_none=True)
+                for rule, reaction in spec.reactions.items()
+            },
+            # a project switch the reactions engine reads next to the rule overrides
+            **(
+                {"autoCleanupOnMerge": spec.auto_cleanup_on_merge}
+                if spec.auto_cleanup_on_merge is not None
+                else {}
+            ),
+        },
+        "max_sessions": spec.max_sessions,
+        "refuse_over_cap": spec.refuse_over_cap,
+        "monthly_budget_usd": _money_or_none(spec.monthly_budget_usd),
+        "allow_agent_trust": spec.allow_agent_trust,
+        "pass_tokens_to_agents": spec.pass_tokens_to_agents,
+        "credentials": spec.credentials,
+        "agent_secrets": dict(spec.agent_secrets),
+        "sweep_interval": spec.sweep_interval,
+        "config_source": file,
+        **orchestrator_fields(spec),
+    }
+    if uploaded:
+        del fields["config_source"]
+    return fields
+
+
+def _prefix_problems(
+    config, file: str, wanted: dict[str, dict[str, Any]], existing: dict[str, Project]
+) -> list[ConfigProblem]:
+    """A session prefix claimed twice in the file, or held by another project in the database."""
+
+    def problem(key: str, message: str) -> ConfigProblem:
+        path = ("projects", key, "sessionPrefix")
+        return ConfigProblem(file, config.line_of(*path), ".".join(path), message)
+
+    problems = []
+    claimed: dict[str, str] = {}
+    holders = {p.session_prefix: p.key for p in existing.values()}
+    for key, values in wanted.items():
+        prefix = values["session_prefix"]
+        if prefix in claimed:
+            problems.append(
+                problem(key, f"session prefix {prefix!r} is also claimed by project {claimed[prefix]!r}")
+            )
+        elif holders.get(prefix, key) != key:
+            problems.append(
+                problem(
+                    key,
+                    f"session prefix {prefix!r} is already used by project "
+                    f"{holders[prefix]!r} in the database; choose another sessionPrefix",
+                )
+            )
+        claimed.setdefault(prefix, key)
+    return problems
+
+
+def _project_write(key: str, values: dict[str, Any], project: Project | None, *, file: str) -> str:
+    """Create the project, or update the fields that differ; the line saying what changed."""
+    if project is None:
+        project = Project(key=key, **values)
+        project.full_clean(validate_unique=False)
+        project.save(force_insert=True)
+        event_record(
+            project=project,
+            session=None,
+            kind="project.created",
+            summary=f"project {key} created from {file}",
+        )
+        return (
+            f"created project {key} (prefix {project.session_prefix}, agent {project.agent}, "
+            f"path {project.path})"
+        )
+    diffs = [
+        (name, getattr(project, name), value)
+        for name, value in values.items()
+        if getattr(project, name) != value
+    ]
+    if not diffs:
+        return f"unchanged project {key}"
+    for name, _old, value in diffs:
+        setattr(project, name, value)
+    project.full_clean(validate_unique=False)
+    project.save(update_fields=[name for name, _, _ in diffs] + ["updated_at"])
+    described = "; ".join(
+        f"{PROJECT_LABELS[name]}: {old!r} → {new!r}"
+        if name not in ("plugin_settings", "reactions", "agent_rules", *ORCHESTRATOR_OPAQUE)
+        else f"{PROJECT_LABELS[name]} changed"
+        for name, old, new in diffs
+    )
+    event_record(
+        project=project,
+        session=None,
+        kind="project.updated",
+        summary=f"project {key} updated from {file}: {described}",
+        data={"fields": [name for name, _, _ in diffs]},
+    )
+    return f"updated project {key}: {described}"
 
 
 def _money_or_none(value: float | None) -> Decimal | None:
@@ -544,6 +526,37 @@ ORCHESTRATOR_LABELS = {
     "intake_done_label": "intake.doneLabel",
 }
 ORCHESTRATOR_OPAQUE = ("orchestrator_agent_settings", "orchestrator_rules")
+
+
+# How a change to a Project field is named in what config_apply reports: the config's own key.
+PROJECT_LABELS = {
+    "name": "name",
+    "repo": "repo",
+    "path": "path",
+    "default_branch": "defaultBranch",
+    "session_prefix": "sessionPrefix",
+    "agent": "agent",
+    "runtime": "runtime",
+    "workspace": "workspace",
+    "tracker": "tracker",
+    "scm": "scm",
+    "plugin_settings": "plugin settings",
+    "agent_rules": "agentRules",
+    "agent_rules_file": "agentRulesFile",
+    "symlinks": "symlinks",
+    "post_create": "postCreate",
+    "reactions": "reactions",
+    "max_sessions": "maxSessions",
+    "refuse_over_cap": "refuseOverCap",
+    "monthly_budget_usd": "monthlyBudgetUsd",
+    "allow_agent_trust": "allowAgentTrust",
+    "pass_tokens_to_agents": "passTokensToAgents",
+    "credentials": "credentials",
+    "agent_secrets": "agentSecrets",
+    "sweep_interval": "sweepInterval",
+    "config_source": "config source",
+    **ORCHESTRATOR_LABELS,
+}
 
 
 def orchestrator_fields(spec) -> dict[str, Any]:
