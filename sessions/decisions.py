@@ -237,9 +237,22 @@ def _tracker_blocked(project: Project, live: list[Session]) -> dict[str, set[str
 def _project_decisions(project: Project, *, now: datetime) -> list[Decision]:
     live = list(_live(project))
     by_id = {s.pk: s for s in live}
-    out: list[Decision] = []
+    return [
+        *_blocking(project, live, by_id, now=now),
+        *_stuck(live, now=now),
+        *_flaky(project, live, by_id, now=now),
+        *_review_comments(project, live, now=now),
+        *_reviews_requested(live, now=now),
+        *_merge_ready(live, now=now),
+    ]
 
-    # blocking PRs
+
+def _blocking(
+    project: Project, live: list[Session], by_id: dict[str, Session], *, now: datetime
+) -> list[Decision]:
+    """Open worker PRs that block other live sessions (the tracker's "blocked by" links, or files
+    they share): review and merge them first."""
+    out: list[Decision] = []
     blocks = _tracker_blocked(project, live)
     for session in live:
         pr = getattr(session, "pull_request", None)
@@ -262,8 +275,12 @@ def _project_decisions(project: Project, *, now: datetime) -> list[Decision]:
                     pr.url or _session_url(session),
                 )
             )
+    return out
 
-    # stuck longest
+
+def _stuck(live: list[Session], *, now: datetime) -> list[Decision]:
+    """Sessions that wait for a person (the respond zone); the longer, the higher they rank."""
+    out: list[Decision] = []
     for session in live:
         if session.zone != Zone.RESPOND:
             continue
@@ -276,8 +293,14 @@ def _project_decisions(project: Project, *, now: datetime) -> list[Decision]:
         out.append(
             Decision(STUCK, session, reason[:300], _score(STUCK, now=now, since=since), _session_url(session))
         )
+    return out
 
-    # flaky checks: failing on a live PR's head commit after passing on it, or flipped recently on one
+
+def _flaky(
+    project: Project, live: list[Session], by_id: dict[str, Session], *, now: datetime
+) -> list[Decision]:
+    """Flaky checks: failing on a live PR's head commit after passing on it, or flipped recently on one."""
+    out: list[Decision] = []
     flags = list(selectors.flaky_flips(project, now).select_related("pull_request").order_by("detected_at"))
     if flags:
         flag_by_key: dict[tuple[str, str], FlakyCheck] = {}
@@ -317,8 +340,12 @@ def _project_decisions(project: Project, *, now: datetime) -> list[Decision]:
                         _session_url(by_id[sid]),
                     )
                 )
+    return out
 
-    # the review comment that matters most: unresolved, trusted, oldest (one per session)
+
+def _review_comments(project: Project, live: list[Session], *, now: datetime) -> list[Decision]:
+    """The review comment that matters most: unresolved, trusted, oldest (one per session)."""
+    out: list[Decision] = []
     rules = R.rules_for(project)
     bots_rule = rules.get(R.BOT_REVIEW_COMMENTS)
     trusted_bots = bots_rule.trusted_bots if bots_rule else ()
@@ -348,8 +375,12 @@ def _project_decisions(project: Project, *, now: datetime) -> list[Decision]:
                 )
             )
             break
+    return out
 
-    # a person's review requested
+
+def _reviews_requested(live: list[Session], *, now: datetime) -> list[Decision]:
+    """PRs that wait for a person's review (the review zone)."""
+    out: list[Decision] = []
     for session in live:
         pr = getattr(session, "pull_request", None)
         if session.zone == Zone.REVIEW and pr is not None:
@@ -367,8 +398,12 @@ def _project_decisions(project: Project, *, now: datetime) -> list[Decision]:
                     pr.url or _session_url(session),
                 )
             )
+    return out
 
-    # ready to merge
+
+def _merge_ready(live: list[Session], *, now: datetime) -> list[Decision]:
+    """PRs that are approved and green: merge them."""
+    out: list[Decision] = []
     for session in live:
         pr = getattr(session, "pull_request", None)
         if session.status == Status.MERGEABLE and pr is not None:
