@@ -111,26 +111,7 @@ def outcome_compute(session: Session) -> dict:
             merged_event.created_at if merged_event else (session.ended_at or session.status_changed_at)
         )
 
-    # CI: a failing cycle is a distinct head commit on which CI failed (a re-run counts once).
-    ci_ran = False
-    cycles: dict[str, dict] = {}
-    for e in events:
-        if e.kind != "ci.changed":
-            continue
-        state = (e.data or {}).get("ci", "")
-        ci_ran = ci_ran or state in ("pending", "passing", "failing")
-        if state == "failing":
-            sha = (e.data or {}).get("sha") or f"event-{e.pk}"
-            cycle = cycles.setdefault(sha, {"at": e.created_at, "checks": set()})
-            cycle["checks"].update(str(name) for name in (e.data or {}).get("failed") or [])
-    if pr is not None:
-        for check in pr.checks.all():
-            ci_ran = True
-            if check.failed:
-                at = check.completed_at or check.updated_at
-                cycle = cycles.setdefault(check.head_sha, {"at": at, "checks": set()})
-                cycle["checks"].add(check.name)
-    ordered = sorted(cycles.values(), key=lambda c: c["at"] or start)
+    ci_ran, ordered = _ci_cycles(events, pr, start)
     failed_checks = Counter(name for cycle in ordered for name in cycle["checks"])
     first_failed = sorted(ordered[0]["checks"]) if ordered else []
 
@@ -143,38 +124,7 @@ def outcome_compute(session: Session) -> dict:
     senders = Counter(Message.objects.filter(session=session).values_list("sender", flat=True))
     escalated = [e for e in events if e.kind == "reaction.escalated"]
 
-    reasons: list[dict] = []
-    input_keys: Counter[str] = Counter()
-
-    def because(why: str, detail: str, *, key: bool = False) -> None:
-        item = {"why": why, "detail": detail[:300]}
-        if item not in reasons:
-            reasons.append(item)
-        if key and input_key(detail):
-            input_keys[input_key(detail)] += 1
-
-    for e in events:
-        data = e.data or {}
-        if e.kind == "status.changed":
-            after = (data.get("after") or {}).get("status", "")
-            if after in HUMAN_STATUSES:
-                because(after, _reason_of(e.summary))
-        elif e.kind == "agent.report" and data.get("state") in ("needs_input", "blocked"):
-            because(
-                f"reported {data['state']}", str(data.get("note") or ""), key=data["state"] == "needs_input"
-            )
-        elif e.kind == "reaction.escalated":
-            because("escalated", str(data.get("rule") or e.actor_name or ""))
-    marker = f"{session.id} needs input: "
-    for title in (
-        Notification.objects.filter(session=session, rule=NEEDS_INPUT_RULE)
-        .order_by("created_at", "pk")
-        .values_list("title", flat=True)
-    ):
-        question = title.split(marker, 1)[1] if marker in title else title
-        because("needs_input", question, key=True)
-    if session.phase == Phase.ERRORED and session.error:
-        because("errored", session.error.splitlines()[0][:300])
+    reasons, input_keys = _human_reasons(session, events)
     killed_by = next((e for e in events if e.kind == "session.killed" and e.actor == Actor.USER), None)
 
     human_messages = senders.get(Actor.USER, 0)
@@ -208,6 +158,68 @@ def outcome_compute(session: Session) -> dict:
         "tokens_out": session.tokens_out,
         "cost_usd": Decimal(session.cost_usd or 0),
     }
+
+
+def _ci_cycles(events: list[Event], pr: PullRequest | None, start: datetime) -> tuple[bool, list[dict]]:
+    """Whether CI ran, and its failing cycles in order, each {"at", "checks"}: a failing cycle is
+    a distinct head commit on which CI failed (a re-run counts once)."""
+    ci_ran = False
+    cycles: dict[str, dict] = {}
+    for e in events:
+        if e.kind != "ci.changed":
+            continue
+        state = (e.data or {}).get("ci", "")
+        ci_ran = ci_ran or state in ("pending", "passing", "failing")
+        if state == "failing":
+            sha = (e.data or {}).get("sha") or f"event-{e.pk}"
+            cycle = cycles.setdefault(sha, {"at": e.created_at, "checks": set()})
+            cycle["checks"].update(str(name) for name in (e.data or {}).get("failed") or [])
+    if pr is not None:
+        for check in pr.checks.all():
+            ci_ran = True
+            if check.failed:
+                at = check.completed_at or check.updated_at
+                cycle = cycles.setdefault(check.head_sha, {"at": at, "checks": set()})
+                cycle["checks"].add(check.name)
+    return ci_ran, sorted(cycles.values(), key=lambda c: c["at"] or start)
+
+
+def _human_reasons(session: Session, events: list[Event]) -> tuple[list[dict], Counter[str]]:
+    """Why the session waited for a person ({"why", "detail"}, each once, in order), and how often
+    each kind of question it asked came up (``input_key``)."""
+    reasons: list[dict] = []
+    input_keys: Counter[str] = Counter()
+
+    def because(why: str, detail: str, *, key: bool = False) -> None:
+        item = {"why": why, "detail": detail[:300]}
+        if item not in reasons:
+            reasons.append(item)
+        if key and input_key(detail):
+            input_keys[input_key(detail)] += 1
+
+    for e in events:
+        data = e.data or {}
+        if e.kind == "status.changed":
+            after = (data.get("after") or {}).get("status", "")
+            if after in HUMAN_STATUSES:
+                because(after, _reason_of(e.summary))
+        elif e.kind == "agent.report" and data.get("state") in ("needs_input", "blocked"):
+            because(
+                f"reported {data['state']}", str(data.get("note") or ""), key=data["state"] == "needs_input"
+            )
+        elif e.kind == "reaction.escalated":
+            because("escalated", str(data.get("rule") or e.actor_name or ""))
+    marker = f"{session.id} needs input: "
+    for title in (
+        Notification.objects.filter(session=session, rule=NEEDS_INPUT_RULE)
+        .order_by("created_at", "pk")
+        .values_list("title", flat=True)
+    ):
+        question = title.split(marker, 1)[1] if marker in title else title
+        because("needs_input", question, key=True)
+    if session.phase == Phase.ERRORED and session.error:
+        because("errored", session.error.splitlines()[0][:300])
+    return reasons, input_keys
 
 
 # Outcome columns filled from outcome_compute's dict; the rest of the dict goes to ``data``.
