@@ -401,84 +401,8 @@ def _reaction_facts(
     pr_row = getattr(session, "pull_request", None)
     pr = None
     if pr_row is not None:
-        # one read of the head commit's checks: the failing ones and the passed names both come from it
-        failed = [c for c in head_checks if c.failed]
-        # flaky = flipped on this very commit; the agent is still told, with that noted
-        flaky_here = {name for name, sha in flipped if sha == pr_row.head_sha[: flaky.SHA_MAX]}
-        failing = tuple(
-            CheckFact(
-                name=c.name,
-                conclusion=c.conclusion,
-                url=c.url,
-                log_excerpt=c.log_excerpt,
-                flaky=c.name in flaky_here,
-            )
-            for c in failed
-        )
-        passed_checks = frozenset(c.name for c in head_checks if c.passed)
-        threads = tuple(
-            ThreadFact(
-                external_id=t.external_id,
-                path=t.path,
-                line=t.line,
-                author=t.author,
-                association=t.author_association,
-                body=t.body,
-                url=t.url,
-                is_bot=t.is_bot,
-                review_state=t.review_state,
-            )
-            for t in open_threads
-        )
-        episode, remote = "", "origin"
-        if pr_row.conflicts:
-            began = (
-                Event.objects.filter(session=session, kind="pr.conflicts", data__conflicts=True)
-                .order_by("-created_at", "-pk")
-                .values_list("pk", flat=True)
-                .first()
-            )
-            episode = f"e{began}" if began else ""
-            remote = _workspace_remote(session.project)
-        review_episode = ""
-        if _zone_of(session.status) == lifecycle.Zone.REVIEW:
-            changed = (
-                Event.objects.filter(session=session, kind="review.changed")
-                .order_by("-created_at", "-pk")
-                .values_list("pk", flat=True)
-                .first()
-            )
-            review_episode = f"e{changed}" if changed else ""
-        pr = PRFact(
-            number=pr_row.number,
-            url=pr_row.url,
-            title=pr_row.title,
-            branch=pr_row.branch,
-            base=pr_row.base_branch or session.project.default_branch,
-            state=pr_row.state,
-            draft=pr_row.draft,
-            head_sha=pr_row.head_sha,
-            mergeable=pr_row.mergeable,
-            conflicts=pr_row.conflicts,
-            behind=pr_row.behind,
-            review_decision=pr_row.review_decision,
-            ci_state=pr_row.ci_state,
-            failing=failing,
-            threads=threads,
-            conflict_episode=episode,
-            review_episode=review_episode,
-            remote=remote,
-            passed_checks=passed_checks,
-        )
-    all_done: tuple[str, ...] = ()
-    if session.kind == Session.Kind.WORKER and session.zone == lifecycle.Zone.DONE:
-        workers = list(
-            Session.objects.filter(project_id=session.project_id, kind=Session.Kind.WORKER)
-            .order_by("number", "created_at")
-            .values_list("pk", "zone")
-        )
-        if workers and all(zone == lifecycle.Zone.DONE for _, zone in workers):
-            all_done = tuple(pk for pk, _ in workers)
+        pr = _pr_fact(session, pr_row, head_checks=head_checks, open_threads=open_threads, flipped=flipped)
+    all_done = _all_workers_done(session)
     pending = getattr(session, "pending_messages", None)  # annotated by reactions.session_react
     if pending is None:
         pending = Message.objects.filter(
@@ -505,6 +429,102 @@ def _reaction_facts(
         kept_alive=session.kind == Session.Kind.ORCHESTRATOR and session.project.orchestrator_enabled,
         all_done=all_done,
     )
+
+
+def _pr_fact(
+    session: Session,
+    pr_row: PullRequest,
+    *,
+    head_checks: list,
+    open_threads: list,
+    flipped: set[tuple[str, str]],
+) -> PRFact:
+    """What the reactions engine knows of the session's PR: its state, the head commit's failing
+    checks (flaky ones marked) and passed names, the open threads, and the episodes (of conflicts,
+    of review) a reaction is keyed by."""
+    # one read of the head commit's checks: the failing ones and the passed names both come from it
+    failed = [c for c in head_checks if c.failed]
+    # flaky = flipped on this very commit; the agent is still told, with that noted
+    flaky_here = {name for name, sha in flipped if sha == pr_row.head_sha[: flaky.SHA_MAX]}
+    failing = tuple(
+        CheckFact(
+            name=c.name,
+            conclusion=c.conclusion,
+            url=c.url,
+            log_excerpt=c.log_excerpt,
+            flaky=c.name in flaky_here,
+        )
+        for c in failed
+    )
+    passed_checks = frozenset(c.name for c in head_checks if c.passed)
+    threads = tuple(
+        ThreadFact(
+            external_id=t.external_id,
+            path=t.path,
+            line=t.line,
+            author=t.author,
+            association=t.author_association,
+            body=t.body,
+            url=t.url,
+            is_bot=t.is_bot,
+            review_state=t.review_state,
+        )
+        for t in open_threads
+    )
+    episode, remote = "", "origin"
+    if pr_row.conflicts:
+        began = (
+            Event.objects.filter(session=session, kind="pr.conflicts", data__conflicts=True)
+            .order_by("-created_at", "-pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        episode = f"e{began}" if began else ""
+        remote = _workspace_remote(session.project)
+    review_episode = ""
+    if _zone_of(session.status) == lifecycle.Zone.REVIEW:
+        changed = (
+            Event.objects.filter(session=session, kind="review.changed")
+            .order_by("-created_at", "-pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        review_episode = f"e{changed}" if changed else ""
+    return PRFact(
+        number=pr_row.number,
+        url=pr_row.url,
+        title=pr_row.title,
+        branch=pr_row.branch,
+        base=pr_row.base_branch or session.project.default_branch,
+        state=pr_row.state,
+        draft=pr_row.draft,
+        head_sha=pr_row.head_sha,
+        mergeable=pr_row.mergeable,
+        conflicts=pr_row.conflicts,
+        behind=pr_row.behind,
+        review_decision=pr_row.review_decision,
+        ci_state=pr_row.ci_state,
+        failing=failing,
+        threads=threads,
+        conflict_episode=episode,
+        review_episode=review_episode,
+        remote=remote,
+        passed_checks=passed_checks,
+    )
+
+
+def _all_workers_done(session: Session) -> tuple[str, ...]:
+    """Every worker of the project, when this one is done and so are all the others; else ()."""
+    if session.kind != Session.Kind.WORKER or session.zone != lifecycle.Zone.DONE:
+        return ()
+    workers = list(
+        Session.objects.filter(project_id=session.project_id, kind=Session.Kind.WORKER)
+        .order_by("number", "created_at")
+        .values_list("pk", "zone")
+    )
+    if workers and all(zone == lifecycle.Zone.DONE for _, zone in workers):
+        return tuple(pk for pk, _ in workers)
+    return ()
 
 
 # --- the learning loop: what workers are told (sessions/lessons.py decides it) -----------------------
