@@ -44,6 +44,7 @@ from sessions.lifecycle import (
     ReviewDecision,
     RuntimeState,
     Status,
+    ThreadFact,
     Zone,
 )
 
@@ -168,10 +169,32 @@ def _pr_rules(facts: SessionFacts, pr: PRFact, rules, add, out) -> None:
             data={"sha": pr.head_sha, "checks": names},
         )
 
-    # review threads: trusted ones are forwarded; untrusted ones are recorded as skipped
+    human = _review_thread_rules(facts, pr, rules, add, out)
+
+    if pr.conflicts:
+        episode = pr.conflict_episode or pr.head_sha[:40]
+        add(
+            R.MERGE_CONFLICTS,
+            fingerprint=f"{pr.base[:60]}:{episode}"[:128],
+            url=pr.url,
+            title=f"{facts.session_id}: PR #{pr.number} conflicts with {pr.base}",
+            lead=messages.merge_conflicts_lead(pr),
+            details=messages.merge_conflicts_details(pr),
+            data={"base": pr.base, "episode": episode},
+        )
+
+    gate = rules.get(R.APPROVED_AND_GREEN) or R.DEFAULT_RULES[R.APPROVED_AND_GREEN]
+    if lifecycle.approved_and_green(_gated(pr, gate)) and not human:  # open trusted threads: not yet
+        _approved_and_green(facts, pr, rules, add)
+
+
+def _review_thread_rules(facts: SessionFacts, pr: PRFact, rules, add, out) -> list[ThreadFact]:
+    """Review threads: trusted ones are forwarded (people's as changes requested, bots' as bot
+    review comments); untrusted ones are recorded as skipped. Returns the people's open threads."""
     bots_rule = rules.get(R.BOT_REVIEW_COMMENTS)
     trusted_bots = bots_rule.trusted_bots if bots_rule else ()
-    human, bots = [], []
+    human: list[ThreadFact] = []
+    bots: list[ThreadFact] = []
     for thread in pr.threads:
         trusted = R.is_trusted(
             author=thread.author,
@@ -223,22 +246,7 @@ def _pr_rules(facts: SessionFacts, pr: PRFact, rules, add, out) -> None:
             details=messages.threads_details(tuple(bots), label="bot review comment"),
             data={"threads": ids},
         )
-
-    if pr.conflicts:
-        episode = pr.conflict_episode or pr.head_sha[:40]
-        add(
-            R.MERGE_CONFLICTS,
-            fingerprint=f"{pr.base[:60]}:{episode}"[:128],
-            url=pr.url,
-            title=f"{facts.session_id}: PR #{pr.number} conflicts with {pr.base}",
-            lead=messages.merge_conflicts_lead(pr),
-            details=messages.merge_conflicts_details(pr),
-            data={"base": pr.base, "episode": episode},
-        )
-
-    gate = rules.get(R.APPROVED_AND_GREEN) or R.DEFAULT_RULES[R.APPROVED_AND_GREEN]
-    if lifecycle.approved_and_green(_gated(pr, gate)) and not human:  # open trusted threads: not yet
-        _approved_and_green(facts, pr, rules, add)
+    return human
 
 
 def _review_requested_now(facts: SessionFacts) -> bool:
