@@ -25,6 +25,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
@@ -166,50 +167,58 @@ async def events_stream(request):
         return response
     keys = set(await sync_to_async(_project_keys)(list(groups)))
 
-    async def stream():
-        nonlocal keys
-        last = 0
-        try:
-            yield "retry: 3000\n: connected\n\n"
-            for payload in replay:
-                last = max(last, payload["id"])
-                yield format_event(payload)
-            sent_at = next_check = time.monotonic()
-            next_check += recheck_every
-            while True:
-                now = time.monotonic()
-                if now >= next_check:
-                    allowed = set(await sync_to_async(stream_access)(credentials, list(groups)))
-                    for pk in set(groups) - allowed:
-                        await layer.group_discard(groups.pop(pk), channel)
-                    if not groups:
-                        yield ": access revoked\n\n"
-                        return
-                    keys = set(await sync_to_async(_project_keys)(list(groups)))
-                    next_check = now + recheck_every
-                try:
-                    message = await asyncio.wait_for(
-                        layer.receive(channel), timeout=max(0.0, min(sent_at + KEEPALIVE, next_check) - now)
-                    )
-                except TimeoutError:
-                    if time.monotonic() - sent_at >= KEEPALIVE:
-                        sent_at = time.monotonic()
-                        yield ": keepalive\n\n"
-                    continue
-                payload = message.get("event") or {}
-                if not payload or payload.get("id", 0) <= last or payload.get("project") not in keys:
-                    continue  # already sent during the replay, or of a project dropped since
-                last = payload["id"]
-                sent_at = time.monotonic()
-                yield format_event(payload)
-        finally:
-            for group in groups.values():
-                try:
-                    await layer.group_discard(group, channel)
-                except Exception:  # the client is gone; nothing else to do
-                    log.debug("group_discard %s failed", group, exc_info=True)
-
-    response = StreamingHttpResponse(stream(), content_type="text/event-stream")
+    response = StreamingHttpResponse(
+        _stream(layer, channel, groups, keys, credentials, replay, recheck_every),
+        content_type="text/event-stream",
+    )
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response
+
+
+async def _stream(
+    layer, channel: str, groups: dict, keys: set, credentials, replay: list, recheck_every: float
+) -> AsyncIterator[str]:
+    """The event stream of a subscribed ``channel``: the replay, then each new event of the
+    projects in ``groups`` (re-checking the caller's access every ``recheck_every`` seconds and
+    dropping the projects lost), with keepalives; leaves the groups when the client goes."""
+    last = 0
+    try:
+        yield "retry: 3000\n: connected\n\n"
+        for payload in replay:
+            last = max(last, payload["id"])
+            yield format_event(payload)
+        sent_at = next_check = time.monotonic()
+        next_check += recheck_every
+        while True:
+            now = time.monotonic()
+            if now >= next_check:
+                allowed = set(await sync_to_async(stream_access)(credentials, list(groups)))
+                for pk in set(groups) - allowed:
+                    await layer.group_discard(groups.pop(pk), channel)
+                if not groups:
+                    yield ": access revoked\n\n"
+                    return
+                keys = set(await sync_to_async(_project_keys)(list(groups)))
+                next_check = now + recheck_every
+            try:
+                message = await asyncio.wait_for(
+                    layer.receive(channel), timeout=max(0.0, min(sent_at + KEEPALIVE, next_check) - now)
+                )
+            except TimeoutError:
+                if time.monotonic() - sent_at >= KEEPALIVE:
+                    sent_at = time.monotonic()
+                    yield ": keepalive\n\n"
+                continue
+            payload = message.get("event") or {}
+            if not payload or payload.get("id", 0) <= last or payload.get("project") not in keys:
+                continue  # already sent during the replay, or of a project dropped since
+            last = payload["id"]
+            sent_at = time.monotonic()
+            yield format_event(payload)
+    finally:
+        for group in groups.values():
+            try:
+                await layer.group_discard(group, channel)
+            except Exception:  # the client is gone; nothing else to do
+                log.debug("group_discard %s failed", group, exc_info=True)
