@@ -22,18 +22,18 @@ from integrations.errors import (  # noqa: F401  re-exported: they live below gi
     TransientIntegrationError,
     WorkspaceRefused,
 )
-
-# The values the interfaces below take and return (sessions.agents and sessions.terminal still
-# import RuntimeHandle from here).
-from integrations.records import (
+from integrations.records import (  # noqa: F401  re-exported: plugins (third-party ones too) import them from here
     ActivityReading,
+    CheckInfo,
     Issue,
+    IssueState,
     Notification,
     PullRequestChanges,
     PullRequestInfo,
     PullRequestMark,
     RateStatus,
     RuntimeHandle,
+    ThreadInfo,
 )
 from integrations.workspace import setup_workspace
 
