@@ -139,7 +139,7 @@ class QueryCounter:
         return execute(sql, params, many, context)
 
 
-TEMPLATE = re.compile(r"'[^']*'|\b\d+\b|%s(?:, %s)*")
+TEMPLATE = re.compile(r"'[^']*'|\b\d+\b|%s(?:, %s)*|\"s\d+_x\d+\"")
 
 
 def measured(fn, counter: QueryCounter) -> tuple[float, float, int]:

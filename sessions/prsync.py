@@ -24,7 +24,7 @@ from integrations.base import SCM, IntegrationError, PermanentIntegrationError, 
 from integrations.gitutil import run_git
 from integrations.records import CheckInfo, PullRequestInfo, PullRequestMark, ThreadInfo
 from integrations.registry import ConfigurationError, plugin_for
-from sessions import jobs, realtime, services
+from sessions import jobs, realtime, selectors, services
 from sessions.lifecycle import FAILED_CONCLUSIONS, CIState, Phase, PRState, ci_summary
 from sessions.models import CheckRun, Event, Project, PullRequest, ReviewThread, Session, WebhookDelivery
 
@@ -170,6 +170,8 @@ def pull_requests_sync(*, project: Project, session_ids: Iterable[str] | None = 
             synced_at=timezone.now(), stale_since=None
         )
         result.synced += same
+    # what the derivation asks of each changed PR's session, read for all of them in one query
+    selectors.agent_handles_preload([s for n, s in session_for.items() if n in infos and n not in same])
     for number, info in infos.items():
         session = session_for.get(number)
         if session is None or number in same:
@@ -317,7 +319,11 @@ def pull_request_record(*, project: Project, session: Session, info: PullRequest
     """Store one PR's facts, its checks and threads; record what changed; re-derive. True if new.
 
     It asks no reactions: the flow that records a PR's facts asks them to look at its session
-    (``reactions.services.session_react_after_commit``)."""
+    (``reactions.services.session_react_after_commit``).
+
+    A statement or two per kind of row, whatever the PR's number of checks and threads: its stored
+    checks (of this commit) and threads are read at once, new ones inserted at once, changed ones
+    updated at once, and its timeline entries inserted together."""
     now = timezone.now()
     with transaction.atomic():
         pr = PullRequest.objects.select_for_update().filter(project=project, number=info.number).first()
@@ -340,62 +346,115 @@ def pull_request_record(*, project: Project, session: Session, info: PullRequest
         if before is None or _snapshot(pr) != before:  # a new PR fact (it can end needs_input/stuck)
             pr.facts_changed_at = now
         pr.save()
+        # a new PR has no rows yet: nothing to read
+        checks = [] if created else list(CheckRun.objects.filter(pull_request=pr, head_sha=info.head_sha))
+        threads = [] if created else list(ReviewThread.objects.filter(pull_request=pr))
         # Flaky checks: before the stored results for this commit are overwritten, flag checks that
         # flipped failed <-> passed on it (sessions/flaky.py; never raises).
-        services.check_flips_record(pr=pr, info=info)
-        _record_checks(pr, info)
-        _record_threads(pr, info.threads)
+        services.check_flips_record(
+            pr=pr, info=info, stored={(c.source, c.name): (c.status, c.conclusion) for c in checks}
+        )
+        _record_checks(pr, info, checks, now)
+        _record_threads(pr, info.threads, threads, now)
         after = _snapshot(pr)
-        for kind, summary, data in _changes(before, after, pr, info):
-            services.event_record(project=project, session=session, kind=kind, summary=summary, data=data)
         if before != after:  # the card and the session page show facts that make no timeline entry
             transaction.on_commit(lambda sid=session.pk: realtime.card_changed(sid))
-        session.refresh_from_db()
-        services.session_rederive(session=session)
+        # its facts as stored now (its project with them, one query); its PR is the row at hand
+        session.refresh_from_db(from_queryset=Session.objects.select_related("project"))
+        session.pull_request = pr
+        # the timeline entries of what changed, and the status change they make, in one INSERT
+        entries = list(_changes(before, after, pr, info))
+        services.session_rederive(session=session, events=entries)
+        services.events_record(project=project, session=session, entries=entries)
     return created
 
 
-def _record_checks(pr: PullRequest, info: PullRequestInfo) -> None:
+CHECK_FIELDS = ("status", "conclusion", "url", "log_excerpt", "external_id", "started_at", "completed_at")
+THREAD_FIELDS = ("path", "line", "author", "author_association", "body", "url", "resolved", "is_bot",
+                 "created_at", "review_state")  # fmt: skip
+
+
+def _record_checks(pr: PullRequest, info: PullRequestInfo, stored: list[CheckRun], now: datetime) -> None:
+    """Store the commit's checks: one row per (source, name), the last reported wins. ``stored``:
+    the commit's rows as read under the PR's lock. One INSERT for the new, one UPDATE for the
+    changed (an unchanged row is not written)."""
+    rows = {(c.source, c.name): c for c in stored}
+    new, changed = {}, {}
     for check in info.checks:
-        CheckRun.objects.update_or_create(
-            pull_request=pr,
-            head_sha=info.head_sha,
-            source=check.source,
-            name=check.name[:255],
-            defaults={
-                "status": check.status,
-                "conclusion": check.conclusion,
-                "url": check.url[:1000],
-                "log_excerpt": check.log_excerpt,
-                "external_id": check.external_id[:64],
-                "started_at": check.started_at,
-                "completed_at": check.completed_at,
-            },
-        )
+        key = (check.source, check.name[:255])
+        values = {
+            "status": check.status,
+            "conclusion": check.conclusion,
+            "url": check.url[:1000],
+            "log_excerpt": check.log_excerpt,
+            "external_id": check.external_id[:64],
+            "started_at": check.started_at,
+            "completed_at": check.completed_at,
+        }
+        row = rows.get(key)
+        if row is None:
+            rows[key] = new[key] = CheckRun(
+                pull_request=pr, head_sha=info.head_sha, source=key[0], name=key[1], **values
+            )
+        elif _assign(row, values) and key not in new:
+            changed[key] = row
+    if new:
+        CheckRun.objects.bulk_create(new.values())
+    if changed:
+        for row in changed.values():
+            row.updated_at = now
+        CheckRun.objects.bulk_update(changed.values(), [*CHECK_FIELDS, "updated_at"])
 
 
-def _record_threads(pr: PullRequest, threads: Iterable[ThreadInfo]) -> None:
-    threads = list(threads)
-    # a review's text the SCM no longer reports is no longer the reviewer's latest word
-    reported = [t.external_id[:128] for t in threads]
-    pr.threads.exclude(review_state="").exclude(external_id__in=reported).update(resolved=True)
+def _record_threads(
+    pr: PullRequest, threads: Iterable[ThreadInfo], stored: list[ReviewThread], now: datetime
+) -> None:
+    """Store the PR's threads, one row per external id (the last reported wins). ``stored``: the
+    PR's rows as read under its lock. One INSERT for the new, one UPDATE for the changed."""
+    rows = {t.external_id: t for t in stored}
+    new, changed = {}, {}
+    reported = set()
     for thread in threads:
-        ReviewThread.objects.update_or_create(
-            pull_request=pr,
-            external_id=thread.external_id[:128],
-            defaults={
-                "path": thread.path[:1024],
-                "line": thread.line,
-                "author": thread.author[:255],
-                "author_association": thread.author_association[:32],
-                "body": thread.body,
-                "url": thread.url[:1000],
-                "resolved": thread.resolved,
-                "is_bot": thread.is_bot,
-                "created_at": thread.created_at,
-                "review_state": thread.review_state[:32],
-            },
-        )
+        key = thread.external_id[:128]
+        reported.add(key)
+        values = {
+            "path": thread.path[:1024],
+            "line": thread.line,
+            "author": thread.author[:255],
+            "author_association": thread.author_association[:32],
+            "body": thread.body,
+            "url": thread.url[:1000],
+            "resolved": thread.resolved,
+            "is_bot": thread.is_bot,
+            "created_at": thread.created_at,
+            "review_state": thread.review_state[:32],
+        }
+        row = rows.get(key)
+        if row is None:
+            rows[key] = new[key] = ReviewThread(pull_request=pr, external_id=key, **values)
+        elif _assign(row, values) and key not in new:
+            changed[key] = row
+    # a review's text the SCM no longer reports is no longer the reviewer's latest word
+    for key, row in rows.items():
+        if row.review_state and key not in reported and not row.resolved:
+            row.resolved = True
+            changed[key] = row
+    if new:
+        ReviewThread.objects.bulk_create(new.values())
+    if changed:
+        for row in changed.values():
+            row.updated_at = now
+        ReviewThread.objects.bulk_update(changed.values(), [*THREAD_FIELDS, "updated_at"])
+
+
+def _assign(row, values: dict) -> bool:
+    """Set ``values`` on ``row``; True if any differed."""
+    differ = False
+    for name, value in values.items():
+        if getattr(row, name) != value:
+            setattr(row, name, value)
+            differ = True
+    return differ
 
 
 def _snapshot(pr: PullRequest) -> dict:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,37 @@ def event_record(
         session_id = session.pk
         transaction.on_commit(lambda: realtime.card_changed(session_id))
     return event
+
+
+def events_record(
+    *, project: Project, session: Session | None, entries: Iterable[tuple[str, str, dict[str, Any] | None]]
+) -> list[Event]:
+    """Several system timeline entries (kind, summary, data) of one session at once: one INSERT,
+    each announced after commit as ``event_record`` announces one, the card refreshed once."""
+    events = [
+        Event(
+            project=project,
+            session=session,
+            kind=kind,
+            summary=summary[:500],
+            actor=Actor.SYSTEM,
+            data=data or {},
+        )
+        for kind, summary, data in entries
+    ]
+    if not events:
+        return []
+    if connection.features.can_return_rows_from_bulk_insert:
+        Event.objects.bulk_create(events)
+    else:  # the announcements need the rows' ids
+        for event in events:
+            event.save(force_insert=True)
+    for event in events:
+        transaction.on_commit(partial(realtime.event_created, event))
+    if session is not None:
+        session_id = session.pk
+        transaction.on_commit(lambda: realtime.card_changed(session_id))
+    return events
 
 
 def session_create(
@@ -154,9 +186,16 @@ def session_facts(session: Session, *, now: datetime | None = None) -> Facts:
 
 
 def session_rederive(
-    *, session: Session, now: datetime | None = None, record: bool = True, actor: str = Actor.SYSTEM
+    *,
+    session: Session,
+    now: datetime | None = None,
+    record: bool = True,
+    actor: str = Actor.SYSTEM,
+    events: list[tuple[str, str, dict[str, Any] | None]] | None = None,
 ) -> bool:
     """Derive status and zone from the stored facts; on a change write them, an Event and a push.
+    ``events``: the caller records the Event with its own (``events_record``, a system entry):
+    it is appended there.
 
     Returns True when the status or zone changed.
     """
@@ -185,14 +224,19 @@ def session_rederive(
         ended_at=session.ended_at,
         updated_at=timezone.now(),
     )
-    event_record(
-        project=session.project,
-        session=session,
-        kind="status.changed",
-        summary=f"{before['status']} → {derived.status}: {derived.reason}",
-        actor=actor,
-        data={"before": before, "after": {"status": derived.status, "zone": derived.zone}},
-    )
+    summary = f"{before['status']} → {derived.status}: {derived.reason}"
+    data = {"before": before, "after": {"status": derived.status, "zone": derived.zone}}
+    if events is not None and actor == Actor.SYSTEM:
+        events.append(("status.changed", summary, data))
+    else:
+        event_record(
+            project=session.project,
+            session=session,
+            kind="status.changed",
+            summary=summary,
+            actor=actor,
+            data=data,
+        )
     return True
 
 
@@ -600,25 +644,30 @@ def session_report(*, session: Session, state: str, note: str = "", pr: str = ""
 
 
 # --- flaky checks (sessions/flaky.py) ------------------------------------------------------------------
-def check_flips_record(*, pr: PullRequest, info) -> list[str]:
+def check_flips_record(*, pr: PullRequest, info, stored: dict | None = None) -> list[str]:
     """Called by prsync *before* it stores ``info.checks`` for ``info.head_sha``: flag checks that
-    flip between failed and passed on the same commit. Returns the names flagged now. Never
-    raises into the PR sync."""
+    flip between failed and passed on the same commit. ``stored``: {(source, name): (status,
+    conclusion)} of the commit's stored checks, when the caller has read them (else read here).
+    Returns the names flagged now. Never raises into the PR sync."""
     try:
+        if stored is None:
+            stored = {
+                (c.source, c.name): (c.status, c.conclusion)
+                for c in CheckRun.objects.filter(pull_request=pr, head_sha=info.head_sha)
+            }
+        found = flaky.flips(stored, info.checks)
+        if not found:
+            return []
         with transaction.atomic():  # a savepoint: a failure here leaves the caller's transaction usable
-            return _check_flips_record(pr=pr, info=info)
+            return _check_flips_record(pr=pr, info=info, found=found)
     except Exception:  # flakiness is advice; the PR facts must still be stored
         log.exception("flaky-check detection for %s failed", pr)
         return []
 
 
-def _check_flips_record(*, pr: PullRequest, info) -> list[str]:
-    stored = {
-        (c.source, c.name): (c.status, c.conclusion)
-        for c in CheckRun.objects.filter(pull_request=pr, head_sha=info.head_sha)
-    }
+def _check_flips_record(*, pr: PullRequest, info, found: list[flaky.Flip]) -> list[str]:
     flagged: list[str] = []
-    for flip in flaky.flips(stored, info.checks):
+    for flip in found:
         if _flaky_flag(
             project=pr.project,
             name=flip.name,

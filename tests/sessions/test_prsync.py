@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -214,3 +215,44 @@ def test_unknown_scm_plugin_is_a_configuration_error(session):
     session.project.save()
     with pytest.raises(ConfigurationError, match="unknown scm plugin 'nope'"):
         prsync.pull_requests_sync(project=session.project)
+
+
+def _statements_to_store(session, info: PullRequestInfo) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        prsync.pull_request_record(project=session.project, session=session, info=info)
+    return len(queries)
+
+
+def test_storing_a_changed_pr_costs_the_same_statements_whatever_its_checks_and_threads(scm):
+    """A changed PR's checks and threads are read, inserted and updated in a statement each (for
+    all of them), and its timeline entries inserted together: the statements to store it do not
+    grow with its number of checks or threads. Counted, not timed."""
+    project = ProjectFactory(scm="scripted")
+    counts = {}
+    for k in (1, 8):
+        session = SessionFactory(project=project, branch=f"feat/{k}")
+        running = [CheckInfo(name=f"c{i}", status="in_progress") for i in range(k)]
+        done = [CheckInfo(name=f"c{i}", status="completed", conclusion="success") for i in range(k)]
+        threads = [ThreadInfo(external_id=f"T{k}-{i}", path="a.py", line=i, body="rename") for i in range(k)]
+        first = pr(number=k, branch=f"feat/{k}", checks=done, threads=tuple(threads))
+        prsync.pull_request_record(project=project, session=session, info=first)
+        # a new commit: new checks, every thread edited, CI and head change (two timeline entries)
+        edited = tuple(replace(t, body="rename it") for t in threads)
+        pushed = replace(first, head_sha="b" * 40, checks=tuple(running), threads=edited)
+        # the same commit's checks finish, threads resolved
+        finished = replace(
+            pushed, checks=tuple(done), threads=tuple(replace(t, resolved=True) for t in edited)
+        )
+        counts[k] = [_statements_to_store(session, info) for info in (pushed, finished)]
+        assert list(CheckRun.objects.filter(pull_request__number=k, head_sha="b" * 40).values_list(
+            "name", "status", "conclusion")) == [(c.name, c.status, c.conclusion) for c in done]  # fmt: skip
+        assert (
+            list(ReviewThread.objects.filter(pull_request__number=k).values_list("body", "resolved"))
+            == [("rename it", True)] * k
+        )
+        assert kinds(session) == ["pr.opened", "ci.changed", "status.changed", "pr.pushed", "ci.changed",
+                                  "status.changed", "ci.changed", "status.changed"]  # fmt: skip
+    assert counts[8] == counts[1], counts
