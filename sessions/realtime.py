@@ -20,7 +20,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.db.models import Q
 
@@ -199,9 +199,31 @@ def card_message(session_id: str) -> dict[str, Any] | None:
     when someone may be watching that page). Each is rendered once per change."""
     if _card_renderer is None:  # no dashboard in this process
         return None
+    if not _may_be_listening(session_id):
+        return None  # nobody could receive it: no render (a page opened later renders afresh)
     watched = _page_viewers.get(session_id, 0) > 0 or bool(settings.REDIS_URL)
     rendered = _card_renderer(session_id, panels=watched)
     return None if rendered is None else {"type": "card.html", **rendered}
+
+
+def _may_be_listening(session_id: str) -> bool:
+    """False when no socket could receive a card of this session, so that rendering it would be
+    work for nobody. Known only for the in-memory channel layer (embedded mode), whose groups are
+    this process's own sockets: none on a board, a project's board or this session's page. A
+    shared layer's other processes may have viewers: assume so."""
+    layer = get_channel_layer()
+    if layer is None:
+        return False
+    if not isinstance(layer, InMemoryChannelLayer):
+        return True
+    page = session_group(session_id)
+    try:
+        groups = list(layer.groups.items())  # the server loop may change it meanwhile
+    except RuntimeError:
+        return True
+    return any(
+        members for name, members in groups if name in (BOARD_GROUP, page) or name.startswith("project-")
+    )
 
 
 def _sends(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

@@ -17,8 +17,17 @@ from sessions.models import Membership
 from tests.factories import PullRequestFactory, ReviewThreadFactory, UserFactory
 
 
+@pytest.fixture
+def board_open():
+    """A board socket's membership in the in-memory layer (embedded mode): someone may listen."""
+    layer = get_channel_layer()
+    asyncio.run(layer.group_add(realtime.BOARD_GROUP, "test.board-viewer"))
+    yield
+    asyncio.run(layer.group_discard(realtime.BOARD_GROUP, "test.board-viewer"))
+
+
 @pytest.mark.django_db
-def test_the_push_deletes_the_old_card_and_inserts_it_at_the_top_of_its_zone(team) -> None:
+def test_the_push_deletes_the_old_card_and_inserts_it_at_the_top_of_its_zone(team, board_open) -> None:
     pr = PullRequestFactory(session=team.session, number=9, ci_state="failing")
     ReviewThreadFactory(pull_request=pr)
     team.session.status, team.session.zone = "ci_failed", "review"
@@ -38,6 +47,35 @@ def test_the_push_deletes_the_old_card_and_inserts_it_at_the_top_of_its_zone(tea
     assert '<div hx-swap-oob="afterbegin:.drop-review"><article class="card zone-review' in html
     assert "CI failing" in html and "1 thread" in html
     assert realtime.card_message("nope-1") is None
+
+
+@pytest.mark.django_db
+def test_a_card_nobody_can_receive_is_not_rendered(team, monkeypatch) -> None:
+    """Embedded mode: with no socket on a board, the project's board or the session's page, a
+    change costs no render (the push would reach nobody; a page opened later renders afresh)."""
+    rendered: list[str] = []
+    real = realtime._card_renderer
+
+    def counting(session_id, **kwargs):
+        rendered.append(session_id)
+        return real(session_id, **kwargs)
+
+    monkeypatch.setattr(realtime, "_card_renderer", counting)
+    layer = get_channel_layer()
+
+    assert realtime.card_message("web-1") is None
+    assert rendered == []
+
+    for group in (realtime.session_group("web-1"), realtime.project_group(team.project.pk)):
+        asyncio.run(layer.group_add(group, "test.viewer"))
+        try:
+            message = realtime.card_message("web-1")
+        finally:
+            asyncio.run(layer.group_discard(group, "test.viewer"))
+        assert message is not None and message["session"] == "web-1"
+    assert rendered == ["web-1", "web-1"]
+    assert realtime.card_message("web-1") is None  # the viewers left
+    assert rendered == ["web-1", "web-1"]
 
 
 class FakeLayer:

@@ -173,6 +173,7 @@ def test_a_pr_syncs_card_pushes_and_reactions_are_folded_per_session(monkeypatch
 
     monkeypatch.setattr(realtime, "_card_renderer", counting)
     monkeypatch.setattr(realtime, "_server_loop", None)
+    monkeypatch.setattr(realtime, "_may_be_listening", lambda session_id: True)  # a board is open
     asked: list[list[str]] = []
     real_react = reactions.sessions_react
 
