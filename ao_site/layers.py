@@ -108,6 +108,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("sessions.realtime", "core"),
     ("sessions.jobs", "core"),
     ("sessions.config", "core"),
+    ("sessions.config.*", "core"),
     ("sessions.host_settings", "core"),
     ("sessions.audit", "core"),
     ("sessions.secrets", "core"),

@@ -32,7 +32,10 @@ from ao_site.home import open_to_others
 from ao_site.hosts import HOST_NAME_RE
 from ao_site.procs import pid_alive
 from ao_site.served import pid_file, read_pid_file
-from sessions import cli_relay, config, services
+from sessions import cli_relay, services
+from sessions.config.init import config_init
+from sessions.config.loading import config_discover, config_load
+from sessions.config.schema import ConfigError
 
 EXIT_CONFIG = 2
 
@@ -293,7 +296,7 @@ def config_load_and_apply(stdout, stderr) -> None:
     """
     path = None
     try:
-        path = config.config_discover(None)
+        path = config_discover(None)
         if path is None:
             repo = git_toplevel(Path.cwd())
             if repo is None:
@@ -302,14 +305,14 @@ def config_load_and_apply(stdout, stderr) -> None:
                     "create one; starting without projects."
                 )
                 return
-            path = config.config_init(repo=repo)
+            path = config_init(repo=repo)
             stdout.write(f"Created {path} for {repo}")
-        loaded = config.config_load(path)
+        loaded = config_load(path)
         applied = services.config_applied(config=loaded)
         notes = (
             [] if applied else services.config_apply(config=loaded, source=str(path), applied_by="ao start")
         )
-    except config.ConfigError as exc:
+    except ConfigError as exc:
         where = f"the config {path}" if path is not None else "the ao config"
         stderr.write(f"ao: {where} has problems — fix them and run `ao start` again:")
         for problem in exc.problems:

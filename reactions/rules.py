@@ -21,7 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sessions import config
+from sessions.config.loading import config_discover, config_load
 from sessions.lifecycle import DEFAULT_STUCK_AFTER
 
 log = logging.getLogger(__name__)
@@ -259,7 +259,7 @@ def global_overrides_current() -> dict[str, Any]:
     """The top-level ``reactions`` of the config file in use (AO_CONFIG or found upwards), cached
     until the file changes. No file, or a file that does not load: no overrides (logged)."""
     try:
-        path = config.config_discover()
+        path = config_discover()
         if path is None:
             return {}
         stat = Path(path).stat()
@@ -267,7 +267,7 @@ def global_overrides_current() -> dict[str, Any]:
         if key != _cache.key:
             # remembered before loading: a broken file is reported once, not on every call
             _cache.key, _cache.value = key, {}
-            loaded = config.config_load(path)
+            loaded = config_load(path)
             _cache.value = {name: _as_mapping(rule) for name, rule in loaded.reactions.items()}
         return _cache.value
     except Exception as exc:  # a broken config must not stop reactions; ao doctor reports it

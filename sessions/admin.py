@@ -29,7 +29,8 @@ from sessions.admin_audit import AuditedAdminMixin, AuditedModelAdmin
 from sessions.admin_scope import ProjectScopedAdminMixin, grant_staff_for_admin_role
 from sessions.agents import SpawnRefused, project_delete
 from sessions.api.tokens import api_token_create, api_token_revoke
-from sessions.config import MAX_CONFIG_BYTES, ConfigError, ReactionConfig, config_load, config_load_text
+from sessions.config.loading import config_load, config_load_text
+from sessions.config.schema import MAX_CONFIG_BYTES, ConfigError, ReactionConfig
 from sessions.models import (
     ApiToken,
     AuditEntry,

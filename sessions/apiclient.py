@@ -181,7 +181,7 @@ def _git_remotes(cwd: Path) -> dict[str, str]:
 def _projects_for_remotes(projects: list[dict], remotes: dict[str, str]) -> dict[str, list[str]]:
     """Remote name -> keys of the projects whose ``repo`` (owner/name, any case) its URL names."""
     # local: config loads Django; the light commands import this module
-    from sessions.config import git_remote_parse
+    from sessions.config.init import git_remote_parse
 
     by_repo: dict[str, list[str]] = {}
     for project in projects:

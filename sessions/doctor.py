@@ -16,7 +16,9 @@ from integrations.credentials import CredentialUnavailable, credential, secret_s
 from integrations.registry import ConfigurationError, agents, registry_for
 from reactions.models import NotifierInstance
 from reactions.notify import notifiers_test
-from sessions import config, health
+from sessions import health
+from sessions.config.loading import config_discover, config_load
+from sessions.config.schema import ConfigError
 from sessions.models import Project, Secret
 
 
@@ -161,14 +163,14 @@ def check_agents_reach_ao(timeout: float = 3.0) -> Check:
 
 
 def check_config(start: Path | None = None) -> Check:
-    path = config.config_discover(start)
+    path = config_discover(start)
     if path is None:
         return Check(
             "config", False, "no ao.config.yaml found here or above", "run `ao init` in your repository"
         )
     try:
-        config.config_load(path)
-    except config.ConfigError as exc:
+        config_load(path)
+    except ConfigError as exc:
         return Check(
             "config", False, f"{path}: {len(exc.problems)} problem(s)\n" + str(exc), "fix the lines above"
         )
@@ -284,11 +286,11 @@ def check_notifiers_send(start: Path | None = None) -> list[Check]:
     Tests the notifiers of the discovered ao.config.yaml when it loads, else the stored ones.
     """
     loaded = None
-    path = config.config_discover(start)
+    path = config_discover(start)
     if path is not None:
         try:
-            loaded = config.config_load(path)
-        except config.ConfigError:
+            loaded = config_load(path)
+        except ConfigError:
             loaded = None  # reported by the config check; fall back to the stored notifiers
     results = notifiers_test(config=loaded)
     if not results:

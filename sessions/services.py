@@ -22,7 +22,7 @@ from django.utils import timezone
 from reactions.notify import notifiers_apply, notify
 from reactions.rules import AUTO_CLEANUP, stuck_after
 from sessions import audit, flaky, host_settings, jobs, lifecycle, realtime, selectors
-from sessions.config import ConfigError, ConfigProblem
+from sessions.config.schema import ConfigError, ConfigProblem
 from sessions.lifecycle import Facts, Zone
 from sessions.models import (
     Actor,
@@ -385,7 +385,7 @@ def config_applied(*, config) -> AppliedConfig | None:
 
 
 def config_apply(*, config, source: Path | str, applied_by: str = "", by=None) -> list[str]:
-    """Create or update the Project rows of a loaded config (``sessions.config.config_load``, or
+    """Create or update the Project rows of a loaded config (``sessions.config.loading.config_load``, or
     ``config_load_text`` for an upload), and its notifiers and routing.
 
     One transaction: either every project is written or none is. Projects in the database but
@@ -401,7 +401,7 @@ def config_apply(*, config, source: Path | str, applied_by: str = "", by=None) -
     (``host_settings.HostSettingRefused``, nothing written) unless ``by`` is a superuser.
     """
     if not config.sha256:
-        raise ValueError("config_apply needs a config returned by sessions.config.config_load")
+        raise ValueError("config_apply needs a config returned by sessions.config.loading.config_load")
     file = str(source)
     uploaded = config.source is None
     wanted = {

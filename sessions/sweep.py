@@ -16,18 +16,8 @@ from ao_site import failpoints
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError
 from reactions import services as reactions
-from sessions import (
-    agents,
-    config,
-    drift,
-    jobs,
-    orchestrator,
-    outcomes,
-    prsync,
-    realtime,
-    selectors,
-    services,
-)
+from sessions import agents, drift, jobs, orchestrator, outcomes, prsync, realtime, selectors, services
+from sessions.config.loading import discovery_pinned
 from sessions.lifecycle import Phase, Zone
 from sessions.models import Message, Project, Session
 
@@ -50,7 +40,7 @@ def project_sweep(*, project: Project, keep=None) -> int:
 
     ``keep`` (the sweep lease's ``keep``) is called before each step and each session: it renews
     the lease of a long sweep and raises ``services.SweepLeaseLost`` when it is no longer held."""
-    with config.discovery_pinned():  # the config file is looked for once per sweep
+    with discovery_pinned():  # the config file is looked for once per sweep
         return _project_sweep(project=project, keep=keep)
 
 

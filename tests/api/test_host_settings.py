@@ -14,7 +14,7 @@ from rest_framework.test import APIClient
 from integrations.base import HOST_LIKE_NAME, host_marker, host_settings
 from integrations.registry import REGISTRIES
 from sessions import services
-from sessions.config import config_load_text
+from sessions.config.loading import config_load_text
 from sessions.host_settings import HostSettingRefused
 from sessions.models import AuditEntry, Project
 from tests.api.test_admin_audit import _change_page_data

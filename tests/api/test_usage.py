@@ -303,7 +303,7 @@ def test_a_persons_budget_refuses_their_spawns_only(budget) -> None:
 
 def test_the_project_budget_comes_from_the_config_file(tmp_path, db) -> None:
     from sessions import services
-    from sessions.config import config_load
+    from sessions.config.loading import config_load
 
     checkout = tmp_path / "repo"
     checkout.mkdir()

@@ -16,8 +16,9 @@ from integrations.records import Notification
 from integrations.registry import ConfigurationError, notifiers, scms, trackers
 from integrations.scm.github import GitHubSCM
 from integrations.tracker.linear import LinearTracker
-from sessions import config as ao_config
 from sessions import secrets
+from sessions.config.loading import config_load
+from sessions.config.schema import ConfigError
 from sessions.models import Secret
 from tests.fakes.github import FakeGitHub
 from tests.fakes.hooks import FakeHooks
@@ -132,8 +133,8 @@ def test_token_env_and_token_secret_together_are_a_config_error_naming_both(tmp_
         "projects:\n  web:\n    path: repo\n    repo: acme/web\n"
         "    scm:\n      plugin: github\n      token_env: GH_TOKEN\n      token_secret: github-prod\n"
     )
-    with pytest.raises(ao_config.ConfigError) as caught:
-        ao_config.config_load(tmp_path / "ao.config.yaml")
+    with pytest.raises(ConfigError) as caught:
+        config_load(tmp_path / "ao.config.yaml")
     assert "projects.web.scm" in str(caught.value)
     assert "token_env and token_secret are both set" in str(caught.value)
 

@@ -7,7 +7,8 @@ import textwrap
 import pytest
 
 from sessions import intake, services
-from sessions.config import ConfigError, config_load
+from sessions.config.loading import config_load
+from sessions.config.schema import ConfigError
 from sessions.models import Project
 
 pytestmark = pytest.mark.django_db

@@ -18,7 +18,7 @@ import pytest
 from reactions.models import Notification
 from reactions.notify import notifiers_apply
 from sessions import agents, messaging, sweep, tasks
-from sessions.config import AoConfig
+from sessions.config.schema import AoConfig
 from sessions.models import Message, Session
 from tests.factories import ProjectFactory
 from tests.fakes.hooks import FakeHooks

@@ -14,7 +14,7 @@ from integrations.registry import plugin_for
 from reactions.models import Notification
 from reactions.notify import notifiers_apply
 from sessions import prsync, reviews, webhooks
-from sessions.config import AoConfig
+from sessions.config.schema import AoConfig
 from sessions.lifecycle import Status, Zone, needs_person
 from sessions.models import Session
 from tests.factories import ProjectFactory, PullRequestFactory, SessionFactory

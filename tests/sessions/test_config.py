@@ -15,18 +15,10 @@ from pydantic import ConfigDict, Field
 from integrations.base import SCM, Agent, Notifier, PluginConfig, Runtime, Tracker, Workspace
 from integrations.registry import REGISTRIES
 from sessions import services
-from sessions.config import (
-    MAX_CONFIG_BYTES,
-    AoConfig,
-    ConfigError,
-    ConfigProblem,
-    config_discover,
-    config_json_schema,
-    config_json_schema_text,
-    config_load,
-    main,
-    session_prefix_for,
-)
+from sessions.config.command import main
+from sessions.config.export import config_json_schema, config_json_schema_text
+from sessions.config.loading import config_discover, config_load
+from sessions.config.schema import MAX_CONFIG_BYTES, AoConfig, ConfigError, ConfigProblem, session_prefix_for
 from sessions.models import Event, Project
 from tests.factories import ProjectFactory
 
@@ -1013,7 +1005,7 @@ def test_examples_validate_against_the_schema(tmp_path):
 
 @pytest.mark.django_db
 def test_project_policy_flags_reach_the_database(tmp_path):
-    from sessions.config import config_load
+    from sessions.config.loading import config_load
     from sessions.models import Project
     from sessions.services import config_apply
 

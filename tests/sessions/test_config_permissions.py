@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from integrations.registry import registry_for
-from sessions.config import ConfigError, config_load
+from sessions.config.loading import config_load
+from sessions.config.schema import ConfigError
 
 REFERENCE = """
 defaults:

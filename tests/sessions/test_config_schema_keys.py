@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import types
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
@@ -15,7 +17,8 @@ import yaml
 from pydantic_core import PydanticUndefined
 
 from integrations.registry import registry_for
-from sessions.config import config_json_schema, config_json_schema_text, config_load
+from sessions.config.export import config_json_schema, config_json_schema_text
+from sessions.config.loading import config_load
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = ROOT / "docs" / "ao.config.schema.json"
@@ -169,10 +172,23 @@ def test_agent_config_takes_the_chosen_agents_settings_only(validator):
 
 @pytest.mark.usefixtures("builtin_plugins_only")
 def test_the_shipped_files_are_the_generated_ones():
-    from sessions.config import config_plugin_docs
+    from sessions.config.export import config_plugin_docs
 
     assert SCHEMA_FILE.read_text(encoding="utf-8") == config_json_schema_text()
     assert config_plugin_docs() in GUIDE.read_text(encoding="utf-8")
+
+
+def test_python_m_sessions_config_prints_the_shipped_schema():
+    """The command line the docs name runs on its own (it sets Django up before loading the models)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "sessions.config", "--schema"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == SCHEMA_FILE.read_text(encoding="utf-8")
 
 
 def doc_examples() -> list[str]:

@@ -96,7 +96,8 @@ def test_the_loop_against_an_enterprise_host(client, ghe, tmux_server, django_ca
 def test_ao_init_on_an_enterprise_repository_points_the_github_plugins_at_its_api(tmp_path):
     """`ao init` in a clone of a GitHub Enterprise repository configures the github tracker and SCM
     with https://HOST/api/v3 (the default, api.github.com, knows nothing of HOST's repositories)."""
-    from sessions.config import config_init, config_load
+    from sessions.config.init import config_init
+    from sessions.config.loading import config_load
 
     repo = tmp_path / "api"
     repo.mkdir()

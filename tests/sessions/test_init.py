@@ -10,15 +10,9 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from sessions.config import (
-    ConfigError,
-    GitRemote,
-    config_init,
-    config_init_text,
-    config_load,
-    git_remote_parse,
-    project_key_for,
-)
+from sessions.config.init import GitRemote, config_init, config_init_text, git_remote_parse, project_key_for
+from sessions.config.loading import config_load
+from sessions.config.schema import ConfigError
 from tests.sessions.test_config import plugins  # noqa: F401 -- the test plugin registry fixture
 
 GIT = shutil.which("git")

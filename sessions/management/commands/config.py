@@ -7,7 +7,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions import config, services
+from sessions import services
+from sessions.config.export import config_json_schema_text
+from sessions.config.loading import config_discover, config_load
+from sessions.config.schema import ConfigError
 from sessions.management.commands._common import cli_audit
 
 EXIT_CONFIG = 2
@@ -33,13 +36,13 @@ class Command(BaseCommand):
 
     def handle(self, *args, action: str, file: Path | None = None, **options):
         if action == "schema":
-            self.stdout.write(config.config_json_schema_text(), ending="")
+            self.stdout.write(config_json_schema_text(), ending="")
             return
-        path = file or config.config_discover(None)
+        path = file or config_discover(None)
         if path is None:
             raise CommandError("no ao.config.yaml here or above (set AO_CONFIG, or run `ao init`)")
         try:
-            loaded = config.config_load(path)
+            loaded = config_load(path)
             for warning in loaded.warnings:
                 self.stderr.write(f"warning: {warning}")
             if action == "check":
@@ -47,7 +50,7 @@ class Command(BaseCommand):
                 return
             with cli_audit():
                 notes = services.config_apply(config=loaded, source=str(path), applied_by="ao config apply")
-        except config.ConfigError as exc:  # the file, or a clash with the database (apply)
+        except ConfigError as exc:  # the file, or a clash with the database (apply)
             for problem in exc.problems:
                 self.stderr.write(str(problem))
             self.stderr.write(f"ao: {path} has {len(exc.problems)} problem(s); nothing was changed")

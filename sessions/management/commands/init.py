@@ -6,7 +6,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions.config import CONFIG_FILENAME, ConfigError, config_init, config_init_text
+from sessions.config.init import config_init, config_init_text
+from sessions.config.schema import CONFIG_FILENAME, ConfigError
 
 
 class Command(BaseCommand):
