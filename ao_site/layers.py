@@ -55,7 +55,6 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("sessions.api.*", "interfaces"),
     ("sessions.templatetags", "interfaces"),
     ("sessions.templatetags.*", "interfaces"),
-    ("sessions.views", "interfaces"),
     ("sessions.views_*", "interfaces"),
     ("sessions.urls", "interfaces"),
     ("sessions.urls_*", "interfaces"),

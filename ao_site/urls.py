@@ -2,12 +2,12 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from sessions import views, views_auth
+from sessions import views_auth, views_hooks
 
 urlpatterns = [
-    path("healthz", views.healthz, name="healthz"),
-    path("webhooks/github/<str:project_key>", views.github_webhook, name="github-webhook"),
-    path("internal/realtime", views.realtime_relay, name="realtime-relay"),  # realtime.RELAY_PATH
+    path("healthz", views_hooks.healthz, name="healthz"),
+    path("webhooks/github/<str:project_key>", views_hooks.github_webhook, name="github-webhook"),
+    path("internal/realtime", views_hooks.realtime_relay, name="realtime-relay"),  # realtime.RELAY_PATH
     path("admin/", admin.site.urls),
     path("api/v1/", include("sessions.api.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

@@ -34,9 +34,9 @@ class AgentSessionsConfig(AppConfig):
 
 
 def _views():
-    from sessions import views  # local: the dashboard loads at the first render, not at start
+    from sessions import views_push  # local: the dashboard loads at the first render, not at start
 
-    return views
+    return views_push
 
 
 def _card_push(*args, **kwargs):

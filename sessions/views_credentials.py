@@ -18,7 +18,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
-from sessions import secrets, selectors, views
+from sessions import secrets, selectors
+from sessions.views_common import _common
 
 
 class CredentialForm(forms.Form):
@@ -47,7 +48,7 @@ def _page(request: HttpRequest, *, form: CredentialForm, status: int = 200) -> H
     projects = [
         p for p in selectors.projects_visible_to(request.user).order_by("key") if p.credentials != "project"
     ]
-    context = views._common(
+    context = _common(
         request, form=form, credentials=list(secrets.personal_secrets_of(request.user)), projects=projects
     )
     return render(request, "sessions/credentials.html", context, status=status)

@@ -14,14 +14,15 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from sessions import hosts, views
+from sessions import hosts
+from sessions.views_common import _common
 
 
 @login_required
 @require_GET
 def hosts_page(request: HttpRequest) -> HttpResponse:
     rows = hosts.host_rows(user=request.user)
-    return render(request, "sessions/hosts.html", views._common(request, hosts=rows))
+    return render(request, "sessions/hosts.html", _common(request, hosts=rows))
 
 
 @login_required

@@ -10,8 +10,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from sessions import lessons, outcomes, selectors, views
+from sessions import lessons, outcomes, selectors
 from sessions.models import Lesson, Project
+from sessions.views_common import _common, _project_for
 
 WINDOWS = (("7d", "7 days"), ("30d", "30 days"), ("90d", "90 days"), ("all", "all time"))
 BAR_MAX = 12  # bars per chart
@@ -124,21 +125,19 @@ def _minutes(seconds: float | None) -> str:
 @login_required
 @require_GET
 def retro(request: HttpRequest, key: str) -> HttpResponse:
-    project = views._project_for(request, key, selectors.VIEW)
+    project = _project_for(request, key, selectors.VIEW)
     window = request.GET.get("since") or "30d"
     if window not in dict(WINDOWS):
         window = "30d"
     context = retro_context(project, window)
-    context = views._common(
-        request, **context, can_decide=selectors.can(request.user, project, selectors.ADMIN)
-    )
+    context = _common(request, **context, can_decide=selectors.can(request.user, project, selectors.ADMIN))
     return render(request, "sessions/retro.html", context)
 
 
 @login_required
 @require_POST
 def lesson_decide(request: HttpRequest, key: str, lesson_id: int) -> HttpResponse:
-    project = views._project_for(request, key, selectors.ADMIN)
+    project = _project_for(request, key, selectors.ADMIN)
     lesson = get_object_or_404(Lesson, pk=lesson_id, project=project)
     decision = request.POST.get("decision")
     if decision not in ("accept", "reject"):

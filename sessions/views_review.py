@@ -15,8 +15,11 @@ from django.views.decorators.http import require_POST
 
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError
-from sessions import forms, issues, reviews, selectors, views
+from sessions import forms, issues, reviews, selectors
 from sessions.models import Actor, Session
+from sessions.views_common import _project_for, _session_for
+from sessions.views_session import _detail_context
+from sessions.views_spawn import _spawn_context
 
 
 # --- reviewing a local PR from the session page ------------------------------------------------------
@@ -27,7 +30,7 @@ def _review_response(
     outcome in the form; otherwise back to the page (PRG)."""
     if request.htmx:
         session = Session.objects.select_related("project", "pull_request").get(pk=session.pk)
-        context = views._detail_context(request, session, review_ok=ok, review_error=error, review_body=body)
+        context = _detail_context(request, session, review_ok=ok, review_error=error, review_body=body)
         response = render(request, "sessions/detail.html", context)  # 200: htmx swaps only 2xx
         response["HX-Trigger"] = "ao:resync"  # the timeline shows the review
         return response
@@ -41,7 +44,7 @@ def _review_response(
 @login_required
 @require_POST
 def session_review(request: HttpRequest, session_id: str) -> HttpResponse:
-    session = views._session_for(request, session_id, selectors.OPERATE)
+    session = _session_for(request, session_id, selectors.OPERATE)
     form = forms.ReviewForm(request.POST)
     body = request.POST.get("body", "")
     pr = getattr(session, "pull_request", None)
@@ -72,7 +75,7 @@ def session_review(request: HttpRequest, session_id: str) -> HttpResponse:
 @login_required
 @require_POST
 def issue_add(request: HttpRequest, key: str) -> HttpResponse:
-    project = views._project_for(request, key, selectors.OPERATE)
+    project = _project_for(request, key, selectors.OPERATE)
     form = forms.IssueForm(request.POST, auto_id="issue_%s")
     error = ""
     if form.is_valid():
@@ -86,5 +89,5 @@ def issue_add(request: HttpRequest, key: str) -> HttpResponse:
         else:
             messages.success(request, f"Added #{issue.ref}: {issue.title}")
             return redirect(reverse("sessions:spawn", args=[project.key]) + f"#issue-{issue.ref}")
-    context = views._spawn_context(request, project, issue_form=form, issue_error=error)
+    context = _spawn_context(request, project, issue_form=form, issue_error=error)
     return render(request, "sessions/spawn.html", context, status=422)

@@ -18,9 +18,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from sessions import views
 from sessions.api.tokens import api_token_create, api_token_revoke, api_tokens_for
 from sessions.models import ApiToken
+from sessions.views_common import _common
 
 
 class TokenCreateForm(forms.Form):
@@ -40,7 +40,7 @@ def _page(request: HttpRequest, *, form: TokenCreateForm, created=None, raw: str
             .filter(revoked_at__isnull=True)
             .order_by("user__username", "-created_at")
         )
-    context = views._common(
+    context = _common(
         request,
         form=form,
         tokens=list(api_tokens_for(user=request.user)),

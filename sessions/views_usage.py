@@ -10,7 +10,8 @@ from django.shortcuts import render
 from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
-from sessions import selectors, usage, views
+from sessions import selectors, usage
+from sessions.views_common import _common
 
 WINDOWS = (("7d", "7 days"), ("30d", "30 days"), ("90d", "90 days"), ("365d", "a year"))
 BUCKETS = (("day", "per day"), ("week", "per week"))
@@ -33,7 +34,7 @@ def usage_page(request: HttpRequest) -> HttpResponse:
         params = {"since": window, "bucket": bucket, "project": project, **changes}
         return "?" + urlencode({k: v for k, v in params.items() if v})
 
-    context = views._common(
+    context = _common(
         request,
         usage=data,
         window=window,
