@@ -61,6 +61,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("sessions.consumers", "interfaces"),
     ("sessions.consumers_terminal", "interfaces"),
     ("sessions.terminal", "interfaces"),
+    ("sessions.terminal_*", "interfaces"),
     ("sessions.chat", "interfaces"),
     ("sessions.admin", "interfaces"),
     ("sessions.admin_*", "interfaces"),

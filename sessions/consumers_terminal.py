@@ -22,7 +22,7 @@ every ``AO_ACCESS_RECHECK_SECONDS``: a viewer whose role was removed is disconne
 (``CLOSE_FORBIDDEN``) instead of watching on. Input goes straight to the relay's pty
 (no Celery, no database write), without what the browser's terminal emulator answered on its
 own (device attributes, cursor and mode reports, colour and version replies, focus events:
-``terminal.input_keys``): only what a person types or pastes reaches the agent.
+``terminal_filters.input_keys``): only what a person types or pastes reaches the agent.
 
 Back-pressure: Channels' ``send`` never waits for the network, so the browser acknowledges what
 it has drawn and at most :data:`ACK_WINDOW` bytes are in flight per socket. A browser that falls
@@ -41,7 +41,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from sessions import terminal
+from sessions import terminal, terminal_filters, terminal_relay
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,8 @@ MAX_MESSAGE = 64 * 1024  # larger control messages (a huge paste) are refused
 
 
 class TerminalConsumer(AsyncWebsocketConsumer):
-    relay: terminal.Relay | None = None
-    sub: terminal.Subscriber | None = None
+    relay: terminal_relay.Relay | None = None
+    sub: terminal_relay.Subscriber | None = None
     pump: asyncio.Task | None = None
     watch: asyncio.Task | None = None
 
@@ -67,10 +67,10 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         try:
             target = await database_sync_to_async(terminal.terminal_open)(session_id=session_id, user=user)
             self.relay, self.sub, replay = await terminal.relay_join(target, may_type=target.may_type)
-        except terminal.TerminalForbidden:
+        except terminal_relay.TerminalForbidden:
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        except terminal.NotAttachable as exc:
+        except terminal_relay.NotAttachable as exc:
             await self.accept()
             await self._control(type="error", message=str(exc))
             await self.close(code=CLOSE_NOT_ATTACHABLE)
@@ -122,7 +122,7 @@ class TerminalConsumer(AsyncWebsocketConsumer):
                     self.window.set()
 
     async def _input(self, data: str) -> None:
-        data = terminal.input_keys(data)  # the browser terminal's own answers are not input
+        data = terminal_filters.input_keys(data)  # the browser terminal's own answers are not input
         if not data:
             return
         allowed = await database_sync_to_async(terminal.terminal_may_type)(

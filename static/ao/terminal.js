@@ -8,7 +8,7 @@
  * announces; an operator's fitted size is proposed on connect and on window resize.
  * Output is handed to xterm.js as text to draw, never to the DOM as HTML.
  * Only what the person types or pastes is sent: the emulator's own answers to queries and its
- * focus events are not (see answerNoQueries; sessions/terminal.py input_keys drops them too).
+ * focus events are not (see answerNoQueries; sessions/terminal_filters.py input_keys drops them too).
  */
 (function () {
   "use strict";

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from integrations.records import RuntimeHandle
-from sessions import terminal
-from sessions.terminal import TerminalTarget
+from sessions import terminal, terminal_relay
+from sessions.terminal_relay import TerminalTarget
 from tests.helpers.fixtures import wait_for
 from tests.terminal.conftest import PROMPT, at_prompt, pane_text, tmux
 
@@ -30,7 +30,7 @@ def target(socket_name: str, name: str, *, runtime: str = "tmux", data: dict | N
     )
 
 
-async def collect(sub: terminal.Subscriber, until: bytes, timeout: float = 5.0) -> bytes:
+async def collect(sub: terminal_relay.Subscriber, until: bytes, timeout: float = 5.0) -> bytes:
     """Read a subscriber until ``until`` shows up in its data; fail after ``timeout``."""
     seen = bytearray()
     deadline = time.monotonic() + timeout
@@ -150,7 +150,7 @@ def test_flood_keeps_memory_bounded_and_ctrl_c_stops_it_promptly(
             ):
                 samples.append((stuck.pending, fast.pending, len(relay.replay)))
                 await asyncio.sleep(0.01)
-            assert relay.bytes_in > terminal.VIEWER_QUEUE_BYTES  # a real flood went through
+            assert relay.bytes_in > terminal_relay.VIEWER_QUEUE_BYTES  # a real flood went through
             assert stuck.resyncs >= 1  # the viewer who never reads was resynced, not queued forever
 
             relay.write(b"\x03")
@@ -163,9 +163,9 @@ def test_flood_keeps_memory_bounded_and_ctrl_c_stops_it_promptly(
             terminal.relay_leave(relay, stuck)
 
     asyncio.run(scenario())
-    assert max(s[0] for s in samples) <= terminal.VIEWER_QUEUE_BYTES
-    assert max(s[1] for s in samples) <= terminal.VIEWER_QUEUE_BYTES
-    assert max(s[2] for s in samples) <= terminal.REPLAY_BYTES
+    assert max(s[0] for s in samples) <= terminal_relay.VIEWER_QUEUE_BYTES
+    assert max(s[1] for s in samples) <= terminal_relay.VIEWER_QUEUE_BYTES
+    assert max(s[2] for s in samples) <= terminal_relay.REPLAY_BYTES
 
 
 def test_reader_pauses_when_every_viewer_is_saturated_and_ctrl_c_still_gets_through(
@@ -178,7 +178,7 @@ def test_reader_pauses_when_every_viewer_is_saturated_and_ctrl_c_still_gets_thro
             assert await wait_until(lambda: relay.paused, 3.0)
             await asyncio.sleep(0.5)
             assert relay.paused
-            assert stuck.pending <= terminal.VIEWER_QUEUE_BYTES
+            assert stuck.pending <= terminal_relay.VIEWER_QUEUE_BYTES
             relay.write(b"\x03")
             assert await wait_until(lambda: at_prompt(tmux_socket, shell_session), 3.0)
         finally:
@@ -248,7 +248,7 @@ def test_process_runtime_session_streams_through_its_ring_buffer(process_runtime
 
 def test_process_session_of_another_ao_process_is_not_attachable() -> None:
     async def scenario() -> None:
-        with pytest.raises(terminal.NotAttachable, match="not running in this ao process"):
+        with pytest.raises(terminal_relay.NotAttachable, match="not running in this ao process"):
             await terminal.relay_join(
                 target("", "proc-elsewhere", runtime="process", data={"pid": 1, "owner_pid": 1}),
                 may_type=True,
