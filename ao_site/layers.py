@@ -94,6 +94,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("sessions.lessons", "watchers"),
     # --- agents and PR sync
     ("sessions.agents", "agents"),
+    ("sessions.agents.*", "agents"),
     ("sessions.messaging", "agents"),
     ("sessions.prsync", "agents"),
     ("sessions.merge", "agents"),

@@ -280,7 +280,8 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from sessions import agents, messaging
+    from sessions import messaging
+    from sessions.agents import observing, spawning
     from sessions.models import Project
 
     socket = f"ao-bench-{uuid.uuid4().hex[:6]}"
@@ -308,7 +309,7 @@ def main() -> None:
         from django.db import connection
 
         started = time.monotonic()
-        session = agents.session_spawn(project=project, prompt=f"bench task {n}")
+        session = spawning.session_spawn(project=project, prompt=f"bench task {n}")
         session.refresh_from_db()
         if session.phase != "running":
             raise RuntimeError(f"{session.id}: {session.error}")
@@ -329,7 +330,7 @@ def main() -> None:
         message_times = []
         for i in range(args.messages):
             while True:  # wait until the agent is at its prompt again
-                agents.session_observe(session=target)
+                observing.session_observe(session=target)
                 target.refresh_from_db()
                 if target.activity in ("ready", "idle"):
                     break

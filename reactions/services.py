@@ -25,7 +25,7 @@ call for, and for each decision claims its durable ``ReactionAttempt`` row befor
 
 Auto-cleanup (``autoCleanupOnMerge: true`` in the project's reactions): once a session's PR has
 merged, the session is ended and its workspace removed when the agent is not mid-turn (or
-after ``CLEANUP_GRACE``), through ``sessions.agents.session_cleanup(force=False)``: unpushed
+after ``CLEANUP_GRACE``), through ``sessions.agents.operating.session_cleanup(force=False)``: unpushed
 work is never removed; a refusal is recorded and a person told. For a session on another agent
 host (scale-out) the clean-up is requested on that host, which records a refusal the same way.
 """
@@ -48,8 +48,9 @@ from reactions import engine, messages
 from reactions import rules as R
 from reactions.models import Notification, ReactionAttempt
 from reactions.notify import notify
-from sessions import agents, messaging, prsync, selectors
+from sessions import messaging, prsync, selectors
 from sessions import services as session_services
+from sessions.agents import operating
 from sessions.decisions import decisions_digest
 from sessions.lifecycle import Activity, Phase, PRState, RuntimeState
 from sessions.models import Actor, Message, Session
@@ -585,10 +586,10 @@ def _auto_cleanup(session: Session, *, now: datetime) -> Outcome | None:
         if not _claim(row, now=now):
             return None
     try:
-        done = agents.session_cleanup(session=session, force=False, actor=Actor.REACTION)
+        done = operating.session_cleanup(session=session, force=False, actor=Actor.REACTION)
     except Exception as exc:  # refused (unpushed work) or failed: keep everything, tell a person
         session_services.auto_cleanup_refused(session=session, exc=exc)
         return Outcome(engine.AUTO_CLEANUP, fingerprint, "cleanup_refused", 1, session.pk)
-    if isinstance(done, agents.Requested):  # runs on the session's host; a refusal is handled there
+    if isinstance(done, operating.Requested):  # runs on the session's host; a refusal is handled there
         return Outcome(engine.AUTO_CLEANUP, fingerprint, "cleanup_requested", 1, session.pk)
     return Outcome(engine.AUTO_CLEANUP, fingerprint, "cleaned", 1, session.pk)

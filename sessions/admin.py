@@ -27,7 +27,8 @@ from reactions.rules import AUTO_CLEANUP_KEY, global_overrides_current
 from sessions import audit, host_settings, secrets, services
 from sessions.admin_audit import AuditedAdminMixin, AuditedModelAdmin
 from sessions.admin_scope import ProjectScopedAdminMixin, grant_staff_for_admin_role
-from sessions.agents import SpawnRefused, project_delete
+from sessions.agents.operating import project_delete
+from sessions.agents.spawning import SpawnRefused
 from sessions.api.tokens import api_token_create, api_token_revoke
 from sessions.config.loading import config_load, config_load_text
 from sessions.config.schema import MAX_CONFIG_BYTES, ConfigError, ReactionConfig
@@ -192,7 +193,7 @@ class ProjectAdmin(ProjectScopedAdminMixin, AuditedModelAdmin):
 
     def log_deletions(self, request, queryset):
         # Django logs before it deletes; _delete logs each project once it really was deleted. The
-        # audit entry is written by agents.project_delete (with what it stopped), not twice.
+        # audit entry is written by operating.project_delete (with what it stopped), not twice.
         return None
 
     def delete_model(self, request, obj) -> None:
@@ -202,7 +203,7 @@ class ProjectAdmin(ProjectScopedAdminMixin, AuditedModelAdmin):
         self._delete(request, list(queryset))
 
     def _delete(self, request, projects) -> None:
-        """Stop each project's agents, then delete it (``agents.project_delete``); a refusal is an
+        """Stop each project's agents, then delete it (``operating.project_delete``); a refusal is an
         error message and the project stays. Remembers on the request what was deleted, for
         message_user."""
         from copy import copy

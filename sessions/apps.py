@@ -17,7 +17,8 @@ class AgentSessionsConfig(AppConfig):
     def ready(self) -> None:
         from integrations import credentials  # local: the composition root, once the models are loaded
         from reactions import notify  # local: the composition root, once the models are loaded
-        from sessions import agents, hosts, realtime, secrets, services, usage  # local: the same
+        from sessions import hosts, realtime, secrets, services, usage  # local: the same
+        from sessions.agents import plugins  # local: the same
 
         # Plugins read stored secrets through integrations.credentials; the store is the core's.
         credentials.use_secret_store(secrets.secret_value)
@@ -30,7 +31,7 @@ class AgentSessionsConfig(AppConfig):
         # `ao pr create`) ask them to look at a session; they sit above the core.
         services.use_reactor(_react_after_commit)
         # The orchestrator's session is run and prompted by the orchestrator, a watcher above the agents.
-        agents.use_orchestrator(context=_orchestrator_context, prompt=_orchestrator_prompt)
+        plugins.use_orchestrator(context=_orchestrator_context, prompt=_orchestrator_prompt)
 
 
 def _views():

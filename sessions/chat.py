@@ -9,7 +9,7 @@ API, and is audited (source ``webhook``, actor ``<platform>:<id>``).
 Commands (a leading ``/`` and a Telegram ``@botname`` suffix are ignored):
 
 - ``status [project]`` (viewer): sessions per zone and what needs a person (``sessions.decisions``);
-- ``spawn <project> <issue>`` (operator): ``agents.session_spawn`` for the tracker issue;
+- ``spawn <project> <issue>`` (operator): ``spawning.session_spawn`` for the tracker issue;
 - ``send <session|project|orchestrator> <text>`` (operator): ``messaging.session_send`` (a session
   that is not running is restored first, one that cannot be is refused with the reason); a project
   key (or ``orchestrator`` when you see one project) means that project's orchestrator session;
@@ -33,7 +33,8 @@ from django.utils import timezone
 
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError
-from sessions import agents, audit, merge, messaging, selectors
+from sessions import audit, merge, messaging, selectors
+from sessions.agents import spawning
 from sessions.decisions import decisions_for, decisions_text
 from sessions.lifecycle import Zone
 from sessions.models import (
@@ -232,10 +233,10 @@ def _spawn(user, args: list[str], *, who: str) -> Reply:
     if busy:
         return Reply(f"{busy} is already working on issue #{issue} in {project.key}.", ok=False)
     try:
-        session = agents.session_spawn(
+        session = spawning.session_spawn(
             project=project, issue_ref=issue, by=user, actor=Actor.USER, actor_name=who
         )
-    except (agents.SpawnRefused, ConfigurationError, IntegrationError, ValueError) as exc:
+    except (spawning.SpawnRefused, ConfigurationError, IntegrationError, ValueError) as exc:
         return Reply(f"Not spawned: {exc}", ok=False)
     title = f" “{session.issue_title}”" if session.issue_title else ""
     state = "queued (over the cap)" if session.phase == "queued" else "starting"

@@ -38,7 +38,7 @@ from django.utils import timezone
 from integrations import gitutil
 from integrations.base import IntegrationError
 from reactions.notify import notify
-from sessions import agents, messaging, realtime, services
+from sessions import hosts, messaging, realtime, services
 from sessions.lifecycle import Activity, Phase, PRState
 from sessions.models import Actor, FileOverlap, Project, Session
 
@@ -185,7 +185,7 @@ def conflicts_watch(*, project: Project) -> list[str]:
     notes = _after_merges(project)
     repo = Path(project.path)
     live = sorted(
-        agents.live_sessions(project=project).exclude(branch="").select_related("project"), key=lambda s: s.pk
+        hosts.live_sessions(project=project).exclude(branch="").select_related("project"), key=lambda s: s.pk
     )
     if not repo.is_dir():
         return notes

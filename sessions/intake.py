@@ -2,7 +2,7 @@
 
 Each sweep (while ``Project.intake_enabled``) lists the tracker's open issues with
 ``intake_label``, and for each one not claimed yet, while the project and host caps leave room
-(``agents.admission_check``): inserts a unique ``IntakeClaim(project, issue_ref)`` row first —
+(``spawning.admission_check``): inserts a unique ``IntakeClaim(project, issue_ref)`` row first —
 so two sweeps racing never spawn twice for one issue —, moves the labels (in progress on, backlog
 off) and spawns a worker on the issue. An issue that already has a live worker is adopted
 instead of spawned again. When a claimed worker's PR merged, the labels move to done (once).
@@ -25,7 +25,8 @@ from integrations.base import IntegrationError, IssueNotFound
 from integrations.records import IssueState
 from integrations.registry import ConfigurationError, plugin_for
 from reactions.notify import notify
-from sessions import agents, audit, outcomes, services, usage
+from sessions import audit, outcomes, services, usage
+from sessions.agents import spawning
 from sessions.lifecycle import Phase, PRState, Status, Zone
 from sessions.models import Actor, IntakeClaim, Project, Session
 
@@ -254,7 +255,7 @@ def intake_claim(*, project: Project) -> list[str]:
             continue
         existing = _live_worker_for(project, issue.ref)
         if existing is None:
-            reason = agents.admission_check(project=project, host=host)
+            reason = spawning.admission_check(project=project, host=host)
             if reason:
                 notes.append(f"stopped: {reason}")
                 break
@@ -295,10 +296,10 @@ def intake_claim(*, project: Project) -> list[str]:
 
 def _spawn(*, project: Project, claim: IntakeClaim, tracker) -> str:
     try:
-        session = agents.session_spawn(
+        session = spawning.session_spawn(
             project=project, issue_ref=claim.issue_ref, actor=Actor.SYSTEM, actor_name="intake"
         )
-    except agents.SpawnRefused as exc:
+    except spawning.SpawnRefused as exc:
         # over the cap (refuseOverCap) after all: release the claim, put the issue back
         IntakeClaim.objects.filter(pk=claim.pk).delete()
         _labels_back(project, tracker, claim.issue_ref)

@@ -29,13 +29,11 @@ from ao_site import failpoints
 from ao_site.celery import retrying_lost_connections
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError
-from sessions import agents, services
+from sessions import services
+from sessions.agents import observing, operating, plugins, spawning
 from sessions.lifecycle import Activity, Phase, RuntimeState
 from sessions.models import Actor, Message, Session
-from sessions.services import (  # noqa: F401  re-exported: queueing is a write of the core
-    message_queue,
-    messages_abandon,
-)
+from sessions.services import message_queue, messages_abandon  # noqa: F401  re-exported: queueing is a write of the core
 from sessions.text import clean_text
 
 MAX_ATTEMPTS = 5
@@ -93,7 +91,7 @@ def needs_restore(session: Session) -> bool:
     killed it, it errored, or its runtime is gone or its agent process exited."""
     if session.phase in (Phase.KILLED, Phase.ERRORED):
         return True
-    return session.phase == Phase.RUNNING and session.runtime_state in agents.RUNTIME_GONE
+    return session.phase == Phase.RUNNING and session.runtime_state in observing.RUNTIME_GONE
 
 
 def delivery_state(message: Message, session: Session | None = None) -> str:
@@ -122,7 +120,7 @@ def _restore_refusal(session: Session) -> str:
         )
     if not session.workspace_path:
         return f"{sid} has no worktree: spawn a new session"
-    if not agents.runs_elsewhere(session) and not Path(session.workspace_path).is_dir():
+    if not operating.runs_elsewhere(session) and not Path(session.workspace_path).is_dir():
         return f"{sid}'s worktree {session.workspace_path} is gone: spawn a new session"
     return ""
 
@@ -149,8 +147,8 @@ def session_send(
     clean_text(text, max_chars=settings.AO_MAX_PROMPT_CHARS, what="message")
     if answers_prompt and sender != Actor.USER:
         raise ValueError("only a person may answer an agent's permission prompt")
-    if needs_restore(session) and session.phase == Phase.RUNNING and not agents.runs_elsewhere(session):
-        agents.session_observe(session=session)  # the stored state may be stale: look again
+    if needs_restore(session) and session.phase == Phase.RUNNING and not operating.runs_elsewhere(session):
+        observing.session_observe(session=session)  # the stored state may be stale: look again
         services.session_react_after_commit(session_id=session.pk)  # the send asks about what it saw
         session.refresh_from_db()
     restored = ""
@@ -159,8 +157,8 @@ def session_send(
         if refusal:
             raise SendRefused(refusal)
         try:
-            requested = agents.session_restore(session=session, by=sender_user, actor=sender)
-        except (agents.SpawnRefused, IntegrationError, ConfigurationError) as exc:
+            requested = operating.session_restore(session=session, by=sender_user, actor=sender)
+        except (spawning.SpawnRefused, IntegrationError, ConfigurationError) as exc:
             raise SendRefused(f"{session.pk} is not running and could not be restored: {exc}") from exc
         session.refresh_from_db()
         restored = str(requested) if requested is not None else "restored"
@@ -228,7 +226,7 @@ def _deliver_next(session_id: str) -> str:
     session = Session.objects.select_related("project").filter(pk=session_id).first()
     if session is None or session.phase != Phase.RUNNING:
         return "idle"
-    agents.session_observe(session=session)
+    observing.session_observe(session=session)
     services.session_react_after_commit(session_id=session.pk)  # the delivery asks about what it saw
     session.refresh_from_db()
     _confirm_deliveries(session)
@@ -245,8 +243,8 @@ def _deliver_next(session_id: str) -> str:
         return "held"
     if session.messages.filter(state=Message.State.DELIVERED).exists():
         return "held"  # one message in flight at a time: wait for it to be confirmed (or retried)
-    ctx = agents.context_for(session)
-    handle = agents._handle(session)
+    ctx = plugins.context_for(session)
+    handle = plugins._handle(session)
     # A retry of a message whose text still sits in the agent's input (its Enter was lost) is
     # submitted with Enter alone: typing it again would send it twice. That screen is the agent's
     # input holding ao's own text, whatever the reading (a fresh agent with no transcript yet,
@@ -328,7 +326,7 @@ def _launch_settled(session: Session, ctx, handle, *, now) -> bool:
     if drawn_at is not None and now - drawn_at > LAUNCH_GRACE:
         return True  # a screen ao never recognised: the reading alone decides, as before
     try:
-        pane = ctx.runtime.read_output(handle, lines=agents.PANE_LINES)
+        pane = ctx.runtime.read_output(handle, lines=plugins.PANE_LINES)
     except IntegrationError:
         return False
     ready = ctx.agent.screen_ready(pane)
@@ -364,7 +362,7 @@ def _input_holds_text(session: Session, ctx, handle, message: Message, pane: str
         return False
     if pane is None:
         try:
-            pane = ctx.runtime.read_output(handle, lines=agents.PANE_LINES)
+            pane = ctx.runtime.read_output(handle, lines=plugins.PANE_LINES)
         except IntegrationError:
             return False
     snippet = _snippet(message.text)
@@ -450,7 +448,7 @@ def _watch_for_confirmation(session: Session, message: Message, *, ctx, handle) 
     while time.monotonic() < deadline:
         time.sleep(0.1)
         try:
-            pane = ctx.runtime.read_output(handle, lines=agents.PANE_LINES)
+            pane = ctx.runtime.read_output(handle, lines=plugins.PANE_LINES)
         except IntegrationError:
             return
         reading = ctx.agent.detect_activity(
@@ -497,12 +495,12 @@ def _confirm_deliveries(session: Session) -> None:
             continue
         if session.runtime_checked_at is None or session.runtime_checked_at < message.delivered_at:
             continue  # no reading since the keys were sent
-        ctx = agents.context_for(session)
-        handle = agents._handle(session)
+        ctx = plugins.context_for(session)
+        handle = plugins._handle(session)
         pane = None
         if handle is not None and session.runtime_state == RuntimeState.ALIVE:
             try:
-                pane = ctx.runtime.read_output(handle, lines=agents.PANE_LINES)
+                pane = ctx.runtime.read_output(handle, lines=plugins.PANE_LINES)
             except IntegrationError:
                 pane = None
         how = taken_up(

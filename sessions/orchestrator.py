@@ -32,7 +32,8 @@ from integrations.base import Agent, IntegrationError, PermanentIntegrationError
 from integrations.registry import ConfigurationError, plugin_for, registry_for
 from integrations.registry import agents as agent_registry
 from reactions.notify import notify
-from sessions import agents, audit, conflicts, intake, jobs, messaging, services
+from sessions import audit, conflicts, intake, jobs, messaging, services
+from sessions.agents import operating, plugins, starting
 from sessions.lifecycle import ZONE_OF, Activity, Phase, RuntimeState, Zone
 from sessions.models import Actor, Project, Session
 
@@ -46,7 +47,7 @@ RESTART_BACKOFF_MAX = timedelta(minutes=10)
 LAUNCH_GRACE = timedelta(minutes=2)  # a launch claimed longer ago than this is presumed lost
 HEALTHY_AFTER = timedelta(minutes=10)  # running this long after a restart resets the count
 # ao's own settings the orchestrator keeps, so the `ao` it runs drives this ao (its database);
-# the secret key and the service tokens are still removed (see agents.agent_environment).
+# the secret key and the service tokens are still removed (see starting.agent_environment).
 ORCHESTRATOR_KEEPS_ENV = ("AO_HOME", "DATABASE_URL", "REDIS_URL", "AO_CONFIG")
 
 # The commands the orchestrator may use, each with every sub-command it has: the reference in its
@@ -265,7 +266,7 @@ def orchestrator_prompt(project: Project) -> str:
     """The orchestrator's system prompt: role, the generated `ao` reference, status and zones,
     escalation, the REST API, intake, and the project's own orchestrator rules."""
     session_id = f"{project.session_prefix}-orchestrator"
-    workspace = str(agents.workspaces_root(project) / session_id)
+    workspace = str(plugins.workspaces_root(project) / session_id)
     cap = f"maxSessions {project.max_sessions}" if project.max_sessions else "no project cap"
     cap += f", at most {settings.AO_MAX_SESSIONS_PER_HOST} per host"
     parts = [
@@ -328,13 +329,13 @@ def _agent_checked(project: Project):
     )
 
 
-def orchestrator_context(session: Session) -> agents.AgentContext:
+def orchestrator_context(session: Session) -> plugins.AgentContext:
     """The plugins serving the orchestrator: its own agent (and settings), the project's runtime
-    and workspace. ``agents.context_for`` hands orchestrator sessions here."""
+    and workspace. ``plugins.context_for`` hands orchestrator sessions here."""
     project = session.project
     runtime_key = (session.runtime_handle or {}).get("runtime") or project.runtime
     runtime_settings = project.settings_for("runtime") if runtime_key == project.runtime else {}
-    return agents.AgentContext(
+    return plugins.AgentContext(
         agent=_agent_checked(project),
         runtime=registry_for("runtime").create(
             runtime_key, runtime_settings, where=f"projects.{project.key}.runtime", project=project
@@ -401,7 +402,7 @@ def _mark_starting(session: Session, *, summary: str, actor: str = Actor.SYSTEM,
         data=data or {},
     )
     services.session_rederive(session=session, actor=actor)
-    session_id, queue = session.pk, agents.host_queue(host)
+    session_id, queue = session.pk, jobs.host_queue(host)
 
     def enqueue() -> None:
         jobs.enqueue(jobs.ORCHESTRATOR_LAUNCH, args=[session_id], queue=queue)
@@ -409,12 +410,12 @@ def _mark_starting(session: Session, *, summary: str, actor: str = Actor.SYSTEM,
     transaction.on_commit(enqueue)
 
 
-def _workspace(session: Session, ctx: agents.AgentContext) -> Path:
+def _workspace(session: Session, ctx: plugins.AgentContext) -> Path:
     """The orchestrator's own checkout: reused when it exists, else made by the workspace plugin
     from the remote's default branch as it is now (merged work included), as workers' are, not
     from the checkout's possibly stale local one."""
     project = session.project
-    root = agents.workspaces_root(project)
+    root = plugins.workspaces_root(project)
     existing = Path(session.workspace_path) if session.workspace_path else root / session.id
     if existing.is_dir():
         return existing
@@ -433,7 +434,7 @@ def _workspace(session: Session, ctx: agents.AgentContext) -> Path:
 
 
 def orchestrator_environment(session: Session, *, token: str, agent: Agent) -> dict[str, str | None]:
-    env = agents.agent_environment(session, token=token, agent=agent)
+    env = starting.agent_environment(session, token=token, agent=agent)
     for name in ORCHESTRATOR_KEEPS_ENV:
         if os.environ.get(name):
             env[name] = os.environ[name]
@@ -453,7 +454,7 @@ def orchestrator_launch(*, session_id: str) -> bool:
     try:
         ctx = orchestrator_context(session)
         ctx.agent.check_installed()
-        old = agents._handle(session)
+        old = plugins._handle(session)
         if old is not None and ctx.runtime.probe(old) in (RuntimeState.ALIVE, RuntimeState.EXITED):
             ctx.runtime.kill(old)
         workspace = _workspace(session, ctx)
@@ -493,9 +494,9 @@ def orchestrator_launch(*, session_id: str) -> bool:
                 "runtime": handle.runtime,
                 "name": handle.name,
                 "data": handle.data,
-                "launched_at": timezone.now().isoformat(),  # see agents._launch
+                "launched_at": timezone.now().isoformat(),  # see starting._launch
             },
-            api_token_hash=agents.token_hash(token),
+            api_token_hash=plugins.token_hash(token),
             phase=Phase.RUNNING,
             runtime_state=RuntimeState.ALIVE,
             runtime_checked_at=timezone.now(),
@@ -523,7 +524,7 @@ def orchestrator_stop(*, project: Project, by=None, actor: str = Actor.USER) -> 
     session = orchestrator_for(project)
     if session is None or session.phase == Phase.KILLED:
         return session
-    agents.session_kill(session=session, by=by, actor=actor, reason="orchestrator stopped")
+    operating.session_kill(session=session, by=by, actor=actor, reason="orchestrator stopped")
     session.refresh_from_db()
     return session
 

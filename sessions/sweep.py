@@ -16,7 +16,8 @@ from ao_site import failpoints
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError
 from reactions import services as reactions
-from sessions import agents, drift, jobs, orchestrator, outcomes, prsync, realtime, selectors, services
+from sessions import drift, jobs, orchestrator, outcomes, prsync, realtime, selectors, services
+from sessions.agents import observing, spawning
 from sessions.config.loading import discovery_pinned
 from sessions.lifecycle import Phase, Zone
 from sessions.models import Message, Project, Session
@@ -58,7 +59,7 @@ def _project_sweep(*, project: Project, keep=None) -> int:
         pull_requests_sweep(project=project)
     except (ConfigurationError, IntegrationError) as exc:
         log.warning("PR sync of %s skipped: %s", project.key, exc)
-    running = list(agents.observed_sessions(project=project).select_related("project", "pull_request"))
+    running = list(observing.observed_sessions(project=project).select_related("project", "pull_request"))
     # what derivation reads besides the session and its PR, for all of them in one query
     selectors.agent_handles_preload(running)
     observed = []
@@ -69,7 +70,7 @@ def _project_sweep(*, project: Project, keep=None) -> int:
             jobs.enqueue(jobs.SESSION_OBSERVE, args=[session.pk], queue=jobs.host_queue(session.host))
             continue
         try:
-            changes += int(agents.session_observe(session=session))
+            changes += int(observing.session_observe(session=session))
             reacting.append(session.pk)
         except (IntegrationError, ConfigurationError) as exc:
             log.warning("observing %s failed: %s", session.pk, exc)
@@ -101,7 +102,7 @@ def _project_sweep(*, project: Project, keep=None) -> int:
     # their clean-up after merge and whether the whole project is complete.
     finished = list(
         Session.objects.filter(project=project, phase=Phase.RUNNING, zone=Zone.DONE)
-        .filter(runtime_state__in=agents.RUNTIME_GONE)
+        .filter(runtime_state__in=observing.RUNTIME_GONE)
         .values_list("pk", flat=True)
     )
     if finished:
@@ -109,9 +110,9 @@ def _project_sweep(*, project: Project, keep=None) -> int:
     step()
     drift.drift_check(project)  # signals that an agent goes the wrong way, to the orchestrator (rate-limited)
     step()
-    agents.queued_sessions_admit(project=project)
+    spawning.queued_sessions_admit(project=project)
     step()
-    agents.unstarted_sessions_recover(project=project)
+    spawning.unstarted_sessions_recover(project=project)
     step()
     # the orchestrator issue: orchestrator keep-alive, backlog intake, conflict watch
     changes += orchestrator.project_sweep_hooks(project=project)

@@ -11,7 +11,8 @@ from ao_site.celery import sweep_tick
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError, plugin_for
 from reactions import services as reactions
-from sessions import agents, hosts, intake, jobs, messaging, orchestrator, prsync, services, sweep, webhooks
+from sessions import hosts, intake, jobs, messaging, orchestrator, prsync, services, sweep, webhooks
+from sessions.agents import observing, operating, starting
 from sessions.lifecycle import Phase
 from sessions.models import Actor, Project, Session
 
@@ -54,7 +55,7 @@ def project_sweep_task(project_id: int) -> None:
 
 @shared_task(name="sessions.start", ignore_result=True, acks_late=True)
 def session_start_task(session_id: str) -> None:
-    agents.session_start(session_id=session_id)
+    starting.session_start(session_id=session_id)
 
 
 @shared_task(name="sessions.operate", ignore_result=True, acks_late=True)
@@ -62,7 +63,7 @@ def session_operate_task(
     session_id: str, action: str, request_event: int = 0, by=None, actor: str = "", params=None
 ) -> None:
     """A kill, restore or clean-up requested from another host, run on the session's host."""
-    agents.session_operate(
+    operating.session_operate(
         session_id=session_id,
         action=action,
         request_event=request_event,
@@ -76,7 +77,7 @@ def session_operate_task(
 def session_observe_task(session_id: str) -> None:
     session = Session.objects.select_related("project").filter(pk=session_id).first()
     if session is not None:
-        agents.session_observe(session=session)
+        observing.session_observe(session=session)
         if session.phase == Phase.RUNNING:  # its facts were stored: the reactions look at them
             reactions.session_react_after_commit(session_id=session.pk)
 
@@ -96,7 +97,7 @@ def messages_deliver_task(session_id: str, wait: float = 0.0, rounds: int = 0) -
             args=[session_id],
             kwargs={"rounds": rounds + 1},
             countdown=DELIVERY_RETRY_SECONDS,
-            queue=agents.host_queue(host or settings.AO_HOST_NAME),
+            queue=jobs.host_queue(host or settings.AO_HOST_NAME),
         )
 
 

@@ -61,7 +61,7 @@ from integrations.base import PermanentIntegrationError
 from integrations.registry import registry_for
 from integrations.runtime import validate_name
 from sessions import selectors
-from sessions.agents import _handle
+from sessions.agents.plugins import _handle
 from sessions.models import Host, Project, Session
 from sessions.terminal_process import ProcessRelay
 from sessions.terminal_relay import NotAttachable, Relay, Subscriber, TerminalForbidden, TerminalTarget
@@ -138,7 +138,7 @@ def terminal_open(*, session_id: str, user) -> TerminalTarget:
     project = session.project
     try:
         validate_name(handle.name)
-        runtime = registry_for("runtime").create(  # as sessions.agents.context_for picks it
+        runtime = registry_for("runtime").create(  # as sessions.agents.plugins.context_for picks it
             handle.runtime,
             project.settings_for("runtime") if handle.runtime == project.runtime else {},
             where=f"projects.{project.key}.runtime",

@@ -1,6 +1,6 @@
 """Commit trailers: the commits an agent makes in its worktree carry ``Ao-Session``, ``Ao-Agent``
 and ``Ao-Model`` trailers, so ``git log`` ties code back to the session (and the learning loop's
-outcomes to the commits). Set up when the agent's workspace is made (``agents.session_start``).
+outcomes to the commits). Set up when the agent's workspace is made (``starting.session_start``).
 """
 
 from __future__ import annotations

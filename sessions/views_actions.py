@@ -13,7 +13,8 @@ from django.views.decorators.http import require_POST
 
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError
-from sessions import agents, merge, messaging, selectors
+from sessions import merge, messaging, selectors
+from sessions.agents import operating, spawning
 from sessions.models import Actor, ReviewThread, Session
 from sessions.text import TextRejected, fence
 from sessions.views_common import _session_for
@@ -90,10 +91,10 @@ def thread_ask_fix(request: HttpRequest, session_id: str, thread_id: int) -> Htt
 def session_kill_view(request: HttpRequest, session_id: str) -> HttpResponse:
     session = _session_for(request, session_id, selectors.OPERATE)
     try:
-        requested = agents.session_kill(
+        requested = operating.session_kill(
             session=session, by=request.user, reason=f"by {request.user.get_username()}"
         )
-    except (IntegrationError, ConfigurationError, agents.SpawnRefused) as exc:
+    except (IntegrationError, ConfigurationError, spawning.SpawnRefused) as exc:
         return _after_action(request, session, error=f"Kill failed: {exc}")
     done = f"{session.id}: {requested}" if requested else f"{session.id} killed; its workspace is kept"
     return _after_action(request, session, ok=done)
@@ -104,8 +105,8 @@ def session_kill_view(request: HttpRequest, session_id: str) -> HttpResponse:
 def session_restore_view(request: HttpRequest, session_id: str) -> HttpResponse:
     session = _session_for(request, session_id, selectors.OPERATE)
     try:
-        requested = agents.session_restore(session=session, by=request.user)
-    except (IntegrationError, ConfigurationError, agents.SpawnRefused) as exc:
+        requested = operating.session_restore(session=session, by=request.user)
+    except (IntegrationError, ConfigurationError, spawning.SpawnRefused) as exc:
         return _after_action(request, session, error=f"Restore failed: {exc}")
     return _after_action(
         request, session, ok=f"{session.id}: {requested}" if requested else f"{session.id} restored"

@@ -11,8 +11,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError
-from sessions import agents, forms, selectors
+from sessions import forms, selectors
 from sessions import orchestrator as orch
+from sessions.agents import spawning
 from sessions.lifecycle import Phase
 from sessions.models import Message, Project, Session
 from sessions.views_common import _common, _project_for
@@ -64,7 +65,7 @@ def orchestrator_start_view(request: HttpRequest, key: str) -> HttpResponse:
     project = _project_for(request, key, selectors.OPERATE)
     try:
         session = orch.orchestrator_start(project=project, by=request.user)
-    except (*ORCHESTRATOR_ERRORS, agents.SpawnRefused) as exc:
+    except (*ORCHESTRATOR_ERRORS, spawning.SpawnRefused) as exc:
         return _orchestrator_error(request, project, f"The orchestrator did not start: {exc}")
     except ValidationError as exc:
         return _orchestrator_error(
@@ -87,7 +88,7 @@ def orchestrator_stop_view(request: HttpRequest, key: str) -> HttpResponse:
     project = _project_for(request, key, selectors.OPERATE)
     try:
         session = orch.orchestrator_stop(project=project, by=request.user)
-    except (*ORCHESTRATOR_ERRORS, agents.SpawnRefused) as exc:
+    except (*ORCHESTRATOR_ERRORS, spawning.SpawnRefused) as exc:
         return _orchestrator_error(request, project, f"The orchestrator did not stop: {exc}")
     if session is None:
         return _orchestrator_error(request, project, f"{project.key} has no orchestrator to stop")

@@ -11,7 +11,8 @@ from django.views.decorators.http import require_POST
 
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError, plugin_for
-from sessions import agents, forms, hosts, selectors
+from sessions import forms, hosts, selectors
+from sessions.agents import spawning
 from sessions.lifecycle import Zone
 from sessions.models import Project, Session
 from sessions.text import TextRejected
@@ -60,7 +61,7 @@ def _spawn_one(
 ):
     """Call the spawn service; return (session, error message)."""
     try:
-        session = agents.session_spawn(
+        session = spawning.session_spawn(
             project=project,
             issue_ref=issue or None,
             prompt=prompt or None,
@@ -69,7 +70,7 @@ def _spawn_one(
             by=request.user,
             host=host or None,
         )
-    except (agents.SpawnRefused, ConfigurationError, IntegrationError, TextRejected) as exc:
+    except (spawning.SpawnRefused, ConfigurationError, IntegrationError, TextRejected) as exc:
         return None, str(exc) or exc.__class__.__name__
     except ValidationError as exc:  # e.g. a session id taken behind ao's back
         return None, "; ".join(exc.messages)

@@ -4,7 +4,7 @@ A sweep observes every running session of a project every ``sweepInterval`` (30 
 reads its pane and transcript, stores the facts, re-derives. Doing that every second would cost
 thirty times as much. The watcher instead asks each runtime, once a second, for a cheap mark per
 agent host's live session (``Runtime.activity_marks``: for tmux one ``list-panes -a`` per server,
-the window's last-output time, cursor and history size) and observes (``agents.session_observe``,
+the window's last-output time, cursor and history size) and observes (``observing.session_observe``,
 which announces a changed card to the board; the watcher then asks the reactions to look at the
 session: a flow) only on an edge:
 
@@ -33,7 +33,7 @@ from ao_site.celery import database_connection_lost
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError
 from reactions import services as reactions
-from sessions import agents
+from sessions.agents import observing, plugins
 from sessions.lifecycle import Phase, RuntimeState
 from sessions.models import Session
 
@@ -74,13 +74,13 @@ class ActivityWatcher:
         marks: dict[str, str] = {}
         by_runtime: dict[tuple, tuple] = {}
         for session in sessions.values():
-            handle = agents._handle(session)
+            handle = plugins._handle(session)
             if handle is None:
                 continue
             key = (session.project_id, session.kind)
             if key not in by_runtime:
                 try:
-                    by_runtime[key] = (agents.context_for(session).runtime, [])
+                    by_runtime[key] = (plugins.context_for(session).runtime, [])
                 except (ConfigurationError, IntegrationError) as exc:
                     log.debug("not watching %s: %s", session.pk, exc)
                     continue
@@ -109,7 +109,7 @@ class ActivityWatcher:
         for session_id in due:
             self.observations += 1
             try:
-                agents.session_observe(session=sessions[session_id])
+                observing.session_observe(session=sessions[session_id])
             except (IntegrationError, ConfigurationError) as exc:
                 log.warning("observing %s failed: %s", session_id, exc)
                 continue

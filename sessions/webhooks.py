@@ -34,7 +34,8 @@ from django.utils import timezone
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError, plugin_for
 from reactions import services as reactions
-from sessions import agents, jobs, prsync, realtime
+from sessions import jobs, prsync, realtime
+from sessions.agents import observing
 from sessions.models import IntakeClaim, Project, Session, WebhookDelivery
 
 # Events whose payload points at PRs, branches or commits ao watches.
@@ -296,18 +297,20 @@ def pull_requests_refresh(*, project: Project, session_ids) -> prsync.SyncResult
 
 def sessions_observe(*, project: Project, session_ids) -> int:
     """Observe the runtime and activity of these sessions the sweep observes (running ones, and
-    finished ones until their runtime is gone: agents.observed_sessions), as the sweep does:
-    agents.session_observe here, or its task on the session's own host. Returns changes."""
+    finished ones until their runtime is gone: observing.observed_sessions), as the sweep does:
+    observing.session_observe here, or its task on the session's own host. Returns changes."""
     changes = 0
     running = (
-        agents.observed_sessions(project=project).filter(pk__in=list(session_ids)).select_related("project")
+        observing.observed_sessions(project=project)
+        .filter(pk__in=list(session_ids))
+        .select_related("project")
     )
     for session in running:
         if (session.host or settings.AO_HOST_NAME) != settings.AO_HOST_NAME:
-            jobs.enqueue(jobs.SESSION_OBSERVE, args=[session.pk], queue=agents.host_queue(session.host))
+            jobs.enqueue(jobs.SESSION_OBSERVE, args=[session.pk], queue=jobs.host_queue(session.host))
             continue
         try:
-            changes += int(agents.session_observe(session=session))
+            changes += int(observing.session_observe(session=session))
         except (IntegrationError, ConfigurationError) as exc:
             log.warning("observing %s failed: %s", session.pk, exc)
             continue

@@ -157,9 +157,9 @@ def test_sessions_and_workers_name_this_host_the_same_way(monkeypatch, machine, 
 
 
 LEASES = (
-    "import json; from sessions import agents, messaging, services; print(json.dumps(["
+    "import json; from sessions.agents import spawning; from sessions import messaging, services; print(json.dumps(["
     "messaging.CLAIM_LEASE.total_seconds(), services.SWEEP_LEASE.total_seconds(),"
-    "services.SWEEP_LEASE_RENEW_AFTER.total_seconds(), agents.START_RETRY_AFTER.total_seconds()]))"
+    "services.SWEEP_LEASE_RENEW_AFTER.total_seconds(), spawning.START_RETRY_AFTER.total_seconds()]))"
 )
 
 

@@ -13,7 +13,7 @@ import hmac
 
 from rest_framework import authentication, exceptions
 
-from sessions.agents import token_hash
+from sessions.agents.plugins import token_hash
 from sessions.api.tokens import TOKEN_PREFIX, api_token_authenticate
 from sessions.models import Session
 

@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from integrations.base import IntegrationError, IssueNotFound, TransientIntegrationError
 from integrations.registry import ConfigurationError
 from sessions import selectors
-from sessions.agents import SpawnRefused
+from sessions.agents.spawning import SpawnRefused
 from sessions.text import TextRejected
 
 log = logging.getLogger(__name__)

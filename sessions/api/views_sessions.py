@@ -12,7 +12,8 @@ from rest_framework.response import Response
 
 from integrations.base import IntegrationError, PermanentIntegrationError
 from integrations.registry import ConfigurationError
-from sessions import agents, merge, messaging, reviews, selectors
+from sessions import merge, messaging, reviews, selectors
+from sessions.agents import claiming, operating, spawning
 from sessions.api import serializers as s
 from sessions.api.errors import Conflict, _translate, error_body
 from sessions.api.pagination import cursor_by
@@ -40,7 +41,7 @@ class SpawnView(AoAPIView):
     def post(self, request, key: str):
         project = project_for(request, key, OPERATE)
         data = self.body(s.SpawnSerializer)
-        session = agents.session_spawn(
+        session = spawning.session_spawn(
             project=project,
             issue_ref=data.get("issue") or None,
             prompt=data.get("prompt") or None,
@@ -70,10 +71,10 @@ class BatchSpawnView(AoAPIView):
         results = []
         for ref in dict.fromkeys(data["issues"]):
             try:
-                session = agents.session_spawn(
+                session = spawning.session_spawn(
                     project=project, issue_ref=ref, agent=data.get("agent") or None, **_actor_fields(request)
                 )
-            except (agents.SpawnRefused, ConfigurationError, IntegrationError, ValueError) as exc:
+            except (spawning.SpawnRefused, ConfigurationError, IntegrationError, ValueError) as exc:
                 translated = _translate(exc)
                 code = getattr(getattr(translated, "detail", None), "code", None) or "invalid"
                 results.append({"issue": ref, "session": None, "error": error_body(code, str(exc))["error"]})
@@ -196,7 +197,7 @@ class SessionKillView(AoAPIView):
         session = session_for(request, session_id, OPERATE)
         data = self.body(s.KillSerializer)
         reason = data["reason"] or f"by {request.user.get_username()} via the API"
-        requested = agents.session_kill(session=session, reason=reason, **_actor_fields(request))
+        requested = operating.session_kill(session=session, reason=reason, **_actor_fields(request))
         session.refresh_from_db()
         return Response(s.SessionSerializer(session).data, status=202 if requested else 200)
 
@@ -213,7 +214,7 @@ class SessionRestoreView(AoAPIView):
     )
     def post(self, request, session_id: str):
         session = session_for(request, session_id, OPERATE)
-        requested = agents.session_restore(session=session, **_actor_fields(request))
+        requested = operating.session_restore(session=session, **_actor_fields(request))
         session.refresh_from_db()
         return Response(s.SessionSerializer(session).data, status=202 if requested else 200)
 
@@ -289,14 +290,14 @@ class SessionClaimPullRequestView(AoAPIView):
         session = session_for(request, session_id, OPERATE)
         number = self.body(s.ClaimPullRequestSerializer)["number"]
         try:
-            agents.session_pr_claim(session=session, number=number, **_actor_fields(request))
-        except agents.ClaimedPullRequestMissing as exc:
+            claiming.session_pr_claim(session=session, number=number, **_actor_fields(request))
+        except claiming.ClaimedPullRequestMissing as exc:
             raise NotFound(str(exc)) from exc
-        except agents.SessionHasPullRequest as exc:
+        except claiming.SessionHasPullRequest as exc:
             raise Conflict(str(exc), code="has_pr") from exc
-        except agents.PullRequestHeld as exc:
+        except claiming.PullRequestHeld as exc:
             raise Conflict(str(exc), code="claimed") from exc
-        except (agents.ClaimRefused, PermanentIntegrationError) as exc:
+        except (claiming.ClaimRefused, PermanentIntegrationError) as exc:
             raise Conflict(str(exc), code="claim_refused") from exc
         session = session_for(request, session_id)
         return Response(s.SessionDetailSerializer(session).data)

@@ -6,7 +6,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from sessions import agents, messaging
+from sessions import messaging
+from sessions.agents import observing
 from sessions.models import Session
 
 
@@ -36,7 +37,7 @@ def pane(socket: str, name: str, *, history: int = 0) -> str:
 def observe(session_id: str) -> Session:
     """Observe the session as ao's sweep does; the stored result."""
     session = Session.objects.select_related("project").get(pk=session_id)
-    agents.session_observe(session=session)
+    observing.session_observe(session=session)
     session.refresh_from_db()
     return session
 

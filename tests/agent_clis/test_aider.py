@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from integrations.registry import plugin_for
-from sessions import agents, messaging
+from sessions import messaging
+from sessions.agents import operating, spawning
 from sessions.models import Event
 from tests.agent_clis import helpers
 from tests.agent_clis.helpers import eventually, observe
@@ -136,7 +137,7 @@ def test_aider_unattended_edit_commit_message_costs_and_resume(
 
     # spawn: aider starts and its first prompt is typed once it is at its prompt, unattended
     with django_capture_on_commit_callbacks(execute=True):
-        session = agents.session_spawn(project=project, prompt="Create hello.py printing hello. MARK-FIRST")
+        session = spawning.session_spawn(project=project, prompt="Create hello.py printing hello. MARK-FIRST")
     session.refresh_from_db()
     assert session.phase == "running", session.error
     workspace = Path(session.workspace_path)
@@ -221,9 +222,9 @@ def test_aider_unattended_edit_commit_message_costs_and_resume(
     assert (session.tokens_in, session.tokens_out) == (sent, received)
 
     # kill, then restore: aider resumes the conversation, so the model is sent the earlier turns
-    agents.session_kill(session=session, reason="test")
+    operating.session_kill(session=session, reason="test")
     session.refresh_from_db()
-    agents.session_restore(session=session)
+    operating.session_restore(session=session)
     session.refresh_from_db()
     restored = Event.objects.filter(session=session, kind="session.restored").get().summary
     assert "resumed its conversation" in restored

@@ -18,7 +18,8 @@ import pytest
 from django.utils import timezone
 
 from integrations.registry import plugin_for
-from sessions import agents, messaging
+from sessions import messaging
+from sessions.agents import operating, spawning
 from sessions.models import Session
 from tests.agent_clis.helpers import (
     deliver_and_observe,
@@ -167,7 +168,7 @@ def test_task_message_kill_restore_costs(
     )
     fake.hold()  # the model "thinks" until released
     with django_capture_on_commit_callbacks(execute=True):
-        session = agents.session_spawn(project=project, prompt=TASK)
+        session = spawning.session_spawn(project=project, prompt=TASK)
     session.refresh_from_db()
     assert session.phase == "running", session.error
     workspace = Path(session.workspace_path)
@@ -236,7 +237,7 @@ def test_task_message_kill_restore_costs(
     assert idle, (observe("web-1").activity, pane(tmux_server, "web-1")[-1500:])
 
     # kill, then restore: the same conversation goes on (the model sees the earlier turns)
-    agents.session_kill(session=session, reason="test")
+    operating.session_kill(session=session, reason="test")
     session.refresh_from_db()
     conversation = session.agent_session_ref
     # what Claude recorded on exit (2.1.328: cost-state in the transcript; 2.1.100:
@@ -248,7 +249,7 @@ def test_task_message_kill_restore_costs(
     fake.script(Turn(text="Still here.", when=is_agent_turn))
     before = len(agent_requests(fake))
     with django_capture_on_commit_callbacks(execute=True):
-        agents.session_restore(session=session)
+        operating.session_restore(session=session)
         messaging.message_queue(session=session, text="what did you do so far?", sender_name="ana")
     arrived = eventually(lambda: deliver_and_observe("web-1") and len(agent_requests(fake)) > before)
     messages = list(session.messages.values_list("text", "state", "attempts", "last_error"))
@@ -267,7 +268,7 @@ def test_task_message_kill_restore_costs(
     path, tokens_in, tokens_out, _, _ = transcript_records(agent_home, workspace, repo.path)
     assert float(session.cost_usd or 0) == pytest.approx(recorded_cost, abs=1e-4)
     assert (session.tokens_in, session.tokens_out) == (tokens_in, tokens_out) == (5 * 1200, 5 * 80)
-    agents.session_kill(session=session, reason="test")
+    operating.session_kill(session=session, reason="test")
 
 
 def test_screens_waiting_for_a_person_read_waiting_input(
@@ -281,7 +282,7 @@ def test_screens_waiting_for_a_person_read_waiting_input(
         repo, tmux_server, claude_bin, agent_home, settings, tmp_path, permissions="default"
     )
     with django_capture_on_commit_callbacks(execute=True):
-        session = agents.session_spawn(project=project, prompt="run the tests")
+        session = spawning.session_spawn(project=project, prompt="run the tests")
     session.refresh_from_db()
     assert session.phase == "running", session.error
     session = eventually(lambda: (s := observe("web-1")).activity == "waiting_input" and s)
@@ -324,4 +325,4 @@ def test_screens_waiting_for_a_person_read_waiting_input(
     summary = readings[-1].activity_summary
     assert "Do you want to proceed?" in summary or "Auto mode can't check actions" in summary, summary
     assert not (Path(session.workspace_path) / "status.txt").exists()
-    agents.session_kill(session=Session.objects.get(pk="web-1"), reason="test")
+    operating.session_kill(session=Session.objects.get(pk="web-1"), reason="test")

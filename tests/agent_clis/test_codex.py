@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from sessions import agents, messaging
+from sessions import messaging
+from sessions.agents import operating, plugins, spawning
 from sessions.models import Event, Session
 from tests.agent_clis import helpers
 from tests.agent_clis.helpers import eventually, observe, tmux
@@ -197,7 +198,7 @@ def test_codex_works_unattended_reports_truthfully_and_resumes(
     )
     fake.hold()
     with django_capture_on_commit_callbacks(execute=True):
-        session = agents.session_spawn(project=project, prompt="Add a NOTES.md file and commit it.")
+        session = spawning.session_spawn(project=project, prompt="Add a NOTES.md file and commit it.")
     session.refresh_from_db()
     assert session.phase == "running", session.error
     workspace = Path(session.workspace_path)
@@ -258,12 +259,12 @@ def test_codex_works_unattended_reports_truthfully_and_resumes(
     assert (session.tokens_in, session.tokens_out) == (totals["input_tokens"], totals["output_tokens"])
     assert (totals["input_tokens"], totals["output_tokens"]) == (2100 + 2300 + 2500, 60 + 70 + 20)
     assert session.cost_usd == 0  # Codex records no cost, and ao invents none
-    reading = agents.context_for(session).agent.detect_activity(
+    reading = plugins.context_for(session).agent.detect_activity(
         workspace=workspace, pane_text="", now=session.activity_at, process_alive=True
     )
     assert reading.model == MODEL
-    later = reading.at + timedelta(seconds=agents.context_for(session).agent.config.ready_window_seconds + 1)
-    idle = agents.context_for(session).agent.detect_activity(
+    later = reading.at + timedelta(seconds=plugins.context_for(session).agent.config.ready_window_seconds + 1)
+    idle = plugins.context_for(session).agent.detect_activity(
         workspace=workspace, pane_text=pane(tmux_server, name), now=later, process_alive=True
     )
     assert idle.state == "idle"  # a finished turn is ready for a while, then idle
@@ -295,7 +296,7 @@ def test_codex_works_unattended_reports_truthfully_and_resumes(
     with django_capture_on_commit_callbacks(execute=True):
         messaging.message_queue(session=observe(name), text="Touch AFTER_KILL.md.", sender_name="ana")
     assert eventually(lambda: len(agent_requests(fake)) > before, timeout=60), pane(tmux_server, name)
-    agents.session_kill(session=observe(name), reason="test")
+    operating.session_kill(session=observe(name), reason="test")
     assert tmux(tmux_server, "has-session", "-t", f"={name}").returncode != 0
     assert processes_under(codex_home) == []
     fake.release()
@@ -304,7 +305,7 @@ def test_codex_works_unattended_reports_truthfully_and_resumes(
     # restore: `codex resume <id>` continues the same conversation. The rollout still ends in
     # the killed turn (resume writes nothing until the next prompt), yet the agent is at its
     # prompt: ready/idle, so the next message is delivered
-    agents.session_restore(session=Session.objects.get(pk=name))
+    operating.session_restore(session=Session.objects.get(pk=name))
     restored = Event.objects.filter(session_id=name, kind="session.restored").get()
     assert "resumed its conversation" in restored.summary
     assert eventually(lambda: observe(name).activity in ("ready", "idle"), timeout=60), pane(
@@ -341,7 +342,7 @@ def test_folder_trust_left_to_a_person_reads_waiting_input_and_the_task_waits_fo
     settings.AO_INLINE_DELIVERY_WAIT = 0  # spawn returns at once; the test drives delivery
     fake.script(ResponsesTurn(text="Hello from Codex.", when=is_agent_turn))
     with django_capture_on_commit_callbacks(execute=True):
-        session = agents.session_spawn(project=project, prompt="Say hello.")
+        session = spawning.session_spawn(project=project, prompt="Say hello.")
     name = session.id
     assert eventually(lambda: "Trust this folder?" in pane(tmux_server, name), timeout=60), pane(
         tmux_server, name
@@ -377,7 +378,7 @@ def test_not_signed_in_reads_waiting_input_and_nothing_is_typed_into_the_sign_in
     (codex_home / "config.toml").write_text("")
     settings.AO_INLINE_DELIVERY_WAIT = 0  # spawn returns at once; the test tries delivery itself
     with django_capture_on_commit_callbacks(execute=True):
-        session = agents.session_spawn(project=project, prompt="Say hello.")
+        session = spawning.session_spawn(project=project, prompt="Say hello.")
     name = session.id
 
     def sign_in_shown() -> bool:  # ao keeps trying to give the task from the start on
@@ -395,7 +396,7 @@ def test_not_signed_in_reads_waiting_input_and_nothing_is_typed_into_the_sign_in
     assert "Say hello." not in pane(tmux_server, name)
     assert "Sign in with ChatGPT" in pane(tmux_server, name)  # still the first screen: no Enter typed
     assert not fake.requests
-    agents.session_kill(session=current, reason="test")
+    operating.session_kill(session=current, reason="test")
     assert processes_under(codex_home) == []
 
 
@@ -406,7 +407,7 @@ def test_a_turn_that_fails_on_an_api_error_reads_blocked_with_the_error(
     a healthy, finished agent (ready, no summary) but a blocked one, saying why."""
     monkeypatch.setenv(KEY_ENV, "sk-wrong-key")  # before the tmux server starts (first use)
     with django_capture_on_commit_callbacks(execute=True):
-        session = agents.session_spawn(project=project, prompt="Say hello.")
+        session = spawning.session_spawn(project=project, prompt="Say hello.")
     name = session.id
     assert eventually(lambda: fake.responses(), timeout=60), pane(tmux_server, name)
     assert fake.responses()[0].headers["authorization"] == "Bearer sk-wrong-key"

@@ -19,7 +19,8 @@ import pytest
 from django.utils import timezone
 
 from integrations.agent.gemini import GeminiAgent, gemini_dir, session_file
-from sessions import agents, messaging
+from sessions import messaging
+from sessions.agents import operating, plugins, spawning
 from sessions.models import Event
 from tests.agent_clis.helpers import eventually, observe, pane, process_tree_cmdlines, tmux
 from tests.agent_clis.install import ensure
@@ -162,7 +163,7 @@ def test_gemini_unattended_task_activity_message_tokens_restore(
 
     # --- starts unattended: no trust, auth or first-run dialog waits for a keystroke ----------
     with django_capture_on_commit_callbacks(execute=True):
-        session = agents.session_spawn(project=project, prompt="Write notes.txt and commit it.")
+        session = spawning.session_spawn(project=project, prompt="Write notes.txt and commit it.")
     session.refresh_from_db()
     assert session.phase == "running", session.error
     workspace = Path(session.workspace_path)
@@ -205,7 +206,7 @@ def test_gemini_unattended_task_activity_message_tokens_restore(
     tokens_in, tokens_out, model = recorded_totals(agent_home, workspace)
     assert (tokens_in, tokens_out) == (2100 + 2300 + 2500, 40 + 30 + 20)
     assert (session.tokens_in, session.tokens_out) == (tokens_in, tokens_out)
-    plugin = agents.context_for(session).agent
+    plugin = plugins.context_for(session).agent
     assert isinstance(plugin, GeminiAgent)
     screen = pane(tmux_server, sid)
     reading = plugin.detect_activity(
@@ -241,10 +242,10 @@ def test_gemini_unattended_task_activity_message_tokens_restore(
     assert conversation_id
 
     # --- kill, then restore: the same conversation continues -------------------------------
-    agents.session_kill(session=session, reason="test")
+    operating.session_kill(session=session, reason="test")
     session.refresh_from_db()
     assert tmux(tmux_server, "has-session", "-t", f"={sid}").returncode != 0
-    agents.session_restore(session=session)
+    operating.session_restore(session=session)
     session.refresh_from_db()
     assert session.phase == "running", session.error
     restored = Event.objects.filter(session=session, kind="session.restored").get()

@@ -23,7 +23,8 @@ from pathlib import Path
 import pytest
 
 from integrations.registry import plugin_for
-from sessions import agents, messaging
+from sessions import messaging
+from sessions.agents import operating, spawning
 from sessions.models import Event
 from tests.agent_clis import helpers
 from tests.agent_clis.helpers import deliver_and_observe, eventually, observe, process_tree_cmdlines
@@ -167,7 +168,7 @@ def test_opencode_tools_permission_message_costs_resume_and_retries(
 
     # spawn: ao types the prompt once OpenCode shows its prompt; nobody touches the terminal
     with django_capture_on_commit_callbacks(execute=True):
-        session = agents.session_spawn(project=project, prompt="Create hello.txt and commit it. MARK-FIRST")
+        session = spawning.session_spawn(project=project, prompt="Create hello.txt and commit it. MARK-FIRST")
     session.refresh_from_db()
     assert session.phase == "running", session.error
     workspace = Path(session.workspace_path)
@@ -256,9 +257,9 @@ def test_opencode_tools_permission_message_costs_resume_and_retries(
     session = observe(session_id)
     conversation_id = session.agent_session_ref
     assert conversation_id.startswith("ses_")
-    agents.session_kill(session=session, reason="test")
+    operating.session_kill(session=session, reason="test")
     session.refresh_from_db()
-    agents.session_restore(session=session)
+    operating.session_restore(session=session)
     session.refresh_from_db()
     assert (
         "resumed its conversation"

@@ -8,7 +8,7 @@ import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from sessions.agents import token_hash
+from sessions.agents.plugins import token_hash
 from sessions.api.tokens import api_token_create
 from sessions.models import Membership, Project
 from tests.factories import ProjectFactory, SessionFactory, UserFactory

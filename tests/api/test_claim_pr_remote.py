@@ -1,5 +1,5 @@
 """`ao session claim-pr` against a live ao (AO_URL + AO_TOKEN): the claim and its refusals are the
-one service's (agents.session_pr_claim), over the API, each as one line."""
+one service's (claiming.session_pr_claim), over the API, each as one line."""
 
 from __future__ import annotations
 

@@ -77,7 +77,7 @@ def test_each_caller_gets_in_or_is_refused(world, who, method, path, body, may) 
 
 
 def test_an_agent_token_cannot_report_for_another_session(world) -> None:
-    from sessions.agents import token_hash
+    from sessions.agents.plugins import token_hash
     from tests.factories import SessionFactory
 
     SessionFactory(project=world.project, number=2, api_token_hash=token_hash("other-agent"))

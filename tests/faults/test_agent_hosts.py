@@ -45,12 +45,12 @@ print(tokens["bob"])
 
 SPAWN = """
 from django.contrib.auth import get_user_model
-from sessions import agents
+from sessions.agents import spawning
 from sessions.models import Project
 by = get_user_model().objects.get(username={user!r})
 try:
-    session = agents.session_spawn(project=Project.objects.get(key="hosts"), prompt="work", by=by, host={host!r})
-except agents.SpawnRefused as exc:
+    session = spawning.session_spawn(project=Project.objects.get(key="hosts"), prompt="work", by=by, host={host!r})
+except spawning.SpawnRefused as exc:
     print("REFUSED", exc)
 else:
     print(session.pk, session.host, session.phase)

@@ -41,7 +41,7 @@ for line in sys.stdin:
 
 SPAWN = """
 import sys
-from sessions import agents
+from sessions.agents import spawning
 from sessions.models import Project
 project = Project.objects.filter(key="dbf").first() or Project.objects.create(
     key="dbf", name="db faults", path={repo!r}, session_prefix="dbf", agent="custom", runtime="tmux",
@@ -51,7 +51,7 @@ project = Project.objects.filter(key="dbf").first() or Project.objects.create(
         "runtime": {{"socket_name": {socket!r}, "enter_delay": 0.05}},
     }},
 )
-print(agents.session_spawn(project=project, by=None).pk)
+print(spawning.session_spawn(project=project, by=None).pk)
 """
 
 RUNNING = """

@@ -11,7 +11,8 @@ import pytest
 from django.db.models import F
 
 from integrations.runtime.tmux import TmuxRuntime
-from sessions import agents, messaging
+from sessions import messaging
+from sessions.agents import observing, spawning
 from sessions.models import Message
 from tests.factories import ProjectFactory
 from tests.sessions.test_session_commands import ECHO_AGENT, eventually, pane
@@ -41,7 +42,7 @@ def test_a_message_claimed_by_a_deliverer_that_died_before_typing_is_retried_onc
             "runtime": {"socket_name": tmux_server, "enter_delay": 0.05},
         },
     )
-    session = agents.session_spawn(project=project, by=None)
+    session = spawning.session_spawn(project=project, by=None)
     assert eventually(lambda: pane(tmux_server, session.pk).rstrip().endswith(">"), timeout=30)
     session.refresh_from_db()
     assert not session.messages.filter(state__in=["queued", "delivered"]).exists()
@@ -62,7 +63,7 @@ def test_a_message_claimed_by_a_deliverer_that_died_before_typing_is_retried_onc
     # Another process observes the agent (its screen changes: the prompt is redrawn) and tries the
     # queue while the dead deliverer's claim is still fresh: nothing is typed, nothing confirmed.
     session.refresh_from_db()
-    agents.session_observe(session=session)
+    observing.session_observe(session=session)
     messaging.messages_deliver(session_id=session.pk)
     assert Message.objects.get(pk=message.pk).state == "delivered"
     assert Message.objects.get(pk=message.pk).confirmed_at is None

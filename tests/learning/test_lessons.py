@@ -11,7 +11,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from sessions import agents, lessons, outcomes
+from sessions import lessons, outcomes
+from sessions.agents import starting
 from sessions.models import AuditEntry, Lesson
 from tests.factories import ProjectFactory, SessionFactory, UserFactory
 from tests.learning.helpers import outcome
@@ -80,7 +81,7 @@ def test_a_rejected_lesson_stays_rejected(project) -> None:
 def test_accepted_lesson_reaches_the_next_workers_prompt_and_its_effect_is_tracked(project) -> None:
     seed_lint_first(project, when=timezone.now() - timedelta(days=3), lint_first=3, others=1)
     lesson = lessons.lessons_propose(project=project)[0]
-    before_prompt = agents.worker_prompt(
+    before_prompt = starting.worker_prompt(
         SessionFactory(project=project, issue_ref="", prompt="Fix the login")
     )
     assert LINT_RULE not in before_prompt
@@ -95,13 +96,13 @@ def test_accepted_lesson_reaches_the_next_workers_prompt_and_its_effect_is_track
     assert AuditEntry.objects.filter(action="lesson.accept", target_id=str(lesson.pk), source="cli").exists()
 
     session = SessionFactory(project=project, issue_ref="", prompt="Fix the login")
-    prompt = agents.worker_prompt(session)
+    prompt = starting.worker_prompt(session)
     layer = "Lessons from earlier sessions of this project (accepted by the team):\n- " + LINT_RULE
     assert layer in prompt
     assert (
         prompt.index("Project rules:\nUse tabs.") < prompt.index(layer) < prompt.index("Task:\nFix the login")
     )
-    assert LINT_RULE not in agents.worker_prompt(SessionFactory(issue_ref=""))  # other projects: no
+    assert LINT_RULE not in starting.worker_prompt(SessionFactory(issue_ref=""))  # other projects: no
 
     assert lessons.lesson_effect(lesson)["verdict"] == "too early: 0 session(s) since"
     # three sessions after acceptance: lint failed first in one of them

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from sessions import agents, outcomes
+from sessions import outcomes
+from sessions.agents import observing, operating, plugins, spawning, starting
 from sessions.models import Session
 from tests.factories import ProjectFactory
 from tests.learning.test_trailers import commit
@@ -60,9 +61,9 @@ def test_the_model_is_recorded_from_config_then_from_the_agents_records(
                                    "home": str(home)}},
     )  # fmt: skip
 
-    session = agents.session_spawn(project=project, prompt="Say hi")
+    session = spawning.session_spawn(project=project, prompt="Say hi")
     assert session.model == "claude-sonnet-4-5"  # the configured model, from the spawn on
-    assert agents.session_start(session_id=session.id) is True
+    assert starting.session_start(session_id=session.id) is True
     session.refresh_from_db()
     assert session.phase == "running", session.error
     workspace = Path(session.workspace_path)
@@ -78,7 +79,7 @@ def test_the_model_is_recorded_from_config_then_from_the_agents_records(
         if transcript.exists():
             break
         time.sleep(0.1)
-    agents.session_observe(session=session)
+    observing.session_observe(session=session)
     session.refresh_from_db()
     assert session.model == "claude-opus-4-1"
     assert commit(workspace, "b.txt")["Ao-Model"] == ["claude-opus-4-1"]
@@ -88,7 +89,7 @@ def test_the_model_is_recorded_from_config_then_from_the_agents_records(
     board = client.get("/").content.decode()
     assert re.search(r'<span class="model">claude-opus-4-1</span>', board)
 
-    agents.session_kill(session=session)
+    operating.session_kill(session=session)
     outcomes.outcome_record(session=Session.objects.get(pk=session.id))
     summary = outcomes.retro_summary(projects=[project])
     assert "claude-code/claude-opus-4-1" in json.dumps(summary)
@@ -98,14 +99,14 @@ def test_a_custom_agents_configured_model_is_recorded(monkeypatch):
     """A custom agent (any command) runs whatever model its command runs: ao cannot read it from
     the agent's records, so the project says it (``model``), and the session records it like any
     configured model (and ao does not add a flag the command may not know)."""
-    monkeypatch.setattr(agents, "_enqueue_start", lambda session: None)
+    monkeypatch.setattr(spawning, "_enqueue_start", lambda session: None)
     project = ProjectFactory(
         key="tool", session_prefix="tool", agent="custom", tracker="local",
         plugin_settings={"agent": {"command": ["my-agent", "--tui"], "model": "gpt-5-codex"}},
     )  # fmt: skip
 
-    session = agents.session_spawn(project=project, prompt="Say hi")
+    session = spawning.session_spawn(project=project, prompt="Say hi")
 
     assert session.model == "gpt-5-codex"
-    agent = agents._agent_for(project, "custom")
+    agent = plugins._agent_for(project, "custom")
     assert "--model" not in agent.launch_command(workspace=Path("/tmp"), prompt=None)

@@ -124,7 +124,7 @@ def test_not_a_git_worktree_is_logged_not_raised(tmp_path, caplog) -> None:
 
 def test_session_start_sets_up_the_trailers(repo, tmp_path, settings) -> None:
     """The real start path (worktree workspace, process runtime, a stand-in `claude`)."""
-    from sessions import agents
+    from sessions.agents import operating, starting
     from tests.factories import ProjectFactory
 
     settings.AO_WORKSPACES_ROOT = tmp_path / "workspaces"
@@ -138,7 +138,7 @@ def test_session_start_sets_up_the_trailers(repo, tmp_path, settings) -> None:
     session = SessionFactory(project=project, id="web-1", number=1, phase="spawning", status="spawning",
                              branch="", issue_ref="", prompt="Say hi", agent="claude-code", model="opus")  # fmt: skip
 
-    assert agents.session_start(session_id=session.id) is True
+    assert starting.session_start(session_id=session.id) is True
 
     session.refresh_from_db()
     assert session.phase == "running", session.error
@@ -148,7 +148,7 @@ def test_session_start_sets_up_the_trailers(repo, tmp_path, settings) -> None:
         "Ao-Agent": ["claude-code"],
         "Ao-Model": ["opus"],
     }
-    agents.session_kill(session=session)
+    operating.session_kill(session=session)
 
 
 def test_sessions_spawned_at_once_all_get_their_trailers(repo) -> None:

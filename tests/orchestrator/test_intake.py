@@ -16,7 +16,8 @@ from django.core.management import call_command
 
 from integrations.models import LocalIssue
 from integrations.registry import plugin_for
-from sessions import agents, intake, services
+from sessions import intake, services
+from sessions.agents import operating, spawning
 from sessions.models import Event, IntakeClaim, Session
 from tests.factories import ProjectFactory, PullRequestFactory
 from tests.helpers.procs import REPO, MigratedDatabases, manage
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def no_start(monkeypatch):
     """Spawns are accepted and written; their start (worktree, agent) is not what is tested here."""
-    monkeypatch.setattr(agents, "_enqueue_start", lambda session: None)
+    monkeypatch.setattr(spawning, "_enqueue_start", lambda session: None)
 
 
 @pytest.fixture
@@ -96,7 +97,7 @@ def test_off_claims_nothing_and_an_issue_with_a_worker_is_adopted(project) -> No
     assert intake.intake_sweep(project=project) == []
     assert not IntakeClaim.objects.exists() and labels(project, 1) == ["agent:backlog"]
 
-    spawned = agents.session_spawn(project=project, issue_ref="2")  # a person got there first
+    spawned = spawning.session_spawn(project=project, issue_ref="2")  # a person got there first
     call_command("intake", "on", stdout=StringIO())
     assert intake.intake_sweep(project=project) == [
         "#1 → web-2",
@@ -118,7 +119,7 @@ def test_a_claim_left_without_a_worker_by_a_crashed_sweep_is_finished_by_the_nex
     long_ago = timezone.now() - intake.CLAIM_STALE - timedelta(seconds=1)
     IntakeClaim.objects.create(project=project, issue_ref="1", state="claimed")
     IntakeClaim.objects.create(project=project, issue_ref="2", state="claimed")
-    worker = agents.session_spawn(project=project, issue_ref="2")
+    worker = spawning.session_spawn(project=project, issue_ref="2")
     IntakeClaim.objects.update(created_at=long_ago)
     fresh = IntakeClaim.objects.create(project=project, issue_ref="4", state="claimed")  # a live sweep's
 
@@ -141,13 +142,13 @@ def test_a_failed_spawn_is_recorded_and_retried_when_intake_is_turned_on(project
     def broken(**kwargs):
         raise PermanentIntegrationError("tracker said no")
 
-    monkeypatch.setattr(agents, "session_spawn", broken)
+    monkeypatch.setattr(spawning, "session_spawn", broken)
     assert intake.intake_sweep(project=project)[0] == "#1 failed: tracker said no"
     assert IntakeClaim.objects.get(issue_ref="1").state == "failed"
     assert labels(project, 1) == ["agent:backlog"]
     assert Notification.objects.filter(rule="intake-failed").exists()
     monkeypatch.undo()
-    monkeypatch.setattr(agents, "_enqueue_start", lambda session: None)
+    monkeypatch.setattr(spawning, "_enqueue_start", lambda session: None)
     assert "#1" not in " ".join(intake.intake_sweep(project=project))  # failed claims wait for a person
     assert intake.intake_set(project=project, enabled=True) == [
         "released 3 failed claim(s): they are tried again"
@@ -180,7 +181,7 @@ def test_a_killed_worker_releases_its_issue_once_and_a_new_backlog_label_claims_
 
     # a person puts #1 back in the backlog: once a slot frees up, intake takes it up again
     plugin_for(project, "tracker").set_labels("1", add=["agent:backlog"])
-    agents.session_kill(session=Session.objects.get(pk="web-3"), reason="dashboard")
+    operating.session_kill(session=Session.objects.get(pk="web-3"), reason="dashboard")
     assert intake.intake_sweep(project=project) == ["#4 released (killed)", "#1 → web-4"]
     assert labels(project, 1) == ["agent:in-progress"]
     claim = IntakeClaim.objects.get(issue_ref="1")
@@ -198,7 +199,7 @@ def test_merged_work_goes_to_done_and_a_closed_pr_releases_its_issue(project) ->
         session.refresh_from_db()
         services.session_rederive(session=session)
     # a merged worker killed afterwards is still merged work, never released
-    agents.session_kill(session=Session.objects.get(pk="web-1"), reason="after the merge")
+    operating.session_kill(session=Session.objects.get(pk="web-1"), reason="after the merge")
     assert Session.objects.get(pk="web-2").status == "pr_closed"
     assert intake.intake_release(project=project) == ["#2 released (pr_closed)"]
     assert IntakeClaim.objects.get(issue_ref="1").state == "spawned"
@@ -216,7 +217,7 @@ def test_a_tracker_error_on_release_is_logged_and_retried_next_sweep(project, mo
     from integrations.tracker.local import LocalTracker
 
     intake.intake_sweep(project=project)
-    agents.session_kill(session=Session.objects.get(pk="web-1"))
+    operating.session_kill(session=Session.objects.get(pk="web-1"))
     real = LocalTracker.set_labels
 
     def down(self, ref, **kwargs):
@@ -238,7 +239,7 @@ def test_a_sweep_racing_another_release_records_it_once(project, monkeypatch) ->
     from integrations.tracker.local import LocalTracker
 
     intake.intake_sweep(project=project)
-    agents.session_kill(session=Session.objects.get(pk="web-1"))
+    operating.session_kill(session=Session.objects.get(pk="web-1"))
     real = LocalTracker.set_labels
     inner: list = []
 
@@ -267,9 +268,10 @@ for n in range(4):
 
 SWEEP = """
 import os, time
-from sessions import agents, intake
+from sessions.agents import operating, spawning
+from sessions import intake
 from sessions.models import Project
-agents._enqueue_start = lambda session: None
+spawning._enqueue_start = lambda session: None
 project = Project.objects.get(key="race")
 go = float(os.environ["AO_TEST_GO_AT"])
 while time.time() < go:

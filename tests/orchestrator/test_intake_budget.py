@@ -11,7 +11,8 @@ from django.utils import timezone
 from integrations.models import LocalIssue
 from integrations.registry import plugin_for
 from reactions.models import Notification
-from sessions import agents, intake
+from sessions import intake
+from sessions.agents import spawning
 from sessions.models import IntakeClaim, Session
 from tests.factories import ProjectFactory, SessionFactory
 
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_intake_over_budget_claims_nothing_and_leaves_the_tracker_alone(monkeypatch) -> None:
-    monkeypatch.setattr(agents, "_enqueue_start", lambda session: None)
+    monkeypatch.setattr(spawning, "_enqueue_start", lambda session: None)
     project = ProjectFactory(
         key="web", session_prefix="web", tracker="local", intake_enabled=True, monthly_budget_usd=Decimal("1")
     )

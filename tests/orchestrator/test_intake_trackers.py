@@ -9,7 +9,8 @@ import pytest
 
 from integrations.github.pool import forget_clients
 from integrations.registry import plugin_for
-from sessions import agents, intake
+from sessions import intake
+from sessions.agents import spawning
 from sessions.models import IntakeClaim, Session
 from tests.factories import ProjectFactory
 from tests.fakes.github import FakeGitHub
@@ -23,7 +24,7 @@ BACKLOG = "agent:backlog"
 @pytest.fixture
 def no_start(monkeypatch):
     """Spawns are accepted and written; their start (worktree, agent) is not what is tested here."""
-    monkeypatch.setattr(agents, "_enqueue_start", lambda session: None)
+    monkeypatch.setattr(spawning, "_enqueue_start", lambda session: None)
 
 
 def local_project():

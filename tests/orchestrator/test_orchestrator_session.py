@@ -13,7 +13,8 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from sessions import agents, orchestrator, prsync, sweep
+from sessions import hosts, orchestrator, prsync, sweep
+from sessions.agents import operating, plugins, spawning
 from sessions.models import Event, Message, Project, Session
 from tests.factories import ProjectFactory
 
@@ -83,7 +84,7 @@ def test_start_keep_alive_stop(project, tmux_server) -> None:
         session.error
     )
     workspace = Path(session.workspace_path)
-    assert workspace.parent == Path(agents.workspaces_root(project))
+    assert workspace.parent == Path(plugins.workspaces_root(project))
     branch = subprocess.run(
         ["git", "branch", "--show-current"], cwd=workspace, capture_output=True, text=True
     )
@@ -95,7 +96,7 @@ def test_start_keep_alive_stop(project, tmux_server) -> None:
     assert prompt == orchestrator.orchestrator_prompt(project)
 
     # it does not count against the caps, is not watched for PRs, and is never cleaned up
-    assert agents.live_sessions(project=project).count() == 0
+    assert hosts.live_sessions(project=project).count() == 0
     assert prsync._watched_sessions(project, None) == []
     # starting it again while it runs changes nothing
     assert orchestrator.orchestrator_start(project=project).pk == session.pk
@@ -123,9 +124,9 @@ def test_start_keep_alive_stop(project, tmux_server) -> None:
     sweep.project_sweep(project=project)
     session.refresh_from_db()
     assert session.runtime_state == "lost"
-    assert session not in agents.cleanup_candidates(project=project)
-    with pytest.raises(agents.SpawnRefused, match="never cleaned up"):
-        agents.session_cleanup(session=session)
+    assert session not in operating.cleanup_candidates(project=project)
+    with pytest.raises(spawning.SpawnRefused, match="never cleaned up"):
+        operating.session_cleanup(session=session)
     assert not Event.objects.filter(session=session, kind="orchestrator.starting", data__attempt=2).exists()
     Project.objects.filter(pk=project.pk).update(
         orchestrator_restart_after=timezone.now() - timedelta(seconds=1)

@@ -17,7 +17,8 @@ import pytest
 
 from reactions.models import Notification
 from reactions.notify import notifiers_apply
-from sessions import agents, messaging, sweep, tasks
+from sessions import messaging, sweep, tasks
+from sessions.agents import operating, spawning
 from sessions.config.schema import AoConfig
 from sessions.models import Message, Session
 from tests.factories import ProjectFactory
@@ -161,7 +162,7 @@ def test_agent_reactions_reach_people_once_with_the_right_status(
     sessions = []
     for task in ("add the login page", "clean the build", "write the changelog"):
         with django_capture_on_commit_callbacks(execute=True):
-            session = agents.session_spawn(project=project, prompt=task)
+            session = spawning.session_spawn(project=project, prompt=task)
         session.refresh_from_db()
         assert session.phase == "running", session.error
         sessions.append(session.id)
@@ -243,7 +244,7 @@ def test_agent_reactions_reach_people_once_with_the_right_status(
     assert not told(hooks, rule="all-complete")
     for sid in (ask, leave):
         with django_capture_on_commit_callbacks(execute=True):
-            agents.session_kill(session=Session.objects.get(pk=sid), reason="done with it")
+            operating.session_kill(session=Session.objects.get(pk=sid), reason="done with it")
         assert state(sid) == ("killed", "done")
     with django_capture_on_commit_callbacks(execute=True):
         sweep.project_sweep(project=project)

@@ -13,7 +13,8 @@ import pytest
 
 from reactions import services as reaction_services
 from reactions.models import ReactionAttempt
-from sessions import agents, messaging
+from sessions import messaging
+from sessions.agents import observing, plugins, spawning
 from sessions.models import Message, Session
 from tests.factories import CheckRunFactory, ProjectFactory, PullRequestFactory
 from tests.helpers.fixtures import kill_tmux_server
@@ -77,7 +78,7 @@ def eventually(predicate, timeout: float = 10.0):
 
 
 def spawn(project, tmux_server, *, branch: str) -> Session:
-    session = agents.session_spawn(project=project, prompt="start the task", branch=branch)
+    session = spawning.session_spawn(project=project, prompt="start the task", branch=branch)
     session.refresh_from_db()
     assert session.phase == "running", session.error
     assert eventually(lambda: "received: start the task" in pane(tmux_server, session.id))
@@ -90,8 +91,8 @@ def test_a_reaction_waits_while_the_agent_is_busy_then_is_delivered(repo, tmux_s
                              plugin_settings=project_settings(tmux_server))  # fmt: skip
     session = spawn(project, tmux_server, branch="feat/busy")
     settings.AO_INLINE_DELIVERY_WAIT = 0.0  # no inline watching from now on: a held message stays queued
-    ctx = agents.context_for(session)
-    ctx.runtime.send_text(agents._handle(session), "work 4")
+    ctx = plugins.context_for(session)
+    ctx.runtime.send_text(plugins._handle(session), "work 4")
     assert eventually(lambda: "esc to interrupt" in pane(tmux_server, session.id))
     pull = PullRequestFactory(session=session, project=project, ci_state="failing", branch="feat/busy")
     CheckRunFactory(pull_request=pull, name="unit-tests", conclusion="failure",
@@ -156,5 +157,5 @@ def test_failing_check_by_webhook_reaches_the_agents_screen(
     assert pull.head_sha[:7] in screen
     # the same delivery again (GitHub retries) and a sweep: still exactly one message
     client.post("/webhooks/github/web", data=delivery.body, content_type="application/json", **headers)
-    agents.session_observe(session=Session.objects.get(pk=session.pk))
+    observing.session_observe(session=Session.objects.get(pk=session.pk))
     assert Message.objects.filter(session=session, sender="reaction").count() == 1

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from sessions import agents, messaging
+from sessions import messaging
+from sessions.agents import spawning
 from sessions.models import Session
 from sessions.watch import SETTLE_TICKS, ActivityWatcher
 from tests.factories import ProjectFactory
@@ -72,7 +73,7 @@ def test_a_finished_turn_reaches_the_board_between_sweeps(
     project, django_capture_on_commit_callbacks
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True):
-        session = agents.session_spawn(project=project, issue_ref=None, prompt="add a README line")
+        session = spawning.session_spawn(project=project, issue_ref=None, prompt="add a README line")
     session.refresh_from_db()
     assert session.phase == "running", session.error
     watcher = ActivityWatcher(interval=1)

@@ -32,10 +32,11 @@ ProjectFactory(key="free2", session_prefix="g", max_sessions=None, refuse_over_c
 SPAWN_SCRIPT = """
 import os, time
 from pathlib import Path
-from sessions import agents
+from sessions.agents import spawning
+from sessions import hosts
 from sessions.models import Project
 
-agents._enqueue_start = lambda session: None  # the start itself is not under test
+spawning._enqueue_start = lambda session: None  # the start itself is not under test
 keys = os.environ["RACE_PROJECTS"].split(",")
 index = int(os.environ["RACE_INDEX"])
 barrier = Path(os.environ["RACE_DIR"])
@@ -46,17 +47,18 @@ spawned = refused = 0
 for n in range(int(os.environ["RACE_SPAWNS"])):
     project = Project.objects.get(key=keys[(index + n) % len(keys)])
     try:
-        agents.session_spawn(project=project, prompt="race")
+        spawning.session_spawn(project=project, prompt="race")
         spawned += 1
-    except agents.SpawnRefused as exc:
+    except spawning.SpawnRefused as exc:
         assert "cap" in str(exc), exc
         refused += 1
 print("RESULT", spawned, refused)
 """
 
 COUNT_SCRIPT = """
-from sessions import agents
-print("LIVE", agents.live_sessions().count(), agents.live_sessions(host="racehost").count())
+from sessions.agents import spawning
+from sessions import hosts
+print("LIVE", hosts.live_sessions().count(), hosts.live_sessions(host="racehost").count())
 """
 
 

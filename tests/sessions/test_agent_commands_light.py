@@ -15,7 +15,7 @@ import pytest
 from django.core.management import call_command
 
 from sessions import light_commands
-from sessions.agents import token_hash
+from sessions.agents.plugins import token_hash
 from sessions.lifecycle import Reported
 from sessions.models import Event, PullRequest, Session
 from tests.factories import SessionFactory

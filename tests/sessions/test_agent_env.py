@@ -7,7 +7,7 @@ from pydantic import BaseModel
 
 from integrations.credentials import EnvName, env_settings
 from reactions.models import NotifierInstance
-from sessions import agents
+from sessions.agents import plugins, starting
 from tests.factories import ProjectFactory, SessionFactory
 
 pytestmark = pytest.mark.django_db
@@ -36,7 +36,7 @@ def test_every_configured_credential_variable_is_removed() -> None:
     NotifierInstance.objects.create(name="chat", plugin="slack", settings={"webhook_url_env": "CHAT_URL"})
     session = SessionFactory(project=ProjectFactory(agent="claude-code"))
 
-    env = agents.agent_environment(session, token="t" * 43, agent=agents.context_for(session).agent)
+    env = starting.agent_environment(session, token="t" * 43, agent=plugins.context_for(session).agent)
 
     for name in ("GITHUB_TOKEN", "LIN_KEY", "GONE_TOKEN", "CHAT_URL", "AO_SECRET_KEY", "DATABASE_URL"):
         assert name in env and env[name] is None, name
@@ -48,7 +48,7 @@ def test_essential_variables_are_never_removed() -> None:
     ProjectFactory(scm="github", plugin_settings={"scm": {"token_env": "HOME"}})
     session = SessionFactory(project=ProjectFactory())
 
-    env = agents.agent_environment(session, token="x", agent=agents.context_for(session).agent)
+    env = starting.agent_environment(session, token="x", agent=plugins.context_for(session).agent)
 
     assert "HOME" not in env
     assert env["PATH"]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from sessions import agents
+from sessions.agents import operating, spawning
 from sessions.models import Session
 from tests.factories import ProjectFactory
 
@@ -96,7 +96,7 @@ def test_agents_get_aos_environment_not_the_tmux_servers(
     monkeypatch.setenv("OPENCODE", "1")
 
     with django_capture_on_commit_callbacks(execute=True):
-        session = agents.session_spawn(project=project, issue_ref=None, prompt="hello")
+        session = spawning.session_spawn(project=project, issue_ref=None, prompt="hello")
     session.refresh_from_db()
     assert session.phase == "running", session.error
 
@@ -112,8 +112,8 @@ def test_agents_get_aos_environment_not_the_tmux_servers(
     assert env["TERM"].startswith(("screen", "tmux"))  # tmux's default-terminal
 
     # restore: the same environment again
-    agents.session_kill(session=session)
-    agents.session_restore(session=Session.objects.get(pk=session.pk))
+    operating.session_kill(session=session)
+    operating.session_restore(session=Session.objects.get(pk=session.pk))
     again = next_dump(dump, session.id, 1)
     assert again["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:9/gateway-v1"
     assert "ONLY_IN_USERS_TMUX" not in again and "CLAUDECODE" not in again
@@ -121,8 +121,8 @@ def test_agents_get_aos_environment_not_the_tmux_servers(
     # ao restarted with another gateway: the next spawn (and restore) sees the new value
     monkeypatch.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9/gateway-v2")
     with django_capture_on_commit_callbacks(execute=True):
-        second = agents.session_spawn(project=project, issue_ref=None, prompt="hello again")
+        second = spawning.session_spawn(project=project, issue_ref=None, prompt="hello again")
     assert next_dump(dump, second.id, 0)["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:9/gateway-v2"
-    agents.session_kill(session=Session.objects.get(pk=session.pk))
-    agents.session_restore(session=Session.objects.get(pk=session.pk))
+    operating.session_kill(session=Session.objects.get(pk=session.pk))
+    operating.session_restore(session=Session.objects.get(pk=session.pk))
     assert next_dump(dump, session.id, 2)["ANTHROPIC_BASE_URL"] == "http://127.0.0.1:9/gateway-v2"

@@ -23,7 +23,8 @@ from django.utils import timezone
 
 from integrations.registry import plugin_for
 from reactions import messages
-from sessions import agents, lifecycle, prsync, selectors
+from sessions import lifecycle, prsync, selectors
+from sessions.agents import claiming, starting
 from sessions.lifecycle import Phase, RuntimeState
 from sessions.models import Event, Session
 from tests.helpers.fixtures import GIT_IDENTITY, git
@@ -111,7 +112,7 @@ def test_every_git_instruction_works_as_written_in_the_worktree(
         assert git("remote", "get-url", "origin", cwd=user_repo) == origin
 
     # the worker prompt: push the branch, bring in merged work
-    prompt = agents.worker_prompt(first)
+    prompt = starting.worker_prompt(first)
     commands = git_commands(prompt)
     assert [argv[:2] for argv in commands] == [["git", "push"], ["git", "fetch"], ["git", "rebase"]]
     commit(ws, "feature.txt", "feature\n", "add the feature")
@@ -235,13 +236,13 @@ def test_claim_pr_refuses_closed_and_checks_out_an_open_prs_branch(
     session = spawn("Take over")
     ws = Path(session.workspace_path)
 
-    with pytest.raises(agents.ClaimRefused, match="closed"):
-        agents.session_pr_claim(session=session, number=closed.number)
+    with pytest.raises(claiming.ClaimRefused, match="closed"):
+        claiming.session_pr_claim(session=session, number=closed.number)
     session.refresh_from_db()
     assert getattr(session, "pull_request", None) is None
     assert git("symbolic-ref", "--short", "HEAD", cwd=ws) == session.branch
 
-    agents.session_pr_claim(session=session, number=opened.number)
+    claiming.session_pr_claim(session=session, number=opened.number)
     session.refresh_from_db()
     assert (session.branch, session.pull_request.number) == ("fix/open", opened.number)
     assert git("symbolic-ref", "--short", "HEAD", cwd=ws) == "fix/open"

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from sessions import agents, messaging
+from sessions import messaging
+from sessions.agents import observing, spawning
 from sessions.lifecycle import Activity
 from sessions.models import Message, Session
 from tests.factories import ProjectFactory
@@ -49,12 +50,12 @@ def test_an_answer_to_a_question_on_screen_goes_before_the_queued_task(repo, tmu
             "runtime": {"socket_name": tmux_server, "enter_delay": 0.05},
         },
     )
-    session = agents.session_spawn(project=project, by=None, prompt="write the notes")
+    session = spawning.session_spawn(project=project, by=None, prompt="write the notes")
     assert eventually(lambda: "Trust this folder?" in pane(tmux_server, session.pk), timeout=30)
 
     def observed_waiting() -> bool:
         current = Session.objects.get(pk=session.pk)
-        agents.session_observe(session=current)
+        observing.session_observe(session=current)
         return Session.objects.get(pk=session.pk).activity == Activity.WAITING_INPUT
 
     assert eventually(observed_waiting, timeout=30)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from rest_framework.test import APIClient
 
-from sessions import agents
+from sessions.agents import operating, plugins
 from sessions.lifecycle import RuntimeState
 from sessions.models import Event, Membership, Session
 from tests.factories import ProjectFactory, SessionFactory, UserFactory
@@ -76,7 +76,7 @@ def agent(tmux_runtime, tmp_path: Path) -> Session:
 
 
 def alive(tmux_runtime, session: Session) -> bool:
-    return tmux_runtime.probe(agents._handle(session)) == RuntimeState.ALIVE
+    return tmux_runtime.probe(plugins._handle(session)) == RuntimeState.ALIVE
 
 
 def kinds(session: Session) -> list[str]:
@@ -87,9 +87,9 @@ def test_a_kill_from_another_host_is_queued_on_the_sessions_host_and_leaves_loca
     distributed, agent, tmux_runtime, django_capture_on_commit_callbacks
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True):
-        requested = agents.session_kill(session=agent, reason="test")
+        requested = operating.session_kill(session=agent, reason="test")
 
-    assert requested == agents.Requested(action="kill", host=AGENT_HOST)
+    assert requested == operating.Requested(action="kill", host=AGENT_HOST)
     assert str(requested) == f"kill requested; runs on host {AGENT_HOST}"
     (message,) = drain(distributed, f"host.{AGENT_HOST}")
     assert message.headers["task"] == "sessions.operate"
@@ -109,7 +109,7 @@ def test_the_queued_kill_run_on_the_sessions_host_kills_its_tmux_session_once(
     distributed, agent, tmux_runtime, settings, django_capture_on_commit_callbacks
 ) -> None:
     with django_capture_on_commit_callbacks(execute=True):
-        agents.session_kill(session=agent, reason="test")
+        operating.session_kill(session=agent, reason="test")
     (message,) = drain(distributed, f"host.{AGENT_HOST}")
     args, kwargs, _embed = message.decode()
 
@@ -133,8 +133,8 @@ def test_a_restore_that_fails_on_the_host_says_why_on_the_timeline(
     agent.phase = "killed"
     agent.save()
     with django_capture_on_commit_callbacks(execute=True):
-        requested = agents.session_restore(session=agent)
-    assert requested == agents.Requested(action="restore", host=AGENT_HOST)
+        requested = operating.session_restore(session=agent)
+    assert requested == operating.Requested(action="restore", host=AGENT_HOST)
     (message,) = drain(distributed, f"host.{AGENT_HOST}")
     args, kwargs, _embed = message.decode()
 
@@ -148,7 +148,7 @@ def test_a_restore_that_fails_on_the_host_says_why_on_the_timeline(
 
 def test_on_the_sessions_host_or_embedded_the_kill_runs_inline(agent, tmux_runtime, settings) -> None:
     settings.AO_HOST_NAME = "web-2"  # another host's name, but embedded: one process does everything
-    assert agents.session_kill(session=agent) is None
+    assert operating.session_kill(session=agent) is None
     assert not alive(tmux_runtime, agent)
     assert "session.kill_requested" not in kinds(agent)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from sessions.agents import token_hash
+from sessions.agents.plugins import token_hash
 from sessions.models import CheckRun, Event, Session
 from sessions.sweep import project_sweep
 from tests.helpers.projects import local_tmux_project

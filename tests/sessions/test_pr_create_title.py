@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from sessions.agents import token_hash
+from sessions.agents.plugins import token_hash
 from sessions.models import Session
 from tests.helpers.projects import local_tmux_project
 

@@ -8,7 +8,8 @@ import pytest
 
 from integrations.base import PermanentIntegrationError
 from integrations.models import LocalPullRequest
-from sessions import agents, prsync
+from sessions import prsync
+from sessions.agents import claiming
 from sessions.models import PullRequest
 from tests.factories import ProjectFactory, SessionFactory
 from tests.integrations.test_scm_local import commit_and_push, worktree
@@ -41,7 +42,7 @@ def test_the_session_that_claimed_the_pr_may_update_it(repo):
     second = SessionFactory(project=project, number=2, branch="feat/other", workspace_path=str(path))
     opened = prsync.session_pull_request_open(session=first, title="First's work")
     first.delete()
-    agents.session_pr_claim(session=second, number=opened["number"])
+    claiming.session_pr_claim(session=second, number=opened["number"])
     second.refresh_from_db()
 
     result = prsync.session_pull_request_open(session=second, title="Taken over")

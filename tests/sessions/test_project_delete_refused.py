@@ -1,5 +1,5 @@
 """The admin tells the truth when a project cannot be deleted: while one of its agents runs on
-another host, `agents.project_delete` refuses; the admin shows that refusal as an error, keeps the
+another host, `operating.project_delete` refuses; the admin shows that refusal as an error, keeps the
 project (and its history), and says "deleted" only of what was deleted."""
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from sessions import agents, messaging
+from sessions import messaging
+from sessions.agents import observing, spawning
 from sessions.models import Session
 from tests.agent_clis.install import ensure
 from tests.factories import ProjectFactory
@@ -40,7 +41,7 @@ def eventually(predicate, *, timeout: float = 60.0, interval: float = 0.3):
 def observe(session_id: str) -> Session:
     messaging.messages_deliver(session_id=session_id)
     session = Session.objects.select_related("project").get(pk=session_id)
-    agents.session_observe(session=session)
+    observing.session_observe(session=session)
     session.refresh_from_db()
     return session
 
@@ -96,7 +97,7 @@ def test_claude_reaches_aos_gateway_from_a_stale_tmux_and_a_claude_shell(
         monkeypatch.setenv("CLAUDE_CODE_SESSION_ID", "00000000-0000-4000-8000-000000000000")
         fake.script(Turn(text="Hello from the gateway.", when=is_agent_turn))
         with django_capture_on_commit_callbacks(execute=True):
-            session = agents.session_spawn(project=project, prompt=TASK)
+            session = spawning.session_spawn(project=project, prompt=TASK)
         session.refresh_from_db()
         assert session.phase == "running", session.error
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from sessions.agents import token_hash
+from sessions.agents.plugins import token_hash
 from sessions.models import Event
 from tests.factories import SessionFactory, UserFactory
 

@@ -8,7 +8,8 @@ import sys
 import pytest
 from rest_framework.test import APIClient
 
-from sessions import agents, sweep
+from sessions import sweep
+from sessions.agents import spawning
 from sessions.api.tokens import api_token_create
 from sessions.models import Membership, Message, Session
 from tests.factories import ProjectFactory, UserFactory
@@ -48,7 +49,7 @@ def test_a_message_to_a_busy_agent_is_queued_at_once_and_delivered_when_it_is_re
     )
     user = UserFactory(username="olivia")
     Membership.objects.create(user=user, project=project, role="operator")
-    session = agents.session_spawn(project=project, by=user)
+    session = spawning.session_spawn(project=project, by=user)
     assert eventually(lambda: "thinking..." in pane(tmux_server, session.pk))
     # Without a worker in this process a request used to watch the agent this long: a busy agent
     # held the request until it was ready (or the test's timeout).

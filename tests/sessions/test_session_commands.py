@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from sessions import agents
+from sessions.agents import observing
 from sessions.models import Event, Message, Session
 from tests.factories import ProjectFactory
 from tests.helpers.cli import CtrlCAfter
@@ -133,7 +133,7 @@ def test_dead_tmux_server_marks_sessions_runtime_lost(project, tmux_server):
     kill_tmux_server(tmux_server)
 
     session = Session.objects.get(pk="web-1")
-    agents.session_observe(session=session)
+    observing.session_observe(session=session)
     session.refresh_from_db()
 
     assert (session.runtime_state, session.status, session.zone) == ("lost", "runtime_lost", "respond")
@@ -158,7 +158,7 @@ def test_batch_spawn_and_bad_input(project):
 
 
 def test_ao_report_from_the_agents_environment(project, live_server, settings, monkeypatch):
-    from sessions.agents import token_hash
+    from sessions.agents.plugins import token_hash
 
     session = Session.objects.create(id="web-7", project=project, number=7, phase="running", runtime_state="alive",
                                      api_token_hash=token_hash("agent-token"))  # fmt: skip

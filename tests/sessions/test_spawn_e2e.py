@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from integrations.registry import plugin_for
-from sessions import agents, messaging
+from sessions import messaging
+from sessions.agents import observing, operating, plugins, spawning
 from sessions.models import Event, Message, Session
 from tests.factories import ProjectFactory
 
@@ -89,7 +90,7 @@ def eventually(predicate, *, timeout: float = 15.0, interval: float = 0.2):
 
 def observe(session_id: str) -> Session:
     session = Session.objects.select_related("project").get(pk=session_id)
-    agents.session_observe(session=session)
+    observing.session_observe(session=session)
     session.refresh_from_db()
     return session
 
@@ -105,13 +106,13 @@ def test_spawn_prompt_message_kill_restore(
 
     # spawn: the row is written, the start runs (eagerly, as in the CLI) after commit
     with django_capture_on_commit_callbacks(execute=True):
-        session = agents.session_spawn(project=project, issue_ref="1")
+        session = spawning.session_spawn(project=project, issue_ref="1")
     session.refresh_from_db()
     assert session.id == "web-1"
     assert session.phase == "running", session.error
     assert session.branch.startswith("feat/1-fix-login-touch-tmp-ao-pwned")
     workspace = Path(session.workspace_path)
-    assert workspace.parent == Path(agents.workspaces_root(project))
+    assert workspace.parent == Path(plugins.workspaces_root(project))
     assert (workspace / "README.md").is_file()
     assert tmux(tmux_server, "has-session", "-t", "=web-1").returncode == 0
     assert session.api_token_hash and len(session.api_token_hash) == 64
@@ -141,7 +142,7 @@ def test_spawn_prompt_message_kill_restore(
     } <= set(kinds)
 
     # kill: the tmux session goes, the workspace stays
-    agents.session_kill(session=session, reason="test")
+    operating.session_kill(session=session, reason="test")
     session.refresh_from_db()
     assert (session.status, session.zone) == ("killed", "done")
     assert tmux(tmux_server, "has-session", "-t", "=web-1").returncode != 0
@@ -149,7 +150,7 @@ def test_spawn_prompt_message_kill_restore(
 
     # restore: same workspace and branch, the agent resumes its conversation
     conversation = session.agent_session_ref
-    agents.session_restore(session=session)
+    operating.session_restore(session=session)
     session.refresh_from_db()
     assert session.phase == "running"
     assert session.workspace_path == str(workspace)
@@ -202,7 +203,7 @@ def _env_dump_project(project, tmux_server: str, out: Path) -> None:
 
 def _spawn_and_read_env(project, out: Path, django_capture_on_commit_callbacks) -> tuple[Session, dict]:
     with django_capture_on_commit_callbacks(execute=True):
-        session = agents.session_spawn(project=project, prompt="look around")
+        session = spawning.session_spawn(project=project, prompt="look around")
     assert eventually(lambda: out.exists() and "token=" in out.read_text())
     return session, dict(line.split("=", 1) for line in out.read_text().splitlines())
 
@@ -301,13 +302,13 @@ def test_missing_agent_binary_fails_cleanly_and_leaves_nothing_behind(
     project.save()
 
     with django_capture_on_commit_callbacks(execute=True):
-        session = agents.session_spawn(project=project, prompt="do things")
+        session = spawning.session_spawn(project=project, prompt="do things")
     session.refresh_from_db()
 
     assert (session.status, session.zone) == ("errored", "respond")
     assert "no-such-claude-binary" in session.error and "npm install" in session.error
     assert session.workspace_path == ""
-    assert not (agents.workspaces_root(project) / session.id).exists()
+    assert not (plugins.workspaces_root(project) / session.id).exists()
     assert tmux(tmux_server, "has-session", "-t", f"={session.id}").returncode != 0
     assert Event.objects.filter(session=session, kind="spawn.failed").exists()
 
@@ -319,12 +320,12 @@ def test_failing_setup_step_cleans_up_workspace_and_branch(
     project.save()
 
     with django_capture_on_commit_callbacks(execute=True):
-        session = agents.session_spawn(project=project, prompt="x", branch="feat/setup-fails")
+        session = spawning.session_spawn(project=project, prompt="x", branch="feat/setup-fails")
     session.refresh_from_db()
 
     assert session.status == "errored"
     assert "setup step failed" in session.error
-    root = agents.workspaces_root(project)
+    root = plugins.workspaces_root(project)
     assert not (root / session.id).exists()
     branches = subprocess.run(
         ["git", "branch", "--list", "feat/setup-fails"], cwd=repo.path, capture_output=True, text=True
@@ -337,12 +338,12 @@ def test_failing_setup_step_cleans_up_workspace_and_branch(
 def test_unknown_issue_is_refused_unless_told_to_go_ahead_and_tracker_errors_write_nothing(
     project, django_capture_on_commit_callbacks
 ) -> None:
-    with pytest.raises(agents.IssueMissing, match="404"):
-        agents.session_spawn(project=project, issue_ref="404")
+    with pytest.raises(spawning.IssueMissing, match="404"):
+        spawning.session_spawn(project=project, issue_ref="404")
     assert not Session.objects.exists() and not Event.objects.exists()
 
     with django_capture_on_commit_callbacks(execute=False):
-        session = agents.session_spawn(project=project, issue_ref="404", missing_issue_ok=True)
+        session = spawning.session_spawn(project=project, issue_ref="404", missing_issue_ok=True)
     assert session.issue_title == ""
     assert Event.objects.filter(session=session, kind="spawn.issue_missing").exists()
 
@@ -350,7 +351,7 @@ def test_unknown_issue_is_refused_unless_told_to_go_ahead_and_tracker_errors_wri
     project.save()
     before = Session.objects.count()
     with pytest.raises(Exception) as raised:
-        agents.session_spawn(project=project, issue_ref="1")
+        spawning.session_spawn(project=project, issue_ref="1")
     assert "unknown tracker plugin 'broken-tracker'" in str(raised.value)
     assert Session.objects.count() == before
 
@@ -359,8 +360,8 @@ def test_admission_control_queues_then_admits(project, django_capture_on_commit_
     project.max_sessions = 1
     project.save()
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        first = agents.session_spawn(project=project, prompt="one")
-        second = agents.session_spawn(project=project, prompt="two")
+        first = spawning.session_spawn(project=project, prompt="one")
+        second = spawning.session_spawn(project=project, prompt="two")
     first.refresh_from_db()
     second.refresh_from_db()
     assert first.phase == "spawning"
@@ -373,14 +374,14 @@ def test_admission_control_queues_then_admits(project, django_capture_on_commit_
     project.refuse_over_cap = True
     project.save()
     count = Session.objects.count()
-    with pytest.raises(agents.SpawnRefused, match="cap 1"):
-        agents.session_spawn(project=project, prompt="three")
+    with pytest.raises(spawning.SpawnRefused, match="cap 1"):
+        spawning.session_spawn(project=project, prompt="three")
     assert Session.objects.count() == count
 
     # when the first session ends, the queued one is admitted
     Session.objects.filter(pk=first.pk).update(phase="killed", zone="done", status="killed")
     with django_capture_on_commit_callbacks(execute=False):
-        assert agents.queued_sessions_admit(project=project) == [second.id]
+        assert spawning.queued_sessions_admit(project=project) == [second.id]
     second.refresh_from_db()
     assert second.phase == "spawning"
 
@@ -395,13 +396,13 @@ def test_invalid_spawn_input_is_refused_before_anything_is_written(project) -> N
         ({"prompt": "x" * 200_001}, "limit"),
     ]:
         with pytest.raises(Exception, match=match):
-            agents.session_spawn(project=project, **kwargs)
+            spawning.session_spawn(project=project, **kwargs)
     assert Session.objects.count() == count
 
 
 def test_hostile_message_text_is_cleaned(project, django_capture_on_commit_callbacks) -> None:
     with django_capture_on_commit_callbacks(execute=False):
-        session = agents.session_spawn(project=project, prompt="x")
+        session = spawning.session_spawn(project=project, prompt="x")
         message = messaging.message_queue(session=session, text="hi\x1b]52;c;ZXZpbA==\x07 there\x00")
     assert message.text == "hi]52;c;ZXZpbA== there"
     with pytest.raises(ValueError, match="only a person"):

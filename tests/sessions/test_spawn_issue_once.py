@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from integrations.github.pool import forget_clients
-from sessions import agents
+from sessions.agents import operating, starting
 from sessions.models import ChatIdentity, Membership, Session
 from tests.chat.conftest import SLACK_SECRET, slack_command
 from tests.factories import ProjectFactory, UserFactory
@@ -92,13 +92,13 @@ def test_an_accepted_spawn_reads_its_issue_once_and_the_start_uses_it(gh, client
     session = Session.objects.get(project=project)
     assert reply.startswith(f"Spawned {session.pk} on issue #{issue.number} “Add a widget counter”")
     try:
-        assert agents.session_start(session_id=session.pk) is True  # what the worker runs
+        assert starting.session_start(session_id=session.pk) is True  # what the worker runs
         session.refresh_from_db()
         assert session.phase == "running", session.error
         assert session.branch == f"feat/{issue.number}-add-a-widget-counter"  # the tracker's branch name
-        prompt = agents.worker_prompt(Session.objects.get(pk=session.pk))  # e.g. a restore
+        prompt = starting.worker_prompt(Session.objects.get(pk=session.pk))  # e.g. a restore
         assert f"Your issue: {issue.number} Add a widget counter" in prompt
         assert "Count the widgets on the page." in prompt
         assert issue_reads(gh, issue.number) == 1
     finally:
-        agents.session_kill(session=Session.objects.get(pk=session.pk))
+        operating.session_kill(session=Session.objects.get(pk=session.pk))

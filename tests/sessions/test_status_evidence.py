@@ -14,7 +14,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from integrations.records import CheckInfo, PullRequestInfo
-from sessions import agents, prsync, services
+from sessions import prsync, services
+from sessions.agents import observing
 from sessions.lifecycle import CONFIRM_READINGS, Activity, Status
 from sessions.models import Session
 from tests.factories import ProjectFactory, PullRequestFactory, SessionFactory
@@ -71,7 +72,7 @@ def _readings_span_a_minute(session: Session) -> None:
 @pytest.mark.slow
 def test_an_answered_question_ends_needs_input_once_the_screen_agrees(repo, tmux_server, settings, tmp_path):
     session = _spawned(repo, tmux_server, settings, tmp_path)
-    agents.session_observe(session=session)
+    observing.session_observe(session=session)
     session.refresh_from_db()
     assert (session.status, session.activity, session.activity_weak) == (
         Status.NEEDS_INPUT,
@@ -84,7 +85,7 @@ def test_an_answered_question_ends_needs_input_once_the_screen_agrees(repo, tmux
     assert wait_for(lambda: "Working (1s)" in _pane(tmux_server, "web-1"), timeout=10)
 
     # one reading of the screen is not enough ...
-    agents.session_observe(session=session)
+    observing.session_observe(session=session)
     session.refresh_from_db()
     assert (session.status, session.activity, session.activity_streak) == (
         Status.NEEDS_INPUT,
@@ -94,7 +95,7 @@ def test_an_answered_question_ends_needs_input_once_the_screen_agrees(repo, tmux
     # ... several concordant readings over a span are
     _readings_span_a_minute(session)
     for _ in range(CONFIRM_READINGS - 1):
-        agents.session_observe(session=session)
+        observing.session_observe(session=session)
         session.refresh_from_db()
     assert session.activity_streak == CONFIRM_READINGS
     assert session.status == Status.WORKING, session.status_reason
@@ -115,12 +116,12 @@ def test_tmux_healthy_again_after_failed_probes_ends_stuck(repo, tmux_server, se
     session.refresh_from_db()
     assert session.status == Status.STUCK
 
-    agents.session_observe(session=session)  # tmux answers again
+    observing.session_observe(session=session)  # tmux answers again
     session.refresh_from_db()
     assert (session.runtime_state, session.status) == ("alive", Status.STUCK)  # one reading: not yet
     _readings_span_a_minute(session)
     for _ in range(CONFIRM_READINGS - 1):
-        agents.session_observe(session=session)
+        observing.session_observe(session=session)
         session.refresh_from_db()
     assert session.status == Status.WORKING, session.status_reason
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from sessions import agents
+from sessions.agents import observing, spawning
 from sessions.lifecycle import Activity
 from sessions.models import Session
 from tests.factories import ProjectFactory
@@ -43,12 +43,12 @@ def test_the_summary_of_a_past_state_is_not_kept(repo, tmux_server, settings, tm
             "runtime": {"socket_name": tmux_server, "enter_delay": 0.05},
         },
     )
-    session = agents.session_spawn(project=project, by=None)
+    session = spawning.session_spawn(project=project, by=None)
     assert eventually(lambda: "Reticulating" in pane(tmux_server, session.pk), timeout=30)
 
     def observed() -> Session:
         current = Session.objects.get(pk=session.pk)
-        agents.session_observe(session=current)
+        observing.session_observe(session=current)
         return Session.objects.get(pk=session.pk)
 
     working = eventually(lambda: (s := observed()).activity == Activity.ACTIVE and s, timeout=30)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from sessions import agents, messaging
+from sessions import messaging
+from sessions.agents import operating, plugins, spawning
 from sessions.models import Event, Message, Session
 from tests.agent_clis.helpers import process_tree_cmdlines
 from tests.sessions import test_spawn_e2e as e2e
@@ -37,7 +38,7 @@ def user_turns(session: Session, text: str) -> int:
     """How many user turns with exactly ``text`` the agent recorded in its transcript."""
     import json
 
-    directory = Path(agents.context_for(session).agent.transcript_dir(Path(session.workspace_path)))
+    directory = Path(plugins.context_for(session).agent.transcript_dir(Path(session.workspace_path)))
     count = 0
     for path in directory.glob("*.jsonl"):
         for line in path.read_text().splitlines():
@@ -63,7 +64,7 @@ def test_typing_waits_for_the_new_process_and_a_lost_enter_is_pressed_again(
     # --- spawn: the task is typed once the stand-in shows its prompt, never put on its argv ----
     with_args(project, "--start-seconds", "2")
     with django_capture_on_commit_callbacks(execute=True):
-        session = agents.session_spawn(project=project, prompt=TASK)
+        session = spawning.session_spawn(project=project, prompt=TASK)
     session.refresh_from_db()
     assert session.phase == "running", session.error
     sid = session.id
@@ -77,7 +78,7 @@ def test_typing_waits_for_the_new_process_and_a_lost_enter_is_pressed_again(
     assert eventually(lambda: observe(sid).activity == "ready"), pane(tmux_server, sid)
 
     # --- restore with a stale "ready" on record: the message waits for the new prompt --------
-    agents.session_kill(session=session, reason="test")
+    operating.session_kill(session=session, reason="test")
     with_args(project, "--start-seconds", "3")
     session.refresh_from_db()
     message = send_after_restore(session, "carry on please")
@@ -89,7 +90,7 @@ def test_typing_waits_for_the_new_process_and_a_lost_enter_is_pressed_again(
     # --- restore into a prompt that ignores Enter at first: not taken for delivered; Enter
     # pressed again, the text typed once --------------------------------------------------------
     assert eventually(lambda: observe(sid).activity == "ready"), pane(tmux_server, sid)
-    agents.session_kill(session=Session.objects.get(pk=sid), reason="test")
+    operating.session_kill(session=Session.objects.get(pk=sid), reason="test")
     with_args(project, "--deaf-seconds", "5")
     session.refresh_from_db()
     message = send_after_restore(session, "and the tests too")
@@ -101,7 +102,7 @@ def test_typing_waits_for_the_new_process_and_a_lost_enter_is_pressed_again(
     resubmitted = Event.objects.filter(session=session, kind="message.delivered", data__resubmitted=True)
     assert resubmitted.count() == 1
     assert eventually(lambda: user_turns(session, "and the tests too") == 1)
-    agents.session_kill(session=Session.objects.get(pk=sid), reason="test")
+    operating.session_kill(session=Session.objects.get(pk=sid), reason="test")
 
 
 def test_nothing_is_typed_into_a_restored_agent_before_it_has_drawn_anything(
@@ -117,14 +118,14 @@ def test_nothing_is_typed_into_a_restored_agent_before_it_has_drawn_anything(
     settings.AO_INLINE_DELIVERY_WAIT = 45.0
     monkeypatch.setattr(messaging, "LAUNCH_GRACE", timedelta(seconds=2))
     with django_capture_on_commit_callbacks(execute=True):
-        session = agents.session_spawn(project=project, prompt=TASK)
+        session = spawning.session_spawn(project=project, prompt=TASK)
     session.refresh_from_db()
     sid = session.id
     assert eventually(lambda: "received: You are" in pane(tmux_server, sid), timeout=30), pane(
         tmux_server, sid
     )
     assert eventually(lambda: observe(sid).activity == "ready"), pane(tmux_server, sid)
-    agents.session_kill(session=Session.objects.get(pk=sid), reason="test")
+    operating.session_kill(session=Session.objects.get(pk=sid), reason="test")
 
     with_args(project, "--draw-seconds", "8")  # blank, and the terminal not taken over, for 8 s
     session.refresh_from_db()
@@ -135,7 +136,7 @@ def test_nothing_is_typed_into_a_restored_agent_before_it_has_drawn_anything(
     assert screen.count("received: carry on please") == 1, screen
     assert (message.state, message.attempts) == (Message.State.CONFIRMED, 1), message.last_error
     assert eventually(lambda: user_turns(session, "carry on please") == 1)
-    agents.session_kill(session=Session.objects.get(pk=sid), reason="test")
+    operating.session_kill(session=Session.objects.get(pk=sid), reason="test")
 
 
 def test_a_first_prompt_whose_enter_is_lost_is_submitted_once(
@@ -147,7 +148,7 @@ def test_a_first_prompt_whose_enter_is_lost_is_submitted_once(
     settings.AO_INLINE_DELIVERY_WAIT = 45.0
     with_args(project, "--deaf-seconds", "6")
     with django_capture_on_commit_callbacks(execute=True):
-        session = agents.session_spawn(project=project, prompt=TASK)
+        session = spawning.session_spawn(project=project, prompt=TASK)
     session.refresh_from_db()
     assert session.phase == "running", session.error
     sid = session.id
@@ -159,7 +160,7 @@ def test_a_first_prompt_whose_enter_is_lost_is_submitted_once(
     assert pane(tmux_server, sid).count("received: You are") == 1
     resubmitted = Event.objects.filter(session=session, kind="message.delivered", data__resubmitted=True)
     assert resubmitted.count() == 1
-    agents.session_kill(session=Session.objects.get(pk=sid), reason="test")
+    operating.session_kill(session=Session.objects.get(pk=sid), reason="test")
 
 
 # A terminal program that asks for bracketed paste and prints the raw bytes of what it is sent.

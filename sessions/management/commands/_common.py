@@ -10,7 +10,7 @@ from django.core.management.base import CommandError
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError
 from sessions import apiclient, audit, selectors
-from sessions.agents import SpawnRefused
+from sessions.agents.spawning import SpawnRefused
 from sessions.apiclient import ApiError
 from sessions.light_commands import PROJECT_HELP as PROJECT_HELP  # one text, also for relayed commands
 from sessions.models import Session, validate_session_id

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from sessions import apiclient, selectors
-from sessions.agents import session_spawn
+from sessions.agents.spawning import session_spawn
 from sessions.lifecycle import Phase
 from sessions.management.commands._common import (
     DOMAIN_ERRORS,

@@ -6,7 +6,8 @@ import shutil
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from sessions import agents, apiclient, selectors
+from sessions import apiclient, selectors
+from sessions.agents import claiming, operating, plugins
 from sessions.management.commands._common import (
     DOMAIN_ERRORS,
     cli_audit,
@@ -105,7 +106,7 @@ class Command(BaseCommand):
     def _kill(self, options):
         session = get_session(options["session"])
         with cli_errors():
-            requested = agents.session_kill(session=session, actor=Actor.USER, reason="ao session kill")
+            requested = operating.session_kill(session=session, actor=Actor.USER, reason="ao session kill")
         if requested:
             self.stdout.write(f"{session.id}: {requested}")
             return
@@ -115,7 +116,7 @@ class Command(BaseCommand):
         session = get_session(options["session"])
         refuse_runtime_without_a_server(session.project)
         with cli_errors():
-            requested = agents.session_restore(session=session, actor=Actor.USER)
+            requested = operating.session_restore(session=session, actor=Actor.USER)
         if requested:
             self.stdout.write(f"{session.id}: {requested}")
             return
@@ -125,16 +126,16 @@ class Command(BaseCommand):
     def _cleanup(self, options):
         with cli_errors():
             project = selectors.project_resolve(key=options["project"]) if options["project"] else None
-        candidates = list(agents.cleanup_candidates(project=project))
+        candidates = list(operating.cleanup_candidates(project=project))
         if not candidates:
             self.stdout.write("nothing to clean up")
             return
         refused = 0
         for session in candidates:
             if options["dry_run"]:  # the same check the clean-up makes before it touches anything
-                host = agents.runs_elsewhere(session)
+                host = operating.runs_elsewhere(session)
                 with cli_errors():
-                    why = "" if host else agents.cleanup_refusal(session=session, force=options["force"])
+                    why = "" if host else operating.cleanup_refusal(session=session, force=options["force"])
                 if why:
                     refused += 1
                     self.stdout.write(f"would keep {session.id}: {why}")
@@ -144,12 +145,12 @@ class Command(BaseCommand):
                     self.stdout.write(f"would clean up {session.id} ({session.get_status_display().lower()})")
                 continue
             try:
-                done = agents.session_cleanup(session=session, force=options["force"], actor=Actor.USER)
+                done = operating.session_cleanup(session=session, force=options["force"], actor=Actor.USER)
             except DOMAIN_ERRORS as exc:
                 refused += 1
                 self.stderr.write(f"{session.id}: kept: {exc}")
                 continue
-            if isinstance(done, agents.Requested):
+            if isinstance(done, operating.Requested):
                 self.stdout.write(f"{session.id}: {done}")
                 continue
             self.stdout.write(f"cleaned up {session.id}")
@@ -159,8 +160,8 @@ class Command(BaseCommand):
     def _attach(self, options):
         session = get_session(options["session"])
         with cli_errors():
-            handle = agents._handle(session)
-            argv = agents.context_for(session).runtime.attach_command(handle) if handle else []
+            handle = plugins._handle(session)
+            argv = plugins.context_for(session).runtime.attach_command(handle) if handle else []
         if not argv:
             raise CommandError(f"{session.id} has no attachable runtime (runtime: {session.runtime_state})")
         if options["print"] or not os.isatty(1) or shutil.which(argv[0]) is None:
@@ -172,7 +173,7 @@ class Command(BaseCommand):
         session = get_session(options["session"])
         number = _pr_number(options["pr"])
         with cli_errors():
-            agents.session_pr_claim(session=session, number=number, actor=Actor.USER)
+            claiming.session_pr_claim(session=session, number=number, actor=Actor.USER)
         self.stdout.write(f"{session.id} now has PR #{number}")
 
 

@@ -4,7 +4,7 @@ from contextlib import contextmanager
 from django.core.management.base import BaseCommand, CommandError
 
 from sessions import apiclient, selectors
-from sessions.agents import IssueMissing, session_spawn
+from sessions.agents.spawning import IssueMissing, session_spawn
 from sessions.lifecycle import Phase
 from sessions.light_commands import add_spawn_arguments
 from sessions.management.commands._common import (
