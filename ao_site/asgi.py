@@ -21,7 +21,7 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 import ao_site.celery  # noqa: E402, F401 - tasks sent from request threads use ao's Celery app
 from ao_site.origins import WebsocketOriginValidator  # noqa: E402
 from ao_site.routing import websocket_urlpatterns  # noqa: E402
-from sessions import realtime  # noqa: E402
+from sessions.core import realtime  # noqa: E402
 
 _router = ProtocolTypeRouter(
     {

@@ -26,7 +26,7 @@ def sweep_tick() -> float:
     from django.conf import settings
 
     # local: the settings import this module; config needs them
-    from sessions.config.schema import MIN_SWEEP_INTERVAL
+    from sessions.core.config.schema import MIN_SWEEP_INTERVAL
 
     return min(float(MIN_SWEEP_INTERVAL), float(settings.AO_SWEEP_INTERVAL))
 

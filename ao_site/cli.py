@@ -4,7 +4,7 @@
 ``ao``. ao's own commands report a failure as one ``ao: <what> — <fix>`` line on stderr and a
 non-zero exit status; every other Django command (``ao migrate``, ``ao createsuperuser``,
 ``ao shell``) is passed through to Django unchanged. ``ao version`` and the agents' commands
-(``ao report``, ``ao pr create`` over HTTP) run without Django: see ``sessions.light_commands``.
+(``ao report``, ``ao pr create`` over HTTP) run without Django: see ``sessions.cli.light_commands``.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import sys
 
 from ao_site import __version__
 from ao_site.commands import ao_commands
-from sessions import light_commands
-from sessions.apiclient import remote_refusal
+from sessions.cli import light_commands
+from sessions.cli.apiclient import remote_refusal
 
 HELP_FLAGS = ("-h", "--help", "help")
 # The commands that run Django's system checks (they start ao, or check it). The others skip them:

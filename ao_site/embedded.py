@@ -4,7 +4,7 @@ The embedded worker is a plain ``WorkController`` (the ``celery worker`` program
 installs signal handlers, which only the main thread may do) on the in-memory transport with a
 thread pool; beat is ``celery.beat.EmbeddedService(thread=True)`` with the non-persistent
 scheduler. Both share the process with daphne, so broadcasts from task threads reach websocket
-consumers through the in-memory channel layer: ``sessions.realtime`` hands them to daphne's
+consumers through the in-memory channel layer: ``sessions.core.realtime`` hands them to daphne's
 event loop, which is bound as soon as the server runs.
 
 The same ``serve`` runs the web role alone for ``ao web``.
@@ -19,8 +19,8 @@ from collections.abc import Callable
 from celery import Celery
 from celery.worker import WorkController
 
-from sessions import realtime
-from sessions.watch import ActivityWatcher
+from sessions.core import realtime
+from sessions.flows.watch import ActivityWatcher
 
 log = logging.getLogger(__name__)
 

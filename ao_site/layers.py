@@ -42,6 +42,10 @@ LAYERS: tuple[str, ...] = (
 # that matches wins, so exact names come before the patterns that would also match them.
 MODULES: tuple[tuple[str, str], ...] = (
     # --- interfaces
+    ("sessions.dashboard", "interfaces"),
+    ("sessions.dashboard.*", "interfaces"),
+    ("sessions.cli", "interfaces"),
+    ("sessions.cli.*", "interfaces"),
     ("ao_site.asgi", "interfaces"),
     ("ao_site.routing", "interfaces"),
     ("ao_site.urls", "interfaces"),
@@ -55,67 +59,30 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("sessions.api.*", "interfaces"),
     ("sessions.templatetags", "interfaces"),
     ("sessions.templatetags.*", "interfaces"),
-    ("sessions.views_*", "interfaces"),
     ("sessions.urls", "interfaces"),
-    ("sessions.urls_*", "interfaces"),
-    ("sessions.consumers", "interfaces"),
-    ("sessions.consumers_terminal", "interfaces"),
-    ("sessions.terminal", "interfaces"),
-    ("sessions.terminal_*", "interfaces"),
-    ("sessions.chat", "interfaces"),
     ("sessions.admin", "interfaces"),
-    ("sessions.admin_*", "interfaces"),
-    ("sessions.forms", "interfaces"),
     ("sessions.tasks", "interfaces"),
-    ("sessions.light_commands", "interfaces"),
-    ("sessions.cli_relay", "interfaces"),
-    ("sessions.status_text", "interfaces"),
-    ("sessions.apiclient", "interfaces"),
-    ("sessions.agent_client", "interfaces"),
-    ("sessions.doctor", "interfaces"),
-    ("sessions.health", "interfaces"),
     ("sessions.apps", "interfaces"),  # the composition root: hands the dashboard's renderer down
     ("reactions.admin", "interfaces"),
     ("reactions.tasks", "interfaces"),
     # --- flows
-    ("sessions.webhooks", "flows"),
-    ("sessions.sweep", "flows"),
-    ("sessions.watch", "flows"),  # the activity watcher: observes on an edge, then asks the reactions
+    ("sessions.flows", "flows"),
+    ("sessions.flows.*", "flows"),
     # --- reactions
     ("reactions.services", "reactions"),
     ("reactions.engine", "reactions"),
     # --- watchers
-    ("sessions.orchestrator", "watchers"),
-    ("sessions.intake", "watchers"),
-    ("sessions.conflicts", "watchers"),
-    ("sessions.drift", "watchers"),
-    ("sessions.decisions", "watchers"),
-    ("sessions.outcomes", "watchers"),
-    ("sessions.lessons", "watchers"),
+    ("sessions.watchers", "watchers"),
+    ("sessions.watchers.*", "watchers"),
     # --- agents and PR sync
     ("sessions.agents", "agents"),
     ("sessions.agents.*", "agents"),
-    ("sessions.messaging", "agents"),
-    ("sessions.prsync", "agents"),
-    ("sessions.merge", "agents"),
-    ("sessions.reviews", "agents"),
-    ("sessions.prompts", "agents"),
-    ("sessions.issues", "agents"),
-    ("sessions.trailers", "agents"),  # the Ao-* commit trailers of an agent's worktree
+    ("sessions.prs", "agents"),
+    ("sessions.prs.*", "agents"),
     # --- core
+    ("sessions.core", "core"),
+    ("sessions.core.*", "core"),
     ("sessions.models", "core"),
-    ("sessions.services", "core"),
-    ("sessions.selectors", "core"),
-    ("sessions.realtime", "core"),
-    ("sessions.jobs", "core"),
-    ("sessions.config", "core"),
-    ("sessions.config.*", "core"),
-    ("sessions.host_settings", "core"),
-    ("sessions.audit", "core"),
-    ("sessions.secrets", "core"),
-    ("sessions.usage", "core"),
-    ("sessions.hosts", "core"),
-    ("sessions.login_lockout", "core"),
     ("sessions", "core"),
     ("reactions.models", "core"),
     # notify: the inbox row and its deliveries, enqueued by task name (reads and writes the core only)
@@ -144,9 +111,8 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("integrations", "plugins"),
     ("integrations.*", "plugins"),
     # --- pure domain
-    ("sessions.lifecycle", "domain"),
-    ("sessions.text", "domain"),
-    ("sessions.flaky", "domain"),
+    ("sessions.domain", "domain"),
+    ("sessions.domain.*", "domain"),
     ("reactions.messages", "domain"),
     ("reactions.facts", "domain"),
     ("ao_site.links", "domain"),
@@ -280,7 +246,7 @@ class _Collector(ast.NodeVisitor):
         else:
             base = node.module or ""
         for alias in node.names:
-            # `from sessions import services` imports a module; `from sessions.models import X`
+            # `from sessions.core import services` imports a module; `from sessions.models import X`
             # imports a name of one.
             full = f"{base}.{alias.name}"
             self._add(full if full in self.known else base, node)

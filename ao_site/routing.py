@@ -2,8 +2,8 @@
 
 from django.urls import path
 
-from sessions import consumers
-from sessions.consumers_terminal import TerminalConsumer
+from sessions.dashboard import consumers
+from sessions.dashboard.consumers_terminal import TerminalConsumer
 
 websocket_urlpatterns = [
     path("ws/board/", consumers.BoardConsumer.as_asgi()),

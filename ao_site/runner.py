@@ -32,10 +32,11 @@ from ao_site.home import open_to_others
 from ao_site.hosts import HOST_NAME_RE
 from ao_site.procs import pid_alive
 from ao_site.served import pid_file, read_pid_file
-from sessions import cli_relay, services
-from sessions.config.init import config_init
-from sessions.config.loading import config_discover, config_load
-from sessions.config.schema import ConfigError
+from sessions.cli import cli_relay
+from sessions.core import services
+from sessions.core.config.init import config_init
+from sessions.core.config.loading import config_discover, config_load
+from sessions.core.config.schema import ConfigError
 
 EXIT_CONFIG = 2
 

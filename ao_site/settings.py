@@ -34,7 +34,7 @@ AO_CONFIG = env.str("AO_CONFIG", default="")
 AO_REQUIRE_SERVICES = env.bool("AO_REQUIRE_SERVICES", default=False)
 # Default reconciliation sweep interval in seconds (projects may override in config).
 AO_SWEEP_INTERVAL = env.float("AO_SWEEP_INTERVAL", default=30.0)
-# Seconds between the activity watcher's looks at the agents' terminals (sessions/watch.py); 0: off.
+# Seconds between the activity watcher's looks at the agents' terminals (sessions/flows/watch.py); 0: off.
 AO_ACTIVITY_WATCH_INTERVAL = env.float("AO_ACTIVITY_WATCH_INTERVAL", default=1.0)
 # This machine's name as an agent host: its worker consumes the queue "host.<name>".
 AO_HOST_NAME = env.str("AO_HOST_NAME", default="") or machine_host_name()
@@ -82,7 +82,7 @@ AO_PR_SYNC_BASE_INTERVAL = env.float("AO_PR_SYNC_BASE_INTERVAL", default=300.0)
 # Without a worker (the CLI in embedded mode), how long `ao spawn`/`ao send` watch a busy or
 # starting agent to deliver messages before leaving them queued for `ao start`'s sweeps.
 AO_INLINE_DELIVERY_WAIT = env.float("AO_INLINE_DELIVERY_WAIT", default=30.0)
-# Chat (sessions/views_chat.py): Slack's app signing secret (Basic Information → Signing Secret),
+# Chat (sessions/dashboard/views_chat.py): Slack's app signing secret (Basic Information → Signing Secret),
 # the secret_token given to Telegram's setWebhook, and the Telegram bot token (for outbound calls
 # such as setWebhook; replies ride on the webhook response). Unset: that platform's endpoint
 # refuses every request (401).
@@ -99,14 +99,14 @@ EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
 EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=10.0)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="ao@localhost")
-# Drift watch (sessions/drift.py): how often a project is checked, and its thresholds.
+# Drift watch (sessions/watchers/drift.py): how often a project is checked, and its thresholds.
 AO_DRIFT_INTERVAL = env.float("AO_DRIFT_INTERVAL", default=300.0)
 AO_DRIFT_NO_COMMIT_MINUTES = env.float("AO_DRIFT_NO_COMMIT_MINUTES", default=45.0)
 AO_DRIFT_MAX_LINES = env.int("AO_DRIFT_MAX_LINES", default=800)
 AO_DRIFT_MAX_FILES = env.int("AO_DRIFT_MAX_FILES", default=30)
 AO_DRIFT_OUTSIDE_FILES = env.int("AO_DRIFT_OUTSIDE_FILES", default=5)
 AO_DRIFT_SAME_CHECK_CYCLES = env.int("AO_DRIFT_SAME_CHECK_CYCLES", default=3)
-# A check flagged flaky stays flagged this many hours (sessions/flaky.py, selectors.is_flaky).
+# A check flagged flaky stays flagged this many hours (sessions/domain/flaky.py, selectors.is_flaky).
 AO_FLAKY_CHECK_HOURS = env.float("AO_FLAKY_CHECK_HOURS", default=72.0)
 # Open event streams (/api/v1/events/stream) and browser terminals re-check every this many
 # seconds that the token, login and role they were opened with still hold; else they end.
@@ -156,7 +156,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
-    "sessions.audit.AuditContextMiddleware",
+    "sessions.core.audit.AuditContextMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a refused login into the lockout page
 ]
 
@@ -265,18 +265,18 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-# A project's admins get the admin permissions to configure that project (sessions/admin_scope.py).
+# A project's admins get the admin permissions to configure that project (sessions/dashboard/admin_scope.py).
 # axes first: it refuses a password login whose lockout holds before any password is checked.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
-    "sessions.admin_scope.ProjectAdminBackend",
+    "sessions.dashboard.admin_scope.ProjectAdminBackend",
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
-# Password guessing (django-axes via sessions/login_lockout.py; docs/SECURITY.md). Failed logins
+# Password guessing (django-axes via sessions/core/login_lockout.py; docs/SECURITY.md). Failed logins
 # on /accounts/login/ and /admin/login/ are counted in the database, which every process shares
 # in both modes. Reaching a limit refuses logins there, the right password too, for
 # AO_LOGIN_LOCKOUT_MINUTES after the last failure; a success clears that account's failures from
@@ -301,11 +301,11 @@ AXES_ENABLED = bool(AXES_LOCKOUT_PARAMETERS)
 AXES_FAILURE_LIMIT = max(AO_LOGIN_FAILURE_LIMITS, default=1)
 AXES_COOLOFF_TIME = timedelta(minutes=AO_LOGIN_LOCKOUT_MINUTES)
 AXES_RESET_ON_SUCCESS = True
-AXES_HANDLER = "sessions.login_lockout.LoginLockoutHandler"
-AXES_CLIENT_IP_CALLABLE = "sessions.login_lockout.client_address"
-AXES_LOCKOUT_CALLABLE = "sessions.views_auth.login_locked_out"
+AXES_HANDLER = "sessions.core.login_lockout.LoginLockoutHandler"
+AXES_CLIENT_IP_CALLABLE = "sessions.core.login_lockout.client_address"
+AXES_LOCKOUT_CALLABLE = "sessions.dashboard.views_auth.login_locked_out"
 AXES_DISABLE_ACCESS_LOG = True  # successful logins are not recorded (the table would only grow)
-AXES_ENABLE_ADMIN = False  # sessions/admin_lockout.py: superusers only, audited, with a lift action
+AXES_ENABLE_ADMIN = False  # sessions/dashboard/admin_lockout.py: superusers only, audited, with a lift action
 AXES_ALLOWED_CORS_ORIGINS = AO_URL
 
 LANGUAGE_CODE = "en-us"
@@ -363,7 +363,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "ActorEnum": "sessions.models.Actor",
         "MessageStateEnum": "sessions.models.Message.State",
-        "PullRequestStateEnum": "sessions.lifecycle.PRState",
+        "PullRequestStateEnum": "sessions.domain.lifecycle.PRState",
     },
 }
 
@@ -400,7 +400,7 @@ LOGGING = {
         # a line per Redis outage, not a traceback per reconnection attempt (ao_site/outages.py)
         "channels_redis.pubsub": {"filters": ["channel_outage"]},
         "channels_redis.core": {"filters": ["channel_outage"]},
-        "sessions.realtime": {"filters": ["channel_outage"]},  # its broadcasts while Redis is down
+        "sessions.core.realtime": {"filters": ["channel_outage"]},  # its broadcasts while Redis is down
     },
 }
 

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from sessions import views_auth, views_hooks
+from sessions.dashboard import views_auth, views_hooks
 
 urlpatterns = [
     path("healthz", views_hooks.healthz, name="healthz"),
@@ -13,8 +13,8 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/one-time/<uidb64>/<token>/", views_auth.one_time_login, name="one_time_login"),
-    path("", include("sessions.urls_learning")),  # retro page + lesson decisions
-    path("chat/", include("sessions.urls_chat")),
+    path("", include("sessions.dashboard.urls_learning")),  # retro page + lesson decisions
+    path("chat/", include("sessions.dashboard.urls_chat")),
     path("", include("sessions.urls")),
 ]
 

@@ -7,7 +7,7 @@ finished child) and wall seconds of N runs after one warm-up, and prints min / m
   (AO_URL + AO_SESSION + AO_TOKEN) against a tiny local HTTP server that answers like ao;
 - `ao status`, `ao session ls` and `ao send` against an AO_HOME with no ao running (they load
   Django and read the database themselves);
-- the same three while a real `ao start` serves that AO_HOME (they ask it: sessions.cli_relay);
+- the same three while a real `ao start` serves that AO_HOME (they ask it: sessions.cli.cli_relay);
   `ao send` goes to a seeded session whose agent is not running, so the figure is the command,
   not the agent (`--no-start` leaves these out).
 

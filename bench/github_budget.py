@@ -3,7 +3,7 @@
 charges GraphQL points with GitHub's published cost formula, and counts every request).
 
 For N sessions, each with an open PR (two finished checks, one review thread), one simulated hour
-of sweeps every 30 s runs ``sessions.prsync.pull_requests_sweep`` for real (the real GitHubSCM
+of sweeps every 30 s runs ``sessions.prs.prsync.pull_requests_sweep`` for real (the real GitHubSCM
 plugin and rate-aware client), on a simulated clock (``timezone.now`` is patched; the PRs' times
 on the fake follow it), after a first sweep that reads everything (not counted). Scenarios:
 
@@ -109,8 +109,8 @@ def simulate(n: int, *, probe: bool, changing: bool, hooked: bool = False) -> di
     from integrations.base import SCM
     from integrations.github.pool import forget_clients
     from integrations.scm.github import GitHubSCM
-    from sessions import prsync
     from sessions.models import Project, Session, WebhookDelivery
+    from sessions.prs import prsync
     from tests.fakes.github import FakeGitHub
 
     forget_clients()

@@ -15,7 +15,7 @@ server's sessions and reads their panes every 20 ms. Between rounds the round's 
 stopped (their tmux sessions killed) so a round does not compete with the last one's agents.
 Run: `.venv/bin/python bench/spawn.py --cli [--rounds 10] [--at-once 10] [--server]`. With
 `--server`, a real `ao start` serves the same (clean) AO_HOME during the rounds, as on a machine
-where ao runs: the commands then ask it to spawn (`sessions.cli_relay`).
+where ao runs: the commands then ask it to spawn (`sessions.cli.cli_relay`).
 """
 
 from __future__ import annotations
@@ -280,8 +280,7 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from sessions import messaging
-    from sessions.agents import observing, spawning
+    from sessions.agents import messaging, observing, spawning
     from sessions.models import Project
 
     socket = f"ao-bench-{uuid.uuid4().hex[:6]}"

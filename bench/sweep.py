@@ -164,8 +164,9 @@ def run(n: int, repeat: int, base: Path, top: int) -> dict:
     from django.conf import settings
 
     from integrations.github.pool import forget_clients
-    from sessions import prsync, sweep  # after django.setup(): they import the models
+    from sessions.flows import sweep
     from sessions.models import Project, Session
+    from sessions.prs import prsync  # after django.setup(): they import the models
     from tests.fakes.github import FakeGitHub, push
 
     forget_clients()

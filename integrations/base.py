@@ -47,7 +47,7 @@ class PluginConfig(BaseModel):
 # --- settings that act on the ao host ----------------------------------------------------------------
 # A setting that names a program ao runs, arguments it passes to one, a hook or check it runs, or a
 # place on the host ao runs in or writes to is a *host setting*: only a superuser may change it
-# (sessions.host_settings enforces this for the admin and every other path that edits settings).
+# (sessions.core.host_settings enforces this for the admin and every other path that edits settings).
 # Declare it with HostSetting(...). A setting whose name looks like one (see HOST_LIKE_NAME) but is
 # not declares so with NotHostSetting(...); an unmarked look-alike counts as a host setting, so a
 # third-party plugin that forgets the marker fails closed.
@@ -137,7 +137,7 @@ class Runtime(Plugin, abc.ABC):
     layered over ao's own environment at that moment (a None value removes the variable; only
     what the terminal provides, e.g. TERM and TMUX, comes from the runtime). ``send_text`` delivers a message the way TUIs take
     it (clear the line with the ``clear`` keys, type or bracketed-paste, Enter) and raises
-    RuntimeGone when there is no runtime. ``probe`` returns a ``sessions.lifecycle.RuntimeState`` value and never raises.
+    RuntimeGone when there is no runtime. ``probe`` returns a ``sessions.domain.lifecycle.RuntimeState`` value and never raises.
     """
 
     slot = "runtime"
@@ -182,7 +182,7 @@ class Runtime(Plugin, abc.ABC):
 
     def activity_marks(self, handles: Sequence[RuntimeHandle]) -> dict[str, str]:
         """A cheap token per handle name that changes whenever the agent's terminal shows new
-        output (the activity watcher, ``sessions.watch``); a handle without a runtime is left out.
+        output (the activity watcher, ``sessions.flows.watch``); a handle without a runtime is left out.
         By default a hash of the screen; runtimes answer for many handles at once where they can."""
         import hashlib
 

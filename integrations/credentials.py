@@ -54,7 +54,7 @@ class SecretUnreadable(SecretUnavailable):
 
 
 # Reads a stored secret's value by name, raising SecretMissing or SecretUnreadable. The store is
-# ao's core (the Secret model, sessions/secrets.py), above the plugins: it hands its reader down
+# ao's core (the Secret model, sessions/core/secrets.py), above the plugins: it hands its reader down
 # when the app is ready (sessions/apps.py), so no plugin imports it.
 _secret_reader: Callable[[str], str] | None = None
 

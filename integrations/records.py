@@ -34,7 +34,7 @@ class ActivityReading:
     totals where the agent's transcript has them, else None.
     """
 
-    state: str  # a sessions.lifecycle.Activity value
+    state: str  # a sessions.domain.lifecycle.Activity value
     at: datetime | None
     weak: bool = False  # True for terminal heuristics
     summary: str = ""  # one line: "Editing src/app.py", or the start of the last reply
@@ -159,7 +159,7 @@ class PullRequestMark:
     head_sha: str
     state: str = "open"
     base_branch: str = ""
-    ci_state: str = ""  # none | pending | passing | failing (sessions.lifecycle.CIState)
+    ci_state: str = ""  # none | pending | passing | failing (sessions.domain.lifecycle.CIState)
     updated_at: datetime | None = None  # the SCM's last-update time as of ao's last read of it
     checks: tuple[CheckInfo, ...] = ()  # the head's checks, while CI runs or none reported yet
 

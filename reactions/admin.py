@@ -14,8 +14,8 @@ from reactions.models import (
     NotifierInstance,
     ReactionAttempt,
 )
-from sessions.admin_audit import AuditedModelAdmin
-from sessions.admin_scope import ProjectScopedAdminMixin
+from sessions.dashboard.admin_audit import AuditedModelAdmin
+from sessions.dashboard.admin_scope import ProjectScopedAdminMixin
 
 
 class ReadOnlyAdmin(AuditedModelAdmin):

@@ -1,6 +1,6 @@
 """Deciding what to do about a session's current facts.
 
-``sessions.selectors.reaction_facts`` reads the stored facts of a session (one small set of
+``sessions.core.selectors.reaction_facts`` reads the stored facts of a session (one small set of
 queries) into the plain frozen dataclasses of ``reactions.facts``; ``decide`` turns facts +
 effective rules into :class:`Decision` s; and ``plan_attempt`` says, for one decision and its
 durable bookkeeping row, whether to act now, escalate to a person, or wait. This module is pure:
@@ -35,8 +35,8 @@ from datetime import datetime, timedelta
 from reactions import messages
 from reactions import rules as R
 from reactions.facts import SessionFacts
-from sessions import lifecycle
-from sessions.lifecycle import (
+from sessions.domain import lifecycle
+from sessions.domain.lifecycle import (
     CIState,
     Phase,
     PRFact,
@@ -278,7 +278,7 @@ def _review_requested(facts: SessionFacts, pr: PRFact, add) -> None:
 
 def _gated(pr: PRFact, gate: R.Rule) -> PRFact:
     """The PR with what the approved-and-green rule requires: one definition of approved and
-    green (sessions.lifecycle.approved_and_green)."""
+    green (sessions.domain.lifecycle.approved_and_green)."""
     return replace(pr, required_checks=gate.required_checks, require_approval=gate.require_approval)
 
 

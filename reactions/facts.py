@@ -1,8 +1,8 @@
 """The facts the reactions engine decides on: plain frozen dataclasses, no Django, no I/O. A
 session's PR, its checks and threads are the one set of PR facts the status derivation reads too
-(``sessions.lifecycle.PRFact``).
+(``sessions.domain.lifecycle.PRFact``).
 
-``sessions.selectors.reaction_facts`` reads a session's stored facts into them (the queries);
+``sessions.core.selectors.reaction_facts`` reads a session's stored facts into them (the queries);
 ``reactions.engine.decide`` and ``reactions.messages`` read them (pure).
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sessions.lifecycle import Activity, Phase, PRFact, RuntimeState, Status, Zone
+from sessions.domain.lifecycle import Activity, Phase, PRFact, RuntimeState, Status, Zone
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class SessionFacts:
     pr: PRFact | None = None
     pending_messages: int = 0  # queued or delivered but not yet taken up
     # The orchestrator's keep-alive restarts this session when it stops and tells people once when it
-    # gives up (sessions/orchestrator.py): agent-exited stays quiet for it.
+    # gives up (sessions/watchers/orchestrator.py): agent-exited stays quiet for it.
     kept_alive: bool = False
     # When every worker session of the project is done: their ids, newest last; else ().
     all_done: tuple[str, ...] = ()

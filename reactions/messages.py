@@ -4,7 +4,7 @@ Pure functions over the fact objects of ``reactions.facts``. Messages carry the 
 to act without looking anything up: the failing checks with their log excerpts and the commit,
 each unresolved review thread with its place, author, link and id, the base branch and the
 commands for a rebase. Text that came from outside (review comments, CI logs) is fenced as
-quoted, untrusted material with ``sessions.text.fence``.
+quoted, untrusted material with ``sessions.domain.text.fence``.
 
 A rule's ``message`` setting replaces the lead paragraph; it may use ``{placeholders}`` from
 :func:`placeholders`, and the facts (``{details}``) are appended unless the template places them.
@@ -16,8 +16,8 @@ import re
 import shlex
 from typing import TYPE_CHECKING
 
-from sessions.lifecycle import CheckFact, PRFact, ThreadFact, Zone
-from sessions.text import fence
+from sessions.domain.lifecycle import CheckFact, PRFact, ThreadFact, Zone
+from sessions.domain.text import fence
 
 if TYPE_CHECKING:
     from reactions.facts import SessionFacts

@@ -48,8 +48,8 @@ from reactions.models import (  # noqa: F401  delivery_error_shown: re-exported
     Priority,
     delivery_error_shown,
 )
-from sessions import jobs, realtime
-from sessions.selectors import projects_visible_to
+from sessions.core import jobs, realtime
+from sessions.core.selectors import projects_visible_to
 
 log = logging.getLogger(__name__)
 

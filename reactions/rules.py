@@ -21,8 +21,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sessions.config.loading import config_discover, config_load
-from sessions.lifecycle import DEFAULT_STUCK_AFTER
+from sessions.core.config.loading import config_discover, config_load
+from sessions.domain.lifecycle import DEFAULT_STUCK_AFTER
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class Rule:
     escalate_after: int | timedelta | None = None
     threshold: timedelta | None = None  # how long the condition must last first (THRESHOLD_RULES)
     trusted_bots: tuple[str, ...] = ()
-    # approved-and-green: what green and approved mean (sessions.lifecycle.ci_not_green and
+    # approved-and-green: what green and approved mean (sessions.domain.lifecycle.ci_not_green and
     # review_not_approved). None: at least one check on the head commit, all passing.
     required_checks: tuple[str, ...] | None = None
     require_approval: bool = False

@@ -7,7 +7,7 @@ call for, and for each decision claims its durable ``ReactionAttempt`` row befor
   then a conditional ``UPDATE ... SET attempts = attempts + 1 WHERE attempts = <seen>`` so
   exactly one caller (of two workers, a duplicate webhook, a re-run sweep, a restarted worker)
   wins each attempt; the loser does nothing;
-- **send-to-agent** queues the text with ``sessions.messaging.message_queue`` (sender
+- **send-to-agent** queues the text with ``sessions.agents.messaging.message_queue`` (sender
   ``reaction``, sender name = the rule), so it waits while the agent is mid-turn or at a
   permission prompt;
 - **notify** goes through ``reactions.notify.notify``; a notification for the same rule and
@@ -48,12 +48,13 @@ from reactions import engine, messages
 from reactions import rules as R
 from reactions.models import Notification, ReactionAttempt
 from reactions.notify import notify
-from sessions import messaging, prsync, selectors
-from sessions import services as session_services
-from sessions.agents import operating
-from sessions.decisions import decisions_digest
-from sessions.lifecycle import Activity, Phase, PRState, RuntimeState
+from sessions.agents import messaging, operating
+from sessions.core import selectors
+from sessions.core import services as session_services
+from sessions.domain.lifecycle import Activity, Phase, PRState, RuntimeState
 from sessions.models import Actor, Message, Session
+from sessions.prs import prsync
+from sessions.watchers.decisions import decisions_digest
 
 log = logging.getLogger(__name__)
 

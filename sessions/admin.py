@@ -24,14 +24,14 @@ from pydantic import ValidationError as PydanticValidationError
 from integrations.registry import ConfigurationError, registry_for
 from reactions.models import NotificationRoute, NotifierInstance
 from reactions.rules import AUTO_CLEANUP_KEY, global_overrides_current
-from sessions import audit, host_settings, secrets, services
-from sessions.admin_audit import AuditedAdminMixin, AuditedModelAdmin
-from sessions.admin_scope import ProjectScopedAdminMixin, grant_staff_for_admin_role
 from sessions.agents.operating import project_delete
 from sessions.agents.spawning import SpawnRefused
 from sessions.api.tokens import api_token_create, api_token_revoke
-from sessions.config.loading import config_load, config_load_text
-from sessions.config.schema import MAX_CONFIG_BYTES, ConfigError, ReactionConfig
+from sessions.core import audit, host_settings, secrets, services
+from sessions.core.config.loading import config_load, config_load_text
+from sessions.core.config.schema import MAX_CONFIG_BYTES, ConfigError, ReactionConfig
+from sessions.dashboard.admin_audit import AuditedAdminMixin, AuditedModelAdmin
+from sessions.dashboard.admin_scope import ProjectScopedAdminMixin, grant_staff_for_admin_role
 from sessions.models import (
     ApiToken,
     AuditEntry,
@@ -110,7 +110,7 @@ class ProjectAdminForm(forms.ModelForm):
 
     def _guard_host_settings(self, cleaned) -> None:
         """Settings that run programs or name places on the host: superusers only
-        (``sessions.host_settings``), whatever else the form lets a project admin change."""
+        (``sessions.core.host_settings``), whatever else the form lets a project admin change."""
         stored = host_settings.project_state(self.instance)
         proposed = {**stored, **{k: v for k, v in cleaned.items() if k in stored}}
         try:
@@ -143,7 +143,7 @@ class MembershipInline(admin.TabularInline):
 
 
 # Fields that act on the ao host itself (paths, shell commands, tokens handed to agents, the config
-# file: sessions.host_settings.PROJECT_HOST_FIELDS): a project admin who is not a superuser sees them
+# file: sessions.core.host_settings.PROJECT_HOST_FIELDS): a project admin who is not a superuser sees them
 # but cannot change them. Host settings inside plugin_settings / orchestrator_agent_settings are
 # refused by the form (ProjectAdminForm._guard_host_settings).
 HOST_FIELDS = (
@@ -159,7 +159,7 @@ CREDENTIAL_SLOTS = ("scm", "tracker")
 @admin.register(Project)
 class ProjectAdmin(ProjectScopedAdminMixin, AuditedModelAdmin):
     """Superusers see every project; a staff project admin only the projects they are admin of
-    (``sessions.admin_scope``), without adding or deleting projects or touching HOST_FIELDS."""
+    (``sessions.dashboard.admin_scope``), without adding or deleting projects or touching HOST_FIELDS."""
 
     project_path = "pk"
     form = ProjectAdminForm
@@ -611,7 +611,7 @@ class UserBudgetAdmin(AuditedModelAdmin):
 
 @admin.register(Host)
 class HostAdmin(AuditedModelAdmin):
-    """Agent hosts (sessions/hosts.py), registered by their workers: superusers set who else may
+    """Agent hosts (sessions/core/hosts.py), registered by their workers: superusers set who else may
     run sessions on a personal host (``allowed``), its cap, or make it shared."""
 
     list_display = ("name", "owner", "shared", "max_sessions", "last_seen", "gone_since")
@@ -664,7 +664,7 @@ class SessionAdmin(ProjectScopedAdminMixin, AuditedModelAdmin):
     list_display = ("id", "project", "kind", "status", "zone", "agent", "issue_ref", "created_at")
     list_filter = ("project", "kind", "zone", "status", "agent")
     search_fields = ("id", "issue_ref", "issue_title", "branch")
-    # Status and zone are derived from facts by sessions.lifecycle; never edited by hand.
+    # Status and zone are derived from facts by sessions.domain.lifecycle; never edited by hand.
     readonly_fields = ("status", "zone", "status_reason", "status_changed_at", "number")
 
 
@@ -706,7 +706,7 @@ class MessageAdmin(ProjectScopedAdminMixin, AuditedModelAdmin):
     list_filter = ("state", "sender")
 
 
-# --- chat identities and flaky-check flags (sessions/chat.py, sessions/decisions.py) -------------------
+# --- chat identities and flaky-check flags (sessions/dashboard/chat.py, sessions/watchers/decisions.py) -------------------
 from sessions.models import ChatIdentity, FlakyCheck  # noqa: E402 -- kept with the admin classes below
 
 
@@ -734,4 +734,4 @@ class FlakyCheckAdmin(ProjectScopedAdminMixin, AuditedModelAdmin):
         return False
 
 
-from sessions import admin_lockout  # noqa: E402, F401 -- failed logins and lockouts (superusers)
+from sessions.dashboard import admin_lockout  # noqa: E402, F401 -- failed logins and lockouts (superusers)

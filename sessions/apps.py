@@ -17,8 +17,8 @@ class AgentSessionsConfig(AppConfig):
     def ready(self) -> None:
         from integrations import credentials  # local: the composition root, once the models are loaded
         from reactions import notify  # local: the composition root, once the models are loaded
-        from sessions import hosts, realtime, secrets, services, usage  # local: the same
         from sessions.agents import plugins  # local: the same
+        from sessions.core import hosts, realtime, secrets, services, usage  # local: the same
 
         # Plugins read stored secrets through integrations.credentials; the store is the core's.
         credentials.use_secret_store(secrets.secret_value)
@@ -35,7 +35,7 @@ class AgentSessionsConfig(AppConfig):
 
 
 def _views():
-    from sessions import views_push  # local: the dashboard loads at the first render, not at start
+    from sessions.dashboard import views_push  # local: the dashboard loads at the first render, not at start
 
     return views_push
 
@@ -59,7 +59,8 @@ def _react_after_commit(*, session_id: str) -> None:
 
 
 def _orchestrator():
-    from sessions import orchestrator  # local: loaded when an orchestrator session runs, not at start
+    # local: loaded when an orchestrator session runs, not at start
+    from sessions.watchers import orchestrator
 
     return orchestrator
 

@@ -1,8 +1,8 @@
 """What ao stores: projects, sessions and the facts observed about them, and their timeline.
 
 Models hold fields, constraints, choices and pure properties. Writes go through
-``sessions.services``; the ``status``/``zone`` columns are written only from
-``sessions.lifecycle.derive``.
+``sessions.core.services``; the ``status``/``zone`` columns are written only from
+``sessions.domain.lifecycle.derive``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
-from sessions.lifecycle import (
+from sessions.domain.lifecycle import (
     FAILED_CONCLUSIONS,
     PASSED_CONCLUSIONS,
     Activity,
@@ -91,7 +91,7 @@ class Project(models.Model):
         blank=True,
         help_text="cap on this project's agent cost per calendar month (UTC); over it spawns are refused",
     )
-    # Whose model credentials a person's session runs with (issue 19; sessions.secrets).
+    # Whose model credentials a person's session runs with (issue 19; sessions.core.secrets).
     credentials = models.CharField(
         max_length=24,
         default="project",
@@ -117,7 +117,7 @@ class Project(models.Model):
     pr_sync_error = models.CharField(max_length=500, blank=True, editable=False)
     # The SCM credential's budget as last seen: {"limit", "remaining", "reset_at", "exhausted"}.
     scm_rate = models.JSONField(default=dict, blank=True, editable=False)
-    # --- the orchestrator agent and backlog intake (sessions/orchestrator.py, sessions/intake.py) ---
+    # --- the orchestrator agent and backlog intake (sessions/watchers/orchestrator.py, sessions/watchers/intake.py) ---
     orchestrator_enabled = models.BooleanField(
         default=True, help_text="`ao start` starts the project's orchestrator agent and sweeps keep it alive"
     )
@@ -261,7 +261,7 @@ class Session(models.Model):
         ]
         indexes = [
             models.Index(fields=["project", "zone"]),
-            models.Index(fields=["project", "created_at"]),  # usage over time (sessions.usage)
+            models.Index(fields=["project", "created_at"]),  # usage over time (sessions.core.usage)
         ]
 
     def __str__(self) -> str:
@@ -388,7 +388,7 @@ class WebhookDelivery(models.Model):
     summary = models.CharField(max_length=300, blank=True)
     # What the delivery points at (PR numbers, head branches, head SHAs) and whether the refresh
     # of those sessions is still to run: one delayed task drains every pending delivery of a
-    # project at once (sessions/webhooks.py webhook_refresh), so a burst costs one SCM read.
+    # project at once (sessions/flows/webhooks.py webhook_refresh), so a burst costs one SCM read.
     refs = models.JSONField(default=dict, blank=True)
     refresh_pending = models.BooleanField(default=False)
 
@@ -553,7 +553,7 @@ class AuditEntry(models.Model):
 
 class Secret(models.Model):
     """A named secret (e.g. ``github-prod``) that plugin settings refer to by name. The value is
-    encrypted at rest (``sessions.secrets``) and never shown back."""
+    encrypted at rest (``sessions.core.secrets``) and never shown back."""
 
     name = models.SlugField(max_length=100, unique=True)
     ciphertext = models.TextField(editable=False)
@@ -570,7 +570,7 @@ class Secret(models.Model):
 class PersonalSecret(models.Model):
     """A person's own model credential (e.g. ``ANTHROPIC_API_KEY``), named by the environment
     variable their sessions' agents get it in. Encrypted like ``Secret``, write-only, and handed
-    only to the agents of sessions that run with this person's credentials (``sessions.secrets``)."""
+    only to the agents of sessions that run with this person's credentials (``sessions.core.secrets``)."""
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="personal_secrets"
@@ -591,7 +591,7 @@ class PersonalSecret(models.Model):
 class UserBudget(models.Model):
     """A person's cap on the cost of the sessions they spawn, across all projects, per calendar
     month (UTC). Set by a superuser (admin, ``ao budget set``); over it, their spawns are refused
-    (``sessions.usage.budget_refusal``)."""
+    (``sessions.core.usage.budget_refusal``)."""
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="budget")
     monthly_budget_usd = models.DecimalField(max_digits=12, decimal_places=2)
@@ -612,7 +612,7 @@ class UserBudget(models.Model):
 class Host(models.Model):
     """An agent host: a machine whose ``ao worker --host NAME`` consumes queue ``host.NAME`` and runs
     the agents of the sessions recorded there (``Session.host``). Registered when that worker
-    starts (sessions/hosts.py): with a person's ``AO_TOKEN`` it is that person's personal host,
+    starts (sessions/core/hosts.py): with a person's ``AO_TOKEN`` it is that person's personal host,
     without a token (the machine's operator) or with a superuser's and ``--shared`` it is shared.
     A personal host runs only its owner's sessions and those of the people the owner allows; a
     shared one any operator's. ``last_seen`` is its worker's heartbeat."""
@@ -650,7 +650,7 @@ class Host(models.Model):
         return self.name
 
 
-# --- backlog intake and conflict watch (sessions/intake.py, sessions/conflicts.py) ------------------
+# --- backlog intake and conflict watch (sessions/watchers/intake.py, sessions/watchers/conflicts.py) ------------------
 class IntakeClaim(models.Model):
     """One backlog issue claimed by intake. The unique row is taken *before* the worker is spawned,
     so two sweeps never spawn twice for one issue."""
@@ -708,10 +708,10 @@ class FileOverlap(models.Model):
         return f"{self.session_a_id} ∩ {self.session_b_id}: {len(self.files)} files"
 
 
-# --- the learning loop: outcomes and lessons (sessions/outcomes.py, sessions/lessons.py) --------------
+# --- the learning loop: outcomes and lessons (sessions/watchers/outcomes.py, sessions/watchers/lessons.py) --------------
 class Outcome(models.Model):
     """What one finished worker session came to, computed from its timeline and rows by
-    ``sessions.outcomes.outcome_compute``; recomputed (same row) if the session changes again."""
+    ``sessions.watchers.outcomes.outcome_compute``; recomputed (same row) if the session changes again."""
 
     class Result(models.TextChoices):
         MERGED = "merged", "Merged"

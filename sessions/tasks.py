@@ -11,10 +11,13 @@ from ao_site.celery import sweep_tick
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError, plugin_for
 from reactions import services as reactions
-from sessions import hosts, intake, jobs, messaging, orchestrator, prsync, services, sweep, webhooks
-from sessions.agents import observing, operating, starting
-from sessions.lifecycle import Phase
+from sessions.agents import messaging, observing, operating, starting
+from sessions.core import hosts, jobs, services
+from sessions.domain.lifecycle import Phase
+from sessions.flows import sweep, webhooks
 from sessions.models import Actor, Project, Session
+from sessions.prs import prsync
+from sessions.watchers import intake, orchestrator
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +106,7 @@ def messages_deliver_task(session_id: str, wait: float = 0.0, rounds: int = 0) -
 
 @shared_task(name="sessions.webhook_refresh", ignore_result=True, acks_late=True, **DB_RETRY)
 def webhook_refresh_task(project_id: int, refs: dict | None = None) -> None:
-    """The coalesced refresh of every pending webhook delivery of a project (sessions/webhooks.py).
+    """The coalesced refresh of every pending webhook delivery of a project (sessions/flows/webhooks.py).
     ``refs``: what a task queued by an older ao carried; drained along with the rest."""
     project = Project.objects.filter(pk=project_id).first()
     if project is not None:
@@ -138,7 +141,7 @@ def checks_run_task(project_id: int, number: int, force: bool = False) -> None:
         webhooks.pull_requests_refresh(project=project, session_ids=session_ids)
 
 
-# --- the orchestrator agent (sessions/orchestrator.py) ------------------------------------------------
+# --- the orchestrator agent (sessions/watchers/orchestrator.py) ------------------------------------------------
 @shared_task(name="sessions.orchestrator_launch", ignore_result=True, acks_late=True)
 def orchestrator_launch_task(session_id: str) -> None:
     orchestrator.orchestrator_launch(session_id=session_id)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from sessions import (
+from sessions.dashboard import (
     views_actions,
     views_board,
     views_credentials,

@@ -206,7 +206,7 @@ def test_stop_when_nothing_runs(home: Path) -> None:
 
 @pytest.mark.slow
 @pytest.mark.skipif(
-    importlib.util.find_spec("sessions.config") is None, reason="no config module in this build"
+    importlib.util.find_spec("sessions.core.config") is None, reason="no config module in this build"
 )
 def test_start_with_a_broken_config_lists_problems_and_exits_2(home: Path, tmp_path: Path) -> None:
     config = tmp_path / "ao.config.yaml"

@@ -1,5 +1,5 @@
 """`ao status`, `ao session ls` and `ao send` while `ao start` serves this AO_HOME: the running ao
-runs them (sessions.cli_relay), the command itself never loads Django, and what it prints is what
+runs them (sessions.cli.cli_relay), the command itself never loads Django, and what it prints is what
 the command prints when it runs by itself (the same command with the door file moved aside)."""
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ REDIS_DB = 13  # dedicated to this test module; flushed before and after
 
 ONE_TIME_LINK = """
 from django.contrib.auth import get_user_model
-from sessions.views_auth import one_time_login_url
+from sessions.dashboard.views_auth import one_time_login_url
 # a superuser: the board only pushes projects a person has a role in
 user = get_user_model().objects.create_user("scaleout", is_staff=True, is_superuser=True)
 print(one_time_login_url(user, base_url={base!r}))

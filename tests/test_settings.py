@@ -157,7 +157,7 @@ def test_sessions_and_workers_name_this_host_the_same_way(monkeypatch, machine, 
 
 
 LEASES = (
-    "import json; from sessions.agents import spawning; from sessions import messaging, services; print(json.dumps(["
+    "import json; from sessions.agents import spawning; from sessions.agents import messaging; from sessions.core import services; print(json.dumps(["
     "messaging.CLAIM_LEASE.total_seconds(), services.SWEEP_LEASE.total_seconds(),"
     "services.SWEEP_LEASE_RENEW_AFTER.total_seconds(), spawning.START_RETRY_AFTER.total_seconds()]))"
 )

@@ -16,7 +16,7 @@ from typing import Any
 from integrations.agent.transcripts import one_line, parse_timestamp
 from integrations.records import ActivityReading
 
-# sessions.lifecycle.Activity values; plain strings so this module needs no Django import.
+# sessions.domain.lifecycle.Activity values; plain strings so this module needs no Django import.
 ACTIVE = "active"
 READY = "ready"
 IDLE = "idle"

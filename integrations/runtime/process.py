@@ -52,7 +52,7 @@ from integrations.runtime import (
     validate_name,
     write_launch_spec,
 )
-from sessions.lifecycle import RuntimeState
+from sessions.domain.lifecycle import RuntimeState
 
 _PASTE_ON = b"\x1b[?2004h"
 _PASTE_OFF = b"\x1b[?2004l"

@@ -51,7 +51,7 @@ from integrations.runtime import (
     validate_name,
     write_launch_spec,
 )
-from sessions.lifecycle import RuntimeState
+from sessions.domain.lifecycle import RuntimeState
 
 if TYPE_CHECKING:
     import libtmux

@@ -11,10 +11,11 @@ from django.db import transaction
 from integrations import gitutil
 from integrations.registry import plugin_for
 from integrations.workspace import uncommitted_changes
-from sessions import audit, prsync, services
 from sessions.agents.operating import _existing_workspace
 from sessions.agents.spawning import SpawnRefused
+from sessions.core import audit, services
 from sessions.models import Actor, PullRequest, Session
+from sessions.prs import prsync
 
 
 class ClaimRefused(SpawnRefused):

@@ -11,11 +11,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from integrations.base import IntegrationError
-from sessions import realtime, services
 from sessions.agents.plugins import PANE_LINES, _handle, context_for
-from sessions.lifecycle import Phase, RuntimeState, Zone
+from sessions.agents.trailers import workspace_model_record  # the learning loop
+from sessions.core import realtime, services
+from sessions.domain.lifecycle import Phase, RuntimeState, Zone
 from sessions.models import Project, Session
-from sessions.trailers import workspace_model_record  # the learning loop
 
 
 # --- observe (agent host) ---------------------------------------------------------------------

@@ -19,13 +19,13 @@ from django.utils import timezone
 from integrations import gitutil
 from integrations.base import IntegrationError, WorkspaceRefused
 from integrations.registry import ConfigurationError, plugin_for
-from sessions import audit, jobs, services
-from sessions import secrets as secrets_store  # model credentials: the project's or a person's own
 from sessions.agents.plugins import AgentContext, _handle, context_for, workspaces_root
 from sessions.agents.spawning import SpawnRefused, queued_sessions_admit
 from sessions.agents.starting import _launch, worker_prompt
-from sessions.jobs import host_queue
-from sessions.lifecycle import Activity, Phase, RuntimeState
+from sessions.core import audit, jobs, services
+from sessions.core import secrets as secrets_store  # model credentials: the project's or a person's own
+from sessions.core.jobs import host_queue
+from sessions.domain.lifecycle import Activity, Phase, RuntimeState
 from sessions.models import Actor, Event, Project, Session
 
 log = logging.getLogger(__name__)

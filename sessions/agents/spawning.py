@@ -18,15 +18,15 @@ from django.utils import timezone
 from integrations import gitutil
 from integrations.base import IntegrationError, IssueNotFound, PermanentIntegrationError
 from integrations.registry import ConfigurationError, plugin_for
-from sessions import audit, hosts, jobs, services, usage
-from sessions import secrets as secrets_store  # model credentials: the project's or a person's own
 from sessions.agents.plugins import _agent_for, _handle, context_for
 from sessions.agents.starting import _issue_keep, _start_failed
-from sessions.hosts import live_sessions
-from sessions.jobs import host_queue
-from sessions.lifecycle import Phase
+from sessions.core import audit, hosts, jobs, services, usage
+from sessions.core import secrets as secrets_store  # model credentials: the project's or a person's own
+from sessions.core.hosts import live_sessions
+from sessions.core.jobs import host_queue
+from sessions.domain.lifecycle import Phase
+from sessions.domain.text import clean_text
 from sessions.models import Actor, Project, Session
-from sessions.text import clean_text
 
 
 class SpawnRefused(Exception):
@@ -115,7 +115,7 @@ def session_spawn(
         credentials, credentials_of = secrets_store.spawn_credentials(project=project, by=by)
     except ValueError as exc:
         raise SpawnRefused(f"not spawned: {exc}") from exc
-    try:  # ``host`` asked for, else theirs, allowed, shared: the first with room (sessions/hosts.py)
+    try:  # ``host`` asked for, else theirs, allowed, shared: the first with room (sessions/core/hosts.py)
         host = hosts.host_for_spawn(user=by, requested=host)
     except hosts.HostRefused as exc:
         raise SpawnRefused(f"not spawned: {exc}") from exc

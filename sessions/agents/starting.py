@@ -22,8 +22,7 @@ from integrations.base import Agent, IntegrationError, PermanentIntegrationError
 from integrations.credentials import env_settings, env_settings_raw
 from integrations.registry import ConfigurationError, plugin_for, registry_for
 from reactions.models import NotifierInstance
-from sessions import prompts, services
-from sessions import secrets as secrets_store  # model credentials: the project's or a person's own
+from sessions.agents import prompts
 from sessions.agents.plugins import (
     RULES_FILE_MAX,
     AgentContext,
@@ -32,10 +31,12 @@ from sessions.agents.plugins import (
     token_hash,
     workspaces_root,
 )
-from sessions.lifecycle import Phase, RuntimeState
+from sessions.agents.trailers import workspace_commit_trailers  # the learning loop
+from sessions.core import secrets as secrets_store  # model credentials: the project's or a person's own
+from sessions.core import services
+from sessions.core.selectors import lessons_for_prompt  # the learning loop
+from sessions.domain.lifecycle import Phase, RuntimeState
 from sessions.models import Actor, Project, Session
-from sessions.selectors import lessons_for_prompt  # the learning loop
-from sessions.trailers import workspace_commit_trailers  # the learning loop
 
 log = logging.getLogger(__name__)
 

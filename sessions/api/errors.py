@@ -19,9 +19,9 @@ from rest_framework.response import Response
 
 from integrations.base import IntegrationError, IssueNotFound, TransientIntegrationError
 from integrations.registry import ConfigurationError
-from sessions import selectors
 from sessions.agents.spawning import SpawnRefused
-from sessions.text import TextRejected
+from sessions.core import selectors
+from sessions.domain.text import TextRejected
 
 log = logging.getLogger(__name__)
 

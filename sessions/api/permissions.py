@@ -9,8 +9,8 @@ from django.conf import settings
 from rest_framework import permissions, throttling
 from rest_framework.exceptions import NotFound, PermissionDenied
 
-from sessions import selectors
 from sessions.api.auth import AgentPrincipal
+from sessions.core import selectors
 from sessions.models import Project, Session
 
 log = logging.getLogger(__name__)

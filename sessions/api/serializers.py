@@ -11,8 +11,10 @@ from rest_framework import serializers
 
 from ao_site.links import http_url
 from integrations.registry import agents as agent_registry
-from sessions import issues, messaging, selectors
-from sessions.lifecycle import Reported, Status, Zone
+from sessions.agents import issues, messaging
+from sessions.core import selectors
+from sessions.domain.lifecycle import Reported, Status, Zone
+from sessions.domain.text import TextRejected, clean_text
 from sessions.models import (
     ApiToken,
     CheckRun,
@@ -22,11 +24,10 @@ from sessions.models import (
     ReviewThread,
     Session,
 )
-from sessions.text import TextRejected, clean_text
 
 
 class CleanTextField(serializers.CharField):
-    """Untrusted text as ``sessions.text.clean_text`` treats it: control characters stripped,
+    """Untrusted text as ``sessions.domain.text.clean_text`` treats it: control characters stripped,
     newlines normalised, the size bounded (``AO_MAX_PROMPT_CHARS`` unless ``max_chars``)."""
 
     def __init__(self, *, what: str, max_chars: int | None = None, allow_empty: bool = False, **kwargs):

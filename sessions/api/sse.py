@@ -36,9 +36,9 @@ from django.views.decorators.http import require_GET
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from sessions import realtime, selectors
 from sessions.api.errors import error_body
 from sessions.api.tokens import api_token_authenticate
+from sessions.core import realtime, selectors
 from sessions.models import ApiToken, Event, Project
 
 log = logging.getLogger(__name__)

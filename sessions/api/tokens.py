@@ -10,7 +10,7 @@ from datetime import timedelta
 from django.db.models import Q
 from django.utils import timezone
 
-from sessions import audit
+from sessions.core import audit
 from sessions.models import ApiToken
 
 TOKEN_PREFIX = "ao_"  # noqa: S105 - a prefix, not a secret

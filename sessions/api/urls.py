@@ -1,7 +1,6 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
-from sessions import cli_relay
 from sessions.api import (
     sse,
     views,
@@ -13,6 +12,7 @@ from sessions.api import (
     views_sessions,
     views_usage,
 )
+from sessions.cli import cli_relay
 
 urlpatterns = [
     path("me", views.MeView.as_view(), name="api-me"),

@@ -25,15 +25,15 @@ from rest_framework.response import Response
 
 from integrations.base import IssueNotFound, PermanentIntegrationError
 from integrations.registry import plugin_for
-from sessions import audit, selectors
-from sessions import issues as issue_service
+from sessions.agents import issues as issue_service
 from sessions.api import serializers as s
 from sessions.api.auth import AgentPrincipal
 from sessions.api.errors import Conflict, PayloadTooLarge
 from sessions.api.pagination import cursor_by
 from sessions.api.permissions import IsPersonOrBot, TokenRateThrottle, project_for
 from sessions.api.tokens import api_token_create, api_token_revoke, api_tokens_for
-from sessions.lifecycle import Zone
+from sessions.core import audit, selectors
+from sessions.domain.lifecycle import Zone
 from sessions.models import ApiToken, Membership, Session
 
 log = logging.getLogger(__name__)

@@ -12,12 +12,13 @@ from rest_framework.response import Response
 
 from ao_site import served
 from integrations.base import PermanentIntegrationError
-from sessions import prsync, services
 from sessions.api import serializers as s
 from sessions.api.auth import AgentPrincipal, SessionTokenAuthentication
 from sessions.api.errors import Conflict
 from sessions.api.views import AoAPIView
+from sessions.core import services
 from sessions.models import Session
+from sessions.prs import prsync
 
 
 # --- the agent's own endpoints (per-session token) ------------------------------------------------

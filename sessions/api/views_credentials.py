@@ -13,8 +13,8 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
 from rest_framework.response import Response
 
-from sessions import secrets
 from sessions.api.views import AoAPIView
+from sessions.core import secrets
 
 
 class PersonalSecretSerializer(serializers.Serializer):

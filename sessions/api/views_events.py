@@ -12,11 +12,11 @@ from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 
 from reactions.models import Notification, ReactionAttempt
-from sessions import selectors
 from sessions.api import serializers_events as s
 from sessions.api.pagination import cursor_by
 from sessions.api.permissions import project_for
 from sessions.api.views import AoAPIView, AoListView
+from sessions.core import selectors
 from sessions.models import AuditEntry, Event, Membership
 
 

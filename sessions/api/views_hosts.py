@@ -15,9 +15,9 @@ from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 
-from sessions import hosts
 from sessions.api.errors import Conflict
 from sessions.api.views import AoAPIView
+from sessions.core import hosts
 
 
 class HostSerializer(serializers.Serializer):

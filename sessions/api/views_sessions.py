@@ -12,16 +12,17 @@ from rest_framework.response import Response
 
 from integrations.base import IntegrationError, PermanentIntegrationError
 from integrations.registry import ConfigurationError
-from sessions import merge, messaging, reviews, selectors
-from sessions.agents import claiming, operating, spawning
+from sessions.agents import claiming, messaging, operating, spawning
 from sessions.api import serializers as s
 from sessions.api.errors import Conflict, _translate, error_body
 from sessions.api.pagination import cursor_by
 from sessions.api.permissions import project_for, session_for
 from sessions.api.views import AoAPIView, AoListView
-from sessions.lifecycle import Zone
+from sessions.core import selectors
+from sessions.core.selectors import OPERATE
+from sessions.domain.lifecycle import Zone
 from sessions.models import Actor, ApiToken, Message, Session
-from sessions.selectors import OPERATE
+from sessions.prs import merge, reviews
 
 
 def _actor_fields(request) -> dict:

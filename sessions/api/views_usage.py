@@ -1,5 +1,5 @@
 """``GET /api/v1/usage``: tokens and cost per person, agent and model, project and day or week, of
-the projects you can see, with the monthly budgets you may see (``sessions.usage``)."""
+the projects you can see, with the monthly budgets you may see (``sessions.core.usage``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from rest_framework import serializers
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.response import Response
 
-from sessions import selectors, usage
 from sessions.api.views import AoAPIView
+from sessions.core import selectors, usage
 
 
 class UsageQuerySerializer(serializers.Serializer):

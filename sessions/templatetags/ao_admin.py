@@ -6,7 +6,7 @@ from __future__ import annotations
 from django import template
 from django.urls import reverse
 
-from sessions.admin_scope import admin_project_ids
+from sessions.dashboard.admin_scope import admin_project_ids
 
 register = template.Library()
 

@@ -1,4 +1,4 @@
-/* The browser terminal: xterm.js on /ws/terminal/<session>/ (server: sessions/consumers_terminal.py).
+/* The browser terminal: xterm.js on /ws/terminal/<session>/ (server: sessions/dashboard/consumers_terminal.py).
  *
  * Binary frames are terminal output, decoded with one streaming TextDecoder per connection (a
  * UTF-8 character split across frames is completed by the next frame). Text frames are JSON
@@ -8,7 +8,7 @@
  * announces; an operator's fitted size is proposed on connect and on window resize.
  * Output is handed to xterm.js as text to draw, never to the DOM as HTML.
  * Only what the person types or pastes is sent: the emulator's own answers to queries and its
- * focus events are not (see answerNoQueries; sessions/terminal_filters.py input_keys drops them too).
+ * focus events are not (see answerNoQueries; sessions/dashboard/terminal_filters.py input_keys drops them too).
  */
 (function () {
   "use strict";

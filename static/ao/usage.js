@@ -1,4 +1,4 @@
-// The usage page's charts (sessions/views_usage.py), drawn with the vendored Chart.js from the
+// The usage page's charts (sessions/dashboard/views_usage.py), drawn with the vendored Chart.js from the
 // page's own JSON (#usage-data: the numbers the tables, the API and `ao retro` give). No inline
 // script: the Content-Security-Policy allows scripts from ao's origin only.
 (function () {

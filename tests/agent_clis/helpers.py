@@ -6,8 +6,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from sessions import messaging
-from sessions.agents import observing
+from sessions.agents import messaging, observing
 from sessions.models import Session
 
 

@@ -18,8 +18,7 @@ import pytest
 from django.utils import timezone
 
 from integrations.registry import plugin_for
-from sessions import messaging
-from sessions.agents import operating, spawning
+from sessions.agents import messaging, operating, spawning
 from sessions.models import Session
 from tests.agent_clis.helpers import (
     deliver_and_observe,

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from sessions import messaging
-from sessions.agents import operating, plugins, spawning
+from sessions.agents import messaging, operating, plugins, spawning
 from sessions.models import Event, Session
 from tests.agent_clis import helpers
 from tests.agent_clis.helpers import eventually, observe, tmux

@@ -19,8 +19,7 @@ import pytest
 from django.utils import timezone
 
 from integrations.agent.gemini import GeminiAgent, gemini_dir, session_file
-from sessions import messaging
-from sessions.agents import operating, plugins, spawning
+from sessions.agents import messaging, operating, plugins, spawning
 from sessions.models import Event
 from tests.agent_clis.helpers import eventually, observe, pane, process_tree_cmdlines, tmux
 from tests.agent_clis.install import ensure

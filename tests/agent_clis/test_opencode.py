@@ -23,8 +23,7 @@ from pathlib import Path
 import pytest
 
 from integrations.registry import plugin_for
-from sessions import messaging
-from sessions.agents import operating, spawning
+from sessions.agents import messaging, operating, spawning
 from sessions.models import Event
 from tests.agent_clis import helpers
 from tests.agent_clis.helpers import deliver_and_observe, eventually, observe, process_tree_cmdlines

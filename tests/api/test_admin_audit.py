@@ -1,4 +1,4 @@
-"""Every change made in the Django admin is an AuditEntry (``sessions.admin_audit``)."""
+"""Every change made in the Django admin is an AuditEntry (``sessions.dashboard.admin_audit``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 from django import forms
 from django.contrib import admin
 
-from sessions import secrets
-from sessions.admin_audit import AuditedAdminMixin
+from sessions.core import secrets
+from sessions.dashboard.admin_audit import AuditedAdminMixin
 from sessions.models import AuditEntry, Membership, Secret
 from tests.factories import UserFactory
 

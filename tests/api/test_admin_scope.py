@@ -1,5 +1,5 @@
 """Project admins configure their own projects in the Django admin, and only those
-(``sessions.admin_scope``); superusers see everything."""
+(``sessions.dashboard.admin_scope``); superusers see everything."""
 
 from __future__ import annotations
 

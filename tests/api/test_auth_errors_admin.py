@@ -9,8 +9,8 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from sessions import secrets
 from sessions.api.tokens import api_token_create
+from sessions.core import secrets
 from sessions.models import ApiToken, AuditEntry, Project, Secret
 
 pytestmark = pytest.mark.django_db

@@ -73,7 +73,7 @@ def test_cli_remote_errors_are_one_line(remote, monkeypatch) -> None:
 
 
 def test_agents_keep_their_own_client(remote, monkeypatch) -> None:
-    from sessions import apiclient
+    from sessions.cli import apiclient
 
     monkeypatch.setenv("AO_SESSION", remote.session.id)
     assert apiclient.client_from_env() is None
@@ -93,7 +93,7 @@ def test_remote_status_watch_redraws_until_ctrl_c(remote) -> None:
 
 def test_commands_without_an_api_refuse_instead_of_using_the_local_database(remote, capsys) -> None:
     from ao_site import cli
-    from sessions import apiclient
+    from sessions.cli import apiclient
 
     assert cli.main(["intake", "status"]) == 1
     assert "`ao intake` works on the ao host only, not over the API" in capsys.readouterr().err
@@ -149,7 +149,7 @@ def test_remote_commands_act_on_the_project_whose_repository_holds_the_current_d
 @pytest.mark.slow
 def test_remote_status_session_ls_and_send_run_without_django(remote, tmp_path) -> None:
     """As a process, `ao status`, `ao session ls` and `ao send` against a remote ao never load Django
-    (sessions.light_commands), and print what the management commands print."""
+    (sessions.cli.light_commands), and print what the management commands print."""
     import os
     import re
 

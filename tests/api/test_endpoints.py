@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reactions.models import Notification
-from sessions.lifecycle import Phase
+from sessions.domain.lifecycle import Phase
 from sessions.models import ApiToken, AuditEntry, Message, Project, PullRequest, Session
 from tests.factories import (
     CheckRunFactory,

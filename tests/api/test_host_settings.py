@@ -1,5 +1,5 @@
 """Settings that run programs or name places on the ao host are superusers' only
-(``sessions.host_settings``): declared in every plugin's settings model, refused to a project admin
+(``sessions.core.host_settings``): declared in every plugin's settings model, refused to a project admin
 in the admin and in a config applied by a person, allowed to a superuser and to the host's CLI."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from rest_framework.test import APIClient
 
 from integrations.base import HOST_LIKE_NAME, host_marker, host_settings
 from integrations.registry import REGISTRIES
-from sessions import services
-from sessions.config.loading import config_load_text
-from sessions.host_settings import HostSettingRefused
+from sessions.core import services
+from sessions.core.config.loading import config_load_text
+from sessions.core.host_settings import HostSettingRefused
 from sessions.models import AuditEntry, Project
 from tests.api.test_admin_audit import _change_page_data
 

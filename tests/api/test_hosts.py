@@ -16,8 +16,8 @@ from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from sessions import hosts
 from sessions.api.tokens import api_token_create
+from sessions.core import hosts
 from sessions.models import AuditEntry, Host, Membership
 from tests.factories import ProjectFactory, SessionFactory, UserFactory
 

@@ -17,8 +17,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from sessions.api.tokens import api_token_create
+from sessions.dashboard.views_auth import one_time_login_url
 from sessions.models import AuditEntry
-from sessions.views_auth import one_time_login_url
 
 LOGIN_URLS = ["/accounts/login/", "/admin/login/"]
 PASSWORD = "correct-horse-battery-staple"

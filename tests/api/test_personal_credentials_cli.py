@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from sessions import secrets
+from sessions.core import secrets
 from sessions.models import AuditEntry, PersonalSecret
 from tests.test_embedded import REPO_ROOT, ao_command, ao_env
 

@@ -6,8 +6,8 @@ import pytest
 
 from integrations.models import LocalReview
 from integrations.registry import plugin_for
-from sessions import prsync
 from sessions.models import AuditEntry, Event, PullRequest, Session
+from sessions.prs import prsync
 from tests.helpers.fixtures import Repo
 from tests.integrations.test_scm_local import push_branch
 

@@ -9,8 +9,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.db import transaction
 
-from sessions import realtime, services
 from sessions.api.tokens import api_token_create
+from sessions.core import realtime, services
 from sessions.models import Membership
 from tests.factories import ProjectFactory, SessionFactory, UserFactory
 

@@ -15,8 +15,8 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from reactions.models import Notification
-from sessions import usage
 from sessions.api.tokens import api_token_create
+from sessions.core import usage
 from sessions.models import AuditEntry, Membership, Project, Session, UserBudget
 from tests.factories import ProjectFactory, SessionFactory, UserFactory
 
@@ -302,8 +302,8 @@ def test_a_persons_budget_refuses_their_spawns_only(budget) -> None:
 
 
 def test_the_project_budget_comes_from_the_config_file(tmp_path, db) -> None:
-    from sessions import services
-    from sessions.config.loading import config_load
+    from sessions.core import services
+    from sessions.core.config.loading import config_load
 
     checkout = tmp_path / "repo"
     checkout.mkdir()

@@ -10,7 +10,7 @@ import pytest
 
 from integrations.records import PullRequestInfo
 from integrations.tracker.local import LocalTracker
-from sessions import views_chat
+from sessions.dashboard import views_chat
 from sessions.models import AuditEntry, ChatConfirmation, ChatDelivery, Event, Message, Session
 from tests.chat.conftest import (
     SLACK_SECRET,

@@ -10,9 +10,9 @@ import pytest
 
 from integrations.records import CheckInfo, PullRequestInfo
 from reactions import services as reactions
-from sessions import prsync
-from sessions.lifecycle import Zone
+from sessions.domain.lifecycle import Zone
 from sessions.models import Session
+from sessions.prs import prsync
 from tests.factories import ProjectFactory, PullRequestFactory, SessionFactory
 
 pytestmark = pytest.mark.django_db

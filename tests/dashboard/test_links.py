@@ -17,13 +17,13 @@ from django.template import Context, Template
 from ao_site.links import http_url
 from integrations.records import CheckInfo, Issue, Notification, PullRequestInfo, ThreadInfo
 from sessions.models import CheckRun, PullRequest, ReviewThread
-from sessions.prsync import pull_request_record
+from sessions.prs.prsync import pull_request_record
 from tests.factories import ProjectFactory, SessionFactory
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 # hrefs built from ao's own data (reverse(), the admin's URLs): not from outside.
 INTERNAL = {"configure_link", "needs_you_url", "ws_url"}
-# the usage page's own query links (sessions/views_usage.py builds them from its parameters)
+# the usage page's own query links (sessions/dashboard/views_usage.py builds them from its parameters)
 INTERNAL |= {"window_link", "bucket_link", "project_link", "all_projects", "api_url"}
 HOSTILE = [
     "javascript:alert(1)",

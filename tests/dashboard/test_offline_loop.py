@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from integrations.models import LocalIssue, LocalReview
 from integrations.registry import plugin_for
-from sessions import prsync
 from sessions.models import AuditEntry, Event, PullRequest, Session
+from sessions.prs import prsync
 from tests.factories import PullRequestFactory
 from tests.helpers.fixtures import Repo
 from tests.integrations.test_scm_local import push_branch

@@ -11,8 +11,8 @@ import pytest
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 
-from sessions import realtime
-from sessions.consumers import BoardConsumer
+from sessions.core import realtime
+from sessions.dashboard.consumers import BoardConsumer
 from sessions.models import Membership
 from tests.factories import PullRequestFactory, ReviewThreadFactory, UserFactory
 

@@ -10,7 +10,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
-from sessions import realtime
+from sessions.core import realtime
 from tests.factories import SessionFactory
 
 pytestmark = pytest.mark.django_db

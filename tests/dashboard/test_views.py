@@ -646,8 +646,8 @@ def test_a_card_shows_its_overlaps_with_the_files_in_its_title(client, team) -> 
     card2 = body.split('id="card-web-2"', 1)[1].split("</article>", 1)[0]
     assert "overlaps web-1 (2 files)" in card2
     # a resolved overlap is not shown; the pushed card (realtime) carries the badge too
-    from sessions.views_board import card_session
-    from sessions.views_push import render_card_push
+    from sessions.dashboard.views_board import card_session
+    from sessions.dashboard.views_push import render_card_push
 
     assert "overlaps web-2 (2 files)" in render_card_push(card_session("web-1"))
     FileOverlap.objects.update(resolved_at=timezone.now())

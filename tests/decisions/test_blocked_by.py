@@ -10,8 +10,8 @@ from django.utils import timezone
 from integrations.base import TransientIntegrationError
 from integrations.registry import plugin_for
 from integrations.tracker.local import LocalTracker
-from sessions import decisions
 from sessions.models import Session
+from sessions.watchers import decisions
 from tests.factories import ProjectFactory, PullRequestFactory, SessionFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -9,8 +9,10 @@ import pytest
 from django.utils import timezone
 
 from integrations.records import CheckInfo, PullRequestInfo
-from sessions import decisions, prsync, selectors
+from sessions.core import selectors
 from sessions.models import Event, FlakyCheck, Membership
+from sessions.prs import prsync
+from sessions.watchers import decisions
 from tests.factories import (
     CheckRunFactory,
     ProjectFactory,
@@ -110,7 +112,7 @@ def test_limit_and_project_filter_and_roles(project, admin):
 
 
 def test_a_pr_that_blocks_other_sessions_ranks_first(project, admin):
-    pytest.importorskip("sessions.conflicts", reason="the conflict watch provides overlaps_for")
+    pytest.importorskip("sessions.watchers.conflicts", reason="the conflict watch provides overlaps_for")
     from sessions.models import FileOverlap
 
     seed(project)

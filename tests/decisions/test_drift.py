@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone
 
 from reactions.models import Notification, ReactionAttempt
-from sessions import drift
 from sessions.models import Event, FlakyCheck, Message, Session
+from sessions.watchers import drift
 from tests.factories import EventFactory, ProjectFactory, SessionFactory
 from tests.helpers.fixtures import git
 

@@ -12,8 +12,9 @@ import pytest
 from integrations.records import CheckInfo, PullRequestInfo
 from reactions import services as reactions
 from reactions.models import ReactionAttempt
-from sessions import prsync, selectors
+from sessions.core import selectors
 from sessions.models import Event, FlakyCheck, Message, Session
+from sessions.prs import prsync
 from tests.factories import ProjectFactory, SessionFactory
 from tests.helpers.fixtures import git
 

@@ -68,7 +68,7 @@ print(json.dumps({{
 
 TYPING = """
 from django.contrib.auth import get_user_model
-from sessions import terminal
+from sessions.dashboard import terminal
 from sessions.models import Session
 User = get_user_model()
 for pk in {pks!r}:

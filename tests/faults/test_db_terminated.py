@@ -61,7 +61,7 @@ print(list(Session.objects.values_list("pk", "phase", "runtime_state", "activity
 """
 
 SEND = """
-from sessions import messaging
+from sessions.agents import messaging
 from sessions.models import Session
 for n in range({messages}):
     for session in Session.objects.select_related("project").order_by("pk"):
@@ -71,7 +71,7 @@ print("queued")
 
 # state of every message; a session whose stored status differs from what its facts give
 SETTLED = """
-from sessions import lifecycle, services
+from sessions.domain import lifecycle; from sessions.core import services
 from sessions.models import Message, Session
 print(sorted(set(Message.objects.filter(text__startswith="fault-msg").values_list("state", flat=True))))
 for session in Session.objects.select_related("project"):

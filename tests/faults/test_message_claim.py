@@ -11,8 +11,7 @@ import pytest
 from django.db.models import F
 
 from integrations.runtime.tmux import TmuxRuntime
-from sessions import messaging
-from sessions.agents import observing, spawning
+from sessions.agents import messaging, observing, spawning
 from sessions.models import Message
 from tests.factories import ProjectFactory
 from tests.sessions.test_session_commands import ECHO_AGENT, eventually, pane

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from integrations import localci
 from integrations.models import LocalCIRun
-from sessions import prsync
+from sessions.prs import prsync
 from tests.helpers.fixtures import Repo
 from tests.integrations.test_localci import REPORT
 from tests.integrations.test_scm_local import make_scm, push_branch

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from sessions import services
+from sessions.core import services
 from sessions.models import Project
 from tests.factories import ProjectFactory
 

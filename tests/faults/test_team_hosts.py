@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from sessions.apiclient import ApiClient, ApiError
+from sessions.cli.apiclient import ApiClient, ApiError
 from tests.faults.test_db_terminated import eventually
 from tests.helpers.fixtures import kill_tmux_server
 from tests.sessions.test_personal_credentials import next_dump

@@ -16,9 +16,9 @@ from integrations.records import Notification
 from integrations.registry import ConfigurationError, notifiers, scms, trackers
 from integrations.scm.github import GitHubSCM
 from integrations.tracker.linear import LinearTracker
-from sessions import secrets
-from sessions.config.loading import config_load
-from sessions.config.schema import ConfigError
+from sessions.core import secrets
+from sessions.core.config.loading import config_load
+from sessions.core.config.schema import ConfigError
 from sessions.models import Secret
 from tests.fakes.github import FakeGitHub
 from tests.fakes.hooks import FakeHooks

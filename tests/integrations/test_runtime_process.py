@@ -12,7 +12,7 @@ from integrations.base import PermanentIntegrationError, RuntimeGone
 from integrations.registry import runtimes
 from integrations.runtime import process as process_module
 from integrations.runtime.process import ProcessRuntime, render_output
-from sessions.lifecycle import RuntimeState
+from sessions.domain.lifecycle import RuntimeState
 from tests.helpers.fixtures import ECHO_PROGRAM, wait_for
 
 

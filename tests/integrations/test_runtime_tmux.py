@@ -11,7 +11,7 @@ from integrations.base import PermanentIntegrationError, RuntimeGone
 from integrations.records import RuntimeHandle
 from integrations.registry import runtimes
 from integrations.runtime.tmux import TmuxRuntime
-from sessions.lifecycle import RuntimeState
+from sessions.domain.lifecycle import RuntimeState
 from tests.helpers.fixtures import ECHO_PROGRAM, kill_tmux_server, wait_for
 
 

@@ -11,9 +11,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from sessions import lessons, outcomes
 from sessions.agents import starting
 from sessions.models import AuditEntry, Lesson
+from sessions.watchers import lessons, outcomes
 from tests.factories import ProjectFactory, SessionFactory, UserFactory
 from tests.learning.helpers import outcome
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from sessions import outcomes
 from sessions.agents import observing, operating, plugins, spawning, starting
 from sessions.models import Session
+from sessions.watchers import outcomes
 from tests.factories import ProjectFactory
 from tests.learning.test_trailers import commit
 

@@ -9,8 +9,8 @@ import pytest
 from django.utils import timezone
 
 from reactions.models import Notification
-from sessions import outcomes
 from sessions.models import Event, Outcome, Session
+from sessions.watchers import outcomes
 from tests.factories import CheckRunFactory, ProjectFactory, PullRequestFactory, SessionFactory, UserFactory
 from tests.learning.helpers import T0, event, message, minutes, started
 

@@ -11,7 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from sessions import outcomes
+from sessions.watchers import outcomes
 from tests.factories import ProjectFactory
 from tests.learning.helpers import T0, outcome
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sessions.trailers import PREPARE_COMMIT_MSG, workspace_commit_trailers
+from sessions.agents.trailers import PREPARE_COMMIT_MSG, workspace_commit_trailers
 from tests.factories import SessionFactory
 from tests.helpers.fixtures import GIT_IDENTITY, git
 

@@ -9,8 +9,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from sessions.dashboard.views_learning import bars
 from sessions.models import Lesson, Membership
-from sessions.views_learning import bars
 from tests.factories import ProjectFactory, UserFactory
 from tests.learning.helpers import outcome
 

@@ -6,10 +6,11 @@ import textwrap
 
 import pytest
 
-from sessions import intake, services
-from sessions.config.loading import config_load
-from sessions.config.schema import ConfigError
+from sessions.core import services
+from sessions.core.config.loading import config_load
+from sessions.core.config.schema import ConfigError
 from sessions.models import Project
+from sessions.watchers import intake
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,9 @@ import pytest
 from django.conf import settings as django_settings
 
 from reactions.models import Notification
-from sessions import conflicts, services
+from sessions.core import services
 from sessions.models import Event, FileOverlap, Message, Session
+from sessions.watchers import conflicts
 from tests.factories import ProjectFactory, PullRequestFactory, SessionFactory
 from tests.helpers.fixtures import git
 

@@ -11,8 +11,8 @@ import pytest
 from django.utils import timezone
 
 from integrations import gitutil
-from sessions import conflicts
 from sessions.models import FileOverlap, Session
+from sessions.watchers import conflicts
 from tests.factories import ProjectFactory, SessionFactory
 from tests.helpers.fixtures import git
 from tests.orchestrator.test_conflicts import worker_sessions

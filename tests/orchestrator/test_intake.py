@@ -16,9 +16,10 @@ from django.core.management import call_command
 
 from integrations.models import LocalIssue
 from integrations.registry import plugin_for
-from sessions import intake, services
 from sessions.agents import operating, spawning
+from sessions.core import services
 from sessions.models import Event, IntakeClaim, Session
+from sessions.watchers import intake
 from tests.factories import ProjectFactory, PullRequestFactory
 from tests.helpers.procs import REPO, MigratedDatabases, manage
 
@@ -269,7 +270,7 @@ for n in range(4):
 SWEEP = """
 import os, time
 from sessions.agents import operating, spawning
-from sessions import intake
+from sessions.watchers import intake
 from sessions.models import Project
 spawning._enqueue_start = lambda session: None
 project = Project.objects.get(key="race")

@@ -11,9 +11,9 @@ from django.utils import timezone
 from integrations.models import LocalIssue
 from integrations.registry import plugin_for
 from reactions.models import Notification
-from sessions import intake
 from sessions.agents import spawning
 from sessions.models import IntakeClaim, Session
+from sessions.watchers import intake
 from tests.factories import ProjectFactory, SessionFactory
 
 pytestmark = pytest.mark.django_db

@@ -9,9 +9,9 @@ import pytest
 
 from integrations.github.pool import forget_clients
 from integrations.registry import plugin_for
-from sessions import intake
 from sessions.agents import spawning
 from sessions.models import IntakeClaim, Session
+from sessions.watchers import intake
 from tests.factories import ProjectFactory
 from tests.fakes.github import FakeGitHub
 from tests.fakes.linear import FakeLinear

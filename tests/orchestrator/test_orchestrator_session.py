@@ -13,9 +13,12 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
-from sessions import hosts, orchestrator, prsync, sweep
 from sessions.agents import operating, plugins, spawning
+from sessions.core import hosts
+from sessions.flows import sweep
 from sessions.models import Event, Message, Project, Session
+from sessions.prs import prsync
+from sessions.watchers import orchestrator
 from tests.factories import ProjectFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

@@ -9,9 +9,9 @@ from django.core.management import load_command_class
 from django.core.management.base import BaseCommand
 
 from ao_site.cli import ao_commands
-from sessions import orchestrator
-from sessions.lifecycle import Zone
+from sessions.domain.lifecycle import Zone
 from sessions.management.commands import spawn
+from sessions.watchers import orchestrator
 from tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db

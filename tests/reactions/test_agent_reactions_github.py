@@ -17,9 +17,10 @@ import pytest
 
 from reactions.models import Notification
 from reactions.notify import notifiers_apply
-from sessions import messaging, sweep, tasks
-from sessions.agents import operating, spawning
-from sessions.config.schema import AoConfig
+from sessions import tasks
+from sessions.agents import messaging, operating, spawning
+from sessions.core.config.schema import AoConfig
+from sessions.flows import sweep
 from sessions.models import Message, Session
 from tests.factories import ProjectFactory
 from tests.fakes.hooks import FakeHooks

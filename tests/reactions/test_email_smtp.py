@@ -15,7 +15,7 @@ import pytest
 from integrations.notifier import NotifyFailed
 from integrations.records import Notification
 from integrations.registry import notifiers
-from sessions import secrets
+from sessions.core import secrets
 from tests.helpers.procs import REPO
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ from reactions import services as reaction_services
 from reactions.engine import ACT, ESCALATE, WAIT
 from reactions.facts import SessionFacts
 from reactions.models import Notification, ReactionAttempt
-from sessions.lifecycle import CheckFact, PRFact, ThreadFact
+from sessions.domain.lifecycle import CheckFact, PRFact, ThreadFact
 from sessions.models import Event, Message, Session
 from tests.factories import (
     CheckRunFactory,
@@ -668,7 +668,7 @@ def test_include_summary_on_an_escalation():
 @pytestmark_db
 @pytest.mark.parametrize(("threshold", "minutes", "notified"), [("5m", 6, True), ("20m", 15, False)])
 def test_agent_stuck_threshold_from_idle_to_notification(settings, tmp_path, threshold, minutes, notified):
-    from sessions import services as session_services
+    from sessions.core import services as session_services
 
     settings.AO_CONFIG = str(tmp_path / "ao.config.yaml")
     (tmp_path / "ao.config.yaml").write_text("projects:\n  web:\n    path: .\n    agent: custom\n"

@@ -12,8 +12,9 @@ import pytest
 from integrations.base import CheckInfo, PullRequestInfo
 from integrations.registry import scms
 from reactions.models import ReactionAttempt
-from sessions import prsync, sweep, webhooks
+from sessions.flows import sweep, webhooks
 from sessions.models import Message, PullRequest, Session
+from sessions.prs import prsync
 from tests.factories import ProjectFactory, SessionFactory
 from tests.sessions.test_prsync import ScriptedSCM
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 import pytest
 
 from reactions.models import Notification
-from sessions import merge, webhooks
-from sessions.lifecycle import Status
+from sessions.domain.lifecycle import Status
+from sessions.flows import webhooks
 from sessions.models import Session
+from sessions.prs import merge
 from tests.factories import CheckRunFactory, ProjectFactory, PullRequestFactory, SessionFactory
 
 pytestmark = pytest.mark.django_db

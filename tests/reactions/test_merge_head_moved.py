@@ -10,10 +10,11 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from reactions.models import Notification
-from sessions import chat, prsync
 from sessions.api.tokens import api_token_create
-from sessions.lifecycle import Status
+from sessions.dashboard import chat
+from sessions.domain.lifecycle import Status
 from sessions.models import ChatIdentity, Event, Membership, Session
+from sessions.prs import prsync
 from tests.factories import ProjectFactory, PullRequestFactory, SessionFactory, UserFactory
 
 pytestmark = pytest.mark.django_db

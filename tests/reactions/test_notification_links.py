@@ -18,7 +18,7 @@ import pytest
 
 from reactions import notify
 from reactions.models import NotificationDelivery
-from sessions.config.schema import AoConfig
+from sessions.core.config.schema import AoConfig
 from tests.factories import ProjectFactory, PullRequestFactory, SessionFactory
 from tests.fakes.hooks import FakeHooks
 from tests.helpers.procs import REPO

@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from reactions import notify
 from reactions.models import Notification, NotificationDelivery, NotificationRoute, NotifierInstance
-from sessions.config.loading import config_load
-from sessions.config.schema import AoConfig
+from sessions.core.config.loading import config_load
+from sessions.core.config.schema import AoConfig
 from sessions.models import Membership
 from tests.factories import ProjectFactory, SessionFactory, UserFactory
 from tests.fakes.hooks import FakeHooks

@@ -17,8 +17,8 @@ from rest_framework.test import APIClient
 from integrations.registry import ConfigurationError, notifiers
 from reactions import notify
 from reactions.models import Notification, NotificationDelivery
-from sessions import hosts, usage
 from sessions.api.tokens import api_token_create
+from sessions.core import hosts, usage
 from sessions.models import Host, Membership, Session
 from tests.factories import ProjectFactory, SessionFactory, UserFactory
 from tests.reactions.test_notify import configure, deliveries

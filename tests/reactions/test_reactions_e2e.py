@@ -13,8 +13,7 @@ import pytest
 
 from reactions import services as reaction_services
 from reactions.models import ReactionAttempt
-from sessions import messaging
-from sessions.agents import observing, plugins, spawning
+from sessions.agents import messaging, observing, plugins, spawning
 from sessions.models import Message, Session
 from tests.factories import CheckRunFactory, ProjectFactory, PullRequestFactory
 from tests.helpers.fixtures import kill_tmux_server

@@ -13,10 +13,11 @@ import pytest
 from integrations.registry import plugin_for
 from reactions.models import Notification
 from reactions.notify import notifiers_apply
-from sessions import prsync, reviews, webhooks
-from sessions.config.schema import AoConfig
-from sessions.lifecycle import Status, Zone, needs_person
+from sessions.core.config.schema import AoConfig
+from sessions.domain.lifecycle import Status, Zone, needs_person
+from sessions.flows import webhooks
 from sessions.models import Session
+from sessions.prs import prsync, reviews
 from tests.factories import ProjectFactory, PullRequestFactory, SessionFactory
 from tests.fakes.hooks import FakeHooks
 from tests.integrations.test_scm_local import commit_and_push, worktree

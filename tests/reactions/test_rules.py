@@ -87,7 +87,7 @@ def test_escalate_after_count_and_auto_false():
 
 
 def test_global_overrides_accept_pydantic_reaction_configs():
-    from sessions.config.schema import ReactionConfig
+    from sessions.core.config.schema import ReactionConfig
 
     config = ReactionConfig.model_validate({"retries": 4, "escalateAfter": "10m", "priority": "warning"})
 

@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from sessions import messaging
-from sessions.agents import spawning
+from sessions.agents import messaging, spawning
+from sessions.flows.watch import SETTLE_TICKS, ActivityWatcher
 from sessions.models import Session
-from sessions.watch import SETTLE_TICKS, ActivityWatcher
 from tests.factories import ProjectFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]

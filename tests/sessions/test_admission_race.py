@@ -33,7 +33,7 @@ SPAWN_SCRIPT = """
 import os, time
 from pathlib import Path
 from sessions.agents import spawning
-from sessions import hosts
+from sessions.core import hosts
 from sessions.models import Project
 
 spawning._enqueue_start = lambda session: None  # the start itself is not under test
@@ -57,7 +57,7 @@ print("RESULT", spawned, refused)
 
 COUNT_SCRIPT = """
 from sessions.agents import spawning
-from sessions import hosts
+from sessions.core import hosts
 print("LIVE", hosts.live_sessions().count(), hosts.live_sessions(host="racehost").count())
 """
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from sessions import light_commands
 from sessions.agents.plugins import token_hash
-from sessions.lifecycle import Reported
+from sessions.cli import light_commands
+from sessions.domain.lifecycle import Reported
 from sessions.models import Event, PullRequest, Session
 from tests.factories import SessionFactory
 from tests.helpers.projects import local_tmux_project

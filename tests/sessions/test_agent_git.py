@@ -23,10 +23,12 @@ from django.utils import timezone
 
 from integrations.registry import plugin_for
 from reactions import messages
-from sessions import lifecycle, prsync, selectors
 from sessions.agents import claiming, starting
-from sessions.lifecycle import Phase, RuntimeState
+from sessions.core import selectors
+from sessions.domain import lifecycle
+from sessions.domain.lifecycle import Phase, RuntimeState
 from sessions.models import Event, Session
+from sessions.prs import prsync
 from tests.helpers.fixtures import GIT_IDENTITY, git
 from tests.helpers.projects import local_tmux_project
 

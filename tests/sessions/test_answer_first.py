@@ -9,9 +9,8 @@ import sys
 
 import pytest
 
-from sessions import messaging
-from sessions.agents import observing, spawning
-from sessions.lifecycle import Activity
+from sessions.agents import messaging, observing, spawning
+from sessions.domain.lifecycle import Activity
 from sessions.models import Message, Session
 from tests.factories import ProjectFactory
 from tests.sessions.test_session_commands import eventually, pane

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from sessions import messaging
+from sessions.agents import messaging
 from sessions.models import Message
 from tests.factories import SessionFactory
 

@@ -14,11 +14,17 @@ from pydantic import ConfigDict, Field
 
 from integrations.base import SCM, Agent, Notifier, PluginConfig, Runtime, Tracker, Workspace
 from integrations.registry import REGISTRIES
-from sessions import services
-from sessions.config.command import main
-from sessions.config.export import config_json_schema, config_json_schema_text
-from sessions.config.loading import config_discover, config_load
-from sessions.config.schema import MAX_CONFIG_BYTES, AoConfig, ConfigError, ConfigProblem, session_prefix_for
+from sessions.core import services
+from sessions.core.config.command import main
+from sessions.core.config.export import config_json_schema, config_json_schema_text
+from sessions.core.config.loading import config_discover, config_load
+from sessions.core.config.schema import (
+    MAX_CONFIG_BYTES,
+    AoConfig,
+    ConfigError,
+    ConfigProblem,
+    session_prefix_for,
+)
 from sessions.models import Event, Project
 from tests.factories import ProjectFactory
 
@@ -1005,9 +1011,9 @@ def test_examples_validate_against_the_schema(tmp_path):
 
 @pytest.mark.django_db
 def test_project_policy_flags_reach_the_database(tmp_path):
-    from sessions.config.loading import config_load
+    from sessions.core.config.loading import config_load
+    from sessions.core.services import config_apply
     from sessions.models import Project
-    from sessions.services import config_apply
 
     repo = tmp_path / "repo"
     repo.mkdir()

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from integrations.registry import registry_for
-from sessions.config.loading import config_load
-from sessions.config.schema import ConfigError
+from sessions.core.config.loading import config_load
+from sessions.core.config.schema import ConfigError
 
 REFERENCE = """
 defaults:

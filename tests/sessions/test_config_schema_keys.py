@@ -17,8 +17,8 @@ import yaml
 from pydantic_core import PydanticUndefined
 
 from integrations.registry import registry_for
-from sessions.config.export import config_json_schema, config_json_schema_text
-from sessions.config.loading import config_load
+from sessions.core.config.export import config_json_schema, config_json_schema_text
+from sessions.core.config.loading import config_load
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = ROOT / "docs" / "ao.config.schema.json"
@@ -172,7 +172,7 @@ def test_agent_config_takes_the_chosen_agents_settings_only(validator):
 
 @pytest.mark.usefixtures("builtin_plugins_only")
 def test_the_shipped_files_are_the_generated_ones():
-    from sessions.config.export import config_plugin_docs
+    from sessions.core.config.export import config_plugin_docs
 
     assert SCHEMA_FILE.read_text(encoding="utf-8") == config_json_schema_text()
     assert config_plugin_docs() in GUIDE.read_text(encoding="utf-8")
@@ -181,7 +181,7 @@ def test_the_shipped_files_are_the_generated_ones():
 def test_python_m_sessions_config_prints_the_shipped_schema():
     """The command line the docs name runs on its own (it sets Django up before loading the models)."""
     done = subprocess.run(
-        [sys.executable, "-m", "sessions.config", "--schema"],
+        [sys.executable, "-m", "sessions.core.config", "--schema"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -11,7 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from reactions.models import NotifierInstance
-from sessions import secrets
+from sessions.core import secrets
 from tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db

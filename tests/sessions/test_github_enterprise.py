@@ -12,8 +12,8 @@ import pytest
 
 from integrations.github.pool import forget_clients
 from integrations.registry import plugin_for
-from sessions import merge, prsync
 from sessions.models import CheckRun, Session
+from sessions.prs import merge, prsync
 from tests.factories import ProjectFactory, PullRequestFactory, SessionFactory
 from tests.fakes.github import FakeGitHub
 
@@ -96,8 +96,8 @@ def test_the_loop_against_an_enterprise_host(client, ghe, tmux_server, django_ca
 def test_ao_init_on_an_enterprise_repository_points_the_github_plugins_at_its_api(tmp_path):
     """`ao init` in a clone of a GitHub Enterprise repository configures the github tracker and SCM
     with https://HOST/api/v3 (the default, api.github.com, knows nothing of HOST's repositories)."""
-    from sessions.config.init import config_init
-    from sessions.config.loading import config_load
+    from sessions.core.config.init import config_init
+    from sessions.core.config.loading import config_load
 
     repo = tmp_path / "api"
     repo.mkdir()

@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from integrations.github.pool import forget_clients
 from integrations.registry import plugin_for
-from sessions import prsync
 from sessions.models import CheckRun, Event, PullRequest, Session
+from sessions.prs import prsync
 from tests.factories import ProjectFactory, SessionFactory
 from tests.fakes.github import FakeGitHub
 

@@ -12,7 +12,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from sessions.agents import operating, plugins
-from sessions.lifecycle import RuntimeState
+from sessions.domain.lifecycle import RuntimeState
 from sessions.models import Event, Membership, Session
 from tests.factories import ProjectFactory, SessionFactory, UserFactory
 

@@ -10,9 +10,15 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from sessions.config.init import GitRemote, config_init, config_init_text, git_remote_parse, project_key_for
-from sessions.config.loading import config_load
-from sessions.config.schema import ConfigError
+from sessions.core.config.init import (
+    GitRemote,
+    config_init,
+    config_init_text,
+    git_remote_parse,
+    project_key_for,
+)
+from sessions.core.config.loading import config_load
+from sessions.core.config.schema import ConfigError
 from tests.sessions.test_config import plugins  # noqa: F401 -- the test plugin registry fixture
 
 GIT = shutil.which("git")

@@ -10,8 +10,8 @@ from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from integrations.models import LocalIssue
+from sessions.agents.issues import ISSUE_TITLE_MAX_CHARS
 from sessions.api.tokens import api_token_create
-from sessions.issues import ISSUE_TITLE_MAX_CHARS
 from sessions.models import Membership
 from tests.factories import ProjectFactory, UserFactory
 

@@ -1,17 +1,17 @@
-"""The core enqueues background work by task name (sessions/jobs.py): every name it uses is a
+"""The core enqueues background work by task name (sessions/core/jobs.py): every name it uses is a
 registered task, also in a fresh process that has imported no tasks module yet (a CLI command)."""
 
 from __future__ import annotations
 
 import json
 
-from sessions import jobs
+from sessions.core import jobs
 from tests.helpers.procs import manage
 
 NAMES = sorted(v for k, v in vars(jobs).items() if k.isupper() and isinstance(v, str))
 
 FRESH = (
-    "import json, sys; from sessions import jobs; "
+    "import json, sys; from sessions.core import jobs; "
     "before = 'sessions.tasks' in sys.modules; "
     f"found = {{n: jobs.task(n).name for n in {NAMES!r}}}; "
     "print(json.dumps({'before': before, 'found': found}))"

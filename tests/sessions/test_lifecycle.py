@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from sessions.lifecycle import (
+from sessions.domain.lifecycle import (
     AGENT_HANDLED,
     CONFIRM_READINGS,
     CONFIRM_SPAN,
@@ -688,7 +688,7 @@ STUCK_THRESHOLDS = [
 def test_the_project_agent_stuck_threshold_decides_stuck(settings, tmp_path, threshold, minutes, expected):
     from django.utils import timezone
 
-    from sessions import services
+    from sessions.core import services
     from tests.factories import ProjectFactory, SessionFactory
 
     config = tmp_path / "ao.config.yaml"
@@ -711,7 +711,7 @@ def test_the_project_agent_stuck_threshold_decides_stuck(settings, tmp_path, thr
 def test_the_top_level_agent_stuck_threshold_counts_too(settings, tmp_path):
     from django.utils import timezone
 
-    from sessions import services
+    from sessions.core import services
     from tests.factories import ProjectFactory, SessionFactory
 
     config = tmp_path / "ao.config.yaml"
@@ -747,7 +747,7 @@ def test_the_top_level_agent_stuck_threshold_counts_too(settings, tmp_path):
     ],
 )
 def test_approved_and_green_has_one_definition(changes, green, approved) -> None:
-    from sessions.lifecycle import approved_and_green, ci_not_green, review_not_approved
+    from sessions.domain.lifecycle import approved_and_green, ci_not_green, review_not_approved
 
     given = pr(**changes)
     assert (not ci_not_green(given), not review_not_approved(given)) == (green, approved)

@@ -16,8 +16,8 @@ import pytest
 from django.core.management import call_command
 
 from sessions.agents.plugins import token_hash
+from sessions.flows.sweep import project_sweep
 from sessions.models import CheckRun, Event, Session
-from sessions.sweep import project_sweep
 from tests.helpers.projects import local_tmux_project
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]

@@ -20,8 +20,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from rest_framework.test import APIClient
 
-from sessions import secrets
 from sessions.api.tokens import api_token_create
+from sessions.core import secrets
 from sessions.models import AuditEntry, Event, Membership, PersonalSecret, Project, Session
 from tests.factories import ProjectFactory, UserFactory
 

@@ -15,8 +15,9 @@ from django.utils import timezone
 
 from integrations.models import LocalPullRequest
 from integrations.registry import plugin_for
-from sessions import prsync, sweep
+from sessions.flows import sweep
 from sessions.models import Event, PullRequest, Session
+from sessions.prs import prsync
 from tests.factories import ProjectFactory, SessionFactory
 from tests.helpers.fixtures import git
 from tests.integrations.test_scm_local import commit_and_push, push_branch

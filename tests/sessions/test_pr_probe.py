@@ -17,8 +17,8 @@ import pytest
 from django.core.cache import cache
 
 from integrations.github.pool import forget_clients
-from sessions import prsync
 from sessions.models import Event, Project, PullRequest
+from sessions.prs import prsync
 from tests.factories import ProjectFactory, SessionFactory
 from tests.fakes.github import FakeComment, FakeGitHub
 

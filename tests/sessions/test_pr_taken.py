@@ -8,9 +8,9 @@ import pytest
 
 from integrations.base import PermanentIntegrationError
 from integrations.models import LocalPullRequest
-from sessions import prsync
 from sessions.agents import claiming
 from sessions.models import PullRequest
+from sessions.prs import prsync
 from tests.factories import ProjectFactory, SessionFactory
 from tests.integrations.test_scm_local import commit_and_push, worktree
 

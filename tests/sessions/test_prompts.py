@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from sessions.prompts import PromptContext, build_worker_prompt
-from sessions.text import TextRejected, clean_text, fence
+from sessions.agents.prompts import PromptContext, build_worker_prompt
+from sessions.domain.text import TextRejected, clean_text, fence
 
 CTX = PromptContext(
     session_id="ao-3", project="webapp", branch="feat/12-fix-login", base="main", repo="acme/webapp"

@@ -11,8 +11,8 @@ from django.utils import timezone
 from integrations.base import SCM, PluginConfig, TransientIntegrationError
 from integrations.records import CheckInfo, PullRequestInfo, ThreadInfo
 from integrations.registry import scms
-from sessions import prsync
 from sessions.models import CheckRun, Event, PullRequest, ReviewThread, WebhookDelivery
+from sessions.prs import prsync
 from tests.factories import ProjectFactory, SessionFactory
 
 pytestmark = pytest.mark.django_db

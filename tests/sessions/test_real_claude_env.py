@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from sessions import messaging
-from sessions.agents import observing, spawning
+from sessions.agents import messaging, observing, spawning
 from sessions.models import Session
 from tests.agent_clis.install import ensure
 from tests.factories import ProjectFactory

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from sessions import secrets
+from sessions.core import secrets
 from sessions.models import AuditEntry, Secret
 from tests.test_embedded import REPO_ROOT, ao_command, ao_env, django_shell
 
@@ -99,6 +99,8 @@ def test_the_ao_command_reads_a_piped_value(tmp_path: Path):
     assert "github-prod" in listed.stdout
     assert VALUE not in stored.stdout + stored.stderr + listed.stdout + listed.stderr
     check = (
-        "from sessions.secrets import secret_value\nprint(secret_value('github-prod') == " + repr(VALUE) + ")"
+        "from sessions.core.secrets import secret_value\nprint(secret_value('github-prod') == "
+        + repr(VALUE)
+        + ")"
     )
     assert django_shell(env, check).strip() == "True"

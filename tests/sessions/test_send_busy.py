@@ -8,9 +8,9 @@ import sys
 import pytest
 from rest_framework.test import APIClient
 
-from sessions import sweep
 from sessions.agents import spawning
 from sessions.api.tokens import api_token_create
+from sessions.flows import sweep
 from sessions.models import Membership, Message, Session
 from tests.factories import ProjectFactory, UserFactory
 from tests.sessions.test_session_commands import eventually, pane

@@ -13,8 +13,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from sessions import chat, messaging
+from sessions.agents import messaging
 from sessions.api.tokens import api_token_create
+from sessions.dashboard import chat
 from sessions.models import Actor, ChatIdentity, Event, Membership, Message, Session
 from tests.factories import ProjectFactory, UserFactory
 from tests.sessions.test_session_commands import ECHO_AGENT, eventually, pane

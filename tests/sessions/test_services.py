@@ -11,7 +11,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from sessions import services
+from sessions.core import services
 from sessions.models import Event, Project, Session, validate_session_id
 from tests.factories import ProjectFactory, PullRequestFactory, SessionFactory, UserFactory
 from tests.helpers.procs import REPO, MigratedDatabases, manage
@@ -170,7 +170,7 @@ ProjectFactory(key="race", session_prefix="r")
 """
 
 CREATE_SCRIPT = """
-from sessions import services
+from sessions.core import services
 from sessions.models import Project
 project = Project.objects.get(key="race")
 print("IDS", *(services.session_create(project=project).id for _ in range(5)))
@@ -221,7 +221,7 @@ def test_concurrent_spawns_get_distinct_ids_on_postgres(
 
 
 def test_roles_rank_and_visibility() -> None:
-    from sessions import selectors
+    from sessions.core import selectors
     from sessions.models import Membership
 
     web, api = ProjectFactory(), ProjectFactory()

@@ -185,7 +185,7 @@ def test_one_message_in_flight_at_a_time(project, tmux_server, settings):
 
     from django.utils import timezone
 
-    from sessions import messaging
+    from sessions.agents import messaging
 
     run("spawn", "--prompt", "do things")
     assert eventually(lambda: "received: You are web-1" in pane(tmux_server, "web-1"))

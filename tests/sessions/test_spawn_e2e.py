@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from integrations.registry import plugin_for
-from sessions import messaging
-from sessions.agents import observing, operating, plugins, spawning
+from sessions.agents import messaging, observing, operating, plugins, spawning
 from sessions.models import Event, Message, Session
 from tests.factories import ProjectFactory
 

@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from sessions import sweep
-from sessions.lifecycle import Phase
+from sessions.domain.lifecycle import Phase
+from sessions.flows import sweep
 from sessions.models import Session
 from tests.helpers.projects import local_tmux_project
 from tests.sessions.test_session_commands import eventually, pane

@@ -14,10 +14,11 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from integrations.records import CheckInfo, PullRequestInfo
-from sessions import prsync, services
 from sessions.agents import observing
-from sessions.lifecycle import CONFIRM_READINGS, Activity, Status
+from sessions.core import services
+from sessions.domain.lifecycle import CONFIRM_READINGS, Activity, Status
 from sessions.models import Session
+from sessions.prs import prsync
 from tests.factories import ProjectFactory, PullRequestFactory, SessionFactory
 from tests.helpers.fixtures import wait_for
 

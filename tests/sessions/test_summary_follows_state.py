@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from sessions.agents import observing, spawning
-from sessions.lifecycle import Activity
+from sessions.domain.lifecycle import Activity
 from sessions.models import Session
 from tests.factories import ProjectFactory
 from tests.sessions.test_session_commands import eventually, pane

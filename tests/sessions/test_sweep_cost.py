@@ -18,9 +18,10 @@ from django.test.utils import CaptureQueriesContext
 from integrations import gitutil
 from reactions import services as reactions
 from reactions.models import Notification, ReactionAttempt
-from sessions import prsync, realtime
-from sessions import sweep as sweeps
+from sessions.core import realtime
+from sessions.flows import sweep as sweeps
 from sessions.models import Message, Project, Session
+from sessions.prs import prsync
 from tests.factories import CheckRunFactory, ProjectFactory, PullRequestFactory, ReviewThreadFactory
 from tests.helpers.fixtures import git, wait_for
 

@@ -8,7 +8,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from sessions import services, sweep, tasks
+from sessions import tasks
+from sessions.core import services
+from sessions.flows import sweep
 from sessions.models import Project
 from tests.factories import ProjectFactory, SessionFactory
 

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sessions import messaging
-from sessions.agents import operating, plugins, spawning
+from sessions.agents import messaging, operating, plugins, spawning
 from sessions.models import Event, Message, Session
 from tests.agent_clis.helpers import process_tree_cmdlines
 from tests.sessions import test_spawn_e2e as e2e

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from sessions.webhooks import KNOWN_EVENTS
+from sessions.flows.webhooks import KNOWN_EVENTS
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from sessions import secrets
+from sessions.core import secrets
+from sessions.flows.webhooks import extract_refs
 from sessions.models import Event, PullRequest, Session, WebhookDelivery
-from sessions.webhooks import extract_refs
 from tests.factories import ProjectFactory, PullRequestFactory, SessionFactory
 
 pytestmark = pytest.mark.django_db
@@ -304,7 +304,7 @@ def test_extract_refs(event, payload, numbers, branches, shas):
 
 
 def test_refresh_targets_sessions_by_number_branch_or_sha(project):
-    from sessions.prsync import sessions_for_refs
+    from sessions.prs.prsync import sessions_for_refs
 
     by_number = PullRequestFactory(project=project, session__project=project, number=11).session
     by_branch = SessionFactory(project=project, branch="feat/only-branch")
@@ -326,7 +326,7 @@ def test_refresh_targets_sessions_by_number_branch_or_sha(project):
 def syncs(monkeypatch):
     """Record the PR syncs a refresh asks for (the real sync against the fake GitHub is in
     tests/sessions/test_github_loop.py)."""
-    from sessions import prsync
+    from sessions.prs import prsync
 
     calls: list[set[str]] = []
 
@@ -454,7 +454,8 @@ def test_deliveries_within_the_window_make_one_batched_refresh(client, project, 
 
 
 def test_a_delivery_during_a_refresh_is_not_lost(client, project, settings, monkeypatch, queued):
-    from sessions import prsync, tasks
+    from sessions import tasks
+    from sessions.prs import prsync
 
     settings.AO_WEBHOOK_COALESCE_SECONDS = 2
     a = SessionFactory(project=project, branch="feat/a", phase="spawning")
@@ -486,7 +487,8 @@ def test_a_refresh_whose_task_was_lost_is_queued_again_by_the_sweep_tick(
 
     from django.utils import timezone
 
-    from sessions import tasks, webhooks
+    from sessions import tasks
+    from sessions.flows import webhooks
 
     settings.AO_WEBHOOK_COALESCE_SECONDS = 2
     SessionFactory(project=project, branch="feat/a", phase="spawning")
@@ -733,7 +735,9 @@ def test_intake_off_or_another_tracker_ignores_the_label(client, queued):
 def test_the_intake_task_runs_the_projects_intake_sweep(tracked, monkeypatch):
     from django.core.cache import cache
 
-    from sessions import intake, tasks, webhooks
+    from sessions import tasks
+    from sessions.flows import webhooks
+    from sessions.watchers import intake
 
     ran = []
     monkeypatch.setattr(intake, "intake_sweep", lambda *, project: ran.append(project.pk) or ["#42 → web-1"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sessions.terminal_filters import input_keys
+from sessions.dashboard.terminal_filters import input_keys
 
 REPLIES = {
     "DA1": "\x1b[?1;2c",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sessions.terminal_filters import Osc52Filter
+from sessions.dashboard.terminal_filters import Osc52Filter
 
 CLIP = b"\x1b]52;c;ZXZpbA==\x07"
 

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from integrations.records import RuntimeHandle
-from sessions import terminal, terminal_relay
-from sessions.terminal_relay import TerminalTarget
+from sessions.dashboard import terminal, terminal_relay
+from sessions.dashboard.terminal_relay import TerminalTarget
 from tests.helpers.fixtures import wait_for
 from tests.terminal.conftest import PROMPT, at_prompt, pane_text, tmux
 

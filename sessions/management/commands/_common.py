@@ -9,12 +9,13 @@ from django.core.management.base import CommandError
 
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError
-from sessions import apiclient, audit, selectors
 from sessions.agents.spawning import SpawnRefused
-from sessions.apiclient import ApiError
-from sessions.light_commands import PROJECT_HELP as PROJECT_HELP  # one text, also for relayed commands
+from sessions.cli import apiclient
+from sessions.cli.apiclient import ApiError
+from sessions.cli.light_commands import PROJECT_HELP as PROJECT_HELP  # one text, also for relayed commands
+from sessions.core import audit, selectors
+from sessions.domain.text import TextRejected
 from sessions.models import Session, validate_session_id
-from sessions.text import TextRejected
 
 DOMAIN_ERRORS = (
     ConfigurationError,

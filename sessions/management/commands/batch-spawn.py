@@ -1,8 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions import apiclient, selectors
 from sessions.agents.spawning import session_spawn
-from sessions.lifecycle import Phase
+from sessions.cli import apiclient
+from sessions.core import selectors
+from sessions.domain.lifecycle import Phase
 from sessions.management.commands._common import (
     DOMAIN_ERRORS,
     cli_audit,

@@ -14,7 +14,7 @@ from decimal import Decimal, InvalidOperation
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions import usage
+from sessions.core import usage
 from sessions.management.commands._common import cli_audit
 from sessions.models import Project, UserBudget
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions import services
-from sessions.config.export import config_json_schema_text
-from sessions.config.loading import config_discover, config_load
-from sessions.config.schema import ConfigError
+from sessions.core import services
+from sessions.core.config.export import config_json_schema_text
+from sessions.core.config.loading import config_discover, config_load
+from sessions.core.config.schema import ConfigError
 from sessions.management.commands._common import cli_audit
 
 EXIT_CONFIG = 2

@@ -3,7 +3,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions.doctor import check_notifiers_send, run_checks
+from sessions.cli.doctor import check_notifiers_send, run_checks
 
 
 class Command(BaseCommand):

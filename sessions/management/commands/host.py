@@ -15,7 +15,7 @@ from urllib.parse import quote
 from django.core.management.base import BaseCommand, CommandError
 from django.core.serializers.json import DjangoJSONEncoder
 
-from sessions import hosts
+from sessions.core import hosts
 from sessions.management.commands._common import cli_audit, remote_client, remote_errors
 
 

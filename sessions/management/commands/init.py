@@ -6,8 +6,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions.config.init import config_init, config_init_text
-from sessions.config.schema import CONFIG_FILENAME, ConfigError
+from sessions.core.config.init import config_init, config_init_text
+from sessions.core.config.schema import CONFIG_FILENAME, ConfigError
 
 
 class Command(BaseCommand):

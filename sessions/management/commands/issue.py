@@ -4,8 +4,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError, plugin_for
-from sessions import apiclient, selectors
-from sessions import issues as issue_service
+from sessions.agents import issues as issue_service
+from sessions.cli import apiclient
+from sessions.core import selectors
 from sessions.management.commands._common import PROJECT_HELP, cli_audit, remote_client, remote_errors
 
 

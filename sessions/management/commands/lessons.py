@@ -7,9 +7,10 @@ import json
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions import lessons, selectors
+from sessions.core import selectors
 from sessions.management.commands._common import cli_audit, cli_errors
 from sessions.models import Lesson
+from sessions.watchers import lessons
 
 
 def _effect_line(effect: dict | None) -> str:

@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from ao_site import served
-from sessions.views_auth import one_time_login_url
+from sessions.dashboard.views_auth import one_time_login_url
 
 
 class Command(BaseCommand):

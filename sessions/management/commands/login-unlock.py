@@ -6,7 +6,7 @@ from __future__ import annotations
 from axes.models import AccessAttempt
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions.login_lockout import login_lockouts, login_lockouts_lift
+from sessions.core.login_lockout import login_lockouts, login_lockouts_lift
 from sessions.management.commands._common import cli_audit
 
 

@@ -6,9 +6,10 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from sessions import orchestrator, selectors
+from sessions.core import selectors
 from sessions.management.commands._common import PROJECT_HELP, cli_audit, cli_errors
 from sessions.models import Actor
+from sessions.watchers import orchestrator
 
 
 class Command(BaseCommand):

@@ -17,9 +17,11 @@ from django.core.management.base import BaseCommand, CommandError
 from integrations import gitutil
 from integrations.registry import plugin_for
 from integrations.scm.local import LocalSCM
-from sessions import agent_client, light_commands, reviews, selectors
+from sessions.cli import agent_client, light_commands
+from sessions.core import selectors
 from sessions.management.commands._common import cli_audit, cli_errors, get_session
 from sessions.models import Actor, Project, PullRequest, Session
+from sessions.prs import reviews
 
 
 class Command(BaseCommand):

@@ -6,10 +6,10 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions import selectors
 from sessions.agents.operating import project_delete
 from sessions.agents.spawning import SpawnRefused
-from sessions.hosts import live_sessions
+from sessions.core import selectors
+from sessions.core.hosts import live_sessions
 from sessions.management.commands._common import cli_audit, cli_errors
 from sessions.models import Session
 

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions import agent_client, light_commands
+from sessions.cli import agent_client, light_commands
 
 
 class Command(BaseCommand):

@@ -7,9 +7,10 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions import outcomes, selectors, usage
+from sessions.core import selectors, usage
 from sessions.management.commands._common import cli_errors
 from sessions.models import Project
+from sessions.watchers import outcomes
 
 GROUP_COLUMNS = ("sessions", "merged", "success", "1st PR", "merge", "CI fails", "humans", "cost $")
 
@@ -49,7 +50,7 @@ USAGE_COLUMNS = ("sessions", "tokens in", "tokens out", "cost $")
 
 
 def render_usage(usage: dict) -> list[str]:
-    """The usage page's numbers (sessions.usage): every session spawned in the window."""
+    """The usage page's numbers (sessions.core.usage): every session spawned in the window."""
     totals = usage["totals"]
     lines = [
         "",

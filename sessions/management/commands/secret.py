@@ -19,7 +19,7 @@ import sys
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions import secrets
+from sessions.core import secrets
 from sessions.management.commands._common import cli_audit, remote_client, remote_errors
 from sessions.models import Secret
 

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions import apiclient
+from sessions.agents.messaging import SendRefused, session_send
+from sessions.cli import apiclient
 from sessions.management.commands._common import (
     cli_audit,
     cli_errors,
@@ -8,7 +9,6 @@ from sessions.management.commands._common import (
     remote_client,
     remote_errors,
 )
-from sessions.messaging import SendRefused, session_send
 from sessions.models import Actor
 
 

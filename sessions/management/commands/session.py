@@ -6,8 +6,9 @@ import shutil
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from sessions import apiclient, selectors
 from sessions.agents import claiming, operating, plugins
+from sessions.cli import apiclient
+from sessions.core import selectors
 from sessions.management.commands._common import (
     DOMAIN_ERRORS,
     cli_audit,

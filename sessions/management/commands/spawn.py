@@ -3,10 +3,11 @@ from contextlib import contextmanager
 
 from django.core.management.base import BaseCommand, CommandError
 
-from sessions import apiclient, selectors
 from sessions.agents.spawning import IssueMissing, session_spawn
-from sessions.lifecycle import Phase
-from sessions.light_commands import add_spawn_arguments
+from sessions.cli import apiclient
+from sessions.cli.light_commands import add_spawn_arguments
+from sessions.core import selectors
+from sessions.domain.lifecycle import Phase
 from sessions.management.commands._common import (
     cli_audit,
     cli_errors,
@@ -21,7 +22,7 @@ class Command(BaseCommand):
     help = "Spawn an agent session on an issue (or with a prompt) in its own worktree and tmux session."
 
     def add_arguments(self, parser):
-        add_spawn_arguments(parser)  # shared with the relayed path (sessions.light_commands)
+        add_spawn_arguments(parser)  # shared with the relayed path (sessions.cli.light_commands)
 
     def handle(self, *args, **options):
         client = remote_client()

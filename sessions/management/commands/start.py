@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ao_site import runner
 from ao_site.celery import app
-from sessions.orchestrator import orchestrators_start_all
+from sessions.watchers.orchestrator import orchestrators_start_all
 
 
 class Command(BaseCommand):
@@ -129,7 +129,7 @@ class Command(BaseCommand):
                 out.write(f"Created the admin account {user.get_username()!r}.")
             if link:
                 # local: the views load only for the first-run link
-                from sessions.views_auth import one_time_login_url
+                from sessions.dashboard.views_auth import one_time_login_url
 
                 # stdout only: the link logs its holder in, so it never goes to a log.
                 out.write("One-time login link (valid 15 minutes, works once):")

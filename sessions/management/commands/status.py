@@ -11,10 +11,12 @@ from django.utils import timezone
 
 from ao_site import runner, served
 from ao_site.celery import app
-from sessions import apiclient, decisions, selectors
+from sessions.cli import apiclient
+from sessions.cli.status_text import CLEAR, SESSION_COLUMNS, _age, _dumps, render_table  # noqa: F401
+from sessions.core import selectors
 from sessions.management.commands import beat
 from sessions.management.commands._common import remote_client, remote_errors
-from sessions.status_text import CLEAR, SESSION_COLUMNS, _age, _dumps, render_table  # noqa: F401
+from sessions.watchers import decisions
 
 NEEDS_YOU_LIMIT = 3  # per project
 
@@ -79,7 +81,7 @@ def status_snapshot(*, include_done: bool = True) -> dict:
         )
     for project in selectors.projects_all():
         live, total = counts.get(project.pk, [0, 0])
-        # what most needs a person, ranked (sessions.decisions): the orchestrator's digest too
+        # what most needs a person, ranked (sessions.watchers.decisions): the orchestrator's digest too
         needs_you = [
             {"kind": d.kind, "label": d.label, "session": d.session.pk, "reason": d.reason, "url": d.url}
             for d in decisions.project_decisions(project, limit=NEEDS_YOU_LIMIT, now=now)

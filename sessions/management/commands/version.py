@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from sessions import light_commands
+from sessions.cli import light_commands
 
 
 class Command(BaseCommand):

@@ -10,8 +10,8 @@ from django.core.management.base import BaseCommand, CommandError
 from ao_site import runner
 from ao_site.celery import app
 from sessions.api.tokens import api_token_authenticate
-from sessions.hosts import HostHeartbeat, HostRefused, host_register
-from sessions.watch import ActivityWatcher
+from sessions.core.hosts import HostHeartbeat, HostRefused, host_register
+from sessions.flows.watch import ActivityWatcher
 
 
 class Command(BaseCommand):
