@@ -19,7 +19,7 @@ from integrations import gitutil
 from integrations.base import IntegrationError, IssueNotFound, PermanentIntegrationError
 from integrations.registry import ConfigurationError, plugin_for
 from sessions.agents.plugins import _agent_for, _handle, context_for
-from sessions.agents.starting import _issue_keep, _start_failed
+from sessions.agents.starting import issue_keep, start_failed
 from sessions.core import audit, hosts, jobs, services, usage
 from sessions.core import secrets as secrets_store  # model credentials: the project's or a person's own
 from sessions.core.hosts import live_sessions
@@ -172,7 +172,7 @@ def session_spawn(
         if issue is not None:
             # Kept for the start (branch name, prompt): the issue is read once per spawn.
             session._issue = issue
-            _issue_keep(session, issue)
+            issue_keep(session, issue)
         if issue_note:
             services.event_record(
                 project=project, session=session, kind="spawn.issue_missing", summary=issue_note
@@ -218,7 +218,7 @@ def unstarted_sessions_recover(*, project: Project, now=None) -> list[str]:
         ctx = None
         with contextlib.suppress(ConfigurationError, IntegrationError):
             ctx = context_for(session)
-        _start_failed(
+        start_failed(
             session,
             PermanentIntegrationError(
                 f"its start was abandoned: the process starting it stopped more than "

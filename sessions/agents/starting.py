@@ -52,7 +52,7 @@ def _issue_key(session: Session) -> str:
     return f"ao:spawn-issue:{session.id}:{session.created_at.timestamp():.6f}"
 
 
-def _issue_keep(session: Session, issue) -> None:
+def issue_keep(session: Session, issue) -> None:
     from django.core.cache import cache
 
     try:
@@ -340,7 +340,7 @@ def session_start(*, session_id: str) -> bool:
             services.session_rederive(session=session)
         return True
     except Exception as exc:
-        _start_failed(session, exc, ctx=ctx, handle=handle, workspace=created_workspace)
+        start_failed(session, exc, ctx=ctx, handle=handle, workspace=created_workspace)
         if not isinstance(exc, IntegrationError | ConfigurationError | ValueError):
             log.exception("unexpected error starting %s", session_id)
         return True
@@ -395,7 +395,7 @@ def _launch(session: Session, ctx: AgentContext, *, cwd: Path, argv: list[str], 
     return handle
 
 
-def _start_failed(
+def start_failed(
     session: Session,
     exc: Exception,
     *,
