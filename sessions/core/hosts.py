@@ -79,7 +79,7 @@ def host_register(*, name: str, user=None, shared: bool = False, max_sessions: i
     with transaction.atomic():
         host = Host.objects.select_for_update().filter(name=name).first()
         if host is not None and user is not None and host.owner_id not in (None, user.pk):
-            raise HostRefused(f"host {name} is {host.owner.get_username()}'s; choose another --host NAME")
+            raise HostRefused(f"host {name} is {_name(host.owner)}'s; choose another --host NAME")
         if host is not None and user is not None and host.owner_id is None and not user.is_superuser:
             raise HostRefused(
                 f"host {name} is a shared host: only a superuser or its operator starts its worker"
@@ -273,7 +273,7 @@ def host_rows(*, user) -> list[dict]:
 
 
 def _row(host: Host, *, online: bool, manages: bool, user) -> dict:
-    owner = host.owner.get_username() if host.owner_id else None
+    owner = host.owner.get_username() if host.owner is not None else None
     return {
         "name": host.name,
         "shared": host.shared,

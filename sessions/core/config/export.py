@@ -46,7 +46,7 @@ def plugin_settings_fields(slot: str, key: str) -> dict[str, tuple[str, ...]]:
     """{setting: the names it may be written as} for a plugin: its field names (or aliases);
     notifiers also take them camelCase (``webhookUrlEnv`` for ``webhook_url_env``)."""
     model = registry_for(slot).get(key).Config
-    names = {}
+    names: dict[str, tuple[str, ...]] = {}
     for name, field in model.model_fields.items():
         written = field.alias or name
         camel = to_camel(written) if issubclass(model, NotifierConfig) else written

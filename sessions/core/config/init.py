@@ -241,9 +241,11 @@ def _init_text(facts: RepoFacts) -> str:
         "    runtime: tmux",
         "    workspace: worktree",
     ]
-    enterprise = hosted and facts.remote is not None and facts.remote.host != "github.com"
-    if enterprise:  # GitHub Enterprise Server: its API, not api.github.com, knows its repositories
-        api = f"https://{facts.remote.host}/api/v3"
+    remote = facts.remote
+    # GitHub Enterprise Server's host: its API, not api.github.com, knows its repositories
+    enterprise = remote.host if hosted and remote is not None and remote.host != "github.com" else None
+    if enterprise is not None:
+        api = f"https://{enterprise}/api/v3"
         for slot in ("tracker", "scm"):
             lines += [f"    {slot}:", "      plugin: github", f"      base_url: {_scalar(api)}"]
     elif hosted:
@@ -266,8 +268,8 @@ def _init_text(facts: RepoFacts) -> str:
                 "      # reactions: {approved-and-green: {requiredChecks: []}}).",
                 "      # check_command: [pytest, -q]",
             ]
-    if enterprise:
-        lines.append(f"    # GitHub Enterprise host: {facts.remote.host}")
+    if enterprise is not None:
+        lines.append(f"    # GitHub Enterprise host: {enterprise}")
     lines += [
         "    # maxSessions: 4",
         "    # agentRules: |",

@@ -516,7 +516,8 @@ def session_prefix_for(key: str) -> str:
 
 
 def _project_defaults() -> dict[str, str]:
-    return {slot: Project._meta.get_field(slot).default for slot in SLOTS}
+    fields = {field.name: field for field in Project._meta.concrete_fields}
+    return {slot: fields[slot].default for slot in SLOTS}
 
 
 def _scalar(value: Any) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
 
 from integrations.registry import ConfigurationError, registry_for
 from sessions.core.config.schema import (
@@ -83,7 +84,7 @@ def _data_path(data: Any, loc: tuple, *, missing: bool) -> tuple:
     return tuple(path)
 
 
-def _error_message(error: dict) -> str:
+def _error_message(error: ErrorDetails) -> str:
     if error["type"] == "missing":
         return "required key is missing"
     message = error["msg"]
@@ -173,14 +174,17 @@ def _resolve_path(raw: str, base_dir: Path | None, where: tuple, out: _Collector
     if raw.startswith("~") and not expanded.is_absolute():
         out.add(where, f"{raw[:200]!r}: cannot expand '~' (unknown user?)")
         return None
-    if base_dir is None and not expanded.is_absolute():
+    if expanded.is_absolute():
+        candidate = expanded
+    elif base_dir is None:
         out.add(
             where,
             f"{raw[:200]!r} is relative, and an uploaded file has no directory: write the absolute path "
             "on the server (the admin's export does)",
         )
         return None
-    candidate = expanded if expanded.is_absolute() else base_dir / expanded
+    else:
+        candidate = base_dir / expanded
     shown_raw = repr(raw) if len(raw) <= 200 else repr(raw[:100] + "..." + raw[-20:])
     try:
         resolved = candidate.resolve()
@@ -246,14 +250,18 @@ def _resolve(
         notifiers, routing = dict(config.notifiers), dict(config.notification_routing)
     else:  # something failed validation: check what did validate, so every problem is reported
         defaults = _validate_piece(Defaults, data.get("defaults", {})) or Defaults()
-        raw_projects = data.get("projects") if isinstance(data.get("projects"), dict) else {}
+        raw_projects = data.get("projects")
+        if not isinstance(raw_projects, dict):
+            raw_projects = {}
         projects = {
             key: project
             for key, raw in raw_projects.items()
             if (project := _validate_piece(ProjectConfig, raw)) is not None
         }
         notifiers = {}
-        raw_notifiers = data.get("notifiers") if isinstance(data.get("notifiers"), dict) else {}
+        raw_notifiers = data.get("notifiers")
+        if not isinstance(raw_notifiers, dict):
+            raw_notifiers = {}
         for name, raw in raw_notifiers.items():
             try:
                 notifiers[name] = _NOTIFIER.validate_python(raw)
@@ -279,7 +287,7 @@ def _resolve(
     for key, project in projects.items():
         if not isinstance(key, str):
             continue
-        where = ("projects", key)
+        where: tuple = ("projects", key)
         ok = True
         if not PROJECT_KEY_RE.match(key):
             out.add(
@@ -316,7 +324,7 @@ def _resolve(
         slots: dict[str, PluginSpec] = {}
         for slot in SLOTS:
             spec = getattr(project, slot)
-            spec_where = (*where, slot)
+            spec_where: tuple = (*where, slot)
             note = ""
             if spec is None:
                 default_spec, default_where = default_specs[slot]
