@@ -33,7 +33,7 @@ def session_observe(*, session: Session) -> bool:
     state = ctx.runtime.probe(handle) if handle else RuntimeState.LOST
     fields: dict = {"runtime_state": state, "runtime_checked_at": now}
     fields["detecting_attempts"] = session.detecting_attempts + 1 if state == RuntimeState.PROBE_FAILED else 0
-    if state in (RuntimeState.ALIVE, RuntimeState.EXITED) and session.workspace_path:
+    if handle and state in (RuntimeState.ALIVE, RuntimeState.EXITED) and session.workspace_path:
         pane = ""
         try:
             pane = ctx.runtime.read_output(handle, lines=PANE_LINES)

@@ -27,7 +27,7 @@ DECISIONS = {
     "request_changes": LocalReview.State.CHANGES_REQUESTED,
     "comment": LocalReview.State.COMMENTED,
 }
-LABELS = {
+LABELS: dict[str, str] = {
     LocalReview.State.APPROVED: "approved",
     LocalReview.State.CHANGES_REQUESTED: "changes requested",
     LocalReview.State.COMMENTED: "commented",

@@ -28,6 +28,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 from django.conf import settings
@@ -131,12 +132,12 @@ def changed_files(session: Session, *, repo: Path, refs: dict[str, str]) -> set[
     base_sha = _base_sha(refs, base)
     workspace = Path(session.workspace_path) if session.workspace_path else None
     on_this_host = (session.host or settings.AO_HOST_NAME) == settings.AO_HOST_NAME
-    local = workspace is not None and on_this_host and workspace.is_dir()
+    local = workspace if workspace is not None and on_this_host and workspace.is_dir() else None
     in_repo = bool(head and base_sha)
-    if in_repo:
+    if head and base_sha:
         files |= _diff_names(repo, base_sha, head)
-    if local:
-        files |= _workspace_files(session, workspace, base=base, clone=not in_repo)
+    if local is not None:
+        files |= _workspace_files(session, local, base=base, clone=not in_repo)
     return files
 
 
@@ -211,15 +212,15 @@ def conflicts_watch(*, project: Project) -> list[str]:
             FileOverlap.objects.filter(pk=overlap.pk, resolved_at__isnull=True).update(resolved_at=now)
             _cards_changed(pair)
             notes.append(f"{pair[0]} and {pair[1]} no longer share files")
-    for (a, b), shared in current.items():
-        if _record(project, by_id[a], by_id[b], shared, now):
-            notes.append(f"{a} and {b} change the same files: {_shown(shared)}")
+    for (a, b), names in current.items():
+        if _record(project, by_id[a], by_id[b], names, now):
+            notes.append(f"{a} and {b} change the same files: {_shown(names)}")
     return notes
 
 
 def _cards_changed(ids) -> None:
     for session_id in ids:
-        transaction.on_commit(lambda session_id=session_id: realtime.card_changed(session_id))
+        transaction.on_commit(partial(realtime.card_changed, session_id))
 
 
 def _record(project: Project, a: Session, b: Session, files: list[str], now) -> bool:

@@ -173,6 +173,7 @@ def intake_release(*, project: Project) -> list[str]:
         except IntegrationError as exc:
             log.warning("intake: %s not released, in-progress label not removed: %s", claim.issue_ref, exc)
             continue
+        assert claim.session is not None  # session__in above: only claims with a session
         reason, why = _ended_why(claim.session)
         with transaction.atomic():
             released, _ = IntakeClaim.objects.filter(

@@ -249,7 +249,7 @@ def lesson_summary(lesson: Lesson) -> dict:
         "text": lesson.text,
         "prompt_text": lesson.prompt_text,
         "evidence": lesson.evidence,
-        "decided_by": lesson.decided_by.get_username() if lesson.decided_by_id else None,
+        "decided_by": lesson.decided_by.get_username() if lesson.decided_by is not None else None,
         "decided_at": lesson.decided_at.isoformat() if lesson.decided_at else None,
         "effect": lesson_effect(lesson) if lesson.status == Lesson.State.ACCEPTED else None,
         "created_at": lesson.created_at.isoformat(),
