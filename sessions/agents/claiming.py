@@ -11,7 +11,7 @@ from django.db import transaction
 from integrations import gitutil
 from integrations.registry import plugin_for
 from integrations.workspace import uncommitted_changes
-from sessions.agents.operating import _existing_workspace
+from sessions.agents.operating import existing_workspace
 from sessions.agents.spawning import SpawnRefused
 from sessions.core import audit, services
 from sessions.models import Actor, PullRequest, Session
@@ -53,7 +53,7 @@ def session_pr_claim(*, session: Session, number: int, by=None, actor: str = Act
         raise ClaimedPullRequestMissing(f"the {project.scm} SCM has no PR #{number}")
     if info.state != "open":
         raise ClaimRefused(f"PR #{number} is {info.state}: only an open PR can be claimed")
-    workspace = _existing_workspace(session)
+    workspace = existing_workspace(session)
     if workspace is not None and info.branch != session.branch:
         _checkout_pr_branch(session, workspace, branch=info.branch, remote=scm.workspace_remote())
     with transaction.atomic():

@@ -244,7 +244,7 @@ def _deliver_next(session_id: str) -> str:
     if session.messages.filter(state=Message.State.DELIVERED).exists():
         return "held"  # one message in flight at a time: wait for it to be confirmed (or retried)
     ctx = plugins.context_for(session)
-    handle = plugins._handle(session)
+    handle = plugins.runtime_handle_for(session)
     # A retry of a message whose text still sits in the agent's input (its Enter was lost) is
     # submitted with Enter alone: typing it again would send it twice. That screen is the agent's
     # input holding ao's own text, whatever the reading (a fresh agent with no transcript yet,
@@ -496,7 +496,7 @@ def _confirm_deliveries(session: Session) -> None:
         if session.runtime_checked_at is None or session.runtime_checked_at < message.delivered_at:
             continue  # no reading since the keys were sent
         ctx = plugins.context_for(session)
-        handle = plugins._handle(session)
+        handle = plugins.runtime_handle_for(session)
         pane = None
         if handle is not None and session.runtime_state == RuntimeState.ALIVE:
             try:

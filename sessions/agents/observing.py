@@ -11,7 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from integrations.base import IntegrationError
-from sessions.agents.plugins import PANE_LINES, _handle, context_for
+from sessions.agents.plugins import PANE_LINES, context_for, runtime_handle_for
 from sessions.agents.trailers import workspace_model_record  # the learning loop
 from sessions.core import realtime, services
 from sessions.domain.lifecycle import Phase, RuntimeState, Zone
@@ -27,7 +27,7 @@ def session_observe(*, session: Session) -> bool:
     a webhook refresh, the activity watcher, the observe task, message delivery)."""
     if session.phase != Phase.RUNNING:
         return services.session_rederive(session=session)
-    handle = _handle(session)
+    handle = runtime_handle_for(session)
     now = timezone.now()
     ctx = context_for(session)
     state = ctx.runtime.probe(handle) if handle else RuntimeState.LOST

@@ -19,9 +19,9 @@ from django.utils import timezone
 from integrations import gitutil
 from integrations.base import IntegrationError, WorkspaceRefused
 from integrations.registry import ConfigurationError, plugin_for
-from sessions.agents.plugins import AgentContext, _handle, context_for, workspaces_root
+from sessions.agents.plugins import AgentContext, context_for, runtime_handle_for, workspaces_root
 from sessions.agents.spawning import SpawnRefused, queued_sessions_admit
-from sessions.agents.starting import _launch, worker_prompt
+from sessions.agents.starting import launch, worker_prompt
 from sessions.core import audit, jobs, services
 from sessions.core import secrets as secrets_store  # model credentials: the project's or a person's own
 from sessions.core.jobs import host_queue
@@ -155,7 +155,7 @@ def session_kill(*, session: Session, by=None, actor: str = Actor.USER, reason: 
 
 
 def _kill_here(*, session: Session, by=None, actor: str = Actor.USER, reason: str = "") -> None:
-    handle = _handle(session)
+    handle = runtime_handle_for(session)
     if handle is not None:
         context_for(session).runtime.kill(handle)
     with transaction.atomic():
@@ -200,7 +200,7 @@ def _restore_here(*, session: Session, by=None, actor: str = Actor.USER) -> None
     if not workspace.is_dir():
         raise SpawnRefused(f"{session.id}'s workspace {workspace} is gone; spawn a new session instead")
     ctx = context_for(session)
-    old = _handle(session)
+    old = runtime_handle_for(session)
     if old is not None and ctx.runtime.probe(old) == RuntimeState.ALIVE:
         raise SpawnRefused(f"{session.id} is still running")
     if old is not None:
@@ -221,7 +221,7 @@ def _restore_here(*, session: Session, by=None, actor: str = Actor.USER) -> None
         )
         first_message = None if ctx.agent.prompt_in_command else prompt
     with transaction.atomic():
-        _launch(
+        launch(
             session,
             ctx,
             cwd=workspace,
@@ -278,7 +278,7 @@ def cleanup_refusal(*, session: Session, force: bool = False) -> str:
     the clean-up itself makes before touching anything, so a dry run says what the real run does."""
     if session.kind == Session.Kind.ORCHESTRATOR:
         return "orchestrator sessions are never cleaned up"
-    workspace = _existing_workspace(session)
+    workspace = existing_workspace(session)
     if workspace is None:
         return ""
     try:
@@ -288,7 +288,7 @@ def cleanup_refusal(*, session: Session, force: bool = False) -> str:
     return ""
 
 
-def _existing_workspace(session: Session) -> Path | None:
+def existing_workspace(session: Session) -> Path | None:
     path = Path(session.workspace_path) if session.workspace_path else None
     return path if path is not None and (path.exists() or path.is_symlink()) else None
 
@@ -320,7 +320,7 @@ def _cleanup_here(*, session: Session, force: bool = False, by=None, actor: str 
     if session.kind == Session.Kind.ORCHESTRATOR:
         raise SpawnRefused("orchestrator sessions are never cleaned up")
     ctx = context_for(session)
-    workspace = _existing_workspace(session)
+    workspace = existing_workspace(session)
     safe: list[str] = []
     if workspace is not None:
         try:
@@ -337,7 +337,7 @@ def _cleanup_here(*, session: Session, force: bool = False, by=None, actor: str 
                     data={"error": str(exc)[:1000]},
                 )
             raise
-    handle = _handle(session)
+    handle = runtime_handle_for(session)
     if handle is not None and ctx.runtime.probe(handle) == RuntimeState.ALIVE:
         ctx.runtime.kill(handle)
     if workspace is not None:
@@ -399,7 +399,9 @@ def project_delete(*, project: Project, by=None) -> list[str]:
     Refuses (SpawnRefused, nothing changed) while one of its agents runs on another agent host.
     Returns notes of what it stopped."""
     sessions = list(Session.objects.filter(project=project).exclude(phase=Phase.CLEANED))
-    with_runtime = [s for s in sessions if _handle(s) is not None and s.runtime_state != RuntimeState.LOST]
+    with_runtime = [
+        s for s in sessions if runtime_handle_for(s) is not None and s.runtime_state != RuntimeState.LOST
+    ]
     elsewhere = sorted({host for s in with_runtime if (host := runs_elsewhere(s))})
     if elsewhere:
         raise SpawnRefused(
@@ -409,7 +411,7 @@ def project_delete(*, project: Project, by=None) -> list[str]:
     notes = []
     for session in with_runtime:
         try:
-            context_for(session).runtime.kill(_handle(session))
+            context_for(session).runtime.kill(runtime_handle_for(session))
         except (IntegrationError, ConfigurationError) as exc:  # already gone, or a broken runtime config
             notes.append(f"{session.id}: could not stop its runtime ({exc})")
             continue

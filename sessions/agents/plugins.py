@@ -40,7 +40,7 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _agent_for(project: Project, key: str) -> Agent:
+def agent_for(project: Project, key: str) -> Agent:
     where = f"projects.{project.key}.agent"
     agent_settings = project.settings_for("agent") if key == project.agent else {}
     return agents.create(key, agent_settings, where=where, project=project)
@@ -48,21 +48,21 @@ def _agent_for(project: Project, key: str) -> Agent:
 
 # The orchestrator's session runs its own agent with its own prompt. The orchestrator is a watcher,
 # above this module: sessions/apps.py hands both down at start ("context", "prompt").
-_orchestrator: dict[str, Callable] = {}
+orchestrator_hooks: dict[str, Callable] = {}
 
 
 def use_orchestrator(*, context: Callable[[Session], AgentContext], prompt: Callable[[Project], str]) -> None:
-    _orchestrator.update(context=context, prompt=prompt)
+    orchestrator_hooks.update(context=context, prompt=prompt)
 
 
 def context_for(session: Session) -> AgentContext:
     if session.kind == Session.Kind.ORCHESTRATOR:  # the orchestrator issue: its own agent and settings
-        return _orchestrator["context"](session)
+        return orchestrator_hooks["context"](session)
     project = session.project
     runtime_key = (session.runtime_handle or {}).get("runtime") or project.runtime
     runtime_settings = project.settings_for("runtime") if runtime_key == project.runtime else {}
     return AgentContext(
-        agent=_agent_for(project, session.agent or project.agent),
+        agent=agent_for(project, session.agent or project.agent),
         runtime=registry_for("runtime").create(
             runtime_key, runtime_settings, where=f"projects.{project.key}.runtime", project=project
         ),
@@ -70,7 +70,7 @@ def context_for(session: Session) -> AgentContext:
     )
 
 
-def _handle(session: Session) -> RuntimeHandle | None:
+def runtime_handle_for(session: Session) -> RuntimeHandle | None:
     data = session.runtime_handle or {}
     if not data.get("name"):
         return None

@@ -18,7 +18,7 @@ from django.utils import timezone
 from integrations import gitutil
 from integrations.base import IntegrationError, IssueNotFound, PermanentIntegrationError
 from integrations.registry import ConfigurationError, plugin_for
-from sessions.agents.plugins import _agent_for, _handle, context_for
+from sessions.agents.plugins import agent_for, context_for, runtime_handle_for
 from sessions.agents.starting import issue_keep, start_failed
 from sessions.core import audit, hosts, jobs, services, usage
 from sessions.core import secrets as secrets_store  # model credentials: the project's or a person's own
@@ -97,7 +97,7 @@ def session_spawn(
     """
     agent_key = agent or project.agent
     # unknown agent or bad settings: ConfigurationError, nothing written
-    configured_model = getattr(_agent_for(project, agent_key).config, "model", None) or ""
+    configured_model = getattr(agent_for(project, agent_key).config, "model", None) or ""
     task = clean_text(prompt or "", max_chars=settings.AO_MAX_PROMPT_CHARS, what="prompt", allow_empty=True)
     if branch:
         try:
@@ -225,7 +225,7 @@ def unstarted_sessions_recover(*, project: Project, now=None) -> list[str]:
                 f"{int(START_LEASE.total_seconds() // 60)} minutes ago; restore or spawn again"
             ),
             ctx=ctx,
-            handle=_handle(session) if ctx is not None else None,
+            handle=runtime_handle_for(session) if ctx is not None else None,
             workspace=Path(session.workspace_path) if ctx is not None and session.workspace_path else None,
         )
         acted.append(session.pk)

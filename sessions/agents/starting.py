@@ -26,8 +26,8 @@ from sessions.agents import prompts
 from sessions.agents.plugins import (
     RULES_FILE_MAX,
     AgentContext,
-    _orchestrator,
     context_for,
+    orchestrator_hooks,
     token_hash,
     workspaces_root,
 )
@@ -101,7 +101,7 @@ def _agent_rules(project: Project) -> str:
 
 def worker_prompt(session: Session) -> str:
     if session.kind == Session.Kind.ORCHESTRATOR:  # the orchestrator issue: e.g. `ao session restore`
-        return _orchestrator["prompt"](session.project)
+        return orchestrator_hooks["prompt"](session.project)
     project = session.project
     issue = _issue_for(session)
     by = session.created_by.get_username() if session.created_by_id else ""
@@ -325,7 +325,7 @@ def session_start(*, session_id: str) -> bool:
             workspace=created_workspace, prompt=prompt if ctx.agent.prompt_in_command else None
         )
         with transaction.atomic():
-            handle = _launch(session, ctx, cwd=created_workspace, argv=argv)
+            handle = launch(session, ctx, cwd=created_workspace, argv=argv)
             services.event_record(
                 project=project,
                 session=session,
@@ -369,7 +369,7 @@ def _free_branch_name(branch: str, *, session: Session, repo: Path, scm, remote:
     raise PermanentIntegrationError(f"no free branch name like {branch!r}: delete old branches")
 
 
-def _launch(session: Session, ctx: AgentContext, *, cwd: Path, argv: list[str], **facts) -> RuntimeHandle:
+def launch(session: Session, ctx: AgentContext, *, cwd: Path, argv: list[str], **facts) -> RuntimeHandle:
     """Start the agent in its runtime with a fresh session token and record it running."""
     token = secrets.token_urlsafe(32)
     handle = ctx.runtime.start(

@@ -60,7 +60,7 @@ from django.conf import settings
 from integrations.base import PermanentIntegrationError
 from integrations.registry import registry_for
 from integrations.runtime import validate_name
-from sessions.agents.plugins import _handle
+from sessions.agents.plugins import runtime_handle_for
 from sessions.core import selectors
 from sessions.dashboard.terminal_process import ProcessRelay
 from sessions.dashboard.terminal_relay import (
@@ -136,7 +136,7 @@ def terminal_open(*, session_id: str, user) -> TerminalTarget:
             f"session {session.id} runs on agent host {session.host!r}; its terminal is served by the "
             f"`ao web` running on that host (this is {settings.AO_HOST_NAME!r})"
         )
-    handle = _handle(session)
+    handle = runtime_handle_for(session)
     if handle is None:
         raise NotAttachable(f"session {session.id} has no running terminal yet")
     if handle.runtime not in ("tmux", "process"):

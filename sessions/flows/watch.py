@@ -74,7 +74,7 @@ class ActivityWatcher:
         marks: dict[str, str] = {}
         by_runtime: dict[tuple, tuple] = {}
         for session in sessions.values():
-            handle = plugins._handle(session)
+            handle = plugins.runtime_handle_for(session)
             if handle is None:
                 continue
             key = (session.project_id, session.kind)

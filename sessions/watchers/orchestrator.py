@@ -455,7 +455,7 @@ def orchestrator_launch(*, session_id: str) -> bool:
     try:
         ctx = orchestrator_context(session)
         ctx.agent.check_installed()
-        old = plugins._handle(session)
+        old = plugins.runtime_handle_for(session)
         if old is not None and ctx.runtime.probe(old) in (RuntimeState.ALIVE, RuntimeState.EXITED):
             ctx.runtime.kill(old)
         workspace = _workspace(session, ctx)
@@ -495,7 +495,7 @@ def orchestrator_launch(*, session_id: str) -> bool:
                 "runtime": handle.runtime,
                 "name": handle.name,
                 "data": handle.data,
-                "launched_at": timezone.now().isoformat(),  # see starting._launch
+                "launched_at": timezone.now().isoformat(),  # see starting.launch
             },
             api_token_hash=plugins.token_hash(token),
             phase=Phase.RUNNING,

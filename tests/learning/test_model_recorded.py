@@ -108,5 +108,5 @@ def test_a_custom_agents_configured_model_is_recorded(monkeypatch):
     session = spawning.session_spawn(project=project, prompt="Say hi")
 
     assert session.model == "gpt-5-codex"
-    agent = plugins._agent_for(project, "custom")
+    agent = plugins.agent_for(project, "custom")
     assert "--model" not in agent.launch_command(workspace=Path("/tmp"), prompt=None)

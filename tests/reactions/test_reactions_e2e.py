@@ -91,7 +91,7 @@ def test_a_reaction_waits_while_the_agent_is_busy_then_is_delivered(repo, tmux_s
     session = spawn(project, tmux_server, branch="feat/busy")
     settings.AO_INLINE_DELIVERY_WAIT = 0.0  # no inline watching from now on: a held message stays queued
     ctx = plugins.context_for(session)
-    ctx.runtime.send_text(plugins._handle(session), "work 4")
+    ctx.runtime.send_text(plugins.runtime_handle_for(session), "work 4")
     assert eventually(lambda: "esc to interrupt" in pane(tmux_server, session.id))
     pull = PullRequestFactory(session=session, project=project, ci_state="failing", branch="feat/busy")
     CheckRunFactory(pull_request=pull, name="unit-tests", conclusion="failure",

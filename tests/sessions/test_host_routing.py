@@ -76,7 +76,7 @@ def agent(tmux_runtime, tmp_path: Path) -> Session:
 
 
 def alive(tmux_runtime, session: Session) -> bool:
-    return tmux_runtime.probe(plugins._handle(session)) == RuntimeState.ALIVE
+    return tmux_runtime.probe(plugins.runtime_handle_for(session)) == RuntimeState.ALIVE
 
 
 def kinds(session: Session) -> list[str]:

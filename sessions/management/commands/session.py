@@ -161,7 +161,7 @@ class Command(BaseCommand):
     def _attach(self, options):
         session = get_session(options["session"])
         with cli_errors():
-            handle = plugins._handle(session)
+            handle = plugins.runtime_handle_for(session)
             argv = plugins.context_for(session).runtime.attach_command(handle) if handle else []
         if not argv:
             raise CommandError(f"{session.id} has no attachable runtime (runtime: {session.runtime_state})")
