@@ -17,7 +17,7 @@ from sessions.dashboard.terminal_relay import (
     NotAttachable,
     Relay,
     TerminalTarget,
-    _set_winsize,
+    set_winsize,
 )
 
 
@@ -106,7 +106,7 @@ class ProcessRelay(Relay):
         fd = self._input_fd()
         if fd is not None:
             with contextlib.suppress(OSError):
-                _set_winsize(fd, cols, rows)  # the kernel sends SIGWINCH to the program
+                set_winsize(fd, cols, rows)  # the kernel sends SIGWINCH to the program
 
     def stop(self) -> None:
         self._stop_writer()

@@ -296,5 +296,5 @@ class Relay:
         return True
 
 
-def _set_winsize(fd: int, cols: int, rows: int) -> None:
+def set_winsize(fd: int, cols: int, rows: int) -> None:
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))

@@ -23,7 +23,7 @@ from sessions.dashboard.terminal_relay import (
     NotAttachable,
     Relay,
     TerminalTarget,
-    _set_winsize,
+    set_winsize,
 )
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class TmuxRelay(Relay):
             raise NotAttachable(f"the tmux session {name} is not running")
         master, slave = os.openpty()
         try:
-            _set_winsize(slave, self.cols, self.rows)
+            set_winsize(slave, self.cols, self.rows)
             self._tty = os.ttyname(slave)
             self._proc = subprocess.Popen(
                 [sys.executable, "-I", "-c", _CTTY_EXEC, *base, "attach-session", "-t", f"={name}"],
@@ -131,7 +131,7 @@ class TmuxRelay(Relay):
     def _apply_size(self, cols: int, rows: int) -> None:
         if self._master is not None:
             with contextlib.suppress(OSError):
-                _set_winsize(self._master, cols, rows)
+                set_winsize(self._master, cols, rows)
 
     def request_repaint(self) -> None:
         """A full redraw of the relay's tmux client, at most every REPAINT_INTERVAL seconds."""

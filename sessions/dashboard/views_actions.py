@@ -15,8 +15,8 @@ from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError
 from sessions.agents import messaging, operating, spawning
 from sessions.core import selectors
-from sessions.dashboard.views_common import _session_for
-from sessions.dashboard.views_session import _detail_context
+from sessions.dashboard.views_common import session_for
+from sessions.dashboard.views_session import detail_context
 from sessions.domain.text import TextRejected, fence
 from sessions.models import Actor, ReviewThread, Session
 from sessions.prs import merge
@@ -27,7 +27,7 @@ def _after_action(request: HttpRequest, session: Session, *, ok: str = "", error
     """HTMX: re-render the actions panel with the outcome. Otherwise: back to the page (PRG)."""
     if request.htmx:
         session.refresh_from_db()
-        context = _detail_context(request, session, flash_ok=ok, flash_error=error)
+        context = detail_context(request, session, flash_ok=ok, flash_error=error)
         response = render(request, "sessions/_actions.html", context, status=200 if not error else 422)
         response["HX-Trigger"] = "ao:resync"  # the timeline shows what the action did
         return response
@@ -58,7 +58,7 @@ def _queue_message(request: HttpRequest, session: Session, text: str, *, answers
 @login_required
 @require_POST
 def session_send(request: HttpRequest, session_id: str) -> HttpResponse:
-    session = _session_for(request, session_id, selectors.OPERATE)
+    session = session_for(request, session_id, selectors.OPERATE)
     text = request.POST.get("quick") or request.POST.get("text") or ""
     try:
         ok = _queue_message(request, session, text, answers_prompt=request.POST.get("answers_prompt") == "on")
@@ -70,7 +70,7 @@ def session_send(request: HttpRequest, session_id: str) -> HttpResponse:
 @login_required
 @require_POST
 def thread_ask_fix(request: HttpRequest, session_id: str, thread_id: int) -> HttpResponse:
-    session = _session_for(request, session_id, selectors.OPERATE)
+    session = session_for(request, session_id, selectors.OPERATE)
     thread = get_object_or_404(ReviewThread, pk=thread_id, pull_request__session=session)
     where = f"{thread.path}:{thread.line}" if thread.line else (thread.path or "the PR")
     text = (
@@ -90,7 +90,7 @@ def thread_ask_fix(request: HttpRequest, session_id: str, thread_id: int) -> Htt
 @login_required
 @require_POST
 def session_kill_view(request: HttpRequest, session_id: str) -> HttpResponse:
-    session = _session_for(request, session_id, selectors.OPERATE)
+    session = session_for(request, session_id, selectors.OPERATE)
     try:
         requested = operating.session_kill(
             session=session, by=request.user, reason=f"by {request.user.get_username()}"
@@ -104,7 +104,7 @@ def session_kill_view(request: HttpRequest, session_id: str) -> HttpResponse:
 @login_required
 @require_POST
 def session_restore_view(request: HttpRequest, session_id: str) -> HttpResponse:
-    session = _session_for(request, session_id, selectors.OPERATE)
+    session = session_for(request, session_id, selectors.OPERATE)
     try:
         requested = operating.session_restore(session=session, by=request.user)
     except (IntegrationError, ConfigurationError, spawning.SpawnRefused) as exc:
@@ -117,7 +117,7 @@ def session_restore_view(request: HttpRequest, session_id: str) -> HttpResponse:
 @login_required
 @require_POST
 def session_merge(request: HttpRequest, session_id: str) -> HttpResponse:
-    session = _session_for(request, session_id, selectors.OPERATE)
+    session = session_for(request, session_id, selectors.OPERATE)
     try:
         pr = merge.session_pull_request_merge(session=session, by=request.user, via="the dashboard")
     except merge.MergeRefused as exc:

@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET
 
 from reactions import notify
 from sessions.core import selectors
-from sessions.dashboard.views_common import _common, _project_for
+from sessions.dashboard.views_common import page_context, project_for
 from sessions.domain.lifecycle import Status, Zone, needs_person
 from sessions.models import Event, Project, Session
 from sessions.watchers import conflicts, decisions
@@ -198,7 +198,7 @@ def _board_context(request: HttpRequest, *, project: Project | None) -> dict:
 
 def _board_response(request: HttpRequest, *, project: Project | None) -> HttpResponse:
     partial = bool(request.htmx) and request.GET.get("partial") == "body"
-    context = _common(request, partial=partial, **_board_context(request, project=project))
+    context = page_context(request, partial=partial, **_board_context(request, project=project))
     template = "sessions/_board_body.html" if partial else "sessions/board.html"
     response = render(request, template, context)
     if request.GET.get("mode") in COLUMNS:
@@ -219,7 +219,7 @@ index = board
 @login_required
 @require_GET
 def project_board(request: HttpRequest, key: str) -> HttpResponse:
-    project = _project_for(request, key, selectors.VIEW)
+    project = project_for(request, key, selectors.VIEW)
     return _board_response(request, project=project)
 
 
@@ -260,7 +260,7 @@ def needs_you(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def project_needs_you(request: HttpRequest, key: str) -> HttpResponse:
-    project = _project_for(request, key, selectors.VIEW)
+    project = project_for(request, key, selectors.VIEW)
     return _needs_you_response(request, project=project)
 
 
@@ -286,5 +286,7 @@ def inbox(request: HttpRequest) -> HttpResponse:
         .values_list("pk", flat=True)
     )
     return render(
-        request, "sessions/inbox.html", _common(request, notifications=notifications, unread_ids=unread_ids)
+        request,
+        "sessions/inbox.html",
+        page_context(request, notifications=notifications, unread_ids=unread_ids),
     )

@@ -18,7 +18,7 @@ from sessions.core import selectors
 from sessions.models import Project, Session
 
 
-def _common_unread(user) -> int | None:
+def unread_count_for(user) -> int | None:
     """The person's unread notification count (None when there is no inbox)."""
     try:
         return notify.unread_count(user)
@@ -26,9 +26,9 @@ def _common_unread(user) -> int | None:
         return None
 
 
-def _common(request: HttpRequest, **context) -> dict:
+def page_context(request: HttpRequest, **context) -> dict:
     """Context every page shares: the unread notification count, when notifications exist."""
-    context.setdefault("unread_count", _common_unread(request.user))
+    context.setdefault("unread_count", unread_count_for(request.user))
     context.setdefault("has_terminal", _has_terminal())
     return context
 
@@ -48,14 +48,14 @@ def _has_terminal() -> bool:
 # --- permission helpers ----------------------------------------------------------------------------
 # A project the person has no role in does not exist for them: 404, as for one that does not exist
 # (the same page), so that ids cannot be probed. A role too low for the action is a 403.
-def _project_for(request: HttpRequest, key: str, need: str) -> Project:
+def project_for(request: HttpRequest, key: str, need: str) -> Project:
     project = get_object_or_404(selectors.projects_visible_to(request.user), key=key)
     if not selectors.can(request.user, project, need):
         raise PermissionDenied(f"you need the {need} role in {project.key}")
     return project
 
 
-def _session_for(request: HttpRequest, session_id: str, need: str) -> Session:
+def session_for(request: HttpRequest, session_id: str, need: str) -> Session:
     session = get_object_or_404(
         Session.objects.select_related("project", "pull_request", "created_by", "credentials_of").filter(
             project__in=selectors.projects_visible_to(request.user)

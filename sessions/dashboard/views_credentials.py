@@ -19,7 +19,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from sessions.core import secrets, selectors
-from sessions.dashboard.views_common import _common
+from sessions.dashboard.views_common import page_context
 
 
 class CredentialForm(forms.Form):
@@ -48,7 +48,7 @@ def _page(request: HttpRequest, *, form: CredentialForm, status: int = 200) -> H
     projects = [
         p for p in selectors.projects_visible_to(request.user).order_by("key") if p.credentials != "project"
     ]
-    context = _common(
+    context = page_context(
         request, form=form, credentials=list(secrets.personal_secrets_of(request.user)), projects=projects
     )
     return render(request, "sessions/credentials.html", context, status=status)

@@ -15,14 +15,14 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from sessions.core import hosts
-from sessions.dashboard.views_common import _common
+from sessions.dashboard.views_common import page_context
 
 
 @login_required
 @require_GET
 def hosts_page(request: HttpRequest) -> HttpResponse:
     rows = hosts.host_rows(user=request.user)
-    return render(request, "sessions/hosts.html", _common(request, hosts=rows))
+    return render(request, "sessions/hosts.html", page_context(request, hosts=rows))
 
 
 @login_required

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from sessions.core import selectors
-from sessions.dashboard.views_common import _common, _project_for
+from sessions.dashboard.views_common import page_context, project_for
 from sessions.models import Lesson, Project
 from sessions.watchers import lessons, outcomes
 
@@ -126,19 +126,21 @@ def _minutes(seconds: float | None) -> str:
 @login_required
 @require_GET
 def retro(request: HttpRequest, key: str) -> HttpResponse:
-    project = _project_for(request, key, selectors.VIEW)
+    project = project_for(request, key, selectors.VIEW)
     window = request.GET.get("since") or "30d"
     if window not in dict(WINDOWS):
         window = "30d"
     context = retro_context(project, window)
-    context = _common(request, **context, can_decide=selectors.can(request.user, project, selectors.ADMIN))
+    context = page_context(
+        request, **context, can_decide=selectors.can(request.user, project, selectors.ADMIN)
+    )
     return render(request, "sessions/retro.html", context)
 
 
 @login_required
 @require_POST
 def lesson_decide(request: HttpRequest, key: str, lesson_id: int) -> HttpResponse:
-    project = _project_for(request, key, selectors.ADMIN)
+    project = project_for(request, key, selectors.ADMIN)
     lesson = get_object_or_404(Lesson, pk=lesson_id, project=project)
     decision = request.POST.get("decision")
     if decision not in ("accept", "reject"):

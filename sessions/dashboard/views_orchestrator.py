@@ -14,8 +14,8 @@ from integrations.registry import ConfigurationError
 from sessions.agents import spawning
 from sessions.core import selectors
 from sessions.dashboard import forms
-from sessions.dashboard.views_common import _common, _project_for
-from sessions.dashboard.views_session import _timeline_context
+from sessions.dashboard.views_common import page_context, project_for
+from sessions.dashboard.views_session import timeline_context
 from sessions.domain.lifecycle import Phase
 from sessions.models import Message, Project, Session
 from sessions.watchers import orchestrator as orch
@@ -34,7 +34,7 @@ def _orchestrator_context(request: HttpRequest, project: Project, **extra) -> di
         context.update(
             message_form=forms.MessageForm(),
             quick_replies=forms.QUICK_REPLIES,
-            **_timeline_context(request, session),
+            **timeline_context(request, session),
             messages_list=list(
                 Message.objects.filter(session=session)
                 .select_related("sender_user")
@@ -42,13 +42,13 @@ def _orchestrator_context(request: HttpRequest, project: Project, **extra) -> di
             ),
         )
     context.update(extra)
-    return _common(request, **context)
+    return page_context(request, **context)
 
 
 @login_required
 @require_GET
 def orchestrator(request: HttpRequest, key: str) -> HttpResponse:
-    project = _project_for(request, key, selectors.VIEW)
+    project = project_for(request, key, selectors.VIEW)
     return render(request, "sessions/orchestrator.html", _orchestrator_context(request, project))
 
 
@@ -63,7 +63,7 @@ ORCHESTRATOR_ERRORS = (IntegrationError, ConfigurationError, ValueError, OSError
 @login_required
 @require_POST
 def orchestrator_start_view(request: HttpRequest, key: str) -> HttpResponse:
-    project = _project_for(request, key, selectors.OPERATE)
+    project = project_for(request, key, selectors.OPERATE)
     try:
         session = orch.orchestrator_start(project=project, by=request.user)
     except (*ORCHESTRATOR_ERRORS, spawning.SpawnRefused) as exc:
@@ -86,7 +86,7 @@ def orchestrator_start_view(request: HttpRequest, key: str) -> HttpResponse:
 @login_required
 @require_POST
 def orchestrator_stop_view(request: HttpRequest, key: str) -> HttpResponse:
-    project = _project_for(request, key, selectors.OPERATE)
+    project = project_for(request, key, selectors.OPERATE)
     try:
         session = orch.orchestrator_stop(project=project, by=request.user)
     except (*ORCHESTRATOR_ERRORS, spawning.SpawnRefused) as exc:

@@ -8,8 +8,8 @@ from __future__ import annotations
 from django.template.loader import render_to_string
 
 from sessions.dashboard.views_board import card_session
-from sessions.dashboard.views_common import _common_unread
-from sessions.dashboard.views_session import _live_context
+from sessions.dashboard.views_common import unread_count_for
+from sessions.dashboard.views_session import live_context
 from sessions.models import Session
 
 
@@ -37,12 +37,12 @@ def render_card_push(session: Session) -> str:
 def render_session_push(session: Session) -> str:
     """The change push to a session page: its card and every live panel (out-of-band swaps),
     rendered once per change for all its viewers (nothing per person in it)."""
-    return render_to_string("sessions/_session_push.html", {**_live_context(session), "oob": True})
+    return render_to_string("sessions/_session_push.html", {**live_context(session), "oob": True})
 
 
 def render_unread_push(user) -> str:
     """The nav's Inbox badge for one person (out-of-band swap), or "" without an inbox."""
-    count = _common_unread(user)
+    count = unread_count_for(user)
     if count is None:
         return ""
     return render_to_string("sessions/_unread.html", {"unread_count": count, "oob": True})

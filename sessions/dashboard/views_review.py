@@ -18,9 +18,9 @@ from integrations.registry import ConfigurationError
 from sessions.agents import issues
 from sessions.core import selectors
 from sessions.dashboard import forms
-from sessions.dashboard.views_common import _project_for, _session_for
-from sessions.dashboard.views_session import _detail_context
-from sessions.dashboard.views_spawn import _spawn_context
+from sessions.dashboard.views_common import project_for, session_for
+from sessions.dashboard.views_session import detail_context
+from sessions.dashboard.views_spawn import spawn_context
 from sessions.models import Actor, Session
 from sessions.prs import reviews
 
@@ -33,7 +33,7 @@ def _review_response(
     outcome in the form; otherwise back to the page (PRG)."""
     if request.htmx:
         session = Session.objects.select_related("project", "pull_request").get(pk=session.pk)
-        context = _detail_context(request, session, review_ok=ok, review_error=error, review_body=body)
+        context = detail_context(request, session, review_ok=ok, review_error=error, review_body=body)
         response = render(request, "sessions/detail.html", context)  # 200: htmx swaps only 2xx
         response["HX-Trigger"] = "ao:resync"  # the timeline shows the review
         return response
@@ -47,7 +47,7 @@ def _review_response(
 @login_required
 @require_POST
 def session_review(request: HttpRequest, session_id: str) -> HttpResponse:
-    session = _session_for(request, session_id, selectors.OPERATE)
+    session = session_for(request, session_id, selectors.OPERATE)
     form = forms.ReviewForm(request.POST)
     body = request.POST.get("body", "")
     pr = getattr(session, "pull_request", None)
@@ -78,7 +78,7 @@ def session_review(request: HttpRequest, session_id: str) -> HttpResponse:
 @login_required
 @require_POST
 def issue_add(request: HttpRequest, key: str) -> HttpResponse:
-    project = _project_for(request, key, selectors.OPERATE)
+    project = project_for(request, key, selectors.OPERATE)
     form = forms.IssueForm(request.POST, auto_id="issue_%s")
     error = ""
     if form.is_valid():
@@ -92,5 +92,5 @@ def issue_add(request: HttpRequest, key: str) -> HttpResponse:
         else:
             messages.success(request, f"Added #{issue.ref}: {issue.title}")
             return redirect(reverse("sessions:spawn", args=[project.key]) + f"#issue-{issue.ref}")
-    context = _spawn_context(request, project, issue_form=form, issue_error=error)
+    context = spawn_context(request, project, issue_form=form, issue_error=error)
     return render(request, "sessions/spawn.html", context, status=422)

@@ -20,7 +20,7 @@ from sessions.core import selectors
 from sessions.core.selectors import merge_blockers
 from sessions.dashboard import forms
 from sessions.dashboard.views_board import card_session
-from sessions.dashboard.views_common import _common, _session_for
+from sessions.dashboard.views_common import page_context, session_for
 from sessions.domain.lifecycle import Phase, RuntimeState, Zone
 from sessions.models import CheckRun, Event, Message, ReviewThread, Session
 from sessions.watchers import conflicts
@@ -67,7 +67,7 @@ def _attach_command(session: Session) -> str:
     return shlex.join([*argv, "attach", "-t", f"={handle['name']}"])
 
 
-def _timeline_context(request: HttpRequest, session: Session) -> dict:
+def timeline_context(request: HttpRequest, session: Session) -> dict:
     events = Event.objects.filter(session=session).select_related("actor_user").order_by("-created_at", "-pk")
     page = Paginator(events, TIMELINE_PAGE).get_page(request.GET.get("page"))
     # queued messages of a session that is not running wait for it to be restored: shown so
@@ -97,7 +97,7 @@ def _agent_down(session: Session) -> str:
     return ""
 
 
-def _live_context(session: Session) -> dict:
+def live_context(session: Session) -> dict:
     """What the live panels of the session page show (sessions/_detail_*.html): the same facts for
     the page and for the change push. ``session`` comes from ``card_session`` (the card's row)."""
     pr = getattr(session, "pull_request", None)
@@ -123,9 +123,9 @@ def _live_context(session: Session) -> dict:
     }
 
 
-def _detail_context(request: HttpRequest, session: Session, **extra) -> dict:
+def detail_context(request: HttpRequest, session: Session, **extra) -> dict:
     card = card_session(session.pk)
-    live = _live_context(card) if card is not None else {}
+    live = live_context(card) if card is not None else {}
     can_operate = selectors.can(request.user, session.project, selectors.OPERATE)
     context = {
         **live,
@@ -140,10 +140,10 @@ def _detail_context(request: HttpRequest, session: Session, **extra) -> dict:
         "can_operate": can_operate,
         "message_form": forms.MessageForm(),
         "quick_replies": forms.QUICK_REPLIES,
-        **_timeline_context(request, session),
+        **timeline_context(request, session),
     }
     context.update(extra)
-    return _common(request, **context)
+    return page_context(request, **context)
 
 
 def _overlaps_for(session: Session) -> list:
@@ -157,15 +157,15 @@ def _notifications_for(session: Session) -> list:
 @login_required
 @require_GET
 def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
-    session = _session_for(request, session_id, selectors.VIEW)
-    return render(request, "sessions/detail.html", _detail_context(request, session))
+    session = session_for(request, session_id, selectors.VIEW)
+    return render(request, "sessions/detail.html", detail_context(request, session))
 
 
 @login_required
 @require_GET
 def session_timeline(request: HttpRequest, session_id: str) -> HttpResponse:
-    session = _session_for(request, session_id, selectors.VIEW)
-    context = _timeline_context(request, session)
+    session = session_for(request, session_id, selectors.VIEW)
+    context = timeline_context(request, session)
     context["messages_list"] = list(
         Message.objects.filter(session=session)
         .select_related("sender_user")

@@ -14,7 +14,7 @@ from integrations.registry import ConfigurationError, plugin_for
 from sessions.agents import spawning
 from sessions.core import hosts, selectors
 from sessions.dashboard import forms
-from sessions.dashboard.views_common import _common, _project_for
+from sessions.dashboard.views_common import page_context, project_for
 from sessions.domain.lifecycle import Zone
 from sessions.domain.text import TextRejected
 from sessions.models import Project, Session
@@ -29,7 +29,7 @@ def _backlog(project: Project) -> tuple[list, str]:
     return issues, ""
 
 
-def _spawn_context(request: HttpRequest, project: Project, form=None, **extra) -> dict:
+def spawn_context(request: HttpRequest, project: Project, form=None, **extra) -> dict:
     issues, backlog_error = _backlog(project)
     live = dict(
         Session.objects.filter(project=project, kind=Session.Kind.WORKER)
@@ -38,7 +38,7 @@ def _spawn_context(request: HttpRequest, project: Project, form=None, **extra) -
         .values_list("issue_ref", "id")
     )
     agent_keys = forms.agent_keys()
-    return _common(
+    return page_context(
         request,
         project=project,
         form=form
@@ -85,9 +85,9 @@ def _host_choices(request: HttpRequest) -> list[tuple[str, str]]:
 
 @login_required
 def spawn(request: HttpRequest, key: str) -> HttpResponse:
-    project = _project_for(request, key, selectors.OPERATE)
+    project = project_for(request, key, selectors.OPERATE)
     if request.method == "GET":
-        return render(request, "sessions/spawn.html", _spawn_context(request, project))
+        return render(request, "sessions/spawn.html", spawn_context(request, project))
     if request.method != "POST":
         return HttpResponse(status=405)
     agent_keys = forms.agent_keys()
@@ -95,7 +95,7 @@ def spawn(request: HttpRequest, key: str) -> HttpResponse:
         request.POST, agents=agent_keys, default_agent=project.agent, hosts=_host_choices(request)
     )
     if not form.is_valid():
-        return render(request, "sessions/spawn.html", _spawn_context(request, project, form), status=422)
+        return render(request, "sessions/spawn.html", spawn_context(request, project, form), status=422)
     data = form.cleaned_data
     session, error = _spawn_one(
         request,
@@ -108,7 +108,7 @@ def spawn(request: HttpRequest, key: str) -> HttpResponse:
     )
     if error:
         form.add_error(None, error)
-        return render(request, "sessions/spawn.html", _spawn_context(request, project, form), status=422)
+        return render(request, "sessions/spawn.html", spawn_context(request, project, form), status=422)
     messages.success(
         request, f"Spawned {session.id}" + (f" for {session.issue_ref}" if session.issue_ref else "")
     )
@@ -118,13 +118,13 @@ def spawn(request: HttpRequest, key: str) -> HttpResponse:
 @login_required
 @require_POST
 def spawn_batch(request: HttpRequest, key: str) -> HttpResponse:
-    project = _project_for(request, key, selectors.OPERATE)
+    project = project_for(request, key, selectors.OPERATE)
     batch = forms.BatchSpawnForm(request.POST)
     if not batch.is_valid():
         return render(
             request,
             "sessions/spawn.html",
-            _spawn_context(request, project, batch_errors=batch.non_field_errors()),
+            spawn_context(request, project, batch_errors=batch.non_field_errors()),
             status=422,
         )
     spawned, failed = [], []
@@ -142,7 +142,7 @@ def spawn_batch(request: HttpRequest, key: str) -> HttpResponse:
         return render(
             request,
             "sessions/spawn.html",
-            _spawn_context(request, project, batch_errors=failed, batch_spawned=spawned),
+            spawn_context(request, project, batch_errors=failed, batch_spawned=spawned),
             status=422,
         )
     return redirect("sessions:project", key=project.key)

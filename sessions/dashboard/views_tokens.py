@@ -19,7 +19,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from sessions.api.tokens import api_token_create, api_token_revoke, api_tokens_for
-from sessions.dashboard.views_common import _common
+from sessions.dashboard.views_common import page_context
 from sessions.models import ApiToken
 
 
@@ -40,7 +40,7 @@ def _page(request: HttpRequest, *, form: TokenCreateForm, created=None, raw: str
             .filter(revoked_at__isnull=True)
             .order_by("user__username", "-created_at")
         )
-    context = _common(
+    context = page_context(
         request,
         form=form,
         tokens=list(api_tokens_for(user=request.user)),

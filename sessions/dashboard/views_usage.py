@@ -11,7 +11,7 @@ from django.utils.http import urlencode
 from django.views.decorators.http import require_GET
 
 from sessions.core import selectors, usage
-from sessions.dashboard.views_common import _common
+from sessions.dashboard.views_common import page_context
 
 WINDOWS = (("7d", "7 days"), ("30d", "30 days"), ("90d", "90 days"), ("365d", "a year"))
 BUCKETS = (("day", "per day"), ("week", "per week"))
@@ -34,7 +34,7 @@ def usage_page(request: HttpRequest) -> HttpResponse:
         params = {"since": window, "bucket": bucket, "project": project, **changes}
         return "?" + urlencode({k: v for k, v in params.items() if v})
 
-    context = _common(
+    context = page_context(
         request,
         usage=data,
         window=window,
