@@ -15,7 +15,7 @@ from pydantic.alias_generators import to_camel
 from integrations.base import host_settings
 from integrations.notifier import NotifierConfig
 from integrations.registry import registry_for
-from sessions.core.config.schema import SLOTS, AoConfig, _scalar
+from sessions.core.config.schema import SLOTS, AoConfig, yaml_scalar
 from sessions.models import PROJECT_KEY_RE, SESSION_PREFIX_RE
 
 
@@ -236,7 +236,7 @@ def _default_text(field: Any) -> str:
     value = field.get_default(call_default_factory=True)
     if value is None or value == "":
         return "—"
-    return f"`{value}`" if isinstance(value, str | Path) else f"`{_scalar(value)}`"
+    return f"`{value}`" if isinstance(value, str | Path) else f"`{yaml_scalar(value)}`"
 
 
 def config_plugin_docs() -> str:

@@ -15,12 +15,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from sessions.core.config.schema import (
-    _BRANCH_BAD,
+    BRANCH_BAD,
     CONFIG_FILENAME,
     REPO_RE,
-    _problem_error,
-    _scalar,
+    problem_error,
     session_prefix_for,
+    yaml_scalar,
 )
 
 GIT_TIMEOUT = 10.0
@@ -85,7 +85,7 @@ def git_remote_parse(url: str) -> GitRemote | None:
 def _git(repo: Path, *args: str) -> str | None:
     git = shutil.which("git")
     if git is None:
-        raise _problem_error(repo, "git is not installed (not found on PATH)")
+        raise problem_error(repo, "git is not installed (not found on PATH)")
     try:
         done = subprocess.run(
             [git, "-C", str(repo), *args],
@@ -97,7 +97,7 @@ def _git(repo: Path, *args: str) -> str | None:
             env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"},
         )
     except subprocess.TimeoutExpired:
-        raise _problem_error(repo, f"git {' '.join(args)} took longer than {GIT_TIMEOUT:.0f}s") from None
+        raise problem_error(repo, f"git {' '.join(args)} took longer than {GIT_TIMEOUT:.0f}s") from None
     return done.stdout.strip() if done.returncode == 0 else None
 
 
@@ -188,10 +188,10 @@ def repo_inspect(*, repo: Path) -> RepoFacts:
     """What `ao init` learns from a repository: remote, default branch, agent CLIs on PATH."""
     repo = Path(repo).expanduser().absolute()
     if not repo.is_dir():
-        raise _problem_error(repo, "not a directory")
+        raise problem_error(repo, "not a directory")
     top = _git(repo, "rev-parse", "--show-toplevel")
     if not top:
-        raise _problem_error(repo, "not inside a git repository (run `git init` first)")
+        raise problem_error(repo, "not inside a git repository (run `git init` first)")
     root = Path(top)
     url = _git(root, "remote", "get-url", "origin")
     remote = git_remote_parse(url) if url else None
@@ -200,7 +200,7 @@ def repo_inspect(*, repo: Path) -> RepoFacts:
         branch = branch.split("/", 1)[1]
     else:
         branch = _git(root, "symbolic-ref", "--quiet", "--short", "HEAD")
-    if not branch or _BRANCH_BAD.search(branch):
+    if not branch or BRANCH_BAD.search(branch):
         branch = "main"
     found = tuple(key for binary, key in AGENT_CLIS if shutil.which(binary))
     return RepoFacts(
@@ -229,15 +229,15 @@ def _init_text(facts: RepoFacts) -> str:
         "",
         "projects:",
         f"  {key}:",
-        f"    name: {_scalar(facts.remote.name if facts.remote else facts.root.name)}",
+        f"    name: {yaml_scalar(facts.remote.name if facts.remote else facts.root.name)}",
     ]
     if facts.remote is not None:
-        lines.append(f"    repo: {_scalar(facts.remote.repo)}")
+        lines.append(f"    repo: {yaml_scalar(facts.remote.repo)}")
     lines += [
         "    path: .  # relative to this file",
-        f"    defaultBranch: {_scalar(facts.default_branch)}",
+        f"    defaultBranch: {yaml_scalar(facts.default_branch)}",
         f"    sessionPrefix: {session_prefix_for(key)}",
-        f"    agent: {_scalar(facts.agent)}  # agent CLIs found on PATH: {found}",
+        f"    agent: {yaml_scalar(facts.agent)}  # agent CLIs found on PATH: {found}",
         "    runtime: tmux",
         "    workspace: worktree",
     ]
@@ -247,7 +247,7 @@ def _init_text(facts: RepoFacts) -> str:
     if enterprise is not None:
         api = f"https://{enterprise}/api/v3"
         for slot in ("tracker", "scm"):
-            lines += [f"    {slot}:", "      plugin: github", f"      base_url: {_scalar(api)}"]
+            lines += [f"    {slot}:", "      plugin: github", f"      base_url: {yaml_scalar(api)}"]
     elif hosted:
         lines += ["    tracker: github", "    scm: github"]
     else:
@@ -258,7 +258,7 @@ def _init_text(facts: RepoFacts) -> str:
             lines += [
                 "      # Local CI: ao runs check_command on every pushed PR head, in a fresh clone, and",
                 f"      # sends failures to the agent. Found: {source}.",
-                f"      check_command: {_scalar(list(command))}",
+                f"      check_command: {yaml_scalar(list(command))}",
             ]
         else:
             lines += [
@@ -288,7 +288,7 @@ def config_init(*, repo: Path, force: bool = False) -> Path:
     text, root = _init_text(facts), facts.root
     target = root / CONFIG_FILENAME
     if target.exists() and not force:
-        raise _problem_error(target, "already exists; use --force to replace it")
+        raise problem_error(target, "already exists; use --force to replace it")
     fd, temp = tempfile.mkstemp(prefix=".ao.config.", suffix=".yaml", dir=root)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -298,7 +298,7 @@ def config_init(*, repo: Path, force: bool = False) -> Path:
         else:
             os.link(temp, target)  # fails if the file appeared meanwhile: never overwrite silently
     except FileExistsError:
-        raise _problem_error(target, "already exists; use --force to replace it") from None
+        raise problem_error(target, "already exists; use --force to replace it") from None
     finally:
         if os.path.exists(temp):
             os.unlink(temp)

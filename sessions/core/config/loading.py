@@ -30,11 +30,11 @@ from sessions.core.config.schema import (
     AoConfig,
     ConfigError,
     ConfigProblem,
-    _describe,
-    _dotted,
-    _problem_error,
+    describe_value,
+    dotted_path,
+    problem_error,
 )
-from sessions.core.config.validation import _check_keys, _Collector, _is_reference_file, _resolve
+from sessions.core.config.validation import ProblemCollector, check_keys, is_reference_file, resolve_config
 
 
 # --- reading and parsing ----------------------------------------------------------------------------
@@ -77,28 +77,28 @@ def _read_bytes(path: Path, file: str) -> bytes:
     try:
         info = path.stat()
     except FileNotFoundError:
-        raise _problem_error(file, "file not found") from None
+        raise problem_error(file, "file not found") from None
     except (OSError, ValueError) as exc:
-        raise _problem_error(file, f"cannot read the file: {exc}") from None
+        raise problem_error(file, f"cannot read the file: {exc}") from None
     if not stat.S_ISREG(info.st_mode):
-        raise _problem_error(file, "not a regular file")
+        raise problem_error(file, "not a regular file")
     if info.st_size > MAX_CONFIG_BYTES:
-        raise _problem_error(file, f"file is {info.st_size} bytes; the limit is {MAX_CONFIG_BYTES} (1 MiB)")
+        raise problem_error(file, f"file is {info.st_size} bytes; the limit is {MAX_CONFIG_BYTES} (1 MiB)")
     try:
         with path.open("rb") as handle:
             return handle.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
-        raise _problem_error(file, f"cannot read the file: {exc}") from None
+        raise problem_error(file, f"cannot read the file: {exc}") from None
 
 
 def _decode(raw: bytes, file: str) -> str:
     if len(raw) > MAX_CONFIG_BYTES:
-        raise _problem_error(file, f"file is larger than the limit of {MAX_CONFIG_BYTES} bytes (1 MiB)")
+        raise problem_error(file, f"file is larger than the limit of {MAX_CONFIG_BYTES} bytes (1 MiB)")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise _problem_error(
+        raise problem_error(
             file,
             f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); is this a binary file?",
             line=line,
@@ -120,20 +120,20 @@ def _parse(text: str, file: str) -> tuple[Any, dict[tuple, int], list[ConfigProb
         finally:
             loader.dispose()
     except _Rejected as exc:
-        raise _problem_error(file, exc.message, line=exc.problem_mark.line + 1) from None
+        raise problem_error(file, exc.message, line=exc.problem_mark.line + 1) from None
     except yaml.MarkedYAMLError as exc:
         message = exc.problem or "invalid YAML"
         if exc.context:
             message = f"{message} ({exc.context})"
         mark = exc.problem_mark or exc.context_mark
-        raise _problem_error(file, f"invalid YAML: {message}", line=mark.line + 1 if mark else None) from None
+        raise problem_error(file, f"invalid YAML: {message}", line=mark.line + 1 if mark else None) from None
     except yaml.reader.ReaderError as exc:
         line = text[: exc.position].count("\n") + 1
-        raise _problem_error(
+        raise problem_error(
             file, f"not a YAML text file: unacceptable character #x{exc.character:04x}", line=line
         ) from None
     except yaml.YAMLError as exc:
-        raise _problem_error(file, f"invalid YAML: {exc}") from None
+        raise problem_error(file, f"invalid YAML: {exc}") from None
     return data, lines, problems
 
 
@@ -143,10 +143,12 @@ def _walk_nodes(node: Any, path: tuple, lines: dict, problems: list, file: str) 
         for key_node, value_node in node.value:
             line = key_node.start_mark.line + 1
             if key_node.tag == "tag:yaml.org,2002:merge":
-                problems.append(ConfigProblem(file, line, _dotted(path), "merge keys (<<) are not supported"))
+                problems.append(
+                    ConfigProblem(file, line, dotted_path(path), "merge keys (<<) are not supported")
+                )
                 continue
             if not isinstance(key_node, yaml.ScalarNode):
-                problems.append(ConfigProblem(file, line, _dotted(path), "keys must be plain strings"))
+                problems.append(ConfigProblem(file, line, dotted_path(path), "keys must be plain strings"))
                 continue
             identity = (key_node.tag, key_node.value)
             child = (*path, str(key_node.value))
@@ -155,7 +157,7 @@ def _walk_nodes(node: Any, path: tuple, lines: dict, problems: list, file: str) 
                     ConfigProblem(
                         file,
                         line,
-                        _dotted(child),
+                        dotted_path(child),
                         f"duplicate key {key_node.value!r} (first defined at line {seen[identity]})",
                     )
                 )
@@ -182,7 +184,7 @@ def config_load(path: Path | str) -> AoConfig:
     path = Path(path)
     file = str(path)
     raw = _read_bytes(path, file)
-    effective = _load(raw, file, path.resolve().parent, reference=_is_reference_file(path))
+    effective = _load(raw, file, path.resolve().parent, reference=is_reference_file(path))
     effective._source = path.resolve()
     return effective
 
@@ -193,27 +195,27 @@ def config_load_text(raw: bytes | str, *, name: str) -> AoConfig:
     directory to resolve it from). ``name`` is shown in problems; ``source`` stays None."""
     if isinstance(raw, str):
         raw = raw.encode("utf-8")
-    return _load(raw, name, None, reference=_is_reference_file(Path(name)))
+    return _load(raw, name, None, reference=is_reference_file(Path(name)))
 
 
 def _load(raw: bytes, file: str, base_dir: Path | None, *, reference: bool) -> AoConfig:
     text = _decode(raw, file)
     data, lines, parse_problems = _parse(text, file)
-    out = _Collector(file, lines)
+    out = ProblemCollector(file, lines)
     out.problems.extend(parse_problems)
     if data is None:
-        raise _problem_error(file, "the file is empty; expected a mapping with a 'projects' key")
+        raise problem_error(file, "the file is empty; expected a mapping with a 'projects' key")
     if not isinstance(data, dict):
-        raise _problem_error(
-            file, f"the top level must be a mapping with a 'projects' key, not {_describe(data)}", line=1
+        raise problem_error(
+            file, f"the top level must be a mapping with a 'projects' key, not {describe_value(data)}", line=1
         )
-    _check_keys(AoConfig, data, (), out, lenient=reference)
+    check_keys(AoConfig, data, (), out, lenient=reference)
     try:
         config: AoConfig | None = AoConfig.model_validate(data)
     except ValidationError as exc:
         out.add_validation_error(exc, data)
         config = None
-    effective = _resolve(config, data, base_dir, out, reference=reference)
+    effective = resolve_config(config, data, base_dir, out, reference=reference)
     if out.problems or effective is None:
         raise ConfigError(out.sorted(out.problems))
     effective._warnings = out.sorted(out.warnings)
@@ -258,13 +260,13 @@ def config_discover(start: Path | None = None) -> Path | None:
         if target.is_dir():
             found = _config_in(target)
             if found is None:
-                raise _problem_error(
+                raise problem_error(
                     target,
                     f"AO_CONFIG names this directory, which holds none of {', '.join(CONFIG_FILENAMES)}",
                 )
             return found
         if not target.exists():
-            raise _problem_error(target, "AO_CONFIG names this file, which does not exist")
+            raise problem_error(target, "AO_CONFIG names this file, which does not exist")
         return target
     here = Path(start if start is not None else Path.cwd()).absolute()
     for directory in (here, *here.parents):

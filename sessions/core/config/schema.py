@@ -46,7 +46,7 @@ REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}/[A-Za-z0-9._-]{1,100}$")
 DURATION_RE = re.compile(r"^[0-9]{1,9}(ms|s|m|h|d)$")
 # A git branch name, minus what git check-ref-format rejects anyway.
 _ENV_VARIABLE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
-_BRANCH_BAD = re.compile(r"(^[-/.])|([/.]$)|(\.\.)|(@\{)|(//)|([\x00-\x20\x7f~^:?*\[\\])|(\.lock$)|(^@$)")
+BRANCH_BAD = re.compile(r"(^[-/.])|([/.]$)|(\.\.)|(@\{)|(//)|([\x00-\x20\x7f~^:?*\[\\])|(\.lock$)|(^@$)")
 
 
 # --- problems -------------------------------------------------------------------------------------
@@ -72,7 +72,7 @@ class ConfigError(Exception):
         super().__init__("\n".join(str(p) for p in self.problems))
 
 
-def _problem_error(file: str | Path, message: str, *, line: int | None = None, path: str = "") -> ConfigError:
+def problem_error(file: str | Path, message: str, *, line: int | None = None, path: str = "") -> ConfigError:
     return ConfigError([ConfigProblem(str(file), line, path, message)])
 
 
@@ -112,7 +112,7 @@ def _plugin_spec_from(value: Any) -> Any:
     if isinstance(value, dict | PluginSpec):
         return value
     raise ValueError(
-        f"expected a plugin key (e.g. claude-code) or a mapping with a 'plugin' key, got {_describe(value)}"
+        f"expected a plugin key (e.g. claude-code) or a mapping with a 'plugin' key, got {describe_value(value)}"
     )
 
 
@@ -124,7 +124,7 @@ PluginChoice = Annotated[
 
 def _count_or_duration(value: Any) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"expected a count (e.g. 2) or a duration (e.g. 30m), got {_describe(value)}")
+        raise ValueError(f"expected a count (e.g. 2) or a duration (e.g. 30m), got {describe_value(value)}")
     if isinstance(value, int) and value < 0:
         raise ValueError("must not be negative")
     if isinstance(value, str) and not DURATION_RE.match(value):
@@ -134,7 +134,9 @@ def _count_or_duration(value: Any) -> Any:
 
 def _duration(value: Any) -> Any:
     if not isinstance(value, str) or not DURATION_RE.match(value):
-        raise ValueError(f"expected a duration such as 10m (units ms, s, m, h, d), got {_describe(value)}")
+        raise ValueError(
+            f"expected a duration such as 10m (units ms, s, m, h, d), got {describe_value(value)}"
+        )
     return value
 
 
@@ -369,7 +371,7 @@ class ProjectConfig(_Model):
     @field_validator("default_branch")
     @classmethod
     def _branch_is_sane(cls, value: str) -> str:
-        if not value or len(value) > 255 or _BRANCH_BAD.search(value):
+        if not value or len(value) > 255 or BRANCH_BAD.search(value):
             raise ValueError(f"{value!r} is not a valid branch name")
         return value
 
@@ -456,11 +458,11 @@ class AoConfig(_Model):
 
     def line_of(self, *path: str) -> int | None:
         """Line of a key path in the source file, e.g. line_of("projects", "web")."""
-        return _line_for(self._lines, tuple(path))
+        return line_for(self._lines, tuple(path))
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-def _describe(value: Any) -> str:
+def describe_value(value: Any) -> str:
     kind = {dict: "a mapping", list: "a list", type(None): "null", bool: "a boolean"}.get(type(value))
     if kind:
         return kind
@@ -480,14 +482,14 @@ def _relative_path_problem(value: str) -> str:
     return ""
 
 
-def _dotted(path: tuple) -> str:
+def dotted_path(path: tuple) -> str:
     out = ""
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
 
-def _line_for(lines: dict[tuple, int], path: tuple) -> int | None:
+def line_for(lines: dict[tuple, int], path: tuple) -> int | None:
     while True:
         if path in lines:
             return lines[path]
@@ -515,12 +517,12 @@ def session_prefix_for(key: str) -> str:
     return raw[:16]
 
 
-def _project_defaults() -> dict[str, str]:
+def project_defaults() -> dict[str, str]:
     fields = {field.name: field for field in Project._meta.concrete_fields}
     return {slot: fields[slot].default for slot in SLOTS}
 
 
-def _scalar(value: Any) -> str:
+def yaml_scalar(value: Any) -> str:
     return (
         yaml.safe_dump(value, default_flow_style=True, width=10_000).removesuffix("\n").removesuffix("\n...")
     )

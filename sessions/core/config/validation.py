@@ -26,21 +26,21 @@ from sessions.core.config.schema import (
     PluginSpec,
     Priority,
     ProjectConfig,
-    _describe,
-    _dotted,
-    _line_for,
-    _project_defaults,
+    describe_value,
+    dotted_path,
+    line_for,
+    project_defaults,
     session_prefix_for,
 )
 from sessions.models import PROJECT_KEY_RE, SESSION_PREFIX_RE
 
 
 # --- validation ---------------------------------------------------------------------------------------
-def _is_reference_file(path: Path) -> bool:
+def is_reference_file(path: Path) -> bool:
     return path.name.startswith("agent-orchestrator.")
 
 
-class _Collector:
+class ProblemCollector:
     def __init__(self, file: str, lines: dict[tuple, int]) -> None:
         self.file = file
         self.lines = lines
@@ -48,7 +48,7 @@ class _Collector:
         self.warnings: list[ConfigProblem] = []
 
     def add(self, path: tuple, message: str, *, warning: bool = False, line: int | None = None) -> None:
-        problem = ConfigProblem(self.file, line or _line_for(self.lines, path), _dotted(path), message)
+        problem = ConfigProblem(self.file, line or line_for(self.lines, path), dotted_path(path), message)
         target = self.warnings if warning else self.problems
         if problem not in target:
             target.append(problem)
@@ -92,7 +92,7 @@ def _error_message(error: ErrorDetails) -> str:
         return message[len("Value error, ") :]
     message = message[0].lower() + message[1:]
     if "input" in error:
-        message += f", got {_describe(error['input'])}"
+        message += f", got {describe_value(error['input'])}"
     return message
 
 
@@ -115,7 +115,9 @@ def _submodel(annotation: Any) -> tuple[str, type[BaseModel]] | None:
     return None
 
 
-def _check_keys(model: type[BaseModel], data: Any, path: tuple, out: _Collector, *, lenient: bool) -> None:
+def check_keys(
+    model: type[BaseModel], data: Any, path: tuple, out: ProblemCollector, *, lenient: bool
+) -> None:
     """Report (and drop) keys the model does not know: errors, or warnings in lenient mode."""
     if not isinstance(data, dict) or model.model_config.get("extra") != "forbid":
         return
@@ -136,10 +138,10 @@ def _check_keys(model: type[BaseModel], data: Any, path: tuple, out: _Collector,
             continue
         kind, submodel = sub
         if kind == "model":
-            _check_keys(submodel, data[key], (*path, str(key)), out, lenient=lenient)
+            check_keys(submodel, data[key], (*path, str(key)), out, lenient=lenient)
         elif isinstance(data[key], dict):
             for name, value in data[key].items():
-                _check_keys(submodel, value, (*path, str(key), str(name)), out, lenient=lenient)
+                check_keys(submodel, value, (*path, str(key), str(name)), out, lenient=lenient)
 
 
 _NOTIFIER: TypeAdapter = TypeAdapter(PluginChoice)
@@ -163,7 +165,7 @@ def _validate_piece(model: type[BaseModel], data: Any) -> Any:
     return None
 
 
-def _resolve_path(raw: str, base_dir: Path | None, where: tuple, out: _Collector) -> Path | None:
+def _resolve_path(raw: str, base_dir: Path | None, where: tuple, out: ProblemCollector) -> Path | None:
     if not raw.strip():
         out.add(where, "must not be empty")
         return None
@@ -206,7 +208,7 @@ def _resolve_path(raw: str, base_dir: Path | None, where: tuple, out: _Collector
 
 
 def _validate_plugin(
-    out: _Collector,
+    out: ProblemCollector,
     slot: str,
     spec: PluginSpec,
     where: tuple,
@@ -222,7 +224,7 @@ def _validate_plugin(
         out.add(where, f"unknown {slot} plugin {spec.plugin!r}; valid choices: {choices}{note}")
         return None
     try:
-        validated = registry.validate_settings(spec.plugin, settings_in, where=_dotted(where))
+        validated = registry.validate_settings(spec.plugin, settings_in, where=dotted_path(where))
     except ConfigurationError as exc:
         try:
             registry.get(spec.plugin).Config.model_validate(settings_in)
@@ -232,7 +234,7 @@ def _validate_plugin(
                 head = (setting_paths or {}).get(loc[0], (*where, loc[0])) if loc else where
                 out.add((*head, *loc[1:]), f"{slot} plugin {spec.plugin!r}: {_error_message(error)}")
         else:
-            out.add(where, str(exc).removeprefix(f"{_dotted(where)}: "))
+            out.add(where, str(exc).removeprefix(f"{dotted_path(where)}: "))
         return None
     if isinstance(validated, BaseModel):
         normalized = validated.model_dump(mode="json", by_alias=True, exclude_unset=True)
@@ -241,8 +243,8 @@ def _validate_plugin(
     return PluginSpec.model_validate({**normalized, "plugin": spec.plugin})
 
 
-def _resolve(
-    config: AoConfig | None, data: dict, base_dir: Path | None, out: _Collector, *, reference: bool
+def resolve_config(
+    config: AoConfig | None, data: dict, base_dir: Path | None, out: ProblemCollector, *, reference: bool
 ) -> AoConfig | None:
     """Semantic checks (keys, paths, prefixes, plugins); returns the effective config."""
     if config is not None:
@@ -275,7 +277,7 @@ def _resolve(
     if "projects" in data and isinstance(data["projects"], dict) and not data["projects"]:
         out.add(("projects",), "no projects defined; add at least one under projects:")
 
-    builtin = _project_defaults()
+    builtin = project_defaults()
     default_specs: dict[str, tuple[PluginSpec | None, tuple]] = {}
     for slot in SLOTS:
         spec = getattr(defaults, slot)
@@ -345,7 +347,7 @@ def _resolve(
                     if name in settings_in:
                         out.add(
                             (*where, "agentConfig", name),
-                            f"{name!r} is also set in {_dotted(spec_where)}; set it in one place",
+                            f"{name!r} is also set in {dotted_path(spec_where)}; set it in one place",
                         )
                         ok = False
                     setting_paths[name] = (*where, "agentConfig", name)
