@@ -78,7 +78,7 @@ def _first_message(detail) -> tuple[str | None, str, str]:
     return None, str(detail), getattr(detail, "code", None) or "invalid"
 
 
-def _translate(exc: Exception) -> Exception:
+def to_api_error(exc: Exception) -> Exception:
     """ao's domain errors (and Django's) as DRF exceptions with the right status."""
     if isinstance(exc, Http404):
         return exceptions.NotFound(str(exc) or "not found")
@@ -105,7 +105,7 @@ def _translate(exc: Exception) -> Exception:
 
 def exception_handler(exc: Exception, context: dict) -> Response:
     """DRF ``EXCEPTION_HANDLER``: every failure as ``{"error": {...}}``."""
-    exc = _translate(exc)
+    exc = to_api_error(exc)
     if not isinstance(exc, exceptions.APIException):
         view = context.get("view")
         log.exception("unhandled error in %s", type(view).__name__ if view else "API view", exc_info=exc)

@@ -14,7 +14,7 @@ from integrations.base import IntegrationError, PermanentIntegrationError
 from integrations.registry import ConfigurationError
 from sessions.agents import claiming, messaging, operating, spawning
 from sessions.api import serializers as s
-from sessions.api.errors import Conflict, _translate, error_body
+from sessions.api.errors import Conflict, error_body, to_api_error
 from sessions.api.pagination import cursor_by
 from sessions.api.permissions import project_for, session_for
 from sessions.api.views import AoAPIView, AoListView
@@ -76,7 +76,7 @@ class BatchSpawnView(AoAPIView):
                     project=project, issue_ref=ref, agent=data.get("agent") or None, **_actor_fields(request)
                 )
             except (spawning.SpawnRefused, ConfigurationError, IntegrationError, ValueError) as exc:
-                translated = _translate(exc)
+                translated = to_api_error(exc)
                 code = getattr(getattr(translated, "detail", None), "code", None) or "invalid"
                 results.append({"issue": ref, "session": None, "error": error_body(code, str(exc))["error"]})
                 continue

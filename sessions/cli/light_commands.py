@@ -236,7 +236,7 @@ def _remote(argv: list[str], options: dict, client) -> int:
     if argv[0] == "status":
         snapshot = apiclient.status_snapshot(client, include_done=not options["live"])
         text = (
-            status_text._dumps(snapshot, compact=False)
+            status_text.dump_json(snapshot, compact=False)
             if options["as_json"]
             else status_text.render_table(snapshot)
         )

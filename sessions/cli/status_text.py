@@ -90,7 +90,7 @@ def render_table(snapshot: dict) -> str:
     return "\n".join(lines)
 
 
-def _dumps(data: dict, *, compact: bool) -> str:
+def dump_json(data: dict, *, compact: bool) -> str:
     if compact:
         return json.dumps(data, separators=(",", ":"))
     return json.dumps(data, indent=2)

@@ -12,7 +12,7 @@ from django.utils import timezone
 from ao_site import runner, served
 from ao_site.celery import app
 from sessions.cli import apiclient
-from sessions.cli.status_text import CLEAR, SESSION_COLUMNS, _age, _dumps, render_table  # noqa: F401
+from sessions.cli.status_text import CLEAR, dump_json, render_table
 from sessions.core import selectors
 from sessions.management.commands import beat
 from sessions.management.commands._common import remote_client, remote_errors
@@ -164,7 +164,7 @@ class Command(BaseCommand):
             while True:
                 snapshot = snapshot_now()
                 if as_json:
-                    self.stdout.write(_dumps(snapshot, compact=watch is not None))
+                    self.stdout.write(dump_json(snapshot, compact=watch is not None))
                 else:
                     self.stdout.write((CLEAR if watch is not None else "") + render_table(snapshot))
                 self.stdout.flush()
