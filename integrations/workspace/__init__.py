@@ -26,21 +26,21 @@ from integrations.errors import CommandOutput, PermanentIntegrationError, Worksp
 OUTPUT_LIMIT = 64 * 1024
 
 
-def _resolve(path: Path | str) -> Path:
+def resolve_path(path: Path | str) -> Path:
     return Path(os.path.abspath(path)).resolve()
 
 
 def workspace_path(*, root: Path, name: str) -> Path:
     """``<root>/<name>`` after validating ``name`` as a single safe path component."""
     gitutil.validate_safe_name(name, what="workspace name")
-    return _resolve(root) / name
+    return resolve_path(root) / name
 
 
 def check_removable(*, repo_path: Path, root: Path, path: Path) -> Path:
     """Return the resolved ``path`` if it is strictly inside ``root`` and is not the project checkout."""
-    real_root = _resolve(root)
-    real = _resolve(path)
-    real_repo = _resolve(repo_path)
+    real_root = resolve_path(root)
+    real = resolve_path(path)
+    real_repo = resolve_path(repo_path)
     if real == real_repo or real_repo.is_relative_to(real):
         raise WorkspaceRefused(f"refusing to remove {path}: it is (or contains) the project's own checkout")
     if real == real_root or not real.is_relative_to(real_root):
@@ -55,7 +55,7 @@ def _linked_from(entry: Path, repo_path: Path) -> bool:
     target = Path(os.readlink(entry))
     if not target.is_absolute():
         target = entry.parent / target
-    return _resolve(target).is_relative_to(_resolve(repo_path))
+    return resolve_path(target).is_relative_to(resolve_path(repo_path))
 
 
 def uncommitted_changes(*, path: Path, repo_path: Path) -> list[str]:
@@ -101,17 +101,17 @@ def link_symlinks(*, repo_path: Path, path: Path, symlinks: Sequence[str]) -> li
     project's checkout or the workspace; skips, with a note, missing sources and entries
     the workspace already has (e.g. tracked files).
     """
-    real_repo = _resolve(repo_path)
-    real_ws = _resolve(path)
+    real_repo = resolve_path(repo_path)
+    real_ws = resolve_path(path)
     results = []
     for rel in symlinks:
         if not isinstance(rel, str) or not rel or "\0" in rel or Path(rel).is_absolute():
             raise PermanentIntegrationError(f"symlink entry {rel!r} must be a path relative to the project")
-        source = _resolve(real_repo / rel)
+        source = resolve_path(real_repo / rel)
         if source == real_repo or not source.is_relative_to(real_repo):
             raise PermanentIntegrationError(f"symlink {rel!r} escapes the project directory {real_repo}")
         dest = real_ws / rel
-        if not _resolve(dest.parent).is_relative_to(real_ws) or ".." in Path(rel).parts:
+        if not resolve_path(dest.parent).is_relative_to(real_ws) or ".." in Path(rel).parts:
             raise PermanentIntegrationError(f"symlink {rel!r} escapes the workspace {real_ws}")
         argv = ("ln", "-s", str(source), str(dest))
         if not source.exists():
@@ -139,8 +139,8 @@ def post_create_argv(entry: str | Sequence[str], *, path: Path) -> list[str]:
         if not entry.strip() or "\0" in entry:
             raise PermanentIntegrationError(f"post_create command {entry!r} is empty or contains NUL")
         if not Path(entry).is_absolute():
-            script = _resolve(path / entry)
-            if script.is_relative_to(_resolve(path)) and script.is_file():
+            script = resolve_path(path / entry)
+            if script.is_relative_to(resolve_path(path)) and script.is_file():
                 return [str(script)] if os.access(script, os.X_OK) else ["sh", str(script)]
         try:
             words = shlex.split(entry)

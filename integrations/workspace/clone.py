@@ -20,7 +20,7 @@ from pydantic import Field
 from integrations import gitutil
 from integrations.base import PermanentIntegrationError, PluginConfig, Workspace, WorkspaceRefused
 from integrations.registry import workspaces
-from integrations.workspace import _resolve, check_clean, check_removable, workspace_path
+from integrations.workspace import check_clean, check_removable, resolve_path, workspace_path
 
 
 @workspaces.register("clone")
@@ -33,7 +33,7 @@ class CloneWorkspace(Workspace):
 
     def create(self, *, repo_path: Path, root: Path, name: str, branch: str, base: str) -> Path:
         timeout = self.config.git_timeout
-        repo_path = _resolve(repo_path)
+        repo_path = resolve_path(repo_path)
         path = workspace_path(root=root, name=name)
         gitutil.validate_branch_name(branch, cwd=repo_path)
         if path.exists() or path.is_symlink():
@@ -71,7 +71,7 @@ class CloneWorkspace(Workspace):
         if force or not (real.exists() or real.is_symlink()):
             return
         top = gitutil.run_git(["rev-parse", "--show-toplevel"], cwd=real, check=False)
-        if top.returncode != 0 or _resolve(top.stdout.strip()) != real:
+        if top.returncode != 0 or resolve_path(top.stdout.strip()) != real:
             raise WorkspaceRefused(f"refusing to remove {path}: it is not a clone ao made; remove with force")
         check_clean(path=real, repo_path=repo_path, timeout=self.config.git_timeout, safe=safe)
 
@@ -98,7 +98,7 @@ def _copy_remotes(repo_path: Path, path: Path, *, timeout: float) -> None:
             continue
         local = Path(url).expanduser()
         if "://" not in url and not url.startswith("file:") and (repo_path / local).is_dir():
-            url = str(_resolve(repo_path / local))  # a path relative to the checkout
+            url = str(resolve_path(repo_path / local))  # a path relative to the checkout
         verb = "set-url" if name in have else "add"
         gitutil.run_git(["remote", verb, name, url], cwd=path, timeout=timeout)
     if names:

@@ -11,7 +11,7 @@ from pydantic import Field
 from integrations import gitutil
 from integrations.base import PermanentIntegrationError, PluginConfig, Workspace, WorkspaceRefused
 from integrations.registry import workspaces
-from integrations.workspace import _resolve, check_clean, check_removable, workspace_path
+from integrations.workspace import check_clean, check_removable, resolve_path, workspace_path
 
 
 def _registered_worktrees(repo_path: Path, *, timeout: float) -> dict[Path, str | None]:
@@ -21,7 +21,7 @@ def _registered_worktrees(repo_path: Path, *, timeout: float) -> dict[Path, str 
     current: Path | None = None
     for field in out.split("\0"):
         if field.startswith("worktree "):
-            current = _resolve(field[len("worktree ") :])
+            current = resolve_path(field[len("worktree ") :])
             trees[current] = None
         elif field.startswith("branch ") and current is not None:
             trees[current] = field[len("branch ") :].removeprefix("refs/heads/")
@@ -37,7 +37,7 @@ class WorktreeWorkspace(Workspace):
 
     def create(self, *, repo_path: Path, root: Path, name: str, branch: str, base: str) -> Path:
         timeout = self.config.git_timeout
-        repo_path = _resolve(repo_path)
+        repo_path = resolve_path(repo_path)
         path = workspace_path(root=root, name=name)
         gitutil.validate_branch_name(branch, cwd=repo_path)
         if path.exists() or path.is_symlink():
@@ -64,7 +64,7 @@ class WorktreeWorkspace(Workspace):
         ``remove`` acts on what was checked without asking git again."""
         timeout = self.config.git_timeout
         real = check_removable(repo_path=repo_path, root=root, path=path)
-        trees = _registered_worktrees(_resolve(repo_path), timeout=timeout)
+        trees = _registered_worktrees(resolve_path(repo_path), timeout=timeout)
         if force:
             return real, trees
         if real in trees and real.is_dir():
