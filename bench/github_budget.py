@@ -221,9 +221,9 @@ def reference(n: int, *, changing: bool, full_points: int) -> dict:
 
 def full_read_points(n: int) -> int:
     """GraphQL points of ao's read of all n PRs in one sweep (the reference's re-read's price)."""
-    from integrations.scm.github import _points
+    from integrations.scm.github import graphql_cost
 
-    per_query = _points(min(n, BATCH) * 5)  # a state read: 5 connections per PR
+    per_query = graphql_cost(min(n, BATCH) * 5)  # a state read: 5 connections per PR
     return per_query * -(-n // BATCH)
 
 

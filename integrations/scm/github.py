@@ -203,7 +203,7 @@ class GitHubSCM(GitHubChangeProbe, GitHubPluginMixin, SCM):
         threads = self.config.max_threads
         state = prs * (outer + STATE_CONNECTIONS)
         full = prs * (outer + STATE_CONNECTIONS + threads)
-        return FULL if _points(full) <= _points(state) else STATE
+        return FULL if graphql_cost(full) <= graphql_cost(state) else STATE
 
     def find_pull_requests(
         self, *, branches: Sequence[str], since: Mapping[str, datetime] | None = None
@@ -570,6 +570,6 @@ def _review_decision(node: Mapping[str, Any], state: str) -> str:
     return decision
 
 
-def _points(requests: int) -> int:
+def graphql_cost(requests: int) -> int:
     """GitHub's GraphQL rate-limit cost of a query needing ``requests`` connection requests."""
     return max(1, round(requests / 100))
