@@ -108,7 +108,7 @@ def _from_pid_file() -> str:
     return ""
 
 
-def _from_cache() -> str:
+def url_from_cache() -> str:
     if settings.AO_EMBEDDED:
         return ""
     with contextlib.suppress(Exception):
@@ -125,7 +125,7 @@ def where() -> tuple[str, str]:
         ("AO_URL", operator_url),
         ("this process", lambda: _served),
         ("ao start", _from_pid_file),
-        ("ao web", _from_cache),
+        ("ao web", url_from_cache),
     ):
         if value := found():
             return value.rstrip("/"), source

@@ -94,7 +94,7 @@ AGENT_FIX = (
 
 
 def check_database() -> Check:
-    result = health._timed(health.check_database)
+    result = health.timed_check(health.check_database)
     if result["ok"]:
         return Check("database", True, f"{result['detail']} ({result['ms']} ms)")
     fix = (

@@ -16,7 +16,7 @@ from ao_site.celery import app
 TIMEOUT = 3.0
 
 
-def _timed(check) -> dict[str, Any]:
+def timed_check(check) -> dict[str, Any]:
     started = time.monotonic()
     try:
         detail = check()
@@ -67,9 +67,9 @@ def check_broker() -> str:
 
 def check_all() -> dict[str, Any]:
     checks = {
-        "database": _timed(check_database),
-        "channel_layer": _timed(check_channel_layer),
-        "broker": _timed(check_broker),
+        "database": timed_check(check_database),
+        "channel_layer": timed_check(check_channel_layer),
+        "broker": timed_check(check_broker),
     }
     return {
         "status": "ok" if all(c["ok"] for c in checks.values()) else "error",

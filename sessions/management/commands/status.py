@@ -40,7 +40,7 @@ def scale_out_processes() -> dict:
         found["broker"] = f"Redis at {runner.redis_where(settings.REDIS_URL)} is unreachable ({exc})"
         return found
     found["beat"] = holder.decode(errors="replace") if holder else None
-    found["web"] = served._from_cache() or None
+    found["web"] = served.url_from_cache() or None
     try:
         replies = app.control.ping(timeout=1.0)
     except Exception as exc:  # the broker went away between the two looks
