@@ -247,145 +247,210 @@ def resolve_config(
     config: AoConfig | None, data: dict, base_dir: Path | None, out: ProblemCollector, *, reference: bool
 ) -> AoConfig | None:
     """Semantic checks (keys, paths, prefixes, plugins); returns the effective config."""
-    if config is not None:
-        defaults, projects = config.defaults, dict(config.projects)
-        notifiers, routing = dict(config.notifiers), dict(config.notification_routing)
-    else:  # something failed validation: check what did validate, so every problem is reported
-        defaults = _validate_piece(Defaults, data.get("defaults", {})) or Defaults()
-        raw_projects = data.get("projects")
-        if not isinstance(raw_projects, dict):
-            raw_projects = {}
-        projects = {
-            key: project
-            for key, raw in raw_projects.items()
-            if (project := _validate_piece(ProjectConfig, raw)) is not None
-        }
-        notifiers = {}
-        raw_notifiers = data.get("notifiers")
-        if not isinstance(raw_notifiers, dict):
-            raw_notifiers = {}
-        for name, raw in raw_notifiers.items():
-            try:
-                notifiers[name] = _NOTIFIER.validate_python(raw)
-            except ValidationError:
-                pass
-        try:
-            routing = _ROUTING.validate_python(data.get("notificationRouting", {}))
-        except ValidationError:
-            routing = {}
-
+    defaults, projects, notifiers, routing = _pieces(config, data)
     if "projects" in data and isinstance(data["projects"], dict) and not data["projects"]:
         out.add(("projects",), "no projects defined; add at least one under projects:")
 
-    builtin = project_defaults()
-    default_specs: dict[str, tuple[PluginSpec | None, tuple]] = {}
-    for slot in SLOTS:
-        spec = getattr(defaults, slot)
-        checked = _validate_plugin(out, slot, spec, ("defaults", slot)) if spec is not None else None
-        default_specs[slot] = (checked, ("defaults", slot)) if spec is not None else (None, ())
-
+    default_specs = _default_specs(defaults, out)
     resolved: dict[str, ProjectConfig] = {}
     prefixes: dict[str, str] = {}
     for key, project in projects.items():
         if not isinstance(key, str):
             continue
-        where: tuple = ("projects", key)
-        ok = True
-        if not PROJECT_KEY_RE.match(key):
+        checked_project = _resolve_project(
+            key, project, base_dir, out, prefixes=prefixes, default_specs=default_specs, reference=reference
+        )
+        if checked_project is not None:
+            resolved[key] = checked_project
+
+    checked_notifiers = _resolve_notifiers(notifiers, defaults, routing, out)
+    if config is None or out.problems:
+        return None
+    return config.model_copy(update={"projects": resolved, "notifiers": checked_notifiers})
+
+
+def _pieces(config: AoConfig | None, data: dict) -> tuple[Defaults, dict, dict, dict]:
+    """The defaults, projects, notifiers and routing: the config's, or what of ``data`` validates."""
+    if config is not None:
+        return (
+            config.defaults,
+            dict(config.projects),
+            dict(config.notifiers),
+            dict(config.notification_routing),
+        )
+    # something failed validation: check what did validate, so every problem is reported
+    defaults = _validate_piece(Defaults, data.get("defaults", {})) or Defaults()
+    raw_projects = data.get("projects")
+    if not isinstance(raw_projects, dict):
+        raw_projects = {}
+    projects = {
+        key: project
+        for key, raw in raw_projects.items()
+        if (project := _validate_piece(ProjectConfig, raw)) is not None
+    }
+    notifiers = {}
+    raw_notifiers = data.get("notifiers")
+    if not isinstance(raw_notifiers, dict):
+        raw_notifiers = {}
+    for name, raw in raw_notifiers.items():
+        try:
+            notifiers[name] = _NOTIFIER.validate_python(raw)
+        except ValidationError:
+            pass
+    try:
+        routing = _ROUTING.validate_python(data.get("notificationRouting", {}))
+    except ValidationError:
+        routing = {}
+    return defaults, projects, notifiers, routing
+
+
+def _default_specs(defaults: Defaults, out: ProblemCollector) -> dict[str, tuple[PluginSpec | None, tuple]]:
+    """Each slot's checked ``defaults:`` plugin and where it was written (``()`` when not set)."""
+    default_specs: dict[str, tuple[PluginSpec | None, tuple]] = {}
+    for slot in SLOTS:
+        spec = getattr(defaults, slot)
+        checked = _validate_plugin(out, slot, spec, ("defaults", slot)) if spec is not None else None
+        default_specs[slot] = (checked, ("defaults", slot)) if spec is not None else (None, ())
+    return default_specs
+
+
+def _resolve_project(
+    key: str,
+    project: ProjectConfig,
+    base_dir: Path | None,
+    out: ProblemCollector,
+    *,
+    prefixes: dict[str, str],
+    default_specs: dict[str, tuple[PluginSpec | None, tuple]],
+    reference: bool,
+) -> ProjectConfig | None:
+    """One project checked (key, path, prefix, plugins, rules files): its effective config, or None."""
+    where: tuple = ("projects", key)
+    ok = True
+    if not PROJECT_KEY_RE.match(key):
+        out.add(
+            where,
+            f"project key {key!r} is not valid: use lowercase letters, digits, '-' or '_' "
+            "(at most 63), starting with a letter or digit",
+        )
+        ok = False
+    path = _resolve_path(project.path, base_dir, (*where, "path"), out)
+    ok = ok and path is not None
+    prefix, prefix_ok = _project_prefix(key, project, where, out, prefixes)
+    slots, slots_ok = _project_slots(project, where, out, default_specs, reference=reference)
+    ok = ok and prefix_ok and slots_ok
+
+    # the orchestrator's own agent (orchestrator issue): validated like the slots above
+    orchestrator = project.orchestrator
+    if orchestrator.agent is not None:
+        checked = _validate_plugin(out, "agent", orchestrator.agent, (*where, "orchestrator", "agent"))
+        ok = ok and checked is not None
+        orchestrator = orchestrator.model_copy(update={"agent": checked})
+    rules_file = orchestrator.rules_file
+    if rules_file and path is not None and not (path / rules_file).is_file():
+        out.add(
+            (*where, "orchestrator", "rulesFile"), f"{rules_file!r} is not a file in {path}", warning=True
+        )
+    if project.agent_rules_file and path is not None and not (path / project.agent_rules_file).is_file():
+        out.add(
+            (*where, "agentRulesFile"),
+            f"{project.agent_rules_file!r} is not a file in {path}",
+            warning=True,
+        )
+    if not ok:
+        return None
+    return project.model_copy(
+        update={
+            "name": project.name or key,
+            "path": str(path),
+            "session_prefix": prefix,
+            **slots,
+            "orchestrator": orchestrator,
+        }
+    )
+
+
+def _project_prefix(
+    key: str, project: ProjectConfig, where: tuple, out: ProblemCollector, prefixes: dict[str, str]
+) -> tuple[str, bool]:
+    """The project's session prefix (its own or derived from the key), claimed in ``prefixes``; ok."""
+    ok = True
+    if project.session_prefix is not None:
+        prefix = project.session_prefix
+        if not SESSION_PREFIX_RE.match(prefix):
             out.add(
-                where,
-                f"project key {key!r} is not valid: use lowercase letters, digits, '-' or '_' "
-                "(at most 63), starting with a letter or digit",
+                (*where, "sessionPrefix"),
+                f"{prefix!r} is not a valid session prefix: 1-16 lowercase letters or digits, "
+                "starting with a letter",
             )
             ok = False
-        path = _resolve_path(project.path, base_dir, (*where, "path"), out)
-        ok = ok and path is not None
+    else:
+        prefix = session_prefix_for(key)
+    if prefix in prefixes:
+        explicit = "" if project.session_prefix is not None else " (derived from the project key)"
+        out.add(
+            (*where, "sessionPrefix") if project.session_prefix is not None else where,
+            f"session prefix {prefix!r}{explicit} is already used by project {prefixes[prefix]!r}; "
+            "give each project its own sessionPrefix",
+        )
+        ok = False
+    else:
+        prefixes[prefix] = key
+    return prefix, ok
 
-        if project.session_prefix is not None:
-            prefix = project.session_prefix
-            if not SESSION_PREFIX_RE.match(prefix):
-                out.add(
-                    (*where, "sessionPrefix"),
-                    f"{prefix!r} is not a valid session prefix: 1-16 lowercase letters or digits, "
-                    "starting with a letter",
-                )
-                ok = False
-        else:
-            prefix = session_prefix_for(key)
-        if prefix in prefixes:
-            explicit = "" if project.session_prefix is not None else " (derived from the project key)"
-            out.add(
-                (*where, "sessionPrefix") if project.session_prefix is not None else where,
-                f"session prefix {prefix!r}{explicit} is already used by project {prefixes[prefix]!r}; "
-                "give each project its own sessionPrefix",
-            )
-            ok = False
-        else:
-            prefixes[prefix] = key
 
-        slots: dict[str, PluginSpec] = {}
-        for slot in SLOTS:
-            spec = getattr(project, slot)
-            spec_where: tuple = (*where, slot)
-            note = ""
-            if spec is None:
-                default_spec, default_where = default_specs[slot]
-                if default_where:
-                    if default_spec is None:  # the default itself is wrong: reported once, there
-                        ok = False
-                        continue
-                    spec, spec_where = default_spec, default_where
-                else:
-                    inferred = "github" if reference and slot in ("tracker", "scm") and project.repo else None
-                    spec = PluginSpec(plugin=inferred or builtin[slot])
-                    spec_where = where
-                    note = f" (ao's default {slot}; choose one with {slot}: here or under defaults:)"
-            settings_in = spec.settings
-            setting_paths = {name: (*spec_where, name) for name in settings_in}
-            if slot == "agent" and project.agent_config:
-                for name in project.agent_config:
-                    if name in settings_in:
-                        out.add(
-                            (*where, "agentConfig", name),
-                            f"{name!r} is also set in {dotted_path(spec_where)}; set it in one place",
-                        )
-                        ok = False
-                    setting_paths[name] = (*where, "agentConfig", name)
-                settings_in = {**settings_in, **project.agent_config}
-            checked = _validate_plugin(out, slot, spec, spec_where, setting_paths, settings_in, note)
-            if checked is None:
-                ok = False
+def _project_slots(
+    project: ProjectConfig,
+    where: tuple,
+    out: ProblemCollector,
+    default_specs: dict[str, tuple[PluginSpec | None, tuple]],
+    *,
+    reference: bool,
+) -> tuple[dict[str, PluginSpec], bool]:
+    """The project's plugin per slot (its own, else the default, else ao's), checked; ok."""
+    builtin = project_defaults()
+    ok = True
+    slots: dict[str, PluginSpec] = {}
+    for slot in SLOTS:
+        spec = getattr(project, slot)
+        spec_where: tuple = (*where, slot)
+        note = ""
+        if spec is None:
+            default_spec, default_where = default_specs[slot]
+            if default_where:
+                if default_spec is None:  # the default itself is wrong: reported once, there
+                    ok = False
+                    continue
+                spec, spec_where = default_spec, default_where
             else:
-                slots[slot] = checked
+                inferred = "github" if reference and slot in ("tracker", "scm") and project.repo else None
+                spec = PluginSpec(plugin=inferred or builtin[slot])
+                spec_where = where
+                note = f" (ao's default {slot}; choose one with {slot}: here or under defaults:)"
+        settings_in = spec.settings
+        setting_paths = {name: (*spec_where, name) for name in settings_in}
+        if slot == "agent" and project.agent_config:
+            for name in project.agent_config:
+                if name in settings_in:
+                    out.add(
+                        (*where, "agentConfig", name),
+                        f"{name!r} is also set in {dotted_path(spec_where)}; set it in one place",
+                    )
+                    ok = False
+                setting_paths[name] = (*where, "agentConfig", name)
+            settings_in = {**settings_in, **project.agent_config}
+        checked = _validate_plugin(out, slot, spec, spec_where, setting_paths, settings_in, note)
+        if checked is None:
+            ok = False
+        else:
+            slots[slot] = checked
+    return slots, ok
 
-        # the orchestrator's own agent (orchestrator issue): validated like the slots above
-        orchestrator = project.orchestrator
-        if orchestrator.agent is not None:
-            checked = _validate_plugin(out, "agent", orchestrator.agent, (*where, "orchestrator", "agent"))
-            ok = ok and checked is not None
-            orchestrator = orchestrator.model_copy(update={"agent": checked})
-        rules_file = orchestrator.rules_file
-        if rules_file and path is not None and not (path / rules_file).is_file():
-            out.add(
-                (*where, "orchestrator", "rulesFile"), f"{rules_file!r} is not a file in {path}", warning=True
-            )
-        if project.agent_rules_file and path is not None and not (path / project.agent_rules_file).is_file():
-            out.add(
-                (*where, "agentRulesFile"),
-                f"{project.agent_rules_file!r} is not a file in {path}",
-                warning=True,
-            )
-        if ok:
-            resolved[key] = project.model_copy(
-                update={
-                    "name": project.name or key,
-                    "path": str(path),
-                    "session_prefix": prefix,
-                    **slots,
-                    "orchestrator": orchestrator,
-                }
-            )
 
+def _resolve_notifiers(
+    notifiers: dict, defaults: Defaults, routing: dict, out: ProblemCollector
+) -> dict[str, PluginSpec]:
+    """The notifiers checked, and every notifier name used in defaults and routing known."""
     known_notifiers: set[str] = set()
     notifier_registry = registry_for("notifier")
     checked_notifiers: dict[str, PluginSpec] = {}
@@ -404,7 +469,4 @@ def resolve_config(
                 where,
                 f"unknown notifier {name!r}: define it under notifiers, or use a notifier plugin: {plugins}",
             )
-
-    if config is None or out.problems:
-        return None
-    return config.model_copy(update={"projects": resolved, "notifiers": checked_notifiers})
+    return checked_notifiers
