@@ -96,53 +96,66 @@ def _plugin_schemas(schema: dict[str, Any]) -> None:
     exactly that plugin's settings; point agentConfig at the agent's settings."""
     defs = schema["$defs"]
     for slot in PLUGIN_SLOTS:
-        registry = registry_for(slot)
-        keys = registry.keys()
-        plain: list[str] = []
-        mappings = []
-        for key in keys:
-            properties, clauses, closed = _settings_schema(slot, key, defs)
-            if slot == "agent":
-                # agent settings may be split between agent: and agentConfig: the loader checks
-                # the merged settings, so neither place alone requires a setting
-                clauses = [c for c in clauses if "required" not in c and "anyOf" not in c]
-                defs[f"{_def_name(slot, 'Settings')}.{key}"] = {
-                    "type": "object",
-                    "title": f"{key} settings",
-                    "properties": properties,
-                    "additionalProperties": not closed,
-                    **({"allOf": clauses} if clauses else {}),
-                }
-            if slot == "agent" or not any("required" in c or "anyOf" in c for c in clauses):
-                plain.append(key)
-            mapping = {
+        _slot_schema(slot, defs)
+    _point_at_slot_schemas(schema)
+    _agent_config_schema(defs)
+
+
+def _slot_schema(slot: str, defs: dict[str, Any]) -> None:
+    """The slot's choice in ``defs``: one of its keys, or a mapping per plugin with its settings."""
+    registry = registry_for(slot)
+    keys = registry.keys()
+    plain: list[str] = []
+    mappings = []
+    for key in keys:
+        properties, clauses, closed = _settings_schema(slot, key, defs)
+        if slot == "agent":
+            # agent settings may be split between agent: and agentConfig: the loader checks
+            # the merged settings, so neither place alone requires a setting
+            clauses = [c for c in clauses if "required" not in c and "anyOf" not in c]
+            defs[f"{_def_name(slot, 'Settings')}.{key}"] = {
                 "type": "object",
-                "title": f"{slot} {key}",
-                "description": f"The {slot} plugin {key!r} with its settings (docs/CONFIG.md, Plugin settings).",
-                "properties": {"plugin": {"const": key}, **properties},
-                "required": ["plugin"],
+                "title": f"{key} settings",
+                "properties": properties,
                 "additionalProperties": not closed,
                 **({"allOf": clauses} if clauses else {}),
             }
-            defs[f"{_def_name(slot)}.{key}"] = mapping
-            mappings.append({"$ref": f"#/$defs/{_def_name(slot)}.{key}"})
-        choices: list[Any] = []
-        if plain:
-            choices.append({"type": "string", "enum": plain, "description": f"Key of the {slot} plugin."})
-        if mappings:
-            choices.append(
-                {
-                    "type": "object",
-                    "required": ["plugin"],
-                    "properties": {"plugin": {"enum": keys}},
-                    "oneOf": mappings,
-                }
-            )
-        defs[_def_name(slot)] = {
-            "title": f"{slot} plugin",
-            "description": f"The {slot} plugin: its key, or a mapping with plugin and its settings.",
-            "anyOf": choices or [{"type": "string", "enum": []}],
+        if slot == "agent" or not any("required" in c or "anyOf" in c for c in clauses):
+            plain.append(key)
+        mapping = {
+            "type": "object",
+            "title": f"{slot} {key}",
+            "description": f"The {slot} plugin {key!r} with its settings (docs/CONFIG.md, Plugin settings).",
+            "properties": {"plugin": {"const": key}, **properties},
+            "required": ["plugin"],
+            "additionalProperties": not closed,
+            **({"allOf": clauses} if clauses else {}),
         }
+        defs[f"{_def_name(slot)}.{key}"] = mapping
+        mappings.append({"$ref": f"#/$defs/{_def_name(slot)}.{key}"})
+    choices: list[Any] = []
+    if plain:
+        choices.append({"type": "string", "enum": plain, "description": f"Key of the {slot} plugin."})
+    if mappings:
+        choices.append(
+            {
+                "type": "object",
+                "required": ["plugin"],
+                "properties": {"plugin": {"enum": keys}},
+                "oneOf": mappings,
+            }
+        )
+    defs[_def_name(slot)] = {
+        "title": f"{slot} plugin",
+        "description": f"The {slot} plugin: its key, or a mapping with plugin and its settings.",
+        "anyOf": choices or [{"type": "string", "enum": []}],
+    }
+
+
+def _point_at_slot_schemas(schema: dict[str, Any]) -> None:
+    """Every plugin field (projects, defaults, orchestrator, notifiers) points at its slot's
+    choice, in place of the generic PluginSpec (removed)."""
+    defs = schema["$defs"]
 
     def point(prop: dict[str, Any], slot: str) -> None:
         ref = {"$ref": f"#/$defs/{_def_name(slot)}"}
@@ -160,6 +173,9 @@ def _plugin_schemas(schema: dict[str, Any]) -> None:
     schema["properties"]["notifiers"]["additionalProperties"] = {"$ref": f"#/$defs/{_def_name('notifier')}"}
     del defs["PluginSpec"]
 
+
+def _agent_config_schema(defs: dict[str, Any]) -> None:
+    """A project's agentConfig: one agent's settings, that of the agent the project names."""
     agent_keys = registry_for("agent").keys()
     project = defs["ProjectConfig"]
     agent_config = project["properties"]["agentConfig"]
