@@ -95,42 +95,11 @@ def session_spawn(
     SpawnRefused) when the tracker does not know ``issue_ref``, unless ``missing_issue_ok`` (then
     the agent starts without issue context and the timeline says so).
     """
-    agent_key = agent or project.agent
-    # unknown agent or bad settings: ConfigurationError, nothing written
-    configured_model = getattr(agent_for(project, agent_key).config, "model", None) or ""
-    task = clean_text(prompt or "", max_chars=settings.AO_MAX_PROMPT_CHARS, what="prompt", allow_empty=True)
-    if branch:
-        try:
-            gitutil.validate_branch_name(branch)
-        except ValueError as exc:
-            raise SpawnRefused(str(exc)) from exc
-    if issue_ref is not None:
-        issue_ref = issue_ref.strip().lstrip("#")
-        if not issue_ref or len(issue_ref) > 100 or any(c.isspace() for c in issue_ref):
-            raise SpawnRefused(f"{issue_ref!r} is not an issue reference")
-    over_budget = usage.spawn_budget_refusal(project=project, by=by)  # monthly cost caps; members told
-    if over_budget:
-        raise SpawnRefused(f"not spawned: {over_budget}")
-    try:  # whose model credentials it runs with (kept for restores); refused without any
-        credentials, credentials_of = secrets_store.spawn_credentials(project=project, by=by)
-    except ValueError as exc:
-        raise SpawnRefused(f"not spawned: {exc}") from exc
-    try:  # ``host`` asked for, else theirs, allowed, shared: the first with room (sessions/core/hosts.py)
-        host = hosts.host_for_spawn(user=by, requested=host)
-    except hosts.HostRefused as exc:
-        raise SpawnRefused(f"not spawned: {exc}") from exc
-
-    issue = None
-    issue_note = ""
-    if issue_ref:
-        tracker = plugin_for(project, "tracker")
-        try:
-            issue = tracker.get_issue(issue_ref)
-        except IssueNotFound as exc:
-            if not missing_issue_ok:
-                raise IssueMissing(str(exc) or f"issue {issue_ref} not found") from exc
-            issue_note = f"issue {issue_ref} not found ({exc}); spawned without issue context"
-        # Any other tracker error (auth, network) propagates: nothing has been written.
+    agent_key, configured_model, task, issue_ref = _spawn_inputs(
+        project=project, agent=agent, prompt=prompt, branch=branch, issue_ref=issue_ref
+    )
+    credentials, credentials_of, host = _spawn_allowance(project=project, by=by, host=host)
+    issue, issue_note = _spawn_issue(project=project, issue_ref=issue_ref, missing_issue_ok=missing_issue_ok)
 
     with transaction.atomic():
         admission_lock(project=project, host=host)  # count and create atomically
@@ -158,34 +127,112 @@ def session_spawn(
                 *("credentials", "credentials_of"),
             ]
         )
-        services.event_record(
+        _spawn_record(
             project=project,
             session=session,
-            kind="session.credentials",
-            summary=f"runs with {secrets_store.credentials_label(session)}"
-            + (f" (spawned by {by.get_username()})" if getattr(by, "pk", None) else " (spawned on the host)"),
-            data={
-                "credentials": credentials,
-                "of": credentials_of.get_username() if credentials_of else None,
-            },
+            issue_ref=issue_ref,
+            by=by,
+            issue=issue,
+            issue_note=issue_note,
+            reason=reason,
+            actor=actor,
         )
-        if issue is not None:
-            # Kept for the start (branch name, prompt): the issue is read once per spawn.
-            session._issue = issue
-            issue_keep(session, issue)
-        if issue_note:
-            services.event_record(
-                project=project, session=session, kind="spawn.issue_missing", summary=issue_note
-            )
-        if reason:
-            services.event_record(
-                project=project, session=session, kind="spawn.queued", summary=f"queued: {reason}"
-            )
-        services.session_rederive(session=session, actor=actor)
-        audit.record(action="session.spawn", target=session, project=project, data={"issue": issue_ref or ""})
         if not reason:
             _enqueue_start(session)
     return session
+
+
+def _spawn_inputs(
+    *, project: Project, agent: str | None, prompt: str | None, branch: str | None, issue_ref: str | None
+) -> tuple[str, str, str, str | None]:
+    """The request's checks: the agent, the prompt, the branch name and the issue reference.
+    Returns the agent key, its configured model, the prompt and the issue reference, cleaned."""
+    agent_key = agent or project.agent
+    # unknown agent or bad settings: ConfigurationError, nothing written
+    configured_model = getattr(agent_for(project, agent_key).config, "model", None) or ""
+    task = clean_text(prompt or "", max_chars=settings.AO_MAX_PROMPT_CHARS, what="prompt", allow_empty=True)
+    if branch:
+        try:
+            gitutil.validate_branch_name(branch)
+        except ValueError as exc:
+            raise SpawnRefused(str(exc)) from exc
+    if issue_ref is not None:
+        issue_ref = issue_ref.strip().lstrip("#")
+        if not issue_ref or len(issue_ref) > 100 or any(c.isspace() for c in issue_ref):
+            raise SpawnRefused(f"{issue_ref!r} is not an issue reference")
+    return agent_key, configured_model, task, issue_ref
+
+
+def _spawn_allowance(*, project: Project, by, host: str | None) -> tuple[str, object, str]:
+    """Within budget, whose model credentials and which host: (credentials, credentials_of, host)."""
+    over_budget = usage.spawn_budget_refusal(project=project, by=by)  # monthly cost caps; members told
+    if over_budget:
+        raise SpawnRefused(f"not spawned: {over_budget}")
+    try:  # whose model credentials it runs with (kept for restores); refused without any
+        credentials, credentials_of = secrets_store.spawn_credentials(project=project, by=by)
+    except ValueError as exc:
+        raise SpawnRefused(f"not spawned: {exc}") from exc
+    try:  # ``host`` asked for, else theirs, allowed, shared: the first with room (sessions/core/hosts.py)
+        host = hosts.host_for_spawn(user=by, requested=host)
+    except hosts.HostRefused as exc:
+        raise SpawnRefused(f"not spawned: {exc}") from exc
+    return credentials, credentials_of, host
+
+
+def _spawn_issue(*, project: Project, issue_ref: str | None, missing_issue_ok: bool):
+    """The issue from the tracker (None without ``issue_ref``), and a note when it is missing
+    and ``missing_issue_ok``; IssueMissing otherwise."""
+    issue = None
+    issue_note = ""
+    if issue_ref:
+        tracker = plugin_for(project, "tracker")
+        try:
+            issue = tracker.get_issue(issue_ref)
+        except IssueNotFound as exc:
+            if not missing_issue_ok:
+                raise IssueMissing(str(exc) or f"issue {issue_ref} not found") from exc
+            issue_note = f"issue {issue_ref} not found ({exc}); spawned without issue context"
+        # Any other tracker error (auth, network) propagates: nothing has been written.
+    return issue, issue_note
+
+
+def _spawn_record(
+    *,
+    project: Project,
+    session: Session,
+    issue_ref: str | None,
+    by,
+    issue,
+    issue_note: str,
+    reason: str,
+    actor: str,
+) -> None:
+    """The new session's timeline and audit: its credentials, its issue, why it is queued."""
+    services.event_record(
+        project=project,
+        session=session,
+        kind="session.credentials",
+        summary=f"runs with {secrets_store.credentials_label(session)}"
+        + (f" (spawned by {by.get_username()})" if getattr(by, "pk", None) else " (spawned on the host)"),
+        data={
+            "credentials": session.credentials,
+            "of": session.credentials_of.get_username() if session.credentials_of else None,
+        },
+    )
+    if issue is not None:
+        # Kept for the start (branch name, prompt): the issue is read once per spawn.
+        session._issue = issue
+        issue_keep(session, issue)
+    if issue_note:
+        services.event_record(
+            project=project, session=session, kind="spawn.issue_missing", summary=issue_note
+        )
+    if reason:
+        services.event_record(
+            project=project, session=session, kind="spawn.queued", summary=f"queued: {reason}"
+        )
+    services.session_rederive(session=session, actor=actor)
+    audit.record(action="session.spawn", target=session, project=project, data={"issue": issue_ref or ""})
 
 
 def _enqueue_start(session: Session) -> None:
