@@ -117,44 +117,11 @@ def _board_context(request: HttpRequest, *, project: Project | None) -> dict:
     if f_project and project is None:
         scope = [p for p in visible if p.key == f_project]
 
-    qs = board_queryset().filter(project__in=[p.pk for p in scope])
-    if f_agent:
-        qs = qs.filter(agent=f_agent)
-    if f_status:
-        qs = qs.filter(Q(status=f_status) | Q(zone=f_status))
-    live = list(qs.exclude(zone=Zone.DONE))
-    done_qs = qs.filter(zone=Zone.DONE)
-    done = list(done_qs[:DONE_SHOWN])
-    done_total = done_qs.count()
-    _attach_overlaps(live + done, scope)
-
+    live, done, done_total = _board_sessions(scope, agent=f_agent, status=f_status)
     mode = _mode(request)
-    zone_counts = {zone.value: 0 for zone in Zone}
-    by_zone: dict[str, list[Session]] = {zone.value: [] for zone in Zone}
-    for session in live:
-        by_zone[session.zone].append(session)
-        zone_counts[session.zone] += 1
-    zone_counts[Zone.DONE] = done_total
-    columns = [
-        {
-            "column": column,
-            "sessions": [s for zone in column.zones for s in by_zone[zone]],
-            "count": sum(zone_counts[zone] for zone in column.zones),
-            "drop": " ".join(f"drop-{zone}" for zone in column.zones),
-        }
-        for column in COLUMNS[mode]
-    ]
+    columns, zone_counts = _board_columns(live, done_total=done_total, mode=mode)
     attention = sum(zone_counts[zone] for zone in ATTENTION_ZONES)
-    agents = sorted(
-        {
-            a
-            for a in Session.objects.filter(project__in=[p.pk for p in visible])
-            .values_list("agent", flat=True)
-            .order_by()
-            .distinct()
-            if a
-        }
-    )
+    agents = _agents_of(visible)
 
     query = {
         k: v
@@ -194,6 +161,58 @@ def _board_context(request: HttpRequest, *, project: Project | None) -> dict:
             + (f"?{urlencode({'project': f_project})}" if f_project else "")
         ),
     }
+
+
+def _board_sessions(
+    scope: list[Project], *, agent: str, status: str
+) -> tuple[list[Session], list[Session], int]:
+    """The sessions of the projects in ``scope`` that pass the filters: the live ones, the latest
+    done ones (at most DONE_SHOWN) and how many are done, with their overlaps attached."""
+    qs = board_queryset().filter(project__in=[p.pk for p in scope])
+    if agent:
+        qs = qs.filter(agent=agent)
+    if status:
+        qs = qs.filter(Q(status=status) | Q(zone=status))
+    live = list(qs.exclude(zone=Zone.DONE))
+    done_qs = qs.filter(zone=Zone.DONE)
+    done = list(done_qs[:DONE_SHOWN])
+    done_total = done_qs.count()
+    _attach_overlaps(live + done, scope)
+    return live, done, done_total
+
+
+def _board_columns(live: list[Session], *, done_total: int, mode: str) -> tuple[list[dict], dict[str, int]]:
+    """The mode's columns with their live sessions, and the count per zone (done: ``done_total``)."""
+    zone_counts = {zone.value: 0 for zone in Zone}
+    by_zone: dict[str, list[Session]] = {zone.value: [] for zone in Zone}
+    for session in live:
+        by_zone[session.zone].append(session)
+        zone_counts[session.zone] += 1
+    zone_counts[Zone.DONE] = done_total
+    columns = [
+        {
+            "column": column,
+            "sessions": [s for zone in column.zones for s in by_zone[zone]],
+            "count": sum(zone_counts[zone] for zone in column.zones),
+            "drop": " ".join(f"drop-{zone}" for zone in column.zones),
+        }
+        for column in COLUMNS[mode]
+    ]
+    return columns, zone_counts
+
+
+def _agents_of(projects: list[Project]) -> list[str]:
+    """The agents the sessions of ``projects`` ran, sorted: the agent filter's choices."""
+    return sorted(
+        {
+            a
+            for a in Session.objects.filter(project__in=[p.pk for p in projects])
+            .values_list("agent", flat=True)
+            .order_by()
+            .distinct()
+            if a
+        }
+    )
 
 
 def _board_response(request: HttpRequest, *, project: Project | None) -> HttpResponse:
