@@ -271,54 +271,11 @@ def session_start(*, session_id: str) -> bool:
     try:
         ctx = context_for(session)
         ctx.agent.check_installed()
-        repo = Path(project.path)
-        scm = plugin_for(project, "scm")
-        # every instruction ao sends the agent names this remote; it exists in the checkout from now on
-        remote = scm.workspace_remote()
-        if not session.branch:
-            issue = _issue_for(session)
-            branch = gitutil.branch_name_for(
-                session_id=session.id,
-                tracker_branch=issue.branch_name if issue else None,
-                issue_ref=session.issue_ref,
-                issue_title=issue.title if issue else session.issue_title,
-                cwd=repo,
-            )
-            session.branch = _free_branch_name(branch, session=session, repo=repo, scm=scm, remote=remote)
-        root = workspaces_root(project)
-        root.mkdir(parents=True, exist_ok=True)
-        # from the remote's default branch as it is now (merged work included), not a stale local one
-        start = gitutil.start_point(repo, remote=remote, branch=project.default_branch)
+        repo, root, remote, start = _workspace_plan(session)
         created_workspace = ctx.workspace.create(
             repo_path=repo, root=root, name=session.id, branch=session.branch, base=start
         )
-        gitutil.set_push_upstream(created_workspace, branch=session.branch, remote=remote)
-        session.workspace_path = str(created_workspace)
-        Session.objects.filter(pk=session.pk).update(
-            branch=session.branch, workspace_path=session.workspace_path
-        )
-        services.event_record(
-            project=project,
-            session=session,
-            kind="workspace.created",
-            summary=f"workspace {created_workspace} on branch {session.branch}",
-        )
-        for step in ctx.workspace.setup(
-            repo_path=repo, path=created_workspace, symlinks=project.symlinks, post_create=project.post_create
-        ):
-            services.event_record(
-                project=project,
-                session=session,
-                kind="workspace.setup",
-                summary=f"{' '.join(step.argv)[:200]} → {'ok' if step.ok else 'failed'}",
-                data={"argv": list(step.argv), "returncode": step.returncode, "output": step.output[-4000:]},
-            )
-            if not step.ok:
-                raise PermanentIntegrationError(f"setup step failed: {' '.join(step.argv)}")
-        # Commits in the worktree carry Ao-Session / Ao-Agent trailers (the learning loop).
-        workspace_commit_trailers(created_workspace, session)
-        for note in ctx.agent.prepare_workspace(created_workspace, allow_trust=project.allow_agent_trust):
-            services.event_record(project=project, session=session, kind="agent.prepared", summary=note)
+        _workspace_prepare(session, ctx, workspace=created_workspace, repo=repo, remote=remote)
 
         prompt = worker_prompt(session)
         argv = ctx.agent.launch_command(
@@ -344,6 +301,64 @@ def session_start(*, session_id: str) -> bool:
         if not isinstance(exc, IntegrationError | ConfigurationError | ValueError):
             log.exception("unexpected error starting %s", session_id)
         return True
+
+
+def _workspace_plan(session: Session) -> tuple[Path, Path, str, str]:
+    """Where the workspace goes and what it starts from: the checkout, the workspaces' root, the
+    remote every instruction names, the start point; the session's branch chosen when unset."""
+    project = session.project
+    repo = Path(project.path)
+    scm = plugin_for(project, "scm")
+    # every instruction ao sends the agent names this remote; it exists in the checkout from now on
+    remote = scm.workspace_remote()
+    if not session.branch:
+        issue = _issue_for(session)
+        branch = gitutil.branch_name_for(
+            session_id=session.id,
+            tracker_branch=issue.branch_name if issue else None,
+            issue_ref=session.issue_ref,
+            issue_title=issue.title if issue else session.issue_title,
+            cwd=repo,
+        )
+        session.branch = _free_branch_name(branch, session=session, repo=repo, scm=scm, remote=remote)
+    root = workspaces_root(project)
+    root.mkdir(parents=True, exist_ok=True)
+    # from the remote's default branch as it is now (merged work included), not a stale local one
+    start = gitutil.start_point(repo, remote=remote, branch=project.default_branch)
+    return repo, root, remote, start
+
+
+def _workspace_prepare(
+    session: Session, ctx: AgentContext, *, workspace: Path, repo: Path, remote: str
+) -> None:
+    """The created workspace made ready for the agent: push upstream, recorded on the session,
+    the project's setup steps, commit trailers, the agent's own preparation."""
+    project = session.project
+    gitutil.set_push_upstream(workspace, branch=session.branch, remote=remote)
+    session.workspace_path = str(workspace)
+    Session.objects.filter(pk=session.pk).update(branch=session.branch, workspace_path=session.workspace_path)
+    services.event_record(
+        project=project,
+        session=session,
+        kind="workspace.created",
+        summary=f"workspace {workspace} on branch {session.branch}",
+    )
+    for step in ctx.workspace.setup(
+        repo_path=repo, path=workspace, symlinks=project.symlinks, post_create=project.post_create
+    ):
+        services.event_record(
+            project=project,
+            session=session,
+            kind="workspace.setup",
+            summary=f"{' '.join(step.argv)[:200]} → {'ok' if step.ok else 'failed'}",
+            data={"argv": list(step.argv), "returncode": step.returncode, "output": step.output[-4000:]},
+        )
+        if not step.ok:
+            raise PermanentIntegrationError(f"setup step failed: {' '.join(step.argv)}")
+    # Commits in the worktree carry Ao-Session / Ao-Agent trailers (the learning loop).
+    workspace_commit_trailers(workspace, session)
+    for note in ctx.agent.prepare_workspace(workspace, allow_trust=project.allow_agent_trust):
+        services.event_record(project=project, session=session, kind="agent.prepared", summary=note)
 
 
 def _free_branch_name(branch: str, *, session: Session, repo: Path, scm, remote: str) -> str:
