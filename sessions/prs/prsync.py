@@ -376,75 +376,92 @@ THREAD_FIELDS = ("path", "line", "author", "author_association", "body", "url", 
 
 def _record_checks(pr: PullRequest, info: PullRequestInfo, stored: list[CheckRun], now: datetime) -> None:
     """Store the commit's checks: one row per (source, name), the last reported wins. ``stored``:
-    the commit's rows as read under the PR's lock. One INSERT for the new, one UPDATE for the
-    changed (an unchanged row is not written)."""
-    rows = {(c.source, c.name): c for c in stored}
-    new, changed = {}, {}
-    for check in info.checks:
-        key = (check.source, check.name[:255])
-        values = {
-            "status": check.status,
-            "conclusion": check.conclusion,
-            "url": check.url[:1000],
-            "log_excerpt": check.log_excerpt,
-            "external_id": check.external_id[:64],
-            "started_at": check.started_at,
-            "completed_at": check.completed_at,
-        }
-        row = rows.get(key)
-        if row is None:
-            rows[key] = new[key] = CheckRun(
-                pull_request=pr, head_sha=info.head_sha, source=key[0], name=key[1], **values
-            )
-        elif _assign(row, values) and key not in new:
-            changed[key] = row
-    if new:
-        CheckRun.objects.bulk_create(new.values())
-    if changed:
-        for row in changed.values():
-            row.updated_at = now
-        CheckRun.objects.bulk_update(changed.values(), [*CHECK_FIELDS, "updated_at"])
+    the commit's rows as read under the PR's lock."""
+    reported = [
+        (
+            (check.source, check.name[:255]),
+            {
+                "status": check.status,
+                "conclusion": check.conclusion,
+                "url": check.url[:1000],
+                "log_excerpt": check.log_excerpt,
+                "external_id": check.external_id[:64],
+                "started_at": check.started_at,
+                "completed_at": check.completed_at,
+            },
+        )
+        for check in info.checks
+    ]
+    _store_rows(
+        CheckRun,
+        {(c.source, c.name): c for c in stored},
+        reported,
+        lambda key, values: CheckRun(
+            pull_request=pr, head_sha=info.head_sha, source=key[0], name=key[1], **values
+        ),
+        CHECK_FIELDS,
+        now,
+    )
 
 
 def _record_threads(
     pr: PullRequest, threads: Iterable[ThreadInfo], stored: list[ReviewThread], now: datetime
 ) -> None:
     """Store the PR's threads, one row per external id (the last reported wins). ``stored``: the
-    PR's rows as read under its lock. One INSERT for the new, one UPDATE for the changed."""
-    rows = {t.external_id: t for t in stored}
+    PR's rows as read under its lock. A review's text the SCM no longer reports is no longer the
+    reviewer's latest word: it is resolved."""
+    reported = [
+        (
+            thread.external_id[:128],
+            {
+                "path": thread.path[:1024],
+                "line": thread.line,
+                "author": thread.author[:255],
+                "author_association": thread.author_association[:32],
+                "body": thread.body,
+                "url": thread.url[:1000],
+                "resolved": thread.resolved,
+                "is_bot": thread.is_bot,
+                "created_at": thread.created_at,
+                "review_state": thread.review_state[:32],
+            },
+        )
+        for thread in threads
+    ]
+    _store_rows(
+        ReviewThread,
+        {t.external_id: t for t in stored},
+        reported,
+        lambda key, values: ReviewThread(pull_request=pr, external_id=key, **values),
+        THREAD_FIELDS,
+        now,
+        unreported=lambda row: _assign(row, {"resolved": True}) if row.review_state else False,
+    )
+
+
+def _store_rows(
+    model, rows: dict, reported: list[tuple], make, fields: tuple[str, ...], now, unreported=None
+) -> None:
+    """Store ``reported`` (key, values) pairs over ``rows`` (the stored rows by key): one INSERT for
+    the new, one UPDATE for the changed; an unchanged row is not written (its ``updated_at`` is when
+    its facts last changed). ``unreported(row)`` may change a stored row the SCM no longer reports
+    (True: it changed)."""
     new, changed = {}, {}
-    reported = set()
-    for thread in threads:
-        key = thread.external_id[:128]
-        reported.add(key)
-        values = {
-            "path": thread.path[:1024],
-            "line": thread.line,
-            "author": thread.author[:255],
-            "author_association": thread.author_association[:32],
-            "body": thread.body,
-            "url": thread.url[:1000],
-            "resolved": thread.resolved,
-            "is_bot": thread.is_bot,
-            "created_at": thread.created_at,
-            "review_state": thread.review_state[:32],
-        }
+    for key, values in reported:
         row = rows.get(key)
         if row is None:
-            rows[key] = new[key] = ReviewThread(pull_request=pr, external_id=key, **values)
+            rows[key] = new[key] = make(key, values)
         elif _assign(row, values) and key not in new:
             changed[key] = row
-    # a review's text the SCM no longer reports is no longer the reviewer's latest word
-    for key, row in rows.items():
-        if row.review_state and key not in reported and not row.resolved:
-            row.resolved = True
-            changed[key] = row
+    if unreported is not None:
+        keys = {key for key, _ in reported}
+        changed.update((key, row) for key, row in rows.items() if key not in keys and unreported(row))
     if new:
-        ReviewThread.objects.bulk_create(new.values())
+        model.objects.bulk_create(new.values())
     if changed:
         for row in changed.values():
             row.updated_at = now
-        ReviewThread.objects.bulk_update(changed.values(), [*THREAD_FIELDS, "updated_at"])
+        model.objects.bulk_update(changed.values(), [*fields, "updated_at"])
 
 
 def _assign(row, values: dict) -> bool:
