@@ -175,8 +175,21 @@ def pr_facts(pr: PullRequest, *, project: Project) -> PRFact:
     """The status derivation's view of a stored PR, with what "approved and green" requires in its
     project."""
     rule = merge_requirements(project)
+    return _pr_fact_of(
+        pr,
+        required_checks=rule.required_checks,
+        passed_checks=checks_passed_on_head(pr) if rule.required_checks else frozenset(),
+        require_approval=rule.require_approval,
+    )
+
+
+def _pr_fact_of(pr: PullRequest, **more) -> PRFact:
+    """A stored PR's row as the one PR fact type, with ``more`` facts beside its own."""
     return PRFact(
         number=pr.number,
+        url=pr.url,
+        title=pr.title,
+        branch=pr.branch,
         state=pr.state,
         draft=pr.draft,
         head_sha=pr.head_sha,
@@ -185,9 +198,7 @@ def pr_facts(pr: PullRequest, *, project: Project) -> PRFact:
         behind=pr.behind,
         review_decision=pr.review_decision,
         ci_state=pr.ci_state,
-        required_checks=rule.required_checks,
-        passed_checks=checks_passed_on_head(pr) if rule.required_checks else frozenset(),
-        require_approval=rule.require_approval,
+        **more,
     )
 
 
@@ -490,20 +501,9 @@ def _pr_fact(
             .first()
         )
         review_episode = f"e{changed}" if changed else ""
-    return PRFact(
-        number=pr_row.number,
-        url=pr_row.url,
-        title=pr_row.title,
-        branch=pr_row.branch,
+    return _pr_fact_of(
+        pr_row,
         base=pr_row.base_branch or session.project.default_branch,
-        state=pr_row.state,
-        draft=pr_row.draft,
-        head_sha=pr_row.head_sha,
-        mergeable=pr_row.mergeable,
-        conflicts=pr_row.conflicts,
-        behind=pr_row.behind,
-        review_decision=pr_row.review_decision,
-        ci_state=pr_row.ci_state,
         failing=failing,
         threads=threads,
         conflict_episode=episode,
