@@ -474,7 +474,8 @@ class FakeUser:
 
     def rest(self, html: str) -> dict[str, Any]:
         return {
-            "login": self.login,
+            # REST names an app's bot user ``name[bot]``; GraphQL's Bot actor is ``name``
+            "login": f"{self.login}[bot]" if self.type == "Bot" else self.login,
             "id": self.id,
             "node_id": _node_id("U", self.id),
             "type": self.type,
@@ -748,6 +749,14 @@ class FakeRepo:
             if status.sha == sha:
                 latest[status.context] = status
         return list(latest.values())
+
+
+def merge_state(pull: FakePull) -> str:
+    """GitHub's mergeable_state: ``blocked`` while branch protection holds the PR back (the fake
+    models protection as a ``review_decision`` set on the PR, not yet APPROVED)."""
+    if pull.mergeable_state in ("clean", "unstable") and pull.review_decision not in (None, "APPROVED"):
+        return "blocked"
+    return pull.mergeable_state
 
 
 def push(pull: FakePull, sha: str | None = None) -> str:
@@ -1226,7 +1235,7 @@ class FakeGitHub:
             "merged": pull.merged,
             "mergeable": pull.mergeable if pull.state == "open" else None,
             "rebaseable": pull.mergeable,
-            "mergeable_state": pull.mergeable_state,
+            "mergeable_state": merge_state(pull),
             "merged_by": None,
             "comments": len(pull.comments),
             "review_comments": sum(len(t.comments) for t in pull.threads),
@@ -1299,6 +1308,49 @@ class FakeGitHub:
             "created_at": _iso(status.created_at),
             "updated_at": _iso(status.created_at),
         }
+
+    def rest_review(self, repo: FakeRepo, pull: FakePull, review: FakeReview) -> dict[str, Any]:
+        """A review as ``GET /pulls/N/reviews`` lists it (oldest first; its ``node_id`` is the
+        GraphQL review's ``id``)."""
+        return {
+            "id": review.id,
+            "node_id": _node_id("PRR", review.id),
+            "user": review.author.rest(self.html_base),
+            "body": review.body,
+            "state": review.state,
+            "html_url": self.html(f"/{repo.full_name}/pull/{pull.number}#pullrequestreview-{review.id}"),
+            "pull_request_url": self.api(f"/repos/{repo.full_name}/pulls/{pull.number}"),
+            "author_association": review.association,
+            "submitted_at": _iso(review.submitted_at),
+            "commit_id": review.commit_id,
+        }
+
+    def rest_review_comment(
+        self, repo: FakeRepo, pull: FakePull, comment: FakeReviewComment, *, reply_to: int | None
+    ) -> dict[str, Any]:
+        """A review comment as ``GET /pulls/N/comments`` lists it: a thread's first comment has no
+        ``in_reply_to_id``, its replies point at it. REST has no thread id and no resolution."""
+        item = {
+            "id": comment.id,
+            "node_id": _node_id("PRRC", comment.id),
+            "pull_request_review_id": None,
+            "path": comment.path,
+            "line": comment.line,
+            "original_line": comment.line,
+            "side": "RIGHT",
+            "commit_id": pull.head_sha,
+            "user": comment.author.rest(self.html_base),
+            "body": comment.body,
+            "created_at": _iso(comment.created_at),
+            "updated_at": _iso(comment.created_at),
+            "html_url": self.html(f"/{repo.full_name}/pull/{pull.number}#discussion_r{comment.id}"),
+            "pull_request_url": self.api(f"/repos/{repo.full_name}/pulls/{pull.number}"),
+            "author_association": comment.association,
+            "subject_type": "line",
+        }
+        if reply_to is not None:
+            item["in_reply_to_id"] = reply_to
+        return item
 
     def rest_comment(self, repo: FakeRepo, number: int, comment: FakeComment) -> dict[str, Any]:
         return {
@@ -1439,7 +1491,7 @@ class FakeGitHub:
                 "merged": pull.merged,
                 "mergedAt": _iso(pull.merged_at),
                 "mergeable": mergeable if pull.state == "open" else "UNKNOWN",
-                "mergeStateStatus": pull.mergeable_state.upper(),
+                "mergeStateStatus": merge_state(pull).upper(),
                 "reviewDecision": review_decision(),
                 "isCrossRepository": pull.cross_repository,
                 "headRepository": Obj("Repository", {"nameWithOwner": repo.full_name, "name": repo.name}),
@@ -1619,7 +1671,7 @@ class FakeGitHub:
         """A signed delivery of ``event`` built from the current state.
 
         kwargs by event: pull_request(number, action="synchronize"), pull_request_review(number,
-        state="approved"), check_run(check_id, action="completed"), check_suite(sha),
+        state="approved"), pull_request_review_thread(number, thread_id), check_run(check_id, action="completed"), check_suite(sha),
         status(status_id), workflow_job(check_id, action="completed"), push(ref, before, after),
         ping().
         """
@@ -1673,6 +1725,21 @@ class FakeGitHub:
                     "html_url": self.html(f"/{repo.full_name}/pull/{pull.number}#pullrequestreview-1"),
                     "pull_request_url": self.api(f"/repos/{repo.full_name}/pulls/{pull.number}"),
                     "author_association": "MEMBER",
+                },
+                "pull_request": self.rest_pull(repo, pull),
+                **common,
+            }
+        if event == "pull_request_review_thread":
+            pull = repo.pulls[kw["number"]]
+            thread = next(t for t in pull.threads if t.id == kw["thread_id"])
+            return {
+                "action": kw.get("action", "resolved" if thread.resolved else "unresolved"),
+                "thread": {
+                    "node_id": thread.node_id,
+                    "comments": [
+                        self.rest_review_comment(repo, pull, c, reply_to=thread.comments[0].id if i else None)
+                        for i, c in enumerate(thread.comments)
+                    ],
                 },
                 "pull_request": self.rest_pull(repo, pull),
                 **common,
@@ -2202,6 +2269,22 @@ class _Handler(BaseHTTPRequestHandler):
             runs = fake.rest_workflow_runs(repo)
             page = runs[: min(int(q("per_page", "30") or 30), 100)]
             return 200, {"total_count": len(runs), "workflow_runs": page}, {}
+        m = re.fullmatch(r"/pulls/(\d+)/(reviews|comments)", rest)
+        if m and method == "GET":
+            pull = repo.pulls.get(int(m.group(1)))
+            if pull is None:
+                raise _error(404, "Not Found")
+            base = f"/repos/{repo.full_name}/pulls/{pull.number}/{m.group(2)}"
+            if m.group(2) == "reviews":
+                items = [fake.rest_review(repo, pull, r) for r in pull.reviews]
+            else:
+                items = [
+                    fake.rest_review_comment(repo, pull, c, reply_to=t.comments[0].id if i else None)
+                    for t in pull.threads
+                    for i, c in enumerate(t.comments)
+                ]
+                items.sort(key=lambda c: c["id"])
+            return self._page(query, items, base)
         m = re.fullmatch(r"/pulls/(\d+)(/merge)?", rest)
         if m:
             pull = repo.pulls.get(int(m.group(1)))
@@ -2537,7 +2620,7 @@ class _Handler(BaseHTTPRequestHandler):
             push(pull)
         if body.get("sha") and body["sha"] != pull.head_sha:
             raise _error(409, "Head branch was modified. Review and try the merge again.")
-        if pull.draft or pull.mergeable is False or pull.mergeable_state in ("dirty", "blocked", "draft"):
+        if pull.draft or pull.mergeable is False or merge_state(pull) in ("dirty", "blocked", "draft"):
             raise _error(405, "Pull Request is not mergeable")
         pull.merged, pull.state = True, "closed"
         pull.merged_at = pull.closed_at = pull.updated_at = _now()
