@@ -384,9 +384,15 @@ class SCM(Plugin, abc.ABC):
 
     @abc.abstractmethod
     def fetch_pull_requests(
-        self, *, numbers: Sequence[int], previous: Mapping[int, PullRequestInfo] | None = None
+        self,
+        *,
+        numbers: Sequence[int],
+        previous: Mapping[int, PullRequestInfo] | None = None,
+        complete: bool = False,
     ) -> dict[int, PullRequestInfo]:
-        """Current state, checks and threads of these PRs, in as few requests as the SCM allows."""
+        """Current state, checks and threads of these PRs, in as few requests as the SCM allows.
+        ``previous`` is what ao stored of them; ``complete`` asks for the SCM's most thorough
+        read (the periodic full sync), where an SCM has a cheaper one that may miss a fact."""
 
     def pull_request_changes(
         self,

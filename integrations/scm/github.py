@@ -1,7 +1,9 @@
 """The `github` SCM: pull requests, checks and review threads from GitHub (or GitHub Enterprise).
 
-Reads are batched and two-phase, because GitHub charges GraphQL by connections requested, and
-nested connections multiply (review threads x their first comment is most of a full read):
+A few changed PRs ao already knows are read with REST (``github_rest.py``: conditional GETs, no
+GraphQL point); the rest, first reads and the periodic complete read use GraphQL. GraphQL reads
+are batched and two-phase, because GitHub charges GraphQL by connections requested, and nested
+connections multiply (review threads x their first comment is most of a full read):
 
 1. state: one query per ``batch_size`` PRs/branches (aliases per item, with ``rateLimit``) for
    the PR's fields, the head commit's check contexts and the review threads' ids, resolution and
@@ -21,6 +23,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, Literal
@@ -39,6 +42,14 @@ from integrations.records import (
 )
 from integrations.registry import scms
 from integrations.scm.github_probe import GitHubChangeProbe, github_time, is_actions_job
+from integrations.scm.github_rest import (
+    STATUS_STATES,
+    GitHubRestReader,
+    adopt_thread_ids,
+    check_conclusion,
+    check_status,
+    review_decision_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +127,7 @@ def log_excerpt(text: str, *, max_lines: int = 60, max_bytes: int = 8000) -> str
 
 
 @scms.register("github")
-class GitHubSCM(GitHubChangeProbe, GitHubPluginMixin, SCM):
+class GitHubSCM(GitHubRestReader, GitHubChangeProbe, GitHubPluginMixin, SCM):
     class Config(GitHubSettings):
         merge_method: Literal["squash", "merge", "rebase"] = Field(
             "squash", description="how ao merges a PR (auto-merge, the dashboard, ao pr merge)"
@@ -133,6 +144,14 @@ class GitHubSCM(GitHubChangeProbe, GitHubPluginMixin, SCM):
         batch_size: int = Field(50, ge=1, le=100, description="PRs or branches per GraphQL query")
         max_checks: int = NotHostSetting(default=100, ge=1, le=100, description="check contexts read per PR")
         max_threads: int = Field(50, ge=1, le=100, description="review threads read per PR")
+        rest_reads: int = Field(
+            10,
+            ge=0,
+            le=100,
+            description="changed PRs ao knows are read with REST (five conditional requests each, no "
+            "GraphQL points) when at most this many change at once; more, a PR's first read and the "
+            "periodic complete read use GraphQL (0: always GraphQL)",
+        )
         webhook_secret: str | None = SecretName(
             "name of the secret stored in ao that GitHub signs this project's webhooks with "
             "(default: AO_GITHUB_WEBHOOK_SECRET)"
@@ -245,13 +264,28 @@ class GitHubSCM(GitHubChangeProbe, GitHubPluginMixin, SCM):
         return self._complete(nodes, {})
 
     def fetch_pull_requests(
-        self, *, numbers: Sequence[int], previous: Mapping[int, PullRequestInfo] | None = None
+        self,
+        *,
+        numbers: Sequence[int],
+        previous: Mapping[int, PullRequestInfo] | None = None,
+        complete: bool = False,
     ) -> dict[int, PullRequestInfo]:
-        """The PRs' current facts. Review threads are read in full only for PRs with a thread
+        """The PRs' current facts. Up to ``rest_reads`` PRs ``previous`` knows are read with REST
+        (integrations/scm/github_rest.py), unless ``complete``; the rest, and those REST cannot
+        tell, with GraphQL. There, review threads are read in full only for PRs with a thread
         ``previous`` does not know (or no ``previous``); the others reuse ``previous``'s threads."""
         wanted = list(dict.fromkeys(int(n) for n in numbers))
+        previous = previous or {}
+        known = [n for n in wanted if n in previous and previous[n].head_sha]
+        out: dict[int, PullRequestInfo] = {}
+        if known and not complete and len(known) <= self.config.rest_reads:
+            # the PRs side by side, as many at once as the client sends (its max_concurrency)
+            client = self.client()
+            with ThreadPoolExecutor(max_workers=min(len(known), self.config.max_concurrency)) as pool:
+                reads = list(pool.map(lambda n: (n, self._rest_read(client, n, previous[n])), known))
+            out = {n: self._with_logs(info, previous[n]) for n, info in reads if info is not None}
         nodes: dict[int, tuple[Mapping[str, Any], str]] = {}
-        for chunk in _chunks(wanted, self.config.batch_size):
+        for chunk in _chunks([n for n in wanted if n not in out], self.config.batch_size):
             kind = self._first_phase(len(chunk))
             aliases, decls, variables = [], [], {}
             for i, number in enumerate(chunk):
@@ -263,7 +297,7 @@ class GitHubSCM(GitHubChangeProbe, GitHubPluginMixin, SCM):
                 node = repository.get(f"pr{i}")
                 if node:
                     nodes[number] = (node, kind)
-        return self._complete(nodes, previous or {})
+        return {**out, **self._complete(nodes, previous)}
 
     def _complete(
         self, nodes: Mapping[Any, tuple[Mapping[str, Any], str]], previous: Mapping[Any, PullRequestInfo]
@@ -285,7 +319,9 @@ class GitHubSCM(GitHubChangeProbe, GitHubPluginMixin, SCM):
                     if number in read:  # else (PR gone meanwhile): what phase 1 said
                         threads[key] = read[number]
         return {
-            key: self._with_logs(self._pull_info(node, threads[key]), previous.get(key))
+            key: self._with_logs(
+                self._pull_info(node, adopt_thread_ids(threads[key], previous.get(key))), previous.get(key)
+            )
             for key, (node, _kind) in nodes.items()
         }
 
@@ -343,29 +379,19 @@ class GitHubSCM(GitHubChangeProbe, GitHubPluginMixin, SCM):
     @staticmethod
     def _check(ctx: Mapping[str, Any]) -> CheckInfo | None:
         if ctx.get("__typename") == "CheckRun":
-            status = (ctx.get("status") or "").lower()
-            status = status if status in ("queued", "in_progress", "completed") else "queued"
-            conclusion = (ctx.get("conclusion") or "").lower()
-            conclusion = {"startup_failure": "failure", "stale": "skipped"}.get(conclusion, conclusion)
+            status = check_status(ctx.get("status"))
             return CheckInfo(
                 name=ctx.get("name") or "",
                 source="check_run",
                 status=status,
-                conclusion=conclusion if status == "completed" else "",
+                conclusion=check_conclusion(status, ctx.get("conclusion")),
                 url=ctx.get("detailsUrl") or "",
                 external_id=str(ctx.get("databaseId") or ""),
                 started_at=github_time(ctx.get("startedAt")),
                 completed_at=github_time(ctx.get("completedAt")),
             )
         if ctx.get("__typename") == "StatusContext":
-            state = (ctx.get("state") or "").upper()
-            status, conclusion = {
-                "SUCCESS": ("completed", "success"),
-                "FAILURE": ("completed", "failure"),
-                "ERROR": ("completed", "error"),
-                "PENDING": ("in_progress", ""),
-                "EXPECTED": ("queued", ""),
-            }.get(state, ("queued", ""))
+            status, conclusion = STATUS_STATES.get((ctx.get("state") or "").lower(), ("queued", ""))
             return CheckInfo(
                 name=ctx.get("context") or "",
                 source="status",
@@ -560,14 +586,16 @@ def _merge_threads(
 
 
 def _review_decision(node: Mapping[str, Any], state: str) -> str:
-    """GitHub's reviewDecision, lowercased; none when it has none. GitHub gives one only under
-    branch protection that requires reviews: an open PR without a decision on which people were
-    asked for a review (the Reviewers box: ``reviewRequests``) is waiting for a review too."""
-    decision = (node.get("reviewDecision") or "none").lower()
+    """GitHub's reviewDecision, lowercased. GitHub gives one only under branch protection that
+    requires reviews; without one, the reviewers' latest opinions decide as REST's read does
+    (``review_decision_of``: an open PR on which people were asked for a review waits for one)."""
+    if node.get("reviewDecision"):
+        return str(node["reviewDecision"]).lower()
+    opinions = [
+        r.get("state") or "" for r in (node.get("latestOpinionatedReviews") or {}).get("nodes") or () if r
+    ]
     requested = (node.get("reviewRequests") or {}).get("totalCount") or 0
-    if decision == "none" and state == "open" and requested > 0:
-        return "review_required"
-    return decision
+    return review_decision_of(opinions, requested=requested, state=state)
 
 
 def graphql_cost(requests: int) -> int:

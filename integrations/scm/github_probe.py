@@ -10,11 +10,14 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from integrations.github import GitHubNotFound
 from integrations.records import CheckInfo, PullRequestChanges, PullRequestMark
+
+if TYPE_CHECKING:
+    from integrations.github import GitHubClient
 
 PULLS_PAGE = 100
 PULLS_MAX_PAGES = 10
@@ -23,6 +26,12 @@ PULLS_MAX_PAGES = 10
 class GitHubChangeProbe:
     """``SCM.pull_request_changes`` for GitHub; the plugin provides ``client()`` and
     ``repo_full_name`` (``GitHubPluginMixin``)."""
+
+    repo_full_name: str
+
+    if TYPE_CHECKING:
+
+        def client(self) -> GitHubClient: ...
 
     def pull_request_changes(
         self,
@@ -54,7 +63,7 @@ class GitHubChangeProbe:
         old_bases = dict(state.get("bases") or {})
         wanted = sorted({m.base_branch for m in prs.values() if m.state == "open" and m.base_branch})
         if bases or any(base not in old_bases for base in wanted):  # a new base: record it now
-            new_bases = {}
+            new_bases: dict[str, dict[str, Any]] = {}
             for base in wanted:
                 before = old_bases.get(base) or {}
                 try:
@@ -93,9 +102,9 @@ class GitHubChangeProbe:
             # the list is what the last look saw: a PR ao stored otherwise (a read that came back
             # older than the list) is read again
             stale = set()
-            for number, known in prs.items():
+            for number, stored in prs.items():
                 _updated, sha, state = (str((old.get("marks") or {}).get(str(number)) or "||")).split("|", 2)
-                if sha and (sha != known.head_sha or state != known.state):
+                if sha and (sha != stored.head_sha or state != stored.state):
                     stale.add(number)
             return {**old, "hot": []}, stale, set(), set()
         watermark = old.get("watermark") or ""
@@ -117,9 +126,9 @@ class GitHubChangeProbe:
         now = _http_date(resp.headers.get("date"))
         changed, found, moved, hot = set(), set(), set(), []
         for item in items:
-            number = item.get("number")
-            if not isinstance(number, int):
+            if not isinstance(item.get("number"), int):
                 continue
+            number = int(item["number"])
             head, base = item.get("head") or {}, item.get("base") or {}
             updated = item.get("updated_at") or ""
             state = "merged" if item.get("merged_at") else (item.get("state") or "")
@@ -140,12 +149,8 @@ class GitHubChangeProbe:
                 if item.get("merged_at") and (item["merged_at"] >= watermark) and base.get("ref"):
                     moved.add(base["ref"])  # a merge moved the base: PRs on it may now conflict
             marks[str(number)] = mark
-            if (
-                now is not None
-                and known is not None
-                and github_time(updated) is not None
-                and github_time(updated) >= now
-            ):
+            updated_at = github_time(updated)
+            if now is not None and known is not None and updated_at is not None and updated_at >= now:
                 hot.append(number)
         keep = {str(n) for n in prs} | {str(i.get("number")) for i in items[:PULLS_PAGE]}
         newest = max([watermark] + [i.get("updated_at") or "" for i in items])

@@ -266,7 +266,11 @@ class LocalSCM(LocalRemote, SCM):
         return {row.branch: infos[row.number] for row in chosen.values()}
 
     def fetch_pull_requests(
-        self, *, numbers: Sequence[int], previous: Mapping[int, PullRequestInfo] | None = None
+        self,
+        *,
+        numbers: Sequence[int],
+        previous: Mapping[int, PullRequestInfo] | None = None,
+        complete: bool = False,
     ) -> dict[int, PullRequestInfo]:
         return self._infos(list(self._rows().filter(number__in=list(numbers))))
 

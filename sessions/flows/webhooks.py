@@ -90,6 +90,9 @@ class Refs:
     branches: set[str] = field(default_factory=set)
     shas: set[str] = field(default_factory=set)
     bases: set[str] = field(default_factory=set)  # pushed branches: open PRs based on them may now conflict
+    # PRs with a change only the SCM's complete read shows (a review thread resolved or reopened:
+    # GitHub's REST API has no resolution), read that way
+    complete: set[int] = field(default_factory=set)
 
     def __bool__(self) -> bool:
         return bool(self.numbers or self.branches or self.shas or self.bases)
@@ -100,6 +103,7 @@ class Refs:
             "branches": sorted(self.branches),
             "shas": sorted(self.shas),
             "bases": sorted(self.bases),
+            "complete": sorted(self.complete),
         }
 
 
@@ -163,6 +167,8 @@ def extract_refs(event: str, payload: dict) -> Refs:
         _add_number(refs, _dig(payload, "pull_request", "number"))
         _add_str(refs.branches, _dig(payload, "pull_request", "head", "ref"))
         _add_str(refs.shas, _dig(payload, "pull_request", "head", "sha"), limit=64)
+        if event == "pull_request_review_thread":
+            refs.complete |= refs.numbers
     elif event in ("check_run", "check_suite", "workflow_run", "workflow_job"):
         obj = payload.get(event) if isinstance(payload.get(event), dict) else {}
         _add_str(refs.shas, obj.get("head_sha"), limit=64)
@@ -271,12 +277,20 @@ def webhook_refresh(*, project: Project, extra: dict | None = None) -> list[str]
             _add_str(union.shas, sha, limit=64)
         for base in (data or {}).get("bases", ()):
             _add_str(union.bases, base)
+        for number in (data or {}).get("complete", ()):
+            if isinstance(number, int) and not isinstance(number, bool):
+                union.complete.add(number)
     session_ids = prsync.sessions_for_refs(
         project=project, numbers=union.numbers, branches=union.branches, shas=union.shas, bases=union.bases
     )
     if session_ids:
+        thorough = set(prsync.sessions_for_refs(project=project, numbers=union.complete)) & set(session_ids)
         try:
-            pull_requests_refresh(project=project, session_ids=session_ids)
+            if thorough:
+                pull_requests_refresh(project=project, session_ids=sorted(thorough), complete=True)
+            rest = [s for s in session_ids if s not in thorough]
+            if rest:
+                pull_requests_refresh(project=project, session_ids=rest)
         except (ConfigurationError, IntegrationError) as exc:
             log.warning("webhook refresh of %s: PR sync skipped: %s", project.key, exc)
         sessions_observe(project=project, session_ids=session_ids)
@@ -286,11 +300,11 @@ def webhook_refresh(*, project: Project, extra: dict | None = None) -> list[str]
     return session_ids
 
 
-def pull_requests_refresh(*, project: Project, session_ids) -> prsync.SyncResult:
-    """Read these sessions' PRs now (``prsync.pull_requests_sync``), then have the reactions look
-    at the sessions whose PR facts were stored, after commit: a webhook refresh's PR read, and
-    local CI's after a run (``sessions.run_checks``)."""
-    synced = prsync.pull_requests_sync(project=project, session_ids=session_ids)
+def pull_requests_refresh(*, project: Project, session_ids, complete: bool = False) -> prsync.SyncResult:
+    """Read these sessions' PRs now (``prsync.pull_requests_sync``; ``complete``: the SCM's
+    complete read), then have the reactions look at the sessions whose PR facts were stored, after
+    commit: a webhook refresh's PR read, and local CI's after a run (``sessions.run_checks``)."""
+    synced = prsync.pull_requests_sync(project=project, session_ids=session_ids, complete=complete)
     for session_id in synced.recorded:
         reactions.session_react_after_commit(session_id=session_id)
     return synced

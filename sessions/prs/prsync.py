@@ -114,9 +114,13 @@ def info_from_row(pr: PullRequest) -> PullRequestInfo:
     )
 
 
-def pull_requests_sync(*, project: Project, session_ids: Iterable[str] | None = None) -> SyncResult:
+def pull_requests_sync(
+    *, project: Project, session_ids: Iterable[str] | None = None, complete: bool = False
+) -> SyncResult:
     """Read the PRs of the project's sessions (all, or these) and store what changed. The result's
-    ``recorded`` names the sessions whose PR facts were stored: the caller asks their reactions."""
+    ``recorded`` names the sessions whose PR facts were stored: the caller asks their reactions.
+    Reading all is the SCM's complete read (``SCM.fetch_pull_requests``); ``complete`` asks it for
+    these too."""
     result = SyncResult()
     started = timezone.now()  # a full sync's facts are as fresh as its start
     sessions = _watched_sessions(project, session_ids)
@@ -139,7 +143,13 @@ def pull_requests_sync(*, project: Project, session_ids: Iterable[str] | None = 
             if pr.state == PRState.OPEN or session_ids is not None:
                 session_for[pr.number] = next(s for s in sessions if s.pk == pr.session_id)
         previous = {pr.number: info_from_row(pr) for pr in known.values() if pr.number in session_for}
-        infos = scm.fetch_pull_requests(numbers=sorted(session_for), previous=previous) if session_for else {}
+        infos = (
+            scm.fetch_pull_requests(
+                numbers=sorted(session_for), previous=previous, complete=complete or session_ids is None
+            )
+            if session_for
+            else {}
+        )
         # a PR found by its branch comes with its full state already: no second read
         for info, session in _adoptions(project, without_pr, found):
             if info.number not in infos:

@@ -23,7 +23,11 @@ class InMemorySCM(SCM):
         return {pr.branch: pr for pr in self.prs.values() if pr.branch in branches}
 
     def fetch_pull_requests(
-        self, *, numbers: Sequence[int], previous: Mapping[int, PullRequestInfo] | None = None
+        self,
+        *,
+        numbers: Sequence[int],
+        previous: Mapping[int, PullRequestInfo] | None = None,
+        complete: bool = False,
     ) -> dict[int, PullRequestInfo]:
         return {n: self.prs[n] for n in numbers if n in self.prs}
 

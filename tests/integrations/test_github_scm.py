@@ -140,9 +140,13 @@ def test_failed_actions_log_is_fetched_once_not_twice(gh: FakeGitHub) -> None:
     assert next(c for c in first[pull.number].checks if c.name == "external").log_excerpt == ""
     assert (gh.counts["rest"], gh.counts["blob"]) == (1, 1)
 
-    second = scm.fetch_pull_requests(numbers=[pull.number], previous=first)
+    second = scm.fetch_pull_requests(numbers=[pull.number], previous=first, complete=True)
     assert second[pull.number].checks == first[pull.number].checks
     assert (gh.counts["rest"], gh.counts["blob"], gh.counts["graphql"]) == (1, 1, 2)
+    # ... nor by REST's read of the same PR (its checks' reads are charged, the log is not)
+    again = scm.fetch_pull_requests(numbers=[pull.number], previous=second)
+    assert again[pull.number].checks == first[pull.number].checks
+    assert (gh.counts["blob"], gh.counts["graphql"]) == (1, 2)
 
     # A re-run on a new commit is a new check: its log is fetched.
     sha = gh.push(pull)
@@ -162,8 +166,10 @@ def test_expired_log_is_noted_and_not_refetched(gh: FakeGitHub) -> None:
     scm = make_scm(gh)
     first = scm.fetch_pull_requests(numbers=[pull.number])
     assert first[pull.number].checks[0].log_excerpt == "(GitHub no longer has this job's log)"
-    scm.fetch_pull_requests(numbers=[pull.number], previous=first)
-    assert gh.counts["fault"] == 1 and gh.counts["rest"] == 0
+    gh.reset_counts()
+    scm.fetch_pull_requests(numbers=[pull.number], previous=first, complete=True)
+    scm.fetch_pull_requests(numbers=[pull.number], previous=first)  # REST's read too
+    assert gh.count("fault") == 0 and not [r for r in gh.requests if r.path.endswith("/logs")]
 
 
 def test_log_excerpt_is_bounded() -> None:
@@ -321,7 +327,7 @@ def test_unchanged_prs_cost_no_thread_query(gh: FakeGitHub) -> None:
     assert first[bare.number].threads == ()
 
     gh.reset_counts()
-    second = scm.fetch_pull_requests(numbers=numbers, previous=first)
+    second = scm.fetch_pull_requests(numbers=numbers, previous=first, complete=True)
     assert (gh.counts["graphql"], gh.graphql_points) == (1, 1)  # the state query only
     assert "comments(" not in gh.queries[0]
     assert second == first
@@ -336,7 +342,7 @@ def test_new_review_thread_reads_bodies_of_that_pr_only(gh: FakeGitHub) -> None:
     gh.add_thread(pulls[3], body="and add a test", path="tests/test_app.py", line=7, author="bob")
     pulls[0].threads[0].resolved = True  # resolution is in the state query: no bodies needed
     gh.reset_counts()
-    second = scm.fetch_pull_requests(numbers=numbers, previous=first)
+    second = scm.fetch_pull_requests(numbers=numbers, previous=first, complete=True)
 
     assert gh.counts["graphql"] == 2
     assert "comments(" not in gh.queries[0]

@@ -105,3 +105,49 @@ def test_the_review_body_reaches_the_agent_once_fenced_with_reviewer_and_state(
         .filter(author="alice")
         .exists()
     )
+
+
+def test_a_thread_first_read_by_rest_is_forwarded_once_across_the_complete_read(
+    client, gh, django_capture_on_commit_callbacks, monkeypatch
+):
+    """A thread ao sees first through REST (a PR it knows, one changed) is named by its first
+    comment: the hourly complete read (GraphQL, which names threads otherwise) finds it under
+    that name, so the agent is not told about it a second time."""
+    from integrations.runtime.tmux import TmuxRuntime
+    from sessions.prs import prsync
+
+    monkeypatch.setattr(TmuxRuntime, "probe", lambda self, handle: "alive")
+    project = ProjectFactory(
+        key="web",
+        repo="acme/web",
+        scm="github",
+        plugin_settings={"scm": {"base_url": gh.base_url, "write_interval": 0, "backoff": 0.01}},
+    )
+    session = SessionFactory(
+        project=project, branch="feat/login", runtime_handle={"runtime": "tmux", "name": "x"}
+    )
+    pull = gh.repo("acme/web").add_pull("feat/login", title="Fix login")
+
+    def hook(**kw):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = deliver(
+                client, gh.webhook("pull_request_review", secret=SECRET, number=pull.number, **kw)
+            )
+        assert response.status_code == 202
+
+    prsync.pull_requests_sync(project=project)  # found by its branch: ao knows the PR
+    gh.add_thread(pull, body="Rename this.", path="app.py", line=3, author="alice")
+    gh.add_review(pull, state="CHANGES_REQUESTED", author="alice")
+    gh.reset_counts()
+    hook(state="changes_requested", reviewer="alice")
+    assert gh.count("graphql") == 0  # read with REST
+    (text,) = reaction_texts(session)
+    assert "Rename this." in text
+
+    prsync.pull_requests_sync(project=project)  # the complete read: GraphQL
+    assert gh.count("graphql") >= 1
+    gh.add_review(pull, state="COMMENTED", author="bob", body="+1")
+    hook(state="commented", reviewer="bob")
+
+    assert len(reaction_texts(session)) == 1
+    assert ReviewThread.objects.filter(pull_request__session=session, body="Rename this.").count() == 1

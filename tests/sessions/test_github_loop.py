@@ -220,7 +220,7 @@ def test_a_push_to_the_base_branch_refreshes_the_prs_based_on_it(
     stored = PullRequest.objects.get(session=session)
     assert stored.conflicts is True
     assert Event.objects.filter(session=session, kind="pr.conflicts").exists()
-    assert gh.counts["graphql"] == 1
+    assert gh.counts["graphql"] == 0  # one PR ao knows: read with REST
     # a PR based on another branch was not read
     assert PullRequest.objects.get(session=stacked).synced_at == synced_at
 
@@ -275,3 +275,30 @@ def test_no_nudge_that_there_is_no_pr_when_the_scm_has_one(gh, project):
     Session.objects.filter(pk=lonely.pk).update(status_changed_at=timezone.now() - timedelta(minutes=10))
     assert [(o.rule, o.did) for o in reactions.session_react(session=lonely)] == [("agent-idle", "sent")]
     assert "there is no pull request" in Message.objects.get(session=lonely).text
+
+
+def test_a_thread_resolved_on_github_is_stored_at_its_webhook(
+    client, gh, project, django_capture_on_commit_callbacks
+):
+    """GitHub's REST API has no thread resolution, and resolving one need not move the PR: the
+    `pull_request_review_thread` delivery has the PR read the complete way (GraphQL)."""
+    from sessions.models import ReviewThread
+
+    session = SessionFactory(project=project, branch="feat/login")
+    pull = gh.repo("acme/web").add_pull("feat/login")
+    thread = gh.add_thread(pull, body="rename this", author="alice")
+    prsync.pull_requests_sync(project=project)
+    prsync.pull_requests_sync(project=project, session_ids=[session.pk])  # REST's read: ETags known
+    assert ReviewThread.objects.get(pull_request__session=session).resolved is False
+    thread.resolved = True  # the PR's updated_at stays
+    gh.reset_counts()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = deliver(
+            client,
+            gh.webhook("pull_request_review_thread", secret=SECRET, number=pull.number, thread_id=thread.id),
+        )
+
+    assert response.status_code == 202
+    assert ReviewThread.objects.get(pull_request__session=session).resolved is True
+    assert gh.counts["graphql"] >= 1

@@ -93,12 +93,13 @@ def test_only_changed_prs_are_read_and_a_304_costs_nothing(gh, project):
     assert sweep(gh, project) == (0, 0, 1)
     before = {p.number: synced(p.number) for p in pulls}
 
-    # a new commit on A (with its CI starting): A alone is read, in one query
+    # a new commit on A (with its CI starting): A alone is read, with REST (its PR, checks,
+    # statuses, reviews, review comments): no GraphQL point
     gh.push(a)
     run = repo.add_check_run(a.head_sha, "test", status="in_progress")
     settle(a)
-    graphql, _rest, _ = sweep(gh, project)
-    assert graphql == 1
+    graphql, rest, _ = sweep(gh, project)
+    assert graphql == 0 and rest >= 2
     assert PullRequest.objects.get(number=a.number).head_sha == a.head_sha
     assert PullRequest.objects.get(number=a.number).ci_state == "pending"
     assert synced(b.number) == before[b.number] and synced(c.number) == before[c.number]
@@ -112,17 +113,17 @@ def test_only_changed_prs_are_read_and_a_304_costs_nothing(gh, project):
     with gh.lock:
         run.status, run.conclusion, run.completed_at = "completed", "failure", datetime.now(UTC)
     graphql, _rest, _ = sweep(gh, project)
-    assert graphql == 1
+    assert graphql == 0
     assert PullRequest.objects.get(number=a.number).ci_state == "failing"
     assert synced(b.number) == before[b.number] and synced(c.number) == before[c.number]
     assert sweep(gh, project) == (0, 0, 1)  # CI done: back to the one look at the PR list
 
-    # a review on B, a review thread on C: both read at the next sweep, together, in one query
+    # a review on B, a review thread on C: both read at the next sweep, with REST
     gh.add_review(b, state="APPROVED")
     gh.add_thread(c, body="please rename this")
     settle(b, c)
     graphql, _rest, _ = sweep(gh, project)
-    assert graphql == 1
+    assert graphql == 0
     assert PullRequest.objects.get(number=b.number).review_decision == "approved"
     assert PullRequest.objects.get(number=c.number).threads.filter(body="please rename this").exists()
     assert synced(a.number) < synced(b.number)
@@ -133,7 +134,7 @@ def test_only_changed_prs_are_read_and_a_304_costs_nothing(gh, project):
         b.comments.append(FakeComment(id=next(gh._ids), author=gh.user("someone"), body="looks good"))
         b.updated_at = datetime.now(UTC) - timedelta(seconds=5)
     graphql, _rest, _ = sweep(gh, project)
-    assert graphql == 1 and synced(b.number) > synced(a.number)
+    assert graphql == 0 and synced(b.number) > synced(a.number)
     with gh.lock:
         c.merged, c.state = True, "closed"
         c.merged_at = c.closed_at = c.updated_at = datetime.now(UTC) - timedelta(seconds=4)
@@ -169,19 +170,19 @@ def test_new_prs_moved_bases_failed_reads_webhooks_and_lost_state(gh, project, s
         a.mergeable, a.mergeable_state = False, "dirty"
         repo.branches["main"] = "f" * 40
     graphql, _rest, _ = sweep(gh, project)
-    assert graphql == 1 and PullRequest.objects.get(number=a.number).conflicts
+    assert graphql == 0 and PullRequest.objects.get(number=a.number).conflicts
     assert sweep(gh, project)[0] == 0  # the base as it was: 304s
     settings.AO_PR_SYNC_BASE_INTERVAL = 3600
 
     # a failed read keeps the probe's old state: the change is reported (and read) again
     gh.push(b)
     settle(b)
-    gh.fail(502, kind="graphql", times=3)
+    gh.fail(502, path=f"/pulls/{b.number}", times=3)
     sweep(gh, project)
     assert PullRequest.objects.get(number=b.number).head_sha != b.head_sha
     Project.objects.filter(pk=project.pk).update(pr_sync_backoff_until=None)
     graphql, _rest, _ = sweep(gh, project)
-    assert graphql == 1 and PullRequest.objects.get(number=b.number).head_sha == b.head_sha
+    assert graphql == 0 and PullRequest.objects.get(number=b.number).head_sha == b.head_sha
 
     # webhooks arriving: they bring the changes, so a sweep sends not a single request; the
     # probe runs every AO_PR_SYNC_WEBHOOK_INTERVAL, and sees what a missed delivery did not bring
@@ -192,6 +193,8 @@ def test_new_prs_moved_bases_failed_reads_webhooks_and_lost_state(gh, project, s
     settle(a)
     assert sweep(gh, project) == (0, 0, 0)
     settings.AO_PR_SYNC_WEBHOOK_INTERVAL = 0
+    # (A conflicts: its mergeable_state, dirty, hides whether branch protection wants more
+    # reviews, so the approval's decision is GraphQL's)
     graphql, _rest, _ = sweep(gh, project)
     assert graphql == 1 and PullRequest.objects.get(number=a.number).review_decision == "approved"
 

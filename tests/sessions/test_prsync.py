@@ -34,7 +34,7 @@ class ScriptedSCM(SCM):
             raise self.fail
         return {pr.branch: pr for pr in self.prs.values() if pr.branch in branches}
 
-    def fetch_pull_requests(self, *, numbers, previous=None):
+    def fetch_pull_requests(self, *, numbers, previous=None, complete=False):
         self.calls.append(("fetch", tuple(numbers), tuple(sorted(previous or {}))))
         if self.fail:
             raise self.fail
