@@ -1,10 +1,19 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.urls import include, path
 
 from sessions.dashboard import views_auth, views_hooks
 
+
+def favicon(request):
+    """Browsers ask for /favicon.ico on every page that names no icon (the admin's)."""
+    return redirect(static("ao/favicon.svg"), permanent=True)
+
+
 urlpatterns = [
+    path("favicon.ico", favicon),
     path("healthz", views_hooks.healthz, name="healthz"),
     path("webhooks/github/<str:project_key>", views_hooks.github_webhook, name="github-webhook"),
     path("internal/realtime", views_hooks.realtime_relay, name="realtime-relay"),  # realtime.RELAY_PATH
