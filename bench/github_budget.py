@@ -14,9 +14,11 @@ on the fake follow it), after a first sweep that reads everything (not counted).
   the PRs it concerns (deliveries within AO_WEBHOOK_COALESCE_SECONDS, 2 s, in one refresh); the
   sweeps then probe every AO_PR_SYNC_WEBHOOK_INTERVAL (60 s) only.
 
-Each is run with ao as it is (ETag-guarded change probe; only changed PRs read) and as it was
-(``--before``-style: the change probe switched off, so the sweep follows the old plan: PRs with
-CI pending or no PR every sweep, everything every 60 s). Beside them, a model of an ETag-guarded
+Each is run with ao as it is (ETag-guarded change probe; only changed PRs read, a few at a time
+with REST), with GraphQL reads only (the github SCM's ``rest_reads: 0``: every changed PR read
+in one batched GraphQL query, as ao did before the REST reader), and as it was before the probe
+(the change probe switched off, so the sweep follows the old plan: PRs with CI pending or no PR
+every sweep, everything every 60 s). Beside them, a model of an ETag-guarded
 poller (the reference system's way): N+1 conditional REST reads every 30 s (the PR list and
 each PR's checks), and a full batch re-read (one GraphQL query per 50 PRs, priced like ao's
 full read of the same PRs) in every 30 s in which something changed; its charged requests are
@@ -102,7 +104,7 @@ def apply(gh, repo, pull, kind: str, at: datetime, rng: random.Random) -> None:
         pull.updated_at = at
 
 
-def simulate(n: int, *, probe: bool, changing: bool, hooked: bool = False) -> dict:
+def simulate(n: int, *, probe: bool, changing: bool, hooked: bool = False, rest: bool = True) -> dict:
     from django.core.cache import cache
     from django.utils import timezone
 
@@ -120,7 +122,7 @@ def simulate(n: int, *, probe: bool, changing: bool, hooked: bool = False) -> di
     timezone.now = clock
     if not probe:
         GitHubSCM.pull_request_changes = SCM.pull_request_changes
-    key = f"b{n}{int(probe)}{int(changing)}{int(hooked)}"
+    key = f"b{n}{int(probe)}{int(changing)}{int(hooked)}{int(rest)}"
     try:
         with FakeGitHub() as gh:
             os.environ["GITHUB_TOKEN"] = gh.token
@@ -131,7 +133,13 @@ def simulate(n: int, *, probe: bool, changing: bool, hooked: bool = False) -> di
                 path=str(REPO),
                 session_prefix=key,
                 scm="github",
-                plugin_settings={"scm": {"base_url": gh.base_url, "write_interval": 0}},
+                plugin_settings={
+                    "scm": {
+                        "base_url": gh.base_url,
+                        "write_interval": 0,
+                        **({} if rest else {"rest_reads": 0}),
+                    }
+                },
             )
             pulls, sessions = [], []
             for i in range(n):
@@ -248,7 +256,11 @@ def main() -> None:
             ("6 events/PR/h, webhooks", True, True),
         ):
             rows = [
-                ("ao (ETag probe)", simulate(n, probe=True, changing=changing, hooked=hooked)),
+                ("ao (probe, REST reads)", simulate(n, probe=True, changing=changing, hooked=hooked)),
+                (
+                    "ao, GraphQL reads only",
+                    simulate(n, probe=True, changing=changing, hooked=hooked, rest=False),
+                ),
                 ("ao before (no probe)", simulate(n, probe=False, changing=changing, hooked=hooked)),
             ]
             if not hooked:
