@@ -17,8 +17,8 @@ on the fake follow it), after a first sweep that reads everything (not counted).
 Each is run with ao as it is (ETag-guarded change probe; only changed PRs read, a few at a time
 with REST), with GraphQL reads only (the github SCM's ``rest_reads: 0``: every changed PR read
 in one batched GraphQL query, as ao did before the REST reader), and as it was before the probe
-(the change probe switched off, so the sweep follows the old plan: PRs with CI pending or no PR
-every sweep, everything every 60 s). Beside them, a model of an ETag-guarded
+(the change probe switched off and GraphQL reads only, so the sweep follows the old plan: PRs
+with CI pending or no PR every sweep, everything every 60 s). Beside them, a model of an ETag-guarded
 poller (the reference system's way): N+1 conditional REST reads every 30 s (the PR list and
 each PR's checks), and a full batch re-read (one GraphQL query per 50 PRs, priced like ao's
 full read of the same PRs) in every 30 s in which something changed; its charged requests are
@@ -261,7 +261,10 @@ def main() -> None:
                     "ao, GraphQL reads only",
                     simulate(n, probe=True, changing=changing, hooked=hooked, rest=False),
                 ),
-                ("ao before (no probe)", simulate(n, probe=False, changing=changing, hooked=hooked)),
+                (
+                    "ao before (no probe)",
+                    simulate(n, probe=False, changing=changing, hooked=hooked, rest=False),
+                ),
             ]
             if not hooked:
                 ref = reference(n, changing=changing, full_points=full_read_points(n))
