@@ -110,6 +110,9 @@ class ThreadInfo:
     # A review's own text (its body) rather than a thread of line comments: the review's state
     # (changes_requested | commented), and resolved once it is no longer the reviewer's latest word.
     review_state: str = ""
+    # the SCM's other name for the thread, when ao's is not it (GitHub: a thread first seen through
+    # REST is named by its first comment; GraphQL's thread id is kept here once a GraphQL read saw it)
+    node_id: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", http_url(self.url))  # outside data: http(s) only (ao_site/links.py)

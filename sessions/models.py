@@ -366,6 +366,11 @@ class ReviewThread(models.Model):
     review_state = models.CharField(
         max_length=32, blank=True, help_text="a review's own text: its state (changes_requested | commented)"
     )
+    node_id = models.CharField(
+        max_length=128,
+        blank=True,
+        help_text="the SCM's other name for the thread (GitHub: GraphQL's thread id)",
+    )
 
     class Meta:
         ordering = ["created_at", "pk"]

@@ -43,12 +43,14 @@ from integrations.records import (
 from integrations.registry import scms
 from integrations.scm.github_probe import GitHubChangeProbe, github_time, is_actions_job
 from integrations.scm.github_rest import (
+    REVIEWS,
     STATUS_STATES,
     GitHubRestReader,
     adopt_thread_ids,
     check_conclusion,
     check_status,
     review_decision_of,
+    writers_opinions,
 )
 
 log = logging.getLogger(__name__)
@@ -83,7 +85,6 @@ FRAGMENTS = {
 # commits(last: 1), its check contexts, reviewRequests, latestOpinionatedReviews, reviewThreads
 # (per PR, phase 1)
 STATE_CONNECTIONS = 5
-REVIEWS = 10  # each reviewer's latest approve/request-changes: the review texts forwarded
 
 FAILED_CONCLUSIONS = {"failure", "timed_out"}
 ERROR_MARK = "##[error]"
@@ -516,6 +517,7 @@ def _thread(node: Mapping[str, Any]) -> ThreadInfo:
     line = node.get("line") if node.get("line") is not None else first.get("line")
     return ThreadInfo(
         external_id=node.get("id") or first.get("id") or "",
+        node_id=node.get("id") or "",
         path=node.get("path") or first.get("path") or "",
         line=int(line) if isinstance(line, int) else None,
         author=author.get("login") or "",
@@ -564,15 +566,20 @@ def _threads(node: Mapping[str, Any]) -> tuple[ThreadInfo, ...]:
 def _merge_threads(
     node: Mapping[str, Any], previous: PullRequestInfo | None
 ) -> tuple[tuple[ThreadInfo, ...], bool]:
-    """Threads from phase 1 (ids, resolution, position) with ``previous``'s author, body and url;
-    and whether one of them is new to ``previous`` (then it has no body yet: phase 2 reads it)."""
-    before = {t.external_id: t for t in previous.threads} if previous is not None else {}
+    """Threads from phase 1 (ids, resolution, position) with ``previous``'s name, author, body and
+    url; and whether one of them is new to ``previous`` (then it has no body yet: phase 2 reads
+    it). A thread ao named otherwise (first seen through REST) is found by its ``node_id``."""
+    before: dict[str, ThreadInfo] = {}
+    for known in previous.threads if previous is not None else ():
+        before[known.external_id] = known
+        if known.node_id:
+            before[known.node_id] = known
     out, new = [], False
     for node_thread in _thread_nodes(node):
         thread_id = node_thread.get("id") or ""
         old = before.get(thread_id)
         if old is None:
-            new, old = True, ThreadInfo(external_id=thread_id)
+            new, old = True, ThreadInfo(external_id=thread_id, node_id=thread_id)
         line = node_thread.get("line")
         out.append(
             replace(
@@ -580,6 +587,7 @@ def _merge_threads(
                 path=node_thread.get("path") or old.path,
                 line=line if isinstance(line, int) else None,
                 resolved=bool(node_thread.get("isResolved")),
+                node_id=thread_id,
             )
         )
     return tuple(out), new
@@ -587,13 +595,13 @@ def _merge_threads(
 
 def _review_decision(node: Mapping[str, Any], state: str) -> str:
     """GitHub's reviewDecision, lowercased. GitHub gives one only under branch protection that
-    requires reviews; without one, the reviewers' latest opinions decide as REST's read does
-    (``review_decision_of``: an open PR on which people were asked for a review waits for one)."""
+    requires reviews; without one, the latest opinions of reviewers who can write to the
+    repository decide, as REST's read does (``review_decision_of``: an open PR on which people
+    were asked for a review waits for one)."""
     if node.get("reviewDecision"):
         return str(node["reviewDecision"]).lower()
-    opinions = [
-        r.get("state") or "" for r in (node.get("latestOpinionatedReviews") or {}).get("nodes") or () if r
-    ]
+    latest = [r for r in (node.get("latestOpinionatedReviews") or {}).get("nodes") or () if r]
+    opinions = writers_opinions(latest, association="authorAssociation")
     requested = (node.get("reviewRequests") or {}).get("totalCount") or 0
     return review_decision_of(opinions, requested=requested, state=state)
 

@@ -7,37 +7,51 @@ once go to GraphQL.
 One read is five conditional GETs: the PR (state, head, mergeability, requested reviewers), its
 head commit's check runs and statuses, its reviews, and its review comments. What REST cannot say
 is left to GraphQL, and the reader answers None for that PR (it is then read with GraphQL in the
-same sweep):
+same sweep), as it does when a REST request fails (GraphQL has its own budget) or a list is
+longer than a page:
 
 - thread resolution: a thread keeps what ao knew of it; a new thread (a new first comment) is
   unresolved, as on GitHub. A PR whose REST facts explain none of its own change (its body moved,
-  reviews and comments did not, ao's facts are the same) while ao holds an unresolved thread may
-  have had one resolved: GraphQL reads it;
+  reviews and comments did not, ao's facts are the same) while a thread is open may have had one
+  resolved; so may a PR a reviewer just approved with threads open: GraphQL reads both. A
+  resolution with nothing else is seen by the PR's `pull_request_review_thread` delivery when
+  webhooks come (flows/webhooks.py reads it the complete way), else at the hourly complete read;
+  the "moved unseen" test needs this process's ETags of the PR's reviews and comments, so the
+  first REST read of a PR in a process cannot make it;
 - the review decision under branch protection: REST has no ``reviewDecision``. It is derived from
-  each reviewer's latest approving or changes-requesting review (``review_decision_of``, the same
-  rule GraphQL's answer falls back to), and trusted only where the PR's ``mergeable_state`` shows
-  protection is not holding the PR back (or the derived decision is what ao already knew).
+  the latest opinion of each reviewer who can write to the repository (``review_decision_of``,
+  the same rule GraphQL's answer falls back to when GitHub gives none), and trusted only where the
+  PR's ``mergeable_state`` shows protection is not holding the PR back, or where it is what ao
+  already knew; while GitHub says ``blocked``, only a request for changes is certain.
 
 Thread identity: GraphQL names a thread by its node id (``PRRT_...``), which REST never shows. A
 thread ao first sees through REST is named by its first comment's node id (``PRRC_...``) and
-keeps that name: GraphQL reads match threads to what ao knows by the first comment's URL
-(``adopt_thread_ids``), so a thread is one thread, forwarded once, whichever read saw it first.
+keeps that name: the first GraphQL read that sees it matches it by the first comment's URL
+(``adopt_thread_ids``) and keeps GraphQL's id as its ``node_id``, by which later GraphQL reads
+know it from their first query; a thread is one thread, forwarded once, whichever read saw it
+first.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from integrations.github import GitHubNotFound
+from integrations.base import TransientIntegrationError
+from integrations.github import GitHubError
 from integrations.records import CheckInfo, PullRequestInfo, ThreadInfo
 from integrations.scm.github_probe import github_time
 
 if TYPE_CHECKING:
     from integrations.github import GitHubClient
 
+log = logging.getLogger(__name__)
+
 PAGE = 100
+REVIEWS = 10  # each reviewer's latest opinion, as many as GraphQL's read asks for
+WRITERS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})  # whose reviews count in a decision
 # mergeable_state values under which branch protection holds nothing back: a decision derived
 # from the reviews is what GitHub's would be
 UNBLOCKED = frozenset({"clean", "unstable", "has_hooks"})
@@ -69,7 +83,8 @@ def adopt_thread_ids(
     threads: tuple[ThreadInfo, ...], previous: PullRequestInfo | None
 ) -> tuple[ThreadInfo, ...]:
     """GraphQL's threads under the names ao already gave them: a thread first seen through REST is
-    known by its first comment's node id, found again here by that comment's URL."""
+    known by its first comment's node id, found again here by that comment's URL; GraphQL's id
+    is kept as its ``node_id``, so the next GraphQL read knows it without its comments."""
     if previous is None:
         return threads
     fresh = {t.external_id for t in threads}
@@ -80,7 +95,7 @@ def adopt_thread_ids(
         if t.url and not t.review_state and t.external_id not in fresh
     }
     return tuple(
-        replace(t, external_id=by_url[t.url])
+        replace(t, external_id=by_url[t.url], node_id=t.external_id)
         if t.external_id not in known and not t.review_state and t.url in by_url
         else t
         for t in threads
@@ -101,14 +116,23 @@ class GitHubRestReader:
     def _rest_read(
         self, client: GitHubClient, number: int, previous: PullRequestInfo
     ) -> PullRequestInfo | None:
-        """PR ``number``'s facts from REST, or None when REST cannot tell them (gone, more than a
-        page of reviews or comments, or a fact only GraphQL has: module docstring). ``client`` is
-        the plugin's, taken by the caller (reading its token may read ao's secrets)."""
-        path = f"/repos/{self.repo_full_name}/pulls/{int(number)}"
+        """PR ``number``'s facts from REST, or None when REST cannot tell them (a fact only GraphQL
+        has: module docstring; more than a page of anything; or a REST request failed: GraphQL has
+        its own budget and may still answer). ``client`` is the plugin's, taken by the caller
+        (reading its token may read ao's secrets)."""
         try:
-            pull_read = client.request("GET", path)
-        except GitHubNotFound:
-            return None  # GraphQL's read says what became of it
+            return self._rest_facts(client, number, previous)
+        except (GitHubError, TransientIntegrationError) as exc:
+            log.info(
+                "REST read of %s#%s failed, reading it with GraphQL: %s", self.repo_full_name, number, exc
+            )
+            return None
+
+    def _rest_facts(
+        self, client: GitHubClient, number: int, previous: PullRequestInfo
+    ) -> PullRequestInfo | None:
+        path = f"/repos/{self.repo_full_name}/pulls/{int(number)}"
+        pull_read = client.request("GET", path)
         reviews_read = client.request("GET", path + "/reviews", params={"per_page": PAGE})
         comments_read = client.request("GET", path + "/comments", params={"per_page": PAGE})
         pull = pull_read.data if isinstance(pull_read.data, dict) else {}
@@ -120,18 +144,16 @@ class GitHubRestReader:
         sha = head.get("sha") or ""
         state = "merged" if pull.get("merged") or pull.get("merged_at") else (pull.get("state") or "open")
         merge_state = (pull.get("mergeable_state") or "").lower()
-        latest: dict[str, Mapping[str, Any]] = {}  # each reviewer's latest opinion
-        for review in reviews:
-            if review.get("state") in OPINIONS:
-                latest[login_of(review.get("user") or {})] = review
+        latest = latest_opinions(reviews)
+        if len(latest) > REVIEWS:
+            return None  # GraphQL reads the first REVIEWS of them: read the same way
         requested = len(pull.get("requested_reviewers") or ()) + len(pull.get("requested_teams") or ())
-        derived = review_decision_of((r["state"] for r in latest.values()), requested=requested, state=state)
-        if derived == "changes_requested" or merge_state in UNBLOCKED or derived == previous.review_decision:
-            decision = derived
-        elif derived == "none" and previous.review_decision == "review_required" and merge_state == "blocked":
-            decision = "review_required"  # protection still asks for a review nobody has given
-        else:
-            return None  # protection may decide otherwise: GraphQL's reviewDecision
+        decision = _decision(
+            latest, requested=requested, state=state, merge_state=merge_state, previous=previous
+        )
+        checks = self._rest_checks(client, sha) if sha else ()
+        if decision is None or checks is None:
+            return None
         mergeable = pull.get("mergeable")
         info = PullRequestInfo(
             number=int(pull.get("number") or number),
@@ -146,41 +168,101 @@ class GitHubRestReader:
             conflicts=mergeable is False or merge_state == "dirty",
             behind=merge_state == "behind",
             review_decision=decision,
-            checks=self._rest_checks(client, sha) if sha else (),
+            checks=checks,
             threads=_threads_of(comments, previous, self.config.max_threads) + _review_texts_of(latest),
             updated_at=github_time(pull.get("updated_at")),
             created_at=github_time(pull.get("created_at")),
         )
+        open_threads = any(not t.resolved and not t.review_state for t in info.threads)
+        if open_threads and decision == "approved" and previous.review_decision != "approved":
+            return None  # a reviewer who approves often resolves their threads too: REST cannot see that
         moved_unseen = (
             not pull_read.not_modified
             and reviews_read.not_modified
             and comments_read.not_modified
             and _same(info, previous)
         )
-        if moved_unseen and any(not t.resolved and not t.review_state for t in previous.threads):
+        if moved_unseen and open_threads:
             return None  # its change is nothing REST shows: perhaps a thread resolved
         return info
 
-    def _rest_checks(self, client: GitHubClient, sha: str) -> tuple[CheckInfo, ...]:
+    def _rest_checks(self, client: GitHubClient, sha: str) -> tuple[CheckInfo, ...] | None:
+        """The head's check runs and commit statuses; None when there are more than a page (then
+        which of them GraphQL's first ``max_checks`` are is GitHub's order: read them that way)."""
         base = f"/repos/{self.repo_full_name}/commits/{sha}"
         runs = client.request("GET", base + "/check-runs", params={"per_page": PAGE}).data or {}
         status = client.request("GET", base + "/status", params={"per_page": PAGE}).data or {}
-        checks = [_check_run(c) for c in runs.get("check_runs") or () if isinstance(c, dict)]
-        checks += [_status(s) for s in status.get("statuses") or () if isinstance(s, dict)]
-        return tuple(checks[: self.config.max_checks])
+        listed_runs = [c for c in runs.get("check_runs") or () if isinstance(c, dict)]
+        listed_statuses = [s for s in status.get("statuses") or () if isinstance(s, dict)]
+        if (runs.get("total_count") or 0) > len(listed_runs) or (status.get("total_count") or 0) > len(
+            listed_statuses
+        ):
+            return None
+        checks = [_check_run(c) for c in listed_runs] + [_status(s) for s in listed_statuses]
+        if len(checks) > self.config.max_checks:
+            return None
+        return tuple(checks)
+
+
+def latest_opinions(reviews: Iterable[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
+    """Each reviewer's latest approve or request-changes, oldest first, as GraphQL's
+    ``latestOpinionatedReviews``: a dismissed review is that reviewer's latest word, and leaves
+    them with none (GitHub keeps it in the list as DISMISSED; their older reviews stay as they were)."""
+    latest: dict[str, Mapping[str, Any]] = {}
+    for review in reviews:
+        if review.get("state") in (*OPINIONS, "DISMISSED"):
+            login = login_of(review.get("user") or {})
+            latest.pop(login, None)
+            latest[login] = review
+    return {login: r for login, r in latest.items() if r.get("state") in OPINIONS}
+
+
+def writers_opinions(
+    reviews: Iterable[Mapping[str, Any]], association: str = "author_association"
+) -> list[str]:
+    """The opinions of reviewers who can write to the repository (GitHub counts only theirs in a
+    decision): a drive-by approval does not approve."""
+    return [r.get("state") or "" for r in reviews if (r.get(association) or "") in WRITERS]
+
+
+def _decision(
+    latest: Mapping[str, Mapping[str, Any]],
+    *,
+    requested: int,
+    state: str,
+    merge_state: str,
+    previous: PullRequestInfo,
+) -> str | None:
+    """The review decision from REST, or None when branch protection may decide otherwise (GraphQL
+    then gives GitHub's ``reviewDecision``). While GitHub says protection holds the PR back
+    (``blocked``), only a writer's request for changes is certain (or a review still missing that ao
+    knew protection wants); elsewhere the derived decision holds where nothing is held back, or
+    where it is what ao knew."""
+    derived = review_decision_of(writers_opinions(latest.values()), requested=requested, state=state)
+    if derived == "changes_requested":
+        return derived
+    if merge_state == "blocked":
+        if derived in ("none", "review_required") and previous.review_decision == "review_required":
+            return "review_required"  # protection still asks for a review nobody has given
+        return None
+    if merge_state in UNBLOCKED or derived == previous.review_decision:
+        return derived
+    return None
 
 
 def _same(info: PullRequestInfo, previous: PullRequestInfo) -> bool:
-    """``info`` changes none of ao's facts of ``previous`` but its times and checks."""
+    """``info`` changes none of ao's facts of ``previous`` but its times and checks (ao keeps a
+    review's text it no longer hears about as resolved; REST, like GraphQL, does not report it)."""
 
     def facts(i: PullRequestInfo) -> PullRequestInfo:
+        kept = [t for t in i.threads if not (t.review_state and t.resolved)]
         return replace(
             i,
             updated_at=None,
             created_at=None,
             opened_by="",
             checks=(),
-            threads=tuple(sorted(i.threads, key=lambda t: t.external_id)),
+            threads=tuple(sorted(kept, key=lambda t: t.external_id)),
         )
 
     return facts(info) == facts(previous)
@@ -214,6 +296,7 @@ def _threads_of(
                 resolved=old.resolved if old else False,
                 is_bot=user.get("type") == "Bot",
                 created_at=github_time(comment.get("created_at")),
+                node_id=old.node_id if old else "",
             )
         )
     return tuple(out[:limit])

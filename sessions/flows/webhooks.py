@@ -285,14 +285,16 @@ def webhook_refresh(*, project: Project, extra: dict | None = None) -> list[str]
     )
     if session_ids:
         thorough = set(prsync.sessions_for_refs(project=project, numbers=union.complete)) & set(session_ids)
-        try:
-            if thorough:
-                pull_requests_refresh(project=project, session_ids=sorted(thorough), complete=True)
-            rest = [s for s in session_ids if s not in thorough]
-            if rest:
-                pull_requests_refresh(project=project, session_ids=rest)
-        except (ConfigurationError, IntegrationError) as exc:
-            log.warning("webhook refresh of %s: PR sync skipped: %s", project.key, exc)
+        for ids, complete in (
+            (sorted(thorough), True),
+            ([s for s in session_ids if s not in thorough], False),
+        ):
+            if not ids:
+                continue
+            try:
+                pull_requests_refresh(project=project, session_ids=ids, complete=complete)
+            except (ConfigurationError, IntegrationError) as exc:
+                log.warning("webhook refresh of %s: PR sync skipped: %s", project.key, exc)
         sessions_observe(project=project, session_ids=session_ids)
     WebhookDelivery.objects.filter(pk__in=[pk for pk, _refs in pending]).update(refresh_pending=False)
     if len(pending) == DRAIN_LIMIT:

@@ -93,6 +93,7 @@ def info_from_row(pr: PullRequest) -> PullRequestInfo:
             is_bot=t.is_bot,
             created_at=t.created_at,
             review_state=t.review_state,
+            node_id=t.node_id,
         )
         for t in pr.threads.all()
     )
@@ -381,7 +382,7 @@ def pull_request_record(*, project: Project, session: Session, info: PullRequest
 
 CHECK_FIELDS = ("status", "conclusion", "url", "log_excerpt", "external_id", "started_at", "completed_at")
 THREAD_FIELDS = ("path", "line", "author", "author_association", "body", "url", "resolved", "is_bot",
-                 "created_at", "review_state")  # fmt: skip
+                 "created_at", "review_state", "node_id")  # fmt: skip
 
 
 def _record_checks(pr: PullRequest, info: PullRequestInfo, stored: list[CheckRun], now: datetime) -> None:
@@ -434,6 +435,7 @@ def _record_threads(
                 "is_bot": thread.is_bot,
                 "created_at": thread.created_at,
                 "review_state": thread.review_state[:32],
+                "node_id": thread.node_id[:128],
             },
         )
         for thread in threads

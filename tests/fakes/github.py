@@ -543,7 +543,7 @@ class FakeThread:
 class FakeReview:
     id: int
     author: FakeUser
-    state: str  # APPROVED | CHANGES_REQUESTED | COMMENTED
+    state: str  # APPROVED | CHANGES_REQUESTED | COMMENTED | DISMISSED (set on a dismissed review)
     body: str = ""
     commit_id: str = ""
     association: str = "MEMBER"
@@ -1448,26 +1448,20 @@ class FakeGitHub:
         )
 
     def gql_latest_opinionated(self, repo: FakeRepo, pull: FakePull) -> list[Obj]:
-        """GitHub's latestOpinionatedReviews: each author's latest approving or changes-requesting review."""
+        """GitHub's latestOpinionatedReviews: each author's latest approving or changes-requesting
+        review; a dismissed one (its state becomes DISMISSED) is their latest word and leaves none."""
         latest: dict[str, FakeReview] = {}
         for review in pull.reviews:
-            if review.state in ("APPROVED", "CHANGES_REQUESTED"):
+            if review.state in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
+                latest.pop(review.author.login, None)
                 latest[review.author.login] = review
-        return [self.gql_review(repo, pull, r) for r in latest.values()]
+        return [self.gql_review(repo, pull, r) for r in latest.values() if r.state != "DISMISSED"]
 
     def gql_pull(self, repo: FakeRepo, pull: FakePull) -> Obj:
         def review_decision() -> str | None:
-            if pull.review_decision is not None:
-                return pull.review_decision
-            latest: dict[str, str] = {}
-            for review in pull.reviews:
-                if review.state in ("APPROVED", "CHANGES_REQUESTED", "DISMISSED"):
-                    latest[review.author.login] = review.state
-            if "CHANGES_REQUESTED" in latest.values():
-                return "CHANGES_REQUESTED"
-            if "APPROVED" in latest.values():
-                return "APPROVED"
-            return None
+            # GitHub gives a decision only under branch protection that requires reviews (the
+            # fake's protection is a review_decision set on the PR); else null
+            return pull.review_decision
 
         head_commit = self.gql_commit(repo, pull.head_sha)
         mergeable = {True: "MERGEABLE", False: "CONFLICTING", None: "UNKNOWN"}[pull.mergeable]

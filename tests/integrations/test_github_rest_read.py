@@ -77,19 +77,32 @@ def test_a_thread_first_seen_by_rest_keeps_its_name_through_graphqls_reads(gh: F
     scm = make_scm(gh)
     first = scm.fetch_pull_requests(numbers=[busy_pull.number], complete=True)
     gh.add_thread(busy_pull, body="and handle None", path="app.py", line=9, author="dave")
-    gh.add_review(busy_pull, state="APPROVED", author="alice")
+    gh.add_review(busy_pull, state="CHANGES_REQUESTED", author="alice", body="and the None case")
 
     by_rest = scm.fetch_pull_requests(numbers=[busy_pull.number], previous=first)[busy_pull.number]
     new = [t for t in by_rest.threads if t.body == "and handle None"]
     assert gh.count("graphql") == 1  # the first read only
     assert len(new) == 1 and not new[0].resolved and new[0].author == "dave"
-    assert by_rest.review_decision == "approved"  # alice's latest word; nobody else's blocks it
-    assert [t for t in by_rest.threads if t.review_state] == []  # her request is no longer her word
+    assert [t.body for t in by_rest.threads if t.review_state] == ["and the None case"]  # her latest word
 
+    gh.reset_counts()
     by_graphql = scm.fetch_pull_requests(
         numbers=[busy_pull.number], previous={busy_pull.number: by_rest}, complete=True
+    )[busy_pull.number]
+    assert [t.external_id for t in by_graphql.threads] == [t.external_id for t in by_rest.threads]
+    assert by_graphql.threads[-2].node_id.startswith("PRRT_")  # GraphQL's name, kept beside ao's
+    # ... so the next GraphQL read of several PRs (ids first, bodies of new threads after) knows
+    # every thread from the first query alone: no second one for their bodies
+    others = [gh.repo("acme/widgets").add_pull(f"feat/other-{i}") for i in range(2)]
+    known = scm.fetch_pull_requests(numbers=[p.number for p in others], complete=True)
+    gh.reset_counts()
+    again = scm.fetch_pull_requests(
+        numbers=[busy_pull.number] + [p.number for p in others],
+        previous={busy_pull.number: by_graphql, **known},
+        complete=True,
     )
-    assert by_graphql[busy_pull.number].threads == by_rest.threads  # one thread, one name
+    assert gh.count("graphql") == 1 and "comments(" not in gh.queries[0]
+    assert again[busy_pull.number].threads == by_graphql.threads
 
 
 def test_a_change_rest_cannot_explain_is_read_with_graphql(gh: FakeGitHub, busy_pull) -> None:
@@ -106,6 +119,69 @@ def test_a_change_rest_cannot_explain_is_read_with_graphql(gh: FakeGitHub, busy_
 
     assert gh.count("graphql") == 1
     assert [t.resolved for t in third[busy_pull.number].threads if not t.review_state] == [True, False]
+
+
+def test_an_approval_while_threads_are_open_is_read_with_graphql(gh: FakeGitHub, busy_pull) -> None:
+    """A reviewer who approves often resolves their threads in the same minute, and REST cannot
+    see resolution: the approval's read is GraphQL's, which sees both."""
+    scm = make_scm(gh)
+    first = scm.fetch_pull_requests(numbers=[busy_pull.number], complete=True)
+    for thread in busy_pull.threads:
+        thread.resolved = True
+    gh.add_review(busy_pull, state="APPROVED", author="alice")
+    gh.reset_counts()
+
+    second = scm.fetch_pull_requests(numbers=[busy_pull.number], previous=first)[busy_pull.number]
+
+    assert gh.count("graphql") == 1
+    assert second.review_decision == "approved"
+    assert all(t.resolved for t in second.threads if not t.review_state)
+
+
+def test_a_dismissed_review_leaves_its_reviewer_without_an_opinion(gh: FakeGitHub, busy_pull) -> None:
+    """GitHub keeps a dismissed review in the list as DISMISSED, and the reviewer's older reviews
+    as they were: the dismissal is their latest word, for REST's read as for GraphQL's."""
+    scm = make_scm(gh)
+    for thread in busy_pull.threads:
+        thread.resolved = True
+    approval = gh.add_review(busy_pull, state="APPROVED", author="alice")
+    first = scm.fetch_pull_requests(numbers=[busy_pull.number], complete=True)
+    assert first[busy_pull.number].review_decision == "approved"
+    approval.state = "DISMISSED"  # "dismiss stale approvals" on the agent's push, or by hand
+    touched(busy_pull)
+
+    by_rest = scm.fetch_pull_requests(numbers=[busy_pull.number], previous=first)[busy_pull.number]
+    by_graphql = scm.fetch_pull_requests(numbers=[busy_pull.number], previous=first, complete=True)
+
+    assert by_rest.review_decision == "review_required"  # carol is still asked; alice has no word
+    assert not [t for t in by_rest.threads if t.review_state]  # her old request does not come back
+    assert by_graphql[busy_pull.number] == by_rest
+
+
+def test_a_drive_by_review_decides_nothing(gh: FakeGitHub) -> None:
+    """Without protection, only reviewers who can write to the repository decide: an approval
+    from someone without write access does not approve (it could start an auto-merge)."""
+    repo = gh.repo("acme/widgets")
+    pull = repo.add_pull("feat/drive-by")
+    scm = make_scm(gh)
+    first = scm.fetch_pull_requests(numbers=[pull.number], complete=True)
+    gh.add_review(pull, state="APPROVED", author="passer-by", association="NONE")
+
+    by_rest = scm.fetch_pull_requests(numbers=[pull.number], previous=first)[pull.number]
+    by_graphql = scm.fetch_pull_requests(numbers=[pull.number], complete=True)[pull.number]
+
+    assert by_rest.review_decision == by_graphql.review_decision == "none"
+
+
+def test_a_failed_rest_read_falls_back_to_graphql(gh: FakeGitHub, busy_pull) -> None:
+    scm = make_scm(gh, max_retries=0)
+    first = scm.fetch_pull_requests(numbers=[busy_pull.number], complete=True)
+    gh.fail(403, path="/check-runs", message="Resource not accessible by integration")
+    gh.reset_counts()
+
+    second = scm.fetch_pull_requests(numbers=[busy_pull.number], previous=first)
+
+    assert gh.count("graphql") == 1 and second[busy_pull.number].checks
 
 
 def test_an_approval_branch_protection_may_hold_back_is_decided_by_graphql(gh: FakeGitHub) -> None:
@@ -140,11 +216,13 @@ def test_without_githubs_decision_the_reviewers_latest_words_decide() -> None:
     """GitHub gives reviewDecision only under protection that requires reviews; REST's read and
     GraphQL's then decide alike, from each reviewer's latest approve / request-changes."""
 
-    def node(*opinions: str, requested: int = 0, decision=None) -> dict:
+    def node(*opinions: str, requested: int = 0, decision=None, association="MEMBER") -> dict:
         return {
             "reviewDecision": decision,
             "reviewRequests": {"totalCount": requested},
-            "latestOpinionatedReviews": {"nodes": [{"state": s} for s in opinions]},
+            "latestOpinionatedReviews": {
+                "nodes": [{"state": s, "authorAssociation": association} for s in opinions]
+            },
         }
 
     assert _review_decision(node("APPROVED"), "open") == "approved"
@@ -152,3 +230,4 @@ def test_without_githubs_decision_the_reviewers_latest_words_decide() -> None:
     assert _review_decision(node(requested=1), "open") == "review_required"
     assert _review_decision(node(), "open") == "none"
     assert _review_decision(node("APPROVED", decision="REVIEW_REQUIRED"), "open") == "review_required"
+    assert _review_decision(node("APPROVED", association="NONE"), "open") == "none"  # a drive-by

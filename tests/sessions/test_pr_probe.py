@@ -177,7 +177,8 @@ def test_new_prs_moved_bases_failed_reads_webhooks_and_lost_state(gh, project, s
     # a failed read keeps the probe's old state: the change is reported (and read) again
     gh.push(b)
     settle(b)
-    gh.fail(502, path=f"/pulls/{b.number}", times=3)
+    gh.fail(502, path=f"/pulls/{b.number}", times=3)  # REST's read fails, and GraphQL's after it
+    gh.fail(502, kind="graphql", times=3)
     sweep(gh, project)
     assert PullRequest.objects.get(number=b.number).head_sha != b.head_sha
     Project.objects.filter(pk=project.pk).update(pr_sync_backoff_until=None)

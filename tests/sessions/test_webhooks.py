@@ -328,10 +328,15 @@ def syncs(monkeypatch):
     tests/sessions/test_github_loop.py)."""
     from sessions.prs import prsync
 
-    calls: list[set[str]] = []
+    class Calls(list):
+        complete: list[bool]  # per call: the SCM's complete read asked for
 
-    def sync(*, project, session_ids=None):
+    calls = Calls()
+    calls.complete = []
+
+    def sync(*, project, session_ids=None, complete=False):
         calls.append(set(session_ids))
+        calls.complete.append(complete)
         return prsync.SyncResult()
 
     monkeypatch.setattr(prsync, "pull_requests_sync", sync)
@@ -462,7 +467,7 @@ def test_a_delivery_during_a_refresh_is_not_lost(client, project, settings, monk
     b = SessionFactory(project=project, branch="feat/b", phase="spawning")
     synced: list[set[str]] = []
 
-    def sync(*, project, session_ids=None):
+    def sync(*, project, session_ids=None, complete=False):
         synced.append(set(session_ids))
         if len(synced) == 1:  # GitHub sends another event while the first refresh reads
             deliver_committed(client, "web", "push", _push("feat/b"), delivery="late")
@@ -626,10 +631,13 @@ def test_review_comment_thread_and_workflow_run_deliveries_refresh_the_right_ses
     ]
     for i, (event, payload, expected) in enumerate(deliveries):
         syncs.clear()
+        syncs.complete.clear()
         with django_capture_on_commit_callbacks(execute=True):
             response = deliver(client, "web", event, payload, delivery=f"d-{i}")
         assert response.status_code == 202 and response.json()["refresh"] is True, event
         assert syncs == [expected], (event, payload)
+        # a thread resolved or reopened shows only in the SCM's complete read (GitHub: GraphQL)
+        assert syncs.complete == [event == "pull_request_review_thread"], event
 
 
 # --- issues: the title of the sessions on the issue; the intake label queues intake ----------------
