@@ -49,6 +49,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("ao_site.asgi", "interfaces"),
     ("ao_site.routing", "interfaces"),
     ("ao_site.urls", "interfaces"),
+    ("ao_site.admin_app", "interfaces"),
     ("ao_site.cli", "interfaces"),
     ("ao_site.embedded", "interfaces"),
     ("ao_site.runner", "interfaces"),

@@ -126,8 +126,9 @@ CSRF_TRUSTED_ORIGINS = env.list(
 
 # Not "daphne": its app only makes `runserver` serve with daphne (ao serves through `ao web` and
 # `ao start`, which import daphne's server themselves), and it would load Twisted into every command.
+# The admin's modules load with the URLs, not while Django sets up (ao_site/admin_app.py).
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "ao_site.admin_app.AdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
