@@ -28,9 +28,9 @@ def _setup() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ao_site.settings")
     import django
 
+    # ao's Celery app loads with the first module that sends a task (sessions.core.jobs): a command
+    # that sends none (`ao status`) does not pay for it.
     django.setup()
-    # Make ao's Celery app the default in every thread before any task is sent.
-    import ao_site.celery  # noqa: F401  # local: once Django is set up
 
 
 def _one_line_help(app: str, name: str) -> str:

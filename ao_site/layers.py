@@ -102,6 +102,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("ao_site.csp", "core"),
     ("ao_site.origins", "core"),
     ("ao_site.celery", "core"),
+    ("ao_site.dbretry", "core"),
     ("ao_site.failpoints", "core"),
     ("ao_site.logredact", "core"),
     ("ao_site.outages", "core"),

@@ -405,6 +405,7 @@ LOGGING = {
     },
 }
 
-# Load ao's Celery app with the settings, so that shared tasks always use it (not Celery's default
-# app with an AMQP broker). It reads these settings lazily, when first configured.
-import ao_site.celery  # noqa: E402, F401
+# ao's Celery app is not loaded here: a command that sends no task (`ao status`) need not pay for
+# Celery and its broker client. Whatever defines or sends a task imports it first, which makes it
+# the default app of every thread (sessions.core.jobs, sessions.tasks, reactions.tasks through
+# reactions.notify, ao_site.asgi, the worker and beat commands).
