@@ -15,7 +15,6 @@ import importlib
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from importlib.metadata import entry_points
 from typing import Any, Generic, Literal, TypeVar, overload
 
 from pydantic import ValidationError
@@ -225,6 +224,8 @@ def load_builtin_plugins() -> None:
 
 def load_entry_point_plugins() -> None:
     """Import third-party plugins. A broken plugin is logged, never fatal to ao."""
+    from importlib.metadata import entry_points  # the installed packages' metadata: only when plugins load
+
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             target = ep.load()
