@@ -28,8 +28,8 @@ def _setup() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ao_site.settings")
     import django
 
-    # ao's Celery app loads with the first module that sends a task (sessions.core.jobs): a command
-    # that sends none (`ao status`) does not pay for it.
+    # ao's Celery app loads with the first task sent (sessions.core.jobs): a command that sends
+    # none (`ao status`) does not pay for it.
     django.setup()
 
 

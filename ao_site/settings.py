@@ -406,6 +406,6 @@ LOGGING = {
 }
 
 # ao's Celery app is not loaded here: a command that sends no task (`ao status`) need not pay for
-# Celery and its broker client. Whatever defines or sends a task imports it first, which makes it
-# the default app of every thread (sessions.core.jobs, sessions.tasks, reactions.tasks through
-# reactions.notify, ao_site.asgi, the worker and beat commands).
+# Celery and its broker client. Whatever defines or sends a task loads it first, which makes it the
+# default app of every thread: sessions.core.jobs when it enqueues one, the tasks modules
+# (sessions.tasks, reactions.tasks), ao_site.asgi, the worker and beat commands.
