@@ -2,9 +2,9 @@
 
 __version__ = "0.1.0"
 
-# ao's Celery app is loaded with Django's settings (the end of ao_site.settings), so that shared
-# tasks always use it (not Celery's default app); importing this package alone stays cheap, for
-# the `ao` commands that run without Django (sessions.cli.light_commands).
+# ao's Celery app is loaded by whatever defines or sends a task (ao_site.settings says which), so
+# that shared tasks always use it (not Celery's default app); importing this package alone stays
+# cheap, for the `ao` commands that run without Django (sessions.cli.light_commands).
 
 
 def __getattr__(name: str):

@@ -33,3 +33,12 @@ def http_url(value: object) -> str:
     ):
         return ""
     return text
+
+
+def host_of(url: str) -> str:
+    """The host (and port) of a URL: safe to show, unlike its path and query."""
+    try:
+        parts = urlsplit(url)
+        return parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else "?"
+    except ValueError:
+        return "?"

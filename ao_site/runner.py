@@ -42,6 +42,11 @@ EXIT_CONFIG = 2
 
 
 # --- preflight ------------------------------------------------------------------------------------
+def beat_lock_key() -> str:
+    """The Redis key the running beat holds (its value: the holder, shown by `ao status`)."""
+    return f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}:beat-lock"
+
+
 def check_port_free(host: str, port: int) -> None:
     """Fail if ``host:port`` cannot be listened on (busy, or not allowed)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

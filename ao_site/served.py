@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.urls import reverse
 
 from ao_site.procs import pid_alive
 
@@ -135,6 +136,18 @@ def where() -> tuple[str, str]:
 def agent_url() -> str:
     """The address agents, people and links are given (see the module docstring)."""
     return where()[0]
+
+
+# The dashboard's pages are named in sessions.urls, which ao_site.urls mounts at ao's root. Links
+# made outside a request (a notification, the needs_you of `ao status`) reverse through that
+# module alone: reversing through the root URLconf imports every URL module first (the API's DRF
+# views and schema, the admin), about 0.5 CPU-s of an `ao status`.
+DASHBOARD_URLCONF = "sessions.urls"
+
+
+def dashboard_path(name: str, **kwargs: Any) -> str:
+    """The path of the dashboard's page ``name`` (``"detail"`` for ``sessions:detail``)."""
+    return reverse(name, urlconf=DASHBOARD_URLCONF, kwargs=kwargs or None)
 
 
 # --- the pid file of the running `ao start` (written by ao_site.runner.pid_file_held) ------------

@@ -126,8 +126,9 @@ CSRF_TRUSTED_ORIGINS = env.list(
 
 # Not "daphne": its app only makes `runserver` serve with daphne (ao serves through `ao web` and
 # `ao start`, which import daphne's server themselves), and it would load Twisted into every command.
+# The admin's modules load with the URLs, not while Django sets up (ao_site/admin_app.py).
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "ao_site.admin_app.AdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -404,6 +405,7 @@ LOGGING = {
     },
 }
 
-# Load ao's Celery app with the settings, so that shared tasks always use it (not Celery's default
-# app with an AMQP broker). It reads these settings lazily, when first configured.
-import ao_site.celery  # noqa: E402, F401
+# ao's Celery app is not loaded here: a command that sends no task (`ao status`) need not pay for
+# Celery and its broker client. Whatever defines or sends a task loads it first, which makes it the
+# default app of every thread: sessions.core.jobs when it enqueues one, the tasks modules
+# (sessions.tasks, reactions.tasks), ao_site.asgi, the worker and beat commands.

@@ -12,6 +12,10 @@ def favicon(request):
     return redirect(static("ao/favicon.svg"), permanent=True)
 
 
+# The apps' admin modules register their ModelAdmins now, before admin.site.urls reads them
+# (they do not load while Django sets up: ao_site/admin_app.py).
+admin.autodiscover()
+
 urlpatterns = [
     path("favicon.ico", favicon),
     path("healthz", views_hooks.healthz, name="healthz"),

@@ -3,14 +3,18 @@
 ao's own plugins register when their module is imported (``load_builtin_plugins``); third-party
 packages declare an entry point in the ``ao.plugins`` group whose target is a module (imported
 for its registrations) or a plugin class (registered under the entry point's name).
+
+Both are loaded at the first look in any registry (``load_plugins``), not while Django sets up: a
+command that uses no plugin (``ao status``, ``ao session ls``) does not import them (GitHub's
+client, tmux, the notifiers' mail and HTTP code) nor scan the installed packages' entry points.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import threading
 from collections.abc import Callable, Iterable
-from importlib.metadata import entry_points
 from typing import Any, Generic, Literal, TypeVar, overload
 
 from pydantic import ValidationError
@@ -46,7 +50,17 @@ class ConfigurationError(Exception):
 class Registry(Generic[P]):
     def __init__(self, slot: str) -> None:
         self.slot = slot
-        self._plugins: dict[str, type[P]] = {}
+        self._registered: dict[str, type[P]] = {}
+
+    @property
+    def _plugins(self) -> dict[str, type[P]]:
+        """The registered plugins, once ao's own and the third-party ones are loaded."""
+        load_plugins()
+        return self._registered
+
+    @_plugins.setter
+    def _plugins(self, plugins: dict[str, type[P]]) -> None:
+        self._registered = plugins
 
     def register(self, key: str) -> Callable[[type[P]], type[P]]:
         def decorator(cls: type[P]) -> type[P]:
@@ -59,11 +73,11 @@ class Registry(Generic[P]):
         interface = SLOT_INTERFACES[self.slot]
         if not (isinstance(cls, type) and issubclass(cls, interface)):
             raise TypeError(f"{cls!r} is not a {interface.__name__} plugin")
-        existing = self._plugins.get(key)
+        existing = self._registered.get(key)  # not loading the others: this may be one of them registering
         if existing is not None and existing is not cls:
             raise ValueError(f"{self.slot} plugin {key!r} is already registered by {existing.__module__}")
         cls.key = key
-        self._plugins[key] = cls
+        self._registered[key] = cls
 
     def keys(self) -> list[str]:
         return sorted(self._plugins)
@@ -179,6 +193,30 @@ def registry_for(slot: str) -> Registry:
         ) from None
 
 
+_load_lock = threading.RLock()
+_load_state = "not loaded"  # "loading" while one thread imports them, then "loaded"
+
+
+def load_plugins() -> None:
+    """Import ao's own plugins, then the third-party ones, once per process. Another thread that
+    looks in a registry meanwhile waits for them; a plugin module that looks in one while it loads
+    sees the plugins registered so far. A failure to import one of ao's own raises, as at setup."""
+    global _load_state
+    if _load_state == "loaded":
+        return
+    with _load_lock:
+        if _load_state != "not loaded":
+            return
+        _load_state = "loading"
+        try:
+            load_builtin_plugins()
+            load_entry_point_plugins()
+        except BaseException:
+            _load_state = "not loaded"
+            raise
+        _load_state = "loaded"
+
+
 def load_builtin_plugins() -> None:
     for module in BUILTIN_PLUGIN_MODULES:
         importlib.import_module(module)
@@ -186,6 +224,8 @@ def load_builtin_plugins() -> None:
 
 def load_entry_point_plugins() -> None:
     """Import third-party plugins. A broken plugin is logged, never fatal to ao."""
+    from importlib.metadata import entry_points  # the installed packages' metadata: only when plugins load
+
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             target = ep.load()

@@ -7,7 +7,7 @@ import re
 from django.conf import settings
 from django.db import models
 
-from integrations.notifier import host_of
+from ao_site.links import host_of
 
 _URL = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]*[^\s'\"<>.,:;)\]]")  # not the ending "." or ":"
 SHOWN_ERROR_CHARS = 300

@@ -33,7 +33,7 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import F, QuerySet
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch
 from django.utils import timezone
 
 from ao_site import served
@@ -145,7 +145,7 @@ def _default_url(session) -> str:
     if session is None:
         return ""
     try:
-        path = reverse("sessions:detail", kwargs={"session_id": session.pk})
+        path = served.dashboard_path("detail", session_id=session.pk)
     except NoReverseMatch:
         path = "/"
     return f"{served.agent_url()}{path}"

@@ -41,7 +41,7 @@ from django.db.models import Count, F, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from ao_site.celery import database_connection_lost
+from ao_site.dbretry import database_connection_lost
 from integrations.base import IntegrationError, TransientIntegrationError
 from integrations.registry import ConfigurationError, plugin_for
 from reactions import engine, messages

@@ -8,6 +8,7 @@ import time
 from celery import shared_task
 from django.conf import settings
 
+import ao_site.celery  # noqa: F401  # these shared tasks use ao's Celery app, whoever imports them
 from reactions import notify
 
 log = logging.getLogger(__name__)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import platform
+import re
 import socket
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
@@ -126,6 +127,58 @@ def test_status_json_lists_seeded_projects_and_sessions(migrated_home: Path, tmp
     assert header.split() == ["ID", "PROJECT", "STATUS", "ZONE", "AGENT", "ISSUE", "AGE"]
     assert any(line.split()[:6] == ["web-1", "web", "working", "working", "claude-code", "42"] for line in
                table.stdout.splitlines())  # fmt: skip
+
+
+# What `ao status`, `ao session ls` and `ao send` never use when they run themselves (no ao
+# running): the URLconf (the dashboard's and the API's views, DRF, the admin), which Django's system
+# checks and reversing through the root URLconf load; and for the two reads, Celery and the
+# plugins (GitHub, tmux, the notifiers), which only work they do not do needs. Each start paid for
+# them (0.7-1.1 CPU-s a command; docs/PERFORMANCE.md).
+NOT_LOADED_BY_COMMANDS = (
+    "ao_site.urls", "sessions.api.views", "sessions.admin", "rest_framework.views", "drf_spectacular.openapi", "daphne",
+)  # fmt: skip
+NOT_LOADED_BY_READS = (
+    "celery", "kombu", "github", "libtmux", "integrations.scm.github", "integrations.notifier.slack",
+    "integrations.agent.claude_code", "integrations.runtime.tmux",
+)  # fmt: skip
+
+
+def imported_modules(stderr: str) -> set[str]:
+    """The modules a process imported (its PYTHONPROFILEIMPORTTIME lines)."""
+    return {line.rsplit("|", 1)[1].strip() for line in stderr.splitlines() if line.startswith("import time:")}
+
+
+@pytest.mark.slow
+def test_reads_and_send_without_a_running_ao_load_only_what_they_use(
+    migrated_home: Path, tmp_path: Path
+) -> None:
+    env = ao_env(migrated_home, AO_INLINE_DELIVERY_WAIT="0")
+    seed = SEED_SESSION.format(key="web", path=str(tmp_path), prefix="web", session_id="web-1")
+    django_shell(env, seed)
+    traced = dict(env, PYTHONPROFILEIMPORTTIME="1")
+
+    status, listed = run_many((["status"], traced), (["session", "ls", "--json"], traced))
+    sent = run_ao(["send", "web-1", "hello"], traced)
+
+    assert status.returncode == 0, status.stderr[-2000:]
+    assert re.search(r"^web-1\s+web\s+working", status.stdout, re.M), status.stdout
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert [row["id"] for row in json.loads(listed.stdout)] == ["web-1"]
+    assert (
+        "web-1" in sent.stdout + sent.stderr
+    )  # queued, or refused with the reason (the agent is not running)
+    for result, unused in (
+        (status, NOT_LOADED_BY_COMMANDS + NOT_LOADED_BY_READS),
+        (listed, NOT_LOADED_BY_COMMANDS + NOT_LOADED_BY_READS),
+        (
+            sent,
+            NOT_LOADED_BY_COMMANDS,
+        ),  # it queues the message: its delivery task runs here (Celery, the plugins)
+    ):
+        modules = imported_modules(result.stderr)
+        assert "django.db.models" in modules  # it did read the database itself
+        loaded = sorted(m for m in modules if any(m == n or m.startswith(n + ".") for n in unused))
+        assert not loaded, (result.args[1:], loaded[:12])
 
 
 @pytest.mark.slow

@@ -21,11 +21,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic.alias_generators import to_snake
 
+from ao_site.links import host_of
 from integrations.base import PermanentIntegrationError, PluginConfig, TransientIntegrationError
 from integrations.credentials import (
     ENV_NAME_RE,
@@ -193,15 +193,6 @@ def http_url_or_none(value: str) -> str | None:
         return http_url(value)
     except ValueError:
         return None
-
-
-def host_of(url: str) -> str:
-    """The host (and port) of a URL: safe to show, unlike its path and query."""
-    try:
-        parts = urlsplit(url)
-        return parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else "?"
-    except ValueError:
-        return "?"
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -26,7 +26,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from ao_site import failpoints
-from ao_site.celery import retrying_lost_connections
+from ao_site.dbretry import retrying_lost_connections
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError
 from sessions.agents import observing, operating, plugins, spawning

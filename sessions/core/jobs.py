@@ -15,13 +15,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from celery import Task
 from django.conf import settings
-from kombu.exceptions import OperationalError
 
-from ao_site.celery import app
+import ao_site
+
+if TYPE_CHECKING:
+    from celery import Task
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ def task(name: str) -> Task:
     """The registered task ``name``. A process that has not imported the apps' tasks modules yet
     (a CLI command) imports them now, as a worker does at start; an unknown name raises
     ``celery.exceptions.NotRegistered``."""
+    app = ao_site.celery_app  # Celery loads with the first task: a command that sends none never loads it
     if name not in app.tasks:
         app.loader.import_default_modules()
     return app.tasks[name]
@@ -91,15 +93,20 @@ def enqueue(name: str, args: list | tuple = (), kwargs: dict[str, Any] | None = 
         options["kwargs"] = kwargs
     try:
         result = task(name).apply_async(args=list(args), **options)
-    except BROKER_ERRORS as exc:
+    except broker_errors() as exc:
         _broker_down(name, exc)
         return None
     _broker_up()
     return result
 
 
-# What apply_async raises when the broker is unreachable (kombu wraps redis-py's errors).
-BROKER_ERRORS: tuple[type[BaseException], ...] = (OperationalError, ConnectionError, TimeoutError)
+def broker_errors() -> tuple[type[BaseException], ...]:
+    """What apply_async raises when the broker is unreachable (kombu wraps redis-py's errors)."""
+    from kombu.exceptions import OperationalError  # local: loaded with Celery, by the task being sent
+
+    return (OperationalError, ConnectionError, TimeoutError)
+
+
 _outage: dict[str, float | None] = {"since": None}
 _outage_lock = threading.Lock()
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import TruncDay, TruncWeek
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch
 from django.utils import timezone
 
 from ao_site import served
@@ -281,7 +281,7 @@ def spawn_budget_refusal(*, project: Project, by=None, now: datetime | None = No
 
 def _page_url() -> str:
     try:
-        return f"{served.agent_url()}{reverse('sessions:usage')}"
+        return f"{served.agent_url()}{served.dashboard_path('usage')}"
     except NoReverseMatch:
         return ""
 

@@ -29,7 +29,7 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.db.models import Q
 
-from ao_site.celery import database_connection_lost
+from ao_site.dbretry import database_connection_lost
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError
 from reactions import services as reactions

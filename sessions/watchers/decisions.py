@@ -52,7 +52,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.core.cache import cache
-from django.urls import reverse
 from django.utils import timezone
 
 from ao_site import served
@@ -118,7 +117,7 @@ class Decision:
 
 # --- the decisions ---------------------------------------------------------------------------------------
 def _session_url(session: Session) -> str:
-    return served.agent_url() + reverse("sessions:detail", args=[session.pk])
+    return served.agent_url() + served.dashboard_path("detail", session_id=session.pk)
 
 
 def _hours(now: datetime, since: datetime | None) -> float:

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 from django.template import Context, Template
+from django.urls import reverse
 
+from ao_site import served
 from ao_site.links import http_url
 from integrations.records import CheckInfo, Issue, Notification, PullRequestInfo, ThreadInfo
 from sessions.models import CheckRun, PullRequest, ReviewThread
@@ -119,3 +121,10 @@ def test_a_synced_pr_stores_no_javascript_url() -> None:
     assert list(PullRequest.objects.values_list("url", flat=True)) == [""]
     assert list(CheckRun.objects.values_list("url", flat=True)) == [""]
     assert list(ReviewThread.objects.values_list("url", flat=True)) == [""]
+
+
+@pytest.mark.parametrize(("name", "kwargs"), [("detail", {"session_id": "web-7"}), ("usage", {})])
+def test_links_made_outside_a_request_are_the_dashboards_pages(name: str, kwargs: dict) -> None:
+    """Notifications and `ao status` link to a page by reversing through sessions.urls alone (the
+    root URLconf would import the API and the admin first): the same path as through the root."""
+    assert served.dashboard_path(name, **kwargs) == reverse(f"sessions:{name}", kwargs=kwargs or None)

@@ -33,11 +33,6 @@ return 0
 """
 
 
-def lock_key() -> str:
-    """The Redis key the running beat holds (its value: the holder, shown by `ao status`)."""
-    return f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}:beat-lock"
-
-
 class Command(BaseCommand):
     help = "Run the scheduler that fans out periodic work; run exactly one (needs REDIS_URL)."
     requires_system_checks = []
@@ -51,7 +46,7 @@ class Command(BaseCommand):
         import redis
 
         client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5, socket_timeout=10)
-        key = lock_key()
+        key = runner.beat_lock_key()
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wait_for_lock(client, key, owner)
         stop = threading.Event()

@@ -9,12 +9,11 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+import ao_site
 from ao_site import runner, served
-from ao_site.celery import app
 from sessions.cli import apiclient
 from sessions.cli.status_text import CLEAR, dump_json, render_table
 from sessions.core import selectors
-from sessions.management.commands import beat
 from sessions.management.commands._common import remote_client, remote_errors
 from sessions.watchers import decisions
 
@@ -34,7 +33,7 @@ def scale_out_processes() -> dict:
     found: dict = {"web": None, "workers": [], "beat": None, "broker": ""}
     try:
         client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3, socket_timeout=3)
-        holder = client.get(beat.lock_key())
+        holder = client.get(runner.beat_lock_key())
         client.close()
     except redis.RedisError as exc:
         found["broker"] = f"Redis at {runner.redis_where(settings.REDIS_URL)} is unreachable ({exc})"
@@ -42,7 +41,7 @@ def scale_out_processes() -> dict:
     found["beat"] = holder.decode(errors="replace") if holder else None
     found["web"] = served.url_from_cache() or None
     try:
-        replies = app.control.ping(timeout=1.0)
+        replies = ao_site.celery_app.control.ping(timeout=1.0)  # Celery loads here, in scale-out only
     except Exception as exc:  # the broker went away between the two looks
         found["broker"] = f"the workers could not be asked ({exc})"
         replies = []
