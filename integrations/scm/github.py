@@ -8,9 +8,11 @@ connections multiply (review threads x their first comment is most of a full rea
 1. state: one query per ``batch_size`` PRs/branches (aliases per item, with ``rateLimit``) for
    the PR's fields, the head commit's check contexts and the review threads' ids, resolution and
    position, without their comments: three connections per PR, 2 points per 50 PRs.
-2. thread bodies: a second batched query with each thread's first comment, only for PRs that
-   have a thread ``previous`` does not know (or no ``previous``). Known threads keep their
-   author, body and url from ``previous`` and take resolution and position from phase 1.
+2. thread bodies: a second batched query with the first comment of the threads ``previous``
+   does not know (or all, without ``previous``), for the PRs that have some; threads are listed
+   oldest first, so it asks for each PR's newest ``reviewThreads(last: k)``, as many as the new
+   ones span (its cost is the threads asked for). Known threads keep their author, body and url
+   from ``previous`` and take resolution and position from phase 1.
 
 When one query of everything costs no more points than the state query (one or two PRs, e.g. a
 webhook refresh), it is sent instead, which saves the second request.
@@ -71,7 +73,7 @@ PR_STATE = """
 THREAD_IDS = """
   reviewThreads(first: %(threads)d) { pageInfo { hasNextPage } nodes { id isResolved path line } }"""
 THREAD_BODIES = """
-  reviewThreads(first: %(threads)d) { pageInfo { hasNextPage } nodes {
+  reviewThreads(%(window)s) { pageInfo { hasNextPage } nodes {
     id isResolved path line
     comments(first: 1) { nodes { id path line body url createdAt authorAssociation author { login __typename } } } } }"""
 # A query carries exactly one of these (GitHub rejects a document with an unused fragment).
@@ -79,7 +81,7 @@ STATE, FULL, THREADS = "state", "full", "threads"
 FRAGMENTS = {
     STATE: PR_STATE + THREAD_IDS,  # phase 1: no comments, so nothing multiplies per thread
     FULL: PR_STATE + THREAD_BODIES,  # everything in one query, when that costs no more points
-    THREADS: "\n  number" + THREAD_BODIES,  # phase 2: thread bodies of the PRs that need them
+    THREADS: "\n  number" + THREAD_BODIES,  # phase 2: the newest threads' bodies, of the PRs that need them
 }
 
 # commits(last: 1), its check contexts, reviewRequests, latestOpinionatedReviews, reviewThreads
@@ -181,17 +183,18 @@ class GitHubSCM(GitHubRestReader, GitHubChangeProbe, GitHubPluginMixin, SCM):
         )
 
     # --- queries -------------------------------------------------------------------------------
-    def _fragment(self, kind: str) -> str:
+    def _fragment(self, kind: str, window: str = "") -> str:
         body = FRAGMENTS[kind] % {
             "contexts": self.config.max_checks,
             "threads": self.config.max_threads,
+            "window": window or f"first: {self.config.max_threads}",
             "reviews": REVIEWS,
             "checks": CHECK_FIELDS,
         }
         return "fragment AoPull on PullRequest {" + body + "\n}\n"
 
     def _run(
-        self, kind: str, aliases: list[str], var_decls: list[str], variables: dict[str, Any]
+        self, kind: str, aliases: list[str], var_decls: list[str], variables: dict[str, Any], window: str = ""
     ) -> dict[str, Any]:
         owner, name = self.repo_full_name.split("/", 1)
         query = (
@@ -200,7 +203,7 @@ class GitHubSCM(GitHubRestReader, GitHubChangeProbe, GitHubPluginMixin, SCM):
             + ") {\n  rateLimit { cost remaining resetAt limit }\n  repository(owner: $owner, name: $name) {\n    "
             + "\n    ".join(aliases)
             + "\n  }\n}\n"
-            + self._fragment(kind)
+            + self._fragment(kind, window)
         )
         result = self.client().graphql(query, {"owner": owner, "name": name, **variables})
         repository = result.data.get("repository")
@@ -303,22 +306,26 @@ class GitHubSCM(GitHubRestReader, GitHubChangeProbe, GitHubPluginMixin, SCM):
     def _complete(
         self, nodes: Mapping[Any, tuple[Mapping[str, Any], str]], previous: Mapping[Any, PullRequestInfo]
     ) -> dict[Any, PullRequestInfo]:
-        """Phase 2 (thread bodies for the PRs with threads new to ``previous``), then logs."""
+        """Phase 2 (the bodies of the threads new to ``previous``: the newest of their PR's), then
+        logs."""
         threads: dict[Any, tuple[ThreadInfo, ...]] = {}
         unknown: dict[int, list[Any]] = {}  # PR number -> keys whose threads need bodies
+        newest: dict[int, int] = {}  # PR number -> how many of its newest threads to read
         for key, (node, kind) in nodes.items():
             if kind == FULL:
                 threads[key] = _threads(node)
                 continue
             threads[key], new = _merge_threads(node, previous.get(key))
             if new:
-                unknown.setdefault(int(node["number"]), []).append(key)
+                number = int(node["number"])
+                unknown.setdefault(number, []).append(key)
+                newest[number] = max(newest.get(number, 0), len(threads[key]) - new[0])
         if unknown:
-            read = self._thread_bodies(list(unknown))
+            read = self._thread_bodies(newest)
             for number, keys in unknown.items():
+                bodies = {t.external_id: t for t in read.get(number, ())}  # none: PR gone meanwhile
                 for key in keys:
-                    if number in read:  # else (PR gone meanwhile): what phase 1 said
-                        threads[key] = read[number]
+                    threads[key] = tuple(bodies.get(t.external_id, t) for t in threads[key])
         return {
             key: self._with_logs(
                 self._pull_info(node, adopt_thread_ids(threads[key], previous.get(key))), previous.get(key)
@@ -326,15 +333,19 @@ class GitHubSCM(GitHubRestReader, GitHubChangeProbe, GitHubPluginMixin, SCM):
             for key, (node, _kind) in nodes.items()
         }
 
-    def _thread_bodies(self, numbers: list[int]) -> dict[int, tuple[ThreadInfo, ...]]:
+    def _thread_bodies(self, newest: Mapping[int, int]) -> dict[int, tuple[ThreadInfo, ...]]:
+        """The newest ``newest[number]`` threads of each PR, with their first comments: threads are
+        listed oldest first and new ones come last, so the query asks for no more than those (its
+        cost is the threads asked for, times the PRs)."""
         out: dict[int, tuple[ThreadInfo, ...]] = {}
-        for chunk in _chunks(numbers, self.config.batch_size):
+        for chunk in _chunks(sorted(newest), self.config.batch_size):
+            window = f"last: {max(1, min(self.config.max_threads, max(newest[n] for n in chunk)))}"
             aliases, decls, variables = [], [], {}
             for i, number in enumerate(chunk):
                 decls.append(f"$n{i}: Int!")
                 variables[f"n{i}"] = number
                 aliases.append(f"pr{i}: pullRequest(number: $n{i}) {{ ...AoPull }}")
-            repository = self._run(THREADS, aliases, decls, variables)
+            repository = self._run(THREADS, aliases, decls, variables, window)
             for i, number in enumerate(chunk):
                 node = repository.get(f"pr{i}")
                 if node:
@@ -565,21 +576,23 @@ def _threads(node: Mapping[str, Any]) -> tuple[ThreadInfo, ...]:
 
 def _merge_threads(
     node: Mapping[str, Any], previous: PullRequestInfo | None
-) -> tuple[tuple[ThreadInfo, ...], bool]:
+) -> tuple[tuple[ThreadInfo, ...], list[int]]:
     """Threads from phase 1 (ids, resolution, position) with ``previous``'s name, author, body and
-    url; and whether one of them is new to ``previous`` (then it has no body yet: phase 2 reads
-    it). A thread ao named otherwise (first seen through REST) is found by its ``node_id``."""
+    url; and the positions of those new to ``previous`` (they have no body yet: phase 2 reads
+    them). A thread ao named otherwise (first seen through REST) is found by its ``node_id``."""
     before: dict[str, ThreadInfo] = {}
     for known in previous.threads if previous is not None else ():
         before[known.external_id] = known
         if known.node_id:
             before[known.node_id] = known
-    out, new = [], False
+    out: list[ThreadInfo] = []
+    new: list[int] = []
     for node_thread in _thread_nodes(node):
         thread_id = node_thread.get("id") or ""
         old = before.get(thread_id)
         if old is None:
-            new, old = True, ThreadInfo(external_id=thread_id, node_id=thread_id)
+            new.append(len(out))
+            old = ThreadInfo(external_id=thread_id, node_id=thread_id)
         line = node_thread.get("line")
         out.append(
             replace(

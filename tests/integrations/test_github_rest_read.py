@@ -231,3 +231,24 @@ def test_without_githubs_decision_the_reviewers_latest_words_decide() -> None:
     assert _review_decision(node(), "open") == "none"
     assert _review_decision(node("APPROVED", decision="REVIEW_REQUIRED"), "open") == "review_required"
     assert _review_decision(node("APPROVED", association="NONE"), "open") == "none"  # a drive-by
+
+
+def test_new_threads_bodies_cost_the_threads_read_not_every_thread(gh: FakeGitHub) -> None:
+    """The second phase of a GraphQL read asks for the newest threads only (new ones come last):
+    a PR with many threads and one new one costs one thread's comment, not max_threads'."""
+    repo = gh.repo("acme/widgets")
+    pulls = [repo.add_pull(f"feat/{i}") for i in range(3)]
+    for pull in pulls:
+        for k in range(8):
+            gh.add_thread(pull, body=f"note {k}", path="app.py", line=k + 1)
+    scm = make_scm(gh)
+    numbers = [p.number for p in pulls]
+    first = scm.fetch_pull_requests(numbers=numbers, complete=True)
+    gh.add_thread(pulls[1], body="and this", path="app.py", line=40, author="bob")
+    gh.reset_counts()
+
+    second = scm.fetch_pull_requests(numbers=numbers, previous=first, complete=True)
+
+    assert gh.count("graphql") == 2 and "reviewThreads(last: 1)" in gh.queries[1]
+    assert [t.body for t in second[pulls[1].number].threads][-2:] == ["note 7", "and this"]
+    assert second[pulls[1].number].threads[:8] == first[pulls[1].number].threads

@@ -367,7 +367,10 @@ def test_steady_state_of_100_prs_costs_a_quarter_of_a_full_read(gh: FakeGitHub) 
     assert gh.counts["graphql"] == 4  # 2 state + 2 thread queries of 50 PRs
     # what one query of everything (the former single-phase read) costs per 50 PRs
     full_read = 2 * (50 * (3 + scm.config.max_threads) // 100)
-    assert first_points >= full_read == 52
+    assert full_read == 52
+    # the bodies are asked for the threads there are (one per PR, the newest), not max_threads
+    assert all("reviewThreads(last: 1)" in q for q in gh.queries[2:])
+    assert first_points <= 6
 
     gh.reset_counts()
     steady = scm.fetch_pull_requests(numbers=numbers, previous=first)
