@@ -361,6 +361,15 @@ class Tracker(Plugin, abc.ABC):
         links. Issues elsewhere (another repository) keep a ref that names where they are."""
         return []
 
+    # Whether ``set_blocked_by`` links issues (the `local` tracker); a caller asks before it
+    # creates anything, so an issue is never left half made.
+    takes_blocked_by: ClassVar[bool] = False
+
+    def set_blocked_by(self, ref: str, blockers: Sequence[str]) -> list[str]:
+        """Replace the issue's "blocked by" links with ``blockers`` (refs of this tracker's issues);
+        returns their numbers. Only trackers with ``takes_blocked_by``; the others refuse."""
+        raise PermanentIntegrationError(f"the {self.key} tracker does not take blocked-by links from ao")
+
 
 # --- scm -----------------------------------------------------------------------------------------
 class SCM(Plugin, abc.ABC):
@@ -417,6 +426,12 @@ class SCM(Plugin, abc.ABC):
 
     def rate_status(self) -> RateStatus | None:
         """The credential's remaining budget, when the SCM has one."""
+        return None
+
+    def webhook_signing_secret(self) -> str | None:
+        """The secret the SCM signs this project's webhook deliveries with, read now; None when the
+        project names none of its own (the caller then uses ao's global one). SCMs without
+        webhooks keep this default."""
         return None
 
     # --- what an agent's workspace talks to ---

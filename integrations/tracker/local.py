@@ -91,6 +91,8 @@ class LocalTracker(Tracker):
         )
         return [str(n) for n in dict.fromkeys(numbers) if n in open_]
 
+    takes_blocked_by = True
+
     def set_blocked_by(self, ref: str, blockers: Sequence[str]) -> list[str]:
         """Replace the issue's "blocked by" links with ``blockers`` (refs of this project's issues;
         an unknown one raises IssueNotFound, the issue itself ValueError). Returns their numbers."""

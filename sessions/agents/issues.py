@@ -48,7 +48,7 @@ def issue_create(
     tracker = plugin_for(project, "tracker")
     blockers = list(dict.fromkeys(ref.strip().lstrip("#") for ref in blocked_by if ref.strip()))
     if blockers:
-        if not hasattr(tracker, "set_blocked_by"):
+        if not tracker.takes_blocked_by:
             raise PermanentIntegrationError(
                 f"the {project.tracker} tracker does not take blocked-by links from ao"
             )

@@ -99,12 +99,13 @@ def delivery_state(message: Message, session: Session | None = None) -> str:
     session = session or message.session
     if message.state == Message.State.QUEUED and needs_restore(session):
         return WAITING_FOR_RESTORE
-    return {
+    words: dict[str, str] = {
         Message.State.QUEUED: "queued (delivered when the agent is ready)",
         Message.State.DELIVERED: "delivered",
         Message.State.CONFIRMED: "delivered and confirmed",
         Message.State.FAILED: f"failed: {message.last_error}",
-    }[message.state]
+    }
+    return words[message.state]
 
 
 def _restore_refusal(session: Session) -> str:
@@ -239,12 +240,12 @@ def _deliver_next(session_id: str) -> str:
         # A person's answer to the question on screen goes before what waits for the agent to be
         # ready (its task, earlier messages): those can only be typed once the question is gone.
         message = queued.filter(answers_prompt=True).first() or message
-    if session.runtime_state != RuntimeState.ALIVE:
-        return "held"
+    handle = plugins.runtime_handle_for(session)
+    if session.runtime_state != RuntimeState.ALIVE or handle is None:
+        return "held"  # observed just now: a runtime without a handle was recorded lost
     if session.messages.filter(state=Message.State.DELIVERED).exists():
         return "held"  # one message in flight at a time: wait for it to be confirmed (or retried)
     ctx = plugins.context_for(session)
-    handle = plugins.runtime_handle_for(session)
     # A retry of a message whose text still sits in the agent's input (its Enter was lost) is
     # submitted with Enter alone: typing it again would send it twice. That screen is the agent's
     # input holding ao's own text, whatever the reading (a fresh agent with no transcript yet,

@@ -400,18 +400,20 @@ def project_delete(*, project: Project, by=None) -> list[str]:
     Returns notes of what it stopped."""
     sessions = list(Session.objects.filter(project=project).exclude(phase=Phase.CLEANED))
     with_runtime = [
-        s for s in sessions if runtime_handle_for(s) is not None and s.runtime_state != RuntimeState.LOST
+        (s, handle)
+        for s in sessions
+        if (handle := runtime_handle_for(s)) is not None and s.runtime_state != RuntimeState.LOST
     ]
-    elsewhere = sorted({host for s in with_runtime if (host := runs_elsewhere(s))})
+    elsewhere = sorted({host for s, _handle in with_runtime if (host := runs_elsewhere(s))})
     if elsewhere:
         raise SpawnRefused(
             f"project {project.key} has agents on host(s) {', '.join(elsewhere)}: kill its sessions first "
             "(`ao session kill ID`), then delete it"
         )
     notes = []
-    for session in with_runtime:
+    for session, handle in with_runtime:
         try:
-            context_for(session).runtime.kill(runtime_handle_for(session))
+            context_for(session).runtime.kill(handle)
         except (IntegrationError, ConfigurationError) as exc:  # already gone, or a broken runtime config
             notes.append(f"{session.id}: could not stop its runtime ({exc})")
             continue

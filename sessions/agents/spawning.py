@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -163,7 +164,7 @@ def _spawn_inputs(
     return agent_key, configured_model, task, issue_ref
 
 
-def _spawn_allowance(*, project: Project, by, host: str | None) -> tuple[str, object, str]:
+def _spawn_allowance(*, project: Project, by, host: str | None) -> tuple[str, User | None, str]:
     """Within budget, whose model credentials and which host: (credentials, credentials_of, host)."""
     over_budget = usage.spawn_budget_refusal(project=project, by=by)  # monthly cost caps; members told
     if over_budget:
@@ -221,7 +222,6 @@ def _spawn_record(
     )
     if issue is not None:
         # Kept for the start (branch name, prompt): the issue is read once per spawn.
-        session._issue = issue
         issue_keep(session, issue)
     if issue_note:
         services.event_record(

@@ -20,6 +20,7 @@ from ao_site import served
 from integrations import gitutil
 from integrations.base import Agent, IntegrationError, PermanentIntegrationError, RuntimeHandle
 from integrations.credentials import env_settings, env_settings_raw
+from integrations.records import Issue
 from integrations.registry import ConfigurationError, plugin_for, registry_for
 from reactions.models import NotifierInstance
 from sessions.agents import prompts
@@ -52,7 +53,7 @@ def _issue_key(session: Session) -> str:
     return f"ao:spawn-issue:{session.id}:{session.created_at.timestamp():.6f}"
 
 
-def issue_keep(session: Session, issue) -> None:
+def issue_keep(session: Session, issue: Issue) -> None:
     from django.core.cache import cache
 
     try:
@@ -61,11 +62,11 @@ def issue_keep(session: Session, issue) -> None:
         log.warning("could not keep issue %s for %s in the cache: %s", issue.ref, session.id, exc)
 
 
-def _issue_for(session: Session):
-    """The session's issue: the one its spawn read (this process, or the shared cache), else read
-    from the tracker once for this session object; None without an issue or when it cannot be read."""
-    if hasattr(session, "_issue") or not session.issue_ref:
-        return getattr(session, "_issue", None)
+def _issue_for(session: Session) -> Issue | None:
+    """The session's issue: the one its spawn read (the shared cache), else read from the tracker;
+    None without an issue or when it cannot be read. A start reads it once and passes it on."""
+    if not session.issue_ref:
+        return None
     from django.core.cache import cache
 
     issue = None
@@ -76,7 +77,6 @@ def _issue_for(session: Session):
             issue = plugin_for(session.project, "tracker").get_issue(session.issue_ref)
         except IntegrationError as exc:
             log.warning("issue %s of %s could not be read: %s", session.issue_ref, session.id, exc)
-    session._issue = issue
     return issue
 
 
@@ -100,11 +100,15 @@ def _agent_rules(project: Project) -> str:
 
 
 def worker_prompt(session: Session) -> str:
+    """The prompt of the session's agent, its issue read now (e.g. `ao session restore`)."""
+    return _worker_prompt(session, _issue_for(session))
+
+
+def _worker_prompt(session: Session, issue: Issue | None) -> str:
     if session.kind == Session.Kind.ORCHESTRATOR:  # the orchestrator issue: e.g. `ao session restore`
         return orchestrator_hooks["prompt"](session.project)
     project = session.project
-    issue = _issue_for(session)
-    by = session.created_by.get_username() if session.created_by_id else ""
+    by = session.created_by.get_username() if session.created_by else ""
     return prompts.build_worker_prompt(
         prompts.PromptContext(
             session_id=session.id,
@@ -271,13 +275,14 @@ def session_start(*, session_id: str) -> bool:
     try:
         ctx = context_for(session)
         ctx.agent.check_installed()
-        repo, root, remote, start = _workspace_plan(session)
+        issue = _issue_for(session)  # read once: the branch name and the prompt
+        repo, root, remote, start = _workspace_plan(session, issue)
         created_workspace = ctx.workspace.create(
             repo_path=repo, root=root, name=session.id, branch=session.branch, base=start
         )
         _workspace_prepare(session, ctx, workspace=created_workspace, repo=repo, remote=remote)
 
-        prompt = worker_prompt(session)
+        prompt = _worker_prompt(session, issue)
         argv = ctx.agent.launch_command(
             workspace=created_workspace, prompt=prompt if ctx.agent.prompt_in_command else None
         )
@@ -303,7 +308,7 @@ def session_start(*, session_id: str) -> bool:
         return True
 
 
-def _workspace_plan(session: Session) -> tuple[Path, Path, str, str]:
+def _workspace_plan(session: Session, issue: Issue | None) -> tuple[Path, Path, str, str]:
     """Where the workspace goes and what it starts from: the checkout, the workspaces' root, the
     remote every instruction names, the start point; the session's branch chosen when unset."""
     project = session.project
@@ -312,7 +317,6 @@ def _workspace_plan(session: Session) -> tuple[Path, Path, str, str]:
     # every instruction ao sends the agent names this remote; it exists in the checkout from now on
     remote = scm.workspace_remote()
     if not session.branch:
-        issue = _issue_for(session)
         branch = gitutil.branch_name_for(
             session_id=session.id,
             tracker_branch=issue.branch_name if issue else None,

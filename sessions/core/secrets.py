@@ -27,6 +27,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
+from django.contrib.auth.models import User
 
 from integrations.credentials import (  # the errors are the plugins' too: re-exported
     SECRET_NAME_RE,
@@ -160,7 +161,7 @@ def personal_secrets_of(user):
     return PersonalSecret.objects.filter(user=user).order_by("name")
 
 
-def spawn_credentials(*, project, by) -> tuple[str, object]:
+def spawn_credentials(*, project, by) -> tuple[str, User | None]:
     """Whose model credentials a session spawned by ``by`` in ``project`` runs with:
     ("personal", by) or ("project", None). ValueError (the reason) when the project runs only on
     personal credentials and ``by`` has stored none. No person (the host's ``ao spawn``, intake):

@@ -25,6 +25,8 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -137,6 +139,18 @@ def webhook_secret_for(project: Project) -> str:
     return settings.AO_GITHUB_WEBHOOK_SECRET
 
 
+def _object(data: dict[str, Any], key: str) -> dict[str, Any]:
+    """``data[key]`` when it is a JSON object, else {}: a payload's shape is never taken on trust."""
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _text(data: dict[str, Any], key: str) -> str:
+    """``data[key]`` when it is a string, else ""."""
+    value = data.get(key)
+    return value if isinstance(value, str) else ""
+
+
 def _dig(data, *path):
     for key in path:
         if not isinstance(data, dict):
@@ -155,7 +169,7 @@ def _add_str(target: set[str], value, *, limit: int = 255) -> None:
         target.add(value)
 
 
-def extract_refs(event: str, payload: dict) -> Refs:
+def extract_refs(event: str, payload: dict[str, Any]) -> Refs:
     """The PR numbers, head branches and head SHAs an event is about (pure)."""
     refs = Refs()
     if event in (
@@ -170,7 +184,7 @@ def extract_refs(event: str, payload: dict) -> Refs:
         if event == "pull_request_review_thread":
             refs.complete |= refs.numbers
     elif event in ("check_run", "check_suite", "workflow_run", "workflow_job"):
-        obj = payload.get(event) if isinstance(payload.get(event), dict) else {}
+        obj = _object(payload, event)
         _add_str(refs.shas, obj.get("head_sha"), limit=64)
         _add_str(refs.branches, obj.get("head_branch") or _dig(obj, "check_suite", "head_branch"))
         for pr in obj.get("pull_requests") or []:
@@ -195,7 +209,7 @@ def extract_refs(event: str, payload: dict) -> Refs:
     return refs
 
 
-def repository_matches(project: Project, payload: dict) -> bool:
+def repository_matches(project: Project, payload: dict[str, Any]) -> bool:
     full_name = _dig(payload, "repository", "full_name")
     if not project.repo or not isinstance(full_name, str):
         return not project.repo  # a project without a repo cannot be matched; accept only then
@@ -346,11 +360,11 @@ def refreshes_overdue(*, now=None) -> list[int]:
     )
 
 
-def issue_event_apply(*, project: Project, payload: dict, action: str) -> dict:
+def issue_event_apply(*, project: Project, payload: dict[str, Any], action: str) -> dict[str, Any]:
     """An ``issues`` delivery: the sessions working on the issue get its current title; an issue
     given the project's intake label (labelled, or opened/reopened with it) queues the intake
     sweep soon while intake is on. Only for projects whose tracker is GitHub's issues."""
-    issue = payload.get("issue") if isinstance(payload.get("issue"), dict) else {}
+    issue = _object(payload, "issue")
     number, title = issue.get("number"), issue.get("title")
     if project.plugin_key("tracker") != "github" or not isinstance(number, int) or isinstance(number, bool):
         return {"accepted": True, "refresh": False}
@@ -363,7 +377,7 @@ def issue_event_apply(*, project: Project, payload: dict, action: str) -> dict:
         if renamed:
             Session.objects.filter(pk__in=renamed).update(issue_title=title)
             for session_id in renamed:
-                transaction.on_commit(lambda sid=session_id: realtime.card_changed(sid))
+                transaction.on_commit(partial(realtime.card_changed, session_id))
         IntakeClaim.objects.filter(project=project, issue_ref__in=refs).exclude(issue_title=title).update(
             issue_title=title
         )
@@ -414,7 +428,7 @@ def github_webhook_receive(
     if not repository_matches(project, payload):
         return 202, {"ignored": f"repository is not {project.repo}"}
     refs = extract_refs(event, payload) if event in REFRESH_EVENTS else Refs()
-    action = payload.get("action") if isinstance(payload.get("action"), str) else ""
+    action = _text(payload, "action")
     summary = f"{event}{'.' + action if action else ''} {refs.as_dict()}"
     if not delivery_record(project=project, delivery_id=delivery_id, event=event, summary=summary, refs=refs):
         return 200, {"duplicate": True}

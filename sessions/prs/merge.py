@@ -32,11 +32,11 @@ def session_pull_request_merge(
     Raises MergeRefused with the blockers or the SCM's refusal (the PR is read again then), or the
     SCM's TransientIntegrationError.
     """
-    blockers = selectors.merge_blockers(session)
-    pr = getattr(session, "pull_request", None)
-    if not blockers and expected_head_sha and pr.head_sha != expected_head_sha:
+    blockers = selectors.merge_blockers(session)  # "no pull request yet" among them when it has none
+    pr: PullRequest | None = getattr(session, "pull_request", None)
+    if not blockers and pr is not None and expected_head_sha and pr.head_sha != expected_head_sha:
         blockers = [f"the PR's head moved to {pr.head_sha[:7]} since {expected_head_sha[:7]} was approved"]
-    if blockers:
+    if blockers or pr is None:
         raise MergeRefused(blockers)
     who = by.get_username() if by is not None else actor
     try:

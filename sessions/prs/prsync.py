@@ -192,7 +192,12 @@ def pull_requests_sync(
         result.recorded.append(session.pk)
         if created:
             result.opened.append(number)
-    done = {"pr_sync_failures": 0, "pr_sync_backoff_until": None, "pr_sync_error": "", "scm_rate": _rate(scm)}
+    done: dict[str, object] = {
+        "pr_sync_failures": 0,
+        "pr_sync_backoff_until": None,
+        "pr_sync_error": "",
+        "scm_rate": _rate(scm),
+    }
     if session_ids is None:  # a full sync restarts the safety interval; partial ones do not
         done["last_pr_sync_at"] = started
     Project.objects.filter(pk=project.pk).update(**done)
@@ -337,11 +342,10 @@ def pull_request_record(*, project: Project, session: Session, info: PullRequest
     updated at once, and its timeline entries inserted together."""
     now = timezone.now()
     with transaction.atomic():
-        pr = PullRequest.objects.select_for_update().filter(project=project, number=info.number).first()
-        created = pr is None
-        before = None if created else _snapshot(pr)
-        if created:
-            pr = PullRequest(project=project, number=info.number)
+        stored = PullRequest.objects.select_for_update().filter(project=project, number=info.number).first()
+        created = stored is None
+        before = None if stored is None else _snapshot(stored)
+        pr = PullRequest(project=project, number=info.number) if stored is None else stored
         pr.session = session
         pr.url, pr.title, pr.branch, pr.base_branch = (
             info.url,
@@ -369,7 +373,8 @@ def pull_request_record(*, project: Project, session: Session, info: PullRequest
         _record_threads(pr, info.threads, threads, now)
         after = _snapshot(pr)
         if before != after:  # the card and the session page show facts that make no timeline entry
-            transaction.on_commit(lambda sid=session.pk: realtime.card_changed(sid))
+            session_id = session.pk
+            transaction.on_commit(lambda: realtime.card_changed(session_id))
         # its facts as stored now (its project with them, one query); its PR is the row at hand
         session.refresh_from_db(from_queryset=Session.objects.select_related("project"))
         session.pull_request = pr
@@ -634,8 +639,8 @@ def _probe_inputs(
                                         updated_at=datetime.fromisoformat(seen) if seen else None)  # fmt: skip
         session_of[number] = session_id
     without: dict[str, list[str]] = {}
-    for pk, branch in watched.filter(pull_request__isnull=True).values_list("pk", "branch"):
-        without.setdefault(branch, []).append(pk)
+    for session_pk, branch in watched.filter(pull_request__isnull=True).values_list("pk", "branch"):
+        without.setdefault(branch, []).append(session_pk)
     return marks, session_of, without
 
 

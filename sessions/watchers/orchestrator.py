@@ -133,11 +133,12 @@ def _arg_doc(action: argparse.Action) -> ArgDoc:
     if action.choices and not isinstance(action, argparse._SubParsersAction):
         metavar = "{" + ",".join(str(c) for c in action.choices) + "}"
     if not action.option_strings:
-        usage = {
+        forms: dict[str | int | None, str] = {
             "?": f"[{metavar}]",
             "+": f"{metavar}...",
             "*": f"[{metavar}...]",
-        }.get(action.nargs, metavar)
+        }
+        usage = forms.get(action.nargs, metavar)
         return ArgDoc(usage=usage, aliases=(), help=_help_text(action))
     names = sorted(action.option_strings, key=lambda name: (not name.startswith("--"), name))
     usage = names[0] if action.nargs == 0 else f"{names[0]} {metavar}"
@@ -366,7 +367,10 @@ def orchestrator_start(*, project: Project, by=None, actor: str = Actor.USER) ->
                         by=by,
                     )
             except IntegrityError:  # another start got there first
-                return orchestrator_for(project)
+                other = orchestrator_for(project)
+                if other is None:  # and it is gone again (the project deleted meanwhile)
+                    raise
+                return other
         elif not _needs_restart(session) and session.phase == Phase.RUNNING:
             return session
         elif (
