@@ -152,7 +152,8 @@ class GitHubSCM(GitHubRestReader, GitHubChangeProbe, GitHubPluginMixin, SCM):
             ge=0,
             le=100,
             description="changed PRs ao knows are read with REST (five conditional requests each, no "
-            "GraphQL points) when at most this many change at once; more, a PR's first read and the "
+            "GraphQL points) when at most this many change at once and half the hourly requests are "
+            "left (or more of them than of GraphQL's points); more, a PR's first read and the "
             "periodic complete read use GraphQL (0: always GraphQL)",
         )
         webhook_secret: str | None = SecretName(
@@ -282,9 +283,14 @@ class GitHubSCM(GitHubRestReader, GitHubChangeProbe, GitHubPluginMixin, SCM):
         previous = previous or {}
         known = [n for n in wanted if n in previous and previous[n].head_sha]
         out: dict[int, PullRequestInfo] = {}
-        if known and not complete and len(known) <= self.config.rest_reads:
+        client = self.client() if known else None
+        if (
+            client is not None
+            and not complete
+            and len(known) <= self.config.rest_reads
+            and _rest_has_room(client)
+        ):
             # the PRs side by side, as many at once as the client sends (its max_concurrency)
-            client = self.client()
             with ThreadPoolExecutor(max_workers=min(len(known), self.config.max_concurrency)) as pool:
                 reads = list(pool.map(lambda n: (n, self._rest_read(client, n, previous[n])), known))
             out = {n: self._with_logs(info, previous[n]) for n, info in reads if info is not None}
@@ -507,6 +513,20 @@ class GitHubSCM(GitHubRestReader, GitHubChangeProbe, GitHubPluginMixin, SCM):
             return self.client().rate_status()
         except PermanentIntegrationError:
             return None
+
+
+def _rest_has_room(client) -> bool:
+    """Whether changed PRs may be read with REST (a few requests each) rather than GraphQL (a
+    point): yes, unless less than half of the hourly requests are left and GraphQL's points have
+    a larger share left, so a token whose requests something else spends (a tracker, log
+    downloads, another tool) leans on GraphQL before either runs out."""
+    core, graphql = client.rate_status("core"), client.rate_status("graphql")
+    if core is None or not core.limit:
+        return True
+    share = core.remaining / core.limit
+    if share >= 0.5:
+        return True
+    return graphql is not None and bool(graphql.limit) and share >= graphql.remaining / graphql.limit
 
 
 def _opened_since(node: Mapping[str, Any], since: datetime | None) -> bool:

@@ -252,3 +252,17 @@ def test_new_threads_bodies_cost_the_threads_read_not_every_thread(gh: FakeGitHu
     assert gh.count("graphql") == 2 and "reviewThreads(last: 1)" in gh.queries[1]
     assert [t.body for t in second[pulls[1].number].threads][-2:] == ["note 7", "and this"]
     assert second[pulls[1].number].threads[:8] == first[pulls[1].number].threads
+
+
+def test_a_token_whose_requests_run_low_reads_with_graphql(gh: FakeGitHub, busy_pull) -> None:
+    """REST reads spend the hourly request quota, GraphQL reads points: ao reads with the budget
+    that has the larger share left (something else may spend the token's requests)."""
+    scm = make_scm(gh)
+    first = scm.fetch_pull_requests(numbers=[busy_pull.number], complete=True)
+    gh.set_remaining("core", 1000)  # a fifth left; GraphQL's points nearly all there
+    scm.client().get("/rate_limit")  # ao learns it from any answer's headers
+    gh.reset_counts()
+
+    scm.fetch_pull_requests(numbers=[busy_pull.number], previous=first)
+
+    assert gh.count("graphql") == 1 and gh.count("rest") == 0
