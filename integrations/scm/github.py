@@ -46,12 +46,13 @@ from integrations.registry import scms
 from integrations.scm.github_probe import GitHubChangeProbe, github_time, is_actions_job
 from integrations.scm.github_rest import (
     REVIEWS,
-    STATUS_STATES,
     GitHubRestReader,
     adopt_thread_ids,
     check_conclusion,
     check_status,
     review_decision_of,
+    review_text,
+    status_check,
     writers_opinions,
 )
 
@@ -409,15 +410,11 @@ class GitHubSCM(GitHubRestReader, GitHubChangeProbe, GitHubPluginMixin, SCM):
                 completed_at=github_time(ctx.get("completedAt")),
             )
         if ctx.get("__typename") == "StatusContext":
-            status, conclusion = STATUS_STATES.get((ctx.get("state") or "").lower(), ("queued", ""))
-            return CheckInfo(
-                name=ctx.get("context") or "",
-                source="status",
-                status=status,
-                conclusion=conclusion,
-                url=ctx.get("targetUrl") or "",
-                external_id=f"status:{ctx.get('context') or ''}",
-                started_at=github_time(ctx.get("createdAt")),
+            return status_check(
+                context=ctx.get("context"),
+                state=ctx.get("state"),
+                url=ctx.get("targetUrl"),
+                created_at=ctx.get("createdAt"),
             )
         return None
 
@@ -565,24 +562,21 @@ def _review_texts(node: Mapping[str, Any]) -> tuple[ThreadInfo, ...]:
     """The text of each reviewer's latest review when it requests changes: forwarded like a thread
     (the agent has no token to read it on GitHub). Once the reviewer approves, it is no longer
     reported, and ao counts it resolved."""
-    out = []
-    for review in (node.get("latestOpinionatedReviews") or {}).get("nodes") or ():
-        if not review or review.get("state") != "CHANGES_REQUESTED" or not (review.get("body") or "").strip():
-            continue
-        author = review.get("author") or {}
-        out.append(
-            ThreadInfo(
-                external_id=review.get("id") or "",
-                author=author.get("login") or "",
-                author_association=review.get("authorAssociation") or "",
-                body=review.get("body") or "",
-                url=review.get("url") or "",
-                is_bot=author.get("__typename") == "Bot",
-                created_at=github_time(review.get("submittedAt")),
-                review_state="changes_requested",
-            )
+    texts = (
+        review_text(
+            state=r.get("state"),
+            review_id=r.get("id"),
+            author=(r.get("author") or {}).get("login") or "",
+            association=r.get("authorAssociation"),
+            body=r.get("body"),
+            url=r.get("url"),
+            is_bot=(r.get("author") or {}).get("__typename") == "Bot",
+            at=r.get("submittedAt"),
         )
-    return tuple(out)
+        for r in (node.get("latestOpinionatedReviews") or {}).get("nodes") or ()
+        if r
+    )
+    return tuple(t for t in texts if t is not None)
 
 
 def _thread_nodes(node: Mapping[str, Any]) -> list[Mapping[str, Any]]:

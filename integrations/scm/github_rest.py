@@ -302,26 +302,41 @@ def _threads_of(
     return tuple(out[:limit])
 
 
+def review_text(
+    *, state: Any, review_id: Any, author: str, association: Any, body: Any, url: Any, is_bot: bool, at: Any
+) -> ThreadInfo | None:
+    """A review's own words as a thread ao forwards, when the review requests changes and has
+    words (``review_state``: it is resolved once no longer the reviewer's latest word)."""
+    if state != "CHANGES_REQUESTED" or not str(body or "").strip():
+        return None
+    return ThreadInfo(
+        external_id=str(review_id or ""),
+        author=author,
+        author_association=str(association or ""),
+        body=str(body),
+        url=str(url or ""),
+        is_bot=is_bot,
+        created_at=github_time(at),
+        review_state="changes_requested",
+    )
+
+
 def _review_texts_of(latest: Mapping[str, Mapping[str, Any]]) -> tuple[ThreadInfo, ...]:
     """Each reviewer's latest review when it requests changes with words (as GraphQL's read)."""
-    out = []
-    for review in latest.values():
-        if review.get("state") != "CHANGES_REQUESTED" or not (review.get("body") or "").strip():
-            continue
-        user = review.get("user") or {}
-        out.append(
-            ThreadInfo(
-                external_id=str(review.get("node_id") or ""),
-                author=login_of(user),
-                author_association=review.get("author_association") or "",
-                body=review.get("body") or "",
-                url=review.get("html_url") or "",
-                is_bot=user.get("type") == "Bot",
-                created_at=github_time(review.get("submitted_at")),
-                review_state="changes_requested",
-            )
+    texts = (
+        review_text(
+            state=r.get("state"),
+            review_id=r.get("node_id"),
+            author=login_of(r.get("user") or {}),
+            association=r.get("author_association"),
+            body=r.get("body"),
+            url=r.get("html_url"),
+            is_bot=(r.get("user") or {}).get("type") == "Bot",
+            at=r.get("submitted_at"),
         )
-    return tuple(out)
+        for r in latest.values()
+    )
+    return tuple(t for t in texts if t is not None)
 
 
 def check_status(value: str | None) -> str:
@@ -361,14 +376,24 @@ STATUS_STATES = {
 }
 
 
-def _status(status: Mapping[str, Any]) -> CheckInfo:
-    state, conclusion = STATUS_STATES.get((status.get("state") or "").lower(), ("queued", ""))
+def status_check(*, context: Any, state: Any, url: Any, created_at: Any) -> CheckInfo:
+    """A commit status as a check (GraphQL's StatusContext and REST's status say the same)."""
+    status, conclusion = STATUS_STATES.get(str(state or "").lower(), ("queued", ""))
     return CheckInfo(
-        name=status.get("context") or "",
+        name=str(context or ""),
         source="status",
-        status=state,
+        status=status,
         conclusion=conclusion,
-        url=status.get("target_url") or "",
-        external_id=f"status:{status.get('context') or ''}",
-        started_at=github_time(status.get("created_at")),
+        url=str(url or ""),
+        external_id=f"status:{context or ''}",
+        started_at=github_time(created_at),
+    )
+
+
+def _status(status: Mapping[str, Any]) -> CheckInfo:
+    return status_check(
+        context=status.get("context"),
+        state=status.get("state"),
+        url=status.get("target_url"),
+        created_at=status.get("created_at"),
     )

@@ -9,30 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from integrations.github.pool import forget_clients
-from integrations.registry import scms
-from integrations.scm.github import GitHubSCM, _review_decision
+from integrations.scm.github import _review_decision
 from tests.fakes.github import FakeGitHub, FakeReviewComment
-
-TOKEN_ENV = "AO_TEST_GITHUB_TOKEN"
-FAST = {"backoff": 0.01, "secondary_wait": 0.05, "max_wait": 2.0, "write_interval": 0, "timeout": 5}
-
-
-@pytest.fixture
-def gh(monkeypatch: pytest.MonkeyPatch):
-    with FakeGitHub() as fake:
-        fake.add_repo("acme/widgets")
-        monkeypatch.setenv(TOKEN_ENV, fake.token)
-        yield fake
-    forget_clients()
-
-
-def make_scm(gh: FakeGitHub, **settings) -> GitHubSCM:
-    config = scms.validate_settings(
-        "github",
-        {"repo": "acme/widgets", "base_url": gh.base_url, "token_env": TOKEN_ENV, **FAST, **settings},
-    )
-    return GitHubSCM(config)
+from tests.integrations.test_github_scm import make_scm
 
 
 def touched(pull) -> None:

@@ -10,9 +10,7 @@ from integrations.github.pool import forget_clients
 from integrations.registry import ConfigurationError, plugin_for, scms
 from integrations.scm.github import GitHubSCM, log_excerpt
 from tests.fakes.github import FakeGitHub
-
-TOKEN_ENV = "AO_TEST_GITHUB_TOKEN"
-FAST = {"backoff": 0.01, "secondary_wait": 0.05, "max_wait": 2.0, "write_interval": 0, "timeout": 5}
+from tests.integrations.conftest import FAST, TOKEN_ENV, plugin_settings
 
 FAILING_LOG = "\n".join(
     [
@@ -29,20 +27,8 @@ FAILING_LOG = "\n".join(
 )
 
 
-@pytest.fixture
-def gh(monkeypatch: pytest.MonkeyPatch):
-    with FakeGitHub() as fake:
-        fake.add_repo("acme/widgets")
-        monkeypatch.setenv(TOKEN_ENV, fake.token)
-        yield fake
-    forget_clients()
-
-
 def make_scm(gh: FakeGitHub, **settings) -> GitHubSCM:
-    config = scms.validate_settings(
-        "github",
-        {"repo": "acme/widgets", "base_url": gh.base_url, "token_env": TOKEN_ENV, **FAST, **settings},
-    )
+    config = scms.validate_settings("github", plugin_settings(gh, **settings))
     return GitHubSCM(config)
 
 

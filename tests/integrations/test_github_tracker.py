@@ -5,29 +5,14 @@ from __future__ import annotations
 import pytest
 
 from integrations.base import IssueNotFound, PermanentIntegrationError
-from integrations.github.pool import forget_clients
 from integrations.registry import trackers
 from integrations.tracker.github import GitHubTracker
 from tests.fakes.github import FakeGitHub
-
-TOKEN_ENV = "AO_TEST_GITHUB_TOKEN"
-FAST = {"backoff": 0.01, "secondary_wait": 0.05, "max_wait": 2.0, "write_interval": 0, "timeout": 5}
-
-
-@pytest.fixture
-def gh(monkeypatch: pytest.MonkeyPatch):
-    with FakeGitHub() as fake:
-        fake.add_repo("acme/widgets")
-        monkeypatch.setenv(TOKEN_ENV, fake.token)
-        yield fake
-    forget_clients()
+from tests.integrations.conftest import TOKEN_ENV, plugin_settings
 
 
 def make_tracker(gh: FakeGitHub, **settings) -> GitHubTracker:
-    config = trackers.validate_settings(
-        "github",
-        {"repo": "acme/widgets", "base_url": gh.base_url, "token_env": TOKEN_ENV, **FAST, **settings},
-    )
+    config = trackers.validate_settings("github", plugin_settings(gh, **settings))
     return GitHubTracker(config)
 
 

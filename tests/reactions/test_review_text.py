@@ -38,9 +38,9 @@ def reaction_texts(session) -> list[str]:
     )
 
 
-def test_the_review_body_reaches_the_agent_once_fenced_with_reviewer_and_state(
-    client, gh, django_capture_on_commit_callbacks, monkeypatch
-):
+def _reviewed_pr(client, gh, capture, monkeypatch):
+    """A github project with a session whose agent is alive and whose branch has a PR on the fake
+    GitHub; and ``hook(**kw)``, which delivers a signed pull_request_review event about it."""
     from integrations.runtime.tmux import TmuxRuntime
 
     monkeypatch.setattr(TmuxRuntime, "probe", lambda self, handle: "alive")  # its agent is alive
@@ -53,15 +53,22 @@ def test_the_review_body_reaches_the_agent_once_fenced_with_reviewer_and_state(
     session = SessionFactory(
         project=project, branch="feat/login", runtime_handle={"runtime": "tmux", "name": "x"}
     )
-    repo = gh.repo("acme/web")
-    pull = repo.add_pull("feat/login", title="Fix login")
+    pull = gh.repo("acme/web").add_pull("feat/login", title="Fix login")
 
     def hook(**kw):
-        with django_capture_on_commit_callbacks(execute=True):
+        with capture(execute=True):
             response = deliver(
                 client, gh.webhook("pull_request_review", secret=SECRET, number=pull.number, **kw)
             )
         assert response.status_code == 202
+
+    return project, session, pull, hook
+
+
+def test_the_review_body_reaches_the_agent_once_fenced_with_reviewer_and_state(
+    client, gh, django_capture_on_commit_callbacks, monkeypatch
+):
+    _project, session, pull, hook = _reviewed_pr(client, gh, django_capture_on_commit_callbacks, monkeypatch)
 
     # a review with only a body
     gh.add_review(pull, state="CHANGES_REQUESTED", author="alice", body="Two things to fix.\n```\nno\n```")
@@ -113,27 +120,9 @@ def test_a_thread_first_read_by_rest_is_forwarded_once_across_the_complete_read(
     """A thread ao sees first through REST (a PR it knows, one changed) is named by its first
     comment: the hourly complete read (GraphQL, which names threads otherwise) finds it under
     that name, so the agent is not told about it a second time."""
-    from integrations.runtime.tmux import TmuxRuntime
     from sessions.prs import prsync
 
-    monkeypatch.setattr(TmuxRuntime, "probe", lambda self, handle: "alive")
-    project = ProjectFactory(
-        key="web",
-        repo="acme/web",
-        scm="github",
-        plugin_settings={"scm": {"base_url": gh.base_url, "write_interval": 0, "backoff": 0.01}},
-    )
-    session = SessionFactory(
-        project=project, branch="feat/login", runtime_handle={"runtime": "tmux", "name": "x"}
-    )
-    pull = gh.repo("acme/web").add_pull("feat/login", title="Fix login")
-
-    def hook(**kw):
-        with django_capture_on_commit_callbacks(execute=True):
-            response = deliver(
-                client, gh.webhook("pull_request_review", secret=SECRET, number=pull.number, **kw)
-            )
-        assert response.status_code == 202
+    project, session, pull, hook = _reviewed_pr(client, gh, django_capture_on_commit_callbacks, monkeypatch)
 
     prsync.pull_requests_sync(project=project)  # found by its branch: ao knows the PR
     gh.add_thread(pull, body="Rename this.", path="app.py", line=3, author="alice")
