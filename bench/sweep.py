@@ -160,7 +160,7 @@ def measured(fn, counter: QueryCounter) -> tuple[float, float, int]:
     return time.thread_time() - cpu + children() - kids, time.perf_counter() - wall, counter.count
 
 
-def run(n: int, repeat: int, base: Path, top: int) -> dict:
+def run(n: int, repeat: int, base: Path, top: int, changed: float = 0.2) -> dict:
     from django.conf import settings
 
     from integrations.github.pool import forget_clients
@@ -223,8 +223,9 @@ def run(n: int, repeat: int, base: Path, top: int) -> dict:
                 measured(lambda: sweep.project_sweep(project=Project.objects.get(pk=project.pk)), counter)
             )
             tops["quiet"] = counter.templates.most_common(top)
-            # a sweep after a new commit on 20 % of the PRs: those are read and stored
-            for pull in pulls[int(n * 0.2) * (r % 5) : int(n * 0.2) * (r % 5 + 1)]:
+            # a sweep after a new commit on a share of the PRs (20 %): those are read and stored
+            size = max(1, int(n * changed))
+            for pull in pulls[(size * r) % n : (size * r) % n + size]:
                 push(pull)
                 pull.updated_at -= timedelta(seconds=10 + r)
             out["changed"].append(
@@ -247,6 +248,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--database", default="", help="a PostgreSQL URL (default: SQLite)")
     parser.add_argument("--top", type=int, default=0, help="print the N most frequent SQL templates")
+    parser.add_argument(
+        "--changed",
+        type=float,
+        default=0.2,
+        help="share of the PRs with a new commit in the 'changed' sweep (0.05: few enough for REST reads)",
+    )
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="ao-bench-sweep-"))
     if args.database:
@@ -260,11 +267,11 @@ def main() -> None:
         f"database: {connection.vendor}; runtime bench-noop (no process); Claude Code activity from transcripts"
     )
     for n in args.sessions:
-        result = run(n, args.repeat, base, args.top)
+        result = run(n, args.repeat, base, args.top, args.changed)
         print(f"\n{n} running sessions (statuses after: {', '.join(result['statuses'])})")
         for name, label in (
             ("quiet", "sweep, nothing changed on GitHub"),
-            ("changed", "sweep, 20 % of the PRs with a new commit (read and stored)"),
+            ("changed", f"sweep, {args.changed:.0%} of the PRs with a new commit (read and stored)"),
             ("full", "sweep with the full PR sync"),
         ):
             runs = result["runs"][name]
