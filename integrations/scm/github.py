@@ -326,7 +326,11 @@ class GitHubSCM(GitHubRestReader, GitHubChangeProbe, GitHubPluginMixin, SCM):
             if new:
                 number = int(node["number"])
                 unknown.setdefault(number, []).append(key)
-                newest[number] = max(newest.get(number, 0), len(threads[key]) - new[0])
+                more = ((node.get("reviewThreads") or {}).get("pageInfo") or {}).get("hasNextPage")
+                if more or newest.get(number) == -1:
+                    newest[number] = -1  # phase 1's threads are not the newest: read the same first ones
+                else:
+                    newest[number] = max(newest.get(number, 0), len(threads[key]) - new[0])
         if unknown:
             read = self._thread_bodies(newest)
             for number, keys in unknown.items():
@@ -343,10 +347,16 @@ class GitHubSCM(GitHubRestReader, GitHubChangeProbe, GitHubPluginMixin, SCM):
     def _thread_bodies(self, newest: Mapping[int, int]) -> dict[int, tuple[ThreadInfo, ...]]:
         """The newest ``newest[number]`` threads of each PR, with their first comments: threads are
         listed oldest first and new ones come last, so the query asks for no more than those (its
-        cost is the threads asked for, times the PRs)."""
+        cost is the threads asked for, times the PRs). -1: the first ``max_threads``, as phase 1
+        read them (a PR with more threads than that)."""
         out: dict[int, tuple[ThreadInfo, ...]] = {}
         for chunk in _chunks(sorted(newest), self.config.batch_size):
-            window = f"last: {max(1, min(self.config.max_threads, max(newest[n] for n in chunk)))}"
+            wanted = [newest[n] for n in chunk]
+            window = (
+                f"first: {self.config.max_threads}"
+                if -1 in wanted
+                else f"last: {max(1, min(self.config.max_threads, max(wanted)))}"
+            )
             aliases, decls, variables = [], [], {}
             for i, number in enumerate(chunk):
                 decls.append(f"$n{i}: Int!")

@@ -245,3 +245,19 @@ def test_a_token_whose_requests_run_low_reads_with_graphql(gh: FakeGitHub, busy_
     scm.fetch_pull_requests(numbers=[busy_pull.number], previous=first)
 
     assert gh.count("graphql") == 1 and gh.count("rest") == 0
+
+
+def test_a_pr_with_more_threads_than_read_gets_the_bodies_of_the_same_threads(gh: FakeGitHub) -> None:
+    """With more threads than ``max_threads``, the first phase reads the oldest ones: the bodies
+    are read for those same threads, not the newest."""
+    repo = gh.repo("acme/widgets")
+    pulls = [repo.add_pull(f"feat/{i}") for i in range(20)]  # enough for the two-phase read
+    for pull in pulls:
+        for k in range(5):
+            gh.add_thread(pull, body=f"note {k}", path="app.py", line=k + 1)
+    scm = make_scm(gh, max_threads=3)
+
+    first = scm.fetch_pull_requests(numbers=[p.number for p in pulls])  # no previous: all new
+
+    assert gh.count("graphql") == 2 and "reviewThreads(first: 3)" in gh.queries[1]
+    assert [t.body for t in first[pulls[0].number].threads] == ["note 0", "note 1", "note 2"]
