@@ -48,10 +48,9 @@ from integrations.scm.github_rest import (
     REVIEWS,
     GitHubRestReader,
     adopt_thread_ids,
-    check_conclusion,
-    check_status,
     review_decision_of,
     review_text,
+    run_check,
     status_check,
     writers_opinions,
 )
@@ -408,16 +407,14 @@ class GitHubSCM(GitHubRestReader, GitHubChangeProbe, GitHubPluginMixin, SCM):
     @staticmethod
     def _check(ctx: Mapping[str, Any]) -> CheckInfo | None:
         if ctx.get("__typename") == "CheckRun":
-            status = check_status(ctx.get("status"))
-            return CheckInfo(
-                name=ctx.get("name") or "",
-                source="check_run",
-                status=status,
-                conclusion=check_conclusion(status, ctx.get("conclusion")),
-                url=ctx.get("detailsUrl") or "",
-                external_id=str(ctx.get("databaseId") or ""),
-                started_at=github_time(ctx.get("startedAt")),
-                completed_at=github_time(ctx.get("completedAt")),
+            return run_check(
+                name=ctx.get("name"),
+                status=ctx.get("status"),
+                conclusion=ctx.get("conclusion"),
+                url=ctx.get("detailsUrl"),
+                run_id=ctx.get("databaseId"),
+                started_at=ctx.get("startedAt"),
+                completed_at=ctx.get("completedAt"),
             )
         if ctx.get("__typename") == "StatusContext":
             return status_check(

@@ -339,30 +339,36 @@ def _review_texts_of(latest: Mapping[str, Mapping[str, Any]]) -> tuple[ThreadInf
     return tuple(t for t in texts if t is not None)
 
 
-def check_status(value: str | None) -> str:
-    """A check run's status as ao keeps it (GraphQL says IN_PROGRESS, REST in_progress)."""
-    status = (value or "").lower()
-    return status if status in ("queued", "in_progress", "completed") else "queued"
-
-
-def check_conclusion(status: str, value: str | None) -> str:
-    """A finished check run's conclusion as ao keeps it; none while it runs."""
-    conclusion = (value or "").lower()
-    conclusion = {"startup_failure": "failure", "stale": "skipped"}.get(conclusion, conclusion)
-    return conclusion if status == "completed" else ""
+def run_check(
+    *, name: Any, status: Any, conclusion: Any, url: Any, run_id: Any, started_at: Any, completed_at: Any
+) -> CheckInfo:
+    """A check run as ao keeps it (GraphQL says IN_PROGRESS, REST in_progress; a conclusion only
+    once it finished; the conclusions ao does not know as the ones they mean)."""
+    state = str(status or "").lower()
+    state = state if state in ("queued", "in_progress", "completed") else "queued"
+    outcome = str(conclusion or "").lower()
+    outcome = {"startup_failure": "failure", "stale": "skipped"}.get(outcome, outcome)
+    return CheckInfo(
+        name=str(name or ""),
+        source="check_run",
+        status=state,
+        conclusion=outcome if state == "completed" else "",
+        url=str(url or ""),
+        external_id=str(run_id or ""),
+        started_at=github_time(started_at),
+        completed_at=github_time(completed_at),
+    )
 
 
 def _check_run(run: Mapping[str, Any]) -> CheckInfo:
-    status = check_status(run.get("status"))
-    return CheckInfo(
-        name=run.get("name") or "",
-        source="check_run",
-        status=status,
-        conclusion=check_conclusion(status, run.get("conclusion")),
-        url=run.get("details_url") or "",  # GraphQL's detailsUrl: the same for either read
-        external_id=str(run.get("id") or ""),
-        started_at=github_time(run.get("started_at")),
-        completed_at=github_time(run.get("completed_at")),
+    return run_check(
+        name=run.get("name"),
+        status=run.get("status"),
+        conclusion=run.get("conclusion"),
+        url=run.get("details_url"),  # GraphQL's detailsUrl: the same for either read
+        run_id=run.get("id"),
+        started_at=run.get("started_at"),
+        completed_at=run.get("completed_at"),
     )
 
 
