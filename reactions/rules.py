@@ -21,6 +21,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from integrations.records import WRITER_ASSOCIATIONS
 from sessions.core.config.loading import config_discover, config_load
 from sessions.domain.lifecycle import DEFAULT_STUCK_AFTER
 
@@ -45,9 +46,9 @@ AGENT_IDLE = "agent-idle"
 PR_CLOSED = "pr-closed"
 ALL_COMPLETE = "all-complete"
 
-# Review comments are forwarded to agents only from these GitHub author associations, or from
-# bots named in the bot-review-comments rule's ``trustedBots``.
-TRUSTED_ASSOCIATIONS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
+# Review comments are forwarded to agents only from people who can write to the repository, or
+# from bots named in the bot-review-comments rule's ``trustedBots``.
+TRUSTED_ASSOCIATIONS = WRITER_ASSOCIATIONS
 AUTO_CLEANUP_KEY = "autoCleanupOnMerge"
 AUTO_CLEANUP = "auto-cleanup"  # bookkeeping rule of the switch: one cleanup per merged PR
 

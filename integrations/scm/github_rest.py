@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from integrations.base import TransientIntegrationError
 from integrations.github import GitHubError
-from integrations.records import CheckInfo, PullRequestInfo, ThreadInfo
+from integrations.records import WRITER_ASSOCIATIONS, CheckInfo, PullRequestInfo, ThreadInfo
 from integrations.scm.github_probe import github_time
 
 if TYPE_CHECKING:
@@ -51,7 +51,6 @@ log = logging.getLogger(__name__)
 
 PAGE = 100
 REVIEWS = 10  # each reviewer's latest opinion, as many as GraphQL's read asks for
-WRITERS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})  # whose reviews count in a decision
 # mergeable_state values under which branch protection holds nothing back: a decision derived
 # from the reviews is what GitHub's would be
 UNBLOCKED = frozenset({"clean", "unstable", "has_hooks"})
@@ -222,7 +221,7 @@ def writers_opinions(
 ) -> list[str]:
     """The opinions of reviewers who can write to the repository (GitHub counts only theirs in a
     decision): a drive-by approval does not approve."""
-    return [r.get("state") or "" for r in reviews if (r.get(association) or "") in WRITERS]
+    return [r.get("state") or "" for r in reviews if (r.get(association) or "") in WRITER_ASSOCIATIONS]
 
 
 def _decision(
