@@ -159,9 +159,9 @@ def _dig(data, *path):
     return data
 
 
-def _add_number(refs: Refs, value) -> None:
+def _add_number(target: set[int], value) -> None:
     if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 10**9:
-        refs.numbers.add(value)
+        target.add(value)
 
 
 def _add_str(target: set[str], value, *, limit: int = 255) -> None:
@@ -178,7 +178,7 @@ def extract_refs(event: str, payload: dict[str, Any]) -> Refs:
         "pull_request_review_comment",
         "pull_request_review_thread",
     ):
-        _add_number(refs, _dig(payload, "pull_request", "number"))
+        _add_number(refs.numbers, _dig(payload, "pull_request", "number"))
         _add_str(refs.branches, _dig(payload, "pull_request", "head", "ref"))
         _add_str(refs.shas, _dig(payload, "pull_request", "head", "sha"), limit=64)
         if event == "pull_request_review_thread":
@@ -189,7 +189,7 @@ def extract_refs(event: str, payload: dict[str, Any]) -> Refs:
         _add_str(refs.branches, obj.get("head_branch") or _dig(obj, "check_suite", "head_branch"))
         for pr in obj.get("pull_requests") or []:
             if isinstance(pr, dict):
-                _add_number(refs, pr.get("number"))
+                _add_number(refs.numbers, pr.get("number"))
     elif event == "status":
         _add_str(refs.shas, payload.get("sha"), limit=64)
         for branch in payload.get("branches") or []:
@@ -197,7 +197,7 @@ def extract_refs(event: str, payload: dict[str, Any]) -> Refs:
                 _add_str(refs.branches, branch.get("name"))
     elif event == "issue_comment":
         if _dig(payload, "issue", "pull_request"):
-            _add_number(refs, _dig(payload, "issue", "number"))
+            _add_number(refs.numbers, _dig(payload, "issue", "number"))
     elif event == "push":
         ref = payload.get("ref")
         if isinstance(ref, str) and ref.startswith("refs/heads/"):
@@ -284,7 +284,7 @@ def webhook_refresh(*, project: Project, extra: dict | None = None) -> list[str]
     union = Refs()
     for data in [refs for _pk, refs in pending] + [extra or {}]:
         for number in (data or {}).get("numbers", ()):
-            _add_number(union, number)
+            _add_number(union.numbers, number)
         for branch in (data or {}).get("branches", ()):
             _add_str(union.branches, branch)
         for sha in (data or {}).get("shas", ()):
@@ -292,8 +292,7 @@ def webhook_refresh(*, project: Project, extra: dict | None = None) -> list[str]
         for base in (data or {}).get("bases", ()):
             _add_str(union.bases, base)
         for number in (data or {}).get("complete", ()):
-            if isinstance(number, int) and not isinstance(number, bool):
-                union.complete.add(number)
+            _add_number(union.complete, number)
     session_ids = prsync.sessions_for_refs(
         project=project, numbers=union.numbers, branches=union.branches, shas=union.shas, bases=union.bases
     )
