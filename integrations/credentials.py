@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
 from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
 from integrations.base import PermanentIntegrationError
+from integrations.secret_store import read_secret as _read_secret
 
 # The names a Secret row may have (its SlugField), at most 100 characters.
 SECRET_NAME_RE = re.compile(r"[-a-zA-Z0-9_]{1,100}")
@@ -51,23 +51,6 @@ class SecretMissing(SecretUnavailable):
 
 class SecretUnreadable(SecretUnavailable):
     """The secret is stored but cannot be decrypted (SECRET_KEY changed)."""
-
-
-# Reads a stored secret's value by name, raising SecretMissing or SecretUnreadable. The store is
-# ao's core (the Secret model, sessions/core/secrets.py), above the plugins: it hands its reader down
-# when the app is ready (sessions/apps.py), so no plugin imports it.
-_secret_reader: Callable[[str], str] | None = None
-
-
-def use_secret_store(reader: Callable[[str], str]) -> None:
-    global _secret_reader
-    _secret_reader = reader
-
-
-def _read_secret(name: str) -> str:
-    if _secret_reader is None:
-        raise RuntimeError("no secret store: the agent_sessions app is not ready")
-    return _secret_reader(name)
 
 
 class _ErrorFactory(Protocol):

@@ -15,18 +15,17 @@ class AgentSessionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from integrations import credentials  # local: the composition root, once the models are loaded
-        from reactions import notify  # local: the composition root, once the models are loaded
+        from integrations import secret_store  # local: the composition root, once the models are loaded
         from sessions.agents import plugins  # local: the same
         from sessions.core import hosts, realtime, secrets, services, usage  # local: the same
 
         # Plugins read stored secrets through integrations.credentials; the store is the core's.
-        credentials.use_secret_store(secrets.secret_value)
+        secret_store.use_secret_store(secrets.secret_value)
         # The core announces a changed session; the dashboard renders it.
         realtime.use_renderers(card=_card_push, unread=_render_unread_push)
         # A spawn refused over its budget tells people.
-        usage.use_notifier(notify.notify)
-        hosts.use_notifier(notify.notify)
+        usage.use_notifier(_notify)
+        hosts.use_notifier(_notify)
         # The operator's actions below the reactions (a send, a delivery, a claim, a merge, a review,
         # `ao pr create`) ask them to look at a session; they sit above the core.
         services.use_reactor(_react_after_commit)
@@ -46,6 +45,12 @@ def _card_push(*args, **kwargs):
 
 def _render_unread_push(*args, **kwargs):
     return _views().render_unread_push(*args, **kwargs)
+
+
+def _notify(*args, **kwargs):
+    from reactions import notify  # local: the notifiers load with the first notification, not at start
+
+    return notify.notify(*args, **kwargs)
 
 
 def _reactions():
