@@ -61,6 +61,9 @@ log = logging.getLogger(__name__)
 RETRY_COOLDOWN = timedelta(minutes=2)
 COALESCE_WINDOW = timedelta(minutes=10)
 CLEANUP_GRACE = timedelta(minutes=5)
+# Rules whose fingerprint is a set of review threads: a retry or an escalation asks first whether
+# they are still open (_threads_confirmed).
+THREAD_RULES = frozenset({R.CHANGES_REQUESTED, R.BOT_REVIEW_COMMENTS})
 
 
 @dataclass(frozen=True)
@@ -277,6 +280,10 @@ def _apply(
         return _skip_untrusted(session, decision, now=now, known=known)
     if decision.rule == R.AGENT_IDLE and not _no_pr_confirmed(session, decision, rules, now=now, known=known):
         return None
+    if decision.rule in THREAD_RULES and not _threads_confirmed(
+        session, decision, rules, now=now, known=known
+    ):
+        return None
     rule = rules[decision.rule]
     target = session
     if decision.session_id and decision.session_id != session.pk:
@@ -340,6 +347,26 @@ def _no_pr_confirmed(
     if found:  # the PR found was stored: the reactions look at the session again (after commit)
         session_react_after_commit(session_id=session.pk)
     return found is False
+
+
+def _threads_confirmed(
+    session: Session, decision: engine.Decision, rules: dict, *, now: datetime, known=_UNREAD
+) -> bool:
+    """Before acting again on review threads the agent was told about (a retry, an escalation
+    to a person), when that would go out now: ask the SCM whether they are still open. Their
+    resolution shows in no conditional read, so what ao stored may be an hour old, and
+    changes-requested escalates after 30 minutes. A resolved thread is stored (the reactions
+    look at the session again); an SCM that cannot answer defers the act to a later look."""
+    threads = (decision.data or {}).get("threads") or ()
+    row = _known(session.pk, decision.rule, decision.fingerprint) if known is _UNREAD else known
+    if not threads or row is None or not row.attempts:
+        return True  # nothing told yet: the read that found the threads is the fresh one
+    if _step(session, decision, rules[decision.rule], row, now=now) == engine.WAIT:
+        return True  # nothing goes out: no need to ask
+    still = prsync.session_threads_open(session=session, thread_ids=threads)
+    if still is False:
+        session_react_after_commit(session_id=session.pk)
+    return still is True
 
 
 def _send(session: Session, decision: engine.Decision, row: ReactionAttempt, *, attempt: int) -> None:

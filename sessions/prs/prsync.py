@@ -319,6 +319,27 @@ def session_pull_request_find(*, session: Session) -> bool | None:
     return PullRequest.objects.filter(session=session).exists()
 
 
+def session_threads_open(*, session: Session, thread_ids: Iterable[str]) -> bool | None:
+    """Ask the SCM now whether the review threads ``thread_ids`` of the session's PR are all still
+    unresolved: True or False; None when the SCM could not answer. Called before ao acts again on
+    threads it told the agent about (a retry, an escalation to a person): a thread's resolution is
+    in no conditional read (GitHub's REST API does not show it and it does not move the PR), so
+    without a webhook only the complete read sees it. What the read found is stored; the reaction
+    that asked looks again at a changed PR (it asks for that itself)."""
+    wanted = set(thread_ids)
+    try:
+        result = pull_requests_sync(project=session.project, session_ids=[session.pk], complete=True)
+    except (ConfigurationError, IntegrationError) as exc:
+        log.warning("checking %s's review threads failed: %s", session.pk, exc)
+        return None
+    if result.stale:
+        return None
+    still = ReviewThread.objects.filter(
+        pull_request__session=session, resolved=False, external_id__in=wanted
+    ).count()
+    return still == len(wanted)
+
+
 def _rate(scm) -> dict:
     status = scm.rate_status()
     if status is None:
