@@ -49,7 +49,9 @@ class GitHubChangeProbe:
         - while a watched PR has CI running (or none reported yet): the repository's Actions
           workflow runs (one page); PRs whose pending checks are not Actions jobs, or whose runs
           are not on that page, their head commit's check runs and statuses;
-        - with ``bases``: each open PR's base branch (a push to it can make PRs conflict).
+        - with ``bases``: each open PR's base branch (a push to it can make PRs conflict), and
+          the Actions runs for PRs whose CI has finished (a person re-running a job moves
+          neither the PR nor its head; it is looked for whenever the runs are read).
 
         A PR whose ``updated_at`` is the very second of the look is read once more at the next
         look (GitHub's times have whole seconds: a change later in that second moves nothing)."""
@@ -58,7 +60,9 @@ class GitHubChangeProbe:
         pulls_state, changed, found, moved = self._probe_pulls(client, old_pulls, prs, set(branches))
         new_state: dict[str, Any] = {"pulls": pulls_state}
         changed |= {n for n in old_pulls.get("hot") or () if n in prs}
-        checks_changed, new_state["checks"] = self._probe_checks(client, dict(state.get("checks") or {}), prs)
+        checks_changed, new_state["checks"] = self._probe_checks(
+            client, dict(state.get("checks") or {}), prs, settled=bases
+        )
         changed |= checks_changed
         old_bases = dict(state.get("bases") or {})
         wanted = sorted({m.base_branch for m in prs.values() if m.state == "open" and m.base_branch})
@@ -168,38 +172,56 @@ class GitHubChangeProbe:
         )
 
     def _probe_checks(
-        self, client, old: dict[str, Any], prs: Mapping[int, PullRequestMark]
+        self, client, old: dict[str, Any], prs: Mapping[int, PullRequestMark], *, settled: bool = False
     ) -> tuple[set[int], dict[str, Any]]:
         """PRs whose head's checks are not what ao stored, for open PRs with CI running or none
-        reported yet. What each read said is kept and compared with the stored checks again
-        after a 304, so a read that came back older than the look is repeated."""
+        reported yet; and, when the runs are read anyway or ``settled``, open PRs with CI
+        finished whose Actions runs came back or have a new attempt (a re-run). What each read
+        said is kept and compared with the stored checks again after a 304, so a read that came
+        back older than the look is repeated."""
         watched = {
             n: m
             for n, m in prs.items()
             if m.state == "open" and m.head_sha and m.ci_state in ("pending", "none")
         }
-        if not watched:
-            return set(), {"runs": old["runs"]} if old.get("runs") else {}  # its ETag serves again later
-        changed: set[int] = set()
-        new: dict[str, Any] = {}
         direct = {
             n: m
             for n, m in watched.items()
             if any(c.status != "completed" and not is_actions_job(c) for c in m.checks)
         }
         actions = {n: m for n, m in watched.items() if n not in direct}
-        if actions:
-            new["runs"], changed, unlisted = self._probe_runs(client, old.get("runs") or {}, actions)
+        finished: dict[int, PullRequestMark] = {}
+        if actions or settled:
+            finished = {
+                n: m
+                for n, m in prs.items()
+                if m.state == "open" and m.head_sha and m.ci_state in ("passing", "failing")
+            }
+        changed: set[int] = set()
+        new: dict[str, Any] = {"runs": old["runs"]} if old.get("runs") else {}  # its ETag serves again later
+        if not watched and not finished:
+            return changed, new
+        if actions or finished:
+            new["runs"], changed, unlisted = self._probe_runs(
+                client, old.get("runs") or {}, actions, finished
+            )
             direct.update(unlisted)
         commits_changed, new["shas"] = self._probe_commits(client, old.get("shas") or {}, direct)
         return changed | commits_changed, new
 
     def _probe_runs(
-        self, client, before: dict[str, Any], actions: Mapping[int, PullRequestMark]
+        self,
+        client,
+        before: dict[str, Any],
+        actions: Mapping[int, PullRequestMark],
+        finished: Mapping[int, PullRequestMark],
     ) -> tuple[dict[str, Any], set[int], dict[int, PullRequestMark]]:
         """From the repository's Actions workflow runs (one page): what the read said (to keep),
         the PRs with a run ao has not seen or one that finished or restarted, and the PRs with
-        running jobs whose runs are not on the page (their commit is asked instead)."""
+        running jobs whose runs are not on the page (their commit is asked instead). For
+        ``finished`` PRs (CI done), a run on their head that started again since the last look:
+        one running that was not, or a new attempt (a re-run that may have finished already). A
+        run that finished is not news for them: ao stored their CI as finished after it did."""
         resp = client.request(
             "GET",
             f"/repos/{self.repo_full_name}/actions/runs",
@@ -212,11 +234,18 @@ class GitHubChangeProbe:
             listed = (resp.data or {}).get("workflow_runs") or ()
             runs = {
                 "etag": resp.headers.get("etag", ""),
-                "runs": [[r.get("id"), r.get("head_sha") or "", r.get("status") or ""] for r in listed],
+                "runs": [
+                    [r.get("id"), r.get("head_sha") or "", r.get("status") or "", r.get("run_attempt") or 1]
+                    for r in listed
+                ],
             }
         by_sha: dict[str, list[tuple[int, str]]] = {}
-        for run_id, sha, status in runs.get("runs") or ():
+        now: dict[int, tuple[str, int]] = {}
+        for run_id, sha, status, *attempt in runs.get("runs") or ():
             by_sha.setdefault(sha, []).append((run_id, status))
+            now[run_id] = (status, attempt[0] if attempt else 1)
+        looked = before.get("runs") is not None
+        then = {r[0]: (r[2], r[3] if len(r) > 3 else 1) for r in before.get("runs") or ()}
         changed: set[int] = set()
         unlisted: dict[int, PullRequestMark] = {}
         for number, mark in actions.items():
@@ -232,6 +261,14 @@ class GitHubChangeProbe:
             seen = {run_id for run_id, _status in by_sha.get(mark.head_sha, ())}
             if any(c.status != "completed" and _run_id(c) not in seen for c in mark.checks):
                 unlisted[number] = mark  # its running jobs' runs are not on the page: ask the commit
+        for number, mark in finished.items():
+            for run_id, status in by_sha.get(mark.head_sha, ()):
+                was_status, was_attempt = then.get(run_id, ("completed" if not looked else "", 0))
+                attempt = now[run_id][1]
+                if (status != "completed" and was_status in ("completed", "")) or (
+                    was_attempt and attempt != was_attempt
+                ):
+                    changed.add(number)  # a re-run (or a new run) started, or ran since the last look
         return runs, changed, unlisted
 
     def _probe_commits(

@@ -65,6 +65,9 @@ LIST_OMITS = ("mergeable", "rebaseable", "mergeable_state", "merged", "merged_by
               "changed_files")  # fmt: skip
 
 
+# the jobs GitHub's "Re-run failed jobs" runs again
+RERUN_CONCLUSIONS = frozenset({"failure", "timed_out", "cancelled", "startup_failure"})
+
 def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
@@ -608,6 +611,7 @@ class FakeRepo:
     check_runs: dict[int, FakeCheckRun] = field(default_factory=dict)
     statuses: list[FakeStatus] = field(default_factory=list)
     branches: dict[str, str] = field(default_factory=dict)  # name -> sha; open PRs' heads exist too
+    run_attempts: dict[int, int] = field(default_factory=dict)  # Actions run id -> its attempt, once re-run
     fake: FakeGitHub | None = field(default=None, repr=False)
 
     @property
@@ -730,6 +734,33 @@ class FakeRepo:
             self.statuses.append(status)
             self._touch_sha(sha)
             return status
+
+    def rerun(self, run_id: int, *, failed_only: bool = True) -> list[FakeCheckRun]:
+        """GitHub's "Re-run failed jobs" (or "Re-run all jobs") of an Actions run: new check runs of
+        the same names in the same run, queued, and the run's attempt goes up. Like GitHub, the
+        PR does not move; the commit's check runs and the repository's workflow runs do."""
+        with self.fake.lock:
+            jobs = self.jobs_of(run_id)
+            again = [j for j in jobs if not failed_only or j.conclusion in RERUN_CONCLUSIONS]
+            self.run_attempts[run_id] = self.run_attempts.get(run_id, 1) + 1
+            new = []
+            for job in again:
+                check = FakeCheckRun(
+                    id=next(self._ids()), name=job.name, head_sha=job.head_sha, status="queued",
+                    conclusion=None, app_slug=job.app_slug, run_id=run_id, log=job.log,
+                )  # fmt: skip
+                check.details_url = job.details_url.rsplit("/", 1)[0] + f"/{check.id}"
+                self.check_runs[check.id] = check
+                new.append(check)
+            return new
+
+    def jobs_of(self, run_id: int) -> list[FakeCheckRun]:
+        """An Actions run's jobs: the newest check run of each name in it."""
+        latest: dict[str, FakeCheckRun] = {}
+        for check in self.check_runs.values():
+            if check.app_slug == "github-actions" and check.run_id == run_id:
+                latest[check.name] = check
+        return list(latest.values())
 
     def _touch_sha(self, sha: str) -> None:
         """Like GitHub: a check run or a commit status on a PR's head does not move the PR's
@@ -1154,10 +1185,10 @@ class FakeGitHub:
     def rest_workflow_runs(self, repo: FakeRepo) -> list[dict[str, Any]]:
         """``GET /repos/o/r/actions/runs``: the Actions runs, newest first; a run's status is its
         jobs' (the fake's check runs with the run's ``run_id``)."""
-        by_run: dict[int, list[FakeCheckRun]] = {}
-        for check in repo.check_runs.values():
-            if check.app_slug == "github-actions":
-                by_run.setdefault(check.run_id, []).append(check)
+        by_run = {
+            run_id: repo.jobs_of(run_id)
+            for run_id in {c.run_id for c in repo.check_runs.values() if c.app_slug == "github-actions"}
+        }
         heads = {p.head_sha: p.head for p in repo.pulls.values()}
         runs = []
         for run_id, jobs in sorted(by_run.items(), reverse=True):
@@ -1178,6 +1209,7 @@ class FakeGitHub:
                     "head_sha": jobs[0].head_sha,
                     "status": status,
                     "conclusion": conclusion,
+                    "run_attempt": repo.run_attempts.get(run_id, 1),
                     "created_at": _iso(min(j.started_at for j in jobs)),
                     "updated_at": _iso(changed),
                     "html_url": self.html(f"/{repo.full_name}/actions/runs/{run_id}"),
@@ -1275,7 +1307,7 @@ class FakeGitHub:
             "id": check.id,
             "run_id": check.run_id,
             "run_url": self.api(f"/repos/{repo.full_name}/actions/runs/{check.run_id}"),
-            "run_attempt": 1,
+            "run_attempt": repo.run_attempts.get(check.run_id, 1),
             "node_id": _node_id("CR", check.id),
             "head_sha": check.head_sha,
             "head_branch": next((p.head for p in repo.pulls.values() if p.head_sha == check.head_sha), ""),
@@ -2295,6 +2327,8 @@ class _Handler(BaseHTTPRequestHandler):
             sha = m.group(1)
             if m.group(2) == "check-runs":
                 checks = [c for c in repo.check_runs.values() if c.head_sha.startswith(sha)]
+                if (query.get("filter") or ["latest"])[0] != "all":  # GitHub's default: the newest of each name
+                    checks = list({c.name: c for c in checks}.values())
                 return (
                     200,
                     {

@@ -271,3 +271,42 @@ def test_the_fake_githubs_etags_change_with_what_each_read_returns(gh):
         pull.updated_at = datetime.now(UTC) - timedelta(minutes=10) + timedelta(seconds=i)
         assert moved(pulls)
         assert not moved(pulls)
+
+
+def test_a_rerun_of_finished_ci_is_seen_at_the_next_look_at_the_runs(gh, project, settings):
+    """A person re-runs a failed Actions job: GitHub moves neither the PR nor its head (the run's
+    attempt goes up, a new job queues). ao looks at the runs of PRs whose CI has finished when it
+    looks at their base branches (AO_PR_SYNC_BASE_INTERVAL, or any sweep that reads the runs for
+    CI still running) and reads a PR whose run came back or has a new attempt: its CI state does
+    not stay "failing" until the hourly complete read."""
+    repo = gh.repo("acme/web")
+    SessionFactory(project=project, branch="feat/a")
+    pull = repo.add_pull("feat/a")
+    job = repo.add_check_run(pull.head_sha, "test", conclusion="failure")
+    settle(pull)
+    sweep(gh, project)
+    sweep(gh, project)
+    assert PullRequest.objects.get(number=pull.number).ci_state == "failing"
+
+    settings.AO_PR_SYNC_BASE_INTERVAL = 0  # the bases (and finished CI's runs) are looked at every sweep
+    sweep(gh, project)  # the first look at the runs: nothing to compare with yet, nothing read
+    assert sweep(gh, project)[0:2] == (0, 0)  # then conditional reads only: 304s
+
+    # "Re-run failed jobs": a new job queues in the same run
+    (again,) = repo.rerun(job.run_id)
+    sweep(gh, project)
+    assert PullRequest.objects.get(number=pull.number).ci_state == "pending"
+
+    # it passes (CI running is looked at every sweep)
+    with gh.lock:
+        again.status, again.conclusion, again.completed_at = "completed", "success", datetime.now(UTC)
+    sweep(gh, project)
+    assert PullRequest.objects.get(number=pull.number).ci_state == "passing"
+    sweep(gh, project)
+
+    # a re-run that starts and fails between two looks: the run's attempt tells
+    (third,) = repo.rerun(job.run_id, failed_only=False)
+    with gh.lock:
+        third.status, third.conclusion, third.completed_at = "completed", "failure", datetime.now(UTC)
+    sweep(gh, project)
+    assert PullRequest.objects.get(number=pull.number).ci_state == "failing"
