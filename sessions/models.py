@@ -14,7 +14,9 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
+from sessions.domain import lifecycle
 from sessions.domain.lifecycle import (
+    ENDED_PHASES,
     FAILED_CONCLUSIONS,
     PASSED_CONCLUSIONS,
     Activity,
@@ -175,6 +177,12 @@ class Membership(models.Model):
         return f"{self.user} {self.role} in {self.project}"
 
 
+class SessionQuerySet(models.QuerySet):
+    def live(self) -> SessionQuerySet:
+        """The live sessions (``lifecycle.is_live``): not done, not killed, errored or cleaned up."""
+        return self.exclude(zone=Zone.DONE).exclude(phase__in=ENDED_PHASES)
+
+
 class Session(models.Model):
     class Kind(models.TextChoices):
         WORKER = "worker", "Worker"
@@ -249,6 +257,8 @@ class Session(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     ended_at = models.DateTimeField(null=True, blank=True)
 
+    objects = SessionQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
         constraints = [
@@ -269,7 +279,17 @@ class Session(models.Model):
 
     @property
     def is_live(self) -> bool:
-        return self.zone != Zone.DONE and self.phase not in (Phase.KILLED, Phase.CLEANED, Phase.ERRORED)
+        return lifecycle.is_live(phase=self.phase, zone=self.zone)
+
+    @property
+    def activity_shown(self) -> str:
+        """What its agent is doing, as the card and the page say it (``lifecycle.activity_shown``)."""
+        return lifecycle.activity_shown(phase=self.phase, runtime=self.runtime_state, activity=self.activity)
+
+    @property
+    def ended_why(self) -> str:
+        """Why its agent does not run because the session ended, "" when it has not."""
+        return lifecycle.ended_why(phase=self.phase, error=self.error)
 
 
 class PullRequest(models.Model):

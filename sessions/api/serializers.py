@@ -92,7 +92,7 @@ class ProjectSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(OpenApiTypes.INT)
     def get_live_sessions(self, project: Project) -> int:
-        return project.sessions.exclude(zone=Zone.DONE).count()
+        return project.sessions.live().count()
 
 
 # --- sessions -----------------------------------------------------------------------------------

@@ -33,7 +33,6 @@ from sessions.api.pagination import cursor_by
 from sessions.api.permissions import IsPersonOrBot, TokenRateThrottle, project_for
 from sessions.api.tokens import api_token_create, api_token_revoke, api_tokens_for
 from sessions.core import audit, selectors
-from sessions.domain.lifecycle import Zone
 from sessions.models import ApiToken, Membership, Session
 
 log = logging.getLogger(__name__)
@@ -137,8 +136,8 @@ def _issue_data(issue, live: dict[str, str]) -> dict:
 
 def _live_by_issue(project) -> dict[str, str]:
     return dict(
-        Session.objects.filter(project=project, kind=Session.Kind.WORKER)
-        .exclude(zone=Zone.DONE)
+        Session.objects.live()
+        .filter(project=project, kind=Session.Kind.WORKER)
         .exclude(issue_ref="")
         .values_list("issue_ref", "id")
     )

@@ -318,11 +318,10 @@ def status_snapshot(client: ApiClient, *, include_done: bool = True) -> dict:
     """``ao status --json``'s shape, from the API."""
     now = datetime.now(UTC)
     sessions = []
-    counts: dict[str, list[int]] = {}
+    counts: dict[str, int] = {}
     for row in sessions_list(client, include_done=include_done):
         created = datetime.fromisoformat(row["created_at"])
-        live, total = counts.setdefault(row["project"], [0, 0])
-        counts[row["project"]] = [live + (row["zone"] != "done"), total + 1]
+        counts[row["project"]] = counts.get(row["project"], 0) + 1
         sessions.append(
             {
                 "id": row["id"],
@@ -343,7 +342,8 @@ def status_snapshot(client: ApiClient, *, include_done: bool = True) -> dict:
         )
     projects = []
     for project in client.paginate("projects/"):
-        live, total = counts.get(project["key"], [0, 0])
+        # live: as the server counts them (lifecycle.is_live: an errored or killed session is not)
+        live, total = project["live_sessions"], counts.get(project["key"], 0)
         projects.append(
             {
                 "key": project["key"],

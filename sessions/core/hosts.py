@@ -207,8 +207,7 @@ def hosts_for(*, user) -> list[HostChoice]:
 
 def live_sessions(*, project=None, host: str | None = None):
     """Worker sessions that hold a slot under the caps (admission control counts these)."""
-    qs = Session.objects.filter(kind=Session.Kind.WORKER).exclude(zone=Zone.DONE)
-    qs = qs.exclude(phase__in=[Phase.QUEUED, Phase.ERRORED, Phase.KILLED, Phase.CLEANED])
+    qs = Session.objects.live().filter(kind=Session.Kind.WORKER).exclude(phase=Phase.QUEUED)
     if project is not None:
         qs = qs.filter(project=project)
     if host is not None:

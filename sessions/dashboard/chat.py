@@ -226,8 +226,8 @@ def _spawn(user, args: list[str], *, who: str) -> Reply:
         return Reply(f"You need the operator role in {project.key} to spawn sessions.", ok=False)
     issue = args[1].lstrip("#")
     busy = (
-        Session.objects.filter(project=project, kind=Session.Kind.WORKER, issue_ref=issue)
-        .exclude(zone=Zone.DONE)
+        Session.objects.live()
+        .filter(project=project, kind=Session.Kind.WORKER, issue_ref=issue)
         .values_list("pk", flat=True)
         .first()
     )

@@ -6,7 +6,9 @@ Wire format:
   with a streaming TextDecoder, so characters split across frames survive); **text** frames are
   JSON control messages: ``hello`` (``may_type``), ``size`` (``cols``/``rows`` every viewer
   adopts), ``resync`` (the next binary frame redraws the screen), ``readonly`` (input was
-  dropped), ``error`` (``message``; the socket closes), ``closed`` (the terminal ended).
+  dropped), ``error`` (``message``; the socket closes), ``closed`` (``message``: the terminal ended, or
+  the session had before it connected - killed, errored before its agent ran, cleaned up; the
+  socket closes with :data:`CLOSE_ENDED`).
 - browser → server: text JSON ``{"type": "input", "data": "..."}``, ``{"type": "resize",
   "cols": C, "rows": R}``, ``{"type": "ack", "bytes": N}`` (total output bytes the browser has
   drawn).
@@ -69,6 +71,11 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             self.relay, self.sub, replay = await terminal.relay_join(target, may_type=target.may_type)
         except terminal_relay.TerminalForbidden:
             await self.close(code=CLOSE_FORBIDDEN)
+            return
+        except terminal_relay.TerminalEnded as exc:
+            await self.accept()
+            await self._control(type="closed", message=str(exc))
+            await self.close(code=CLOSE_ENDED)
             return
         except terminal_relay.NotAttachable as exc:
             await self.accept()

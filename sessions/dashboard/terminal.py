@@ -67,6 +67,7 @@ from sessions.dashboard.terminal_relay import (
     NotAttachable,
     Relay,
     Subscriber,
+    TerminalEnded,
     TerminalForbidden,
     TerminalTarget,
 )
@@ -127,10 +128,13 @@ def _this_host(host: str) -> bool:
 
 
 def terminal_open(*, session_id: str, user) -> TerminalTarget:
-    """What ``user`` may attach to for ``session_id``. Raises TerminalForbidden or NotAttachable."""
+    """What ``user`` may attach to for ``session_id``. Raises TerminalForbidden, TerminalEnded (the
+    session ended: its agent does not run) or NotAttachable."""
     session = Session.objects.select_related("project").filter(pk=session_id).first()
     if session is None or not selectors.can(user, session.project, selectors.VIEW):
         raise TerminalForbidden(session_id)
+    if session.ended_why:
+        raise TerminalEnded(f"this session has ended: {session.ended_why}")
     if not _this_host(session.host):
         raise NotAttachable(
             f"session {session.id} runs on agent host {session.host!r}; its terminal is served by the "

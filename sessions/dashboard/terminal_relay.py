@@ -44,6 +44,11 @@ class NotAttachable(Exception):
     """The session exists and may be viewed, but this process cannot attach to it; says why."""
 
 
+class TerminalEnded(Exception):
+    """The session ended (killed, errored before its agent ran, cleaned up): no terminal runs for it,
+    none is coming; says why. Not an error: the browser shows it as ended and does not reconnect."""
+
+
 # --- subscribers ----------------------------------------------------------------------------------
 class Subscriber:
     """One viewer's bounded output queue. ``get`` yields ``(kind, value)`` items:

@@ -15,7 +15,6 @@ from sessions.agents import spawning
 from sessions.core import hosts, selectors
 from sessions.dashboard import forms
 from sessions.dashboard.views_common import page_context, project_for
-from sessions.domain.lifecycle import Zone
 from sessions.domain.text import TextRejected
 from sessions.models import Project, Session
 
@@ -32,8 +31,8 @@ def _backlog(project: Project) -> tuple[list, str]:
 def spawn_context(request: HttpRequest, project: Project, form=None, **extra) -> dict:
     issues, backlog_error = _backlog(project)
     live = dict(
-        Session.objects.filter(project=project, kind=Session.Kind.WORKER)
-        .exclude(zone=Zone.DONE)
+        Session.objects.live()
+        .filter(project=project, kind=Session.Kind.WORKER)
         .exclude(issue_ref="")
         .values_list("issue_ref", "id")
     )

@@ -180,6 +180,47 @@ def needs_person(zone: str) -> bool:
     return zone in NEEDS_PERSON
 
 
+# --- ended: ao's lifecycle says the session's agent does not run (until a restore) ------------------
+# Killed by a person, errored (its agent did not start: e.g. the agent CLI is not on PATH), cleaned
+# up. An errored session waits for a person in "needs a decision", yet nothing runs there.
+ENDED_PHASES = frozenset({Phase.KILLED, Phase.ERRORED, Phase.CLEANED})
+
+
+def is_live(*, phase: str, zone: str) -> bool:
+    """Whether a session is live: not done, and not ended by ao's lifecycle (its agent runs, is on
+    its way or waits for a slot). The one definition: ``ao status``'s "N live", the API's
+    ``live_sessions``, the issue a live session works on, intake (query: ``Session.objects.live()``)."""
+    return zone != Zone.DONE and phase not in ENDED_PHASES
+
+
+def ended_why(*, phase: str, error: str = "") -> str:
+    """Why an ended session's agent does not run, in a few words ("" when it has not ended); an
+    errored one's error follows (one line, at most 300 characters)."""
+    if phase == Phase.ERRORED:
+        error = " ".join(error.split())
+        error = error if len(error) <= 300 else error[:299] + "…"
+        return f"its agent did not start: {error}" if error else "its agent did not start"
+    if phase == Phase.KILLED:
+        return "its agent was killed"
+    if phase == Phase.CLEANED:
+        return "it was cleaned up"
+    return ""
+
+
+def activity_shown(*, phase: str, runtime: str, activity: str) -> str:
+    """What the agent is doing, as the board's card and the session page say it: the stored reading
+    while its session runs; ``errored`` when it never started; ``exited`` when the session was
+    killed or cleaned up or its agent or runtime is gone (the last reading is no longer true);
+    before the first reading ``queued`` or ``starting``. An Activity value or one of those words."""
+    if phase == Phase.ERRORED:
+        return "errored"
+    if phase in ENDED_PHASES or runtime in (RuntimeState.LOST, RuntimeState.EXITED):
+        return Activity.EXITED.value
+    if activity != Activity.UNKNOWN:
+        return str(activity)
+    return "queued" if phase == Phase.QUEUED else "starting"
+
+
 # Statuses that only conclusive evidence of a change may clear (see _conclusive).
 STICKY = frozenset({Status.NEEDS_INPUT, Status.STUCK})
 

@@ -27,7 +27,7 @@ from integrations.registry import ConfigurationError, plugin_for
 from reactions.notify import notify
 from sessions.agents import spawning
 from sessions.core import audit, services, usage
-from sessions.domain.lifecycle import Phase, PRState, Status, Zone
+from sessions.domain.lifecycle import Phase, PRState, Status
 from sessions.models import Actor, IntakeClaim, Project, Session
 from sessions.watchers import outcomes
 
@@ -45,10 +45,7 @@ def _order(ref: str) -> tuple:
 
 def _live_worker_for(project: Project, issue_ref: str) -> Session | None:
     return (
-        Session.objects.filter(project=project, kind=Session.Kind.WORKER, issue_ref=issue_ref)
-        .exclude(zone=Zone.DONE)
-        .exclude(phase__in=[Phase.ERRORED, Phase.KILLED, Phase.CLEANED])
-        .first()
+        Session.objects.live().filter(project=project, kind=Session.Kind.WORKER, issue_ref=issue_ref).first()
     )
 
 

@@ -116,7 +116,9 @@
       self.ws = null;
       if (!document.body.contains(self.root)) { self.stopped = true; return; }
       if (NO_RECONNECT[event.code]) {
-        if (self.root.dataset.state !== "error") { self.setStatus("ended", NO_RECONNECT[event.code]); }
+        // an error, or the server's own words for why it ended ("closed"), stay as they were said
+        var said = self.root.dataset.state;
+        if (said !== "error" && said !== "ended") { self.setStatus("ended", NO_RECONNECT[event.code]); }
         return;
       }
       var delay = Math.min(15000, 500 * Math.pow(2, self.attempt++)) * (0.75 + Math.random() / 2);

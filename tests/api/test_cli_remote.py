@@ -189,3 +189,30 @@ def test_remote_status_session_ls_and_send_run_without_django(remote, tmp_path) 
     refused = ao("send", remote.session.id, "hi")
     assert refused.returncode == 1
     assert "ao: this needs the operator role" in refused.stderr
+
+
+def test_status_counts_only_live_sessions_over_the_api_as_from_the_database(
+    remote, monkeypatch, settings
+) -> None:
+    """`ao status` says "N live / M": a session that errored before its agent ran (the agent CLI
+    missing), was killed or was cleaned up is not live. The running ao answers from its database,
+    a remote one over its API: both say the same."""
+    from tests.factories import SessionFactory
+
+    settings.AO_EMBEDDED = True  # the local read asks no scale-out processes
+    not_on_path = "claude-code agent: 'claude' was not found on PATH"
+    SessionFactory(project=remote.project, number=501, phase="errored", status="errored", zone="respond", error=not_on_path)  # fmt: skip
+    SessionFactory(project=remote.project, number=502, phase="killed", status="killed", zone="done")
+    SessionFactory(project=remote.project, number=503, phase="cleaned", status="done", zone="done")
+
+    over_api = json.loads(_ao("status", "--json")), _ao("status")
+    monkeypatch.delenv("AO_URL")
+    monkeypatch.delenv("AO_TOKEN")
+    from_database = json.loads(_ao("status", "--json")), _ao("status")
+
+    said = [
+        (snapshot["mode"], project["live_sessions"], project["sessions"], "1 live / 4" in table)
+        for snapshot, table in (over_api, from_database)
+        for project in snapshot["projects"]
+    ]
+    assert said == [("remote", 1, 4, True), ("embedded", 1, 4, True)]

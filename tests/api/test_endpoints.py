@@ -333,3 +333,20 @@ def test_me_and_tokens_over_the_api(world) -> None:
     assert "content" not in responses["204"]
     foreign = ApiToken.objects.get(name="admin-bot")
     assert client.delete(f"/api/v1/tokens/{foreign.pk}/").status_code == 404
+
+
+def test_an_issue_whose_session_errored_before_its_agent_ran_has_no_live_session(world) -> None:
+    """The backlog says which live session works on an issue: an errored one (its agent CLI was
+    missing) works on nothing, and a new spawn on it is what the person needs."""
+    Project.objects.filter(pk=world.project.pk).update(tracker="local")
+    client = world.client("operator")
+    ref = client.post("/api/v1/projects/web/issues/", {"title": "Fix login"}, format="json").json()["ref"]
+    working = SessionFactory(project=world.project, number=601, issue_ref=ref)
+    assert client.get(f"/api/v1/projects/web/issues/{ref}/").json()["session"] == working.id
+
+    Session.objects.filter(pk=working.pk).update(
+        phase="errored", status="errored", zone="respond", error="'claude' was not found on PATH"
+    )
+
+    assert client.get(f"/api/v1/projects/web/issues/{ref}/").json()["session"] is None
+    assert client.get("/api/v1/projects/web/").json()["live_sessions"] == 1  # world.session only

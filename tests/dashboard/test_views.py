@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 import pytest
 from django.db import connection
 from django.test import Client
@@ -197,6 +200,51 @@ def test_a_card_shows_pr_ci_review_conflicts_threads_cost_and_last_event(client,
         "active",
     ):
         assert text in card, text
+
+
+NOT_ON_PATH = "claude-code agent: 'claude' was not found on PATH; install it with: npm install -g @anthropic-ai/claude-code"
+ACT_RE = re.compile(r'<span class="act act-([\w-]+)" title="([^"]*)"><i class="dot"></i>(.*?)</span>', re.S)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("facts", "shown", "hint"),
+    [
+        # errored before its agent ever ran (`ao spawn` where the agent CLI is missing): not "starting"
+        (
+            {"phase": "errored", "status": "errored", "zone": "respond", "error": NOT_ON_PATH},
+            "errored",
+            NOT_ON_PATH,
+        ),
+        # killed or cleaned up: the last reading of the agent is not what it does now
+        ({"phase": "killed", "status": "killed", "zone": "done", "activity": "active"}, "exited", "killed"),
+        ({"phase": "cleaned", "status": "done", "zone": "done", "activity": "idle"}, "exited", "cleaned up"),
+        # still on its way: starting, until the first reading
+        ({"phase": "spawning", "status": "spawning", "zone": "working"}, "starting", "activity"),
+        ({"phase": "running", "activity": "waiting_input"}, "waiting", "activity"),
+    ],
+)
+def test_a_card_shows_what_the_agent_does_and_not_a_stale_or_hopeful_activity(
+    client, team, facts, shown, hint
+) -> None:
+    Session.objects.filter(pk="web-1").update(**{"activity": "unknown", **facts})
+    client.force_login(team.viewer)
+
+    body = client.get("/p/webapp/").content.decode()
+    card = body.split('id="card-web-1"', 1)[1].split("</article>", 1)[0]
+    [(_, title, text)] = ACT_RE.findall(card)
+    assert text.strip() == shown
+    assert hint in html.unescape(title)
+
+
+def test_the_session_page_says_an_errored_sessions_agent_never_ran(client, team) -> None:
+    Session.objects.filter(pk="web-1").update(
+        phase="errored", status="errored", zone="respond", activity="unknown", error=NOT_ON_PATH
+    )
+    client.force_login(team.viewer)
+
+    page = client.get("/s/web-1/").content.decode()
+    activity = page.split("<dt>Activity</dt><dd>", 1)[1].split("</dd>", 1)[0]
+    assert activity.startswith("Errored") and "Unknown" not in activity and "starting" not in activity.lower()
 
 
 def _overlap(a, b, files=("app.py",)):

@@ -76,6 +76,13 @@ def session(sid, host=""):
     )
 session("term-1")
 session("term-2", host="some-other-host")
+# ended sessions: one errored before its agent ran (no terminal ever), one killed (its tmux gone)
+Session.objects.create(
+    id="term-8", project=project, number=8, kind="worker", agent="claude-code", phase="errored",
+    status="errored", zone="respond", error="claude-code agent: 'claude' was not found on PATH",
+)
+session("term-9")
+Session.objects.filter(pk="term-9").update(phase="killed", runtime_state="lost", status="killed", zone="done")
 cookies = {{}}
 for name, role in (("viewer", "viewer"), ("operator", "operator"), ("outsider", None), ("leaver", "viewer")):
     user = User.objects.create_user(name, password=None)

@@ -21,7 +21,7 @@ def browser():
         yield launched
 
 
-def page_as(browser, server: Server, who: str, *, init_script: str = ""):
+def page_as(browser, server: Server, who: str, *, init_script: str = "", session: str = ""):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     if init_script:
         context.add_init_script(init_script)
@@ -31,7 +31,7 @@ def page_as(browser, server: Server, who: str, *, init_script: str = ""):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{server.base}/s/{server.session}/")
+    page.goto(f"{server.base}/s/{session or server.session}/")
     return page, errors
 
 
@@ -55,6 +55,20 @@ def test_operator_types_in_the_browser_terminal_and_sees_the_echo(
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
     assert "browser-42 é✓" in pane_text(server.socket_name, server.session)
+    assert errors == []
+    page.context.close()
+
+
+def test_an_errored_sessions_terminal_panel_says_plainly_that_it_ended(browser, server: Server) -> None:
+    from playwright.sync_api import expect
+
+    page, errors = page_as(browser, server, "viewer", session="term-8")
+    status = page.locator("#terminal-term-8 [data-role=status]")
+    expect(status).to_have_text(
+        "this session has ended: its agent did not start: claude-code agent: 'claude' was not found on PATH",
+        timeout=10_000,
+    )
+    expect(status).to_have_attribute("data-state", "ended")  # grey, not the red of an error
     assert errors == []
     page.context.close()
 

@@ -172,6 +172,26 @@ def test_session_on_another_agent_host_says_where_its_terminal_is(server: Server
     assert closed.value.rcvd.code == 4404
 
 
+@pytest.mark.parametrize(
+    ("session", "why"),
+    [
+        ("term-8", "its agent did not start: claude-code agent: 'claude' was not found on PATH"),
+        ("term-9", "its agent was killed"),
+    ],
+)
+def test_an_ended_sessions_terminal_says_the_session_ended_not_that_it_has_none_yet(
+    server: Server, session: str, why: str
+) -> None:
+    with open_terminal(server, who="viewer", session=session) as ws:
+        reader = Reader(ws)
+        closed = reader.control("closed")
+        with pytest.raises(ConnectionClosed) as ended:
+            ws.recv(timeout=5)
+    assert closed["message"] == f"this session has ended: {why}"
+    assert not [c for c in reader.controls if c["type"] == "error"]
+    assert ended.value.rcvd.code == 4410  # ended: the browser does not reconnect
+
+
 def test_relay_stops_when_the_last_viewer_leaves(server: Server) -> None:
     def clients() -> list[str]:
         return tmux(server.socket_name, "list-clients", "-t", "=term-1", "-F", "#{client_tty}").split()

@@ -59,7 +59,7 @@ def status_snapshot(*, include_done: bool = True) -> dict:
     sessions = []
     for session in selectors.sessions_for_board(include_done=include_done):
         live, total = counts.setdefault(session.project_id, [0, 0])
-        counts[session.project_id] = [live + (session.zone != "done"), total + 1]
+        counts[session.project_id] = [live + session.is_live, total + 1]
         sessions.append(
             {
                 "id": session.id,
