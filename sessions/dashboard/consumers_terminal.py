@@ -8,7 +8,9 @@ Wire format:
   adopts), ``resync`` (the next binary frame redraws the screen), ``readonly`` (input was
   dropped), ``error`` (``message``; the socket closes), ``closed`` (``message``: the terminal ended, or
   the session had before it connected - killed, errored before its agent ran, cleaned up; the
-  socket closes with :data:`CLOSE_ENDED`).
+  socket closes with :data:`CLOSE_ENDED`), ``waiting`` (``message``: no terminal yet, its agent is
+  starting or waits for a slot; the socket closes with :data:`CLOSE_NOT_YET` and the browser tries
+  again).
 - browser → server: text JSON ``{"type": "input", "data": "..."}``, ``{"type": "resize",
   "cols": C, "rows": R}``, ``{"type": "ack", "bytes": N}`` (total output bytes the browser has
   drawn).
@@ -50,6 +52,7 @@ log = logging.getLogger(__name__)
 CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_ATTACHABLE = 4404
 CLOSE_ENDED = 4410
+CLOSE_NOT_YET = 4425  # no terminal yet (the agent is starting): the browser tries again
 ACK_WINDOW = 256 * 1024  # output bytes sent but not yet drawn by the browser
 MAX_MESSAGE = 64 * 1024  # larger control messages (a huge paste) are refused
 
@@ -76,6 +79,11 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             await self.accept()
             await self._control(type="closed", message=str(exc))
             await self.close(code=CLOSE_ENDED)
+            return
+        except terminal_relay.TerminalNotYet as exc:
+            await self.accept()
+            await self._control(type="waiting", message=str(exc))
+            await self.close(code=CLOSE_NOT_YET)
             return
         except terminal_relay.NotAttachable as exc:
             await self.accept()

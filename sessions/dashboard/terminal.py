@@ -69,9 +69,11 @@ from sessions.dashboard.terminal_relay import (
     Subscriber,
     TerminalEnded,
     TerminalForbidden,
+    TerminalNotYet,
     TerminalTarget,
 )
 from sessions.dashboard.terminal_tmux import TmuxRelay
+from sessions.domain.lifecycle import Phase
 from sessions.models import Host, Project, Session
 
 # --- one relay per session per loop ------------------------------------------------------------
@@ -127,9 +129,17 @@ def _this_host(host: str) -> bool:
     return not host or host in (here, here.split(".")[0])
 
 
+# What a session's terminal panel says before its agent has a terminal (the browser tries again).
+NOT_YET = {
+    Phase.QUEUED: "waiting for a free slot (over the concurrency cap): its terminal opens when its agent starts",
+    Phase.SPAWNING: "its agent is starting: its terminal opens in a moment",
+}
+
+
 def terminal_open(*, session_id: str, user) -> TerminalTarget:
     """What ``user`` may attach to for ``session_id``. Raises TerminalForbidden, TerminalEnded (the
-    session ended: its agent does not run) or NotAttachable."""
+    session ended: its agent does not run), TerminalNotYet (it has no terminal yet: its agent is
+    starting or waits for a slot) or NotAttachable."""
     session = Session.objects.select_related("project").filter(pk=session_id).first()
     if session is None or not selectors.can(user, session.project, selectors.VIEW):
         raise TerminalForbidden(session_id)
@@ -142,7 +152,7 @@ def terminal_open(*, session_id: str, user) -> TerminalTarget:
         )
     handle = runtime_handle_for(session)
     if handle is None:
-        raise NotAttachable(f"session {session.id} has no running terminal yet")
+        raise TerminalNotYet(NOT_YET.get(session.phase, "waiting for its terminal"))
     if handle.runtime not in ("tmux", "process"):
         raise NotAttachable(f"the {handle.runtime!r} runtime has no terminal ao can attach to")
     project = session.project

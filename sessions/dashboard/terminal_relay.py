@@ -44,6 +44,11 @@ class NotAttachable(Exception):
     """The session exists and may be viewed, but this process cannot attach to it; says why."""
 
 
+class TerminalNotYet(NotAttachable):
+    """The session's terminal is not there yet (its agent is starting, or waits for a slot): the
+    browser says so and tries again, as it does after a dropped connection."""
+
+
 class TerminalEnded(Exception):
     """The session ended (killed, errored before its agent ran, cleaned up): no terminal runs for it,
     none is coming; says why. Not an error: the browser shows it as ended and does not reconnect."""

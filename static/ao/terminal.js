@@ -16,6 +16,7 @@
 
   var ACK_EVERY = 32 * 1024;
   var NO_RECONNECT = { 4403: "not allowed", 4404: "not attachable", 4410: "ended" };
+  var NOT_YET = 4425; // the session has no terminal yet: try again, as after a dropped connection
 
   var FOCUS_IN = "\x1b[I", FOCUS_OUT = "\x1b[O";
   var swallow = function () { return true; };
@@ -122,7 +123,8 @@
         return;
       }
       var delay = Math.min(15000, 500 * Math.pow(2, self.attempt++)) * (0.75 + Math.random() / 2);
-      self.setStatus("reconnecting", "reconnecting…");
+      // no terminal yet (its agent is starting): the server's words stay while it tries again
+      if (event.code !== NOT_YET) { self.setStatus("reconnecting", "reconnecting…"); }
       setTimeout(function () { self.connect(); }, delay);
     };
   };
@@ -147,6 +149,8 @@
       this.setStatus("error", msg.message);
     } else if (msg.type === "closed") {
       this.setStatus("ended", msg.message || "ended");
+    } else if (msg.type === "waiting") {
+      this.setStatus("waiting", msg.message || "waiting for its terminal");
     }
   };
 

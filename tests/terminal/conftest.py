@@ -81,6 +81,12 @@ Session.objects.create(
     id="term-8", project=project, number=8, kind="worker", agent="claude-code", phase="errored",
     status="errored", zone="respond", error="claude-code agent: 'claude' was not found on PATH",
 )
+# sessions whose agent is starting: no terminal yet (term-7 gets one while a browser waits)
+for sid in ("term-6", "term-7"):
+    Session.objects.create(
+        id=sid, project=project, number=int(sid[-1]), kind="worker", agent="claude-code", phase="spawning",
+        status="spawning", zone="working",
+    )
 session("term-9")
 Session.objects.filter(pk="term-9").update(phase="killed", runtime_state="lost", status="killed", zone="done")
 cookies = {{}}

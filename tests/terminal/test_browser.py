@@ -9,7 +9,7 @@ import pytest
 
 from tests.dashboard.browser import chromium, require_browser
 from tests.helpers.fixtures import wait_for
-from tests.terminal.conftest import Server, pane_text, tmux
+from tests.terminal.conftest import Server, pane_text, start_shell, tmux
 
 pytestmark = pytest.mark.slow
 
@@ -69,6 +69,35 @@ def test_an_errored_sessions_terminal_panel_says_plainly_that_it_ended(browser, 
         timeout=10_000,
     )
     expect(status).to_have_attribute("data-state", "ended")  # grey, not the red of an error
+    assert errors == []
+    page.context.close()
+
+
+def test_a_starting_sessions_panel_waits_then_shows_the_terminal_once_it_is_there(
+    browser, server: Server
+) -> None:
+    """The page opened while its agent starts (or waits for a slot): the panel says so, not a red
+    "no running terminal", and shows the terminal once there is one, without a reload."""
+    from playwright.sync_api import expect
+
+    from tests.test_embedded import django_shell
+
+    page, errors = page_as(browser, server, "viewer", session="term-7")
+    status = page.locator("#terminal-term-7 [data-role=status]")
+    expect(status).to_have_text("its agent is starting: its terminal opens in a moment", timeout=10_000)
+    expect(status).to_have_attribute("data-state", "waiting")
+
+    start_shell(server.socket_name, "term-7")  # its agent started: now there is a terminal
+    try:
+        django_shell(
+            server.env,
+            "from sessions.models import Session; Session.objects.filter(pk='term-7').update("
+            "phase='running', runtime_state='alive', status='working', runtime_handle={'runtime': 'tmux', "
+            f"'name': 'term-7', 'data': {{'socket_name': {server.socket_name!r}}}}})",
+        )
+        expect(status).to_have_attribute("data-state", "read-only", timeout=20_000)
+    finally:
+        tmux(server.socket_name, "kill-session", "-t", "=term-7", check=False)
     assert errors == []
     page.context.close()
 

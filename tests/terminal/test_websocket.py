@@ -192,6 +192,17 @@ def test_an_ended_sessions_terminal_says_the_session_ended_not_that_it_has_none_
     assert ended.value.rcvd.code == 4410  # ended: the browser does not reconnect
 
 
+def test_a_starting_sessions_terminal_says_it_is_coming_and_the_browser_tries_again(server: Server) -> None:
+    with open_terminal(server, who="viewer", session="term-6") as ws:
+        reader = Reader(ws)
+        waiting = reader.control("waiting")
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+    assert waiting["message"] == "its agent is starting: its terminal opens in a moment"
+    assert not [c for c in reader.controls if c["type"] == "error"]
+    assert closed.value.rcvd.code == 4425  # not yet: the browser connects again
+
+
 def test_relay_stops_when_the_last_viewer_leaves(server: Server) -> None:
     def clients() -> list[str]:
         return tmux(server.socket_name, "list-clients", "-t", "=term-1", "-F", "#{client_tty}").split()
