@@ -68,6 +68,7 @@ LIST_OMITS = ("mergeable", "rebaseable", "mergeable_state", "merged", "merged_by
 # the jobs GitHub's "Re-run failed jobs" runs again
 RERUN_CONCLUSIONS = frozenset({"failure", "timed_out", "cancelled", "startup_failure"})
 
+
 def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
@@ -2327,7 +2328,9 @@ class _Handler(BaseHTTPRequestHandler):
             sha = m.group(1)
             if m.group(2) == "check-runs":
                 checks = [c for c in repo.check_runs.values() if c.head_sha.startswith(sha)]
-                if (query.get("filter") or ["latest"])[0] != "all":  # GitHub's default: the newest of each name
+                if (query.get("filter") or ["latest"])[
+                    0
+                ] != "all":  # GitHub's default: the newest of each name
                     checks = list({c.name: c for c in checks}.values())
                 return (
                     200,
