@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from celery import Celery
 from celery.worker import WorkController
+from django.conf import settings
 
 from sessions.core import realtime
 from sessions.flows.watch import ActivityWatcher
@@ -131,8 +132,10 @@ def serve(*, host: str, port: int, on_ready: Callable[[], None] | None = None, t
     from daphne.server import Server
     from twisted.internet import reactor
 
+    from ao_site import bodylimit  # local: it loads daphne's HTTP protocol (Twisted); only when serving
     from ao_site.asgi import application  # local: building the ASGI app sets Django up; only when serving
 
+    bodylimit.install(settings.AO_MAX_REQUEST_BYTES)
     server = Server(
         application=application,
         endpoints=build_endpoint_description_strings(host=host, port=port),

@@ -52,6 +52,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("ao_site.admin_app", "interfaces"),
     ("ao_site.cli", "interfaces"),
     ("ao_site.embedded", "interfaces"),
+    ("ao_site.bodylimit", "interfaces"),
     ("ao_site.runner", "interfaces"),
     ("ao_site.errors", "interfaces"),
     ("sessions.management", "interfaces"),

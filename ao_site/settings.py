@@ -345,6 +345,11 @@ AO_API_THROTTLE_RATE = env.str("AO_API_THROTTLE_RATE", default="1200/min") or No
 # Largest API request body (a prompt of AO_MAX_PROMPT_CHARS fits); bigger is refused with 413.
 AO_API_MAX_BODY_BYTES = env.int("AO_API_MAX_BODY_BYTES", default=1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(AO_API_MAX_BODY_BYTES, AO_WEBHOOK_MAX_BYTES)
+# Any request's body, refused with a 413 while it arrives (ao_site/bodylimit.py): the largest body
+# ao takes (an API call, a webhook, a 1 MB config file uploaded as a form) and room for the form.
+AO_MAX_REQUEST_BYTES = env.int(
+    "AO_MAX_REQUEST_BYTES", default=max(DATA_UPLOAD_MAX_MEMORY_SIZE, 1024 * 1024) + 256 * 1024
+)
 SPECTACULAR_SETTINGS = {
     "TITLE": "ao API",
     "DESCRIPTION": (
