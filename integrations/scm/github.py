@@ -87,6 +87,8 @@ FRAGMENTS = {
 # commits(last: 1), its check contexts, reviewRequests, latestOpinionatedReviews, reviewThreads
 # (per PR, phase 1)
 STATE_CONNECTIONS = 5
+# PRs asked per branch when a fork's PR of the same branch name stood first (find_pull_requests)
+FORK_LOOKAHEAD = 10
 
 FAILED_CONCLUSIONS = {"failure", "timed_out"}
 ERROR_MARK = "##[error]"
@@ -235,38 +237,66 @@ class GitHubSCM(GitHubRestReader, GitHubChangeProbe, GitHubPluginMixin, SCM):
         """Per branch, the newest open PR opened at or after ``since[branch]``, else the newest PR
         so opened. Two aliases per branch (newest open, newest of any state) answer it: when the
         newest open PR is older than ``since`` no open PR is recent enough, and when the newest
-        PR is older, none is."""
+        PR is older, none is. A PR from a fork whose branch has the same name is not the
+        session's: where one stood first, the branch is asked again for its newest
+        ``FORK_LOOKAHEAD`` PRs (anyone may open such a PR, and ao's branch names are easy to guess)."""
         since = since or {}
         wanted = list(dict.fromkeys(b for b in branches if b))
         nodes: dict[str, tuple[Mapping[str, Any], str]] = {}
-        for chunk in _chunks(wanted, self.config.batch_size):
-            kind = self._first_phase(2 * len(chunk), outer=1)
+        shadowed = self._find_by_branch(wanted, since, nodes, first=1)
+        if shadowed:
+            self._find_by_branch(shadowed, since, nodes, first=FORK_LOOKAHEAD)
+        return self._complete(nodes, {})
+
+    def _find_by_branch(
+        self,
+        branches: Sequence[str],
+        since: Mapping[str, datetime],
+        nodes: dict[str, tuple[Mapping[str, Any], str]],
+        *,
+        first: int,
+    ) -> list[str]:
+        """``find_pull_requests``'s query, asking each branch's newest ``first`` PRs; fills ``nodes``
+        and returns the branches without a PR of ours where a fork's PR was listed with more PRs
+        behind it."""
+        shadowed = []
+        for chunk in _chunks(branches, self.config.batch_size):
+            kind = self._first_phase(2 * len(chunk) * first, outer=1)
             aliases, decls, variables = [], [], {}
             for i, branch in enumerate(chunk):
                 decls.append(f"$b{i}: String!")
                 variables[f"b{i}"] = branch
                 # The open PR if any, else the most recent one: two cheap aliases per branch.
                 aliases.append(
-                    f"o{i}: pullRequests(headRefName: $b{i}, states: [OPEN], first: 1, "
+                    f"o{i}: pullRequests(headRefName: $b{i}, states: [OPEN], first: {first}, "
                     f"orderBy: {{field: CREATED_AT, direction: DESC}}) {{ nodes {{ ...AoPull }} }}"
                 )
                 aliases.append(
-                    f"r{i}: pullRequests(headRefName: $b{i}, first: 1, "
-                    f"orderBy: {{field: CREATED_AT, direction: DESC}}) {{ nodes {{ ...AoPull }} }}"
+                    f"r{i}: pullRequests(headRefName: $b{i}, first: {first}, "
+                    f"orderBy: {{field: CREATED_AT, direction: DESC}}) {{ totalCount nodes {{ ...AoPull }} }}"
                 )
             repository = self._run(kind, aliases, decls, variables)
             for i, branch in enumerate(chunk):
-                candidates = [
+                listed = [
                     node
                     for alias in (f"o{i}", f"r{i}")
                     for node in ((repository.get(alias) or {}).get("nodes") or ())
                     if node
-                    and not node.get("isCrossRepository")  # a fork's branch of the same name
+                ]
+                candidates = [
+                    node
+                    for node in listed
+                    if not node.get("isCrossRepository")  # a fork's branch of the same name
                     and _opened_since(node, since.get(branch))
                 ]
+                every = repository.get(f"r{i}") or {}
                 if candidates:
                     nodes[branch] = (candidates[0], kind)
-        return self._complete(nodes, {})
+                elif (every.get("totalCount") or 0) > len(every.get("nodes") or ()) and any(
+                    node.get("isCrossRepository") for node in listed
+                ):
+                    shadowed.append(branch)  # a fork's PR listed, more PRs behind it
+        return shadowed
 
     def fetch_pull_requests(
         self,

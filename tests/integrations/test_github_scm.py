@@ -179,6 +179,27 @@ def test_find_pull_requests_by_branch_in_one_query(gh: FakeGitHub) -> None:
     assert gh.counts["graphql"] == 1
 
 
+def test_a_newer_fork_pr_with_the_same_branch_name_does_not_hide_ours(gh: FakeGitHub) -> None:
+    """Anyone can open a PR from a fork whose branch has the name of a session's branch (ao's
+    names are easy to guess): GitHub lists it first (newest), and ao's own PR must still be found,
+    open or closed, at the cost of one more query for such branches only."""
+    repo = gh.repo("acme/widgets")
+    ours = repo.add_pull("ao/web-1")
+    repo.add_pull("ao/web-1", cross_repository=True)  # newer, from a fork
+    closed = repo.add_pull("ao/web-2", state="closed")
+    repo.add_pull("ao/web-2", cross_repository=True)
+    plain = repo.add_pull("ao/web-3")
+
+    found = make_scm(gh).find_pull_requests(branches=["ao/web-1", "ao/web-2", "ao/web-3"])
+
+    assert {b: p.number for b, p in found.items()} == {
+        "ao/web-1": ours.number,
+        "ao/web-2": closed.number,
+        "ao/web-3": plain.number,
+    }
+    assert gh.counts["graphql"] == 2  # the second only for the branches a fork's PR stood in front of
+
+
 def test_merge_with_sha_guard_and_method(gh: FakeGitHub) -> None:
     repo = gh.repo("acme/widgets")
     pull = repo.add_pull("feat/a")
