@@ -18,7 +18,7 @@ import logging
 from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.generics import GenericAPIView
 from rest_framework.mixins import ListModelMixin
 from rest_framework.response import Response
@@ -221,7 +221,8 @@ class MeView(AoAPIView):
 
 
 class TokenListView(AoAPIView):
-    """Your API tokens (prefix only); POST creates one and returns the raw token once."""
+    """Your API tokens (prefix only); POST creates one and returns the raw token once (a person
+    signed in, not an API token)."""
 
     pagination_class = None
     serializer_class = s.ApiTokenSerializer
@@ -236,6 +237,11 @@ class TokenListView(AoAPIView):
         responses={201: s.ApiTokenCreatedSerializer},
     )
     def post(self, request):
+        if isinstance(request.auth, ApiToken):
+            # a leaked token must not outlive its revocation through tokens it made
+            raise PermissionDenied(
+                "an API token cannot create tokens: sign in and use /tokens/, or run `ao token create` on the ao host"
+            )
         data = self.body(s.ApiTokenCreateSerializer)
         token, raw = api_token_create(user=request.user, name=data["name"])
         token.token = raw

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
 
 from reactions.models import Notification
 from sessions.domain.lifecycle import Phase
@@ -17,6 +19,8 @@ from tests.factories import (
 )
 
 pytestmark = pytest.mark.django_db
+
+User = get_user_model()
 
 WHO = ("anonymous", "agent", "outsider", "viewer", "operator", "admin", "root")
 
@@ -319,7 +323,12 @@ def test_me_and_tokens_over_the_api(world) -> None:
     client = world.client("viewer")
     me = client.get("/api/v1/me").json()
     assert me["projects"] == [{"project": "web", "role": "viewer"}] and me["auth"] == "token"
-    created = client.post("/api/v1/tokens/", {"name": "ci"}, format="json")
+    # a token cannot make tokens (one leaked would outlive its revocation through them)
+    refused = client.post("/api/v1/tokens/", {"name": "ci"}, format="json")
+    assert refused.status_code == 403 and "cannot create tokens" in _error(refused)["message"]
+    browser = APIClient(enforce_csrf_checks=False)
+    browser.force_login(User.objects.get(username="viewer"))  # the person, signed in: /tokens/ does this
+    created = browser.post("/api/v1/tokens/", {"name": "ci"}, format="json")
     assert created.status_code == 201 and created.json()["token"].startswith("ao_")
     listed = client.get("/api/v1/tokens/").json()
     assert {t["name"] for t in listed} == {"viewer-bot", "ci"}
