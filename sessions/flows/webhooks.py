@@ -209,11 +209,16 @@ def extract_refs(event: str, payload: dict[str, Any]) -> Refs:
     return refs
 
 
-def repository_matches(project: Project, payload: dict[str, Any]) -> bool:
+def repository_matches(project: Project, payload: dict[str, Any], *, event: str = "") -> bool:
+    """The delivery is about the repository this project's GitHub plugin reads for that event: the
+    tracker's for ``issues``, the SCM's for the rest (a plugin's own ``repo`` setting, else the
+    project's repo, as the plugins take it). A project naming no repository accepts any."""
+    slot = "tracker" if event == "issues" else "scm"
+    expected = str(project.settings_for(slot).get("repo") or project.repo or "").strip()
     full_name = _dig(payload, "repository", "full_name")
-    if not project.repo or not isinstance(full_name, str):
-        return not project.repo  # a project without a repo cannot be matched; accept only then
-    return full_name.lower() == project.repo.lower()
+    if not expected or not isinstance(full_name, str):
+        return not expected  # a project without a repo cannot be matched; accept only then
+    return full_name.lower() == expected.lower()
 
 
 def delivery_record(
@@ -424,8 +429,8 @@ def github_webhook_receive(
         raise WebhookRejected(400, "body must be a JSON object")
     if event == "ping":
         return 200, {"ok": True, "zen": "pong"}
-    if not repository_matches(project, payload):
-        return 202, {"ignored": f"repository is not {project.repo}"}
+    if not repository_matches(project, payload, event=event):
+        return 202, {"ignored": "the delivery's repository is not this project's"}
     refs = extract_refs(event, payload) if event in REFRESH_EVENTS else Refs()
     action = _text(payload, "action")
     summary = f"{event}{'.' + action if action else ''} {refs.as_dict()}"

@@ -154,6 +154,21 @@ def test_other_repo_is_ignored(client, project):
     assert not WebhookDelivery.objects.exists()
 
 
+def test_a_repo_named_only_in_the_plugins_settings_is_matched_too(client):
+    """The project's repo may be set on its GitHub plugins alone (`scm.repo`, `tracker.repo`):
+    deliveries from any other repository, signed with the same (shared) secret, are ignored then
+    too, not taken for this project's (an `issues` delivery would rename its issues)."""
+    ProjectFactory(
+        key="web", repo="", scm="github", tracker="github",
+        plugin_settings={"scm": {"repo": "acme/web"}, "tracker": {"repo": "acme/issues"}},
+    )  # fmt: skip
+    assert "ignored" in deliver(client, "web", "pull_request", pr_payload(repo="evil/other")).json()
+    assert not WebhookDelivery.objects.exists()
+    assert "ignored" not in deliver(client, "web", "pull_request", pr_payload(repo="acme/web")).json()
+    issue = {"action": "edited", "issue": {"number": 3, "title": "x"}, "repository": {"full_name": "acme/issues"}}
+    assert "ignored" not in deliver(client, "web", "issues", issue, delivery="d-2").json()
+
+
 def test_ping_and_unused_events(client, project):
     assert (
         deliver(client, "web", "ping", {"zen": "hi", "repository": {"full_name": "acme/web"}}).status_code
