@@ -165,7 +165,11 @@ def test_a_repo_named_only_in_the_plugins_settings_is_matched_too(client):
     assert "ignored" in deliver(client, "web", "pull_request", pr_payload(repo="evil/other")).json()
     assert not WebhookDelivery.objects.exists()
     assert "ignored" not in deliver(client, "web", "pull_request", pr_payload(repo="acme/web")).json()
-    issue = {"action": "edited", "issue": {"number": 3, "title": "x"}, "repository": {"full_name": "acme/issues"}}
+    issue = {
+        "action": "edited",
+        "issue": {"number": 3, "title": "x"},
+        "repository": {"full_name": "acme/issues"},
+    }
     assert "ignored" not in deliver(client, "web", "issues", issue, delivery="d-2").json()
 
 
