@@ -161,15 +161,22 @@ def test_operator_resize_is_applied_and_announced_to_every_viewer(server: Server
         assert wait_for(lambda: window() == "100x29", timeout=3), window()  # one row: tmux's status line
 
 
-def test_session_on_another_agent_host_says_where_its_terminal_is(server: Server) -> None:
-    with open_terminal(server, who="admin", session="term-2") as ws:
+def said_then_closed(server: Server, *, who: str, session: str, kind: str) -> tuple[dict, list[dict], int]:
+    """Open the session's terminal; what it said (the ``kind`` control), every control it sent,
+    and the code it closed with."""
+    with open_terminal(server, who=who, session=session) as ws:
         reader = Reader(ws)
-        error = reader.control("error")
+        said = reader.control(kind)
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=5)
+    return said, reader.controls, closed.value.rcvd.code
+
+
+def test_session_on_another_agent_host_says_where_its_terminal_is(server: Server) -> None:
+    error, _controls, code = said_then_closed(server, who="admin", session="term-2", kind="error")
     assert "runs on agent host 'some-other-host'" in error["message"]
     assert "`ao web` running on that host" in error["message"]
-    assert closed.value.rcvd.code == 4404
+    assert code == 4404
 
 
 @pytest.mark.parametrize(
@@ -182,25 +189,17 @@ def test_session_on_another_agent_host_says_where_its_terminal_is(server: Server
 def test_an_ended_sessions_terminal_says_the_session_ended_not_that_it_has_none_yet(
     server: Server, session: str, why: str
 ) -> None:
-    with open_terminal(server, who="viewer", session=session) as ws:
-        reader = Reader(ws)
-        closed = reader.control("closed")
-        with pytest.raises(ConnectionClosed) as ended:
-            ws.recv(timeout=5)
+    closed, controls, code = said_then_closed(server, who="viewer", session=session, kind="closed")
     assert closed["message"] == f"this session has ended: {why}"
-    assert not [c for c in reader.controls if c["type"] == "error"]
-    assert ended.value.rcvd.code == 4410  # ended: the browser does not reconnect
+    assert not [c for c in controls if c["type"] == "error"]
+    assert code == 4410  # ended: the browser does not reconnect
 
 
 def test_a_starting_sessions_terminal_says_it_is_coming_and_the_browser_tries_again(server: Server) -> None:
-    with open_terminal(server, who="viewer", session="term-6") as ws:
-        reader = Reader(ws)
-        waiting = reader.control("waiting")
-        with pytest.raises(ConnectionClosed) as closed:
-            ws.recv(timeout=5)
+    waiting, controls, code = said_then_closed(server, who="viewer", session="term-6", kind="waiting")
     assert waiting["message"] == "its agent is starting: its terminal opens in a moment"
-    assert not [c for c in reader.controls if c["type"] == "error"]
-    assert closed.value.rcvd.code == 4425  # not yet: the browser connects again
+    assert not [c for c in controls if c["type"] == "error"]
+    assert code == 4425  # not yet: the browser connects again
 
 
 def test_relay_stops_when_the_last_viewer_leaves(server: Server) -> None:
