@@ -21,7 +21,7 @@ from django.urls import path
 from django.utils.html import format_html
 from pydantic import ValidationError as PydanticValidationError
 
-from integrations.registry import ConfigurationError, registry_for
+from integrations.registry import ConfigurationError
 from reactions.models import NotificationRoute, NotifierInstance
 from reactions.rules import AUTO_CLEANUP_KEY, global_overrides_current
 from sessions.agents.operating import project_delete
@@ -51,14 +51,14 @@ from sessions.models import (
 
 # --- projects -------------------------------------------------------------------------------------
 class ProjectAdminForm(forms.ModelForm):
-    """Each slot's plugin key and settings are checked by the plugin's own settings model;
-    reaction overrides by ao's ReactionConfig. Problems are shown on the field."""
+    """Each slot's plugin key and settings, and the orchestrator's agent and its settings, are checked
+    by the plugin's own settings model (``host_settings.settings_problems``); reaction overrides by
+    ao's ReactionConfig. Problems are shown on the field."""
 
     class Meta:
         model = Project
         fields = "__all__"  # noqa: DJ007 - the admin shows every editable field of a project
 
-    guard_credentials = False  # set by ProjectAdmin.get_form for people who are not superusers
     host_user = None  # who edits (set by ProjectAdmin.get_form): host settings are superusers' only
 
     def clean(self):
@@ -67,33 +67,15 @@ class ProjectAdminForm(forms.ModelForm):
         if not isinstance(plugin_settings, dict):
             self.add_error("plugin_settings", "a mapping {slot: {setting: value}}")
             return cleaned
-        self._guard_host_settings(cleaned)
-        stored = (self.instance.plugin_settings or {}) if self.instance.pk else {}
-        changed = [s for s in CREDENTIAL_SLOTS if plugin_settings.get(s) != stored.get(s)]
-        if self.guard_credentials and changed:
-            # a credential could be sent elsewhere (another host, another variable or secret)
-            self.add_error(
-                "plugin_settings",
-                f"only a superuser may change the {' and '.join(changed)} settings: they say which "
-                "credentials ao uses and where it sends them",
-            )
-        unknown = sorted(set(plugin_settings) - set(Project.SLOTS))
-        if unknown:
-            self.add_error(
-                "plugin_settings", f"unknown slot(s) {', '.join(unknown)}; slots: {', '.join(Project.SLOTS)}"
-            )
-        key = cleaned.get("key") or "project"
-        for slot in Project.SLOTS:
-            plugin = cleaned.get(slot)
-            if not plugin:
-                continue
-            try:
-                registry_for(slot).validate_settings(
-                    plugin, plugin_settings.get(slot) or {}, where=f"projects.{key}.{slot}"
-                )
-            except ConfigurationError as exc:
-                field = slot if exc.choices else "plugin_settings"
-                self.add_error(field, str(exc))
+        # what is proposed, before an error takes a field out of ``cleaned``
+        proposed = {**host_settings.project_state(self.instance), **cleaned}
+        self._guard_host_settings(proposed)
+        for field, problem in host_settings.settings_problems(
+            proposed,
+            key=cleaned.get("key") or self.instance.key or "project",
+            only=[f for f in (*Project.SLOTS, "orchestrator_agent") if f in self.fields],  # editable
+        ):
+            self.add_error(field if field in self.fields else None, problem)
         reactions = cleaned.get("reactions") or {}
         if not isinstance(reactions, dict):
             self.add_error("reactions", "a mapping {rule: {auto, action, message, ...}}")
@@ -108,11 +90,11 @@ class ProjectAdminForm(forms.ModelForm):
                     self.add_error("reactions", f"{rule}: {problems}")
         return cleaned
 
-    def _guard_host_settings(self, cleaned) -> None:
-        """Settings that run programs or name places on the host: superusers only
-        (``sessions.core.host_settings``), whatever else the form lets a project admin change."""
+    def _guard_host_settings(self, proposed) -> None:
+        """Settings that run programs or name places on the host, and those that say where ao's
+        credentials go: superusers only (``sessions.core.host_settings``), whatever else the form
+        lets a project admin change."""
         stored = host_settings.project_state(self.instance)
-        proposed = {**stored, **{k: v for k, v in cleaned.items() if k in stored}}
         try:
             host_settings.host_settings_guard(
                 user=self.host_user or AnonymousUser(),
@@ -120,9 +102,8 @@ class ProjectAdminForm(forms.ModelForm):
                 after=proposed,
             )
         except host_settings.HostSettingRefused as exc:
-            fields = {change.split(".", 1)[0] for change in exc.changes}
-            field = next((f for f in ("plugin_settings", "orchestrator_agent_settings") if f in fields), None)
-            self.add_error(field if field in self.fields else None, str(exc))
+            fields = [change.split(".", 1)[0] for change in exc.changes]
+            self.add_error(next((f for f in fields if f in self.fields), None), str(exc))
 
 
 class MembershipAdminForm(forms.ModelForm):
@@ -143,17 +124,16 @@ class MembershipInline(admin.TabularInline):
 
 
 # Fields that act on the ao host itself (paths, shell commands, tokens handed to agents, the config
-# file: sessions.core.host_settings.PROJECT_HOST_FIELDS): a project admin who is not a superuser sees them
-# but cannot change them. Host settings inside plugin_settings / orchestrator_agent_settings are
-# refused by the form (ProjectAdminForm._guard_host_settings).
+# file: sessions.core.host_settings.PROJECT_HOST_FIELDS) or say where ao's credentials go (the
+# repository its tokens read and write, the plugins holding them: CREDENTIAL_FIELDS): a project admin
+# who is not a superuser sees them but cannot change them. Host settings inside plugin_settings /
+# orchestrator_agent_settings, and the scm and tracker settings, are refused by the form
+# (ProjectAdminForm._guard_host_settings).
 HOST_FIELDS = (
     "key",
     *host_settings.PROJECT_HOST_FIELDS,
-    # the slots holding credentials (which env var or secret, and the server it is sent to)
-    "scm",
-    "tracker",
+    *host_settings.CREDENTIAL_FIELDS,
 )
-CREDENTIAL_SLOTS = ("scm", "tracker")
 
 
 @admin.register(Project)
@@ -237,7 +217,6 @@ class ProjectAdmin(ProjectScopedAdminMixin, AuditedModelAdmin):
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
-        form.guard_credentials = not request.user.is_superuser
         form.host_user = request.user
         return form
 

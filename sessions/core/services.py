@@ -398,8 +398,10 @@ def config_apply(*, config, source: Path | str, applied_by: str = "", by=None) -
     Returns human-readable lines describing what changed.
 
     ``by``: the person applying it through the admin; None for the host itself (``ao config apply``,
-    ``ao start``). A change to a setting that runs programs or names places on the host is refused
-    (``host_settings.HostSettingRefused``, nothing written) unless ``by`` is a superuser.
+    ``ao start``). A change to a setting that runs programs or names places on the host, or that says
+    where ao's credentials go (``repo``, the scm and tracker plugins and settings), is refused
+    (``host_settings.HostSettingRefused``, nothing written) unless ``by`` is a superuser. Plugin
+    settings their plugin refuses (the orchestrator's agent's too) are a ConfigError.
     """
     if not config.sha256:
         raise ValueError("config_apply needs a config returned by sessions.core.config.loading.config_load")
@@ -412,6 +414,12 @@ def config_apply(*, config, source: Path | str, applied_by: str = "", by=None) -
     with transaction.atomic():
         existing = {p.key: p for p in Project.objects.select_for_update().order_by("key")}
         problems = _prefix_problems(config, file, wanted, existing)
+        # the loader validated the settings; what is written is checked again, as the admin does
+        problems += [
+            ConfigProblem(file, None, f"projects.{key}", message)
+            for key, values in wanted.items()
+            for _field, message in host_settings.settings_problems(values, key=key)
+        ]
         if problems:
             raise ConfigError(problems)
         for key, values in wanted.items() if by is not None else ():

@@ -15,7 +15,7 @@ from integrations.base import HOST_LIKE_NAME, host_marker, host_settings
 from integrations.registry import REGISTRIES
 from sessions.core import services
 from sessions.core.config.loading import config_load_text
-from sessions.core.host_settings import HostSettingRefused
+from sessions.core.host_settings import HostSettingRefused, host_settings_guard, project_state
 from sessions.models import AuditEntry, Project
 from tests.api.test_admin_audit import _change_page_data
 
@@ -199,3 +199,137 @@ def test_the_api_edits_no_project_settings(world, staff_admin, method, path) -> 
 
     assert answer.status_code == 405
     assert Project.objects.values().get(pk=world.project.pk) == stored
+
+
+# --- settings that do not validate prove nothing (two saves were one host setting) -----------------
+@pytest.mark.parametrize(
+    ("orchestrator_agent", "evil"),
+    [
+        pytest.param("claude-code", {"binary": "/tmp/evil"}, id="binary"),
+        pytest.param("custom", {"command": ["sh", "-c", "id > /tmp/pwned"]}, id="custom-command"),
+    ],
+)
+def test_a_project_admin_cannot_set_the_orchestrators_host_settings_in_two_saves(
+    client, world, staff_admin, orchestrator_agent, evil
+) -> None:
+    Project.objects.filter(pk=world.project.pk).update(
+        orchestrator_agent="claude-code", orchestrator_agent_settings={}
+    )
+    client.force_login(staff_admin)
+
+    # first save: the setting plus one that does not validate; second save: without it
+    first = _post(
+        client,
+        world.project,
+        {
+            "orchestrator_agent": orchestrator_agent,
+            "orchestrator_agent_settings": {**evil, "not_a_setting": 1},
+        },
+    )
+    second = _post(
+        client, world.project, {"orchestrator_agent": orchestrator_agent, "orchestrator_agent_settings": evil}
+    )
+
+    for refused in (first, second):
+        assert refused.status_code == 200
+        assert "only a superuser may change" in str(refused.context["adminform"].form.errors)
+    project = Project.objects.get(pk=world.project.pk)
+    assert (project.orchestrator_agent, project.orchestrator_agent_settings) == ("claude-code", {})
+
+
+# Stored settings that do not validate (from an older ao, a removed plugin version, a bug): the
+# project admin's valid version of them is compared with the plugin's defaults, not with them.
+STORED_INVALID = [
+    pytest.param(
+        {"plugin_settings": {"agent": {"model": "opus", "binary": "/tmp/evil", "not_a_setting": 1}}},
+        {"plugin_settings": {"agent": {"model": "opus", "binary": "/tmp/evil"}}},
+        id="agent",
+    ),
+    pytest.param(
+        {"plugin_settings": {"agent": {"model": "opus"}, "runtime": {"socket_name": "evil", "x": 1}}},
+        {"plugin_settings": {"agent": {"model": "opus"}, "runtime": {"socket_name": "evil"}}},
+        id="runtime",
+    ),
+    pytest.param(
+        {"orchestrator_agent": "custom", "orchestrator_agent_settings": {"command": ["id"], "x": 1}},
+        {"orchestrator_agent": "custom", "orchestrator_agent_settings": {"command": ["id"]}},
+        id="orchestrator",
+    ),
+    pytest.param(
+        # orchestrator settings stored without an orchestrator agent ran nothing: the project's agent ran
+        {"orchestrator_agent": "", "orchestrator_agent_settings": {"binary": "/tmp/evil"}},
+        {"orchestrator_agent": "claude-code", "orchestrator_agent_settings": {"binary": "/tmp/evil"}},
+        id="orchestrator-without-agent",
+    ),
+]
+
+
+@pytest.mark.parametrize(("stored", "proposed"), STORED_INVALID)
+def test_a_project_admin_cannot_make_stored_invalid_host_settings_valid(
+    client, world, staff_admin, stored, proposed
+) -> None:
+    Project.objects.filter(pk=world.project.pk).update(**stored)
+    client.force_login(staff_admin)
+
+    refused = _post(client, world.project, proposed)
+
+    assert refused.status_code == 200
+    assert "only a superuser may change" in str(refused.context["adminform"].form.errors)
+    assert Project.objects.values(*stored).get(pk=world.project.pk) == stored
+
+
+@pytest.mark.parametrize(("stored", "proposed"), STORED_INVALID)
+def test_the_guard_compares_stored_invalid_settings_as_defaults(world, staff_admin, stored, proposed) -> None:
+    Project.objects.filter(pk=world.project.pk).update(**stored)
+    project = Project.objects.get(pk=world.project.pk)
+
+    with pytest.raises(HostSettingRefused):
+        host_settings_guard(user=staff_admin, before=project, after={**project_state(project), **proposed})
+    # a superuser may
+    assert host_settings_guard(
+        user=world.users["root"], before=project, after={**project_state(project), **proposed}
+    )
+
+
+def test_a_project_admin_may_clear_stored_invalid_settings(client, world, staff_admin) -> None:
+    Project.objects.filter(pk=world.project.pk).update(
+        orchestrator_agent="claude-code", orchestrator_agent_settings={"model": "opus", "not_a_setting": 1}
+    )
+    client.force_login(staff_admin)
+
+    saved = _post(client, world.project, {"orchestrator_agent_settings": {"model": "opus"}})
+
+    assert saved.status_code == 302, saved.context and saved.context["adminform"].form.errors
+    assert Project.objects.get(pk=world.project.pk).orchestrator_agent_settings == {"model": "opus"}
+
+
+@pytest.mark.parametrize(
+    ("edits", "field"),
+    [
+        pytest.param(
+            {"orchestrator_agent": "claude-code", "orchestrator_agent_settings": {"not_a_setting": 1}},
+            "orchestrator_agent_settings",
+            id="unknown-setting",
+        ),
+        pytest.param(
+            {"orchestrator_agent": "no-such-agent", "orchestrator_agent_settings": {}},
+            "orchestrator_agent",
+            id="unknown-agent",
+        ),
+        pytest.param(
+            {"orchestrator_agent": "", "orchestrator_agent_settings": {"model": "opus"}},
+            "orchestrator_agent_settings",
+            id="settings-without-agent",
+        ),
+    ],
+)
+def test_the_admin_validates_the_orchestrators_agent_settings(
+    client, world, staff_admin, edits, field
+) -> None:
+    client.force_login(world.users["root"])  # whoever edits: these are not settings any plugin takes
+
+    refused = _post(client, world.project, edits)
+
+    assert refused.status_code == 200
+    assert field in refused.context["adminform"].form.errors
+    assert Project.objects.get(pk=world.project.pk).orchestrator_agent == ""
