@@ -454,7 +454,9 @@ def start_point(repo: Path | str, *, remote: str, branch: str, timeout: float = 
 
 
 def is_ancestor(repo: Path | str, ancestor: str, descendant: str) -> bool:
-    proc = run_git(["merge-base", "--is-ancestor", ancestor, descendant], cwd=repo, check=False)
+    proc = run_git(
+        ["merge-base", "--is-ancestor", "--end-of-options", ancestor, descendant], cwd=repo, check=False
+    )
     return proc.returncode == 0
 
 

@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db import models
 
+from integrations.gitutil import BranchNameError, validate_branch_name
 from sessions.domain import lifecycle
 from sessions.domain.lifecycle import (
     ENDED_PHASES,
@@ -33,6 +34,8 @@ from sessions.domain.lifecycle import (
 SESSION_PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,15}\Z")
 SESSION_ID_RE = re.compile(r"^(?P<prefix>[a-z][a-z0-9]{0,15})-(?P<number>[1-9][0-9]{0,8}|orchestrator)\Z")
 PROJECT_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}\Z")
+# owner/name of a repository on the SCM (matched whole: fullmatch)
+REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}/[A-Za-z0-9._-]{1,100}$")
 
 prefix_validator = RegexValidator(
     SESSION_PREFIX_RE, "A session prefix is 1-16 lowercase letters or digits, starting with a letter."
@@ -40,6 +43,21 @@ prefix_validator = RegexValidator(
 project_key_validator = RegexValidator(
     PROJECT_KEY_RE, "A project key is lowercase letters, digits, '-' or '_' (at most 63), starting alnum."
 )
+
+
+def validate_repo(value: str) -> None:
+    """``owner/name``, or empty (no repository on an SCM)."""
+    if value and not REPO_RE.fullmatch(value):
+        raise ValidationError(f"{value!r} is not owner/name (e.g. acme/web)")
+
+
+def validate_default_branch(value: str) -> None:
+    """A branch name git accepts and ao will pass to git (``gitutil.validate_branch_name``): never
+    one that git would read as an option (``--output=...``)."""
+    try:
+        validate_branch_name(value)
+    except BranchNameError as exc:
+        raise ValidationError(str(exc)) from None
 
 
 def validate_session_id(value: str) -> None:
@@ -54,9 +72,14 @@ class Project(models.Model):
 
     key = models.SlugField(max_length=63, unique=True, validators=[project_key_validator])
     name = models.CharField(max_length=200, blank=True)
-    repo = models.CharField(max_length=200, blank=True, help_text="owner/name on the SCM, if any")
+    repo = models.CharField(
+        max_length=200,
+        blank=True,
+        validators=[validate_repo],
+        help_text="owner/name on the SCM, if any; only a superuser may change it (ao's tokens read and write there)",
+    )
     path = models.CharField(max_length=1024, help_text="absolute path of the project's own checkout")
-    default_branch = models.CharField(max_length=255, default="main")
+    default_branch = models.CharField(max_length=255, default="main", validators=[validate_default_branch])
     session_prefix = models.CharField(max_length=16, unique=True, validators=[prefix_validator])
     next_session_number = models.PositiveIntegerField(default=1, editable=False)
 

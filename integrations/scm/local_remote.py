@@ -174,7 +174,9 @@ class LocalRemote:
         return proc.stdout.strip() or None if proc.returncode == 0 else None
 
     def _count(self, exclude: str, include: str) -> int:
-        return int(self._git(["rev-list", "--count", include, "--not", exclude]).stdout.strip() or 0)
+        return int(
+            self._git(["rev-list", "--count", "--end-of-options", include, f"^{exclude}"]).stdout.strip() or 0
+        )
 
     def _merge_tree(self, base_sha: str, head_sha: str) -> tuple[str, bool]:
         """(tree of merging head into base, conflicts?) computed without a working tree."""

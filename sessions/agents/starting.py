@@ -463,7 +463,17 @@ def _delete_branch_if_fresh(session: Session) -> None:
     if not session.branch or not gitutil.branch_exists(repo, session.branch):
         return
     ahead = gitutil.git_out(
-        ["rev-list", "--count", session.branch, "--not", session.project.default_branch, "--remotes"],
+        # the branches are data: after --end-of-options, never read as options
+        [
+            "rev-list",
+            "--count",
+            "--not",
+            "--remotes",
+            "--not",
+            "--end-of-options",
+            session.branch,
+            f"^{session.project.default_branch}",
+        ],
         cwd=repo,
     )
     if ahead.strip() == "0":

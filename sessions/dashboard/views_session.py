@@ -39,7 +39,9 @@ def _git_section(session: Session) -> dict | None:
     base = session.project.default_branch
     out: dict = {"log": "", "stat": "", "error": ""}
     try:
-        merge_base = gitutil.run_git(["merge-base", base, "HEAD"], cwd=cwd, timeout=GIT_TIMEOUT, check=False)
+        merge_base = gitutil.run_git(
+            ["merge-base", "--end-of-options", base, "HEAD"], cwd=cwd, timeout=GIT_TIMEOUT, check=False
+        )
         against = merge_base.stdout.strip() if merge_base.returncode == 0 else "HEAD"
         # the branch's own commits (not the base branch's history)
         own = "HEAD" if against == "HEAD" else f"{against}..HEAD"

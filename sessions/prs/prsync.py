@@ -275,7 +275,14 @@ def _head_is_the_sessions(session: Session, info: PullRequestInfo) -> bool:
             if known.returncode != 1:
                 return True  # the session's repository has the commit (or git could not say)
         own = run_git(
-            ["rev-list", "--count", f"refs/heads/{session.branch}", "--not", session.project.default_branch],
+            # --end-of-options: the branches are data, never options (a branch "--output=F" wrote F)
+            [
+                "rev-list",
+                "--count",
+                "--end-of-options",
+                f"refs/heads/{session.branch}",
+                f"^{session.project.default_branch}",
+            ],
             cwd=workspace,
             check=False,
         )

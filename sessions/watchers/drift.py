@@ -106,7 +106,7 @@ def _git(cwd: Path, args: list[str]) -> str | None:
 def _merge_base(session: Session, cwd: Path) -> str | None:
     base = session.project.default_branch
     for ref in (base, f"origin/{base}"):
-        found = _git(cwd, ["merge-base", ref, "HEAD"])
+        found = _git(cwd, ["merge-base", "--end-of-options", ref, "HEAD"])
         if found:
             return found
     return None

@@ -29,7 +29,8 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from integrations.credentials import SECRET_NAME_RE
-from sessions.models import Project
+from integrations.gitutil import BranchNameError, validate_branch_name
+from sessions.models import REPO_RE, Project
 
 CONFIG_FILENAME = "ao.config.yaml"
 REFERENCE_FILENAME = "agent-orchestrator.yaml"
@@ -42,7 +43,6 @@ PRIORITIES = ("urgent", "action", "warning", "info")
 # Beat looks for due projects every this many seconds at most (ao_site.celery.sweep_tick): a
 # project's sweepInterval below it could not be honoured, so it is refused, not raised silently.
 MIN_SWEEP_INTERVAL = 5
-REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}/[A-Za-z0-9._-]{1,100}$")
 DURATION_RE = re.compile(r"^[0-9]{1,9}(ms|s|m|h|d)$")
 # A git branch name, minus what git check-ref-format rejects anyway.
 _ENV_VARIABLE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
@@ -364,7 +364,7 @@ class ProjectConfig(_Model):
     @field_validator("repo")
     @classmethod
     def _repo_is_owner_name(cls, value: str | None) -> str | None:
-        if value is not None and not REPO_RE.match(value):
+        if value is not None and not REPO_RE.fullmatch(value):
             raise ValueError(f"{value!r} is not owner/name (e.g. acme/web)")
         return value
 
@@ -373,6 +373,10 @@ class ProjectConfig(_Model):
     def _branch_is_sane(cls, value: str) -> str:
         if not value or len(value) > 255 or BRANCH_BAD.search(value):
             raise ValueError(f"{value!r} is not a valid branch name")
+        try:  # what the Project model accepts (git passes it to git as a revision)
+            validate_branch_name(value)
+        except BranchNameError as exc:
+            raise ValueError(str(exc)) from None
         return value
 
     @field_validator("symlinks")
