@@ -194,7 +194,14 @@ def test_the_api_edits_no_project_settings(world, staff_admin, method, path) -> 
     stored = Project.objects.values().get(pk=world.project.pk)
 
     answer = getattr(api, method)(
-        path, {"agent": "custom", "plugin_settings": {"agent": {"command": ["id"]}}}, format="json"
+        path,
+        {
+            "agent": "custom",
+            "plugin_settings": {"agent": {"command": ["id"]}},
+            "repo": "acme/private",
+            "default_branch": "--output=/tmp/x",
+        },
+        format="json",
     )
 
     assert answer.status_code == 405
