@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sessions.cli.httpclient import RedirectRefused, open_url
+
 USER_TOKEN_PREFIX = "ao_"  # noqa: S105 - a prefix, not a secret
 # ao's commands that talk to a remote ao over the API; the others that act on ao's data refuse
 # in remote mode instead of silently using this machine's database.
@@ -71,9 +73,11 @@ class ApiClient:
             },
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+            with open_url(request, timeout=self.timeout) as response:
                 raw = response.read()
                 self.last_status = response.status
+        except RedirectRefused as exc:
+            raise ApiError(f"ao at {self.base_url} was not reached: {exc}") from exc
         except urllib.error.HTTPError as exc:
             raw = exc.read()[:4000]
             try:
