@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from integrations.base import PermanentIntegrationError
+from sessions.domain.text import strip_controls
 
 # Executed as ``python -I -c LAUNCHER <spec-path> [ctty]``: stdlib only, no ao imports, so it
 # runs under any working directory and ignores PYTHON* variables meant for the agent.
@@ -83,7 +84,6 @@ def server_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}\Z")
-_STRIP_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 LONG_TEXT = 200  # characters: longer (or multi-line) text is pasted, shorter is typed
@@ -103,7 +103,7 @@ def validate_name(name: str) -> str:
 
 def clean_text(text: str) -> str:
     """Normalise line endings to ``\\n`` and strip control characters other than newline and tab."""
-    return _STRIP_RE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return strip_controls(text)
 
 
 def needs_paste(text: str, *, threshold: int = LONG_TEXT) -> bool:
