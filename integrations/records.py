@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from ao_site.links import http_url
+from sessions.domain.text import strip_controls
 
 
 # --- runtime --------------------------------------------------------------------------------------
@@ -70,6 +71,13 @@ class Issue:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", http_url(self.url))  # outside data: http(s) only (ao_site/links.py)
+        # outside text: no control characters (terminal escapes), as stored and printed
+        object.__setattr__(self, "title", strip_controls(self.title, one_line=True))
+        object.__setattr__(self, "body", strip_controls(self.body))
+        object.__setattr__(
+            self, "labels", tuple(strip_controls(label, one_line=True) for label in self.labels)
+        )
+        object.__setattr__(self, "state_name", strip_controls(self.state_name, one_line=True))
 
 
 # --- scm ------------------------------------------------------------------------------------------
@@ -121,6 +129,8 @@ class ThreadInfo:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", http_url(self.url))  # outside data: http(s) only (ao_site/links.py)
+        object.__setattr__(self, "body", strip_controls(self.body))  # outside text: no terminal escapes
+        object.__setattr__(self, "author", strip_controls(self.author, one_line=True))
 
 
 @dataclass(frozen=True)
@@ -147,6 +157,7 @@ class PullRequestInfo:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", http_url(self.url))  # outside data: http(s) only (ao_site/links.py)
+        object.__setattr__(self, "title", strip_controls(self.title, one_line=True))  # no terminal escapes
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from integrations.base import PermanentIntegrationError
+from sessions.domain.text import strip_controls
 
 # Executed as ``python -I -c LAUNCHER <spec-path> [ctty]``: stdlib only, no ao imports, so it
 # runs under any working directory and ignores PYTHON* variables meant for the agent.
@@ -63,9 +64,27 @@ except OSError as exc:
 TERMINAL_ENV = ("TERM", "TMUX", "TMUX_PANE", "COLORTERM", "TERM_PROGRAM", "TERM_PROGRAM_VERSION",
                 "COLUMNS", "LINES")  # fmt: skip
 
+# Never removed from an agent's environment, whatever a (mis)configured setting names: the agent
+# cannot run without them (``starting.agent_environment``).
+ESSENTIAL_ENV = frozenset({"PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "LANG", "TMPDIR"})
+
+# All of ao's environment a tmux client ao runs (and so a tmux server it starts) gets: what tmux
+# needs (its socket directory, the locale for UTF-8, HOME for its config, SHELL for new windows)
+# and nothing else. A tmux server keeps the environment it was started with for good: anyone on
+# it reads it (``tmux show-environment -g``, the agents included) and every new window (prefix-key
+# ``c``) starts with it. The agents do not need it: theirs comes whole from the launcher's spec.
+SERVER_ENV = ESSENTIAL_ENV | {"LANGUAGE", "TMUX_TMPDIR"}
+SERVER_ENV_PREFIXES = ("LC_", "XDG_")
+
+
+def server_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a tmux client ao runs (:data:`SERVER_ENV`), from ``base`` (ao's own)."""
+    base = os.environ if base is None else base
+    return {k: v for k, v in base.items() if k in SERVER_ENV or k.startswith(SERVER_ENV_PREFIXES)}
+
+
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}\Z")
-_STRIP_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
+ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 LONG_TEXT = 200  # characters: longer (or multi-line) text is pasted, shorter is typed
 BRACKETED_PASTE_START = "\x1b[200~"
@@ -84,7 +103,7 @@ def validate_name(name: str) -> str:
 
 def clean_text(text: str) -> str:
     """Normalise line endings to ``\\n`` and strip control characters other than newline and tab."""
-    return _STRIP_RE.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    return strip_controls(text)
 
 
 def needs_paste(text: str, *, threshold: int = LONG_TEXT) -> bool:
@@ -97,9 +116,9 @@ def validate_command(command: Sequence[str], env: Mapping[str, str]) -> None:
     if any("\0" in a for a in command):
         raise PermanentIntegrationError("a runtime command argument contains a NUL byte")
     for key, value in env.items():
-        if value is None and _ENV_KEY_RE.match(key):
+        if value is None and ENV_KEY_RE.match(key):
             continue  # removed from the agent's environment
-        if not _ENV_KEY_RE.match(key) or not isinstance(value, str) or "\0" in value:
+        if not ENV_KEY_RE.match(key) or not isinstance(value, str) or "\0" in value:
             raise PermanentIntegrationError(f"invalid environment variable {key!r}")
 
 

@@ -22,7 +22,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -42,12 +42,14 @@ from integrations.base import (
 from integrations.records import RuntimeHandle
 from integrations.registry import runtimes
 from integrations.runtime import (
+    ENV_KEY_RE,
     LONG_TEXT,
     NAME_RE,
     clean_text,
     discard_launch_spec,
     launcher_argv,
     needs_paste,
+    server_env,
     validate_name,
     write_launch_spec,
 )
@@ -69,6 +71,18 @@ _GONE_MARKERS = (
 def _arg(value: str) -> str:
     """Escape a data argument for tmux: a trailing ``;`` would end the tmux command."""
     return value[:-1] + "\\;" if value.endswith(";") else value
+
+
+def _session_removals(name: str, env: Mapping[str, str | None]) -> list[str]:
+    """tmux commands marking the variables the agent's environment removes (its None values: ao's
+    credentials, ``starting.agent_environment``) as removed from the session's environment, so a
+    new window in it does not inherit them from the server's (a person's own tmux server keeps
+    the environment of the shell that started it)."""
+    args: list[str] = []
+    for key, value in sorted(env.items()):
+        if value is None and ENV_KEY_RE.match(key):
+            args += [";", "set-environment", "-t", f"={name}:", "-r", key]
+    return args
 
 
 def _gone(stderr: str) -> bool:
@@ -120,8 +134,9 @@ class TmuxRuntime(Runtime):
         self, args: list[str], *, socket_name: str | None, input: bytes | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[bytes]:
         argv = [*self._base(socket_name), *args]
-        env = dict(os.environ)
-        env.pop("TMUX", None)  # ao may itself run inside tmux: talk to the chosen server, not that one
+        # Not ao's own environment: the server this may start keeps it for good (``server_env``).
+        # Without TMUX: ao may itself run inside tmux; talk to the chosen server, not that one.
+        env = server_env()
         try:
             proc = subprocess.run(
                 argv,
@@ -166,6 +181,11 @@ class TmuxRuntime(Runtime):
             "-c", _arg(str(cwd)), "-P", "-F", "#{pane_id} #{pane_pid}",
             "--", *[_arg(a) for a in launcher_argv(spec)],
             ";", "set-option", "-w", "-t", f"={name}:", "remain-on-exit", "on",
+            # a client attaching (the browser's relay, a person's `tmux attach`) copies none of
+            # its variables into the session
+            ";", "set-option", "-t", f"={name}:", "update-environment", "",
+            # nor does a new window get ao's credentials from a server someone else started
+            *_session_removals(name, env),
         ]  # fmt: skip
         try:
             try:

@@ -22,6 +22,7 @@ from integrations.base import Agent, IntegrationError, PermanentIntegrationError
 from integrations.credentials import env_settings, env_settings_raw
 from integrations.records import Issue
 from integrations.registry import ConfigurationError, plugin_for, registry_for
+from integrations.runtime import ESSENTIAL_ENV
 from reactions.models import NotifierInstance
 from sessions.agents import prompts
 from sessions.agents.plugins import (
@@ -177,10 +178,6 @@ AGENT_SESSION_MARKERS = (
 # agent's own keys, which it needs.
 CREDENTIAL_SLOTS = ("tracker", "scm", "runtime", "workspace")
 TOKEN_SLOTS = ("tracker", "scm")  # what passTokensToAgents passes on
-
-
-# Never removed, whatever a (mis)configured setting names: the agent cannot run without them.
-ESSENTIAL_ENV = frozenset({"PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "LANG", "TMPDIR"})
 
 
 def _named_env(registry, key: str, plugin_settings: dict, *, where: str) -> set[str]:

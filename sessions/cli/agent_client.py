@@ -10,6 +10,8 @@ import os
 import urllib.error
 import urllib.request
 
+from sessions.cli.httpclient import RedirectRefused, open_url
+
 REQUIRED = ("AO_URL", "AO_SESSION", "AO_TOKEN")
 
 
@@ -45,8 +47,10 @@ def post(path: str, body: dict, *, timeout: float = 30.0) -> dict:
         },
     )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+        with open_url(request, timeout=timeout) as response:
             return json.loads(response.read())
+    except RedirectRefused as exc:
+        raise AgentClientError(f"ao at {base} was not reached: {exc}") from exc
     except urllib.error.HTTPError as exc:
         detail = exc.read()[:500].decode(errors="replace")
         raise AgentClientError(f"ao refused the request ({exc.code}): {detail}") from exc

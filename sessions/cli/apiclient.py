@@ -23,6 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sessions.cli.httpclient import RedirectRefused, open_url
+from sessions.domain.text import strip_controls
+
 USER_TOKEN_PREFIX = "ao_"  # noqa: S105 - a prefix, not a secret
 # ao's commands that talk to a remote ao over the API; the others that act on ao's data refuse
 # in remote mode instead of silently using this machine's database.
@@ -71,9 +74,11 @@ class ApiClient:
             },
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+            with open_url(request, timeout=self.timeout) as response:
                 raw = response.read()
                 self.last_status = response.status
+        except RedirectRefused as exc:
+            raise ApiError(f"ao at {self.base_url} was not reached: {exc}") from exc
         except urllib.error.HTTPError as exc:
             raw = exc.read()[:4000]
             try:
@@ -307,9 +312,10 @@ def session_ls(client: ApiClient, *, project, include_done: bool, as_json: bool)
         return ["no sessions"]
     lines = [f"{'SESSION':<18} {'STATUS':<18} {'ZONE':<8} {'AGENT':<12} {'ISSUE':<8} TITLE"]
     for row in rows:
+        issue, title = (strip_controls(row[k] or "", one_line=True) for k in ("issue", "title"))
         lines.append(
             f"{row['id']:<18} {row['status']:<18} {row['zone']:<8} {row['agent']:<12} "
-            f"{row['issue'] or '-':<8} {(row['title'] or '')[:50]}"
+            f"{issue or '-':<8} {title[:50]}"
         )
     return lines
 
@@ -377,7 +383,7 @@ def issue(client: ApiClient, *, project, action: str, options: dict) -> list[str
                 "blocked_by": options.get("blocked_by") or [],
             },
         )
-        lines = [f"created #{created['ref']}: {created['title']}"]
+        lines = [strip_controls(f"created #{created['ref']}: {created['title']}", one_line=True)]
         if created.get("blocked_by"):
             lines.append("blocked by " + ", ".join(f"#{n}" for n in created["blocked_by"]))
         return lines
@@ -391,7 +397,10 @@ def issue(client: ApiClient, *, project, action: str, options: dict) -> list[str
                 )
             ]
         return [
-            f"#{i['ref']:<6} {i['title']}" + (f"  [{', '.join(i['labels'])}]" if i["labels"] else "")
+            strip_controls(
+                f"#{i['ref']:<6} {i['title']}" + (f"  [{', '.join(i['labels'])}]" if i["labels"] else ""),
+                one_line=True,
+            )
             for i in issues
         ]
     found = client.get(f"projects/{key}/issues/{urllib.parse.quote(options['ref'], safe='')}/")
@@ -399,4 +408,5 @@ def issue(client: ApiClient, *, project, action: str, options: dict) -> list[str
         return [
             json.dumps({k: found[k] for k in ("ref", "title", "body", "url", "labels", "state")}, indent=2)
         ]
-    return [f"#{found['ref']} {found['title']} ({found['state']})\n\n{found['body']}"]
+    head = strip_controls(f"#{found['ref']} {found['title']} ({found['state']})", one_line=True)
+    return [f"{head}\n\n{strip_controls(found['body'])}"]

@@ -32,6 +32,7 @@ from pathlib import Path
 from ao_site import __version__
 from ao_site.procs import pid_alive
 from sessions.cli import agent_client, apiclient, status_text
+from sessions.cli.httpclient import RedirectRefused, open_url
 
 # What an agent may report: sessions.domain.lifecycle.Reported without its empty "none" (a test keeps the two equal).
 REPORT_STATES = ("working", "needs_input", "blocked", "done")
@@ -291,8 +292,11 @@ def _relay(argv: list[str]) -> int | None:
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
     )
     try:
-        with urllib.request.urlopen(request, timeout=600) as response:  # noqa: S310
+        with open_url(request, timeout=600) as response:
             answer = json.loads(response.read())
+    except RedirectRefused as exc:  # not the ao that wrote the door file: nothing was done there
+        sys.stderr.write(f"ao: the running ao at {url} was not reached: {exc}\n")
+        return 1
     except urllib.error.HTTPError:
         return None  # refused (an old token, arguments it does not take): nothing was done
     except urllib.error.URLError as exc:

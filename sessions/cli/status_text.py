@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+from sessions.domain.text import strip_controls
+
 CLEAR = "\x1b[H\x1b[2J"
 SESSION_COLUMNS = ("id", "project", "status", "zone", "agent", "issue", "age")
 
@@ -41,6 +43,7 @@ def _scale_out_line(found: dict) -> str:
 
 
 def _table(rows: list[list[str]], headers: tuple[str, ...]) -> list[str]:
+    rows = [[strip_controls(cell, one_line=True) for cell in row] for row in rows]  # stored outside text
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     line = "  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()
     out = [line]
@@ -86,7 +89,10 @@ def render_table(snapshot: dict) -> str:
     needs = [(p["key"], n) for p in snapshot["projects"] for n in p.get("needs_you", [])]
     if needs:
         lines += ["", "NEEDS YOU"]
-        lines += [f"  {key}  {n['session']}  {n['label']}: {n['reason']}  {n['url']}" for key, n in needs]
+        lines += [
+            strip_controls(f"  {key}  {n['session']}  {n['label']}: {n['reason']}  {n['url']}", one_line=True)
+            for key, n in needs
+        ]
     return "\n".join(lines)
 
 

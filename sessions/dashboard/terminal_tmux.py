@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 
-from integrations.runtime import validate_name
+from integrations.runtime import server_env, validate_name
 from sessions.dashboard.terminal_relay import (
     READ_BYTES,
     REPAINT_INTERVAL,
@@ -40,7 +40,7 @@ _CTTY_EXEC = (
 
 
 def _tmux_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("TMUX", "TMUX_PANE")}
+    env = server_env()  # not ao's credentials, whatever the session's update-environment copies
     env["TERM"] = "xterm-256color"  # what xterm.js is
     return env
 

@@ -9,6 +9,7 @@ from django.utils import timezone
 from sessions.agents import claiming, operating, plugins
 from sessions.cli import apiclient
 from sessions.core import selectors
+from sessions.domain.text import strip_controls
 from sessions.management.commands._common import (
     DOMAIN_ERRORS,
     cli_audit,
@@ -99,9 +100,10 @@ class Command(BaseCommand):
         now = timezone.now()
         for s, row in zip(sessions, rows, strict=True):
             age = _age(now - s.created_at)
+            issue, title = (strip_controls(row[k] or "", one_line=True) for k in ("issue", "title"))
             self.stdout.write(
                 f"{row['id']:<18} {row['status']:<18} {row['zone']:<8} {row['agent']:<12} "
-                f"{row['issue'] or '-':<8} {age:<6} {row['title'][:50]}"
+                f"{issue or '-':<8} {age:<6} {title[:50]}"
             )
 
     def _kill(self, options):
