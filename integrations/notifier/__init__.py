@@ -26,6 +26,7 @@ from pydantic import Field, field_validator, model_validator
 from pydantic.alias_generators import to_snake
 
 from ao_site.links import host_of
+from integrations import httpopen
 from integrations.base import PermanentIntegrationError, PluginConfig, TransientIntegrationError
 from integrations.credentials import (
     ENV_NAME_RE,
@@ -218,13 +219,8 @@ class HTTPAnswer:
     text: str
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None  # a 3xx becomes an HTTPError: webhooks are configured with their final URL
-
-
-# urllib, not requests: urllib3 logs every request's URL at DEBUG, and webhook URLs are secrets.
-_opener = urllib.request.build_opener(_NoRedirects)
+# a 3xx becomes an HTTPError: webhooks are configured with their final URL (integrations/httpopen.py)
+_opener = httpopen.opener
 
 
 def _detail(text: str) -> str:

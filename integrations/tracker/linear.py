@@ -32,6 +32,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from integrations import httpopen
 from integrations.base import (
     IssueNotFound,
     PermanentIntegrationError,
@@ -497,7 +498,8 @@ class LinearTracker(Tracker):
         )
         timeout = self.config.timeout
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            # no redirect followed: it would carry the API key to wherever it points
+            with httpopen.opener.open(request, timeout=timeout) as response:
                 status, headers, raw = response.status, response.headers, response.read()
         except urllib.error.HTTPError as exc:
             status, headers = exc.code, exc.headers

@@ -484,3 +484,53 @@ def test_fake_relations_have_both_directions(linear: FakeLinear) -> None:
     assert status == 200
     assert one["data"]["issue"] == {"relations": {"nodes": [edge]}, "inverseRelations": {"nodes": []}}
     assert two["data"]["issue"] == {"relations": {"nodes": []}, "inverseRelations": {"nodes": [edge]}}
+
+
+def test_a_redirect_never_carries_the_api_key_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API URL answers with a redirect (a proxy, a wrong address): the key is not sent on to
+    where it points, and the read fails plainly instead."""
+    import http.server
+    import threading
+
+    seen: list[str | None] = []
+
+    class Elsewhere(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(404)
+            self.end_headers()
+
+        do_POST = do_GET
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    elsewhere = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+    target = f"http://localhost:{elsewhere.server_address[1]}/graphql"
+
+    class Redirects(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(302)
+            self.send_header("Location", target)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    redirects = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirects)
+    for server in (elsewhere, redirects):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv(KEY_ENV, "lin_api_secret_key")
+    tracker = trackers.create(
+        "linear",
+        {"team": "ENG", "api_url": f"http://127.0.0.1:{redirects.server_address[1]}/graphql",
+         "api_key_env": KEY_ENV, "timeout": 2},
+    )  # fmt: skip
+    try:
+        with pytest.raises((PermanentIntegrationError, TransientIntegrationError)):
+            tracker.get_issue("ENG-1")
+    finally:
+        for server in (elsewhere, redirects):
+            server.shutdown()
+    assert seen == []
