@@ -25,6 +25,7 @@ urlpatterns = [
     path("api/v1/", include("sessions.api.urls")),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/one-time/", views_auth.one_time_login_confirm, name="one_time_login_confirm"),
     path("accounts/one-time/<uidb64>/<token>/", views_auth.one_time_login, name="one_time_login"),
     path("", include("sessions.dashboard.urls_learning")),  # retro page + lesson decisions
     path("chat/", include("sessions.dashboard.urls_chat")),

@@ -155,8 +155,7 @@ def bench_live(changes: int, sweep_interval: str) -> tuple[list[float], list[flo
         chromium() as browser,
     ):
         page = browser.new_page(viewport={"width": 1440, "height": 900})
-        page.goto(live.link)
-        page.wait_for_url(f"{live.base}/")
+        live.sign_in(page)
         page.goto(f"{live.base}/p/e2e/?mode=simple")
         page.wait_for_selector("#live-indicator[data-state=live]")
         page.wait_for_selector("#col-working #card-e2e-1")

@@ -196,10 +196,22 @@ def wait_http(url: str, timeout: float = STARTUP_TIMEOUT) -> None:
     raise AssertionError(f"{url} did not answer within {timeout} s")
 
 
+def open_link_and_sign_in(client: httpx.Client, link: str) -> httpx.Response:
+    """Open the one-time link with ``client`` and press its "Sign in" button, as a browser does
+    (the page's form, with its CSRF token, from ao's own origin); the answer to the press."""
+    from tests.helpers.one_time import sign_in_form
+
+    base = link.split("/accounts/", 1)[0]
+    page = client.get(link)
+    assert page.status_code == 200, page.text
+    action, fields, _ = sign_in_form(page.text)
+    return client.post(base + action, data=fields, headers={"Origin": base})
+
+
 def login_with_link(link: str) -> str:
-    """GET the one-time link; return the Cookie header value holding the new login session."""
+    """Sign in with the one-time link; return the Cookie header value holding the new login session."""
     with httpx.Client(timeout=10) as client:
-        response = client.get(link)
+        response = open_link_and_sign_in(client, link)
         assert response.status_code == 302, response.text
         assert response.headers["location"] == "/"
         session = client.cookies.get("sessionid")

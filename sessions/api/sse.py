@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.http import JsonResponse, StreamingHttpResponse
 from django.views.decorators.http import require_GET
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -76,21 +77,15 @@ def _caller(request):
 
 def stream_access(credentials: Credentials, project_ids: list[int]) -> list[int]:
     """The streamed projects the caller may still see: none when the token was revoked, the user
-    deactivated or the browser session ended."""
-    from importlib import import_module
-
-    from django.contrib.auth import get_user_model
-
+    deactivated or the browser signed out (``selectors.signed_in_user``, as every websocket)."""
     if credentials.token_id is not None:
         if not ApiToken.objects.filter(
             pk=credentials.token_id, user_id=credentials.user_id, revoked_at__isnull=True
         ).exists():
             return []
-    elif not credentials.session_key or not import_module(settings.SESSION_ENGINE).SessionStore().exists(
-        credentials.session_key
-    ):
-        return []
-    user = get_user_model().objects.filter(pk=credentials.user_id, is_active=True).first()
+        user = get_user_model().objects.filter(pk=credentials.user_id, is_active=True).first()
+    else:
+        user = selectors.signed_in_user(user_id=credentials.user_id, session_key=credentials.session_key)
     if user is None:
         return []
     visible = selectors.projects_visible_to(user).filter(pk__in=project_ids)

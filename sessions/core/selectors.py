@@ -6,11 +6,14 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import datetime
+from importlib import import_module
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError, plugin_for
@@ -157,6 +160,28 @@ def projects_visible_to(user) -> QuerySet[Project]:
     if user.is_superuser:
         return Project.objects.all()
     return Project.objects.filter(memberships__user=user).distinct()
+
+
+def signed_in_user(*, user_id: int, session_key: str):
+    """The person a browser login still belongs to, read afresh from the database: the active user
+    ``user_id`` when the login session ``session_key`` still exists (not logged out, not expired),
+    still names that user (not since signed in as someone else) and was made with their current
+    password (Django's session hash, checked as on every page: a password change ends the other
+    logins); else None. Long-lived connections (websockets, the event stream) ask this again
+    every ``AO_ACCESS_RECHECK_SECONDS`` instead of trusting the user they were opened with."""
+    if not session_key:
+        return None
+    data = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key).load()
+    if str(data.get(SESSION_KEY, "")) != str(user_id):
+        return None
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
+        return None
+    session_hash = str(data.get(HASH_SESSION_KEY) or "")
+    hashes = [user.get_session_auth_hash(), *user.get_session_auth_fallback_hash()]
+    if not session_hash or not any(constant_time_compare(session_hash, h) for h in hashes):
+        return None
+    return user
 
 
 def checks_passed_on_head(pr: PullRequest) -> frozenset[str]:

@@ -1,18 +1,18 @@
-"""Websocket consumers: check who is asking, join groups, relay pre-rendered fragments."""
+"""Websocket consumers: check who is asking, join groups, relay pre-rendered fragments.
+
+Both re-check the person and their login while open (``consumers_access``): a board leaves the
+projects its person may no longer see, and closes (4403) when they may see nothing it asked for
+or are no longer signed in."""
 
 from __future__ import annotations
 
-import time
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
-from django.conf import settings
 
 from sessions.core import realtime, selectors
+from sessions.dashboard.consumers_access import CLOSE_FORBIDDEN, AccessCheckedConsumer
 from sessions.models import Project, Session
-
-CLOSE_FORBIDDEN = 4403
 
 
 @database_sync_to_async
@@ -40,10 +40,10 @@ def board_groups(user, *, project_key: str, session_id: str) -> list[str] | None
     ]
 
 
-class BoardConsumer(AsyncWebsocketConsumer):
+class BoardConsumer(AccessCheckedConsumer):
     """Push-only: card fragments rendered once per change by ``realtime.card_changed``."""
 
-    groups_joined: list[str]
+    page = ""
 
     async def connect(self) -> None:
         self.groups_joined = []
@@ -60,35 +60,18 @@ class BoardConsumer(AsyncWebsocketConsumer):
         if groups is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        await self._join(groups)
+        await self.access_granted(user, groups)
         self.page = self.asked["session_id"] or ""
         if self.page:
             realtime.session_page_opened(self.page)  # its changes now render the page's panels too
         await self.accept()
 
-    async def _join(self, groups: list[str]) -> None:
-        for group in set(self.groups_joined) - set(groups):
-            await self.channel_layer.group_discard(group, self.channel_name)
-        for group in set(groups) - set(self.groups_joined):
-            await self.channel_layer.group_add(group, self.channel_name)
-        self.groups_joined = groups
-        self.checked_at = time.monotonic()
-
-    async def _still_allowed(self) -> bool:
-        """Re-check the person's roles now and then: revoked access closes the socket."""
-        if time.monotonic() - self.checked_at < settings.AO_ACCESS_RECHECK_SECONDS:
-            return True
-        groups = await board_groups(self.scope["user"], **self.asked)
-        if groups is None:
-            await self.close(code=CLOSE_FORBIDDEN)
-            return False
-        await self._join(groups)
-        return True
+    async def access_groups(self, user) -> list[str] | None:
+        return await board_groups(user, **self.asked)
 
     async def disconnect(self, code: int) -> None:
-        for group in getattr(self, "groups_joined", []):
-            await self.channel_layer.group_discard(group, self.channel_name)
-        if getattr(self, "page", ""):
+        await self.access_stop()
+        if self.page:
             realtime.session_page_closed(self.page)
             self.page = ""
 
@@ -96,33 +79,50 @@ class BoardConsumer(AsyncWebsocketConsumer):
         return  # the board is push-only
 
     async def card_html(self, event: dict) -> None:
-        if not await self._still_allowed():
+        if not await self.access_current() or not self._reaches(event):
             return
         await self.send(text_data=event["html"])
 
+    def _reaches(self, event: dict) -> bool:
+        """Whether a card is one this socket may still show: it reached it through a group, and a
+        re-check may have left that group since (a message already queued for this socket, or the
+        one that triggered the re-check). A card names its project and session; one that does not
+        passes while the socket has never left a group."""
+        joined = set(self.groups_joined)
+        if "project" not in event and "session" not in event:
+            return not self.groups_left
+        return realtime.BOARD_GROUP in joined or bool(
+            {realtime.project_group(event.get("project")), realtime.session_group(event.get("session"))}
+            & joined
+        )
 
-class InboxConsumer(AsyncWebsocketConsumer):
+
+class InboxConsumer(AccessCheckedConsumer):
     """Push-only, one per page: the person's Inbox badge in the nav (``realtime.inbox_changed``),
     sent once on connect too, so a page that was cached or offline shows the current count."""
 
     user_id: int | None = None
 
     async def connect(self) -> None:
+        self.groups_joined = []
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.user_id = user.pk
-        await self.channel_layer.group_add(realtime.user_group(user.pk), self.channel_name)
+        await self.access_granted(user, [realtime.user_group(user.pk)])
         realtime.user_connected(user.pk, +1)
         await self.accept()
         message = await database_sync_to_async(realtime.unread_message)(user)
         if message is not None:
             await self.send(text_data=message["html"])
 
+    async def access_groups(self, user) -> list[str] | None:
+        return [realtime.user_group(user.pk)]  # their own badge, while they are signed in and active
+
     async def disconnect(self, code: int) -> None:
+        await self.access_stop()
         if self.user_id is not None:
-            await self.channel_layer.group_discard(realtime.user_group(self.user_id), self.channel_name)
             realtime.user_connected(self.user_id, -1)
             self.user_id = None
 
@@ -130,4 +130,6 @@ class InboxConsumer(AsyncWebsocketConsumer):
         return
 
     async def inbox_html(self, event: dict) -> None:  # type "inbox.html": rendered for this person
+        if not await self.access_current():
+            return
         await self.send(text_data=event["html"])

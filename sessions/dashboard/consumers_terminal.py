@@ -16,17 +16,19 @@ Wire format:
   drawn).
 
 Checks: ASGI's ``WebsocketOriginValidator`` (ao_site/origins.py) refuses upgrades from another
-origin (scheme, host and port); here a login and
-the project's viewer role are required to connect (else the upgrade is refused: 403), and the
-operator role is checked again, against the database, on every input message - a viewer's
-keystrokes are dropped here, whatever the browser does; so are an operator's in a session that
-runs with another person's own model credentials (only that person and superusers type there:
-``terminal.typing_owner``) - and the viewer role (and the login)
-every ``AO_ACCESS_RECHECK_SECONDS``: a viewer whose role was removed is disconnected
-(``CLOSE_FORBIDDEN``) instead of watching on. Input goes straight to the relay's pty
-(no Celery, no database write), without what the browser's terminal emulator answered on its
-own (device attributes, cursor and mode reports, colour and version replies, focus events:
-``terminal_filters.input_keys``): only what a person types or pastes reaches the agent.
+origin (scheme, host and port); here a login and the project's viewer role are required to
+connect (else the upgrade is refused: 403). On every input message the browser's login and the
+operator role are checked again, against the database - a viewer's keystrokes are dropped here,
+whatever the browser does, and so are those of a browser that has signed out since; so are an
+operator's in a session that runs with another person's own model credentials (only that person
+and superusers type there: ``terminal.typing_owner``). Every ``AO_ACCESS_RECHECK_SECONDS`` the
+person, their login and the viewer role are re-read, as for every ao socket
+(``consumers_access``): a viewer whose role was removed, a deactivated person or a browser that
+signed out is disconnected (``CLOSE_FORBIDDEN``) instead of watching on. Input goes straight to
+the relay's pty (no Celery, no database write), without what the browser's terminal emulator
+answered on its own (device attributes, cursor and mode reports, colour and version replies,
+focus events: ``terminal_filters.input_keys``): only what a person types or pastes reaches the
+agent.
 
 Back-pressure: Channels' ``send`` never waits for the network, so the browser acknowledges what
 it has drawn and at most :data:`ACK_WINDOW` bytes are in flight per socket. A browser that falls
@@ -42,14 +44,12 @@ import logging
 
 from autobahn.exception import Disconnected
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
-from django.conf import settings
 
 from sessions.dashboard import terminal, terminal_filters, terminal_relay
+from sessions.dashboard.consumers_access import CLOSE_FORBIDDEN, AccessCheckedConsumer
 
 log = logging.getLogger(__name__)
 
-CLOSE_FORBIDDEN = 4403
 CLOSE_NOT_ATTACHABLE = 4404
 CLOSE_ENDED = 4410
 CLOSE_NOT_YET = 4425  # no terminal yet (the agent is starting): the browser tries again
@@ -57,11 +57,10 @@ ACK_WINDOW = 256 * 1024  # output bytes sent but not yet drawn by the browser
 MAX_MESSAGE = 64 * 1024  # larger control messages (a huge paste) are refused
 
 
-class TerminalConsumer(AsyncWebsocketConsumer):
+class TerminalConsumer(AccessCheckedConsumer):
     relay: terminal_relay.Relay | None = None
     sub: terminal_relay.Subscriber | None = None
     pump: asyncio.Task | None = None
-    watch: asyncio.Task | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -91,7 +90,6 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_NOT_ATTACHABLE)
             return
         self.target = target
-        self.user_id = user.pk
         self.sent = self.acked = 0
         self.window = asyncio.Event()
         self.told_readonly = False
@@ -100,16 +98,22 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         if replay:
             await self._output(replay)
         self.pump = asyncio.create_task(self._pump())
-        session = self.scope.get("session")
-        self.session_key = getattr(session, "session_key", "") or ""
-        self.watch = asyncio.create_task(self._watch_access())
+        await self.access_granted(user, [])
+
+    async def access_groups(self, user) -> list[str] | None:
+        allowed = await database_sync_to_async(terminal.terminal_may_view)(user, self.target.project_id)
+        return [] if allowed else None
+
+    async def access_revoked(self) -> None:
+        await self._control(type="error", message="your access to this session was removed")
 
     async def disconnect(self, code: int) -> None:
-        for task in (self.pump, self.watch):
-            if task is not None and task is not asyncio.current_task():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        await self.access_stop()
+        task = self.pump
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         if self.relay is not None and self.sub is not None:
             terminal.relay_leave(self.relay, self.sub)
             self.relay = self.sub = None
@@ -141,7 +145,10 @@ class TerminalConsumer(AsyncWebsocketConsumer):
         if not data:
             return
         allowed = await database_sync_to_async(terminal.terminal_may_type)(
-            user_id=self.user_id, project_id=self.target.project_id, owner_id=self.target.owner_id
+            user_id=self.access_user_id,
+            session_key=self.access_session_key,
+            project_id=self.target.project_id,
+            owner_id=self.target.owner_id,
         )
         if not allowed:
             if not self.told_readonly:
@@ -150,24 +157,6 @@ class TerminalConsumer(AsyncWebsocketConsumer):
             return
         if self.relay is not None:
             self.relay.write(data.encode("utf-8", "replace"))
-
-    async def _watch_access(self) -> None:
-        """Every ``AO_ACCESS_RECHECK_SECONDS``: still signed in and a member of the project, or out."""
-        every = settings.AO_ACCESS_RECHECK_SECONDS
-        while True:
-            await asyncio.sleep(every)
-            try:
-                allowed = await database_sync_to_async(terminal.terminal_may_view)(
-                    user_id=self.user_id, project_id=self.target.project_id, session_key=self.session_key
-                )
-            except Exception:  # a database hiccup is not a reason to cut a terminal: try again later
-                log.warning("terminal %s: access re-check failed", self.target.session_id, exc_info=True)
-                continue
-            if not allowed:
-                with contextlib.suppress(Exception):
-                    await self._control(type="error", message="your access to this session was removed")
-                await self.close(code=CLOSE_FORBIDDEN)
-                return
 
     async def _pump(self) -> None:
         """Relay → browser, within the ack window."""

@@ -202,24 +202,17 @@ def _may_type(user, project_id: int, *, owner_id: int | None) -> bool:
     return owner_id is None or user.is_superuser or user.pk == owner_id
 
 
-def terminal_may_type(*, user_id: int, project_id: int, owner_id: int | None = None) -> bool:
-    """Checked on every input message: the user is still active and an operator of the project,
-    and, for a session running with a person's own credentials (``owner_id``), that person or a
-    superuser."""
-    from django.contrib.auth import get_user_model
-
-    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+def terminal_may_type(
+    *, user_id: int, session_key: str, project_id: int, owner_id: int | None = None
+) -> bool:
+    """Checked on every input message: the browser is still signed in as that user, who is still
+    active and an operator of the project, and, for a session running with a person's own
+    credentials (``owner_id``), that person or a superuser."""
+    user = selectors.signed_in_user(user_id=user_id, session_key=session_key)
     return user is not None and _may_type(user, project_id, owner_id=owner_id)
 
 
-def terminal_may_view(*, user_id: int, project_id: int, session_key: str = "") -> bool:
-    """Checked every ``AO_ACCESS_RECHECK_SECONDS`` while a terminal is open: the user is still
-    active and a member of the project, and (a browser) still signed in."""
-    from importlib import import_module
-
-    from django.contrib.auth import get_user_model
-
-    if session_key and not import_module(settings.SESSION_ENGINE).SessionStore().exists(session_key):
-        return False
-    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
-    return user is not None and selectors.can(user, Project(pk=project_id), selectors.VIEW)
+def terminal_may_view(user, project_id: int) -> bool:
+    """Checked every ``AO_ACCESS_RECHECK_SECONDS`` while a terminal is open, with the user read
+    afresh (``consumers_access``): still a member of the project."""
+    return selectors.can(user, Project(pk=project_id), selectors.VIEW)

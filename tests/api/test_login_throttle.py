@@ -19,6 +19,7 @@ from django.core.management import call_command
 from sessions.api.tokens import api_token_create
 from sessions.dashboard.views_auth import one_time_login_url
 from sessions.models import AuditEntry
+from tests.helpers.one_time import sign_in_form
 
 LOGIN_URLS = ["/accounts/login/", "/admin/login/"]
 PASSWORD = "correct-horse-battery-staple"
@@ -186,7 +187,9 @@ def test_a_one_time_login_link_still_lets_the_owner_in(client, people) -> None:
     lock(client, "/accounts/login/", "alice")
     link = one_time_login_url(people["alice"], base_url="http://testserver")
 
-    response = client.get(link.removeprefix("http://testserver"), REMOTE_ADDR=HOME)
+    page = client.get(link.removeprefix("http://testserver"), REMOTE_ADDR=HOME)
+    action, fields, _ = sign_in_form(page.content.decode())
+    response = client.post(action, fields, REMOTE_ADDR=HOME)  # its "Sign in" button
 
     assert (response.status_code, response.headers["location"]) == (302, "/")
     assert signed_in(client) == "alice"

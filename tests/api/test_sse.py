@@ -165,3 +165,36 @@ async def _drops_project() -> None:
     text = await _read_until(outbox, ": access revoked", timeout=5)
     assert "event:" not in text
     await asyncio.wait_for(task, timeout=5)
+
+
+def test_a_browser_stream_ends_when_its_password_is_changed(settings) -> None:
+    """As every page after a password change (Django's session hash): the other logins end,
+    and so do their streams."""
+    settings.AO_ACCESS_RECHECK_SECONDS = 0.2
+    asyncio.run(_ends_on_password_change())
+
+
+async def _ends_on_password_change() -> None:
+    from django.test import Client
+
+    from ao_site.asgi import application
+
+    def login():
+        _raw, session, _foreign = _setup()
+        user = session.project.memberships.get().user
+        browser = Client()
+        browser.force_login(user)
+        return user, browser.cookies["sessionid"].value
+
+    user, cookie = await sync_to_async(login)()
+    task, _inbox, outbox = await _open_stream(application, [(b"cookie", f"sessionid={cookie}".encode())])
+    assert (await outbox.get())["status"] == 200
+    await _read_until(outbox, ": connected")
+
+    def change_password() -> None:
+        user.set_password("a-new-password-nobody-had")
+        user.save()
+
+    await sync_to_async(change_password)()
+    await _read_until(outbox, ": access revoked", timeout=5)
+    await asyncio.wait_for(task, timeout=5)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -83,6 +84,11 @@ class Live:
     def shell(self, code: str) -> str:
         return django_shell(self.env, code)
 
+    def sign_in(self, page) -> None:
+        """Sign ``page``'s browser in as the admin with the one-time link (it works once): open
+        it, press its "Sign in" button, land on the board."""
+        sign_in_with_link(page, self.link)
+
     def set_facts(self, session_id: str, **fields) -> None:
         """A plain UPDATE of stored facts: no service, no broadcast; the sweep must notice."""
         assignments = ", ".join(f"{k}={v!r}" for k, v in fields.items())
@@ -91,6 +97,14 @@ class Live:
             f"print(Session.objects.filter(pk={session_id!r}).update(activity_at=timezone.now(), {assignments}))"
         )
         assert out.strip() == "1", out
+
+
+def sign_in_with_link(page, link: str) -> None:
+    """Open a one-time login link in the browser and press the page's "Sign in as ..." button (the
+    link alone signs nobody in); wait for the board."""
+    page.goto(link)
+    page.get_by_role("button", name=re.compile(r"^Sign in as ")).click()
+    page.wait_for_url(link.split("/accounts/", 1)[0] + "/")
 
 
 def tmux(socket: str, *args: str) -> None:

@@ -28,8 +28,7 @@ def shots():
 def admin_page(live: Live, browser):  # noqa: F811
     context = browser.new_context(viewport={"width": 1440, "height": 900})
     page = context.new_page()
-    page.goto(live.link)
-    page.wait_for_url(f"{live.base}/")
+    live.sign_in(page)
     yield page
     context.close()
 

@@ -114,8 +114,7 @@ def operator(live: Live, browser):  # noqa: F811
     """The operator's browser, signed in to ao (the one-time link works once: one context)."""
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
     page = context.new_page()
-    page.goto(live.link)
-    page.wait_for_url(f"{live.base}/")
+    live.sign_in(page)
     page.close()
     yield context
     context.close()
@@ -194,6 +193,52 @@ def test_a_page_on_another_port_cannot_post_with_the_operators_login(
     # Django's CSRF check compares the Origin (scheme, host and port) with ao's own: only
     # the operator's own post made a message.
     assert [text for text in messages(live) if text.startswith("posted by")] == ["posted by the operator"]
+
+
+# Loads a URL as an <img> (what any page may do), then posts the one-time link's form fields
+# with the CSRF cookie it can read, as the confirmation page's button would.
+SWITCH_LOGIN = """([link, confirm, uidb64, token]) => new Promise((resolve) => {
+  const img = new Image();
+  img.onload = img.onerror = () => {
+    const csrf = (document.cookie.match(/csrftoken=([^;]+)/) || [])[1] || "";
+    const body = new URLSearchParams({csrfmiddlewaretoken: csrf, uidb64, token});
+    fetch(confirm, {method: "POST", body, credentials: "include", mode: "no-cors"}).then(
+      () => resolve("sent"), () => resolve("network error"));
+  };
+  img.src = link;
+})"""
+
+
+def test_a_page_on_another_port_cannot_switch_the_operators_login(
+    live: Live, operator, hostile: Hostile
+) -> None:
+    """Login CSRF: the sender's own one-time link, loaded by the operator's browser, must not
+    sign it into the sender's account (what the operator then does would be the sender's to see)."""
+    link = (
+        live.shell(
+            "from django.contrib.auth import get_user_model\n"
+            "from sessions.dashboard.views_auth import one_time_login_url\n"
+            f"print(one_time_login_url(get_user_model().objects.get(username='viewer'), base_url={live.base!r}))"
+        )
+        .strip()
+        .splitlines()[-1]
+    )
+    uidb64, token = link.rstrip("/").split("/")[-2:]
+    page = operator.new_page()
+    page.goto(f"{live.base}/")
+    me = page.text_content("header .who")
+
+    page.goto(hostile.url("blank.html"))
+    sent = page.evaluate(SWITCH_LOGIN, [link, f"{live.base}/accounts/one-time/", uidb64, token])
+    page.goto(f"{live.base}/")
+    after = page.text_content("header .who")
+    page.goto(link)  # opened on purpose: the page says whose login it would replace, and waits
+    warning = page.text_content("main")
+    page.close()
+
+    assert sent == "sent"  # the browser did load the link and send the post
+    assert (me, after) == ("admin", "admin")
+    assert "This browser is signed in as admin" in " ".join(warning.split())
 
 
 PAGES = {

@@ -31,8 +31,7 @@ def shots():
 def admin_context(live: Live, browser):  # noqa: F811
     context = browser.new_context(viewport={"width": 1440, "height": 1000})
     page = context.new_page()
-    page.goto(live.link)  # the one-time link works once: one signed-in context for the module
-    page.wait_for_url(f"{live.base}/")
+    live.sign_in(page)  # the one-time link works once: one signed-in context for the module
     page.close()
     yield context
     context.close()

@@ -61,8 +61,7 @@ def test_the_usage_page_draws_the_apis_numbers_under_the_csp(live: Live, browser
     assert live.shell(SEED).strip().endswith("seeded")
     context = browser.new_context(viewport={"width": 1400, "height": 1100})
     page = context.new_page()
-    page.goto(live.link)  # the one-time link signs the admin in
-    page.wait_for_url(f"{live.base}/")
+    live.sign_in(page)  # the one-time link signs the admin in
     page.add_init_script(WATCH)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))

@@ -37,7 +37,7 @@ from tests.journey.github_world import (
     github_journey_world,
 )
 from tests.journey.world import World, git, start_ao
-from tests.test_embedded import LINK_RE
+from tests.test_embedded import LINK_RE, open_link_and_sign_in
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -116,7 +116,8 @@ def test_01_ao_starts_in_github_mode_against_github_enterprise(world: World, out
     assert {"calc", "ops"} <= projects, projects
     # a person's browser session, for the pages
     cookies = httpx.Client(base_url=world.base, follow_redirects=True, timeout=15)
-    cookies.get(LINK_RE.search(world.process.output).group(1))  # the link `ao start` printed
+    signed_in = open_link_and_sign_in(cookies, LINK_RE.search(world.process.output).group(1))  # `ao start`'s
+    assert signed_in.url == f"{world.base}/", signed_in.url
     world.facts["browser"] = cookies
     # GitHub can reach ao: a signed ping is accepted
     assert outside.deliver("ping") in (200, 202)

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import httpx
 import yaml
 
-from tests.dashboard.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.dashboard.browser import CHROMIUM, CHROMIUM_ARGS, sign_in_with_link
 from tests.test_embedded import LINK_RE, AoProcess, ao_command, ao_env, free_port
 
 T = TypeVar("T")
@@ -297,6 +297,4 @@ def start_ao(world: World) -> None:
 
 
 def login(world: World) -> None:
-    link = LINK_RE.search(world.ao_ok("login-link")).group(1)
-    world.page.goto(link)
-    world.page.wait_for_load_state()
+    sign_in_with_link(world.page, LINK_RE.search(world.ao_ok("login-link")).group(1))

@@ -7,6 +7,7 @@ import json
 import socket
 import time
 
+import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
@@ -139,6 +140,49 @@ def test_viewer_whose_role_is_removed_is_disconnected(server: Server) -> None:
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
     assert {"type": "error", "message": "your access to this session was removed"} in reader.controls
     assert refused(server, who="leaver") == 403
+
+
+NEW_LOGIN = """
+from django.contrib.auth import get_user_model
+from django.test import Client
+from sessions.models import Membership, Project
+user = get_user_model().objects.create_user({name!r}, password=None)
+Membership.objects.create(user=user, project=Project.objects.get(key="term"), role="operator")
+client = Client()
+client.force_login(user)
+print("COOKIE=sessionid=" + client.cookies["sessionid"].value)
+"""
+
+
+def sign_out(server: Server, cookie: str) -> None:
+    """What the nav's "Log out" button does in that browser: POST /accounts/logout/ with the CSRF token."""
+    with httpx.Client(base_url=server.base, timeout=10, headers={"Origin": server.base}) as browser:
+        browser.cookies.set("sessionid", cookie.removeprefix("sessionid="))
+        assert browser.get("/").status_code == 200
+        out = browser.post("/accounts/logout/", data={"csrfmiddlewaretoken": browser.cookies["csrftoken"]})
+        assert out.status_code == 302, out.text
+        assert browser.get("/").status_code == 302  # signed out: the board sends it to the login page
+
+
+def test_an_operator_who_signed_out_types_no_more_and_is_disconnected(server: Server) -> None:
+    from tests.test_embedded import django_shell
+
+    output = django_shell(server.env, NEW_LOGIN.format(name="signs-out"))
+    server.cookies["signs-out"] = cookie = output.split("COOKIE=", 1)[1].strip()
+    with open_terminal(server, who="signs-out") as ws:
+        reader = Reader(ws)
+        assert reader.control("hello")["may_type"] is True
+        reader.sees(b"ao-prompt$")
+
+        sign_out(server, cookie)
+        send(ws, type="input", data="echo after-sign-out-$((3*3))\r")
+
+        with pytest.raises(ConnectionClosed) as closed:
+            reader.until(lambda r: False, timeout=10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4403
+    assert b"after-sign-out-9" not in reader.output
+    assert "after-sign-out-9" not in pane_text(server.socket_name, server.session)
+    assert refused(server, who="signs-out") == 403
 
 
 def test_operator_resize_is_applied_and_announced_to_every_viewer(server: Server) -> None:

@@ -29,5 +29,7 @@ class Command(BaseCommand):
                 raise CommandError("no admin account yet: `ao start` creates one on its first run")
         base = served.agent_url()
         # stdout only, never a log: the link logs its holder in
-        self.stdout.write(f"One-time login link for {user.get_username()} (valid 15 minutes, works once):")
+        self.stdout.write(
+            f"One-time login link for {user.get_username()} (valid 15 minutes, works once; open it and press Sign in):"
+        )
         self.stdout.write(f"  {one_time_login_url(user, base_url=base)}")

@@ -132,7 +132,7 @@ class Command(BaseCommand):
                 from sessions.dashboard.views_auth import one_time_login_url
 
                 # stdout only: the link logs its holder in, so it never goes to a log.
-                out.write("One-time login link (valid 15 minutes, works once):")
+                out.write("One-time login link (valid 15 minutes, works once; open it and press Sign in):")
                 out.write(f"  {one_time_login_url(user, base_url=url)}")
             else:
                 out.write(f"Set a password with `ao changepassword {user.get_username()}` to log in.")
