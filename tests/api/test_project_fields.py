@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
@@ -18,30 +16,12 @@ from sessions.core import services
 from sessions.core.config.loading import config_load_text
 from sessions.core.host_settings import HostSettingRefused, host_settings_guard, project_state
 from sessions.models import Project
-from tests.api.test_admin_audit import _change_page_data
+from tests.api.test_host_settings import _post
+from tests.api.test_host_settings import staff_admin as staff_admin  # the fixture
 from tests.integrations.conftest import FAST, TOKEN_ENV
 from tests.integrations.conftest import gh as gh  # the fake GitHub (fixture)
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff_admin(world):
-    user = world.users["admin"]
-    user.is_staff = True
-    user.save(update_fields=["is_staff"])
-    Project.objects.filter(pk=world.project.pk).update(
-        agent="claude-code", plugin_settings={"agent": {"model": "opus"}}, orchestrator_agent=""
-    )
-    return user
-
-
-def _post(client, project, edits: dict):
-    url = reverse("admin:agent_sessions_project_change", args=[project.pk])
-    data = _change_page_data(client.get(url))
-    for field, value in edits.items():
-        data[field] = json.dumps(value) if isinstance(value, dict) else value
-    return client.post(url, data)
 
 
 # --- repo ------------------------------------------------------------------------------------------

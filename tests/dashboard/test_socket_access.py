@@ -83,52 +83,38 @@ def deactivate(user):
     return lambda: get_user_model().objects.filter(pk=user.pk).update(is_active=False)
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_deactivated_viewer_gets_no_more_cards_and_is_closed(team, settings) -> None:
-    browser = browser_login(team.viewer)
-
-    output, groups = first_output_after(
-        browser,
-        "/ws/board/?project=webapp",
-        deactivate(team.viewer),
-        realtime.project_group(team.project.pk),
-        card(team.project, "web-1", "<i>after deactivation</i>"),
-    )
-
-    assert (output, groups) == (FORBIDDEN, set())
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_viewer_who_signed_out_gets_no_more_cards(team, settings) -> None:
-    browser = browser_login(team.viewer)
-
-    output, groups = first_output_after(
-        browser,
-        "/ws/board/",
-        browser.logout,
-        realtime.project_group(team.project.pk),
-        card(team.project, "web-1", "<i>after sign-out</i>"),
-    )
-
-    assert (output, groups) == (FORBIDDEN, set())
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_password_change_ends_the_other_logins_sockets(team, settings) -> None:
-    """As on every page (Django's session hash): a changed password signs the other browsers out."""
-    browser = browser_login(team.viewer)
-
-    def change_password():
-        viewer = get_user_model().objects.get(pk=team.viewer.pk)
+def _change_password(user):
+    def change() -> None:
+        viewer = get_user_model().objects.get(pk=user.pk)
         viewer.set_password("a-new-password-nobody-had")
         viewer.save()
 
+    return change
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ("deactivated", "/ws/board/?project=webapp"),
+        ("signed out", "/ws/board/"),
+        # as on every page (Django's session hash): a changed password signs the other browsers out
+        ("password changed", "/ws/board/?session=web-1"),
+    ],
+)
+def test_a_board_gets_no_more_cards_and_is_closed_once_its_login_is_gone(
+    team, settings, change, path
+) -> None:
+    browser = browser_login(team.viewer)
+    do = {
+        "deactivated": deactivate(team.viewer),
+        "signed out": browser.logout,
+        "password changed": _change_password(team.viewer),
+    }[change]
+    group = realtime.session_group("web-1") if "session=" in path else realtime.project_group(team.project.pk)
+
     output, groups = first_output_after(
-        browser,
-        "/ws/board/?session=web-1",
-        change_password,
-        realtime.session_group("web-1"),
-        card(team.project, "web-1", "<i>after the password changed</i>"),
+        browser, path, do, group, card(team.project, "web-1", f"<i>{change}</i>")
     )
 
     assert (output, groups) == (FORBIDDEN, set())
@@ -184,28 +170,16 @@ def test_a_viewer_whose_role_was_removed_leaves_that_project(team, settings) -> 
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_deactivated_persons_inbox_badge_stops(team, settings) -> None:
+@pytest.mark.parametrize("change", ["deactivated", "signed out"])
+def test_the_inbox_badge_stops_for_a_deactivated_person_or_a_browser_signed_out(
+    team, settings, change
+) -> None:
     browser = browser_login(team.viewer)
 
     output, groups = first_output_after(
         browser,
         "/ws/inbox/",
-        deactivate(team.viewer),
-        realtime.user_group(team.viewer.pk),
-        {"type": "inbox.html", "html": "<b>3</b>"},
-    )
-
-    assert (output, groups) == (FORBIDDEN, set())
-
-
-@pytest.mark.django_db(transaction=True)
-def test_the_inbox_badge_stops_when_the_browser_signs_out(team, settings) -> None:
-    browser = browser_login(team.viewer)
-
-    output, groups = first_output_after(
-        browser,
-        "/ws/inbox/",
-        browser.logout,
+        deactivate(team.viewer) if change == "deactivated" else browser.logout,
         realtime.user_group(team.viewer.pk),
         {"type": "inbox.html", "html": "<b>3</b>"},
     )
