@@ -154,6 +154,7 @@ class PullRequestInfo:
     updated_at: datetime | None = None
     created_at: datetime | None = None  # when the PR was opened (None: the SCM does not say)
     opened_by: str = ""  # the ao session that opened it, when the SCM records that (`local`)
+    from_fork: bool = False  # its head is another repository's branch (a fork's)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", http_url(self.url))  # outside data: http(s) only (ao_site/links.py)

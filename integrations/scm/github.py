@@ -432,6 +432,7 @@ class GitHubSCM(GitHubRestReader, GitHubChangeProbe, GitHubPluginMixin, SCM):
             threads=threads,
             updated_at=github_time(node.get("updatedAt")),
             created_at=github_time(node.get("createdAt")),
+            from_fork=bool(node.get("isCrossRepository")),
         )
 
     @staticmethod

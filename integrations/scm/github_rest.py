@@ -171,6 +171,7 @@ class GitHubRestReader:
             threads=_threads_of(comments, previous, self.config.max_threads) + _review_texts_of(latest),
             updated_at=github_time(pull.get("updated_at")),
             created_at=github_time(pull.get("created_at")),
+            from_fork=(head.get("repo") or {}).get("full_name") != (base.get("repo") or {}).get("full_name"),
         )
         open_threads = any(not t.resolved and not t.review_state for t in info.threads)
         if open_threads and decision == "approved" and previous.review_decision != "approved":

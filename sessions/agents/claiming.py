@@ -37,8 +37,9 @@ class PullRequestHeld(ClaimRefused):
 def session_pr_claim(*, session: Session, number: int, by=None, actor: str = Actor.USER) -> None:
     """Make an existing open PR the session's: its branch is checked out in the session's workspace
     (the agent then works on the PR), its facts are recorded and the claim audited. Refused: a
-    session that has another PR, a PR another session holds, and a merged or closed PR (nothing is
-    left to do on it, and the session would be finished the moment it took it). The one claim for
+    session that has another PR, a PR another session holds, a merged or closed PR (nothing is
+    left to do on it, and the session would be finished the moment it took it), and a PR from a
+    fork (the agent's pushes go to this repository's branches, never to the PR). The one claim for
     the CLI and the API."""
     project = session.project
     current = PullRequest.objects.filter(session=session).first()
@@ -53,6 +54,13 @@ def session_pr_claim(*, session: Session, number: int, by=None, actor: str = Act
         raise ClaimedPullRequestMissing(f"the {project.scm} SCM has no PR #{number}")
     if info.state != "open":
         raise ClaimRefused(f"PR #{number} is {info.state}: only an open PR can be claimed")
+    if info.from_fork:
+        # its head is a fork's branch: the workspace would check out this repository's branch of
+        # that name (another commit, or none), and the agent's pushes would never reach the PR
+        raise ClaimRefused(
+            f"PR #{number} comes from a fork: ao's agents push to this repository's branches, so it "
+            "cannot work on it (ask its author, or open a PR from a branch here)"
+        )
     workspace = existing_workspace(session)
     if workspace is not None and info.branch != session.branch:
         _checkout_pr_branch(session, workspace, branch=info.branch, remote=scm.workspace_remote())

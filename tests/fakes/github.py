@@ -65,6 +65,8 @@ LIST_OMITS = ("mergeable", "rebaseable", "mergeable_state", "merged", "merged_by
               "changed_files")  # fmt: skip
 
 
+# who owns the fork a cross-repository PR comes from
+FORK_OWNER = "contributor"
 # the jobs GitHub's "Re-run failed jobs" runs again
 RERUN_CONCLUSIONS = frozenset({"failure", "timed_out", "cancelled", "startup_failure"})
 
@@ -1221,6 +1223,10 @@ class FakeGitHub:
     def _rest_pull(self, repo: FakeRepo, pull: FakePull) -> dict[str, Any]:
         base = f"/repos/{repo.full_name}/pulls/{pull.number}"
         repo_json = self.rest_repo(repo)
+        head_owner, head_repo = repo.owner, repo_json
+        if pull.cross_repository:  # from a fork: its head is another repository's branch
+            head_owner = FORK_OWNER
+            head_repo = {**repo_json, "full_name": f"{FORK_OWNER}/{repo.name}", "fork": True}
         return {
             "url": self.api(base),
             "id": pull.number * 7919 + repo.id,
@@ -1250,11 +1256,11 @@ class FakeGitHub:
             "requested_teams": [],
             "draft": pull.draft,
             "head": {
-                "label": f"{repo.owner}:{pull.head}",
+                "label": f"{head_owner}:{pull.head}",
                 "ref": pull.head,
                 "sha": pull.head_sha,
-                "user": self.user(repo.owner).rest(self.html_base),
-                "repo": repo_json,
+                "user": self.user(head_owner).rest(self.html_base),
+                "repo": head_repo,
             },
             "base": {
                 "label": f"{repo.owner}:{pull.base}",
