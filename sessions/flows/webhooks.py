@@ -364,8 +364,25 @@ def refreshes_overdue(*, now=None) -> list[int]:
     )
 
 
+def _title_differs(project: Project, refs: list[str], title: str) -> bool:
+    sessions = Session.objects.filter(project=project, issue_ref__in=refs).exclude(issue_title=title)
+    claims = IntakeClaim.objects.filter(project=project, issue_ref__in=refs).exclude(issue_title=title)
+    return sessions.exists() or claims.exists()
+
+
+def _current_title(project: Project, number: int) -> str | None:
+    """The issue's title as its tracker says now; None when it cannot be read (the rename waits
+    for the next delivery about it)."""
+    try:
+        return plugin_for(project, "tracker").get_issue(str(number)).title
+    except (ConfigurationError, IntegrationError) as exc:
+        log.warning("reading the title of issue #%s of %s failed: %s", number, project.key, exc)
+        return None
+
+
 def issue_event_apply(*, project: Project, payload: dict[str, Any], action: str) -> dict[str, Any]:
-    """An ``issues`` delivery: the sessions working on the issue get its current title; an issue
+    """An ``issues`` delivery: the sessions working on the issue get its current title (read from
+    GitHub when the delivery's differs from theirs, never taken from the delivery); an issue
     given the project's intake label (labelled, or opened/reopened with it) queues the intake
     sweep soon while intake is on. Only for projects whose tracker is GitHub's issues."""
     issue = _object(payload, "issue")
@@ -374,7 +391,13 @@ def issue_event_apply(*, project: Project, payload: dict[str, Any], action: str)
         return {"accepted": True, "refresh": False}
     refs = [str(number), f"#{number}"]
     renamed: list[str] = []
-    if isinstance(title, str) and title:
+    if isinstance(title, str) and title and _title_differs(project, refs, title[:500]):
+        # the delivery says the title changed; what it is now comes from GitHub: deliveries can
+        # arrive out of order, and a captured body can be replayed under a new delivery id
+        title = _current_title(project, number)
+    else:
+        title = None
+    if title:
         title = title[:500]
         stale = Session.objects.filter(project=project, issue_ref__in=refs).exclude(issue_title=title)
         renamed = list(stale.values_list("pk", flat=True))

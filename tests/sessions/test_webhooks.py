@@ -12,6 +12,8 @@ from sessions.core import secrets
 from sessions.flows.webhooks import extract_refs
 from sessions.models import Event, PullRequest, Session, WebhookDelivery
 from tests.factories import ProjectFactory, PullRequestFactory, SessionFactory
+from tests.integrations.conftest import FAST, TOKEN_ENV
+from tests.integrations.conftest import gh as gh  # the fake GitHub (fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -661,8 +663,25 @@ def test_review_comment_thread_and_workflow_run_deliveries_refresh_the_right_ses
 
 # --- issues: the title of the sessions on the issue; the intake label queues intake ----------------
 @pytest.fixture
-def tracked():
-    return ProjectFactory(key="web", repo="acme/web", scm="github", tracker="github", intake_enabled=True)
+def tracked(gh):
+    gh.add_repo("acme/web")
+    return ProjectFactory(
+        key="web",
+        repo="acme/web",
+        scm="github",
+        tracker="github",
+        intake_enabled=True,
+        plugin_settings={"tracker": {"base_url": gh.base_url, "token_env": TOKEN_ENV, **FAST}},
+    )
+
+
+def on_github(gh, title: str, number: int = 42) -> None:
+    """Issue ``number`` of acme/web is titled ``title`` on the fake GitHub now."""
+    repo = gh.repo("acme/web")
+    while max(repo.issues, default=0) < number:
+        repo.add_issue(f"issue {max(repo.issues, default=0) + 1}")
+    with gh.lock:
+        repo.issues[number].title = title
 
 
 def _issue(action: str, number: int = 42, title: str = "Login fails on Safari", labels=(), label=None):
@@ -677,12 +696,13 @@ def _issue(action: str, number: int = 42, title: str = "Login fails on Safari", 
 
 
 def test_an_edited_issue_renames_the_sessions_working_on_it(
-    client, tracked, queued, django_capture_on_commit_callbacks
+    client, gh, tracked, queued, django_capture_on_commit_callbacks
 ):
     on_it = SessionFactory(project=tracked, issue_ref="42", issue_title="Login fails")
     hashed = SessionFactory(project=tracked, issue_ref="#42", issue_title="Login fails")
     other = SessionFactory(project=tracked, issue_ref="43", issue_title="Something else")
     elsewhere = SessionFactory(issue_ref="42", issue_title="Another project's 42")
+    on_github(gh, "Login fails on Safari")
 
     with django_capture_on_commit_callbacks(execute=True):
         response = deliver(client, "web", "issues", _issue("edited"))
@@ -702,11 +722,27 @@ def test_an_edited_issue_renames_the_sessions_working_on_it(
 
 
 @pytest.mark.parametrize("action", ["labeled", "unlabeled", "opened", "reopened", "closed"])
-def test_any_issue_action_refreshes_the_title(client, tracked, queued, action):
+def test_any_issue_action_refreshes_the_title(client, gh, tracked, queued, action):
     session = SessionFactory(project=tracked, issue_ref="42", issue_title="old")
+    on_github(gh, "new title")
     deliver(client, "web", "issues", _issue(action, title="new title", label="bug"))
     session.refresh_from_db()
     assert session.issue_title == "new title"
+
+
+def test_the_title_is_githubs_not_an_older_or_replayed_deliverys(client, gh, tracked, queued):
+    """Two quick renames whose deliveries arrive out of order, or a captured body replayed under
+    a new delivery id: the sessions take the title GitHub has now, never the delivery's."""
+    session = SessionFactory(project=tracked, issue_ref="42", issue_title="Login fails on Safari 17")
+    on_github(gh, "Login fails on Safari 17")
+
+    deliver(client, "web", "issues", _issue("edited", title="Login fails on Safari"), delivery="older")
+
+    session.refresh_from_db()
+    assert session.issue_title == "Login fails on Safari 17"
+    gh.reset_counts()
+    deliver(client, "web", "issues", _issue("edited", title="Login fails on Safari 17"), delivery="same")
+    assert gh.count("rest") == 0  # the delivery says what ao has: nothing to read
 
 
 def test_the_intake_label_queues_the_intake_sweep_soon(
