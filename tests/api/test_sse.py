@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import transaction
+from django.db import OperationalError, transaction
 
 from sessions.api.tokens import api_token_create
 from sessions.core import realtime, services
@@ -36,10 +37,21 @@ def _setup():
 
 
 def _record(session, kind: str) -> int:
-    with transaction.atomic():
-        return services.event_record(
-            project=session.project, session=session, kind=kind, summary=f"{kind}!"
-        ).pk
+    # The test database is SQLite in memory with a shared cache, where a table another thread's
+    # connection is reading is locked to writers at once (SQLITE_LOCKED; no busy timeout applies).
+    # ao's own SQLite is a WAL file, where readers never block a writer: a refused write here says
+    # nothing about the stream, so it is tried again (seen once in three runs of the whole suite).
+    for attempt in range(50):
+        try:
+            with transaction.atomic():
+                return services.event_record(
+                    project=session.project, session=session, kind=kind, summary=f"{kind}!"
+                ).pk
+        except OperationalError as exc:
+            if "is locked" not in str(exc) or attempt == 49:
+                raise
+            time.sleep(0.02)
+    raise AssertionError("unreachable")
 
 
 async def _open_stream(app, headers: list[tuple[bytes, bytes]], query: bytes = b""):
