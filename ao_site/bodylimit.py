@@ -40,8 +40,17 @@ class LimitedRequest(http_protocol.WebRequest):
             return
         super().handleContentChunk(data)
 
+    def requestReceived(self, command: bytes, path: bytes, version: bytes) -> None:
+        # Twisted goes on parsing what it already read after the connection is told to close: a
+        # refused body whose last chunk came in the same read would still complete the request
+        # (cut at the limit) and reach the application
+        if getattr(self, "refused", False):
+            return
+        super().requestReceived(command, path, version)
+
     def _refuse(self) -> None:
         self.refused = True
+        self.requestHeaders.removeHeader(b"expect")  # no "100 Continue" after the 413
         text = f"the request body is over {self.limit:,} bytes, ao's limit (AO_MAX_REQUEST_BYTES)\n".encode()
         transport = self.channel.transport if self.channel is not None else None
         if transport is None:

@@ -78,3 +78,65 @@ def test_a_body_under_the_limit_still_reaches_ao(port: int) -> None:
         answer = _answer(sock)
     assert not answer.startswith(b"HTTP/1.1 413 "), answer[:200]  # ao's own answer (no such project)
     assert answer.startswith(b"HTTP/1.1 "), answer[:200]
+
+
+# --- the request class itself, fed by Twisted's real HTTP parser ---------------------------------
+class _Factory:
+    class server:
+        connections: dict = {}
+
+        @staticmethod
+        def protocol_connected(protocol) -> None:
+            pass
+
+        @staticmethod
+        def protocol_disconnected(protocol) -> None:
+            pass
+
+    @staticmethod
+    def log(*args, **kwargs) -> None:
+        pass
+
+
+def _channel(processed: list[bytes]):
+    from twisted.internet.testing import StringTransport
+    from twisted.web import http
+
+    from ao_site import bodylimit
+
+    class Request(bodylimit.LimitedRequest):
+        limit = 1000
+
+        def process(self) -> None:  # daphne's process() hands the body to the application
+            self.content.seek(0)
+            processed.append(self.content.read())
+
+    channel = http.HTTPChannel()
+    channel.requestFactory = Request
+    channel.factory = _Factory()
+    transport = StringTransport()
+    channel.makeConnection(transport)
+    return channel, transport
+
+
+def test_a_refused_chunked_body_never_reaches_the_application_cut_short() -> None:
+    """Its last chunk came in the same read as the one over the limit: Twisted completes the
+    request anyway unless the request class stops it."""
+    processed: list[bytes] = []
+    channel, transport = _channel(processed)
+    body = b"".join(b"%x\r\n%s\r\n" % (500, b"x" * 500) for _ in range(4)) + b"0\r\n\r\n"
+    channel.dataReceived(
+        b"POST /api/v1/projects HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+    )
+    assert transport.value().startswith(b"HTTP/1.1 413 ")
+    assert processed == []
+
+
+def test_no_100_continue_follows_the_413() -> None:
+    processed: list[bytes] = []
+    channel, transport = _channel(processed)
+    channel.dataReceived(
+        b"POST /api/v1/projects HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\nExpect: 100-continue\r\n\r\n"
+    )
+    assert transport.value().startswith(b"HTTP/1.1 413 ")
+    assert b"100 Continue" not in transport.value()
