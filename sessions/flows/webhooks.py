@@ -371,8 +371,7 @@ def _title_differs(project: Project, refs: list[str], title: str) -> bool:
 
 
 def _current_title(project: Project, number: int) -> str | None:
-    """The issue's title as its tracker says now; None when it cannot be read (the rename waits
-    for the next delivery about it)."""
+    """The issue's title as its tracker says now; None when it cannot be read."""
     try:
         return plugin_for(project, "tracker").get_issue(str(number)).title
     except (ConfigurationError, IntegrationError) as exc:
@@ -393,8 +392,9 @@ def issue_event_apply(*, project: Project, payload: dict[str, Any], action: str)
     renamed: list[str] = []
     if isinstance(title, str) and title and _title_differs(project, refs, title[:500]):
         # the delivery says the title changed; what it is now comes from GitHub: deliveries can
-        # arrive out of order, and a captured body can be replayed under a new delivery id
-        title = _current_title(project, number)
+        # arrive out of order, and a captured body can be replayed under a new delivery id. When
+        # GitHub cannot be read, the delivery's title (nothing else would bring the rename)
+        title = _current_title(project, number) or title
     else:
         title = None
     if title:

@@ -745,6 +745,19 @@ def test_the_title_is_githubs_not_an_older_or_replayed_deliverys(client, gh, tra
     assert gh.count("rest") == 0  # the delivery says what ao has: nothing to read
 
 
+def test_a_rename_is_kept_when_github_cannot_be_read(client, gh, tracked, queued):
+    """GitHub has a bad minute as the delivery comes: the delivery's title is taken (nothing else
+    would bring the rename; a redelivery is answered as a duplicate)."""
+    session = SessionFactory(project=tracked, issue_ref="42", issue_title="Login fails")
+    on_github(gh, "Login fails on Safari")
+    gh.fail(502, times=10, path="/issues/42")
+
+    deliver(client, "web", "issues", _issue("edited"), delivery="d-1")
+
+    session.refresh_from_db()
+    assert session.issue_title == "Login fails on Safari"
+
+
 def test_the_intake_label_queues_the_intake_sweep_soon(
     client, tracked, queued, settings, django_capture_on_commit_callbacks
 ):
