@@ -269,7 +269,7 @@ class GitHubSCM(GitHubRestReader, GitHubChangeProbe, GitHubPluginMixin, SCM):
                 # The open PR if any, else the most recent one: two cheap aliases per branch.
                 aliases.append(
                     f"o{i}: pullRequests(headRefName: $b{i}, states: [OPEN], first: {first}, "
-                    f"orderBy: {{field: CREATED_AT, direction: DESC}}) {{ nodes {{ ...AoPull }} }}"
+                    f"orderBy: {{field: CREATED_AT, direction: DESC}}) {{ totalCount nodes {{ ...AoPull }} }}"
                 )
                 aliases.append(
                     f"r{i}: pullRequests(headRefName: $b{i}, first: {first}, "
@@ -277,24 +277,20 @@ class GitHubSCM(GitHubRestReader, GitHubChangeProbe, GitHubPluginMixin, SCM):
                 )
             repository = self._run(kind, aliases, decls, variables)
             for i, branch in enumerate(chunk):
-                listed = [
-                    node
-                    for alias in (f"o{i}", f"r{i}")
-                    for node in ((repository.get(alias) or {}).get("nodes") or ())
-                    if node
-                ]
+                opened = repository.get(f"o{i}") or {}
+                every = repository.get(f"r{i}") or {}
                 candidates = [
                     node
-                    for node in listed
-                    if not node.get("isCrossRepository")  # a fork's branch of the same name
+                    for alias in (opened, every)
+                    for node in alias.get("nodes") or ()
+                    if node
+                    and not node.get("isCrossRepository")  # a fork's branch of the same name
                     and _opened_since(node, since.get(branch))
                 ]
-                every = repository.get(f"r{i}") or {}
+                open_ones = [n for n in candidates if n in (opened.get("nodes") or ())]
                 if candidates:
-                    nodes[branch] = (candidates[0], kind)
-                elif (every.get("totalCount") or 0) > len(every.get("nodes") or ()) and any(
-                    node.get("isCrossRepository") for node in listed
-                ):
+                    nodes[branch] = (candidates[0], kind)  # for now, if a fork hides an open one of ours
+                if not open_ones and (_hides(opened) or (not candidates and _hides(every))):
                     shadowed.append(branch)  # a fork's PR listed, more PRs behind it
         return shadowed
 
@@ -562,6 +558,14 @@ def _rest_has_room(client) -> bool:
     if share >= 0.5:
         return True
     return graphql is not None and bool(graphql.limit) and share >= graphql.remaining / graphql.limit
+
+
+def _hides(connection: Mapping[str, Any]) -> bool:
+    """A connection of ``_find_by_branch`` lists a fork's PR and has more PRs than it lists."""
+    listed = [n for n in connection.get("nodes") or () if n]
+    return (connection.get("totalCount") or 0) > len(listed) and any(
+        n.get("isCrossRepository") for n in listed
+    )
 
 
 def _opened_since(node: Mapping[str, Any], since: datetime | None) -> bool:

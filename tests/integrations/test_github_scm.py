@@ -200,6 +200,19 @@ def test_a_newer_fork_pr_with_the_same_branch_name_does_not_hide_ours(gh: FakeGi
     assert gh.counts["graphql"] == 2  # the second only for the branches a fork's PR stood in front of
 
 
+def test_an_open_pr_of_ours_behind_a_fork_beats_a_newer_closed_one(gh: FakeGitHub) -> None:
+    """The newest open PR of ours is the session's, even when a fork's open PR stands before it and
+    a newer PR of ours was closed (e.g. one to another base)."""
+    repo = gh.repo("acme/widgets")
+    ours = repo.add_pull("ao/web-1")
+    repo.add_pull("ao/web-1", cross_repository=True)  # newer, open, from a fork
+    repo.add_pull("ao/web-1", state="closed")  # newest: ours, closed
+
+    found = make_scm(gh).find_pull_requests(branches=["ao/web-1"])
+
+    assert found["ao/web-1"].number == ours.number
+
+
 def test_merge_with_sha_guard_and_method(gh: FakeGitHub) -> None:
     repo = gh.repo("acme/widgets")
     pull = repo.add_pull("feat/a")
