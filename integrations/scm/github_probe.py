@@ -219,9 +219,11 @@ class GitHubChangeProbe:
         """From the repository's Actions workflow runs (one page): what the read said (to keep),
         the PRs with a run ao has not seen or one that finished or restarted, and the PRs with
         running jobs whose runs are not on the page (their commit is asked instead). For
-        ``finished`` PRs (CI done), a run on their head that started again since the last look:
-        one running that was not, or a new attempt (a re-run that may have finished already). A
-        run that finished is not news for them: ao stored their CI as finished after it did."""
+        ``finished`` PRs (CI done), a run on their head that started again or moved on while
+        running since the last look, or has a new attempt (a re-run that may have finished
+        already). A run that finished is not news for them: ao stored their CI as finished after
+        it did. Only the page's runs are compared: a re-run of a run older than the 100 newest
+        is seen at the complete read."""
         resp = client.request(
             "GET",
             f"/repos/{self.repo_full_name}/actions/runs",
@@ -265,10 +267,12 @@ class GitHubChangeProbe:
             for run_id, status in by_sha.get(mark.head_sha, ()):
                 was_status, was_attempt = then.get(run_id, ("completed" if not looked else "", 0))
                 attempt = now[run_id][1]
-                if (status != "completed" and was_status in ("completed", "")) or (
+                if (status != "completed" and was_status != status) or (
                     was_attempt and attempt != was_attempt
                 ):
-                    changed.add(number)  # a re-run (or a new run) started, or ran since the last look
+                    # a re-run (or a new run) started or moved on (queued, then in progress: a read
+                    # made before its new jobs existed is made again), or ran since the last look
+                    changed.add(number)
         return runs, changed, unlisted
 
     def _probe_commits(
