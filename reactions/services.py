@@ -334,14 +334,22 @@ def _known(session_id: str, rule: str, fingerprint: str) -> ReactionAttempt | No
     return ReactionAttempt.objects.filter(session_id=session_id, rule=rule, fingerprint=fingerprint).first()
 
 
+def _goes_out(
+    session: Session, decision: engine.Decision, rules: dict, *, now: datetime, known=_UNREAD
+) -> bool:
+    """Whether acting on ``decision`` would go out now (no bookkeeping row yet, or its next step
+    is not to wait): what the confirmations below ask before they spend an SCM read."""
+    row = _known(session.pk, decision.rule, decision.fingerprint) if known is _UNREAD else known
+    return row is None or _step(session, decision, rules[decision.rule], row, now=now) != engine.WAIT
+
+
 def _no_pr_confirmed(
     session: Session, decision: engine.Decision, rules: dict, *, now: datetime, known=_UNREAD
 ) -> bool:
     """Before telling an agent (or a person) there is no pull request, when that would go out
     now: ask the SCM for the session's branch first. A PR found is stored (no message); an SCM
     that cannot answer defers the message to a later observation."""
-    row = _known(session.pk, decision.rule, decision.fingerprint) if known is _UNREAD else known
-    if row is not None and _step(session, decision, rules[decision.rule], row, now=now) == engine.WAIT:
+    if not _goes_out(session, decision, rules, now=now, known=known):
         return True  # nothing goes out: no need to ask
     found = prsync.session_pull_request_find(session=session)
     if found:  # the PR found was stored: the reactions look at the session again (after commit)
@@ -361,7 +369,7 @@ def _threads_confirmed(
     row = _known(session.pk, decision.rule, decision.fingerprint) if known is _UNREAD else known
     if not threads or row is None or not row.attempts:
         return True  # nothing told yet: the read that found the threads is the fresh one
-    if _step(session, decision, rules[decision.rule], row, now=now) == engine.WAIT:
+    if not _goes_out(session, decision, rules, now=now, known=row):
         return True  # nothing goes out: no need to ask
     still = prsync.session_threads_open(session=session, thread_ids=threads)
     if still is False:
