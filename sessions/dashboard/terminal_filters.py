@@ -5,6 +5,8 @@ input that is keys, not the terminal's own answers. Pure: bytes and text in, byt
 
 from __future__ import annotations
 
+import re
+
 # --- OSC 52 ---------------------------------------------------------------------------------------
 _ESC, _BEL, _CAN, _SUB = 0x1B, 0x07, 0x18, 0x1A
 _C1_OSC, _C1_ST = b"\xc2\x9d", b"\xc2\x9c"  # U+009D / U+009C, UTF-8 encoded
@@ -185,3 +187,16 @@ def _string_end(text: str, start: int, *, bel: bool) -> int:
         if b >= 0 and (not stop or b < st):
             stop = b + 1
     return stop
+
+
+# --- mouse reports, for a pane typed into past its tmux client ------------------------------------
+# A browser terminal reports the mouse once tmux turned reporting on (a person's `mouse on`): SGR
+# (``ESC [ < b ; x ; y M|m``) or X10 (``ESC [ M`` and three characters, UTF-8 past column 95). They
+# are tmux's client's, in its coordinates (status line, other panes); typed into the pane they are
+# garbage on the agent's input line.
+_MOUSE_REPORT = re.compile(rb"\x1b\[<\d+;\d+;\d+[Mm]|\x1b\[M(?:[\x20-\x7f]|[\xc2-\xdf][\x80-\xbf]){3}")
+
+
+def mouse_reports_removed(data: bytes) -> bytes:
+    """``data`` (one input event, UTF-8) without mouse reports."""
+    return _MOUSE_REPORT.sub(b"", data) if b"\x1b[" in data else data

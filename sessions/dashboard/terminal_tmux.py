@@ -1,6 +1,14 @@
 """The tmux side of the browser terminal: ``tmux attach-session`` on a pseudo-terminal the relay
 owns (an argv list, never a shell string), read in the asyncio loop, repainted on demand with
 ``refresh-client`` for late joiners and viewers who fell behind.
+
+Decision: what an operator types goes to the agent's pane with ``tmux send-keys -H`` (the bytes, in
+hex: exactly what was typed), never into the relay's tmux client. A client's keys are tmux's own:
+its prefix key opens a window with a shell as ao's user, moves the client to another session
+(another project's agent, which every viewer of this page would then watch and the operator type
+into), detaches it or runs any tmux command. The browser terminal is the agent's keyboard only;
+tmux's keys stay with ``ao session attach`` and a person's own ``tmux attach``. So does its mouse
+(a person's ``mouse on`` turns on the browser's mouse reports: they are left out).
 """
 
 from __future__ import annotations
@@ -17,7 +25,9 @@ import threading
 import time
 
 from integrations.runtime import server_env, validate_name
+from sessions.dashboard.terminal_filters import mouse_reports_removed
 from sessions.dashboard.terminal_relay import (
+    INPUT_BACKLOG_BYTES,
     READ_BYTES,
     REPAINT_INTERVAL,
     NotAttachable,
@@ -27,6 +37,8 @@ from sessions.dashboard.terminal_relay import (
 )
 
 log = logging.getLogger(__name__)
+
+SEND_BYTES = 8 * 1024  # typed input per `tmux send-keys` (one argument per byte)
 
 
 # Run by the relay's pty child: make the pty its controlling terminal (so a size change reaches
@@ -63,6 +75,7 @@ class TmuxRelay(Relay):
         self._repaint_at = 0.0
         self._repaint_scheduled = False
         self._repaint_task: asyncio.Task | None = None
+        self._sender: asyncio.Task | None = None
 
     def _base(self) -> list[str]:
         binary = shutil.which("tmux")
@@ -126,7 +139,35 @@ class TmuxRelay(Relay):
             self._reading = True
 
     def _input_fd(self) -> int | None:
-        return self._master
+        return None  # nothing is written to the client: its keys would be tmux's (see the module)
+
+    def write(self, data: bytes) -> None:
+        """Operator input, to the pane of the session's current window, in the order typed. Mouse
+        reports are left out: they are in the client's coordinates, for tmux's own bindings."""
+        data = mouse_reports_removed(data)
+        if self._master is None or self.ended or not data:
+            return
+        room = INPUT_BACKLOG_BYTES - len(self._input)
+        if room < len(data):
+            log.warning("terminal %s: pane not taking input; %d bytes dropped", self.target.session_id,
+                        len(data) - max(room, 0))  # fmt: skip
+        self._input += data[: max(room, 0)]
+        if self._sender is None or self._sender.done():
+            self._sender = self._loop.create_task(self._send_input())
+
+    async def _send_input(self) -> None:
+        target = f"={validate_name(self.target.handle.name)}:"
+        while self._input and self._master is not None:
+            chunk = bytes(self._input[:SEND_BYTES])
+            del self._input[:SEND_BYTES]
+            argv = [*self._base(), "send-keys", "-t", target, "-H", *(f"{byte:02x}" for byte in chunk)]
+            try:
+                code = await asyncio.to_thread(_tmux_run, argv)
+            except (OSError, subprocess.TimeoutExpired, NotAttachable) as exc:
+                code = exc
+            if code != 0:
+                log.info("terminal %s: input not sent: %s", self.target.session_id, code)
+                self._input.clear()
 
     def _apply_size(self, cols: int, rows: int) -> None:
         if self._master is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sessions.dashboard.terminal_filters import input_keys
+from sessions.dashboard.terminal_filters import input_keys, mouse_reports_removed
 
 REPLIES = {
     "DA1": "\x1b[?1;2c",
@@ -68,3 +68,13 @@ def test_a_key_is_kept_byte_for_byte(key: str) -> None:
 def test_replies_mixed_with_keys_leave_only_the_keys() -> None:
     mixed = "\x1b[>0;276;0ca\x1b[I\x1b[Db\x1b]11;rgb:0/0/0\x07\x1b[12;40Rc\x03"
     assert input_keys(mixed) == "a\x1b[Db" + "c\x03"
+
+
+@pytest.mark.parametrize(
+    "report",
+    ["\x1b[<0;10;5M", "\x1b[<0;10;5m", "\x1b[<64;120;40M", "\x1b[M !!", "\x1b[M`\u00e0\u0100"],
+    ids=["SGR press", "SGR release", "SGR wheel", "X10", "X10 past column 95"],
+)
+def test_mouse_reports_are_removed_and_keys_around_them_kept(report: str) -> None:
+    typed = f"a{report}\x1b[A\x1b[1;5Mb{report}".encode()
+    assert mouse_reports_removed(typed) == b"a\x1b[A\x1b[1;5Mb"

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import sys
 import time
+import uuid
 
 import pytest
 
@@ -13,7 +14,7 @@ from integrations.records import RuntimeHandle
 from sessions.dashboard import terminal, terminal_relay
 from sessions.dashboard.terminal_relay import TerminalTarget
 from tests.helpers.fixtures import wait_for
-from tests.terminal.conftest import PROMPT, at_prompt, pane_text, tmux
+from tests.terminal.conftest import PROMPT, at_prompt, pane_text, start_shell, tmux
 
 pytestmark = pytest.mark.slow
 
@@ -185,6 +186,65 @@ def test_reader_pauses_when_every_viewer_is_saturated_and_ctrl_c_still_gets_thro
             terminal.relay_leave(relay, stuck)
 
     asyncio.run(scenario())
+
+
+# A pane that records every byte it is given (raw mode: no line discipline in the way), in hex.
+BYTE_LOGGER = (
+    "import os, sys, tty\n"
+    "tty.setraw(0)\n"
+    "with open(sys.argv[1], 'a') as log:\n"
+    "    while True:\n"
+    "        data = os.read(0, 4096)\n"
+    "        if not data:\n"
+    "            break\n"
+    "        log.write(data.hex()); log.flush()\n"
+)
+
+
+def test_the_agent_gets_exactly_the_bytes_typed_and_tmux_none_of_them(tmux_socket: str, tmp_path) -> None:
+    """The browser terminal is the agent's keyboard, not tmux's: the prefix key and what follows it
+    (new window: a shell as ao's user; next session: another project's agent; detach) reach the
+    agent as typed, and tmux runs none of them. The same bytes with any other content: control
+    characters, an arrow key, UTF-8, NUL; but not the mouse reports of tmux's client."""
+    name, other = f"term-{uuid.uuid4().hex[:8]}", f"term-{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "keys.hex"
+    tmux(tmux_socket, "new-session", "-d", "-s", name, "--", sys.executable, "-c", BYTE_LOGGER, str(log))
+    start_shell(tmux_socket, other)
+    clicks = [b"\x1b[<0;10;5M", b"\x1b[<0;10;5m", b"\x1b[<64;3;3M", "\x1b[M ~\u0100".encode()]
+    typed = [
+        b"\x02c",
+        b"\x02)",
+        b"\x02s",
+        b"\x02d",
+        b"\x02:new-window\r",
+        "h\u00e9\u2603 \x1b[A\x00\x03\x7f\r".encode(),
+    ]
+
+    async def scenario() -> str:
+        assert await wait_until(log.exists, 10.0)  # the pane is in raw mode: Ctrl-C is a byte, not a signal
+        relay, sub, _ = await terminal.relay_join(target(tmux_socket, name), may_type=True)
+        try:
+            for keys in typed:
+                relay.write(keys)
+                relay.write(clicks[len(keys) % len(clicks)])  # a person's `mouse on`: not the agent's
+            expected = b"".join(typed).hex()
+            assert await wait_until(lambda: len(log.read_text()) >= len(expected), 10.0), log.read_text()
+            await asyncio.sleep(0.3)  # anything tmux would have done by now
+            clients = tmux(tmux_socket, "list-clients", "-F", "#{client_session}").split()
+            assert not relay.ended, relay.ended  # not detached
+            return " ".join(clients)
+        finally:
+            terminal.relay_leave(relay, sub)
+
+    try:
+        clients = asyncio.run(scenario())
+        assert log.read_text() == b"".join(typed).hex()
+        assert clients == name  # the relay's client did not move to the other session
+        assert len(tmux(tmux_socket, "list-windows", "-t", f"={name}").splitlines()) == 1
+        assert at_prompt(tmux_socket, other)
+    finally:
+        tmux(tmux_socket, "kill-session", "-t", f"={name}", check=False)
+        tmux(tmux_socket, "kill-session", "-t", f"={other}", check=False)
 
 
 def test_osc52_from_the_pane_never_reaches_viewers(tmux_socket: str, shell_session: str) -> None:
