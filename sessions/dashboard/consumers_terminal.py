@@ -133,7 +133,8 @@ class TerminalConsumer(AccessCheckedConsumer):
                 cols, rows = int(message["cols"]), int(message["rows"])
             except (KeyError, TypeError, ValueError):
                 return
-            self.relay.resize(self.sub, cols, rows)
+            if await self._may_type():  # as for a key: a demoted operator resizes the pane no more
+                self.relay.resize(self.sub, cols, rows)
         elif kind == "ack":
             with contextlib.suppress(KeyError, TypeError, ValueError):
                 self.acked = max(self.acked, min(int(message["bytes"]), self.sent))
@@ -144,19 +145,22 @@ class TerminalConsumer(AccessCheckedConsumer):
         data = terminal_filters.input_keys(data)  # the browser terminal's own answers are not input
         if not data:
             return
-        allowed = await database_sync_to_async(terminal.terminal_may_type)(
-            user_id=self.access_user_id,
-            session_key=self.access_session_key,
-            project_id=self.target.project_id,
-            owner_id=self.target.owner_id,
-        )
-        if not allowed:
+        if not await self._may_type():
             if not self.told_readonly:
                 self.told_readonly = True
                 await self._control(type="readonly")
             return
         if self.relay is not None:
             self.relay.write(data.encode("utf-8", "replace"))
+
+    async def _may_type(self) -> bool:
+        """Read afresh for every key and resize: a revoked operator cannot type another one."""
+        return await database_sync_to_async(terminal.terminal_may_type)(
+            user_id=self.access_user_id,
+            session_key=self.access_session_key,
+            project_id=self.target.project_id,
+            owner_id=self.target.owner_id,
+        )
 
     async def _pump(self) -> None:
         """Relay → browser, within the ack window."""

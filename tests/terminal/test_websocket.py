@@ -205,6 +205,34 @@ def test_operator_resize_is_applied_and_announced_to_every_viewer(server: Server
         assert wait_for(lambda: window() == "100x29", timeout=3), window()  # one row: tmux's status line
 
 
+def test_an_operator_demoted_to_viewer_resizes_the_pane_no_more(server: Server) -> None:
+    from tests.test_embedded import django_shell
+
+    def window() -> str:
+        return tmux(
+            server.socket_name, "display", "-p", "-t", "=term-1:", "#{window_width}x#{window_height}"
+        ).strip()
+
+    output = django_shell(server.env, NEW_LOGIN.format(name="demoted"))
+    server.cookies["demoted"] = output.split("COOKIE=", 1)[1].strip()
+    with open_terminal(server, who="demoted") as ws:
+        reader = Reader(ws)
+        assert reader.control("hello")["may_type"] is True
+        send(ws, type="resize", cols=90, rows=25)
+        assert wait_for(lambda: window() == "90x24", timeout=3), window()
+
+        django_shell(
+            server.env,
+            "from sessions.models import Membership\n"
+            "Membership.objects.filter(user__username='demoted').update(role='viewer')",
+        )
+        send(ws, type="resize", cols=50, rows=12)
+        send(ws, type="input", data="echo demoted-$((6*7))\r")
+        reader.control("readonly")  # the input after it was refused: the resize before it was judged too
+    assert window() == "90x24"
+    assert "demoted-42" not in pane_text(server.socket_name, server.session)
+
+
 def said_then_closed(server: Server, *, who: str, session: str, kind: str) -> tuple[dict, list[dict], int]:
     """Open the session's terminal; what it said (the ``kind`` control), every control it sent,
     and the code it closed with."""
