@@ -189,6 +189,45 @@ def _string_end(text: str, start: int, *, bel: bool) -> int:
     return stop
 
 
+# --- mouse reporting, turned on by tmux for its own client ----------------------------------------
+_MOUSE_MODES = frozenset({b"9", b"1000", b"1001", b"1002", b"1003", b"1005", b"1006", b"1015", b"1016"})
+_DEC_SET = re.compile(rb"\x1b\[\?([0-9;]*)h")
+_DEC_HOLD = 24  # longer than any mode list tmux writes: not held past this
+
+
+class MouseModeFilter:
+    """Removes the mouse-reporting modes (X10, normal, button, any-event, UTF-8, SGR, urxvt, pixel)
+    from DEC private mode sets (``ESC [ ? 1000 ; 1006 h``) in a tmux client's output, across chunk
+    boundaries. tmux turns them on for its own bindings (a person's ``mouse on``); the browser
+    terminal types into the pane past them, so without the modes the browser keeps its own mouse:
+    selecting text and scrolling its buffer with the wheel."""
+
+    def __init__(self) -> None:
+        self._held = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self._held + chunk
+        self._held = b""
+        cut = data.rfind(b"\x1b")
+        if cut >= 0 and len(data) - cut <= _DEC_HOLD and _open_dec_set(data[cut:]):
+            data, self._held = data[:cut], data[cut:]
+        if b"\x1b[?" not in data:
+            return data
+        return _DEC_SET.sub(_without_mouse_modes, data)
+
+
+def _open_dec_set(tail: bytes) -> bool:
+    """Whether ``tail`` (from an ESC to the chunk's end) may still become a DEC private mode set."""
+    return b"\x1b[?".startswith(tail[:3]) and all(48 <= c <= 57 or c == 59 for c in tail[3:])
+
+
+def _without_mouse_modes(match: re.Match) -> bytes:
+    modes = [m for m in match.group(1).split(b";") if m not in _MOUSE_MODES]
+    if len(modes) == len(match.group(1).split(b";")):
+        return match.group(0)
+    return b"\x1b[?" + b";".join(modes) + b"h" if modes else b""
+
+
 # --- mouse reports, for a pane typed into past its tmux client ------------------------------------
 # A browser terminal reports the mouse once tmux turned reporting on (a person's `mouse on`): SGR
 # (``ESC [ < b ; x ; y M|m``) or X10 (``ESC [ M`` and three characters, UTF-8 past column 95). They

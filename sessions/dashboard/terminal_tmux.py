@@ -7,8 +7,10 @@ hex: exactly what was typed), never into the relay's tmux client. A client's key
 its prefix key opens a window with a shell as ao's user, moves the client to another session
 (another project's agent, which every viewer of this page would then watch and the operator type
 into), detaches it or runs any tmux command. The browser terminal is the agent's keyboard only;
-tmux's keys stay with ``ao session attach`` and a person's own ``tmux attach``. So does its mouse
-(a person's ``mouse on`` turns on the browser's mouse reports: they are left out).
+tmux's keys stay with ``ao session attach`` and a person's own ``tmux attach``. So does its mouse:
+the mouse reporting a person's ``mouse on`` has tmux turn on is taken out of the output (the
+browser keeps its own selection and wheel scrolling), and mouse reports that come anyway are left
+out of the input.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import threading
 import time
 
 from integrations.runtime import server_env, validate_name
-from sessions.dashboard.terminal_filters import mouse_reports_removed
+from sessions.dashboard.terminal_filters import MouseModeFilter, mouse_reports_removed
 from sessions.dashboard.terminal_relay import (
     INPUT_BACKLOG_BYTES,
     READ_BYTES,
@@ -76,6 +78,7 @@ class TmuxRelay(Relay):
         self._repaint_scheduled = False
         self._repaint_task: asyncio.Task | None = None
         self._sender: asyncio.Task | None = None
+        self._mouse = MouseModeFilter()
 
     def _base(self) -> list[str]:
         binary = shutil.which("tmux")
@@ -123,7 +126,7 @@ class TmuxRelay(Relay):
                 break
             data += chunk
         if data:
-            self._feed(bytes(data))
+            self._feed(self._mouse.feed(bytes(data)))
         if ended:
             self._end("the tmux session ended")
             self.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sessions.dashboard.terminal_filters import Osc52Filter
+from sessions.dashboard.terminal_filters import MouseModeFilter, Osc52Filter
 
 CLIP = b"\x1b]52;c;ZXZpbA==\x07"
 
@@ -71,3 +71,19 @@ def test_chunk_ending_in_esc_is_completed_by_the_next() -> None:
 
     assert f.feed(b"abc\x1b") == b"abc"
     assert f.feed(b"[0m") == b"\x1b[0m"
+
+
+# --- the mouse modes tmux turns on for its own client (a person's `mouse on`) ----------------------
+MOUSE_ON = b"\x1b[?1006h\x1b[?1000h\x1b[?1002h"  # what tmux writes to a client with `mouse on`
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 7, 64])
+def test_mouse_modes_are_taken_out_in_any_chunking_and_other_modes_kept(size: int) -> None:
+    stream = (
+        b"hello\x1b[?1049h" + MOUSE_ON + b"\x1b[?25h\x1b[?1000;2004;1006h\x1b[?1000l\x1b[A\x1b[?1h world\x1b"
+    )
+    mouse = MouseModeFilter()
+    out = b"".join(mouse.feed(stream[i : i + size]) for i in range(0, len(stream), size))
+    assert (
+        out + mouse.feed(b"[?9h!") == b"hello\x1b[?1049h\x1b[?25h\x1b[?2004h\x1b[?1000l\x1b[A\x1b[?1h world!"
+    )

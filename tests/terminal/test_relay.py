@@ -247,6 +247,32 @@ def test_the_agent_gets_exactly_the_bytes_typed_and_tmux_none_of_them(tmux_socke
         tmux(tmux_socket, "kill-session", "-t", f"={other}", check=False)
 
 
+def test_a_persons_tmux_mouse_on_leaves_the_browser_its_own_mouse(
+    tmux_socket: str, shell_session: str
+) -> None:
+    """With `mouse on` tmux turns the client's mouse reporting on; the browser types past tmux, so
+    its viewers never get those modes (their wheel scrolls, their drag selects) and the rest is kept."""
+    tmux(tmux_socket, "set-option", "-g", "mouse", "on")
+
+    async def scenario() -> bytes:
+        relay, sub, _ = await terminal.relay_join(target(tmux_socket, shell_session), may_type=True)
+        try:
+            seen = await collect(sub, PROMPT.encode())
+            relay.request_repaint()
+            relay.write(b"echo mouse-$((2*4))\r")
+            return seen + await collect(sub, b"mouse-8")
+        finally:
+            terminal.relay_leave(relay, sub)
+
+    try:
+        seen = asyncio.run(scenario())
+    finally:
+        tmux(tmux_socket, "set-option", "-g", "mouse", "off")
+    assert b"\x1b[?1049h" in seen  # tmux's other modes pass
+    for mode in (b"1000", b"1002", b"1006"):
+        assert b"\x1b[?" + mode + b"h" not in seen
+
+
 def test_osc52_from_the_pane_never_reaches_viewers(tmux_socket: str, shell_session: str) -> None:
     # With set-clipboard on, tmux forwards an application's OSC 52 to its attached clients.
     tmux(tmux_socket, "set-option", "-s", "set-clipboard", "on")
