@@ -115,6 +115,7 @@ BLOCKED_BY_QUERY = """
 query AoLinearBlockedBy($id: String!) {
   issue(id: $id) {
     identifier
+    team { id key }
     inverseRelations(first: 100) {
       nodes { type issue { identifier state { type } } }
     }
@@ -231,7 +232,10 @@ def _first_message(errors: list[dict[str, Any]]) -> str:
 @trackers.register("linear")
 class LinearTracker(Tracker):
     class Config(PluginConfig):
-        team: str = Field(description="The Linear team key, e.g. ENG (the prefix of its issue identifiers).")
+        team: str = Field(
+            description="The Linear team key, e.g. ENG (the prefix of its issue identifiers); ao reads "
+            "and writes this team's issues only, whatever else the API key can see."
+        )
         api_url: str = Field(default=DEFAULT_API_URL, description="Linear's GraphQL endpoint.")
         api_key_env: str = EnvName("Environment variable holding the key.", default="LINEAR_API_KEY")
         api_key_secret: str | None = SecretName(
@@ -366,8 +370,7 @@ class LinearTracker(Tracker):
         leaving out those already completed or canceled."""
         identifier = self.identifier_for(ref)
         node = self._graphql(BLOCKED_BY_QUERY, {"id": identifier}, ref=identifier).get("issue")
-        if not node:
-            raise IssueNotFound(f"Linear issue {identifier} was not found (or the API key cannot see it)")
+        node = self._of_team(node, identifier)
         found = []
         for relation in (node.get("inverseRelations") or {}).get("nodes") or []:
             blocker = (relation or {}).get("issue") or {}
@@ -409,12 +412,17 @@ class LinearTracker(Tracker):
         self.move(ref, self.config.in_progress_state)
 
     def identifier_for(self, ref: str) -> str:
-        """``ENG-123`` for "ENG-123", "eng-123", "123" or "#123"; raises IssueNotFound for junk."""
+        """``ENG-123`` for "ENG-123", "eng-123", "123" or "#123"; raises IssueNotFound for junk
+        and for another team's identifier ("HR-1" when the team is ENG): the API key may see every
+        team of the workspace, the project's tracker is its one team (docs/SECURITY.md)."""
         text = str(ref).strip().lstrip("#")
         if text.isdigit():
             return f"{self.config.team}-{int(text)}"
         if _IDENTIFIER.match(text):
-            return text.upper()
+            identifier = text.upper()
+            if identifier.rpartition("-")[0] != self.config.team:
+                raise IssueNotFound(f"{identifier} is not an issue of Linear team {self.config.team}")
+            return identifier
         if _UUID.match(text):
             return text.lower()
         raise IssueNotFound(
@@ -425,8 +433,17 @@ class LinearTracker(Tracker):
     def _issue_node(self, ref: str) -> dict[str, Any]:
         identifier = self.identifier_for(ref)
         node = self._graphql(ISSUE_QUERY, {"id": identifier}, ref=identifier).get("issue")
-        if not node:
-            raise IssueNotFound(f"Linear issue {identifier} was not found (or the API key cannot see it)")
+        return self._of_team(node, identifier)
+
+    def _of_team(self, node: dict[str, Any] | None, identifier: str) -> dict[str, Any]:
+        """``node`` when it is an issue of the configured team. A UUID names no team, and Linear
+        answers an old identifier with the issue wherever it moved since: another team's issue is
+        answered as one not found, saying nothing of it (not even its identifier)."""
+        if not node or ((node.get("team") or {}).get("key") or "").upper() != self.config.team:
+            raise IssueNotFound(
+                f"Linear issue {identifier} was not found in Linear team {self.config.team}"
+                " (or the API key cannot see it)"
+            )
         return node
 
     def _team_id(self) -> str:

@@ -114,6 +114,57 @@ def test_unknown_issue_is_issue_not_found(linear: FakeLinear) -> None:
     assert body["variables"] == {"id": "ENG-99"}
 
 
+def test_another_teams_identifier_is_refused_before_asking_linear(linear: FakeLinear) -> None:
+    """The API key may see every team; the project's tracker is one team. An identifier with
+    another team's prefix is not an issue of this tracker, whatever the key can see."""
+    linear.add_team("HR", "People")
+    linear.add_issue("HR", "Confidential: salary review", description="names and numbers")
+    linear.add_issue("ENG", "Fix login")
+    tracker = tracker_for(linear)
+
+    for call in (
+        lambda: tracker.get_issue("HR-1"),
+        lambda: tracker.get_issue("hr-1"),
+        lambda: tracker.comment("HR-1", "hello"),
+        lambda: tracker.set_labels("HR-1", add=["agent:working"]),
+        lambda: tracker.mark_in_progress("HR-1"),
+        lambda: tracker.close("HR-1"),
+        lambda: tracker.blocked_by("HR-1"),
+    ):
+        with pytest.raises(IssueNotFound, match="HR-1 is not an issue of Linear team ENG"):
+            call()
+
+    assert linear.request_count == 0  # never left the process
+    assert linear.comments_on("HR-1") == [] and linear.issue_labels("HR-1") == []
+    assert linear.issue_state("HR-1") == "Todo"
+    assert tracker.get_issue("ENG-1").title == "Fix login"
+
+
+def test_another_teams_issue_by_uuid_is_refused_and_left_alone(linear: FakeLinear) -> None:
+    """A UUID names no team: the issue Linear answers is checked to be the configured team's,
+    before anything of it is returned or anything is written to it."""
+    linear.add_team("HR", "People")
+    secret = linear.add_issue("HR", "Confidential: salary review", description="names and numbers")
+    mine = linear.add_issue("ENG", "Fix login")
+    tracker = tracker_for(linear)
+
+    for call in (
+        lambda: tracker.get_issue(secret.id),
+        lambda: tracker.comment(secret.id, "hello"),
+        lambda: tracker.set_labels(secret.id, add=["agent:working"]),
+        lambda: tracker.mark_in_progress(secret.id),
+        lambda: tracker.blocked_by(secret.id),
+    ):
+        with pytest.raises(IssueNotFound, match="not found in Linear team ENG") as caught:
+            call()
+        assert "Confidential" not in str(caught.value) and "HR-1" not in str(caught.value)
+
+    assert linear.mutations() == []
+    assert linear.comments_on("HR-1") == [] and linear.issue_labels("HR-1") == []
+    assert linear.issue_state("HR-1") == "Todo"
+    assert tracker.get_issue(mine.id.upper()).ref == "ENG-1"
+
+
 def test_list_issues_open_by_default_filtered_by_label_or_state(linear: FakeLinear) -> None:
     linear.add_team("OPS")
     linear.add_issue("ENG", "one", labels=["agent:backlog"])
