@@ -50,16 +50,78 @@ class BranchNameError(PermanentIntegrationError, ValueError):
     """A branch name that ao will not use."""
 
 
+# What git needs of ao's environment (docs/SECURITY.md, "Git in an agent's worktree"): where to find
+# programs and the person's own git config, and how git itself authenticates (an ssh agent, proxies,
+# CA bundles). Nothing else of ao's environment: git runs programs a repository's config names (a
+# filter, a credential helper), and an agent can write its repository's config.
+GIT_ENV_KEEP = frozenset(
+    {
+        "PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "TZ",
+        "XDG_CONFIG_HOME", "XDG_RUNTIME_DIR",
+        "SSH_AUTH_SOCK", "SSH_AGENT_PID",
+        "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY",
+        "http_proxy", "https_proxy", "all_proxy", "no_proxy",
+        "SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE",
+    }
+)  # fmt: skip
+# GIT_* variables are git's own settings (identity, GIT_SSH_COMMAND, GIT_CONFIG_GLOBAL, ...) and
+# are kept, except those that point git at another repository or make it run another program.
+GIT_ENV_DROP = frozenset(
+    {
+        "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY",
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_NAMESPACE", "GIT_EXTERNAL_DIFF", "GIT_PAGER", "GIT_EDITOR",
+    }
+)  # fmt: skip
+# Settings that a repository's config (which every worktree shares, so any agent can write it)
+# could use to make a git command ao runs start a program of the agent's, turned off on every
+# call: the ext:: transport, the file-system monitor (status, diff against the worktree), a pager.
+GIT_HARDENING = (
+    "-c", "protocol.ext.allow=never",
+    "-c", "core.fsmonitor=false",
+    "-c", "core.pager=cat",
+)  # fmt: skip
+# Hooks: ao runs none, in reads and in the writes it makes itself (worktree add, checkout, fetch,
+# push, update-ref). Only these two leave ``core.hooksPath`` as the repository says: they run no
+# hook, and ``rev-parse --git-path hooks`` answers where the repository's own hooks are (trailers).
+_READS_HOOKS_PATH = frozenset({"rev-parse", "config"})
+# Commands that can show a patch: no external diff program, no textconv filter.
+_DIFF_COMMANDS = frozenset({"diff", "log", "show"})
+
+
 def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Environment for git: never prompt, stable (untranslated) messages."""
-    env = dict(os.environ)
-    env.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "LANG": "C", "GIT_ASKPASS": "", "SSH_ASKPASS": ""})
-    env.pop("GIT_DIR", None)
-    env.pop("GIT_WORK_TREE", None)
-    env.pop("GIT_INDEX_FILE", None)
+    """Environment for git: never prompt, stable (untranslated) messages, none of ao's credentials
+    (``GIT_ENV_KEEP`` and git's own ``GIT_*`` of ao's environment only)."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name in GIT_ENV_KEEP or (name.startswith("GIT_") and name not in GIT_ENV_DROP)
+    }
+    env.update(
+        {
+            "GIT_TERMINAL_PROMPT": "0",
+            "LC_ALL": "C",
+            "LANG": "C",
+            "GIT_ASKPASS": "",
+            "SSH_ASKPASS": "",
+            "GIT_PAGER": "cat",
+        }
+    )
     if extra:
         env.update(extra)
     return env
+
+
+def git_argv(args: Sequence[str]) -> list[str]:
+    """``git`` with ``GIT_HARDENING``, no hooks, and no external diff or textconv, then ``args``
+    (the subcommand first)."""
+    args = [str(a) for a in args]
+    command = args[0] if args else ""
+    argv = ["git", *GIT_HARDENING]
+    if command not in _READS_HOOKS_PATH:
+        argv += ["-c", "core.hooksPath=/dev/null"]
+    if command in _DIFF_COMMANDS:
+        return [*argv, command, "--no-ext-diff", "--no-textconv", *args[1:]]
+    return [*argv, *args]
 
 
 def run_git(
@@ -76,7 +138,7 @@ def run_git(
     Raises GitError on a non-zero exit when ``check`` is true, GitTimeout on timeout and
     PermanentIntegrationError when git is not installed.
     """
-    argv = ["git", "-c", "protocol.ext.allow=never", *[str(a) for a in args]]
+    argv = git_argv(args)
     try:
         proc = subprocess.run(
             argv,
@@ -91,13 +153,13 @@ def run_git(
             stdin=None if input is not None else subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired as exc:
-        raise GitTimeout(f"git {' '.join(argv[3:5])} timed out after {timeout:g}s in {cwd}") from exc
+        raise GitTimeout(f"git {' '.join(map(str, args[:2]))} timed out after {timeout:g}s in {cwd}") from exc
     except FileNotFoundError as exc:
         if not Path(cwd).is_dir():
             raise PermanentIntegrationError(f"directory {cwd} does not exist") from exc
         raise PermanentIntegrationError("git is not installed (not found on PATH)") from exc
     if check and proc.returncode != 0:
-        what = " ".join(argv[3:5])
+        what = " ".join(map(str, args[:2]))
         raise GitError(
             f"git {what} failed ({proc.returncode}) in {cwd}: {proc.stderr.strip() or proc.stdout.strip()}",
             argv=argv,
