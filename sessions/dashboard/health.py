@@ -1,7 +1,12 @@
-"""Reachability of what ao depends on: database, channel layer, Celery broker."""
+"""Reachability of what ao depends on: database, channel layer, Celery broker.
+
+``/healthz`` answers anyone (a load balancer has no login): a failed check's error (which names
+hosts, ports, a database role) is logged, and shown to signed-in staff only (``for_caller``).
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from typing import Any
@@ -13,7 +18,10 @@ from django.db import connection
 
 from ao_site.celery import app
 
+log = logging.getLogger(__name__)
+
 TIMEOUT = 3.0
+PUBLIC_ERROR = "unavailable (the reason is in ao's log)"
 
 
 def timed_check(check) -> dict[str, Any]:
@@ -71,8 +79,23 @@ def check_all() -> dict[str, Any]:
         "channel_layer": timed_check(check_channel_layer),
         "broker": timed_check(check_broker),
     }
+    for name, check in checks.items():
+        if not check["ok"]:  # as Django logs each 503 answer: one line per failing check
+            log.warning("health check %s failed: %s", name, check["error"])
     return {
         "status": "ok" if all(c["ok"] for c in checks.values()) else "error",
         "mode": "embedded" if settings.AO_EMBEDDED else "distributed",
         "checks": checks,
     }
+
+
+def for_caller(report: dict[str, Any], *, staff: bool) -> dict[str, Any]:
+    """``report`` as whoever asked may see it: staff get the errors, anyone else only which checks
+    failed (the ``detail`` of a passing check is ao's own label, e.g. ``postgresql``)."""
+    if staff:
+        return report
+    checks = {
+        name: {**check, "error": PUBLIC_ERROR} if "error" in check else check
+        for name, check in report["checks"].items()
+    }
+    return {**report, "checks": checks}

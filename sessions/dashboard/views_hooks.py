@@ -19,8 +19,13 @@ from sessions.flows import webhooks
 @require_GET
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
+    """Anyone may ask; a failed check's reason only signed-in staff (docs/SECURITY.md, Anonymous)."""
     report = health.check_all()
-    return JsonResponse(report, status=200 if report["status"] == "ok" else 503)
+    user = request.user
+    staff = bool(user.is_authenticated and user.is_active and user.is_staff)
+    return JsonResponse(
+        health.for_caller(report, staff=staff), status=200 if report["status"] == "ok" else 503
+    )
 
 
 @csrf_exempt  # authenticated by the HMAC signature instead

@@ -52,7 +52,8 @@ def test_healthz_reports_each_dependency(client) -> None:
     assert data["checks"]["channel_layer"]["detail"] == "InMemoryChannelLayer"
 
 
-def test_healthz_reports_a_broken_channel_layer(client, settings) -> None:
+@pytest.fixture
+def broken_channel_layer(settings):
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -62,15 +63,42 @@ def test_healthz_reports_a_broken_channel_layer(client, settings) -> None:
     from channels.layers import channel_layers
 
     channel_layers.backends.clear()
-    try:
-        response = client.get("/healthz")
-    finally:
-        channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+def test_healthz_reports_a_broken_channel_layer(client, broken_channel_layer) -> None:
+    response = client.get("/healthz")
+
     data = response.json()
     assert response.status_code == 503
     assert data["status"] == "error"
     assert data["checks"]["channel_layer"]["ok"] is False
     assert data["checks"]["database"]["ok"] is True
+
+
+def test_healthz_tells_anonymous_callers_what_failed_but_not_why(
+    client, broken_channel_layer, caplog
+) -> None:
+    """Anyone may ask /healthz (a load balancer, no login); an error's text names hosts, ports,
+    database roles: it goes to ao's log and to signed-in staff only."""
+    staff = UserFactory(username="ops", is_staff=True)
+    member = UserFactory(username="member")
+
+    anonymous = client.get("/healthz")
+    client.force_login(member)
+    not_staff = client.get("/healthz")
+    client.force_login(staff)
+    signed_in = client.get("/healthz")
+
+    for response in (anonymous, not_staff):
+        assert response.status_code == 503
+        check = response.json()["checks"]["channel_layer"]
+        assert check["ok"] is False and check["error"] == "unavailable (the reason is in ao's log)"
+        assert b"127.0.0.1" not in response.content and b"Error" not in response.content
+    error = signed_in.json()["checks"]["channel_layer"]["error"]
+    assert signed_in.status_code == 503 and "127.0.0.1" in error
+    assert f"health check channel_layer failed: {error}" in caplog.text
 
 
 @pytest.mark.parametrize(
