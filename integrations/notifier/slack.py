@@ -69,7 +69,9 @@ def slack_payload(notification: Notification) -> dict[str, Any]:
                 ],
             }
         )
-    return {"text": _clip(f"[{priority}] {notification.title}", SECTION_MAX), "blocks": blocks}
+    # the fallback Slack shows in push notifications and previews: mrkdwn, escaped as the blocks are
+    text = _clip(escape(f"[{priority}] {notification.title}"), SECTION_MAX)
+    return {"text": text, "blocks": blocks}
 
 
 @notifiers.register("slack")

@@ -107,6 +107,22 @@ def test_slack_without_body_url_or_session_sends_header_and_context_only(hooks):
     }
 
 
+def test_slack_text_cannot_mention_or_link(hooks):
+    """The top-level ``text`` is what Slack shows in push notifications and previews, and it is
+    mrkdwn: a title from outside (an agent's question, a check's name) must not become
+    ``@channel``, a mention or a link there, as in the section block."""
+    slack = notifiers.create("slack", {"webhook_url": hooks.url("/s")})
+    title = "web-3 asks: <!channel> <@U012AB3CD> see <https://evil.test|docs> & more"
+
+    slack.send(Notification(title=title, body=title, priority="action", project_key="web"))
+
+    sent = hooks.requests[0].json()
+    escaped = "web-3 asks: &lt;!channel&gt; &lt;@U012AB3CD&gt; see &lt;https://evil.test|docs&gt; &amp; more"
+    assert sent["text"] == f"[action] {escaped}"
+    assert sent["blocks"][1]["text"]["text"] == escaped
+    assert "<" not in json.dumps(sent["text"]) and "<" not in json.dumps(sent["blocks"][1])
+
+
 @pytest.mark.parametrize("settings", [{}, {"webhook_url": "http://a.test/x", "webhook_url_env": "X"}])
 def test_slack_needs_exactly_one_webhook_url_setting(settings):
     with pytest.raises(ConfigurationError, match="exactly one of webhook_url_env"):
