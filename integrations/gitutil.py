@@ -64,6 +64,19 @@ GIT_ENV_KEEP = frozenset(
         "SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE",
     }
 )  # fmt: skip
+# A command that talks to a remote also keeps what credential helpers read: a keyring's session
+# bus (git-credential-libsecret, gh's and Git Credential Manager's stores) and the tokens `gh auth
+# git-credential` and GCM take from the environment (ao's GITHUB_TOKEN among them, as before). A
+# helper named in a repository's config runs on a fetch whatever ao does (SECURITY.md, "Not
+# covered"); without these a person's private repository stopped fetching.
+GIT_NETWORK_COMMANDS = frozenset({"fetch", "pull", "push", "ls-remote", "clone", "remote"})
+GIT_ENV_KEEP_NETWORK = frozenset(
+    {
+        "DBUS_SESSION_BUS_ADDRESS",
+        "GH_TOKEN", "GITHUB_TOKEN", "GH_ENTERPRISE_TOKEN", "GITHUB_ENTERPRISE_TOKEN", "GH_HOST",
+        "GH_CONFIG_DIR",
+    }
+)  # fmt: skip
 # GIT_* variables are git's own settings (identity, GIT_SSH_COMMAND, GIT_CONFIG_GLOBAL, ...) and
 # are kept, except those that point git at another repository or make it run another program.
 GIT_ENV_DROP = frozenset(
@@ -88,13 +101,16 @@ _READS_HOOKS_PATH = frozenset({"rev-parse", "config"})
 _DIFF_COMMANDS = frozenset({"diff", "log", "show"})
 
 
-def git_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+def git_env(extra: Mapping[str, str] | None = None, *, network: bool = False) -> dict[str, str]:
     """Environment for git: never prompt, stable (untranslated) messages, none of ao's credentials
-    (``GIT_ENV_KEEP`` and git's own ``GIT_*`` of ao's environment only)."""
+    (``GIT_ENV_KEEP`` and git's own ``GIT_*`` of ao's environment only; with ``network``, what
+    credential helpers read too: ``GIT_ENV_KEEP_NETWORK``, ``GCM_*``)."""
     env = {
         name: value
         for name, value in os.environ.items()
-        if name in GIT_ENV_KEEP or (name.startswith("GIT_") and name not in GIT_ENV_DROP)
+        if name in GIT_ENV_KEEP
+        or (name.startswith("GIT_") and name not in GIT_ENV_DROP)
+        or (network and (name in GIT_ENV_KEEP_NETWORK or name.startswith("GCM_")))
     }
     env.update(
         {
@@ -149,7 +165,7 @@ def run_git(
             errors="replace",
             timeout=timeout,
             input=input,
-            env=git_env(env),
+            env=git_env(env, network=bool(args) and str(args[0]) in GIT_NETWORK_COMMANDS),
             stdin=None if input is not None else subprocess.DEVNULL,
         )
     except subprocess.TimeoutExpired as exc:

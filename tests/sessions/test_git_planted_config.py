@@ -131,3 +131,30 @@ def test_what_git_still_runs_in_a_worktree_gets_none_of_aos_credentials(
         assert name not in env, name
     assert env["PATH"] and env["HOME"] and env["SSH_AUTH_SOCK"] == "/tmp/agent.sock"
     assert env["GIT_AUTHOR_NAME"] == "ao test"  # the GIT_* of ao's environment are git's own
+
+
+def test_a_fetch_keeps_what_credential_helpers_read_and_nothing_else_of_aos(
+    repo, monkeypatch, tmp_path
+) -> None:
+    """A fetch authenticates with the person's own set-up: a keyring helper needs the session bus,
+    `gh auth git-credential` and Git Credential Manager read tokens from the environment. Those
+    stay for commands that talk to a remote; ao's other secrets do not. (The program git runs for
+    a local remote, its upload-pack, shows the environment the fetch had.)"""
+    monkeypatch.setenv("GITHUB_TOKEN", "ghp_for_the_credential_helper_000000000000")
+    monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path=/run/user/1000/bus")
+    monkeypatch.setenv("GCM_CREDENTIAL_STORE", "secretservice")
+    monkeypatch.setenv("AO_SECRET_KEY", "django-secret-should-not-reach-git")
+    monkeypatch.setenv("DATABASE_URL", "postgres://ao:pw@127.0.0.1/ao")
+    seen = tmp_path / "fetch-env.txt"
+    upload_pack = _script(tmp_path / "upload-pack", f'env > "{seen}"\nexec git-upload-pack "$@"\n')
+    clone = tmp_path / "clone"
+    git("clone", "-q", str(repo.path), str(clone), cwd=tmp_path)
+    git("config", "remote.origin.uploadpack", upload_pack, cwd=clone)
+
+    gitutil.fetch_branch(clone, remote="origin", branch="main")
+    fetched = dict(line.split("=", 1) for line in seen.read_text().splitlines() if "=" in line)
+
+    assert fetched["GITHUB_TOKEN"].startswith("ghp_for_the_credential_helper")
+    assert fetched["DBUS_SESSION_BUS_ADDRESS"] and fetched["GCM_CREDENTIAL_STORE"] == "secretservice"
+    assert "AO_SECRET_KEY" not in fetched and "DATABASE_URL" not in fetched
+    assert "GITHUB_TOKEN" not in gitutil.git_env() and "DBUS_SESSION_BUS_ADDRESS" not in gitutil.git_env()
