@@ -54,6 +54,7 @@ MODULES: tuple[tuple[str, str], ...] = (
     ("ao_site.embedded", "interfaces"),
     ("ao_site.bodylimit", "interfaces"),
     ("ao_site.runner", "interfaces"),
+    ("ao_site.preflight", "interfaces"),
     ("ao_site.errors", "interfaces"),
     ("sessions.management", "interfaces"),
     ("sessions.management.*", "interfaces"),

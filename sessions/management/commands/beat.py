@@ -12,7 +12,7 @@ import uuid
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from ao_site import runner
+from ao_site import preflight
 from ao_site.celery import app
 
 LOCK_TTL = 30
@@ -39,14 +39,14 @@ class Command(BaseCommand):
     requires_migrations_checks = False
 
     def handle(self, *args, **options) -> None:
-        runner.require_scale_out("beat")
-        runner.check_database()
-        runner.check_redis()
+        preflight.require_scale_out("beat")
+        preflight.check_database()
+        preflight.check_redis()
 
         import redis
 
         client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=5, socket_timeout=10)
-        key = runner.beat_lock_key()
+        key = preflight.beat_lock_key()
         owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._wait_for_lock(client, key, owner)
         stop = threading.Event()

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from ao_site import runner
+from ao_site import preflight, runner
 from ao_site.celery import app
 from sessions.watchers.orchestrator import orchestrators_start_all
 
@@ -32,14 +32,14 @@ class Command(BaseCommand):
     def handle(self, *args, port: int, host: str, no_browser_link: bool, **options) -> None:
         if not 0 < port < 65536:
             raise CommandError(f"{port} is not a port number — use e.g. `--port 8000`")
-        runner.check_port_free(host, port)
-        runner.check_database()
+        preflight.check_port_free(host, port)
+        preflight.check_database()
         self.check(display_num_errors=False)
-        runner.warn_if_host_not_allowed(host, self.stderr)
+        preflight.warn_if_host_not_allowed(host, self.stderr)
         if not settings.AO_EMBEDDED:
-            runner.check_redis()
-        runner.warn_if_no_tmux(self.stderr)
-        runner.warn_if_home_open(self.stderr)
+            preflight.check_redis()
+        preflight.warn_if_no_tmux(self.stderr)
+        preflight.warn_if_home_open(self.stderr)
         url = runner.dashboard_url(host, port)
 
         with runner.pid_file_held({"url": url, "host": host, "port": port}), runner.serving(host, port):

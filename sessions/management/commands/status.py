@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 import ao_site
-from ao_site import runner, served
+from ao_site import preflight, served
 from sessions.cli import apiclient
 from sessions.cli.status_text import CLEAR, dump_json, render_table
 from sessions.core import selectors
@@ -33,10 +33,10 @@ def scale_out_processes() -> dict:
     found: dict = {"web": None, "workers": [], "beat": None, "broker": ""}
     try:
         client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=3, socket_timeout=3)
-        holder = client.get(runner.beat_lock_key())
+        holder = client.get(preflight.beat_lock_key())
         client.close()
     except redis.RedisError as exc:
-        found["broker"] = f"Redis at {runner.redis_where(settings.REDIS_URL)} is unreachable ({exc})"
+        found["broker"] = f"Redis at {preflight.redis_where(settings.REDIS_URL)} is unreachable ({exc})"
         return found
     found["beat"] = holder.decode(errors="replace") if holder else None
     found["web"] = served.url_from_cache() or None
@@ -52,7 +52,7 @@ def scale_out_processes() -> dict:
 def status_snapshot(*, include_done: bool = True) -> dict:
     """The data ``ao status --json`` prints (keys are stable; see the command's help)."""
     now = timezone.now()
-    server = runner.read_pid_file()
+    server = served.read_pid_file()
     scale_out = None if settings.AO_EMBEDDED else scale_out_processes()
     projects = []
     counts: dict[int, list[int]] = {}
@@ -153,7 +153,7 @@ class Command(BaseCommand):
                 with remote_errors():
                     return apiclient.status_snapshot(client, include_done=not live)
         else:
-            runner.check_database()
+            preflight.check_database()
             self._check_schema()
 
             def snapshot_now() -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from ao_site import runner
+from ao_site import preflight, runner
 
 
 class Command(BaseCommand):
@@ -17,15 +17,15 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
 
     def handle(self, *args, port: int, host: str, **options) -> None:
-        runner.require_scale_out("web")
+        preflight.require_scale_out("web")
         if not 0 < port < 65536:
             raise CommandError(f"{port} is not a port number — use e.g. `--port 8000`")
-        runner.check_port_free(host, port)
-        runner.check_database()
+        preflight.check_port_free(host, port)
+        preflight.check_database()
         self.check(display_num_errors=False)
-        runner.warn_if_host_not_allowed(host, self.stderr)
-        runner.check_redis()
-        runner.check_migrations_applied()
+        preflight.warn_if_host_not_allowed(host, self.stderr)
+        preflight.check_redis()
+        preflight.check_migrations_applied()
 
         # local: the web server (daphne, Channels) loads only to serve; ao --help loads every command
         from ao_site import embedded

@@ -7,7 +7,7 @@ import os
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from ao_site import runner
+from ao_site import preflight, runner
 from ao_site.celery import app
 from sessions.api.tokens import api_token_authenticate
 from sessions.core.hosts import HostHeartbeat, HostRefused, host_register
@@ -53,13 +53,13 @@ class Command(BaseCommand):
         max_sessions: int | None,
         **options,
     ) -> None:
-        runner.require_scale_out("worker")
+        preflight.require_scale_out("worker")
         name = runner.validate_host_name(host_name) if host_name is not None else runner.default_host_name()
         if concurrency < 1:
             raise CommandError(f"--concurrency must be at least 1, not {concurrency}")
-        runner.check_database()
-        runner.check_redis()
-        runner.warn_if_no_tmux(self.stderr)
+        preflight.check_database()
+        preflight.check_redis()
+        preflight.warn_if_no_tmux(self.stderr)
         if max_sessions is not None and max_sessions < 1:
             raise CommandError(f"--max-sessions must be at least 1, not {max_sessions}")
         host = _register(name, shared=shared, max_sessions=max_sessions)
@@ -84,7 +84,7 @@ class Command(BaseCommand):
         whose = "shared" if host.shared else f"personal host of {host.owner.get_username()}"
         self.stdout.write(
             f"ao worker for host {name!r} ({whose}): queues {', '.join(queues)}, {concurrency} threads, "
-            f"broker {runner.redis_where(settings.REDIS_URL)} (Ctrl-C stops)."
+            f"broker {preflight.redis_where(settings.REDIS_URL)} (Ctrl-C stops)."
         )
         self.stdout.flush()
         watcher = ActivityWatcher()
