@@ -30,9 +30,10 @@ from ao_site.procs import pid_alive
 from ao_site.served import pid_file, read_pid_file
 from sessions.cli import cli_relay
 from sessions.core import services
+from sessions.core.config.discovery import config_discover
 from sessions.core.config.init import config_init
-from sessions.core.config.loading import config_discover, config_load
-from sessions.core.config.schema import ConfigError
+from sessions.core.config.loading import config_load
+from sessions.core.config.problems import ConfigError
 
 EXIT_CONFIG = 2
 

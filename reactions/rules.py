@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from integrations.records import WRITER_ASSOCIATIONS
-from sessions.core.config.loading import config_discover, config_load
+from sessions.core.config.discovery import config_discover
 from sessions.domain.lifecycle import DEFAULT_STUCK_AFTER
 
 log = logging.getLogger(__name__)
@@ -268,6 +268,9 @@ def global_overrides_current() -> dict[str, Any]:
         if key != _cache.key:
             # remembered before loading: a broken file is reported once, not on every call
             _cache.key, _cache.value = key, {}
+            # with no file (`ao status` outside a project) a command loads neither schema nor YAML
+            from sessions.core.config.loading import config_load  # local: they load with a file to read
+
             loaded = config_load(path)
             _cache.value = {name: _as_mapping(rule) for name, rule in loaded.reactions.items()}
         return _cache.value

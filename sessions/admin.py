@@ -29,7 +29,8 @@ from sessions.agents.spawning import SpawnRefused
 from sessions.api.tokens import api_token_create, api_token_revoke
 from sessions.core import audit, host_settings, secrets, services
 from sessions.core.config.loading import config_load, config_load_text
-from sessions.core.config.schema import MAX_CONFIG_BYTES, ConfigError, ReactionConfig
+from sessions.core.config.problems import ConfigError
+from sessions.core.config.schema import MAX_CONFIG_BYTES, ReactionConfig
 from sessions.dashboard.admin_audit import AuditedAdminMixin, AuditedModelAdmin
 from sessions.dashboard.admin_scope import ProjectScopedAdminMixin, grant_staff_for_admin_role
 from sessions.models import (

@@ -16,8 +16,9 @@ from integrations.credentials import CredentialUnavailable, credential, secret_s
 from integrations.registry import ConfigurationError, agents, registry_for
 from reactions.models import NotifierInstance
 from reactions.notify import notifiers_test
-from sessions.core.config.loading import config_discover, config_load
-from sessions.core.config.schema import ConfigError
+from sessions.core.config.discovery import config_discover
+from sessions.core.config.loading import config_load
+from sessions.core.config.problems import ConfigError
 from sessions.dashboard import health
 from sessions.models import Project, Secret
 

@@ -22,7 +22,7 @@ from django.utils import timezone
 from reactions.notify import notifiers_apply, notify
 from reactions.rules import AUTO_CLEANUP, stuck_after
 from sessions.core import audit, host_settings, jobs, realtime, selectors
-from sessions.core.config.schema import ConfigError, ConfigProblem
+from sessions.core.config.problems import ConfigError, ConfigProblem
 from sessions.domain import flaky, lifecycle
 from sessions.domain.lifecycle import Facts, Zone
 from sessions.domain.text import clean_text

@@ -18,7 +18,7 @@ from integrations.registry import ConfigurationError
 from reactions import services as reactions
 from sessions.agents import observing, spawning
 from sessions.core import jobs, realtime, selectors, services
-from sessions.core.config.loading import discovery_pinned
+from sessions.core.config.discovery import discovery_pinned
 from sessions.domain.lifecycle import Phase, Zone
 from sessions.models import Message, Project, Session
 from sessions.prs import prsync

@@ -18,7 +18,7 @@ from integrations.scm.github import GitHubSCM
 from integrations.tracker.linear import LinearTracker
 from sessions.core import secrets
 from sessions.core.config.loading import config_load
-from sessions.core.config.schema import ConfigError
+from sessions.core.config.problems import ConfigError
 from sessions.models import Secret
 from tests.fakes.github import FakeGitHub
 from tests.fakes.hooks import FakeHooks

@@ -8,7 +8,7 @@ import pytest
 
 from sessions.core import services
 from sessions.core.config.loading import config_load
-from sessions.core.config.schema import ConfigError
+from sessions.core.config.problems import ConfigError
 from sessions.models import Project
 from sessions.watchers import intake
 

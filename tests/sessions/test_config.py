@@ -16,15 +16,11 @@ from integrations.base import SCM, Agent, Notifier, PluginConfig, Runtime, Track
 from integrations.registry import REGISTRIES
 from sessions.core import services
 from sessions.core.config.command import main
+from sessions.core.config.discovery import config_discover
 from sessions.core.config.export import config_json_schema, config_json_schema_text
-from sessions.core.config.loading import config_discover, config_load
-from sessions.core.config.schema import (
-    MAX_CONFIG_BYTES,
-    AoConfig,
-    ConfigError,
-    ConfigProblem,
-    session_prefix_for,
-)
+from sessions.core.config.loading import config_load
+from sessions.core.config.problems import ConfigError, ConfigProblem
+from sessions.core.config.schema import MAX_CONFIG_BYTES, AoConfig, session_prefix_for
 from sessions.models import Event, Project
 from tests.factories import ProjectFactory
 

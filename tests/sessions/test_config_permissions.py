@@ -13,7 +13,7 @@ import pytest
 
 from integrations.registry import registry_for
 from sessions.core.config.loading import config_load
-from sessions.core.config.schema import ConfigError
+from sessions.core.config.problems import ConfigError
 
 REFERENCE = """
 defaults:

@@ -18,7 +18,7 @@ from sessions.core.config.init import (
     project_key_for,
 )
 from sessions.core.config.loading import config_load
-from sessions.core.config.schema import ConfigError
+from sessions.core.config.problems import ConfigError
 from tests.sessions.test_config import plugins  # noqa: F401 -- the test plugin registry fixture
 
 GIT = shutil.which("git")

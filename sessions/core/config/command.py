@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sessions.core.config.export import config_docs_update, config_json_schema_text
 from sessions.core.config.loading import config_load
-from sessions.core.config.schema import ConfigError
+from sessions.core.config.problems import ConfigError
 
 
 # --- command line ---------------------------------------------------------------------------------

@@ -14,14 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from sessions.core.config.schema import (
-    BRANCH_BAD,
-    CONFIG_FILENAME,
-    REPO_RE,
-    problem_error,
-    session_prefix_for,
-    yaml_scalar,
-)
+from sessions.core.config.discovery import CONFIG_FILENAME
+from sessions.core.config.problems import problem_error
+from sessions.core.config.schema import BRANCH_BAD, REPO_RE, session_prefix_for, yaml_scalar
 
 GIT_TIMEOUT = 10.0
 # Agent CLIs `ao init` looks for on PATH, in order of preference: binary -> agent plugin key.

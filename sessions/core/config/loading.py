@@ -1,8 +1,8 @@
-"""Finding and loading ao's config file: ``ao.config.yaml`` (or a reference ``agent-orchestrator.yaml``).
+"""Loading ao's config file: ``ao.config.yaml`` (or a reference ``agent-orchestrator.yaml``).
 
-The file is found from the current directory upwards, or named by ``AO_CONFIG``. Loading is
-strict and complete: every problem in the file is collected and reported at once, each with
-file, line and key path (``ao.config.yaml:12: projects.web.agent: unknown agent plugin ...``).
+The file is found from the current directory upwards, or named by ``AO_CONFIG`` (``discovery``).
+Loading is strict and complete: every problem in the file is collected and reported at once, each
+with file, line and key path (``ao.config.yaml:12: projects.web.agent: unknown agent plugin ...``).
 Loading reads the file and the filesystem only; it never touches the database. Reading here
 refuses what YAML should not carry (anchors, aliases, deep nesting, huge files) and keeps the
 line of every key; the checks are in ``validation``.
@@ -11,29 +11,15 @@ line of every key; the checks are in ``validation``.
 from __future__ import annotations
 
 import hashlib
-import os
 import stat
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
 import yaml
-from django.conf import settings
 from pydantic import ValidationError
 
-from sessions.core.config.schema import (
-    CONFIG_FILENAMES,
-    MAX_CONFIG_BYTES,
-    MAX_NESTING,
-    AoConfig,
-    ConfigError,
-    ConfigProblem,
-    describe_value,
-    dotted_path,
-    problem_error,
-)
+from sessions.core.config.problems import ConfigError, ConfigProblem, problem_error
+from sessions.core.config.schema import MAX_CONFIG_BYTES, MAX_NESTING, AoConfig, describe_value, dotted_path
 from sessions.core.config.validation import ProblemCollector, check_keys, is_reference_file, resolve_config
 
 
@@ -223,62 +209,3 @@ def _load(raw: bytes, file: str, base_dir: Path | None, *, reference: bool) -> A
     effective._sha256 = hashlib.sha256(raw).hexdigest()
     effective._name = file
     return effective
-
-
-_discovered: ContextVar[tuple[Path | None] | None] = ContextVar("config_discovered", default=None)
-
-
-@contextmanager
-def discovery_pinned() -> Iterator[None]:
-    """Within it, ``config_discover()`` (from the current directory) looks for the config file
-    once: a sweep asked three times per session (for the top-level reactions), searching every
-    directory upwards each time. The file's content is still read afresh by its callers when it
-    changes (they compare its stat)."""
-    try:
-        found: tuple[Path | None] | None = (config_discover(),)
-    except ConfigError:
-        found = None  # said by each caller as before
-    token = _discovered.set(found)
-    try:
-        yield
-    finally:
-        _discovered.reset(token)
-
-
-def config_discover(start: Path | None = None) -> Path | None:
-    """The config file to use: AO_CONFIG if set, else the nearest one from ``start`` upwards.
-
-    ``start`` defaults to the current directory. Returns None when there is none; raises
-    ConfigError when AO_CONFIG names something that does not exist.
-    """
-    pinned = _discovered.get() if start is None else None
-    if pinned is not None:
-        return pinned[0]
-    named = getattr(settings, "AO_CONFIG", "") or os.environ.get("AO_CONFIG", "")
-    if named:
-        target = Path(os.path.expanduser(named)).absolute()
-        if target.is_dir():
-            found = _config_in(target)
-            if found is None:
-                raise problem_error(
-                    target,
-                    f"AO_CONFIG names this directory, which holds none of {', '.join(CONFIG_FILENAMES)}",
-                )
-            return found
-        if not target.exists():
-            raise problem_error(target, "AO_CONFIG names this file, which does not exist")
-        return target
-    here = Path(start if start is not None else Path.cwd()).absolute()
-    for directory in (here, *here.parents):
-        found = _config_in(directory)
-        if found is not None:
-            return found
-    return None
-
-
-def _config_in(directory: Path) -> Path | None:
-    for name in CONFIG_FILENAMES:
-        candidate = directory / name
-        if candidate.is_file():
-            return candidate
-    return None

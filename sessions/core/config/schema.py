@@ -1,8 +1,9 @@
 """What ``ao.config.yaml`` may say: its pydantic models (strict; the key names are those of
-agent-orchestrator.yaml, camelCase, so a team can rename that file), the limits and patterns
-it is checked against, and the problems found in one (``ConfigProblem``, ``ConfigError``).
+agent-orchestrator.yaml, camelCase, so a team can rename that file), and the limits and patterns
+it is checked against.
 
-The config package: ``loading`` finds and reads the file, ``validation`` checks it against these
+The config package: ``discovery`` finds the file, ``loading`` reads it, ``problems`` says what is
+wrong in one (``ConfigProblem``, ``ConfigError``), ``validation`` checks it against these
 models and the plugins' settings, ``export`` generates its JSON Schema and the settings tables of
 docs/CONFIG.md, ``init`` writes a first one (``ao init``), ``command`` is ``python -m sessions.core.config``.
 Writing the projects to the database is ``sessions.core.services.config_apply``.
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -30,12 +30,9 @@ from pydantic.alias_generators import to_camel
 
 from integrations.credentials import SECRET_NAME_RE
 from integrations.gitutil import BranchNameError, validate_branch_name
+from sessions.core.config.problems import ConfigProblem
 from sessions.models import REPO_RE, Project
 
-CONFIG_FILENAME = "ao.config.yaml"
-REFERENCE_FILENAME = "agent-orchestrator.yaml"
-# Looked for in this order in each directory, from the start directory upwards.
-CONFIG_FILENAMES = ("ao.config.yaml", "ao.config.yml", "agent-orchestrator.yaml", "agent-orchestrator.yml")
 MAX_CONFIG_BYTES = 1024 * 1024
 MAX_NESTING = 64
 SLOTS = ("agent", "runtime", "workspace", "tracker", "scm")
@@ -47,33 +44,6 @@ DURATION_RE = re.compile(r"^[0-9]{1,9}(ms|s|m|h|d)$")
 # A git branch name, minus what git check-ref-format rejects anyway.
 _ENV_VARIABLE_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
 BRANCH_BAD = re.compile(r"(^[-/.])|([/.]$)|(\.\.)|(@\{)|(//)|([\x00-\x20\x7f~^:?*\[\\])|(\.lock$)|(^@$)")
-
-
-# --- problems -------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class ConfigProblem:
-    """One thing wrong (or, as a warning, ignored) in a config file."""
-
-    file: str
-    line: int | None
-    path: str  # dotted key path, e.g. "projects.web.agent"; "" for the file as a whole
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
-
-
-class ConfigError(Exception):
-    """The config file is unusable. ``problems`` lists every problem found, in file order."""
-
-    def __init__(self, problems: list[ConfigProblem]) -> None:
-        self.problems = list(problems)
-        super().__init__("\n".join(str(p) for p in self.problems))
-
-
-def problem_error(file: str | Path, message: str, *, line: int | None = None, path: str = "") -> ConfigError:
-    return ConfigError([ConfigProblem(str(file), line, path, message)])
 
 
 # --- the models -----------------------------------------------------------------------------------

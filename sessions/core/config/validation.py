@@ -16,11 +16,11 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from integrations.registry import ConfigurationError, registry_for
+from sessions.core.config.discovery import REFERENCE_FILENAME
+from sessions.core.config.problems import ConfigProblem
 from sessions.core.config.schema import (
-    REFERENCE_FILENAME,
     SLOTS,
     AoConfig,
-    ConfigProblem,
     Defaults,
     PluginChoice,
     PluginSpec,

@@ -8,9 +8,10 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from sessions.core import services
+from sessions.core.config.discovery import config_discover
 from sessions.core.config.export import config_json_schema_text
-from sessions.core.config.loading import config_discover, config_load
-from sessions.core.config.schema import ConfigError
+from sessions.core.config.loading import config_load
+from sessions.core.config.problems import ConfigError
 from sessions.management.commands._common import cli_audit
 
 EXIT_CONFIG = 2

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from sessions.core.config.discovery import CONFIG_FILENAME
 from sessions.core.config.init import config_init, config_init_text
-from sessions.core.config.schema import CONFIG_FILENAME, ConfigError
+from sessions.core.config.problems import ConfigError
 
 
 class Command(BaseCommand):
