@@ -7,6 +7,8 @@ finished child) and wall seconds of N runs after one warm-up, and prints min / m
   (AO_URL + AO_SESSION + AO_TOKEN) against a tiny local HTTP server that answers like ao;
 - `ao status`, `ao session ls` and `ao send` against an AO_HOME with no ao running (they load
   Django and read the database themselves);
+- the floor under those three: a minimal Django (auth and contenttypes only, the same SQLite
+  database) that sets up and runs one query, the least any command that loads Django can cost;
 - the same three while a real `ao start` serves that AO_HOME (they ask it: sessions.cli.cli_relay);
   `ao send` goes to a seeded session whose agent is not running, so the figure is the command,
   not the agent (`--no-start` leaves these out).
@@ -62,15 +64,17 @@ class FakeAo(BaseHTTPRequestHandler):
 
 
 def measure(args: list[str], env: dict[str, str], runs: int) -> tuple[list[float], list[float]]:
+    """``ao <args>`` (or, for the floor, the command ``args`` itself) ``runs`` times."""
+    command = args if args[0] == sys.executable else [*AO, *args]
     cpu, wall = [], []
     for i in range(runs + 1):  # the first run warms the caches and is not counted
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        proc = subprocess.run([*AO, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+        proc = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
         elapsed = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if proc.returncode != 0 and args[0] != "send":  # a send may be refused: timed all the same
-            raise SystemExit(f"ao {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
+            raise SystemExit(f"{' '.join(command)} failed ({proc.returncode}): {proc.stderr.strip()}")
         if i:
             cpu.append((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
             wall.append(elapsed)
@@ -86,6 +90,20 @@ for n in range(1, 11):
     Session.objects.create(id=f"bench-{{n}}", project=project, number=n, agent="claude-code", issue_ref=str(n),
         issue_title="a task", phase="running", runtime_state="alive", activity="active", status="working",
         zone="working")
+"""
+
+# The floor: Django with no app of ao's, set up, and one query on the bench's database.
+FLOOR = """
+import django
+from django.conf import settings
+settings.configure(
+    INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes"],
+    DATABASES={{"default": {{"ENGINE": "django.db.backends.sqlite3", "NAME": {db!r}}}}},
+    USE_TZ=True,
+)
+django.setup()
+from django.contrib.auth.models import User
+User.objects.count()
 """
 
 
@@ -130,6 +148,11 @@ def main() -> None:
             ("ao report working (agent)", ["report", "working", "adding the feature"], agent),
             ("ao pr create (agent)", ["pr", "create", "--title", "Add the feature"], agent),
             *((f"{label} (no ao running)", args, env) for label, args, env in reads),
+            (
+                "minimal Django (the floor)",
+                [sys.executable, "-c", FLOOR.format(db=f"{tmp}/ao.sqlite3")],
+                base,
+            ),
         ]
         print(f"{opts.runs} runs each after one warm-up; CPU = user + system seconds of the process")
         print(f"{'command':<34} {'CPU-s min/median/max':>24} {'wall-s min/median/max':>24}")
