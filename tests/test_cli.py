@@ -140,6 +140,8 @@ NOT_LOADED_BY_COMMANDS = (
 NOT_LOADED_BY_READS = (
     "celery", "kombu", "github", "libtmux", "integrations.scm.github", "integrations.notifier.slack",
     "integrations.agent.claude_code", "integrations.runtime.tmux",
+    # run outside any project (no config file to read), and decrypting no secret
+    "yaml", "sessions.core.config.schema", "cryptography",
 )  # fmt: skip
 
 
