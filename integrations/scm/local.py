@@ -56,6 +56,14 @@ class MergeRefused(PermanentIntegrationError):
     """ao will not merge this PR now (not open, head moved, conflicts, not a fast-forward)."""
 
 
+class MergeRequirementsUnmet(MergeRefused):
+    """The PR is mergeable but not ready: the review or the check the project requires (``unmet``)."""
+
+    def __init__(self, number: int, unmet: list[str]) -> None:
+        self.unmet = unmet
+        super().__init__(f"PR #{number} is not ready to merge: {'; '.join(unmet)}")
+
+
 class ReviewRefused(PermanentIntegrationError):
     pass
 
@@ -91,7 +99,8 @@ class LocalSCM(LocalRemote, SCM):
             default_factory=list,
             description=(
                 "local CI: argv run on every pushed PR head in a fresh clone, e.g. [pytest, -q] (a string "
-                "is split into words, never given to a shell); empty: no check runs"
+                "is split into words, never given to a shell); empty: no check runs. Its check must pass on "
+                "a PR's head before the PR merges"
             ),
         )
         check_name: str = NotHostSetting(
@@ -113,7 +122,12 @@ class LocalSCM(LocalRemote, SCM):
             description="tail of a failed check's output sent to the agent",
         )
         require_review: bool = Field(
-            default=True, description="a PR needs a person's approval before it counts as approved"
+            default=True,
+            description=(
+                "a PR needs a person's approval (and no changes requested) before it counts as approved "
+                "and before it merges, as with a code host's branch protection (`ao pr merge --force` "
+                "overrides)"
+            ),
         )
 
         @field_validator("check_command", mode="before", json_schema_input_type=str | list[str])
@@ -469,8 +483,15 @@ class LocalSCM(LocalRemote, SCM):
         )
 
     # --- merging ----------------------------------------------------------------------------
-    def merge(self, *, number: int, method: str | None = None, expected_head_sha: str = "") -> None:
-        """Merge the PR into its base inside the bare remote; MergeRefused when it must not be."""
+    def merge(
+        self, *, number: int, method: str | None = None, expected_head_sha: str = "", force: bool = False
+    ) -> None:
+        """Merge the PR into its base inside the bare remote; MergeRefused when it must not be.
+
+        Like a code host's branch protection, the project's requirements hold for every merge (a
+        person's `ao pr merge` as for ao's): with ``require_review`` an approval and no changes
+        requested, with a ``check_command`` its check passed on the head (MergeRequirementsUnmet).
+        ``force`` is the host admin's "merge anyway": it skips those two, never the rest."""
         method = method or self.config.merge_method
         if method not in MERGE_METHODS:
             raise MergeRefused(
@@ -486,6 +507,9 @@ class LocalSCM(LocalRemote, SCM):
             raise MergeRefused(
                 f"PR #{number}: the head moved to {head[:12]} (expected {expected_head_sha[:12]})"
             )
+        unmet = [] if force else self._merge_requirements_unmet(row, head)
+        if unmet:
+            raise MergeRequirementsUnmet(number, unmet)
         base = self.branch_sha(row.base)
         if base is None:
             raise MergeRefused(f"PR #{number}: base branch {row.base!r} is not in the remote")
@@ -533,6 +557,31 @@ class LocalSCM(LocalRemote, SCM):
         log.info(
             "merged %s PR #%s (%s) into %s at %s", self._project().key, number, method, row.base, new[:12]
         )
+
+    def merge_requirements_unmet(self, number: int) -> list[str]:
+        """What the project requires before PR ``number`` merges that its head does not have."""
+        row = self._get(number)
+        head = self.branch_sha(row.branch)
+        return self._merge_requirements_unmet(row, head) if head else []
+
+    def _merge_requirements_unmet(self, row: LocalPullRequest, head: str) -> list[str]:
+        unmet = []
+        if self.config.require_review:
+            decision = review_decision(row.reviews.all(), require_review=True)
+            if decision == "changes_requested":
+                unmet.append("changes were requested")
+            elif decision != "approved":
+                unmet.append("no one approved it (the project requires a review)")
+        if self.config.check_command:
+            name = self.config.check_name
+            run = LocalCIRun.objects.filter(pr=row, name=name, head_sha=head).order_by("-pk").first()
+            if run is None:
+                unmet.append(f"its check {name!r} has not run on {head[:12]}")
+            elif run.status != LocalCIRun.Status.COMPLETED:
+                unmet.append(f"its check {name!r} is still running on {head[:12]}")
+            elif run.conclusion != LocalCIRun.Conclusion.SUCCESS:
+                unmet.append(f"its check {name!r} did not pass on {head[:12]} ({run.conclusion})")
+        return unmet
 
 
 def _validate_path(path: str) -> str:

@@ -82,6 +82,11 @@ def add_pr_arguments(parser: argparse.ArgumentParser) -> None:
     merge.add_argument("number", type=int)
     merge.add_argument("--method", choices=["squash", "ff", "merge"])
     merge.add_argument("--expect-head", default="", help="refuse unless the head is this sha")
+    merge.add_argument(
+        "--force",
+        action="store_true",
+        help="merge without the approval or the passing check the project requires",
+    )
     close = sub.add_parser("close", help="close without merging")
     close.add_argument("number", type=int)
     ci = sub.add_parser("ci", help="run the check command on the PR's head now")

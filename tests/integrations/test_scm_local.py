@@ -255,7 +255,7 @@ def test_behind_without_conflicts(repo: Repo) -> None:
 
 
 def test_conflicts_are_detected_and_refuse_the_merge(repo: Repo) -> None:
-    scm = make_scm(repo)
+    scm = make_scm(repo, require_review=False)
     push_branch(repo, "feat/c", {"README.md": "branch version\n"})
     scm.open_pull_request(branch="feat/c")
     advance_main(repo, {"README.md": "main version\n"})
@@ -272,7 +272,7 @@ def test_conflicts_are_detected_and_refuse_the_merge(repo: Repo) -> None:
 
 # --- merging ------------------------------------------------------------------------------------------
 def test_squash_merge_updates_the_remote_main_only(repo: Repo) -> None:
-    scm = make_scm(repo)
+    scm = make_scm(repo, require_review=False)
     path = worktree(repo, "feat/s")
     repo.commit_file(path, "one.txt", "1\n", message="one")
     head = commit_and_push(repo, path, "feat/s", {"two.txt": "2\n"}, message="two")
@@ -303,7 +303,7 @@ def test_squash_merge_updates_the_remote_main_only(repo: Repo) -> None:
 
 
 def test_ff_merge_moves_main_to_the_head(repo: Repo) -> None:
-    scm = make_scm(repo, merge_method="ff")
+    scm = make_scm(repo, merge_method="ff", require_review=False)
     head = push_branch(repo, "feat/f", {"f.txt": "f\n"})
     scm.open_pull_request(branch="feat/f")
 
@@ -314,7 +314,7 @@ def test_ff_merge_moves_main_to_the_head(repo: Repo) -> None:
 
 
 def test_merge_commit_has_both_parents(repo: Repo) -> None:
-    scm = make_scm(repo)
+    scm = make_scm(repo, require_review=False)
     head = push_branch(repo, "feat/m", {"m2.txt": "m\n"})
     scm.open_pull_request(branch="feat/m")
     base = origin_main(repo)
@@ -325,7 +325,7 @@ def test_merge_commit_has_both_parents(repo: Repo) -> None:
 
 
 def test_merge_refused_when_the_head_moved_or_ff_is_impossible(repo: Repo) -> None:
-    scm = make_scm(repo)
+    scm = make_scm(repo, require_review=False)
     path = worktree(repo, "feat/h")
     old = commit_and_push(repo, path, "feat/h", {"h.txt": "1\n"})
     scm.open_pull_request(branch="feat/h")
@@ -351,11 +351,12 @@ def test_ao_pr_merge_and_close(repo: Repo, capsys) -> None:
     scm.open_pull_request(branch="feat/x")
     scm.open_pull_request(branch="feat/y")
 
+    call_command("pr", "--project", scm.project.key, "review", "1", "--approve", "--as", "ana")
     call_command("pr", "--project", scm.project.key, "merge", "1", "--method", "ff")
     call_command("pr", "--project", scm.project.key, "close", "2")
 
     out = capsys.readouterr().out
-    assert f"merged PR #1 into main at {origin_main(repo)[:12]}" in out
+    assert f"merged PR #1 into main at {origin_main(repo)[:12]}\n" in out
     assert "closed PR #2" in out
     assert dict(LocalPullRequest.objects.values_list("number", "state")) == {1: "merged", 2: "closed"}
 
@@ -370,3 +371,57 @@ def test_a_deleted_branch_closes_its_pr(repo: Repo) -> None:
 
     assert list(info) == [1]
     assert (info[1].state, info[1].mergeable) == ("closed", None)
+
+
+# --- the project's requirements hold for every merge, as a code host's branch protection ----------
+def test_a_merge_needs_the_approval_and_the_passing_check_the_project_requires(repo: Repo) -> None:
+    scm = make_scm(repo, check_command=["sh", "-c", "test -f ok.txt"], check_name="unit")
+    path = worktree(repo, "feat/r")
+    head = commit_and_push(repo, path, "feat/r", {"r.txt": "r\n"})
+    scm.open_pull_request(branch="feat/r")
+    main_before = origin_main(repo)
+
+    with pytest.raises(MergeRefused) as refused:
+        scm.merge(number=1)
+    assert refused.value.unmet == [
+        "no one approved it (the project requires a review)",
+        f"its check 'unit' has not run on {head[:12]}",
+    ]
+    assert scm.run_checks(number=1).conclusion == "failure"
+    scm.review(number=1, reviewer="ana", state="changes_requested", body="not yet")
+    with pytest.raises(MergeRefused) as refused:
+        scm.merge(number=1)
+    assert refused.value.unmet == [
+        "changes were requested",
+        f"its check 'unit' did not pass on {head[:12]} (failure)",
+    ]
+    assert origin_main(repo) == main_before and LocalPullRequest.objects.get().state == "open"
+
+    head = commit_and_push(repo, path, "feat/r", {"ok.txt": "ok\n"})
+    assert scm.run_checks(number=1).conclusion == "success"
+    scm.review(number=1, reviewer="ana", state="approved")
+    scm.merge(number=1)
+    assert LocalPullRequest.objects.get().state == "merged"
+
+
+def test_ao_pr_merge_refuses_an_unreviewed_failing_pr_and_says_how_then_force_merges_it(
+    repo: Repo, capsys
+) -> None:
+    scm = make_scm(repo, check_command=["false"], check_name="unit")
+    head = push_branch(repo, "feat/u", {"u.txt": "u\n"})
+    scm.open_pull_request(branch="feat/u")
+    scm.run_checks(number=1)
+    main_before = origin_main(repo)
+
+    with pytest.raises(CommandError) as refused:
+        call_command("pr", "--project", scm.project.key, "merge", "1")
+    assert str(refused.value) == (
+        "PR #1 is not ready to merge: no one approved it (the project requires a review); its check "
+        f"'unit' did not pass on {head[:12]} (failure) — approve it (`ao pr review 1 --approve`) or rerun "
+        "its check (`ao pr ci 1`), or merge anyway with `ao pr merge 1 --force`"
+    )
+    assert origin_main(repo) == main_before
+
+    call_command("pr", "--project", scm.project.key, "merge", "1", "--force")
+    assert "(--force: merged although no one approved it" in capsys.readouterr().out
+    assert LocalPullRequest.objects.get().state == "merged" and origin_main(repo) != main_before

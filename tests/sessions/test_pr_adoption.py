@@ -33,7 +33,7 @@ def test_local_scm_adopts_only_the_prs_a_session_opened(repo):
     scm = plugin_for(project, "scm")
     push_branch(repo, "feat/1", {"one.txt": "1\n"})
     earlier, _ = scm.open_pull_request(branch="feat/1", title="Earlier work on #1")
-    scm.merge(number=earlier.number)
+    scm.merge(number=earlier.number, force=True)  # a person merged it, reviewed or not
     opened_an_hour_ago(earlier)
     push_branch(repo, "feat/2", {"two.txt": "2\n"})
     teammates, _ = scm.open_pull_request(branch="feat/2", title="A teammate's open PR")
@@ -97,7 +97,7 @@ def test_an_agent_mid_turn_at_merge_is_seen_finishing_and_cleaned_up_at_once(
     number = PullRequest.objects.get(session=session).number
     # the agent is mid-turn (as last observed) when the PR is merged
     Session.objects.filter(pk=session.pk).update(activity="active", activity_at=timezone.now())
-    plugin_for(project, "scm").merge(number=number)
+    plugin_for(project, "scm").merge(number=number, force=True)  # a person merged it
 
     sweep.project_sweep(project=project)  # the merge is read; the agent, now at its prompt, is seen
 

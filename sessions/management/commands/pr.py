@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from integrations import gitutil
 from integrations.registry import plugin_for
-from integrations.scm.local import LocalSCM
+from integrations.scm.local import LocalSCM, MergeRequirementsUnmet
 from sessions.cli import agent_client, light_commands
 from sessions.core import selectors
 from sessions.management.commands._common import cli_audit, cli_errors, get_session
@@ -121,11 +121,23 @@ class Command(BaseCommand):
         self.stdout.write(f"PR #{options['number']}: {review.state.replace('_', ' ')} by {review.reviewer}")
 
     def _merge(self, scm: LocalSCM, session: Session | None, options) -> None:
-        scm.merge(
-            number=options["number"], method=options["method"], expected_head_sha=options["expect_head"]
-        )
-        row = scm._get(options["number"])
-        self.stdout.write(f"merged PR #{row.number} into {row.base} at {row.merged_sha[:12]}")
+        number = options["number"]
+        overridden = scm.merge_requirements_unmet(number) if options["force"] else []
+        try:
+            scm.merge(
+                number=number,
+                method=options["method"],
+                expected_head_sha=options["expect_head"],
+                force=options["force"],
+            )
+        except MergeRequirementsUnmet as exc:
+            raise CommandError(
+                f"{exc} — approve it (`ao pr review {number} --approve`) or rerun its check "
+                f"(`ao pr ci {number}`), or merge anyway with `ao pr merge {number} --force`"
+            ) from exc
+        row = scm._get(number)
+        without = f" (--force: merged although {'; '.join(overridden)})" if overridden else ""
+        self.stdout.write(f"merged PR #{row.number} into {row.base} at {row.merged_sha[:12]}{without}")
 
     def _close(self, scm: LocalSCM, session: Session | None, options) -> None:
         scm.close_pull_request(number=options["number"])
