@@ -126,8 +126,15 @@ def workspace_commit_trailers(path: Path | str, session: Session) -> bool:
 
 def workspace_model_record(path: Path | str, model: str) -> bool:
     """The model the agent says it runs, for the ``Ao-Model`` trailer of the worktree's next
-    commits (the session's model changed after the trailers were set up). False when git refuses."""
+    commits (the session's model changed after the trailers were set up). False when git refuses,
+    or when no trailers were set up in the repository (the orchestrator's worktree has none: it
+    makes no commits; per-worktree config is off until a worker's trailers turn it on)."""
     try:
+        enabled = gitutil.run_git(
+            ["config", "--get", "extensions.worktreeConfig"], cwd=Path(path), check=False
+        )
+        if enabled.stdout.strip() != "true":
+            return False
         _git(["config", "--worktree", "ao.model", trailer_value(model)], cwd=Path(path))
     except (OSError, IntegrationError) as exc:
         log.warning("Ao-Model trailer not updated in %s: %s", path, exc)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sessions.agents.trailers import PREPARE_COMMIT_MSG, workspace_commit_trailers
+from sessions.agents.trailers import PREPARE_COMMIT_MSG, workspace_commit_trailers, workspace_model_record
 from tests.factories import SessionFactory
 from tests.helpers.fixtures import GIT_IDENTITY, git
 
@@ -169,3 +169,18 @@ def test_sessions_spawned_at_once_all_get_their_trailers(repo) -> None:
     assert done == [True] * 12
     for path, session in trees:
         assert commit(path, "x.txt")["Ao-Session"] == [session.id]
+
+
+def test_a_new_model_is_recorded_where_trailers_are_set_up_and_skipped_quietly_where_none_are(
+    repo, worktree, caplog
+) -> None:
+    """The orchestrator's worktree gets no trailers (it makes no commits): the model its agent
+    reports is not written there, and that is no warning at every reading (it was one, from git:
+    `--worktree` needs per-worktree config, which only a worker's trailers turn on)."""
+    assert workspace_model_record(worktree, "claude-sonnet-4") is False
+    assert "not updated" not in caplog.text
+
+    session = SessionFactory(agent="claude-code", model="claude-opus-4")
+    assert workspace_commit_trailers(worktree, session) is True
+    assert workspace_model_record(worktree, "claude-sonnet-4") is True
+    assert commit(worktree, "m.txt")["Ao-Model"] == ["claude-sonnet-4"]
