@@ -10,6 +10,7 @@ non-zero exit status; every other Django command (``ao migrate``, ``ao createsup
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 
@@ -155,8 +156,14 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return _run_ao_command(commands[argv[0]], argv[0], argv[1:])
 
-    from django.core.management import ManagementUtility
+    from django.core.management import ManagementUtility, get_commands
 
+    if not argv[0].startswith("-") and argv[0] != "help" and argv[0] not in get_commands():
+        # Django's own answer exits 1 and says `manage.py`: one line, the nearest command, 2 (a usage error)
+        nearest = difflib.get_close_matches(argv[0], [*commands, *get_commands()], n=1)
+        hint = f"; did you mean `ao {nearest[0]}`?" if nearest else ""
+        sys.stderr.write(f"ao: unknown command {argv[0]!r}{hint} (`ao help` lists the commands)\n")
+        return 2
     try:
         ManagementUtility(["ao", *argv]).execute()
     except SystemExit as exc:

@@ -297,6 +297,20 @@ def test_a_bad_flag_prints_one_usage_line_and_the_error(home: Path) -> None:
     assert not (home / "ao.sqlite3").exists()  # nothing ran
 
 
+def test_an_unknown_command_says_so_in_one_line_with_the_nearest_and_exits_2(home: Path) -> None:
+    typo, nonsense = run_many((["statsu"], ao_env(home)), (["frobnicate", "--x"], ao_env(home)))
+
+    assert (typo.returncode, typo.stderr) == (
+        2,
+        "ao: unknown command 'statsu'; did you mean `ao status`? (`ao help` lists the commands)\n",
+    )
+    assert (nonsense.returncode, nonsense.stderr) == (
+        2,
+        "ao: unknown command 'frobnicate' (`ao help` lists the commands)\n",
+    )
+    assert not (home / "ao.sqlite3").exists()
+
+
 def _local_project(home: Path, repo: Path) -> dict[str, str]:
     """A project for ``repo`` (local tracker and SCM) applied to the database of ``home``."""
     env = ao_env(home)
