@@ -86,13 +86,20 @@ def render_table(snapshot: dict) -> str:
         lines += _table(rows, SESSION_COLUMNS)
     else:
         lines.append("No sessions.")
-    needs = [(p["key"], n) for p in snapshot["projects"] for n in p.get("needs_you", [])]
+    needs = [p for p in snapshot["projects"] if p.get("needs_you")]
     if needs:
         lines += ["", "NEEDS YOU"]
-        lines += [
-            strip_controls(f"  {key}  {n['session']}  {n['label']}: {n['reason']}  {n['url']}", one_line=True)
-            for key, n in needs
-        ]
+        for p in needs:
+            lines += [
+                strip_controls(
+                    f"  {p['key']}  {n['session']}  {n['label']}: {n['reason']}  {n['url']}", one_line=True
+                )
+                for n in p["needs_you"]
+            ]
+            if more := p.get("needs_you_more", 0):
+                lines.append(
+                    f"  {p['key']}  … and {more} more (the dashboard's Needs you page lists them all)"
+                )
     return "\n".join(lines)
 
 

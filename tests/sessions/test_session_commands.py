@@ -250,6 +250,25 @@ def test_status_ranks_what_needs_a_person_for_the_orchestrator(project):
     )
 
 
+def test_status_says_how_many_more_need_a_person_than_it_lists(project):
+    from tests.factories import SessionFactory
+
+    for number in range(1, 6):
+        SessionFactory(
+            project=project,
+            number=number,
+            status="needs_input",
+            zone="respond",
+            status_reason=f"question {number}",
+        )
+
+    (row,) = json.loads(run("status", "--json"))["projects"]
+    assert (len(row["needs_you"]), row["needs_you_more"]) == (3, 2)
+    table = run("status").split("NEEDS YOU")[1]
+    assert len([line for line in table.splitlines() if "needs input: " in line]) == 3, table
+    assert "  web  … and 2 more (the dashboard's Needs you page lists them all)" in table
+
+
 def test_a_spawn_that_does_not_start_fails_the_command(project):
     project.plugin_settings = {**project.plugin_settings, "agent": {"command": ["no-such-agent-binary"]}}
     project.save()

@@ -81,9 +81,10 @@ def status_snapshot(*, include_done: bool = True) -> dict:
     for project in selectors.projects_all():
         live, total = counts.get(project.pk, [0, 0])
         # what most needs a person, ranked (sessions.watchers.decisions): the orchestrator's digest too
+        ranked = decisions.project_decisions(project, limit=10_000, now=now)  # all, ranked: the first shown
         needs_you = [
             {"kind": d.kind, "label": d.label, "session": d.session.pk, "reason": d.reason, "url": d.url}
-            for d in decisions.project_decisions(project, limit=NEEDS_YOU_LIMIT, now=now)
+            for d in ranked[:NEEDS_YOU_LIMIT]
         ]
         projects.append(
             {
@@ -96,6 +97,7 @@ def status_snapshot(*, include_done: bool = True) -> dict:
                 "live_sessions": live,
                 "sessions": total,
                 "needs_you": needs_you,
+                "needs_you_more": len(ranked) - len(needs_you),
             }
         )
     snapshot = {
@@ -129,7 +131,7 @@ class Command(BaseCommand):
             dest="as_json",
             action="store_true",
             help="print JSON: {generated_at, mode, server{running,pid,url}, scale_out{web,workers[],beat,broker} "
-            "(scale-out only), projects[] (with needs_you[], "
+            "(scale-out only), projects[] (with needs_you[] and needs_you_more, "
             "except against a remote ao), sessions[]}",
         )
         parser.add_argument(
