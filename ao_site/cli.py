@@ -23,6 +23,9 @@ HELP_FLAGS = ("-h", "--help", "help")
 # The commands that run Django's system checks (they start ao, or check it). The others skip them:
 # the checks import every URL module (DRF, the API schema): about 0.5 CPU-s for each `ao spawn`.
 CHECKED_COMMANDS = frozenset({"start", "web", "worker", "beat", "doctor", "init"})
+# The long-running commands: their log is ao's (AO_LOG_LEVEL, INFO by default). The others log
+# warnings and errors only unless AO_LOG_LEVEL says otherwise.
+SERVER_COMMANDS = frozenset({"start", "web", "worker", "beat"})
 
 
 def _setup() -> None:
@@ -135,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     # loading it costs about 1 CPU-second, and agents call these many times per task.
     if (status := light_commands.run(argv)) is not None:
         return status
+    if argv and argv[0] not in SERVER_COMMANDS:
+        # a one-shot command says what it did on stdout; ao's INFO lines are the server's log
+        os.environ.setdefault("AO_LOG_LEVEL", "WARNING")
     try:
         _setup()
     except Exception as exc:  # settings that cannot load: say what and stop

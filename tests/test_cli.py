@@ -311,6 +311,18 @@ def test_an_unknown_command_says_so_in_one_line_with_the_nearest_and_exits_2(hom
     assert not (home / "ao.sqlite3").exists()
 
 
+def test_one_shot_commands_log_warnings_only_unless_ao_log_level_says(migrated_home: Path) -> None:
+    code = "import logging; log = logging.getLogger('sessions.x'); log.info('an-info-line'); log.warning('a-warning')"
+    unset = {k: v for k, v in ao_env(migrated_home).items() if k != "AO_LOG_LEVEL"}  # a user's shell
+    quiet, verbose = run_many(
+        (["shell", "-c", code], unset),
+        (["shell", "-c", code], {**ao_env(migrated_home), "AO_LOG_LEVEL": "INFO"}),
+    )
+
+    assert quiet.returncode == 0 and "a-warning" in quiet.stderr and "an-info-line" not in quiet.stderr
+    assert "an-info-line" in verbose.stderr
+
+
 def _local_project(home: Path, repo: Path) -> dict[str, str]:
     """A project for ``repo`` (local tracker and SCM) applied to the database of ``home``."""
     env = ao_env(home)
