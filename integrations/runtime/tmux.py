@@ -178,7 +178,7 @@ class TmuxRuntime(Runtime):
         spec = write_launch_spec(command=command, cwd=Path(cwd), env=env)
         args = [
             "new-session", "-d", "-s", name, "-x", str(self.config.width), "-y", str(self.config.height),
-            "-c", _arg(str(cwd)), "-P", "-F", "#{pane_id} #{pane_pid}",
+            "-c", _arg(str(cwd)), "-P", "-F", "#{pane_id} #{pane_pid} #{socket_path}",
             "--", *[_arg(a) for a in launcher_argv(spec)],
             ";", "set-option", "-w", "-t", f"={name}:", "remain-on-exit", "on",
             # a client attaching (the browser's relay, a person's `tmux attach`) copies none of
@@ -200,9 +200,12 @@ class TmuxRuntime(Runtime):
             with contextlib.suppress(OSError):
                 os.unlink(spec)
             raise
-        pane_id, _, pid = proc.stdout.decode().strip().splitlines()[0].partition(" ")
+        pane_id, pid, socket_path = [*proc.stdout.decode().strip().splitlines()[0].split(" ", 2), "", ""][:3]
         data = {
             "socket_name": socket_name,
+            # where the server is, as ao's environment found it (TMUX_TMPDIR): a person's shell
+            # may have another, so the attach command names the socket itself
+            "socket_path": socket_path,
             "pane_id": pane_id,
             "pid": int(pid) if pid.isdigit() else None,
             "launch_spec": spec,
@@ -335,9 +338,11 @@ class TmuxRuntime(Runtime):
 
     def attach_command(self, handle: RuntimeHandle) -> list[str]:
         socket_name = self._socket(handle)
+        socket_path = str(handle.data.get("socket_path") or "")
+        where = ["-S", socket_path] if socket_path else (["-L", socket_name] if socket_name else [])
         return [
             "tmux",
-            *(["-L", socket_name] if socket_name else []),
+            *where,
             "attach-session",
             "-t",
             f"={handle.name}",

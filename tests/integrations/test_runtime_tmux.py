@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -121,7 +123,17 @@ def test_dead_server_is_lost_not_an_exception(tmp_path: Path) -> None:
     runtime = TmuxRuntime(TmuxRuntime.Config(socket_name=socket_name))
     handle = runtime.start(name="ao-1", cwd=tmp_path, command=["sleep", "30"], env={})
     assert runtime.probe(handle) == RuntimeState.ALIVE
-    assert runtime.attach_command(handle) == ["tmux", "-L", socket_name, "attach-session", "-t", "=ao-1"]
+    socket_path = handle.data["socket_path"]
+    assert Path(socket_path).name == socket_name and Path(socket_path).is_socket()
+    assert runtime.attach_command(handle) == ["tmux", "-S", socket_path, "attach-session", "-t", "=ao-1"]
+    # a person's shell whose TMUX_TMPDIR is not ao's finds the session with that command
+    shell = {k: v for k, v in os.environ.items() if k not in ("TMUX_TMPDIR", "TMUX")}
+    shell["TMUX_TMPDIR"] = str(tmp_path)
+    found = subprocess.run(["tmux", "-S", socket_path, "has-session", "-t", "=ao-1"], env=shell, check=False)
+    assert found.returncode == 0
+    # one stored before ao kept the path: the socket's name, as before
+    old = RuntimeHandle(runtime="tmux", name="ao-1", data={"socket_name": socket_name})
+    assert runtime.attach_command(old) == ["tmux", "-L", socket_name, "attach-session", "-t", "=ao-1"]
 
     kill_tmux_server(socket_name)
 

@@ -1,6 +1,7 @@
 import json
 import os
 import re
+import shlex
 import shutil
 
 from django.core.management.base import BaseCommand, CommandError
@@ -168,7 +169,7 @@ class Command(BaseCommand):
         if not argv:
             raise CommandError(f"{session.id} has no attachable runtime (runtime: {session.runtime_state})")
         if options["print"] or not os.isatty(1) or shutil.which(argv[0]) is None:
-            self.stdout.write(" ".join(argv))
+            self.stdout.write(shlex.join(argv))
             return
         os.execvp(argv[0], argv)  # noqa: S606 - an argv list, no shell
 
