@@ -314,6 +314,14 @@ class Session(models.Model):
         """Why its agent does not run because the session ended, "" when it has not."""
         return lifecycle.ended_why(phase=self.phase, error=self.error)
 
+    @property
+    def title(self) -> str:
+        """What the session is about, as its card, its page and `ao session ls` say it: the
+        orchestrator, its issue's title, or the prompt it was spawned with ("" with neither)."""
+        if self.kind == self.Kind.ORCHESTRATOR:
+            return "Orchestrator"
+        return self.issue_title or self.prompt
+
 
 class PullRequest(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="pull_requests")

@@ -124,7 +124,7 @@ def session_summary(session: Session) -> dict:
         "reason": session.status_reason,
         "agent": session.agent,
         "issue": session.issue_ref,
-        "title": session.issue_title,
+        "title": session.title,
         "branch": session.branch,
         "activity": session.activity,
         "created_at": session.created_at.isoformat(),

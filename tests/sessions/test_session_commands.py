@@ -94,7 +94,7 @@ def test_spawn_send_ls_kill_restore_cleanup(project, tmux_server, repo):
     assert "web-1" in run("session", "ls")
 
     attach = run("session", "attach", "web-1", "--print")
-    assert attach.split()[:3] == ["tmux", "-L", tmux_server]
+    assert attach.split()[:2] == ["tmux", "-S"] and attach.split()[2].endswith(f"/{tmux_server}")
 
     assert "killed" in run("session", "kill", "web-1")
     assert json.loads(run("session", "ls", "--json")) == []
@@ -267,6 +267,23 @@ def test_status_says_how_many_more_need_a_person_than_it_lists(project):
     table = run("status").split("NEEDS YOU")[1]
     assert len([line for line in table.splitlines() if "needs input: " in line]) == 3, table
     assert "  web  … and 2 more (the dashboard's Needs you page lists them all)" in table
+
+
+def test_session_ls_titles_a_session_by_its_issue_or_else_its_prompt(project):
+    from tests.factories import SessionFactory
+
+    SessionFactory(project=project, number=1, issue_ref="7", issue_title="Add dark mode", prompt="")
+    SessionFactory(project=project, number=2, issue_ref="", issue_title="", prompt="Fix the flaky login test")
+    SessionFactory(project=project, number=3, kind="orchestrator", id="web-orchestrator", prompt="")
+
+    rows = {r["id"]: r["title"] for r in json.loads(run("session", "ls", "--json"))}
+    assert rows == {
+        "web-1": "Add dark mode",
+        "web-2": "Fix the flaky login test",
+        "web-orchestrator": "Orchestrator",
+    }
+    table = run("session", "ls")
+    assert "Fix the flaky login test" in table and "Add dark mode" in table
 
 
 def test_a_spawn_that_does_not_start_fails_the_command(project):
