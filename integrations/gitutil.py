@@ -525,7 +525,15 @@ def start_point(repo: Path | str, *, remote: str, branch: str, timeout: float = 
         except GitError:
             continue
     if not candidates:
-        raise GitError(f"{branch!r} is neither in {repo} nor in its remote {remote!r}")
+        if run_git(["rev-parse", "--verify", "--quiet", "HEAD"], cwd=repo, check=False).returncode != 0:
+            raise GitError(
+                f"the repository {repo} has no commit yet: a session's branch starts from one — make a "
+                "first commit (e.g. `git commit --allow-empty -m 'Initial commit'`), then spawn"
+            )
+        raise GitError(
+            f"{branch!r} is neither in {repo} nor in its remote {remote!r} — set the project's default "
+            "branch (`defaultBranch` in ao.config.yaml) to one that exists"
+        )
     if len(candidates) == 2 and is_ancestor(repo, candidates[0], candidates[1]):
         return candidates[1]  # the checkout's own branch is ahead of the last fetch
     return candidates[0]

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from integrations import gitutil
 from integrations.gitutil import BranchNameError, branch_name_for, slugify, validate_branch_name
+from tests.helpers.fixtures import GIT_IDENTITY
 
 HOSTILE_TITLES = [
     "$(touch PWNED)",
@@ -243,3 +245,18 @@ def test_worktree_stamp_moves_with_commits_checkouts_staging_and_fetches(repo, t
     repo.commit_file(clone, "c.py")
     assert gitutil.worktree_stamp(clone, refs) != before
     assert gitutil.worktree_stamp(tmp_path, refs) is None  # not a git worktree
+
+
+def test_a_start_point_in_a_repository_without_a_commit_says_to_make_one(tmp_path: Path) -> None:
+    """`git init` and straight to `ao spawn`: the error names the missing first commit, not a branch."""
+    repo = tmp_path / "fresh"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+
+    with pytest.raises(gitutil.GitError, match=r"has no commit yet: .* make a first commit"):
+        gitutil.start_point(repo, remote="origin", branch="main")
+
+    subprocess.run(["git", "-C", str(repo), "commit", "-q", "--allow-empty", "-m", "first"], check=True,
+                   env={**os.environ, **GIT_IDENTITY})  # fmt: skip
+    with pytest.raises(gitutil.GitError, match=r"'trunk' is neither .* set the project's default branch"):
+        gitutil.start_point(repo, remote="origin", branch="trunk")
