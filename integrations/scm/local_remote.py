@@ -60,6 +60,11 @@ def _is_bare(path: Path) -> bool:
     return proc.returncode == 0 and proc.stdout.strip() == "true"
 
 
+def ao_remote_path(project_key: str) -> Path:
+    """Where ao makes a project's bare remote when it has no local bare ``origin`` of its own."""
+    return Path(settings.AO_HOME) / "remotes" / f"{project_key}.git"
+
+
 class LocalRemote:
     """The bare-remote half of ``LocalSCM`` (its ``project`` and ``config.remote`` say where)."""
 
@@ -101,7 +106,7 @@ class LocalRemote:
 
     def _create_remote(self) -> Path:
         project = self._project()
-        path = Path(settings.AO_HOME) / "remotes" / f"{project.key}.git"
+        path = ao_remote_path(project.key)
         if path.is_dir() and _is_bare(path):
             return path
         base = validate_branch_name(self.default_branch)

@@ -93,6 +93,28 @@ def test_ao_project_rm_asks_unless_yes_then_stops_and_deletes(project, tmux_serv
     assert not tmux_has(tmux_server, name)
 
 
+def test_ao_project_rm_of_one_made_by_mistake_says_what_stays_and_what_would_add_it_again(
+    stray, settings, tmp_path
+) -> None:
+    """ao started from the wrong directory made a project of it: deleting it names the bare remote
+    ao made (kept: it may hold the only copy of work) and the config file the next start reads."""
+    settings.AO_HOME = tmp_path / "home"
+    remote = settings.AO_HOME / "remotes" / f"{stray.key}.git"
+    remote.mkdir(parents=True)
+    config = Path(stray.path) / "ao.config.yaml"
+    config.write_text("projects: {}\n")
+    Project.objects.filter(pk=stray.pk).update(config_source=str(config))
+
+    out = run("project", "rm", stray.key, "--yes")
+
+    assert f"kept {remote}: the bare repository its agents pushed to" in out
+    assert (
+        f"{config} still defines it: the next `ao start` (or `ao config apply`) that reads that file adds it again"
+        in out
+    )
+    assert remote.is_dir() and not Project.objects.filter(key=stray.key).exists()
+
+
 def test_commands_act_on_the_project_that_holds_the_current_directory(project, stray, monkeypatch):
     monkeypatch.chdir(stray.path)
     assert run("issue", "add", "For the stray one").startswith("created #1")

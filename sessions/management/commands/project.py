@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from integrations.scm.local_remote import ao_remote_path
 from sessions.agents.operating import project_delete
 from sessions.agents.spawning import SpawnRefused
 from sessions.core import selectors
 from sessions.core.hosts import live_sessions
 from sessions.management.commands._common import cli_audit, cli_errors
-from sessions.models import Session
+from sessions.models import Project, Session
 
 
 class Command(BaseCommand):
@@ -51,3 +53,22 @@ class Command(BaseCommand):
         for note in notes:
             self.stdout.write(f"  {note}")
         self.stdout.write(f"deleted {what}")
+        for line in _left_behind(project):
+            self.stdout.write(f"  {line}")
+
+
+def _left_behind(project: Project) -> list[str]:
+    """What deleting ``project`` left on disk (it may hold work), and the file that would add it again."""
+    lines = []
+    remote = ao_remote_path(project.key)
+    if remote.is_dir():
+        lines.append(
+            f"kept {remote}: the bare repository its agents pushed to (the only copy of work not pushed "
+            "elsewhere; your checkout's origin when it had none) — remove it yourself if you do not need it"
+        )
+    if project.config_source and Path(project.config_source).is_file():
+        lines.append(
+            f"{project.config_source} still defines it: the next `ao start` (or `ao config apply`) that "
+            "reads that file adds it again — remove it there, or start ao from your own repository"
+        )
+    return lines
