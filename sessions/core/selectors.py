@@ -113,6 +113,18 @@ def project_for_path(path: Path) -> Project | None:
     return Project.objects.get(pk=best[1]) if best else None
 
 
+def issue_sessions_live(session: Session) -> list[str]:
+    """The ids of the project's other live sessions on ``session``'s issue (none without one)."""
+    if not session.issue_ref:
+        return []
+    return sorted(
+        Session.objects.live()
+        .filter(project_id=session.project_id, issue_ref=session.issue_ref)
+        .exclude(pk=session.pk)
+        .values_list("pk", flat=True)
+    )
+
+
 def session_summary(session: Session) -> dict:
     """The stable JSON shape of a session for `ao session ls --json` and `ao status --json`."""
     return {

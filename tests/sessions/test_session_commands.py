@@ -286,6 +286,17 @@ def test_session_ls_titles_a_session_by_its_issue_or_else_its_prompt(project):
     assert "Fix the flaky login test" in table and "Add dark mode" in table
 
 
+def test_spawning_again_on_an_issue_says_which_sessions_already_work_on_it(project):
+    call_command("issue", "add", "Add a health check")
+    first = run("spawn", "1")
+    assert "note:" not in first
+
+    again = run("spawn", "1")
+
+    assert again.startswith("web-2: ")
+    assert "  note: issue #1 also has live session(s) web-1 (each works on its own branch" in again
+
+
 def test_a_spawn_that_does_not_start_fails_the_command(project):
     project.plugin_settings = {**project.plugin_settings, "agent": {"command": ["no-such-agent-binary"]}}
     project.save()

@@ -67,6 +67,11 @@ class Command(BaseCommand):
             )
             if session.workspace_path:
                 self.stdout.write(f"  workspace: {session.workspace_path} (branch {session.branch})")
+            if others := selectors.issue_sessions_live(session):
+                self.stdout.write(
+                    f"  note: issue #{session.issue_ref} also has live session(s) {', '.join(others)} "
+                    "(each works on its own branch; `ao session kill ID` stops one)"
+                )
         if session.phase == Phase.ERRORED:  # scripts see it in the exit status, people in one line
             raise CommandError(f"{session.id} did not start: {session.error}")
 
