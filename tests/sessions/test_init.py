@@ -255,6 +255,27 @@ def local_repo(path: Path, files: dict[str, str]) -> Path:
         # what is not a test command: another target, make's variable named test, npm's placeholder
         ({"Makefile": "build:\n\tcc x.c\ntest := 1\n", "pytest.ini": ""}, ["pytest"], "pytest (pytest.ini)"),
         ({"package.json": NPM_PLACEHOLDER, "tests/test_w.py": ""}, ["pytest"], "pytest (a tests directory)"),
+        # tests written for unittest (and none for pytest) run with the standard library's runner
+        (
+            {"test_calc.py": "import unittest\n\nclass T(unittest.TestCase):\n    pass\n"},
+            ["python3", "-m", "unittest"],
+            "unittest (test files at the top level)",
+        ),
+        (
+            {"tests/test_calc.py": "from unittest import TestCase\n", "tests/test_b.py": "import unittest\n"},
+            ["python3", "-m", "unittest", "discover", "-s", "tests"],
+            "unittest (a tests directory)",
+        ),
+        (
+            {"tests/test_calc.py": "import unittest\n", "tests/test_b.py": "import pytest\n"},
+            ["pytest"],
+            "pytest (a tests directory)",
+        ),
+        (
+            {"calc_test.py": "def test_add():\n    assert 1 + 1 == 2\n"},
+            ["pytest"],
+            "pytest (test files at the top level)",
+        ),
     ],
 )
 def test_init_writes_the_repositorys_test_command_as_local_ci(tmp_path, agent_path, files, command, source):

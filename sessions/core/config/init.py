@@ -121,16 +121,41 @@ def _probe_text(path: Path) -> str | None:
         return None
 
 
-def _has_python_tests(root: Path) -> bool:
+def _is_test_file(path: Path) -> bool:
+    return path.suffix == ".py" and (path.name.startswith("test_") or path.name.endswith("_test.py"))
+
+
+def _python_tests(root: Path) -> tuple[str, list[Path]] | None:
+    """Where the repository's Python test files are (a ``tests``/``test`` directory, else the top
+    level) and a few of them; None when there are none."""
     for name in ("tests", "test"):
         directory = root / name
         if directory.is_dir() and not directory.is_symlink():
-            for count, found in enumerate(directory.rglob("*.py")):
-                if found.name.startswith("test_") or found.name.endswith("_test.py"):
-                    return True
-                if count > 2000:
+            found = []
+            for count, path in enumerate(directory.rglob("*.py")):
+                if _is_test_file(path):
+                    found.append(path)
+                if len(found) >= 20 or count > 2000:
                     break
-    return False
+            if found:
+                return name, found
+    top = sorted(path for path in root.glob("*.py") if _is_test_file(path))[:20]
+    return (".", top) if top else None
+
+
+_UNITTEST_RE = re.compile(r"^\s*(?:import unittest\b|from unittest\b)", re.MULTILINE)
+_PYTEST_RE = re.compile(r"^\s*(?:import pytest\b|from pytest\b|from _pytest\b)", re.MULTILINE)
+
+
+def _python_test_command(where: str, files: list[Path]) -> tuple[tuple[str, ...], str]:
+    """pytest, unless the test files use unittest and none of them pytest: then the standard
+    library's runner (pytest may not be installed where the check runs)."""
+    texts = [_probe_text(path) or "" for path in files]
+    place = "test files at the top level" if where == "." else f"a {where} directory"
+    if any(_UNITTEST_RE.search(t) for t in texts) and not any(_PYTEST_RE.search(t) for t in texts):
+        discover = () if where == "." else ("discover", "-s", where)
+        return ("python3", "-m", "unittest", *discover), f"unittest ({place})"
+    return ("pytest",), f"pytest ({place})"
 
 
 def check_command_detect(root: Path) -> tuple[tuple[str, ...], str] | None:
@@ -161,8 +186,8 @@ def check_command_detect(root: Path) -> tuple[tuple[str, ...], str] | None:
         text = _probe_text(root / name)
         if text is not None and (pattern is None or pattern.search(text)):
             return ("pytest",), f"pytest ({name})"
-    if _has_python_tests(root):
-        return ("pytest",), "pytest (a tests directory)"
+    if found := _python_tests(root):
+        return _python_test_command(*found)
     return None
 
 
