@@ -480,6 +480,23 @@ def fetch_branch(repo: Path | str, *, remote: str, branch: str, timeout: float =
     return resolve_commit(repo, f"refs/remotes/{remote}/{branch}")
 
 
+def branch_from_remote(repo: Path | str, *, remote: str, branch: str, timeout: float = 30.0) -> str | None:
+    """Make ``branch``, which ``repo`` does not have, a local branch at the remote's commit (the
+    one just fetched; when the remote cannot be reached, its last fetched copy) and return that
+    commit; None when the remote has no such branch, and nothing changes then. A branch pushed
+    from elsewhere is continued with its commits, not cut afresh from the default branch (whose
+    push the remote would reject)."""
+    sha = fetch_branch(repo, remote=remote, branch=branch, timeout=timeout)
+    if sha is None:
+        try:
+            sha = resolve_commit(repo, f"refs/remotes/{remote}/{branch}", timeout=timeout)
+        except GitError:
+            return None
+    # create only: an empty old value fails when the branch appeared meanwhile (git's own lock)
+    run_git(["update-ref", f"refs/heads/{branch}", sha, ""], cwd=repo, timeout=timeout)
+    return sha
+
+
 class _Fetches:
     """A branch's fetches into one repository, one at a time in this process (see ``fetch_fresh``)."""
 
