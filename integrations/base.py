@@ -449,6 +449,10 @@ class SCM(Plugin, abc.ABC):
         """Branches pushed with commits the default branch lacks and no PR yet."""
         return []
 
+    def branch_sha(self, branch: str) -> str | None:
+        """The head commit of ``branch`` in the remote; None when it has no such branch."""
+        return None
+
     def push_branch(self, *, source: Path, branch: str, force: bool = False) -> bool:
         raise PermanentIntegrationError(f"the {self.key} SCM does not take pushes through ao")
 

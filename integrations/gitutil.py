@@ -312,6 +312,27 @@ def branch_exists(repo: Path | str, branch: str) -> bool:
     return ref_exists(repo, f"refs/heads/{branch}")
 
 
+def worktrees(repo: Path | str, *, timeout: float = DEFAULT_TIMEOUT) -> dict[Path, str | None]:
+    """The repository's worktrees, its main checkout first: resolved path -> the branch checked
+    out there (None when detached), from ``git worktree list --porcelain -z``."""
+    out = run_git(["worktree", "list", "--porcelain", "-z"], cwd=repo, timeout=timeout).stdout
+    trees: dict[Path, str | None] = {}
+    current: Path | None = None
+    for field in out.split("\0"):
+        if field.startswith("worktree "):
+            current = Path(os.path.abspath(field[len("worktree ") :])).resolve()
+            trees[current] = None
+        elif field.startswith("branch ") and current is not None:
+            trees[current] = field[len("branch ") :].removeprefix("refs/heads/")
+    return trees
+
+
+def checked_out_at(repo: Path | str, branch: str, *, timeout: float = DEFAULT_TIMEOUT) -> Path | None:
+    """Where ``branch`` is checked out (the main checkout or a worktree of ``repo``), or None:
+    git refuses a second worktree on it ("already checked out")."""
+    return next((path for path, name in worktrees(repo, timeout=timeout).items() if name == branch), None)
+
+
 def ref_exists(repo: Path | str, ref: str) -> bool:
     proc = run_git(["show-ref", "--verify", "--quiet", ref], cwd=repo, check=False)
     return proc.returncode == 0
@@ -457,6 +478,23 @@ def fetch_branch(repo: Path | str, *, remote: str, branch: str, timeout: float =
     if proc.returncode != 0:
         return None
     return resolve_commit(repo, f"refs/remotes/{remote}/{branch}")
+
+
+def branch_from_remote(repo: Path | str, *, remote: str, branch: str, timeout: float = 30.0) -> str | None:
+    """Make ``branch``, which ``repo`` does not have, a local branch at the remote's commit (the
+    one just fetched; when the remote cannot be reached, its last fetched copy) and return that
+    commit; None when the remote has no such branch, and nothing changes then. A branch pushed
+    from elsewhere is continued with its commits, not cut afresh from the default branch (whose
+    push the remote would reject)."""
+    sha = fetch_branch(repo, remote=remote, branch=branch, timeout=timeout)
+    if sha is None:
+        try:
+            sha = resolve_commit(repo, f"refs/remotes/{remote}/{branch}", timeout=timeout)
+        except GitError:
+            return None
+    # create only: an empty old value fails when the branch appeared meanwhile (git's own lock)
+    run_git(["update-ref", f"refs/heads/{branch}", sha, ""], cwd=repo, timeout=timeout)
+    return sha
 
 
 class _Fetches:

@@ -65,6 +65,18 @@ def ao_remote_path(project_key: str) -> Path:
     return Path(settings.AO_HOME) / "remotes" / f"{project_key}.git"
 
 
+def _push_refusal(proc, *, branch: str) -> str:
+    """Why ``git push --porcelain`` failed, in one line: not git's several lines of hints."""
+    if any("[rejected]" in line for line in proc.stdout.splitlines()):  # not fast-forward, fetch first
+        return (
+            f"the remote's {branch} has commits this branch does not "
+            "(fetch and rebase onto it, or push with --force)"
+        )
+    lines = [line.strip() for line in (proc.stderr + "\n" + proc.stdout).splitlines()]
+    said = [line for line in lines if line and not line.startswith(("hint:", "To ", "Done"))]
+    return said[0][:300] if said else f"git push exited with {proc.returncode}"
+
+
 class LocalRemote:
     """The bare-remote half of ``LocalSCM`` (its ``project`` and ``config.remote`` say where)."""
 
@@ -218,11 +230,7 @@ class LocalRemote:
             timeout=300,
         )
         if proc.returncode != 0:
-            why = proc.stderr.strip() or proc.stdout.strip()
-            hint = " (the remote branch has commits you do not: rebase, or push with --force)"
-            raise PermanentIntegrationError(
-                f"could not push {branch!r}: {why}" + (hint if "rejected" in why else "")
-            )
+            raise PermanentIntegrationError(f"could not push {branch}: {_push_refusal(proc, branch=branch)}")
         return True
 
     # --- reads for PRs and merges ------------------------------------------------------------

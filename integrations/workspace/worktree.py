@@ -14,20 +14,6 @@ from integrations.registry import workspaces
 from integrations.workspace import check_clean, check_removable, resolve_path, workspace_path
 
 
-def _registered_worktrees(repo_path: Path, *, timeout: float) -> dict[Path, str | None]:
-    """Resolved worktree path -> its branch (None when detached) from ``git worktree list --porcelain -z``."""
-    out = gitutil.run_git(["worktree", "list", "--porcelain", "-z"], cwd=repo_path, timeout=timeout).stdout
-    trees: dict[Path, str | None] = {}
-    current: Path | None = None
-    for field in out.split("\0"):
-        if field.startswith("worktree "):
-            current = resolve_path(field[len("worktree ") :])
-            trees[current] = None
-        elif field.startswith("branch ") and current is not None:
-            trees[current] = field[len("branch ") :].removeprefix("refs/heads/")
-    return trees
-
-
 @workspaces.register("worktree")
 class WorktreeWorkspace(Workspace):
     """``git worktree add -b <branch> <root>/<name> <base>``; an existing local branch is checked out as is."""
@@ -42,6 +28,9 @@ class WorktreeWorkspace(Workspace):
         gitutil.validate_branch_name(branch, cwd=repo_path)
         if path.exists() or path.is_symlink():
             raise PermanentIntegrationError(f"workspace {path} already exists")
+        elsewhere = gitutil.checked_out_at(repo_path, branch, timeout=timeout)
+        if elsewhere is not None:  # git would refuse: "already checked out at ..."
+            raise PermanentIntegrationError(f"branch {branch} is already checked out in {elsewhere}")
         path.parent.mkdir(parents=True, exist_ok=True)
         if gitutil.branch_exists(repo_path, branch):
             # Restoring a session, or an explicit branch a person wants continued.
@@ -64,7 +53,7 @@ class WorktreeWorkspace(Workspace):
         ``remove`` acts on what was checked without asking git again."""
         timeout = self.config.git_timeout
         real = check_removable(repo_path=repo_path, root=root, path=path)
-        trees = _registered_worktrees(resolve_path(repo_path), timeout=timeout)
+        trees = gitutil.worktrees(resolve_path(repo_path), timeout=timeout)
         if force:
             return real, trees
         if real in trees and real.is_dir():

@@ -108,24 +108,6 @@ def delivery_state(message: Message, session: Session | None = None) -> str:
     return words[message.state]
 
 
-def _restore_refusal(session: Session) -> str:
-    """Why the session cannot be brought back for a message, or "" if it may be (reads the disk
-    when the workspace is on this host)."""
-    sid = session.pk
-    if session.phase == Phase.CLEANED:
-        return f"{sid} was cleaned up (its worktree is gone): spawn a new session"
-    if session.phase == Phase.ERRORED:
-        why = f" ({session.error.splitlines()[0][:200]})" if session.error.strip() else ""
-        return (
-            f"{sid} errored while starting{why}: restore it (ao session restore {sid}) or spawn a new session"
-        )
-    if not session.workspace_path:
-        return f"{sid} has no worktree: spawn a new session"
-    if not operating.runs_elsewhere(session) and not Path(session.workspace_path).is_dir():
-        return f"{sid}'s worktree {session.workspace_path} is gone: spawn a new session"
-    return ""
-
-
 def session_send(
     *,
     session: Session,
@@ -154,7 +136,7 @@ def session_send(
         session.refresh_from_db()
     restored = ""
     if needs_restore(session) or session.phase == Phase.CLEANED:
-        refusal = _restore_refusal(session)
+        refusal = operating.restore_refusal(session)
         if refusal:
             raise SendRefused(refusal)
         try:

@@ -22,7 +22,8 @@ from sessions.models import Project, Session
 def session_observe(*, session: Session) -> bool:
     """Probe the runtime and the agent's activity, store the facts, re-derive. True if status changed.
 
-    A running session's facts are stored (any other is only re-derived). It asks no reactions: the
+    A running session's facts are stored (any other is only re-derived), and only while the row is
+    still running the launch that was probed. It asks no reactions: the
     flow that observes asks them to look at the session (the sweep for all its sessions at once,
     a webhook refresh, the activity watcher, the observe task, message delivery)."""
     if session.phase != Phase.RUNNING:
@@ -77,7 +78,13 @@ def session_observe(*, session: Session) -> bool:
         for name in shown
     )
     with transaction.atomic():
-        Session.objects.filter(pk=session.pk).update(**fields)
+        # the facts are of the launch it probed: a kill, a clean-up or a restore since the session
+        # was read (a new launch has a new token) makes them stale, and they are not written
+        if not Session.objects.filter(
+            pk=session.pk, phase=Phase.RUNNING, api_token_hash=session.api_token_hash
+        ).update(**fields):
+            session.refresh_from_db()  # whoever changed it re-derived from what they wrote
+            return False
         for name, value in fields.items():
             setattr(session, name, value)
         if card_stale:  # the card shows these facts even when the status stays the same

@@ -184,8 +184,9 @@ def session_restore(*, session: Session, by=None, actor: str = Actor.USER) -> Re
     with a note to continue the work already on the branch. On another agent host (scale-out):
     requested there, returns ``Requested``.
     """
-    if session.phase in (Phase.CLEANED,) or not session.workspace_path:
-        raise SpawnRefused(f"{session.id} has no workspace any more; spawn a new session instead")
+    refusal = restore_refusal(session)
+    if refusal:
+        raise SpawnRefused(refusal)
     host = runs_elsewhere(session)
     if host:
         return _request_on_host(session, "restore", host=host, by=by, actor=actor, params={})
@@ -193,12 +194,30 @@ def session_restore(*, session: Session, by=None, actor: str = Actor.USER) -> Re
     return None
 
 
+def restore_refusal(session: Session) -> str:
+    """Why ``session_restore`` cannot bring the session back, or "" when it can: the one answer
+    `ao send`, `ao session kill`, `ao session restore` and the session page's Restore give. Looks
+    at the worktree on disk when it is on this host (the restore there looks again)."""
+    sid = session.pk
+    if session.phase == Phase.CLEANED:
+        return f"{sid} was cleaned up (its worktree is gone): spawn a new session"
+    if not session.workspace_path:
+        if session.error.strip():  # its start failed and removed what it had made
+            why = " ".join(session.error.split())[:200]
+            return (
+                f"{sid} errored while starting ({why}) and left no worktree to restore: spawn a new session"
+            )
+        return f"{sid} has no worktree to restore: spawn a new session"
+    if not runs_elsewhere(session) and not Path(session.workspace_path).is_dir():
+        return f"{sid}'s worktree {session.workspace_path} is gone: spawn a new session"
+    return ""
+
+
 def _restore_here(*, session: Session, by=None, actor: str = Actor.USER) -> None:
-    if session.phase in (Phase.CLEANED,) or not session.workspace_path:
-        raise SpawnRefused(f"{session.id} has no workspace any more; spawn a new session instead")
+    refusal = restore_refusal(session)
+    if refusal:
+        raise SpawnRefused(refusal)
     workspace = Path(session.workspace_path)
-    if not workspace.is_dir():
-        raise SpawnRefused(f"{session.id}'s workspace {workspace} is gone; spawn a new session instead")
     ctx = context_for(session)
     old = runtime_handle_for(session)
     if old is not None and ctx.runtime.probe(old) == RuntimeState.ALIVE:

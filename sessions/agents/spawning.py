@@ -102,8 +102,19 @@ def session_spawn(
     credentials, credentials_of, host = _spawn_allowance(project=project, by=by, host=host)
     issue, issue_note = _spawn_issue(project=project, issue_ref=issue_ref, missing_issue_ok=missing_issue_ok)
 
+    if branch:
+        taken = branch_refusal(project=project, branch=branch)
+        if taken:
+            raise SpawnRefused(f"not spawned: {taken}")
+
     with transaction.atomic():
         admission_lock(project=project, host=host)  # count and create atomically
+        rival = _session_on_branch(project=project, branch=branch) if branch else None
+        if rival is not None:  # spawned meanwhile on the same branch: its worktree is not made yet
+            raise SpawnRefused(
+                f"not spawned: branch {branch} is taken by session {rival.pk} ({rival.phase}); "
+                + _instead(rival)
+            )
         reason = admission_check(project=project, host=host)
         if reason and project.refuse_over_cap:
             raise SpawnRefused(f"not spawned: {reason}")
@@ -162,6 +173,56 @@ def _spawn_inputs(
         if not issue_ref or len(issue_ref) > 100 or any(c.isspace() for c in issue_ref):
             raise SpawnRefused(f"{issue_ref!r} is not an issue reference")
     return agent_key, configured_model, task, issue_ref
+
+
+# --- an explicit branch: one session per branch --------------------------------------------------
+def branch_refusal(*, project: Project, branch: str) -> str:
+    """Why a new session cannot have ``branch``, or "". git allows a branch in one worktree only:
+    one checked out in the project's checkout or in a session's worktree (live, or killed with its
+    worktree kept) would fail the start with git's "already checked out". Reads the checkout's
+    worktrees when it is on this host (the workspace plugin checks again on the agent host)."""
+    repo = Path(project.path)
+    if repo.is_dir():
+        try:
+            where = gitutil.checked_out_at(repo, branch, timeout=30)
+        except IntegrationError:
+            where = None  # not a repository here: the start says so
+        if where is not None:
+            return f"branch {branch} is checked out in {where} ({_whose_worktree(project, where)}"
+    rival = _session_on_branch(project=project, branch=branch)
+    if rival is not None:
+        return f"branch {branch} is taken by session {rival.pk} ({rival.phase}); {_instead(rival)}"
+    return ""
+
+
+def _session_on_branch(*, project: Project, branch: str) -> Session | None:
+    """A session of the project that runs on ``branch`` or is about to (its worktree may not exist
+    yet). An ended session keeps the branch's name on its row without holding it: its worktree,
+    when kept, is what ``branch_refusal`` finds."""
+    return (
+        Session.objects.filter(project=project, branch=branch)
+        .filter(phase__in=[Phase.QUEUED, Phase.SPAWNING, Phase.RUNNING])
+        .order_by("created_at")
+        .first()
+    )
+
+
+def _whose_worktree(project: Project, where: Path) -> str:
+    """Whose checkout ``where`` is, a closing parenthesis and what to do instead."""
+    if where == Path(project.path).resolve():
+        return "the project's checkout); a session needs a branch of its own"
+    kept = Session.objects.filter(project=project).exclude(workspace_path="").exclude(phase=Phase.CLEANED)
+    for session in kept:
+        if Path(session.workspace_path).resolve() == where:
+            return f"the worktree of session {session.pk}, {session.phase}); {_instead(session)}"
+    return "a worktree ao did not make); pick another branch, or remove that worktree"
+
+
+def _instead(session: Session) -> str:
+    """What to do instead of a second session on ``session``'s branch."""
+    if session.phase in (Phase.QUEUED, Phase.SPAWNING, Phase.RUNNING):
+        return f"send {session.pk} a message instead"
+    return f"`ao session restore {session.pk}` continues it, or `ao session cleanup` removes the worktree"
 
 
 def _spawn_allowance(*, project: Project, by, host: str | None) -> tuple[str, User | None, str]:

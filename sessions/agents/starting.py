@@ -322,6 +322,8 @@ def _workspace_plan(session: Session, issue: Issue | None) -> tuple[Path, Path, 
             cwd=repo,
         )
         session.branch = _free_branch_name(branch, session=session, repo=repo, scm=scm, remote=remote)
+    elif not gitutil.branch_exists(repo, session.branch):  # a branch asked for: the remote's, if it has it
+        gitutil.branch_from_remote(repo, remote=remote, branch=session.branch)
     root = workspaces_root(project)
     root.mkdir(parents=True, exist_ok=True)
     # from the remote's default branch as it is now (merged work included), not a stale local one
@@ -343,6 +345,8 @@ def _workspace_prepare(
         session=session,
         kind="workspace.created",
         summary=f"workspace {workspace} on branch {session.branch}",
+        # where the branch started: a head still there on the remote is none of this session's work
+        data={"branch": session.branch, "head": gitutil.resolve_commit(workspace, "HEAD")},
     )
     for step in ctx.workspace.setup(
         repo_path=repo, path=workspace, symlinks=project.symlinks, post_create=project.post_create

@@ -52,7 +52,17 @@ def post(path: str, body: dict, *, timeout: float = 30.0) -> dict:
     except RedirectRefused as exc:
         raise AgentClientError(f"ao at {base} was not reached: {exc}") from exc
     except urllib.error.HTTPError as exc:
-        detail = exc.read()[:500].decode(errors="replace")
-        raise AgentClientError(f"ao refused the request ({exc.code}): {detail}") from exc
+        raise AgentClientError(f"ao refused the request ({exc.code}): {_error_message(exc.read())}") from exc
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         raise AgentClientError(f"cannot reach ao at {base}: {exc}") from exc
+
+
+def _error_message(body: bytes) -> str:
+    """The message of ao's one JSON error shape ({"error": {"code", "message"}}) on one line;
+    the start of the body when it is something else (a proxy's page)."""
+    text = body[:4000].decode(errors="replace")
+    try:
+        message = json.loads(text)["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        message = text[:500]
+    return " ".join(str(message).split())

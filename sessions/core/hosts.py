@@ -373,7 +373,8 @@ def hosts_gone_mark(*, now: datetime | None = None) -> list[str]:
             .exclude(runtime_state__in=[RuntimeState.LOST, RuntimeState.EXITED])
         )
         for session in running:
-            marked.append(_session_host_gone(session, host=host))
+            if _session_host_gone(session, host=host):
+                marked.append(session.id)
         log.warning(
             "agent host %s is gone (last seen %s); %d session(s) marked",
             host.name,
@@ -383,13 +384,16 @@ def hosts_gone_mark(*, now: datetime | None = None) -> list[str]:
     return marked
 
 
-def _session_host_gone(session: Session, *, host: Host) -> str:
+def _session_host_gone(session: Session, *, host: Host) -> bool:
+    """Mark one session runtime lost, unless it stopped running since it was read (killed,
+    cleaned up: then nothing of it is lost). Whether it was marked."""
     seen = f"{host.last_seen:%Y-%m-%d %H:%M:%S} UTC"
     owner = _name(session.created_by) if session.created_by_id else "the host's operator"
     with transaction.atomic():
-        Session.objects.filter(pk=session.pk).update(
+        if not Session.objects.filter(pk=session.pk, phase=Phase.RUNNING).update(
             runtime_state=RuntimeState.LOST, runtime_checked_at=timezone.now()
-        )
+        ):
+            return False
         session.refresh_from_db()
         services.event_record(
             project=session.project,
@@ -415,4 +419,4 @@ def _session_host_gone(session: Session, *, host: Host) -> str:
                 )
             except Exception:  # telling people must never stop the marking
                 log.exception("could not record the host-gone notification for %s", session.id)
-    return session.id
+    return True

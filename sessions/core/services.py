@@ -198,33 +198,67 @@ def session_rederive(
     ``events``: the caller records the Event with its own (``events_record``, a system entry):
     it is appended there.
 
+    The write is conditional on the phase and status it derived from (a compare-and-set): a
+    caller's ``session`` may have been read before another writer changed the row (a kill while
+    an observation probed, a restore while PR sync ran). Then the row is read again and derived
+    from what it holds now, so a status derived from a phase that is no longer the row's (an
+    observer's "runtime lost" after a kill) is never written.
+
     Returns True when the status or zone changed.
     """
+    for _attempt in range(REDERIVE_ATTEMPTS):
+        written = _rederive_once(session=session, now=now, record=record, actor=actor, events=events)
+        if written is not None:
+            return written
+        session.refresh_from_db()  # the row moved since it was read: derive from what it holds now
+    return False  # it kept moving: the writers that moved it derived from what they wrote
+
+
+# How often session_rederive derives again when the row changed under it.
+REDERIVE_ATTEMPTS = 3
+
+
+def _rederive_once(
+    *,
+    session: Session,
+    now: datetime | None,
+    record: bool,
+    actor: str,
+    events: list[tuple[str, str, dict[str, Any] | None]] | None,
+) -> bool | None:
+    """One derivation and its conditional write: whether the status or zone changed, or None
+    when the row's phase or status is no longer what ``session`` holds (nothing written)."""
     derived = lifecycle.derive(session_facts(session, now=now))
     before = {"status": session.status, "zone": session.zone}
     changed = (derived.status, derived.zone) != (session.status, session.zone)
     status_changed = derived.status != session.status
     reason_changed = derived.reason != session.status_reason
-    session.status, session.zone, session.status_reason = derived.status, derived.zone, derived.reason
+    as_read = Session.objects.filter(pk=session.pk, phase=session.phase, status=session.status)
     if not changed:
         if record and reason_changed:  # most sweeps derive the same: no write then
-            Session.objects.filter(pk=session.pk).update(status_reason=derived.reason)
+            if not as_read.update(status_reason=derived.reason):
+                return None
+        session.status_reason = derived.reason
         return False
     at = now or timezone.now()
-    if status_changed or session.status_changed_at is None:  # a zone move alone (escalated) is no new status
-        session.status_changed_at = at
-    if derived.zone == Zone.DONE and session.ended_at is None:
-        session.ended_at = at
+    status_changed_at, ended_at = session.status_changed_at, session.ended_at
+    if status_changed or status_changed_at is None:  # a zone move alone (escalated) is no new status
+        status_changed_at = at
+    if derived.zone == Zone.DONE and ended_at is None:
+        ended_at = at
+    if record and not as_read.update(
+        status=derived.status,
+        zone=derived.zone,
+        status_reason=derived.reason,
+        status_changed_at=status_changed_at,
+        ended_at=ended_at,
+        updated_at=timezone.now(),
+    ):
+        return None
+    session.status, session.zone, session.status_reason = derived.status, derived.zone, derived.reason
+    session.status_changed_at, session.ended_at = status_changed_at, ended_at
     if not record:
         return True
-    Session.objects.filter(pk=session.pk).update(
-        status=session.status,
-        zone=session.zone,
-        status_reason=session.status_reason,
-        status_changed_at=session.status_changed_at,
-        ended_at=session.ended_at,
-        updated_at=timezone.now(),
-    )
     summary = f"{before['status']} → {derived.status}: {derived.reason}"
     data = {"before": before, "after": {"status": derived.status, "zone": derived.zone}}
     if events is not None and actor == Actor.SYSTEM:

@@ -15,7 +15,7 @@ from django.views.decorators.http import require_GET
 from integrations import gitutil
 from integrations.base import IntegrationError
 from reactions.models import Notification
-from sessions.agents import messaging
+from sessions.agents import messaging, operating
 from sessions.core import selectors
 from sessions.core.selectors import merge_blockers
 from sessions.dashboard import forms
@@ -120,7 +120,8 @@ def live_context(session: Session) -> dict:
         "overlaps": getattr(session, "card_overlaps", None) or [],
         "attach": _attach_command(session),
         "agent_down": down,
-        "restorable": messaging.needs_restore(session),  # what `ao send` would restore first
+        # what `ao send` would restore first, when a restore can bring it back
+        "restorable": messaging.needs_restore(session) and not operating.restore_refusal(session),
         "show_project": True,
     }
 

@@ -787,6 +787,17 @@ def session_pull_request_open(
     return {"number": row.number, "created": created, "branch": session.branch, "title": row.title, "url": ""}
 
 
+def _started_at(session: Session) -> str | None:
+    """The commit the session's workspace started at (its ``workspace.created`` entry), if known."""
+    data = (
+        Event.objects.filter(session=session, kind="workspace.created")
+        .order_by("-pk")
+        .values_list("data", flat=True)
+        .first()
+    )
+    return data.get("head") if isinstance(data, dict) else None
+
+
 def scm_housekeeping(*, project: Project) -> list[str]:
     """Once per sweep, for SCMs where ao hosts PRs and CI: open PRs for session branches that were
     pushed without one, and schedule checks for new heads. Returns notes of what it did."""
@@ -796,6 +807,8 @@ def scm_housekeeping(*, project: Project) -> list[str]:
     if pushed:
         for session in _watched_sessions(project, None):
             if session.branch in pushed and not PullRequest.objects.filter(session=session).exists():
+                if scm.branch_sha(session.branch) == _started_at(session):
+                    continue  # pushed before the session took it up (`--branch`): none of its work yet
                 row, _created = scm.open_pull_request(
                     branch=session.branch, title=session.issue_title or session.branch, created_by=session.id
                 )

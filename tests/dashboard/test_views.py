@@ -444,7 +444,7 @@ def test_restore_without_a_workspace_explains_why(client, team) -> None:
     client.force_login(team.operator)
     response = client.post("/s/web-1/restore/", HTTP_HX_REQUEST="true")
     assert response.status_code == 422
-    assert "has no workspace any more" in response.content.decode()
+    assert "web-1 has no worktree to restore: spawn a new session" in response.content.decode()
 
 
 @pytest.fixture

@@ -143,7 +143,7 @@ def test_a_restore_that_fails_on_the_host_says_why_on_the_timeline(
 
     failed = Event.objects.get(session=agent, kind="session.restore_failed")
     assert failed.summary.startswith(f"restore failed on host {AGENT_HOST}: ")
-    assert "is gone; spawn a new session instead" in failed.summary
+    assert "is gone: spawn a new session" in failed.summary
 
 
 def test_on_the_sessions_host_or_embedded_the_kill_runs_inline(agent, tmux_runtime, settings) -> None:

@@ -671,6 +671,16 @@ def test_phase_decides_alone(phase: Phase) -> None:
     assert len(statuses) == 1
 
 
+@pytest.mark.parametrize("phase", [Phase.KILLED, Phase.CLEANED])
+def test_a_killed_or_cleaned_session_never_needs_a_person(phase: Phase) -> None:
+    """Whatever it last showed (runtime lost, needs input, a PR problem nobody handles) and
+    whatever facts were last stored, a session a person killed or ao cleaned up is done. (An
+    errored one waits for a decision in respond: its agent never started.)"""
+    for f in _all_running_facts():
+        result = derive(replace(f, phase=phase, agent_handles=frozenset()))
+        assert result.zone == Zone.DONE and not needs_person(result.zone), (f, result)
+
+
 # The status the services derive uses the project's effective agent-stuck threshold as stuck_after.
 STUCK_THRESHOLDS = [
     # (agent-stuck threshold in the project's reactions, minutes idle, expected status)

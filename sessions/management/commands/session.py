@@ -114,6 +114,11 @@ class Command(BaseCommand):
         if requested:
             self.stdout.write(f"{session.id}: {requested}")
             return
+        session.refresh_from_db()
+        refusal = operating.restore_refusal(session)
+        if refusal:
+            self.stdout.write(f"{session.id} killed; it cannot be restored: {refusal}")
+            return
         self.stdout.write(f"{session.id} killed; `ao session restore {session.id}` brings it back")
 
     def _restore(self, options):
