@@ -180,7 +180,7 @@ def test_restore_without_workspace_is_409(world) -> None:
     response = world.client("operator").post(f"/api/v1/sessions/{world.session.id}/restore")
     assert response.status_code == 409
     assert _error(response)["code"] == "refused"
-    assert "no workspace" in _error(response)["message"]
+    assert "has no worktree to restore: spawn a new session" in _error(response)["message"]
 
 
 def test_spawn_and_audit(world) -> None:
