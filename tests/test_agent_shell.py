@@ -55,21 +55,26 @@ class Served:
     dumps: Path
     socket: str
 
-    def spawn(self) -> Agent:
-        before = set(self.dumps.glob("*.json"))
-        spawned = run_ao(["spawn", "--project", "shell", "--prompt", "look around"], self.env, cwd=self.repo)
-        assert spawned.returncode == 0, spawned.stdout + spawned.stderr + self.process.output[-3000:]
+    def dump(self, session_id: str) -> Agent:
+        path = self.dumps / f"{session_id}.json"
         deadline = time.monotonic() + 45
-        while not (new := set(self.dumps.glob("*.json")) - before):
-            assert time.monotonic() < deadline, "the agent never wrote its environment"
+        while not path.exists():
+            assert time.monotonic() < deadline, f"{session_id} never wrote its environment"
             time.sleep(0.1)
-        dump = json.loads(new.pop().read_text())
+        dump = json.loads(path.read_text())
         return Agent(env=dump["env"], which=dump["which"])
+
+    def spawn(self) -> Agent:
+        spawned = run_ao(
+            ["spawn", "--project", "shell", "--prompt", "look around", "--json"], self.env, cwd=self.repo
+        )
+        assert spawned.returncode == 0, spawned.stdout + spawned.stderr + self.process.output[-3000:]
+        return self.dump(json.loads(spawned.stdout)["id"])
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[Served]:
-    home = tmp_path_factory.mktemp("ao-home")
+    person = tmp_path_factory.mktemp("person")  # HOME: ao runs with its default AO_HOME, ~/.ao
     repo = git_repo(tmp_path_factory.mktemp("repo"))
     dumps = tmp_path_factory.mktemp("dumps")
     socket = f"ao-shell-{os.getpid()}"
@@ -82,15 +87,17 @@ def served(tmp_path_factory) -> Iterator[Served]:
     )
     # a person who activated ao's virtualenv before `ao start`
     env = ao_env(
-        home,
+        person / ".ao",
+        HOME=str(person),
         PATH=os.pathsep.join([str(AO_VENV_BIN), os.environ["PATH"]]),
         VIRTUAL_ENV=str(AO_VENV_BIN.parent),
     )
+    del env["AO_HOME"]
     port = free_port()
     process = AoProcess(["start", "--port", str(port)], env, cwd=repo)
     try:
         process.wait_for(rf"Dashboard: http://127\.0\.0\.1:{port}/")
-        yield Served(process, env, home, repo, dumps, socket)
+        yield Served(process, env, person / ".ao", repo, dumps, socket)
     finally:
         process.kill()
         subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=30)
@@ -122,3 +129,91 @@ def test_an_agents_path_finds_the_projects_tools_and_only_aos_command(served: Se
     )
     assert version.returncode == 0, version.stderr
     assert version.stdout.startswith("ao ")
+
+
+AGENT_REFUSES = (
+    "ao: `ao {command}` is not for agents: in ao session {session} you run `ao report STATE [NOTE] "
+    "[--pr URL]` and `ao pr create [--title T] [--body B] [--force]`\n"
+)
+
+
+def in_agent(served: Served, agent: Agent, home: Path, *args: str) -> subprocess.CompletedProcess:
+    """`ao <args>` in the agent's shell, with ``home`` as its HOME (where ~/.ao would be made)."""
+    home.mkdir(exist_ok=True)
+    return subprocess.run(
+        ["ao", *args],
+        env={**agent.env, "HOME": str(home)},
+        cwd=served.repo,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("pr", "ls"),
+        ("pr", "show", "2"),
+        ("session", "ls"),
+        ("intake", "status"),
+        ("status", "--json"),
+        ("spawn", "--prompt", "x"),
+        ("doctor",),
+    ],
+)
+def test_other_commands_in_an_agent_refuse_and_never_make_an_ao_home(
+    served: Served, agent: Agent, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    result = in_agent(served, agent, tmp_path / "home", *args)
+
+    assert (result.returncode, result.stdout) == (1, "")
+    command = " ".join(args[:2]) if args[0] in ("pr", "session", "intake") else args[0]
+    assert result.stderr == AGENT_REFUSES.format(command=command, session=agent.env["AO_SESSION"])
+    assert not (tmp_path / "home" / ".ao").exists()  # no database, no secret key made for nothing
+
+
+def test_an_agent_never_talks_to_the_ao_of_its_home(served: Served, agent: Agent, tmp_path: Path) -> None:
+    # Given the agent's HOME is the home of a running ao (here: this very one, at ~/.ao)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".ao").symlink_to(served.home)
+
+    listed = in_agent(served, agent, home, "session", "ls")
+
+    assert listed.returncode == 1 and listed.stdout == ""  # not that ao's sessions
+    assert "is not for agents" in listed.stderr
+
+
+def test_what_an_agent_runs_still_works(served: Served, agent: Agent, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    reported = in_agent(served, agent, home, "report", "working", "looking around")
+    assert reported.returncode == 0, reported.stderr
+    assert reported.stdout == f"reported working; {agent.env['AO_SESSION']} is now working\n"
+    version = in_agent(served, agent, home, "version")
+    assert version.returncode == 0 and version.stdout.startswith("ao ")
+    for args in (("report", "--help"), ("pr", "create", "--help"), ("--help",)):
+        helped = in_agent(served, agent, home, *args)
+        assert helped.returncode == 0, (args, helped.stderr)
+        assert "ao report" in helped.stdout or "usage: ao pr create" in helped.stdout, (args, helped.stdout)
+    wrong = in_agent(served, agent, home, "report", "finished")
+    assert wrong.returncode == 2 and "invalid choice: 'finished'" in wrong.stderr
+    other_branch = in_agent(served, agent, home, "pr", "create", "--branch", "other")  # its own branch only
+    assert other_branch.returncode == 2
+    assert (
+        other_branch.stderr.splitlines()[-1] == "ao pr create: error: unrecognized arguments: --branch other"
+    )
+    assert not (home / ".ao").exists()
+
+
+def test_the_orchestrator_still_drives_its_ao(served: Served, agent: Agent, tmp_path: Path) -> None:
+    """The orchestrator's shell is an agent's plus ao's home and database on purpose (its `ao
+    status`, `ao spawn`, `ao session ls` act on this ao), also when ao runs with the default AO_HOME."""
+    orchestrator = served.dump("shell-orchestrator")
+    assert orchestrator.env["AO_HOME"] == str(served.home)
+    assert orchestrator.env["PATH"] == agent.env["PATH"]
+
+    listed = in_agent(served, orchestrator, tmp_path / "home", "session", "ls")
+
+    assert listed.returncode == 0, listed.stderr
+    assert agent.env["AO_SESSION"] in listed.stdout
