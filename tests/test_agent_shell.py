@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_embedded import REPO_ROOT, AoProcess, ao_env, free_port, git_repo, run_ao
+from tests.test_embedded import REPO_ROOT, AoProcess, ao_env, ao_process, free_port, git_repo, run_ao
 
 pytestmark = pytest.mark.slow
 
@@ -217,3 +217,40 @@ def test_the_orchestrator_still_drives_its_ao(served: Served, agent: Agent, tmp_
 
     assert listed.returncode == 0, listed.stderr
     assert agent.env["AO_SESSION"] in listed.stdout
+
+
+def test_agents_follow_ao_restarted_on_another_port(tmp_path: Path) -> None:
+    """`ao stop; ao start --port B`: an agent started while ao served port A still reaches ao."""
+    home, dumps = tmp_path / "ao-home", tmp_path / "dumps"
+    dumps.mkdir()
+    (tmp_path / "repo").mkdir()
+    repo = git_repo(tmp_path / "repo")
+    socket = f"ao-moved-{os.getpid()}"
+    (repo / "ao.config.yaml").write_text(
+        "projects:\n  moved:\n    path: .\n    sessionPrefix: moved\n    orchestrator: {enabled: false}\n"
+        f"    runtime: {{plugin: tmux, socket_name: {socket}}}\n"
+        "    agent:\n      plugin: custom\n"
+        f"      command: [{json.dumps(sys.executable)}, -c, {json.dumps(SHELL_AGENT)}, "
+        f"{json.dumps(str(dumps))}, python]\n"
+    )
+    env = ao_env(home)
+    first, second = free_port(), free_port()
+    try:
+        with ao_process(["start", "--port", str(first)], env, cwd=repo) as before:
+            before.wait_for(rf"Dashboard: http://127\.0\.0\.1:{first}/")
+            spawned = run_ao(["spawn", "--project", "moved", "--prompt", "work", "--json"], env, cwd=repo)
+            assert spawned.returncode == 0, spawned.stderr + before.output[-3000:]
+            session_id = json.loads(spawned.stdout)["id"]
+            served = Served(before, env, home, repo, dumps, socket)
+            agent = served.dump(session_id)
+            assert agent.env["AO_URL"] == f"http://127.0.0.1:{first}"
+            assert run_ao(["stop", "--timeout", "30"], env).returncode == 0
+        with ao_process(["start", "--port", str(second)], env, cwd=repo) as after:
+            after.wait_for(rf"Dashboard: http://127\.0\.0\.1:{second}/")
+
+            reported = in_agent(served, agent, tmp_path / "agent-home", "report", "working", "still here")
+
+            assert reported.returncode == 0, reported.stderr
+            assert reported.stdout == f"reported working; {session_id} is now working\n"
+    finally:
+        subprocess.run(["tmux", "-L", socket, "kill-server"], capture_output=True, timeout=30)

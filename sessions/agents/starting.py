@@ -301,6 +301,7 @@ def agent_environment(session: Session, *, token: str, agent: Agent) -> dict[str
         AO_PROJECT=project.key,
         AO_ISSUE=session.issue_ref,
         AO_URL=served.agent_url(),  # where this ao really serves, or the operator's AO_URL
+        AO_URL_FILE=str(served.agent_url_file()),  # where it serves after a restart on another port
         AO_TOKEN=token,
     )
     return env
