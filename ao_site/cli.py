@@ -112,7 +112,23 @@ def _run_ao_command(app: str, name: str, args: list[str]) -> int:
     return 0
 
 
+SIGPIPE_STATUS = 141  # 128 + SIGPIPE: what a shell reports for a command whose reader went away
+
+
 def main(argv: list[str] | None = None) -> int:
+    """``ao <argv>``; output into a pipe whose reader is gone (``ao session ls | head -1``) ends the
+    command quietly with 141, as other commands end, not with a BrokenPipeError traceback."""
+    try:
+        status = _main(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # nothing more can be written there, at exit either: Python would print that it could not flush
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return SIGPIPE_STATUS
+    return status
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # `ao version` and what agents run (`ao report`, `ao pr create` over HTTP) need no Django:
     # loading it costs about 1 CPU-second, and agents call these many times per task.
