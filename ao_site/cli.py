@@ -9,7 +9,6 @@ non-zero exit status; every other Django command (``ao migrate``, ``ao createsup
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import os
 import sys
@@ -66,25 +65,6 @@ def print_help() -> None:
     print("\n".join(lines))
 
 
-def _compact_usage(parser: argparse.ArgumentParser) -> None:
-    """Give ``parser`` and its subcommands' parsers a one-line usage: ``ao spawn [options] [issue]``
-    (``--help`` lists the options). Django's parsers would print every shared option in it."""
-    positionals = []
-    for action in parser._actions:
-        if action.option_strings:
-            continue
-        if isinstance(action, argparse._SubParsersAction):
-            positionals.append("{" + ",".join(action.choices) + "} ...")
-            for sub in action.choices.values():
-                _compact_usage(sub)
-            continue
-        name = action.metavar or action.dest
-        positionals.append(
-            {"?": f"[{name}]", "*": f"[{name} ...]", "+": f"{name} [{name} ...]"}.get(action.nargs, name)
-        )
-    parser.usage = " ".join(["%(prog)s [options]", *positionals])
-
-
 def _run_ao_command(app: str, name: str, args: list[str]) -> int:
     """Run one of ao's commands; a CommandError becomes one ``ao: ...`` line and its exit code."""
     from django.core.management import load_command_class
@@ -95,7 +75,7 @@ def _run_ao_command(app: str, name: str, args: list[str]) -> int:
     # A bad flag or argument: argparse prints one usage line and the error, and exits with 2.
     command._called_from_command_line = True
     parser = command.create_parser("ao", name)
-    _compact_usage(parser)
+    light_commands.compact_usage(parser)
     options = parser.parse_args(args)
     if name not in CHECKED_COMMANDS and hasattr(options, "skip_checks"):
         options.skip_checks = True
@@ -132,7 +112,23 @@ def _run_ao_command(app: str, name: str, args: list[str]) -> int:
     return 0
 
 
+SIGPIPE_STATUS = 141  # 128 + SIGPIPE: what a shell reports for a command whose reader went away
+
+
 def main(argv: list[str] | None = None) -> int:
+    """``ao <argv>``; output into a pipe whose reader is gone (``ao session ls | head -1``) ends the
+    command quietly with 141, as other commands end, not with a BrokenPipeError traceback."""
+    try:
+        status = _main(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # nothing more can be written there, at exit either: Python would print that it could not flush
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return SIGPIPE_STATUS
+    return status
+
+
+def _main(argv: list[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # `ao version` and what agents run (`ao report`, `ao pr create` over HTTP) need no Django:
     # loading it costs about 1 CPU-second, and agents call these many times per task.

@@ -13,6 +13,11 @@ The answer, the same in every process:
    ``ao worker`` on every host reads);
 5. else ``settings.AO_URL`` (default ``http://127.0.0.1:8000``): nothing is known to serve.
 
+Agents also get ``AO_URL_FILE``: ``AO_HOME/agent-url``, which every ``ao start`` / ``ao web`` of
+this AO_HOME rewrites with that address when it binds. An agent whose ``AO_URL`` refuses the
+connection (ao was restarted on another port since the agent started) tries the address there
+(``sessions.cli.agent_client``). It holds only the address, nothing secret.
+
 A wildcard bind (``--host 0.0.0.0`` or ``::``) is told as the loopback address of its family:
 reachable by every agent on the machine ao runs on. Agents on other machines need ``AO_URL``.
 """
@@ -35,6 +40,7 @@ from ao_site.procs import pid_alive
 log = logging.getLogger(__name__)
 
 CACHE_KEY = "ao:served-url"
+AGENT_URL_FILE_NAME = "agent-url"  # in AO_HOME: the address agents are told now (AO_URL_FILE)
 PID_FILE_NAME = (
     "ao.pid"  # the running `ao start` of an AO_HOME: its pid and address (ao_site.runner writes it)
 )
@@ -77,7 +83,23 @@ def record(*, host: str, port: int) -> str:
             cache.set(CACHE_KEY, _served, timeout=None)
         except Exception as exc:  # Redis down: the worker's own checks say so; agents get AO_URL
             log.warning("could not record the served address %s in the cache: %s", _served, exc)
+    _agent_url_file_write(agent_url())
     return _served
+
+
+def agent_url_file() -> Path:
+    """Where agents look for ao's address when their AO_URL refuses (the module docstring)."""
+    return Path(settings.AO_HOME) / AGENT_URL_FILE_NAME
+
+
+def _agent_url_file_write(url: str) -> None:
+    path = agent_url_file()
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    try:
+        temporary.write_text(url + "\n")
+        os.replace(temporary, path)
+    except OSError as exc:  # agents started from now on are told the right address anyway
+        log.warning("could not write %s: %s", path, exc)
 
 
 def forget() -> None:

@@ -20,6 +20,7 @@ from tests.test_embedded import (
     REPO_ROOT,
     SEED_SESSION,
     AoProcess,
+    ao_command,
     ao_env,
     django_shell,
     free_port,
@@ -388,3 +389,20 @@ def test_make_run_manages_the_users_repository(home: Path, tmp_path: Path, how: 
     assert f"Created {repo / 'ao.config.yaml'} for {repo}" in started.output
     assert "created project app (" in started.output
     assert not (REPO_ROOT / "ao.config.yaml").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [["session", "ls"], ["status", "--json"], ["status"]])
+def test_output_into_a_closed_pipe_ends_quietly(migrated_home: Path, args: list[str]) -> None:
+    """`ao session ls | head -1` when ao is not running: the reader is gone before ao writes (here
+    closed at once, so always before), and ao stops as other commands do, without a traceback."""
+    env = ao_env(migrated_home)
+    command = subprocess.Popen(
+        [*ao_command(), *args], env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    command.stdout.close()  # `head` has read what it wanted
+    stderr = command.stderr.read().decode()
+    command.stderr.close()
+
+    assert command.wait(60) == 141  # 128 + SIGPIPE, as the shell reports a command `head` stopped
+    assert stderr == ""

@@ -10,9 +10,12 @@ import logging
 import os
 import secrets
 import sys
+import sysconfig
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -219,6 +222,57 @@ def credential_env_names() -> set[str]:
     return names
 
 
+# In AO_HOME: a directory holding only ao's `ao` command, first on every agent's PATH.
+AGENT_BIN = "agent-bin"
+
+
+def ao_script() -> Path | None:
+    """The installed ``ao`` console script of the interpreter running ao (its shebang names that
+    interpreter), or None when ao runs without one (``python -m ao_site.cli`` from a checkout)."""
+    candidates = [Path(sys.executable).with_name("ao"), Path(sysconfig.get_path("scripts")) / "ao"]
+    with contextlib.suppress(KeyError):  # a `pip install --user`
+        candidates.append(Path(sysconfig.get_path("scripts", f"{os.name}_user")) / "ao")
+    return next((path for path in candidates if path.is_file() and os.access(path, os.X_OK)), None)
+
+
+def agent_bin() -> Path | None:
+    """``AO_HOME/agent-bin``, holding only ``ao`` (a symlink to ao's installed script), made or
+    repaired now; None when ao has no installed script (agents then find whatever ``ao`` is on
+    the PATH)."""
+    script = ao_script()
+    if script is None:
+        log.warning("no installed `ao` script next to %s: agents get no `ao` of this ao", sys.executable)
+        return None
+    directory = Path(settings.AO_HOME) / AGENT_BIN
+    link = directory / "ao"
+    with contextlib.suppress(OSError):
+        if os.readlink(link) == str(script):
+            return directory
+    directory.mkdir(mode=0o700, exist_ok=True)
+    temporary = directory / f".ao-{os.getpid()}-{secrets.token_hex(4)}"  # starts may run at once
+    os.symlink(script, temporary)
+    os.replace(temporary, link)
+    return directory
+
+
+def agent_path_env(base: Mapping[str, str] | None = None) -> dict[str, str | None]:
+    """An agent's PATH (and VIRTUAL_ENV): ``agent_bin`` first, then ao's own PATH without ao's
+    virtualenv. Agents work on their project: its python, pip and pytest, never ao's (an agent's
+    `pip install` changed ao's installation); `ao` is the one command of ao's they get."""
+    base = os.environ if base is None else base
+    path = [p for p in base.get("PATH", "").split(os.pathsep) if p]
+    env: dict[str, str | None] = {}
+    if sys.prefix != sys.base_prefix:  # ao runs in a virtualenv (activated or not): not the agent's
+        ao_venv_bin = os.path.realpath(Path(sys.executable).parent)
+        path = [p for p in path if os.path.realpath(p) != ao_venv_bin]
+        if os.path.realpath(base.get("VIRTUAL_ENV") or "/nonexistent") == os.path.realpath(sys.prefix):
+            env.update(VIRTUAL_ENV=None, VIRTUAL_ENV_PROMPT=None)
+    if (directory := agent_bin()) is not None:
+        path = [str(directory), *(p for p in path if p != str(directory))]
+    env["PATH"] = os.pathsep.join(path)
+    return env
+
+
 def agent_environment(session: Session, *, token: str, agent: Agent) -> dict[str, str | None]:
     """The agent's environment on top of ao's own (the runtime's launcher layers it over ao's
     environment at the moment it starts the agent, not over its tmux server's): its identity for
@@ -241,14 +295,13 @@ def agent_environment(session: Session, *, token: str, agent: Agent) -> dict[str
             project=project, credentials=session.credentials, user=session.credentials_of
         )
     )
-    ao_bin = str(Path(sys.executable).parent)
-    path = os.environ.get("PATH", "")
+    env.update(agent_path_env())
     env.update(
-        PATH=path if ao_bin in path.split(os.pathsep) else os.pathsep.join([ao_bin, path]),
         AO_SESSION=session.id,
         AO_PROJECT=project.key,
         AO_ISSUE=session.issue_ref,
         AO_URL=served.agent_url(),  # where this ao really serves, or the operator's AO_URL
+        AO_URL_FILE=str(served.agent_url_file()),  # where it serves after a restart on another port
         AO_TOKEN=token,
     )
     return env

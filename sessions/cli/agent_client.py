@@ -9,6 +9,7 @@ import json
 import os
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 from sessions.cli.httpclient import RedirectRefused, open_url
 
@@ -36,7 +37,36 @@ def post(path: str, body: dict, *, timeout: float = 30.0) -> dict:
     base = identity["AO_URL"].rstrip("/")
     if not base.startswith(("http://", "https://")):
         raise AgentClientError(f"AO_URL must be an http(s) URL, not {identity['AO_URL']!r}")
-    request = urllib.request.Request(  # noqa: S310 - scheme checked above
+    try:
+        return _post(base, path, body, identity=identity, timeout=timeout)
+    except _Refused as refused:
+        moved = _current_url()
+        if not moved or moved == base:
+            raise AgentClientError(f"cannot reach ao at {base}: {refused.__cause__}") from refused.__cause__
+        try:  # nothing reached AO_URL: ao was restarted on another port since this agent started
+            return _post(moved, path, body, identity=identity, timeout=timeout)
+        except _Refused as again:
+            raise AgentClientError(
+                f"cannot reach ao at {base} nor at {moved} (AO_URL_FILE): {again.__cause__}"
+            ) from again.__cause__
+
+
+class _Refused(Exception):
+    """Nothing listens at the address: the request never reached a server."""
+
+
+def _current_url() -> str:
+    """The address ao serves now, from AO_URL_FILE (written by ``ao start`` / ``ao web`` as they
+    bind: ``ao_site.served``), or ""."""
+    try:
+        url = Path(os.environ.get("AO_URL_FILE", "")).read_text().strip().rstrip("/")
+    except OSError:
+        return ""
+    return url if url.startswith(("http://", "https://")) and "\n" not in url else ""
+
+
+def _post(base: str, path: str, body: dict, *, identity: dict[str, str], timeout: float) -> dict:
+    request = urllib.request.Request(  # noqa: S310 - scheme checked by the caller
         f"{base}/api/v1/sessions/{identity['AO_SESSION']}/{path}",
         data=json.dumps(body).encode(),
         method="POST",
@@ -53,7 +83,13 @@ def post(path: str, body: dict, *, timeout: float = 30.0) -> dict:
         raise AgentClientError(f"ao at {base} was not reached: {exc}") from exc
     except urllib.error.HTTPError as exc:
         raise AgentClientError(f"ao refused the request ({exc.code}): {_error_message(exc.read())}") from exc
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, ConnectionRefusedError):
+            raise _Refused from exc
+        raise AgentClientError(f"cannot reach ao at {base}: {exc}") from exc
+    except ConnectionRefusedError as exc:
+        raise _Refused from exc
+    except (TimeoutError, OSError) as exc:  # it may have been received: never sent twice
         raise AgentClientError(f"cannot reach ao at {base}: {exc}") from exc
 
 

@@ -11,7 +11,11 @@ call. Their arguments are defined here once; the management commands (``report``
 ``version``) use the same definitions and actions, so ``call_command`` and ``ao <command> --help``
 behave as before.
 
-``run(argv)`` handles only a plain, valid call. Anything else (``--help``, a bad flag, an
+In an agent's shell (``agent_session``: AO_SESSION with its session token, without AO_HOME or
+DATABASE_URL) ``run`` handles every call: ``ao report``, ``ao pr create``, help, and one line refusing
+the rest; Django and AO_HOME are never loaded there.
+
+Otherwise ``run(argv)`` handles only a plain, valid call. Anything else (``--help``, a bad flag, an
 abbreviated option, one of Django's shared options such as ``--traceback``, ``ao pr ls``, ``ao pr
 create --branch``) returns None and ``ao`` runs the management command as before, which prints the
 usual usage line and error.
@@ -130,6 +134,25 @@ def version_lines() -> list[str]:
         f"Channels {_version('channels')}",
         f"Daphne {_version('daphne')}",
     ]
+
+
+def compact_usage(parser: argparse.ArgumentParser) -> None:
+    """Give ``parser`` and its subcommands' parsers a one-line usage: ``ao spawn [options] [issue]``
+    (``--help`` lists the options). Django's parsers would print every shared option in it."""
+    positionals = []
+    for action in parser._actions:
+        if action.option_strings:
+            continue
+        if isinstance(action, argparse._SubParsersAction):
+            positionals.append("{" + ",".join(action.choices) + "} ...")
+            for sub in action.choices.values():
+                compact_usage(sub)
+            continue
+        name = action.metavar or action.dest
+        positionals.append(
+            {"?": f"[{name}]", "*": f"[{name} ...]", "+": f"{name} [{name} ...]"}.get(action.nargs, name)
+        )
+    parser.usage = " ".join(["%(prog)s [options]", *positionals])
 
 
 class _NotHere(Exception):
@@ -334,11 +357,79 @@ def _asked(argv: list[str]) -> int | None:
     return _relay(argv)
 
 
+# --- inside an agent: what its session token allows, nothing else ---------------------------------
+AGENT_CAN_RUN = "`ao report STATE [NOTE] [--pr URL]` and `ao pr create [--title T] [--body B] [--force]`"
+HELP_ARGS = ([], ["-h"], ["--help"], ["help"])
+
+
+def agent_session() -> str:
+    """The session whose agent's shell this is, or "": AO_SESSION with its session token, no
+    person's token (``ao_...``) and none of ao's own settings (AO_HOME, DATABASE_URL: the
+    orchestrator gets them on purpose, its `ao` drives this ao)."""
+    session, token = os.environ.get("AO_SESSION", ""), os.environ.get("AO_TOKEN", "")
+    if not session or token.startswith(apiclient.USER_TOKEN_PREFIX):
+        return ""
+    return "" if os.environ.get("AO_HOME") or os.environ.get("DATABASE_URL") else session
+
+
+def _agent_parser(prog: str, add_arguments) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, allow_abbrev=False)
+    add_arguments(parser)
+    compact_usage(parser)
+    return parser
+
+
+def _add_agent_pr_create_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = "Push this session's branch and open its PR (run again: push and update it)."
+    parser.add_argument("--title", default="")
+    parser.add_argument("--body", default="")
+    parser.add_argument("--force", action="store_true", help="force-push the branch")
+
+
+def _agent_run(argv: list[str], session: str) -> int:
+    """``ao <argv>`` in the agent of ``session``: what its session token allows over HTTP (``ao
+    report``, ``ao pr create``), help, and one line refusing the rest. Never ao's database or
+    AO_HOME (an agent has neither: before, ``ao pr ls`` made a ~/.ao and said to run `ao start`,
+    or listed another ao's data)."""
+    if argv in HELP_ARGS:
+        sys.stdout.write(
+            f"ao {__version__}, in ao session {session}: ao runs these for you\n"
+            "  ao report STATE [NOTE] [--pr URL]   your state for the dashboard: "
+            f"{', '.join(REPORT_STATES)}\n"
+            "  ao pr create [--title T] [--body B] [--force]   push this branch and open (or update) its PR\n"
+            "  ao version\n"
+        )
+        return 0
+    if argv[0] == "report":
+        options, action = vars(_agent_parser("ao report", add_report_arguments).parse_args(argv[1:])), report
+    elif argv[:2] == ["pr", "create"]:
+        parser = _agent_parser("ao pr create", _add_agent_pr_create_arguments)
+        options, action = vars(parser.parse_args(argv[2:])), pr_create_over_http
+    else:
+        words = argv[:1] + [word for word in argv[1:2] if word.isalpha() and word.islower()]
+        sys.stderr.write(
+            f"ao: `ao {' '.join(words)}` is not for agents: in ao session {session} you run {AGENT_CAN_RUN}\n"
+        )
+        return 1
+    try:
+        line = action(options)
+    except agent_client.AgentClientError as exc:
+        sys.stderr.write(f"ao: {exc}\n")
+        return 1
+    sys.stdout.write(line + "\n")
+    return 0
+
+
 def run(argv: list[str]) -> int | None:
     """Run ``ao <argv>`` without Django and return its exit status, or None when it needs Django."""
     if argv in (["version"], ["--version"], ["-V"]):
         print("\n".join(version_lines()))
         return 0
+    if session := agent_session():
+        try:
+            return _agent_run(argv, session)
+        except KeyboardInterrupt:
+            return 130
     if argv and argv[0] in ASKED:
         try:
             return _asked(argv)

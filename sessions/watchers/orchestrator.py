@@ -443,6 +443,9 @@ def orchestrator_environment(session: Session, *, token: str, agent: Agent) -> d
     for name in ORCHESTRATOR_KEEPS_ENV:
         if os.environ.get(name):
             env[name] = os.environ[name]
+    # always named, also when ao uses the default (~/.ao): without AO_HOME (nor DATABASE_URL) the
+    # `ao` of a session's shell is an agent's, which runs only `ao report` and `ao pr create`
+    env["AO_HOME"] = str(settings.AO_HOME)
     return env
 
 
