@@ -558,7 +558,7 @@ def orchestrator_keep_alive(*, project: Project, now=None) -> str:
         return ""
     session = orchestrator_for(project)
     if session is None:
-        return _start_once_installed(project)
+        return ""
     reason = _needs_restart(session)
     project.refresh_from_db(fields=["orchestrator_restarts", "orchestrator_restart_after"])
     if not reason:
@@ -590,17 +590,6 @@ def orchestrator_keep_alive(*, project: Project, now=None) -> str:
             data={"attempt": attempt, "reason": reason, "next_wait_seconds": backoff.total_seconds()},
         )
     return f"restarting {session.id} (attempt {attempt}): {reason}"
-
-
-def _start_once_installed(project: Project) -> str:
-    """Enabled but never started: its agent CLI was missing at `ao start` (which said so). Started
-    as soon as it is there (installed, or another agent configured), not only at the next start."""
-    try:
-        _agent_checked(project).check_installed()
-    except (IntegrationError, ConfigurationError, ValueError):
-        return ""  # still missing: nothing started in vain
-    session = orchestrator_start(project=project, actor=Actor.SYSTEM)
-    return f"started {session.id}: its agent is installed now"
 
 
 def _give_up(project: Project, session: Session, reason: str) -> str:

@@ -210,31 +210,7 @@ def test_ao_start_says_in_one_line_when_the_orchestrators_agent_is_not_installed
 
     assert err.getvalue().startswith("ao: the orchestrator of bare did not start: claude-code agent: ")
     assert "'claude-not-installed-here' was not found on PATH" in err.getvalue()
-    assert not Session.objects.filter(project=missing).exists()  # nothing started in vain
-    assert orchestrator.orchestrator_keep_alive(project=missing) == ""  # still missing: still nothing
-    assert not Session.objects.filter(project=missing).exists()
-
-
-def test_the_sweep_starts_an_orchestrator_once_its_agent_is_there(project, tmux_server) -> None:
-    """Its agent was missing at `ao start`; then `ao config apply` names one that is installed: the
-    next sweep starts it (CONFIG.md: every sweep keeps it alive), not the next `ao start`."""
-    Project.objects.filter(pk=project.pk).update(
-        orchestrator_agent_settings={"command": ["agent-not-installed-here"]}
-    )
-    project.refresh_from_db()
-    assert orchestrator.orchestrators_start_all(stdout=StringIO(), stderr=StringIO()) == []
-    assert orchestrator.orchestrator_keep_alive(project=project) == ""
-
-    Project.objects.filter(pk=project.pk).update(
-        orchestrator_agent_settings={"command": [sys.executable, "-u", "-c", AGENT], "prompt_mode": "argv",
-                                     "ready_pattern": r"^> ?$"}
-    )  # fmt: skip
-    project.refresh_from_db()
-    assert (
-        orchestrator.orchestrator_keep_alive(project=project)
-        == "started web-orchestrator: its agent is installed now"
-    )
-    assert eventually(lambda: "> " in pane(tmux_server, "web-orchestrator"))
+    assert not Session.objects.filter(project=missing).exists()  # nothing for the keep-alive to retry
 
 
 def test_its_workspace_starts_from_the_remotes_default_branch_not_a_stale_local_one(
