@@ -95,6 +95,14 @@ def test_now_and_pull_request_panels_follow_the_card(live: Live, admin, shots) -
 
 def test_a_dead_agent_offers_restore_instead_of_send(live: Live, admin, shots) -> None:
     _, page = admin
+    out = live.shell(  # a worktree of its own, which a restore continues in
+        "import subprocess\nfrom sessions.models import Session\n"
+        "s = Session.objects.get(pk='e2e-2')\nworktree = s.project.path + '-e2e-2'\n"
+        "subprocess.run(['git', '-C', s.project.path, 'worktree', 'add', '-q', '-b', 'feat/e2e-2', worktree],"
+        " check=True)\n"
+        "print(Session.objects.filter(pk='e2e-2').update(workspace_path=worktree, branch='feat/e2e-2'))"
+    )
+    assert out.strip() == "1", out
     page.goto(f"{live.base}/s/e2e-2/")
     page.wait_for_selector("#live-indicator[data-state=live]")
     assert page.locator("#send-form").is_visible()
