@@ -40,7 +40,9 @@ from sessions.dashboard.terminal_relay import (
 
 log = logging.getLogger(__name__)
 
-SEND_BYTES = 8 * 1024  # typed input per `tmux send-keys` (one argument per byte)
+# Typed input per `tmux send-keys -H`: one argument ("1b" and its NUL) per byte, and tmux refuses a
+# command over 16 KiB (its message size), so a larger paste goes in parts of this.
+SEND_BYTES = 4 * 1024
 
 
 # Run by the relay's pty child: make the pty its controlling terminal (so a size change reaches
@@ -168,8 +170,9 @@ class TmuxRelay(Relay):
                 code = await asyncio.to_thread(_tmux_run, argv)
             except (OSError, subprocess.TimeoutExpired, NotAttachable) as exc:
                 code = exc
-            if code != 0:
-                log.info("terminal %s: input not sent: %s", self.target.session_id, code)
+            if code != 0:  # the pane is gone or refuses: what follows would arrive without this part
+                log.warning("terminal %s: input not sent (%d bytes dropped): %s", self.target.session_id,
+                            len(chunk) + len(self._input), code)  # fmt: skip
                 self._input.clear()
 
     def _apply_size(self, cols: int, rows: int) -> None:

@@ -247,6 +247,34 @@ def test_the_agent_gets_exactly_the_bytes_typed_and_tmux_none_of_them(tmux_socke
         tmux(tmux_socket, "kill-session", "-t", f"={other}", check=False)
 
 
+def test_a_large_paste_reaches_the_agent_whole_and_in_order(tmux_socket: str, tmp_path) -> None:
+    """A paste of 40 KB (a log, a file), then a key: all of it arrives, in order (tmux refuses a
+    command over 16 KB: the relay sends it in parts)."""
+    name = f"term-{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "keys.hex"
+    tmux(tmux_socket, "new-session", "-d", "-s", name, "--", sys.executable, "-c", BYTE_LOGGER, str(log))
+    paste = b"\x1b[200~" + b"".join(b"line %05d of the pasted log\r" % n for n in range(1400)) + b"\x1b[201~"
+    typed = [paste, b"x"]
+
+    async def scenario() -> None:
+        assert await wait_until(log.exists, 10.0)
+        relay, sub, _ = await terminal.relay_join(target(tmux_socket, name), may_type=True)
+        try:
+            for keys in typed:
+                relay.write(keys)
+            expected = len(b"".join(typed).hex())
+            assert await wait_until(lambda: len(log.read_text()) >= expected, 20.0), len(log.read_text())
+        finally:
+            terminal.relay_leave(relay, sub)
+
+    try:
+        asyncio.run(scenario())
+        assert len(paste) > 40_000
+        assert log.read_text() == b"".join(typed).hex()
+    finally:
+        tmux(tmux_socket, "kill-session", "-t", f"={name}", check=False)
+
+
 def test_a_persons_tmux_mouse_on_leaves_the_browser_its_own_mouse(
     tmux_socket: str, shell_session: str
 ) -> None:
