@@ -69,7 +69,10 @@ GIT_ENV_KEEP = frozenset(
 # git-credential` and GCM take from the environment (ao's GITHUB_TOKEN among them, as before). A
 # helper named in a repository's config runs on a fetch whatever ao does (SECURITY.md, "Not
 # covered"); without these a person's private repository stopped fetching.
-GIT_NETWORK_COMMANDS = frozenset({"fetch", "pull", "push", "ls-remote", "clone", "remote"})
+# (A checkout reaches the network too: Git LFS's smudge filter downloads the files it checks out.)
+GIT_NETWORK_COMMANDS = frozenset(
+    {"fetch", "pull", "push", "ls-remote", "clone", "remote", "worktree", "checkout", "switch", "submodule"}
+)
 GIT_ENV_KEEP_NETWORK = frozenset(
     {
         "DBUS_SESSION_BUS_ADDRESS",

@@ -158,3 +158,24 @@ def test_a_fetch_keeps_what_credential_helpers_read_and_nothing_else_of_aos(
     assert fetched["DBUS_SESSION_BUS_ADDRESS"] and fetched["GCM_CREDENTIAL_STORE"] == "secretservice"
     assert "AO_SECRET_KEY" not in fetched and "DATABASE_URL" not in fetched
     assert "GITHUB_TOKEN" not in gitutil.git_env() and "DBUS_SESSION_BUS_ADDRESS" not in gitutil.git_env()
+
+
+def test_a_checkout_keeps_them_too_for_lfs_smudge_filters(repo, monkeypatch, tmp_path) -> None:
+    """`worktree add` checks files out through the smudge filter Git LFS configures, which downloads
+    them with the credential helper: it needs the same variables as a fetch."""
+    monkeypatch.setenv("GH_TOKEN", "ghp_for_the_lfs_download_0000000000000000")
+    monkeypatch.setenv("AO_SECRET_KEY", "django-secret-should-not-reach-git")
+    seen = tmp_path / "smudge-env.txt"
+    smudge = _script(tmp_path / "smudge", f'env > "{seen}"\ncat\n')
+    git("config", "filter.big.smudge", smudge, cwd=repo.path)
+    git("config", "filter.big.clean", "cat", cwd=repo.path)
+    (repo.path / ".gitattributes").write_text("*.bin filter=big\n")
+    (repo.path / "data.bin").write_text("payload\n")
+    git("add", ".gitattributes", "data.bin", cwd=repo.path)
+    git("commit", "-qm", "big files", cwd=repo.path)
+
+    gitutil.run_git(["worktree", "add", "-q", "-b", "feat/big", str(tmp_path / "wt"), "HEAD"], cwd=repo.path)
+
+    smudged = dict(line.split("=", 1) for line in seen.read_text().splitlines() if "=" in line)
+    assert smudged["GH_TOKEN"].startswith("ghp_for_the_lfs_download") and "AO_SECRET_KEY" not in smudged
+    assert (tmp_path / "wt" / "data.bin").read_text() == "payload\n"
