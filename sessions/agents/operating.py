@@ -21,7 +21,7 @@ from integrations.base import IntegrationError, WorkspaceRefused
 from integrations.registry import ConfigurationError, plugin_for
 from sessions.agents.plugins import AgentContext, context_for, runtime_handle_for, workspaces_root
 from sessions.agents.spawning import SpawnRefused, queued_sessions_admit
-from sessions.agents.starting import launch, worker_prompt
+from sessions.agents.starting import agent_installed, launch, worker_prompt
 from sessions.core import audit, jobs, services
 from sessions.core import secrets as secrets_store  # model credentials: the project's or a person's own
 from sessions.core.jobs import host_queue
@@ -224,7 +224,7 @@ def _restore_here(*, session: Session, by=None, actor: str = Actor.USER) -> None
         raise SpawnRefused(f"{session.id} is still running")
     if old is not None:
         ctx.runtime.kill(old)
-    ctx.agent.check_installed()
+    agent_installed(ctx.agent)
     argv = None
     if session.agent_session_ref:
         argv = ctx.agent.resume_command(workspace=workspace, conversation_id=session.agent_session_ref)

@@ -273,6 +273,13 @@ def agent_path_env(base: Mapping[str, str] | None = None) -> dict[str, str | Non
     return env
 
 
+def agent_installed(agent: Agent) -> str:
+    """The agent CLI's full path as the agent's own PATH finds it (``agent_path_env``: without ao's
+    virtualenv, where the launcher will look), not as ao's does; PermanentIntegrationError saying
+    how to install it when that PATH has none."""
+    return agent.check_installed(path=agent_path_env()["PATH"])
+
+
 def agent_environment(session: Session, *, token: str, agent: Agent) -> dict[str, str | None]:
     """The agent's environment on top of ao's own (the runtime's launcher layers it over ao's
     environment at the moment it starts the agent, not over its tmux server's): its identity for
@@ -324,7 +331,7 @@ def session_start(*, session_id: str) -> bool:
     ctx: AgentContext | None = None
     try:
         ctx = context_for(session)
-        ctx.agent.check_installed()
+        agent_installed(ctx.agent)
         issue = _issue_for(session)  # read once: the branch name and the prompt
         repo, root, remote, start = _workspace_plan(session, issue)
         created_workspace = ctx.workspace.create(

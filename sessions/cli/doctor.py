@@ -16,6 +16,7 @@ from integrations.credentials import CredentialUnavailable, credential, secret_s
 from integrations.registry import ConfigurationError, agents, registry_for
 from reactions.models import NotifierInstance
 from reactions.notify import notifiers_test
+from sessions.agents.starting import agent_installed
 from sessions.core.config.discovery import config_discover
 from sessions.core.config.loading import config_load
 from sessions.core.config.problems import ConfigError
@@ -80,7 +81,7 @@ def check_project_agents() -> list[Check]:
                 agent = agents.create(
                     key, agent_settings, where=f"projects.{project.key}.agent", project=project
                 )
-                path = agent.check_installed()
+                path = agent_installed(agent)
             except (ConfigurationError, IntegrationError) as exc:
                 checks.append(Check(name, False, str(exc), AGENT_FIX))
             else:

@@ -461,7 +461,7 @@ def orchestrator_launch(*, session_id: str) -> bool:
     project = session.project
     try:
         ctx = orchestrator_context(session)
-        ctx.agent.check_installed()
+        starting.agent_installed(ctx.agent)
         old = plugins.runtime_handle_for(session)
         if old is not None and ctx.runtime.probe(old) in (RuntimeState.ALIVE, RuntimeState.EXITED):
             ctx.runtime.kill(old)
@@ -625,7 +625,7 @@ def orchestrators_start_all(*, stdout=None, stderr=None) -> list[str]:
         try:
             # `ao start` runs on the agent host: an agent CLI missing here is said now, in one line,
             # instead of a session that fails to start and is restarted in vain
-            _agent_checked(project).check_installed()
+            starting.agent_installed(_agent_checked(project))
             session = orchestrator_start(project=project, actor=Actor.SYSTEM)
         except (IntegrationError, ConfigurationError, ValueError) as exc:
             if stderr is not None:

@@ -52,3 +52,29 @@ def test_essential_variables_are_never_removed() -> None:
 
     assert "HOME" not in env
     assert env["PATH"]
+
+
+def test_an_agent_cli_only_in_aos_virtualenv_is_not_installed_for_agents(
+    settings, tmp_path, monkeypatch
+) -> None:
+    """The agent's PATH leaves ao's virtualenv out, so a CLI found only there (ao run with its
+    virtualenv activated) would pass ao's own look and then fail in the pane: the check looks where
+    the launcher will (found by review)."""
+    import os
+    import shutil
+    import sys
+    from pathlib import Path
+
+    from integrations.base import PermanentIntegrationError
+    from integrations.registry import agents
+
+    settings.AO_HOME = tmp_path
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    venv_only = "django-admin"  # installed with ao, in its virtualenv and nowhere else on PATH
+    assert shutil.which(venv_only) and sys.prefix != sys.base_prefix
+    agent = agents.create("custom", {"command": [venv_only]}, where="test")
+
+    with pytest.raises(PermanentIntegrationError, match="'django-admin' was not found on PATH"):
+        starting.agent_installed(agent)
+    elsewhere = agents.create("custom", {"command": [sys.executable, "-c", "pass"]}, where="test")
+    assert starting.agent_installed(elsewhere) == sys.executable
