@@ -160,11 +160,12 @@ def _main(argv: list[str] | None) -> int:
 
     from django.core.management import ManagementUtility, get_commands
 
-    if not argv[0].startswith("-") and argv[0] != "help" and argv[0] not in get_commands():
+    asked = argv[1] if argv[0] == "help" and len(argv) == 2 and not argv[1].startswith("-") else argv[0]
+    if not asked.startswith("-") and asked != "help" and asked not in get_commands():
         # Django's own answer exits 1 and says `manage.py`: one line, the nearest command, 2 (a usage error)
-        nearest = difflib.get_close_matches(argv[0], [*commands, *get_commands()], n=1)
+        nearest = difflib.get_close_matches(asked, [*commands, *get_commands()], n=1)
         hint = f"; did you mean `ao {nearest[0]}`?" if nearest else ""
-        sys.stderr.write(f"ao: unknown command {argv[0]!r}{hint} (`ao help` lists the commands)\n")
+        sys.stderr.write(f"ao: unknown command {asked!r}{hint} (`ao help` lists the commands)\n")
         return 2
     try:
         ManagementUtility(["ao", *argv]).execute()

@@ -133,7 +133,8 @@ def test_an_agents_path_finds_the_projects_tools_and_only_aos_command(served: Se
 
 AGENT_REFUSES = (
     "ao: `ao {command}` is not for agents: in ao session {session} you run `ao report STATE [NOTE] "
-    "[--pr URL]` and `ao pr create [--title T] [--body B] [--force]`\n"
+    "[--pr URL]` and `ao pr create [--title T] [--body B] [--force]` (not an agent? `unset AO_SESSION "
+    "AO_TOKEN`, or set AO_HOME)\n"
 )
 
 

@@ -299,7 +299,9 @@ def test_a_bad_flag_prints_one_usage_line_and_the_error(home: Path) -> None:
 
 
 def test_an_unknown_command_says_so_in_one_line_with_the_nearest_and_exits_2(home: Path) -> None:
-    typo, nonsense = run_many((["statsu"], ao_env(home)), (["frobnicate", "--x"], ao_env(home)))
+    typo, nonsense, helped = run_many(
+        (["statsu"], ao_env(home)), (["frobnicate", "--x"], ao_env(home)), (["help", "statsu"], ao_env(home))
+    )
 
     assert (typo.returncode, typo.stderr) == (
         2,
@@ -309,6 +311,7 @@ def test_an_unknown_command_says_so_in_one_line_with_the_nearest_and_exits_2(hom
         2,
         "ao: unknown command 'frobnicate' (`ao help` lists the commands)\n",
     )
+    assert (helped.returncode, helped.stderr) == (typo.returncode, typo.stderr)
     assert not (home / "ao.sqlite3").exists()
 
 

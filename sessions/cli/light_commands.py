@@ -408,7 +408,8 @@ def _agent_run(argv: list[str], session: str) -> int:
     else:
         words = argv[:1] + [word for word in argv[1:2] if word.isalpha() and word.islower()]
         sys.stderr.write(
-            f"ao: `ao {' '.join(words)}` is not for agents: in ao session {session} you run {AGENT_CAN_RUN}\n"
+            f"ao: `ao {' '.join(words)}` is not for agents: in ao session {session} you run {AGENT_CAN_RUN} "
+            "(not an agent? `unset AO_SESSION AO_TOKEN`, or set AO_HOME)\n"
         )
         return 1
     try:

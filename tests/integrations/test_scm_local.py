@@ -425,3 +425,24 @@ def test_ao_pr_merge_refuses_an_unreviewed_failing_pr_and_says_how_then_force_me
     call_command("pr", "--project", scm.project.key, "merge", "1", "--force")
     assert "(--force: merged although no one approved it" in capsys.readouterr().out
     assert LocalPullRequest.objects.get().state == "merged" and origin_main(repo) != main_before
+
+
+def test_an_agent_session_cannot_force_a_merge_nor_is_told_how(repo: Repo, monkeypatch) -> None:
+    """The orchestrator drives ao with `ao pr`; what a merge requires is a person's call."""
+    scm = make_scm(repo)
+    push_branch(repo, "feat/o", {"o.txt": "o\n"})
+    scm.open_pull_request(branch="feat/o")
+    orchestrator = SessionFactory(
+        project=scm.project, kind="orchestrator", id=f"{scm.project.key}-orchestrator"
+    )
+    monkeypatch.setenv("AO_SESSION", orchestrator.id)
+
+    with pytest.raises(CommandError) as refused:
+        call_command("pr", "--project", scm.project.key, "merge", "1")
+    assert str(refused.value).endswith("— a person approves it, and its check must pass")
+    assert "--force" not in str(refused.value)
+    with pytest.raises(
+        CommandError, match=rf"`ao pr merge --force` is for people, not for ao session {orchestrator.id}"
+    ):
+        call_command("pr", "--project", scm.project.key, "merge", "1", "--force")
+    assert LocalPullRequest.objects.get().state == "open"

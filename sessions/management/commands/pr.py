@@ -122,6 +122,11 @@ class Command(BaseCommand):
 
     def _merge(self, scm: LocalSCM, session: Session | None, options) -> None:
         number = options["number"]
+        agent = os.environ.get("AO_SESSION", "")
+        if options["force"] and agent:
+            # an agent (the orchestrator drives ao with this command) never overrides what the
+            # project requires of a merge: that is a person's call
+            raise CommandError(f"`ao pr merge --force` is for people, not for ao session {agent}")
         overridden = scm.merge_requirements_unmet(number) if options["force"] else []
         try:
             scm.merge(
@@ -131,6 +136,8 @@ class Command(BaseCommand):
                 force=options["force"],
             )
         except MergeRequirementsUnmet as exc:
+            if agent:
+                raise CommandError(f"{exc} — a person approves it, and its check must pass") from exc
             raise CommandError(
                 f"{exc} — approve it (`ao pr review {number} --approve`) or rerun its check "
                 f"(`ao pr ci {number}`), or merge anyway with `ao pr merge {number} --force`"
