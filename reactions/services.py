@@ -261,8 +261,8 @@ def _rearmed(session: Session, row: ReactionAttempt, *, now: datetime) -> bool:
         message = Message.objects.filter(pk=message_id).first() if message_id is not None else None
     if message is None or message.delivered_at is None:
         return False
-    if message.state not in (Message.State.DELIVERED, Message.State.CONFIRMED):
-        return False
+    if message.state not in (Message.State.DELIVERED, Message.State.CONFIRMED, Message.State.UNCONFIRMED):
+        return False  # queued (again) or failed
     return (
         session.activity in (Activity.IDLE, Activity.READY)
         and session.activity_at is not None

@@ -508,6 +508,8 @@ class Message(models.Model):
         QUEUED = "queued", "Queued"
         DELIVERED = "delivered", "Delivered"
         CONFIRMED = "confirmed", "Confirmed"
+        # typed, and neither taken (as far as ao could see) nor shown lost: left to a person
+        UNCONFIRMED = "unconfirmed", "Unconfirmed"
         FAILED = "failed", "Failed"
 
     session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="messages")
@@ -529,6 +531,9 @@ class Message(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
+    # A digest of the agent's screen just before the keys were typed (``messaging.screen_digest``;
+    # "" when it could not be read): a screen still the same later shows the keys went nowhere.
+    screen_before = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["created_at", "pk"]

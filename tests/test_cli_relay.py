@@ -249,3 +249,66 @@ def test_spawn_is_done_by_the_running_ao_as_the_command_does_it(tmp_path: Path) 
             assert audited.strip() == "[('cli', 'user', 'spawn-tester')]"  # the caller, not the server
     finally:
         subprocess.run(["tmux", "-L", socket_name, "kill-server"], capture_output=True, timeout=30)
+
+
+# As ECHO_AGENT, but told "ask me" it asks a permission question and waits for the answer.
+ASKING_AGENT = (
+    "import sys\n"
+    "print('> ', end='', flush=True)\n"
+    "for line in sys.stdin:\n"
+    "    line = line.strip().replace('\\x1b[200~', '').replace('\\x1b[201~', '')\n"
+    "    print('received: ' + line, flush=True)\n"
+    "    if line == 'ask me':\n"
+    "        print('Do you want to proceed? [y/N] ', end='', flush=True)\n"
+    "        print('answered: ' + sys.stdin.readline().strip(), flush=True)\n"
+    "    print('> ', end='', flush=True)\n"
+)
+
+
+def test_send_to_an_agent_at_a_question_returns_queued_at_once_while_ao_runs(tmp_path: Path) -> None:
+    """With `ao start` running its worker takes a held message over: `ao send` (answered by the
+    running ao) says "queued" at once instead of watching the agent for AO_INLINE_DELIVERY_WAIT,
+    which is for the CLI running by itself. The message is typed once the question is answered."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (tmp_path / "repo").mkdir()
+    repo = git_repo(tmp_path / "repo")
+    socket_name = f"ao-relay-ask-{os.getpid()}"
+    (repo / "ao.config.yaml").write_text(
+        "projects:\n  relay:\n    path: .\n    sessionPrefix: relay\n    tracker: local\n"
+        f"    runtime: {{plugin: tmux, socket_name: {socket_name}}}\n"
+        "    orchestrator: {enabled: false}\n"
+        "    agent:\n      plugin: custom\n      ready_pattern: '^> ?$'\n"
+        f"      command: [{json.dumps(sys.executable)}, -u, -c, {json.dumps(ASKING_AGENT)}]\n"
+    )
+    # watching the agent this long would outlast the command's timeout below
+    env = ao_env(home, USER="relay-tester", AO_INLINE_DELIVERY_WAIT="600")
+    port = free_port()
+    try:
+        with ao_process(["start", "--port", str(port), "--no-browser-link"], env, cwd=repo) as ao:
+            ao.wait_for(rf"Dashboard: http://127\.0\.0\.1:{port}/")
+            spawned = run_ao(["spawn", "--project", "relay", "--prompt", "start"], env, cwd=repo, timeout=120)
+            assert spawned.returncode == 0, spawned.stderr
+            assert eventually(lambda: "received: start" in pane(socket_name, "relay-1")), ao.output[-3000:]
+            asked = run_ao(["send", "relay-1", "ask", "me"], env, cwd=repo)
+            assert asked.returncode == 0, asked.stderr
+            assert eventually(lambda: "Do you want to proceed?" in pane(socket_name, "relay-1"))
+
+            held = run_ao(["send", "relay-1", "carry", "on"], env, cwd=repo, timeout=90)
+
+            assert held.returncode == 0, held.stderr
+            assert re.fullmatch(
+                r"message \d+ to relay-1: queued \(delivered when the agent is ready\)\n", held.stdout
+            )
+            assert "received: carry on" not in pane(socket_name, "relay-1")
+            answered = run_ao(["send", "--answer-prompt", "relay-1", "y"], env, cwd=repo)
+            assert answered.returncode == 0, answered.stderr
+            assert eventually(lambda: "received: carry on" in pane(socket_name, "relay-1")), pane(
+                socket_name, "relay-1"
+            )
+            screen = pane(socket_name, "relay-1")
+            assert "answered: y" in screen and screen.count("received: carry on") == 1, screen
+            assert run_ao(["stop"], env).returncode == 0
+            ao.proc.wait(60)
+    finally:
+        subprocess.run(["tmux", "-L", socket_name, "kill-server"], capture_output=True, timeout=30)

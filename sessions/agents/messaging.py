@@ -15,6 +15,7 @@ cleaned up they fail with that reason instead of waiting forever.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,7 +39,11 @@ from sessions.models import Actor, Message, Session
 
 MAX_ATTEMPTS = 5
 CONFIRM_WAIT = 3.0  # seconds to watch the pane right after sending
-CONFIRM_WINDOW = timedelta(seconds=60)  # after this, an unconfirmed delivery is retried
+# After this, a delivery the agent has not shown it took is settled: typed again only when the
+# agent's screen has not changed at all since the keys (they went nowhere), else left
+# "unconfirmed" for a person. Typing a message the agent already acted on again does the work
+# twice (a commit, a PR); a missed one is on the timeline for a person to send again.
+CONFIRM_WINDOW = timedelta(seconds=60)
 # A claimed message whose keys were not sent within this was claimed by a deliverer that died (or
 # hung) before typing it: it is queued again. Typing takes well under a second. 30 s unless
 # AO_MESSAGE_CLAIM_LEASE says otherwise.
@@ -103,6 +108,10 @@ def delivery_state(message: Message, session: Session | None = None) -> str:
         Message.State.QUEUED: "queued (delivered when the agent is ready)",
         Message.State.DELIVERED: "delivered",
         Message.State.CONFIRMED: "delivered and confirmed",
+        Message.State.UNCONFIRMED: (
+            "typed, not confirmed: the agent did not show that it took it (not typed again: "
+            "look at its terminal, and send it again if it did not)"
+        ),
         Message.State.FAILED: f"failed: {message.last_error}",
     }
     return words[message.state]
@@ -160,6 +169,29 @@ def session_send(
 def _snippet(text: str) -> str:
     line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
     return line[:30]
+
+
+def screen_digest(pane: str) -> str:
+    """A fingerprint of a screen (pure): the same text, trailing blanks aside, the same digest."""
+    text = "\n".join(line.rstrip() for line in pane.splitlines()).strip("\n")
+    return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()
+
+
+def _in_input(message: Message, pane: str) -> bool:
+    """Whether the message's start (or a paste placeholder) is on the last lines of the screen,
+    where the agent's input is (pure)."""
+    snippet = _snippet(message.text)
+    bottom = [line for line in pane.splitlines() if line.strip()][-INPUT_LINES:]
+    # a long paste may show as a placeholder ("[Pasted text #1 +19 lines]" in Claude Code)
+    return any((snippet and snippet in line) or PASTE_PLACEHOLDER in line for line in bottom)
+
+
+def _screen_changed(message: Message, pane: str | None) -> bool | None:
+    """Whether the agent's screen is not the one it showed just before the keys were typed (None
+    when either screen is unknown)."""
+    if pane is None or not message.screen_before:
+        return None
+    return screen_digest(pane) != message.screen_before
 
 
 def ready_for(
@@ -248,6 +280,10 @@ def _deliver_next(session_id: str) -> str:
         return "held"
     failpoints.reach("message.claimed")
     try:
+        before = ctx.runtime.read_output(handle, lines=plugins.PANE_LINES)
+    except IntegrationError:
+        before = None  # then nothing will show the keys went nowhere: never typed again
+    try:
         if resubmit:
             ctx.runtime.send_text(handle, "", clear=())
         else:
@@ -257,7 +293,7 @@ def _deliver_next(session_id: str) -> str:
     except IntegrationError as exc:
         _delivery_failed(session, message, str(exc))
         return "held"
-    _typed(message)
+    _typed(message, screen_before=screen_digest(before) if before is not None else "")
     how = "Enter pressed again: its text was still in the agent's input" if resubmit else "delivered"
     services.event_record(
         project=session.project,
@@ -348,11 +384,7 @@ def _input_holds_text(session: Session, ctx, handle, message: Message, pane: str
             pane = ctx.runtime.read_output(handle, lines=plugins.PANE_LINES)
         except IntegrationError:
             return False
-    snippet = _snippet(message.text)
-    bottom = [line for line in pane.splitlines() if line.strip()][-INPUT_LINES:]
-    # a long paste may show as a placeholder ("[Pasted text #1 +19 lines]" in Claude Code)
-    shown = any((snippet and snippet in line) or PASTE_PLACEHOLDER in line for line in bottom)
-    return shown and ctx.agent.screen_ready(pane) is False
+    return _in_input(message, pane) and ctx.agent.screen_ready(pane) is False
 
 
 def message_claim(*, message: Message) -> bool:
@@ -384,27 +416,40 @@ def message_claim(*, message: Message) -> bool:
     return claimed == 1
 
 
-def _typed(message: Message) -> None:
-    """Record that the keys of this claim were sent: only now can the agent's activity confirm it."""
+def _typed(message: Message, *, screen_before: str) -> None:
+    """Record that the keys of this claim were sent: only now can the agent's activity confirm it.
+    ``screen_before``: the digest of the screen read just before them ("" when unreadable)."""
     now = timezone.now()
     # The keys are out: losing this write to a dropped database connection would leave the claim
     # looking untyped, and it would be typed again when its lease runs out.
     retrying_lost_connections(
         lambda: Message.objects.filter(
             pk=message.pk, state=Message.State.DELIVERED, claimed_at=message.claimed_at
-        ).update(delivered_at=now)
+        ).update(delivered_at=now, screen_before=screen_before)
     )
-    message.delivered_at = now
+    message.delivered_at, message.screen_before = now, screen_before
 
 
-def taken_up(message: Message, *, state: str, at, weak: bool, pane: str | None, screen_ready) -> str:
+def taken_up(
+    message: Message,
+    *,
+    state: str,
+    at,
+    weak: bool,
+    pane: str | None,
+    screen_ready,
+    changed: bool | None = None,
+) -> str:
     """How the agent shows it took this message (its keys were sent), or "" (pure).
 
     Evidence about the message, not just any newer reading: the agent is working; its own record
-    (a transcript: not ``weak``) has an entry newer than the claim; or its screen shows the text
-    and an empty input again (``screen_ready``: the plugin's reading of the pane, None when it
-    cannot tell, and then the text on screen is all ao can see). Text sitting in the input with
-    its Enter lost is shown on screen too, so the screen alone never confirms it.
+    (a transcript: not ``weak``) has an entry newer than the claim; its screen shows the text and
+    an empty input again (``screen_ready``: the plugin's reading of the pane, None when it cannot
+    tell, and then the text on screen is all ao can see); or its screen changed since the keys
+    (``changed``) and shows its empty prompt, without the text's start in its input: the text
+    left the input, whatever the agent shows of it (an agent may echo it escaped, wrapped or
+    reformatted, or it scrolled away). Text sitting in the input with its Enter lost is shown on
+    screen too, so the text on screen alone never confirms it.
 
     A question on screen read after the claim confirms a message typed at the agent's prompt
     (``ready_for`` types one only into a ready agent): the agent took it and asks about it, and
@@ -423,6 +468,8 @@ def taken_up(message: Message, *, state: str, at, weak: bool, pane: str | None, 
             return "seen in the pane, its input empty again"
         if screen_ready is None:
             return "seen in the pane"
+    if changed and screen_ready is True and pane is not None and not _in_input(message, pane):
+        return "its screen changed and shows its empty prompt again"
     return ""
 
 
@@ -444,6 +491,7 @@ def _watch_for_confirmation(session: Session, message: Message, *, ctx, handle) 
             weak=reading.weak,
             pane=pane,
             screen_ready=ctx.agent.screen_ready(pane),
+            changed=_screen_changed(message, pane),
         )
         if how:
             _confirmed(session, message, how=how)
@@ -466,10 +514,13 @@ def _confirmed(session: Session, message: Message, *, how: str) -> None:
 
 def _confirm_deliveries(session: Session) -> None:
     """Confirm deliveries the agent has since taken up (``taken_up``, from the session's latest
-    reading, read after the keys were sent, and its screen); retry ones it never took up: after
-    ``RESUBMIT_WINDOW`` when its text still sits in the agent's input (the retry presses Enter
-    alone), after ``CONFIRM_WINDOW`` otherwise. Queue again the claims whose deliverer died
-    before typing them."""
+    reading, read after the keys were sent, and its screen). Retry only those shown not taken:
+    after ``RESUBMIT_WINDOW`` when the text still sits in the agent's input (the retry presses
+    Enter alone), after ``CONFIRM_WINDOW`` when the screen is still the one from before the keys
+    (they went nowhere: typed again). Any other delivery is settled "unconfirmed" after
+    ``CONFIRM_WINDOW``: never typed again on the mere lack of a confirmation (the agent may well
+    have acted on it), and no longer holding back the messages after it. Queue again the claims
+    whose deliverer died before typing them."""
     now = timezone.now()
     for message in session.messages.filter(state=Message.State.DELIVERED):
         if message.delivered_at is None:
@@ -486,6 +537,7 @@ def _confirm_deliveries(session: Session) -> None:
                 pane = ctx.runtime.read_output(handle, lines=plugins.PANE_LINES)
             except IntegrationError:
                 pane = None
+        changed = _screen_changed(message, pane)
         how = taken_up(
             message,
             state=session.activity,
@@ -493,6 +545,7 @@ def _confirm_deliveries(session: Session) -> None:
             weak=session.activity_weak,
             pane=pane,
             screen_ready=ctx.agent.screen_ready(pane) if pane is not None else None,
+            changed=changed,
         )
         if how:
             _confirmed(session, message, how=how)
@@ -505,7 +558,33 @@ def _confirm_deliveries(session: Session) -> None:
                 session, message, "its Enter was not taken: the text is still in the agent's input"
             )
         elif now - message.delivered_at > CONFIRM_WINDOW:
-            _delivery_failed(session, message, "not confirmed by the agent")
+            if changed is False:
+                _delivery_failed(
+                    session, message, "the agent's screen did not change since its keys were typed"
+                )
+            else:
+                _unconfirmed(session, message)
+
+
+def _unconfirmed(session: Session, message: Message) -> None:
+    """Settle a delivery the agent neither showed it took nor showed it lost: a person decides."""
+    window = int(CONFIRM_WINDOW.total_seconds())
+    error = (
+        f"typed, but in {window} s the agent did not show that it took it, nor that it did not: "
+        "not typed again (it may have acted on it); look at its terminal"
+    )
+    updated = Message.objects.filter(pk=message.pk, state=Message.State.DELIVERED).update(
+        state=Message.State.UNCONFIRMED, last_error=error
+    )
+    if updated:
+        services.event_record(
+            project=session.project,
+            session=session,
+            kind="message.unconfirmed",
+            summary=f"message {message.pk} not confirmed by the agent: not typed again; "
+            "look at its terminal and send it again if it did not take it",
+            data={"message": message.pk},
+        )
 
 
 def _claim_expired(session: Session, message: Message) -> None:

@@ -78,6 +78,13 @@ def runs_inline() -> bool:
     return bool(settings.CELERY_TASK_ALWAYS_EAGER or _inline.get())
 
 
+def has_worker() -> bool:
+    """Whether a worker takes this process's background work: ``ao start``'s own worker threads
+    (also while a task runs ``inline`` here for a relayed CLI command), or ``ao worker`` through
+    the broker. False where tasks run eagerly: a CLI command by itself, a shell, tests."""
+    return not settings.CELERY_TASK_ALWAYS_EAGER
+
+
 def enqueue(name: str, args: list | tuple = (), kwargs: dict[str, Any] | None = None, **options: Any):
     """Enqueue the task ``name`` with ``args``/``kwargs``; ``options`` as Celery's apply_async
     (``queue``, ``countdown``, ``expires``).

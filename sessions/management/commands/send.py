@@ -2,6 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from sessions.agents.messaging import SendRefused, session_send
 from sessions.cli import apiclient
+from sessions.core import jobs
 from sessions.management.commands._common import (
     cli_audit,
     cli_errors,
@@ -48,7 +49,9 @@ class Command(BaseCommand):
                     sender=Actor.USER,
                     sender_name="cli",
                     answers_prompt=options["answer_prompt"],
-                    watch=True,  # no worker here: watch a busy agent to deliver it
+                    # Without a worker (this command by itself) it watches a busy agent to deliver
+                    # it; the running ao (the relay) hands it to its worker and says "queued".
+                    watch=not jobs.has_worker(),
                 )
             except SendRefused as exc:
                 raise CommandError(f"not sent: {exc}") from exc
