@@ -101,11 +101,6 @@ class CheckInfo:
         object.__setattr__(self, "url", http_url(self.url))  # outside data: http(s) only (ao_site/links.py)
 
 
-# GitHub's author associations of people who can write to the repository: only their reviews
-# count in a review decision, and (by default) only their review comments reach an agent
-WRITER_ASSOCIATIONS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
-
-
 @dataclass(frozen=True)
 class ThreadInfo:
     """One review thread (or top-level review comment) on a pull request."""

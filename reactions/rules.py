@@ -21,9 +21,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from integrations.records import WRITER_ASSOCIATIONS
 from sessions.core.config.discovery import config_discover
-from sessions.domain.lifecycle import DEFAULT_STUCK_AFTER
+from sessions.domain.lifecycle import DEFAULT_STUCK_AFTER, WRITER_ASSOCIATIONS
 
 log = logging.getLogger(__name__)
 

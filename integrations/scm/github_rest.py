@@ -41,8 +41,9 @@ from typing import TYPE_CHECKING, Any
 
 from integrations.base import TransientIntegrationError
 from integrations.github import GitHubError
-from integrations.records import WRITER_ASSOCIATIONS, CheckInfo, PullRequestInfo, ThreadInfo
+from integrations.records import CheckInfo, PullRequestInfo, ThreadInfo
 from integrations.scm.github_probe import github_time
+from sessions.domain.lifecycle import WRITER_ASSOCIATIONS
 
 if TYPE_CHECKING:
     from integrations.github import GitHubClient

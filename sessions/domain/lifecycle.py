@@ -234,6 +234,11 @@ class CheckFact:
     flaky: bool = False  # it also passed on this commit: still a failure, told with that note
 
 
+# GitHub's author associations of people who can write to the repository: only their reviews
+# count in a review decision, and (by default) only their review comments reach an agent
+WRITER_ASSOCIATIONS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
+
+
 @dataclass(frozen=True)
 class ThreadFact:
     external_id: str
@@ -483,6 +488,8 @@ def _from_pr(pr: PRFact) -> Derived | None:
         return _result(Status.CI_FAILED, "CI is failing")
     if pr.review_decision == ReviewDecision.CHANGES_REQUESTED:
         return _result(Status.CHANGES_REQUESTED, "a reviewer requested changes")
+    if threads := reviewers_threads_open(pr):  # forwarded to the agent as changes requested
+        return _result(Status.CHANGES_REQUESTED, _threads_open(threads))
     if pr.conflicts:
         return _result(Status.MERGE_CONFLICTS, "the PR conflicts with its base branch")
     if pr.draft:
@@ -528,11 +535,25 @@ def review_not_approved(pr: PRFact) -> str:
     requireReview); with ``require_approval`` always."""
     if pr.review_decision == ReviewDecision.CHANGES_REQUESTED:
         return "a reviewer requested changes"
+    if threads := reviewers_threads_open(pr):
+        return _threads_open(threads)
     if pr.review_decision == ReviewDecision.REQUIRED:
         return "waiting for a review"
     if pr.require_approval and pr.review_decision != ReviewDecision.APPROVED:
         return "waiting for an approval"
     return ""
+
+
+def reviewers_threads_open(pr: PRFact) -> tuple[ThreadFact, ...]:
+    """The PR's unresolved review threads of people who can write to the repository: ao forwards
+    them to the agent as changes requested, so the PR is not approved while one is open (an
+    approval given with threads left open included; a bot's comments never hold it)."""
+    return tuple(t for t in pr.threads if not t.is_bot and t.association.upper() in WRITER_ASSOCIATIONS)
+
+
+def _threads_open(threads: tuple[ThreadFact, ...]) -> str:
+    n = len(threads)
+    return f"{n} review thread{'s' if n != 1 else ''} of a reviewer still open"
 
 
 def approved_and_green(pr: PRFact) -> bool:

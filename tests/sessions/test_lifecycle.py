@@ -25,6 +25,7 @@ from sessions.domain.lifecycle import (
     ReviewDecision,
     RuntimeState,
     Status,
+    ThreadFact,
     Zone,
     derive,
     needs_person,
@@ -754,6 +755,16 @@ def test_the_top_level_agent_stuck_threshold_counts_too(settings, tmp_path):
         ({"review_decision": ReviewDecision.REQUIRED}, True, False),
         ({"review_decision": ReviewDecision.CHANGES_REQUESTED}, True, False),
         ({"review_decision": ReviewDecision.NONE, "require_approval": True}, True, False),
+        # a reviewer's open thread (ao forwards it as changes requested), approved or not
+        ({"threads": (ThreadFact("t1", author="dave", association="MEMBER"),)}, True, False),
+        (
+            {"review_decision": ReviewDecision.NONE, "threads": (ThreadFact("t1", association="OWNER"),)},
+            True,
+            False,
+        ),
+        # ... but not a bot's, nor one of someone who cannot write to the repository (not forwarded)
+        ({"threads": (ThreadFact("t1", author="lint[bot]", association="NONE", is_bot=True),)}, True, True),
+        ({"threads": (ThreadFact("t1", author="passer-by", association="NONE"),)}, True, True),
     ],
 )
 def test_approved_and_green_has_one_definition(changes, green, approved) -> None:
@@ -763,3 +774,15 @@ def test_approved_and_green_has_one_definition(changes, green, approved) -> None
     assert (not ci_not_green(given), not review_not_approved(given)) == (green, approved)
     assert approved_and_green(given) == (green and approved)
     assert (derive(facts(pr=given)).status == Status.MERGEABLE) == (green and approved)
+
+
+def test_an_open_reviewer_thread_is_changes_requested_not_ready_to_merge() -> None:
+    """ao tells the agent to address it and holds the approved-and-green notice and auto-merge:
+    the card, `ao status` and the merge button say the same (it said "Ready to merge")."""
+    derived = derive(facts(pr=pr(threads=(ThreadFact("t1", author="dave", association="MEMBER"),))))
+
+    assert (derived.status, derived.reason) == (
+        Status.CHANGES_REQUESTED,
+        "1 review thread of a reviewer still open",
+    )
+    assert zone_for(derived.status) == Zone.WORKING
