@@ -318,8 +318,8 @@ def _approved_and_green(facts: SessionFacts, pr: PRFact, rules, add) -> None:
         R.APPROVED_AND_GREEN,
         fingerprint=f"{pr.head_sha[:40]}:ready",
         url=pr.url,
-        title=f"{facts.session_id}: {label} is approved and green{note}",
-        lead=f"{label} is approved and green{note}; ready to merge: {pr.url}",
+        title=f"{facts.session_id}: {label} is {lifecycle.ready_words(pr.review_decision)}{note}",
+        lead=f"{label} is {lifecycle.ready_words(pr.review_decision)}{note}; ready to merge: {pr.url}",
         data={"sha": pr.head_sha},
     )
 

@@ -507,7 +507,7 @@ def _from_pr(pr: PRFact) -> Derived | None:
         return _result(Status.APPROVED, "approved but GitHub reports it not mergeable")
     if pr.mergeable is None:
         return _result(Status.APPROVED, "approved; waiting for GitHub to compute mergeability")
-    return _result(Status.MERGEABLE, "approved, green and mergeable")
+    return _result(Status.MERGEABLE, f"{ready_words(pr.review_decision)}, and mergeable")
 
 
 # --- approved and green: one definition for the status, the reaction and a person's merge --------
@@ -542,6 +542,13 @@ def review_not_approved(pr: PRFact) -> str:
     if pr.require_approval and pr.review_decision != ReviewDecision.APPROVED:
         return "waiting for an approval"
     return ""
+
+
+def ready_words(review_decision: str) -> str:
+    """How a PR ready to merge is described: "approved" only when someone approved it."""
+    if review_decision == ReviewDecision.APPROVED:
+        return "approved and green"
+    return "green (no review required)"
 
 
 def reviewers_threads_open(pr: PRFact) -> tuple[ThreadFact, ...]:

@@ -59,7 +59,15 @@ from integrations.base import IssueNotFound
 from integrations.registry import plugin_for
 from reactions import rules as R
 from sessions.core import selectors
-from sessions.domain.lifecycle import FAILED_CONCLUSIONS, Phase, PRState, Status, Zone, needs_person
+from sessions.domain.lifecycle import (
+    FAILED_CONCLUSIONS,
+    Phase,
+    PRState,
+    Status,
+    Zone,
+    needs_person,
+    ready_words,
+)
 from sessions.models import CheckRun, FlakyCheck, Project, Session
 from sessions.watchers import conflicts
 
@@ -412,7 +420,7 @@ def _merge_ready(live: list[Session], *, now: datetime) -> list[Decision]:
                 Decision(
                     MERGE_READY,
                     session,
-                    f"PR #{pr.number} is approved and green: merge it (`merge {session.pk}`)",
+                    f"PR #{pr.number} is {ready_words(pr.review_decision)}: merge it (`merge {session.pk}`)",
                     _score(MERGE_READY, now=now, since=since),
                     pr.url or _session_url(session),
                 )

@@ -786,3 +786,12 @@ def test_an_open_reviewer_thread_is_changes_requested_not_ready_to_merge() -> No
         "1 review thread of a reviewer still open",
     )
     assert zone_for(derived.status) == Zone.WORKING
+
+
+def test_a_pr_ready_to_merge_is_called_approved_only_when_someone_approved_it() -> None:
+    assert derive(facts(pr=pr())).reason == "approved and green, and mergeable"
+    unreviewed = derive(facts(pr=pr(review_decision=ReviewDecision.NONE)))
+    assert (unreviewed.status, unreviewed.reason) == (
+        Status.MERGEABLE,
+        "green (no review required), and mergeable",
+    )
