@@ -11,8 +11,10 @@ from django.test import Client
 from django.utils import timezone
 
 from integrations import gitutil
+from integrations.records import PullRequestInfo
 from reactions.models import Notification
 from sessions.models import Event, Membership, Message
+from sessions.prs import prsync
 from sessions.watchers import drift
 from tests.factories import ProjectFactory, SessionFactory, UserFactory
 from tests.helpers.fixtures import Repo, git
@@ -24,8 +26,12 @@ MERGED = [f"billing/module_{i}.py" for i in range(10)]
 
 @pytest.fixture
 def behind(repo: Repo, tmp_path: Path):
+    return _behind(repo, tmp_path, own_commit=True)
+
+
+def _behind(repo: Repo, tmp_path: Path, *, own_commit: bool):
     """The checkout's local ``main`` is behind ``origin/main`` by other sessions' merged work
-    (fetched, never pulled); a session's worktree starts from ``origin/main`` and makes one commit."""
+    (fetched, never pulled); a session's worktree starts from ``origin/main`` (and makes one commit)."""
     other = tmp_path / "elsewhere"
     git("clone", "-q", str(repo.origin), str(other), cwd=tmp_path)
     for name in MERGED:
@@ -40,17 +46,21 @@ def behind(repo: Repo, tmp_path: Path):
     ws = repo.root / "web-1"
     start = gitutil.start_point(repo.path, remote="origin", branch="main")
     git("worktree", "add", "-q", "-b", "feat/1", str(ws), start, cwd=repo.path)
-    (ws / "src" / "parser").mkdir(parents=True)
-    (ws / "src" / "parser" / "lex.py").write_text("".join(f"tok {i}\n" for i in range(3)))
-    git("add", "--", "src/parser/lex.py", cwd=ws)
-    git("commit", "-q", "-m", "Fix the tokenizer", cwd=ws)
-
+    if own_commit:
+        _own_commit(ws)
     project = ProjectFactory(key="web", session_prefix="web", path=str(repo.path), tracker="local")
     session = SessionFactory(
         project=project, id="web-1", number=1, branch="feat/1", workspace_path=str(ws), issue_ref="",
         issue_title="Fix the tokenizer in src/parser/lex.py", activity="active", activity_at=timezone.now(),
     )  # fmt: skip
     return project, session, ws
+
+
+def _own_commit(ws: Path) -> None:
+    (ws / "src" / "parser").mkdir(parents=True)
+    (ws / "src" / "parser" / "lex.py").write_text("".join(f"tok {i}\n" for i in range(3)))
+    git("add", "--", "src/parser/lex.py", cwd=ws)
+    git("commit", "-q", "-m", "Fix the tokenizer", cwd=ws)
 
 
 def test_the_session_page_lists_only_the_branchs_own_commits_and_files(behind, client: Client) -> None:
@@ -80,3 +90,13 @@ def test_the_drift_watch_counts_only_the_branchs_own_files(behind, settings) -> 
 
     assert not Event.objects.filter(kind__startswith="drift.").exists()
     assert not Notification.objects.exists() and not Message.objects.exists()
+
+
+def test_a_pr_on_a_branch_without_commits_of_its_own_is_the_sessions(repo: Repo, tmp_path: Path) -> None:
+    """A session that made no commit has nothing to tell its PR from another's: the PR opened on
+    its branch (pushed from elsewhere, its head unknown here) is taken as its own. The merged
+    work of others that its worktree started from is not a commit of its own."""
+    _project, session, _ws = _behind(repo, tmp_path, own_commit=False)
+    info = PullRequestInfo(number=5, branch="feat/1", state="open", head_sha="f" * 40)
+
+    assert prsync._head_is_the_sessions(session, info) is True
