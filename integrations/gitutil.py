@@ -580,6 +580,20 @@ def start_point(repo: Path | str, *, remote: str, branch: str, timeout: float = 
     return candidates[0]
 
 
+def base_refs(*, remote: str, branch: str) -> tuple[str, str]:
+    """The refs ``base_ref`` chooses from, in its order of preference."""
+    return f"refs/remotes/{remote}/{branch}", f"refs/heads/{branch}"
+
+
+def base_ref(repo: Path | str, *, remote: str, branch: str) -> str | None:
+    """The ref a session's branch is compared with (its own commits and changes, drift, overlaps):
+    the base its worktree was made from (``start_point``), so ``refs/remotes/<remote>/<branch>`` as
+    last fetched, else the checkout's own ``refs/heads/<branch>``; None when neither exists. Never
+    the local branch first: the person's checkout is rarely pulled, and against its stale
+    ``branch`` every PR merged on the remote since would count as the session's work."""
+    return next((ref for ref in base_refs(remote=remote, branch=branch) if ref_exists(repo, ref)), None)
+
+
 def is_ancestor(repo: Path | str, ancestor: str, descendant: str) -> bool:
     proc = run_git(
         ["merge-base", "--is-ancestor", "--end-of-options", ancestor, descendant], cwd=repo, check=False

@@ -15,6 +15,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
+from integrations import gitutil
 from integrations.base import IntegrationError
 from integrations.registry import ConfigurationError, plugin_for
 from reactions import rules as R
@@ -381,12 +382,19 @@ def flaky_checks(
 
 
 # --- the facts the reactions engine decides on (reactions/facts.py) --------------------------------------
-def _workspace_remote(project: Project) -> str:
+def workspace_remote(project: Project) -> str:
     """The remote the project's worktrees fetch from and push to (the rebase commands name it)."""
     try:
         return plugin_for(project, "scm").workspace_remote(create=False)
     except (IntegrationError, ConfigurationError):
         return "origin"
+
+
+def base_ref(*, project: Project, repo: Path | str, remote: str | None = None) -> str | None:
+    """The ref a session's branch in ``repo`` (the checkout, a worktree of it, or a clone) is
+    compared with: the project's default branch as its remote has it, else the local one
+    (``gitutil.base_ref``); ``remote`` when the caller already knows it."""
+    return gitutil.base_ref(repo, remote=remote or workspace_remote(project), branch=project.default_branch)
 
 
 def _zone_of(status: str) -> str:
@@ -528,7 +536,7 @@ def _pr_fact(
             .first()
         )
         episode = f"e{began}" if began else ""
-        remote = _workspace_remote(session.project)
+        remote = workspace_remote(session.project)
     review_episode = ""
     if _zone_of(session.status) == lifecycle.Zone.REVIEW:
         changed = (

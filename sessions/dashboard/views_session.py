@@ -32,17 +32,22 @@ GIT_MAX_CHARS = 6000
 
 
 def _git_section(session: Session) -> dict | None:
-    """Recent commits and the diff stat against the base branch, bounded; None without a workspace."""
+    """Recent commits and the diff stat against the base the worktree was made from (the remote's
+    default branch, ``selectors.base_ref``), bounded; None without a workspace."""
     if not session.workspace_path or not Path(session.workspace_path).is_dir():
         return None
     cwd = session.workspace_path
-    base = session.project.default_branch
     out: dict = {"log": "", "stat": "", "error": ""}
     try:
-        merge_base = gitutil.run_git(
-            ["merge-base", "--end-of-options", base, "HEAD"], cwd=cwd, timeout=GIT_TIMEOUT, check=False
+        base = selectors.base_ref(project=session.project, repo=cwd)
+        merge_base = (
+            gitutil.run_git(
+                ["merge-base", "--end-of-options", base, "HEAD"], cwd=cwd, timeout=GIT_TIMEOUT, check=False
+            )
+            if base
+            else None
         )
-        against = merge_base.stdout.strip() if merge_base.returncode == 0 else "HEAD"
+        against = merge_base.stdout.strip() if merge_base and merge_base.returncode == 0 else "HEAD"
         # the branch's own commits (not the base branch's history)
         own = "HEAD" if against == "HEAD" else f"{against}..HEAD"
         out["log"] = gitutil.git_out(

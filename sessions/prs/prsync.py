@@ -274,15 +274,13 @@ def _head_is_the_sessions(session: Session, info: PullRequestInfo) -> bool:
             )
             if known.returncode != 1:
                 return True  # the session's repository has the commit (or git could not say)
+        # against the base the worktree was made from (the remote's), not a stale local branch
+        base = selectors.base_ref(project=session.project, repo=workspace)
+        if base is None:
+            return True
         own = run_git(
             # --end-of-options: the branches are data, never options (a branch "--output=F" wrote F)
-            [
-                "rev-list",
-                "--count",
-                "--end-of-options",
-                f"refs/heads/{session.branch}",
-                f"^{session.project.default_branch}",
-            ],
+            ["rev-list", "--count", "--end-of-options", f"refs/heads/{session.branch}", f"^{base}"],
             cwd=workspace,
             check=False,
         )

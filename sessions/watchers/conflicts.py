@@ -1,7 +1,8 @@
 """Conflict watch: tell people before two parallel workers turn into a merge conflict.
 
 Each sweep compares the files every live worker of a project changes — its branch against the
-default branch (``git diff --name-only <base>...<branch>`` in the project's repository) plus the
+default branch as the project's remote has it, else the local one (``gitutil.base_refs``; ``git diff
+--name-only <base>...<branch>`` in the project's repository) plus the
 uncommitted changes in its worktree (``git status --porcelain``) — and records each pair that
 shares files as a ``FileOverlap``. A new set of shared files goes on both sessions' timelines
 (``conflict.overlap``), to the orchestrator (a message) and to people (a warning notification),
@@ -40,7 +41,7 @@ from integrations import gitutil
 from integrations.base import IntegrationError
 from reactions.notify import notify
 from sessions.agents import messaging
-from sessions.core import hosts, realtime, services
+from sessions.core import hosts, realtime, selectors, services
 from sessions.domain.lifecycle import Activity, Phase, PRState
 from sessions.models import Actor, FileOverlap, Project, Session
 
@@ -93,7 +94,7 @@ def overlaps_by_session(*, project: Project) -> dict[str, list[Overlap]]:
 # --- what each session changes -----------------------------------------------------------------------------
 def _refs(repo: Path) -> dict[str, str]:
     out = gitutil.git_out(
-        ["for-each-ref", "--format=%(refname) %(objectname)", "refs/heads", "refs/remotes/origin"], cwd=repo
+        ["for-each-ref", "--format=%(refname) %(objectname)", "refs/heads", "refs/remotes"], cwd=repo
     )
     refs = {}
     for line in out.splitlines():
@@ -102,8 +103,10 @@ def _refs(repo: Path) -> dict[str, str]:
     return refs
 
 
-def _base_sha(refs: dict[str, str], base: str) -> str:
-    return refs.get(f"refs/remotes/origin/{base}") or refs.get(f"refs/heads/{base}") or ""
+def _base_sha(refs: dict[str, str], bases: tuple[str, ...]) -> str:
+    """The first of ``bases`` (``gitutil.base_refs``: the remote's default branch, else the local
+    one) that ``refs`` has."""
+    return next((refs[ref] for ref in bases if ref in refs), "")
 
 
 def _diff_names(cwd: Path, base: str, head: str) -> frozenset[str]:
@@ -124,12 +127,17 @@ def _diff(cwd: Path, base: str, head: str) -> frozenset[str]:
     return frozenset(name for name in out.split("\0") if name)
 
 
-def changed_files(session: Session, *, repo: Path, refs: dict[str, str]) -> set[str]:
-    """Files the session's branch changes against the default branch, plus uncommitted ones."""
-    base = session.project.default_branch
+def changed_files(
+    session: Session, *, repo: Path, refs: dict[str, str], remote: str | None = None
+) -> set[str]:
+    """Files the session's branch changes against the default branch as the project's remote
+    (``remote``, else the project's) has it, plus uncommitted ones."""
+    bases = gitutil.base_refs(
+        remote=remote or selectors.workspace_remote(session.project), branch=session.project.default_branch
+    )
     files: set[str] = set()
     head = refs.get(f"refs/heads/{session.branch}") if session.branch else None
-    base_sha = _base_sha(refs, base)
+    base_sha = _base_sha(refs, bases)
     workspace = Path(session.workspace_path) if session.workspace_path else None
     on_this_host = (session.host or settings.AO_HOST_NAME) == settings.AO_HOST_NAME
     local = workspace if workspace is not None and on_this_host and workspace.is_dir() else None
@@ -137,15 +145,17 @@ def changed_files(session: Session, *, repo: Path, refs: dict[str, str]) -> set[
     if head and base_sha:
         files |= _diff_names(repo, base_sha, head)
     if local is not None:
-        files |= _workspace_files(session, local, base=base, clone=not in_repo)
+        files |= _workspace_files(session, local, bases=bases, clone=not in_repo)
     return files
 
 
-def _workspace_files(session: Session, workspace: Path, *, base: str, clone: bool) -> frozenset[str]:
+def _workspace_files(
+    session: Session, workspace: Path, *, bases: tuple[str, ...], clone: bool
+) -> frozenset[str]:
     """What the workspace's own git says: its uncommitted files and, for a clone (its branch lives
     in the workspace only), what its HEAD changes against its base. Read again only when something
     there may have changed (see the module's docstring); else the last answer."""
-    stamp = gitutil.worktree_stamp(workspace, [f"refs/remotes/origin/{base}", f"refs/heads/{base}"])
+    stamp = gitutil.worktree_stamp(workspace, list(bases))
     # the agent's activity reading: its state, since when, and when it last did something (a
     # reading from the screen alone has no time of its own: its activity_at is the observation's)
     did_at = session.activity_at if session.activity_at != session.runtime_checked_at else None
@@ -162,7 +172,7 @@ def _workspace_files(session: Session, workspace: Path, *, base: str, clone: boo
         return cached[2]
     files: set[str] = set()
     if clone:
-        ws_base = _base_sha(_refs(workspace), base)
+        ws_base = _base_sha(_refs(workspace), bases)
         if ws_base:
             files |= _diff(workspace, ws_base, "HEAD")
     files |= {path for _code, path in gitutil.status_entries(workspace)}
@@ -192,10 +202,11 @@ def conflicts_watch(*, project: Project) -> list[str]:
     if not repo.is_dir():
         return notes
     refs = _refs(repo)
+    remote = selectors.workspace_remote(project)
     files: dict[str, set[str]] = {}
     for session in live:
         try:
-            files[session.pk] = changed_files(session, repo=repo, refs=refs)
+            files[session.pk] = changed_files(session, repo=repo, refs=refs, remote=remote)
         except IntegrationError as exc:
             log.info("conflict watch: %s skipped: %s", session.pk, exc)
     by_id = {s.pk: s for s in live}
@@ -299,10 +310,10 @@ def _after_merges(project: Project) -> list[str]:
             _cards_changed((a.pk, b.pk))
             if other in merged or not other.is_live or other.kind != Session.Kind.WORKER:
                 continue
-            base = project.default_branch
+            base, remote = project.default_branch, selectors.workspace_remote(project)
             text = (
-                f"{winner.id} merged and touched the same files: rebase on origin/{base} "
-                f"(`git fetch origin && git rebase origin/{base}`), resolve conflicts, re-run the tests and push. "
+                f"{winner.id} merged and touched the same files: rebase on {remote}/{base} "
+                f"(`git fetch {remote} && git rebase {remote}/{base}`), resolve conflicts, re-run the tests and push. "
                 f"Shared files: {_shown(list(overlap.files))}"
             )
             messaging.message_queue(
@@ -312,7 +323,7 @@ def _after_merges(project: Project) -> list[str]:
                 project=project,
                 session=other,
                 kind="conflict.rebase_requested",
-                summary=f"{winner.id} merged and touched the same files: asked to rebase on origin/{base}",
+                summary=f"{winner.id} merged and touched the same files: asked to rebase on {remote}/{base}",
                 data={"merged": winner.id, "files": list(overlap.files)},
             )
         notes.append(f"{other.id} asked to rebase after {winner.id} merged")

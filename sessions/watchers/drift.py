@@ -6,7 +6,7 @@ project) over the running worker sessions whose workspace is on this host, and l
 | signal | when | episode (fingerprint) |
 | --- | --- | --- |
 | ``no_commit`` | the agent has been active (activity within the last 15 min, zone working) and its branch has no commit for more than ``AO_DRIFT_NO_COMMIT_MINUTES`` (45): the time of the branch's last own commit (``git log``), or the session's start when it has none | the head commit |
-| ``diff_size`` | the diff against the merge base with the default branch (working tree included, ``git diff --shortstat``) exceeds the issue's thresholds: ``AO_DRIFT_MAX_LINES`` (800) lines or ``AO_DRIFT_MAX_FILES`` (30) files, scaled down for a small issue (below) | the size bucket: once past 1, 2, 4... times the threshold |
+| ``diff_size`` | the diff against the merge base with the default branch as the project's remote has it (``selectors.base_ref``; working tree included, ``git diff --shortstat``) exceeds the issue's thresholds: ``AO_DRIFT_MAX_LINES`` (800) lines or ``AO_DRIFT_MAX_FILES`` (30) files, scaled down for a small issue (below) | the size bucket: once past 1, 2, 4... times the threshold |
 | ``out_of_area`` | at least ``AO_DRIFT_OUTSIDE_FILES`` (5) changed files lie outside the paths the issue names | the top-level directories of those files |
 | ``same_check`` | the same check failed on ``AO_DRIFT_SAME_CHECK_CYCLES`` (3) different commits in a row (``ci.changed`` timeline entries); a failure on a commit where that check also passed (flaky *there*, ``sessions.watchers.decisions``) is not counted, and does not break the streak | the check + the first commit of the streak |
 
@@ -54,7 +54,7 @@ from reactions.models import ReactionAttempt
 from reactions.notify import notify
 from sessions.agents import messaging
 from sessions.core import services
-from sessions.core.selectors import flaky_checks
+from sessions.core.selectors import base_ref, flaky_checks
 from sessions.domain.lifecycle import CIState, Phase, Zone
 from sessions.models import Actor, Event, Project, Session
 
@@ -104,12 +104,14 @@ def _git(cwd: Path, args: list[str]) -> str | None:
 
 
 def _merge_base(session: Session, cwd: Path) -> str | None:
-    base = session.project.default_branch
-    for ref in (base, f"origin/{base}"):
-        found = _git(cwd, ["merge-base", "--end-of-options", ref, "HEAD"])
-        if found:
-            return found
-    return None
+    """Where the branch left the base its worktree was made from (``selectors.base_ref``: the
+    remote's default branch as last fetched), not the person's stale local one."""
+    try:
+        base = base_ref(project=session.project, repo=cwd)
+    except (IntegrationError, OSError) as exc:
+        log.info("drift: no base for %s in %s: %s", session.pk, cwd, exc)
+        return None
+    return _git(cwd, ["merge-base", "--end-of-options", base, "HEAD"]) if base else None
 
 
 def _changed_since(cwd: Path, base: str) -> list[str] | None:
