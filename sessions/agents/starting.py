@@ -248,7 +248,7 @@ def agent_bin() -> Path | None:
     with contextlib.suppress(OSError):
         if os.readlink(link) == str(script):
             return directory
-    directory.mkdir(mode=0o700, exist_ok=True)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     temporary = directory / f".ao-{os.getpid()}-{secrets.token_hex(4)}"  # starts may run at once
     os.symlink(script, temporary)
     os.replace(temporary, link)
