@@ -166,7 +166,7 @@ def test_each_persons_sessions_run_with_their_own_keys_and_never_anothers(
     assert (row["created_by"], row["credentials"], row["credentials_of"]) == ("carol", "project", None)
     client.force_login(project.memberships.get(user__username="carol").user)
     board = client.get("/p/web/").content.decode()
-    assert "alice · own key" in board and "carol · project key" in board
+    assert "by alice · own keys" in board and "by carol · project keys" in board
     assert "spawned by alice; runs with alice's own model credentials" in board
     assert Event.objects.filter(
         session_id=a_id,
