@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 CHECK_FIELDS = """
         __typename
         ... on CheckRun { databaseId name status conclusion detailsUrl startedAt completedAt }
-        ... on StatusContext { context state targetUrl createdAt }"""
+        ... on StatusContext { context state targetUrl createdAt description }"""
 
 PR_STATE = """
   number url title headRefName baseRefName state isDraft merged headRefOid
@@ -449,6 +449,7 @@ class GitHubSCM(GitHubRestReader, GitHubChangeProbe, GitHubPluginMixin, SCM):
                 state=ctx.get("state"),
                 url=ctx.get("targetUrl"),
                 created_at=ctx.get("createdAt"),
+                description=ctx.get("description"),
             )
         return None
 

@@ -383,10 +383,13 @@ STATUS_STATES = {
 }
 
 
-def status_check(*, context: Any, state: Any, url: Any, created_at: Any) -> CheckInfo:
-    """A commit status as a check (GraphQL's StatusContext and REST's status say the same)."""
+def status_check(*, context: Any, state: Any, url: Any, created_at: Any, description: Any = "") -> CheckInfo:
+    """A commit status as a check (GraphQL's StatusContext and REST's status say the same). A failed
+    one's description ("3 tests failed") is all GitHub tells of it: it is the check's excerpt."""
     status, conclusion = STATUS_STATES.get(str(state or "").lower(), ("queued", ""))
+    failed = conclusion in ("failure", "error")
     return CheckInfo(
+        log_excerpt=str(description or "")[:1000] if failed else "",
         name=str(context or ""),
         source="status",
         status=status,
@@ -403,4 +406,5 @@ def _status(status: Mapping[str, Any]) -> CheckInfo:
         state=status.get("state"),
         url=status.get("target_url"),
         created_at=status.get("created_at"),
+        description=status.get("description"),
     )

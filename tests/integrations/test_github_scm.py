@@ -60,7 +60,9 @@ def test_states_checks_and_threads_are_mapped(gh: FakeGitHub) -> None:
     unknown = repo.add_pull("feat/unknown", mergeable_state="unknown")
     repo.add_check_run(dirty.head_sha, "lint", status="in_progress")
     repo.add_check_run(dirty.head_sha, "build", conclusion="success", app_slug="circleci")
-    repo.add_status(dirty.head_sha, "ci/jenkins", "error")
+    repo.add_status(
+        dirty.head_sha, "ci/jenkins", "error", description="3 tests failed: test_a, test_b, test_c"
+    )
     repo.add_status(dirty.head_sha, "deploy/preview", "pending")
     gh.add_review(behind, state="CHANGES_REQUESTED")
     gh.add_thread(dirty, body="Please rename", path="src/a.py", line=12, author="alice", association="MEMBER")
@@ -83,6 +85,9 @@ def test_states_checks_and_threads_are_mapped(gh: FakeGitHub) -> None:
         "completed",
         "error",
     )
+    assert (
+        checks["ci/jenkins"].log_excerpt == "3 tests failed: test_a, test_b, test_c"
+    )  # all GitHub says of it
     assert (checks["deploy/preview"].status, checks["deploy/preview"].conclusion) == ("in_progress", "")
     human, bot = d.threads
     assert (human.path, human.line, human.author, human.author_association, human.body) == (
