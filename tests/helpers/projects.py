@@ -12,13 +12,21 @@ WAITING_AGENT = "import time\nprint('> ', flush=True)\ntime.sleep(120)\n"
 
 
 def local_tmux_project(
-    *, path: Path | str, tmux_server: str, agent: str = WAITING_AGENT, scm: dict[str, Any] | None = None
+    *,
+    path: Path | str,
+    tmux_server: str,
+    agent: str = WAITING_AGENT,
+    scm: dict[str, Any] | None = None,
+    agent_settings: dict[str, Any] | None = None,
+    runtime: dict[str, Any] | None = None,
 ):
+    """``agent_settings`` replaces the agent's settings (its own command, a ready_pattern);
+    ``runtime`` adds runtime settings to the private tmux server's."""
     from tests.factories import ProjectFactory
 
     settings: dict[str, Any] = {
-        "agent": {"command": [sys.executable, "-c", agent]},
-        "runtime": {"socket_name": tmux_server},
+        "agent": agent_settings or {"command": [sys.executable, "-c", agent]},
+        "runtime": {"socket_name": tmux_server, **(runtime or {})},
     }
     if scm:
         settings["scm"] = scm

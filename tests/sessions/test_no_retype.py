@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from sessions.agents import messaging
 from sessions.models import Event, Message, Session
-from tests.factories import ProjectFactory
+from tests.helpers.projects import local_tmux_project
 from tests.sessions.test_session_commands import eventually, pane, run
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
@@ -57,14 +57,8 @@ def make_project(repo, tmux_server, settings, tmp_path, *, ready_pattern: bool =
     agent: dict = {"command": [sys.executable, "-u", "-c", ESCAPING_AGENT, *(["--deaf"] if deaf else [])]}
     if ready_pattern:
         agent["ready_pattern"] = r"^> ?$"
-    return ProjectFactory(
-        key="web",
-        session_prefix="web",
-        path=str(repo.path),
-        agent="custom",
-        runtime="tmux",
-        tracker="local",
-        plugin_settings={"agent": agent, "runtime": {"socket_name": tmux_server, "enter_delay": 0.05}},
+    return local_tmux_project(
+        path=repo.path, tmux_server=tmux_server, agent_settings=agent, runtime={"enter_delay": 0.05}
     )
 
 
