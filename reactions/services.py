@@ -284,6 +284,8 @@ def _apply(
         session, decision, rules, now=now, known=known
     ):
         return None
+    if decision.rule == R.CI_FAILED and not _ci_confirmed(session, decision, rules, now=now, known=known):
+        return None
     rule = rules[decision.rule]
     target = session
     if decision.session_id and decision.session_id != session.pk:
@@ -357,24 +359,44 @@ def _no_pr_confirmed(
     return found is False
 
 
-def _threads_confirmed(
-    session: Session, decision: engine.Decision, rules: dict, *, now: datetime, known=_UNREAD
-) -> bool:
-    """Before acting again on review threads the agent was told about (a retry, an escalation
-    to a person), when that would go out now: ask the SCM whether they are still open. Their
-    resolution shows in no conditional read, so what ao stored may be an hour old, and
-    changes-requested escalates after 30 minutes. A resolved thread is stored (the reactions
-    look at the session again); an SCM that cannot answer defers the act to a later look."""
-    threads = (decision.data or {}).get("threads") or ()
+def _still_so(session: Session, decision: engine.Decision, rules: dict, *, now: datetime, known, ask) -> bool:
+    """Before acting again on what the agent was told (a retry, an escalation to a person), when
+    that would go out now: ``ask()`` the SCM whether it still holds (True / False / None: no
+    answer). What the read found is stored and, when it no longer holds, the reactions look at
+    the session again; an SCM that cannot answer defers the act to a later look."""
     row = _known(session.pk, decision.rule, decision.fingerprint) if known is _UNREAD else known
-    if not threads or row is None or not row.attempts:
-        return True  # nothing told yet: the read that found the threads is the fresh one
+    if row is None or not row.attempts:
+        return True  # nothing told yet: the read that found it is the fresh one
     if not _goes_out(session, decision, rules, now=now, known=row):
         return True  # nothing goes out: no need to ask
-    still = prsync.session_threads_open(session=session, thread_ids=threads)
+    still = ask()
     if still is False:
         session_react_after_commit(session_id=session.pk)
     return still is True
+
+
+def _threads_confirmed(
+    session: Session, decision: engine.Decision, rules: dict, *, now: datetime, known=_UNREAD
+) -> bool:
+    """Review threads: their resolution shows in no conditional read, so what ao stored may be an
+    hour old, and changes-requested escalates after 30 minutes."""
+    threads = (decision.data or {}).get("threads") or ()
+    if not threads:
+        return True
+    return _still_so(session, decision, rules, now=now, known=known,
+                     ask=lambda: prsync.session_threads_open(session=session, thread_ids=threads))  # fmt: skip
+
+
+def _ci_confirmed(
+    session: Session, decision: engine.Decision, rules: dict, *, now: datetime, known=_UNREAD
+) -> bool:
+    """Failing checks: a person re-running them moves neither the PR nor its head, so without a
+    webhook ao would tell the agent again (and then a person) that CI fails while it runs again."""
+    data = decision.data or {}
+    if not data.get("sha") or not data.get("checks"):
+        return True
+    return _still_so(session, decision, rules, now=now, known=known,
+                     ask=lambda: prsync.session_checks_failing(session=session, sha=data["sha"], names=data["checks"]))  # fmt: skip
 
 
 def _send(session: Session, decision: engine.Decision, row: ReactionAttempt, *, attempt: int) -> None:

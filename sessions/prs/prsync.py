@@ -324,25 +324,54 @@ def session_pull_request_find(*, session: Session) -> bool | None:
     return PullRequest.objects.filter(session=session).exists()
 
 
+def _session_pull_request_reread(session: Session, *, why: str) -> bool:
+    """Read the session's PR now, the complete way, and store what changed: whether it was read.
+    What the read found is stored; the reaction that asked looks again at a changed PR itself."""
+    try:
+        result = pull_requests_sync(project=session.project, session_ids=[session.pk], complete=True)
+    except (ConfigurationError, IntegrationError) as exc:
+        log.warning("checking %s's %s failed: %s", session.pk, why, exc)
+        return False
+    return not result.stale
+
+
 def session_threads_open(*, session: Session, thread_ids: Iterable[str]) -> bool | None:
     """Ask the SCM now whether the review threads ``thread_ids`` of the session's PR are all still
     unresolved: True or False; None when the SCM could not answer. Called before ao acts again on
     threads it told the agent about (a retry, an escalation to a person): a thread's resolution is
     in no conditional read (GitHub's REST API does not show it and it does not move the PR), so
-    without a webhook only the complete read sees it. What the read found is stored; the reaction
-    that asked looks again at a changed PR (it asks for that itself)."""
+    without a webhook only the complete read sees it."""
     wanted = set(thread_ids)
-    try:
-        result = pull_requests_sync(project=session.project, session_ids=[session.pk], complete=True)
-    except (ConfigurationError, IntegrationError) as exc:
-        log.warning("checking %s's review threads failed: %s", session.pk, exc)
-        return None
-    if result.stale:
+    if not _session_pull_request_reread(session, why="review threads"):
         return None
     still = ReviewThread.objects.filter(
         pull_request__session=session, resolved=False, external_id__in=wanted
     ).count()
     return still == len(wanted)
+
+
+def session_checks_failing(*, session: Session, sha: str, names: Iterable[str]) -> bool | None:
+    """Ask the SCM now whether the checks ``names`` still fail on ``sha``, the PR's head: True or
+    False (a new head, a check re-run and running or passed); None when the SCM could not answer.
+    Called before ao tells the agent again that CI fails (a retry, an escalation): a person
+    re-running a job moves neither the PR nor its head, so without a webhook the probe sees it
+    only at its next look at the runs (5 minutes)."""
+    wanted = set(names)
+    if not _session_pull_request_reread(session, why="checks"):
+        return None
+    pr = PullRequest.objects.filter(session=session).only("pk", "head_sha").first()
+    if pr is None or pr.head_sha != sha:
+        return False
+    failing = set(
+        CheckRun.objects.filter(
+            pull_request=pr,
+            head_sha=sha,
+            name__in=wanted,
+            status="completed",
+            conclusion__in=FAILED_CONCLUSIONS,
+        ).values_list("name", flat=True)
+    )
+    return failing == wanted
 
 
 def _rate(scm) -> dict:
