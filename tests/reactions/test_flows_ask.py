@@ -84,8 +84,9 @@ def test_a_pr_sync_alone_reacts_to_nothing_and_says_what_it_recorded(
 
 
 def test_a_webhook_refresh_asks_the_reactions_about_what_it_recorded(
-    session, scm, django_capture_on_commit_callbacks, monkeypatch
+    session, scm, django_capture_on_commit_callbacks, monkeypatch, settings
 ):
+    settings.AO_INLINE_DELIVERY_WAIT = 0.5  # no agent takes the message here: do not watch for 30 s
     scm.prs = {7: failing(session)}
     monkeypatch.setattr(webhooks, "sessions_observe", lambda **kw: 0)  # the PR's facts only
     with django_capture_on_commit_callbacks(execute=True):
