@@ -560,7 +560,7 @@ def start_point(repo: Path | str, *, remote: str, branch: str, timeout: float = 
     if fetched:
         return fetched
     candidates = []
-    for ref in (f"refs/remotes/{remote}/{branch}", f"refs/heads/{branch}"):
+    for ref in base_refs(remote=remote, branch=branch):
         try:
             candidates.append(resolve_commit(repo, ref))
         except GitError:
